@@ -1,0 +1,51 @@
+# Standby: `make demo` and `make test` set everything up themselves.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: setup sysdeps test check unit demo bench lab-up lab-down lab-status up clean
+
+setup: sysdeps $(STAMP)
+
+sysdeps:
+	@scripts/sysdeps.sh
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+check: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy drkit standby blocks flows tasks
+	$(VENV)/bin/lint-imports
+
+test: setup check
+	$(PY) -m pytest -q
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit tests/golden
+
+lab-up: setup
+	$(VENV)/bin/standby lab up
+
+lab-down: $(STAMP)
+	$(VENV)/bin/standby lab down
+
+lab-status: $(STAMP)
+	$(VENV)/bin/standby lab status
+
+demo: setup
+	$(PY) -m deployments.demo
+
+bench: setup
+	$(PY) -m bench
+
+clean: lab-down
+	rm -rf .lab .prefect

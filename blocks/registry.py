@@ -1,0 +1,23 @@
+"""Registering Standby's block types with the Prefect API."""
+
+from __future__ import annotations
+
+from prefect_aws import AwsCredentials, S3Bucket
+
+from blocks.standby_blocks import BLOCK_TYPES
+from drkit.domain.errors import StandbyError
+
+
+def register_all() -> list[str]:
+    """Register Standby's block types, and the prefect-aws ones they use; return their slugs."""
+    done: list[str] = []
+    for block_type in (*BLOCK_TYPES, S3Bucket, AwsCredentials):
+        try:
+            block_type.register_type_and_schema()
+        except Exception as exc:  # the Prefect client raises many kinds; name the API to check
+            raise StandbyError(
+                f"cannot register block type {block_type.get_block_type_slug()}: {exc}",
+                hint="start the Prefect server (make up) or set PREFECT_API_URL",
+            ) from None
+        done.append(block_type.get_block_type_slug())
+    return done

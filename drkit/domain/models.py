@@ -1,0 +1,290 @@
+"""Configuration models: the sites and the protected apps.
+
+These are pure data. They are frozen pydantic models with ``extra="forbid"``, so a typo in the
+configuration file is an error, not a silently ignored key. Every field has a description, which is
+what the CLI, the docs and Prefect's UI show.
+
+Loading them from YAML (file I/O) is in :mod:`drkit.config`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse ``"90s"``, ``"5m"``, ``"12h"``, ``"1d"``, a number of seconds, or a ``timedelta``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like '5m' or '300s', got a boolean")
+    if isinstance(value, int | float):
+        return timedelta(seconds=float(value))
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    raise ValueError(f"expected a duration like '5m', '300s' or '1h', got {value!r}")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+"""A duration written as ``"5m"``, ``"300s"``, ``"1h"`` or a number of seconds."""
+
+
+class Model(BaseModel):
+    """Base of every domain model: frozen, strict about unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------- sites
+
+
+class KubeAccess(Model):
+    """How to reach a site's Kubernetes API."""
+
+    context: str | None = Field(None, description="kubeconfig context to use; the current context when empty")
+    kubeconfig: Path | None = Field(
+        None, description="kubeconfig file; $KUBECONFIG or ~/.kube/config when empty"
+    )
+    in_cluster: bool = Field(False, description="use the pod's service account instead of a kubeconfig")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> KubeAccess:
+        if self.in_cluster and (self.context or self.kubeconfig):
+            raise ValueError("in_cluster cannot be combined with context or kubeconfig; choose one")
+        return self
+
+
+class CephAccess(Model):
+    """How to run ``rbd`` against a site's Ceph cluster."""
+
+    mode: Literal["local", "rook-toolbox"] = Field(
+        "local", description="'local': run rbd here with conf/keyring; 'rook-toolbox': exec into the toolbox pod"
+    )
+    cluster: str = Field("ceph", description="Ceph cluster name (rbd --cluster)")
+    conf: Path | None = Field(None, description="ceph.conf path (local mode)")
+    keyring: Path | None = Field(None, description="keyring path (local mode); from ceph.conf when empty")
+    client_id: str = Field("admin", description="cephx client id without 'client.' (rbd --id)")
+    toolbox: str = Field(
+        "rook-ceph/rook-ceph-tools", description="namespace/deployment of Rook's toolbox (rook-toolbox mode)"
+    )
+    timeout: Duration = Field(timedelta(seconds=30), description="timeout of one rbd call")
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> CephAccess:
+        if self.mode == "local" and self.conf is None:
+            raise ValueError("mode 'local' needs 'conf' (the path of the site's ceph.conf)")
+        if self.mode == "rook-toolbox" and self.toolbox.count("/") != 1:
+            raise ValueError("'toolbox' must be written namespace/deployment, e.g. rook-ceph/rook-ceph-tools")
+        return self
+
+
+class S3Location(Model):
+    """Where a site keeps its backups, RPO samples and drill reports (any S3-compatible store)."""
+
+    endpoint: str | None = Field(None, description="endpoint URL (MinIO, Ceph RGW...); AWS when empty")
+    bucket: str = Field(..., min_length=3, description="bucket name")
+    prefix: str = Field("standby", description="key prefix under which everything is written")
+    path_style: bool = Field(True, description="path-style addressing (needed by most non-AWS stores)")
+    region: str = Field("us-east-1", description="region name")
+    verify_tls: bool = Field(True, description="verify the endpoint's TLS certificate")
+    access_key_id_env: str | None = Field(
+        None, description="environment variable holding the access key id (or use a Prefect block)"
+    )
+    secret_access_key_env: str | None = Field(
+        None, description="environment variable holding the secret access key (or use a Prefect block)"
+    )
+    credentials_file: Path | None = Field(
+        None, description="AWS-style shared credentials file, read with 'profile'"
+    )
+    profile: str = Field("default", description="profile in the credentials file")
+
+
+class Site(Model):
+    """One Kubernetes cluster with its Ceph cluster and its object store."""
+
+    name: str = Field(..., pattern=_NAME, description="site name, e.g. site-a")
+    timezone: str = Field(
+        "UTC", description="IANA zone of the site's Ceph hosts; rbd prints last_update in it without zone"
+    )
+    kube: KubeAccess = Field(default_factory=KubeAccess, description="Kubernetes API access")
+    ceph: CephAccess = Field(..., description="Ceph access for rbd commands")
+    pool: str = Field(..., min_length=1, description="RBD pool holding the mirrored images")
+    storage_class: str | None = Field(None, description="storage class of the app's PVs on this site")
+    s3: S3Location = Field(..., description="object store for backups, samples and reports")
+
+
+# ---------------------------------------------------------------------------------------------- apps
+
+
+class KindRef(Model):
+    """A Kubernetes kind, written ``group/version/Kind`` or ``version/Kind`` for the core group."""
+
+    group: str = Field("", description="API group; empty for the core group")
+    version: str = Field(..., description="API version, e.g. v1")
+    kind: str = Field(..., description="kind, e.g. Secret")
+
+    @property
+    def api_version(self) -> str:
+        """``group/version``, or ``version`` for the core group."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def __str__(self) -> str:
+        return f"{self.api_version}/{self.kind}"
+
+
+def _kind_ref(value: object) -> object:
+    if isinstance(value, str):
+        parts = value.split("/")
+        if len(parts) == 2:
+            return {"group": "", "version": parts[0], "kind": parts[1]}
+        if len(parts) == 3:
+            return {"group": parts[0], "version": parts[1], "kind": parts[2]}
+        raise ValueError(f"expected 'group/version/Kind' or 'v1/Kind', got {value!r}")
+    return value
+
+
+KindSpec = Annotated[KindRef, BeforeValidator(_kind_ref)]
+
+DEFAULT_KINDS: tuple[str, ...] = (
+    "v1/Secret",
+    "v1/ConfigMap",
+    "v1/PersistentVolumeClaim",
+    "v1/Service",
+    "networking.k8s.io/v1/Ingress",
+    "replication.storage.openshift.io/v1alpha1/VolumeReplication",
+)
+
+
+class BackupSelection(Model):
+    """Which Kubernetes objects belong to the app."""
+
+    kinds: tuple[KindSpec, ...] = Field(
+        default_factory=lambda: tuple(KindRef.model_validate(_kind_ref(k)) for k in DEFAULT_KINDS),
+        description="kinds to back up in the app's namespaces; PVs are added through the app's claims",
+    )
+    label_selector: str | None = Field(None, description="label selector limiting the objects; all when empty")
+    include_pvs: bool = Field(True, description="back up the PVs bound to the app's claims")
+
+
+class Volume(Model):
+    """One persistent volume of the app and its mirrored RBD image."""
+
+    pvc: str = Field(..., pattern=_NAME, description="PVC name in the app's namespace")
+    image: str = Field(..., min_length=1, description="RBD image name (the PV's volumeAttributes.imageName)")
+
+
+class Workload(Model):
+    """The object that runs the app (its custom resource, or a StatefulSet/Deployment)."""
+
+    kind: KindSpec = Field(..., description="kind of the app's workload object, e.g. a Nexus CR")
+    name: str = Field(..., pattern=_NAME, description="name of the workload object")
+
+
+class Mirroring(Model):
+    """How the app's images are promoted and demoted."""
+
+    control: Literal["volume-replication", "rbd"] = Field(
+        "volume-replication", description="drive csi-addons VolumeReplication CRs, or the rbd CLI directly"
+    )
+    mode: Literal["snapshot", "journal"] = Field("snapshot", description="RBD mirroring mode of the images")
+    volume_replication_class: str | None = Field(
+        None, description="VolumeReplicationClass name (volume-replication control)"
+    )
+
+    @model_validator(mode="after")
+    def _class_needed(self) -> Mirroring:
+        if self.control == "volume-replication" and not self.volume_replication_class:
+            raise ValueError("control 'volume-replication' needs 'volume_replication_class'")
+        return self
+
+
+class Checks(Model):
+    """How to tell that the app is healthy, and how to smoke-test it."""
+
+    kind: Literal["nexus", "http"] = Field("nexus", description="check driver")
+    url_field: str = Field(
+        "status.url", description="dotted path of the workload object's field holding the app URL"
+    )
+    health_path: str = Field("/service/rest/v1/status", description="path answering 200 when healthy")
+    admin_secret: str | None = Field(None, description="Secret holding the admin password")
+    admin_secret_key: str = Field("password", description="key of the password in that Secret")
+    smoke_repository: str = Field("dr-smoke", description="repository used by upload/download smoke tests")
+    startup_timeout: Duration = Field(timedelta(minutes=5), description="how long the app may take to start")
+
+
+class ProtectedApp(Model):
+    """An application protected by Standby: its namespace, objects, volumes and targets."""
+
+    name: str = Field(..., pattern=_NAME, description="app name, e.g. nexus")
+    namespace: str = Field(..., pattern=_NAME, description="namespace of the app (the same on both sites)")
+    primary_site: str = Field(..., description="site where the app normally runs")
+    secondary_site: str = Field(..., description="site that holds the mirrored data")
+    backup: BackupSelection = Field(default_factory=BackupSelection, description="objects to back up")
+    volumes: tuple[Volume, ...] = Field(..., min_length=1, description="the app's PVCs and RBD images")
+    workload: Workload = Field(..., description="the object that runs the app")
+    mirroring: Mirroring = Field(..., description="how images are promoted and demoted")
+    snapshot_interval: Duration = Field(..., description="mirror snapshot schedule interval, e.g. 1m")
+    rpo_target: Duration = Field(..., description="largest acceptable lag of the secondary site")
+    checks: Checks = Field(default_factory=Checks, description="health and smoke checks")
+
+    @model_validator(mode="after")
+    def _sites_differ(self) -> ProtectedApp:
+        if self.primary_site == self.secondary_site:
+            raise ValueError("primary_site and secondary_site must be different sites")
+        if self.rpo_target < self.snapshot_interval:
+            raise ValueError(
+                f"rpo_target ({self.rpo_target}) is below snapshot_interval ({self.snapshot_interval});"
+                " it could never be met"
+            )
+        return self
+
+
+class StandbyConfig(Model):
+    """The whole configuration: sites and the apps they protect."""
+
+    sites: tuple[Site, ...] = Field(..., min_length=2, description="the sites (at least two)")
+    apps: tuple[ProtectedApp, ...] = Field(..., min_length=1, description="the protected apps")
+
+    @model_validator(mode="after")
+    def _references(self) -> StandbyConfig:
+        names = [s.name for s in self.sites]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"site names must be unique; repeated: {', '.join(dupes)}")
+        app_names = [a.name for a in self.apps]
+        dupes = sorted({n for n in app_names if app_names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"app names must be unique; repeated: {', '.join(dupes)}")
+        for i, app in enumerate(self.apps):
+            for field in ("primary_site", "secondary_site"):
+                value = getattr(app, field)
+                if value not in names:
+                    raise ValueError(
+                        f"apps[{i}].{field}: unknown site {value!r}; known sites: {', '.join(names)}"
+                    )
+        return self
+
+    def site(self, name: str) -> Site:
+        """The site called ``name``; ``KeyError`` names the known ones."""
+        for s in self.sites:
+            if s.name == name:
+                return s
+        raise KeyError(f"unknown site {name!r}; known sites: {', '.join(s.name for s in self.sites)}")
+
+    def app(self, name: str) -> ProtectedApp:
+        """The app called ``name``; ``KeyError`` names the known ones."""
+        for a in self.apps:
+            if a.name == name:
+                return a
+        raise KeyError(f"unknown app {name!r}; known apps: {', '.join(a.name for a in self.apps)}")

@@ -1,0 +1,123 @@
+"""The ``standby`` command.
+
+Subcommands that need the configuration take ``--config FILE``, defaulting to ``$STANDBY_CONFIG``,
+then ``./standby.yaml``. A user's mistake ends with one line on stderr naming what to fix and a
+non-zero exit status (2 for bad input), never with a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from drkit.config import load_config
+from drkit.domain.errors import ConfigError, StandbyError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Standby: DR pipelines for Ceph RBD mirroring.")
+config_app = typer.Typer(no_args_is_help=True, help="Check the configuration file.")
+lab_app = typer.Typer(no_args_is_help=True, help="The local two-site lab (real Ceph, fake apiservers, S3).")
+blocks_app = typer.Typer(no_args_is_help=True, help="Prefect blocks.")
+app.add_typer(config_app, name="config")
+app.add_typer(lab_app, name="lab")
+app.add_typer(blocks_app, name="blocks")
+
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="configuration file [default: $STANDBY_CONFIG, then ./standby.yaml]"),
+]
+LabDirOption = Annotated[
+    Path | None, typer.Option("--lab-dir", help="lab state folder [default: $STANDBY_LAB_DIR, then ./.lab]")
+]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one line on stderr and return the Exit to raise."""
+    typer.echo(message.replace("\n", " "), err=True)
+    return typer.Exit(code)
+
+
+def guarded(action: Callable[[], T]) -> T:
+    """Run ``action``, turning Standby's errors into one line on stderr and an exit status."""
+    try:
+        return action()
+    except ConfigError as exc:
+        raise fail(f"error: {exc}", 2) from None
+    except StandbyError as exc:
+        raise fail(f"error: {exc}", 1) from None
+
+
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="configuration file to check")]) -> None:
+    """Validate FILE; print a summary, or one line naming the bad field (exit 2)."""
+    cfg = guarded(lambda: load_config(file))
+    typer.echo(f"{file}: valid")
+    for site in cfg.sites:
+        typer.echo(f"  site {site.name}: pool {site.pool}, ceph {site.ceph.mode}, s3 {site.s3.bucket}/{site.s3.prefix}")
+    for a in cfg.apps:
+        typer.echo(
+            f"  app {a.name}: namespace {a.namespace}, {a.primary_site} -> {a.secondary_site}, "
+            f"{len(a.volumes)} volume(s), interval {a.snapshot_interval}, rpo target {a.rpo_target}"
+        )
+
+
+@lab_app.command("up")
+def lab_up(lab_dir: LabDirOption = None) -> None:
+    """Bring the two-site lab up (idempotent)."""
+    from lab import lab as lab_mod
+
+    status = guarded(lambda: lab_mod.up(lab_mod.lab_dir(lab_dir), log=lambda m: typer.echo(m, err=True)))
+    typer.echo(lab_mod.describe(status))
+
+
+@lab_app.command("down")
+def lab_down(lab_dir: LabDirOption = None) -> None:
+    """Stop everything the lab started (harmless when nothing is up)."""
+    from lab import lab as lab_mod
+
+    guarded(lambda: lab_mod.down(lab_mod.lab_dir(lab_dir), log=lambda m: typer.echo(m, err=True)))
+
+
+@lab_app.command("status")
+def lab_status(
+    lab_dir: LabDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object for scripts")] = False,
+) -> None:
+    """Show what the lab runs: kubeconfig, config, S3, Nexus URLs and mirror states."""
+    from lab import lab as lab_mod
+
+    status = guarded(lambda: lab_mod.status(lab_mod.lab_dir(lab_dir)))
+    if as_json:
+        typer.echo(json.dumps(status.to_json(), indent=None))
+    else:
+        typer.echo(lab_mod.describe(status))
+        if not status.running:
+            raise typer.Exit(3)
+
+
+@blocks_app.command("register")
+def blocks_register() -> None:
+    """Register Standby's block types with the Prefect API ($PREFECT_API_URL)."""
+    from blocks.registry import register_all
+
+    names = guarded(register_all)
+    for name in names:
+        typer.echo(f"registered block type {name}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
