@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prefect.blocks.core import Block
 from prefect_aws import AwsCredentials, S3Bucket
 
 from blocks.standby_blocks import BLOCK_TYPES
@@ -11,7 +12,8 @@ from drkit.domain.errors import StandbyError
 def register_all() -> list[str]:
     """Register Standby's block types, and the prefect-aws ones they use; return their slugs."""
     done: list[str] = []
-    for block_type in (*BLOCK_TYPES, S3Bucket, AwsCredentials):
+    types: tuple[type[Block], ...] = (*BLOCK_TYPES, S3Bucket, AwsCredentials)
+    for block_type in types:
         try:
             block_type.register_type_and_schema()
         except Exception as exc:  # the Prefect client raises many kinds; name the API to check

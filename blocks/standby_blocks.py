@@ -29,7 +29,8 @@ class StandbySite(Block):
 
     site: Site = Field(..., description="the site's settings, as in the YAML configuration")
     kubeconfig: SecretStr | None = Field(
-        None, description="kubeconfig YAML holding tokens; kept secret (prefect-kubernetes stores it in plaintext)"
+        None,
+        description="kubeconfig YAML holding tokens; kept secret (prefect-kubernetes stores it in plaintext)",
     )
     ceph_keyring: SecretStr | None = Field(None, description="cephx keyring content, when not on disk")
     s3_access_key_id: SecretStr | None = Field(None, description="S3 access key id")
@@ -59,7 +60,9 @@ class NexusEndpoint(Block):
     verify_tls: bool = Field(True, description="verify the TLS certificate")
 
 
-def s3_bucket_block(location: S3Location, access_key_id: str | None, secret_access_key: str | None) -> S3Bucket:
+def s3_bucket_block(
+    location: S3Location, access_key_id: str | None, secret_access_key: str | None
+) -> S3Bucket:
     """A prefect-aws ``S3Bucket`` for a site's S3 location and its credentials."""
     config: dict[str, Any] = {"s3": {"addressing_style": "path" if location.path_style else "auto"}}
     params = AwsClientParameters(endpoint_url=location.endpoint, verify=location.verify_tls, config=config)

@@ -1,0 +1,390 @@
+"""Kubernetes access: the ``ClusterApi`` protocol, its real adapter, and exec into a pod.
+
+The real adapter drives the official ``kubernetes`` client's ``DynamicClient``, so custom
+resources (VolumeReplication, Nexus, ...) are handled like built-ins. Errors become Standby errors
+naming the object, the site (context) and the next action.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+from drkit.adapters.runner import CommandResult, Redactor, check
+from drkit.domain.errors import (
+    CommandTimedOut,
+    ConfigError,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    StandbyError,
+    TransientError,
+)
+from drkit.domain.models import KindRef, KubeAccess
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """What discovery says of a kind."""
+
+    kind: KindRef
+    plural: str
+    namespaced: bool
+
+
+class ClusterApi(Protocol):
+    """The Kubernetes operations Standby needs."""
+
+    site: str
+
+    def discover(self, kind: KindRef) -> KindInfo:
+        """Whether and how the cluster serves ``kind``; ``NotFound`` when it does not."""
+        ...
+
+    def list(
+        self,
+        kind: KindRef,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        limit: int = 500,
+    ) -> list[Obj]:
+        """Every object of ``kind`` (in ``namespace``), reading LIST pages of ``limit``."""
+        ...
+
+    def get(self, kind: KindRef, name: str, namespace: str | None = None) -> Obj:
+        """One object; ``NotFound`` when absent."""
+        ...
+
+    def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+        """Create ``obj``; ``Conflict`` when it exists."""
+        ...
+
+    def replace(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+        """Replace ``obj`` (its resourceVersion is taken from the live object when absent)."""
+        ...
+
+    def patch(self, kind: KindRef, name: str, namespace: str | None, patch: Obj) -> Obj:
+        """JSON merge-patch an object."""
+        ...
+
+    def delete(self, kind: KindRef, name: str, namespace: str | None = None) -> bool:
+        """Delete an object; False when it was already absent."""
+        ...
+
+
+def kind_of(obj: Obj) -> KindRef:
+    """The :class:`KindRef` of a manifest."""
+    group, _, version = obj["apiVersion"].rpartition("/")
+    return KindRef(group=group, version=version, kind=obj["kind"])
+
+
+class KubeCluster:
+    """``ClusterApi`` over the official client (kubeconfig context or in-cluster)."""
+
+    def __init__(self, api_client: Any, *, site: str, cache_dir: Path | None = None) -> None:
+        from kubernetes import dynamic
+
+        self.site = site
+        self.api_client = api_client
+        cache = (cache_dir or Path(tempfile.gettempdir())) / f"standby-discovery-{site}-{id(self)}.json"
+        self._cache_file = cache
+        self._dyn: Any = None
+        self._dynamic = dynamic
+        self.requests = 0
+
+    @classmethod
+    def from_access(cls, access: KubeAccess, *, site: str) -> KubeCluster:
+        """Build from a site's :class:`KubeAccess`; a bad kubeconfig is a ``ConfigError``."""
+        from kubernetes import config
+        from kubernetes.config.config_exception import ConfigException
+
+        try:
+            if access.in_cluster:
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+                from kubernetes.client import ApiClient
+
+                client = ApiClient()
+            else:
+                client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                    config_file=str(access.kubeconfig) if access.kubeconfig else None, context=access.context
+                )
+        except (ConfigException, FileNotFoundError, OSError, TypeError, ValueError) as exc:
+            where = (
+                "in-cluster config" if access.in_cluster else f"kubeconfig {access.kubeconfig or '(default)'}"
+            )
+            raise ConfigError(
+                f"site {site}: cannot load {where}, context {access.context or '(current)'}: {exc}",
+                hint=f"fix sites[{site}].kube (kubeconfig path and context name)",
+                context={"site": site},
+            ) from None
+        return cls(client, site=site)
+
+    # ----------------------------------------------------------------------------------- plumbing
+    @property
+    def dyn(self) -> Any:
+        if self._dyn is None:
+            self._dyn = self._call("discovery", lambda: self._dynamic.DynamicClient(
+                self.api_client, cache_file=str(self._cache_file)))  # fmt: skip
+        return self._dyn
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+        from urllib3.exceptions import HTTPError as Urllib3Error
+
+        self.requests += 1
+        ctx = {"site": self.site, "object": what}
+        try:
+            return fn()
+        except ResourceNotFoundError as exc:
+            raise NotFound(
+                f"{what} on {self.site}: kind not served ({exc})", hint="install its CRD", context=ctx
+            ) from None
+        except (ApiException, DynamicApiError) as exc:
+            status = int(getattr(exc, "status", 0) or 0)
+            reason = _reason(exc)
+            message = f"{what} on {self.site}: {status} {reason}"
+            if status == 404:
+                raise NotFound(message, context=ctx) from None
+            if status == 409:
+                raise Conflict(message, hint="re-read the object and retry", context=ctx) from None
+            if status in (401, 403):
+                raise PreconditionFailed(
+                    message, hint=f"check the credentials of site {self.site}", context=ctx
+                ) from None
+            if status in (400, 415, 422):
+                raise StandbyError(
+                    message, hint="the manifest is invalid for this cluster", context=ctx
+                ) from None
+            raise TransientError(
+                message, hint="the apiserver failed; the call is retried", context=ctx
+            ) from None
+        except (Urllib3Error, OSError) as exc:
+            raise TransientError(
+                f"{what} on {self.site}: apiserver unreachable ({type(exc).__name__})",
+                hint=f"check site {self.site}'s apiserver; the call is retried",
+                context=ctx,
+            ) from None
+
+    def _resource(self, kind: KindRef) -> Any:
+        return self._call(
+            f"kind {kind}", lambda: self.dyn.resources.get(api_version=kind.api_version, kind=kind.kind)
+        )
+
+    # ----------------------------------------------------------------------------------- protocol
+    def discover(self, kind: KindRef) -> KindInfo:
+        """See :class:`ClusterApi`."""
+        res = self._resource(kind)
+        return KindInfo(kind=kind, plural=res.name, namespaced=bool(res.namespaced))
+
+    def list(
+        self,
+        kind: KindRef,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        limit: int = 500,
+    ) -> list[Obj]:
+        """See :class:`ClusterApi`. Follows ``continue`` tokens; fills in apiVersion and kind."""
+        res = self._resource(kind)
+        out: list[Obj] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": limit}
+            if namespace and res.namespaced:
+                kwargs["namespace"] = namespace
+            if label_selector:
+                kwargs["label_selector"] = label_selector
+            if token:
+                kwargs["_continue"] = token
+            page = self._call(f"list {kind} in {namespace or 'all namespaces'}", partial(res.get, **kwargs))
+            data = page.to_dict()
+            for item in data.get("items", []):
+                item.setdefault("apiVersion", kind.api_version)
+                item.setdefault("kind", kind.kind)
+                out.append(item)
+            token = (data.get("metadata") or {}).get("continue")
+            if not token:
+                return out
+
+    def get(self, kind: KindRef, name: str, namespace: str | None = None) -> Obj:
+        """See :class:`ClusterApi`."""
+        res = self._resource(kind)
+        where = f"{kind.kind} {namespace + '/' if namespace else ''}{name}"
+        obj: Obj = self._call(where, lambda: res.get(name=name, namespace=namespace)).to_dict()
+        return obj
+
+    def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+        """See :class:`ClusterApi`."""
+        kind = kind_of(obj)
+        res = self._resource(kind)
+        meta = obj["metadata"]
+        kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
+        where = f"create {kind.kind} {meta.get('namespace', '') + '/' if meta.get('namespace') else ''}{meta['name']}"
+        created: Obj = self._call(
+            where, lambda: res.create(body=obj, namespace=meta.get("namespace"), **kwargs)
+        ).to_dict()
+        return created
+
+    def replace(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+        """See :class:`ClusterApi`."""
+        kind = kind_of(obj)
+        meta = obj["metadata"]
+        body = dict(obj)
+        if not meta.get("resourceVersion"):
+            live = self.get(kind, meta["name"], meta.get("namespace"))
+            body["metadata"] = {**meta, "resourceVersion": live["metadata"]["resourceVersion"]}
+        res = self._resource(kind)
+        kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
+        where = f"replace {kind.kind} {meta['name']}"
+        replaced: Obj = self._call(
+            where, lambda: res.replace(body=body, namespace=meta.get("namespace"), **kwargs)
+        ).to_dict()
+        return replaced
+
+    def patch(self, kind: KindRef, name: str, namespace: str | None, patch: Obj) -> Obj:
+        """See :class:`ClusterApi`."""
+        res = self._resource(kind)
+        where = f"patch {kind.kind} {name}"
+        patched: Obj = self._call(
+            where,
+            lambda: res.patch(
+                name=name, namespace=namespace, body=patch, content_type="application/merge-patch+json"
+            ),
+        ).to_dict()
+        return patched
+
+    def delete(self, kind: KindRef, name: str, namespace: str | None = None) -> bool:
+        """See :class:`ClusterApi`."""
+        res = self._resource(kind)
+        try:
+            self._call(f"delete {kind.kind} {name}", lambda: res.delete(name=name, namespace=namespace))
+        except NotFound:
+            return False
+        return True
+
+
+def _reason(exc: Any) -> str:
+    import json
+
+    body = getattr(exc, "body", None)
+    try:
+        data = json.loads(body) if body else {}
+        return str(data.get("message") or data.get("reason") or getattr(exc, "reason", ""))
+    except (TypeError, ValueError):
+        return str(getattr(exc, "reason", "") or exc)
+
+
+def wait_for(
+    what: str, probe: Callable[[], bool], *, timeout: float, interval: float = 1.0, site: str = ""
+) -> None:
+    """Poll ``probe`` until true; ``TransientError`` naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if probe():
+            return
+        if time.monotonic() >= deadline:
+            raise TransientError(
+                f"timed out after {timeout:.0f}s waiting for {what}" + (f" on {site}" if site else ""),
+                hint="look at the object's status and events",
+                context={"site": site},
+            )
+        time.sleep(interval)
+
+
+class KubeExecRunner:
+    """A :class:`~drkit.adapters.runner.Runner` that execs into the first ready pod of a Deployment.
+
+    This is how Rook users run ``rbd``: ``kubectl exec -n rook-ceph deploy/rook-ceph-tools -- rbd ...``.
+    """
+
+    def __init__(
+        self, api_client: Any, deployment: str, *, site: str, redact: Redactor | None = None
+    ) -> None:
+        namespace, _, name = deployment.partition("/")
+        self.api_client = api_client
+        self.namespace, self.deployment = namespace, name
+        self.site = site
+        self.redact = redact or Redactor()
+
+    def _pod(self) -> str:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        apps, core = client.AppsV1Api(self.api_client), client.CoreV1Api(self.api_client)
+        where = f"deployment {self.namespace}/{self.deployment} on {self.site}"
+        try:
+            dep = apps.read_namespaced_deployment(self.deployment, self.namespace)
+            labels = dep.spec.selector.match_labels or {}
+            selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+            pods = core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        except ApiException as exc:
+            if exc.status == 404:
+                raise NotFound(
+                    f"{where} not found", hint="deploy Rook's toolbox or use ceph mode 'local'"
+                ) from None
+            raise TransientError(f"{where}: {exc.status} {exc.reason}", context={"site": self.site}) from None
+        running = sorted(
+            str(p.metadata.name) for p in pods if p.metadata and p.status and p.status.phase == "Running"
+        )
+        if not running:
+            raise TransientError(
+                f"{where} has no running pod", hint="wait for the toolbox pod; the call is retried"
+            )
+        return running[0]
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        description: str,
+        accept: Iterable[int] = (0,),
+        timeout: float = 30.0,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        """Run ``argv`` in the toolbox pod; see :class:`~drkit.adapters.runner.Runner`."""
+        from kubernetes import client
+        from kubernetes.stream import stream
+
+        pod = self._pod()
+        core = client.CoreV1Api(self.api_client)
+        started = time.monotonic()
+        resp = stream(
+            core.connect_get_namespaced_pod_exec, pod, self.namespace, command=list(argv),
+            stderr=True, stdin=stdin is not None, stdout=True, tty=False, _preload_content=False,
+        )  # fmt: skip
+        out: list[str] = []
+        err: list[str] = []
+        try:
+            if stdin is not None:
+                resp.write_stdin(stdin.decode())
+            while resp.is_open():
+                if time.monotonic() - started > timeout:
+                    raise CommandTimedOut(
+                        f"{description}: timed out after {timeout:.0f}s in {self.namespace}/{pod} on {self.site}",
+                        argv=[self.redact(a) for a in argv], exit_code=None,
+                        output_tail=self.redact("".join(err))[-2000:],
+                    )  # fmt: skip
+                resp.update(timeout=0.5)
+                out.append(resp.read_stdout() if resp.peek_stdout() else "")
+                err.append(resp.read_stderr() if resp.peek_stderr() else "")
+            code = resp.returncode
+        finally:
+            resp.close()
+        result = CommandResult(
+            argv=tuple(self.redact(a) for a in argv),
+            exit_code=int(code if code is not None else -1),
+            stdout=self.redact("".join(out)),
+            stderr=self.redact("".join(err)),
+            seconds=time.monotonic() - started,
+        )
+        check(result, description=description, accept=accept, context={"site": self.site, "pod": pod})
+        return result

@@ -1,0 +1,221 @@
+"""The Nexus Repository REST API, as a DR smoke test uses it.
+
+``NexusApi`` is the protocol; ``HttpNexus`` speaks it with httpx (transport injectable, as httpx
+allows, so tests can point it at anything that speaks HTTP). Failures become Standby errors that
+name the Nexus URL, the site and the next action; the password never appears in them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from drkit.domain.errors import Conflict, NotFound, PreconditionFailed, StandbyError, TransientError
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One stored asset as the search API reports it."""
+
+    id: str
+    repository: str
+    path: str
+    download_url: str
+    sha1: str
+    sha256: str
+
+
+class NexusApi(Protocol):
+    """What Standby asks of a Nexus instance."""
+
+    def readable(self) -> bool:
+        """``GET /service/rest/v1/status`` answers 200."""
+        ...
+
+    def writable(self) -> bool:
+        """``GET /service/rest/v1/status/writable`` answers 200."""
+        ...
+
+    def ensure_raw_repository(self, name: str) -> bool:
+        """Create a raw hosted repository unless it exists; True when it was created."""
+        ...
+
+    def upload(self, repository: str, path: str, data: bytes) -> None:
+        """Upload ``data`` as ``path`` in a raw repository (multipart components API)."""
+        ...
+
+    def download(self, repository: str, path: str) -> bytes:
+        """The bytes of ``path``; ``NotFound`` when absent."""
+        ...
+
+    def search(self, repository: str, name: str | None = None) -> list[Asset]:
+        """Every asset of ``repository`` (optionally named ``name``), following continuation tokens."""
+        ...
+
+    def delete_component(self, component_id: str) -> None:
+        """Delete a component by id; ``NotFound`` when absent."""
+        ...
+
+
+class HttpNexus:
+    """``NexusApi`` over HTTP with basic auth."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        username: str,
+        password: str,
+        site: str = "",
+        timeout: float = 15.0,
+        verify: bool = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.site = site
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            auth=(username, password),
+            timeout=timeout,
+            verify=verify,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def __enter__(self) -> HttpNexus:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------------- plumbing
+    def _where(self) -> str:
+        return f"Nexus at {self.base_url}" + (f" on {self.site}" if self.site else "")
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise TransientError(
+                f"{self._where()} did not answer {method} {path} in time",
+                hint="check the Nexus pod; the call is retried",
+                context={"url": self.base_url, "site": self.site},
+            ) from None
+        except httpx.HTTPError as exc:
+            raise TransientError(
+                f"{self._where()} is unreachable ({type(exc).__name__}) for {method} {path}",
+                hint="check that Nexus runs and its URL is right; the call is retried",
+                context={"url": self.base_url, "site": self.site},
+            ) from None
+
+    def _fail(self, resp: httpx.Response, what: str) -> StandbyError:
+        ctx = {"url": self.base_url, "site": self.site, "status": resp.status_code}
+        body = resp.text.strip().replace("\n", " ")[:200]
+        message = f"{self._where()}: {what} answered {resp.status_code}" + (f": {body}" if body else "")
+        if resp.status_code in (401, 403):
+            return PreconditionFailed(
+                message, hint="check the admin password in the app's Secret", context=ctx
+            )
+        if resp.status_code == 404:
+            return NotFound(message, context=ctx)
+        if resp.status_code in (400, 409, 422):
+            return Conflict(message, context=ctx)
+        return TransientError(message, hint="Nexus may still be starting; the call is retried", context=ctx)
+
+    # ----------------------------------------------------------------------------------- protocol
+    def readable(self) -> bool:
+        """See :class:`NexusApi`."""
+        return self._request("GET", "/service/rest/v1/status").status_code == 200
+
+    def writable(self) -> bool:
+        """See :class:`NexusApi`."""
+        return self._request("GET", "/service/rest/v1/status/writable").status_code == 200
+
+    def ensure_raw_repository(self, name: str) -> bool:
+        """See :class:`NexusApi`."""
+        resp = self._request("GET", "/service/rest/v1/repositories")
+        if resp.status_code != 200:
+            raise self._fail(resp, "listing repositories")
+        if any(repo.get("name") == name for repo in resp.json()):
+            return False
+        body = {
+            "name": name,
+            "online": True,
+            "storage": {
+                "blobStoreName": "default",
+                "strictContentTypeValidation": False,
+                "writePolicy": "ALLOW",
+            },
+            "raw": {"contentDisposition": "ATTACHMENT"},
+        }
+        resp = self._request("POST", "/service/rest/v1/repositories/raw/hosted", json=body)
+        if resp.status_code != 201:
+            raise self._fail(resp, f"creating raw repository {name!r}")
+        return True
+
+    def upload(self, repository: str, path: str, data: bytes) -> None:
+        """See :class:`NexusApi`."""
+        directory, _, filename = ("/" + path.strip("/")).rpartition("/")
+        resp = self._request(
+            "POST",
+            "/service/rest/v1/components",
+            params={"repository": repository},
+            data={"raw.directory": directory or "/", "raw.asset1.filename": filename},
+            files={"raw.asset1": (filename, data, "application/octet-stream")},
+        )
+        if resp.status_code != 204:
+            raise self._fail(resp, f"uploading {repository}/{path}")
+
+    def download(self, repository: str, path: str) -> bytes:
+        """See :class:`NexusApi`."""
+        resp = self._request("GET", f"/repository/{repository}/{path.lstrip('/')}")
+        if resp.status_code != 200:
+            raise self._fail(resp, f"downloading {repository}/{path}")
+        return resp.content
+
+    def _pages(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            query = dict(params, **({"continuationToken": token} if token else {}))
+            resp = self._request("GET", "/service/rest/v1/search/assets", params=query)
+            if resp.status_code != 200:
+                raise self._fail(resp, "searching assets")
+            page = resp.json()
+            yield from page.get("items", [])
+            token = page.get("continuationToken")
+            if not token:
+                return
+
+    def search(self, repository: str, name: str | None = None) -> list[Asset]:
+        """See :class:`NexusApi`."""
+        params = {"repository": repository, **({"name": name} if name else {})}
+        return [
+            Asset(
+                id=item["id"],
+                repository=item["repository"],
+                path=item["path"],
+                download_url=item["downloadUrl"],
+                sha1=item.get("checksum", {}).get("sha1", ""),
+                sha256=item.get("checksum", {}).get("sha256", ""),
+            )
+            for item in self._pages(params)
+        ]
+
+    def delete_component(self, component_id: str) -> None:
+        """See :class:`NexusApi`."""
+        resp = self._request("DELETE", f"/service/rest/v1/components/{component_id}")
+        if resp.status_code != 204:
+            raise self._fail(resp, f"deleting component {component_id}")
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex sha256, as Nexus reports checksums."""
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,113 @@
+"""Daemons of the lab, tracked by PID files so that `up` never duplicates and `down` stops by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from drkit.domain.errors import StandbyError
+
+
+class LabError(StandbyError):
+    """The lab could not be brought up or down; the message says what and where to look."""
+
+
+def read_pid(pid_file: Path) -> int | None:
+    """The PID in ``pid_file`` if that process is alive (and not a zombie), else None."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if alive(pid) else None
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (zombies count as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def start_daemon(
+    name: str,
+    argv: Sequence[str],
+    run_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Start ``argv`` detached, logging to ``run_dir/<name>.log``; record and return its PID.
+
+    When the PID file names a live process, nothing is started and that PID is returned.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = run_dir / f"{name}.pid"
+    pid = read_pid(pid_file)
+    if pid is not None:
+        return pid
+    log = open(run_dir / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+    pid_file.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop_daemon(pid_file: Path, *, timeout: float = 15.0) -> bool:
+    """SIGTERM the process named by ``pid_file``, SIGKILL after ``timeout``; True if one was running."""
+    pid = read_pid(pid_file)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.1)
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        _reap(pid)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str, log_file: Path | None = None) -> None:
+    """Poll ``check`` until it is true; raise a LabError naming ``what`` and the log after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+    where = f"; read {log_file}" if log_file else ""
+    raise LabError(f"timed out after {timeout:.0f}s waiting for {what}{where}")

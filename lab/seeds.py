@@ -1,0 +1,217 @@
+"""What the two lab sites hold at start, after the Alauda Nexus DR procedure (reference/seeds).
+
+Site A runs Nexus on a mirrored RBD image; site B has only the namespace, the Secret and the
+cluster-level storage objects ("hot data, cold compute").
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+NAMESPACE = "nexus-dr"
+NEXUS_NAME = "nexus-ddrs"
+PVC_NAME = f"nexus-data-{NEXUS_NAME}-nxrm-ha-0"
+PV_NAME = "pvc-231a9021-2548-433e-8583-f7b56d74aca7"
+IMAGE_NAME = "csi-vol-459e6f28-a158-4ae9-b5da-163448c35119"
+POOL = "replicapool"
+STORAGE_CLASS = "ceph-rbd"
+VR_CLASS = "rbd-volumereplicationclass"
+ADMIN_SECRET = "nexus-root-password"
+CSI_DRIVER = "rook-ceph.rbd.csi.ceph.com"
+TOOLBOX_NS = "rook-ceph"
+TOOLBOX = "rook-ceph-tools"
+VOLUME_HANDLE = "0001-0009-rook-ceph-0000000000000002-459e6f28-a158-4ae9-b5da-163448c35119"
+PROVISIONER_IDENTITY = "1763446982673-7963-rook-ceph.rbd.csi.ceph.com"
+
+Obj = dict[str, Any]
+
+
+def _meta(name: str, namespace: str | None = None, **labels: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    if labels:
+        meta["labels"] = labels
+    return meta
+
+
+def common(admin_password: str) -> list[Obj]:
+    """Objects both sites have: namespaces, the admin Secret, storage classes and the Rook toolbox."""
+    app_labels = {"app.kubernetes.io/part-of": "nexus-ddrs"}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE)},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(TOOLBOX_NS)},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": _meta(ADMIN_SECRET, NAMESPACE, **app_labels),
+            "type": "Opaque",
+            "data": {"password": base64.b64encode(admin_password.encode()).decode()},
+        },
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": _meta(STORAGE_CLASS),
+            "provisioner": CSI_DRIVER,
+            "parameters": {
+                "clusterID": "rook-ceph",
+                "pool": POOL,
+                "imageFormat": "2",
+                "imageFeatures": "layering",
+            },
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "Immediate",
+        },
+        {
+            "apiVersion": "replication.storage.openshift.io/v1alpha1",
+            "kind": "VolumeReplicationClass",
+            "metadata": _meta(VR_CLASS),
+            "spec": {
+                "provisioner": CSI_DRIVER,
+                "parameters": {"mirroringMode": "snapshot", "schedulingInterval": "1m"},
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _meta(TOOLBOX, TOOLBOX_NS, app=TOOLBOX),
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": TOOLBOX}},
+                "template": {
+                    "metadata": {"labels": {"app": TOOLBOX}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": TOOLBOX,
+                                "image": "quay.io/ceph/ceph:v16.2.15",
+                                "command": ["sleep", "infinity"],
+                            }
+                        ]
+                    },
+                },
+            },
+        },
+    ]
+
+
+def primary_app(external_url: str) -> list[Obj]:
+    """The app as it runs on site A: PV on the mirrored image, PVC, VolumeReplication, Nexus and more."""
+    labels = {"app.kubernetes.io/part-of": "nexus-ddrs"}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {
+                "name": PV_NAME,
+                "annotations": {"pv.kubernetes.io/provisioned-by": CSI_DRIVER},
+            },
+            "spec": {
+                "capacity": {"storage": "5Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Delete",
+                "storageClassName": STORAGE_CLASS,
+                "volumeMode": "Filesystem",
+                "claimRef": {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "namespace": NAMESPACE,
+                    "name": PVC_NAME,
+                },
+                "csi": {
+                    "driver": CSI_DRIVER,
+                    "fsType": "ext4",
+                    "volumeHandle": VOLUME_HANDLE,
+                    "volumeAttributes": {
+                        "clusterID": "rook-ceph",
+                        "imageFeatures": "layering",
+                        "imageFormat": "2",
+                        "imageName": IMAGE_NAME,
+                        "journalPool": POOL,
+                        "pool": POOL,
+                        "storage.kubernetes.io/csiProvisionerIdentity": PROVISIONER_IDENTITY,
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": _meta(PVC_NAME, NAMESPACE, **labels),
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "5Gi"}},
+                "storageClassName": STORAGE_CLASS,
+                "volumeMode": "Filesystem",
+                "volumeName": PV_NAME,
+            },
+        },
+        {
+            "apiVersion": "replication.storage.openshift.io/v1alpha1",
+            "kind": "VolumeReplication",
+            "metadata": _meta(PVC_NAME, NAMESPACE, **labels),
+            "spec": {
+                "autoResync": True,
+                "volumeReplicationClass": VR_CLASS,
+                "replicationState": "primary",
+                "dataSource": {"apiGroup": "", "kind": "PersistentVolumeClaim", "name": PVC_NAME},
+            },
+        },
+        nexus_cr(external_url),
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta(f"{NEXUS_NAME}-nxrm-ha-properties", NAMESPACE, **labels),
+            "data": {"nexus.properties": "nexus.datastore.enabled=true\n"},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(f"{NEXUS_NAME}-nxrm-ha", NAMESPACE, **labels),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": {"app.kubernetes.io/instance": NEXUS_NAME},
+                "ports": [{"name": "http", "port": 8081, "targetPort": 8081, "protocol": "TCP"}],
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": _meta(NEXUS_NAME, NAMESPACE, **labels),
+            "spec": {
+                "rules": [
+                    {
+                        "host": "nexus-ddrs.lab.local",
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {
+                                        "service": {"name": f"{NEXUS_NAME}-nxrm-ha", "port": {"number": 8081}}
+                                    },
+                                }
+                            ]
+                        },
+                    }
+                ]
+            },
+        },
+    ]
+
+
+def nexus_cr(external_url: str) -> Obj:
+    """The Nexus custom resource of the Alauda operator, as in the DR procedure."""
+    return {
+        "apiVersion": "operator.alaudadevops.io/v1alpha1",
+        "kind": "Nexus",
+        "metadata": _meta(NEXUS_NAME, NAMESPACE, **{"app.kubernetes.io/part-of": "nexus-ddrs"}),
+        "spec": {
+            "externalURL": external_url,
+            "helmValues": {
+                "pvc": {"storage": "5Gi", "volumeClaimTemplate": {"enabled": True}},
+                "storageClass": {"name": STORAGE_CLASS},
+            },
+        },
+    }
