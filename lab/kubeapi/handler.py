@@ -1,0 +1,280 @@
+"""HTTP request handling: routing, verbs, errors, admin endpoints."""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+from lab.kubeapi import discovery, watch
+from lab.kubeapi import exec as kexec
+from lab.kubeapi.errors import ApiError, bad_request
+from lab.kubeapi.faults import Fault
+from lab.kubeapi.patch import APPLY_PATCH, PATCH_TYPES
+from lab.kubeapi.resources import ResourceType
+from lab.kubeapi.verbs import Request, dispatch
+
+if TYPE_CHECKING:
+    from lab.kubeapi.server import KubeApiServer
+
+OPENAPI_V2_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection; HTTP/1.1 keep-alive. The body is always read before answering."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "standby-fake-kube-apiserver"
+
+    @property
+    def api(self) -> KubeApiServer:
+        """The owning server."""
+        return self.server.api  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet by default; set ``KubeApiServer.verbose`` to log requests to stderr."""
+        if self.api.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        """GET."""
+        self._handle()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    # -- output ---------------------------------------------------------------------------------------
+    def send_json(self, code: int, body: Any, content_type: str = "application/json") -> None:
+        """Send a complete JSON response."""
+        data = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        self._code = code
+
+    def send_error_status(self, err: ApiError) -> None:
+        """Send a Status error."""
+        self.send_json(err.code, err.status())
+
+    # -- input ----------------------------------------------------------------------------------------
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            return self.rfile.read(length)
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0] or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        return b""
+
+    def _decode(self, raw: bytes, content_type: str) -> Any:
+        if not raw:
+            return None
+        if "protobuf" in content_type:
+            raise ApiError(
+                415,
+                "the body of the request was in an unknown format - accepted media types "
+                "include: application/json, application/yaml",
+                reason="UnsupportedMediaType",
+            )
+        try:
+            if "yaml" in content_type:
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise bad_request(f"the body of the request could not be decoded: {exc}") from None
+
+    # -- main -----------------------------------------------------------------------------------------
+    def _handle(self) -> None:
+        self._code = 0
+        raw = self._read_body()
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        query_lists = parse_qs(url.query, keep_blank_values=True)
+        verb, resource = "unknown", ""
+        try:
+            if path.startswith("/_fake/"):
+                self._admin(path, raw)
+                return
+            req = self._route(path, query, query_lists, raw)
+            verb = req.verb if req else "discovery"
+            resource = req.rt.plural + (f"/{req.sub}" if req.sub else "") if req else ""
+            fault = self.api.faults.take(self.command, path, verb)
+            if fault is not None:
+                if fault.delay_seconds:
+                    time.sleep(fault.delay_seconds)
+                if fault.status:
+                    raise ApiError(fault.status, fault.message)
+            if req is None:
+                self._discovery(path)
+            elif req.verb == "exec":
+                self._code = kexec.serve(self, req, self.api.exec_handler)
+            elif req.verb == "watch":
+                self._code = 200
+                watch.serve(self, req)
+            else:
+                code, body = dispatch(self.api, req)
+                self.send_json(code, body)
+        except ApiError as err:
+            self.send_error_status(err)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:
+            if self.api.verbose:
+                traceback.print_exc()
+            self.send_error_status(ApiError(500, f"internal error: {exc!r}"))
+        finally:
+            if not path.startswith("/_fake/"):
+                self.api.stats.record(verb, resource, self._code)
+
+    def _route(
+        self, path: str, query: dict[str, str], query_lists: dict[str, list[str]], raw: bytes
+    ) -> Request | None:
+        parts = [p for p in path.split("/") if p]
+        if path in (
+            "/version",
+            "/healthz",
+            "/livez",
+            "/readyz",
+            "/openapi/v2",
+            "/openapi/v3",
+            "/api",
+            "/apis",
+        ):
+            return None
+        if parts[:2] == ["api", "v1"]:
+            group, version, rest = "", "v1", parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            return None
+        if not rest:
+            return None
+        if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
+            ns: str | None = rest[1]
+            rest = rest[2:]
+        else:
+            ns = None
+        rt = self.api.registry.get(group, version, rest[0])
+        if rt is None or (ns is not None and not rt.namespaced):
+            raise ApiError(404, "the server could not find the requested resource")
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if len(rest) > 3 or (sub and sub not in rt.subresources):
+            raise ApiError(404, "the server could not find the requested resource")
+        return self._request(rt, ns, name, sub, query, query_lists, raw)
+
+    def _request(
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        name: str | None,
+        sub: str | None,
+        query: dict[str, str],
+        query_lists: dict[str, list[str]],
+        raw: bytes,
+    ) -> Request:
+        method = self.command
+        ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
+        if sub == "exec":
+            if method not in ("GET", "POST"):
+                raise ApiError(405, "the server does not allow this method on the requested resource")
+            return Request("exec", method, rt, ns, name, sub, query, query_lists, None, ctype, self.headers)
+        if method == "GET":
+            is_watch = query.get("watch", "").lower() in ("1", "true")
+            verb = "get" if name else ("watch" if is_watch else "list")
+        elif method == "POST":
+            verb = "create"
+        elif method == "PUT":
+            verb = "update"
+        elif method == "PATCH":
+            verb = "patch"
+            if ctype not in PATCH_TYPES:
+                raise ApiError(
+                    415,
+                    f"the body of the request was in an unknown format - accepted media types "
+                    f"include: {', '.join(PATCH_TYPES[:4])}",
+                    reason="UnsupportedMediaType",
+                )
+        elif method == "DELETE":
+            verb = "delete" if name else "deletecollection"
+        else:
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        if (verb in ("create",) and name) or (verb in ("update", "patch") and not name):
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        if rt.plural == "namespaces" and name is None and method == "GET" and ns is None:
+            pass
+        body = self._decode(raw, APPLY_PATCH if ctype == APPLY_PATCH else ctype)
+        return Request(verb, method, rt, ns, name, sub, query, query_lists, body, ctype, self.headers)
+
+    def _discovery(self, path: str) -> None:
+        reg = self.api.registry
+        parts = [p for p in path.split("/") if p]
+        if path == "/version":
+            self.send_json(200, discovery.VERSION_INFO)
+        elif path in ("/healthz", "/livez", "/readyz"):
+            data = b"ok"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            self._code = 200
+        elif path == "/openapi/v2":
+            self.send_json(200, None, OPENAPI_V2_TYPE)
+        elif path == "/api":
+            self.send_json(200, discovery.api_versions(self.headers.get("Host", "127.0.0.1")))
+        elif path == "/api/v1":
+            self.send_json(200, discovery.resource_list(reg, "", "v1"))
+        elif path == "/apis":
+            self.send_json(200, discovery.api_group_list(reg))
+        elif len(parts) == 2 and parts[0] == "apis" and discovery.api_group(reg, parts[1]):
+            self.send_json(200, discovery.api_group(reg, parts[1]))
+        elif len(parts) == 3 and parts[0] == "apis" and discovery.resource_list(reg, parts[1], parts[2]):
+            self.send_json(200, discovery.resource_list(reg, parts[1], parts[2]))
+        else:
+            raise ApiError(404, "the server could not find the requested resource")
+
+    def _admin(self, path: str, raw: bytes) -> None:
+        api = self.api
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError as exc:
+            raise bad_request(f"invalid JSON: {exc}") from None
+        if path == "/_fake/faults":
+            if self.command == "POST":
+                items = body if isinstance(body, list) else [body]
+                try:
+                    for item in items:
+                        api.faults.add(Fault.from_dict(item or {}))
+                except (ValueError, TypeError) as exc:
+                    raise bad_request(str(exc)) from None
+                self.send_json(201, {"faults": api.faults.rules()})
+            elif self.command == "DELETE":
+                api.faults.clear()
+                self.send_json(200, {"faults": []})
+            else:
+                self.send_json(200, {"faults": api.faults.rules()})
+        elif path == "/_fake/stats":
+            if self.command == "DELETE":
+                api.stats.reset()
+            self.send_json(200, api.stats.snapshot())
+        elif path == "/_fake/state" and self.command == "GET":
+            self.send_json(200, api.store.snapshot())
+        else:
+            raise ApiError(404, "unknown admin endpoint")

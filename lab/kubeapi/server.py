@@ -1,0 +1,142 @@
+"""``KubeApiServer``: the HTTP server, the store, the controllers and the knobs, wired together."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from lab.kubeapi import crds, persistence
+from lab.kubeapi.binding import VolumeBinder
+from lab.kubeapi.controllers import ControllerFn, ControllerManager
+from lab.kubeapi.exec import ExecHandler, refuse_all
+from lab.kubeapi.faults import Fault, Faults, Stats
+from lab.kubeapi.handler import Handler
+from lab.kubeapi.resources import Registry
+from lab.kubeapi.store import Store
+from lab.kubeapi.workloads import PodCanStart, Workloads
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, addr: tuple[str, int], api: KubeApiServer) -> None:
+        self.api = api
+        super().__init__(addr, Handler)
+
+
+class KubeApiServer:
+    """A fake kube-apiserver on ``http://host:port`` (port 0 picks a free port; see :meth:`start`)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | Path | None = None,
+        *,
+        exec_handler: ExecHandler | None = None,
+        pod_can_start: PodCanStart | None = None,
+        tick_interval: float = 1.0,
+        pvc_bind_delay: float = 0.0,
+        pod_start_delay: float = 0.0,
+        workload_delay: float = 0.0,
+        builtin_controllers: bool = True,
+        verbose: bool = False,
+    ) -> None:
+        self.host, self.port = host, port
+        self.verbose = verbose
+        self.registry = Registry()
+        self.store = Store(self.registry)
+        self.faults = Faults()
+        self.stats = Stats()
+        self.stopping = threading.Event()
+        self.state_dir = Path(state_dir) if state_dir else None
+        self.exec_handler: ExecHandler = refuse_all
+        self.set_exec_handler(exec_handler or refuse_all)
+        loaded = persistence.load(self.store, self.state_dir) if self.state_dir else False
+        if not loaded:
+            self._bootstrap()
+        self.persister = persistence.Persister(self.store, self.state_dir) if self.state_dir else None
+        self.controllers = ControllerManager(self.store, tick_interval)
+        self.binder = VolumeBinder(pvc_bind_delay)
+        self.workloads = Workloads(workload_delay, pod_start_delay, pod_can_start)
+        if builtin_controllers:
+            self.controllers.add(self.binder)
+            self.controllers.add(self.workloads)
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _bootstrap(self) -> None:
+        for ns in DEFAULT_NAMESPACES:
+            self.store.create("namespaces", {"metadata": {"name": ns}})
+        for crd in crds.PREINSTALLED:
+            self.store.create("customresourcedefinitions", crd)
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def start(self) -> int:
+        """Bind, serve in background threads, start controllers; returns the bound port."""
+        self._httpd = _HTTPServer((self.host, self.port), self)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="kubeapi-http", daemon=True
+        )
+        self._thread.start()
+        self.controllers.start()
+        if self.persister:
+            self.persister.start()
+        return self.port
+
+    def stop(self) -> None:
+        """Stop serving (open watches end within a second), stop controllers, write the state."""
+        self.stopping.set()
+        with self.store.changed:
+            self.store.changed.notify_all()
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        self.controllers.stop()
+        if self.persister:
+            self.persister.stop()
+
+    def __enter__(self) -> KubeApiServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:43121``."""
+        return f"http://{self.host}:{self.port}"
+
+    # -- extension API --------------------------------------------------------------------------------
+    def add_controller(self, fn: ControllerFn) -> None:
+        """Register ``fn(store, event_type, obj)``; called from the controller thread for every change
+        (``ADDED``/``MODIFIED``/``DELETED``) and every tick (``TICK``, ``obj=None``)."""
+        self.controllers.add(fn)
+
+    def set_exec_handler(self, handler: ExecHandler) -> None:
+        """Install the exec handler; handlers with a ``bind(store)`` method get the store."""
+        bind: Callable[[Store], None] | None = getattr(handler, "bind", None)
+        if bind is not None:
+            bind(self.store)
+        self.exec_handler = handler
+
+    def set_pod_can_start(self, hook: PodCanStart) -> None:
+        """Replace the ``pod_can_start(store, pod) -> (bool, reason)`` hook."""
+        self.workloads.pod_can_start = hook
+
+    def add_fault(self, fault: Fault | dict[str, Any]) -> Fault:
+        """Add a fault rule (see :class:`lab.kubeapi.faults.Fault`)."""
+        return self.faults.add(fault)
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule."""
+        self.faults.clear()
