@@ -1,0 +1,100 @@
+"""Grandfather-father-son retention of backup runs, and the blobs no kept run references. Pure.
+
+:func:`plan_retention` keeps, among **complete** runs (newest first):
+
+* the newest run of each of the ``daily`` most recent calendar days that have a run;
+* the newest run of each of the ``weekly`` most recent ISO weeks that have a run;
+* the newest run of each of the ``monthly`` most recent months that have a run;
+* always the newest complete run, whatever the policy says.
+
+Runs without an index (incomplete: killed, or still running) newer than the newest complete run
+are kept, since one may be running now. Incomplete runs older than it are deleted. Days, weeks
+and months are counted in ``tz`` (UTC unless given).
+
+Blobs: after deleting runs, delete only :func:`unreferenced_blobs`. Garbage collection must not run
+while a backup of the same app runs (a running backup's blobs are not in any index yet); the flows
+hold one concurrency slot per app for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, tzinfo
+
+from pydantic import AwareDatetime, Field
+
+from drkit.domain.backup import BackupIndex
+from drkit.domain.models import Model
+
+
+class RunInfo(Model):
+    """A run as listed in the object store."""
+
+    run_id: str = Field(..., description="run id")
+    started: AwareDatetime = Field(..., description="when the run started")
+    complete: bool = Field(..., description="whether the run's index exists")
+
+
+class RetentionPolicy(Model):
+    """How many daily, weekly and monthly runs to keep."""
+
+    daily: int = Field(7, ge=0, description="number of most recent days to keep one run of")
+    weekly: int = Field(4, ge=0, description="number of most recent ISO weeks to keep one run of")
+    monthly: int = Field(12, ge=0, description="number of most recent months to keep one run of")
+
+
+class RetentionDecision(Model):
+    """Which runs to keep and which to delete, with the reasons for keeping."""
+
+    keep: tuple[str, ...] = Field(..., description="run ids to keep, newest first")
+    delete: tuple[str, ...] = Field(..., description="run ids to delete, newest first")
+    reasons: dict[str, tuple[str, ...]] = Field(..., description="why each kept run is kept")
+
+
+def _bucketed(
+    runs: list[RunInfo], count: int, bucket: Callable[[datetime], object], label: str, tz: tzinfo
+) -> dict[str, str]:
+    kept: dict[str, str] = {}
+    seen: set[object] = set()
+    for run in runs:
+        if len(seen) >= count:
+            break
+        slot = bucket(run.started.astimezone(tz))
+        if slot not in seen:
+            seen.add(slot)
+            kept[run.run_id] = f"{label} {slot}"
+    return kept
+
+
+def plan_retention(
+    runs: Iterable[RunInfo], policy: RetentionPolicy, *, tz: tzinfo = UTC
+) -> RetentionDecision:
+    """Decide which runs to keep (see the module docstring)."""
+    ordered = sorted(runs, key=lambda r: (r.started, r.run_id), reverse=True)
+    complete = [r for r in ordered if r.complete]
+    reasons: dict[str, list[str]] = {}
+
+    def add(found: dict[str, str]) -> None:
+        for run_id, why in found.items():
+            reasons.setdefault(run_id, []).append(why)
+
+    add(_bucketed(complete, policy.daily, lambda t: t.date().isoformat(), "daily", tz))
+    add(_bucketed(complete, policy.weekly, lambda t: "{}-W{:02d}".format(*t.isocalendar()[:2]), "weekly", tz))
+    add(_bucketed(complete, policy.monthly, lambda t: f"{t:%Y-%m}", "monthly", tz))
+    if complete:
+        add({complete[0].run_id: "newest complete run"})
+    newest_complete = complete[0].started if complete else None
+    for run in ordered:
+        if not run.complete and (newest_complete is None or run.started > newest_complete):
+            add({run.run_id: "incomplete, newer than the newest complete run (may be running)"})
+    keep = tuple(r.run_id for r in ordered if r.run_id in reasons)
+    delete = tuple(r.run_id for r in ordered if r.run_id not in reasons)
+    return RetentionDecision(keep=keep, delete=delete, reasons={k: tuple(v) for k, v in reasons.items()})
+
+
+def unreferenced_blobs(kept_indexes: Iterable[BackupIndex], all_blob_keys: Iterable[str]) -> list[str]:
+    """Blob keys no kept index references, sorted: the only blobs retention may delete."""
+    referenced: set[str] = set()
+    for index in kept_indexes:
+        referenced |= index.blob_keys()
+    return sorted(set(all_blob_keys) - referenced)
