@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 
 from drkit.config import load_config
-from drkit.domain.errors import ConfigError, StandbyError
+from standby.backup_cli import backup_app
+from standby.common import fail as fail
+from standby.common import guarded as guarded
+from standby.rpo_cli import rpo_app
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Standby: DR pipelines for Ceph RBD mirroring.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Standby: DR pipelines for Ceph RBD mirroring."
+)
 config_app = typer.Typer(no_args_is_help=True, help="Check the configuration file.")
 lab_app = typer.Typer(no_args_is_help=True, help="The local two-site lab (real Ceph, fake apiservers, S3).")
 blocks_app = typer.Typer(no_args_is_help=True, help="Prefect blocks.")
 app.add_typer(config_app, name="config")
 app.add_typer(lab_app, name="lab")
 app.add_typer(blocks_app, name="blocks")
+app.add_typer(rpo_app, name="rpo", help="Measured RPO: parse rbd mirror status, sample, report.")
+app.add_typer(
+    backup_app, name="backup", help="Manifest backups to S3: run, list, show, verify, restore, decrypt."
+)
 
 T = TypeVar("T")
 
@@ -37,29 +45,16 @@ LabDirOption = Annotated[
 ]
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one line on stderr and return the Exit to raise."""
-    typer.echo(message.replace("\n", " "), err=True)
-    return typer.Exit(code)
-
-
-def guarded(action: Callable[[], T]) -> T:
-    """Run ``action``, turning Standby's errors into one line on stderr and an exit status."""
-    try:
-        return action()
-    except ConfigError as exc:
-        raise fail(f"error: {exc}", 2) from None
-    except StandbyError as exc:
-        raise fail(f"error: {exc}", 1) from None
-
-
 @config_app.command("check")
 def config_check(file: Annotated[Path, typer.Argument(help="configuration file to check")]) -> None:
     """Validate FILE; print a summary, or one line naming the bad field (exit 2)."""
     cfg = guarded(lambda: load_config(file))
     typer.echo(f"{file}: valid")
     for site in cfg.sites:
-        typer.echo(f"  site {site.name}: pool {site.pool}, ceph {site.ceph.mode}, s3 {site.s3.bucket}/{site.s3.prefix}")
+        typer.echo(
+            f"  site {site.name}: pool {site.pool}, ceph {site.ceph.mode},"
+            f" s3 {site.s3.bucket}/{site.s3.prefix}"
+        )
     for a in cfg.apps:
         typer.echo(
             f"  app {a.name}: namespace {a.namespace}, {a.primary_site} -> {a.secondary_site}, "

@@ -89,11 +89,14 @@ def kind_of(obj: Obj) -> KindRef:
 class KubeCluster:
     """``ClusterApi`` over the official client (kubeconfig context or in-cluster)."""
 
-    def __init__(self, api_client: Any, *, site: str, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, api_client: Any, *, site: str, cache_dir: Path | None = None, timeout: float = 30.0
+    ) -> None:
         from kubernetes import dynamic
 
         self.site = site
         self.api_client = api_client
+        self.timeout = timeout  # per request: a hung apiserver becomes a TransientError, not a hang
         cache = (cache_dir or Path(tempfile.gettempdir())) / f"standby-discovery-{site}-{id(self)}.json"
         self._cache_file = cache
         self._dyn: Any = None
@@ -198,7 +201,7 @@ class KubeCluster:
         out: list[Obj] = []
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"limit": limit}
+            kwargs: dict[str, Any] = {"limit": limit, "_request_timeout": self.timeout}
             if namespace and res.namespaced:
                 kwargs["namespace"] = namespace
             if label_selector:
@@ -219,7 +222,9 @@ class KubeCluster:
         """See :class:`ClusterApi`."""
         res = self._resource(kind)
         where = f"{kind.kind} {namespace + '/' if namespace else ''}{name}"
-        obj: Obj = self._call(where, lambda: res.get(name=name, namespace=namespace)).to_dict()
+        obj: Obj = self._call(
+            where, lambda: res.get(name=name, namespace=namespace, _request_timeout=self.timeout)
+        ).to_dict()
         return obj
 
     def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
@@ -230,7 +235,10 @@ class KubeCluster:
         kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
         where = f"create {kind.kind} {meta.get('namespace', '') + '/' if meta.get('namespace') else ''}{meta['name']}"
         created: Obj = self._call(
-            where, lambda: res.create(body=obj, namespace=meta.get("namespace"), **kwargs)
+            where,
+            lambda: res.create(
+                body=obj, namespace=meta.get("namespace"), _request_timeout=self.timeout, **kwargs
+            ),
         ).to_dict()
         return created
 
@@ -246,7 +254,10 @@ class KubeCluster:
         kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
         where = f"replace {kind.kind} {meta['name']}"
         replaced: Obj = self._call(
-            where, lambda: res.replace(body=body, namespace=meta.get("namespace"), **kwargs)
+            where,
+            lambda: res.replace(
+                body=body, namespace=meta.get("namespace"), _request_timeout=self.timeout, **kwargs
+            ),
         ).to_dict()
         return replaced
 
@@ -257,7 +268,11 @@ class KubeCluster:
         patched: Obj = self._call(
             where,
             lambda: res.patch(
-                name=name, namespace=namespace, body=patch, content_type="application/merge-patch+json"
+                name=name,
+                namespace=namespace,
+                body=patch,
+                content_type="application/merge-patch+json",
+                _request_timeout=self.timeout,
             ),
         ).to_dict()
         return patched
@@ -266,7 +281,10 @@ class KubeCluster:
         """See :class:`ClusterApi`."""
         res = self._resource(kind)
         try:
-            self._call(f"delete {kind.kind} {name}", lambda: res.delete(name=name, namespace=namespace))
+            self._call(
+                f"delete {kind.kind} {name}",
+                lambda: res.delete(name=name, namespace=namespace, _request_timeout=self.timeout),
+            )
         except NotFound:
             return False
         return True

@@ -1,0 +1,221 @@
+"""Restore a backup run into a site, without Prefect. The drill and failover reuse :func:`restore_backup`.
+
+1. Pick the run (given, or ``latest``: the newest complete run) and read its index.
+2. Read and check every blob (sha256, decryption), sanitise each manifest for the target site
+   (:func:`~drkit.domain.transforms.sanitize`: server fields, PV claimRef and ``Retain``, bind
+   annotations, storage-class rewrite when the sites' classes differ; ``imageName`` is kept).
+3. Move namespaced objects into the target namespace when it differs from the app's.
+4. Apply in restore order: create; an existing object is skipped (``skip``) or replaced (``update``).
+   With ``dry_run`` every create is sent with ``dryRun=All`` and nothing changes.
+5. Wait until every restored PVC is ``Bound`` (poll, with a timeout).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from drkit.adapters.kube import ClusterApi, kind_of
+from drkit.adapters.objectstore import ObjectStore
+from drkit.domain import crypto
+from drkit.domain.backup import open_blob, sort_for_restore
+from drkit.domain.errors import Conflict, NotFound, StandbyError, TransientError
+from drkit.domain.layout import StoreLayout
+from drkit.domain.models import KindRef, ProtectedApp, Site
+from drkit.domain.transforms import TransformContext, sanitize, storage_class_map
+from drkit.jobs.backup import read_index, resolve_run
+
+Policy = Literal["skip", "update"]
+Progress = Callable[[int, int, str], None]
+PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
+
+
+@dataclass(frozen=True)
+class RestoreSummary:
+    """What a restore did (or, with ``dry_run``, would do)."""
+
+    app: str
+    run_id: str
+    source_site: str
+    target_site: str
+    namespace: str
+    dry_run: bool
+    created: tuple[str, ...] = field(default=())
+    updated: tuple[str, ...] = field(default=())
+    skipped: tuple[str, ...] = field(default=())
+    bound_pvcs: tuple[str, ...] = field(default=())
+
+    def lines(self) -> list[str]:
+        """Human summary."""
+        verb = "would restore" if self.dry_run else "restored"
+        out = [
+            f"{verb} backup {self.run_id} of app {self.app} from site {self.source_site} into"
+            f" site {self.target_site}, namespace {self.namespace}",
+            f"created: {len(self.created)}, updated: {len(self.updated)}, skipped (exist): {len(self.skipped)}",
+        ]
+        out += [f"  created {p}" for p in self.created]
+        out += [f"  updated {p}" for p in self.updated]
+        out += [f"  skipped {p}" for p in self.skipped]
+        if self.bound_pvcs:
+            out.append(f"PVCs Bound: {', '.join(self.bound_pvcs)}")
+        return out
+
+
+def _retarget(obj: dict[str, Any], source_ns: str, target_ns: str) -> dict[str, Any]:
+    if source_ns == target_ns:
+        return obj
+    meta = obj.setdefault("metadata", {})
+    if obj.get("kind") == "Namespace" and meta.get("name") == source_ns:
+        meta["name"] = target_ns
+    elif meta.get("namespace") == source_ns:
+        meta["namespace"] = target_ns
+    ref = (obj.get("spec") or {}).get("claimRef")
+    if isinstance(ref, dict) and ref.get("namespace") == source_ns:
+        ref["namespace"] = target_ns
+    return obj
+
+
+def _label(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{obj.get('kind')} {ns + '/' if ns else ''}{meta.get('name')}"
+
+
+def wait_pvcs_bound(
+    cluster: ClusterApi,
+    claims: list[tuple[str, str]],
+    *,
+    timeout: float,
+    interval: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> tuple[str, ...]:
+    """Poll until every ``(namespace, name)`` claim is ``Bound``; :class:`TransientError` names the rest."""
+    deadline = monotonic() + timeout
+    pending = list(claims)
+    while True:
+        still = []
+        for ns, name in pending:
+            phase = (cluster.get(PVC, name, ns).get("status") or {}).get("phase")
+            if phase != "Bound":
+                still.append((ns, name, phase or "no phase"))
+        if not still:
+            return tuple(f"{ns}/{name}" for ns, name in claims)
+        if monotonic() >= deadline:
+            named = ", ".join(f"{ns}/{name} ({phase})" for ns, name, phase in still)
+            raise TransientError(
+                f"PVC(s) not Bound on {cluster.site} after {timeout:.0f}s: {named}",
+                hint="check that each PVC's PV was restored and that its volumeName matches",
+                context={"site": cluster.site},
+            )
+        pending = [(ns, name) for ns, name, _ in still]
+        sleep(interval)
+
+
+def restore_backup(
+    store: ObjectStore,
+    source: Site,
+    app: ProtectedApp,
+    target: ClusterApi,
+    target_site: Site,
+    *,
+    key: crypto.MasterKey | None,
+    run_id: str | None = None,
+    namespace: str | None = None,
+    policy: Policy = "skip",
+    dry_run: bool = False,
+    exclude_kinds: Iterable[str] = (),
+    bound_timeout: float = 120.0,
+    progress: Progress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> RestoreSummary:
+    """Restore run ``run_id`` (or ``latest``) of ``app`` from ``source``'s store into ``target``.
+
+    ``exclude_kinds`` names kinds left out (e.g. ``VolumeReplication`` while the source is still
+    primary: restoring it would ask the target to promote its image).
+    """
+    layout = StoreLayout(source.s3.prefix)
+    run = resolve_run(store, layout, source.name, app.name, run_id)
+    index = read_index(store, layout, source.name, app.name, run)
+    context = TransformContext(
+        source_site=source.name,
+        target_site=target_site.name,
+        storage_classes=storage_class_map(source.storage_class, target_site.storage_class),
+    )
+    target_ns = namespace or app.namespace
+    manifests = []
+    excluded = frozenset(exclude_kinds)
+    for entry in sort_for_restore(index.objects, lambda e: e.kind, app.workload.kind):
+        if entry.kind in excluded:
+            continue
+        clean = sanitize(open_blob(entry, store.get(entry.key), key), context)
+        manifests.append(_retarget(clean, app.namespace, target_ns))
+    created: list[str] = []
+    updated: list[str] = []
+    skipped: list[str] = []
+    failed: list[str] = []
+    claims: list[tuple[str, str]] = []
+    new_namespaces: set[str] = set()
+    for done, obj in enumerate(manifests, start=1):
+        label = _label(obj)
+        try:
+            target.create(obj, dry_run=dry_run)
+            created.append(label)
+            if obj.get("kind") == "Namespace":
+                new_namespaces.add(str(obj["metadata"]["name"]))
+        except NotFound as error:
+            if dry_run and obj["metadata"].get("namespace") in new_namespaces:
+                created.append(label)  # its namespace is only created for real
+            else:
+                failed.append(f"{label}: {error.message}")
+        except Conflict:
+            if policy == "skip":
+                skipped.append(label)
+            else:
+                live = target.get(kind_of(obj), obj["metadata"]["name"], obj["metadata"].get("namespace"))
+                body = {
+                    **obj,
+                    "metadata": {**obj["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]},
+                }
+                if "status" in live:
+                    body.setdefault("status", live["status"])
+                try:
+                    target.replace(body, dry_run=dry_run)
+                    updated.append(label)
+                except TransientError:
+                    raise
+                except StandbyError as error:
+                    failed.append(f"{label}: {error.message}")
+        except TransientError:
+            raise
+        except StandbyError as error:
+            failed.append(f"{label}: {error.message}")
+        if obj.get("kind") == "PersistentVolumeClaim":
+            claims.append((str(obj["metadata"].get("namespace")), str(obj["metadata"]["name"])))
+        if progress is not None:
+            progress(done, len(manifests), f"applied {done} of {len(manifests)} object(s)")
+    if failed:
+        raise StandbyError(
+            f"restore of backup {run} into site {target_site.name} failed for {len(failed)} object(s): "
+            + "; ".join(failed),
+            hint="fix the objects named, then run the restore again (existing objects are skipped)",
+            context={"run": run, "site": target_site.name, "failed": failed},
+        )
+    bound: tuple[str, ...] = ()
+    if claims and not dry_run:
+        bound = wait_pvcs_bound(target, claims, timeout=bound_timeout, sleep=sleep, monotonic=monotonic)
+    return RestoreSummary(
+        app=app.name,
+        run_id=run,
+        source_site=source.name,
+        target_site=target_site.name,
+        namespace=target_ns,
+        dry_run=dry_run,
+        created=tuple(created),
+        updated=tuple(updated),
+        skipped=tuple(skipped),
+        bound_pvcs=bound,
+    )

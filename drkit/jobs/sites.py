@@ -1,0 +1,53 @@
+"""Building a site's adapters from the configuration.
+
+This is the one place that turns a :class:`~drkit.domain.models.Site` into the real adapters:
+``ClusterApi`` (kubeconfig context or in-cluster), ``ObjectStore`` (S3) and ``RbdMirror`` (local
+``rbd`` or exec into Rook's toolbox). Jobs take the adapters as arguments, so tests can hand them
+fakes; flows and the CLI call :func:`connect`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from drkit.adapters.kube import ClusterApi, KubeCluster, KubeExecRunner
+from drkit.adapters.objectstore import ObjectStore, S3ObjectStore
+from drkit.adapters.rbd import RbdCli, RbdMirror
+from drkit.domain.models import Site, StandbyConfig
+
+
+@dataclass
+class SiteAdapters:
+    """The adapters of one site."""
+
+    site: Site
+    cluster: ClusterApi
+    store: ObjectStore
+    rbd: RbdMirror
+
+
+def cluster_for(site: Site) -> KubeCluster:
+    """The site's Kubernetes API."""
+    return KubeCluster.from_access(site.kube, site=site.name)
+
+
+def store_for(site: Site, **options: Any) -> S3ObjectStore:
+    """The site's object store."""
+    return S3ObjectStore.from_location(site.s3, site=site.name, **options)
+
+
+def rbd_for(site: Site, cluster: KubeCluster | None = None) -> RbdCli:
+    """The site's ``rbd``: local with its ceph.conf, or through the Rook toolbox pod."""
+    if site.ceph.mode == "local":
+        return RbdCli.local(site.ceph, site=site.name)
+    kube = cluster or cluster_for(site)
+    runner = KubeExecRunner(kube.api_client, site.ceph.toolbox, site=site.name)
+    return RbdCli(runner=runner, site=site.name, timeout=site.ceph.timeout.total_seconds())
+
+
+def connect(config: StandbyConfig, site_name: str) -> SiteAdapters:
+    """All adapters of ``site_name`` (nothing is contacted until first use)."""
+    site = config.site(site_name)
+    cluster = cluster_for(site)
+    return SiteAdapters(site=site, cluster=cluster, store=store_for(site), rbd=rbd_for(site, cluster))

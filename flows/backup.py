@@ -1,0 +1,69 @@
+"""The nightly ``backup`` runbook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from prefect import flow
+from prefect.client.schemas.objects import FlowRun
+from prefect.flows import Flow
+from prefect.states import State
+from pydantic import Field
+
+from drkit.config import load_config
+from drkit.domain.errors import PreconditionFailed
+from drkit.domain.retention import RetentionPolicy
+from drkit.jobs.backup import KEY_ENV
+from tasks.backup import app_slot, apply_retention, back_up_app, emit_backup_event
+
+KEY_SOURCE = f"env:{KEY_ENV}"
+RETENTION = RetentionPolicy()
+
+
+def _on_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> None:
+    params = flow_run.parameters
+    message = (state.message or "")[:500]
+    emit_backup_event(
+        str(params.get("app")), str(params.get("site") or ""), ok=False, payload={"error": message}
+    )
+
+
+@flow(name="backup", on_failure=[_on_failure], log_prints=False)
+def backup(
+    app: Annotated[str, Field(description="name of the protected app to back up")],
+    config: Annotated[str, Field(description="path of the Standby configuration file")] = "standby.yaml",
+    site: Annotated[str | None, Field(description="site to read from; the app's primary when empty")] = None,
+    key_source: Annotated[str, Field(description="master key: env:VAR, secret:BLOCK or none")] = KEY_SOURCE,
+    retention: Annotated[RetentionPolicy, Field(description="GFS retention policy")] = RETENTION,
+) -> dict[str, Any]:
+    """Back up an app's manifests to S3.
+
+    1. Resolve the site (the app's primary unless given) and take the app's only concurrency slot,
+       so a backup and retention of one app never overlap.
+    2. LIST the app's kinds, upload only new blobs (Secrets encrypted), write ``index.json`` then
+       ``latest``; publish the summary, index link and progress artifacts.
+    3. Apply GFS retention: delete old runs, then only blobs no kept run references.
+    4. Emit ``standby.backup.completed``; a partially failed run fails the flow (and emits
+       ``standby.backup.failed``), it never completes silently.
+    """
+    site_name = site or load_config(Path(config)).app(app).primary_site
+    with app_slot(app):
+        summary = back_up_app(config, app, site_name, key_source)
+        kept = apply_retention(config, app, site_name, retention)
+    result = {
+        "run_id": summary.run_id,
+        "status": summary.status,
+        "objects": summary.objects,
+        "objects_new": summary.objects_new,
+        "bytes_uploaded": summary.bytes_uploaded,
+        "runs_deleted": list(kept.runs_deleted),
+        "warnings": list(summary.warnings),
+    }
+    if summary.status != "complete":
+        raise PreconditionFailed(
+            f"backup {summary.run_id} of app {app} is partially failed: {'; '.join(summary.warnings)}",
+            hint="fix what the warnings name; the index records the run as partially-failed",
+        )
+    emit_backup_event(app, site_name, ok=True, payload=result)
+    return result

@@ -1,0 +1,40 @@
+"""Helpers shared by every ``standby`` sub-command: one-line errors and the ``--config`` option.
+
+They live here, not in :mod:`standby.cli`, because ``standby.cli`` imports the sub-command modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from drkit.domain.errors import ConfigError, StandbyError
+
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="configuration file [default: $STANDBY_CONFIG, then ./standby.yaml]"),
+]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one line on stderr and return the Exit to raise."""
+    typer.echo(message.replace("\n", " "), err=True)
+    return typer.Exit(code)
+
+
+def guarded(action: Callable[[], T]) -> T:
+    """Run ``action``, turning Standby's errors into one line on stderr and an exit status.
+
+    Exit status 2 for a configuration error (bad input), 1 for any other Standby error.
+    """
+    try:
+        return action()
+    except ConfigError as exc:
+        raise fail(f"error: {exc}", 2) from None
+    except StandbyError as exc:
+        raise fail(f"error: {exc}", 1) from None

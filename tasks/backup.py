@@ -1,0 +1,297 @@
+"""Prefect tasks of the backup flows: thin wrappers over :mod:`drkit.jobs` with retries and artifacts.
+
+* Only :class:`~drkit.domain.errors.TransientError` is retried (3 times); a bad config, a missing key
+  or an integrity failure fails at once.
+* Artifacts have stable lowercase-dashed keys: ``backup-<app>-<site>`` (markdown summary),
+  ``backup-index-<app>-<site>`` (link to the index), ``backup-progress-<app>-<site>`` (progress),
+  ``verify-backup-<app>-<site>`` and ``restore-<app>-<site>``.
+* The master key never passes through Prefect: tasks take a *key source* (``env:VAR``,
+  ``secret:BLOCK``, or ``none``) and load the key themselves. Only its key id is logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import get_run_logger, task
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.concurrency.sync import concurrency
+from prefect.events import emit_event
+from prefect.states import State
+
+from drkit.config import load_config
+from drkit.domain import crypto
+from drkit.domain.errors import ConfigError, TransientError
+from drkit.domain.models import S3Location
+from drkit.domain.retention import RetentionPolicy
+from drkit.jobs import backup as jobs
+from drkit.jobs.backup import BackupSummary, RetentionResult
+from drkit.jobs.restore import RestoreSummary, restore_backup
+from drkit.jobs.sites import cluster_for, store_for
+from drkit.jobs.verify import VerifyReport, require_ok, verify_backup
+
+RETRIES = 3
+RETRY_DELAYS: list[float] = [2.0, 10.0, 30.0]
+
+
+def retry_transient(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
+    """``retry_condition_fn``: retry only a :class:`TransientError`."""
+    try:
+        state.result()
+    except TransientError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+# --------------------------------------------------------------------------------------------- keys
+
+
+def master_key(source: str) -> crypto.MasterKey | None:
+    """The backup master key from ``env:VAR``, ``secret:BLOCK`` (a Prefect Secret block) or ``none``."""
+    kind, _, name = source.partition(":")
+    if kind == "none" and not name:
+        return None
+    if kind == "env" and name:
+        return jobs.key_from_env(name)
+    if kind == "secret" and name:
+        from prefect.blocks.system import Secret
+
+        try:
+            block: Any = Secret.load(name)
+        except ValueError:
+            raise ConfigError(
+                f"Prefect Secret block {name!r} (backup key) does not exist",
+                hint=f"create it: Secret(value=<base64 of 32 bytes>).save({name!r}), or use key_source env:VAR",
+            ) from None
+        return jobs.key_from_text(str(block.get()), source=f"Prefect Secret block {name!r}")
+    raise ConfigError(
+        f"key_source {source!r} is not understood",
+        hint="write env:VARIABLE, secret:BLOCK_NAME or none",
+    )
+
+
+# ------------------------------------------------------------------------------------ concurrency
+
+
+def app_slot_name(app: str) -> str:
+    """Name of the global concurrency limit (one slot) shared by backups and retention of ``app``."""
+    return f"standby-app-{app}"
+
+
+@contextmanager
+def app_slot(app: str) -> Iterator[None]:
+    """Hold the app's only slot: a backup and retention (GC) of one app never run at once."""
+    from prefect import get_client
+
+    name = app_slot_name(app)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except Exception:
+            client.upsert_global_concurrency_limit_by_name(name, 1)
+    with concurrency(name, occupy=1, strict=True):
+        yield
+
+
+# -------------------------------------------------------------------------------------- artifacts
+
+
+def _progress(key: str, what: str) -> jobs.Progress:
+    artifact_id: Any = create_progress_artifact(0.0, key=key, description=what)
+
+    def report(done: int, total: int, message: str) -> None:
+        update_progress_artifact(artifact_id, 100.0 * done / total if total else 100.0, description=message)
+
+    return report
+
+
+def index_url(location: S3Location, key: str) -> str:
+    """A link to an object: ``<endpoint>/<bucket>/<key>``, or ``s3://<bucket>/<key>`` on AWS."""
+    if location.endpoint:
+        return f"{location.endpoint.rstrip('/')}/{location.bucket}/{key}"
+    return f"s3://{location.bucket}/{key}"
+
+
+def summary_markdown(summary: BackupSummary) -> str:
+    """The markdown summary of a run (counts and names only, never object contents)."""
+    rows = [
+        ("status", summary.status),
+        ("run id", summary.run_id),
+        ("objects", str(summary.objects)),
+        ("new", str(summary.objects_new)),
+        ("reused", str(summary.objects_reused)),
+        ("bytes uploaded", str(summary.bytes_uploaded)),
+        ("duration", f"{summary.duration.total_seconds():.2f} s"),
+        ("LIST calls", str(summary.list_calls)),
+        ("key id", summary.key_id or "(no key: no Secrets)"),
+        ("previous run", summary.previous_run or "(none)"),
+        ("index", f"`{summary.index_key}`"),
+    ]
+    text = f"# Backup of {summary.app} on {summary.site}\n\n| field | value |\n|---|---|\n"
+    text += "".join(f"| {k} | {v} |\n" for k, v in rows)
+    if summary.warnings:
+        text += "\n## Warnings (partially failed)\n\n" + "".join(f"- {w}\n" for w in summary.warnings)
+    return text
+
+
+# ------------------------------------------------------------------------------------------ tasks
+
+
+@task(
+    name="back-up-app",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def back_up_app(config_path: str, app: str, site: str, key_source: str) -> BackupSummary:
+    """LIST the app's objects, upload new blobs, write the index then ``latest``; publish artifacts."""
+    logger = get_run_logger()
+    cfg = load_config(Path(config_path))
+    chosen, where = cfg.app(app), cfg.site(site)
+    key = master_key(key_source)
+    logger.info("backing up app %s from site %s (key id %s)", app, site, key.key_id if key else "none")
+    summary = jobs.run_backup(
+        chosen,
+        where,
+        cluster_for(where),
+        store_for(where),
+        key=key,
+        now=lambda: datetime.now(UTC),
+        progress=_progress(f"backup-progress-{app}-{site}", f"backup of {app} on {site}"),
+    )
+    create_markdown_artifact(
+        markdown=summary_markdown(summary), key=f"backup-{app}-{site}", description=f"backup {summary.run_id}"
+    )
+    create_link_artifact(
+        link=index_url(where.s3, summary.index_key),
+        link_text=summary.index_key,
+        key=f"backup-index-{app}-{site}",
+        description=f"index of backup {summary.run_id}",
+    )
+    logger.info(
+        "backup %s: %s, %d objects, %d new",
+        summary.run_id,
+        summary.status,
+        summary.objects,
+        summary.objects_new,
+    )
+    return summary
+
+
+@task(
+    name="apply-retention",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def apply_retention(config_path: str, app: str, site: str, policy: RetentionPolicy) -> RetentionResult:
+    """Delete runs outside the GFS policy (never the newest complete one), then unreferenced blobs."""
+    cfg = load_config(Path(config_path))
+    result = jobs.apply_retention(store_for(cfg.site(site)), cfg.site(site), cfg.app(app), policy)
+    get_run_logger().info(
+        "retention of %s: kept %d run(s), deleted %d run(s) and %d blob(s)",
+        app,
+        len(result.decision.keep),
+        len(result.runs_deleted),
+        result.blobs_deleted,
+    )
+    return result
+
+
+@task(
+    name="verify-backup-run",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def verify_run(
+    config_path: str, app: str, site: str, run_id: str | None, key_source: str, dry_run_site: str | None
+) -> VerifyReport:
+    """Check every blob of a run, decrypt, validate; dry-run create on ``dry_run_site`` when given."""
+    cfg = load_config(Path(config_path))
+    where = cfg.site(site)
+    target = cfg.site(dry_run_site) if dry_run_site else None
+    report = verify_backup(
+        store_for(where),
+        where,
+        app,
+        run_id=run_id,
+        key=master_key(key_source),
+        target=cluster_for(target) if target else None,
+        target_site=target,
+        progress=_progress(f"verify-backup-progress-{app}-{site}", f"verify of {app}"),
+    )
+    text = "\n".join(f"- {line}" for line in report.lines())
+    create_markdown_artifact(
+        markdown=f"# Verify backup of {app}\n\n{text}\n", key=f"verify-backup-{app}-{site}"
+    )
+    return require_ok(report)
+
+
+@task(
+    name="restore-app",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def restore_app(
+    config_path: str,
+    app: str,
+    source_site: str,
+    target_site: str,
+    *,
+    run_id: str | None = None,
+    namespace: str | None = None,
+    policy: Literal["skip", "update"] = "skip",
+    dry_run: bool = False,
+    key_source: str = f"env:{jobs.KEY_ENV}",
+    exclude_kinds: tuple[str, ...] = (),
+    bound_timeout: float = 120.0,
+) -> RestoreSummary:
+    """Restore a run into ``target_site`` in restore order; wait for PVCs to be Bound. Re-entrant."""
+    cfg = load_config(Path(config_path))
+    source, target = cfg.site(source_site), cfg.site(target_site)
+    summary = restore_backup(
+        store_for(source),
+        source,
+        cfg.app(app),
+        cluster_for(target),
+        target,
+        key=master_key(key_source),
+        run_id=run_id,
+        namespace=namespace,
+        policy=policy,
+        dry_run=dry_run,
+        exclude_kinds=exclude_kinds,
+        bound_timeout=bound_timeout,
+        progress=_progress(f"restore-progress-{app}-{target_site}", f"restore of {app} into {target_site}"),
+    )
+    text = "\n".join(f"- {line}" for line in summary.lines())
+    create_markdown_artifact(markdown=f"# Restore of {app}\n\n{text}\n", key=f"restore-{app}-{target_site}")
+    return summary
+
+
+def emit_backup_event(app: str, site: str, *, ok: bool, payload: dict[str, Any]) -> None:
+    """Emit ``standby.backup.completed`` or ``standby.backup.failed`` about ``standby.app.<app>``."""
+    emit_event(
+        event="standby.backup.completed" if ok else "standby.backup.failed",
+        resource={"prefect.resource.id": f"standby.app.{app}", "standby.site": site},
+        payload=payload,
+    )

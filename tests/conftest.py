@@ -1,0 +1,34 @@
+"""Shared fixtures. ``prefect_harness``: one temporary Prefect server for the whole session.
+
+Tests in ``tests/flows`` use it automatically; lab tests that run flows ask for it by name.
+
+The flow-run heartbeat is turned off inside the harness (it costs about 1 s per run and cannot be
+turned off from the environment), analytics are off, and ``PREFECT_HOME`` is a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="standby-prefect-home-"))
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "1"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+
+
+from tests.labfixture import lab  # noqa: E402  (the session lab, shared by tests/lab and tests/contract)
+
+__all__ = ["lab", "prefect_harness"]

@@ -1,0 +1,140 @@
+"""One ClusterApi contract suite, run on FakeCluster and on KubeCluster over a fake apiserver (HTTP)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from drkit.adapters.fakes import FakeCluster
+from drkit.adapters.kube import ClusterApi, KubeCluster
+from drkit.domain.errors import Conflict, NotFound, TransientError
+from drkit.domain.models import KindRef
+from lab.kubeapi import KubeApiServer
+
+CM = KindRef(version="v1", kind="ConfigMap")
+NS = KindRef(version="v1", kind="Namespace")
+PV = KindRef(version="v1", kind="PersistentVolume")
+VR = KindRef(group="replication.storage.openshift.io", version="v1alpha1", kind="VolumeReplication")
+
+
+@dataclass
+class Subject:
+    """A ClusterApi under test, and how to make its next calls fail with a 5xx."""
+
+    cluster: ClusterApi
+    fail_next: Callable[[int], None]
+
+
+@pytest.fixture(params=["fake", "kube"])
+def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
+    if request.param == "fake":
+        fake = FakeCluster(site="site-x")
+        fake.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+        yield Subject(fake, lambda n: fake.fail_next(n, 503))
+        return
+    srv = KubeApiServer(tick_interval=0.5)
+    srv.start()
+    cfg = client.Configuration()
+    cfg.host = srv.url
+    kube = KubeCluster(client.ApiClient(cfg), site="site-x", cache_dir=tmp_path)
+
+    def fail(n: int) -> None:
+        srv.add_fault({"match": {"path_regex": "^/api/v1/"}, "status": 503, "count": n})
+
+    try:
+        yield Subject(kube, fail)
+    finally:
+        srv.stop()
+
+
+def cm(name: str, ns: str = "default", **labels: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "data": {"k": name},
+    }
+
+
+def test_discover(subject: Subject) -> None:
+    info = subject.cluster.discover(CM)
+    assert (info.plural, info.namespaced) == ("configmaps", True)
+    assert subject.cluster.discover(PV).namespaced is False
+    assert subject.cluster.discover(VR).plural == "volumereplications"
+    with pytest.raises(NotFound, match="site-x"):
+        subject.cluster.discover(KindRef(group="example.org", version="v1", kind="Nothing"))
+
+
+def test_list_paginates_and_selects(subject: Subject) -> None:
+    c = subject.cluster
+    for i in range(5):
+        c.create(cm(f"cm-{i}", tier="web" if i % 2 else "db"))
+    names = sorted(o["metadata"]["name"] for o in c.list(CM, "default", limit=2))
+    assert names == [f"cm-{i}" for i in range(5)]
+    assert all(o["kind"] == "ConfigMap" and o["apiVersion"] == "v1" for o in c.list(CM, "default", limit=2))
+    assert sorted(o["metadata"]["name"] for o in c.list(CM, "default", label_selector="tier=web")) == [
+        "cm-1",
+        "cm-3",
+    ]
+    assert c.list(CM, "default", label_selector="tier in (none)") == []
+
+
+def test_get_create_replace_patch_delete(subject: Subject) -> None:
+    c = subject.cluster
+    created = c.create(cm("one"))
+    assert created["metadata"]["uid"] and created["metadata"]["resourceVersion"]
+    assert c.create(cm("dry"), dry_run=True)["metadata"]["name"] == "dry"
+    with pytest.raises(NotFound):
+        c.get(CM, "dry", "default")
+    got = c.get(CM, "one", "default")
+    assert got["data"] == {"k": "one"}
+    body = cm("one")
+    body["data"] = {"k": "replaced"}
+    assert c.replace(body)["data"] == {"k": "replaced"}
+    patched = c.patch(CM, "one", "default", {"data": {"extra": "1"}})
+    assert patched["data"] == {"k": "replaced", "extra": "1"}
+    assert c.delete(CM, "one", "default") is True
+    assert c.delete(CM, "one", "default") is False
+
+
+def test_error_mapping(subject: Subject) -> None:
+    c = subject.cluster
+    c.create(cm("dup"))
+    with pytest.raises(Conflict, match="dup"):
+        c.create(cm("dup"))
+    with pytest.raises(NotFound, match="missing"):
+        c.get(CM, "missing", "default")
+    stale = c.get(CM, "dup", "default")
+    c.patch(CM, "dup", "default", {"data": {"k": "newer"}})
+    with pytest.raises(Conflict):
+        c.replace(stale)
+
+
+def test_5xx_is_transient(subject: Subject) -> None:
+    c = subject.cluster
+    c.list(CM, "default")  # discovery is warm
+    subject.fail_next(1)
+    with pytest.raises(TransientError, match="503"):
+        c.list(CM, "default")
+    assert c.list(CM, "default") == []
+
+
+def test_a_hung_apiserver_is_a_timeout_not_a_hang(tmp_path: Path) -> None:
+    """Only the real adapter can hang: a delayed answer becomes a TransientError within its timeout."""
+    srv = KubeApiServer(tick_interval=0.5)
+    srv.start()
+    try:
+        cfg = client.Configuration()
+        cfg.host = srv.url
+        kube = KubeCluster(client.ApiClient(cfg), site="site-x", cache_dir=tmp_path, timeout=1.0)
+        kube.list(CM, "default")  # discovery is warm
+        srv.add_fault({"match": {"path_regex": "^/api/v1/"}, "delay_seconds": 5})
+        with pytest.raises(TransientError, match="unreachable|timed out|Timeout"):
+            kube.list(CM, "default")
+    finally:
+        srv.clear_faults()
+        srv.stop()

@@ -1,0 +1,81 @@
+"""The session fixture ``lab``: one two-site lab per test session, for every test marked ``lab``.
+
+It is registered by the root ``tests/conftest.py`` so that lab tests in any folder (``tests/lab``,
+``tests/contract``) share ONE lab; ``tests/lab/conftest.py`` re-exports :class:`Lab`. The lab lives
+in ``$STANDBY_TEST_LAB_DIR`` (default ``/tmp/standby-test-lab``) with its own ports
+(``$STANDBY_TEST_LAB_PORT_BASE``, default 17800), so it never touches a lab started with
+``make lab-up``. Set ``STANDBY_KEEP_LAB=1`` to leave it running after the session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ["STANDBY_LAB_PORT_BASE"] = os.environ.get("STANDBY_TEST_LAB_PORT_BASE", "17800")
+
+from lab import ceph
+from lab import lab as lab_mod
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running lab: its folder, status and the Ceph sites."""
+
+    root: Path
+    status: lab_mod.LabStatus
+    sites: dict[str, ceph.CephSite]
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    def kubectl(self, site: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        argv = ["kubectl", "--kubeconfig", str(self.kubeconfig), "--context", site, *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    root = Path(os.environ.get("STANDBY_TEST_LAB_DIR", "/tmp/standby-test-lab"))
+    lab_mod.down(root, log=lambda m: None)  # what a killed session may have left running
+    shutil.rmtree(root, ignore_errors=True)
+    try:
+        status = lab_mod.up(root, log=lambda m: print(m))
+    except Exception:
+        lab_mod.down(root, log=lambda m: None)
+        raise
+    yield Lab(root=root, status=status, sites=ceph.sites(root, lab_mod.port_base()))
+    if os.environ.get("STANDBY_KEEP_LAB") == "1":
+        print(f"lab kept running in {root}")
+        return
+    lab_mod.down(root, log=lambda m: None)
+
+
+def delete_mirrored_image(lab: Lab, image: str, pool: str = "replicapool", timeout: float = 60.0) -> None:
+    """Delete a scratch mirrored image on both sites (never use it on the Nexus image).
+
+    ``rbd rm`` on the primary propagates to the peer within seconds. When that does not happen
+    (split-brain leftovers, a peer still syncing), each site's copy is force-disabled and removed.
+    """
+    a, b = lab.sites["site-a"], lab.sites["site-b"]
+    ceph.run(a.cli("rm", f"{pool}/{image}"), 120, check=False)
+    try:
+        ceph.wait_for(
+            lambda: ceph.run(b.cli("info", f"{pool}/{image}"), check=False).returncode != 0,
+            timeout,
+            0.5,
+            f"{image} removed from site-b",
+        )
+    except ceph.CephLabError:
+        pass
+    for site in (a, b):
+        if ceph.run(site.cli("info", f"{pool}/{image}"), check=False).returncode == 0:
+            ceph.run(site.cli("mirror", "image", "disable", "--force", f"{pool}/{image}"), check=False)
+            ceph.run(site.cli("rm", f"{pool}/{image}"), 120, check=False)
