@@ -8,7 +8,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup sysdeps test check unit demo bench lab-up lab-down lab-status up clean
+.PHONY: setup sysdeps test check unit demo bench lab-up lab-down lab-status up down server clean
 
 setup: sysdeps $(STAMP)
 
@@ -47,5 +47,16 @@ demo: setup
 bench: setup
 	$(PY) -m bench
 
-clean: lab-down
+server: setup
+	$(PY) -m deployments.server start
+
+up: lab-up server
+	@echo "serving Standby's deployments (Ctrl-C to stop serving; the server and lab stay up)"
+	PREFECT_API_URL=http://127.0.0.1:$${STANDBY_PREFECT_PORT:-4200}/api STANDBY_CONFIG=.lab/standby.yaml $(PY) -m deployments.serve
+
+down: $(STAMP)
+	-$(PY) -m deployments.server stop
+	$(VENV)/bin/standby lab down
+
+clean: down
 	rm -rf .lab .prefect

@@ -69,7 +69,10 @@ def format_validation_error(path: Path, error: ValidationError) -> str:
     errors = [
         e
         for e in errors
-        if not (e["type"] == "too_short" and any(n[: len(e["loc"])] == tuple(e["loc"]) and n != tuple(e["loc"]) for n in nested))
+        if not (
+            e["type"] == "too_short"
+            and any(n[: len(e["loc"])] == tuple(e["loc"]) and n != tuple(e["loc"]) for n in nested)
+        )
     ]
     parts = [f"{_loc(e['loc'])}: {_expected(e)}" for e in errors]
     return f"{path}: " + "; ".join(parts)
@@ -100,7 +103,9 @@ def parse_config(text: str, *, source: Path, base: Path | None = None) -> Standb
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(
-            f"{source}: not valid YAML{where}: {problem}", hint="fix the YAML syntax", context={"file": str(source)}
+            f"{source}: not valid YAML{where}: {problem}",
+            hint="fix the YAML syntax",
+            context={"file": str(source)},
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(

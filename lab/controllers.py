@@ -4,9 +4,10 @@ The apiserver loads them with ``--controllers lab.controllers:install``.
 
 * **VolumeReplication** (csi-addons): ``spec.replicationState`` is made true on the site's real
   Ceph by running ``rbd mirror image promote|demote|resync`` on the image behind the PVC, and the
-  status (``state``, conditions, ``lastSync*``) follows what ``rbd`` reports. Like csi-addons, a
-  promote that keeps failing (EBUSY/EROFS while a demotion propagates, or the peer is gone) is
-  retried, then forced after ``STANDBY_LAB_FORCE_PROMOTE_AFTER`` seconds (default 20).
+  status (``state``, conditions, ``lastSync*``) follows what ``rbd`` reports. A plain promote is
+  only tried once the peer's demotion snapshot is fully synced here (a planned relocation), and
+  forced after ``STANDBY_LAB_FORCE_PROMOTE_AFTER`` seconds (default 120) when it never is (the
+  peer is gone), as csi-addons forces a promote after a known error.
   ``lastSyncTime`` is refreshed every half scheduling interval, as ceph-csi does, so it is stale
   by up to that much: measured RPO must come from ``rbd``, not from this CR.
 * **Nexus** (Alauda operator): a Nexus CR whose PVC ``nexus-data-<name>-nxrm-ha-0`` is Bound gets
@@ -38,9 +39,9 @@ import httpx
 from lab import ceph
 from lab.procs import read_pid, start_daemon, stop_daemon
 
-VR = "replication.storage.openshift.io/v1alpha1/volumereplications"
-VRC = "replication.storage.openshift.io/v1alpha1/volumereplicationclasses"
-NEXUS = "operator.alaudadevops.io/v1alpha1/nexus"
+VR = "replication.storage.openshift.io/v1alpha1/VolumeReplication"
+VRC = "replication.storage.openshift.io/v1alpha1/VolumeReplicationClass"
+NEXUS = "operator.alaudadevops.io/v1alpha1/Nexus"
 SECRET_NAME = "nexus-root-password"
 SYSTEM_PYTHON = "/usr/bin/python3"
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +63,7 @@ class SiteContext:
     lab_dir: Path
     ceph: ceph.CephSite
     nexus_port: int
-    force_promote_after: float = 20.0
+    force_promote_after: float = 120.0
 
 
 @dataclass
@@ -198,18 +199,51 @@ class LabControllers:
         self.set_status(VR, vr, status)
 
     def _promote(self, spec_img: str, memo: _VrMemo) -> tuple[bool, str]:
+        """Promote like ceph-csi, without causing a split-brain on a planned relocation.
+
+        A plain promote is only tried once this side holds a complete copy of the peer's demotion
+        snapshot (newest mirror snapshot non-primary, ``demoted`` and ``complete``): promoting earlier
+        rolls back to an older snapshot and diverges from the peer. When that never comes (the peer
+        is gone, or was never demoted), the promote is forced after ``force_promote_after`` seconds,
+        as csi-addons forces it after a known error.
+        """
         now = time.monotonic()
         memo.promote_failing_since = memo.promote_failing_since or now
-        force = now - memo.promote_failing_since >= self.site.force_promote_after
+        waited = now - memo.promote_failing_since
+        ready = self._peer_demotion_synced(spec_img)
+        force = not ready and waited >= self.site.force_promote_after
+        if not ready and not force:
+            self._requeue()
+            return False, f"waiting for the peer's demotion to be synced ({waited:.0f}s)"
         args = ["mirror", "image", "promote", spec_img] + (["--force"] if force else [])
         res = self.rbd(*args, timeout=60)
-        self.log(f"promote {spec_img} force={force}: rc={res.returncode} {res.stderr.strip()[-200:]}")
+        self.log(
+            f"promote {spec_img} force={force} waited={waited:.0f}s: rc={res.returncode} {res.stderr.strip()[-200:]}"
+        )
         if res.returncode == 0:
             memo.promote_failing_since = None
             return True, "volume is promoted" + (" (forced)" if force else "")
-        self.wake.set()  # retry soon, like a requeue
-        time.sleep(1.0)
+        self._requeue()
         return False, f"promote failed (rc={res.returncode}): {res.stderr.strip()[-200:]}"
+
+    def _peer_demotion_synced(self, spec_img: str) -> bool:
+        try:
+            snaps = self.rbd_json("snap", "ls", "--all", spec_img)
+        except (RuntimeError, ValueError):
+            return False
+        mirror = [s for s in snaps if (s.get("namespace") or {}).get("type") == "mirror"]
+        if not mirror:
+            return False
+        newest = max(mirror, key=lambda s: int(s["id"]))["namespace"]
+        # A copy of the peer's demotion: non-primary (it names the peer's snapshot), demoted, complete.
+        # This side's own demoted primary snapshot also says "demoted", but has no primary_snap_id.
+        copied = "primary_snap_id" in newest
+        return copied and newest.get("state") == "demoted" and bool(newest.get("complete"))
+
+    def _requeue(self) -> None:
+        """Come back soon, like a controller-runtime requeue."""
+        self.wake.set()
+        time.sleep(1.0)
 
     def _auto_resync(self, spec_img: str) -> None:
         try:
@@ -349,7 +383,7 @@ def install(server: Any) -> LabControllers:
         lab_dir=lab_dir,
         ceph=ceph.sites(lab_dir, base)[site_name],
         nexus_port=int(os.environ["STANDBY_LAB_NEXUS_PORT"]),
-        force_promote_after=float(os.environ.get("STANDBY_LAB_FORCE_PROMOTE_AFTER", "20")),
+        force_promote_after=float(os.environ.get("STANDBY_LAB_FORCE_PROMOTE_AFTER", "120")),
     )
     (lab_dir / "run").mkdir(parents=True, exist_ok=True)
     ctl = LabControllers(server.store, site)

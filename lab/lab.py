@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from lab import ceph, seeds
-from lab.procs import LabError, read_pid, start_daemon, stop_daemon, wait_until
+from lab.procs import LabError, read_pid, start_service, stop_daemon, wait_until
 from lab.s3 import ACCESS_KEY, SECRET_KEY, credentials_file_text
 
 SITES = ("site-a", "site-b")
@@ -207,15 +207,14 @@ def status(root: Path) -> LabStatus:
 
 def _start_s3(root: Path, ports: Ports) -> None:
     run = root / "run"
-    start_daemon(
-        "s3", [sys.executable, "-m", "lab.s3", "--port", str(ports.s3), "--bucket", BUCKET], run, cwd=ROOT
-    )
     url = f"http://127.0.0.1:{ports.s3}"
-    wait_until(
-        lambda: httpx.get(f"{url}/{BUCKET}", timeout=2).status_code < 500,
-        timeout=30,
-        what="S3",
-        log_file=run / "s3.log",
+    start_service(
+        "s3",
+        [sys.executable, "-m", "lab.s3", "--port", str(ports.s3), "--bucket", BUCKET],
+        run,
+        port=ports.s3,
+        ready=lambda: httpx.get(f"{url}/{BUCKET}", timeout=2).status_code < 500,
+        cwd=ROOT,
     )
     (root / "s3").mkdir(exist_ok=True)
     creds = root / "s3" / "credentials"
@@ -226,7 +225,10 @@ def _start_s3(root: Path, ports: Ports) -> None:
 def _start_apiserver(root: Path, ports: Ports, site: str, cs: ceph.CephSite) -> None:
     run = root / "run"
     port = ports.kube(site)
-    env_args = [a for k, v in cs.env().items() for a in ("--exec-env", f"{k}={v}")]
+    exec_env = dict(cs.env())
+    # Rook's toolbox has the cluster's pool as rbd's default pool: `rbd mirror pool status` works bare.
+    exec_env["CEPH_ARGS"] = f"{exec_env.get('CEPH_ARGS', '')} --rbd-default-pool {seeds.POOL}".strip()
+    env_args = [a for k, v in exec_env.items() for a in ("--exec-env", f"{k}={v}")]
     argv = [
         sys.executable, "-m", "lab.kubeapi", "serve",
         "--port", str(port),
@@ -242,13 +244,15 @@ def _start_apiserver(root: Path, ports: Ports, site: str, cs: ceph.CephSite) -> 
         "STANDBY_LAB_NEXUS_PORT": str(ports.nexus(site)),
         "STANDBY_LAB_PORT_BASE": str(ports.base),
     }
-    start_daemon(f"kube-{site}", argv, run, env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
-    wait_until(
-        lambda: httpx.get(f"{url}/version", timeout=2).status_code == 200,
-        timeout=30,
-        what=f"the {site} apiserver",
-        log_file=run / f"kube-{site}.log",
+    start_service(
+        f"kube-{site}",
+        argv,
+        run,
+        port=port,
+        ready=lambda: httpx.get(f"{url}/version", timeout=2).status_code == 200,
+        env=env,
+        cwd=ROOT,
     )
 
 
@@ -312,7 +316,7 @@ def _seed(root: Path) -> None:
 
 def _nexus_url(ports: Ports, site: str) -> str | None:
     url = f"http://127.0.0.1:{ports.kube(site)}"
-    path = f"/apis/operator.alaudadevops.io/v1alpha1/namespaces/{seeds.NAMESPACE}/nexus/{seeds.NEXUS_NAME}"
+    path = f"/apis/operator.alaudadevops.io/v1alpha1/namespaces/{seeds.NAMESPACE}/nexuses/{seeds.NEXUS_NAME}"
     try:
         resp = httpx.get(url + path, timeout=5)
     except httpx.HTTPError:

@@ -97,16 +97,71 @@ def _reap(pid: int) -> None:
         pass
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str, log_file: Path | None = None) -> None:
-    """Poll ``check`` until it is true; raise a LabError naming ``what`` and the log after ``timeout``."""
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something already listens on ``host:port``."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def start_service(
+    name: str,
+    argv: Sequence[str],
+    run_dir: Path,
+    *,
+    port: int,
+    ready: Callable[[], bool],
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 30.0,
+) -> int:
+    """Start a daemon that serves ``port`` (unless ours already runs) and wait until ``ready``.
+
+    A port held by a process that is not ours is an error naming the port, never a silent reuse
+    of a stranger (for example a lab left running in another folder).
+    """
+    pid_file = run_dir / f"{name}.pid"
+    if read_pid(pid_file) is None and port_in_use(port):
+        raise LabError(
+            f"port {port} needed by the lab's {name} is used by another process",
+            hint="stop the other lab (`standby lab down --lab-dir DIR`) or set STANDBY_LAB_PORT_BASE",
+            context={"port": port},
+        )
+    pid = start_daemon(name, argv, run_dir, env=env, cwd=cwd)
+    log_file = run_dir / f"{name}.log"
+
+    def check() -> bool:
+        if not alive(pid):
+            raise LabError(f"the lab's {name} exited at start", hint=f"read {log_file}")
+        return ready()
+
+    wait_until(check, timeout=timeout, what=f"the lab's {name}", log_file=log_file, fatal=LabError)
+    return pid
+
+
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    log_file: Path | None = None,
+    fatal: type[Exception] | None = None,
+) -> None:
+    """Poll ``check`` until it is true; raise a LabError naming ``what`` and the log after ``timeout``.
+
+    Exceptions of type ``fatal`` raised by ``check`` end the wait at once; others mean "not yet".
+    """
     deadline = time.monotonic() + timeout
     delay = 0.05
     while time.monotonic() < deadline:
         try:
             if check():
                 return
-        except Exception:
-            pass
+        except Exception as exc:
+            if fatal is not None and isinstance(exc, fatal):
+                raise
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
     where = f"; read {log_file}" if log_file else ""

@@ -69,7 +69,8 @@ class CephAccess(Model):
     """How to run ``rbd`` against a site's Ceph cluster."""
 
     mode: Literal["local", "rook-toolbox"] = Field(
-        "local", description="'local': run rbd here with conf/keyring; 'rook-toolbox': exec into the toolbox pod"
+        "local",
+        description="'local': run rbd here with conf/keyring; 'rook-toolbox': exec into the toolbox pod",
     )
     cluster: str = Field("ceph", description="Ceph cluster name (rbd --cluster)")
     conf: Path | None = Field(None, description="ceph.conf path (local mode)")
@@ -173,7 +174,9 @@ class BackupSelection(Model):
         default_factory=lambda: tuple(KindRef.model_validate(_kind_ref(k)) for k in DEFAULT_KINDS),
         description="kinds to back up in the app's namespaces; PVs are added through the app's claims",
     )
-    label_selector: str | None = Field(None, description="label selector limiting the objects; all when empty")
+    label_selector: str | None = Field(
+        None, description="label selector limiting the objects; all when empty"
+    )
     include_pvs: bool = Field(True, description="back up the PVs bound to the app's claims")
 
 

@@ -37,7 +37,10 @@ def test_example_config_is_valid() -> None:
         (("bucket: standby", "bucket: x"), "sites[0].s3.bucket: String should have at least 3 characters"),
         (("  - name: nexus", "  - name: Nexus!"), "apps[0].name: String should match pattern"),
         (("rpo_target: 5m", "rpo_target: 30s"), "below snapshot_interval"),
-        (("volume_replication_class: rbd-volumereplicationclass", "mode: snapshot"), "needs 'volume_replication_class'"),
+        (
+            ("volume_replication_class: rbd-volumereplicationclass", "mode: snapshot"),
+            "needs 'volume_replication_class'",
+        ),
     ],
 )
 def test_errors_name_the_field_path(edit: tuple[str, str], expected: str) -> None:
@@ -57,7 +60,7 @@ def test_yaml_syntax_error_names_line() -> None:
 
 
 def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="configuration file not found.*--config FILE"):
+    with pytest.raises(ConfigError, match=r"configuration file not found.*--config FILE"):
         load_config(tmp_path / "nope.yaml")
 
 

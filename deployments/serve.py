@@ -1,0 +1,59 @@
+"""`make up`: serve every Standby deployment from one process against the local Prefect server.
+
+The schedules match ``deployments/prefect.yaml``; ``serve`` needs no work pool or worker. On
+SIGTERM the deployments stay active (``pause_on_shutdown=False``), so the UI keeps its schedules.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prefect import serve
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+
+from flows.backup import backup
+from flows.restore import restore
+from flows.rpo_report import rpo_report
+from flows.rpo_sample import rpo_sample
+from flows.verify_backup import verify_backup
+
+CONFIG = os.environ.get("STANDBY_CONFIG", "standby.yaml")
+KEY = "secret:standby-backup-key"
+TZ = os.environ.get("STANDBY_TIMEZONE", "UTC")
+
+
+def main() -> None:
+    """Register the deployments and run their scheduled and on-demand runs here."""
+    serve(
+        backup.to_deployment(
+            name="nightly",
+            parameters={"app": "nexus", "config": CONFIG, "key_source": KEY},
+            schedules=[CronSchedule(cron="30 1 * * *", timezone=TZ)],
+            concurrency_limit=1,
+        ),
+        verify_backup.to_deployment(
+            name="verify",
+            parameters={"app": "nexus", "config": CONFIG, "key_source": KEY},
+            schedules=[CronSchedule(cron="30 3 * * *", timezone=TZ)],
+        ),
+        rpo_sample.to_deployment(
+            name="sampler",
+            parameters={"config_path": CONFIG},
+            schedules=[IntervalSchedule(interval=300)],
+            concurrency_limit=1,
+        ),
+        rpo_report.to_deployment(
+            name="daily",
+            parameters={"config_path": CONFIG, "since": "24h"},
+            schedules=[CronSchedule(cron="0 6 * * *", timezone=TZ)],
+        ),
+        restore.to_deployment(
+            name="on-demand",
+            parameters={"app": "nexus", "config": CONFIG, "target_site": "site-b", "dry_run": True, "key_source": KEY},
+        ),
+        pause_on_shutdown=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
