@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from drkit.domain.errors import ConfigError, ParseError
 from drkit.domain.rbd_status import DEFAULT_STALE_AFTER, parse_status, zone
 from drkit.domain.rpo import image_lag
+
+T = TypeVar("T")
 
 rpo_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Replication lag (RPO) of mirrored images."
@@ -85,6 +89,115 @@ def parse_cmd(
     except (ParseError, ConfigError) as exc:
         raise _fail(f"error: {exc}", 2) from None
     typer.echo(json.dumps(report))
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    from standby.cli import guarded  # lazily: standby.cli imports this module
+
+    return guarded(action)
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="configuration file [default: $STANDBY_CONFIG, then ./standby.yaml]"),
+]
+AppOpt = Annotated[str | None, typer.Option("--app", help="only this app [default: every app]")]
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    cells = [[("-" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+@rpo_app.command("sample")
+def sample_cmd(
+    config: ConfigOpt = None,
+    app: AppOpt = None,
+    exact: Annotated[
+        str, typer.Option("--exact", help="exact mode: auto (when suspected), always or never")
+    ] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    record: Annotated[
+        bool, typer.Option("--record", help="also append to S3 and update the breach state (no events)")
+    ] = False,
+) -> None:
+    """Sample both sites once and print each app image's lag (one pool-status call per site)."""
+    from drkit.config import load_config
+    from drkit.jobs import rpo as jobs
+    from drkit.jobs.sites import rbd_for, store_for
+
+    if exact not in ("auto", "always", "never"):
+        raise _fail(f"error: --exact must be auto, always or never, not {exact!r}", 2)
+
+    def run() -> jobs.SampleRun:
+        cfg = load_config(config)
+        if app and app not in [a.name for a in cfg.apps]:
+            _unknown_app(app, [a.name for a in cfg.apps])
+        rbds = {s.name: rbd_for(s) for s in cfg.sites}
+        records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites}) if record else None
+        mode: jobs.ExactMode = "always" if exact == "always" else "never" if exact == "never" else "auto"
+        return jobs.run_sample(cfg, rbds, records=records, exact=mode, apps=[app] if app else None)
+
+    result = _guarded(run)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    for s in jobs.sampling_rows(result.samplings):
+        if not s["valid"]:
+            typer.echo(f"warning: {s['site']}: `{s['command']}`: {s['reason']}", err=True)
+    rows = jobs.reading_rows(result.readings)
+    typer.echo(
+        _table(rows, ["app", "image", "site", "health", "lag_seconds", "source", "target_seconds", "reason"])
+    )
+
+
+def _unknown_app(app: str, known: list[str]) -> None:
+    from drkit.domain.errors import ConfigError
+
+    raise ConfigError(
+        f"unknown app {app!r}; known apps: {', '.join(known)}", hint="pass --app with a known app"
+    )
+
+
+@rpo_app.command("report")
+def report_cmd(
+    config: ConfigOpt = None,
+    since: Annotated[str, typer.Option("--since", help="window length, e.g. 24h, 90m, 7d")] = "24h",
+    app: AppOpt = None,
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="also write the chart PNG here (one app: this file)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the table as JSON")] = False,
+) -> None:
+    """Report p50/p95/p99/max lag and % within target over the window, from the recorded samples."""
+    from drkit.config import load_config
+    from drkit.jobs import rpo as jobs
+    from drkit.jobs import rpo_report as reports
+    from drkit.jobs.sites import store_for
+
+    def run() -> reports.RpoReport:
+        cfg = load_config(config)
+        if app and app not in [a.name for a in cfg.apps]:
+            _unknown_app(app, [a.name for a in cfg.apps])
+        window = reports.parse_since(since)
+        end = datetime.now(UTC)
+        records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites})
+        return reports.build_report(
+            cfg, records, end - window, end, apps=[app] if app else None, charts=bool(chart)
+        )
+
+    report = _guarded(run)
+    if chart is not None:
+        for name, png in report.charts.items():
+            target = (
+                chart if len(report.charts) == 1 else chart.with_name(f"{chart.stem}-{name}{chart.suffix}")
+            )
+            target.write_bytes(png)
+            typer.echo(f"chart of {name}: {target}", err=True)
+    typer.echo(json.dumps(report.table()) if as_json else report.markdown())
 
 
 if __name__ == "__main__":  # pragma: no cover

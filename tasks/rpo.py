@@ -1,0 +1,137 @@
+"""Prefect tasks of the RPO flows: thin wrappers over :mod:`drkit.jobs.rpo` and :mod:`drkit.jobs.rpo_report`.
+
+Retries happen only for :class:`~drkit.domain.errors.TransientError` (``retry_condition_fn``):
+a sampler whose every site timed out is retried, a malformed configuration is not. Artifacts use
+stable lowercase-dashed keys: ``rpo-current-lag``, ``rpo-sample-sites``, ``rpo-report-table``,
+``rpo-report``, ``rpo-report-chart-<app>``.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.events import emit_event
+from prefect.states import State
+from prefect.tasks import Task
+
+from drkit.config import load_config
+from drkit.domain.errors import is_retryable
+from drkit.domain.models import StandbyConfig
+from drkit.jobs import rpo as jobs
+from drkit.jobs import rpo_report as reports
+from drkit.jobs.sites import rbd_for, store_for
+
+
+def retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """``retry_condition_fn``: retry only when the task failed with a TransientError."""
+    try:
+        state.result()
+    except Exception as exc:  # the failure the state carries
+        return is_retryable(exc)
+    return False
+
+
+@task(cache_policy=NO_CACHE)
+def load_standby_config(config_path: str | None) -> StandbyConfig:
+    """Load the YAML configuration ($STANDBY_CONFIG or ./standby.yaml when empty)."""
+    return load_config(Path(config_path) if config_path else None)
+
+
+def _records(config: StandbyConfig) -> jobs.RpoRecords:
+    return jobs.records_for(config, {s.name: store_for(s) for s in config.sites})
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
+def sample_sites(config: StandbyConfig) -> tuple[jobs.SiteSampling, ...]:
+    """One ``rbd mirror pool status --verbose`` per site; fails only when no site answers."""
+    rbds = {s.name: rbd_for(s) for s in config.sites}
+    samplings = jobs.sample_sites(rbds, config)
+    logger = get_run_logger()
+    for s in samplings:
+        if not s.valid:
+            logger.warning("sample of %s invalid: `%s`: %s", s.site, s.command, s.error)
+    create_table_artifact(table=jobs.sampling_rows(samplings), key="rpo-sample-sites",
+                          description="One pool-status call per site: valid or not, and why")  # fmt: skip
+    return samplings
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
+def measure_apps(
+    config: StandbyConfig, samplings: tuple[jobs.SiteSampling, ...], exact: jobs.ExactMode, app: str | None
+) -> tuple[jobs.AppReading, ...]:
+    """Per-app lag; exact mode (snap ls on both sites) for the images that need it."""
+    rbds = {s.name: rbd_for(s) for s in config.sites}
+    readings = jobs.measure_apps(config, samplings, rbds=rbds, exact=exact, apps=[app] if app else None)
+    create_table_artifact(table=jobs.reading_rows(readings), key="rpo-current-lag",
+                          description="Lag of each app image now, with its source (status, exact)")  # fmt: skip
+    return readings
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=5, retry_condition_fn=retry_transient)
+def record_samples(
+    config: StandbyConfig, samplings: tuple[jobs.SiteSampling, ...], readings: tuple[jobs.AppReading, ...]
+) -> list[str]:
+    """Append this run's rows to each site's parquet partition of today."""
+    return jobs.record(_records(config), samplings, readings, datetime.now(UTC))
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=5, retry_condition_fn=retry_transient)
+def compact_yesterday(config: StandbyConfig) -> list[str]:
+    """Merge the parts of yesterday's partition of each site (no-op when already compacted)."""
+    records = _records(config)
+    day = (datetime.now(UTC) - timedelta(days=1)).date()
+    return [k for site in records.stores if (k := records.compact(site, day))]
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=5, retry_condition_fn=retry_transient)
+def evaluate_breaches(config: StandbyConfig, readings: tuple[jobs.AppReading, ...]) -> list[jobs.RpoEvent]:
+    """Breach hysteresis against the saved memory; returns the events to emit (once per crossing)."""
+    return jobs.evaluate_and_remember(_records(config), readings)
+
+
+@task(cache_policy=NO_CACHE)
+def emit_rpo_events(events: list[jobs.RpoEvent]) -> int:
+    """Emit the events to Prefect; each one is also a log line (the fallback notification)."""
+    logger = get_run_logger()
+    for e in events:
+        logger.warning("%s %s: %s", e.event, e.resource.get("prefect.resource.name"), e.payload.get("reason"))
+        emit_event(event=e.event, resource=dict(e.resource), payload=dict(e.payload))
+    return len(events)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
+def build_report(config: StandbyConfig, since: str, app: str | None) -> reports.RpoReport:
+    """Read the window back and compute the figures per app and image."""
+    end = datetime.now(UTC)
+    window = reports.parse_since(since)
+    return reports.build_report(config, _records(config), end - window, end, apps=[app] if app else None)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
+def store_charts(config: StandbyConfig, report: reports.RpoReport) -> dict[str, str]:
+    """Render each app's lag chart (PNG), store it under the report keys; app -> S3 key."""
+    keys = reports.store_charts(config, {s.name: store_for(s) for s in config.sites}, report)
+    for app_name, key in keys.items():
+        png = report.charts[app_name]
+        # The lab's S3 is not browser-reachable: the artifact embeds the PNG as a data URL.
+        create_image_artifact(image_url="data:image/png;base64," + base64.b64encode(png).decode(),
+                              key=f"rpo-report-chart-{app_name}",
+                              description=f"Lag of {app_name} over the window; stored at {key}")  # fmt: skip
+    return keys
+
+
+@task(cache_policy=NO_CACHE)
+def publish_report(report: reports.RpoReport, chart_keys: dict[str, str]) -> str:
+    """Table and markdown artifacts of the report."""
+    create_table_artifact(table=report.table(), key="rpo-report-table",
+                          description="p50/p95/p99/max lag, % within target, per app and image")  # fmt: skip
+    markdown = report.markdown(chart_keys)
+    create_markdown_artifact(markdown=markdown, key="rpo-report", description="RPO report")
+    return markdown

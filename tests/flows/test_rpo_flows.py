@@ -1,0 +1,202 @@
+"""``rpo-sample`` and ``rpo-report`` under the Prefect test harness, on fakes (rbd and S3).
+
+The tasks build their adapters through ``drkit.jobs.sites``; the tests point those builders at
+fakes with ``monkeypatch`` (the seam the tasks use), then assert final state, artifacts and events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.artifacts import Artifact
+from prefect.events.clients import AssertingEventsClient
+from prefect.events.worker import EventsWorker
+
+from drkit.adapters.fakes import FakeObjectStore, FakeRbdMirror
+from flows.automations import AUTOMATION_NAME, BREACH_EVENT, ensure_rpo_breach_automation
+from flows.rpo_report import rpo_report
+from flows.rpo_sample import rpo_sample
+from tasks import rpo as rpo_tasks
+
+POOL = "replicapool"
+IMAGE = "csi-vol-flow"
+
+
+def _write_config(tmp_path: Path, target: str = "5m") -> Path:
+    site = {"ceph": {"mode": "rook-toolbox"}, "pool": POOL, "s3": {"bucket": "standby", "prefix": "standby"}}
+    doc = {
+        "sites": [{"name": "site-a", **site}, {"name": "site-b", **site}],
+        "apps": [
+            {
+                "name": "nexus",
+                "namespace": "nexus-dr",
+                "primary_site": "site-a",
+                "secondary_site": "site-b",
+                "volumes": [{"pvc": "data", "image": IMAGE}],
+                "workload": {"kind": "apps/v1/StatefulSet", "name": "nexus"},
+                "mirroring": {"control": "rbd"},
+                "snapshot_interval": "1m",
+                "rpo_target": target,
+            }
+        ],
+    }
+    path = tmp_path / "standby.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+class Fakes:
+    def __init__(self) -> None:
+        self.store = FakeObjectStore()
+        self.a = FakeRbdMirror(site="site-a")
+        self.b = FakeRbdMirror(site="site-b")
+
+    def set_lag(self, seconds: float) -> None:
+        now = datetime.now(UTC)
+        point = now - timedelta(seconds=seconds)
+        self.a.add_image(POOL, IMAGE, primary=True, peer_site="site-b", local_snapshot_time=point)
+        self.b.add_image(POOL, IMAGE, peer_site="site-a", local_snapshot_time=point)
+        self.a.snaps[(POOL, IMAGE)] = []
+        self.b.snaps[(POOL, IMAGE)] = []
+        snap = self.a.add_snapshot(POOL, IMAGE, created_at=point)
+        self.b.add_snapshot(POOL, IMAGE, created_at=point + timedelta(seconds=1), primary_snap_id=snap)
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> Fakes:
+    f = Fakes()
+    monkeypatch.setattr(rpo_tasks, "rbd_for", lambda site: {"site-a": f.a, "site-b": f.b}[site.name])
+    monkeypatch.setattr(rpo_tasks, "store_for", lambda site: f.store)
+    return f
+
+
+@pytest.fixture
+def events(monkeypatch: pytest.MonkeyPatch) -> Iterator[EventsWorker]:
+    worker = EventsWorker.instance(AssertingEventsClient)
+    monkeypatch.setattr(EventsWorker, "instance", lambda *_: worker)
+    worker.started_at = datetime.now(UTC)  # type: ignore[attr-defined]
+    yield worker
+    worker.drain()
+
+
+def _emitted(worker: EventsWorker, name: str) -> list[object]:
+    """Events called ``name`` emitted since the fixture started (the worker outlives one test)."""
+    worker.drain()
+    since = worker.started_at  # type: ignore[attr-defined]
+    return [e for c in AssertingEventsClient.all for e in c.events if e.event == name and e.occurred >= since]
+
+
+def test_rpo_sample_records_and_emits_breach_once_then_recovered(
+    tmp_path: Path, fakes: Fakes, events: EventsWorker
+) -> None:
+    config = str(_write_config(tmp_path, "5m"))
+    fakes.set_lag(30)
+    first = rpo_sample(config_path=config)
+    assert first["events"] == [] and first["invalid_sites"] == []
+    assert 29 <= first["apps"]["nexus"] <= 40  # type: ignore[index,operator]
+    assert any(k.startswith("standby/rpo/site-b/") and k.endswith(".parquet") for k in fakes.store.objects)
+    table = Artifact.get("rpo-current-lag")
+    assert table is not None and json.loads(str(table.data))[0]["image"] == IMAGE
+
+    fakes.set_lag(600)
+    assert rpo_sample(config_path=config)["events"] == [BREACH_EVENT]
+    assert rpo_sample(config_path=config)["events"] == []  # hysteresis: once per crossing
+    fakes.set_lag(20)
+    assert rpo_sample(config_path=config)["events"] == ["standby.rpo.recovered"]
+
+    breaches = _emitted(events, BREACH_EVENT)
+    assert len(breaches) == 1
+    breach = breaches[0]
+    assert breach.resource.id == "standby.app.nexus"  # type: ignore[attr-defined]
+    assert breach.resource["standby.site"] == "site-b"  # type: ignore[attr-defined]
+    assert breach.payload["lag_seconds"] > 300 and breach.payload["target_seconds"] == 300  # type: ignore[attr-defined]
+    assert breach.payload["source"] == "exact"  # type: ignore[attr-defined]  # suspected breach: exact mode
+    assert len(_emitted(events, "standby.rpo.recovered")) == 1
+
+
+def test_rpo_sample_marks_a_failed_site_invalid_and_goes_on(tmp_path: Path, fakes: Fakes) -> None:
+    config = str(_write_config(tmp_path))
+    fakes.set_lag(30)
+    fakes.a.malformed_json = True
+    result = rpo_sample(config_path=config)
+    assert result["invalid_sites"] == ["site-a"]
+    assert result["apps"]["nexus"] is not None  # type: ignore[index]
+    sites = json.loads(str(Artifact.get("rpo-sample-sites").data))  # type: ignore[union-attr]
+    bad = next(r for r in sites if r["site"] == "site-a")
+    assert not bad["valid"] and "not JSON" in bad["reason"]
+
+
+def test_rpo_sample_fails_naming_sites_and_command_when_no_site_answers(tmp_path: Path, fakes: Fakes) -> None:
+    config = str(_write_config(tmp_path))
+    fakes.set_lag(30)
+    fakes.a.exit_code = 1
+    fakes.b.exit_code = 1
+    state = rpo_sample(config_path=config, return_state=True)
+    assert state.is_failed()
+    message = str(state.message) + str(state.result(raise_on_failure=False))
+    assert "site-a" in message and "site-b" in message
+    assert "rbd mirror pool status replicapool --verbose --format json" in message
+    assert fakes.a.calls.count(("mirror pool status", POOL, "")) == 1  # not retried: not transient
+
+
+def test_unhealthy_image_emits_once(tmp_path: Path, fakes: Fakes, events: EventsWorker) -> None:
+    config = str(_write_config(tmp_path))
+    fakes.set_lag(30)
+    fakes.b.add_image(POOL, IMAGE, peer_site="site-a", state="up+error", description="split-brain")
+    fakes.a.add_image(POOL, IMAGE, primary=True, state="up+error", description="split-brain")
+    rpo_sample(config_path=config)
+    rpo_sample(config_path=config)
+    unhealthy = _emitted(events, "standby.mirror.unhealthy")
+    assert len(unhealthy) == 1
+    assert unhealthy[0].payload["health"] == "split-brain"  # type: ignore[attr-defined]
+
+
+def test_rpo_report_publishes_chart_table_and_markdown(tmp_path: Path, fakes: Fakes) -> None:
+    config_path = _write_config(tmp_path, "5m")
+    from drkit.config import load_config
+    from drkit.jobs import rpo as jobs
+
+    # A recorded timeline: a synced point every 60 s, with one 400 s gap (a breach of the 5 m target).
+    now = datetime.now(UTC)
+    data = [now - timedelta(seconds=s) for s in (1500, 1440, 1380, 1320, 920, 860, 800, 740, 680, 620, 560)]
+    rows = [
+        {c: None for c in jobs.COLUMNS}
+        | {"kind": "point", "sampled_at": d + timedelta(seconds=5), "site": "site-b", "pool": POOL,
+           "app": "nexus", "image": IMAGE, "source": "exact", "data_time": d, "completed_at": d + timedelta(seconds=2)}
+        for d in data
+    ]  # fmt: skip
+    records = jobs.records_for(load_config(config_path), {"site-a": fakes.store, "site-b": fakes.store})
+    records.append("site-b", rows, now)
+    markdown = rpo_report(config_path=str(config_path), since="1h")
+    assert "# RPO report" in markdown and "nexus" in markdown
+    table = json.loads(str(Artifact.get("rpo-report-table").data))  # type: ignore[union-attr]
+    assert {r["series"] for r in table} == {"app nexus", IMAGE}
+    row = next(r for r in table if r["series"] == IMAGE)
+    assert row["max_s"] == pytest.approx(402, abs=1)  # the peak just before the gap closed
+    assert row["within_target_pct"] < 100 and row["source"] == "exact"
+    assert "peak 402s" in row["worst_interval"]
+    image = Artifact.get("rpo-report-chart-nexus")
+    assert image is not None and str(image.data).startswith("data:image/png;base64,")
+    assert any(
+        k.startswith("standby/rpo-reports/nexus/") and k.endswith("lag.png") for k in fakes.store.objects
+    )
+    assert Artifact.get("rpo-report") is not None
+
+
+def test_breach_automation_is_created_in_code() -> None:
+    created = ensure_rpo_breach_automation()
+    again = ensure_rpo_breach_automation()  # replaces, never duplicates
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        found = client.read_automations_by_name(AUTOMATION_NAME)
+    assert [a.id for a in found] == [again.id] != [created.id]
+    trigger = found[0].trigger
+    assert BREACH_EVENT in trigger.expect  # type: ignore[union-attr]
+    assert trigger.match.model_dump().get("prefect.resource.id") == "standby.app.*"  # type: ignore[union-attr]
+    assert found[0].actions[0].type == "do-nothing"

@@ -1,0 +1,241 @@
+"""Measured RPO against real Ceph in the lab, on images of this file only (never the Nexus image).
+
+Ground truth: the creation time of A's mirror snapshots (taken on demand with ``rbd mirror image
+snapshot``) and the moment B completed each one, time-stamped by a poller reading B's
+``rbd snap ls --all`` every 0.2 s. The poller sees a completion up to one poll (plus a call) late,
+so the truth it yields can be late by ``POLL_SLACK``; assertions allow exactly that.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from drkit.adapters.fakes import FakeObjectStore
+from drkit.config import load_config
+from drkit.domain.layout import StoreLayout
+from drkit.domain.models import ProtectedApp, StandbyConfig
+from drkit.domain.rbd_status import parse_snap_ls
+from drkit.jobs import rpo as jobs
+from drkit.jobs.sites import rbd_for
+from lab import ceph
+from lab import lab as lab_mod
+from tests.labfixture import Lab, delete_mirrored_image
+
+pytestmark = pytest.mark.lab
+
+POOL = "replicapool"
+POLL = 0.2
+POLL_SLACK = 1.0  # the poller's own lateness (one poll plus one rbd call)
+# rbd-mirror rewrites a status every 30 s, so a status can miss syncs done since its last write: it
+# over-reports by up to the cadence, plus the second truncation of the timestamps and the poller's
+# slack (measured worst: 32.0 s with on-demand snapshots every ~15 s).
+STATUS_TOLERANCE = 30 + 1 + 2 * POLL_SLACK
+
+
+def _app(name: str, image: str, target: str) -> ProtectedApp:
+    return ProtectedApp.model_validate(
+        {
+            "name": name,
+            "namespace": "rpo-test",
+            "primary_site": "site-a",
+            "secondary_site": "site-b",
+            "volumes": [{"pvc": "data", "image": image}],
+            "workload": {"kind": "apps/v1/StatefulSet", "name": name},
+            "mirroring": {"control": "rbd"},
+            "snapshot_interval": "5s",
+            "rpo_target": target,
+        }
+    )
+
+
+def _config(lab: Lab, *apps: ProtectedApp) -> StandbyConfig:
+    base = load_config(Path(lab.root) / "standby.yaml")
+    return StandbyConfig.model_validate(
+        {"sites": [s.model_dump() for s in base.sites], "apps": [a.model_dump() for a in apps]}
+    )
+
+
+def _new_image(lab: Lab, prefix: str) -> str:
+    a, b = lab.sites["site-a"], lab.sites["site-b"]
+    image = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    ceph.create_mirrored_image(a, b, POOL, image, size_mb=8, schedule=None)
+    ceph.run(a.cli("mirror", "image", "snapshot", f"{POOL}/{image}"))
+
+    def replaying() -> bool:
+        st = ceph.mirror_image_status(b, POOL, image)
+        return st.get("state") == "up+replaying" and "local_snapshot_timestamp" in st.get("description", "")
+
+    ceph.wait_for(replaying, 120, 0.5, f"{image} replaying on site-b")
+    return image
+
+
+class Truth:
+    """Polls both sites' ``snap ls --all``: A's snapshot times, and when B completed each one."""
+
+    def __init__(self, lab: Lab, image: str) -> None:
+        self.a, self.b, self.image = lab.sites["site-a"], lab.sites["site-b"], image
+        self.primary: dict[int, datetime] = {}
+        self.completed: dict[int, datetime] = {}  # primary snap id -> first seen complete on B
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _list(self, site: ceph.CephSite) -> list[dict[str, object]]:
+        out = ceph.run_json(
+            site.cli("snap", "ls", "--all", f"{POOL}/{self.image}", "--format", "json"), check=False
+        )
+        return out if isinstance(out, list) else []
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for s in parse_snap_ls(self._list(self.a), tz="UTC"):
+                if s.state == "primary" and s.created_at is not None:
+                    self.primary.setdefault(s.id, s.created_at)
+            seen = datetime.now(UTC)
+            for s in parse_snap_ls(self._list(self.b), tz="UTC"):
+                if s.non_primary and s.complete and s.primary_snap_id is not None:
+                    self.completed.setdefault(s.primary_snap_id, seen)
+            self._stop.wait(POLL)
+
+    def __enter__(self) -> Truth:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def lag_at(self, t: datetime) -> float | None:
+        done = [self.primary[i] for i, c in self.completed.items() if c <= t and i in self.primary]
+        return None if not done else (t - max(done)).total_seconds()
+
+
+@pytest.fixture(scope="module")
+def image(lab: Lab) -> Iterator[str]:
+    name = _new_image(lab, "rpo-acc")
+    yield name
+    delete_mirrored_image(lab, name)
+
+
+def _stop_rbd_mirror(site: ceph.CephSite) -> None:
+    pid = int(site.pid_file("rbd-mirror").read_text().strip())
+    os.kill(pid, signal.SIGTERM)
+    ceph.wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3],
+                  30, 0.2, "rbd-mirror to stop")  # fmt: skip
+
+
+def test_measured_lag_never_under_reports_and_exact_is_within_2s(lab: Lab, image: str) -> None:
+    config = _config(lab, _app("rpo-acc", image, "5m"))
+    rbds = {s.name: rbd_for(s) for s in config.sites}
+    a = lab.sites["site-a"]
+    measured: list[tuple[datetime, float | None, float | None]] = []
+    with Truth(lab, image) as truth:
+        for _ in range(3):
+            ceph.run(a.cli("mirror", "image", "snapshot", f"{POOL}/{image}"))
+            deadline = time.monotonic() + 14
+            while time.monotonic() < deadline:
+                samplings = jobs.sample_sites(rbds, config)
+                status = jobs.measure_apps(config, samplings, rbds=rbds, exact="never")[0].lag
+                exact = jobs.measure_apps(config, samplings, rbds=rbds, exact="always")[0].lag
+                measured.append((status.at, status.lag_seconds, None))
+                measured.append((exact.at, None, exact.lag_seconds))
+    assert len(truth.completed) >= 3, "the three on-demand snapshots must have been synced"
+    status_err, exact_err = [], []
+    for at, st, ex in measured:
+        real = truth.lag_at(at)
+        assert real is not None
+        if st is not None:
+            assert st >= real - POLL_SLACK, f"status under-reports at {at}: {st:.1f}s < truth {real:.1f}s"
+            assert st - real <= STATUS_TOLERANCE, (
+                f"status over by {st - real:.1f}s (> the 30 s cadence) at {at}"
+            )
+            status_err.append(st - real)
+        if ex is not None:
+            assert ex >= real - POLL_SLACK, f"exact under-reports at {at}: {ex:.1f}s < truth {real:.1f}s"
+            assert abs(ex - real) <= 2.0, f"exact off by {ex - real:.1f}s at {at}"
+            exact_err.append(ex - real)
+    print(
+        f"\nRPO accuracy over {len(measured)} readings: status error {min(status_err):+.1f}..{max(status_err):+.1f}s,"
+        f" exact error {min(exact_err):+.1f}..{max(exact_err):+.1f}s"
+    )
+
+
+def test_stopped_rbd_mirror_breaches_within_one_sample_then_recovers(lab: Lab, image: str) -> None:
+    target = timedelta(seconds=20)
+    app = _app(f"rpo-breach-{uuid.uuid4().hex[:4]}", image, "20s")
+    config = _config(lab, app)
+    rbds = {s.name: rbd_for(s) for s in config.sites}
+    store = FakeObjectStore()
+    records = jobs.RpoRecords(
+        {s.name: store for s in config.sites}, {s.name: StoreLayout("t") for s in config.sites}
+    )
+    a, b = lab.sites["site-a"], lab.sites["site-b"]
+    runs: list[jobs.SampleRun] = []
+    _stop_rbd_mirror(b)
+    try:
+        deadline = time.monotonic() + 75
+        while time.monotonic() < deadline:
+            ceph.run(a.cli("mirror", "image", "snapshot", f"{POOL}/{image}"))  # A keeps taking snapshots
+            runs.append(jobs.run_sample(config, rbds, records=records))
+            lag = runs[-1].readings[0].lag
+            if lag.lag is not None and lag.lag > target + timedelta(seconds=6):
+                break
+            time.sleep(1.5)  # the sampler's cadence in this test
+    finally:
+        ceph.ceph_up(lab.root, lab_mod.port_base())  # restarts the stopped daemon
+    lags = [r.readings[0].lag.lag_seconds for r in runs]
+    assert lags[-1] is not None and lags[-1] > target.total_seconds(), lags
+    assert all(x is not None for x in lags), "exact mode must give a lag while the daemon is down"
+    crossing = next(i for i, x in enumerate(lags) if x is not None and x > target.total_seconds())
+    assert [e.event for e in runs[crossing].events].count(jobs.BREACH_EVENT) == 1, (
+        "breach at the first sample over"
+    )
+    all_events = [e.event for r in runs for e in r.events]
+    assert all_events.count(jobs.BREACH_EVENT) == 1
+    breach = next(e for e in runs[crossing].events if e.event == jobs.BREACH_EVENT)
+    assert breach.resource["prefect.resource.id"] == f"standby.app.{app.name}"
+    assert breach.payload["lag_seconds"] > 20 and breach.payload["target_seconds"] == 20
+
+    recovered: list[jobs.RpoEvent] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not recovered:
+        ceph.run(a.cli("mirror", "image", "snapshot", f"{POOL}/{image}"))
+        run = jobs.run_sample(config, rbds, records=records)
+        recovered = [e for e in run.events if e.event == jobs.RECOVERED_EVENT]
+        if not recovered:
+            time.sleep(1.5)
+    assert recovered, "the app must recover after rbd-mirror restarts"
+    assert recovered[0].payload["lag_seconds"] < 20 * 0.8
+
+
+def test_split_brain_is_reported_never_as_a_healthy_lag(lab: Lab) -> None:
+    b = lab.sites["site-b"]
+    image = _new_image(lab, "rpo-sb")
+    try:
+        config = _config(lab, _app("rpo-sb", image, "5m"))
+        rbds = {s.name: rbd_for(s) for s in config.sites}
+        ceph.run(b.cli("mirror", "image", "promote", "--force", f"{POOL}/{image}"), 120)
+
+        def split() -> jobs.AppReading | None:
+            reading = jobs.measure_apps(config, jobs.sample_sites(rbds, config), rbds=rbds)[0]
+            return reading if reading.lag.images[0].health == "split-brain" else None
+
+        reading = ceph.wait_for(split, 60, 1.0, f"{image} reported as split-brain")
+        assert reading.lag.lag is None
+        assert "primary" in reading.lag.images[0].reason
+        _, events = jobs.evaluate(reading, jobs.RpoMemory())
+        assert [e.event for e in events] == [jobs.UNHEALTHY_EVENT]
+        assert events[0].payload["health"] == "split-brain"
+        # Repair: the side that gives way is demoted, then resynced.
+        ceph.run(b.cli("mirror", "image", "demote", f"{POOL}/{image}"), 60)
+        ceph.run(b.cli("mirror", "image", "resync", f"{POOL}/{image}"), 60)
+    finally:
+        delete_mirrored_image(lab, image)
