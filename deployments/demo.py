@@ -59,10 +59,10 @@ def run_jobs(config: Path) -> dict[str, Any]:
     results["verify"] = verify_backup(app="nexus", config=str(config), key_source=f"secret:{KEY_BLOCK}")
     print(json.dumps(results["verify"], indent=2, default=str))
     say("rpo-sample: rbd mirror pool status on both sites")
-    results["rpo_sample"] = rpo_sample(config_path=str(config))
+    results["rpo_sample"] = rpo_sample(config=str(config))
     print(json.dumps(results["rpo_sample"], indent=2, default=str))
     say("rpo-report: the last hour")
-    results["rpo_report"] = rpo_report(config_path=str(config), since="1h")
+    results["rpo_report"] = rpo_report(config=str(config), since="1h")
     print(results["rpo_report"] if isinstance(results["rpo_report"], str) else json.dumps(results["rpo_report"], indent=2, default=str))
     return results
 
@@ -73,7 +73,7 @@ def main() -> int:
     say("1. the two-site lab")
     try:
         st = lab_mod.up(root, log=lambda m: print(m, flush=True))
-    except Exception as exc:  # noqa: BLE001 - one readable line for any failure
+    except Exception as exc:
         print(f"demo: the lab did not come up: {exc}", file=sys.stderr)
         return 1
     print(lab_mod.describe(st))
@@ -81,7 +81,7 @@ def main() -> int:
     say("2. Prefect server")
     try:
         api = server.start()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         print(f"demo: the Prefect server did not start: {exc}", file=sys.stderr)
         return 1
     os.environ["PREFECT_API_URL"] = api
@@ -93,7 +93,7 @@ def main() -> int:
 
     try:
         run_jobs(st.config)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         print(f"demo: a job failed: {exc}", file=sys.stderr)
         print(f"see the flow run in {api.removesuffix('/api')}/runs", file=sys.stderr)
         return 1

@@ -38,13 +38,13 @@ def main() -> None:
         ),
         rpo_sample.to_deployment(
             name="sampler",
-            parameters={"config_path": CONFIG},
+            parameters={"config": CONFIG},
             schedules=[IntervalSchedule(interval=300)],
             concurrency_limit=1,
         ),
         rpo_report.to_deployment(
             name="daily",
-            parameters={"config_path": CONFIG, "since": "24h"},
+            parameters={"config": CONFIG, "since": "24h"},
             schedules=[CronSchedule(cron="0 6 * * *", timezone=TZ)],
         ),
         restore.to_deployment(

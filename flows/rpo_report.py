@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow
+from pydantic import Field
 
 from tasks import rpo
 
 
 @flow(name="rpo-report", log_prints=True)
-def rpo_report(config_path: str | None = None, since: str = "24h", app: str | None = None) -> str:
+def rpo_report(
+    config: Annotated[
+        str | None,
+        Field(description="Standby configuration file; $STANDBY_CONFIG or ./standby.yaml when empty"),
+    ] = None,
+    since: Annotated[str, Field(description="window to report, ending now: e.g. 1h, 24h, 7d")] = "24h",
+    app: Annotated[str | None, Field(description="only this app; every app when empty")] = None,
+) -> str:
     """Report the measured lag over the last `since` (e.g. 24h, 7d).
 
     1. Load the configuration.
@@ -19,7 +29,7 @@ def rpo_report(config_path: str | None = None, since: str = "24h", app: str | No
        image artifact (`rpo-report-chart-<app>`).
     5. Publish the table (`rpo-report-table`) and markdown (`rpo-report`) artifacts.
     """
-    config = rpo.load_standby_config(config_path)
-    report = rpo.build_report(config, since, app)
-    chart_keys = rpo.store_charts(config, report)
+    cfg = rpo.load_standby_config(config)
+    report = rpo.build_report(cfg, since, app)
+    chart_keys = rpo.store_charts(cfg, report)
     return rpo.publish_report(report, chart_keys)

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from prefect import flow
+from pydantic import Field
 
 from tasks import rpo
 
 
 @flow(name="rpo-sample", log_prints=True)
 def rpo_sample(
-    config_path: str | None = None,
-    app: str | None = None,
-    exact: Literal["auto", "always", "never"] = "auto",
-    compact: bool = True,
+    config: Annotated[
+        str | None,
+        Field(description="Standby configuration file; $STANDBY_CONFIG or ./standby.yaml when empty"),
+    ] = None,
+    app: Annotated[str | None, Field(description="only this app; every app when empty")] = None,
+    exact: Annotated[
+        Literal["auto", "always", "never"],
+        Field(description="exact mode (rbd snap ls): when a breach is suspected, always, or never"),
+    ] = "auto",
+    compact: Annotated[bool, Field(description="compact yesterday's parquet parts into one")] = True,
 ) -> dict[str, object]:
     """Sample the mirror status of both sites and record each app's lag.
 
@@ -27,13 +34,13 @@ def rpo_sample(
     5. Evaluate breaches with hysteresis and emit `standby.rpo.breach` / `standby.rpo.recovered`
        once per crossing, and `standby.mirror.unhealthy` for down, error or split-brain images.
     """
-    config = rpo.load_standby_config(config_path)
-    samplings = rpo.sample_sites(config)
-    readings = rpo.measure_apps(config, samplings, exact, app)
-    keys = rpo.record_samples(config, samplings, readings)
+    cfg = rpo.load_standby_config(config)
+    samplings = rpo.sample_sites(cfg)
+    readings = rpo.measure_apps(cfg, samplings, exact, app)
+    keys = rpo.record_samples(cfg, samplings, readings)
     if compact:
-        rpo.compact_yesterday(config)
-    events = rpo.evaluate_breaches(config, readings)
+        rpo.compact_yesterday(cfg)
+    events = rpo.evaluate_breaches(cfg, readings)
     rpo.emit_rpo_events(events)
     return {
         "apps": {r.app: r.lag.lag_seconds for r in readings},

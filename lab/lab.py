@@ -156,6 +156,14 @@ def up(root: Path, log: Log = print) -> LabStatus:
     _write_config(root, ports)
     _seed(root)
     _wait_nexus(root, "site-a")
+    log(
+        f"lab: Nexus runs on site-a ({time.monotonic() - started:.0f}s); waiting for site-b to report up+replaying"
+    )
+    try:
+        # rbd-mirror writes its first status about 20 s after an image appears, then every 30 s.
+        wait_until(lambda: _mirror_state(cs["site-b"]).startswith("up+replaying"), timeout=120, what="")
+    except LabError:
+        log(f"lab: warning: site-b does not report up+replaying yet ({_mirror_state(cs['site-b'])})")
     log(f"lab: up in {time.monotonic() - started:.0f}s")
     return status(root)
 

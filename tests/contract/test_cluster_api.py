@@ -133,7 +133,7 @@ def test_a_hung_apiserver_is_a_timeout_not_a_hang(tmp_path: Path) -> None:
         kube = KubeCluster(client.ApiClient(cfg), site="site-x", cache_dir=tmp_path, timeout=1.0)
         kube.list(CM, "default")  # discovery is warm
         srv.add_fault({"match": {"path_regex": "^/api/v1/"}, "delay_seconds": 5})
-        with pytest.raises(TransientError, match="unreachable|timed out|Timeout"):
+        with pytest.raises(TransientError, match=r"unreachable|timed out|Timeout"):
             kube.list(CM, "default")
     finally:
         srv.clear_faults()

@@ -96,7 +96,7 @@ def test_rpo_sample_records_and_emits_breach_once_then_recovered(
 ) -> None:
     config = str(_write_config(tmp_path, "5m"))
     fakes.set_lag(30)
-    first = rpo_sample(config_path=config)
+    first = rpo_sample(config=config)
     assert first["events"] == [] and first["invalid_sites"] == []
     assert 29 <= first["apps"]["nexus"] <= 40  # type: ignore[index,operator]
     assert any(k.startswith("standby/rpo/site-b/") and k.endswith(".parquet") for k in fakes.store.objects)
@@ -104,10 +104,10 @@ def test_rpo_sample_records_and_emits_breach_once_then_recovered(
     assert table is not None and json.loads(str(table.data))[0]["image"] == IMAGE
 
     fakes.set_lag(600)
-    assert rpo_sample(config_path=config)["events"] == [BREACH_EVENT]
-    assert rpo_sample(config_path=config)["events"] == []  # hysteresis: once per crossing
+    assert rpo_sample(config=config)["events"] == [BREACH_EVENT]
+    assert rpo_sample(config=config)["events"] == []  # hysteresis: once per crossing
     fakes.set_lag(20)
-    assert rpo_sample(config_path=config)["events"] == ["standby.rpo.recovered"]
+    assert rpo_sample(config=config)["events"] == ["standby.rpo.recovered"]
 
     breaches = _emitted(events, BREACH_EVENT)
     assert len(breaches) == 1
@@ -123,7 +123,7 @@ def test_rpo_sample_marks_a_failed_site_invalid_and_goes_on(tmp_path: Path, fake
     config = str(_write_config(tmp_path))
     fakes.set_lag(30)
     fakes.a.malformed_json = True
-    result = rpo_sample(config_path=config)
+    result = rpo_sample(config=config)
     assert result["invalid_sites"] == ["site-a"]
     assert result["apps"]["nexus"] is not None  # type: ignore[index]
     sites = json.loads(str(Artifact.get("rpo-sample-sites").data))  # type: ignore[union-attr]
@@ -136,7 +136,7 @@ def test_rpo_sample_fails_naming_sites_and_command_when_no_site_answers(tmp_path
     fakes.set_lag(30)
     fakes.a.exit_code = 1
     fakes.b.exit_code = 1
-    state = rpo_sample(config_path=config, return_state=True)
+    state = rpo_sample(config=config, return_state=True)
     assert state.is_failed()
     message = str(state.message) + str(state.result(raise_on_failure=False))
     assert "site-a" in message and "site-b" in message
@@ -149,8 +149,8 @@ def test_unhealthy_image_emits_once(tmp_path: Path, fakes: Fakes, events: Events
     fakes.set_lag(30)
     fakes.b.add_image(POOL, IMAGE, peer_site="site-a", state="up+error", description="split-brain")
     fakes.a.add_image(POOL, IMAGE, primary=True, state="up+error", description="split-brain")
-    rpo_sample(config_path=config)
-    rpo_sample(config_path=config)
+    rpo_sample(config=config)
+    rpo_sample(config=config)
     unhealthy = _emitted(events, "standby.mirror.unhealthy")
     assert len(unhealthy) == 1
     assert unhealthy[0].payload["health"] == "split-brain"  # type: ignore[attr-defined]
@@ -172,7 +172,7 @@ def test_rpo_report_publishes_chart_table_and_markdown(tmp_path: Path, fakes: Fa
     ]  # fmt: skip
     records = jobs.records_for(load_config(config_path), {"site-a": fakes.store, "site-b": fakes.store})
     records.append("site-b", rows, now)
-    markdown = rpo_report(config_path=str(config_path), since="1h")
+    markdown = rpo_report(config=str(config_path), since="1h")
     assert "# RPO report" in markdown and "nexus" in markdown
     table = json.loads(str(Artifact.get("rpo-report-table").data))  # type: ignore[union-attr]
     assert {r["series"] for r in table} == {"app nexus", IMAGE}
