@@ -40,8 +40,10 @@ def ensure_key_block() -> None:
         print(f"backup key: Secret block {KEY_BLOCK!r} exists")
     except ValueError:
         Secret(value=base64.b64encode(secrets.token_bytes(32)).decode()).save(KEY_BLOCK)
-        print(f"backup key: created Secret block {KEY_BLOCK!r} (keep a copy outside Prefect: without it, "
-              "encrypted Secrets cannot be restored)")
+        print(
+            f"backup key: created Secret block {KEY_BLOCK!r} (keep a copy outside Prefect: without it, "
+            "encrypted Secrets cannot be restored)"
+        )
 
 
 def run_jobs(config: Path) -> dict[str, Any]:
@@ -63,7 +65,11 @@ def run_jobs(config: Path) -> dict[str, Any]:
     print(json.dumps(results["rpo_sample"], indent=2, default=str))
     say("rpo-report: the last hour")
     results["rpo_report"] = rpo_report(config=str(config), since="1h")
-    print(results["rpo_report"] if isinstance(results["rpo_report"], str) else json.dumps(results["rpo_report"], indent=2, default=str))
+    print(
+        results["rpo_report"]
+        if isinstance(results["rpo_report"], str)
+        else json.dumps(results["rpo_report"], indent=2, default=str)
+    )
     return results
 
 

@@ -49,7 +49,13 @@ def main() -> None:
         ),
         restore.to_deployment(
             name="on-demand",
-            parameters={"app": "nexus", "config": CONFIG, "target_site": "site-b", "dry_run": True, "key_source": KEY},
+            parameters={
+                "app": "nexus",
+                "config": CONFIG,
+                "target_site": "site-b",
+                "dry_run": True,
+                "key_source": KEY,
+            },
         ),
         pause_on_shutdown=False,
     )

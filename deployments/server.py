@@ -47,7 +47,9 @@ def start() -> str:
     prefect = Path(sys.executable).with_name("prefect")
     argv = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port())]
     env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_UI_ENABLED": "true"}
-    start_service("prefect-server", argv, run_dir(), port=port(), ready=healthy, env=env, cwd=ROOT, timeout=120)
+    start_service(
+        "prefect-server", argv, run_dir(), port=port(), ready=healthy, env=env, cwd=ROOT, timeout=120
+    )
     return api_url()
 
 

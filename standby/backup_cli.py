@@ -134,8 +134,7 @@ def list_cmd(config: ConfigOption = None, app: AppOption = None, site: SiteOptio
             rows.append(
                 f"{mark} {index.run_id}  {index.status:<16} objects={len(index.objects):<5}"
                 f" new={index.metadata.objects_new:<5} bytes={index.metadata.bytes_uploaded}"
-                f" warnings={len(index.warnings)}"
-                + (f" same-as={index.same_as}" if index.same_as else "")
+                f" warnings={len(index.warnings)}" + (f" same-as={index.same_as}" if index.same_as else "")
             )
         return rows or [f"no finished backup of app {chosen.name} on site {where.name}"]
 

@@ -58,7 +58,7 @@ def lab() -> Iterator[Lab]:
     lab_mod.down(root, log=lambda m: None)
 
 
-def delete_mirrored_image(lab: Lab, image: str, pool: str = "replicapool", timeout: float = 60.0) -> None:
+def delete_mirrored_image(lab: Lab, image: str, pool: str = "replicapool", timeout: float = 20.0) -> None:
     """Delete a scratch mirrored image on both sites (never use it on the Nexus image).
 
     ``rbd rm`` on the primary propagates to the peer within seconds. When that does not happen

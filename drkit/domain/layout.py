@@ -3,9 +3,11 @@
 Layout under the site's ``s3.prefix`` (Velero style, one folder per app and run)::
 
     <prefix>/backups/<site>/<app>/blobs/sha256/<hh>/<address>.yaml[.enc]   object contents, write-once
-    <prefix>/backups/<site>/<app>/<run-id>/index.json                      the run's index, written LAST
+    <prefix>/backups/<site>/<app>/<run-id>/index.json.gz                   the run's index, written LAST
     <prefix>/backups/<site>/<app>/latest                                   run id of the newest complete run
     <prefix>/rpo/<site>/<yyyy-mm-dd>/samples-<part>.parquet
+    <prefix>/rpo-state/<app>.json                                          breach hysteresis of one app
+    <prefix>/rpo-reports/<app>/<stamp>/<name>                              RPO report files (chart PNG)
     <prefix>/drills/<app>/<run-id>/report.{md,json,html}
     <prefix>/drills/<app>/<run-id>/charts/<name>.png
 
@@ -17,7 +19,7 @@ The backup must also upload only what changed. Two shapes were weighed:
 * per-run object keys, where an unchanged object points at the key of the run that first wrote it.
   Deleting that older run then either breaks the newer one or leaves a half-deleted run folder behind,
   and a run killed halfway re-uploads everything, since its keys are named after its own run id;
-* content-addressed blobs shared by all runs of an app, and a per-run ``index.json`` mapping each
+* content-addressed blobs shared by all runs of an app, and a per-run index mapping each
   object's *logical path* (the DESIGN key without the run prefix, :func:`logical_path`) to its blob.
 
 Standby takes the second. A blob key is a pure function of the content, so a blob is written once
@@ -26,6 +28,11 @@ re-run after a crash finds the blobs it already uploaded. Dedup works against an
 only the previous one. Retention deletes runs (their index) first, then exactly the blobs no kept
 index references (:func:`drkit.domain.retention.unreferenced_blobs`). The DESIGN per-object path
 is kept as the ``path`` of each index entry and is what users see and restore by.
+
+The index is gzip'd JSON, hence ``index.json.gz`` (DESIGN.md says ``index.json``): its entries hold
+no key and no path, both derived by this class, and an unchanged run stores only a pointer to an
+earlier full index (see :mod:`drkit.domain.backup`). The name says what the bytes are, so a reader
+fetching it by hand knows to ``gunzip`` it; no ``Content-Encoding`` trick is involved.
 
 The address is ``sha256(plaintext)`` for plain blobs and an HMAC for encrypted ones
 (:func:`drkit.domain.crypto.content_address`). Blobs fan out by the first two hex digits.
@@ -51,6 +58,8 @@ CLUSTER_SCOPE = "_cluster"
 CORE_GROUP = "core"
 """Folder standing for the core API group (whose group name is empty) in a logical path."""
 REPORT_FORMATS = ("md", "json", "html")
+INDEX_NAME = "index.json.gz"
+"""File name of a run's index (full or pointer) inside its run folder."""
 
 
 @dataclass(frozen=True, order=True)
@@ -156,8 +165,8 @@ class StoreLayout:
         return f"{self.app_root(site, app)}/{text}"
 
     def index_key(self, site: str, app: str, run_id: RunId | str) -> str:
-        """``.../<run-id>/index.json``: written last, it marks the run as finished."""
-        return f"{self.run_root(site, app, run_id)}/index.json"
+        """``.../<run-id>/index.json.gz``: written last, it marks the run as finished."""
+        return f"{self.run_root(site, app, run_id)}/{INDEX_NAME}"
 
     def latest_key(self, site: str, app: str) -> str:
         """``.../latest``: holds the run id of the newest complete run, written after its index."""
@@ -166,9 +175,9 @@ class StoreLayout:
     def run_id_of_index_key(self, site: str, app: str, key: str) -> RunId | None:
         """The run id if ``key`` is an index key of this app, else ``None`` (blobs, latest...)."""
         root = self.app_root(site, app) + "/"
-        if not key.startswith(root) or not key.endswith("/index.json"):
+        if not key.startswith(root) or not key.endswith(f"/{INDEX_NAME}"):
             return None
-        middle = key[len(root) : -len("/index.json")]
+        middle = key[len(root) : -len(f"/{INDEX_NAME}")]
         return parse_run_id(middle) if _RUN_ID.match(middle) else None
 
     def is_blob_key(self, site: str, app: str, key: str) -> bool:
@@ -183,6 +192,20 @@ class StoreLayout:
     def rpo_samples_key(self, site: str, day: date, part: str) -> str:
         """``.../samples-<part>.parquet``; ``part`` is e.g. the sampler run's id or start time."""
         return f"{self.rpo_day_prefix(site, day)}samples-{_segment(part, 'part name')}.parquet"
+
+    def rpo_site_prefix(self, site: str) -> str:
+        """``<prefix>/rpo/<site>/``: every day folder of one site's samples."""
+        return self._join("rpo", _segment(site, "site name")) + "/"
+
+    def rpo_state_key(self, app: str) -> str:
+        """``<prefix>/rpo-state/<app>.json``: the breach detector's memory (hysteresis) of one app."""
+        return self._join("rpo-state", f"{_segment(app, 'app name')}.json")
+
+    def rpo_report_key(self, app: str, stamp: str, name: str) -> str:
+        """``<prefix>/rpo-reports/<app>/<stamp>/<name>``: a report file (chart PNG, markdown, JSON)."""
+        return self._join(
+            "rpo-reports", _segment(app, "app name"), _segment(stamp, "report stamp"), _segment(name, "file")
+        )
 
     # ------------------------------------------------------------------------------------- drills
     def drill_root(self, app: str, run_id: RunId | str) -> str:

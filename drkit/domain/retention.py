@@ -5,13 +5,17 @@
 * the newest run of each of the ``daily`` most recent calendar days that have a run;
 * the newest run of each of the ``weekly`` most recent ISO weeks that have a run;
 * the newest run of each of the ``monthly`` most recent months that have a run;
-* always the newest complete run, whatever the policy says.
+* always the newest complete run, whatever the policy says;
+* the run whose full index a kept **pointer** run names (``same_as``): a pointer run has no objects
+  of its own, so deleting its target would break it. Pointers name full indexes only, so one pass
+  is enough.
 
 Runs without an index (incomplete: killed, or still running) newer than the newest complete run
 are kept, since one may be running now. Incomplete runs older than it are deleted. Days, weeks
 and months are counted in ``tz`` (UTC unless given).
 
-Blobs: after deleting runs, delete only :func:`unreferenced_blobs`. Garbage collection must not run
+Blobs: after deleting runs, delete only :func:`unreferenced_blobs` of the kept runs' **resolved**
+indexes (a pointer run's objects are its target's). Garbage collection must not run
 while a backup of the same app runs (a running backup's blobs are not in any index yet); the flows
 hold one concurrency slot per app for both.
 """
@@ -33,6 +37,7 @@ class RunInfo(Model):
     run_id: str = Field(..., description="run id")
     started: AwareDatetime = Field(..., description="when the run started")
     complete: bool = Field(..., description="whether the run's index exists")
+    same_as: str | None = Field(None, description="run whose full index holds this run's objects (pointer)")
 
 
 class RetentionPolicy(Model):
@@ -87,6 +92,10 @@ def plan_retention(
     for run in ordered:
         if not run.complete and (newest_complete is None or run.started > newest_complete):
             add({run.run_id: "incomplete, newer than the newest complete run (may be running)"})
+    known = {r.run_id for r in ordered}
+    for run in ordered:
+        if run.run_id in reasons and run.same_as is not None and run.same_as in known:
+            add({run.same_as: f"holds the objects of kept run {run.run_id} (its index points here)"})
     keep = tuple(r.run_id for r in ordered if r.run_id in reasons)
     delete = tuple(r.run_id for r in ordered if r.run_id not in reasons)
     return RetentionDecision(keep=keep, delete=delete, reasons={k: tuple(v) for k, v in reasons.items()})

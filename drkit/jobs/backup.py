@@ -178,9 +178,7 @@ def _get_index(store: ObjectStore, layout: StoreLayout, site: str, app: str, run
         ) from None
 
 
-def _decode(
-    data: bytes, layout: StoreLayout, site: str, app: str, run_id: str
-) -> BackupIndex | IndexPointer:
+def _decode(data: bytes, layout: StoreLayout, site: str, app: str, run_id: str) -> BackupIndex | IndexPointer:
     key = layout.index_key(site, app, run_id)
     found = decode_index(data, key=key, layout=layout)
     if (found.run_id, found.app, found.site) != (run_id, app, site):

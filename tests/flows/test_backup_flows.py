@@ -27,6 +27,7 @@ from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFi
 
 import tasks.backup as backup_tasks
 from drkit.adapters.kube import KubeCluster
+from drkit.domain.backup import BackupIndex, decode_index
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import KindRef
 from flows.backup import backup
@@ -149,6 +150,7 @@ def test_backup_flow_completes_with_artifacts_and_event(config: str, env: Env) -
         assert base64.b64encode(PASSWORD.encode()).decode() not in str(artifact.data)
     again = backup(app="nexus", config=config)
     assert again["objects_new"] == 0 and again["bytes_uploaded"] == 0
+    assert verify_backup(app="nexus", config=config)["checked"] == 9  # through the re-run's pointer
 
 
 def test_apiserver_5xx_is_retried_then_succeeds(config: str, env: Env, fast_retries: None) -> None:
@@ -196,16 +198,16 @@ def test_verify_flow_names_a_tampered_object(config: str, env: Env, fast_retries
     prefix = yaml.safe_load(Path(config).read_text())["sites"][0]["s3"]["prefix"]
     s3 = boto3.client("s3", endpoint_url=env.s3_url, region_name="us-east-1", aws_access_key_id="testing",
                       aws_secret_access_key="testing")  # fmt: skip
-    index = s3.get_object(
-        Bucket="standby", Key=StoreLayout(prefix).index_key("site-a", "nexus", result["run_id"])
-    )
-    entries = yaml.safe_load(index["Body"].read())["objects"]
-    victim = next(e for e in entries if e["kind"] == "Ingress")
-    s3.put_object(Bucket="standby", Key=victim["key"], Body=b"tampered")
+    layout = StoreLayout(prefix)
+    key = layout.index_key("site-a", "nexus", result["run_id"])
+    index = decode_index(s3.get_object(Bucket="standby", Key=key)["Body"].read(), key=key, layout=layout)
+    assert isinstance(index, BackupIndex)
+    victim = next(e for e in index.objects if e.kind == "Ingress")
+    s3.put_object(Bucket="standby", Key=victim.key, Body=b"tampered")
     state = verify_backup(app="nexus", config=config, return_state=True)
-    assert state.is_failed() and victim["path"] in str(state.message)
+    assert state.is_failed() and victim.path in str(state.message)
     report = Artifact.get("verify-backup-nexus-site-a")
-    assert report is not None and victim["path"] in str(report.data)
+    assert report is not None and victim.path in str(report.data)
 
 
 def test_restore_flow_dry_run_then_real_into_site_b(config: str, env: Env) -> None:

@@ -1,6 +1,6 @@
 """The real two-site Ceph lab (lab/ceph.py): bring-up, idempotence, mirroring, restart and tear-down.
 
-These tests start real Ceph daemons (Debian's 16.2 packages) on mon ports 16900-16911, so they are
+These tests start real Ceph daemons (Debian's 16.2 packages) on mon ports $STANDBY_TEST_LAB_PORT_BASE+500 (18300 by default), so they are
 marked ``lab`` and skipped when the packages are missing. They run in order on one module-scoped lab
 and take about 1.5 minutes on 2 cores.
 """
@@ -8,6 +8,7 @@ and take about 1.5 minutes on 2 cores.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +35,8 @@ pytestmark = [
     pytest.mark.skipif(bool(missing_packages()), reason=f"Ceph packages missing: {missing_packages()}"),
 ]
 
-PORT_BASE = 16900
+# Clear of the session lab (+0..+111) and of a `make lab-up` lab (16800..16911).
+PORT_BASE = int(os.environ.get("STANDBY_TEST_LAB_PORT_BASE", "17800")) + 500
 DAEMONS = ("mon", "osd", "mgr", "rbd-mirror")
 
 

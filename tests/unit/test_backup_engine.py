@@ -3,30 +3,42 @@
 from __future__ import annotations
 
 import copy
+import gzip
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
 
 import pytest
+import yaml
 
 from drkit.adapters.fakes import FakeObjectStore
 from drkit.domain.backup import (
+    INDEX_FORMAT,
+    POINTER_FORMAT,
     RESTORE_ORDER,
     BackupIndex,
     BackupPlan,
+    IndexPointer,
     build_index,
     canonical_yaml,
+    decode_index,
+    encode_index,
+    encode_pointer,
     known_blobs,
     open_blob,
     plan_backup,
+    resolve_pointer,
     restore_rank,
+    same_entries,
     sort_for_restore,
 )
 from drkit.domain.crypto import MasterKey
 from drkit.domain.errors import IntegrityError
 from drkit.domain.layout import StoreLayout, new_run_id
 from drkit.domain.models import KindRef
+from lab import seeds
 
 T0 = datetime(2026, 11, 21, 22, 5, 1, tzinfo=UTC)
 LAYOUT = StoreLayout("standby")
@@ -187,16 +199,70 @@ def test_open_blob_detects_corruption() -> None:
         open_blob(lying, stored[other.key], None)
 
 
-def test_index_json_is_stable_and_round_trips() -> None:
-    index = _index(_plan(_objects()))
-    text = index.to_json()
-    assert text == index.to_json()
-    assert BackupIndex.from_json(text) == index
-    parsed = json.loads(text)
+def test_stored_index_is_stable_compact_and_round_trips() -> None:
+    index = _index(_plan(_objects(), key=KEY))
+    data = encode_index(index, LAYOUT)
+    assert data == encode_index(index, LAYOUT)  # gzip with mtime=0: the bytes are a function of the index
+    assert decode_index(data, key="k", layout=LAYOUT) == index
+    parsed = json.loads(gzip.decompress(data))
     assert list(parsed) == sorted(parsed)
-    assert parsed["status"] == "complete" and parsed["format_version"] == 1
+    assert parsed["status"] == "complete" and parsed["format"] == INDEX_FORMAT
     assert parsed["metadata"]["kinds_listed"] == ["v1/ConfigMap", "v1/Secret"]
     assert parsed["started"] == "2026-11-21T22:05:01Z"
+    entry = parsed["objects"][0]  # derivable fields are not stored
+    assert set(entry) == {"api_version", "kind", "name", "address", "sha256", "size", "key_id", "stored_by"}
+    assert "blobs/sha256" not in gzip.decompress(data).decode()
+    plain = json.dumps(index.model_dump(mode="json"), indent=2).encode()
+    assert len(data) < len(plain) / 4
+
+
+def test_stored_index_under_another_prefix_derives_other_keys() -> None:
+    index = _index(_plan(_objects()))
+    other = StoreLayout("elsewhere")
+    moved = decode_index(encode_index(index, LAYOUT), key="k", layout=other)
+    assert isinstance(moved, BackupIndex)
+    assert all(e.key.startswith("elsewhere/backups/site-a/nexus/blobs/") for e in moved.objects)
+    assert [e.path for e in moved.objects] == [e.path for e in index.objects]
+
+
+def test_encode_index_refuses_an_entry_it_could_not_derive_back() -> None:
+    index = _index(_plan(_objects()))
+    odd = index.objects[0].model_copy(update={"key": "somewhere/else.yaml"})
+    with pytest.raises(ValueError, match="cannot be derived"):
+        encode_index(index.model_copy(update={"objects": (odd, *index.objects[1:])}), LAYOUT)
+
+
+def test_pointer_round_trips_and_resolves_to_its_target() -> None:
+    first = _index(_plan(_objects(), key=KEY))
+    stored = encode_index(first, LAYOUT)
+    digest = hashlib.sha256(stored).hexdigest()
+    second = _index(
+        _plan(
+            _objects(), T0 + timedelta(days=1), key=KEY, known=known_blobs([first]), previous_run=first.run_id
+        )
+    )
+    assert same_entries(second.objects, first.objects)
+    data = encode_pointer(second, target=first.run_id, target_sha256=digest)
+    assert len(data) < 400
+    pointer = decode_index(data, key="p", layout=LAYOUT)
+    assert isinstance(pointer, IndexPointer) and pointer.format == POINTER_FORMAT
+    target = decode_index(stored, key="t", layout=LAYOUT)
+    resolved = resolve_pointer(pointer, target, target_sha256=digest, target_key="t")
+    assert resolved.run_id == second.run_id and resolved.same_as == first.run_id
+    assert resolved.objects == first.objects and resolved.started == second.started
+    with pytest.raises(IntegrityError, match=r"does not match the sha256.*tampered"):
+        resolve_pointer(pointer, target, target_sha256="0" * 64, target_key="t")
+    with pytest.raises(IntegrityError, match="itself a pointer"):
+        resolve_pointer(pointer, pointer, target_sha256=digest, target_key="p")
+
+
+def test_one_changed_object_is_not_the_same_entries() -> None:
+    first = _index(_plan(_objects()))
+    changed = _objects()
+    changed[8]["data"] = {"a": "changed"}
+    second = _plan(changed, T0 + timedelta(days=1), known=known_blobs([first]))
+    assert not same_entries(second.entries, first.objects)
+    assert not same_entries(first.objects[1:], first.objects)
 
 
 def test_warnings_make_a_partial_failure() -> None:
@@ -206,11 +272,17 @@ def test_warnings_make_a_partial_failure() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"{}", b'{"format_version": 2}', b"not json"],
+    [
+        b"",
+        b"not gzip",
+        gzip.compress(b"not json"),
+        gzip.compress(b"{}"),
+        gzip.compress(b'{"format": "standby.backup.index/1"}'),
+    ],
 )
 def test_bad_index_is_an_integrity_error(data: bytes) -> None:
-    with pytest.raises(IntegrityError, match=r"standby/x/index\.json is not a valid backup index"):
-        BackupIndex.from_json(data, key="standby/x/index.json")
+    with pytest.raises(IntegrityError, match=r"standby/x/index\.json\.gz is not a valid backup index"):
+        decode_index(data, key="standby/x/index.json.gz", layout=LAYOUT)
 
 
 def test_index_refuses_naive_times() -> None:
@@ -274,7 +346,30 @@ def test_a_run_through_the_fake_store_resumes_after_a_failed_put() -> None:
         if upload.key not in present:
             store.put(upload.key, upload.data, if_none_match=True)
     index = _index(plan)
-    store.put(LAYOUT.index_key("site-a", "nexus", plan.run_id), index.to_json(), if_none_match=True)
-    loaded = BackupIndex.from_json(store.get(LAYOUT.index_key("site-a", "nexus", index.run_id)))
+    key = LAYOUT.index_key("site-a", "nexus", plan.run_id)
+    store.put(key, encode_index(index, LAYOUT), if_none_match=True)
+    loaded = decode_index(store.get(key), key=key, layout=LAYOUT)
+    assert isinstance(loaded, BackupIndex)
     for entry in loaded.objects:
         assert open_blob(entry, store.get(entry.key), KEY)["metadata"]["name"] == entry.name
+
+
+@pytest.mark.skipif(not hasattr(yaml, "CSafeDumper"), reason="PyYAML without libyaml: one emitter only")
+def test_canonical_yaml_is_the_same_with_and_without_libyaml() -> None:
+    """Content addresses must not depend on whether PyYAML was built with libyaml."""
+    odd = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "odd", "namespace": "ns", "labels": {"a": "yes", "b": "0123", "c": ""}},
+        "data": {
+            "long": "word " * 60,
+            "lines": "".join(f"key.{j}=value-{j}\n" for j in range(20)),
+            "unicode": "ünïcode ✓ 日本",
+            "lead": "  leading and trailing  ",
+            "special": "a: b # c\t- [x]",
+        },
+        "list": [1, 2.5, None, True, "null", "~", {"nested": ["x", {"y": 1}]}],
+    }
+    corpus = [*seeds.common("pw"), *seeds.primary_app("http://nexus.lab.local"), *_objects(), odd]
+    for obj in corpus:
+        assert canonical_yaml(obj, dumper=yaml.CSafeDumper) == canonical_yaml(obj, dumper=yaml.SafeDumper)

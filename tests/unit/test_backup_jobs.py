@@ -12,6 +12,7 @@ import pytest
 
 from drkit.adapters.fakes import FakeCluster, FakeObjectStore
 from drkit.config import load_config
+from drkit.domain.backup import BackupIndex, IndexPointer, decode_index, encode_index
 from drkit.domain.crypto import MasterKey
 from drkit.domain.errors import ConfigError, IntegrityError, NotFound, StandbyError, TransientError
 from drkit.domain.layout import StoreLayout
@@ -172,11 +173,12 @@ def test_s3_failing_on_nth_put_leaves_no_index_and_latest_intact(
         "nexus-dr",
         {"metadata": {"labels": {"x": "2"}}},
     )
-    indexes_before = {k for k in store.objects if k.endswith("index.json")}
+    indexes_before = {k for k in store.objects if k.endswith("/index.json.gz")}
+    assert len(indexes_before) == 1
     store.puts, store.fail_put_after = 0, fail_after
     with pytest.raises(TransientError, match="unreachable or failing"):
         run(app, site_a, cluster, store, now=clock(datetime(2026, 11, 21, tzinfo=UTC)), workers=1)
-    assert {k for k in store.objects if k.endswith("index.json")} == indexes_before
+    assert {k for k in store.objects if k.endswith("/index.json.gz")} == indexes_before
     assert jobs.read_latest(store, layout, "site-a", "nexus") == first.run_id
     store.fail_put_after = None
     again = run(app, site_a, cluster, store, now=clock(datetime(2026, 11, 22, tzinfo=UTC)))
@@ -345,3 +347,124 @@ def test_restore_reports_objects_the_target_refuses(
     del target.kinds[("operator.alaudadevops.io/v1alpha1", "Nexus")]
     with pytest.raises(StandbyError, match=r"Nexus nexus-dr/nexus-ddrs: kind .* not served"):
         restore_backup(store, site_a, app, target, site_b, key=KEY, sleep=lambda s: None)
+
+
+# ------------------------------------------------------------------------------ pointer indexes
+
+LAYOUT = StoreLayout("standby")
+CM = KindRef(version="v1", kind="ConfigMap")
+
+
+def _stored(store: FakeObjectStore, run_id: str) -> BackupIndex | IndexPointer:
+    key = LAYOUT.index_key("site-a", "nexus", run_id)
+    return decode_index(store.get(key), key=key, layout=LAYOUT)
+
+
+def _day(n: int) -> Callable[[], datetime]:
+    return clock(datetime(2026, 11, 1, tzinfo=UTC) + timedelta(days=n))
+
+
+def test_unchanged_rerun_writes_a_small_pointer_to_the_full_index(
+    app: ProtectedApp, site_a: Site, cluster: FakeCluster, store: FakeObjectStore
+) -> None:
+    first = run(app, site_a, cluster, store, now=_day(0))
+    second = run(app, site_a, cluster, store, now=_day(1))
+    third = run(app, site_a, cluster, store, now=_day(2))
+    assert first.same_as is None and isinstance(_stored(store, first.run_id), BackupIndex)
+    for later in (second, third):
+        pointer = _stored(store, later.run_id)
+        # one hop: the third run points at the FULL index of the first, not at the second's pointer
+        assert isinstance(pointer, IndexPointer) and pointer.same_as == first.run_id == later.same_as
+        assert later.index_bytes < 500 < first.index_bytes
+        assert pointer.previous_run == (first.run_id if later is second else second.run_id)
+    resolved = jobs.read_index(store, LAYOUT, "site-a", "nexus", third.run_id)
+    assert resolved.run_id == third.run_id and resolved.same_as == first.run_id
+    assert resolved.objects == jobs.read_index(store, LAYOUT, "site-a", "nexus", first.run_id).objects
+    assert jobs.read_latest(store, LAYOUT, "site-a", "nexus") == third.run_id
+    listed = jobs.list_runs(store, LAYOUT, "site-a", "nexus")
+    assert [(i.run_id, i.same_as, len(i.objects)) for i in listed] == [
+        (first.run_id, None, 9),
+        (second.run_id, first.run_id, 9),
+        (third.run_id, first.run_id, 9),
+    ]
+
+
+def test_one_changed_object_writes_a_full_index_again(
+    app: ProtectedApp, site_a: Site, cluster: FakeCluster, store: FakeObjectStore
+) -> None:
+    run(app, site_a, cluster, store, now=_day(0))
+    run(app, site_a, cluster, store, now=_day(1))
+    cluster.patch(CM, "nexus-ddrs-nxrm-ha-properties", "nexus-dr", {"data": {"x": "1"}})
+    changed = run(app, site_a, cluster, store, now=_day(2))
+    assert changed.same_as is None and changed.objects_new == 1
+    assert isinstance(_stored(store, changed.run_id), BackupIndex)
+    after = run(app, site_a, cluster, store, now=_day(3))
+    assert after.same_as == changed.run_id
+
+
+def test_verify_and_restore_through_a_pointer(
+    app: ProtectedApp, site_a: Site, site_b: Site, cluster: FakeCluster, store: FakeObjectStore
+) -> None:
+    first = run(app, site_a, cluster, store, now=_day(0))
+    second = run(app, site_a, cluster, store, now=_day(1))
+    report = require_ok(verify_backup(store, site_a, "nexus", run_id=None, key=KEY))
+    assert report.run_id == second.run_id and report.checked == 9
+    assert any(first.run_id in note for note in report.notes)
+    target = FakeCluster(site="site-b")
+    target.seed(*seeds.common(PASSWORD))
+    summary = restore_backup(store, site_a, app, target, site_b, key=KEY, sleep=lambda s: None)
+    assert summary.run_id == second.run_id and len(summary.created) == 7
+    assert target.get(PV, seeds.PV_NAME)["spec"]["csi"]["volumeAttributes"]["imageName"] == seeds.IMAGE_NAME
+
+
+def test_tampered_or_missing_pointer_target_is_detected(
+    app: ProtectedApp, site_a: Site, cluster: FakeCluster, store: FakeObjectStore
+) -> None:
+    first = run(app, site_a, cluster, store, now=_day(0))
+    second = run(app, site_a, cluster, store, now=_day(1))
+    target_key = LAYOUT.index_key("site-a", "nexus", first.run_id)
+    genuine = store.objects[target_key]
+    full = _stored(store, first.run_id)
+    assert isinstance(full, BackupIndex)
+    # a valid full index with one object less: only the pointer's recorded sha256 can tell
+    forged = full.model_copy(update={"objects": full.objects[:-1]})
+    store.objects[target_key] = encode_index(forged, LAYOUT)
+    with pytest.raises(IntegrityError, match=f"{second.run_id} points at run {first.run_id}.*tampered"):
+        verify_backup(store, site_a, "nexus", run_id=None, key=KEY)
+    with pytest.raises(IntegrityError, match="tampered"):
+        jobs.list_runs(store, LAYOUT, "site-a", "nexus")
+    del store.objects[target_key]
+    with pytest.raises(IntegrityError, match=f"points at run {first.run_id}, whose index is missing"):
+        jobs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id)
+    store.objects[target_key] = genuine
+    assert jobs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id).same_as == first.run_id
+
+
+def test_an_index_stored_under_another_run_id_is_refused(
+    app: ProtectedApp, site_a: Site, cluster: FakeCluster, store: FakeObjectStore
+) -> None:
+    first = run(app, site_a, cluster, store, now=_day(0))
+    cluster.patch(CM, "nexus-ddrs-nxrm-ha-properties", "nexus-dr", {"data": {"x": "1"}})
+    second = run(app, site_a, cluster, store, now=_day(1))
+    store.objects[LAYOUT.index_key("site-a", "nexus", second.run_id)] = store.objects[
+        LAYOUT.index_key("site-a", "nexus", first.run_id)
+    ]
+    with pytest.raises(IntegrityError, match=f"holds the index of run {first.run_id}"):
+        jobs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id)
+
+
+def test_retention_keeps_the_full_index_a_kept_pointer_names_and_its_blobs(
+    app: ProtectedApp, site_a: Site, cluster: FakeCluster, store: FakeObjectStore
+) -> None:
+    cluster.patch(CM, "nexus-ddrs-nxrm-ha-properties", "nexus-dr", {"data": {"day": "0"}})
+    old = run(app, site_a, cluster, store, now=_day(0)).run_id
+    cluster.patch(CM, "nexus-ddrs-nxrm-ha-properties", "nexus-dr", {"data": {"day": "1"}})
+    full = run(app, site_a, cluster, store, now=_day(1)).run_id
+    pointers = [run(app, site_a, cluster, store, now=_day(d)).run_id for d in (2, 3, 4)]
+    result = jobs.apply_retention(store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0))
+    assert result.decision.keep == (pointers[2], pointers[1], full)
+    assert any("points here" in why for why in result.decision.reasons[full])
+    assert set(result.runs_deleted) == {pointers[0], old}
+    assert result.blobs_deleted == 1  # the ConfigMap of day 0 only
+    for kept in (pointers[2], pointers[1], full):
+        require_ok(verify_backup(store, site_a, "nexus", run_id=kept, key=KEY))

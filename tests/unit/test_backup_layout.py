@@ -81,7 +81,7 @@ def test_every_key() -> None:
     assert layout.blob_key("site-a", "nexus", ADDRESS, encrypted=True).endswith(f"/ab/{ADDRESS}.yaml.enc")
     assert (
         layout.index_key("site-a", "nexus", run)
-        == "standby/backups/site-a/nexus/20261121T220501Z-a1b2c3/index.json"
+        == "standby/backups/site-a/nexus/20261121T220501Z-a1b2c3/index.json.gz"
     )
     assert layout.latest_key("site-a", "nexus") == "standby/backups/site-a/nexus/latest"
     assert layout.rpo_samples_key("site-b", date(2026, 11, 21), "0930") == (

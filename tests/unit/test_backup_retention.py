@@ -130,3 +130,22 @@ def test_unreferenced_blobs() -> None:
     assert unreferenced_blobs(kept, ["b/4", "b/1", "b/2", "b/3", "b/0"]) == ["b/0", "b/4"]
     assert unreferenced_blobs([], ["b/1"]) == ["b/1"]
     assert unreferenced_blobs(kept, []) == []
+
+
+def test_a_kept_pointer_run_keeps_the_full_run_it_names() -> None:
+    runs = _year()
+    full = runs[100]
+    pointers = [r.model_copy(update={"same_as": full.run_id}) for r in runs[101:]]
+    decision = plan_retention([*runs[:101], *pointers], RetentionPolicy(daily=3, weekly=0, monthly=0))
+    assert decision.keep == (*(p.run_id for p in pointers[-3:][::-1]), full.run_id)
+    assert decision.reasons[full.run_id] == tuple(
+        f"holds the objects of kept run {p.run_id} (its index points here)" for p in pointers[-3:][::-1]
+    )
+    assert runs[99].run_id in decision.delete
+    # a pointer run that is deleted keeps nothing alive
+    alone = plan_retention([full, pointers[0]], RetentionPolicy(daily=0, weekly=0, monthly=0))
+    assert alone.keep == (pointers[0].run_id, full.run_id)
+    unkept = plan_retention(
+        [*runs[:101], pointers[0], runs[300]], RetentionPolicy(daily=1, weekly=0, monthly=0)
+    )
+    assert unkept.keep == (runs[300].run_id,)
