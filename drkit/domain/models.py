@@ -109,6 +109,9 @@ class S3Location(Model):
         None, description="AWS-style shared credentials file, read with 'profile'"
     )
     profile: str = Field("default", description="profile in the credentials file")
+    max_attempts: int = Field(
+        5, ge=1, le=20, description="attempts per S3 call (botocore retries); Prefect retries the task on top"
+    )
 
 
 class Site(Model):

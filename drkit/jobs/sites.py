@@ -34,6 +34,7 @@ def cluster_for(site: Site) -> KubeCluster:
 
 def store_for(site: Site, **options: Any) -> S3ObjectStore:
     """The site's object store."""
+    options.setdefault("max_attempts", site.s3.max_attempts)
     return S3ObjectStore.from_location(site.s3, site=site.name, **options)
 
 
