@@ -68,7 +68,10 @@ def measure_apps(
 ) -> tuple[jobs.AppReading, ...]:
     """Per-app lag; exact mode (snap ls on both sites) for the images that need it."""
     rbds = {s.name: rbd_for(s) for s in config.sites}
-    readings = jobs.measure_apps(config, samplings, rbds=rbds, exact=exact, apps=[app] if app else None)
+    known = jobs.known_points(_records(config), [a.name for a in config.apps if not app or a.name == app])
+    readings = jobs.measure_apps(
+        config, samplings, rbds=rbds, exact=exact, apps=[app] if app else None, known=known
+    )
     create_table_artifact(table=jobs.reading_rows(readings), key="rpo-current-lag",
                           description="Lag of each app image now, with its source (status, exact)")  # fmt: skip
     return readings

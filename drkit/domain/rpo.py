@@ -32,10 +32,31 @@ never 0 for unknown and never negative.
 * The exact synced point is therefore the creation time on A of snapshot ``primary_snap_id``
   (``rbd snap ls --all`` on A), which is what ``local_snapshot_timestamp`` reports. The golden
   captures from Ceph 16.2.15 confirm it (``tests/golden/test_rpo_golden.py``).
-* No listing records when a sync completed. B syncs one snapshot at a time, so snapshot ``k`` was
-  complete before B created snapshot ``k + 1``; the newest complete one was complete when listed.
-  :func:`points_from_snapshots` uses these as completion times: upper bounds, so the sawtooth built
-  from them can only over-state the lag.
+* No listing records when a sync completed, and both sides prune: once ``k + 1`` is complete, B
+  deletes its non-primary ``k`` and A deletes or unlinks its primary ``k`` (B keeps one complete
+  snapshot, plus the one in progress; ``tests/golden/rbd/snap-ls-all-b.json``). A sampler therefore
+  sees, per sample, at most the newest complete point and the sync in progress.
+* What bounds a completion from above (:func:`points_from_snapshots`): the listing time; the
+  creation on B of any later non-primary snapshot (rbd-mirror creates ``k + 1`` only after ``k`` is
+  complete; truncated to the second, so + 1 s); the ``last_update`` of a status whose
+  ``local_snapshot_timestamp`` is the point (the description is built, then written); and
+  ordering (:func:`tighten`). A sampler keeps the points of earlier samples (:func:`remember`) so a
+  later listing tightens them.
+* What does NOT: ``last_snapshot_sync_seconds`` is ``(now - m_snapshot_replay_start).sec()`` taken
+  in ``handle_copy_image``: the copy only, from after the snapshot creation and the wait for a sync
+  slot (``rbd_mirror_concurrent_image_syncs``) to before ``apply_image_state`` and the write that
+  marks the snapshot complete, truncated to the second, left unchanged when the copy is skipped
+  (no change since the previous snapshot), and about the last COPIED snapshot, which may be the one
+  still in progress. B's creation time + it is therefore a LOWER bound of the completion: using it
+  would under-report the lag, so it is never used for a figure.
+* How tight the result is depends on the sampling cadence, not on the maths. When B had a backlog
+  (a long sync, an outage: where the worst peaks are), the next snapshot is created right after
+  the completion and bounds it within about a second. When B was idle, the next creation waits
+  for A's next snapshot, and the bound is the first listing or status write after the completion:
+  up to the sample interval, or the 30 s status cadence. A point B synced and pruned between two
+  samples is never seen at all; the sawtooth then keeps the older base, which over-states the peak
+  by up to the snapshot interval, for every point missed. ``bench/rpo.py`` (c) measures this:
+  sampling slower than the snapshot schedule cannot be exact within 2 s from these sources.
 
 **Sawtooth.** Given synced points ``(data_time, completed_at)``, the lag is
 ``L(t) = t - max{data_time : completed_at <= t}``: it grows with slope 1 and drops at each
@@ -50,7 +71,7 @@ import bisect
 import heapq
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Literal, NamedTuple
 
 from pydantic import AwareDatetime, Field, model_validator
@@ -64,6 +85,7 @@ from drkit.domain.rbd_status import (
     MirrorSample,
     MirrorSnapshot,
     Role,
+    zone,
 )
 
 DEFAULT_SKEW_TOLERANCE = timedelta(seconds=5)
@@ -291,33 +313,128 @@ def _points(points: Iterable[PointLike]) -> list[SyncedPoint]:
     ]
 
 
+WHOLE_SECOND = timedelta(seconds=1)
+"""rbd prints snapshot times and ``last_update`` in whole seconds (truncated)."""
+
+
+def latest_instant(printed: datetime, tz: tzinfo | str | None = None) -> datetime:
+    """An instant strictly after every instant that the whole-second wall-clock text of ``printed`` can denote.
+
+    ``printed`` is what the parsers return for a time rbd printed without a zone (``snap ls``
+    ``timestamp``, status ``last_update``): the whole second, read in the site's zone with
+    ``fold=0``. The true instant is within ``[printed, printed + 1 s)``, or, in a DST fall-back
+    hour, possibly one hour later (``fold=1``). Used where a time must be an UPPER bound.
+    """
+    out = printed
+    if tz is not None:
+        local = printed.astimezone(zone(tz))
+        out = max(out, local.replace(fold=1).astimezone(UTC))
+    return out + WHOLE_SECOND
+
+
+def tighten(points: Iterable[PointLike]) -> tuple[SyncedPoint, ...]:
+    """Merge points by data time (the smallest bound wins) and apply B's ordering.
+
+    B syncs one snapshot at a time, in order: a point is complete no later than any newer point,
+    so its bound is also the smallest bound of every newer point. A bound is never before the data
+    time (clock skew between the sites' OSDs clamps it up, which can only raise the lag).
+    """
+    best: dict[datetime, datetime | None] = {}
+    for p in _points(points):
+        if p.data_time not in best:
+            best[p.data_time] = p.completed_at
+        elif p.completed_at is not None:
+            old = best[p.data_time]
+            best[p.data_time] = p.completed_at if old is None else min(old, p.completed_at)
+    out: list[SyncedPoint] = []
+    newer: datetime | None = None
+    for data in sorted(best, reverse=True):
+        bound = best[data]
+        if newer is not None and (bound is None or newer < bound):
+            bound = newer
+        if bound is not None:
+            bound = max(bound, data)
+            newer = bound if newer is None else min(newer, bound)
+        out.append(SyncedPoint(data_time=data, completed_at=bound))
+    return tuple(reversed(out))
+
+
+def remember(points: Iterable[PointLike], keep: int = 16) -> tuple[SyncedPoint, ...]:
+    """The newest ``keep`` points after :func:`tighten`: what a sampler carries to its next run.
+
+    Older points cannot get a tighter bound any more once a newer B snapshot was seen after them.
+    """
+    return tighten(points)[-keep:] if keep > 0 else ()
+
+
 def points_from_snapshots(
     secondary: Sequence[MirrorSnapshot],
     primary_times: Mapping[int, datetime],
     listed_at: datetime | None = None,
+    *,
+    known: Iterable[PointLike] = (),
+    status: MirrorSample | None = None,
+    tz: tzinfo | str | None = None,
 ) -> tuple[SyncedPoint, ...]:
-    """Synced points from B's ``rbd snap ls --all`` and A's snapshot creation times.
+    """Synced points, with the tightest SOUND completion bounds one sample allows (see module doc).
 
-    ``primary_times`` maps A's snapshot id to its creation time (from ``rbd snap ls --all`` on A:
-    ``{s.id: s.created_at for s in parse_snap_ls(a_json, tz=...)}``). Only complete non-primary
-    snapshots whose primary snapshot time is known give a point. Its ``completed_at`` is an upper
-    bound: the creation on B of the next non-primary snapshot, or ``listed_at`` for the newest.
-    A sampler that keeps successive listings should keep the smallest bound seen per point.
+    ``secondary`` is B's ``rbd snap ls --all``; ``primary_times`` maps A's snapshot id to its creation
+    time (``{s.id: s.created_at for s in parse_snap_ls(a_json, tz=...)}``); ``listed_at`` is a time
+    read AFTER both listings returned; ``known`` are the points kept from earlier samples
+    (:func:`remember`); ``status`` is B's status of the image at this sample; ``tz`` is B's zone
+    (for the DST fall-back hour, see :func:`latest_instant`).
+
+    Evidence, each an upper bound of the completion time (the smallest wins):
+
+    * a non-primary snapshot listed complete was complete by ``listed_at``;
+    * B creates snapshot ``k + 1`` only once ``k`` is complete (one sync at a time, in order), so the
+      creation of ANY listed non-primary snapshot, complete or not, bounds every older synced point,
+      including the ones only seen in earlier samples. Its printed time is truncated to the second,
+      hence :func:`latest_instant`;
+    * a status whose ``local_snapshot_timestamp`` is ``T`` and ``last_update`` is ``u``: the point
+      ``T`` was complete when the description was built, before ``u`` was written;
+    * ordering: no point completes after a newer one (:func:`tighten`).
+
+    ``last_snapshot_sync_seconds`` is NOT used: it times ``copy_image`` only, so creation + it is
+    a LOWER bound of the completion (it would under-report the lag).
     """
     ordered = sorted((s for s in secondary if s.non_primary), key=lambda s: s.id)
+    found: list[SyncedPoint] = list(_points(known))
+    # (B snapshot creation bound, its primary data time or None): bounds every older point.
+    starts: list[tuple[int, datetime, datetime | None]] = []
+    for snap in ordered:
+        data_time = primary_times.get(snap.primary_snap_id) if snap.primary_snap_id is not None else None
+        if snap.created_at is not None:
+            starts.append((snap.id, latest_instant(snap.created_at, tz), data_time))
+        if snap.complete and data_time is not None:
+            found.append(SyncedPoint(data_time=data_time, completed_at=listed_at))
+    listed_ids = {
+        primary_times[s.primary_snap_id]: s.id
+        for s in ordered
+        if s.complete and s.primary_snap_id is not None and s.primary_snap_id in primary_times
+    }
+    if (
+        status is not None
+        and status.health in ("ok", "syncing", "stale")
+        and status.mode == "snapshot"
+        and status.local_snapshot_time is not None
+        and status.last_update is not None
+    ):
+        found.append(
+            SyncedPoint(
+                data_time=status.local_snapshot_time, completed_at=latest_instant(status.last_update, tz)
+            )
+        )
     out: list[SyncedPoint] = []
-    for i, snap in enumerate(ordered):
-        if not snap.complete or snap.primary_snap_id is None:
-            continue
-        data_time = primary_times.get(snap.primary_snap_id)
-        if data_time is None:
-            continue
-        later = [s.created_at for s in ordered[i + 1 :] if s.created_at is not None]
-        bound = later[0] if later else listed_at
-        if bound is not None and bound < data_time:
-            bound = data_time  # clock skew between the sites' OSDs: never before the data point
-        out.append(SyncedPoint(data_time=data_time, completed_at=bound))
-    return tuple(out)
+    for p in tighten(found):
+        bound = p.completed_at
+        own_id = listed_ids.get(p.data_time)
+        for snap_id, created, data in starts:
+            newer = (data is not None and data > p.data_time) or (own_id is not None and snap_id > own_id)
+            if newer and (bound is None or created < bound):
+                bound = created
+        out.append(SyncedPoint(data_time=p.data_time, completed_at=bound))
+    return tighten(out)
 
 
 def exact_lag(

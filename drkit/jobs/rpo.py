@@ -13,6 +13,10 @@ the primary's snapshot creation times (``source="exact"``). Exact mode runs on d
 breach is suspected (status lag over ``suspect_ratio`` x target) or when the status cannot give a
 figure (daemon down, stale status): the snapshot listing does not need rbd-mirror to be running, so
 a stopped daemon still shows a lag that grows. Split-brain and error states never get a lag.
+B prunes its snapshots once the next one is synced, so the sampler keeps each image's newest exact
+points in the app's memory (:attr:`RpoMemory.points`): a later listing or status tightens their
+completion bounds, and every run records the merged points, from which ``rpo-report`` rebuilds
+the sawtooth (the smallest bound per point wins).
 
 Samples go to parquet files per site and UTC day (:class:`RpoRecords`), compacted per day, and are
 read back per window for reports. Breach hysteresis (:func:`~drkit.domain.rpo.evaluate_breach`)
@@ -55,6 +59,7 @@ from drkit.domain.rpo import (
     exact_lag,
     image_lag,
     points_from_snapshots,
+    remember,
 )
 
 UNHEALTHY = frozenset({"down", "error", "split-brain"})
@@ -241,13 +246,21 @@ def exact_points(
     *,
     secondary_tz: str,
     primary_tz: str,
-    listed_at: datetime,
+    listed_at: datetime | None = None,
+    known: Sequence[SyncedPoint] = (),
+    status: MirrorSample | None = None,
 ) -> tuple[SyncedPoint, ...]:
-    """Synced points of ``image``: ``rbd snap ls --all`` on the secondary and on the primary."""
+    """Synced points of ``image``: ``rbd snap ls --all`` on the secondary and on the primary.
+
+    ``known`` are the points kept from earlier samples (their bounds may tighten now) and ``status``
+    B's status of the image in this run (see :func:`~drkit.domain.rpo.points_from_snapshots`).
+    ``listed_at`` defaults to the wall clock read after both listings returned.
+    """
     b_snaps = parse_snap_ls(secondary.snapshots(pool, image), tz=secondary_tz)
     a_snaps = parse_snap_ls(primary.snapshots(pool, image), tz=primary_tz)
+    listed = listed_at or datetime.now(UTC)
     primary_times = {s.id: s.created_at for s in a_snaps if s.created_at is not None and not s.non_primary}
-    return points_from_snapshots(b_snaps, primary_times, listed_at)
+    return points_from_snapshots(b_snaps, primary_times, listed, known=known, status=status, tz=secondary_tz)
 
 
 def _unknown_lag(sample: MirrorSample | None, image: str, pool: str, site: str, now: datetime) -> ImageLag:
@@ -274,8 +287,13 @@ def measure_apps(
     exact: ExactMode = "auto",
     suspect_ratio: float = 0.8,
     apps: Sequence[str] | None = None,
+    known: Mapping[str, Mapping[str, Sequence[SyncedPoint]]] | None = None,
 ) -> tuple[AppReading, ...]:
     """Per-app lag from the samplings; exact mode for the images that need it (see module doc).
+
+    ``known`` holds, per app and image, the exact points kept from earlier runs
+    (:attr:`RpoMemory.points`): a new listing can tighten their completion bounds, and the
+    reading's ``exact_points`` are the merged set.
 
     Every lag is evaluated at one instant: ``now`` when given (tests), else the wall clock read
     AFTER the last rbd call. Evaluating no earlier than the data was read keeps every figure an
@@ -307,6 +325,8 @@ def measure_apps(
                     secondary_tz=secondary.timezone,
                     primary_tz=primary.timezone,
                     listed_at=now or datetime.now(UTC),
+                    known=(known or {}).get(app.name, {}).get(volume.image, ()),
+                    status=sample if sample is not None and sample.site == secondary.name else None,
                 )
             except StandbyError as exc:
                 errors[(app.name, volume.image)] = f"exact mode failed: {exc}"
@@ -362,21 +382,36 @@ class RpoEvent:
 
 @dataclass
 class RpoMemory:
-    """What the sampler remembers per app: breach hysteresis and each image's last health."""
+    """What the sampler remembers per app: breach hysteresis, each image's last health, and the
+    newest exact points per image with the smallest completion bound seen so far (B prunes its
+    snapshots, so a later listing can only tighten a point the sampler remembers)."""
 
     breach: BreachState = field(default_factory=BreachState)
     health: dict[str, str] = field(default_factory=dict)
+    points: dict[str, tuple[SyncedPoint, ...]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"breach": self.breach.model_dump(mode="json"), "health": dict(self.health)}
+        return {
+            "breach": self.breach.model_dump(mode="json"),
+            "health": dict(self.health),
+            "points": {
+                image: [p.model_dump(mode="json") for p in pts] for image, pts in sorted(self.points.items())
+            },
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RpoMemory:
         """Inverse of :meth:`to_json`."""
+        points = data.get("points") or {}
         return cls(
             breach=BreachState.model_validate(data.get("breach") or {}),
             health={str(k): str(v) for k, v in (data.get("health") or {}).items()},
+            points={
+                str(image): tuple(SyncedPoint.model_validate(p) for p in pts)
+                for image, pts in (points.items() if isinstance(points, Mapping) else ())
+                if isinstance(pts, list)
+            },
         )
 
 
@@ -436,7 +471,10 @@ def evaluate(
                     },
                 )
             )
-    return RpoMemory(breach=decision.state, health=health), events
+    points = dict(memory.points)
+    for image, pts in reading.exact_points.items():
+        points[image] = remember([*points.get(image, ()), *pts])
+    return RpoMemory(breach=decision.state, health=health, points=points), events
 
 
 # --------------------------------------------------------------------------------------- records
@@ -619,6 +657,17 @@ def record(
     return keys
 
 
+def known_points(records: RpoRecords, apps: Iterable[str]) -> dict[str, dict[str, tuple[SyncedPoint, ...]]]:
+    """The exact points each app's memory kept, for :func:`measure_apps` (none when unreadable)."""
+    out: dict[str, dict[str, tuple[SyncedPoint, ...]]] = {}
+    for app in apps:
+        try:
+            out[app] = dict(records.load_memory(app).points)
+        except (StandbyError, ValueError):  # a lost memory costs tightness, never the sample
+            out[app] = {}
+    return out
+
+
 def evaluate_and_remember(records: RpoRecords, readings: Sequence[AppReading]) -> list[RpoEvent]:
     """Evaluate each app against its saved memory, save the new memory, return the events."""
     events: list[RpoEvent] = []
@@ -728,7 +777,8 @@ def run_sample(
 ) -> SampleRun:
     """One sampler run without Prefect: sample, measure, and (with ``records``) record and evaluate."""
     samplings = sample_sites(rbds, config, now)
-    readings = measure_apps(config, samplings, now, rbds=rbds, exact=exact, apps=apps)
+    known = known_points(records, [a.name for a in config.apps]) if records is not None else None
+    readings = measure_apps(config, samplings, now, rbds=rbds, exact=exact, apps=apps, known=known)
     at = readings[0].lag.at if readings else now or datetime.now(UTC)
     if records is None:
         return SampleRun(at=at, samplings=samplings, readings=readings)

@@ -5,7 +5,10 @@ so the worst case between samples is exact, not the lag at sample times. The poi
 
 * ``exact``: the complete non-primary snapshots listed in exact mode (snap ls on both sites);
 * ``status``: each status sample's ``local_snapshot_time``, complete at the latest by the status's
-  ``last_update`` (an upper bound of the completion, so the lag can only be over-stated).
+  ``last_update`` + 1 s (printed truncated; an upper bound of the completion, so the lag can only be
+  over-stated).
+
+A point is also complete no later than any newer point (B syncs in order): :func:`~drkit.domain.rpo.tighten`.
 
 Both are merged; the ``source`` column says which ones were used (``exact``, ``status`` or
 ``exact+status``). When no point exists in the window (for example the status never had a
@@ -34,7 +37,9 @@ from drkit.domain.rpo import (
     Sawtooth,
     SyncedPoint,
     Window,
+    latest_instant,
     percentiles,
+    tighten,
     time_within_target,
     worst_intervals,
     worst_lag,
@@ -188,11 +193,17 @@ def image_points(rows: pd.DataFrame, app: ProtectedApp, image: str) -> tuple[lis
         status["local_snapshot_time"], status["last_update"], status["sampled_at"], strict=True
     ):
         d = data.to_pydatetime()
-        c = min(upd.to_pydatetime(), at.to_pydatetime()) if pd.notna(upd) else at.to_pydatetime()
+        # last_update is printed truncated to the second: + 1 s keeps it an upper bound
+        c = (
+            min(latest_instant(upd.to_pydatetime()), at.to_pydatetime())
+            if pd.notna(upd)
+            else at.to_pydatetime()
+        )
         c = max(c, d)
         best[d] = min(best.get(d, c), c)
         kinds.add("status")
-    points = [SyncedPoint(data_time=d, completed_at=c) for d, c in sorted(best.items())]
+    # ordering: no point completes after a newer one, so newer bounds tighten older points
+    points = list(tighten((d, c) for d, c in sorted(best.items())))
     return points, "+".join(sorted(kinds))
 
 

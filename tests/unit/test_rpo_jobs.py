@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 
-from drkit.adapters.fakes import FakeObjectStore
+from drkit.adapters.fakes import FakeObjectStore, FakeRbdMirror
 from drkit.domain.errors import ConfigError
 from drkit.domain.layout import StoreLayout
+from drkit.domain.models import StandbyConfig
 from drkit.domain.rpo import SyncedPoint, worst_lag
 from drkit.jobs import rpo as jobs
 from drkit.jobs.rpo_report import app_points, parse_since
@@ -86,3 +88,75 @@ def test_parse_since(text: str, seconds: int) -> None:
 def test_parse_since_rejects_nonsense() -> None:
     with pytest.raises(ConfigError, match="24h"):
         parse_since("yesterday")
+
+
+def _two_site_config() -> StandbyConfig:
+    site = {
+        "ceph": {"mode": "rook-toolbox"},
+        "pool": "replicapool",
+        "s3": {"bucket": "standby", "prefix": "standby"},
+    }
+    return StandbyConfig.model_validate(
+        {
+            "sites": [{"name": "site-a", **site}, {"name": "site-b", **site}],
+            "apps": [
+                {
+                    "name": "nexus",
+                    "namespace": "nexus-dr",
+                    "primary_site": "site-a",
+                    "secondary_site": "site-b",
+                    "volumes": [{"pvc": "data", "image": "img"}],
+                    "workload": {"kind": "apps/v1/StatefulSet", "name": "nexus"},
+                    "mirroring": {"control": "rbd"},
+                    "snapshot_interval": "1m",
+                    "rpo_target": "5m",
+                }
+            ],
+        }
+    )
+
+
+def test_sampler_keeps_points_across_runs_and_a_later_listing_tightens_them() -> None:
+    """B prunes the snapshot of point 1 once point 2 is synced: the memory still tightens point 1."""
+    pool, image = "replicapool", "img"
+    a, b = FakeRbdMirror(site="site-a"), FakeRbdMirror(site="site-b")
+    store = FakeObjectStore()
+    config = _two_site_config()
+    records = jobs.records_for(config, {"site-a": store, "site-b": store})
+    p1, p2 = T0, T0 + timedelta(seconds=20)
+    rbds = {"site-a": a, "site-b": b}
+
+    def state(point: datetime, status_point: datetime | None, written: datetime) -> None:
+        a.add_image(
+            pool,
+            image,
+            primary=True,
+            peer_site="site-b",
+            local_snapshot_time=status_point,
+            last_update=written,
+        )
+        b.add_image(pool, image, peer_site="site-a", local_snapshot_time=status_point, last_update=written)
+        a.snaps[(pool, image)], b.snaps[(pool, image)] = [], []
+        snap = a.add_snapshot(pool, image, created_at=point)
+        b.add_snapshot(pool, image, created_at=point + timedelta(seconds=1), primary_snap_id=snap)
+
+    # run 1: point 1 listed complete, the status not rewritten since: bounded by the listing only
+    state(p1, None, written=T0 - timedelta(seconds=5))
+    run1 = jobs.run_sample(config, rbds, T0 + timedelta(seconds=50), records=records, exact="always")
+    assert run1.readings[0].exact_points[image] == (
+        SyncedPoint(data_time=p1, completed_at=T0 + timedelta(seconds=50)),
+    )
+
+    # run 2: B and A pruned point 1; point 2 (created on B at 21 s) proves point 1 complete by 22 s
+    state(p2, p2, written=T0 + timedelta(seconds=190))
+    b.add_snapshot(pool, image, created_at=T0 + timedelta(seconds=150), primary_snap_id=99, complete=False)
+    jobs.run_sample(config, rbds, T0 + timedelta(seconds=200), records=records, exact="always")
+    assert records.load_memory("nexus").points[image] == (
+        SyncedPoint(data_time=p1, completed_at=T0 + timedelta(seconds=22)),
+        SyncedPoint(
+            data_time=p2, completed_at=T0 + timedelta(seconds=151)
+        ),  # the sync in progress began at 150
+    )
+    rows = records.read(T0, T0 + timedelta(hours=1))
+    points = rows[rows["kind"] == "point"]
+    assert sorted(set(points["data_time"])) == [pd.Timestamp(p1), pd.Timestamp(p2)]

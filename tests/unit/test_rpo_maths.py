@@ -224,8 +224,9 @@ def test_points_from_snapshots_use_primary_times_and_next_creation_as_bound() ->
     a_times = {12: at(60), 14: at(120), 15: at(180)}
     points = points_from_snapshots(b, a_times, listed_at=at(190))
     assert points == (
-        SyncedPoint(data_time=at(60), completed_at=at(125)),
-        SyncedPoint(data_time=at(120), completed_at=at(185)),
+        # B's creation times are printed truncated to the second: + 1 s keeps them upper bounds
+        SyncedPoint(data_time=at(60), completed_at=at(126)),
+        SyncedPoint(data_time=at(120), completed_at=at(186)),
     )
     newest_only = points_from_snapshots(b[:2], a_times, listed_at=at(190))
     assert newest_only[-1].completed_at == at(190)
