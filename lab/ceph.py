@@ -603,16 +603,7 @@ def _create_site(site: CephSite, home: Path, port_base: int) -> str:
         site=site.name,
         log_file=site.log_file("mon"),
     )
-    _start_daemon(site, "mon", home)
-    wait_for(
-        lambda: _mon_ready(site),
-        30,
-        POLL,
-        "the mon to answer",
-        site=site.name,
-        log_file=site.log_file("mon"),
-        abort=_died(site, "mon"),
-    )
+    _start_mon(site, home)
     _start_daemon(site, "mgr", home)
     osd_uuid = str(uuid.uuid4())
     run(site.ceph_cli("osd", "new", osd_uuid, "0"), 30, site=site.name)
@@ -628,8 +619,8 @@ def _create_site(site: CephSite, home: Path, port_base: int) -> str:
     return fsid
 
 
-def _restart_site(site: CephSite, home: Path) -> None:
-    """Start the dead daemons (mon, mgr, osd) of an existing site and wait for its mon."""
+def _start_mon(site: CephSite, home: Path) -> None:
+    """Start the site's mon and wait until it answers."""
     _start_daemon(site, "mon", home)
     wait_for(
         lambda: _mon_ready(site),
@@ -640,6 +631,11 @@ def _restart_site(site: CephSite, home: Path) -> None:
         log_file=site.log_file("mon"),
         abort=_died(site, "mon"),
     )
+
+
+def _restart_site(site: CephSite, home: Path) -> None:
+    """Start the dead daemons (mon, mgr, osd) of an existing site and wait for its mon."""
+    _start_mon(site, home)
     _start_daemon(site, "mgr", home)
     _start_daemon(site, "osd", home)
 

@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 from lab import ceph
-from lab.procs import read_pid, start_daemon, stop_daemon
+from lab.procs import alive, read_pid, reap, start_daemon, stop_daemon
 
 VR = "replication.storage.openshift.io/v1alpha1/VolumeReplication"
 VRC = "replication.storage.openshift.io/v1alpha1/VolumeReplicationClass"
@@ -336,7 +336,8 @@ class LabControllers:
     def _wait_ready(self, url: str, pid: int) -> bool:
         deadline = time.monotonic() + 30.0
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            reap(pid)
+            if not alive(pid):
                 return False
             try:
                 if httpx.get(f"{url}/service/rest/v1/status", timeout=1.0).status_code == 200:
@@ -352,16 +353,6 @@ class LabControllers:
         if read_pid(pid_file) is not None and not self.store.list(NEXUS):
             stop_daemon(pid_file)
             self.log("nexus stopped: its Nexus CR was deleted")
-
-
-def _alive(pid: int) -> bool:
-    from lab.procs import alive
-
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    return alive(pid)
 
 
 def _last_line(path: Path) -> str:

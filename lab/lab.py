@@ -18,7 +18,6 @@ Nexus at +110/+111.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import sys
@@ -354,8 +353,3 @@ def _mirror_state(cs: ceph.CephSite) -> str:
     except ceph.CephLabError:
         return "unknown (rbd mirror image status failed)"
     return f"{out.get('state')} ({out.get('description', '')[:60]})"
-
-
-def lab_json(root: Path) -> dict[str, Any]:
-    """``status(root).to_json()``, for tests."""
-    return json.loads(json.dumps(status(root).to_json()))

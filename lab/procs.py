@@ -81,16 +81,17 @@ def stop_daemon(pid_file: Path, *, timeout: float = 15.0) -> bool:
         pass
     deadline = time.monotonic() + timeout
     while alive(pid) and time.monotonic() < deadline:
-        _reap(pid)
+        reap(pid)
         time.sleep(0.1)
     if alive(pid):
         os.kill(pid, signal.SIGKILL)
-        _reap(pid)
+        reap(pid)
     pid_file.unlink(missing_ok=True)
     return True
 
 
-def _reap(pid: int) -> None:
+def reap(pid: int) -> None:
+    """Collect ``pid`` if it is our exited child (so it does not linger as a zombie)."""
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:

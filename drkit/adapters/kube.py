@@ -301,23 +301,6 @@ def _reason(exc: Any) -> str:
         return str(getattr(exc, "reason", "") or exc)
 
 
-def wait_for(
-    what: str, probe: Callable[[], bool], *, timeout: float, interval: float = 1.0, site: str = ""
-) -> None:
-    """Poll ``probe`` until true; ``TransientError`` naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if probe():
-            return
-        if time.monotonic() >= deadline:
-            raise TransientError(
-                f"timed out after {timeout:.0f}s waiting for {what}" + (f" on {site}" if site else ""),
-                hint="look at the object's status and events",
-                context={"site": site},
-            )
-        time.sleep(interval)
-
-
 class KubeExecRunner:
     """A :class:`~drkit.adapters.runner.Runner` that execs into the first ready pod of a Deployment.
 

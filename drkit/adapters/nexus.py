@@ -7,7 +7,6 @@ name the Nexus URL, the site and the next action; the password never appears in 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -56,8 +55,12 @@ class NexusApi(Protocol):
         """Every asset of ``repository`` (optionally named ``name``), following continuation tokens."""
         ...
 
+    def delete(self, repository: str, path: str) -> None:
+        """Delete the component holding ``path``; ``NotFound`` when absent."""
+        ...
+
     def delete_component(self, component_id: str) -> None:
-        """Delete a component by id; ``NotFound`` when absent."""
+        """Delete a component by id (search/components ids, not asset ids); ``NotFound`` when absent."""
         ...
 
 
@@ -181,13 +184,13 @@ class HttpNexus:
             raise self._fail(resp, f"downloading {repository}/{path}")
         return resp.content
 
-    def _pages(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
+    def _pages(self, path: str, params: dict[str, str]) -> Iterator[dict[str, Any]]:
         token: str | None = None
         while True:
             query = dict(params, **({"continuationToken": token} if token else {}))
-            resp = self._request("GET", "/service/rest/v1/search/assets", params=query)
+            resp = self._request("GET", path, params=query)
             if resp.status_code != 200:
-                raise self._fail(resp, "searching assets")
+                raise self._fail(resp, f"searching ({path})")
             page = resp.json()
             yield from page.get("items", [])
             token = page.get("continuationToken")
@@ -206,16 +209,23 @@ class HttpNexus:
                 sha1=item.get("checksum", {}).get("sha1", ""),
                 sha256=item.get("checksum", {}).get("sha256", ""),
             )
-            for item in self._pages(params)
+            for item in self._pages("/service/rest/v1/search/assets", params)
         ]
+
+    def delete(self, repository: str, path: str) -> None:
+        """See :class:`NexusApi`. Search answers asset ids; deleting takes the component's id."""
+        name = "/" + path.strip("/")
+        params = {"repository": repository, "name": name}
+        ids = [c["id"] for c in self._pages("/service/rest/v1/search", params)]
+        if not ids:
+            raise NotFound(
+                f"{self._where()}: no component {repository}{name} to delete", context={"url": self.base_url}
+            )
+        for component_id in ids:
+            self.delete_component(component_id)
 
     def delete_component(self, component_id: str) -> None:
         """See :class:`NexusApi`."""
         resp = self._request("DELETE", f"/service/rest/v1/components/{component_id}")
         if resp.status_code != 204:
             raise self._fail(resp, f"deleting component {component_id}")
-
-
-def sha256_hex(data: bytes) -> str:
-    """Hex sha256, as Nexus reports checksums."""
-    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,87 @@
+"""The NexusApi contract, on the real adapter (HttpNexus) against the Nexus simulator over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from drkit.adapters.nexus import HttpNexus
+from drkit.domain.errors import NotFound, PreconditionFailed, TransientError
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "contract-pass"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def nexus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    volume = tmp_path_factory.mktemp("nexus") / "volume.img"
+    with open(volume, "wb") as fh:
+        fh.truncate(16 * 1024 * 1024)
+    port = _free_port()
+    proc = subprocess.Popen(
+        ["/usr/bin/python3", "-m", "lab.nexus_sim", "--port", str(port), "--file", str(volume)],
+        cwd=ROOT,
+        env={**os.environ, "NEXUS_ADMIN_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/service/rest/v1/status", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("the Nexus simulator did not start")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_repository_upload_download_search_delete(nexus_url: str) -> None:
+    with HttpNexus(nexus_url, username="admin", password=PASSWORD, site="site-x") as nexus:
+        assert nexus.readable() and nexus.writable()
+        assert nexus.ensure_raw_repository("dr-smoke") is True
+        assert nexus.ensure_raw_repository("dr-smoke") is False
+        payload = os.urandom(70_000)
+        nexus.upload("dr-smoke", "probe/one.bin", payload)
+        assert nexus.download("dr-smoke", "probe/one.bin") == payload
+        (asset,) = nexus.search("dr-smoke", "/probe/one.bin")
+        assert asset.path.lstrip("/") == "probe/one.bin"
+        assert asset.sha256 == hashlib.sha256(payload).hexdigest()
+        nexus.delete("dr-smoke", "probe/one.bin")
+        with pytest.raises(NotFound, match="site-x"):
+            nexus.download("dr-smoke", "probe/one.bin")
+        with pytest.raises(NotFound):
+            nexus.delete("dr-smoke", "probe/one.bin")
+        with pytest.raises(NotFound, match="Component not found"):
+            nexus.delete_component(asset.id)  # an asset id is not a component id
+
+
+def test_errors_name_the_nexus_and_never_the_password(nexus_url: str) -> None:
+    with HttpNexus(nexus_url, username="admin", password="wrong-secret", site="site-x") as nexus:
+        with pytest.raises(PreconditionFailed) as info:
+            nexus.upload("dr-smoke", "x.bin", b"x")
+        assert nexus_url in str(info.value) and "wrong-secret" not in str(info.value)
+    with (
+        HttpNexus(f"http://127.0.0.1:{_free_port()}", username="admin", password=PASSWORD, timeout=2) as gone,
+        pytest.raises(TransientError, match="unreachable"),
+    ):
+        gone.readable()
