@@ -4,7 +4,8 @@
 2. Start a local Prefect server (UI at http://127.0.0.1:4200) and register Standby's blocks.
 3. Make sure a backup encryption key exists, as the Prefect Secret block ``standby-backup-key``.
 4. Run the nightly ``backup`` of Nexus from site A, then ``verify-backup`` on it.
-5. Run ``rpo-sample`` on both sites, then ``rpo-report`` over the last hour.
+5. Run ``rpo-sample`` on both sites, ``rpo-watch`` for 40 s (a mirror snapshot is taken on site A
+   10 s in, so the watcher times its completion on site B), then ``rpo-report`` over the last hour.
 6. Print where to look: the UI's flow runs and artifacts, the lab, and how to stop it all.
 
 Everything started stays up for exploring; ``make down`` stops it.
@@ -17,6 +18,7 @@ import json
 import os
 import secrets
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +48,28 @@ def ensure_key_block() -> None:
         )
 
 
+def snapshot_later(config: Path, seconds: float) -> threading.Timer:
+    """Take a mirror snapshot of Nexus's image on site A in ``seconds`` (what the schedule does)."""
+    from drkit.config import load_config
+    from lab import ceph
+
+    cfg = load_config(config)
+    app = cfg.apps[0]
+    pool, image = cfg.site(app.primary_site).pool, app.volumes[0].image
+    site_a = ceph.sites(lab_mod.lab_dir(), lab_mod.port_base())[app.primary_site]
+    timer = threading.Timer(
+        seconds, ceph.run, args=(site_a.cli("mirror", "image", "snapshot", f"{pool}/{image}"),)
+    )
+    timer.start()
+    return timer
+
+
 def run_jobs(config: Path) -> dict[str, Any]:
     """Run the main jobs as flows against the server; return their results."""
     from flows.backup import backup
     from flows.rpo_report import rpo_report
     from flows.rpo_sample import rpo_sample
+    from flows.rpo_watch import rpo_watch
     from flows.verify_backup import verify_backup
 
     results: dict[str, Any] = {}
@@ -63,6 +82,11 @@ def run_jobs(config: Path) -> dict[str, Any]:
     say("rpo-sample: rbd mirror pool status on both sites")
     results["rpo_sample"] = rpo_sample(config=str(config))
     print(json.dumps(results["rpo_sample"], indent=2, default=str))
+    say("rpo-watch: 40 s of 1 s listings on site-b; a mirror snapshot on site-a 10 s in")
+    timer = snapshot_later(config, 10)
+    results["rpo_watch"] = rpo_watch(config=str(config), minutes=40 / 60)
+    timer.join()
+    print(json.dumps(results["rpo_watch"], indent=2, default=str))
     say("rpo-report: the last hour")
     results["rpo_report"] = rpo_report(config=str(config), since="1h")
     print(
@@ -109,7 +133,7 @@ def main() -> int:
     print(f"  flow runs:  {ui}/runs")
     print(f"  artifacts:  {ui}/artifacts   (backup summary, index link, RPO table and chart)")
     print(f"  lab:        .venv/bin/standby lab status   (kubeconfig {st.kubeconfig})")
-    print("  schedules:  make up   (serves the nightly backup, sampler, report and verify deployments)")
+    print("  schedules:  make up   (serves the backup, verify, sampler, watcher and report deployments)")
     print("  stop:       make down")
     return 0
 

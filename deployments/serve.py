@@ -10,11 +10,13 @@ import os
 
 from prefect import serve
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+from prefect.deployments.runner import RunnerDeployment
 
 from flows.backup import backup
 from flows.restore import restore
 from flows.rpo_report import rpo_report
 from flows.rpo_sample import rpo_sample
+from flows.rpo_watch import rpo_watch
 from flows.verify_backup import verify_backup
 
 CONFIG = os.environ.get("STANDBY_CONFIG", "standby.yaml")
@@ -22,9 +24,9 @@ KEY = "secret:standby-backup-key"
 TZ = os.environ.get("STANDBY_TIMEZONE", "UTC")
 
 
-def main() -> None:
-    """Register the deployments and run their scheduled and on-demand runs here."""
-    serve(
+def deployments() -> list[RunnerDeployment]:
+    """Every Standby deployment, as ``deployments/prefect.yaml`` declares them."""
+    return [
         backup.to_deployment(
             name="nightly",
             parameters={"app": "nexus", "config": CONFIG, "key_source": KEY},
@@ -42,6 +44,12 @@ def main() -> None:
             schedules=[IntervalSchedule(interval=300)],
             concurrency_limit=1,
         ),
+        rpo_watch.to_deployment(
+            name="watcher",
+            parameters={"config": CONFIG, "minutes": 10},
+            schedules=[IntervalSchedule(interval=600)],
+            concurrency_limit=1,
+        ),
         rpo_report.to_deployment(
             name="daily",
             parameters={"config": CONFIG, "since": "24h"},
@@ -57,8 +65,12 @@ def main() -> None:
                 "key_source": KEY,
             },
         ),
-        pause_on_shutdown=False,
-    )
+    ]
+
+
+def main() -> None:
+    """Register the deployments and run their scheduled and on-demand runs here."""
+    serve(*deployments(), pause_on_shutdown=False)
 
 
 if __name__ == "__main__":

@@ -162,6 +162,62 @@ def _unknown_app(app: str, known: list[str]) -> None:
     )
 
 
+@rpo_app.command("watch")
+def watch_cmd(
+    config: ConfigOpt = None,
+    app: AppOpt = None,
+    minutes: Annotated[float, typer.Option("--minutes", help="how long to watch")] = 1.0,
+    every: Annotated[float, typer.Option("--every", help="seconds between two listings of an image")] = 1.0,
+    record: Annotated[
+        bool, typer.Option("--record/--no-record", help="append the completion points to S3")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Time each snapshot's completion on the secondary (snap ls every --every s) for --minutes."""
+    from datetime import timedelta
+
+    from drkit.config import load_config
+    from drkit.jobs import rpo as jobs
+    from drkit.jobs import rpo_watch
+    from drkit.jobs.sites import rbd_for, store_for
+
+    if minutes <= 0 or every < 0.2:
+        raise _fail("error: --minutes must be > 0 and --every at least 0.2", 2)
+
+    def run() -> rpo_watch.WatchReport:
+        cfg = load_config(config)
+        rbds = {s.name: rbd_for(s) for s in cfg.sites}
+        records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites}) if record else None
+        return rpo_watch.run_watch(
+            cfg,
+            rbds,
+            records=records,
+            duration=timedelta(minutes=minutes),
+            every=timedelta(seconds=every),
+            apps=[app] if app else None,
+        )
+
+    result = _guarded(run)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    typer.echo(
+        _table(
+            list(result.images),
+            [
+                "app",
+                "image",
+                "site",
+                "polls",
+                "failures",
+                "points_written",
+                "newest_point",
+                "newest_completed_by",
+            ],
+        )
+    )
+
+
 @rpo_app.command("report")
 def report_cmd(
     config: ConfigOpt = None,

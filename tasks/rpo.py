@@ -3,7 +3,7 @@
 Retries happen only for :class:`~drkit.domain.errors.TransientError` (``retry_condition_fn``):
 a sampler whose every site timed out is retried, a malformed configuration is not. Artifacts use
 stable lowercase-dashed keys: ``rpo-current-lag``, ``rpo-sample-sites``, ``rpo-report-table``,
-``rpo-report``, ``rpo-report-chart-<app>``.
+``rpo-report``, ``rpo-report-chart-<app>``, ``rpo-watch``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from drkit.domain.errors import is_retryable
 from drkit.domain.models import StandbyConfig
 from drkit.jobs import rpo as jobs
 from drkit.jobs import rpo_report as reports
+from drkit.jobs import rpo_watch as watch_jobs
 from drkit.jobs.sites import rbd_for, store_for
 
 
@@ -138,3 +139,39 @@ def publish_report(report: reports.RpoReport, chart_keys: dict[str, str]) -> str
     markdown = report.markdown(chart_keys)
     create_markdown_artifact(markdown=markdown, key="rpo-report", description="RPO report")
     return markdown
+
+
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient)
+def watch_completions(
+    config: StandbyConfig, minutes: float, every_seconds: float, app: str | None
+) -> dict[str, Any]:
+    """List each protected image's snapshots on its secondary every ``every_seconds`` for ``minutes``.
+
+    New completion points are appended to the secondary's parquet partition every minute and at the
+    end (see :mod:`drkit.jobs.rpo_watch`).
+    """
+    logger = get_run_logger()
+    rbds = {s.name: rbd_for(s) for s in config.sites}
+
+    def progress(watches: Any) -> None:
+        for w in watches:
+            logger.info(
+                "%s: %d polls, %d failures, %d points written", w.label, w.polls, w.failures, w.written
+            )
+
+    report = watch_jobs.run_watch(
+        config,
+        rbds,
+        records=_records(config),
+        duration=timedelta(minutes=minutes),
+        every=timedelta(seconds=every_seconds),
+        apps=[app] if app else None,
+        on_flush=progress,
+    )
+    for image in report.images:
+        if image["failures"]:
+            logger.warning("%s/%s: %s listings failed; last: %s", image["site"], image["image"],
+                           image["failures"], image["last_error"])  # fmt: skip
+    create_table_artifact(table=list(report.images), key="rpo-watch",
+                          description="Completion watcher: polls, failures and points per image")  # fmt: skip
+    return report.to_json()

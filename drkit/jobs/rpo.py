@@ -7,7 +7,7 @@ its reason; :func:`sample_sites` fails only when no site at all could be sampled
 names every site and the command that failed.
 
 Per-app lag (:func:`measure_apps`) comes from the secondary's status (``source="status"``, an upper
-bound that lags the truth by up to the 30 s status cadence) or, in *exact mode*, from the complete
+bound at most one 30 s status cadence behind the truth) or, in *exact mode*, from the complete
 ``.mirror.non_primary.*`` snapshots listed by ``rbd snap ls --all`` on the secondary, matched with
 the primary's snapshot creation times (``source="exact"``). Exact mode runs on demand, when a
 breach is suspected (status lag over ``suspect_ratio`` x target) or when the status cannot give a

@@ -177,11 +177,11 @@ def image_points(rows: pd.DataFrame, app: ProtectedApp, image: str) -> tuple[lis
     best: dict[datetime, datetime] = {}
     kinds = set()
     exact = rows[(rows["kind"] == "point") & (rows["image"] == image)]
-    for data, done in zip(exact["data_time"], exact["completed_at"], strict=True):
+    for data, done, source in zip(exact["data_time"], exact["completed_at"], exact["source"], strict=True):
         if pd.notna(data) and pd.notna(done):
             d, c = data.to_pydatetime(), done.to_pydatetime()
             best[d] = min(best.get(d, c), c)
-            kinds.add("exact")
+            kinds.add(str(source) if pd.notna(source) else "exact")  # exact (sampler) or watch (watcher)
     status = rows[
         (rows["kind"] == "status")
         & (rows["image"] == image)
@@ -298,7 +298,7 @@ def build_report(
                 (t.to_pydatetime(), float(v) if pd.notna(v) else math.nan)
                 for t, v in zip(st["sampled_at"], st["lag_seconds"], strict=True)
             ]
-            seen = rows[(rows["image"] == volume.image) & rows["kind"].isin(["status", "point"])][
+            seen = rows[(rows["image"] == volume.image) & rows["kind"].isin(["status", "point", "watch"])][
                 "sampled_at"
             ]
             last = min(end, seen.max().to_pydatetime()) if len(seen) else end  # no figures past the data

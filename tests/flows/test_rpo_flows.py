@@ -21,30 +21,16 @@ from drkit.adapters.fakes import FakeObjectStore, FakeRbdMirror
 from flows.automations import AUTOMATION_NAME, BREACH_EVENT, ensure_rpo_breach_automation
 from flows.rpo_report import rpo_report
 from flows.rpo_sample import rpo_sample
+from flows.rpo_watch import rpo_watch
 from tasks import rpo as rpo_tasks
+from tests.rpo_config import rpo_config_doc
 
 POOL = "replicapool"
 IMAGE = "csi-vol-flow"
 
 
 def _write_config(tmp_path: Path, target: str = "5m") -> Path:
-    site = {"ceph": {"mode": "rook-toolbox"}, "pool": POOL, "s3": {"bucket": "standby", "prefix": "standby"}}
-    doc = {
-        "sites": [{"name": "site-a", **site}, {"name": "site-b", **site}],
-        "apps": [
-            {
-                "name": "nexus",
-                "namespace": "nexus-dr",
-                "primary_site": "site-a",
-                "secondary_site": "site-b",
-                "volumes": [{"pvc": "data", "image": IMAGE}],
-                "workload": {"kind": "apps/v1/StatefulSet", "name": "nexus"},
-                "mirroring": {"control": "rbd"},
-                "snapshot_interval": "1m",
-                "rpo_target": target,
-            }
-        ],
-    }
+    doc = rpo_config_doc(IMAGE, pool=POOL, target=target)
     path = tmp_path / "standby.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -186,6 +172,33 @@ def test_rpo_report_publishes_chart_table_and_markdown(tmp_path: Path, fakes: Fa
         k.startswith("standby/rpo-reports/nexus/") and k.endswith("lag.png") for k in fakes.store.objects
     )
     assert Artifact.get("rpo-report") is not None
+
+
+def test_rpo_watch_records_completion_points_the_report_reads(tmp_path: Path, fakes: Fakes) -> None:
+    config = str(_write_config(tmp_path))
+    fakes.set_lag(30)
+    result = rpo_watch(config=config, minutes=0.05, every_seconds=0.5)  # 3 s of polls
+    assert result["polls"] >= 4  # type: ignore[operator]
+    image = result["images"][0]  # type: ignore[index]
+    assert image["failures"] == 0 and image["points_written"] == 1
+    assert fakes.a.calls.count(("snap ls", POOL, IMAGE)) == 1  # A only for the new snapshot
+    table = json.loads(str(Artifact.get("rpo-watch").data))  # type: ignore[union-attr]
+    assert table[0]["image"] == IMAGE and table[0]["polls"] == result["polls"]
+    markdown = rpo_report(config=config, since="1h")
+    row = next(r for r in json.loads(str(Artifact.get("rpo-report-table").data)) if r["series"] == IMAGE)  # type: ignore[union-attr]
+    assert row["source"] == "watch" and "nexus" in markdown
+
+
+def test_rpo_watch_fails_naming_site_image_and_command_when_every_listing_fails(
+    tmp_path: Path, fakes: Fakes
+) -> None:
+    config = str(_write_config(tmp_path))
+    fakes.set_lag(30)
+    fakes.b.exit_code = 2
+    state = rpo_watch(config=config, minutes=0.02, every_seconds=0.5, return_state=True)
+    assert state.is_failed()
+    message = str(state.result(raise_on_failure=False))
+    assert f"{POOL}/{IMAGE} on site-b" in message and "snap ls --all" in message
 
 
 def test_breach_automation_is_created_in_code() -> None:

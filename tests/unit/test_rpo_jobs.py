@@ -14,6 +14,7 @@ from drkit.domain.models import StandbyConfig
 from drkit.domain.rpo import SyncedPoint, worst_lag
 from drkit.jobs import rpo as jobs
 from drkit.jobs.rpo_report import app_points, parse_since
+from tests.rpo_config import rpo_config_doc
 
 T0 = datetime(2026, 11, 21, 23, 50, tzinfo=UTC)
 
@@ -91,29 +92,7 @@ def test_parse_since_rejects_nonsense() -> None:
 
 
 def _two_site_config() -> StandbyConfig:
-    site = {
-        "ceph": {"mode": "rook-toolbox"},
-        "pool": "replicapool",
-        "s3": {"bucket": "standby", "prefix": "standby"},
-    }
-    return StandbyConfig.model_validate(
-        {
-            "sites": [{"name": "site-a", **site}, {"name": "site-b", **site}],
-            "apps": [
-                {
-                    "name": "nexus",
-                    "namespace": "nexus-dr",
-                    "primary_site": "site-a",
-                    "secondary_site": "site-b",
-                    "volumes": [{"pvc": "data", "image": "img"}],
-                    "workload": {"kind": "apps/v1/StatefulSet", "name": "nexus"},
-                    "mirroring": {"control": "rbd"},
-                    "snapshot_interval": "1m",
-                    "rpo_target": "5m",
-                }
-            ],
-        }
-    )
+    return StandbyConfig.model_validate(rpo_config_doc("img"))
 
 
 def test_sampler_keeps_points_across_runs_and_a_later_listing_tightens_them() -> None:

@@ -1,0 +1,345 @@
+"""Completion watcher: when did the secondary complete each mirror snapshot, to within one poll.
+
+Why it exists: the secondary keeps only its newest complete non-primary snapshot (and the one in
+progress) and the primary prunes its old ones, so a sampler every 1-15 min never sees most
+consistency points and cannot rebuild the sawtooth within 2 s (``make bench``, table (c)). The
+watcher closes that gap cheaply: for each protected image it lists the SECONDARY's
+``rbd snap ls --all`` every ``every`` (default 1 s), and the primary's only when the secondary
+names a primary snapshot whose creation time it has not seen yet (about once per snapshot).
+
+Each listing bounds, soundly (see :func:`~drkit.domain.rpo.points_from_snapshots`):
+
+* the completion of every snapshot it shows complete: no later than the clock read after the call;
+* the completion of every older point: no later than the secondary's creation of a newer snapshot
+  (one sync at a time, in order).
+
+So a completion is bounded within one poll plus one call of when it happened, and the bound is
+never early: the lag rebuilt from these points never under-reports. A listing identical to the
+previous one adds nothing and is not re-evaluated.
+
+New or tightened points are appended as ``kind=point, source=watch`` rows to the secondary site's
+parquet partition every ``flush_every`` and when the run ends (also on an error or a
+cancellation), so ``rpo-report`` merges them with the sampler's rows. Each flush also writes one
+``kind=watch`` row per image, stamped with its last successful listing: the points up to that
+instant are complete, so the report's figures may extend to it. A listing that fails is
+counted and its reason kept; the run fails only when every listing of every image failed, and
+the error names the site, the image and the command. A failed flush keeps its rows for the next
+flush; rows that could not be written by the end make the run fail, naming the bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from drkit.adapters.rbd import RbdMirror
+from drkit.domain.errors import ConfigError, StandbyError
+from drkit.domain.models import ProtectedApp, Site, StandbyConfig
+from drkit.domain.rbd_status import parse_snap_ls
+from drkit.domain.rpo import SyncedPoint, points_from_snapshots, remember
+from drkit.jobs.rpo import COLUMNS, RpoRecords
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], None]
+
+DEFAULT_EVERY = timedelta(seconds=1)
+DEFAULT_FLUSH_EVERY = timedelta(seconds=60)
+_KEEP_PRIMARY_TIMES = 64
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ImageWatch:
+    """What the watcher knows about one image between polls."""
+
+    app: str
+    image: str
+    primary: Site
+    secondary: Site
+    primary_times: dict[int, datetime] = field(default_factory=dict)
+    points: tuple[SyncedPoint, ...] = ()
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    last_listing: str | None = None
+    polls: int = 0
+    primary_listings: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    last_error_obj: StandbyError | None = None
+    written: int = 0
+    last_polled_at: datetime | None = None
+    covered_until: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        """``pool/image on site`` of the listing this watch makes."""
+        return f"{self.secondary.pool}/{self.image} on {self.secondary.name}"
+
+    def summary(self) -> dict[str, Any]:
+        """One row of the watcher's table: polls, failures, points and the newest point."""
+        newest = self.points[-1] if self.points else None
+        return {
+            "app": self.app,
+            "image": self.image,
+            "site": self.secondary.name,
+            "polls": self.polls,
+            "primary_listings": self.primary_listings,
+            "failures": self.failures,
+            "points_written": self.written,
+            "newest_point": newest.data_time.isoformat() if newest else None,
+            "newest_completed_by": newest.completed_at.isoformat()
+            if newest and newest.completed_at
+            else None,
+            "last_error": self.last_error,
+        }
+
+
+def watches_for(config: StandbyConfig, apps: Sequence[str] | None = None) -> list[ImageWatch]:
+    """One :class:`ImageWatch` per volume of the chosen apps (every app when ``apps`` is empty)."""
+    unknown = sorted(set(apps or ()) - {a.name for a in config.apps})
+    if unknown:
+        raise ConfigError(
+            f"rpo watch: no app named {', '.join(unknown)} in the configuration",
+            hint=f"use one of: {', '.join(a.name for a in config.apps)}",
+        )
+    chosen: list[ProtectedApp] = [a for a in config.apps if not apps or a.name in apps]
+    return [
+        ImageWatch(
+            app=app.name,
+            image=volume.image,
+            primary=config.site(app.primary_site),
+            secondary=config.site(app.secondary_site),
+        )
+        for app in chosen
+        for volume in app.volumes
+    ]
+
+
+def _row(w: ImageWatch, kind: str, at: datetime, **more: Any) -> dict[str, Any]:
+    values = {
+        "kind": kind,
+        "sampled_at": at,
+        "site": w.secondary.name,
+        "observed_from": w.secondary.name,
+        "pool": w.secondary.pool,
+        "app": w.app,
+        "image": w.image,
+        "source": "watch",
+        **more,
+    }
+    return {c: values.get(c) for c in COLUMNS}
+
+
+def _point_row(w: ImageWatch, p: SyncedPoint, at: datetime) -> dict[str, Any]:
+    return _row(w, "point", at, data_time=p.data_time, completed_at=p.completed_at)
+
+
+def _coverage_row(w: ImageWatch) -> dict[str, Any] | None:
+    """A ``kind=watch`` row: every completion up to its time is in the points already written.
+
+    ``rpo-report`` extends its figures up to the newest such row (no figures past the data).
+    """
+    if w.last_polled_at is None or w.last_polled_at == w.covered_until:
+        return None
+    w.covered_until = w.last_polled_at
+    reason = f"{w.polls} listings, {w.failures} failed" + (
+        f"; last error: {w.last_error}" if w.failures else ""
+    )
+    return _row(w, "watch", w.last_polled_at, reason=reason)
+
+
+def snap_ls_command(pool: str, image: str) -> str:
+    """The rbd command one listing runs (for messages)."""
+    return f"rbd snap ls --all {pool}/{image} --format json"
+
+
+def _list(rbds: Mapping[str, RbdMirror], site: Site, image: str) -> list[dict[str, Any]]:
+    try:
+        return rbds[site.name].snapshots(site.pool, image)
+    except StandbyError as exc:  # the same error, told which command and site it came from
+        exc.context.setdefault("command", snap_ls_command(site.pool, image))
+        exc.context.setdefault("site", site.name)
+        raise
+
+
+def poll_image(w: ImageWatch, rbds: Mapping[str, RbdMirror], clock: Clock = _utcnow) -> int:
+    """List the secondary (and the primary when needed) once; the number of new or tighter points.
+
+    Raises the adapter's :class:`StandbyError` when a listing fails (the caller counts it).
+    """
+    raw = _list(rbds, w.secondary, w.image)
+    listed_at = clock()  # read after the listing returned: an upper bound of every completion it shows
+    w.polls += 1
+    w.last_polled_at = listed_at
+    text = json.dumps(raw, sort_keys=True)
+    if text == w.last_listing:
+        return 0  # nothing changed on B: a later listed_at can only loosen a bound
+    b_snaps = parse_snap_ls(raw, tz=w.secondary.timezone)
+    wanted = {s.primary_snap_id for s in b_snaps if s.non_primary and s.primary_snap_id is not None}
+    if wanted - set(w.primary_times):
+        a_snaps = parse_snap_ls(_list(rbds, w.primary, w.image), tz=w.primary.timezone)
+        w.primary_listings += 1
+        for s in a_snaps:
+            if s.created_at is not None and not s.non_primary:
+                w.primary_times[s.id] = s.created_at
+        for old in sorted(w.primary_times)[:-_KEEP_PRIMARY_TIMES]:
+            del w.primary_times[old]
+    w.last_listing = text
+    found = points_from_snapshots(
+        b_snaps, w.primary_times, listed_at, known=w.points, tz=w.secondary.timezone
+    )
+    before = {p.data_time: p.completed_at for p in w.points}
+    fresh = [p for p in found if p.data_time not in before or before[p.data_time] != p.completed_at]
+    w.pending += [_point_row(w, p, listed_at) for p in fresh if p.completed_at is not None]
+    w.points = remember(found)
+    return len(fresh)
+
+
+@dataclass(frozen=True)
+class WatchReport:
+    """What one watcher run did."""
+
+    started: datetime
+    ended: datetime
+    images: tuple[dict[str, Any], ...]
+    keys: tuple[str, ...]
+    unwritten_rows: int
+
+    @property
+    def polls(self) -> int:
+        """Listings of the secondary over all images."""
+        return sum(int(i["polls"]) for i in self.images)
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``standby rpo watch --json`` prints."""
+        return {
+            "started": self.started.isoformat(),
+            "ended": self.ended.isoformat(),
+            "polls": self.polls,
+            "images": list(self.images),
+            "keys": list(self.keys),
+            "unwritten_rows": self.unwritten_rows,
+        }
+
+
+def _flush(
+    watches: Sequence[ImageWatch], records: RpoRecords | None, now: datetime, keys: list[str]
+) -> str | None:
+    """Append every pending row, per secondary site; the error text of the first failed site."""
+    if records is None:
+        for w in watches:
+            w.written += len(w.pending)
+            w.pending.clear()
+        return None
+    problem = None
+    for w in watches:
+        if (row := _coverage_row(w)) is not None:
+            w.pending.append(row)
+    for site in sorted({w.secondary.name for w in watches}):
+        group = [w for w in watches if w.secondary.name == site and w.pending]
+        rows = [r for w in group for r in w.pending]
+        if not rows:
+            continue
+        if site not in records.stores:
+            problem = problem or f"no object store for site {site}"
+            continue
+        try:
+            key = records.append(site, rows, now)
+        except StandbyError as exc:  # kept pending: the next flush tries again
+            problem = problem or str(exc)
+            continue
+        if key:
+            keys.append(key)
+        for w in group:
+            w.written += sum(1 for r in w.pending if r["kind"] == "point")
+            w.pending.clear()
+    return problem
+
+
+def run_watch(
+    config: StandbyConfig,
+    rbds: Mapping[str, RbdMirror],
+    *,
+    records: RpoRecords | None,
+    duration: timedelta,
+    every: timedelta = DEFAULT_EVERY,
+    flush_every: timedelta = DEFAULT_FLUSH_EVERY,
+    apps: Sequence[str] | None = None,
+    clock: Clock = _utcnow,
+    sleep: Sleep = time.sleep,
+    on_flush: Callable[[Sequence[ImageWatch]], None] | None = None,
+) -> WatchReport:
+    """Poll every ``every`` for ``duration``, flushing points every ``flush_every`` (see module doc)."""
+    if every <= timedelta(0) or duration <= timedelta(0):
+        raise ConfigError(
+            f"rpo watch: every ({every.total_seconds()} s) and duration ({duration.total_seconds()} s)"
+            " must be positive",
+            hint="e.g. --every 1 --minutes 10",
+        )
+    watches = watches_for(config, apps)
+    if not watches:
+        raise ConfigError("rpo watch: the configuration protects no volume", hint="add apps with volumes")
+    missing = sorted({s.name for w in watches for s in (w.primary, w.secondary)} - set(rbds))
+    if missing:
+        raise ConfigError(
+            f"rpo watch: no rbd access to site {', '.join(missing)}",
+            hint="give the site a ceph section (standby config check shows it)",
+        )
+    started = clock()
+    deadline = started + duration
+    next_flush = started + flush_every
+    keys: list[str] = []
+    problem: str | None = None
+    try:
+        while True:
+            tick = time.monotonic()
+            for w in watches:
+                try:
+                    poll_image(w, rbds, clock)
+                except StandbyError as exc:
+                    w.failures += 1
+                    w.last_error = (
+                        f"`{exc.context.get('command')}` on {exc.context.get('site')}: {exc.message}"
+                    )
+                    w.last_error_obj = exc
+            now = clock()
+            if now >= next_flush:
+                problem = _flush(watches, records, now, keys)
+                next_flush = now + flush_every
+                if on_flush is not None:
+                    on_flush(watches)
+            if now >= deadline:
+                break
+            sleep(max(0.0, every.total_seconds() - (time.monotonic() - tick)))
+    finally:
+        problem = _flush(watches, records, clock(), keys)
+    unwritten = sum(1 for w in watches for r in w.pending if r["kind"] == "point")
+    report = WatchReport(
+        started=started,
+        ended=clock(),
+        images=tuple(w.summary() for w in watches),
+        keys=tuple(keys),
+        unwritten_rows=unwritten,
+    )
+    if all(w.polls == 0 for w in watches):
+        first = next(w for w in watches if w.last_error_obj is not None)
+        assert first.last_error_obj is not None
+        raise StandbyError(
+            f"rpo watch: every listing failed ({sum(w.failures for w in watches)} tries); first image"
+            f" {first.label}: {first.last_error}",
+            hint=first.last_error_obj.hint or "check rbd access to the secondary site (standby config check)",
+            context={"site": first.secondary.name, "image": first.image},
+        )
+    if unwritten:
+        raise StandbyError(
+            f"rpo watch: {unwritten} observed points could not be written: {problem}",
+            hint="check the sites' S3 bucket and credentials; the next run observes again",
+            context={"sites": ",".join(sorted({w.secondary.name for w in watches if w.pending}))},
+        )
+    return report

@@ -1,0 +1,120 @@
+"""The breach automation end to end, on a real ``prefect server``: event -> trigger -> webhook.
+
+A real Prefect server (its own ``PREFECT_HOME`` and port) runs its triggers and actions services.
+The test registers a ``CustomWebhookNotificationBlock`` aimed at a local HTTP listener, creates
+the automation with :func:`flows.automations.ensure_rpo_breach_automation`, and runs the real
+``rpo-sample`` flow in a fresh process (``breach_scenario.py``) so that it emits
+``standby.rpo.breach``. The listener must receive the notification naming the app and its lag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lab.procs import start_service, stop_daemon
+
+pytestmark = pytest.mark.server
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def real_server() -> Iterator[str]:
+    home = Path(tempfile.mkdtemp(prefix="standby-e2e-prefect-"))
+    port = int(os.environ.get("STANDBY_TEST_PREFECT_PORT") or _free_port())
+    api = f"http://127.0.0.1:{port}/api"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{api}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    argv = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
+            "--port", str(port)]  # fmt: skip
+    env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "PREFECT_UI_ENABLED": "false"}  # fmt: skip
+    start_service(
+        "prefect-server", argv, home / "run", port=port, ready=healthy, env=env, cwd=ROOT, timeout=120
+    )
+    try:
+        yield api
+    finally:
+        stop_daemon(home / "run" / "prefect-server.pid", timeout=20)
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, queue.Queue[dict[str, object]]]]:
+    received: queue.Queue[dict[str, object]] = queue.Queue()
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.put(json.loads(body or b"{}"))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+
+
+def test_a_breach_event_reaches_the_configured_notification_through_the_real_automation(
+    real_server: str, webhook: tuple[str, queue.Queue[dict[str, object]]]
+) -> None:
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.automations import AUTOMATION_NAME, ensure_rpo_breach_automation
+
+    url, received = webhook
+    with temporary_settings({PREFECT_API_URL: real_server}):
+        CustomWebhookNotificationBlock(
+            name="dr-oncall", url=url, json_data={"subject": "{{subject}}", "body": "{{body}}"}
+        ).save("dr-oncall", overwrite=True)
+        automation = ensure_rpo_breach_automation(notification_block="custom-webhook/dr-oncall")
+    assert automation.name == AUTOMATION_NAME
+    env = {**os.environ, "PREFECT_API_URL": real_server, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.server.breach_scenario"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(run.stdout.strip().splitlines()[-1])
+    assert [r["events"] for r in results] == [[], ["standby.rpo.breach"]]
+    finished = time.monotonic()
+    try:
+        note = received.get(timeout=90)
+    except queue.Empty:
+        pytest.fail("no notification reached the webhook within 90 s of the breach event")
+    print(f"\nnotification received {time.monotonic() - finished:.1f}s after the sampler process exited")
+    assert note["subject"] == "RPO breach: nexus-e2e"
+    body = str(note["body"])
+    assert "nexus-e2e" in body and "site-b" in body and "target of 300.0s" in body, body
+    time.sleep(5)  # a second notification would arrive within the same second or two
+    assert received.empty(), "one breach crossing must notify once"
