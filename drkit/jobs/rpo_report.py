@@ -128,8 +128,9 @@ class RpoReport:
             "",
             f"Window: {self.start:%Y-%m-%d %H:%M:%S}Z to {self.end:%Y-%m-%d %H:%M:%S}Z.",
             "Figures come from the sawtooth rebuilt from synced points (worst case between samples"
-            " included); `source` says which points: `exact` (snap ls), `status` (pool status, an upper"
-            " bound) or `status-samples` (lag at sample times only).",
+            " included); `source` says which points: `exact` (the sampler's snap ls), `watch` (the"
+            " completion watcher's snap ls every second), `status` (pool status, at most one 30 s cadence"
+            " behind) or `status-samples` (lag at sample times only).",
             "",
         ]
         for a in self.apps:
