@@ -46,9 +46,9 @@ def deployments() -> list[RunnerDeployment]:
         ),
         rpo_watch.to_deployment(
             name="watcher",
-            parameters={"config": CONFIG, "minutes": 10},
+            parameters={"config": CONFIG, "minutes": 10.5},
             schedules=[IntervalSchedule(interval=600)],
-            concurrency_limit=1,
+            concurrency_limit=2,
         ),
         rpo_report.to_deployment(
             name="daily",

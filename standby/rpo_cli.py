@@ -168,6 +168,9 @@ def watch_cmd(
     app: AppOpt = None,
     minutes: Annotated[float, typer.Option("--minutes", help="how long to watch")] = 1.0,
     every: Annotated[float, typer.Option("--every", help="seconds between two listings of an image")] = 1.0,
+    busy_every: Annotated[
+        float, typer.Option("--busy-every", help="the same while a sync is in progress (its first 30 s)")
+    ] = 0.25,
     record: Annotated[
         bool, typer.Option("--record/--no-record", help="append the completion points to S3")
     ] = True,
@@ -181,8 +184,8 @@ def watch_cmd(
     from drkit.jobs import rpo_watch
     from drkit.jobs.sites import rbd_for, store_for
 
-    if minutes <= 0 or every < 0.2:
-        raise _fail("error: --minutes must be > 0 and --every at least 0.2", 2)
+    if minutes <= 0 or every < 0.2 or busy_every < 0.1:
+        raise _fail("error: --minutes must be > 0, --every at least 0.2 and --busy-every at least 0.1", 2)
 
     def run() -> rpo_watch.WatchReport:
         cfg = load_config(config)
@@ -194,6 +197,7 @@ def watch_cmd(
             records=records,
             duration=timedelta(minutes=minutes),
             every=timedelta(seconds=every),
+            busy_every=timedelta(seconds=busy_every),
             apps=[app] if app else None,
         )
 

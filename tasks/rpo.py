@@ -143,7 +143,7 @@ def publish_report(report: reports.RpoReport, chart_keys: dict[str, str]) -> str
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient)
 def watch_completions(
-    config: StandbyConfig, minutes: float, every_seconds: float, app: str | None
+    config: StandbyConfig, minutes: float, every_seconds: float, busy_every_seconds: float, app: str | None
 ) -> dict[str, Any]:
     """List each protected image's snapshots on its secondary every ``every_seconds`` for ``minutes``.
 
@@ -165,9 +165,13 @@ def watch_completions(
         records=_records(config),
         duration=timedelta(minutes=minutes),
         every=timedelta(seconds=every_seconds),
+        busy_every=timedelta(seconds=busy_every_seconds),
         apps=[app] if app else None,
         on_flush=progress,
     )
+    if report.slow_rounds:
+        logger.warning("%d rounds took longer than %ss: images are listed less often than asked",
+                       report.slow_rounds, every_seconds)  # fmt: skip
     for image in report.images:
         if image["failures"]:
             logger.warning("%s/%s: %s listings failed; last: %s", image["site"], image["image"],
