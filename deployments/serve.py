@@ -2,6 +2,8 @@
 
 The schedules match ``deployments/prefect.yaml``; ``serve`` needs no work pool or worker. On
 SIGTERM the deployments stay active (``pause_on_shutdown=False``), so the UI keeps its schedules.
+Before serving, the ``standby-rpo-breach`` automation is (re)created (see
+:func:`install_breach_automation`).
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import os
 
 from prefect import serve
+from prefect.automations import Automation
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.deployments.runner import RunnerDeployment
 
+from flows.automations import ensure_rpo_breach_automation, rpo_breach_notice
 from flows.backup import backup
 from flows.restore import restore
 from flows.rpo_report import rpo_report
@@ -65,12 +69,32 @@ def deployments() -> list[RunnerDeployment]:
                 "key_source": KEY,
             },
         ),
+        rpo_breach_notice.to_deployment(name="log"),
     ]
 
 
+def install_breach_automation(notice: RunnerDeployment) -> Automation:
+    """(Re)create the ``standby-rpo-breach`` automation.
+
+    It notifies through the Prefect notification block named by ``$STANDBY_NOTIFICATION_BLOCK``
+    (e.g. ``slack-webhook/dr-oncall``); without one it runs ``notice`` (the ``rpo-breach-notice``
+    deployment, registered here first because the automation needs its id), which writes one
+    WARNING line per breach.
+    """
+    block = os.environ.get("STANDBY_NOTIFICATION_BLOCK") or None
+    if block is None:
+        notice.apply()
+    return ensure_rpo_breach_automation(
+        notification_block=block, notice_deployment=None if block else f"rpo-breach-notice/{notice.name}"
+    )
+
+
 def main() -> None:
-    """Register the deployments and run their scheduled and on-demand runs here."""
-    serve(*deployments(), pause_on_shutdown=False)
+    """Register the deployments, install the RPO breach automation, and serve the runs here."""
+    items = deployments()
+    automation = install_breach_automation(next(d for d in items if d.name == "log"))
+    print(f"automation {automation.name}: {type(automation.actions[0]).__name__}", flush=True)
+    serve(*items, pause_on_shutdown=False)
 
 
 if __name__ == "__main__":
