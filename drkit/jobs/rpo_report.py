@@ -19,10 +19,11 @@ labelled ``status-samples``: that naive view misses peaks between samples.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -74,6 +75,8 @@ class SeriesStats:
     worst: tuple[BreachInterval, ...] = ()
     points: tuple[SyncedPoint, ...] = ()
     samples: tuple[tuple[datetime, float], ...] = ()
+    longest_gap: float | None = None
+    """Seconds of the longest stretch with no observation (in which the lag is assumed to grow)."""
 
 
 @dataclass
@@ -116,6 +119,7 @@ class RpoReport:
                         if s.within_target is None
                         else round(100 * s.within_target, 2),
                         "target_s": a.target.total_seconds(),
+                        "longest_gap_s": _r(s.longest_gap),
                         "worst_interval": _interval(s.worst[0]) if s.worst else "",
                     }
                 )
@@ -130,7 +134,9 @@ class RpoReport:
             "Figures come from the sawtooth rebuilt from synced points (worst case between samples"
             " included); `source` says which points: `exact` (the sampler's snap ls), `watch` (the"
             " completion watcher's snap ls every second), `status` (pool status, at most one 30 s cadence"
-            " behind) or `status-samples` (lag at sample times only).",
+            " behind) or `status-samples` (lag at sample times only). `longest gap` is the longest"
+            " stretch with no observation (sample, point or watcher coverage): within it the lag is"
+            " assumed to keep growing, an upper bound, so a long gap makes the figures pessimistic.",
             "",
         ]
         for a in self.apps:
@@ -139,8 +145,8 @@ class RpoReport:
                 lines += ["No samples in the window.", ""]
                 continue
             lines += [
-                "| series | source | p50 s | p95 s | p99 s | max s | within target | worst interval |",
-                "|---|---|---|---|---|---|---|---|",
+                "| series | source | p50 s | p95 s | p99 s | max s | within target | longest gap s | worst interval |",
+                "|---|---|---|---|---|---|---|---|---|",
             ]
             for s in [a.overall, *a.images]:
                 if s is None:
@@ -149,7 +155,7 @@ class RpoReport:
                 worst = _interval(s.worst[0]) if s.worst else "-"
                 lines.append(
                     f"| {s.name} | {s.source} | {_f(s.p50)} | {_f(s.p95)} | {_f(s.p99)} | {_f(s.max)}"
-                    f" | {within} | {worst} |"
+                    f" | {within} | {_f(s.longest_gap)} | {worst} |"
                 )
             if chart_keys and a.app in chart_keys:
                 lines += ["", f"Chart: `{chart_keys[a.app]}`"]
@@ -265,6 +271,15 @@ def series_stats(
     )
 
 
+def longest_gap(observed: Sequence[datetime], start: datetime, end: datetime) -> float | None:
+    """Seconds of the longest stretch of ``[start, end]`` with no time of ``observed`` in it."""
+    if end <= start:
+        return None
+    inside = sorted(t for t in observed if start < t < end)
+    edges = [start, *inside, end]
+    return max((b - a).total_seconds() for a, b in itertools.pairwise(edges))
+
+
 def _sec(v: timedelta | None) -> float | None:
     return None if v is None else v.total_seconds()
 
@@ -306,6 +321,9 @@ def build_report(
             ends.append(last)
             stats = series_stats(volume.image, points, label, start, last, app.rpo_target, samples)
             if stats is not None:
+                stats = replace(
+                    stats, longest_gap=longest_gap([t.to_pydatetime() for t in seen], stats.start, stats.end)
+                )
                 section.images.append(stats)
             all_points.append(points)
             labels.add(label)
@@ -318,6 +336,9 @@ def build_report(
                 min(ends),
                 app.rpo_target,
             )
+            gaps = [i.longest_gap for i in section.images if i.longest_gap is not None]
+            if section.overall is not None and gaps:
+                section.overall = replace(section.overall, longest_gap=max(gaps))
         report.apps.append(section)
         if charts and (section.images or section.overall):
             report.charts[app.name] = render_chart(section, start, end)

@@ -166,6 +166,7 @@ def test_rpo_report_publishes_chart_table_and_markdown(tmp_path: Path, fakes: Fa
     assert row["max_s"] == pytest.approx(402, abs=1)  # the peak just before the gap closed
     assert row["within_target_pct"] < 100 and row["source"] == "exact"
     assert "peak 402s" in row["worst_interval"]
+    assert row["longest_gap_s"] == pytest.approx(400, abs=1)  # the stretch with no observation
     image = Artifact.get("rpo-report-chart-nexus")
     assert image is not None and str(image.data).startswith("data:image/png;base64,")
     assert any(

@@ -139,3 +139,12 @@ def test_sampler_keeps_points_across_runs_and_a_later_listing_tightens_them() ->
     rows = records.read(T0, T0 + timedelta(hours=1))
     points = rows[rows["kind"] == "point"]
     assert sorted(set(points["data_time"])) == [pd.Timestamp(p1), pd.Timestamp(p2)]
+
+
+def test_longest_gap_counts_the_window_edges_and_ignores_times_outside() -> None:
+    from drkit.jobs.rpo_report import longest_gap
+
+    t = [T0 + timedelta(seconds=s) for s in (-50, 10, 20, 90, 500)]
+    assert longest_gap(t, T0, T0 + timedelta(seconds=100)) == 70.0  # 20 -> 90
+    assert longest_gap([], T0, T0 + timedelta(seconds=30)) == 30.0
+    assert longest_gap(t, T0, T0) is None
