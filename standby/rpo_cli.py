@@ -189,6 +189,8 @@ def watch_cmd(
 
     def run() -> rpo_watch.WatchReport:
         cfg = load_config(config)
+        if app and app not in [a.name for a in cfg.apps]:
+            _unknown_app(app, [a.name for a in cfg.apps])
         rbds = {s.name: rbd_for(s) for s in cfg.sites}
         records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites}) if record else None
         return rpo_watch.run_watch(

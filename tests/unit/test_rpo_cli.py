@@ -155,3 +155,52 @@ def test_as_a_process() -> None:
     )
     assert bad.returncode == 2
     assert bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1
+
+
+def _watch_config(tmp_path: Path) -> Path:
+    import yaml
+
+    from tests.rpo_config import rpo_config_doc
+
+    path = tmp_path / "standby.yaml"
+    path.write_text(yaml.safe_dump(rpo_config_doc("img")))
+    return path
+
+
+def test_watch_lists_the_secondary_and_prints_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from drkit.adapters.fakes import FakeRbdMirror
+    from drkit.jobs import sites
+
+    a, b = FakeRbdMirror(site="site-a"), FakeRbdMirror(site="site-b")
+    point = datetime.now(UTC) - timedelta(seconds=30)
+    a.add_image("replicapool", "img", primary=True, peer_site="site-b")
+    b.add_image("replicapool", "img", peer_site="site-a")
+    snap = a.add_snapshot("replicapool", "img", created_at=point)
+    b.add_snapshot("replicapool", "img", created_at=point, primary_snap_id=snap)
+    monkeypatch.setattr(sites, "rbd_for", lambda site, *_: {"site-a": a, "site-b": b}[site.name])
+    config = _watch_config(tmp_path)
+    result = CliRunner().invoke(
+        rpo_app, ["watch", "-c", str(config), "--minutes", "0.02", "--every", "0.3", "--no-record", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["polls"] >= 3 and out["images"][0]["points_written"] == 1 and out["images"][0]["failures"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--every", "0.1"], "--every at least 0.2"),
+        (["--app", "gitlab"], "unknown app 'gitlab'; known apps: nexus"),
+    ],
+)
+def test_watch_bad_arguments_exit_2_with_one_line(tmp_path: Path, args: list[str], match: str) -> None:
+    config = _watch_config(tmp_path)
+    result = CliRunner().invoke(
+        rpo_app, ["watch", "-c", str(config), "--minutes", "0.01", "--no-record", *args]
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and match in lines[0], lines
