@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from bench import rpo_parse
+from drkit.domain.models import StandbyConfig
 from drkit.domain.rbd_status import MirrorSample, MirrorSnapshot
 from drkit.domain.rpo import (
     Sawtooth,
@@ -53,6 +54,7 @@ from drkit.domain.rpo import (
     tighten,
     worst_lag,
 )
+from drkit.jobs import rpo_watch
 
 DAY0 = datetime(2026, 11, 21, tzinfo=UTC)
 
@@ -252,9 +254,8 @@ class Sampler:
 class WatchModel(NamedTuple):
     """How the real watcher runs (``rpo-watch`` deployment), for :func:`watch_day`."""
 
-    every: timedelta = timedelta(seconds=1)  # idle round
-    busy_every: timedelta = timedelta(seconds=0.25)  # round during a sync's first 30 s
-    busy_for: timedelta = timedelta(seconds=30)
+    every: timedelta = rpo_watch.DEFAULT_EVERY  # idle round
+    busy_every: timedelta = rpo_watch.DEFAULT_BUSY_EVERY  # round during a sync's first BUSY_FOR
     call: timedelta = timedelta(seconds=0.5)  # one ``rbd snap ls`` (exec through the apiserver: slower)
     run: timedelta = timedelta(minutes=10.5)  # each flow run watches this long...
     period: timedelta = timedelta(minutes=10)  # ...and a new one is scheduled this often
@@ -264,56 +265,98 @@ class WatchModel(NamedTuple):
         """One line for the table's header."""
         return (
             f"B listed every {self.every.total_seconds():g} s ({self.busy_every.total_seconds():g} s for the"
-            f" first {self.busy_for.total_seconds():g} s of a sync), {self.call.total_seconds():g} s per call,"
-            f" runs of {self.run.total_seconds() / 60:g} min every {self.period.total_seconds() / 60:g} min"
+            f" first {rpo_watch.BUSY_FOR.total_seconds():g} s of a sync), {self.call.total_seconds():g} s per"
+            f" call, runs of {self.run.total_seconds() / 60:g} min every {self.period.total_seconds() / 60:g} min"
             f" starting {self.startup.total_seconds():g} s late, each with empty memory"
         )
 
 
-def watch_day(line: list[Sync], model: WatchModel | None = None) -> tuple[list[SyncedPoint], int]:
-    """The completion watcher over the day, as :func:`drkit.jobs.rpo_watch.run_watch` polls.
+def _ctime(t: datetime) -> str:
+    return f"{t:%a %b} {t.day:2d} {t:%H:%M:%S %Y}"  # as rbd prints a snapshot's timestamp (UTC here)
 
-    Each listing shows B as it was in the middle of the call and is bounded by the time after it;
-    an unchanged listing is skipped; A is listed (one more call) only when B names a new snapshot;
-    a round lasts ``max(period, its calls)``. Every flow run starts with empty memory. Returns the
-    recorded points and the number of listings that changed something.
+
+class TimelineRbd:
+    """:class:`~drkit.adapters.rbd.RbdMirror` ``snapshots`` of both sites, replaying the timeline.
+
+    A listing started at ``at`` shows the sites as they were half a call later, and the clock the
+    watcher reads after it says ``at`` + one call: the bound includes the call's duration.
+    """
+
+    def __init__(self, line: list[Sync], call: timedelta) -> None:
+        self.sampler, self.call = Sampler(line), call
+        self.at = DAY0
+        self.calls = 0
+
+    def clock(self) -> datetime:
+        return self.at + self.call
+
+    def snapshots(self, pool: str, image: str) -> list[dict[str, Any]]:
+        self.calls += 1
+        secondary, primary = self.sampler.listings(self.at + self.call / 2)
+        if image == "a":
+            return [
+                {"id": j, "name": f".mirror.primary.{j}", "timestamp": _ctime(t),
+                 "namespace": {"type": "mirror", "state": "primary", "mirror_peer_uuids": [], "complete": True}}
+                for j, t in sorted(primary.items())
+            ]  # fmt: skip
+        return [
+            {"id": snap.id, "name": snap.name, "timestamp": _ctime(snap.created_at or DAY0),
+             "namespace": {"type": "mirror", "state": "non-primary", "complete": snap.complete,
+                           "primary_mirror_uuid": "u", "primary_snap_id": snap.primary_snap_id}}
+            for snap in secondary
+        ]  # fmt: skip
+
+
+def watch_day(line: list[Sync], model: WatchModel | None = None) -> tuple[list[SyncedPoint], int]:
+    """The completion watcher over the day: the real :func:`drkit.jobs.rpo_watch.poll_image`.
+
+    Listings come from :class:`TimelineRbd`; rounds are timed as :func:`~drkit.jobs.rpo_watch.run_watch`
+    times them (``every``, or ``busy_every`` while :attr:`ImageWatch.busy`, never shorter than the
+    round's calls). Every flow run starts with a fresh :class:`ImageWatch`. Returns the recorded
+    points and the number of polls.
     """
     model = model or WatchModel()
-    sampler = Sampler(line)
+    rbd = TimelineRbd(line, model.call)
+    site = {"ceph": {"mode": "rook-toolbox"}, "pool": "replicapool", "s3": {"bucket": "bench"}}
+    config = StandbyConfig.model_validate(
+        {"sites": [{"name": "site-a", **site}, {"name": "site-b", **site}],
+         "apps": [{"name": "x", "namespace": "x", "primary_site": "site-a", "secondary_site": "site-b",
+                   "volumes": [{"pvc": "d", "image": "b"}], "workload": {"kind": "apps/v1/StatefulSet", "name": "x"},
+                   "mirroring": {"control": "rbd"}, "snapshot_interval": "1m", "rpo_target": "5m"}]}
+    )  # fmt: skip
+    rbds = {"site-a": _PrimaryView(rbd), "site-b": rbd}
     recorded: list[SyncedPoint] = []
-    changed = 0
+    polls = 0
     end = line[-1].done + model.every
     run = 0
     while (start := DAY0 + model.period * run + model.startup) <= end:
         stop = min(end, DAY0 + model.period * run + model.run)
-        memory: tuple[SyncedPoint, ...] = ()
-        primary: dict[int, datetime] = {}
-        last: tuple[tuple[int, bool], ...] | None = None
-        syncing: tuple[int, datetime] | None = None
-        t = start
-        while t <= stop:
-            listed = t + model.call
-            secondary, a_times = sampler.listings(t + model.call / 2)
-            calls = 1
-            key = tuple((snap.id, snap.complete) for snap in secondary)
-            if key != last:
-                last, changed = key, changed + 1
-                wanted = {snap.primary_snap_id for snap in secondary if snap.primary_snap_id is not None}
-                if wanted - set(primary):
-                    primary.update(a_times)
-                    calls += 1
-                pts = points_from_snapshots(secondary, primary, listed_at=listed, known=memory)
-                recorded += pts
-                memory = remember(pts)
-                progress = [snap.id for snap in secondary if not snap.complete]
-                if not progress:
-                    syncing = None
-                elif syncing is None or syncing[0] != progress[-1]:
-                    syncing = (progress[-1], listed)
-            busy = syncing is not None and listed - syncing[1] < model.busy_for
-            t += max(model.busy_every if busy else model.every, model.call * calls)
+        watch = rpo_watch.watches_for(config)[0]
+        rbd.at = start
+        while rbd.at <= stop:
+            before = rbd.calls
+            rpo_watch.poll_image(watch, rbds, rbd.clock)  # type: ignore[arg-type]
+            polls += 1
+            recorded += [
+                SyncedPoint(data_time=r["data_time"], completed_at=r["completed_at"])
+                for r in watch.pending
+                if r["kind"] == "point"
+            ]
+            watch.pending.clear()
+            period = model.busy_every if watch.busy else model.every
+            rbd.at += max(period, model.call * (rbd.calls - before))
         run += 1
-    return list(tighten(recorded)), changed
+    return list(tighten(recorded)), polls
+
+
+class _PrimaryView:
+    """Site A's listings of :class:`TimelineRbd` (the watcher asks A for the same image name)."""
+
+    def __init__(self, rbd: TimelineRbd) -> None:
+        self.rbd = rbd
+
+    def snapshots(self, pool: str, image: str) -> list[dict[str, Any]]:
+        return self.rbd.snapshots(pool, "a")
 
 
 def sample_day(
@@ -377,13 +420,14 @@ def bench_accuracy(intervals: tuple[float, ...] = (1, 5, 15, 1 / 6, 1 / 30)) -> 
     day = (DAY0 + timedelta(minutes=20), DAY0 + timedelta(hours=23, minutes=50))
     model = WatchModel()
     started = time.perf_counter()
-    watched, changed = watch_day(line, model)
+    watched, polls = watch_day(line, model)
     watch_s = time.perf_counter() - started
     rows = []
     print(
         "(c) worst-case lag in a window vs the truth, in seconds (23 hour windows / the day); a synthetic day:"
         f" {len(line)} snapshots (1/min), syncs 1-10 s (3 % 60-120 s), outages of 9 and 23 min;"
-        f" the watcher: {model.describe()} ({changed} listings changed something; simulated in {watch_s:.1f} s)"
+        f" the watcher (rpo_watch.poll_image on the replayed listings): {model.describe()} ({polls} polls;"
+        f" {watch_s:.1f} s)"
     )
     print(
         f"    {'interval':>8}  {'seen':>9}  {'watch':>6}  {'watch,day':>9}  {'exact':>7}  {'exact,day':>9}"

@@ -73,14 +73,30 @@ class ImageWatch:
     polls: int = 0
     primary_listings: int = 0
     failures: int = 0
-    last_error: str | None = None
-    last_error_obj: StandbyError | None = None
+    error: StandbyError | None = None  # the last failed listing's error
     written: int = 0
     last_polled_at: datetime | None = None
     covered_until: datetime | None = None
-    busy: bool = False
     syncing: tuple[int, datetime] | None = None  # B's snapshot in progress and when it was first seen
     skew_clamps: int = 0
+
+    @property
+    def busy(self) -> bool:
+        """A sync is in progress and still in its first ``BUSY_FOR`` (a stalled one is not polled fast)."""
+        return (
+            self.syncing is not None
+            and self.last_polled_at is not None
+            and self.last_polled_at - self.syncing[1] < BUSY_FOR
+        )
+
+    @property
+    def last_error(self) -> str | None:
+        """The last failed listing: its command, site and message."""
+        if self.error is None:
+            return None
+        return (
+            f"`{self.error.context.get('command')}` on {self.error.context.get('site')}: {self.error.message}"
+        )
 
     @property
     def label(self) -> str:
@@ -175,8 +191,8 @@ def _list(rbds: Mapping[str, RbdMirror], site: Site, image: str) -> list[dict[st
         raise
 
 
-def poll_image(w: ImageWatch, rbds: Mapping[str, RbdMirror], clock: Clock = _utcnow) -> bool:
-    """List the secondary (and the primary when needed) once; whether a sync is in progress on B.
+def poll_image(w: ImageWatch, rbds: Mapping[str, RbdMirror], clock: Clock = _utcnow) -> None:
+    """List the secondary (and the primary when needed) once, updating ``w``.
 
     A poll counts (``polls``, ``last_polled_at``) only once its points are computed. Raises the
     adapter's :class:`StandbyError` when a listing fails (the caller counts it).
@@ -211,11 +227,8 @@ def poll_image(w: ImageWatch, rbds: Mapping[str, RbdMirror], clock: Clock = _utc
             w.syncing = None
         elif w.syncing is None or w.syncing[0] != progress[-1]:
             w.syncing = (progress[-1], listed_at)
-    # fast polls for a sync's first BUSY_FOR only: a stalled sync (rbd-mirror down) is not polled fast
-    w.busy = w.syncing is not None and listed_at - w.syncing[1] < BUSY_FOR
     w.polls += 1
     w.last_polled_at = listed_at
-    return w.busy
 
 
 @dataclass(frozen=True)
@@ -330,10 +343,7 @@ def run_watch(
                     poll_image(w, rbds, clock)
                 except StandbyError as exc:
                     w.failures += 1
-                    w.last_error = (
-                        f"`{exc.context.get('command')}` on {exc.context.get('site')}: {exc.message}"
-                    )
-                    w.last_error_obj = exc
+                    w.error = exc
             now = clock()
             if now >= next_flush:
                 problem = _flush(watches, records, now, keys)
@@ -361,7 +371,7 @@ def run_watch(
     failing = [w for w in watches if w.last_polled_at is None or ended - w.last_polled_at > flush_every]
     if failing:  # the other images' points are written: nothing observed is lost
         first = failing[0]
-        hint = first.last_error_obj.hint if first.last_error_obj is not None else ""
+        hint = first.error.hint if first.error is not None else ""
         detail = "; ".join(
             f"{w.label}: {w.last_error} (last good listing:"
             f" {w.last_polled_at.isoformat() if w.last_polled_at else 'never'})"
