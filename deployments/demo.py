@@ -89,11 +89,7 @@ def run_jobs(config: Path) -> dict[str, Any]:
     print(json.dumps(results["rpo_watch"], indent=2, default=str))
     say("rpo-report: the last hour")
     results["rpo_report"] = rpo_report(config=str(config), since="1h")
-    print(
-        results["rpo_report"]
-        if isinstance(results["rpo_report"], str)
-        else json.dumps(results["rpo_report"], indent=2, default=str)
-    )
+    print(results["rpo_report"])  # the markdown report
     return results
 
 

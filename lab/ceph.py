@@ -277,10 +277,6 @@ class CephSite:
         """argv of a ``ceph`` command on this site."""
         return self._base("ceph", args)
 
-    def rados_cli(self, *args: str) -> list[str]:
-        """argv of a ``rados`` command on this site."""
-        return self._base("rados", args)
-
     def env(self) -> dict[str, str]:
         """Environment variables that make a plain ``rbd ...`` / ``ceph ...`` address this site.
 
@@ -991,11 +987,6 @@ def mirror_image_status(site: CephSite, pool: str, image: str) -> dict[str, Any]
         site.cli("mirror", "image", "status", f"{pool}/{image}", "--format", "json"), 30, site=site.name
     )
     return status if isinstance(status, dict) else {}
-
-
-def mirror_pool_status(site: CephSite, pool: str = DEFAULT_POOL, verbose: bool = True) -> dict[str, Any]:
-    """``rbd mirror pool status [--verbose] --format json`` on ``site``."""
-    return _mirror_pool_status(site, pool, verbose)
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use: python -m lab.ceph up|down|status DIR

@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 
 from lab import ceph
+from lab.kubeapi.controllers import TICK
 from lab.procs import alive, read_pid, reap, start_daemon, stop_daemon
 
 VR = "replication.storage.openshift.io/v1alpha1/VolumeReplication"
@@ -44,6 +45,18 @@ VRC = "replication.storage.openshift.io/v1alpha1/VolumeReplicationClass"
 NEXUS = "operator.alaudadevops.io/v1alpha1/Nexus"
 SECRET_NAME = "nexus-root-password"
 SYSTEM_PYTHON = "/usr/bin/python3"
+# Kinds whose changes can alter what reconcile_all does (VR, its class's schedulingInterval, the
+# Nexus CR, the PVC/PV behind either, and the Nexus admin-password Secret).
+WATCHED_KINDS = frozenset(
+    {
+        "VolumeReplication",
+        "VolumeReplicationClass",
+        "Nexus",
+        "PersistentVolumeClaim",
+        "PersistentVolume",
+        "Secret",
+    }
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -87,9 +100,14 @@ class LabControllers:
         self.log_file = site.lab_dir / "run" / f"controllers-{site.name}.log"
 
     # ---------------------------------------------------------------------------------- plumbing
-    def notify(self, *_: Any) -> None:
-        """Change callback: wake the worker (cheap; called under the store lock)."""
-        self.wake.set()
+    def on_event(self, _store: Any, event_type: str, obj: dict[str, Any] | None) -> None:
+        """Controller callback (cheap): wake the worker on ticks and on changes of the kinds it reads.
+
+        Pods, Events and the rest of the store churn do not concern it; waking on them would only
+        re-run ``rbd`` for every VolumeReplication.
+        """
+        if event_type == TICK or (obj is not None and obj.get("kind") in WATCHED_KINDS):
+            self.wake.set()
 
     def log(self, message: str) -> None:
         with open(self.log_file, "a") as fh:
@@ -267,14 +285,19 @@ class LabControllers:
             desc = peer.get("description", "")
             if ", {" not in desc:
                 continue
-            data = json.loads(desc.split(", ", 1)[1])
-            if "local_snapshot_timestamp" in data:
+            try:
+                data = json.loads(desc.split(", ", 1)[1])
+                if not isinstance(data, dict) or "local_snapshot_timestamp" not in data:
+                    continue
                 when = datetime.fromtimestamp(int(data["local_snapshot_timestamp"]), UTC)
-                memo.last_sync = {
+                last_sync = {
                     "lastSyncTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "lastSyncDuration": f"{int(data.get('last_snapshot_sync_seconds', 0))}s",
                     "lastSyncBytes": int(data.get("last_snapshot_bytes", 0)),
                 }
+            except (ValueError, TypeError, OverflowError, OSError):
+                continue  # an odd description: keep what was last known, as when rbd fails
+            memo.last_sync = last_sync
         return memo.last_sync
 
     def _scheduling_interval(self) -> float:
@@ -378,6 +401,6 @@ def install(server: Any) -> LabControllers:
     )
     (lab_dir / "run").mkdir(parents=True, exist_ok=True)
     ctl = LabControllers(server.store, site)
-    server.add_controller(lambda *args: ctl.notify())
+    server.add_controller(ctl.on_event)
     threading.Thread(target=ctl.run_forever, name=f"lab-controllers-{site_name}", daemon=True).start()
     return ctl

@@ -61,15 +61,8 @@ def _pick(config: Path | None, app: str | None, site: str | None) -> tuple[Stand
             )
         chosen = cfg.apps[0]
     else:
-        try:
-            chosen = cfg.app(app)
-        except KeyError as error:
-            raise ConfigError(str(error.args[0]), hint="pass --app with a configured app name") from None
-    try:
-        where = cfg.site(site or chosen.primary_site)
-    except KeyError as error:
-        raise ConfigError(str(error.args[0]), hint="pass --site with a configured site name") from None
-    return cfg, chosen, where
+        chosen = cfg.app(app)
+    return cfg, chosen, cfg.site(site or chosen.primary_site)
 
 
 def _key(var: str, *, required: bool = False) -> crypto.MasterKey | None:

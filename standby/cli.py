@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
@@ -34,7 +34,6 @@ app.add_typer(
     backup_app, name="backup", help="Manifest backups to S3: run, list, show, verify, restore, decrypt."
 )
 
-T = TypeVar("T")
 
 ConfigOption = Annotated[
     Path | None,

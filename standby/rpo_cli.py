@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -24,6 +23,7 @@ import typer
 from drkit.domain.errors import ConfigError, ParseError
 from drkit.domain.rbd_status import DEFAULT_STALE_AFTER, parse_status, zone
 from drkit.domain.rpo import image_lag
+from standby.common import ConfigOption, fail, guarded
 
 T = TypeVar("T")
 
@@ -35,11 +35,6 @@ rpo_app = typer.Typer(
 @rpo_app.callback()
 def _group() -> None:
     """Replication lag (RPO) of mirrored images."""
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(message.replace("\n", " "), err=True)
-    return typer.Exit(code)
 
 
 def parse_report(
@@ -87,20 +82,10 @@ def parse_cmd(
             text, now=when, tz=tz, site=site, pool=pool, stale_after=timedelta(seconds=stale_after)
         )
     except (ParseError, ConfigError) as exc:
-        raise _fail(f"error: {exc}", 2) from None
+        raise fail(f"error: {exc}", 2) from None
     typer.echo(json.dumps(report))
 
 
-def _guarded(action: Callable[[], T]) -> T:
-    from standby.cli import guarded  # lazily: standby.cli imports this module
-
-    return guarded(action)
-
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="configuration file [default: $STANDBY_CONFIG, then ./standby.yaml]"),
-]
 AppOpt = Annotated[str | None, typer.Option("--app", help="only this app [default: every app]")]
 
 
@@ -114,7 +99,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 @rpo_app.command("sample")
 def sample_cmd(
-    config: ConfigOpt = None,
+    config: ConfigOption = None,
     app: AppOpt = None,
     exact: Annotated[
         str, typer.Option("--exact", help="exact mode: auto (when suspected), always or never")
@@ -130,18 +115,18 @@ def sample_cmd(
     from drkit.jobs.sites import rbd_for, store_for
 
     if exact not in ("auto", "always", "never"):
-        raise _fail(f"error: --exact must be auto, always or never, not {exact!r}", 2)
+        raise fail(f"error: --exact must be auto, always or never, not {exact!r}", 2)
 
     def run() -> jobs.SampleRun:
         cfg = load_config(config)
-        if app and app not in [a.name for a in cfg.apps]:
-            _unknown_app(app, [a.name for a in cfg.apps])
+        if app:
+            cfg.app(app)  # an unknown app is a ConfigError naming the known ones
         rbds = {s.name: rbd_for(s) for s in cfg.sites}
         records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites}) if record else None
         mode: jobs.ExactMode = "always" if exact == "always" else "never" if exact == "never" else "auto"
         return jobs.run_sample(cfg, rbds, records=records, exact=mode, apps=[app] if app else None)
 
-    result = _guarded(run)
+    result = guarded(run)
     if as_json:
         typer.echo(json.dumps(result.to_json()))
         return
@@ -154,17 +139,9 @@ def sample_cmd(
     )
 
 
-def _unknown_app(app: str, known: list[str]) -> None:
-    from drkit.domain.errors import ConfigError
-
-    raise ConfigError(
-        f"unknown app {app!r}; known apps: {', '.join(known)}", hint="pass --app with a known app"
-    )
-
-
 @rpo_app.command("watch")
 def watch_cmd(
-    config: ConfigOpt = None,
+    config: ConfigOption = None,
     app: AppOpt = None,
     minutes: Annotated[float, typer.Option("--minutes", help="how long to watch")] = 1.0,
     every: Annotated[float, typer.Option("--every", help="seconds between two listings of an image")] = 1.0,
@@ -185,12 +162,12 @@ def watch_cmd(
     from drkit.jobs.sites import rbd_for, store_for
 
     if minutes <= 0 or every < 0.2 or busy_every < 0.1:
-        raise _fail("error: --minutes must be > 0, --every at least 0.2 and --busy-every at least 0.1", 2)
+        raise fail("error: --minutes must be > 0, --every at least 0.2 and --busy-every at least 0.1", 2)
 
     def run() -> rpo_watch.WatchReport:
         cfg = load_config(config)
-        if app and app not in [a.name for a in cfg.apps]:
-            _unknown_app(app, [a.name for a in cfg.apps])
+        if app:
+            cfg.app(app)  # an unknown app is a ConfigError naming the known ones
         rbds = {s.name: rbd_for(s) for s in cfg.sites}
         records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites}) if record else None
         return rpo_watch.run_watch(
@@ -203,7 +180,7 @@ def watch_cmd(
             apps=[app] if app else None,
         )
 
-    result = _guarded(run)
+    result = guarded(run)
     if as_json:
         typer.echo(json.dumps(result.to_json()))
         return
@@ -226,7 +203,7 @@ def watch_cmd(
 
 @rpo_app.command("report")
 def report_cmd(
-    config: ConfigOpt = None,
+    config: ConfigOption = None,
     since: Annotated[str, typer.Option("--since", help="window length, e.g. 24h, 90m, 7d")] = "24h",
     app: AppOpt = None,
     chart: Annotated[
@@ -242,8 +219,8 @@ def report_cmd(
 
     def run() -> reports.RpoReport:
         cfg = load_config(config)
-        if app and app not in [a.name for a in cfg.apps]:
-            _unknown_app(app, [a.name for a in cfg.apps])
+        if app:
+            cfg.app(app)  # an unknown app is a ConfigError naming the known ones
         window = reports.parse_since(since)
         end = datetime.now(UTC)
         records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites})
@@ -251,7 +228,7 @@ def report_cmd(
             cfg, records, end - window, end, apps=[app] if app else None, charts=bool(chart)
         )
 
-    report = _guarded(run)
+    report = guarded(run)
     if chart is not None:
         for name, png in report.charts.items():
             target = (

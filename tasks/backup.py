@@ -25,14 +25,12 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import TaskRun
 from prefect.concurrency.sync import concurrency
 from prefect.events import emit_event
-from prefect.states import State
 
 from drkit.config import load_config
 from drkit.domain import crypto
-from drkit.domain.errors import ConfigError, TransientError
+from drkit.domain.errors import ConfigError
 from drkit.domain.models import S3Location
 from drkit.domain.retention import RetentionPolicy
 from drkit.jobs import backup as jobs
@@ -40,20 +38,10 @@ from drkit.jobs.backup import BackupSummary, RetentionResult
 from drkit.jobs.restore import RestoreSummary, restore_backup
 from drkit.jobs.sites import cluster_for, store_for
 from drkit.jobs.verify import VerifyReport, require_ok, verify_backup
+from tasks.retrying import retry_transient
 
 RETRIES = 3
 RETRY_DELAYS: list[float] = [2.0, 10.0, 30.0]
-
-
-def retry_transient(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
-    """``retry_condition_fn``: retry only a :class:`TransientError`."""
-    try:
-        state.result()
-    except TransientError:
-        return True
-    except Exception:
-        return False
-    return False
 
 
 # --------------------------------------------------------------------------------------------- keys

@@ -16,27 +16,15 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import TaskRun
 from prefect.events import emit_event
-from prefect.states import State
-from prefect.tasks import Task
 
 from drkit.config import load_config
-from drkit.domain.errors import is_retryable
 from drkit.domain.models import StandbyConfig
 from drkit.jobs import rpo as jobs
 from drkit.jobs import rpo_report as reports
 from drkit.jobs import rpo_watch as watch_jobs
 from drkit.jobs.sites import rbd_for, store_for
-
-
-def retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """``retry_condition_fn``: retry only when the task failed with a TransientError."""
-    try:
-        state.result()
-    except Exception as exc:  # the failure the state carries
-        return is_retryable(exc)
-    return False
+from tasks.retrying import retry_transient
 
 
 @task(cache_policy=NO_CACHE)

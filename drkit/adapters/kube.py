@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from drkit.adapters.runner import CommandResult, Redactor, check
+from drkit.adapters.runner import CommandResult, Redactor, check, tail
 from drkit.domain.errors import (
     CommandTimedOut,
     ConfigError,
@@ -86,6 +87,50 @@ def kind_of(obj: Obj) -> KindRef:
     return KindRef(group=group, version=version, kind=obj["kind"])
 
 
+def api_call(site: str, what: str, fn: Callable[[], Any], *, not_found_hint: str = "") -> Any:
+    """Run one Kubernetes API call, turning the client's errors into Standby's (naming site and object).
+
+    404 -> :class:`NotFound`; 409 -> :class:`Conflict`; 401/403 -> :class:`PreconditionFailed`;
+    400/415/422 -> :class:`StandbyError` (an invalid manifest); other statuses, timeouts and an
+    unreachable apiserver -> :class:`TransientError` (retried by the flows).
+    """
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    ctx = {"site": site, "object": what}
+    try:
+        return fn()
+    except ResourceNotFoundError as exc:
+        raise NotFound(
+            f"{what} on {site}: kind not served ({exc})",
+            hint=not_found_hint or "install its CRD",
+            context=ctx,
+        ) from None
+    except (ApiException, DynamicApiError) as exc:
+        status = int(getattr(exc, "status", 0) or 0)
+        message = f"{what} on {site}: {status} {_reason(exc)}"
+        if status == 404:
+            raise NotFound(message, hint=not_found_hint, context=ctx) from None
+        if status == 409:
+            raise Conflict(message, hint="re-read the object and retry", context=ctx) from None
+        if status in (401, 403):
+            raise PreconditionFailed(
+                message, hint=f"check the credentials of site {site}", context=ctx
+            ) from None
+        if status in (400, 415, 422):
+            raise StandbyError(
+                message, hint="the manifest is invalid for this cluster", context=ctx
+            ) from None
+        raise TransientError(message, hint="the apiserver failed; the call is retried", context=ctx) from None
+    except (Urllib3Error, OSError) as exc:
+        raise TransientError(
+            f"{what} on {site}: apiserver unreachable ({type(exc).__name__})",
+            hint=f"check site {site}'s apiserver; the call is retried",
+            context=ctx,
+        ) from None
+
+
 class KubeCluster:
     """``ClusterApi`` over the official client (kubeconfig context or in-cluster)."""
 
@@ -99,6 +144,7 @@ class KubeCluster:
         self.timeout = timeout  # per request: a hung apiserver becomes a TransientError, not a hang
         cache = (cache_dir or Path(tempfile.gettempdir())) / f"standby-discovery-{site}-{id(self)}.json"
         self._cache_file = cache
+        weakref.finalize(self, cache.unlink, missing_ok=True)  # one file per client: never left behind
         self._dyn: Any = None
         self._dynamic = dynamic
         self.requests = 0
@@ -139,43 +185,8 @@ class KubeCluster:
         return self._dyn
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        from kubernetes.client.exceptions import ApiException
-        from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
-        from urllib3.exceptions import HTTPError as Urllib3Error
-
         self.requests += 1
-        ctx = {"site": self.site, "object": what}
-        try:
-            return fn()
-        except ResourceNotFoundError as exc:
-            raise NotFound(
-                f"{what} on {self.site}: kind not served ({exc})", hint="install its CRD", context=ctx
-            ) from None
-        except (ApiException, DynamicApiError) as exc:
-            status = int(getattr(exc, "status", 0) or 0)
-            reason = _reason(exc)
-            message = f"{what} on {self.site}: {status} {reason}"
-            if status == 404:
-                raise NotFound(message, context=ctx) from None
-            if status == 409:
-                raise Conflict(message, hint="re-read the object and retry", context=ctx) from None
-            if status in (401, 403):
-                raise PreconditionFailed(
-                    message, hint=f"check the credentials of site {self.site}", context=ctx
-                ) from None
-            if status in (400, 415, 422):
-                raise StandbyError(
-                    message, hint="the manifest is invalid for this cluster", context=ctx
-                ) from None
-            raise TransientError(
-                message, hint="the apiserver failed; the call is retried", context=ctx
-            ) from None
-        except (Urllib3Error, OSError) as exc:
-            raise TransientError(
-                f"{what} on {self.site}: apiserver unreachable ({type(exc).__name__})",
-                hint=f"check site {self.site}'s apiserver; the call is retried",
-                context=ctx,
-            ) from None
+        return api_call(self.site, what, fn)
 
     def _resource(self, kind: KindRef) -> Any:
         return self._call(
@@ -308,38 +319,47 @@ class KubeExecRunner:
     """
 
     def __init__(
-        self, api_client: Any, deployment: str, *, site: str, redact: Redactor | None = None
+        self,
+        api_client: Any,
+        deployment: str,
+        *,
+        site: str,
+        redact: Redactor | None = None,
+        timeout: float = 30.0,
     ) -> None:
         namespace, _, name = deployment.partition("/")
         self.api_client = api_client
         self.namespace, self.deployment = namespace, name
         self.site = site
         self.redact = redact or Redactor()
+        self.timeout = timeout  # per API request (the pod lookup and opening the exec stream)
+        self._cached_pod: str | None = None
 
     def _pod(self) -> str:
+        """The first running pod of the deployment (remembered until a command fails)."""
+        if self._cached_pod is not None:
+            return self._cached_pod
         from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
 
         apps, core = client.AppsV1Api(self.api_client), client.CoreV1Api(self.api_client)
-        where = f"deployment {self.namespace}/{self.deployment} on {self.site}"
-        try:
-            dep = apps.read_namespaced_deployment(self.deployment, self.namespace)
-            labels = dep.spec.selector.match_labels or {}
-            selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-            pods = core.list_namespaced_pod(self.namespace, label_selector=selector).items
-        except ApiException as exc:
-            if exc.status == 404:
-                raise NotFound(
-                    f"{where} not found", hint="deploy Rook's toolbox or use ceph mode 'local'"
-                ) from None
-            raise TransientError(f"{where}: {exc.status} {exc.reason}", context={"site": self.site}) from None
+        where = f"deployment {self.namespace}/{self.deployment}"
+        hint = "deploy Rook's toolbox or use ceph mode 'local'"
+        dep = api_call(self.site, where, lambda: apps.read_namespaced_deployment(
+            self.deployment, self.namespace, _request_timeout=self.timeout), not_found_hint=hint)  # fmt: skip
+        labels = dep.spec.selector.match_labels or {}
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        pods = api_call(self.site, f"pods of {where}", lambda: core.list_namespaced_pod(
+            self.namespace, label_selector=selector, _request_timeout=self.timeout)).items  # fmt: skip
         running = sorted(
             str(p.metadata.name) for p in pods if p.metadata and p.status and p.status.phase == "Running"
         )
         if not running:
             raise TransientError(
-                f"{where} has no running pod", hint="wait for the toolbox pod; the call is retried"
+                f"{where} on {self.site} has no running pod",
+                hint="wait for the toolbox pod; the call is retried",
+                context={"site": self.site},
             )
+        self._cached_pod = running[0]
         return running[0]
 
     def run(
@@ -354,14 +374,20 @@ class KubeExecRunner:
         """Run ``argv`` in the toolbox pod; see :class:`~drkit.adapters.runner.Runner`."""
         from kubernetes import client
         from kubernetes.stream import stream
+        from websocket import WebSocketException
 
         pod = self._pod()
         core = client.CoreV1Api(self.api_client)
         started = time.monotonic()
-        resp = stream(
-            core.connect_get_namespaced_pod_exec, pod, self.namespace, command=list(argv),
-            stderr=True, stdin=stdin is not None, stdout=True, tty=False, _preload_content=False,
-        )  # fmt: skip
+        try:
+            resp = api_call(self.site, f"exec into {self.namespace}/{pod}", lambda: stream(
+                core.connect_get_namespaced_pod_exec, pod, self.namespace, command=list(argv),
+                stderr=True, stdin=stdin is not None, stdout=True, tty=False, _preload_content=False,
+                _request_timeout=self.timeout,
+            ))  # fmt: skip
+        except StandbyError:
+            self._cached_pod = None  # the pod may have gone: look it up again next time
+            raise
         out: list[str] = []
         err: list[str] = []
         try:
@@ -372,12 +398,19 @@ class KubeExecRunner:
                     raise CommandTimedOut(
                         f"{description}: timed out after {timeout:.0f}s in {self.namespace}/{pod} on {self.site}",
                         argv=[self.redact(a) for a in argv], exit_code=None,
-                        output_tail=self.redact("".join(err))[-2000:],
+                        output_tail=tail(self.redact("".join(err))),
                     )  # fmt: skip
                 resp.update(timeout=0.5)
                 out.append(resp.read_stdout() if resp.peek_stdout() else "")
                 err.append(resp.read_stderr() if resp.peek_stderr() else "")
             code = resp.returncode
+        except (WebSocketException, OSError) as exc:
+            self._cached_pod = None
+            raise TransientError(
+                f"{description}: exec stream to {self.namespace}/{pod} on {self.site} broke ({type(exc).__name__})",
+                hint=f"check site {self.site}'s apiserver and the toolbox pod; the call is retried",
+                context={"site": self.site, "pod": pod},
+            ) from None
         finally:
             resp.close()
         result = CommandResult(

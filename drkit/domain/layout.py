@@ -86,13 +86,8 @@ def new_run_id(now: datetime, entropy: bytes) -> RunId:
     return RunId(now.astimezone(UTC).replace(microsecond=0), entropy[:3].hex())
 
 
-def format_run_id(run_id: RunId) -> str:
-    """``20261121T220501Z-a1b2c3``."""
-    return str(run_id)
-
-
 def parse_run_id(text: str) -> RunId:
-    """Parse a run id written by :func:`format_run_id`; :class:`ConfigError` says what was expected."""
+    """Parse a run id as ``str(RunId)`` writes it; :class:`ConfigError` says what was expected."""
     match = _RUN_ID.match(text)
     if not match:
         raise ConfigError(
@@ -192,10 +187,6 @@ class StoreLayout:
     def rpo_samples_key(self, site: str, day: date, part: str) -> str:
         """``.../samples-<part>.parquet``; ``part`` is e.g. the sampler run's id or start time."""
         return f"{self.rpo_day_prefix(site, day)}samples-{_segment(part, 'part name')}.parquet"
-
-    def rpo_site_prefix(self, site: str) -> str:
-        """``<prefix>/rpo/<site>/``: every day folder of one site's samples."""
-        return self._join("rpo", _segment(site, "site name")) + "/"
 
     def rpo_state_key(self, app: str) -> str:
         """``<prefix>/rpo-state/<app>.json``: the breach detector's memory (hysteresis) of one app."""

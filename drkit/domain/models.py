@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from drkit.domain.errors import ConfigError
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -282,15 +284,21 @@ class StandbyConfig(Model):
         return self
 
     def site(self, name: str) -> Site:
-        """The site called ``name``; ``KeyError`` names the known ones."""
+        """The site called ``name``; :class:`ConfigError` names the known ones."""
         for s in self.sites:
             if s.name == name:
                 return s
-        raise KeyError(f"unknown site {name!r}; known sites: {', '.join(s.name for s in self.sites)}")
+        raise ConfigError(
+            f"unknown site {name!r}; known sites: {', '.join(s.name for s in self.sites)}",
+            hint="use a site name from the configuration's sites",
+        )
 
     def app(self, name: str) -> ProtectedApp:
-        """The app called ``name``; ``KeyError`` names the known ones."""
+        """The app called ``name``; :class:`ConfigError` names the known ones."""
         for a in self.apps:
             if a.name == name:
                 return a
-        raise KeyError(f"unknown app {name!r}; known apps: {', '.join(a.name for a in self.apps)}")
+        raise ConfigError(
+            f"unknown app {name!r}; known apps: {', '.join(a.name for a in self.apps)}",
+            hint="use an app name from the configuration's apps",
+        )

@@ -198,11 +198,11 @@ def plan_lists(
     if include_namespace:
         calls.append(ListCall(NAMESPACE, None, None, f"metadata.name={app.namespace}"))
     for kind in app.backup.kinds:
-        namespace = None if kind.kind in scoped else app.namespace
+        namespace = None if is_cluster_scoped(kind, scoped) else app.namespace
         calls.append(ListCall(kind, namespace, selector))
     workload = app.workload.kind
     if workload not in app.backup.kinds or selector:
-        namespace = None if workload.kind in scoped else app.namespace
+        namespace = None if is_cluster_scoped(workload, scoped) else app.namespace
         calls.append(ListCall(workload, namespace, None, f"metadata.name={app.workload.name}"))
     if app.backup.include_pvs:
         calls.append(ListCall(PERSISTENT_VOLUME, None, purpose="claimed-pvs"))

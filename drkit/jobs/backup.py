@@ -39,6 +39,7 @@ from drkit.domain.backup import (
     BackupPlan,
     IndexEntry,
     IndexPointer,
+    addressed_plaintext,
     build_index,
     decode_index,
     encode_index,
@@ -324,21 +325,14 @@ def _refuse_plain_secrets(selection: Selection, app: ProtectedApp, site: str) ->
 
 def _check_existing(entry: IndexEntry, stored: bytes, key: crypto.MasterKey | None) -> None:
     """A blob found already stored (a killed run's) must be what its address says."""
-    if key is None:
-        good = hashlib.sha256(stored).hexdigest() == entry.address
-    else:
-        try:
-            plaintext = crypto.decrypt(stored, key=key, path=entry.path)
-        except IntegrityError:
-            good = False
-        else:
-            good = crypto.content_address(plaintext, path=entry.path, key=key) == entry.address
-    if not good:
+    try:
+        addressed_plaintext(entry, stored, key)
+    except IntegrityError:
         raise IntegrityError(
             f"{entry.path}: blob {entry.key} is already stored but does not match its content address",
             hint="delete that blob (it is corrupt) and run the backup again",
             context={"key": entry.key, "path": entry.path},
-        )
+        ) from None
 
 
 def upload_blobs(

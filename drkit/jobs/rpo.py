@@ -213,11 +213,6 @@ class AppReading:
     exact_points: Mapping[str, tuple[SyncedPoint, ...]] = field(default_factory=dict)
     exact_errors: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def over_target(self) -> bool | None:
-        """Whether the lag is over the target (``None`` when unknown)."""
-        return None if self.lag.lag is None else self.lag.lag > self.target
-
 
 def choose_sample(samplings: Iterable[SiteSampling], app: ProtectedApp, image: str) -> MirrorSample | None:
     """The sample describing ``image``'s copy on the app's secondary site.
@@ -777,7 +772,7 @@ def run_sample(
 ) -> SampleRun:
     """One sampler run without Prefect: sample, measure, and (with ``records``) record and evaluate."""
     samplings = sample_sites(rbds, config, now)
-    known = known_points(records, [a.name for a in config.apps]) if records is not None else None
+    known = known_points(records, apps or [a.name for a in config.apps]) if records is not None else None
     readings = measure_apps(config, samplings, now, rbds=rbds, exact=exact, apps=apps, known=known)
     at = readings[0].lag.at if readings else now or datetime.now(UTC)
     if records is None:

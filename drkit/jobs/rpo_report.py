@@ -179,15 +179,20 @@ def _interval(b: BreachInterval) -> str:
 # --------------------------------------------------------------------------------------- figures
 
 
-def image_points(rows: pd.DataFrame, app: ProtectedApp, image: str) -> tuple[list[SyncedPoint], str]:
-    """Synced points of ``image`` from exact rows and from the secondary's status rows; and the label."""
-    best: dict[datetime, datetime] = {}
+def image_points(
+    rows: pd.DataFrame, app: ProtectedApp, image: str, tz: str | None = None
+) -> tuple[list[SyncedPoint], str]:
+    """Synced points of ``image`` from exact rows and from the secondary's status rows; and the label.
+
+    ``tz`` is the secondary's zone, in which rbd printed ``last_update`` (see
+    :func:`~drkit.domain.rpo.latest_instant`: the bound must hold in a DST fall-back hour too).
+    """
+    found: list[tuple[datetime, datetime]] = []
     kinds = set()
     exact = rows[(rows["kind"] == "point") & (rows["image"] == image)]
     for data, done, source in zip(exact["data_time"], exact["completed_at"], exact["source"], strict=True):
         if pd.notna(data) and pd.notna(done):
-            d, c = data.to_pydatetime(), done.to_pydatetime()
-            best[d] = min(best.get(d, c), c)
+            found.append((data.to_pydatetime(), done.to_pydatetime()))
             kinds.add(str(source) if pd.notna(source) else "exact")  # exact (sampler) or watch (watcher)
     status = rows[
         (rows["kind"] == "status")
@@ -199,19 +204,14 @@ def image_points(rows: pd.DataFrame, app: ProtectedApp, image: str) -> tuple[lis
     for data, upd, at in zip(
         status["local_snapshot_time"], status["last_update"], status["sampled_at"], strict=True
     ):
-        d = data.to_pydatetime()
-        # last_update is printed truncated to the second: + 1 s keeps it an upper bound
-        c = (
-            min(latest_instant(upd.to_pydatetime()), at.to_pydatetime())
-            if pd.notna(upd)
-            else at.to_pydatetime()
-        )
-        c = max(c, d)
-        best[d] = min(best.get(d, c), c)
+        done = at.to_pydatetime()
+        if pd.notna(upd):  # the point was complete when the status was written
+            done = min(done, latest_instant(upd.to_pydatetime(), tz))
+        found.append((data.to_pydatetime(), done))
         kinds.add("status")
-    # ordering: no point completes after a newer one, so newer bounds tighten older points
-    points = list(tighten((d, c) for d, c in sorted(best.items())))
-    return points, "+".join(sorted(kinds))
+    # tighten: the smallest bound per point, never before its data time, and no point completes
+    # after a newer one
+    return list(tighten(found)), "+".join(sorted(kinds))
 
 
 def app_points(per_image: Sequence[Sequence[SyncedPoint]]) -> list[SyncedPoint]:
@@ -304,7 +304,7 @@ def build_report(
         labels = set()
         ends: list[datetime] = []
         for volume in app.volumes:
-            points, label = image_points(rows, app, volume.image)
+            points, label = image_points(rows, app, volume.image, config.site(app.secondary_site).timezone)
             st = rows[
                 (rows["kind"] == "status")
                 & (rows["image"] == volume.image)

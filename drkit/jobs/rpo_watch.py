@@ -125,13 +125,7 @@ class ImageWatch:
 
 def watches_for(config: StandbyConfig, apps: Sequence[str] | None = None) -> list[ImageWatch]:
     """One :class:`ImageWatch` per volume of the chosen apps (every app when ``apps`` is empty)."""
-    unknown = sorted(set(apps or ()) - {a.name for a in config.apps})
-    if unknown:
-        raise ConfigError(
-            f"rpo watch: no app named {', '.join(unknown)} in the configuration",
-            hint=f"use one of: {', '.join(a.name for a in config.apps)}",
-        )
-    chosen: list[ProtectedApp] = [a for a in config.apps if not apps or a.name in apps]
+    chosen: list[ProtectedApp] = [config.app(name) for name in apps] if apps else list(config.apps)
     return [
         ImageWatch(
             app=app.name,

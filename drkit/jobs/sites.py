@@ -3,28 +3,17 @@
 This is the one place that turns a :class:`~drkit.domain.models.Site` into the real adapters:
 ``ClusterApi`` (kubeconfig context or in-cluster), ``ObjectStore`` (S3) and ``RbdMirror`` (local
 ``rbd`` or exec into Rook's toolbox). Jobs take the adapters as arguments, so tests can hand them
-fakes; flows and the CLI call :func:`connect`.
+fakes; the tasks and the CLI call :func:`cluster_for`, :func:`store_for` and :func:`rbd_for`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from drkit.adapters.kube import ClusterApi, KubeCluster, KubeExecRunner
-from drkit.adapters.objectstore import ObjectStore, S3ObjectStore
-from drkit.adapters.rbd import RbdCli, RbdMirror
-from drkit.domain.models import Site, StandbyConfig
-
-
-@dataclass
-class SiteAdapters:
-    """The adapters of one site."""
-
-    site: Site
-    cluster: ClusterApi
-    store: ObjectStore
-    rbd: RbdMirror
+from drkit.adapters.kube import KubeCluster, KubeExecRunner
+from drkit.adapters.objectstore import S3ObjectStore
+from drkit.adapters.rbd import RbdCli
+from drkit.domain.models import Site
 
 
 def cluster_for(site: Site) -> KubeCluster:
@@ -45,10 +34,3 @@ def rbd_for(site: Site, cluster: KubeCluster | None = None) -> RbdCli:
     kube = cluster or cluster_for(site)
     runner = KubeExecRunner(kube.api_client, site.ceph.toolbox, site=site.name)
     return RbdCli(runner=runner, site=site.name, timeout=site.ceph.timeout.total_seconds())
-
-
-def connect(config: StandbyConfig, site_name: str) -> SiteAdapters:
-    """All adapters of ``site_name`` (nothing is contacted until first use)."""
-    site = config.site(site_name)
-    cluster = cluster_for(site)
-    return SiteAdapters(site=site, cluster=cluster, store=store_for(site), rbd=rbd_for(site, cluster))

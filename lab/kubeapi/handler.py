@@ -15,7 +15,7 @@ from lab.kubeapi import discovery, watch
 from lab.kubeapi import exec as kexec
 from lab.kubeapi.errors import ApiError, bad_request
 from lab.kubeapi.faults import Fault
-from lab.kubeapi.patch import APPLY_PATCH, PATCH_TYPES
+from lab.kubeapi.patch import PATCH_TYPES
 from lab.kubeapi.resources import ResourceType
 from lab.kubeapi.verbs import Request, dispatch
 
@@ -104,8 +104,8 @@ class Handler(BaseHTTPRequestHandler):
         raw = self._read_body()
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         query_lists = parse_qs(url.query, keep_blank_values=True)
+        query = {k: v[-1] for k, v in query_lists.items()}
         verb, resource = "unknown", ""
         try:
             if path.startswith("/_fake/"):
@@ -217,9 +217,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(405, "the server does not allow this method on the requested resource")
         if (verb in ("create",) and name) or (verb in ("update", "patch") and not name):
             raise ApiError(405, "the server does not allow this method on the requested resource")
-        if rt.plural == "namespaces" and name is None and method == "GET" and ns is None:
-            pass
-        body = self._decode(raw, APPLY_PATCH if ctype == APPLY_PATCH else ctype)
+        body = self._decode(raw, ctype)
         return Request(verb, method, rt, ns, name, sub, query, query_lists, body, ctype, self.headers)
 
     def _discovery(self, path: str) -> None:

@@ -95,23 +95,6 @@ def _requirement(part: str) -> Matcher:
     raise bad_request(f"unable to parse requirement: found '{part}', expected: valid label selector")
 
 
-def selector_from_match_labels(selector: dict[str, Any] | None) -> Matcher:
-    """Matcher for a ``LabelSelector`` object (``matchLabels`` and ``matchExpressions``)."""
-    selector = selector or {}
-    parts = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
-    for e in selector.get("matchExpressions") or []:
-        op, key, vals = e.get("operator"), e.get("key"), e.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(vals)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(vals)})")
-        elif op == "Exists":
-            parts.append(key)
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return label_matcher(",".join(parts))
-
-
 def _field_value(obj: dict[str, Any], path: str) -> str:
     cur: Any = obj
     for p in path.split("."):

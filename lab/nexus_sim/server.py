@@ -175,11 +175,12 @@ class Api:
         """GET /v1/components?repository=: one page of ``ComponentXO``."""
         name = self._repo_param(req)
         with self.store.lock:
-            items = [
-                xo.component_xo(req.base_url, c, self.store.assets[c.asset_id])
-                for c in self.store.components_of(name)
-            ]
-        return as_json(200, xo.page(items, req.arg("continuationToken")))
+            body = xo.page(
+                self.store.components_of(name),
+                req.arg("continuationToken"),
+                lambda c: xo.component_xo(req.base_url, c, self.store.assets[c.asset_id]),
+            )
+        return as_json(200, body)
 
     def get_component(self, req: Request) -> Response:
         """GET /v1/components/{id}."""
@@ -248,15 +249,21 @@ class Api:
 
     def search_assets(self, req: Request) -> Response:
         """GET /v1/search/assets: one page of ``AssetXO``."""
-        items = [xo.asset_xo(req.base_url, a) for a in self.store.search(self._query(req))]
-        return as_json(200, xo.page(items, req.arg("continuationToken")))
+        found = self.store.search(self._query(req))
+        return as_json(
+            200, xo.page(found, req.arg("continuationToken"), lambda a: xo.asset_xo(req.base_url, a))
+        )
 
     def search_components(self, req: Request) -> Response:
         """GET /v1/search: one page of ``ComponentXO``."""
         with self.store.lock:
             found = self.store.search(self._query(req))
-            items = [xo.component_xo(req.base_url, self.store.components[a.component_id], a) for a in found]
-        return as_json(200, xo.page(items, req.arg("continuationToken")))
+            body = xo.page(
+                found,
+                req.arg("continuationToken"),
+                lambda a: xo.component_xo(req.base_url, self.store.components[a.component_id], a),
+            )
+        return as_json(200, body)
 
     def search_download(self, req: Request) -> Response:
         """GET /v1/search/assets/download: 302 to the single match, 400 if several, 404 if none."""

@@ -203,10 +203,6 @@ class Volume:
             seq += 1
 
     # ------------------------------------------------------------------ append
-    def free_bytes(self) -> int:
-        """Bytes left for records with payload (the metadata reserve excluded)."""
-        return max(0, self.device.size - self._end - METADATA_RESERVE)
-
     def append(self, meta: dict[str, Any], payload: bytes = b"") -> Record:
         """Write one record and flush; raise VolumeFull (device untouched) when it does not fit."""
         meta_raw = json.dumps(meta, separators=(",", ":"), sort_keys=True).encode("utf-8")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import binascii
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from lab.nexus_sim.store import Asset, BadRequest, Component, Repository
 
 PAGE_SIZE = 50
+T = TypeVar("T")
 
 
 def repo_url(base: str, repo: Repository) -> str:
@@ -100,9 +102,9 @@ def decode_token(token: str | None) -> int:
         ) from exc
 
 
-def page(items: list[dict[str, Any]], token: str | None) -> dict[str, Any]:
-    """Slice one page of ``PAGE_SIZE`` and attach the next token (or null)."""
+def page(items: Sequence[T], token: str | None, to_xo: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+    """Slice one page of ``PAGE_SIZE``, map only that page with ``to_xo`` and attach the next token."""
     start = decode_token(token)
-    chunk = items[start : start + PAGE_SIZE]
+    chunk = [to_xo(item) for item in items[start : start + PAGE_SIZE]]
     more = start + PAGE_SIZE < len(items)
     return {"items": chunk, "continuationToken": encode_token(start + PAGE_SIZE) if more else None}

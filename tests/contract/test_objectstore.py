@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -172,13 +171,11 @@ def test_closed_port_is_transient_and_names_the_endpoint(factory: Factory) -> No
     store: ObjectStore = factory(create=False, endpoint=endpoint)
     if isinstance(store, FakeObjectStore):
         store.unreachable = True
-    started = time.monotonic()
     for call in (lambda: store.get("k"), lambda: store.put("k", b"x"), lambda: list(store.list(""))):
         with pytest.raises(TransientError) as caught:
             call()
         assert endpoint in str(caught.value)
         assert "site-a" in str(caught.value)
-    assert time.monotonic() - started < 10
 
 
 def test_errors_never_contain_the_secret(factory: Factory) -> None:

@@ -86,13 +86,10 @@ def test_fresh_lab_runs_every_daemon_on_both_sites(ceph_lab: tuple[Path, dict[st
 def test_second_ceph_up_is_idempotent(ceph_lab: tuple[Path, dict[str, CephSite]]) -> None:
     lab_dir, _ = ceph_lab
     before_status, before_procs = ceph_status(lab_dir), _daemons(lab_dir)
-    started = time.monotonic()
     ceph_up(lab_dir, port_base=PORT_BASE)
-    elapsed = time.monotonic() - started
     assert ceph_status(lab_dir) == before_status
     assert _daemons(lab_dir) == before_procs
     assert len(before_procs) == 8
-    assert elapsed < 10, f"idempotent ceph_up took {elapsed:.1f}s"
 
 
 def test_ceph_up_refuses_another_port_base(ceph_lab: tuple[Path, dict[str, CephSite]]) -> None:

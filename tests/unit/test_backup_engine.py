@@ -160,6 +160,7 @@ def test_identical_objects_in_one_run_upload_once() -> None:
 
 def test_encrypted_plan_and_open_blob() -> None:
     plan = _plan(_objects(), key=KEY)
+    assert plan.uploads and plan.entries, "nothing was planned, so nothing below is checked"
     for upload in plan.uploads:
         assert upload.key.endswith(".yaml.enc")
         assert b"c2VjcmV0" not in upload.data

@@ -99,7 +99,10 @@ def test_backup_lists_each_kind_once_and_never_gets(
 def test_no_plaintext_secret_anywhere_in_the_store(
     app: ProtectedApp, site_a: Site, cluster: FakeCluster, store: FakeObjectStore
 ) -> None:
-    run(app, site_a, cluster, store)
+    summary = run(app, site_a, cluster, store)
+    assert summary.status == "complete" and summary.objects_new > 0 and store.objects
+    index = jobs.read_index(store, StoreLayout("standby"), "site-a", "nexus", summary.run_id)
+    assert any(e.kind == "Secret" for e in index.objects)  # the secret was backed up, just not in clear
     needles = [PASSWORD.encode(), base64.b64encode(PASSWORD.encode())]
     for key, data in store.objects.items():
         for needle in needles:

@@ -127,10 +127,14 @@ def test_reconstruction_never_under_reports_on_random_timelines(seed: int) -> No
         recorded += points
         t += timedelta(seconds=rng.choice([rng.uniform(0.5, 10), rng.uniform(10, 400)]))
     saw = Sawtooth(tighten(recorded))
-    for _ in range(400):
+    probes, answered = 400, 0
+    for _ in range(probes):
         probe = at(rng.uniform(0, (end - T0).total_seconds()))
         got, want = saw.lag_at(probe), true_lag(line, probe)
         assert got is None or (want is not None and got >= want), (probe, got, want)
+        answered += got is not None
+    # Only probes before the first recorded point may go unanswered (observed: >= 377 of 400).
+    assert answered >= probes * 3 // 4, f"only {answered} of {probes} probes got a lag"
     start, stop = min(p.completed_at for p in recorded if p.completed_at is not None), end
     worst, true_worst = (
         worst_lag(recorded, start, stop),

@@ -262,7 +262,7 @@ def test_a_flush_that_fails_once_is_retried_at_the_next_flush() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"apps": ["gitlab"]}, "no app named gitlab"),
+        ({"apps": ["gitlab"]}, "unknown app 'gitlab'; known apps: nexus"),
         ({"every": timedelta(0)}, "must be positive"),
     ],
 )
