@@ -11,10 +11,10 @@ from prefect.flows import Flow
 from prefect.states import State
 from pydantic import Field
 
-from drkit.config import load_config
 from drkit.domain.errors import PreconditionFailed
 from drkit.domain.retention import RetentionPolicy
 from drkit.jobs.backup import KEY_ENV
+from drkit.jobs.world import load_placed_config
 from tasks.backup import app_slot, apply_retention, back_up_app, emit_backup_event
 
 KEY_SOURCE = f"env:{KEY_ENV}"
@@ -47,7 +47,7 @@ def backup(
     4. Emit ``standby.backup.completed``; a partially failed run fails the flow (and emits
        ``standby.backup.failed``), it never completes silently.
     """
-    site_name = site or load_config(Path(config)).app(app).primary_site
+    site_name = site or load_placed_config(Path(config)).app(app).primary_site
     with app_slot(app):
         summary = back_up_app(config, app, site_name, key_source)
         kept = apply_retention(config, app, site_name, retention)

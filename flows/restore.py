@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from prefect import flow
 from pydantic import Field
 
-from drkit.config import load_config
 from drkit.jobs.backup import KEY_ENV
+from drkit.jobs.world import load_placed_config
 from tasks.backup import restore_app
 
 
@@ -47,7 +47,7 @@ def restore(
     4. Wait until every restored PVC is Bound (skipped with ``dry_run``).
     5. Publish the summary as artifact ``restore-<app>-<target_site>``.
     """
-    source = source_site or load_config(Path(config)).app(app).primary_site
+    source = source_site or load_placed_config(Path(config)).app(app).primary_site
     summary = restore_app(
         config,
         app,

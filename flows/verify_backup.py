@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from prefect import flow
 from pydantic import Field
 
-from drkit.config import load_config
 from drkit.jobs.backup import KEY_ENV
+from drkit.jobs.world import load_placed_config
 from tasks.backup import verify_run
 
 
@@ -38,6 +38,6 @@ def verify_backup(
     4. Optionally create every object with ``dryRun=All`` on ``dry_run_site``.
     5. Fail naming every bad object; publish the report as artifact ``verify-backup-<app>-<site>``.
     """
-    site_name = site or load_config(Path(config)).app(app).primary_site
+    site_name = site or load_placed_config(Path(config)).app(app).primary_site
     report = verify_run(config, app, site_name, run_id, key_source, dry_run_site)
     return {"run_id": report.run_id, "checked": report.checked, "encrypted": report.encrypted}

@@ -20,7 +20,6 @@ from typing import Annotated, Literal
 import typer
 import yaml
 
-from drkit.config import load_config
 from drkit.domain import crypto
 from drkit.domain.backup import open_blob
 from drkit.domain.errors import ConfigError, NotFound
@@ -30,6 +29,7 @@ from drkit.jobs import backup as jobs
 from drkit.jobs.restore import restore_backup
 from drkit.jobs.sites import cluster_for, store_for
 from drkit.jobs.verify import verify_backup
+from drkit.jobs.world import load_placed_config
 from standby.common import ConfigOption, guarded
 
 backup_app = typer.Typer(
@@ -52,7 +52,7 @@ def _group() -> None:
 
 
 def _pick(config: Path | None, app: str | None, site: str | None) -> tuple[StandbyConfig, ProtectedApp, Site]:
-    cfg = load_config(config)
+    cfg = load_placed_config(config)
     if app is None:
         if len(cfg.apps) != 1:
             raise ConfigError(

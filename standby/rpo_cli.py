@@ -110,15 +110,15 @@ def sample_cmd(
     ] = False,
 ) -> None:
     """Sample both sites once and print each app image's lag (one pool-status call per site)."""
-    from drkit.config import load_config
     from drkit.jobs import rpo as jobs
     from drkit.jobs.sites import rbd_for, store_for
+    from drkit.jobs.world import load_placed_config
 
     if exact not in ("auto", "always", "never"):
         raise fail(f"error: --exact must be auto, always or never, not {exact!r}", 2)
 
     def run() -> jobs.SampleRun:
-        cfg = load_config(config)
+        cfg = load_placed_config(config)
         if app:
             cfg.app(app)  # an unknown app is a ConfigError naming the known ones
         rbds = {s.name: rbd_for(s) for s in cfg.sites}
@@ -156,16 +156,16 @@ def watch_cmd(
     """Time each snapshot's completion on the secondary (snap ls every --every s) for --minutes."""
     from datetime import timedelta
 
-    from drkit.config import load_config
     from drkit.jobs import rpo as jobs
     from drkit.jobs import rpo_watch
     from drkit.jobs.sites import rbd_for, store_for
+    from drkit.jobs.world import load_placed_config
 
     if minutes <= 0 or every < 0.2 or busy_every < 0.1:
         raise fail("error: --minutes must be > 0, --every at least 0.2 and --busy-every at least 0.1", 2)
 
     def run() -> rpo_watch.WatchReport:
-        cfg = load_config(config)
+        cfg = load_placed_config(config)
         if app:
             cfg.app(app)  # an unknown app is a ConfigError naming the known ones
         rbds = {s.name: rbd_for(s) for s in cfg.sites}
@@ -212,13 +212,13 @@ def report_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print the table as JSON")] = False,
 ) -> None:
     """Report p50/p95/p99/max lag and % within target over the window, from the recorded samples."""
-    from drkit.config import load_config
     from drkit.jobs import rpo as jobs
     from drkit.jobs import rpo_report as reports
     from drkit.jobs.sites import store_for
+    from drkit.jobs.world import load_placed_config
 
     def run() -> reports.RpoReport:
-        cfg = load_config(config)
+        cfg = load_placed_config(config)
         if app:
             cfg.app(app)  # an unknown app is a ConfigError naming the known ones
         window = reports.parse_since(since)

@@ -18,19 +18,19 @@ from prefect.artifacts import create_image_artifact, create_markdown_artifact, c
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from drkit.config import load_config
 from drkit.domain.models import StandbyConfig
 from drkit.jobs import rpo as jobs
 from drkit.jobs import rpo_report as reports
 from drkit.jobs import rpo_watch as watch_jobs
 from drkit.jobs.sites import rbd_for, store_for
+from drkit.jobs.world import load_placed_config
 from tasks.retrying import retry_transient
 
 
 @task(cache_policy=NO_CACHE)
 def load_standby_config(config_path: str | None) -> StandbyConfig:
     """Load the YAML configuration ($STANDBY_CONFIG or ./standby.yaml when empty)."""
-    return load_config(Path(config_path) if config_path else None)
+    return load_placed_config(Path(config_path) if config_path else None)
 
 
 def _records(config: StandbyConfig) -> jobs.RpoRecords:

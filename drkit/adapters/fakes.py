@@ -22,6 +22,7 @@ from drkit.adapters.kube import KindInfo, kind_of
 from drkit.adapters.objectstore import (
     ObjectInfo,
     bucket_missing,
+    changed_since_read,
     exists_already,
     key_missing,
     unreachable,
@@ -93,6 +94,7 @@ class FakeObjectStore:
         data: bytes,
         *,
         if_none_match: bool = False,
+        if_match: str | None = None,
         content_type: str = "application/octet-stream",
     ) -> str:
         """Store ``data``; the ``fail_put_after`` knob makes later puts fail."""
@@ -103,16 +105,22 @@ class FakeObjectStore:
                 raise unreachable(self.endpoint, self.site, f"put #{self.puts} failed (fake: fail_put_after)")
             if if_none_match and key in self.objects:
                 raise exists_already(key, self.bucket, self.endpoint, self.site)
+            if if_match is not None and (key not in self.objects or self._etag(self.objects[key]) != if_match):
+                raise changed_since_read(key, self.bucket, self.endpoint, self.site)
             self.objects[key] = bytes(data)
             return self._etag(data)
 
     def get(self, key: str) -> bytes:
         """The stored bytes, or :class:`NotFound` naming the key."""
+        return self.read(key)[0]
+
+    def read(self, key: str) -> tuple[bytes, str]:
+        """The stored bytes and their ETag, or :class:`NotFound` naming the key."""
         with self._lock:
             self._check()
             if key not in self.objects:
                 raise key_missing(key, self.bucket, self.endpoint, self.site)
-            return self.objects[key]
+            return self.objects[key], self._etag(self.objects[key])
 
     def head(self, key: str) -> ObjectInfo | None:
         """Size and ETag, or ``None``."""

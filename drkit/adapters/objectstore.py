@@ -51,13 +51,22 @@ class ObjectStore(Protocol):
         data: bytes,
         *,
         if_none_match: bool = False,
+        if_match: str | None = None,
         content_type: str = "application/octet-stream",
     ) -> str:
-        """Store ``data`` under ``key``, return its ETag; :class:`Conflict` if ``if_none_match`` and it exists."""
+        """Store ``data`` under ``key``, return its ETag.
+
+        :class:`Conflict` if ``if_none_match`` and the key exists, or if ``if_match`` (an ETag) is
+        given and the stored object is absent or has another ETag (compare-and-swap).
+        """
         ...
 
     def get(self, key: str) -> bytes:
         """The bytes stored under ``key``; :class:`NotFound` names the key when there are none."""
+        ...
+
+    def read(self, key: str) -> tuple[bytes, str]:
+        """The bytes under ``key`` and their ETag, read in one call (for compare-and-swap)."""
         ...
 
     def head(self, key: str) -> ObjectInfo | None:
@@ -115,6 +124,16 @@ def unreachable(endpoint: str, site: str, detail: str) -> TransientError:
         f"object store {endpoint} of site {site} is unreachable or failing: {detail}",
         hint=f"check that the endpoint is up and reachable from here, or fix s3.endpoint of site {site}",
         context={"endpoint": endpoint, "site": site},
+    )
+
+
+def changed_since_read(key: str, bucket: str, endpoint: str, site: str) -> Conflict:
+    """A compare-and-swap put found the object changed (or gone) since it was read."""
+    return Conflict(
+        f"object {key!r} in bucket {bucket!r} at {endpoint} (site {site}) changed since it was read;"
+        " not overwritten",
+        hint="another writer got there first: read it again and decide anew",
+        context={"key": key, "bucket": bucket, "endpoint": endpoint, "site": site},
     )
 
 
@@ -297,9 +316,12 @@ class S3ObjectStore:
         data: bytes,
         *,
         if_none_match: bool = False,
+        if_match: str | None = None,
         content_type: str = "application/octet-stream",
     ) -> str:
         """See :meth:`ObjectStore.put`."""
+        if if_match is not None:
+            return self._put_if_match(key, data, if_match, content_type)
         if if_none_match and self._conditional is False:
             if self.head(key) is not None:
                 raise exists_already(key, self.bucket, self.endpoint, self.site)
@@ -321,11 +343,30 @@ class S3ObjectStore:
             self._conditional = True
         return str(answer.get("ETag", "")).strip('"')
 
+    def _put_if_match(self, key: str, data: bytes, etag: str, content_type: str) -> str:
+        try:
+            answer = self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, IfMatch=f'"{etag}"'
+            )
+        except ClientError as error:
+            info = error.response.get("Error", {})
+            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if str(info.get("Code", "")) in ("PreconditionFailed", "NoSuchKey") or status in (404, 412):
+                raise changed_since_read(key, self.bucket, self.endpoint, self.site) from None
+            raise self._error(error, key) from None
+        except Exception as error:
+            raise self._error(error, key) from None
+        return str(answer.get("ETag", "")).strip('"')
+
     def get(self, key: str) -> bytes:
         """See :meth:`ObjectStore.get`."""
+        return self.read(key)[0]
+
+    def read(self, key: str) -> tuple[bytes, str]:
+        """See :meth:`ObjectStore.read`."""
         answer = self._call("get_object", key, Key=key)
         try:
-            return bytes(answer["Body"].read())
+            return bytes(answer["Body"].read()), str(answer.get("ETag", "")).strip('"')
         except Exception as error:
             raise self._error(error, key) from None
 

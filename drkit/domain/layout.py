@@ -10,6 +10,8 @@ Layout under the site's ``s3.prefix`` (Velero style, one folder per app and run)
     <prefix>/rpo-reports/<app>/<stamp>/<name>                              RPO report files (chart PNG)
     <prefix>/drills/<app>/<run-id>/report.{md,json,html}
     <prefix>/drills/<app>/<run-id>/charts/<name>.png
+    <prefix>/placement/<app>.json                                          where the app runs now (CAS)
+    <prefix>/operations/<app>/<op-id>.json                                 journal of one operation
 
 Dedup decision: content-addressed blobs plus an index
 ------------------------------------------------------
@@ -214,3 +216,16 @@ class StoreLayout:
     def drill_chart_key(self, app: str, run_id: RunId | str, name: str) -> str:
         """``.../charts/<name>.png``."""
         return f"{self.drill_root(app, run_id)}/charts/{_segment(name, 'chart name')}.png"
+
+    # --------------------------------------------------------------------------------- operations
+    def placement_key(self, app: str) -> str:
+        """``<prefix>/placement/<app>.json``: where the app runs now (compare-and-swap only)."""
+        return self._join("placement", f"{_segment(app, 'app name')}.json")
+
+    def operations_prefix(self, app: str) -> str:
+        """``<prefix>/operations/<app>/``: the journals of the app's operations."""
+        return self._join("operations", _segment(app, "app name")) + "/"
+
+    def journal_key(self, app: str, op_id: str) -> str:
+        """``<prefix>/operations/<app>/<op-id>.json``: one operation's journal, rewritten after each step."""
+        return f"{self.operations_prefix(app)}{_segment(op_id, 'operation id')}.json"

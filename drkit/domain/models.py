@@ -231,6 +231,23 @@ class Checks(Model):
     startup_timeout: Duration = Field(timedelta(minutes=5), description="how long the app may take to start")
 
 
+class Routing(Model):
+    """How users are pointed at the site that runs the app after an operation."""
+
+    mode: Literal["none", "ingress", "webhook"] = Field(
+        "ingress",
+        description="'none': routing is outside Standby; 'ingress': restore the app's Services and Ingresses"
+        " on the new site and remove them from the old; 'webhook': call a Prefect webhook block",
+    )
+    webhook_block: str | None = Field(None, description="name of the Prefect webhook block (mode 'webhook')")
+
+    @model_validator(mode="after")
+    def _block_needed(self) -> Routing:
+        if self.mode == "webhook" and not self.webhook_block:
+            raise ValueError("mode 'webhook' needs 'webhook_block' (the name of a Prefect Webhook block)")
+        return self
+
+
 class ProtectedApp(Model):
     """An application protected by Standby: its namespace, objects, volumes and targets."""
 
@@ -245,6 +262,7 @@ class ProtectedApp(Model):
     snapshot_interval: Duration = Field(..., description="mirror snapshot schedule interval, e.g. 1m")
     rpo_target: Duration = Field(..., description="largest acceptable lag of the secondary site")
     checks: Checks = Field(default_factory=Checks, description="health and smoke checks")
+    routing: Routing = Field(default_factory=Routing, description="how users reach the app after a move")
 
     @model_validator(mode="after")
     def _sites_differ(self) -> ProtectedApp:

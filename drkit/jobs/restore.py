@@ -127,6 +127,7 @@ def restore_backup(
     policy: Policy = "skip",
     dry_run: bool = False,
     exclude_kinds: Iterable[str] = (),
+    include_kinds: Iterable[str] | None = None,
     bound_timeout: float = 120.0,
     progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -135,7 +136,8 @@ def restore_backup(
     """Restore run ``run_id`` (or ``latest``) of ``app`` from ``source``'s store into ``target``.
 
     ``exclude_kinds`` names kinds left out (e.g. ``VolumeReplication`` while the source is still
-    primary: restoring it would ask the target to promote its image).
+    primary: restoring it would ask the target to promote its image); ``include_kinds``, when
+    given, restores only those kinds (an operation restores volumes, workload and routing apart).
     """
     layout = StoreLayout(source.s3.prefix)
     run = resolve_run(store, layout, source.name, app.name, run_id)
@@ -148,8 +150,9 @@ def restore_backup(
     target_ns = namespace or app.namespace
     manifests = []
     excluded = frozenset(exclude_kinds)
+    included = None if include_kinds is None else frozenset(include_kinds)
     for entry in sort_for_restore(index.objects, lambda e: e.kind, app.workload.kind):
-        if entry.kind in excluded:
+        if entry.kind in excluded or (included is not None and entry.kind not in included):
             continue
         clean = sanitize(open_blob(entry, store.get(entry.key), key), context)
         manifests.append(_retarget(clean, app.namespace, target_ns))

@@ -117,6 +117,20 @@ def test_put_overwrites_unless_conditional(store: ObjectStore) -> None:
     assert store.get("k/new") == b"first"
 
 
+def test_compare_and_swap_with_if_match(store: ObjectStore) -> None:
+    first = store.put("cas/record.json", b"epoch-1")
+    data, etag = store.read("cas/record.json")
+    assert (data, etag) == (b"epoch-1", first)
+    second = store.put("cas/record.json", b"epoch-2", if_match=etag)
+    assert second != first and store.get("cas/record.json") == b"epoch-2"
+    with pytest.raises(Conflict, match=r"'cas/record.json' .* changed since it was read"):
+        store.put("cas/record.json", b"stale-writer", if_match=etag)  # the ETag read before epoch-2
+    assert store.get("cas/record.json") == b"epoch-2"
+    with pytest.raises(Conflict, match="changed since it was read"):
+        store.put("cas/absent.json", b"x", if_match=first)
+    assert not store.exists("cas/absent.json")
+
+
 def test_list_paginates_in_key_order(factory: Factory) -> None:
     store: ObjectStore = factory(page_size=7)
     keys = [f"p/runs/{i:03d}" for i in range(23)]

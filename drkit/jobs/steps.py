@@ -1,0 +1,497 @@
+"""The steps of DR operations: each observes real state, acts only when needed, and is re-runnable.
+
+A step implements :class:`Step`: ``observe`` reads (never acts) and returns a small JSON-able
+dict that goes into the journal; ``satisfied`` is pure; ``act`` is called only when the step is not
+satisfied, and may be called again on the next poll, so it is idempotent (it looks before it acts).
+:data:`STEPS` maps the step names used by :mod:`drkit.domain.operations` to their implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from drkit.adapters.volumes import VR_KIND, VolumeControl
+from drkit.domain import crypto
+from drkit.domain.errors import NotFound, StandbyError
+from drkit.domain.models import KindRef, ProtectedApp
+from drkit.domain.operations import Plan, StepSpec
+from drkit.domain.placement import moved
+from drkit.domain.rbd_status import parse_snap_ls
+from drkit.jobs.appdriver import AppDriver, driver_for
+from drkit.jobs.restore import restore_backup
+from drkit.jobs.world import World, read_placement, update_placement
+
+Seen = dict[str, Any]
+PV = KindRef(version="v1", kind="PersistentVolume")
+PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
+ROUTING_KINDS = ("Service", "Ingress")
+RoutingHook = Callable[[ProtectedApp, str], None]
+"""Called by the ``routing`` step with the app and its new site (``routing.mode: webhook``)."""
+
+
+@dataclass
+class Run:
+    """One run of a plan: the world, the app, the backup to restore from, and per-run memory."""
+
+    world: World
+    app: ProtectedApp
+    plan: Plan
+    op_id: str
+    key: crypto.MasterKey | None
+    backup_run: str | None
+    routing_hook: RoutingHook | None = None
+    memo: dict[str, Any] = field(default_factory=dict)
+
+    def other(self, site: str) -> str:
+        """The app's other site."""
+        return self.app.secondary_site if site == self.app.primary_site else self.app.primary_site
+
+    def volumes(self, site: str) -> VolumeControl:
+        """Volume control on ``site``; VR resyncs automatically only in a failback's resync."""
+        return self.world.volumes(self.app, site)
+
+    def driver(self, site: str) -> AppDriver:
+        """The app driver on ``site``."""
+        b = self.world.bundle(site)
+        return driver_for(self.app, b.site, b.cluster, b.rbd)
+
+    def restore(self, site: str, *, include: tuple[str, ...] | None = None, exclude: tuple[str, ...] = ()) -> None:
+        """Restore the plan's backup (taken on the plan's source) into ``site``; existing objects are kept."""
+        if self.backup_run is None:
+            raise NotFound(
+                f"no backup of app {self.app.name} to restore on {site}",
+                hint=f"run: standby backup run --app {self.app.name}",
+            )
+        source = self.world.config.site(self.plan.source)
+        b = self.world.bundle(site)
+        for _name, store, layout in self._stores_first(site):
+            if store.exists(layout.index_key(source.name, self.app.name, self.backup_run)):
+                restore_backup(
+                    store, source, self.app, b.cluster, b.site, key=self.key, run_id=self.backup_run,
+                    include_kinds=include, exclude_kinds=exclude,
+                    sleep=self.world.clock.sleep, monotonic=self.world.clock.monotonic,
+                )  # fmt: skip
+                return
+        raise NotFound(f"backup {self.backup_run} of app {self.app.name} is in no reachable store")
+
+    def _stores_first(self, site: str) -> list[Any]:
+        return sorted(self.world.stores(), key=lambda s: s[0] != site)
+
+
+class Step(Protocol):
+    """Observe, judge, act."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        """Read the state the step cares about (never act)."""
+        ...
+
+    def satisfied(self, seen: Seen) -> bool:
+        """Whether the step's goal holds (pure)."""
+        ...
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        """Move towards the goal (idempotent)."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------- the app
+
+
+class StopApp:
+    """Freeze the app when it answers, delete its workload, wait until nothing answers at its URL."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        driver = run.driver(spec.site)
+        url = driver.url() or run.memo.get(f"url:{spec.site}")
+        if url:
+            run.memo[f"url:{spec.site}"] = url
+        present = driver.workload_object() is not None
+        return {"workload": present, "answering": bool(url and driver.answers(str(url)))}
+
+    def satisfied(self, seen: Seen) -> bool:
+        return not seen["workload"] and not seen["answering"]
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        if seen["workload"]:
+            driver = run.driver(spec.site)
+            run.memo[f"frozen:{spec.site}"] = driver.freeze()
+            driver.remove_workload()
+
+
+class StartApp:
+    """Restore the workload object from the backup, then wait until the app is writable."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        driver = run.driver(spec.site)
+        return {"workload": driver.workload_object() is not None, "writable": driver.writable()}
+
+    def satisfied(self, seen: Seen) -> bool:
+        return bool(seen["workload"] and seen["writable"])
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        if not seen["workload"]:
+            run.restore(spec.site, include=(run.app.workload.kind.kind,))
+        else:
+            run.driver(spec.site).release_freeze()  # a freeze from the old site came with the data
+
+
+class Smoke:
+    """Status, writable, login, upload and download a unique asset."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        return dict(run.memo.get(f"smoke:{spec.site}", {"ok": False}))
+
+    def satisfied(self, seen: Seen) -> bool:
+        return bool(seen.get("ok"))
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        result = run.driver(spec.site).smoke(run.op_id)
+        run.memo[f"smoke:{spec.site}"] = {
+            "ok": result.ok, "readable": result.readable, "writable": result.writable,
+            "login": result.login, "path": result.path, "sha256": result.sha256, "round_trip": result.round_trip,
+        }  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------- volumes
+
+
+def _roles(run: Run, site: str) -> dict[str, str]:
+    control = run.volumes(site)
+    return {v.image: control.role(v) for v in run.app.volumes}
+
+
+class Demote:
+    """Demote every image of the app on the step's site."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        control = run.volumes(spec.site)
+        settled = {v.image: control.settled(v, "secondary") for v in run.app.volumes}
+        return {"settled": {i: ok for i, (ok, _) in settled.items()}, "seen": {i: s for i, (_, s) in settled.items()}}
+
+    def satisfied(self, seen: Seen) -> bool:
+        return all(seen["settled"].values())
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        control = run.volumes(spec.site)
+        for volume in run.app.volumes:
+            if not seen["settled"][volume.image]:
+                control.demote(volume)
+
+
+class Promote:
+    """Promote every image on the step's site (forced only when the plan says so)."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        control = run.volumes(spec.site)
+        settled = {v.image: control.settled(v, "primary") for v in run.app.volumes}
+        return {"settled": {i: ok for i, (ok, _) in settled.items()}, "seen": {i: s for i, (_, s) in settled.items()}}
+
+    def satisfied(self, seen: Seen) -> bool:
+        return all(seen["settled"].values())
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        control = run.volumes(spec.site)
+        for volume in run.app.volumes:
+            if not seen["settled"][volume.image]:
+                control.promote(volume, force=spec.force)
+
+
+def _newest_primary_copied(run: Run, primary: str, secondary: str) -> Seen:
+    """Per image: the newest primary snapshot on ``primary`` and whether ``secondary`` holds it complete."""
+    out: Seen = {}
+    for volume in run.app.volumes:
+        pa, pb = run.world.bundle(primary), run.world.bundle(secondary)
+        a = parse_snap_ls(pa.rbd.snapshots(pa.site.pool, volume.image), tz=pa.site.timezone)
+        b = parse_snap_ls(pb.rbd.snapshots(pb.site.pool, volume.image), tz=pb.site.timezone)
+        newest = max((s.id for s in a if not s.non_primary), default=None)
+        copied = any(s.non_primary and s.complete and s.primary_snap_id == newest for s in b)
+        out[volume.image] = {"newest": newest, "copied": newest is not None and copied}
+    return out
+
+
+class FinalSnapshot:
+    """Take a mirror snapshot on the step's site and wait until the other site holds it complete."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        images = _newest_primary_copied(run, spec.site, run.other(spec.site))
+        taken = run.memo.get(f"snap:{spec.site}")
+        return {"images": images, "taken": taken}
+
+    def satisfied(self, seen: Seen) -> bool:
+        taken = seen["taken"] or {}
+        return all(
+            img["copied"] and (img["newest"] or 0) >= taken.get(name, 0) for name, img in seen["images"].items()
+        ) and bool(taken)
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        if seen["taken"]:
+            return  # taken in this run: wait for it
+        control = run.volumes(spec.site)
+        for volume in run.app.volumes:
+            control.snapshot(volume)
+        run.memo[f"snap:{spec.site}"] = {
+            i: v["newest"] for i, v in _newest_primary_copied(run, spec.site, run.other(spec.site)).items()
+        }
+
+
+class WaitDemotion:
+    """Wait until the step's site holds, complete, the peer's demotion snapshot (a planned handover)."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        b = run.world.bundle(spec.site)
+        out: Seen = {}
+        roles = _roles(run, spec.site)
+        for volume in run.app.volumes:
+            snaps = parse_snap_ls(b.rbd.snapshots(b.site.pool, volume.image), tz=b.site.timezone)
+            newest = max(snaps, key=lambda s: s.id, default=None)
+            ready = newest is not None and newest.non_primary and newest.state == "demoted" and newest.complete
+            out[volume.image] = {"ready": ready or roles[volume.image] == "primary", "role": roles[volume.image]}
+        return out
+
+    def satisfied(self, seen: Seen) -> bool:
+        return all(v["ready"] for v in seen.values())
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        return None  # rbd-mirror copies it; nothing to do but wait
+
+
+class WaitInflight:
+    """Let a sync in flight on the step's site finish before a forced promote (bounded by the engine)."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        control = run.volumes(spec.site)
+        out: Seen = {}
+        for volume in run.app.volumes:
+            try:
+                state, description = control.mirror_state(volume)
+            except StandbyError as error:
+                out[volume.image] = {"syncing": False, "state": f"unknown ({str(error)[:80]})"}
+                continue
+            out[volume.image] = {"syncing": '"replay_state":"syncing"' in description, "state": state}
+        return out
+
+    def satisfied(self, seen: Seen) -> bool:
+        return not any(v["syncing"] for v in seen.values())
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        return None
+
+
+class Replaying:
+    """Wait until every image on the step's site is ``up+replaying`` (a healthy secondary)."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        control = run.volumes(spec.site)
+        return {v.image: control.mirror_state(v)[0] for v in run.app.volumes}
+
+    def satisfied(self, seen: Seen) -> bool:
+        return all(str(state).startswith("up+replaying") for state in seen.values())
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        return None
+
+
+class Resync:
+    """Resync each image of the step's site that reports split-brain or error, once."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        control = run.volumes(spec.site)
+        out: Seen = {}
+        for volume in run.app.volumes:
+            state, description = control.mirror_state(volume)
+            out[volume.image] = {"state": state, "broken": "error" in state or "split-brain" in description}
+        return out
+
+    def satisfied(self, seen: Seen) -> bool:
+        return all(str(v["state"]).startswith("up+replaying") for v in seen.values())
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        control = run.volumes(spec.site)
+        for volume in run.app.volumes:
+            if seen[volume.image]["broken"]:
+                control.resync(volume)
+
+
+class InSync(FinalSnapshot):
+    """Replaying, and a fresh snapshot of the current primary complete on the step's site."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        primary = run.other(spec.site)
+        states = {v.image: run.volumes(spec.site).mirror_state(v)[0] for v in run.app.volumes}
+        return {
+            "images": _newest_primary_copied(run, primary, spec.site),
+            "taken": run.memo.get(f"snap:{primary}"),
+            "states": states,
+        }
+
+    def satisfied(self, seen: Seen) -> bool:
+        replaying = all(str(s).startswith("up+replaying") for s in seen["states"].values())
+        return replaying and super().satisfied(seen)
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        if all(str(s).startswith("up+replaying") for s in seen["states"].values()):
+            super().act(run, spec.model_copy(update={"site": run.other(spec.site)}), seen)
+
+
+# ---------------------------------------------------------------------------------------- objects
+
+
+def _app_pvs(run: Run, site: str) -> list[dict[str, Any]]:
+    images = {v.image for v in run.app.volumes}
+    pvs = run.world.bundle(site).cluster.list(PV)
+    return [
+        pv for pv in pvs
+        if (((pv.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {}).get("imageName") in images
+    ]  # fmt: skip
+
+
+class RestoreVolumes:
+    """Restore from the backup everything the app needs but its workload, VRs and routing."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        cluster = run.world.bundle(spec.site).cluster
+        phases = {}
+        for volume in run.app.volumes:
+            try:
+                phases[volume.pvc] = (cluster.get(PVC, volume.pvc, run.app.namespace).get("status") or {}).get("phase")
+            except NotFound:
+                phases[volume.pvc] = None
+        return {"pvcs": phases}
+
+    def satisfied(self, seen: Seen) -> bool:
+        return all(p == "Bound" for p in seen["pvcs"].values())
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        run.restore(spec.site, exclude=(run.app.workload.kind.kind, VR_KIND.kind, *ROUTING_KINDS))
+
+
+class Routing:
+    """Point users at the target: nothing, the app's Service and Ingress there, or a webhook."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        mode = run.app.routing.mode
+        if mode == "ingress":
+            cluster = run.world.bundle(spec.site).cluster
+            kinds = [k for k in run.app.backup.kinds if k.kind in ROUTING_KINDS]
+            present = {k.kind: bool(cluster.list(k, run.app.namespace)) for k in kinds}
+            return {"mode": mode, "present": present}
+        return {"mode": mode, "done": mode == "none" or bool(run.memo.get("routed"))}
+
+    def satisfied(self, seen: Seen) -> bool:
+        if seen["mode"] == "ingress":
+            return all(seen["present"].values())
+        return bool(seen["done"])
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        if seen["mode"] == "ingress":
+            run.restore(spec.site, include=ROUTING_KINDS)
+        elif seen["mode"] == "webhook":
+            if run.routing_hook is None:
+                raise StandbyError(
+                    f"app {run.app.name}: routing.mode is webhook but no webhook was given to this run",
+                    hint="run the operation from its Prefect flow, which calls the webhook block",
+                )
+            run.routing_hook(run.app, spec.site)
+            run.memo["routed"] = True
+
+
+class TidySource:
+    """Remove the app's VRs, PVCs, PVs (reclaim forced to Retain: the image is kept) and routing."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        cluster = run.world.bundle(spec.site).cluster
+        ns = run.app.namespace
+        left: list[str] = []
+        for volume in run.app.volumes:
+            for kind in (VR_KIND, PVC):
+                try:
+                    cluster.get(kind, volume.pvc, ns)
+                    left.append(f"{kind.kind}/{volume.pvc}")
+                except NotFound:
+                    pass
+        left += [f"PersistentVolume/{pv['metadata']['name']}" for pv in _app_pvs(run, spec.site)]
+        if run.app.routing.mode == "ingress":
+            for kind in (k for k in run.app.backup.kinds if k.kind in ROUTING_KINDS):
+                left += [f"{kind.kind}/{o['metadata']['name']}" for o in cluster.list(kind, ns)]
+        return {"left": left}
+
+    def satisfied(self, seen: Seen) -> bool:
+        return not seen["left"]
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        cluster = run.world.bundle(spec.site).cluster
+        ns = run.app.namespace
+        pvs = _app_pvs(run, spec.site)
+        for pv in pvs:
+            if (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Retain":
+                cluster.patch(PV, pv["metadata"]["name"], None, {"spec": {"persistentVolumeReclaimPolicy": "Retain"}})
+        for volume in run.app.volumes:
+            cluster.delete(VR_KIND, volume.pvc, ns)
+            cluster.delete(PVC, volume.pvc, ns)
+        for pv in pvs:
+            cluster.delete(PV, pv["metadata"]["name"])
+        if run.app.routing.mode == "ingress":
+            for kind in (k for k in run.app.backup.kinds if k.kind in ROUTING_KINDS):
+                for obj in cluster.list(kind, ns):
+                    cluster.delete(kind, obj["metadata"]["name"], ns)
+
+
+class FenceSource:
+    """Failover: stop the app and demote its images where the old primary answers; record the rest."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        if run.plan.unfenced:
+            return {"reachable": False, "unfenced": list(run.plan.unfenced)}
+        stop, demote = StopApp().observe(run, spec), Demote().observe(run, spec)
+        return {"reachable": True, "stop": stop, "demote": demote}
+
+    def satisfied(self, seen: Seen) -> bool:
+        if not seen["reachable"]:
+            return True
+        return StopApp().satisfied(seen["stop"]) and Demote().satisfied(seen["demote"])
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        if not StopApp().satisfied(seen["stop"]):
+            StopApp().act(run, spec, seen["stop"])
+            return
+        Demote().act(run, spec, seen["demote"])
+
+
+class MovePlacement:
+    """Record the target as the app's primary (compare-and-swap; the operation still holds the app)."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        record = read_placement(run.world, run.app).record
+        return {"primary": record.primary, "epoch": record.epoch, "moved": record.primary == spec.site}
+
+    def satisfied(self, seen: Seen) -> bool:
+        return bool(seen["moved"])
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        now = run.world.clock.now()
+        update_placement(run.world, run.app, lambda p: moved(p, spec.site, now), required=spec.site)
+
+
+STEPS: dict[str, Step] = {
+    "stop-source": StopApp(),
+    "stop-old": StopApp(),
+    "final-snapshot": FinalSnapshot(),
+    "demote-source": Demote(),
+    "demote-old": Demote(),
+    "wait-demotion": WaitDemotion(),
+    "restore-volumes": RestoreVolumes(),
+    "promote-target": Promote(),
+    "start-target": StartApp(),
+    "smoke-target": Smoke(),
+    "routing": Routing(),
+    "tidy-source": TidySource(),
+    "placement": MovePlacement(),
+    "mirroring-healthy": Replaying(),
+    "fence-source": FenceSource(),
+    "wait-inflight-sync": WaitInflight(),
+    "resync-old": Resync(),
+    "wait-in-sync": InSync(),
+}
+"""Every step name a plan may hold, and its implementation."""

@@ -1,0 +1,252 @@
+"""The world an operation sees: one adapter bundle per site, the placement record, an observation.
+
+* :class:`World` is built once per run (:func:`build_world`) from the configuration: each site's
+  ``ClusterApi``, ``RbdMirror`` and ``ObjectStore``. Jobs take it as an argument, so tests hand
+  them fakes.
+* The placement record is read from every site's store (the highest epoch wins, so a failover
+  works while the lost site's store is down) and written by compare-and-swap to each of them
+  (:func:`read_placement`, :func:`write_placement`).
+* :func:`observe_app` asks both sites what they say of an app's images (role, mirror state) and
+  measures the secondary's lag from its status: the input of plans and of ``standby status``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drkit.adapters.clock import Clock, SystemClock
+from drkit.adapters.kube import ClusterApi
+from drkit.adapters.objectstore import ObjectStore
+from drkit.adapters.rbd import RbdMirror
+from drkit.adapters.volumes import VolumeControl, volumes_for
+from drkit.domain.errors import Conflict, NotFound, StandbyError, TransientError
+from drkit.domain.layout import StoreLayout
+from drkit.domain.models import ProtectedApp, Site, StandbyConfig
+from drkit.domain.placement import AppView, Placement, Role, SiteView, home_placement
+from drkit.domain.rbd_status import parse_image_status
+from drkit.domain.rpo import image_lag
+
+
+@dataclass
+class SiteBundle:
+    """A site's adapters, built once per run."""
+
+    site: Site
+    cluster: ClusterApi
+    rbd: RbdMirror
+    store: ObjectStore
+
+    @property
+    def layout(self) -> StoreLayout:
+        """The site's object-store layout."""
+        return StoreLayout(self.site.s3.prefix)
+
+
+@dataclass
+class World:
+    """Everything a job touches: the configuration, a bundle per site, and the clock."""
+
+    config: StandbyConfig
+    sites: dict[str, SiteBundle]
+    clock: Clock = field(default_factory=SystemClock)
+
+    def bundle(self, site: str) -> SiteBundle:
+        """The bundle of ``site`` (a ``ConfigError`` names the known sites)."""
+        self.config.site(site)
+        return self.sites[site]
+
+    def volumes(self, app: ProtectedApp, site: str, *, auto_resync: bool = False) -> VolumeControl:
+        """The app's volume control on ``site``, by its ``mirroring.control``."""
+        b = self.bundle(site)
+        return volumes_for(app, b.cluster, b.rbd, b.site.pool, auto_resync=auto_resync)
+
+    def stores(self) -> list[tuple[str, ObjectStore, StoreLayout]]:
+        """Each distinct store once (sites sharing endpoint, bucket and prefix share one)."""
+        seen: set[tuple[str | None, str, str]] = set()
+        out = []
+        for name, b in self.sites.items():
+            ident = (b.site.s3.endpoint, b.site.s3.bucket, b.site.s3.prefix)
+            if ident not in seen:
+                seen.add(ident)
+                out.append((name, b.store, b.layout))
+        return out
+
+
+def build_world(config: StandbyConfig, *, clock: Clock | None = None, timeout: float | None = None) -> World:
+    """Real adapters for every site of ``config`` (``timeout`` overrides each call's timeout)."""
+    from drkit.jobs.sites import cluster_for, rbd_for, store_for
+
+    bundles = {}
+    for site in config.sites:
+        cluster = cluster_for(site)
+        if timeout is not None:
+            cluster.timeout = timeout
+        rbd = rbd_for(site, cluster)
+        if timeout is not None:
+            rbd.timeout = timeout
+        bundles[site.name] = SiteBundle(site=site, cluster=cluster, rbd=rbd, store=store_for(site))
+    return World(config=config, sites=bundles, clock=clock or SystemClock())
+
+
+# --------------------------------------------------------------------------------------- placement
+
+
+@dataclass(frozen=True)
+class PlacementRead:
+    """The placement record as read, with each store's ETag (None: no record there)."""
+
+    record: Placement
+    etags: dict[str, str | None]
+    errors: dict[str, str]
+
+
+def read_placement(world: World, app: ProtectedApp) -> PlacementRead:
+    """The record with the highest epoch among the reachable stores, or the home placement.
+
+    :class:`TransientError` when no store answers.
+    """
+    found: list[Placement] = []
+    etags: dict[str, str | None] = {}
+    errors: dict[str, str] = {}
+    for name, store, layout in world.stores():
+        try:
+            data, etag = store.read(layout.placement_key(app.name))
+        except NotFound:
+            etags[name] = None
+            continue
+        except StandbyError as error:
+            errors[name] = str(error)
+            continue
+        etags[name] = etag
+        try:
+            found.append(Placement.model_validate(json.loads(data)))
+        except ValueError as error:
+            raise StandbyError(
+                f"placement record of app {app.name} in the store of {name} is not valid: {str(error)[:200]}",
+                hint=f"inspect {layout.placement_key(app.name)}; delete it to fall back to the home site",
+                context={"site": name, "app": app.name},
+            ) from None
+    if not etags:
+        raise TransientError(
+            f"no object store answered for the placement of app {app.name}: " + "; ".join(errors.values()),
+            hint="check the sites' s3 settings and endpoints; nothing was changed",
+            context={"app": app.name},
+        )
+    record = max(found, key=lambda p: p.epoch) if found else home_placement(app)
+    return PlacementRead(record=record, etags=etags, errors=errors)
+
+
+def write_placement(
+    world: World, app: ProtectedApp, read: PlacementRead, new: Placement, *, required: str
+) -> PlacementRead:
+    """Write ``new`` by compare-and-swap to every store that answered ``read``.
+
+    The store of site ``required`` must take it; a :class:`Conflict` anywhere means another writer
+    got there first and nothing more is written. Other stores that fail are named in ``errors``.
+    """
+    if new.epoch <= read.record.epoch:
+        return read
+    body = new.model_dump_json(indent=2).encode()
+    etags: dict[str, str | None] = {}
+    errors = dict(read.errors)
+    for name, store, layout in sorted(world.stores(), key=lambda s: s[0] != required):
+        if name not in read.etags:
+            continue
+        key = layout.placement_key(app.name)
+        etag = read.etags[name]
+        try:
+            if etag is None:
+                etags[name] = store.put(key, body, if_none_match=True, content_type="application/json")
+            else:
+                etags[name] = store.put(key, body, if_match=etag, content_type="application/json")
+        except Conflict:
+            raise
+        except StandbyError as error:
+            if name == required:
+                raise
+            errors[name] = str(error)
+    return PlacementRead(record=new, etags=etags, errors=errors)
+
+
+def update_placement(
+    world: World, app: ProtectedApp, change: Callable[[Placement], Placement], *, required: str
+) -> Placement:
+    """Read the record, apply ``change``, write it back by compare-and-swap."""
+    read = read_placement(world, app)
+    return write_placement(world, app, read, change(read.record), required=required).record
+
+
+def placed_config(world: World) -> StandbyConfig:
+    """The configuration with each app's primary and secondary as its placement says now.
+
+    Backups read from the current primary and the RPO is measured from the current primary to
+    the current secondary; an app without a readable record keeps its configured home.
+    """
+    apps = []
+    for app in world.config.apps:
+        try:
+            record = read_placement(world, app).record
+        except StandbyError:
+            record = home_placement(app)
+        apps.append(app.model_copy(update={"primary_site": record.primary, "secondary_site": record.secondary}))
+    return world.config.model_copy(update={"apps": tuple(apps)})
+
+
+# --------------------------------------------------------------------------------------- observing
+
+
+def _site_view(world: World, app: ProtectedApp, site: str) -> SiteView:
+    control = world.volumes(app, site)
+    roles: dict[str, Role] = {}
+    states: dict[str, str] = {}
+    descriptions: dict[str, str] = {}
+    try:
+        for volume in app.volumes:
+            roles[volume.image] = control.role(volume)
+            if roles[volume.image] != "absent":
+                states[volume.image], descriptions[volume.image] = control.mirror_state(volume)
+    except StandbyError as error:
+        return SiteView(site=site, reachable=False, error=str(error)[:300])
+    return SiteView(site=site, reachable=True, roles=roles, states=states, descriptions=descriptions)
+
+
+def secondary_lag(world: World, app: ProtectedApp, secondary: str) -> float | None:
+    """The secondary's lag in seconds (its oldest image), from its status; None when unknown."""
+    b = world.bundle(secondary)
+    worst = 0.0
+    for volume in app.volumes:
+        try:
+            doc = b.rbd.image_status(b.site.pool, volume.image)
+        except StandbyError:
+            return None
+        now = world.clock.now()
+        sample = parse_image_status(doc, now=now, tz=b.site.timezone, site=secondary, pool=b.site.pool)
+        lag = image_lag(sample, now).lag_seconds
+        if lag is None:
+            return None
+        worst = max(worst, lag)
+    return worst
+
+
+def observe_app(world: World, app: ProtectedApp, record: Placement) -> AppView:
+    """Both sites' view of ``app``'s images, and the lag of the record's secondary."""
+    sites = {name: _site_view(world, app, name) for name in (app.primary_site, app.secondary_site)}
+    lag = secondary_lag(world, app, record.secondary) if sites[record.secondary].reachable else None
+    return AppView(
+        app=app.name,
+        images=tuple(v.image for v in app.volumes),
+        sites=sites,
+        lag_seconds=lag,
+        observed_at=world.clock.now(),
+    )
+
+
+def load_placed_config(path: Path | None = None) -> StandbyConfig:
+    """Load the configuration file and apply each app's placement (see :func:`placed_config`)."""
+    from drkit.config import load_config
+
+    config = load_config(path)
+    return placed_config(build_world(config))

@@ -1,0 +1,235 @@
+"""``standby status``, ``relocate``, ``failover``, ``failback`` and ``operation show|resume``.
+
+Each operation prints its plan, asks for the same typed confirmation as the Prefect UI (the app's
+name, an approver, a reason, and the acknowledgements the plan needs), then runs. ``--dry-run``
+prints the plan only; ``--yes`` skips the prompt. The operation id is the last line of output;
+the exit status is 0 only when the operation completed (or there was nothing to do).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from drkit.config import load_config
+from drkit.domain.errors import PreconditionFailed, StandbyError
+from drkit.domain.operations import Approval, Journal, Kind, StepRecord, plan_markdown
+from drkit.jobs.backup import KEY_ENV, key_from_env
+from drkit.jobs.operations import (
+    approve,
+    execute,
+    list_journals,
+    prepare,
+    read_journal,
+    resume,
+    summary_lines,
+)
+from drkit.jobs.world import World, build_world, observe_app, read_placement
+from standby.common import ConfigOption, fail, guarded
+
+operation_app = typer.Typer(no_args_is_help=True, help="Show or resume a DR operation by its id.")
+
+KeyEnvOption = Annotated[str, typer.Option("--key-env", help="variable holding the backup master key")]
+
+
+def _world(config: Path | None) -> World:
+    return guarded(lambda: build_world(load_config(config), timeout=20.0))
+
+
+def _echo_step(_journal: Journal, record: StepRecord) -> None:
+    took = "" if record.seconds is None else f" ({record.seconds:.1f}s)"
+    typer.echo(f"  {record.outcome:8} {record.name} on {record.site}{took}", err=True)
+
+
+def _ask(plan_app: str, needs_loss: bool, needs_unfenced: bool) -> tuple[Approval, str]:
+    typed = typer.prompt(f"type the app's name ({plan_app}) to confirm")
+    approver = typer.prompt("approver", default=getpass.getuser())
+    reason = typer.prompt("reason")
+    loss = typer.confirm("acknowledge data loss?", default=False) if needs_loss else False
+    unfenced = typer.confirm("acknowledge that the old primary is not fenced?", default=False) if needs_unfenced else False
+    return Approval(approver=approver, reason=reason, data_loss=loss, unfenced=unfenced, at=_now()), typed
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _operate(
+    kind: Kind, app: str, target: str | None, config: Path | None, *, dry_run: bool, yes: bool,
+    reason: str, ack_loss: bool, ack_unfenced: bool, key_env: str,
+) -> None:  # fmt: skip
+    world = _world(config)
+    prepared = guarded(lambda: prepare(world, app, kind, target))
+    plan = prepared.plan
+    typer.echo(plan_markdown(plan))
+    if plan.nothing_to_do:
+        typer.echo(f"nothing to do: {plan.nothing_to_do}")
+        return
+    if plan.refusals:
+        raise fail("error: refused: " + "; ".join(f"{c.name}: {c.detail}" for c in plan.refusals), 1)
+    if dry_run:
+        typer.echo("dry run: nothing was changed")
+        return
+    key = guarded(lambda: key_from_env(key_env))
+    if yes:
+        approval = Approval(approver=getpass.getuser(), reason=reason, data_loss=ack_loss,
+                            unfenced=ack_unfenced, at=_now())  # fmt: skip
+        typed = plan.app
+    else:
+        approval, typed = _ask(plan.app, plan.needs_data_loss_ack, plan.needs_unfenced_ack)
+    journal = guarded(lambda: approve(world, prepared, approval, typed))
+    typer.echo(f"operation {journal.op_id} approved by {approval.approver}; running", err=True)
+    try:
+        done = execute(world, journal, key=key, on_step=_echo_step)
+    except StandbyError as error:
+        typer.echo(f"error: {error}", err=True)
+        typer.echo(journal.op_id)
+        raise typer.Exit(1) from None
+    typer.echo("\n".join(summary_lines(done)))
+    typer.echo(done.op_id)
+
+
+Yes = Annotated[bool, typer.Option("--yes", help="skip the confirmation prompt")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="print the plan only")]
+Reason = Annotated[str, typer.Option("--reason", help="why (recorded in the journal) with --yes")]
+AckLoss = Annotated[bool, typer.Option("--acknowledge-data-loss", help="with --yes: accept losing the lag")]
+AckUnfenced = Annotated[
+    bool, typer.Option("--acknowledge-unfenced", help="with --yes: accept an old primary that cannot be fenced")
+]
+
+
+def relocate(
+    app: Annotated[str, typer.Option("--app", help="protected app")],
+    to: Annotated[str, typer.Option("--to", help="site to move the app to")],
+    config: ConfigOption = None, dry_run: DryRun = False, yes: Yes = False, reason: Reason = "planned relocation",
+    key_env: KeyEnvOption = KEY_ENV,
+) -> None:  # fmt: skip
+    """Planned move of APP to a site, with no data loss (both sites must answer)."""
+    _operate("relocate", app, to, config, dry_run=dry_run, yes=yes, reason=reason, ack_loss=False,
+             ack_unfenced=False, key_env=key_env)  # fmt: skip
+
+
+def failover(
+    app: Annotated[str, typer.Option("--app", help="protected app")],
+    to: Annotated[str, typer.Option("--to", help="site to recover the app on")],
+    config: ConfigOption = None, dry_run: DryRun = False, yes: Yes = False, reason: Reason = "disaster failover",
+    acknowledge_data_loss: AckLoss = False, acknowledge_unfenced: AckUnfenced = False,
+    key_env: KeyEnvOption = KEY_ENV,
+) -> None:  # fmt: skip
+    """Disaster move of APP: fence what answers, promote (by force if needed), start, smoke."""
+    _operate("failover", app, to, config, dry_run=dry_run, yes=yes, reason=reason,
+             ack_loss=acknowledge_data_loss, ack_unfenced=acknowledge_unfenced, key_env=key_env)  # fmt: skip
+
+
+def failback(
+    app: Annotated[str, typer.Option("--app", help="protected app")],
+    config: ConfigOption = None, dry_run: DryRun = False, yes: Yes = False, reason: Reason = "failback home",
+    key_env: KeyEnvOption = KEY_ENV,
+) -> None:  # fmt: skip
+    """Bring APP home after a failover: demote and resync the home site, then relocate."""
+    _operate("failback", app, None, config, dry_run=dry_run, yes=yes, reason=reason, ack_loss=False,
+             ack_unfenced=False, key_env=key_env)  # fmt: skip
+
+
+def status(
+    app: Annotated[str | None, typer.Option("--app", help="only this app")] = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """Per app: recorded and observed primary, mirroring, lag, last backup and last operation."""
+    world = _world(config)
+    apps = [guarded(lambda: world.config.app(app))] if app else list(world.config.apps)
+    out: dict[str, Any] = {"apps": {}}
+    for a in apps:
+        out["apps"][a.name] = guarded(lambda a=a: _app_status(world, a.name))  # type: ignore[misc]
+    if as_json:
+        typer.echo(json.dumps(out, default=str))
+        return
+    for name, st in out["apps"].items():
+        typer.echo(
+            f"{name}: primary {st['primary']} (observed: {st['observed_primary'] or 'none'}), home {st['home']},"
+            f" epoch {st['epoch']}"
+        )
+        typer.echo(f"  mirroring: {st['mirroring']}; lag: {st['lag_seconds']}")
+        typer.echo(f"  last backup: {st['last_backup'] or '-'}; last operation: {st['last_operation'] or '-'}")
+        for warning in st["warnings"]:
+            typer.echo(f"  warning: {warning}")
+
+
+def _app_status(world: World, name: str) -> dict[str, Any]:
+    from drkit.domain.placement import disagreements
+    from drkit.jobs.operations import find_backup
+
+    app = world.config.app(name)
+    record = read_placement(world, app).record
+    view = observe_app(world, app, record)
+    journals = list_journals(world, name)
+    last = journals[-1] if journals else None
+    backup, _ = find_backup(world, name, record.primary, record.primary)
+    states = {s: v.states for s, v in view.sites.items()}
+    warnings = disagreements(record, view) + view.split_brain()
+    warnings += [f"{s} unreachable: {view.sites[s].error}" for s in view.unreachable()]
+    if record.operation:
+        warnings.append(f"operation {record.operation} holds the app")
+    observed = view.primaries()
+    return {
+        "primary": record.primary,
+        "secondary": record.secondary,
+        "home": app.primary_site,
+        "epoch": record.epoch,
+        "observed_primary": observed[0] if len(observed) == 1 else (None if not observed else ",".join(observed)),
+        "mirroring": states,
+        "lag_seconds": view.lag_seconds,
+        "last_backup": backup,
+        "last_operation": f"{last.op_id} {last.status}" if last else None,
+        "operation_in_progress": record.operation,
+        "warnings": warnings,
+    }
+
+
+@operation_app.command("show")
+def operation_show(
+    op_id: Annotated[str, typer.Argument(help="operation id")],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the whole journal as JSON")] = False,
+) -> None:
+    """Print an operation's journal."""
+    world = _world(config)
+    journal = guarded(lambda: read_journal(world, op_id))
+    typer.echo(journal.model_dump_json(indent=2) if as_json else "\n".join(summary_lines(journal)))
+
+
+@operation_app.command("resume")
+def operation_resume(
+    op_id: Annotated[str, typer.Argument(help="operation id")],
+    config: ConfigOption = None,
+    key_env: KeyEnvOption = KEY_ENV,
+) -> None:
+    """Run what is left of an operation; finished steps are observed and skipped."""
+    world = _world(config)
+    key = guarded(lambda: key_from_env(key_env))
+    try:
+        done = resume(world, op_id, key=key, on_step=_echo_step)
+    except PreconditionFailed as error:
+        raise fail(f"error: {error}", 1) from None
+    except StandbyError as error:
+        typer.echo(f"error: {error}", err=True)
+        typer.echo(op_id)
+        raise typer.Exit(1) from None
+    typer.echo("\n".join(summary_lines(done)))
+    typer.echo(done.op_id)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the operation commands to the ``standby`` command."""
+    app.command("status")(status)
+    app.command("relocate")(relocate)
+    app.command("failover")(failover)
+    app.command("failback")(failback)
+    app.add_typer(operation_app, name="operation")
