@@ -6,20 +6,25 @@ Everything lives in one folder (``$STANDBY_LAB_DIR``, default ``./.lab``)::
     kube/<site>/        the site's apiserver state; kube/<site>.log its log
     s3/credentials      AWS-style credentials of the lab's S3
     nexus/<site>.*      the Nexus simulator started by the site's Nexus controller
-    run/                PID files and logs of the apiservers and S3
+    run/                PID files and logs of the apiservers and S3; run/<site>.frozen while a
+                        site is down (``site_down``: its processes SIGSTOPped, data kept in RAM)
     kubeconfig          contexts site-a and site-b
     standby.yaml        a Standby configuration for the lab
 
 ``up`` is idempotent and never starts a second copy of a daemon; ``down`` stops what ``up``
 started, by PID, and is harmless when nothing runs. Ports start at ``$STANDBY_LAB_PORT_BASE``
 (default 16800): Ceph mons at +0/+1 and +10/+11, apiservers at +100/+101, S3 at +102,
-Nexus at +110/+111.
+Nexus at +110/+111. ``site_down``/``site_up`` lose and regain one site by freezing and continuing
+its processes (SIGSTOP/SIGCONT), so no in-memory data is lost.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
 import os
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +35,17 @@ from typing import Any
 import httpx
 
 from lab import ceph, seeds
-from lab.procs import LabError, read_pid, start_service, stop_daemon, wait_until
+from lab.procs import (
+    LabError,
+    alive,
+    descendants,
+    read_pid,
+    start_service,
+    start_time,
+    stop_daemon,
+    stopped,
+    wait_until,
+)
 from lab.s3 import ACCESS_KEY, SECRET_KEY, credentials_file_text
 
 SITES = ("site-a", "site-b")
@@ -80,6 +95,7 @@ class LabStatus:
     nexus_urls: dict[str, str | None] = field(default_factory=dict)
     mirror: dict[str, str] = field(default_factory=dict)
     daemons: dict[str, bool] = field(default_factory=dict)
+    down: dict[str, bool] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON shape of ``standby lab status --json``."""
@@ -98,6 +114,7 @@ class LabStatus:
                     "ceph_conf": str(self.ceph_confs[s]),
                     "nexus_url": self.nexus_urls.get(s),
                     "mirror": self.mirror.get(s),
+                    "down": self.down.get(s, False),
                 }
                 for s in SITES
             },
@@ -116,7 +133,7 @@ def describe(st: LabStatus) -> str:
         f"  s3:         {st.s3_endpoint} bucket {BUCKET} (credentials in {st.dir / 's3' / 'credentials'})"
     )
     for s in SITES:
-        lines.append(f"  {s}: ceph {st.ceph_confs[s]}")
+        lines.append(f"  {s}{' DOWN (frozen)' if st.down.get(s) else ''}: ceph {st.ceph_confs[s]}")
         lines.append(f"    nexus: {st.nexus_urls.get(s) or '-'}")
         lines.append(f"    mirror {seeds.POOL}/{seeds.IMAGE_NAME}: {st.mirror.get(s) or '-'}")
     if any(st.nexus_urls.values()):
@@ -138,6 +155,10 @@ def up(root: Path, log: Log = print) -> LabStatus:
         )
     ports = Ports(port_base())
     root.mkdir(parents=True, exist_ok=True)
+    for site in SITES:
+        if _frozen_file(root, site).exists():
+            log(f"lab: {site} was down (frozen); continuing it first")
+            site_up(root, site, log)
     started = time.monotonic()
     log("lab: starting Ceph for site-a and site-b")
     try:
@@ -170,6 +191,7 @@ def up(root: Path, log: Log = print) -> LabStatus:
 def down(root: Path, log: Log = print) -> None:
     """Stop everything the lab started, by PID; harmless when nothing runs."""
     run = root / "run"
+    _thaw_all(root, log)  # a SIGSTOPped process would not act on SIGTERM
     # The apiservers first: their Nexus controllers would restart a simulator stopped before them.
     for name in ("kube-site-a", "kube-site-b", "s3"):
         if stop_daemon(run / f"{name}.pid"):
@@ -200,13 +222,241 @@ def status(root: Path) -> LabStatus:
         s3_endpoint=f"http://127.0.0.1:{ports.s3}",
         ceph_confs={s: cs[s].conf for s in SITES},
         daemons=daemons,
+        down={s: site_is_down(root, s) for s in SITES},
     )
     if not st.running:
         return st
-    for site in SITES:
-        st.nexus_urls[site] = _nexus_url(ports, site)
-        st.mirror[site] = _mirror_state(cs[site])
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(SITES)) as pool:
+        views = {s: pool.submit(_site_view, ports, cs[s], st.down[s]) for s in SITES}
+        for site, view in views.items():
+            st.nexus_urls[site], st.mirror[site] = view.result()
     return st
+
+
+def _site_view(ports: Ports, cs: ceph.CephSite, down: bool) -> tuple[str | None, str]:
+    """A site's Nexus URL and image mirror state, with short timeouts; nothing is asked of a frozen site."""
+    if down:
+        return None, "frozen"
+    return _nexus_url(ports, cs.name), _mirror_state(cs, timeout=10)
+
+
+# ------------------------------------------------------------------------------------ losing a site
+
+
+@dataclass(frozen=True)
+class SiteProcess:
+    """One process of a site: what it is, its PID, and its start time (which guards against PID reuse)."""
+
+    what: str
+    pid: int
+    start: int
+
+    def current(self) -> bool:
+        """Whether this very process still exists (same PID, same start time, not a zombie)."""
+        return alive(self.pid) and start_time(self.pid) == self.start
+
+
+def site_down(root: Path, site: str, log: Log = print) -> list[SiteProcess]:
+    """Lose ``site``: SIGSTOP every process of it, keeping its in-memory data; idempotent.
+
+    Frozen: its apiserver and the processes it started (exec'd ``rbd``, the Nexus simulator), its
+    Nexus simulator and its Ceph daemons (rbd-mirror, mgr, memstore OSD, mon), in that order, so
+    no frozen consumer ever sees its Ceph frozen first. The shared S3 and the other site run on.
+    The frozen processes are recorded in ``run/<site>.frozen`` for :func:`site_up`.
+    """
+    _check_site(site)
+    started = time.monotonic()
+    frozen = {p.pid: p for p in _read_frozen(root, site) if p.current()}
+    since = (_frozen_since(root, site) if frozen else None) or time.time()
+    newly = 0
+    for _ in range(3):  # a process started while freezing (by a parent not frozen yet) is caught next round
+        fresh = [p for p in _site_processes(root, site) if p.pid not in frozen]
+        if not fresh:
+            break
+        frozen.update((p.pid, p) for p in fresh)
+        _write_frozen(root, site, list(frozen.values()), since)  # recorded first: site_up can always undo
+        for p in fresh:
+            if _signal(p.pid, signal.SIGSTOP):
+                newly += 1
+                log(f"lab: {site}: froze {p.what} (pid {p.pid})")
+    frozen = {pid: p for pid, p in frozen.items() if p.current()}
+    if not frozen:
+        _frozen_file(root, site).unlink(missing_ok=True)
+        raise LabError(
+            f"no process of {site} runs in {root}: there is no site to take down",
+            hint="bring the lab up first: `standby lab up --lab-dir DIR`",
+            context={"site": site, "lab_dir": str(root)},
+        )
+    _write_frozen(root, site, list(frozen.values()), since)
+    if not newly:
+        log(f"lab: {site} was already down (frozen); nothing more to freeze")
+    log(f"lab: {site} DOWN (frozen): {len(frozen)} processes in {time.monotonic() - started:.2f}s")
+    return list(frozen.values())
+
+
+def site_up(root: Path, site: str, log: Log = print, *, fail_over_mgr: bool = True) -> list[SiteProcess]:
+    """Regain ``site``: SIGCONT exactly the processes :func:`site_down` froze; harmless when it is up.
+
+    Ceph continues first (mon, OSD, mgr, rbd-mirror), then Nexus, then the apiserver. After a
+    freeze long enough for the mgr to forget rbd-mirror's status, the mgr is failed over (see
+    :func:`_fail_over_mgr`) unless ``fail_over_mgr`` is false.
+    """
+    _check_site(site)
+    if not _frozen_file(root, site).exists():
+        log(f"lab: {site} is not down; nothing to continue")
+        return []
+    started = time.monotonic()
+    frozen_for = time.time() - (_frozen_since(root, site) or time.time())
+    continued = []
+    for p in reversed(_read_frozen(root, site)):
+        if p.current() and _signal(p.pid, signal.SIGCONT):
+            continued.append(p)
+            log(f"lab: {site}: continued {p.what} (pid {p.pid})")
+        else:
+            log(f"lab: {site}: {p.what} (pid {p.pid}) is gone; not continued")
+    if fail_over_mgr and frozen_for >= MGR_FORGETS_AFTER and any(p.what == "ceph-mgr" for p in continued):
+        _fail_over_mgr(root, site, frozen_for, log)
+    _frozen_file(root, site).unlink(missing_ok=True)
+    log(
+        f"lab: {site} UP again after {frozen_for:.0f}s down: "
+        f"{len(continued)} processes in {time.monotonic() - started:.2f}s"
+    )
+    return continued
+
+
+#: Seconds of freeze after which the mgr may have dropped rbd-mirror's status: it prunes a service
+#: daemon silent for ``mgr_service_beacon_grace`` (60 s, by the wall clock); with a margin.
+MGR_FORGETS_AFTER = 30.0
+
+
+def _fail_over_mgr(root: Path, site: str, frozen_for: float, log: Log) -> None:
+    """``ceph mgr fail`` on ``site``: the mgr respawns in place (same PID) and every daemon reconnects.
+
+    After a stall past ``mgr_service_beacon_grace`` the mgr has pruned rbd-mirror's status, and
+    rbd-mirror re-sends it only on a new mgr session, so `rbd mirror pool status` would report its
+    daemon UNKNOWN for good (and `lab up` would find the site unhealthy). A real site that comes back
+    restarts its daemons; this gives the same fresh sessions without losing anything in RAM.
+    """
+    cs = ceph.sites(root)[site]
+    try:
+        ceph.run(cs.ceph_cli("mgr", "fail", "x", "--connect-timeout", "10"), timeout=20, site=site)
+    except ceph.CephLabError as exc:
+        log(f"lab: {site}: warning: could not fail over ceph-mgr ({exc}); rbd-mirror may report UNKNOWN")
+        return
+    log(f"lab: {site}: failed over ceph-mgr (down {frozen_for:.0f}s): rbd-mirror reports its status again")
+
+
+def site_is_down(root: Path, site: str) -> bool:
+    """Whether ``site`` is frozen by :func:`site_down` (a recorded process still exists)."""
+    return any(p.current() for p in _read_frozen(root, site))
+
+
+def _check_site(site: str) -> None:
+    if site not in SITES:
+        raise LabError(
+            f"unknown lab site {site!r}",
+            hint=f"the lab's sites are {' and '.join(SITES)}",
+            context={"site": site},
+        )
+
+
+def _site_processes(root: Path, site: str) -> list[SiteProcess]:
+    """Every live process of ``site``, parents before their children, in freezing order.
+
+    Found by PID files (apiserver, Nexus simulator, Ceph daemons, checked against their argv by
+    :func:`lab.ceph.ceph_status`), plus any Ceph daemon of this site's conf whose PID file is
+    missing, plus the descendants of each. Never the shared S3 nor the other site.
+    """
+    cs = ceph.sites(root)[site]
+    daemons = ceph.ceph_status(root)[site]
+    roots: list[tuple[str, int | None]] = [
+        ("apiserver", read_pid(root / "run" / f"kube-{site}.pid")),
+        ("nexus", read_pid(root / "nexus" / f"{site}.pid")),
+        ("nexus", read_pid(root / "nexus" / f"{site}.sim.pid")),
+        *((_DAEMON_NAMES[d], daemons.get(d)) for d in ceph.STOP_ORDER),
+    ]
+    binaries = {os.path.basename(cs.daemon_argv(d)[0]): d for d in ceph.STOP_ORDER}
+    for other, argv in ceph.lab_processes(root):
+        daemon = binaries.get(os.path.basename(argv[0])) if argv else None
+        if daemon and str(cs.conf) in argv:
+            roots.append((_DAEMON_NAMES[daemon], other))
+    # A root (say the Nexus simulator, a child of the apiserver) keeps its own name.
+    names = {pid: what for what, pid in reversed(roots) if pid is not None}
+    found: dict[int, SiteProcess] = {}
+    for what, root_pid in roots:
+        if root_pid is None or root_pid in found:
+            continue
+        for member in (root_pid, *descendants(root_pid)):
+            label = names.get(member) or f"{what} child ({_comm(member)})"
+            begun = start_time(member)
+            if member not in found and begun is not None:
+                found[member] = SiteProcess(what=label, pid=member, start=begun)
+    return list(found.values())
+
+
+_DAEMON_NAMES = {"mon": "ceph-mon", "osd": "ceph-osd", "mgr": "ceph-mgr", "rbd-mirror": "rbd-mirror"}
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def _signal(pid: int, sig: signal.Signals) -> bool:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _frozen_file(root: Path, site: str) -> Path:
+    return root / "run" / f"{site}.frozen"
+
+
+def _read_frozen(root: Path, site: str) -> list[SiteProcess]:
+    """The processes recorded by :func:`site_down` (empty without a readable record)."""
+    try:
+        data = json.loads(_frozen_file(root, site).read_text())
+        return [SiteProcess(str(p["what"]), int(p["pid"]), int(p["start"])) for p in data["processes"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def _frozen_since(root: Path, site: str) -> float | None:
+    """When :func:`site_down` first froze ``site`` (seconds since the epoch), if it is recorded."""
+    try:
+        return float(json.loads(_frozen_file(root, site).read_text())["frozen_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_frozen(root: Path, site: str, processes: list[SiteProcess], since: float) -> None:
+    path = _frozen_file(root, site)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "site": site,
+        "since": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(since)),
+        "frozen_at": since,
+        "processes": [{"what": p.what, "pid": p.pid, "start": p.start} for p in processes],
+    }
+    tmp = path.with_suffix(".frozen.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _thaw_all(root: Path, log: Log) -> None:
+    """Continue every frozen site, and any stopped process of a site whose record is lost."""
+    for site in SITES:
+        if _frozen_file(root, site).exists():
+            site_up(root, site, log, fail_over_mgr=False)
+        if not (root / "ceph").is_dir():
+            continue
+        for p in _site_processes(root, site):
+            if stopped(p.pid) and _signal(p.pid, signal.SIGCONT):
+                log(f"lab: {site}: continued stopped {p.what} (pid {p.pid})")
 
 
 # ------------------------------------------------------------------------------------------ pieces
@@ -322,10 +572,11 @@ def _seed(root: Path) -> None:
 
 
 def _nexus_url(ports: Ports, site: str) -> str | None:
+    """The URL in the site's Nexus CR status when it is Running; None if not (or no answer in 2 s)."""
     url = f"http://127.0.0.1:{ports.kube(site)}"
     path = f"/apis/operator.alaudadevops.io/v1alpha1/namespaces/{seeds.NAMESPACE}/nexuses/{seeds.NEXUS_NAME}"
     try:
-        resp = httpx.get(url + path, timeout=5)
+        resp = httpx.get(url + path, timeout=2)
     except httpx.HTTPError:
         return None
     if resp.status_code != 200:
@@ -344,11 +595,11 @@ def _wait_nexus(root: Path, site: str) -> None:
     )
 
 
-def _mirror_state(cs: ceph.CephSite) -> str:
+def _mirror_state(cs: ceph.CephSite, timeout: float = 20) -> str:
     try:
         out = ceph.run_json(
             cs.cli("mirror", "image", "status", f"{seeds.POOL}/{seeds.IMAGE_NAME}", "--format", "json"),
-            timeout=20,
+            timeout=timeout,
         )
     except ceph.CephLabError:
         return "unknown (rbd mirror image status failed)"

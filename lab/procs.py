@@ -167,3 +167,42 @@ def wait_until(
         delay = min(delay * 1.5, 1.0)
     where = f"; read {log_file}" if log_file else ""
     raise LabError(f"timed out after {timeout:.0f}s waiting for {what}{where}")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot): with the PID, it names one process for good."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields and len(fields) > 19 else None
+
+
+def stopped(pid: int) -> bool:
+    """Whether ``pid`` is stopped by a signal (SIGSTOP): state ``T`` in ``/proc/<pid>/stat``."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[:1] == ["T"]
+
+
+def descendants(pid: int) -> list[int]:
+    """The live children of ``pid``, their children and so on (from ``/proc``, parents first)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields and len(fields) > 1 and fields[0] not in ("Z", "X"):
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: list[int] = []
+    todo = sorted(parents.get(pid, []))
+    while todo:
+        child = todo.pop(0)
+        found.append(child)
+        todo.extend(sorted(parents.get(child, [])))
+    return found

@@ -18,6 +18,7 @@ from drkit.config import load_config
 from standby.backup_cli import backup_app
 from standby.common import fail as fail
 from standby.common import guarded as guarded
+from standby.ops_cli import register as register_operations
 from standby.rpo_cli import rpo_app
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(
     backup_app, name="backup", help="Manifest backups to S3: run, list, show, verify, restore, decrypt."
 )
 
+register_operations(app)
 
 ConfigOption = Annotated[
     Path | None,
@@ -93,6 +95,29 @@ def lab_status(
         typer.echo(lab_mod.describe(status))
         if not status.running:
             raise typer.Exit(3)
+
+
+lab_site_app = typer.Typer(
+    no_args_is_help=True, help="Lose and regain one lab site (SIGSTOP/SIGCONT; its data stays in RAM)."
+)
+lab_app.add_typer(lab_site_app, name="site")
+SiteArgument = Annotated[str, typer.Argument(help="the lab site: site-a or site-b")]
+
+
+@lab_site_app.command("down")
+def lab_site_down(site: SiteArgument, lab_dir: LabDirOption = None) -> None:
+    """Freeze every process of SITE (Ceph, rbd-mirror, apiserver, Nexus); idempotent."""
+    from lab import lab as lab_mod
+
+    guarded(lambda: lab_mod.site_down(lab_mod.lab_dir(lab_dir), site, log=typer.echo))
+
+
+@lab_site_app.command("up")
+def lab_site_up(site: SiteArgument, lab_dir: LabDirOption = None) -> None:
+    """Continue the processes `lab site down` froze (harmless when SITE is up)."""
+    from lab import lab as lab_mod
+
+    guarded(lambda: lab_mod.site_up(lab_mod.lab_dir(lab_dir), site, log=typer.echo))
 
 
 @blocks_app.command("register")

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.rbd import RbdMirror
-from drkit.domain.errors import NotFound, StandbyError
+from drkit.domain.errors import CommandFailed, NotFound
 from drkit.domain.models import KindRef, ProtectedApp, Volume
 from drkit.domain.placement import Role
 
@@ -64,6 +64,11 @@ class VolumeControl(Protocol):
         ...
 
 
+def _missing(error: CommandFailed) -> bool:
+    """Whether rbd said the image does not exist (ENOENT, exit code 2)."""
+    return error.exit_code == 2 and "No such file" in error.output_tail
+
+
 def _role_of(info: dict[str, Any]) -> Role:
     mirroring = info.get("mirroring")
     if not isinstance(mirroring, dict) or "primary" not in mirroring:
@@ -87,14 +92,22 @@ class RbdVolumes:
         """See :class:`VolumeControl`."""
         try:
             return _role_of(self.rbd.image_info(self.pool, volume.image))
-        except StandbyError as error:
-            if "No such file" in str(error) or "(2)" in str(error):
+        except CommandFailed as error:
+            if _missing(error):
                 return "absent"
             raise
 
     def mirror_state(self, volume: Volume) -> tuple[str, str]:
-        """See :class:`VolumeControl`."""
-        status = self.rbd.image_status(self.pool, volume.image)
+        """See :class:`VolumeControl`; ``("absent", ...)`` while the image does not exist (a resync
+        deletes and re-creates it)."""
+        try:
+            status = self.rbd.image_status(self.pool, volume.image)
+        except CommandFailed as error:
+            if _missing(error):
+                return "absent", f"no image {self.pool}/{volume.image} on {self.site}"
+            if error.exit_code == 22 and "mirroring not enabled" in error.output_tail:
+                return "disabled", f"mirroring not enabled on {self.pool}/{volume.image} (yet) on {self.site}"
+            raise
         return str(status.get("state", "")), str(status.get("description", ""))
 
     def promote(self, volume: Volume, *, force: bool) -> None:

@@ -249,7 +249,7 @@ def _common_checks(facts: Facts, op_kind: str, target: str) -> list[Check]:
 def _start_steps(app: ProtectedApp, target: str, force: bool) -> list[StepSpec]:
     return [
         StepSpec(name="restore-volumes", title="restore the Secret, PV (imageName kept) and PVC from the backup", site=target),
-        StepSpec(name="promote-target", title="promote the images" + (" (forced)" if force else " (not forced)"), site=target, force=force),
+        StepSpec(name="promote-target", title="promote the images" + (" **(forced)**" if force else " (not forced)"), site=target, force=force),
         StepSpec(name="start-target", title=f"restore and start {app.workload.kind.kind} {app.workload.name}, wait until writable", site=target),
         StepSpec(name="smoke-target", title="smoke test: status, writable, login, upload and download", site=target),
         StepSpec(name="routing", title="switch routing to the target", site=target),
@@ -388,7 +388,7 @@ def plan_markdown(plan: Plan, op_id: str = "") -> str:
     lines += ["| precondition | result | seen |", "|---|---|---|"]
     lines += [f"| {c.name} | {'pass' if c.ok else '**FAIL**'} | {c.detail} |" for c in plan.checks]
     lines += ["", "| # | step | site |", "|---|---|---|"]
-    lines += [f"| {n} | {s.title}{' **(forced)**' if s.force else ''} | {s.site} |" for n, s in enumerate(plan.steps, 1)]
+    lines += [f"| {n} | {s.title} | {s.site} |" for n, s in enumerate(plan.steps, 1)]
     lines += ["", "**Forced:** " + ("; ".join(plan.forced) or "nothing")]
     lines += ["**Cannot be fenced:** " + ("; ".join(plan.unfenced) or "nothing")]
     acks = [a for a, need in (("data loss", plan.needs_data_loss_ack), ("unfenced old primary", plan.needs_unfenced_ack)) if need]

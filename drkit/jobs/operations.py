@@ -16,9 +16,17 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from drkit.domain import crypto
-from drkit.domain.errors import Conflict, NotFound, PreconditionFailed, StandbyError, TransientError
+from drkit.domain.errors import (
+    CommandFailed,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    StandbyError,
+    TransientError,
+)
 from drkit.domain.operations import (
     Approval,
     Facts,
@@ -194,7 +202,9 @@ def _run_step(run: Run, journal: Journal, record: StepRecord, timeouts: Timeouts
         write_journal(world, journal)
         on_step(journal, record)
         return journal
-    record = record.model_copy(update={"outcome": "running", "started_at": world.clock.now(), "error": ""})
+    record = record.model_copy(
+        update={"outcome": "running", "started_at": world.clock.now(), "ended_at": None, "error": ""}
+    )
     journal = journal.with_step(record).model_copy(update={"status": "running"})
     write_journal(world, journal)
     on_step(journal, record)
@@ -203,11 +213,11 @@ def _run_step(run: Run, journal: Journal, record: StepRecord, timeouts: Timeouts
     while True:
         try:
             step.act(run, spec, seen)
-        except TransientError as error:
+            seen = step.observe(run, spec)
+            if step.satisfied(seen):
+                break
+        except (TransientError, CommandFailed) as error:  # a call that may pass: poll again until the deadline
             last_error = str(error)
-        seen = step.observe(run, spec)
-        if step.satisfied(seen):
-            break
         if world.clock.monotonic() >= deadline:
             if spec.name in timeouts.continue_after:
                 seen = {**seen, "timed_out": True}
@@ -238,6 +248,62 @@ def _hint(plan: Plan, step: str) -> str:
     return "fix what the error names, then resume the operation with its id (finished steps are skipped)"
 
 
+@dataclass
+class Executor:
+    """Runs the steps of one approved journal, one at a time (a Prefect task per step, or a loop).
+
+    ``journal`` is always the latest written state. A step failure, or any Standby error, marks
+    the step and the journal failed and raises a :class:`StandbyError` naming the step, the site
+    and how to resume. A failed journal write propagates: the run stops at that step boundary.
+    """
+
+    world: World
+    journal: Journal
+    key: crypto.MasterKey | None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    routing_hook: RoutingHook | None = None
+    on_step: StepCallback = field(default=lambda j, r: None)
+
+    def __post_init__(self) -> None:
+        if self.journal.approval is None:
+            raise PreconditionFailed(f"operation {self.journal.op_id} was never approved", hint="start it anew")
+        self.app = self.world.config.app(self.journal.app)
+        self.run = Run(world=self.world, app=self.app, plan=self.journal.plan, op_id=self.journal.op_id,
+                       key=self.key, backup_run=self.journal.plan.backup_run, routing_hook=self.routing_hook)  # fmt: skip
+
+    def pending(self) -> list[str]:
+        """The names of the steps not done yet, in order."""
+        return [r.name for r in self.journal.steps if r.outcome not in ("done", "skipped")]
+
+    def step(self, name: str) -> StepRecord:
+        """Run step ``name`` (observe, act if needed, verify); its record once finished."""
+        record = self.journal.step(name)
+        if record.outcome in ("done", "skipped"):
+            return record
+        if self.journal.status != "running":
+            self.journal = self.journal.model_copy(update={"status": "running", "error": ""})
+        try:
+            self.journal = _run_step(self.run, self.journal, record, self.timeouts, self.on_step)
+        except _StepFailed as failed:
+            self.journal = _fail(self.world, self.journal, failed.record, failed.why)
+        except StandbyError as error:
+            self.journal = _fail(self.world, self.journal, self.journal.step(name), str(error))
+        return self.journal.step(name)
+
+    def complete(self) -> Journal:
+        """Release the app and mark the operation completed (every step must be done)."""
+        if self.journal.status == "completed":
+            return self.journal
+        left = self.pending()
+        if left:
+            raise PreconditionFailed(f"operation {self.journal.op_id} still has steps to run: {', '.join(left)}")
+        now = self.world.clock.now()
+        op_id = self.journal.op_id
+        update_placement(self.world, self.app, lambda p: released(p, op_id, now), required=self.journal.target)
+        self.journal = _finish(self.world, self.journal, "completed")
+        return self.journal
+
+
 def execute(
     world: World,
     journal: Journal,
@@ -247,37 +313,16 @@ def execute(
     routing_hook: RoutingHook | None = None,
     on_step: StepCallback | None = None,
 ) -> Journal:
-    """Run every step of ``journal`` not done yet; the final journal says completed or failed.
-
-    A step failure, or any Standby error, marks the step and the journal failed and raises a
-    :class:`StandbyError` naming the step, the site and how to resume. A failed journal write
-    propagates: the run stops at that step boundary and can be resumed.
-    """
-    timeouts = timeouts or Timeouts()
-    on_step = on_step or (lambda j, r: None)
-    app = world.config.app(journal.app)
+    """Run every step of ``journal`` not done yet; the final journal says completed (see :class:`Executor`)."""
     if journal.status == "completed":
         return journal
-    if journal.approval is None:
-        raise PreconditionFailed(f"operation {journal.op_id} was never approved", hint="start it anew")
-    run = Run(world=world, app=app, plan=journal.plan, op_id=journal.op_id, key=key,
-              backup_run=journal.plan.backup_run, routing_hook=routing_hook)  # fmt: skip
-    journal = journal.model_copy(update={"status": "running", "error": ""})
-    for record in journal.steps:
-        if record.outcome in ("done", "skipped"):
-            continue
-        try:
-            journal = _run_step(run, journal, record, timeouts, on_step)
-        except _StepFailed as failed:
-            return _fail(world, journal, failed.record, failed.why)
-        except StandbyError as error:
-            return _fail(world, journal, journal.step(record.name), str(error))
-    now = world.clock.now()
-    update_placement(world, app, lambda p: released(p, journal.op_id, now), required=journal.target)
-    return _finish(world, journal, "completed")
+    ex = Executor(world, journal, key, timeouts or Timeouts(), routing_hook, on_step or (lambda j, r: None))
+    for name in ex.pending():
+        ex.step(name)
+    return ex.complete()
 
 
-def _fail(world: World, journal: Journal, record: StepRecord, why: str) -> Journal:
+def _fail(world: World, journal: Journal, record: StepRecord, why: str) -> NoReturn:
     record = record.model_copy(update={"outcome": "failed", "ended_at": world.clock.now(), "error": why})
     journal = journal.with_step(record)
     message = f"{journal.kind} {journal.op_id} of {journal.app}: step {record.name} on {record.site} failed: {why}"

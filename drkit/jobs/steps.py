@@ -216,7 +216,7 @@ class FinalSnapshot:
 
     def observe(self, run: Run, spec: StepSpec) -> Seen:
         images = _newest_primary_copied(run, spec.site, run.other(spec.site))
-        taken = run.memo.get(f"snap:{spec.site}")
+        taken = run.memo.get(f"snap:{spec.name}")
         return {"images": images, "taken": taken}
 
     def satisfied(self, seen: Seen) -> bool:
@@ -231,7 +231,7 @@ class FinalSnapshot:
         control = run.volumes(spec.site)
         for volume in run.app.volumes:
             control.snapshot(volume)
-        run.memo[f"snap:{spec.site}"] = {
+        run.memo[f"snap:{spec.name}"] = {
             i: v["newest"] for i, v in _newest_primary_copied(run, spec.site, run.other(spec.site)).items()
         }
 
@@ -322,7 +322,7 @@ class InSync(FinalSnapshot):
         states = {v.image: run.volumes(spec.site).mirror_state(v)[0] for v in run.app.volumes}
         return {
             "images": _newest_primary_copied(run, primary, spec.site),
-            "taken": run.memo.get(f"snap:{primary}"),
+            "taken": run.memo.get(f"snap:{spec.name}"),
             "states": states,
         }
 

@@ -27,7 +27,7 @@ from drkit.domain.layout import StoreLayout
 from drkit.domain.models import ProtectedApp, Site, StandbyConfig
 from drkit.domain.placement import AppView, Placement, Role, SiteView, home_placement
 from drkit.domain.rbd_status import parse_image_status
-from drkit.domain.rpo import image_lag
+from drkit.domain.rpo import exact_lag, image_lag
 
 
 @dataclass
@@ -214,17 +214,28 @@ def _site_view(world: World, app: ProtectedApp, site: str) -> SiteView:
 
 
 def secondary_lag(world: World, app: ProtectedApp, secondary: str) -> float | None:
-    """The secondary's lag in seconds (its oldest image), from its status; None when unknown."""
+    """The secondary's lag in seconds (its oldest image); None when unknown.
+
+    From the secondary's status (an upper bound), else, when the status gives no figure (right
+    after a move, before rbd-mirror writes it), from both sites' snapshot listings (exact mode).
+    """
+    from drkit.jobs.rpo import exact_points
+
     b = world.bundle(secondary)
+    primary = world.bundle(app.primary_site if secondary == app.secondary_site else app.secondary_site)
     worst = 0.0
     for volume in app.volumes:
         try:
             doc = b.rbd.image_status(b.site.pool, volume.image)
+            now = world.clock.now()
+            sample = parse_image_status(doc, now=now, tz=b.site.timezone, site=secondary, pool=b.site.pool)
+            lag = image_lag(sample, now).lag_seconds
+            if lag is None and sample.health not in ("split-brain", "error"):
+                points = exact_points(b.rbd, primary.rbd, b.site.pool, volume.image, secondary_tz=b.site.timezone,
+                                      primary_tz=primary.site.timezone, listed_at=world.clock.now())  # fmt: skip
+                lag = exact_lag(volume.image, points, world.clock.now()).lag_seconds
         except StandbyError:
             return None
-        now = world.clock.now()
-        sample = parse_image_status(doc, now=now, tz=b.site.timezone, site=secondary, pool=b.site.pool)
-        lag = image_lag(sample, now).lag_seconds
         if lag is None:
             return None
         worst = max(worst, lag)

@@ -1,0 +1,148 @@
+"""Prefect tasks of the DR operations: plan, approval gate, one task per step, artifacts and events.
+
+* ``operation-plan-<app>`` (markdown): the plan, each guard with pass or fail, the data at risk,
+  what will be forced and what cannot be fenced.
+* ``operation-progress-<app>`` (progress) and ``operation-timeline-<app>`` (table: every step's
+  site, outcome and duration).
+* Events ``standby.operation.started|step|completed|failed`` about ``standby.app.<app>``.
+
+The world (each site's adapters) is built once per flow run and handed to every task; tasks are
+never cached, and only transient errors are retried (a step is safe to re-run: it observes first).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import Field, create_model
+
+from drkit.domain.operations import Approval, Journal, Plan, check_approval, plan_markdown, timeline_rows
+from drkit.jobs.operations import Executor, Prepared, approve, prepare
+from drkit.jobs.world import World
+from tasks.retrying import retry_transient
+
+EVENT_PREFIX = "standby.operation"
+
+
+def emit_operation_event(what: str, journal: Journal, payload: dict[str, Any] | None = None) -> None:
+    """``standby.operation.<what>`` about ``standby.app.<app>``."""
+    emit_event(
+        event=f"{EVENT_PREFIX}.{what}",
+        resource={
+            "prefect.resource.id": f"standby.app.{journal.app}",
+            "standby.app": journal.app,
+            "standby.site": journal.target,
+        },
+        related=[{"prefect.resource.id": f"standby.operation.{journal.op_id}", "prefect.resource.role": "operation"}],
+        payload={"op_id": journal.op_id, "kind": journal.kind, "source": journal.source,
+                 "target": journal.target, **(payload or {})},
+    )
+
+
+@task(name="plan-operation", retries=2, retry_delay_seconds=[2.0, 10.0], retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE)  # fmt: skip
+def plan_operation(world: World, app: str, kind: str, target: str | None) -> Prepared:
+    """Observe both sites and make the plan; publish it as ``operation-plan-<app>``."""
+    prepared = prepare(world, app, kind, target)  # type: ignore[arg-type]
+    create_markdown_artifact(
+        markdown=plan_markdown(prepared.plan), key=f"operation-plan-{app}", description=f"{kind} plan of {app}"
+    )
+    return prepared
+
+
+def approval_model(plan: Plan) -> type[RunInput]:
+    """The approval form: the app's name typed, approver, reason, and only the acknowledgements needed."""
+    fields: dict[str, Any] = {
+        "confirm_app": (str, Field(description=f"type the app's name ({plan.app}) to confirm")),
+        "approver": (str, Field(description="who approves")),
+        "reason": (str, Field(description="why")),
+    }
+    if plan.needs_data_loss_ack:
+        lag = "unknown" if plan.lag_seconds is None else f"{plan.lag_seconds:.0f} s"
+        fields["acknowledge_data_loss"] = (
+            bool, Field(False, description=f"I accept losing the writes not yet on {plan.target} (about {lag})"))  # fmt: skip
+    if plan.needs_unfenced_ack:
+        fields["acknowledge_unfenced"] = (
+            bool, Field(False, description="I accept that the old primary could not be stopped or demoted"))  # fmt: skip
+    return create_model(f"Approve{plan.kind.capitalize()}", __base__=RunInput, **fields)
+
+
+def wait_for_approval(plan: Plan, *, timeout: int, op_note: str = "") -> tuple[Approval, str]:
+    """Pause the flow run for the typed approval form; ask again while the input is not enough.
+
+    A timeout fails the run (Prefect's pause); nothing has changed by then.
+    """
+    logger = get_run_logger()
+    model = approval_model(plan)
+    problems: list[str] = []
+    for attempt in range(1, 100):
+        text = plan_markdown(plan, op_note)
+        if problems:
+            text = "**Not approved, please fix:** " + "; ".join(problems) + "\n\n" + text
+        answer: Any = pause_flow_run(
+            wait_for_input=model.with_initial_data(description=text, confirm_app="", approver="", reason=""),
+            timeout=timeout,
+            key=f"approval-{attempt}",
+        )
+        approval = Approval(
+            approver=str(answer.approver), reason=str(answer.reason),
+            data_loss=bool(getattr(answer, "acknowledge_data_loss", False)),
+            unfenced=bool(getattr(answer, "acknowledge_unfenced", False)), at=datetime.now(UTC),
+        )  # fmt: skip
+        problems = check_approval(plan, approval, str(answer.confirm_app))
+        if not problems:
+            return approval, str(answer.confirm_app)
+        logger.warning("approval refused, asking again: %s", "; ".join(problems))
+    raise RuntimeError("unreachable")
+
+
+@task(name="approve-operation", retries=2, retry_delay_seconds=[2.0, 10.0], retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE)  # fmt: skip
+def take_app(world: World, prepared: Prepared, approval: Approval, typed: str) -> Journal:
+    """Take the app (placement hold, compare-and-swap) and write the journal."""
+    journal = approve(world, prepared, approval, typed)
+    emit_operation_event("started", journal, {"approver": approval.approver, "reason": approval.reason})
+    get_run_logger().info("operation %s approved by %s", journal.op_id, approval.approver)
+    return journal
+
+
+class Tracker:
+    """Progress and timeline artifacts of one operation run."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.key = journal.app
+        self.total = len(journal.steps)
+        self.progress: Any = create_progress_artifact(
+            0.0, key=f"operation-progress-{journal.app}", description=f"{journal.kind} {journal.op_id}"
+        )
+
+    def update(self, journal: Journal) -> None:
+        """Move the progress bar and publish the timeline."""
+        done = sum(s.outcome in ("done", "skipped") for s in journal.steps)
+        update_progress_artifact(self.progress, 100.0 * done / self.total, description=f"{done}/{self.total} steps")
+        create_table_artifact(
+            table=timeline_rows(journal), key=f"operation-timeline-{journal.app}",
+            description=f"{journal.kind} {journal.op_id}: {journal.status}",
+        )  # fmt: skip
+
+
+@task(name="operation-step", cache_policy=NO_CACHE, task_run_name="{name}")
+def run_step(executor: Executor, name: str) -> str:
+    """One step: observe, act if needed, verify; the journal is written before it returns."""
+    record = executor.step(name)
+    emit_operation_event("step", executor.journal, {"step": name, "outcome": record.outcome,
+                                                    "seconds": record.seconds})  # fmt: skip
+    get_run_logger().info("step %s on %s: %s", name, record.site, record.outcome)
+    return record.outcome

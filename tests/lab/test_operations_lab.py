@@ -1,0 +1,269 @@
+"""Relocate, failover and failback on the lab's real Ceph, with a canary asset written on A first.
+
+Each test leaves the lab as it found it: Nexus on site A, the placement record on A, site B
+holding only its seeded objects, mirroring A to B healthy.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from drkit.adapters.nexus import HttpNexus
+from drkit.adapters.volumes import VR_KIND
+from drkit.config import load_config
+from drkit.domain import crypto
+from drkit.domain.models import KindRef, StandbyConfig
+from drkit.domain.operations import Approval, Journal
+from drkit.domain.rbd_status import parse_snap_ls
+from drkit.jobs import backup as backups
+from drkit.jobs.operations import approve, execute, prepare
+from drkit.jobs.rpo import run_sample
+from drkit.jobs.world import World, build_world, placed_config, read_placement
+from lab import lab as lab_mod
+from lab import seeds
+from tests.lab.conftest import Lab
+
+pytestmark = pytest.mark.lab
+KEY_TEXT = base64.b64encode(bytes(range(40, 72))).decode()
+NEXUS = KindRef(group="operator.alaudadevops.io", version="v1alpha1", kind="Nexus")
+REPO = "dr-canary"
+
+
+@pytest.fixture
+def key(monkeypatch: pytest.MonkeyPatch) -> crypto.MasterKey:
+    monkeypatch.setenv("STANDBY_BACKUP_KEY", KEY_TEXT)
+    found = backups.key_from_env("STANDBY_BACKUP_KEY")
+    assert found is not None
+    return found
+
+
+def _nexus(world: World, site: str) -> HttpNexus:
+    b = world.bundle(site)
+    cr = b.cluster.get(NEXUS, seeds.NEXUS_NAME, seeds.NAMESPACE)
+    url = (cr.get("status") or {}).get("url")
+    assert url, f"Nexus on {site} has no URL: {cr.get('status')}"
+    secret = b.cluster.get(KindRef(version="v1", kind="Secret"), seeds.ADMIN_SECRET, seeds.NAMESPACE)
+    password = base64.b64decode(secret["data"]["password"]).decode()
+    return HttpNexus(url, username="admin", password=password, site=site)
+
+
+def _upload(world: World, site: str, name: str) -> str:
+    data = f"canary {name} ".encode() + secrets.token_bytes(4096)
+    with _nexus(world, site) as api:
+        api.ensure_raw_repository(REPO)
+        api.upload(REPO, f"canary/{name}", data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _download_sha(world: World, site: str, name: str) -> str:
+    with _nexus(world, site) as api:
+        return hashlib.sha256(api.download(REPO, f"canary/{name}")).hexdigest()
+
+
+def _sync_now(world: World, primary: str, secondary: str, timeout: float = 90.0) -> None:
+    """Take a mirror snapshot on ``primary`` and wait until ``secondary`` holds it complete."""
+    pa, pb = world.bundle(primary), world.bundle(secondary)
+    pa.rbd.mirror_snapshot(pa.site.pool, seeds.IMAGE_NAME)
+    newest = max(s.id for s in parse_snap_ls(pa.rbd.snapshots(pa.site.pool, seeds.IMAGE_NAME), tz="UTC")
+                 if not s.non_primary)  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        b = parse_snap_ls(pb.rbd.snapshots(pb.site.pool, seeds.IMAGE_NAME), tz="UTC")
+        if any(s.primary_snap_id == newest and s.complete for s in b):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{secondary} did not complete snapshot {newest} of {primary} in {timeout}s")
+
+
+def _operate(world: World, kind: str, target: str | None, key: crypto.MasterKey, **acks: bool) -> Journal:
+    prepared = prepare(world, "nexus", kind, target)  # type: ignore[arg-type]
+    assert prepared.plan.runnable, prepared.plan.refusals
+    approval = Approval(approver="lab-test", reason=f"lab {kind}", at=datetime.now(UTC), **acks)
+    journal = approve(world, prepared, approval, "nexus")
+    return execute(world, journal, key=key)
+
+
+def _wait_replaying(world: World, site: str, timeout: float = 150.0) -> None:
+    b = world.bundle(site)
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        state = str(b.rbd.image_status(b.site.pool, seeds.IMAGE_NAME).get("state"))
+        if state.startswith("up+replaying"):
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"{site} is {state}, not up+replaying, after {timeout}s")
+
+
+def _runs_nexus(world: World, site: str) -> bool:
+    return any(world.bundle(site).cluster.list(NEXUS, seeds.NAMESPACE))
+
+
+def _roles(world: World) -> dict[str, bool]:
+    return {s: bool(world.bundle(s).rbd.image_info(world.bundle(s).site.pool, seeds.IMAGE_NAME)["mirroring"]["primary"])
+            for s in ("site-a", "site-b")}  # fmt: skip
+
+
+def _assert_home(world: World) -> None:
+    assert read_placement(world, world.config.app("nexus")).record.primary == "site-a"
+    assert _roles(world) == {"site-a": True, "site-b": False}
+    assert _runs_nexus(world, "site-a") and not _runs_nexus(world, "site-b")
+
+
+def _fresh_backup(world: World, site: str, key: crypto.MasterKey) -> str:
+    cfg = placed_config(world)
+    app = cfg.app("nexus")
+    assert app.primary_site == site
+    b = world.bundle(site)
+    summary = backups.run_backup(app, b.site, b.cluster, b.store, key=key, now=lambda: datetime.now(UTC))
+    assert summary.status == "complete"
+    assert f"/backups/{site}/nexus/" in summary.index_key
+    return summary.run_id
+
+
+@pytest.fixture
+def world(lab: Lab) -> Iterator[World]:
+    w = build_world(load_config(lab.root / "standby.yaml"), timeout=20.0)
+    _assert_home(w)
+    yield w
+
+
+def test_relocate_there_and_back_with_volume_replication(lab: Lab, world: World, key: crypto.MasterKey) -> None:
+    sha = _upload(world, "site-a", "relocate-vr")
+    _fresh_backup(world, "site-a", key)
+
+    there = _operate(world, "relocate", "site-b", key)
+    assert there.status == "completed", there.error
+    assert not any(s.force for s in there.plan.steps) and not there.plan.forced
+    assert _download_sha(world, "site-b", "relocate-vr") == sha
+    assert _roles(world) == {"site-a": False, "site-b": True}
+    assert _runs_nexus(world, "site-b") and not _runs_nexus(world, "site-a")
+    _wait_replaying(world, "site-a")
+    vr = world.bundle("site-b").cluster.get(VR_KIND, seeds.PVC_NAME, seeds.NAMESPACE)
+    assert vr["spec"]["replicationState"] == "primary" and vr["spec"]["autoResync"] is False
+    assert read_placement(world, world.config.app("nexus")).record.primary == "site-b"
+
+    # After the move, a backup reads from B, and the RPO is measured on A (the new secondary).
+    _fresh_backup(world, "site-b", key)
+    reading = run_sample(placed_config(world), {s: world.bundle(s).rbd for s in ("site-a", "site-b")})
+    assert [r.secondary_site for r in reading.readings] == ["site-a"]
+
+    # Back home through the CLI: the plan, then the operation id as the last line, exit 0.
+    _sync_now(world, "site-b", "site-a")  # the lag guard wants A's first snapshot after the move
+    env = {**os.environ, "STANDBY_CONFIG": str(lab.root / "standby.yaml"), "STANDBY_BACKUP_KEY": KEY_TEXT}
+    cli = subprocess.run([sys.executable, "-m", "standby.cli", "relocate", "--app", "nexus", "--to", "site-a", "--yes"],
+                         capture_output=True, text=True, env=env, timeout=600, check=False)  # fmt: skip
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    last = cli.stdout.strip().splitlines()[-1]
+    assert last.startswith("relocate-"), cli.stdout[-500:]
+    assert _download_sha(world, "site-a", "relocate-vr") == sha
+    _assert_home(world)
+    _wait_replaying(world, "site-b")
+
+
+def test_relocate_there_and_back_with_rbd(lab: Lab, world: World, key: crypto.MasterKey) -> None:
+    base = world.config
+    app = base.app("nexus")
+    kinds = tuple(k for k in app.backup.kinds if k.kind != "VolumeReplication")
+    rbd_app = app.model_copy(update={
+        "mirroring": app.mirroring.model_copy(update={"control": "rbd"}),
+        "backup": app.backup.model_copy(update={"kinds": kinds}),
+    })  # fmt: skip
+    rbd_world = World(config=base.model_copy(update={"apps": (rbd_app,)}), sites=world.sites)
+    site_a = world.bundle("site-a").cluster
+    vr = site_a.get(VR_KIND, seeds.PVC_NAME, seeds.NAMESPACE)
+    site_a.delete(VR_KIND, seeds.PVC_NAME, seeds.NAMESPACE)  # a VR would fight rbd; deleting it keeps mirroring
+    try:
+        sha = _upload(rbd_world, "site-a", "relocate-rbd")
+        _fresh_backup(rbd_world, "site-a", key)
+        there = _operate(rbd_world, "relocate", "site-b", key)
+        assert there.status == "completed", there.error
+        assert _download_sha(rbd_world, "site-b", "relocate-rbd") == sha
+        assert _roles(rbd_world) == {"site-a": False, "site-b": True}
+        assert not any(world.bundle(s).cluster.list(VR_KIND, seeds.NAMESPACE) for s in ("site-a", "site-b"))
+        _wait_replaying(rbd_world, "site-a")
+        _fresh_backup(rbd_world, "site-b", key)
+        _sync_now(rbd_world, "site-b", "site-a")
+        back = _operate(rbd_world, "relocate", "site-a", key)
+        assert back.status == "completed", back.error
+        assert _download_sha(rbd_world, "site-a", "relocate-rbd") == sha
+    finally:
+        meta = {k: vr["metadata"][k] for k in ("name", "namespace", "labels") if k in vr["metadata"]}
+        site_a.create({"apiVersion": vr["apiVersion"], "kind": vr["kind"], "metadata": meta, "spec": vr["spec"]})
+    _assert_home(world)
+    _wait_replaying(world, "site-b")
+
+
+def test_failover_with_site_a_down_then_failback(lab: Lab, world: World, key: crypto.MasterKey) -> None:
+    before = _upload(world, "site-a", "before-outage")
+    _fresh_backup(world, "site-a", key)
+    _sync_now(world, "site-a", "site-b")  # the canary is in the last complete snapshot
+    lab_mod.site_down(lab.root, "site-a", log=lambda m: None)
+    try:
+        prepared = prepare(world, "nexus", "failover", "site-b")
+        plan = prepared.plan
+        assert plan.needs_data_loss_ack and plan.needs_unfenced_ack and plan.forced
+        refused = Approval(approver="lab-test", reason="outage", at=datetime.now(UTC))
+        with pytest.raises(Exception, match="acknowledge"):
+            approve(world, prepared, refused, "nexus")
+        approved = refused.model_copy(update={"data_loss": True, "unfenced": True})
+        journal = execute(world, approve(world, prepared, approved, "nexus"), key=key)
+        assert journal.status == "completed", journal.error
+        assert _download_sha(world, "site-b", "before-outage") == before
+        during = _upload(world, "site-b", "during-outage")
+        # After the failover, backups read from B and the RPO's secondary is A.
+        _fresh_backup(world, "site-b", key)
+    finally:
+        lab_mod.site_up(lab.root, "site-a", log=lambda m: None)
+    reading = run_sample(placed_config(world), {s: world.bundle(s).rbd for s in ("site-a", "site-b")})
+    assert [r.secondary_site for r in reading.readings] == ["site-a"]
+
+    back = _operate(world, "failback", None, key)
+    assert back.status == "completed", back.error
+    _assert_home(world)
+    assert _download_sha(world, "site-a", "during-outage") == during
+    assert _download_sha(world, "site-a", "before-outage") == before
+    _wait_replaying(world, "site-b")
+
+
+def test_second_operation_on_the_same_app_is_refused(lab: Lab, world: World, key: crypto.MasterKey) -> None:
+    prepared = prepare(world, "nexus", "relocate", "site-b")
+    approval = Approval(approver="lab-test", reason="hold", at=datetime.now(UTC))
+    first = approve(world, prepared, approval, "nexus")
+    try:
+        again = prepare(world, "nexus", "relocate", "site-b")
+        assert not again.plan.runnable
+        assert any(c.name == "no other operation" and first.op_id in c.detail for c in again.plan.refusals)
+        with pytest.raises(Exception, match="refused"):
+            approve(world, again, approval, "nexus")
+    finally:
+        from drkit.domain.placement import released
+        from drkit.jobs.world import update_placement
+
+        update_placement(world, world.config.app("nexus"),
+                         lambda p: released(p, first.op_id, datetime.now(UTC)), required="site-b")  # fmt: skip
+    _assert_home(world)
+
+
+def test_cli_status_json_names_the_primary(lab: Lab) -> None:
+    env = {**os.environ, "STANDBY_CONFIG": str(lab.root / "standby.yaml")}
+    out = subprocess.run([sys.executable, "-m", "standby.cli", "status", "--json"], capture_output=True,
+                         text=True, env=env, timeout=120, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    import json
+
+    data = json.loads(out.stdout)
+    assert data["apps"]["nexus"]["primary"] == "site-a"
+    assert data["apps"]["nexus"]["observed_primary"] == "site-a"
+    assert Path(lab.root / "standby.yaml").exists()
