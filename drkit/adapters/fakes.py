@@ -205,7 +205,10 @@ class FakeCluster:
     * ``unlistable``: kind names whose LIST answers 403 (:class:`PreconditionFailed`, Velero's
       "cannot list" partial failure);
     * ``bind_pvcs`` (default true): a created PVC whose ``spec.volumeName`` names an existing PV is
-      ``Bound`` at once, and so is that PV.
+      ``Bound`` at once, and so is that PV;
+    * ``unreachable``: every call raises :class:`TransientError` (the apiserver does not answer);
+    * ``controllers``: callables run on the cluster before each call, as controllers reconcile in
+      the background (they edit ``objects`` directly and are not counted as requests).
 
     ``requests`` counts every call, ``calls`` counts them by verb, ``list_pages`` counts LIST pages.
     """
@@ -222,6 +225,9 @@ class FakeCluster:
         self._failures: list[int] = []
         self._version = 0
         self._lock = threading.RLock()
+        self.unreachable = False
+        self.controllers: list[Callable[[FakeCluster], None]] = []
+        self._reconciling = False
 
     def __repr__(self) -> str:
         return f"FakeCluster(site={self.site!r}, objects={len(self.objects)})"
@@ -244,6 +250,19 @@ class FakeCluster:
     def _enter(self, verb: str, what: str) -> None:
         self.requests += 1
         self.calls[verb] += 1
+        if self.unreachable:
+            raise TransientError(
+                f"{what} on {self.site}: apiserver unreachable (ConnectTimeoutError)",
+                hint=f"check site {self.site}'s apiserver; the call is retried",
+                context={"site": self.site, "object": what},
+            )
+        if self.controllers and not self._reconciling:
+            self._reconciling = True
+            try:
+                for controller in self.controllers:
+                    controller(self)
+            finally:
+                self._reconciling = False
         if self._failures:
             status = self._failures.pop(0)
             ctx = {"site": self.site, "object": what}

@@ -39,6 +39,18 @@ class NexusApi(Protocol):
         """``GET /service/rest/v1/status/writable`` answers 200."""
         ...
 
+    def frozen(self) -> bool:
+        """``GET /service/rest/v1/read-only``: whether Nexus is frozen (read-only)."""
+        ...
+
+    def freeze(self) -> None:
+        """``POST /service/rest/v1/read-only/freeze`` (already frozen is fine)."""
+        ...
+
+    def release(self) -> None:
+        """``POST /service/rest/v1/read-only/release`` (not frozen is fine)."""
+        ...
+
     def ensure_raw_repository(self, name: str) -> bool:
         """Create a raw hosted repository unless it exists; True when it was created."""
         ...
@@ -141,6 +153,25 @@ class HttpNexus:
     def writable(self) -> bool:
         """See :class:`NexusApi`."""
         return self._request("GET", "/service/rest/v1/status/writable").status_code == 200
+
+    def frozen(self) -> bool:
+        """See :class:`NexusApi`."""
+        resp = self._request("GET", "/service/rest/v1/read-only")
+        if resp.status_code != 200:
+            raise self._fail(resp, "reading the read-only state")
+        return bool(resp.json().get("frozen"))
+
+    def freeze(self) -> None:
+        """See :class:`NexusApi`. 404 means nothing changed: it was frozen already."""
+        resp = self._request("POST", "/service/rest/v1/read-only/freeze")
+        if resp.status_code not in (204, 404):
+            raise self._fail(resp, "freezing (read-only)")
+
+    def release(self) -> None:
+        """See :class:`NexusApi`. 404 means nothing changed: it was not frozen."""
+        resp = self._request("POST", "/service/rest/v1/read-only/release")
+        if resp.status_code not in (204, 404):
+            raise self._fail(resp, "releasing the read-only freeze")
 
     def ensure_raw_repository(self, name: str) -> bool:
         """See :class:`NexusApi`."""

@@ -21,7 +21,6 @@ import httpx
 
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.nexus import HttpNexus, NexusApi
-from drkit.adapters.rbd import RbdMirror
 from drkit.domain.errors import NotFound, PreconditionFailed, StandbyError, TransientError
 from drkit.domain.models import KindRef, ProtectedApp, Site
 
@@ -60,12 +59,11 @@ class SmokeResult:
 
 @dataclass
 class AppDriver:
-    """Stop, start and smoke-test ``app`` on the site whose ``cluster`` and ``rbd`` are given."""
+    """Stop, start and smoke-test ``app`` on the site whose ``cluster`` is given."""
 
     app: ProtectedApp
     site: Site
     cluster: ClusterApi
-    rbd: RbdMirror
     nexus_factory: NexusFactory = _http_nexus
 
     @property
@@ -128,41 +126,30 @@ class AppDriver:
     def answers(self, url: str) -> bool:
         """Whether anything still answers at ``url`` (a stopped app must not)."""
         try:
-            httpx.get(url.rstrip("/") + self.app.checks.health_path, timeout=2.0)
-        except httpx.HTTPError:
+            if self.app.checks.kind == "http":
+                httpx.get(url.rstrip("/") + self.app.checks.health_path, timeout=2.0)
+                return True
+            return self.nexus_factory(url, self.password(), self.site.name).readable()
+        except (TransientError, httpx.HTTPError):
             return False
-        return True
 
     # ------------------------------------------------------------------------------------- acting
     def freeze(self) -> bool:
         """Make the app read-only before it stops (Nexus only); False when it cannot be reached."""
-        if self.app.checks.kind != "nexus":
-            return False
-        url = self.url()
-        if url is None:
+        api = self.api() if self.app.checks.kind == "nexus" else None
+        if api is None:
             return False
         try:
-            with httpx.Client(base_url=url, auth=("admin", self.password()), timeout=10.0) as client:
-                resp = client.post("/service/rest/v1/read-only/freeze")
-        except httpx.HTTPError:
+            api.freeze()
+        except TransientError:
             return False
-        return resp.status_code in (204, 404)
+        return True
 
     def release_freeze(self) -> None:
         """Lift a read-only freeze carried over in the replicated data (Nexus only)."""
-        url = self.url()
-        if url is None or self.app.checks.kind != "nexus":
-            return
-        try:
-            with httpx.Client(base_url=url, auth=("admin", self.password()), timeout=10.0) as client:
-                state = client.get("/service/rest/v1/read-only")
-                if state.status_code == 200 and state.json().get("frozen"):
-                    client.post("/service/rest/v1/read-only/release")
-        except httpx.HTTPError as error:
-            raise TransientError(
-                f"{self._where()}: cannot release the read-only freeze ({type(error).__name__})",
-                hint="the call is retried",
-            ) from None
+        api = self.api() if self.app.checks.kind == "nexus" else None
+        if api is not None and api.frozen():
+            api.release()
 
     def remove_workload(self) -> bool:
         """Delete the workload object; False when it was already gone."""
@@ -192,8 +179,8 @@ class AppDriver:
         return SmokeResult(readable, writable, login, path, digest, round_trip)
 
 
-def driver_for(app: ProtectedApp, site: Site, cluster: ClusterApi, rbd: RbdMirror) -> AppDriver:
+def driver_for(app: ProtectedApp, site: Site, cluster: ClusterApi) -> AppDriver:
     """The driver of ``app`` on one site."""
     if app.checks.kind not in ("nexus", "http"):
         raise StandbyError(f"app {app.name}: no driver for checks.kind {app.checks.kind!r}")
-    return AppDriver(app=app, site=site, cluster=cluster, rbd=rbd)
+    return AppDriver(app=app, site=site, cluster=cluster)

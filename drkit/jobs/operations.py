@@ -82,11 +82,11 @@ class Prepared:
 def find_backup(world: World, app_name: str, source: str, target: str) -> tuple[str | None, str]:
     """The newest complete backup of ``app`` taken on ``source``: from the target's store first."""
     errors = []
-    for name, store, layout in sorted(world.stores(), key=lambda s: s[0] != target):
+    for ref in world.stores(first=target):
         try:
-            return resolve_run(store, layout, source, app_name, None), ""
+            return resolve_run(ref.store, ref.layout, source, app_name, None), ""
         except StandbyError as error:
-            errors.append(f"{name}: {error.message}")
+            errors.append(f"store of {'/'.join(ref.sites)}: {error.message}")
     return None, "; ".join(errors) or "no store"
 
 
@@ -109,13 +109,12 @@ def prepare(world: World, app_name: str, kind: Kind, target: str | None) -> Prep
 def write_journal(world: World, journal: Journal) -> None:
     """Write the journal to the target's store (required) and every other store that answers."""
     body = journal.model_dump_json(indent=1).encode()
-    for name, store, layout in sorted(world.stores(), key=lambda s: s[0] != journal.target):
+    for ref in world.stores(first=journal.target):
         try:
-            store.put(layout.journal_key(journal.app, journal.op_id), body, content_type="application/json")
+            ref.store.put(ref.layout.journal_key(journal.app, journal.op_id), body, content_type="application/json")
         except StandbyError:
-            if name == journal.target:
+            if journal.target in ref.sites:
                 raise
-            continue
 
 
 def read_journal(world: World, op_id: str, app: str | None = None) -> Journal:
@@ -124,10 +123,10 @@ def read_journal(world: World, op_id: str, app: str | None = None) -> Journal:
     apps = [app] if app else [a.name for a in world.config.apps]
     found: list[Journal] = []
     errors: list[str] = []
-    for _name, store, layout in world.stores():
+    for ref in world.stores():
         for name in apps:
             try:
-                found.append(Journal.model_validate(json.loads(store.get(layout.journal_key(name, op_id)))))
+                found.append(Journal.model_validate(json.loads(ref.store.get(ref.layout.journal_key(name, op_id)))))
             except NotFound:
                 continue
             except StandbyError as error:
@@ -144,11 +143,11 @@ def read_journal(world: World, op_id: str, app: str | None = None) -> Journal:
 def list_journals(world: World, app: str) -> list[Journal]:
     """Every journal of ``app`` in the reachable stores, oldest first."""
     out: dict[str, Journal] = {}
-    for _name, store, layout in world.stores():
+    for ref in world.stores():
         try:
-            keys = [o.key for o in store.list(layout.operations_prefix(app))]
+            keys = [o.key for o in ref.store.list(ref.layout.operations_prefix(app))]
             for key in keys:
-                journal = Journal.model_validate(json.loads(store.get(key)))
+                journal = Journal.model_validate(json.loads(ref.store.get(key)))
                 out.setdefault(journal.op_id, journal)
         except StandbyError:
             continue

@@ -55,7 +55,10 @@ class Run:
     def driver(self, site: str) -> AppDriver:
         """The app driver on ``site``."""
         b = self.world.bundle(site)
-        return driver_for(self.app, b.site, b.cluster, b.rbd)
+        driver = driver_for(self.app, b.site, b.cluster)
+        if self.world.nexus_factory is not None:
+            driver.nexus_factory = self.world.nexus_factory
+        return driver
 
     def restore(self, site: str, *, include: tuple[str, ...] | None = None, exclude: tuple[str, ...] = ()) -> None:
         """Restore the plan's backup (taken on the plan's source) into ``site``; existing objects are kept."""
@@ -66,18 +69,15 @@ class Run:
             )
         source = self.world.config.site(self.plan.source)
         b = self.world.bundle(site)
-        for _name, store, layout in self._stores_first(site):
-            if store.exists(layout.index_key(source.name, self.app.name, self.backup_run)):
+        for ref in self.world.stores(first=site):
+            if ref.store.exists(ref.layout.index_key(source.name, self.app.name, self.backup_run)):
                 restore_backup(
-                    store, source, self.app, b.cluster, b.site, key=self.key, run_id=self.backup_run,
+                    ref.store, source, self.app, b.cluster, b.site, key=self.key, run_id=self.backup_run,
                     include_kinds=include, exclude_kinds=exclude,
                     sleep=self.world.clock.sleep, monotonic=self.world.clock.monotonic,
                 )  # fmt: skip
                 return
         raise NotFound(f"backup {self.backup_run} of app {self.app.name} is in no reachable store")
-
-    def _stores_first(self, site: str) -> list[Any]:
-        return sorted(self.world.stores(), key=lambda s: s[0] != site)
 
 
 class Step(Protocol):

@@ -28,16 +28,48 @@ from drkit.domain.models import ProtectedApp, Site, StandbyConfig
 from drkit.domain.placement import AppView, Placement, Role, SiteView, home_placement
 from drkit.domain.rbd_status import parse_image_status
 from drkit.domain.rpo import exact_lag, image_lag
+from drkit.jobs.appdriver import NexusFactory
 
 
-@dataclass
 class SiteBundle:
-    """A site's adapters, built once per run."""
+    """A site's adapters, built once per run; the Kubernetes client and ``rbd`` only when first used
+    (reading the placement needs only the store)."""
 
-    site: Site
-    cluster: ClusterApi
-    rbd: RbdMirror
-    store: ObjectStore
+    def __init__(
+        self, site: Site, store: ObjectStore, cluster: ClusterApi | None = None, rbd: RbdMirror | None = None,
+        *, timeout: float | None = None,
+    ) -> None:  # fmt: skip
+        self.site = site
+        self.store = store
+        self._cluster = cluster
+        self._rbd = rbd
+        self._timeout = timeout
+
+    @property
+    def cluster(self) -> ClusterApi:
+        """The site's Kubernetes API (a bad kubeconfig is a ``ConfigError`` here)."""
+        if self._cluster is None:
+            from drkit.jobs.sites import cluster_for
+
+            cluster = cluster_for(self.site)
+            if self._timeout is not None:
+                cluster.timeout = self._timeout
+            self._cluster = cluster
+        return self._cluster
+
+    @property
+    def rbd(self) -> RbdMirror:
+        """The site's ``rbd`` (local, or through the toolbox pod of :attr:`cluster`)."""
+        if self._rbd is None:
+            from drkit.adapters.kube import KubeCluster
+            from drkit.jobs.sites import rbd_for
+
+            kube = self.cluster if self.site.ceph.mode == "rook-toolbox" else None
+            rbd = rbd_for(self.site, kube if isinstance(kube, KubeCluster) else None)
+            if self._timeout is not None:
+                rbd.timeout = self._timeout
+            self._rbd = rbd
+        return self._rbd
 
     @property
     def layout(self) -> StoreLayout:
@@ -52,6 +84,8 @@ class World:
     config: StandbyConfig
     sites: dict[str, SiteBundle]
     clock: Clock = field(default_factory=SystemClock)
+    nexus_factory: NexusFactory | None = None
+    """How to reach an app's Nexus from its URL; HTTP when None (tests hand a fake's)."""
 
     def bundle(self, site: str) -> SiteBundle:
         """The bundle of ``site`` (a ``ConfigError`` names the known sites)."""
@@ -63,31 +97,36 @@ class World:
         b = self.bundle(site)
         return volumes_for(app, b.cluster, b.rbd, b.site.pool, auto_resync=auto_resync)
 
-    def stores(self) -> list[tuple[str, ObjectStore, StoreLayout]]:
-        """Each distinct store once (sites sharing endpoint, bucket and prefix share one)."""
-        seen: set[tuple[str | None, str, str]] = set()
-        out = []
+    def stores(self, first: str | None = None) -> list[StoreRef]:
+        """Each distinct store once (sites sharing endpoint, bucket and prefix share one); the store
+        of site ``first`` comes first."""
+        refs: dict[tuple[str | None, str, str], StoreRef] = {}
         for name, b in self.sites.items():
             ident = (b.site.s3.endpoint, b.site.s3.bucket, b.site.s3.prefix)
-            if ident not in seen:
-                seen.add(ident)
-                out.append((name, b.store, b.layout))
-        return out
+            ref = refs.get(ident)
+            refs[ident] = StoreRef(name, (name,), b.store, b.layout) if ref is None else ref.also(name)
+        return sorted(refs.values(), key=lambda r: first not in r.sites)
+
+
+@dataclass(frozen=True)
+class StoreRef:
+    """One object store and the sites that use it."""
+
+    name: str
+    sites: tuple[str, ...]
+    store: ObjectStore
+    layout: StoreLayout
+
+    def also(self, site: str) -> StoreRef:
+        """The same store, used by ``site`` too."""
+        return StoreRef(self.name, (*self.sites, site), self.store, self.layout)
 
 
 def build_world(config: StandbyConfig, *, clock: Clock | None = None, timeout: float | None = None) -> World:
     """Real adapters for every site of ``config`` (``timeout`` overrides each call's timeout)."""
-    from drkit.jobs.sites import cluster_for, rbd_for, store_for
+    from drkit.jobs.sites import store_for
 
-    bundles = {}
-    for site in config.sites:
-        cluster = cluster_for(site)
-        if timeout is not None:
-            cluster.timeout = timeout
-        rbd = rbd_for(site, cluster)
-        if timeout is not None:
-            rbd.timeout = timeout
-        bundles[site.name] = SiteBundle(site=site, cluster=cluster, rbd=rbd, store=store_for(site))
+    bundles = {site.name: SiteBundle(site, store_for(site), timeout=timeout) for site in config.sites}
     return World(config=config, sites=bundles, clock=clock or SystemClock())
 
 
@@ -111,7 +150,8 @@ def read_placement(world: World, app: ProtectedApp) -> PlacementRead:
     found: list[Placement] = []
     etags: dict[str, str | None] = {}
     errors: dict[str, str] = {}
-    for name, store, layout in world.stores():
+    for ref in world.stores():
+        name, store, layout = ref.name, ref.store, ref.layout
         try:
             data, etag = store.read(layout.placement_key(app.name))
         except NotFound:
@@ -152,7 +192,8 @@ def write_placement(
     body = new.model_dump_json(indent=2).encode()
     etags: dict[str, str | None] = {}
     errors = dict(read.errors)
-    for name, store, layout in sorted(world.stores(), key=lambda s: s[0] != required):
+    for ref in world.stores(first=required):
+        name, store, layout = ref.name, ref.store, ref.layout
         if name not in read.etags:
             continue
         key = layout.placement_key(app.name)
@@ -165,7 +206,7 @@ def write_placement(
         except Conflict:
             raise
         except StandbyError as error:
-            if name == required:
+            if required in ref.sites:
                 raise
             errors[name] = str(error)
     return PlacementRead(record=new, etags=etags, errors=errors)

@@ -1,4 +1,4 @@
-"""The NexusApi contract, on the real adapter (HttpNexus) against the Nexus simulator over HTTP."""
+"""The NexusApi contract: the real adapter (HttpNexus) against the Nexus simulator over HTTP, and the fake."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from drkit.adapters.nexus import HttpNexus
-from drkit.domain.errors import NotFound, PreconditionFailed, TransientError
+from drkit.adapters.nexus import HttpNexus, NexusApi
+from drkit.domain.errors import NotFound, PreconditionFailed, StandbyError, TransientError
+from drkit.testing.nexus import FakeNexus
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "contract-pass"
@@ -55,24 +56,48 @@ def nexus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(timeout=30)
 
 
-def test_repository_upload_download_search_delete(nexus_url: str) -> None:
-    with HttpNexus(nexus_url, username="admin", password=PASSWORD, site="site-x") as nexus:
-        assert nexus.readable() and nexus.writable()
-        assert nexus.ensure_raw_repository("dr-smoke") is True
-        assert nexus.ensure_raw_repository("dr-smoke") is False
-        payload = os.urandom(70_000)
-        nexus.upload("dr-smoke", "probe/one.bin", payload)
-        assert nexus.download("dr-smoke", "probe/one.bin") == payload
-        (asset,) = nexus.search("dr-smoke", "/probe/one.bin")
-        assert asset.path.lstrip("/") == "probe/one.bin"
-        assert asset.sha256 == hashlib.sha256(payload).hexdigest()
+@pytest.fixture(params=["http", "fake"])
+def nexus(request: pytest.FixtureRequest) -> Iterator[NexusApi]:
+    """The real adapter against the simulator, and the fake: one contract."""
+    if request.param == "fake":
+        yield FakeNexus(url="http://nexus.fake", site="site-x", data={}, password=PASSWORD, given_password=PASSWORD)
+        return
+    with HttpNexus(request.getfixturevalue("nexus_url"), username="admin", password=PASSWORD, site="site-x") as api:
+        yield api
+
+
+def test_freeze_makes_it_read_only_until_released(nexus: NexusApi) -> None:
+    nexus.ensure_raw_repository("dr-freeze")
+    nexus.freeze()
+    nexus.freeze()  # already frozen: fine
+    try:
+        assert nexus.frozen() and not nexus.writable() and nexus.readable()
+        with pytest.raises(StandbyError):
+            nexus.upload("dr-freeze", "x.bin", b"x")
+    finally:
+        nexus.release()
+    nexus.release()  # not frozen: fine
+    assert not nexus.frozen() and nexus.writable()
+    nexus.upload("dr-freeze", "x.bin", b"x")
+
+
+def test_repository_upload_download_search_delete(nexus: NexusApi) -> None:
+    assert nexus.readable() and nexus.writable()
+    assert nexus.ensure_raw_repository("dr-smoke") is True
+    assert nexus.ensure_raw_repository("dr-smoke") is False
+    payload = os.urandom(70_000)
+    nexus.upload("dr-smoke", "probe/one.bin", payload)
+    assert nexus.download("dr-smoke", "probe/one.bin") == payload
+    (asset,) = nexus.search("dr-smoke", "/probe/one.bin")
+    assert asset.path.lstrip("/") == "probe/one.bin"
+    assert asset.sha256 == hashlib.sha256(payload).hexdigest()
+    nexus.delete("dr-smoke", "probe/one.bin")
+    with pytest.raises(NotFound, match="site-x"):
+        nexus.download("dr-smoke", "probe/one.bin")
+    with pytest.raises(NotFound):
         nexus.delete("dr-smoke", "probe/one.bin")
-        with pytest.raises(NotFound, match="site-x"):
-            nexus.download("dr-smoke", "probe/one.bin")
-        with pytest.raises(NotFound):
-            nexus.delete("dr-smoke", "probe/one.bin")
-        with pytest.raises(NotFound, match="Component not found"):
-            nexus.delete_component(asset.id)  # an asset id is not a component id
+    with pytest.raises(NotFound, match="Component not found"):
+        nexus.delete_component(asset.id)  # an asset id is not a component id
 
 
 def test_errors_name_the_nexus_and_never_the_password(nexus_url: str) -> None:

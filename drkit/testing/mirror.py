@@ -1,0 +1,234 @@
+"""Two sites' RBD mirroring of the same images, in memory: :class:`FakeMirrorPair`.
+
+``pair.site("site-a")`` is an :class:`~drkit.adapters.rbd.RbdMirror` of one side; both sides share
+each image's state, with Ceph 16's rules as the lab measured them:
+
+* a mirror snapshot on the primary is copied, complete, to a secondary peer at once (``paused``
+  holds the copies back: a sync in flight);
+* ``demote`` takes a demotion snapshot, copied to a secondary peer; a plain ``promote`` answers
+  EBUSY (exit 16, retryable) until this side holds that copy complete; ``promote --force`` always
+  works, and leaves both sides primary when the peer was (split-brain, silent until one side is
+  demoted, which then reports ``up+error`` "split-brain");
+* ``resync`` on a secondary takes the peer's data again and clears the split-brain;
+* every image holds a ``data`` dict per site (what an app wrote on it) that travels with snapshots.
+
+Knobs: ``down`` (sites whose calls time out), ``calls`` (every call as ``(site, op, force)``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from drkit.domain.errors import CommandFailed, CommandTimedOut, TransientError
+
+
+@dataclass
+class _Image:
+    primary: dict[str, bool]
+    data: dict[str, dict[str, Any]]
+    snaps: dict[str, list[dict[str, Any]]]
+    split: set[str] = field(default_factory=set)
+    next_id: int = 4
+
+
+class FakeMirrorPair:
+    """Both sides of snapshot-mode mirroring of a pool's images."""
+
+    def __init__(
+        self, pool: str, images: list[str], *, sites: tuple[str, str] = ("site-a", "site-b"),
+        primary: str = "site-a", now: Callable[[], datetime] | None = None,
+    ) -> None:  # fmt: skip
+        self.pool = pool
+        self.sites = sites
+        self.now = now or (lambda: datetime.now(UTC))
+        self.down: set[str] = set()
+        self.paused = False
+        self.calls: list[tuple[str, str, bool]] = []
+        self.promoted: list[tuple[str, str, bool]] = []
+        """Promotes that took effect, as ``(site, image, forced)``."""
+        self.images = {
+            name: _Image(
+                primary={s: s == primary for s in sites},
+                data={s: {} for s in sites},
+                snaps={s: [] for s in sites},
+            )
+            for name in images
+        }
+        for name in images:
+            self._snapshot(name, primary, "primary")
+
+    def site(self, name: str) -> FakeSiteRbd:
+        """The ``RbdMirror`` of one side."""
+        return FakeSiteRbd(self, name)
+
+    def peer(self, site: str) -> str:
+        """The other side."""
+        return self.sites[1] if site == self.sites[0] else self.sites[0]
+
+    # ---------------------------------------------------------------------------------- mechanics
+    def _ctime(self, when: datetime) -> str:
+        return f"{when:%a %b} {when.day:2d} {when:%H:%M:%S %Y}"
+
+    def _snapshot(self, image: str, site: str, state: str) -> int:
+        img = self.images[image]
+        snap_id = img.next_id
+        img.next_id += 1
+        img.snaps[site].append({
+            "id": snap_id, "name": f".mirror.primary.{snap_id:08x}", "size": 67108864, "protected": "false",
+            "timestamp": self._ctime(self.now()),
+            "namespace": {"type": "mirror", "state": state, "mirror_peer_uuids": ["peer"], "complete": True},
+            "_data": copy.deepcopy(img.data[site]),
+        })  # fmt: skip
+        self._copy(image, site)
+        return snap_id
+
+    def _copy(self, image: str, source: str) -> None:
+        """Copy ``source``'s newest primary-side snapshot to a secondary peer that is up."""
+        img, peer = self.images[image], self.peer(source)
+        if self.paused or peer in self.down or img.primary[peer] or source in self.down:
+            return
+        mine = [s for s in img.snaps[source] if "primary_snap_id" not in s["namespace"]]
+        if not mine:
+            return
+        newest = mine[-1]
+        if any(s["namespace"].get("primary_snap_id") == newest["id"] for s in img.snaps[peer]):
+            return
+        copied = copy.deepcopy(newest)
+        copied["id"] = img.next_id
+        img.next_id += 1
+        copied["name"] = f".mirror.non_primary.{copied['id']:08x}"
+        copied["namespace"] = {
+            "type": "mirror", "state": "demoted" if newest["namespace"]["state"] == "demoted" else "non-primary",
+            "mirror_peer_uuids": [], "complete": True, "primary_mirror_uuid": "peer-uuid",
+            "primary_snap_id": newest["id"], "last_copied_object_number": 16,
+        }  # fmt: skip
+        img.snaps[peer] = [*[s for s in img.snaps[peer] if "primary_snap_id" not in s["namespace"]][-1:], copied]
+        img.data[peer] = copy.deepcopy(newest["_data"])
+
+    def resume_syncs(self) -> None:
+        """Let the syncs held back by ``paused`` (or a site being down) happen now."""
+        self.paused = False
+        for name, img in self.images.items():
+            for site in self.sites:
+                if img.primary[site] and not img.primary[self.peer(site)]:
+                    self._copy(name, site)
+
+    def _enter(self, site: str, op: str, image: str, *, force: bool = False) -> _Image:
+        self.calls.append((site, op, force))
+        argv = ["rbd", *op.split(), f"{self.pool}/{image}"]
+        if site in self.down:
+            raise CommandTimedOut(f"{op} of {self.pool}/{image} on {site}: timed out after 30s", argv=argv,
+                                  exit_code=None, output_tail="", context={"site": site})  # fmt: skip
+        if image not in self.images:
+            raise CommandFailed(f"{op} of {self.pool}/{image} on {site} failed", argv=argv, exit_code=2,
+                                output_tail=f"rbd: error opening image {image}: (2) No such file or directory",
+                                context={"site": site})  # fmt: skip
+        return self.images[image]
+
+    def _status(self, site: str, image: str) -> dict[str, Any]:
+        img, peer = self.images[image], self.peer(site)
+        stamp = self.now().strftime("%Y-%m-%d %H:%M:%S")
+        if img.primary[site]:
+            state, description = "up+stopped", "local image is primary"
+        elif site in img.split:
+            state, description = "up+error", "split-brain"
+        elif img.primary[peer]:
+            done = [s for s in img.snaps[site] if s["namespace"].get("complete") and "primary_snap_id" in s["namespace"]]
+            body: dict[str, Any] = {"replay_state": "syncing" if self.paused else "idle", "last_snapshot_bytes": 0}
+            if done:
+                source = next((p for p in img.snaps[peer] if p["id"] == done[-1]["namespace"]["primary_snap_id"]), None)
+                when = datetime.strptime(source["timestamp"], "%a %b %d %H:%M:%S %Y") if source else None
+                if when is not None:
+                    body["local_snapshot_timestamp"] = int(when.replace(tzinfo=UTC).timestamp())
+            state, description = "up+replaying", "replaying, " + json.dumps(body, separators=(",", ":"))
+        else:
+            state, description = "up+unknown", "remote image is not primary"
+        return {"name": image, "global_id": f"gid-{image}", "state": state, "description": description,
+                "daemon_service": {"service_id": "1", "instance_id": "1", "daemon_id": "local"},
+                "last_update": stamp, "peer_sites": []}  # fmt: skip
+
+
+@dataclass
+class FakeSiteRbd:
+    """:class:`~drkit.adapters.rbd.RbdMirror` of one side of a :class:`FakeMirrorPair`."""
+
+    pair: FakeMirrorPair
+    site: str
+
+    def pool_status(self, pool: str) -> dict[str, Any]:
+        """See :class:`~drkit.adapters.rbd.RbdMirror`."""
+        if self.site in self.pair.down:
+            self.pair._enter(self.site, "mirror pool status", "")
+        images = [self.pair._status(self.site, name) for name in sorted(self.pair.images)]
+        return {"summary": {"health": "OK", "daemon_health": "OK", "image_health": "OK", "states": {}},
+                "daemons": [], "images": images}  # fmt: skip
+
+    def image_status(self, pool: str, image: str) -> dict[str, Any]:
+        """See :class:`~drkit.adapters.rbd.RbdMirror`."""
+        self.pair._enter(self.site, "mirror image status", image)
+        return self.pair._status(self.site, image)
+
+    def image_info(self, pool: str, image: str) -> dict[str, Any]:
+        """See :class:`~drkit.adapters.rbd.RbdMirror`."""
+        img = self.pair._enter(self.site, "info", image)
+        return {"name": image, "mirroring": {"mode": "snapshot", "state": "enabled", "primary": img.primary[self.site]}}
+
+    def snapshots(self, pool: str, image: str) -> list[dict[str, Any]]:
+        """See :class:`~drkit.adapters.rbd.RbdMirror`."""
+        img = self.pair._enter(self.site, "snap ls", image)
+        return [{k: copy.deepcopy(v) for k, v in s.items() if k != "_data"} for s in img.snaps[self.site]]
+
+    def promote(self, pool: str, image: str, *, force: bool = False) -> None:
+        """See :class:`~drkit.adapters.rbd.RbdMirror`."""
+        img = self.pair._enter(self.site, "promote", image, force=force)
+        peer = self.pair.peer(self.site)
+        newest = img.snaps[self.site][-1] if img.snaps[self.site] else None
+        ready = (not img.primary[peer] and newest is not None and newest["namespace"].get("state") == "demoted"
+                 and "primary_snap_id" in newest["namespace"])  # fmt: skip
+        if not force and not ready:
+            raise TransientError(
+                f"promote of {pool}/{image} on {self.site} failed: `rbd mirror image promote {pool}/{image}` exited"
+                " with 16: rbd: error promoting image to primary: image is primary within a remote cluster or"
+                " demotion is not propagated yet",
+                hint="retried: the peer may still be propagating", context={"site": self.site},
+            )  # fmt: skip
+        if img.primary[peer]:
+            img.split.add(peer)
+        img.primary[self.site] = True
+        self.pair.promoted.append((self.site, image, force))
+        self.pair._snapshot(image, self.site, "primary")
+
+    def demote(self, pool: str, image: str) -> None:
+        """See :class:`~drkit.adapters.rbd.RbdMirror`."""
+        img = self.pair._enter(self.site, "demote", image)
+        if img.primary[self.site]:
+            self.pair._snapshot(image, self.site, "demoted")
+            img.primary[self.site] = False
+            if img.primary[self.pair.peer(self.site)]:
+                img.split.add(self.site)
+
+    def resync(self, pool: str, image: str) -> None:
+        """See :class:`~drkit.adapters.rbd.RbdMirror`."""
+        img = self.pair._enter(self.site, "resync", image)
+        if img.primary[self.site]:
+            raise CommandFailed(f"resync of {pool}/{image} on {self.site} failed",
+                                argv=["rbd", "mirror", "image", "resync", f"{pool}/{image}"], exit_code=22,
+                                output_tail="rbd: cannot resync a primary image", context={"site": self.site})  # fmt: skip
+        img.split.discard(self.site)
+        img.snaps[self.site] = []
+        self.pair._copy(image, self.pair.peer(self.site))
+
+    def mirror_snapshot(self, pool: str, image: str) -> None:
+        """See :class:`~drkit.adapters.rbd.RbdMirror`."""
+        img = self.pair._enter(self.site, "mirror snapshot", image)
+        if not img.primary[self.site]:
+            raise CommandFailed(f"mirror snapshot of {pool}/{image} on {self.site} failed",
+                                argv=["rbd", "mirror", "image", "snapshot", f"{pool}/{image}"], exit_code=22,
+                                output_tail="rbd: failed to create mirror snapshot: (22) Invalid argument",
+                                context={"site": self.site})  # fmt: skip
+        self.pair._snapshot(image, self.site, "primary")
