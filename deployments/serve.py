@@ -1,9 +1,10 @@
 """`make up`: serve every Standby deployment from one process against the local Prefect server.
 
-The schedules match ``deployments/prefect.yaml``; ``serve`` needs no work pool or worker. On
-SIGTERM the deployments stay active (``pause_on_shutdown=False``), so the UI keeps its schedules.
-Before serving, the ``standby-rpo-breach`` automation is (re)created (see
-:func:`install_breach_automation`).
+The schedules match ``deployments/prefect.yaml``; ``serve`` needs no work pool or worker. The
+``relocate``, ``failover`` and ``failback`` deployments have no schedule: they are started from
+the UI and pause for a typed approval. On SIGTERM the deployments stay active
+(``pause_on_shutdown=False``), so the UI keeps its schedules. Before serving, the
+``standby-rpo-breach`` automation is (re)created (see :func:`install_breach_automation`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prefect.deployments.runner import RunnerDeployment
 
 from flows.automations import ensure_rpo_breach_automation, rpo_breach_notice
 from flows.backup import backup
+from flows.operations import failback, failover, relocate
 from flows.restore import restore
 from flows.rpo_report import rpo_report
 from flows.rpo_sample import rpo_sample
@@ -26,6 +28,8 @@ from flows.verify_backup import verify_backup
 CONFIG = os.environ.get("STANDBY_CONFIG", "standby.yaml")
 KEY = "secret:standby-backup-key"
 TZ = os.environ.get("STANDBY_TIMEZONE", "UTC")
+OPERATION_TAGS = ["standby", "dr", "operation"]
+"""Tags of the on-demand DR operations (``relocate``, ``failover``, ``failback``)."""
 
 
 def deployments() -> list[RunnerDeployment]:
@@ -70,6 +74,41 @@ def deployments() -> list[RunnerDeployment]:
             },
         ),
         rpo_breach_notice.to_deployment(name="log"),
+        # DR operations: on demand only, one at a time; each publishes its plan and waits for the
+        # typed approval before changing anything (dry_run false: the approval gate protects).
+        relocate.to_deployment(
+            name="relocate",
+            description="Planned move of the app to its other site (no data loss), after a typed approval.",
+            tags=OPERATION_TAGS,
+            parameters={
+                "app": "nexus",
+                "to": "site-b",
+                "config": CONFIG,
+                "dry_run": False,
+                "key_source": KEY,
+            },
+            concurrency_limit=1,
+        ),
+        failover.to_deployment(
+            name="failover",
+            description="Disaster move to the other site (unsynced writes lost), after a typed approval.",
+            tags=OPERATION_TAGS,
+            parameters={
+                "app": "nexus",
+                "to": "site-b",
+                "config": CONFIG,
+                "dry_run": False,
+                "key_source": KEY,
+            },
+            concurrency_limit=1,
+        ),
+        failback.to_deployment(
+            name="failback",
+            description="Bring the app home after a failover (resync, relocate), after a typed approval.",
+            tags=OPERATION_TAGS,
+            parameters={"app": "nexus", "config": CONFIG, "dry_run": False, "key_source": KEY},
+            concurrency_limit=1,
+        ),
     ]
 
 

@@ -91,9 +91,12 @@ def wait_for_approval(plan: Plan, *, timeout: int, op_note: str = "") -> tuple[A
         text = plan_markdown(plan, op_note)
         if problems:
             text = "**Not approved, please fix:** " + "; ".join(problems) + "\n\n" + text
+        # Only the description: initial data for a field would replace its Field (and so its
+        # description in the form) and make it optional, so an empty form would pass the server.
         answer: Any = pause_flow_run(
-            wait_for_input=model.with_initial_data(description=text, confirm_app="", approver="", reason=""),
+            wait_for_input=model.with_initial_data(description=text),
             timeout=timeout,
+            poll_interval=1,
             key=f"approval-{attempt}",
         )
         approval = Approval(

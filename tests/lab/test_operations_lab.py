@@ -23,7 +23,7 @@ from drkit.adapters.nexus import HttpNexus
 from drkit.adapters.volumes import VR_KIND
 from drkit.config import load_config
 from drkit.domain import crypto
-from drkit.domain.models import KindRef, StandbyConfig
+from drkit.domain.models import KindRef
 from drkit.domain.operations import Approval, Journal
 from drkit.domain.rbd_status import parse_snap_ls
 from drkit.jobs import backup as backups
