@@ -206,7 +206,7 @@ def test_s3_lost_during_the_operation_stops_at_the_next_step_boundary_and_resume
         if record.name == "demote-source" and record.outcome == "done":
             dr.store.unreachable = True
 
-    with pytest.raises(StandbyError, match="step wait-demotion on site-b failed.*unreachable"):
+    with pytest.raises(StandbyError, match=r"step wait-demotion on site-b failed.*unreachable"):
         execute(dr.world, journal, key=KEY, timeouts=FAST, on_step=cut)
     assert dr.mirror.promoted == []  # stopped before the promote
     dr.store.unreachable = False
