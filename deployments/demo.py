@@ -3,7 +3,8 @@
 1. Bring the lab up (real Ceph on both sites, fake apiservers, Nexus on site A, S3).
 2. Start a local Prefect server (UI at http://127.0.0.1:4200) and register Standby's blocks.
 3. Make sure a backup encryption key exists, as the Prefect Secret block ``standby-backup-key``.
-4. Run the nightly ``backup`` of Nexus from site A, then ``verify-backup`` on it.
+4. Run the nightly ``backup`` of Nexus from site A, then ``verify-backup`` on it, then the
+   monthly ``drill`` (Nexus proven on site B with a canary, then cleaned up) and print its report.
 5. Run ``rpo-sample`` on both sites, ``rpo-watch`` for 40 s (a mirror snapshot is taken on site A
    10 s in, so the watcher times its completion on site B), then ``rpo-report`` over the last hour.
 6. Print where to look: the UI's flow runs and artifacts, the lab, and how to stop it all.
@@ -67,6 +68,7 @@ def snapshot_later(config: Path, seconds: float) -> threading.Timer:
 def run_jobs(config: Path) -> dict[str, Any]:
     """Run the main jobs as flows against the server; return their results."""
     from flows.backup import backup
+    from flows.drill import drill
     from flows.rpo_report import rpo_report
     from flows.rpo_sample import rpo_sample
     from flows.rpo_watch import rpo_watch
@@ -79,6 +81,12 @@ def run_jobs(config: Path) -> dict[str, Any]:
     say("verify-backup: checksums, decryption, offline validation")
     results["verify"] = verify_backup(app="nexus", config=str(config), key_source=f"secret:{KEY_BLOCK}")
     print(json.dumps(results["verify"], indent=2, default=str))
+    say("drill: prove Nexus and its data on site-b, then clean up (about 2 minutes)")
+    results["drill"] = drill(app="nexus", config=str(config), key_source=f"secret:{KEY_BLOCK}")
+    print(json.dumps(results["drill"], indent=2, default=str))
+    report = results["drill"]["report"]
+    print(f"drill report: s3://standby/{report.get('html')} (also report.md and report.json);"
+          " in the UI: Artifacts, drill-report-nexus and drill-timeline-nexus")  # fmt: skip
     say("rpo-sample: rbd mirror pool status on both sites")
     results["rpo_sample"] = rpo_sample(config=str(config))
     print(json.dumps(results["rpo_sample"], indent=2, default=str))
@@ -127,7 +135,7 @@ def main() -> int:
     say("6. where to look")
     ui = api.removesuffix("/api")
     print(f"  flow runs:  {ui}/runs")
-    print(f"  artifacts:  {ui}/artifacts   (backup summary, index link, RPO table and chart)")
+    print(f"  artifacts:  {ui}/artifacts   (backup summary, index link, drill report and timeline, RPO table and chart)")
     print(f"  lab:        .venv/bin/standby lab status   (kubeconfig {st.kubeconfig})")
     print("  schedules:  make up   (serves the backup, verify, sampler, watcher and report deployments)")
     print("  stop:       make down")

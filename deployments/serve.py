@@ -16,8 +16,9 @@ from prefect.automations import Automation
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.deployments.runner import RunnerDeployment
 
-from flows.automations import ensure_rpo_breach_automation, rpo_breach_notice
+from flows.automations import ensure_drill_automations, ensure_rpo_breach_automation, rpo_breach_notice
 from flows.backup import backup
+from flows.drill import drill, drill_cleanup_flow
 from flows.operations import failback, failover, relocate
 from flows.restore import restore
 from flows.rpo_report import rpo_report
@@ -30,6 +31,7 @@ KEY = "secret:standby-backup-key"
 TZ = os.environ.get("STANDBY_TIMEZONE", "UTC")
 OPERATION_TAGS = ["standby", "dr", "operation"]
 """Tags of the on-demand DR operations (``relocate``, ``failover``, ``failback``)."""
+DRILL_TAGS = ["standby", "dr", "drill"]
 
 
 def deployments() -> list[RunnerDeployment]:
@@ -109,6 +111,22 @@ def deployments() -> list[RunnerDeployment]:
             parameters={"app": "nexus", "config": CONFIG, "dry_run": False, "key_source": KEY},
             concurrency_limit=1,
         ),
+        # The monthly drill needs no approval: it never touches production routing or data.
+        drill.to_deployment(
+            name="monthly",
+            description="Monthly DR drill: prove Nexus and its data on the secondary, then clean up.",
+            tags=DRILL_TAGS,
+            parameters={"app": "nexus", "config": CONFIG, "mode": "promote", "key_source": KEY},
+            schedules=[CronSchedule(cron="0 3 1 * *", timezone=TZ)],
+            concurrency_limit=1,
+        ),
+        drill_cleanup_flow.to_deployment(
+            name="drill-cleanup",
+            description="Return the secondary to a healthy replica after a drill; safe to run again.",
+            tags=DRILL_TAGS,
+            parameters={"app": "nexus", "config": CONFIG, "key_source": KEY},
+            concurrency_limit=1,
+        ),
     ]
 
 
@@ -133,6 +151,8 @@ def main() -> None:
     items = deployments()
     automation = install_breach_automation(next(d for d in items if d.name == "log"))
     print(f"automation {automation.name}: {type(automation.actions[0]).__name__}", flush=True)
+    for made in ensure_drill_automations(os.environ.get("STANDBY_NOTIFICATION_BLOCK") or None):
+        print(f"automation {made.name}: {type(made.actions[0]).__name__}", flush=True)
     serve(*items, pause_on_shutdown=False)
 
 

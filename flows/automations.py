@@ -92,3 +92,61 @@ def ensure_rpo_breach_automation(
     created = breach_automation(notification_block, notice_deployment).create()
     assert isinstance(created, Automation)  # sync context: create() is not a coroutine here
     return created
+
+
+DRILL_FAILED = "standby-drill-failed"
+DRILL_OVERDUE = "standby-drill-overdue"
+DRILL_SUBJECT = "DR drill of {{ event.resource['standby.app'] }}: {{ event.event }}"
+DRILL_BODY = (
+    "Drill {{ event.payload.drill_id }} of {{ event.resource['standby.app'] }} on"
+    " {{ event.resource['standby.site'] }}: {{ event.payload.reason }} (report: {{ event.payload.report }})"
+)
+OVERDUE_BODY = "No DR drill of a Standby app has passed in 35 days: run one (standby drill run --app APP)."
+
+
+def drill_automations(notification_block: str | None = None) -> list[Automation]:
+    """The drill automations (not yet created).
+
+    * ``standby-drill-failed``: every ``standby.drill.failed`` event;
+    * ``standby-drill-overdue``: proactive, fires when no ``standby.drill.passed`` event came in
+      35 days (the monthly schedule missed, or every drill failed).
+
+    Each notifies through ``notification_block`` when given; otherwise the event feed and the
+    automation's own history show it (``DoNothing``).
+    """
+    action: Any = DoNothing()
+    overdue_action: Any = DoNothing()
+    if notification_block:
+        block_id = getattr(Block.load(notification_block), "_block_document_id", None)
+        action = SendNotification(block_document_id=block_id, subject=DRILL_SUBJECT, body=DRILL_BODY)
+        overdue_action = SendNotification(block_document_id=block_id, subject="DR drill overdue", body=OVERDUE_BODY)
+    return [
+        Automation(
+            name=DRILL_FAILED,
+            description="Turn standby.drill.failed events into a notification (see flows/automations.py).",
+            trigger=EventTrigger(match={"prefect.resource.id": "standby.app.*"}, expect={"standby.drill.failed"},
+                                 posture=Posture.Reactive, threshold=1),
+            actions=[action],
+        ),
+        Automation(
+            name=DRILL_OVERDUE,
+            description="No standby.drill.passed event in 35 days (see flows/automations.py).",
+            trigger=EventTrigger(match={"prefect.resource.id": "standby.app.*"}, expect={"standby.drill.passed"},
+                                 posture=Posture.Proactive, threshold=1, within=35 * 24 * 3600),
+            actions=[overdue_action],
+        ),
+    ]
+
+
+def ensure_drill_automations(notification_block: str | None = None) -> list[Automation]:
+    """Create the drill automations, replacing existing ones of the same names."""
+    with get_client(sync_client=True) as client:
+        for name in (DRILL_FAILED, DRILL_OVERDUE):
+            for existing in client.read_automations_by_name(name):
+                client.delete_automation(existing.id)
+    created = []
+    for automation in drill_automations(notification_block):
+        made = automation.create()
+        assert isinstance(made, Automation)
+        created.append(made)
+    return created

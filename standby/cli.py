@@ -18,6 +18,7 @@ from drkit.config import load_config
 from standby.backup_cli import backup_app
 from standby.common import fail as fail
 from standby.common import guarded as guarded
+from standby.drill_cli import drill_app
 from standby.ops_cli import register as register_operations
 from standby.rpo_cli import rpo_app
 
@@ -36,6 +37,7 @@ app.add_typer(
 )
 
 register_operations(app)
+app.add_typer(drill_app, name="drill")
 
 ConfigOption = Annotated[
     Path | None,

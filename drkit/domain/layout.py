@@ -8,8 +8,8 @@ Layout under the site's ``s3.prefix`` (Velero style, one folder per app and run)
     <prefix>/rpo/<site>/<yyyy-mm-dd>/samples-<part>.parquet
     <prefix>/rpo-state/<app>.json                                          breach hysteresis of one app
     <prefix>/rpo-reports/<app>/<stamp>/<name>                              RPO report files (chart PNG)
-    <prefix>/drills/<app>/<run-id>/report.{md,json,html}
-    <prefix>/drills/<app>/<run-id>/charts/<name>.png
+    <prefix>/drills/<app>/<drill-id>/report.{md,json,html}                 report.json written LAST
+    <prefix>/drills/<app>/<drill-id>/charts/<name>.png
     <prefix>/placement/<app>.json                                          where the app runs now (CAS)
     <prefix>/operations/<app>/<op-id>.json                                 journal of one operation
 
@@ -51,6 +51,7 @@ from datetime import UTC, date, datetime
 from drkit.domain.errors import ConfigError
 
 _RUN_ID = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{6})$")
+_DRILL_ID = re.compile(r"^drill-\d{8}T\d{6}Z-[0-9a-f]{6}$")
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _NAME_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")  # RBAC names may hold ':'
@@ -201,11 +202,27 @@ class StoreLayout:
         )
 
     # ------------------------------------------------------------------------------------- drills
+    def drills_prefix(self, app: str) -> str:
+        """``<prefix>/drills/<app>/``: every drill report of the app."""
+        return self._join("drills", _segment(app, "app name")) + "/"
+
     def drill_root(self, app: str, run_id: RunId | str) -> str:
-        """``<prefix>/drills/<app>/<run-id>``."""
+        """``<prefix>/drills/<app>/<drill-id>``; the id is a drill's operation id or a run id.
+
+        Drill ids are operation ids (``drill-20261130T081500Z-a1b2c3``,
+        :func:`drkit.domain.operations.new_op_id`); run ids (``20261130T081500Z-a1b2c3``) are
+        accepted too. Anything else is a :class:`ConfigError`.
+        """
         text = str(run_id)
-        parse_run_id(text)
-        return self._join("drills", _segment(app, "app name"), text)
+        if not _DRILL_ID.match(text):
+            try:
+                parse_run_id(text)
+            except ConfigError:
+                raise ConfigError(
+                    f"{text!r} is not a drill id",
+                    hint="drill ids look like drill-20261130T081500Z-a1b2c3 (or a run id 20261130T081500Z-a1b2c3)",
+                ) from None
+        return f"{self.drills_prefix(app)}{text}"
 
     def drill_report_key(self, app: str, run_id: RunId | str, fmt: str) -> str:
         """``.../report.<fmt>`` with ``fmt`` one of md, json, html."""
@@ -216,6 +233,14 @@ class StoreLayout:
     def drill_chart_key(self, app: str, run_id: RunId | str, name: str) -> str:
         """``.../charts/<name>.png``."""
         return f"{self.drill_root(app, run_id)}/charts/{_segment(name, 'chart name')}.png"
+
+    def drill_id_of_report_key(self, app: str, key: str) -> str | None:
+        """The drill id if ``key`` is a ``report.json`` of this app's drills, else ``None``."""
+        root, tail = self.drills_prefix(app), "/report.json"
+        if not key.startswith(root) or not key.endswith(tail):
+            return None
+        middle = key[len(root) : -len(tail)]
+        return middle if _DRILL_ID.match(middle) or _RUN_ID.match(middle) else None
 
     # --------------------------------------------------------------------------------- operations
     def placement_key(self, app: str) -> str:

@@ -20,7 +20,7 @@ from drkit.domain.errors import ConfigError, PreconditionFailed
 from drkit.domain.models import Model, ProtectedApp
 from drkit.domain.placement import AppView, Placement, disagreements
 
-Kind = Literal["relocate", "failover", "failback"]
+Kind = Literal["relocate", "failover", "failback", "drill"]
 Outcome = Literal["pending", "running", "done", "skipped", "failed"]
 Status = Literal["planned", "refused", "approved", "running", "completed", "failed"]
 
@@ -80,6 +80,7 @@ class Facts(Model):
     view: AppView = Field(..., description="both sites' view of the app's images")
     backup_run: str | None = Field(None, description="the newest complete backup the target can read")
     backup_error: str = Field("", description="why no backup could be read")
+    secondary_objects: tuple[str, ...] = Field((), description="the app's objects found on the secondary")
 
 
 class Approval(Model):

@@ -16,7 +16,6 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NoReturn
 
 from drkit.domain import crypto
 from drkit.domain.errors import (
@@ -197,6 +196,7 @@ def _run_step(run: Run, journal: Journal, record: StepRecord, timeouts: Timeouts
     if step.satisfied(seen):
         now = world.clock.now()
         record = record.model_copy(update={"outcome": "skipped", "started_at": now, "ended_at": now, "observed": seen})
+        run.seen[record.name] = seen
         journal = journal.with_step(record)
         write_journal(world, journal)
         on_step(journal, record)
@@ -210,6 +210,7 @@ def _run_step(run: Run, journal: Journal, record: StepRecord, timeouts: Timeouts
     deadline = world.clock.monotonic() + timeouts.of(spec.name)
     last_error = ""
     while True:
+        run.tick()
         try:
             step.act(run, spec, seen)
             seen = step.observe(run, spec)
@@ -225,6 +226,7 @@ def _run_step(run: Run, journal: Journal, record: StepRecord, timeouts: Timeouts
             raise _StepFailed(record.model_copy(update={"observed": seen}), why)
         world.clock.sleep(timeouts.poll)
     record = record.model_copy(update={"outcome": "done", "ended_at": world.clock.now(), "observed": seen})
+    run.seen[record.name] = seen
     journal = journal.with_step(record)
     write_journal(world, journal)
     on_step(journal, record)
@@ -268,7 +270,8 @@ class Executor:
             raise PreconditionFailed(f"operation {self.journal.op_id} was never approved", hint="start it anew")
         self.app = self.world.config.app(self.journal.app)
         self.run = Run(world=self.world, app=self.app, plan=self.journal.plan, op_id=self.journal.op_id,
-                       key=self.key, backup_run=self.journal.plan.backup_run, routing_hook=self.routing_hook)  # fmt: skip
+                       key=self.key, backup_run=self.journal.plan.backup_run, routing_hook=self.routing_hook,
+                       seen={s.name: s.observed for s in self.journal.steps if s.outcome in ("done", "skipped")})  # fmt: skip
 
     def pending(self) -> list[str]:
         """The names of the steps not done yet, in order."""
@@ -284,9 +287,11 @@ class Executor:
         try:
             self.journal = _run_step(self.run, self.journal, record, self.timeouts, self.on_step)
         except _StepFailed as failed:
-            self.journal = _fail(self.world, self.journal, failed.record, failed.why)
-        except StandbyError as error:
-            self.journal = _fail(self.world, self.journal, self.journal.step(name), str(error))
+            self.journal, error = _fail(self.world, self.journal, failed.record, failed.why)
+            raise error from None
+        except StandbyError as failure:
+            self.journal, error = _fail(self.world, self.journal, self.journal.step(name), str(failure))
+            raise error from None
         return self.journal.step(name)
 
     def complete(self) -> Journal:
@@ -321,15 +326,17 @@ def execute(
     return ex.complete()
 
 
-def _fail(world: World, journal: Journal, record: StepRecord, why: str) -> NoReturn:
+def _fail(world: World, journal: Journal, record: StepRecord, why: str) -> tuple[Journal, StandbyError]:
+    """The journal with ``record`` failed (written when the store answers), and the error to raise."""
     record = record.model_copy(update={"outcome": "failed", "ended_at": world.clock.now(), "error": why})
     journal = journal.with_step(record)
     message = f"{journal.kind} {journal.op_id} of {journal.app}: step {record.name} on {record.site} failed: {why}"
     try:
-        _finish(world, journal, "failed", message)
+        journal = _finish(world, journal, "failed", message)
     except StandbyError as error:
         message += f" (and the journal could not be written: {error.message})"
-    raise StandbyError(message, hint=_hint(journal.plan, record.name), context={"op_id": journal.op_id})
+        journal = journal.model_copy(update={"status": "failed", "error": message})
+    return journal, StandbyError(message, hint=_hint(journal.plan, record.name), context={"op_id": journal.op_id})
 
 
 def resume(

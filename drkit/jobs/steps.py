@@ -8,11 +8,14 @@ satisfied, and may be called again on the next poll, so it is idempotent (it loo
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
-from drkit.adapters.volumes import VR_KIND, VolumeControl
+from drkit.adapters.volumes import VR_KIND, RbdVolumes, VolumeControl
 from drkit.domain import crypto
 from drkit.domain.errors import NotFound, StandbyError
 from drkit.domain.models import KindRef, ProtectedApp
@@ -21,7 +24,7 @@ from drkit.domain.placement import moved
 from drkit.domain.rbd_status import parse_snap_ls
 from drkit.jobs.appdriver import AppDriver, driver_for
 from drkit.jobs.restore import restore_backup
-from drkit.jobs.world import World, read_placement, update_placement
+from drkit.jobs.world import World, read_placement, secondary_lag, update_placement
 
 Seen = dict[str, Any]
 PV = KindRef(version="v1", kind="PersistentVolume")
@@ -43,13 +46,26 @@ class Run:
     backup_run: str | None
     routing_hook: RoutingHook | None = None
     memo: dict[str, Any] = field(default_factory=dict)
+    seen: dict[str, Seen] = field(default_factory=dict)
+    """What each finished step observed last (from the journal: it outlives the process)."""
+    ticks: list[Callable[[], None]] = field(default_factory=list)
+    """Called on every poll of a step (the drill's availability probe)."""
+
+    def tick(self) -> None:
+        """Run the per-poll callbacks."""
+        for callback in self.ticks:
+            callback()
 
     def other(self, site: str) -> str:
         """The app's other site."""
         return self.app.secondary_site if site == self.app.primary_site else self.app.primary_site
 
     def volumes(self, site: str) -> VolumeControl:
-        """Volume control on ``site``; VR resyncs automatically only in a failback's resync."""
+        """Volume control on ``site`` by the app's path; a drill drives ``rbd`` directly (it creates
+        no VolumeReplication on the secondary, so cleanup leaves nothing of it behind)."""
+        if self.plan.kind == "drill":
+            b = self.world.bundle(site)
+            return RbdVolumes(b.rbd, b.site.pool)
         return self.world.volumes(self.app, site)
 
     def driver(self, site: str) -> AppDriver:
@@ -400,6 +416,9 @@ class Routing:
 class TidySource:
     """Remove the app's VRs, PVCs, PVs (reclaim forced to Retain: the image is kept) and routing."""
 
+    def __init__(self, *, routing: bool = True) -> None:
+        self.routing = routing
+
     def observe(self, run: Run, spec: StepSpec) -> Seen:
         cluster = run.world.bundle(spec.site).cluster
         ns = run.app.namespace
@@ -412,7 +431,7 @@ class TidySource:
                 except NotFound:
                     pass
         left += [f"PersistentVolume/{pv['metadata']['name']}" for pv in _app_pvs(run, spec.site)]
-        if run.app.routing.mode == "ingress":
+        if self.routing and run.app.routing.mode == "ingress":
             for kind in (k for k in run.app.backup.kinds if k.kind in ROUTING_KINDS):
                 left += [f"{kind.kind}/{o['metadata']['name']}" for o in cluster.list(kind, ns)]
         return {"left": left}
@@ -432,7 +451,7 @@ class TidySource:
             cluster.delete(PVC, volume.pvc, ns)
         for pv in pvs:
             cluster.delete(PV, pv["metadata"]["name"])
-        if run.app.routing.mode == "ingress":
+        if self.routing and run.app.routing.mode == "ingress":
             for kind in (k for k in run.app.backup.kinds if k.kind in ROUTING_KINDS):
                 for obj in cluster.list(kind, ns):
                     cluster.delete(kind, obj["metadata"]["name"], ns)
@@ -474,6 +493,83 @@ class MovePlacement:
         update_placement(run.world, run.app, lambda p: moved(p, spec.site, now), required=spec.site)
 
 
+# ------------------------------------------------------------------------------------------ drill
+
+
+class Canary:
+    """Write a unique raw asset with random content on the primary; record its sha256 and time."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        return dict(run.memo.get("canary") or run.seen.get(spec.name) or {"written": False})
+
+    def satisfied(self, seen: Seen) -> bool:
+        return bool(seen.get("written"))
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        api = run.driver(spec.site).api()
+        if api is None:
+            raise StandbyError(f"{run.app.name} on {spec.site} reports no URL: the canary cannot be written",
+                               hint="check that the app runs on its primary")  # fmt: skip
+        data = f"standby drill canary {run.op_id} ".encode() + secrets.token_bytes(4096)
+        path = f"standby-drill/{run.op_id}/canary.bin"
+        api.ensure_raw_repository(run.app.checks.smoke_repository)
+        api.upload(run.app.checks.smoke_repository, path, data)
+        run.memo["canary"] = {"written": True, "path": path, "sha256": hashlib.sha256(data).hexdigest(),
+                              "written_at": run.world.clock.now().isoformat()}  # fmt: skip
+
+
+class DrillPromote(Promote):
+    """Force-promote the secondary's images while the primary keeps serving; the lag at that moment
+    is the achieved RPO."""
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        if "rpo" not in run.memo:
+            lag = secondary_lag(run.world, run.app, spec.site)
+            now = run.world.clock.now()
+            run.memo["rpo"] = {"rpo_achieved_s": lag, "promoted_at": now.isoformat(),
+                               "recovery_point": None if lag is None else (now - timedelta(seconds=lag)).isoformat()}  # fmt: skip
+        super().act(run, spec, seen)
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        seen = super().observe(run, spec)
+        seen["rpo"] = run.memo.get("rpo") or run.seen.get(spec.name, {}).get("rpo")
+        return seen
+
+
+class DrillSmoke:
+    """Smoke test on the secondary, and the canary read back with the same sha256."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        return dict(run.memo.get("drill-smoke") or {"ok": False})
+
+    def satisfied(self, seen: Seen) -> bool:
+        return bool(seen.get("ok"))
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        canary = run.memo.get("canary") or run.seen.get("canary") or {}
+        driver = run.driver(spec.site)
+        result = driver.smoke(run.op_id)
+        api = driver.api()
+        got = ""
+        if api is not None and canary.get("path"):
+            try:
+                got = hashlib.sha256(api.download(run.app.checks.smoke_repository, canary["path"])).hexdigest()
+            except NotFound:
+                got = "missing"
+        verified = bool(canary.get("sha256")) and got == canary["sha256"]
+        verdict = "same sha256" if verified else ("not found on the secondary" if got == "missing" else "sha256 differs")
+        smoke = {"readable": result.readable, "writable": result.writable, "login": result.login,
+                 "round_trip": result.round_trip, "path": result.path}  # fmt: skip
+        run.memo["drill-smoke"] = {"ok": result.ok and verified, "smoke": smoke,
+                                   "canary": {**canary, "verified": verified, "verdict": verdict}}  # fmt: skip
+        if not verified:
+            raise StandbyError(
+                f"drill {run.op_id}: the canary {canary.get('path')} written on {run.plan.source} is {verdict} on"
+                f" {spec.site} (written {canary.get('written_at')}, before the last complete snapshot)",
+                hint="the secondary does not hold the primary's data: check mirroring (rbd mirror image status)",
+            )
+
+
 STEPS: dict[str, Step] = {
     "stop-source": StopApp(),
     "stop-old": StopApp(),
@@ -493,5 +589,14 @@ STEPS: dict[str, Step] = {
     "wait-inflight-sync": WaitInflight(),
     "resync-old": Resync(),
     "wait-in-sync": InSync(),
+    "canary": Canary(),
+    "drill-snapshot": FinalSnapshot(),
+    "drill-promote": DrillPromote(),
+    "drill-smoke": DrillSmoke(),
+    "cleanup-app": StopApp(),
+    "cleanup-volumes": TidySource(routing=False),
+    "demote-drill": Demote(),
+    "resync-drill": Resync(),
+    "drill-healthy": InSync(),
 }
 """Every step name a plan may hold, and its implementation."""

@@ -123,6 +123,8 @@ class FakeDr:
     clock: FakeClock
     nexus: dict[str, FakeNexus] = field(default_factory=dict)
     """Running Nexus per site."""
+    nexus_fail_writes: set[str] = field(default_factory=set)
+    """Sites whose next Nexus starts with ``fail_writes`` (never writable)."""
 
     def nexus_factory(self, url: str, password: str, site: str) -> NexusApi:
         """The Nexus running at ``url`` (a stopped one answers as unreachable)."""
@@ -183,7 +185,7 @@ class FakeDr:
                     continue
                 url = f"http://nexus.{site}.fake"
                 self.nexus[site] = FakeNexus(url=url, site=site, data=self.mirror.images[image].data[site],
-                                             password=PASSWORD)  # fmt: skip
+                                             password=PASSWORD, fail_writes=site in self.nexus_fail_writes)  # fmt: skip
                 cr["status"] = {"phase": "Running", "url": url}
 
         return reconcile

@@ -12,7 +12,8 @@ each image's state, with Ceph 16's rules as the lab measured them:
 * ``resync`` on a secondary takes the peer's data again and clears the split-brain;
 * every image holds a ``data`` dict per site (what an app wrote on it) that travels with snapshots.
 
-Knobs: ``down`` (sites whose calls time out), ``calls`` (every call as ``(site, op, force)``).
+Knobs: ``down`` (sites whose calls time out), ``paused`` (syncs held back), ``fail_promote``
+(sites whose promotes fail), ``calls`` (every call as ``(site, op, force)``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class FakeMirrorPair:
         self.now = now or (lambda: datetime.now(UTC))
         self.down: set[str] = set()
         self.paused = False
+        self.fail_promote: set[str] = set()
+        """Sites whose promotes fail (exit 22), as a broken cluster would."""
         self.calls: list[tuple[str, str, bool]] = []
         self.promoted: list[tuple[str, str, bool]] = []
         """Promotes that took effect, as ``(site, image, forced)``."""
@@ -186,6 +189,11 @@ class FakeSiteRbd:
     def promote(self, pool: str, image: str, *, force: bool = False) -> None:
         """See :class:`~drkit.adapters.rbd.RbdMirror`."""
         img = self.pair._enter(self.site, "promote", image, force=force)
+        if self.site in self.pair.fail_promote:
+            raise CommandFailed(f"promote of {pool}/{image} on {self.site} failed",
+                                argv=["rbd", "mirror", "image", "promote", f"{pool}/{image}"], exit_code=22,
+                                output_tail="rbd: error promoting image to primary: (22) Invalid argument (fake)",
+                                context={"site": self.site})  # fmt: skip
         peer = self.pair.peer(self.site)
         newest = img.snaps[self.site][-1] if img.snaps[self.site] else None
         ready = (not img.primary[peer] and newest is not None and newest["namespace"].get("state") == "demoted"
@@ -197,8 +205,6 @@ class FakeSiteRbd:
                 " demotion is not propagated yet",
                 hint="retried: the peer may still be propagating", context={"site": self.site},
             )  # fmt: skip
-        if img.primary[peer]:
-            img.split.add(peer)
         img.primary[self.site] = True
         self.pair.promoted.append((self.site, image, force))
         self.pair._snapshot(image, self.site, "primary")

@@ -139,6 +139,7 @@ def world(lab: Lab) -> Iterator[World]:
     yield w
 
 
+@pytest.mark.timeout(600)
 def test_relocate_there_and_back_with_volume_replication(lab: Lab, world: World, key: crypto.MasterKey) -> None:
     sha = _upload(world, "site-a", "relocate-vr")
     _fresh_backup(world, "site-a", key)
@@ -172,6 +173,7 @@ def test_relocate_there_and_back_with_volume_replication(lab: Lab, world: World,
     _wait_replaying(world, "site-b")
 
 
+@pytest.mark.timeout(600)
 def test_relocate_there_and_back_with_rbd(lab: Lab, world: World, key: crypto.MasterKey) -> None:
     base = world.config
     app = base.app("nexus")
@@ -205,6 +207,7 @@ def test_relocate_there_and_back_with_rbd(lab: Lab, world: World, key: crypto.Ma
     _wait_replaying(world, "site-b")
 
 
+@pytest.mark.timeout(900)
 def test_failover_with_site_a_down_then_failback(lab: Lab, world: World, key: crypto.MasterKey) -> None:
     before = _upload(world, "site-a", "before-outage")
     _fresh_backup(world, "site-a", key)

@@ -1,0 +1,305 @@
+"""The monthly drill, without Prefect: prove the app and its data on the secondary, always clean up.
+
+1. :func:`prepare_drill` observes both sites and makes the plan (Ramen's test-failover gate).
+2. :func:`start_drill` takes the app (the placement hold: no other operation runs meanwhile) and
+   writes the journal. A scheduled drill needs no approval: it never touches production routing
+   and writes nothing to the primary but its canary.
+3. :func:`run_drill` runs the drill steps, then the cleanup steps whatever happened, probing the
+   primary's ``/status/writable`` on every poll; it builds the report, stores it, and releases the
+   app only when cleanup left the secondary a healthy replica.
+4. :func:`drill_cleanup` runs the cleanup alone (after a killed drill, or again): idempotent.
+"""
+
+from __future__ import annotations
+
+import platform
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from drkit.domain import crypto
+from drkit.domain.drill import CLEANUP_STEPS, Availability, DrillReport, Mode, build_report, make_drill_plan
+from drkit.domain.errors import NotFound, StandbyError
+from drkit.domain.models import KindRef, ProtectedApp
+from drkit.domain.operations import Approval, Facts, Journal, new_journal, new_op_id
+from drkit.domain.placement import begin, released
+from drkit.jobs.backup import standby_version
+from drkit.jobs.drill_report import load_reports, store_report
+from drkit.jobs.operations import (
+    Executor,
+    Prepared,
+    StepCallback,
+    Timeouts,
+    find_backup,
+    list_journals,
+    write_journal,
+)
+from drkit.jobs.world import World, observe_app, read_placement, update_placement
+
+PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
+PV = KindRef(version="v1", kind="PersistentVolume")
+SCHEDULED = Approval(approver="standby (scheduled drill)", reason="monthly DR drill", at=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def leftovers(world: World, app: ProtectedApp, site: str) -> tuple[str, ...]:
+    """The app's workload, PVCs and PVs found on ``site`` (a drill needs a clean secondary)."""
+    cluster = world.bundle(site).cluster
+    found = []
+    try:
+        cluster.get(app.workload.kind, app.workload.name, app.namespace)
+        found.append(f"{app.workload.kind.kind}/{app.workload.name}")
+    except NotFound:
+        pass
+    for volume in app.volumes:
+        try:
+            cluster.get(PVC, volume.pvc, app.namespace)
+            found.append(f"PersistentVolumeClaim/{volume.pvc}")
+        except NotFound:
+            pass
+    images = {v.image for v in app.volumes}
+    for pv in cluster.list(PV):
+        attrs = ((pv.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {}
+        if attrs.get("imageName") in images:
+            found.append(f"PersistentVolume/{pv['metadata']['name']}")
+    return tuple(found)
+
+
+def prepare_drill(world: World, app_name: str, mode: Mode = "promote") -> Prepared:
+    """Observe and plan a drill (nothing changes)."""
+    if mode != "promote":
+        raise StandbyError(
+            f"drill mode {mode!r} is not available: the isolated mode (a scratch copy of the secondary's"
+            " latest complete snapshot) is not built yet",
+            hint="run the drill with mode 'promote'",
+        )
+    app = world.config.app(app_name)
+    record = read_placement(world, app).record
+    view = observe_app(world, app, record)
+    run_id, error = find_backup(world, app.name, record.primary, record.secondary)
+    left = leftovers(world, app, record.secondary) if view.sites[record.secondary].reachable else ()
+    facts = Facts(placement=record, view=view, backup_run=run_id, backup_error=error, secondary_objects=left)
+    return Prepared(plan=make_drill_plan(app, facts, mode), facts=facts)
+
+
+def start_drill(world: World, prepared: Prepared, approval: Approval | None = None) -> Journal:
+    """Take the app and write the journal (refused plans are journaled as refused, not started)."""
+    now = world.clock.now()
+    op_id = new_op_id("drill", now, secrets.token_bytes(3))
+    given = (approval or SCHEDULED).model_copy(update={"at": now})
+    journal = new_journal(op_id, prepared.plan, now).model_copy(update={"approval": given})
+    if journal.status == "refused":
+        write_journal(world, journal)
+        return journal
+    journal = journal.model_copy(update={"status": "approved"})
+    write_journal(world, journal)
+    app = world.config.app(prepared.plan.app)
+    update_placement(world, app, lambda p: begin(p, op_id, "drill", now), required=prepared.plan.source)
+    return journal
+
+
+class Probe:
+    """Probes the primary's ``/status/writable`` at most every ``interval`` seconds."""
+
+    def __init__(self, check: Callable[[], bool], clock_now: Callable[[], float], interval: float = 2.0) -> None:
+        self.check, self.now, self.interval = check, clock_now, interval
+        self.last = -interval
+        self.probes = self.writable = 0
+        self._down_since: float | None = None
+        self.longest = 0.0
+
+    def __call__(self) -> None:
+        now = self.now()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        self.probes += 1
+        ok = self.check()
+        if ok:
+            self.writable += 1
+            self._down_since = None
+        else:
+            self._down_since = now if self._down_since is None else self._down_since
+            self.longest = max(self.longest, now - self._down_since)
+
+    def result(self) -> Availability:
+        """What the probes saw."""
+        return Availability(probes=self.probes, writable=self.writable, longest_unwritable_s=round(self.longest, 1))
+
+
+@dataclass(frozen=True)
+class DrillOutcome:
+    """A finished drill: its journal, its report, and where the report was stored."""
+
+    journal: Journal
+    report: DrillReport
+    stored: dict[str, str]
+    store_error: str = ""
+
+
+def _measured(journal: Journal) -> dict[str, Any]:
+    smoke = next((s.observed for s in journal.steps if s.name == "drill-smoke"), {})
+    promote = next((s.observed for s in journal.steps if s.name == "drill-promote"), {})
+    canary = dict(smoke.get("canary") or next((s.observed for s in journal.steps if s.name == "canary"), {}))
+    rpo = promote.get("rpo") or {}
+    point = rpo.get("recovery_point")
+    return {"canary": canary, "smoke": smoke.get("smoke") or {}, "rpo_achieved_s": rpo.get("rpo_achieved_s"),
+            "recovery_point": datetime.fromisoformat(point) if point else None}  # fmt: skip
+
+
+def _final_states(world: World, app: ProtectedApp, site: str) -> dict[str, str]:
+    control = world.volumes(app, site)
+    out = {}
+    for volume in app.volumes:
+        try:
+            out[volume.image] = control.mirror_state(volume)[0]
+        except StandbyError as error:
+            out[volume.image] = f"unknown ({error.message[:80]})"
+    return out
+
+
+def _phase(ex: Executor, names: list[str]) -> str:
+    """Run ``names`` in order; the first failure's message, or ''."""
+    for name in names:
+        try:
+            ex.step(name)
+        except StandbyError as error:
+            return str(error)
+    return ""
+
+
+class DrillRun:
+    """One drill being run: its executor (steps one at a time), its probe, and its finish."""
+
+    def __init__(
+        self, world: World, journal: Journal, *, key: crypto.MasterKey | None, timeouts: Timeouts | None = None,
+        on_step: StepCallback | None = None, probe_interval: float = 2.0,
+    ) -> None:  # fmt: skip
+        self.world = world
+        self.app = world.config.app(journal.app)
+        self.executor = Executor(world, journal, key, timeouts or Timeouts(), None, on_step or (lambda j, r: None))
+        self.probe = Probe(self.executor.run.driver(journal.source).writable, world.clock.monotonic, probe_interval)
+        self.executor.run.ticks.append(self.probe)
+
+    def drill_steps(self) -> list[str]:
+        """The drill phase's steps not done yet."""
+        return [n for n in self.executor.pending() if n not in CLEANUP_STEPS]
+
+    def cleanup_steps(self) -> list[str]:
+        """The cleanup phase's steps not done yet."""
+        return [n for n in self.executor.pending() if n in CLEANUP_STEPS]
+
+    def finish(self, error: str, *, cleaned: bool, flow_run_url: str = "") -> DrillOutcome:
+        """Report, store, release (see :func:`finish_drill`)."""
+        return finish_drill(self.world, self.executor, self.app, "promote", self.probe.result(), error,
+                            cleaned=cleaned, flow_run_url=flow_run_url)  # fmt: skip
+
+
+def run_drill(
+    world: World,
+    journal: Journal,
+    *,
+    key: crypto.MasterKey | None,
+    timeouts: Timeouts | None = None,
+    on_step: StepCallback | None = None,
+    probe_interval: float = 2.0,
+    flow_run_url: str = "",
+) -> DrillOutcome:
+    """Run the drill steps, then the cleanup whatever happened; report, store, release (see module)."""
+    drill = DrillRun(world, journal, key=key, timeouts=timeouts, on_step=on_step, probe_interval=probe_interval)
+    failure = _phase(drill.executor, drill.drill_steps())
+    cleanup_failure = _phase(drill.executor, drill.cleanup_steps())
+    return drill.finish(failure or cleanup_failure, cleaned=not cleanup_failure, flow_run_url=flow_run_url)
+
+
+def finish_drill(
+    world: World, ex: Executor, app: ProtectedApp, mode: Mode, availability: Availability, error: str, *,
+    cleaned: bool, flow_run_url: str = "", interrupted: str = "",
+) -> DrillOutcome:  # fmt: skip
+    """Build and store the report; release the app when the cleanup is done; write the final journal."""
+    journal = ex.journal
+    versions = {"standby": standby_version(), "python": platform.python_version()}
+    report = build_report(app, journal, mode, measured=_measured(journal), availability=availability,
+                          final_states=_final_states(world, app, journal.target), versions=versions,
+                          flow_run_url=flow_run_url, interrupted=interrupted)  # fmt: skip
+    now = world.clock.now()
+    status = "completed" if report.passed and not error else "failed"
+    why = error or ("; ".join(f"{c.name}: {c.value}" for c in report.checks if not c.ok) if not report.passed else "")
+    journal = journal.model_copy(update={"status": status, "error": why, "finished_at": now})
+    stored: dict[str, str] = {}
+    problems = []
+    try:
+        write_journal(world, journal)
+        if cleaned:
+            update_placement(world, app, lambda p: released(p, journal.op_id, now), required=journal.source)
+        ref = world.stores(first=journal.source)[0]
+        history = [r for r in load_reports(ref.store, ref.layout, app.name) if r.drill_id != report.drill_id]
+        stored = store_report(ref.store, ref.layout, report, history)
+    except StandbyError as failure:
+        problems.append(f"the report of drill {journal.op_id} could not be stored: {failure}"
+                        f" (run the drill cleanup again to finish it: standby drill cleanup --app {app.name})")  # fmt: skip
+    return DrillOutcome(journal=journal, report=report, stored=stored, store_error="; ".join(problems))
+
+
+def drill_cleanup(
+    world: World, app_name: str, *, key: crypto.MasterKey | None, timeouts: Timeouts | None = None,
+    on_step: StepCallback | None = None,
+) -> Journal:  # fmt: skip
+    """Run the cleanup of the app's last unfinished drill, or a fresh cleanup; idempotent.
+
+    Every cleanup step observes first, so on a clean secondary nothing is done. An interrupted
+    drill gets its running step marked failed ("interrupted"), its cleanup, and its report. Raises a
+    :class:`StandbyError` naming the step when the secondary cannot be made a healthy replica.
+    """
+    app = world.config.app(app_name)
+    record = read_placement(world, app).record
+    unfinished = [j for j in list_journals(world, app.name)
+                  if j.kind == "drill" and (j.status not in ("completed", "failed", "refused") or record.operation == j.op_id)]  # fmt: skip
+    now = world.clock.now()
+    interrupted = ""
+    if unfinished:
+        journal = unfinished[-1]
+        for step in journal.steps:
+            if step.outcome == "running":
+                interrupted = interrupted or step.name
+                journal = journal.with_step(step.model_copy(update={
+                    "outcome": "failed", "ended_at": now, "error": "interrupted: the drill's process stopped"}))  # fmt: skip
+    else:
+        prepared = prepare_drill(world, app.name)
+        plan = prepared.plan.model_copy(update={
+            "steps": tuple(s for s in prepared.plan.steps if s.name in CLEANUP_STEPS), "checks": ()})  # fmt: skip
+        journal = new_journal(new_op_id("drill", now, secrets.token_bytes(3)), plan, now).model_copy(
+            update={"status": "approved", "approval": SCHEDULED.model_copy(update={"reason": "drill cleanup", "at": now})})
+    write_journal(world, journal)
+    if record.operation not in (None, journal.op_id):
+        raise StandbyError(f"app {app.name} is held by {record.operation_kind} {record.operation}; cleanup refused",
+                           hint=f"resume that operation first: standby operation resume {record.operation}")  # fmt: skip
+    ex = Executor(world, journal, key, timeouts or Timeouts(), None, on_step or (lambda j, r: None))
+    error = _phase(ex, [n for n in ex.pending() if n in CLEANUP_STEPS])
+    if error:
+        raise StandbyError(error, hint="fix what it names and run the drill cleanup again")
+    if unfinished:
+        failed = next((s for s in ex.journal.steps if s.outcome == "failed"), None)
+        why = f"step {failed.name} failed: {failed.error}" if failed else ""
+        if interrupted:
+            why = f"interrupted at step {interrupted}: the drill's process stopped; drill-cleanup finished it"
+        return finish_drill(world, ex, app, "promote", Availability(), why, cleaned=True, interrupted=interrupted).journal
+    now = world.clock.now()
+    update_placement(world, app, lambda p: released(p, journal.op_id, now), required=journal.source)
+    done = ex.journal.model_copy(update={"status": "completed", "finished_at": now})
+    write_journal(world, done)
+    return done
+
+
+def drill_reports(world: World, app_name: str) -> list[DrillReport]:
+    """The app's stored drill reports, oldest first."""
+    app = world.config.app(app_name)
+    out: dict[str, DrillReport] = {}
+    for ref in world.stores():
+        try:
+            for report in load_reports(ref.store, ref.layout, app.name):
+                out.setdefault(report.drill_id, report)
+        except StandbyError:
+            continue
+    return sorted(out.values(), key=lambda r: r.started_at)

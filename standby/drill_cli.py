@@ -1,0 +1,115 @@
+"""``standby drill run|cleanup|list|show``: the monthly DR drill from a shell.
+
+``run`` prints the plan, runs the drill and its cleanup, prints the verdict and where the report is;
+the drill id is the last line and the exit status is 0 only when the drill passed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from drkit.config import load_config
+from drkit.domain.drill import DrillReport
+from drkit.domain.errors import StandbyError
+from drkit.domain.operations import Journal, StepRecord, plan_markdown
+from drkit.jobs.backup import KEY_ENV, key_from_env
+from drkit.jobs.drill import drill_cleanup, drill_reports, prepare_drill, run_drill, start_drill
+from drkit.jobs.drill_report import report_markdown, verdict
+from drkit.jobs.operations import summary_lines
+from drkit.jobs.world import World, build_world
+from standby.common import ConfigOption, fail, guarded
+
+drill_app = typer.Typer(no_args_is_help=True, help="The DR drill: prove the app on the secondary, clean up.")
+AppOption = Annotated[str, typer.Option("--app", help="protected app")]
+KeyEnvOption = Annotated[str, typer.Option("--key-env", help="variable holding the backup master key")]
+
+
+def _world(config: Path | None) -> World:
+    return guarded(lambda: build_world(load_config(config), timeout=20.0))
+
+
+def _echo_step(_journal: Journal, record: StepRecord) -> None:
+    took = "" if record.seconds is None else f" ({record.seconds:.1f}s)"
+    typer.echo(f"  {record.outcome:8} {record.name} on {record.site}{took}", err=True)
+
+
+@drill_app.command("run")
+def run(
+    app: AppOption,
+    mode: Annotated[str, typer.Option("--mode", help="promote (isolated is not built yet)")] = "promote",
+    config: ConfigOption = None,
+    key_env: KeyEnvOption = KEY_ENV,
+) -> None:
+    """Run a drill of APP now; exit 0 only when it passed."""
+    if mode not in ("promote", "isolated"):
+        raise fail(f"error: --mode must be promote or isolated, not {mode!r}", 2)
+    world = _world(config)
+    key = guarded(lambda: key_from_env(key_env))
+    prepared = guarded(lambda: prepare_drill(world, app, mode))  # type: ignore[arg-type]
+    typer.echo(plan_markdown(prepared.plan))
+    journal = guarded(lambda: start_drill(world, prepared))
+    if journal.status == "refused":
+        typer.echo(f"error: drill refused: {journal.error}", err=True)
+        typer.echo(journal.op_id)
+        raise typer.Exit(1)
+    outcome = run_drill(world, journal, key=key, on_step=_echo_step)
+    report = outcome.report
+    typer.echo(f"drill {report.drill_id} of {app}: {verdict(report)}")
+    for check in report.checks:
+        typer.echo(f"  {'pass' if check.ok else 'FAIL'}  {check.name}: {check.value} (target {check.target})")
+    if outcome.stored:
+        typer.echo(f"report: {outcome.stored.get('html')} (and report.json, report.md) in bucket "
+                   f"{world.bundle(report.primary).site.s3.bucket}")  # fmt: skip
+    if outcome.store_error:
+        typer.echo(f"error: {outcome.store_error}", err=True)
+    typer.echo(report.drill_id)
+    if not report.passed or outcome.store_error:
+        raise typer.Exit(1)
+
+
+@drill_app.command("cleanup")
+def cleanup(app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption = KEY_ENV) -> None:
+    """Return the secondary to a healthy replica after a drill (idempotent)."""
+    world = _world(config)
+    key = guarded(lambda: key_from_env(key_env))
+    journal = guarded(lambda: drill_cleanup(world, app, key=key, on_step=_echo_step))
+    typer.echo("\n".join(summary_lines(journal)))
+    typer.echo(journal.op_id)
+
+
+@drill_app.command("list")
+def list_(app: AppOption, config: ConfigOption = None) -> None:
+    """The app's drills, oldest first: id, verdict, RTO, RPO."""
+    world = _world(config)
+    reports = guarded(lambda: drill_reports(world, app))
+    if not reports:
+        typer.echo(f"no drill of {app} has a stored report yet")
+    for r in reports:
+        rto = "-" if r.rto_promotion_to_writable_s is None else f"{r.rto_promotion_to_writable_s:.1f}s"
+        rpo = "-" if r.rpo_achieved_s is None else f"{r.rpo_achieved_s:.1f}s"
+        typer.echo(f"{r.drill_id}  {verdict(r):8}  {r.mode:8}  RTO {rto:>7}  RPO {rpo:>7}  {r.started_at:%Y-%m-%d %H:%M}")
+
+
+@drill_app.command("show")
+def show(
+    drill_id: Annotated[str, typer.Argument(help="drill id (the last line of `standby drill run`)")],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+) -> None:
+    """Print one drill's report (Markdown, or JSON with --json)."""
+    world = _world(config)
+
+    def find() -> tuple[DrillReport, list[DrillReport]]:
+        for a in world.config.apps:
+            reports = drill_reports(world, a.name)
+            for r in reports:
+                if r.drill_id == drill_id:
+                    return r, [h for h in reports if h.drill_id != drill_id]
+        raise StandbyError(f"no stored report of drill {drill_id}",
+                           hint="list them: standby drill list --app APP")  # fmt: skip
+
+    report, history = guarded(find)
+    typer.echo(report.model_dump_json(indent=2) if as_json else report_markdown(report, history))

@@ -1,0 +1,67 @@
+"""Prefect tasks of the drill: plan, start, report artifacts and events.
+
+* ``drill-plan-<app>`` (markdown), ``drill-report-<app>`` (markdown), ``drill-history-<app>``
+  (table of earlier drills), ``drill-timeline-<app>`` (image: the per-step chart as a data URL).
+* Events ``standby.drill.passed`` and ``standby.drill.failed`` about ``standby.app.<app>``, with the
+  drill id, the verdict's reason and the report's key in the payload (never a secret).
+"""
+
+from __future__ import annotations
+
+import base64
+
+from prefect import task
+from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+
+from drkit.domain.drill import DrillReport, Mode
+from drkit.domain.operations import Journal, plan_markdown
+from drkit.jobs.drill import DrillOutcome, prepare_drill, start_drill
+from drkit.jobs.drill_report import history_rows, report_markdown, timeline_png
+from drkit.jobs.operations import Prepared
+from drkit.jobs.world import World
+from tasks.retrying import retry_transient
+
+
+@task(name="plan-drill", retries=2, retry_delay_seconds=[2.0, 10.0], retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE)  # fmt: skip
+def plan_drill(world: World, app: str, mode: Mode) -> Prepared:
+    """Observe both sites and make the drill's plan; publish it as ``drill-plan-<app>``."""
+    prepared = prepare_drill(world, app, mode)
+    create_markdown_artifact(markdown=plan_markdown(prepared.plan), key=f"drill-plan-{app}",
+                             description=f"drill plan of {app}")  # fmt: skip
+    return prepared
+
+
+@task(name="start-drill", retries=2, retry_delay_seconds=[2.0, 10.0], retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE)  # fmt: skip
+def begin_drill(world: World, prepared: Prepared) -> Journal:
+    """Take the app and write the journal (a refused plan is journaled as refused)."""
+    return start_drill(world, prepared)
+
+
+def emit_drill_event(report: DrillReport, report_key: str) -> None:
+    """``standby.drill.passed`` or ``standby.drill.failed`` about ``standby.app.<app>``."""
+    failed = [c.name for c in report.checks if not c.ok]
+    reason = report.refused or (f"failed step {report.failed_step}" if report.failed_step else "; ".join(failed))
+    emit_event(
+        event=f"standby.drill.{'passed' if report.passed else 'failed'}",
+        resource={"prefect.resource.id": f"standby.app.{report.app}", "standby.app": report.app,
+                  "standby.site": report.secondary},
+        payload={"drill_id": report.drill_id, "mode": report.mode, "reason": reason or "passed",
+                 "rto_s": report.rto_promotion_to_writable_s, "rpo_s": report.rpo_achieved_s, "report": report_key},
+    )  # fmt: skip
+
+
+def publish_report(outcome: DrillOutcome, history: list[DrillReport]) -> None:
+    """The report, history and timeline artifacts of a finished drill."""
+    report = outcome.report
+    app = report.app
+    create_markdown_artifact(markdown=report_markdown(report, history), key=f"drill-report-{app}",
+                             description=f"drill {report.drill_id}: {'passed' if report.passed else 'FAILED'}")  # fmt: skip
+    create_table_artifact(table=history_rows([*history, report]), key=f"drill-history-{app}",
+                          description=f"drills of {app}, newest last")  # fmt: skip
+    png = base64.b64encode(timeline_png(report)).decode()
+    create_image_artifact(image_url=f"data:image/png;base64,{png}", key=f"drill-timeline-{app}",
+                          description=f"per-step timeline of drill {report.drill_id}")  # fmt: skip

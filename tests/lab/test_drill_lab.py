@@ -1,0 +1,85 @@
+"""Two drills in a row on the lab's real Ceph (promote mode), the first through the Prefect flow.
+
+Each proves a canary written on A is on B with the same sha256, uploads and downloads on B, then
+cleans up: B a healthy replica (up+replaying, a fresh snapshot complete), nothing of the drill
+left on B, Nexus still served by A throughout. The report is stored as JSON, Markdown and HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from prefect.artifacts import Artifact
+
+from drkit.config import load_config
+from drkit.domain import crypto
+from drkit.domain.drill import DrillReport
+from drkit.jobs import backup as backups
+from drkit.jobs.drill import drill_reports, leftovers, prepare_drill, run_drill, start_drill
+from drkit.jobs.world import World, build_world, read_placement
+from flows.drill import drill
+from tests.lab.conftest import Lab
+
+pytestmark = pytest.mark.lab
+KEY_TEXT = base64.b64encode(bytes(range(140, 172))).decode()
+HTML_COPY = Path("/tmp/standby-drill-report.html")
+
+
+@pytest.fixture
+def key(monkeypatch: pytest.MonkeyPatch) -> crypto.MasterKey:
+    monkeypatch.setenv("STANDBY_BACKUP_KEY", KEY_TEXT)
+    found = backups.key_from_env("STANDBY_BACKUP_KEY")
+    assert found is not None
+    return found
+
+
+def _clean(world: World) -> None:
+    app = world.config.app("nexus")
+    assert leftovers(world, app, "site-b") == ()
+    b = world.bundle("site-b")
+    status = b.rbd.image_status(b.site.pool, app.volumes[0].image)
+    assert str(status["state"]).startswith("up+replaying")
+    a = world.bundle("site-a")
+    assert a.rbd.image_info(a.site.pool, app.volumes[0].image)["mirroring"]["primary"] is True
+    assert b.rbd.image_info(b.site.pool, app.volumes[0].image)["mirroring"]["primary"] is False
+    assert read_placement(world, app).record.operation is None
+
+
+def _check(report: DrillReport) -> None:
+    assert report.passed, [c for c in report.checks if not c.ok]
+    assert report.canary["verified"] and report.smoke["round_trip"]
+    assert report.rto_promotion_to_writable_s is not None and report.rto_promotion_to_writable_s <= 60
+    assert report.availability.probes > 0 and report.availability.writable == report.availability.probes
+    assert report.protection_gap_s is not None and report.protection_gap_s > 0
+
+
+@pytest.mark.timeout(900)
+def test_two_drills_in_a_row_pass_and_leave_b_a_healthy_replica(
+    lab: Lab, prefect_harness: None, key: crypto.MasterKey
+) -> None:
+    config = load_config(lab.root / "standby.yaml")
+    world = build_world(config, timeout=20.0)
+    b = world.bundle("site-a")
+    backups.run_backup(config.app("nexus"), b.site, b.cluster, b.store, key=key, now=lambda: datetime.now(UTC))
+
+    first = drill(app="nexus", config=str(lab.root / "standby.yaml"), key_source="env:STANDBY_BACKUP_KEY")
+    assert first["passed"], first
+    _clean(world)
+    for name in ("drill-report-nexus", "drill-history-nexus", "drill-timeline-nexus", "drill-plan-nexus"):
+        assert Artifact.get(name) is not None, name
+
+    journal = start_drill(world, prepare_drill(world, "nexus"))
+    assert journal.status == "approved", journal.error
+    second = run_drill(world, journal, key=key)
+    _check(second.report)
+    _clean(world)
+
+    reports = drill_reports(world, "nexus")
+    assert [r.drill_id for r in reports][-2:] == [first["drill_id"], second.report.drill_id]
+    _check(reports[-2])
+    html = b.store.get(second.stored["html"]).decode()
+    assert "data:image/png;base64," in html and first["drill_id"] in html
+    HTML_COPY.write_text(html)

@@ -1,0 +1,187 @@
+"""The drill on the fake two-site world: a passing drill and its report, the gate, and the fault
+matrix (a failure at each step and a killed process: the drill fails naming the step, and its
+cleanup or a later drill-cleanup leaves the secondary a healthy replica with nothing behind)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+
+import pytest
+
+from drkit.domain import crypto
+from drkit.domain.errors import StandbyError
+from drkit.domain.operations import Journal, StepRecord
+from drkit.jobs.backup import run_backup
+from drkit.jobs.drill import (
+    DrillOutcome,
+    drill_cleanup,
+    drill_reports,
+    leftovers,
+    prepare_drill,
+    run_drill,
+    start_drill,
+)
+from drkit.jobs.operations import Timeouts, list_journals
+from drkit.jobs.world import read_placement
+from drkit.testing.dr import IMAGE, PASSWORD, FakeDr, fake_dr
+
+KEY = crypto.MasterKey(bytes(range(64, 96)))
+FAST = Timeouts(default=30.0, poll=1.0)
+
+
+class Killed(BaseException):
+    """The process dies."""
+
+
+def _ready(**knobs: object) -> FakeDr:
+    dr = fake_dr(**knobs)  # type: ignore[arg-type]
+    b = dr.world.bundle("site-a")
+    run_backup(dr.world.config.app("nexus"), b.site, b.cluster, b.store, key=KEY, now=dr.clock.now)
+    return dr
+
+
+def _drill(dr: FakeDr, on_step: Callable[[Journal, StepRecord], None] | None = None) -> DrillOutcome:
+    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus"))
+    assert journal.status == "approved", journal.error
+    return run_drill(dr.world, journal, key=KEY, timeouts=FAST, on_step=on_step)
+
+
+def _healthy_and_clean(dr: FakeDr) -> bool:
+    image = dr.mirror.images[IMAGE]
+    return (
+        image.primary == {"site-a": True, "site-b": False}
+        and not image.split
+        and dr.mirror.site("site-b").image_status("replicapool", IMAGE)["state"] == "up+replaying"
+        and leftovers(dr.world, dr.world.config.app("nexus"), "site-b") == ()
+        and read_placement(dr.world, dr.world.config.app("nexus")).record.operation is None
+        and {s for s, n in dr.nexus.items() if n.running} == {"site-a"}
+    )
+
+
+def test_a_drill_proves_the_canary_on_b_and_leaves_b_a_healthy_replica() -> None:
+    dr = _ready()
+    outcome = _drill(dr)
+    report = outcome.report
+    assert report.passed, [c for c in report.checks if not c.ok]
+    assert report.canary["verified"] and report.canary["verdict"] == "same sha256"
+    assert report.smoke["round_trip"] and report.smoke["login"]
+    assert report.rto_promotion_to_writable_s is not None and report.rpo_achieved_s is not None
+    assert report.protection_gap_s is not None and report.cleanup_s is not None
+    assert report.final_mirror_state == {IMAGE: "up+replaying"}
+    assert report.availability.probes > 0 and report.availability.writable == report.availability.probes
+    assert sorted(outcome.stored) == ["html", "json", "md", "png"] or set(outcome.stored) >= {"json", "md", "html"}
+    assert _healthy_and_clean(dr)
+    assert [f for s, _, f in dr.mirror.promoted] == [True]  # B force-promoted once, then demoted and resynced
+
+
+def test_two_drills_in_a_row_both_pass_and_the_second_has_the_first_in_its_history() -> None:
+    dr = _ready()
+    first = _drill(dr)
+    dr.clock.advance(3600)
+    dr.mirror.site("site-a").mirror_snapshot("replicapool", IMAGE)  # the schedule's snapshot, an hour on
+    second = _drill(dr)
+    assert first.report.passed and second.report.passed
+    assert [r.drill_id for r in drill_reports(dr.world, "nexus")] == [first.report.drill_id, second.report.drill_id]
+    md = dr.store.get(second.stored["md"]).decode()
+    assert first.report.drill_id in md
+
+
+def test_the_gate_refuses_with_reasons() -> None:
+    dr = _ready()
+    dr.clusters["site-b"].seed({"apiVersion": "operator.alaudadevops.io/v1alpha1", "kind": "Nexus",
+                                "metadata": {"name": "nexus-ddrs", "namespace": "nexus-dr"}, "spec": {}})  # fmt: skip
+    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus"))
+    assert journal.status == "refused"
+    assert "nothing of the app on the secondary: Nexus/nexus-ddrs; run: standby drill cleanup --app nexus" in journal.error
+    assert read_placement(dr.world, dr.world.config.app("nexus")).record.operation is None
+    with pytest.raises(StandbyError, match="isolated"):
+        prepare_drill(dr.world, "nexus", "isolated")
+
+
+def test_no_secret_value_in_the_store_journals_or_reports() -> None:
+    dr = _ready()
+    _drill(dr)
+    needles = [PASSWORD.encode(), base64.b64encode(PASSWORD.encode())]
+    assert dr.store.objects
+    for key, data in dr.store.objects.items():
+        for needle in needles:
+            assert needle not in data, key
+    for journal in list_journals(dr.world, "nexus"):
+        text = journal.model_dump_json()
+        assert PASSWORD not in text and needles[1].decode() not in text
+
+
+# --------------------------------------------------------------------------------- fault matrix
+
+
+def _at(step: str, outcome: str, action: Callable[[], None]) -> Callable[[Journal, StepRecord], None]:
+    def hook(journal: Journal, record: StepRecord) -> None:
+        if record.name == step and record.outcome == outcome:
+            action()
+
+    return hook
+
+
+def _corrupt_canary(dr: FakeDr) -> None:
+    repos = dr.mirror.images[IMAGE].data["site-b"].setdefault("repositories", {})
+    for assets in repos.values():
+        for path in assets:
+            if "standby-drill" in path:
+                assets[path] = b"corrupted on the secondary"
+
+
+def _faults() -> dict[str, tuple[str, Callable[[FakeDr], Callable[[Journal, StepRecord], None] | None]]]:
+    """fault -> (the step that must be named, how to inject it)."""
+    return {
+        "Nexus not writable on B": ("start-target", lambda dr: dr.nexus_fail_writes.add("site-b")),  # type: ignore[func-returns-value]
+        "canary checksum mismatch": ("drill-smoke", lambda dr: _at("start-target", "done", lambda: _corrupt_canary(dr))),
+        "promote failing": ("drill-promote", lambda dr: dr.mirror.fail_promote.add("site-b")),  # type: ignore[func-returns-value]
+        "apiserver 5xx": ("restore-volumes", lambda dr: _at("drill-snapshot", "done",
+                                                            lambda: dr.clusters["site-b"].fail_next(10_000))),
+        "S3 down for the report": ("", lambda dr: _at("drill-healthy", "done", lambda: setattr(dr.store, "unreachable", True))),
+        **{f"killed at {step}": (step, lambda dr, step=step: _at(step, "running", _die)) for step in
+           ("canary", "drill-snapshot", "restore-volumes", "drill-promote", "start-target", "drill-smoke",
+            "cleanup-app", "cleanup-volumes", "demote-drill", "resync-drill", "drill-healthy")},
+    }  # fmt: skip
+
+
+def _die() -> None:
+    raise Killed
+
+
+def _repair(dr: FakeDr) -> None:
+    dr.clusters["site-b"]._failures.clear()
+    dr.store.unreachable = False
+    dr.mirror.fail_promote.clear()
+    dr.nexus_fail_writes.clear()
+
+
+def test_fault_matrix_each_failure_is_named_and_the_secondary_ends_a_healthy_replica(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rows = []
+    for fault, (step, inject) in _faults().items():
+        dr = _ready()
+        hook = inject(dr)
+        try:
+            outcome = _drill(dr, on_step=hook)
+            named = outcome.report.failed_step == step if step else bool(outcome.store_error)
+            failed = not outcome.report.passed or bool(outcome.store_error)
+        except Killed:
+            named, failed = True, True
+        _repair(dr)
+        if not _healthy_and_clean(dr):
+            drill_cleanup(dr.world, "nexus", key=KEY, timeouts=FAST)
+        last = [j for j in list_journals(dr.world, "nexus") if j.kind == "drill"][-1]
+        if fault.startswith("killed"):
+            named = f"interrupted at step {step}" in last.error and last.status == "failed"
+        ok = failed and named and _healthy_and_clean(dr) and last.status in ("failed", "completed")
+        rows.append((fault, step or "(report)", ok))
+        assert ok, (fault, step, last.status, [(s.name, s.outcome) for s in last.steps])
+    with capsys.disabled():
+        print(f"\ndrill fault matrix: {sum(ok for *_, ok in rows)}/{len(rows)} faults named and cleaned up")
+        for fault, step, ok in rows:
+            print(f"  {'ok ' if ok else 'BAD'} {fault:28} -> {step}")
+    assert json.dumps(rows)
