@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 from drkit.adapters.volumes import VR_KIND, RbdVolumes, VolumeControl
 from drkit.domain import crypto
-from drkit.domain.errors import NotFound, StandbyError
+from drkit.domain.drill import drill_mode, scratch_image, scratch_namespace
+from drkit.domain.errors import CommandFailed, NotFound, StandbyError
 from drkit.domain.models import KindRef, ProtectedApp
 from drkit.domain.operations import Plan, StepSpec
 from drkit.domain.placement import moved
@@ -29,6 +30,7 @@ from drkit.jobs.world import World, read_placement, secondary_lag, update_placem
 Seen = dict[str, Any]
 PV = KindRef(version="v1", kind="PersistentVolume")
 PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
+NAMESPACE = KindRef(version="v1", kind="Namespace")
 ROUTING_KINDS = ("Service", "Ingress")
 RoutingHook = Callable[[ProtectedApp, str], None]
 """Called by the ``routing`` step with the app and its new site (``routing.mode: webhook``)."""
@@ -68,16 +70,34 @@ class Run:
             return RbdVolumes(b.rbd, b.site.pool)
         return self.world.volumes(self.app, site)
 
-    def driver(self, site: str) -> AppDriver:
-        """The app driver on ``site``."""
+    @property
+    def isolated(self) -> bool:
+        """An isolated drill: the app runs on a scratch copy in a scratch namespace of the secondary."""
+        return self.plan.kind == "drill" and drill_mode(self.plan.steps) == "isolated"
+
+    def scratch_app(self) -> ProtectedApp:
+        """The app as an isolated drill runs it: in its scratch namespace (its images' copies behind the PVs)."""
+        return self.app.model_copy(update={"namespace": scratch_namespace(self.app)})
+
+    def drill_app(self) -> ProtectedApp:
+        """The app the drill proves on the secondary: the scratch one in isolated mode."""
+        return self.scratch_app() if self.isolated else self.app
+
+    def driver(self, site: str, app: ProtectedApp | None = None) -> AppDriver:
+        """The app driver on ``site`` (of ``app``, by default the run's app)."""
         b = self.world.bundle(site)
-        driver = driver_for(self.app, b.site, b.cluster)
+        driver = driver_for(app or self.app, b.site, b.cluster)
         if self.world.nexus_factory is not None:
             driver.nexus_factory = self.world.nexus_factory
         return driver
 
-    def restore(self, site: str, *, include: tuple[str, ...] | None = None, exclude: tuple[str, ...] = ()) -> None:
-        """Restore the plan's backup (taken on the plan's source) into ``site``; existing objects are kept."""
+    def restore(
+        self, site: str, *, include: tuple[str, ...] | None = None, exclude: tuple[str, ...] = (),
+        namespace: str | None = None, rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:  # fmt: skip
+        """Restore the plan's backup (taken on the plan's source) into ``site``; existing objects are kept.
+
+        ``namespace`` and ``rewrite``: see :func:`~drkit.jobs.restore.restore_backup`."""
         if self.backup_run is None:
             raise NotFound(
                 f"no backup of app {self.app.name} to restore on {site}",
@@ -89,7 +109,7 @@ class Run:
             if ref.store.exists(ref.layout.index_key(source.name, self.app.name, self.backup_run)):
                 restore_backup(
                     ref.store, source, self.app, b.cluster, b.site, key=self.key, run_id=self.backup_run,
-                    include_kinds=include, exclude_kinds=exclude,
+                    include_kinds=include, exclude_kinds=exclude, namespace=namespace, rewrite=rewrite,
                     sleep=self.world.clock.sleep, monotonic=self.world.clock.monotonic,
                 )  # fmt: skip
                 return
@@ -118,11 +138,18 @@ class Step(Protocol):
 class StopApp:
     """Freeze the app when it answers, delete its workload, wait until nothing answers at its URL."""
 
+    scratch = False
+    """Act on the isolated drill's scratch namespace instead of the app's."""
+
+    def _app(self, run: Run) -> ProtectedApp:
+        return run.scratch_app() if self.scratch else run.app
+
     def observe(self, run: Run, spec: StepSpec) -> Seen:
-        driver = run.driver(spec.site)
-        url = driver.url() or run.memo.get(f"url:{spec.site}")
+        driver = run.driver(spec.site, self._app(run))
+        key = f"url:{spec.site}" + (":scratch" if self.scratch else "")
+        url = driver.url() or run.memo.get(key)
         if url:
-            run.memo[f"url:{spec.site}"] = url
+            run.memo[key] = url
         present = driver.workload_object() is not None
         return {"workload": present, "answering": bool(url and driver.answers(str(url)))}
 
@@ -131,26 +158,46 @@ class StopApp:
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
         if seen["workload"]:
-            driver = run.driver(spec.site)
-            run.memo[f"frozen:{spec.site}"] = driver.freeze()
+            driver = run.driver(spec.site, self._app(run))
+            if not self.scratch:  # a scratch copy is thrown away: nothing to freeze
+                run.memo[f"frozen:{spec.site}"] = driver.freeze()
             driver.remove_workload()
+
+
+class ScratchStop(StopApp):
+    """Isolated drill: remove the app from the scratch namespace, wait until nothing answers."""
+
+    scratch = True
 
 
 class StartApp:
     """Restore the workload object from the backup, then wait until the app is writable."""
 
+    scratch = False
+    """Start it in the isolated drill's scratch namespace instead of the app's."""
+
+    def _app(self, run: Run) -> ProtectedApp:
+        return run.scratch_app() if self.scratch else run.app
+
     def observe(self, run: Run, spec: StepSpec) -> Seen:
-        driver = run.driver(spec.site)
+        driver = run.driver(spec.site, self._app(run))
         return {"workload": driver.workload_object() is not None, "writable": driver.writable()}
 
     def satisfied(self, seen: Seen) -> bool:
         return bool(seen["workload"] and seen["writable"])
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        app = self._app(run)
         if not seen["workload"]:
-            run.restore(spec.site, include=(run.app.workload.kind.kind,))
+            run.restore(spec.site, include=(run.app.workload.kind.kind,), namespace=app.namespace)
         else:
-            run.driver(spec.site).release_freeze()  # a freeze from the old site came with the data
+            run.driver(spec.site, app).release_freeze()  # a freeze from the old site came with the data
+
+
+class ScratchStart(StartApp):
+    """Isolated drill: restore the workload into the scratch namespace, wait until writable."""
+
+    scratch = True
 
 
 class Smoke:
@@ -524,7 +571,7 @@ class DrillPromote(Promote):
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
         if "rpo" not in run.memo:
-            lag = secondary_lag(run.world, run.app, spec.site)
+            lag = secondary_lag(run.world, run.app, spec.site, exact_first=True)
             now = run.world.clock.now()
             run.memo["rpo"] = {"rpo_achieved_s": lag, "promoted_at": now.isoformat(),
                                "recovery_point": None if lag is None else (now - timedelta(seconds=lag)).isoformat()}  # fmt: skip
@@ -547,7 +594,7 @@ class DrillSmoke:
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
         canary = run.memo.get("canary") or run.seen.get("canary") or {}
-        driver = run.driver(spec.site)
+        driver = run.driver(spec.site, run.drill_app())
         result = driver.smoke(run.op_id)
         api = driver.api()
         got = ""
@@ -568,6 +615,187 @@ class DrillSmoke:
                 f" {spec.site} (written {canary.get('written_at')}, before the last complete snapshot)",
                 hint="the secondary does not hold the primary's data: check mirroring (rbd mirror image status)",
             )
+
+
+# ------------------------------------------------------------------------- isolated drill
+
+
+def _plain_image_exists(run: Run, site: str, name: str) -> bool:
+    b = run.world.bundle(site)
+    try:
+        b.rbd.image_info(b.site.pool, name)
+    except CommandFailed as error:
+        if error.exit_code == 2:
+            return False
+        raise
+    return True
+
+
+def _snap_time(run: Run, site: str, image: str, snap_id: int | None) -> Any:
+    if snap_id is None:
+        return None
+    b = run.world.bundle(site)
+    try:
+        snaps = parse_snap_ls(b.rbd.snapshots(b.site.pool, image), tz=b.site.timezone)
+    except StandbyError:
+        return None
+    return next((s.created_at for s in snaps if s.id == snap_id), None)
+
+
+class ScratchCopy:
+    """Copy the secondary's latest complete mirror snapshot of each image to ``<image>-drill``
+    (librbd; mirroring goes on). The copied snapshot's time on the primary is the recovery point;
+    the time since then, at the copy, is the achieved RPO."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        earlier = run.seen.get(spec.name) or {}
+        done = run.memo.get("scratch-copy") or (earlier if earlier.get("copies") else None)
+        present = {v.image: _plain_image_exists(run, spec.site, scratch_image(v.image)) for v in run.app.volumes}
+        seen: Seen = {"present": present}
+        if done:
+            seen.update(copies=done["copies"], rpo=done["rpo"])
+        return seen
+
+    def satisfied(self, seen: Seen) -> bool:
+        return bool(seen.get("copies")) and all(seen["present"].values())
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        b = run.world.bundle(spec.site)
+        copies: dict[str, Any] = {}
+        points = []
+        for volume in run.app.volumes:
+            record = b.rbd.copy_latest_synced(b.site.pool, volume.image, scratch_image(volume.image))
+            at = (_snap_time(run, run.other(spec.site), volume.image, record.get("primary_snap_id"))
+                  or _snap_time(run, spec.site, volume.image, record.get("snap_id")))  # fmt: skip
+            copies[volume.image] = {**record, "recovery_point": at.isoformat() if at else None}
+            points.append(at)
+        now = run.world.clock.now()
+        known = [p for p in points if p is not None]
+        point = min(known) if known and len(known) == len(points) else None
+        lag = None if point is None else max(0.0, (now - point).total_seconds())
+        if lag is None:
+            lag = secondary_lag(run.world, run.app, spec.site, exact_first=True)
+            point = None if lag is None else now - timedelta(seconds=lag)
+        rpo = {"rpo_achieved_s": lag, "copied_at": now.isoformat(),
+               "recovery_point": point.isoformat() if point else None}  # fmt: skip
+        run.memo["scratch-copy"] = {"copies": copies, "rpo": rpo}
+
+
+def _to_scratch(run: Run) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Point the app's PVs (renamed ``<pv>-drill``) at the scratch images, and its PVCs at those PVs."""
+    images = {v.image for v in run.app.volumes}
+    pvcs = {v.pvc for v in run.app.volumes}
+    ns = scratch_namespace(run.app)
+
+    def rewrite(obj: dict[str, Any]) -> dict[str, Any]:
+        meta, spec = obj.setdefault("metadata", {}), obj.get("spec") or {}
+        if obj.get("kind") == "PersistentVolume":
+            csi = spec.get("csi") or {}
+            attrs = csi.get("volumeAttributes") or {}
+            if attrs.get("imageName") in images:
+                meta["name"] = scratch_image(meta["name"])
+                attrs["imageName"] = scratch_image(attrs["imageName"])
+                if csi.get("volumeHandle"):
+                    csi["volumeHandle"] = scratch_image(csi["volumeHandle"])
+                ref = spec.get("claimRef")
+                if isinstance(ref, dict):
+                    ref["namespace"] = ns
+                    ref.pop("uid", None)
+                    ref.pop("resourceVersion", None)
+        elif obj.get("kind") == "PersistentVolumeClaim" and meta.get("name") in pvcs and spec.get("volumeName"):
+            spec["volumeName"] = scratch_image(spec["volumeName"])
+        return obj
+
+    return rewrite
+
+
+def _scratch_pvs(run: Run, site: str) -> list[dict[str, Any]]:
+    images = {scratch_image(v.image) for v in run.app.volumes}
+    return [
+        pv for pv in run.world.bundle(site).cluster.list(PV)
+        if (((pv.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {}).get("imageName") in images
+    ]  # fmt: skip
+
+
+class ScratchRestore:
+    """Restore all but the workload, VRs and routing into the scratch namespace, PVs on the scratch images."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        cluster = run.world.bundle(spec.site).cluster
+        ns = scratch_namespace(run.app)
+        phases = {}
+        for volume in run.app.volumes:
+            try:
+                phases[volume.pvc] = (cluster.get(PVC, volume.pvc, ns).get("status") or {}).get("phase")
+            except NotFound:
+                phases[volume.pvc] = None
+        return {"namespace": ns, "pvcs": phases}
+
+    def satisfied(self, seen: Seen) -> bool:
+        return all(p == "Bound" for p in seen["pvcs"].values())
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        run.restore(spec.site, exclude=(run.app.workload.kind.kind, VR_KIND.kind, *ROUTING_KINDS),
+                    namespace=scratch_namespace(run.app), rewrite=_to_scratch(run))  # fmt: skip
+
+
+class ScratchTidy:
+    """Remove from the secondary the scratch namespace's objects, the PVs on scratch images, and the namespace."""
+
+    def _kinds(self, run: Run) -> list[KindRef]:
+        skip = {"PersistentVolume", "Namespace", run.app.workload.kind.kind}
+        return [k for k in run.app.backup.kinds if k.kind not in skip]
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        cluster = run.world.bundle(spec.site).cluster
+        ns = scratch_namespace(run.app)
+        left: list[str] = []
+        try:
+            cluster.get(NAMESPACE, ns)
+            present = True
+        except NotFound:
+            present = False
+        if present:
+            for kind in self._kinds(run):
+                left += [f"{kind.kind}/{o['metadata']['name']}" for o in cluster.list(kind, ns)]
+        left += [f"PersistentVolume/{pv['metadata']['name']}" for pv in _scratch_pvs(run, spec.site)]
+        if present:
+            left.append(f"Namespace/{ns}")
+        return {"left": left}
+
+    def satisfied(self, seen: Seen) -> bool:
+        return not seen["left"]
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        cluster = run.world.bundle(spec.site).cluster
+        ns = scratch_namespace(run.app)
+        pvs = _scratch_pvs(run, spec.site)
+        for pv in pvs:  # Retain: the scratch image is removed by its own step, never by a provisioner
+            if (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Retain":
+                cluster.patch(PV, pv["metadata"]["name"], None, {"spec": {"persistentVolumeReclaimPolicy": "Retain"}})
+        if any(s.startswith("Namespace/") for s in seen["left"]):
+            for kind in self._kinds(run):
+                for obj in cluster.list(kind, ns):
+                    cluster.delete(kind, obj["metadata"]["name"], ns)
+        for pv in pvs:
+            cluster.delete(PV, pv["metadata"]["name"])
+        cluster.delete(NAMESPACE, ns)
+
+
+class ScratchRemoveImage:
+    """Remove the scratch images (plain images only: a mirrored image is refused)."""
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        return {scratch_image(v.image): _plain_image_exists(run, spec.site, scratch_image(v.image)) for v in run.app.volumes}
+
+    def satisfied(self, seen: Seen) -> bool:
+        return not any(seen.values())
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        b = run.world.bundle(spec.site)
+        for name, present in seen.items():
+            if present:
+                b.rbd.remove_image(b.site.pool, name)
 
 
 STEPS: dict[str, Step] = {
@@ -593,6 +821,12 @@ STEPS: dict[str, Step] = {
     "drill-snapshot": FinalSnapshot(),
     "drill-promote": DrillPromote(),
     "drill-smoke": DrillSmoke(),
+    "scratch-copy": ScratchCopy(),
+    "scratch-restore": ScratchRestore(),
+    "scratch-start": ScratchStart(),
+    "scratch-cleanup-app": ScratchStop(),
+    "scratch-cleanup-volumes": ScratchTidy(),
+    "scratch-remove-image": ScratchRemoveImage(),
     "cleanup-app": StopApp(),
     "cleanup-volumes": TidySource(routing=False),
     "demote-drill": Demote(),

@@ -254,27 +254,33 @@ def _site_view(world: World, app: ProtectedApp, site: str) -> SiteView:
     return SiteView(site=site, reachable=True, roles=roles, states=states, descriptions=descriptions)
 
 
-def secondary_lag(world: World, app: ProtectedApp, secondary: str) -> float | None:
+def secondary_lag(world: World, app: ProtectedApp, secondary: str, *, exact_first: bool = False) -> float | None:
     """The secondary's lag in seconds (its oldest image); None when unknown.
 
-    From the secondary's status (an upper bound), else, when the status gives no figure (right
-    after a move, before rbd-mirror writes it), from both sites' snapshot listings (exact mode).
+    From the secondary's status (an upper bound: rbd-mirror writes it every 30 s), else, or first
+    with ``exact_first`` (a drill's recovery point), from both sites' snapshot listings (exact mode).
     """
     from drkit.jobs.rpo import exact_points
 
     b = world.bundle(secondary)
     primary = world.bundle(app.primary_site if secondary == app.secondary_site else app.secondary_site)
+
+    def exact(image: str) -> float | None:
+        points = exact_points(b.rbd, primary.rbd, b.site.pool, image, secondary_tz=b.site.timezone,
+                              primary_tz=primary.site.timezone, listed_at=world.clock.now())  # fmt: skip
+        return exact_lag(image, points, world.clock.now()).lag_seconds
+
     worst = 0.0
     for volume in app.volumes:
         try:
-            doc = b.rbd.image_status(b.site.pool, volume.image)
-            now = world.clock.now()
-            sample = parse_image_status(doc, now=now, tz=b.site.timezone, site=secondary, pool=b.site.pool)
-            lag = image_lag(sample, now).lag_seconds
-            if lag is None and sample.health not in ("split-brain", "error"):
-                points = exact_points(b.rbd, primary.rbd, b.site.pool, volume.image, secondary_tz=b.site.timezone,
-                                      primary_tz=primary.site.timezone, listed_at=world.clock.now())  # fmt: skip
-                lag = exact_lag(volume.image, points, world.clock.now()).lag_seconds
+            lag = exact(volume.image) if exact_first else None
+            if lag is None:
+                doc = b.rbd.image_status(b.site.pool, volume.image)
+                now = world.clock.now()
+                sample = parse_image_status(doc, now=now, tz=b.site.timezone, site=secondary, pool=b.site.pool)
+                lag = image_lag(sample, now).lag_seconds
+                if lag is None and not exact_first and sample.health not in ("split-brain", "error"):
+                    lag = exact(volume.image)
         except StandbyError:
             return None
         if lag is None:
