@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.concurrency.sync import concurrency
 
 from drkit.config import load_config
 from drkit.domain.errors import PreconditionFailed, StandbyError
@@ -14,7 +13,7 @@ from drkit.domain.operations import Kind
 from drkit.jobs.backup import KEY_ENV
 from drkit.jobs.operations import Executor
 from drkit.jobs.world import build_world
-from tasks.backup import app_slot_name, master_key
+from tasks.backup import app_slot, master_key
 from tasks.operations import (
     Tracker,
     emit_operation_event,
@@ -48,7 +47,7 @@ def operate(
         return {"status": "dry-run", "steps": [s.name for s in plan.steps]}
     approval, typed = wait_for_approval(plan, timeout=approval_timeout)
     key = master_key(key_source)
-    with concurrency(app_slot_name(app), occupy=1, strict=False):
+    with app_slot(app):  # one slot per app, shared with its backups: they never overlap
         journal = take_app(world, prepared, approval, typed)
         executor = Executor(world, journal, key)
         tracker = Tracker(journal)
