@@ -21,6 +21,7 @@ from tasks.operations import (
     run_step,
     take_app,
     wait_for_approval,
+    webhook_routing,
 )
 
 APPROVAL_TIMEOUT = 3600
@@ -49,7 +50,9 @@ def operate(
     key = master_key(key_source)
     with app_slot(app):  # one slot per app, shared with its backups: they never overlap
         journal = take_app(world, prepared, approval, typed)
-        executor = Executor(world, journal, key)
+        chosen = world.config.app(app)
+        hook = webhook_routing(chosen.routing.webhook_block) if chosen.routing.webhook_block else None
+        executor = Executor(world, journal, key, routing_hook=hook)
         tracker = Tracker(journal)
         try:
             for name in executor.pending():

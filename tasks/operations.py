@@ -26,10 +26,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
+from prefect.utilities.asyncutils import run_coro_as_sync
 from pydantic import Field, create_model
 
+from drkit.domain.errors import ConfigError, TransientError
+from drkit.domain.models import ProtectedApp
 from drkit.domain.operations import Approval, Journal, Plan, check_approval, plan_markdown, timeline_rows
 from drkit.jobs.operations import Executor, Prepared, approve, prepare
+from drkit.jobs.steps import RoutingHook
 from drkit.jobs.world import World
 from tasks.retrying import retry_transient
 
@@ -119,6 +123,27 @@ def take_app(world: World, prepared: Prepared, approval: Approval, typed: str) -
     emit_operation_event("started", journal, {"approver": approval.approver, "reason": approval.reason})
     get_run_logger().info("operation %s approved by %s", journal.op_id, approval.approver)
     return journal
+
+
+def webhook_routing(block_name: str) -> RoutingHook:
+    """The ``routing`` step's hook for ``routing.mode: webhook``: call the Prefect Webhook block
+    ``block_name`` with ``{"app", "namespace", "site", "event"}``; a non-2xx answer fails the step."""
+
+    def call(app: ProtectedApp, site: str) -> None:
+        from prefect.blocks.webhook import Webhook
+
+        try:
+            block: Any = Webhook.load(block_name)
+        except ValueError:
+            raise ConfigError(f"Prefect Webhook block {block_name!r} (routing of app {app.name}) does not exist",
+                              hint=f"create it, or fix apps[{app.name}].routing.webhook_block") from None  # fmt: skip
+        payload = {"app": app.name, "namespace": app.namespace, "site": site, "event": "standby.routing.switch"}
+        answer: Any = run_coro_as_sync(block.call(payload))  # Webhook.call is async only
+        if not 200 <= int(answer.status_code) < 300:
+            raise TransientError(f"routing webhook {block_name!r} answered {answer.status_code} for app {app.name}",
+                                 hint="check the webhook's receiver; the step polls again")  # fmt: skip
+
+    return call
 
 
 class Tracker:
