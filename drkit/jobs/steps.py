@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from drkit.adapters.volumes import VR_KIND, RbdVolumes, VolumeControl
+from drkit.adapters.volumes import VR_KIND, RbdVolumes, VolumeControl, Want
 from drkit.domain import crypto
 from drkit.domain.drill import drill_mode, scratch_image, scratch_namespace
 from drkit.domain.errors import CommandFailed, NotFound, StandbyError
-from drkit.domain.models import KindRef, ProtectedApp
+from drkit.domain.models import KindRef, ProtectedApp, Volume
 from drkit.domain.operations import Plan, StepSpec
 from drkit.domain.placement import moved
 from drkit.domain.rbd_status import parse_snap_ls
@@ -225,40 +225,46 @@ def _roles(run: Run, site: str) -> dict[str, str]:
     return {v.image: control.role(v) for v in run.app.volumes}
 
 
-class Demote:
+class _Settle:
+    """Make every image of the app ``want`` on the step's site (observed through its control path)."""
+
+    want: Want
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        control = run.volumes(spec.site)
+        settled = {v.image: control.settled(v, self.want) for v in run.app.volumes}
+        return {"settled": {i: ok for i, (ok, _) in settled.items()}, "seen": {i: s for i, (_, s) in settled.items()}}
+
+    def satisfied(self, seen: Seen) -> bool:
+        return all(seen["settled"].values())
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        control = run.volumes(spec.site)
+        for volume in run.app.volumes:
+            if not seen["settled"][volume.image]:
+                self.move(control, volume, spec)
+
+    def move(self, control: VolumeControl, volume: Volume, spec: StepSpec) -> None:
+        """Act on one image."""
+        raise NotImplementedError
+
+
+class Demote(_Settle):
     """Demote every image of the app on the step's site."""
 
-    def observe(self, run: Run, spec: StepSpec) -> Seen:
-        control = run.volumes(spec.site)
-        settled = {v.image: control.settled(v, "secondary") for v in run.app.volumes}
-        return {"settled": {i: ok for i, (ok, _) in settled.items()}, "seen": {i: s for i, (_, s) in settled.items()}}
+    want: Want = "secondary"
 
-    def satisfied(self, seen: Seen) -> bool:
-        return all(seen["settled"].values())
-
-    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
-        control = run.volumes(spec.site)
-        for volume in run.app.volumes:
-            if not seen["settled"][volume.image]:
-                control.demote(volume)
+    def move(self, control: VolumeControl, volume: Volume, spec: StepSpec) -> None:
+        control.demote(volume)
 
 
-class Promote:
+class Promote(_Settle):
     """Promote every image on the step's site (forced only when the plan says so)."""
 
-    def observe(self, run: Run, spec: StepSpec) -> Seen:
-        control = run.volumes(spec.site)
-        settled = {v.image: control.settled(v, "primary") for v in run.app.volumes}
-        return {"settled": {i: ok for i, (ok, _) in settled.items()}, "seen": {i: s for i, (_, s) in settled.items()}}
+    want: Want = "primary"
 
-    def satisfied(self, seen: Seen) -> bool:
-        return all(seen["settled"].values())
-
-    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
-        control = run.volumes(spec.site)
-        for volume in run.app.volumes:
-            if not seen["settled"][volume.image]:
-                control.promote(volume, force=spec.force)
+    def move(self, control: VolumeControl, volume: Volume, spec: StepSpec) -> None:
+        control.promote(volume, force=spec.force)
 
 
 def _newest_primary_copied(run: Run, primary: str, secondary: str) -> Seen:
