@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -38,3 +38,17 @@ def guarded(action: Callable[[], T]) -> T:
         raise fail(f"error: {exc}", 2) from None
     except StandbyError as exc:
         raise fail(f"error: {exc}", 1) from None
+
+
+def world_of(config: Path | None) -> Any:
+    """The operations' world for ``--config`` (20 s per call, so a lost site answers quickly)."""
+    from drkit.config import load_config
+    from drkit.jobs.world import build_world
+
+    return guarded(lambda: build_world(load_config(config), timeout=20.0))
+
+
+def echo_step(_journal: Any, record: Any) -> None:
+    """Print one step's outcome on stderr as an operation or a drill goes."""
+    took = "" if record.seconds is None else f" ({record.seconds:.1f}s)"
+    typer.echo(f"  {record.outcome:8} {record.name} on {record.site}{took}", err=True)

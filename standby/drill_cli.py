@@ -6,47 +6,36 @@ the drill id is the last line and the exit status is 0 only when the drill passe
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from drkit.config import load_config
 from drkit.domain.drill import DrillReport
 from drkit.domain.errors import StandbyError
-from drkit.domain.operations import Journal, StepRecord, plan_markdown
+from drkit.domain.operations import parse_op_id, plan_markdown
 from drkit.jobs.backup import KEY_ENV, key_from_env
 from drkit.jobs.drill import drill_cleanup, drill_reports, prepare_drill, run_drill, start_drill
 from drkit.jobs.drill_report import report_markdown, verdict
 from drkit.jobs.operations import summary_lines
-from drkit.jobs.world import World, build_world
-from standby.common import ConfigOption, fail, guarded
+from standby.common import ConfigOption, echo_step, fail, guarded, world_of
 
 drill_app = typer.Typer(no_args_is_help=True, help="The DR drill: prove the app on the secondary, clean up.")
 AppOption = Annotated[str, typer.Option("--app", help="protected app")]
 KeyEnvOption = Annotated[str, typer.Option("--key-env", help="variable holding the backup master key")]
 
 
-def _world(config: Path | None) -> World:
-    return guarded(lambda: build_world(load_config(config), timeout=20.0))
-
-
-def _echo_step(_journal: Journal, record: StepRecord) -> None:
-    took = "" if record.seconds is None else f" ({record.seconds:.1f}s)"
-    typer.echo(f"  {record.outcome:8} {record.name} on {record.site}{took}", err=True)
-
-
 @drill_app.command("run")
 def run(
     app: AppOption,
-    mode: Annotated[str, typer.Option("--mode", help="promote (isolated is not built yet)")] = "promote",
+    mode: Annotated[str, typer.Option("--mode", help="isolated (a scratch copy of the secondary's latest snapshot;"
+                                      " replication goes on) or promote (force-promote the secondary's images)")] = "isolated",
     config: ConfigOption = None,
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Run a drill of APP now; exit 0 only when it passed."""
     if mode not in ("promote", "isolated"):
         raise fail(f"error: --mode must be promote or isolated, not {mode!r}", 2)
-    world = _world(config)
+    world = world_of(config)
     key = guarded(lambda: key_from_env(key_env))
     prepared = guarded(lambda: prepare_drill(world, app, mode))  # type: ignore[arg-type]
     typer.echo(plan_markdown(prepared.plan))
@@ -55,7 +44,7 @@ def run(
         typer.echo(f"error: drill refused: {journal.error}", err=True)
         typer.echo(journal.op_id)
         raise typer.Exit(1)
-    outcome = run_drill(world, journal, key=key, on_step=_echo_step)
+    outcome = run_drill(world, journal, key=key, on_step=echo_step)
     report = outcome.report
     typer.echo(f"drill {report.drill_id} of {app}: {verdict(report)}")
     for check in report.checks:
@@ -73,9 +62,9 @@ def run(
 @drill_app.command("cleanup")
 def cleanup(app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption = KEY_ENV) -> None:
     """Return the secondary to a healthy replica after a drill (idempotent)."""
-    world = _world(config)
+    world = world_of(config)
     key = guarded(lambda: key_from_env(key_env))
-    journal = guarded(lambda: drill_cleanup(world, app, key=key, on_step=_echo_step))
+    journal = guarded(lambda: drill_cleanup(world, app, key=key, on_step=echo_step))
     typer.echo("\n".join(summary_lines(journal)))
     typer.echo(journal.op_id)
 
@@ -83,7 +72,7 @@ def cleanup(app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption =
 @drill_app.command("list")
 def list_(app: AppOption, config: ConfigOption = None) -> None:
     """The app's drills, oldest first: id, verdict, RTO, RPO."""
-    world = _world(config)
+    world = world_of(config)
     reports = guarded(lambda: drill_reports(world, app))
     if not reports:
         typer.echo(f"no drill of {app} has a stored report yet")
@@ -100,7 +89,8 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
 ) -> None:
     """Print one drill's report (Markdown, or JSON with --json)."""
-    world = _world(config)
+    guarded(lambda: parse_op_id(drill_id))
+    world = world_of(config)
 
     def find() -> tuple[DrillReport, list[DrillReport]]:
         for a in world.config.apps:

@@ -15,9 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from drkit.config import load_config
 from drkit.domain.errors import PreconditionFailed, StandbyError
-from drkit.domain.operations import Approval, Journal, Kind, StepRecord, plan_markdown
+from drkit.domain.operations import Approval, Kind, parse_op_id, plan_markdown
 from drkit.jobs.backup import KEY_ENV, key_from_env
 from drkit.jobs.operations import (
     approve,
@@ -28,21 +27,12 @@ from drkit.jobs.operations import (
     resume,
     summary_lines,
 )
-from drkit.jobs.world import World, build_world, observe_app, read_placement
-from standby.common import ConfigOption, fail, guarded
+from drkit.jobs.world import World, observe_app, read_placement
+from standby.common import ConfigOption, echo_step, fail, guarded, world_of
 
 operation_app = typer.Typer(no_args_is_help=True, help="Show or resume a DR operation by its id.")
 
 KeyEnvOption = Annotated[str, typer.Option("--key-env", help="variable holding the backup master key")]
-
-
-def _world(config: Path | None) -> World:
-    return guarded(lambda: build_world(load_config(config), timeout=20.0))
-
-
-def _echo_step(_journal: Journal, record: StepRecord) -> None:
-    took = "" if record.seconds is None else f" ({record.seconds:.1f}s)"
-    typer.echo(f"  {record.outcome:8} {record.name} on {record.site}{took}", err=True)
 
 
 def _ask(plan_app: str, needs_loss: bool, needs_unfenced: bool) -> tuple[Approval, str]:
@@ -64,7 +54,7 @@ def _operate(
     kind: Kind, app: str, target: str | None, config: Path | None, *, dry_run: bool, yes: bool,
     reason: str, ack_loss: bool, ack_unfenced: bool, key_env: str,
 ) -> None:  # fmt: skip
-    world = _world(config)
+    world = world_of(config)
     prepared = guarded(lambda: prepare(world, app, kind, target))
     plan = prepared.plan
     typer.echo(plan_markdown(plan))
@@ -86,7 +76,7 @@ def _operate(
     journal = guarded(lambda: approve(world, prepared, approval, typed))
     typer.echo(f"operation {journal.op_id} approved by {approval.approver}; running", err=True)
     try:
-        done = execute(world, journal, key=key, on_step=_echo_step)
+        done = execute(world, journal, key=key, on_step=echo_step)
     except StandbyError as error:
         typer.echo(f"error: {error}", err=True)
         typer.echo(journal.op_id)
@@ -143,7 +133,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
     """Per app: recorded and observed primary, mirroring, lag, last backup and last operation."""
-    world = _world(config)
+    world = world_of(config)
     apps = [guarded(lambda: world.config.app(app))] if app else list(world.config.apps)
     out: dict[str, Any] = {"apps": {}}
     for a in apps:
@@ -200,7 +190,7 @@ def operation_show(
     as_json: Annotated[bool, typer.Option("--json", help="the whole journal as JSON")] = False,
 ) -> None:
     """Print an operation's journal."""
-    world = _world(config)
+    world = world_of(config)
     journal = guarded(lambda: read_journal(world, op_id))
     typer.echo(journal.model_dump_json(indent=2) if as_json else "\n".join(summary_lines(journal)))
 
@@ -212,10 +202,11 @@ def operation_resume(
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Run what is left of an operation; finished steps are observed and skipped."""
-    world = _world(config)
+    world = world_of(config)
     key = guarded(lambda: key_from_env(key_env))
+    guarded(lambda: parse_op_id(op_id))
     try:
-        done = resume(world, op_id, key=key, on_step=_echo_step)
+        done = resume(world, op_id, key=key, on_step=echo_step)
     except PreconditionFailed as error:
         raise fail(f"error: {error}", 1) from None
     except StandbyError as error:
