@@ -116,7 +116,7 @@ def deployments() -> list[RunnerDeployment]:
             name="monthly",
             description="Monthly DR drill: prove Nexus and its data on the secondary, then clean up.",
             tags=DRILL_TAGS,
-            parameters={"app": "nexus", "config": CONFIG, "mode": "promote", "key_source": KEY},
+            parameters={"app": "nexus", "config": CONFIG, "mode": "isolated", "key_source": KEY},
             schedules=[CronSchedule(cron="0 3 1 * *", timezone=TZ)],
             concurrency_limit=1,
         ),

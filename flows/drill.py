@@ -31,16 +31,21 @@ def _flow_run_url() -> str:
 
 
 @flow(name="drill")
-def drill(app: str, config: str = "standby.yaml", mode: str = "promote", key_source: str = f"env:{KEY_ENV}") -> dict[str, Any]:
+def drill(app: str, config: str = "standby.yaml", mode: str = "isolated", key_source: str = f"env:{KEY_ENV}") -> dict[str, Any]:
     """Prove the app and its data on the secondary, then return it to a healthy replica.
 
     1. Gate (Ramen's test-failover): record and sites agree, mirroring healthy, lag under 3 snapshot
        intervals, no other operation, nothing of the app on the secondary. Refused otherwise.
     2. Write a canary on the primary; take a mirror snapshot and wait until the secondary has it.
-    3. Restore the Secret, PV and PVC on the secondary; promote its images (forced: the primary keeps
-       serving); start the app from the backup; wait until writable. Never touches routing.
+    3. isolated (default): copy the secondary's latest complete mirror snapshot to a plain scratch
+       image (replication goes on); restore the Secret, PV (on the scratch image) and PVC into
+       ``<namespace>-drill``; start the app there from the backup; wait until writable.
+       promote: restore the Secret, PV and PVC on the secondary; promote its images (forced: the
+       primary keeps serving); start the app from the backup; wait until writable.
+       Neither touches routing.
     4. Smoke test: status, writable, login, the canary's sha256, an upload and a download.
-    5. Cleanup, always: remove the app, PVC and PV (image kept), demote, resync, wait until the
+    5. Cleanup, always. isolated: remove the app, PVC, PV, scratch namespace and scratch image.
+       promote: remove the app, PVC and PV (image kept), demote, resync. Both then wait until the
        secondary replays with a fresh snapshot complete and the lag under target.
     6. Publish the report (JSON, Markdown, HTML with the timeline) and emit standby.drill.passed or
        standby.drill.failed. The run fails unless the drill passed.
@@ -48,7 +53,8 @@ def drill(app: str, config: str = "standby.yaml", mode: str = "promote", key_sou
     Args:
         app: name of the protected app
         config: path of the Standby configuration file
-        mode: promote (force-promote the secondary's images, the seed's method)
+        mode: isolated (a scratch copy in <namespace>-drill, mirroring never stops) or promote
+            (force-promote the secondary's images, the seed's method)
         key_source: backup master key: env:VAR, secret:BLOCK or none
     """
     logger = get_run_logger()

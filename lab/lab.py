@@ -485,12 +485,15 @@ def _start_apiserver(root: Path, ports: Ports, site: str, cs: ceph.CephSite) -> 
     exec_env = dict(cs.env())
     # Rook's toolbox has the cluster's pool as rbd's default pool: `rbd mirror pool status` works bare.
     exec_env["CEPH_ARGS"] = f"{exec_env.get('CEPH_ARGS', '')} --rbd-default-pool {seeds.POOL}".strip()
+    # python3 in the toolbox is the system one, with python3-rbd (a drill's scratch copy uses librbd),
+    # never a virtualenv's that happens to be first on the PATH.
+    exec_env["PATH"] = f"/usr/bin:/bin:{os.environ.get('PATH', '')}".rstrip(":")
     env_args = [a for k, v in exec_env.items() for a in ("--exec-env", f"{k}={v}")]
     argv = [
         sys.executable, "-m", "lab.kubeapi", "serve",
         "--port", str(port),
         "--state-dir", str(root / "kube" / site),
-        "--exec-allow", "rbd,ceph",
+        "--exec-allow", "rbd,ceph,python3",
         "--exec-pod-label", f"app={seeds.TOOLBOX}",
         *env_args,
         "--controllers", "lab.controllers:install",

@@ -493,6 +493,8 @@ class FakeRbdMirror:
         self.calls: list[tuple[str, str, str]] = []
         self.images: dict[tuple[str, str], dict[str, Any]] = {}
         self.snaps: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.plain: dict[tuple[str, str], dict[str, Any]] = {}
+        """Plain (not mirrored) images, e.g. scratch copies: ``(pool, name) -> record``."""
         self.daemon_up = True
 
     def __repr__(self) -> str:
@@ -687,6 +689,8 @@ class FakeRbdMirror:
     def image_info(self, pool: str, image: str) -> dict[str, Any]:
         """See :class:`drkit.adapters.rbd.RbdMirror`."""
         self._call("info", ["info", f"{pool}/{image}"], pool, image)
+        if (pool, image) in self.plain:
+            return {"name": image, "size": 67108864, "features": ["layering", "exclusive-lock"]}
         doc = self._doc(pool, image)
         return {
             "name": image,
@@ -750,3 +754,28 @@ class FakeRbdMirror:
                 "mirror_peer_uuids": [],
             }
         )
+
+    def copy_latest_synced(self, pool: str, image: str, dest: str) -> dict[str, Any]:
+        """See :class:`drkit.adapters.rbd.RbdMirror`."""
+        self._call("copy latest synced", ["python3", "-c", "copy", f"{pool}/{image}"], pool, image)
+        self._doc(pool, image)
+        if (pool, dest) in self.images:
+            raise Conflict(f"{pool}/{dest} on {self.site} is mirrored: not a scratch copy")
+        if (pool, dest) in self.plain:
+            return {**self.plain[(pool, dest)], "reused": True}
+        done = [s for s in self.snaps.get((pool, image), [])
+                if s["namespace"].get("primary_snap_id") is not None and s["namespace"].get("complete")]  # fmt: skip
+        if not done:
+            raise TransientError(f"copy of {pool}/{image} on {self.site}: no complete non-primary mirror snapshot")
+        newest = max(done, key=lambda s: int(s["id"]))
+        record = {"dest": dest, "snap_id": newest["id"], "primary_snap_id": newest["namespace"]["primary_snap_id"],
+                  "attempts": 1, "seconds": 0.0}  # fmt: skip
+        self.plain[(pool, dest)] = record
+        return dict(record)
+
+    def remove_image(self, pool: str, name: str) -> bool:
+        """See :class:`drkit.adapters.rbd.RbdMirror`."""
+        self._call("rm", ["rm", f"{pool}/{name}"], pool, name)
+        if (pool, name) in self.images:
+            raise Conflict(f"{pool}/{name} on {self.site} is mirrored: Standby removes only plain scratch images")
+        return self.plain.pop((pool, name), None) is not None

@@ -22,8 +22,26 @@ Mode = Literal["promote", "isolated"]
 OVERDUE_AFTER = timedelta(days=35)
 """A drill is overdue when none has passed for this long."""
 
-CLEANUP_STEPS = ("cleanup-app", "cleanup-volumes", "demote-drill", "resync-drill", "drill-healthy")
-"""The steps of the cleanup phase, which always runs."""
+CLEANUP_STEPS = ("scratch-cleanup-app", "scratch-cleanup-volumes", "scratch-remove-image",
+                 "cleanup-app", "cleanup-volumes", "demote-drill", "resync-drill", "drill-healthy")  # fmt: skip
+"""The steps of the cleanup phase (either mode's), which always runs."""
+SCRATCH_SUFFIX = "-drill"
+"""Isolated mode: the scratch namespace is ``<app namespace>-drill``, each scratch image ``<image>-drill``."""
+
+
+def scratch_namespace(app: ProtectedApp) -> str:
+    """The namespace an isolated drill runs the app in on the secondary."""
+    return f"{app.namespace}{SCRATCH_SUFFIX}"
+
+
+def scratch_image(image: str) -> str:
+    """The plain image an isolated drill copies ``image``'s latest synced snapshot into."""
+    return f"{image}{SCRATCH_SUFFIX}"
+
+
+def drill_mode(steps: Any) -> Mode:
+    """The mode of a drill from its steps' names (an isolated drill copies, never promotes)."""
+    return "isolated" if any(getattr(s, "name", s) == "scratch-copy" for s in steps) else "promote"
 
 
 class Availability(Model):
@@ -77,9 +95,10 @@ class DrillReport(Model):
     failed_step: str = Field("", description="the first step that failed")
     steps: tuple[DrillStep, ...] = Field(..., description="every step")
     checks: tuple[CheckResult, ...] = Field(..., description="each check against its target")
-    rto_promotion_to_writable_s: float | None = Field(None, description="promotion start to Nexus writable")
+    rto_promotion_to_writable_s: float | None = Field(
+        None, description="promotion (isolated: the scratch copy) start to Nexus writable")
     rto_start_to_canary_s: float | None = Field(None, description="drill start to canary verified")
-    rpo_achieved_s: float | None = Field(None, description="the secondary's lag at promotion")
+    rpo_achieved_s: float | None = Field(None, description="the secondary's lag at promotion (isolated: at the copy)")
     recovery_point: datetime | None = Field(None, description="time on the primary of the data recovered")
     canary: dict[str, Any] = Field(default_factory=dict, description="canary path, sha256, written at, verdict")
     smoke: dict[str, Any] = Field(default_factory=dict, description="status, writable, login, upload/download")
@@ -120,6 +139,8 @@ def build_report(
     first = min((s.started_at for s in journal.steps if s.started_at), default=journal.created_at)
     last = max((s.ended_at for s in journal.steps if s.ended_at), default=None)
     promote, start, smoke = steps.get("drill-promote"), steps.get("start-target"), steps.get("drill-smoke")
+    if mode == "isolated":  # the copy of the secondary's snapshot stands for the promotion
+        promote, start = steps.get("scratch-copy"), steps.get("scratch-start")
     rto = _between(promote.started_at if promote else None, start.ended_at if start else None)
     canary_rto = _between(first, smoke.ended_at if smoke and smoke.outcome == "done" else None)
     cleanup = [s for s in journal.steps if s.name in CLEANUP_STEPS]
@@ -161,10 +182,32 @@ def build_report(
 
 
 def make_drill_plan(app: ProtectedApp, facts: Facts, mode: Mode = "promote") -> Plan:
-    """The drill's plan: Ramen's test-failover gate, the drill steps, then the cleanup steps."""
+    """The drill's plan: Ramen's test-failover gate, the drill steps, then the cleanup steps.
+
+    ``promote`` force-promotes the secondary's images (mirroring stops until the resync);
+    ``isolated`` runs the app on a scratch copy of the secondary's latest complete snapshot in
+    the namespace ``<namespace>-drill`` and never promotes: mirroring goes on throughout.
+    """
     view, record = facts.view, facts.placement
     primary, secondary = record.primary, record.secondary
     checks = [c for c in _gate(app, facts)]
+    if mode == "isolated":
+        ns = scratch_namespace(app)
+        images = ", ".join(scratch_image(i) for i in view.images) or "the scratch images"
+        steps = [
+            StepSpec(name="canary", title="write a canary asset with random content on the primary", site=primary),
+            StepSpec(name="drill-snapshot", title="take a mirror snapshot and wait until the secondary has it", site=primary),
+            StepSpec(name="scratch-copy", title=f"copy the secondary's latest complete mirror snapshot to {images} (replication goes on)", site=secondary),
+            StepSpec(name="scratch-restore", title=f"restore the Secret, ConfigMaps, PV (on the scratch image) and PVC into namespace {ns}", site=secondary),
+            StepSpec(name="scratch-start", title=f"restore and start {app.workload.kind.kind} {app.workload.name} in {ns}, wait until writable", site=secondary),
+            StepSpec(name="drill-smoke", title="smoke test and the canary's sha256 on the scratch copy", site=secondary),
+            StepSpec(name="scratch-cleanup-app", title=f"remove the app from namespace {ns}", site=secondary),
+            StepSpec(name="scratch-cleanup-volumes", title=f"remove the PVC, PV and namespace {ns}", site=secondary),
+            StepSpec(name="scratch-remove-image", title=f"remove {images}", site=secondary),
+            StepSpec(name="drill-healthy", title="wait until replaying, a fresh snapshot complete, lag under target", site=secondary),
+        ]  # fmt: skip
+        return Plan(kind="drill", app=app.name, source=primary, target=secondary, checks=tuple(checks),
+                    steps=tuple(steps), lag_seconds=view.lag_seconds, backup_run=facts.backup_run)  # fmt: skip
     steps = [
         StepSpec(name="canary", title="write a canary asset with random content on the primary", site=primary),
         StepSpec(name="drill-snapshot", title="take a mirror snapshot and wait until the secondary has it", site=primary),

@@ -20,8 +20,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drkit.domain import crypto
-from drkit.domain.drill import CLEANUP_STEPS, Availability, DrillReport, Mode, build_report, make_drill_plan
-from drkit.domain.errors import NotFound, StandbyError
+from drkit.domain.drill import (
+    CLEANUP_STEPS,
+    Availability,
+    DrillReport,
+    Mode,
+    build_report,
+    drill_mode,
+    make_drill_plan,
+    scratch_image,
+    scratch_namespace,
+)
+from drkit.domain.errors import CommandFailed, NotFound, StandbyError
 from drkit.domain.models import KindRef, ProtectedApp
 from drkit.domain.operations import Approval, Facts, Journal, new_journal, new_op_id
 from drkit.domain.placement import begin, released
@@ -43,10 +53,16 @@ PV = KindRef(version="v1", kind="PersistentVolume")
 SCHEDULED = Approval(approver="standby (scheduled drill)", reason="monthly DR drill", at=datetime(2026, 1, 1, tzinfo=UTC))
 
 
+NAMESPACE = KindRef(version="v1", kind="Namespace")
+
+
 def leftovers(world: World, app: ProtectedApp, site: str) -> tuple[str, ...]:
-    """The app's workload, PVCs and PVs found on ``site`` (a drill needs a clean secondary)."""
-    cluster = world.bundle(site).cluster
+    """The app's workload, PVCs and PVs found on ``site``, and what an isolated drill leaves (its
+    scratch namespace, PVs on scratch images, scratch images): a drill needs a clean secondary."""
+    b = world.bundle(site)
+    cluster = b.cluster
     found = []
+    scratch_ns = scratch_namespace(app)
     try:
         cluster.get(app.workload.kind, app.workload.name, app.namespace)
         found.append(f"{app.workload.kind.kind}/{app.workload.name}")
@@ -58,22 +74,35 @@ def leftovers(world: World, app: ProtectedApp, site: str) -> tuple[str, ...]:
             found.append(f"PersistentVolumeClaim/{volume.pvc}")
         except NotFound:
             pass
-    images = {v.image for v in app.volumes}
+    try:
+        cluster.get(NAMESPACE, scratch_ns)
+        found.append(f"Namespace/{scratch_ns}")
+    except NotFound:
+        pass
+    images = {v.image for v in app.volumes} | {scratch_image(v.image) for v in app.volumes}
     for pv in cluster.list(PV):
         attrs = ((pv.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {}
         if attrs.get("imageName") in images:
             found.append(f"PersistentVolume/{pv['metadata']['name']}")
+    for volume in app.volumes:
+        try:
+            b.rbd.image_info(b.site.pool, scratch_image(volume.image))
+            found.append(f"image {b.site.pool}/{scratch_image(volume.image)}")
+        except CommandFailed as error:
+            if error.exit_code != 2:
+                raise
     return tuple(found)
 
 
-def prepare_drill(world: World, app_name: str, mode: Mode = "promote") -> Prepared:
-    """Observe and plan a drill (nothing changes)."""
-    if mode != "promote":
-        raise StandbyError(
-            f"drill mode {mode!r} is not available: the isolated mode (a scratch copy of the secondary's"
-            " latest complete snapshot) is not built yet",
-            hint="run the drill with mode 'promote'",
-        )
+def prepare_drill(world: World, app_name: str, mode: Mode = "isolated") -> Prepared:
+    """Observe and plan a drill (nothing changes).
+
+    ``isolated`` (the default) runs the app on a scratch copy of the secondary's latest complete
+    snapshot, in ``<namespace>-drill``, while mirroring goes on; ``promote`` force-promotes the
+    secondary's images, then demotes and resyncs them.
+    """
+    if mode not in ("promote", "isolated"):
+        raise StandbyError(f"drill mode {mode!r} is unknown", hint="use 'isolated' or 'promote'")
     app = world.config.app(app_name)
     record = read_placement(world, app).record
     view = observe_app(world, app, record)
@@ -140,7 +169,7 @@ class DrillOutcome:
 
 def _measured(journal: Journal) -> dict[str, Any]:
     smoke = next((s.observed for s in journal.steps if s.name == "drill-smoke"), {})
-    promote = next((s.observed for s in journal.steps if s.name == "drill-promote"), {})
+    promote = next((s.observed for s in journal.steps if s.name in ("drill-promote", "scratch-copy")), {})
     canary = dict(smoke.get("canary") or next((s.observed for s in journal.steps if s.name == "canary"), {}))
     rpo = promote.get("rpo") or {}
     point = rpo.get("recovery_point")
@@ -192,7 +221,8 @@ class DrillRun:
 
     def finish(self, error: str, *, cleaned: bool, flow_run_url: str = "") -> DrillOutcome:
         """Report, store, release (see :func:`finish_drill`)."""
-        return finish_drill(self.world, self.executor, self.app, "promote", self.probe.result(), error,
+        mode = drill_mode(self.executor.journal.steps)
+        return finish_drill(self.world, self.executor, self.app, mode, self.probe.result(), error,
                             cleaned=cleaned, flow_run_url=flow_run_url)  # fmt: skip
 
 
@@ -265,10 +295,12 @@ def drill_cleanup(
                 interrupted = interrupted or step.name
                 journal = journal.with_step(step.model_copy(update={
                     "outcome": "failed", "ended_at": now, "error": "interrupted: the drill's process stopped"}))  # fmt: skip
-    else:
-        prepared = prepare_drill(world, app.name)
+    else:  # a fresh cleanup undoes either mode's drill: every cleanup step observes first
+        prepared = prepare_drill(world, app.name, "isolated")
+        both = [*prepared.plan.steps, *make_drill_plan(app, prepared.facts, "promote").steps]
+        named = {s.name: s for s in both if s.name in CLEANUP_STEPS}
         plan = prepared.plan.model_copy(update={
-            "steps": tuple(s for s in prepared.plan.steps if s.name in CLEANUP_STEPS), "checks": ()})  # fmt: skip
+            "steps": tuple(named[n] for n in CLEANUP_STEPS if n in named), "checks": ()})  # fmt: skip
         journal = new_journal(new_op_id("drill", now, secrets.token_bytes(3)), plan, now).model_copy(
             update={"status": "approved", "approval": SCHEDULED.model_copy(update={"reason": "drill cleanup", "at": now})})
     write_journal(world, journal)
@@ -284,7 +316,8 @@ def drill_cleanup(
         why = f"step {failed.name} failed: {failed.error}" if failed else ""
         if interrupted:
             why = f"interrupted at step {interrupted}: the drill's process stopped; drill-cleanup finished it"
-        return finish_drill(world, ex, app, "promote", Availability(), why, cleaned=True, interrupted=interrupted).journal
+        mode = drill_mode(ex.journal.steps)
+        return finish_drill(world, ex, app, mode, Availability(), why, cleaned=True, interrupted=interrupted).journal
     now = world.clock.now()
     update_placement(world, app, lambda p: released(p, journal.op_id, now), required=journal.source)
     done = ex.journal.model_copy(update={"status": "completed", "finished_at": now})

@@ -129,6 +129,7 @@ def restore_backup(
     exclude_kinds: Iterable[str] = (),
     include_kinds: Iterable[str] | None = None,
     bound_timeout: float = 120.0,
+    rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
@@ -138,6 +139,8 @@ def restore_backup(
     ``exclude_kinds`` names kinds left out (e.g. ``VolumeReplication`` while the source is still
     primary: restoring it would ask the target to promote its image); ``include_kinds``, when
     given, restores only those kinds (an operation restores volumes, workload and routing apart).
+    ``rewrite``, when given, changes each manifest after sanitising and retargeting (an isolated
+    drill points the PV at its scratch image).
     """
     layout = StoreLayout(source.s3.prefix)
     run = resolve_run(store, layout, source.name, app.name, run_id)
@@ -155,7 +158,8 @@ def restore_backup(
         if entry.kind in excluded or (included is not None and entry.kind not in included):
             continue
         clean = sanitize(open_blob(entry, store.get(entry.key), key), context)
-        manifests.append(_retarget(clean, app.namespace, target_ns))
+        moved = _retarget(clean, app.namespace, target_ns)
+        manifests.append(rewrite(moved) if rewrite is not None else moved)
     created: list[str] = []
     updated: list[str] = []
     skipped: list[str] = []

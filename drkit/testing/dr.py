@@ -11,8 +11,9 @@ Controllers (run before every call on a cluster, as in the background):
 
 * **VolumeReplication**: ``spec.replicationState`` is made true on the mirror pair (a plain promote
   waits for the peer's demotion, as the lab's controller does); ``status`` follows.
-* **Nexus**: a Nexus CR whose PVC is Bound on a primary image gets a running :class:`FakeNexus`
-  on that site's copy of the image; a deleted CR stops it.
+* **Nexus**: a Nexus CR whose PVC (in the CR's namespace) is Bound on a primary image, or on a
+  plain (scratch) image, gets a running :class:`FakeNexus` on that site's copy of the image; a
+  deleted CR stops it.
 """
 
 from __future__ import annotations
@@ -100,8 +101,8 @@ def seed_app(*, with_vr: bool = True) -> list[dict[str, Any]]:
     return objs
 
 
-def _image_of(cluster: FakeCluster, pvc_name: str) -> str | None:
-    pvc = cluster.objects.get(("v1", "PersistentVolumeClaim", NS, pvc_name))
+def _image_of(cluster: FakeCluster, pvc_name: str, namespace: str = NS) -> str | None:
+    pvc = cluster.objects.get(("v1", "PersistentVolumeClaim", namespace, pvc_name))
     if pvc is None or (pvc.get("status") or {}).get("phase") != "Bound":
         return None
     pv = cluster.objects.get(("v1", "PersistentVolume", "", str(pvc["spec"].get("volumeName"))))
@@ -179,13 +180,17 @@ class FakeDr:
             for cr in crs:
                 if site in self.nexus:
                     continue
-                image = _image_of(cluster, PVC)
-                if image is None or site in self.mirror.down or not self.mirror.images[image].primary[site]:
+                ns = cr["metadata"].get("namespace", NS)
+                image = _image_of(cluster, f"nexus-data-{cr['metadata']['name']}-nxrm-ha-0", ns)
+                scratch = self.mirror.scratch.get((site, image or ""))  # a plain image: writable
+                if image is None or site in self.mirror.down or (
+                        scratch is None and (image not in self.mirror.images or not self.mirror.images[image].primary[site])):
                     cr["status"] = {"phase": "Pending", "url": None}
                     continue
+                data = scratch["data"] if scratch is not None else self.mirror.images[image].data[site]
                 url = f"http://nexus.{site}.fake"
-                self.nexus[site] = FakeNexus(url=url, site=site, data=self.mirror.images[image].data[site],
-                                             password=PASSWORD, fail_writes=site in self.nexus_fail_writes)  # fmt: skip
+                self.nexus[site] = FakeNexus(url=url, site=site, data=data, password=PASSWORD,
+                                             fail_writes=site in self.nexus_fail_writes)  # fmt: skip
                 cr["status"] = {"phase": "Running", "url": url}
 
         return reconcile

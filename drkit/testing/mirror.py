@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from drkit.domain.errors import CommandFailed, CommandTimedOut, TransientError
+from drkit.domain.errors import CommandFailed, CommandTimedOut, Conflict, TransientError
 
 
 @dataclass
@@ -54,6 +54,8 @@ class FakeMirrorPair:
         self.calls: list[tuple[str, str, bool]] = []
         self.promoted: list[tuple[str, str, bool]] = []
         """Promotes that took effect, as ``(site, image, forced)``."""
+        self.scratch: dict[tuple[str, str], dict[str, Any]] = {}
+        """Plain (not mirrored) images per ``(site, name)``: ``{"data": ..., "record": ...}``."""
         self.images = {
             name: _Image(
                 primary={s: s == primary for s in sites},
@@ -178,6 +180,8 @@ class FakeSiteRbd:
 
     def image_info(self, pool: str, image: str) -> dict[str, Any]:
         """See :class:`~drkit.adapters.rbd.RbdMirror`."""
+        if (self.site, image) in self.pair.scratch and self.site not in self.pair.down:
+            return {"name": image, "mirroring": {"state": "disabled"}}
         img = self.pair._enter(self.site, "info", image)
         return {"name": image, "mirroring": {"mode": "snapshot", "state": "enabled", "primary": img.primary[self.site]}}
 
@@ -238,3 +242,28 @@ class FakeSiteRbd:
                                 output_tail="rbd: failed to create mirror snapshot: (22) Invalid argument",
                                 context={"site": self.site})  # fmt: skip
         self.pair._snapshot(image, self.site, "primary")
+
+    def copy_latest_synced(self, pool: str, image: str, dest: str) -> dict[str, Any]:
+        """See :class:`~drkit.adapters.rbd.RbdMirror`: the data of the newest complete non-primary snapshot."""
+        img = self.pair._enter(self.site, "copy latest synced", image)
+        if dest in self.pair.images:
+            raise Conflict(f"{pool}/{dest} on {self.site} is mirrored: not a scratch copy")
+        done = self.pair.scratch.get((self.site, dest))
+        if done is not None:
+            return {**done["record"], "reused": True}
+        snaps = [s for s in img.snaps[self.site] if "primary_snap_id" in s["namespace"] and s["namespace"]["complete"]]
+        if not snaps:
+            raise TransientError(f"copy of {pool}/{image} on {self.site}: no complete non-primary mirror snapshot")
+        newest = max(snaps, key=lambda s: s["id"])
+        record = {"dest": dest, "snap_id": newest["id"], "primary_snap_id": newest["namespace"]["primary_snap_id"],
+                  "attempts": 1, "seconds": 0.0}  # fmt: skip
+        self.pair.scratch[(self.site, dest)] = {"data": copy.deepcopy(newest["_data"]), "record": record}
+        return dict(record)
+
+    def remove_image(self, pool: str, name: str) -> bool:
+        """See :class:`~drkit.adapters.rbd.RbdMirror`."""
+        if self.site in self.pair.down:
+            self.pair._enter(self.site, "rm", name)
+        if name in self.pair.images:
+            raise Conflict(f"{pool}/{name} on {self.site} is mirrored: Standby removes only plain scratch images")
+        return self.pair.scratch.pop((self.site, name), None) is not None

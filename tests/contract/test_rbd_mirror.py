@@ -28,7 +28,7 @@ from drkit.adapters.kube import KubeExecRunner
 from drkit.adapters.rbd import RbdCli, RbdMirror
 from drkit.adapters.runner import CommandResult, Runner
 from drkit.config import load_config
-from drkit.domain.errors import CommandFailed, CommandTimedOut, StandbyError, TransientError
+from drkit.domain.errors import CommandFailed, CommandTimedOut, Conflict, StandbyError, TransientError
 from drkit.domain.models import CephAccess, StandbyConfig
 from drkit.domain.rbd_status import parse_image_status, parse_pool_status, parse_snap_ls
 from drkit.jobs.rpo import sample_site, sample_sites
@@ -261,6 +261,33 @@ def test_sample_site_makes_one_call_per_pool(env: Env) -> None:
     assert len(sampling.samples) >= 1
     assert env.calls("site-b", "mirror", "pool", "status") == 1
     assert env.calls("site-b", "mirror", "image", "status") == 0
+
+
+def test_copy_latest_synced_makes_a_plain_copy_and_replication_goes_on(env: Env) -> None:
+    dest = f"{env.image}-drill"
+    before = parse_snap_ls(env.secondary.snapshots(POOL, env.image), tz="UTC")
+    newest = max(s.id for s in before if s.non_primary and s.complete)
+    try:
+        record = env.secondary.copy_latest_synced(POOL, env.image, dest)
+        assert record["dest"] == dest and record["snap_id"] >= newest and record["primary_snap_id"] is not None
+        primary_ids = {s.id for s in parse_snap_ls(env.primary.snapshots(POOL, env.image), tz="UTC")}
+        assert record["primary_snap_id"] in primary_ids or record["snap_id"] > newest
+        info = env.secondary.image_info(POOL, dest)
+        assert (info.get("mirroring") or {}).get("state", "disabled") == "disabled"  # a plain image
+        assert env.secondary.image_info(POOL, env.image)["mirroring"]["primary"] is False  # never promoted
+        again = env.secondary.copy_latest_synced(POOL, env.image, dest)  # idempotent: the finished copy
+        assert again["snap_id"] == record["snap_id"] and again.get("reused") is True
+    finally:
+        assert env.secondary.remove_image(POOL, dest) is True
+    assert env.secondary.remove_image(POOL, dest) is False
+    with pytest.raises(CommandFailed):
+        env.secondary.image_info(POOL, dest)
+
+
+def test_remove_image_refuses_a_mirrored_image(env: Env) -> None:
+    with pytest.raises(Conflict, match="mirrored"):
+        env.secondary.remove_image(POOL, env.image)
+    assert env.secondary.image_info(POOL, env.image)["mirroring"]["primary"] is False
 
 
 def test_timeout_raises_a_retryable_command_timed_out(env: Env) -> None:

@@ -1,4 +1,6 @@
-"""Two drills in a row on the lab's real Ceph (promote mode), the first through the Prefect flow.
+"""Two drills in a row on the lab's real Ceph, one in each mode: the first through the Prefect flow
+(promote), the second isolated (a scratch copy of B's latest complete snapshot in nexus-dr-drill;
+B's image is never promoted and replication never stops).
 
 Each proves a canary written on A is on B with the same sha256, uploads and downloads on B, then
 cleans up: B a healthy replica (up+replaying, a fresh snapshot complete), nothing of the drill
@@ -17,6 +19,7 @@ from prefect.artifacts import Artifact
 from drkit.config import load_config
 from drkit.domain import crypto
 from drkit.domain.drill import DrillReport
+from drkit.domain.operations import Journal, StepRecord
 from drkit.jobs import backup as backups
 from drkit.jobs.drill import drill_reports, leftovers, prepare_drill, run_drill, start_drill
 from drkit.jobs.world import World, build_world, read_placement
@@ -53,29 +56,52 @@ def _check(report: DrillReport) -> None:
     assert report.canary["verified"] and report.smoke["round_trip"]
     assert report.rto_promotion_to_writable_s is not None and report.rto_promotion_to_writable_s <= 60
     assert report.availability.probes > 0 and report.availability.writable == report.availability.probes
-    assert report.protection_gap_s is not None and report.protection_gap_s > 0
+    assert report.protection_gap_s is not None
+    assert report.protection_gap_s > 0 if report.mode == "promote" else report.protection_gap_s == 0
+
+
+def _timings(report: DrillReport) -> str:
+    total = (report.ended_at - report.started_at).total_seconds() if report.ended_at else float("nan")
+    steps = ", ".join(f"{s.name} {s.seconds:.1f}s" for s in report.steps if s.seconds is not None)
+    return (f"{report.mode}: total {total:.1f}s, RTO {report.rto_promotion_to_writable_s:.1f}s,"
+            f" RPO {report.rpo_achieved_s}s, cleanup {report.cleanup_s}s, gap {report.protection_gap_s}s; {steps}")
 
 
 @pytest.mark.timeout(900)
 def test_two_drills_in_a_row_pass_and_leave_b_a_healthy_replica(
-    lab: Lab, prefect_harness: None, key: crypto.MasterKey
+    lab: Lab, prefect_harness: None, key: crypto.MasterKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = load_config(lab.root / "standby.yaml")
     world = build_world(config, timeout=20.0)
     b = world.bundle("site-a")
     backups.run_backup(config.app("nexus"), b.site, b.cluster, b.store, key=key, now=lambda: datetime.now(UTC))
 
-    first = drill(app="nexus", config=str(lab.root / "standby.yaml"), key_source="env:STANDBY_BACKUP_KEY")
+    first = drill(app="nexus", config=str(lab.root / "standby.yaml"), mode="promote", key_source="env:STANDBY_BACKUP_KEY")
     assert first["passed"], first
     _clean(world)
     for name in ("drill-report-nexus", "drill-history-nexus", "drill-timeline-nexus", "drill-plan-nexus"):
         assert Artifact.get(name) is not None, name
 
-    journal = start_drill(world, prepare_drill(world, "nexus"))
+    app = world.config.app("nexus")
+    sb = world.bundle("site-b")
+    during: dict[str, object] = {}
+
+    def watch(journal: Journal, record: StepRecord) -> None:  # while Nexus runs on B's scratch copy
+        if record.name == "drill-smoke" and record.outcome == "done":
+            during["primary"] = sb.rbd.image_info(sb.site.pool, app.volumes[0].image)["mirroring"]["primary"]
+            during["state"] = sb.rbd.image_status(sb.site.pool, app.volumes[0].image)["state"]
+
+    journal = start_drill(world, prepare_drill(world, "nexus", "isolated"))
     assert journal.status == "approved", journal.error
-    second = run_drill(world, journal, key=key)
+    second = run_drill(world, journal, key=key, on_step=watch)
     _check(second.report)
+    assert second.report.mode == "isolated"
+    assert during == {"primary": False, "state": "up+replaying"}, during
     _clean(world)
+    promoted = drill_reports(world, "nexus")[-2]
+    assert promoted.mode == "promote"
+    with capsys.disabled():
+        print(f"\n{_timings(promoted)}\n{_timings(second.report)}")
 
     reports = drill_reports(world, "nexus")
     assert [r.drill_id for r in reports][-2:] == [first["drill_id"], second.report.drill_id]

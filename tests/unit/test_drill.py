@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from drkit.domain import crypto
+from drkit.domain.drill import Mode
 from drkit.domain.errors import StandbyError
 from drkit.domain.operations import Journal, StepRecord
 from drkit.jobs.backup import run_backup
@@ -25,7 +26,7 @@ from drkit.jobs.drill import (
 )
 from drkit.jobs.operations import Timeouts, list_journals
 from drkit.jobs.world import read_placement
-from drkit.testing.dr import IMAGE, PASSWORD, FakeDr, fake_dr
+from drkit.testing.dr import IMAGE, NS, PASSWORD, FakeDr, fake_dr
 
 KEY = crypto.MasterKey(bytes(range(64, 96)))
 FAST = Timeouts(default=30.0, poll=1.0)
@@ -42,8 +43,10 @@ def _ready(**knobs: object) -> FakeDr:
     return dr
 
 
-def _drill(dr: FakeDr, on_step: Callable[[Journal, StepRecord], None] | None = None) -> DrillOutcome:
-    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus"))
+def _drill(
+    dr: FakeDr, on_step: Callable[[Journal, StepRecord], None] | None = None, mode: Mode = "promote"
+) -> DrillOutcome:
+    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", mode))
     assert journal.status == "approved", journal.error
     return run_drill(dr.world, journal, key=KEY, timeouts=FAST, on_step=on_step)
 
@@ -92,12 +95,13 @@ def test_the_gate_refuses_with_reasons() -> None:
     dr = _ready()
     dr.clusters["site-b"].seed({"apiVersion": "operator.alaudadevops.io/v1alpha1", "kind": "Nexus",
                                 "metadata": {"name": "nexus-ddrs", "namespace": "nexus-dr"}, "spec": {}})  # fmt: skip
-    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus"))
-    assert journal.status == "refused"
-    assert "nothing of the app on the secondary: Nexus/nexus-ddrs; run: standby drill cleanup --app nexus" in journal.error
-    assert read_placement(dr.world, dr.world.config.app("nexus")).record.operation is None
-    with pytest.raises(StandbyError, match="isolated"):
-        prepare_drill(dr.world, "nexus", "isolated")
+    for mode in ("promote", "isolated"):
+        journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", mode))  # type: ignore[arg-type]
+        assert journal.status == "refused"
+        assert "nothing of the app on the secondary: Nexus/nexus-ddrs; run: standby drill cleanup --app nexus" in journal.error
+        assert read_placement(dr.world, dr.world.config.app("nexus")).record.operation is None
+    with pytest.raises(StandbyError, match="unknown"):
+        prepare_drill(dr.world, "nexus", "bogus")  # type: ignore[arg-type]
 
 
 def test_no_secret_value_in_the_store_journals_or_reports() -> None:
@@ -185,3 +189,110 @@ def test_fault_matrix_each_failure_is_named_and_the_secondary_ends_a_healthy_rep
         for fault, step, ok in rows:
             print(f"  {'ok ' if ok else 'BAD'} {fault:28} -> {step}")
     assert json.dumps(rows)
+
+
+# ------------------------------------------------------------------------------- isolated mode
+
+SCRATCH_NS = f"{NS}-drill"
+SCRATCH_IMAGE = f"{IMAGE}-drill"
+
+
+def _isolated_clean(dr: FakeDr) -> bool:
+    b = dr.clusters["site-b"]
+    return (
+        _healthy_and_clean(dr)
+        and ("site-b", SCRATCH_IMAGE) not in dr.mirror.scratch
+        and not [k for k in b.objects if k[2] == SCRATCH_NS or (k[1] == "Namespace" and k[3] == SCRATCH_NS)]
+        and not [k for k in b.objects if k[1] == "PersistentVolume"]
+    )
+
+
+def test_isolated_is_the_default_mode() -> None:
+    dr = _ready()
+    prepared = prepare_drill(dr.world, "nexus")
+    names = [s.name for s in prepared.plan.steps]
+    assert "scratch-copy" in names and "drill-promote" not in names and not prepared.plan.forced
+
+
+def test_an_isolated_drill_proves_the_canary_on_a_scratch_copy_and_never_promotes_b() -> None:
+    dr = _ready()
+    seen: dict[str, object] = {}
+
+    def watch(journal: Journal, record: StepRecord) -> None:
+        if record.name == "drill-smoke" and record.outcome == "done":
+            b = dr.clusters["site-b"]
+            seen["pvc"] = b.objects.get(("v1", "PersistentVolumeClaim", SCRATCH_NS, "nexus-data-nexus-ddrs-nxrm-ha-0"))
+            seen["pvs"] = [o for k, o in b.objects.items() if k[1] == "PersistentVolume"]
+            seen["app-ns-nexus"] = [k for k in b.objects if k[1] == "Nexus" and k[2] == NS]
+            seen["replaying"] = dr.mirror.site("site-b").image_status("replicapool", IMAGE)["state"]
+
+    outcome = _drill(dr, on_step=watch, mode="isolated")
+    report = outcome.report
+    assert report.passed, [c for c in report.checks if not c.ok]
+    assert report.mode == "isolated"
+    assert report.canary["verified"] and report.smoke["round_trip"] and report.smoke["login"]
+    assert report.rto_promotion_to_writable_s is not None and report.rpo_achieved_s is not None
+    assert report.recovery_point is not None and report.protection_gap_s == 0.0
+    assert dr.mirror.promoted == []  # B's mirrored image never promoted
+    assert seen["replaying"] == "up+replaying"  # mirroring went on while Nexus ran on the copy
+    assert seen["app-ns-nexus"] == []
+    (pv,) = seen["pvs"]  # type: ignore[misc]
+    assert pv["metadata"]["name"].endswith("-drill")
+    assert pv["spec"]["csi"]["volumeAttributes"]["imageName"] == SCRATCH_IMAGE
+    assert pv["spec"].get("claimRef", {"namespace": SCRATCH_NS})["namespace"] == SCRATCH_NS  # sanitize drops it
+    assert seen["pvc"]["spec"]["volumeName"] == pv["metadata"]["name"]  # type: ignore[index]
+    assert [s.name for s in report.steps if s.phase == "cleanup"] == [
+        "scratch-cleanup-app", "scratch-cleanup-volumes", "scratch-remove-image", "drill-healthy"]
+    assert _isolated_clean(dr)
+
+
+def test_two_isolated_drills_in_a_row_pass() -> None:
+    dr = _ready()
+    first = _drill(dr, mode="isolated")
+    dr.clock.advance(3600)
+    dr.mirror.site("site-a").mirror_snapshot("replicapool", IMAGE)
+    second = _drill(dr, mode="isolated")
+    assert first.report.passed and second.report.passed
+    assert dr.mirror.promoted == [] and _isolated_clean(dr)
+
+
+def test_remove_image_refuses_a_mirrored_image() -> None:
+    dr = _ready()
+    with pytest.raises(StandbyError, match="mirrored"):
+        dr.mirror.site("site-b").remove_image("replicapool", IMAGE)
+    assert IMAGE in dr.mirror.images
+
+
+ISOLATED_STEPS = ("canary", "drill-snapshot", "scratch-copy", "scratch-restore", "scratch-start", "drill-smoke",
+                  "scratch-cleanup-app", "scratch-cleanup-volumes", "scratch-remove-image", "drill-healthy")  # fmt: skip
+
+
+@pytest.mark.parametrize("step", ISOLATED_STEPS)
+def test_an_isolated_drill_killed_at_any_step_is_cleaned_up_by_drill_cleanup(step: str) -> None:
+    dr = _ready()
+    with pytest.raises(Killed):
+        _drill(dr, on_step=_at(step, "running", _die), mode="isolated")
+    drill_cleanup(dr.world, "nexus", key=KEY, timeouts=FAST)
+    last = [j for j in list_journals(dr.world, "nexus") if j.kind == "drill"][-1]
+    assert f"interrupted at step {step}" in last.error and last.status == "failed"
+    assert dr.mirror.promoted == [] and _isolated_clean(dr)
+
+
+def test_isolated_faults_are_named() -> None:
+    dr = _ready()
+    dr.nexus_fail_writes.add("site-b")
+    outcome = _drill(dr, mode="isolated")
+    assert outcome.report.failed_step == "scratch-start"
+    assert dr.mirror.promoted == [] and _isolated_clean(dr)
+    dr = _ready()
+    outcome = _drill(dr, on_step=_at("scratch-start", "done", lambda: _corrupt_scratch(dr)), mode="isolated")
+    assert outcome.report.failed_step == "drill-smoke" and not outcome.report.passed
+    assert _isolated_clean(dr)
+
+
+def _corrupt_scratch(dr: FakeDr) -> None:
+    repos = dr.mirror.scratch[("site-b", SCRATCH_IMAGE)]["data"].setdefault("repositories", {})
+    for assets in repos.values():
+        for path in assets:
+            if "standby-drill" in path:
+                assets[path] = b"corrupted on the scratch copy"
