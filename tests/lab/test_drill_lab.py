@@ -10,6 +10,9 @@ left on B, Nexus still served by A throughout. The report is stored as JSON, Mar
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -103,9 +106,19 @@ def test_two_drills_in_a_row_pass_and_leave_b_a_healthy_replica(
     with capsys.disabled():
         print(f"\n{_timings(promoted)}\n{_timings(second.report)}")
 
+    # A second isolated drill in a row, through the CLI (isolated is its default mode).
+    env = {**os.environ, "STANDBY_CONFIG": str(lab.root / "standby.yaml"), "STANDBY_BACKUP_KEY": KEY_TEXT}
+    cli = subprocess.run([sys.executable, "-m", "standby.cli", "drill", "run", "--app", "nexus"],
+                         capture_output=True, text=True, env=env, timeout=600, check=False)  # fmt: skip
+    assert cli.returncode == 0, cli.stdout[-1500:] + cli.stderr[-1500:]
+    third_id = cli.stdout.strip().splitlines()[-1]
+    _clean(world)
+
     reports = drill_reports(world, "nexus")
-    assert [r.drill_id for r in reports][-2:] == [first["drill_id"], second.report.drill_id]
-    _check(reports[-2])
+    assert [r.drill_id for r in reports][-3:] == [first["drill_id"], second.report.drill_id, third_id]
+    _check(reports[-3])
+    _check(reports[-1])
+    assert reports[-1].mode == "isolated"
     html = b.store.get(second.stored["html"]).decode()
     assert "data:image/png;base64," in html and first["drill_id"] in html
     HTML_COPY.write_text(html)

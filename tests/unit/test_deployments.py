@@ -53,3 +53,15 @@ def test_each_deployment_passes_valid_parameters_to_its_flow(name: str) -> None:
     flow.validate_parameters(
         CALLER_PARAMETERS.get(name, {}) | dict(y.get("parameters", {}))
     )  # raises on a bad name/type
+
+
+def test_every_parameter_of_the_operation_and_drill_flows_has_a_description() -> None:
+    """The run form is built from the flow's schema: a bare parameter name helps nobody at 3 am."""
+    from flows.drill import drill, drill_cleanup_flow
+    from flows.operations import failback, failover, relocate
+
+    for flow_ in (relocate, failover, failback, drill, drill_cleanup_flow):
+        props = flow_.parameters.model_dump()["properties"]
+        assert props, flow_.name
+        missing = [name for name, spec in props.items() if not spec.get("description")]
+        assert not missing, (flow_.name, missing)
