@@ -40,12 +40,21 @@ def guarded(action: Callable[[], T]) -> T:
         raise fail(f"error: {exc}", 1) from None
 
 
-def world_of(config: Path | None) -> Any:
-    """The operations' world for ``--config`` (20 s per call, so a lost site answers quickly)."""
+def world_of(config: Path | None, *, app: str | None = None, site: str | None = None) -> Any:
+    """The operations' world for ``--config`` (20 s per call, so a lost site answers quickly).
+
+    ``app`` and ``site`` are checked against the configuration first: a misspelt name is named
+    before anything (credentials included) is touched.
+    """
     from drkit.config import load_config
     from drkit.jobs.world import build_world
 
-    return guarded(lambda: build_world(load_config(config), timeout=20.0))
+    cfg = guarded(lambda: load_config(config))
+    if app is not None:
+        guarded(lambda: cfg.app(app))
+    if site is not None:
+        guarded(lambda: cfg.site(site))
+    return guarded(lambda: build_world(cfg, timeout=20.0))
 
 
 def echo_step(_journal: Any, record: Any) -> None:

@@ -35,7 +35,7 @@ def run(
     """Run a drill of APP now; exit 0 only when it passed."""
     if mode not in ("promote", "isolated"):
         raise fail(f"error: --mode must be promote or isolated, not {mode!r}", 2)
-    world = world_of(config)
+    world = world_of(config, app=app)
     key = guarded(lambda: key_from_env(key_env))
     prepared = guarded(lambda: prepare_drill(world, app, mode))  # type: ignore[arg-type]
     typer.echo(plan_markdown(prepared.plan))
@@ -62,7 +62,7 @@ def run(
 @drill_app.command("cleanup")
 def cleanup(app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption = KEY_ENV) -> None:
     """Return the secondary to a healthy replica after a drill (idempotent)."""
-    world = world_of(config)
+    world = world_of(config, app=app)
     key = guarded(lambda: key_from_env(key_env))
     journal = guarded(lambda: drill_cleanup(world, app, key=key, on_step=echo_step))
     typer.echo("\n".join(summary_lines(journal)))
@@ -72,7 +72,7 @@ def cleanup(app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption =
 @drill_app.command("list")
 def list_(app: AppOption, config: ConfigOption = None) -> None:
     """The app's drills, oldest first: id, verdict, RTO, RPO."""
-    world = world_of(config)
+    world = world_of(config, app=app)
     reports = guarded(lambda: drill_reports(world, app))
     if not reports:
         typer.echo(f"no drill of {app} has a stored report yet")

@@ -54,7 +54,7 @@ def _operate(
     kind: Kind, app: str, target: str | None, config: Path | None, *, dry_run: bool, yes: bool,
     reason: str, ack_loss: bool, ack_unfenced: bool, key_env: str,
 ) -> None:  # fmt: skip
-    world = world_of(config)
+    world = world_of(config, app=app, site=target)
     prepared = guarded(lambda: prepare(world, app, kind, target))
     plan = prepared.plan
     typer.echo(plan_markdown(plan))
@@ -133,8 +133,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
     """Per app: recorded and observed primary, mirroring, lag, last backup and last operation."""
-    world = world_of(config)
-    apps = [guarded(lambda: world.config.app(app))] if app else list(world.config.apps)
+    world = world_of(config, app=app)
+    apps = [world.config.app(app)] if app else list(world.config.apps)
     out: dict[str, Any] = {"apps": {}}
     for a in apps:
         out["apps"][a.name] = guarded(lambda a=a: _app_status(world, a.name))  # type: ignore[misc]
@@ -190,6 +190,7 @@ def operation_show(
     as_json: Annotated[bool, typer.Option("--json", help="the whole journal as JSON")] = False,
 ) -> None:
     """Print an operation's journal."""
+    guarded(lambda: parse_op_id(op_id))
     world = world_of(config)
     journal = guarded(lambda: read_journal(world, op_id))
     typer.echo(journal.model_dump_json(indent=2) if as_json else "\n".join(summary_lines(journal)))
@@ -202,9 +203,9 @@ def operation_resume(
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Run what is left of an operation; finished steps are observed and skipped."""
+    guarded(lambda: parse_op_id(op_id))
     world = world_of(config)
     key = guarded(lambda: key_from_env(key_env))
-    guarded(lambda: parse_op_id(op_id))
     try:
         done = resume(world, op_id, key=key, on_step=echo_step)
     except PreconditionFailed as error:
