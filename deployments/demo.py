@@ -81,7 +81,7 @@ def run_jobs(config: Path) -> dict[str, Any]:
     say("verify-backup: checksums, decryption, offline validation")
     results["verify"] = verify_backup(app="nexus", config=str(config), key_source=f"secret:{KEY_BLOCK}")
     print(json.dumps(results["verify"], indent=2, default=str))
-    say("drill: prove Nexus and its data on site-b, then clean up (about 2 minutes)")
+    say("drill: prove Nexus and its data on site-b (isolated: a scratch copy), then clean up")
     results["drill"] = drill(app="nexus", config=str(config), key_source=f"secret:{KEY_BLOCK}")
     print(json.dumps(results["drill"], indent=2, default=str))
     report = results["drill"]["report"]
@@ -137,7 +137,7 @@ def main() -> int:
     print(f"  flow runs:  {ui}/runs")
     print(f"  artifacts:  {ui}/artifacts   (backup summary, index link, drill report and timeline, RPO table and chart)")
     print(f"  lab:        .venv/bin/standby lab status   (kubeconfig {st.kubeconfig})")
-    print("  schedules:  make up   (serves the backup, verify, sampler, watcher and report deployments)")
+    print("  schedules:  make up   (serves every deployment: backups, RPO, the monthly drill, relocate/failover/failback)")
     print("  stop:       make down")
     return 0
 
