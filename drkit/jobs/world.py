@@ -257,8 +257,10 @@ def _site_view(world: World, app: ProtectedApp, site: str) -> SiteView:
 def secondary_lag(world: World, app: ProtectedApp, secondary: str, *, exact_first: bool = False) -> float | None:
     """The secondary's lag in seconds (its oldest image); None when unknown.
 
-    From the secondary's status (an upper bound: rbd-mirror writes it every 30 s), else, or first
-    with ``exact_first`` (a drill's recovery point), from both sites' snapshot listings (exact mode).
+    From the secondary's status (an upper bound: rbd-mirror writes it every 30 s, so it can show
+    minutes after a restart), else from both sites' snapshot listings (exact mode); with
+    ``exact_first`` (plans, a drill's recovery point) the other way round, falling back to the
+    status when the primary cannot be listed (a lost site).
     """
     from drkit.jobs.rpo import exact_points
 
@@ -270,19 +272,27 @@ def secondary_lag(world: World, app: ProtectedApp, secondary: str, *, exact_firs
                               primary_tz=primary.site.timezone, listed_at=world.clock.now())  # fmt: skip
         return exact_lag(image, points, world.clock.now()).lag_seconds
 
+    def status(image: str) -> tuple[float | None, bool]:
+        doc = b.rbd.image_status(b.site.pool, image)
+        now = world.clock.now()
+        sample = parse_image_status(doc, now=now, tz=b.site.timezone, site=secondary, pool=b.site.pool)
+        return image_lag(sample, now).lag_seconds, sample.health in ("split-brain", "error")
+
     worst = 0.0
     for volume in app.volumes:
-        try:
-            lag = exact(volume.image) if exact_first else None
-            if lag is None:
-                doc = b.rbd.image_status(b.site.pool, volume.image)
-                now = world.clock.now()
-                sample = parse_image_status(doc, now=now, tz=b.site.timezone, site=secondary, pool=b.site.pool)
-                lag = image_lag(sample, now).lag_seconds
-                if lag is None and not exact_first and sample.health not in ("split-brain", "error"):
+        lag: float | None = None
+        broken = False
+        order = (True, False) if exact_first else (False, True)
+        for use_exact in order:
+            try:
+                if use_exact and not broken:
                     lag = exact(volume.image)
-        except StandbyError:
-            return None
+                elif not use_exact:
+                    lag, broken = status(volume.image)
+            except StandbyError:
+                lag = None
+            if lag is not None:
+                break
         if lag is None:
             return None
         worst = max(worst, lag)
@@ -292,7 +302,8 @@ def secondary_lag(world: World, app: ProtectedApp, secondary: str, *, exact_firs
 def observe_app(world: World, app: ProtectedApp, record: Placement) -> AppView:
     """Both sites' view of ``app``'s images, and the lag of the record's secondary."""
     sites = {name: _site_view(world, app, name) for name in (app.primary_site, app.secondary_site)}
-    lag = secondary_lag(world, app, record.secondary) if sites[record.secondary].reachable else None
+    reachable = sites[record.secondary].reachable
+    lag = secondary_lag(world, app, record.secondary, exact_first=True) if reachable else None
     return AppView(
         app=app.name,
         images=tuple(v.image for v in app.volumes),
