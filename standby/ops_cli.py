@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,13 +42,7 @@ def _ask(plan_app: str, needs_loss: bool, needs_unfenced: bool) -> tuple[Approva
     reason = typer.prompt("reason")
     loss = typer.confirm("acknowledge data loss?", default=False) if needs_loss else False
     unfenced = typer.confirm("acknowledge that the old primary is not fenced?", default=False) if needs_unfenced else False
-    return Approval(approver=approver, reason=reason, data_loss=loss, unfenced=unfenced, at=_now()), typed
-
-
-def _now() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
+    return Approval(approver=approver, reason=reason, data_loss=loss, unfenced=unfenced, at=datetime.now(UTC)), typed
 
 
 def _operate(
@@ -69,7 +64,7 @@ def _operate(
     key = guarded(lambda: key_from_env(key_env))
     if yes:
         approval = Approval(approver=getpass.getuser(), reason=reason, data_loss=ack_loss,
-                            unfenced=ack_unfenced, at=_now())  # fmt: skip
+                            unfenced=ack_unfenced, at=datetime.now(UTC))  # fmt: skip
         typed = plan.app
     else:
         approval, typed = _ask(plan.app, plan.needs_data_loss_ack, plan.needs_unfenced_ack)
