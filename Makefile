@@ -27,7 +27,7 @@ check: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 test: setup check
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 3 --dist loadgroup
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit tests/golden

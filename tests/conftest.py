@@ -31,6 +31,20 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+# The lab tests that change where the app runs (operations, drills, site outages) share one lab; the
+# others share a second one. Under ``pytest -n N --dist loadgroup`` each group runs on one worker
+# with a lab of its own, while the tests that need no lab spread over the other workers.
+_FIRST_LAB_MODULES = ("test_operations_lab.py", "test_drill_lab.py", "test_site_outage.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "lab" in getattr(item, "fixturenames", ()):
+            group = "lab-1" if item.path.name in _FIRST_LAB_MODULES else "lab-2"
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 from tests.labfixture import lab  # noqa: E402  (the session lab, shared by tests/lab and tests/contract)
 
 __all__ = ["lab", "prefect_harness"]

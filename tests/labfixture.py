@@ -4,7 +4,8 @@ It is registered by the root ``tests/conftest.py`` so that lab tests in any fold
 ``tests/contract``) share ONE lab; ``tests/lab/conftest.py`` re-exports :class:`Lab`. The lab lives
 in ``$STANDBY_TEST_LAB_DIR`` (default ``/tmp/standby-test-lab``) with its own ports
 (``$STANDBY_TEST_LAB_PORT_BASE``, default 17800), so it never touches a lab started with
-``make lab-up``. Set ``STANDBY_KEEP_LAB=1`` to leave it running after the session.
+``make lab-up``. Under pytest-xdist each worker gets ``<dir>-gwN`` and ports ``base + 1000 * N``;
+``tests/conftest.py`` groups the lab tests so that each group runs on one worker. Set ``STANDBY_KEEP_LAB=1`` to leave it running after the session.
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ from pathlib import Path
 
 import pytest
 
-os.environ["STANDBY_LAB_PORT_BASE"] = os.environ.get("STANDBY_TEST_LAB_PORT_BASE", "17800")
+# Under pytest-xdist each worker that runs lab tests gets its own lab: its own folder and ports.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_WORKER_INDEX = int(_WORKER[2:]) if _WORKER.startswith("gw") and _WORKER[2:].isdigit() else 0
+os.environ["STANDBY_LAB_PORT_BASE"] = str(
+    int(os.environ.get("STANDBY_TEST_LAB_PORT_BASE", "17800")) + 1000 * _WORKER_INDEX
+)
 
-from lab import ceph
-from lab import lab as lab_mod
+from lab import ceph  # noqa: E402  (after the port base is set)
+from lab import lab as lab_mod  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class Lab:
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     root = Path(os.environ.get("STANDBY_TEST_LAB_DIR", "/tmp/standby-test-lab"))
+    if _WORKER:
+        root = root.with_name(f"{root.name}-{_WORKER}")
     lab_mod.down(root, log=lambda m: None)  # what a killed session may have left running
     shutil.rmtree(root, ignore_errors=True)
     try:

@@ -1,6 +1,6 @@
 """The real two-site Ceph lab (lab/ceph.py): bring-up, idempotence, mirroring, restart and tear-down.
 
-These tests start real Ceph daemons (Debian's 16.2 packages) on mon ports $STANDBY_TEST_LAB_PORT_BASE+500 (18300 by default), so they are
+These tests start real Ceph daemons (Debian's 16.2 packages) on mon ports 500 above the session lab's, so they are
 marked ``lab`` and skipped when the packages are missing. They run in order on one module-scoped lab
 and take about 1.5 minutes on 2 cores.
 """
@@ -36,7 +36,7 @@ pytestmark = [
 ]
 
 # Clear of the session lab (+0..+111) and of a `make lab-up` lab (16800..16911).
-PORT_BASE = int(os.environ.get("STANDBY_TEST_LAB_PORT_BASE", "17800")) + 500
+PORT_BASE = int(os.environ["STANDBY_LAB_PORT_BASE"]) + 500  # set by tests/labfixture.py, per xdist worker
 DAEMONS = ("mon", "osd", "mgr", "rbd-mirror")
 
 
