@@ -41,6 +41,11 @@ def rpo_breach_notice(app: str, lag_seconds: float | None = None, reason: str = 
     """Log an RPO breach (the fallback notification when no notification block is configured).
 
     1. Write one WARNING line naming the app, its lag and the reason.
+
+    Args:
+        app: name of the app whose secondary lags (the event's ``standby.app``)
+        lag_seconds: the measured lag in seconds; empty when it is unknown
+        reason: why the sampler called it a breach (the event's ``reason``)
     """
     line = f"RPO breach on {app}: lag {lag_seconds}s; {reason}"
     get_run_logger().warning(line)

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow
 from prefect.client.schemas.objects import FlowRun
 from prefect.flows import Flow
 from prefect.states import State
-from pydantic import Field
 
 from drkit.domain.errors import PreconditionFailed
 from drkit.domain.retention import RetentionPolicy
-from drkit.jobs.backup import KEY_ENV
+from drkit.jobs.requests import BackupRequest, default, documented
 from drkit.jobs.world import load_placed_config
 from tasks.backup import app_slot, apply_retention, back_up_app, emit_backup_event
-
-KEY_SOURCE = f"env:{KEY_ENV}"
-RETENTION = RetentionPolicy()
 
 
 def _on_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> None:
@@ -30,12 +26,13 @@ def _on_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> N
 
 
 @flow(name="backup", on_failure=[_on_failure], log_prints=False)
+@documented(BackupRequest)
 def backup(
-    app: Annotated[str, Field(description="name of the protected app to back up")],
-    config: Annotated[str, Field(description="path of the Standby configuration file")] = "standby.yaml",
-    site: Annotated[str | None, Field(description="site to read from; the app's primary when empty")] = None,
-    key_source: Annotated[str, Field(description="master key: env:VAR, secret:BLOCK or none")] = KEY_SOURCE,
-    retention: Annotated[RetentionPolicy, Field(description="GFS retention policy")] = RETENTION,
+    app: str,
+    config: str = "standby.yaml",
+    site: str | None = default(BackupRequest, "site"),
+    key_source: str = default(BackupRequest, "key_source"),
+    retention: RetentionPolicy = default(BackupRequest, "retention"),
 ) -> dict[str, Any]:
     """Back up an app's manifests to S3.
 
@@ -47,10 +44,11 @@ def backup(
     4. Emit ``standby.backup.completed``; a partially failed run fails the flow (and emits
        ``standby.backup.failed``), it never completes silently.
     """
+    request = BackupRequest(app=app, site=site, key_source=key_source, retention=retention)
     site_name = site or load_placed_config(Path(config)).app(app).primary_site
     with app_slot(app):
-        summary = back_up_app(config, app, site_name, key_source)
-        kept = apply_retention(config, app, site_name, retention)
+        summary = back_up_app(config, app, site_name, request.key_source)
+        kept = apply_retention(config, app, site_name, request.retention)
     result = {
         "run_id": summary.run_id,
         "status": summary.status,

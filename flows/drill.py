@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
@@ -11,8 +11,8 @@ from prefect.context import get_run_context
 from drkit.config import load_config
 from drkit.domain.drill import Mode
 from drkit.domain.errors import PreconditionFailed, StandbyError
-from drkit.jobs.backup import KEY_ENV
 from drkit.jobs.drill import DrillRun, drill_cleanup, drill_reports
+from drkit.jobs.requests import DrillCleanupRequest, DrillRequest, default, documented
 from drkit.jobs.world import build_world
 from tasks.backup import master_key
 from tasks.drill import begin_drill, emit_drill_event, plan_drill, publish_report
@@ -31,7 +31,13 @@ def _flow_run_url() -> str:
 
 
 @flow(name="drill")
-def drill(app: str, config: str = "standby.yaml", mode: str = "isolated", key_source: str = f"env:{KEY_ENV}") -> dict[str, Any]:
+@documented(DrillRequest)
+def drill(
+    app: str,
+    config: str = "standby.yaml",
+    mode: Mode = default(DrillRequest, "mode"),
+    key_source: str = default(DrillRequest, "key_source"),
+) -> dict[str, Any]:
     """Prove the app and its data on the secondary, then return it to a healthy replica.
 
     1. Gate (Ramen's test-failover): record and sites agree, mirroring healthy, lag under 3 snapshot
@@ -49,21 +55,15 @@ def drill(app: str, config: str = "standby.yaml", mode: str = "isolated", key_so
        secondary replays with a fresh snapshot complete and the lag under target.
     6. Publish the report (JSON, Markdown, HTML with the timeline) and emit standby.drill.passed or
        standby.drill.failed. The run fails unless the drill passed.
-
-    Args:
-        app: name of the protected app
-        config: path of the Standby configuration file
-        mode: isolated (a scratch copy in <namespace>-drill, mirroring never stops) or promote
-            (force-promote the secondary's images, the seed's method)
-        key_source: backup master key: env:VAR, secret:BLOCK or none
     """
+    request = DrillRequest(app=app, mode=mode, key_source=key_source)
     logger = get_run_logger()
     world = build_world(load_config(Path(config)))
-    prepared = plan_drill(world, app, cast(Mode, mode))
+    prepared = plan_drill(world, app, request.mode)
     journal = begin_drill(world, prepared)
     if journal.status == "refused":
         raise PreconditionFailed(f"drill of {app} refused: {journal.error}", hint="see the drill-plan artifact")
-    run = DrillRun(world, journal, key=master_key(key_source))
+    run = DrillRun(world, journal, key=master_key(request.key_source))
     failure = ""
     for name in run.drill_steps():
         try:
@@ -97,18 +97,17 @@ def drill(app: str, config: str = "standby.yaml", mode: str = "isolated", key_so
 
 
 @flow(name="drill-cleanup")
-def drill_cleanup_flow(app: str, config: str = "standby.yaml", key_source: str = f"env:{KEY_ENV}") -> dict[str, Any]:
+@documented(DrillCleanupRequest)
+def drill_cleanup_flow(
+    app: str, config: str = "standby.yaml", key_source: str = default(DrillCleanupRequest, "key_source")
+) -> dict[str, Any]:
     """Return the secondary to a healthy replica after a drill; safe to run again at any time.
 
     1. Find the app's last unfinished drill (or start a fresh cleanup).
     2. Remove what the drill created on the secondary (app, PVC, PV; the image is kept), demote,
        resync, and wait until replaying with a fresh snapshot complete and the lag under target.
-
-    Args:
-        app: name of the protected app
-        config: path of the Standby configuration file
-        key_source: backup master key: env:VAR, secret:BLOCK or none
     """
+    request = DrillCleanupRequest(app=app, key_source=key_source)
     world = build_world(load_config(Path(config)))
-    journal = drill_cleanup(world, app, key=master_key(key_source))
+    journal = drill_cleanup(world, app, key=master_key(request.key_source))
     return {"drill_id": journal.op_id, "status": journal.status, "steps": {s.name: s.outcome for s in journal.steps}}

@@ -10,8 +10,15 @@ from prefect import flow, get_run_logger
 from drkit.config import load_config
 from drkit.domain.errors import PreconditionFailed, StandbyError
 from drkit.domain.operations import Kind
-from drkit.jobs.backup import KEY_ENV
 from drkit.jobs.operations import Executor
+from drkit.jobs.requests import (
+    FailbackRequest,
+    FailoverRequest,
+    OperationRequest,
+    RelocateRequest,
+    default,
+    documented,
+)
 from drkit.jobs.world import build_world
 from tasks.backup import app_slot, master_key
 from tasks.operations import (
@@ -24,13 +31,10 @@ from tasks.operations import (
     webhook_routing,
 )
 
-APPROVAL_TIMEOUT = 3600
 
-
-def operate(
-    kind: Kind, app: str, target: str | None, config: str, dry_run: bool, key_source: str, approval_timeout: int
-) -> dict[str, Any]:
+def operate(kind: Kind, request: OperationRequest, target: str | None, config: str) -> dict[str, Any]:
     """The runbook shared by the three flows (see their docstrings)."""
+    app, dry_run = request.app, request.dry_run
     logger = get_run_logger()
     world = build_world(load_config(Path(config)))
     prepared = plan_operation(world, app, kind, target)
@@ -46,8 +50,8 @@ def operate(
     if dry_run:
         logger.info("dry run: the plan is published; nothing was changed")
         return {"status": "dry-run", "steps": [s.name for s in plan.steps]}
-    approval, typed = wait_for_approval(plan, timeout=approval_timeout)
-    key = master_key(key_source)
+    approval, typed = wait_for_approval(plan, timeout=request.approval_timeout)
+    key = master_key(request.key_source)
     with app_slot(app):  # one slot per app, shared with its backups: they never overlap
         journal = take_app(world, prepared, approval, typed)
         chosen = world.config.app(app)
@@ -70,13 +74,14 @@ def operate(
 
 
 @flow(name="relocate")
+@documented(RelocateRequest)
 def relocate(
     app: str,
     to: str,
     config: str = "standby.yaml",
-    dry_run: bool = False,
-    key_source: str = f"env:{KEY_ENV}",
-    approval_timeout: int = APPROVAL_TIMEOUT,
+    dry_run: bool = default(RelocateRequest, "dry_run"),
+    key_source: str = default(RelocateRequest, "key_source"),
+    approval_timeout: int = default(RelocateRequest, "approval_timeout"),
 ) -> dict[str, Any]:
     """Planned move of an app to its other site, with no data loss.
 
@@ -87,26 +92,21 @@ def relocate(
        on the target, promote without force, restore and start the app, smoke test, route.
     4. Tidy the source (PVC/PV removed, image kept), record the placement, wait until the source
        replays from the target.
-
-    Args:
-        app: name of the protected app
-        to: site to move the app to
-        config: path of the Standby configuration file
-        dry_run: publish the plan and stop; change nothing
-        key_source: backup master key: env:VAR, secret:BLOCK or none
-        approval_timeout: seconds to wait for the approval before the run fails (nothing changed)
     """
-    return operate("relocate", app, to, config, dry_run, key_source, approval_timeout)
+    request = RelocateRequest(app=app, to=to, dry_run=dry_run, key_source=key_source,
+                              approval_timeout=approval_timeout)  # fmt: skip
+    return operate("relocate", request, request.to, config)
 
 
 @flow(name="failover")
+@documented(FailoverRequest)
 def failover(
     app: str,
     to: str,
     config: str = "standby.yaml",
-    dry_run: bool = False,
-    key_source: str = f"env:{KEY_ENV}",
-    approval_timeout: int = APPROVAL_TIMEOUT,
+    dry_run: bool = default(FailoverRequest, "dry_run"),
+    key_source: str = default(FailoverRequest, "key_source"),
+    approval_timeout: int = default(FailoverRequest, "approval_timeout"),
 ) -> dict[str, Any]:
     """Disaster move of an app to its other site; writes since the last complete snapshot are lost.
 
@@ -117,25 +117,20 @@ def failover(
     3. Fence the old primary where it answers (stop the app, demote); let a sync in flight finish
        (bounded); restore the volumes, promote (forced when needed), start, smoke test, route.
     4. Record the placement.
-
-    Args:
-        app: name of the protected app
-        to: site to recover the app on
-        config: path of the Standby configuration file
-        dry_run: publish the plan and stop; change nothing
-        key_source: backup master key: env:VAR, secret:BLOCK or none
-        approval_timeout: seconds to wait for the approval before the run fails (nothing changed)
     """
-    return operate("failover", app, to, config, dry_run, key_source, approval_timeout)
+    request = FailoverRequest(app=app, to=to, dry_run=dry_run, key_source=key_source,
+                              approval_timeout=approval_timeout)  # fmt: skip
+    return operate("failover", request, request.to, config)
 
 
 @flow(name="failback")
+@documented(FailbackRequest)
 def failback(
     app: str,
     config: str = "standby.yaml",
-    dry_run: bool = False,
-    key_source: str = f"env:{KEY_ENV}",
-    approval_timeout: int = APPROVAL_TIMEOUT,
+    dry_run: bool = default(FailbackRequest, "dry_run"),
+    key_source: str = default(FailbackRequest, "key_source"),
+    approval_timeout: int = default(FailbackRequest, "approval_timeout"),
 ) -> dict[str, Any]:
     """Bring an app home after a failover, once its home site is back.
 
@@ -144,12 +139,6 @@ def failback(
     3. Stop the stale app at home, demote its images (split-brain resolved for the survivor),
        resync them, wait until replaying with a fresh snapshot complete.
     4. Relocate home, as the relocate flow does.
-
-    Args:
-        app: name of the protected app
-        config: path of the Standby configuration file
-        dry_run: publish the plan and stop; change nothing
-        key_source: backup master key: env:VAR, secret:BLOCK or none
-        approval_timeout: seconds to wait for the approval before the run fails (nothing changed)
     """
-    return operate("failback", app, None, config, dry_run, key_source, approval_timeout)
+    request = FailbackRequest(app=app, dry_run=dry_run, key_source=key_source, approval_timeout=approval_timeout)
+    return operate("failback", request, None, config)

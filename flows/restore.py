@@ -3,39 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from prefect import flow
-from pydantic import Field
 
-from drkit.jobs.backup import KEY_ENV
+from drkit.jobs.requests import RestoreRequest, default, documented
 from drkit.jobs.world import load_placed_config
 from tasks.backup import restore_app
 
 
 @flow(name="restore")
+@documented(RestoreRequest)
 def restore(
-    app: Annotated[str, Field(description="name of the protected app")],
-    target_site: Annotated[str, Field(description="site to restore into")],
-    config: Annotated[str, Field(description="path of the Standby configuration file")] = "standby.yaml",
-    source_site: Annotated[
-        str | None, Field(description="site whose backups to use; the primary when empty")
-    ] = None,
-    run_id: Annotated[
-        str | None, Field(description="run to restore; the newest complete run when empty")
-    ] = None,
-    namespace: Annotated[str | None, Field(description="target namespace; the app's when empty")] = None,
-    policy: Annotated[
-        Literal["skip", "update"], Field(description="objects that exist: skip or update")
-    ] = "skip",
-    dry_run: Annotated[bool, Field(description="send every create with dryRun=All; change nothing")] = False,
-    key_source: Annotated[
-        str, Field(description="master key: env:VAR, secret:BLOCK or none")
-    ] = f"env:{KEY_ENV}",
-    exclude_kinds: Annotated[
-        list[str], Field(description="kinds to leave out, e.g. VolumeReplication while the source is primary")
-    ] = [],  # noqa: B006 - Prefect copies parameters
-    bound_timeout: Annotated[float, Field(description="seconds to wait for restored PVCs to bind")] = 120.0,
+    app: str,
+    target_site: str,
+    config: str = "standby.yaml",
+    source_site: str | None = default(RestoreRequest, "source_site"),
+    run_id: str | None = default(RestoreRequest, "run_id"),
+    namespace: str | None = default(RestoreRequest, "namespace"),
+    policy: Literal["skip", "update"] = default(RestoreRequest, "policy"),
+    dry_run: bool = default(RestoreRequest, "dry_run"),
+    key_source: str = default(RestoreRequest, "key_source"),
+    exclude_kinds: list[str] = default(RestoreRequest, "exclude_kinds"),
+    bound_timeout: float = default(RestoreRequest, "bound_timeout"),
 ) -> dict[str, Any]:
     """Restore an app's objects from a backup run into a site.
 
@@ -48,19 +38,10 @@ def restore(
     5. Publish the summary as artifact ``restore-<app>-<target_site>``.
     """
     source = source_site or load_placed_config(Path(config)).app(app).primary_site
-    summary = restore_app(
-        config,
-        app,
-        source,
-        target_site,
-        run_id=run_id,
-        namespace=namespace,
-        policy=policy,
-        dry_run=dry_run,
-        key_source=key_source,
-        exclude_kinds=tuple(exclude_kinds),
-        bound_timeout=bound_timeout,
-    )
+    request = RestoreRequest(app=app, target_site=target_site, source_site=source, run_id=run_id,
+                             namespace=namespace, policy=policy, dry_run=dry_run, key_source=key_source,
+                             exclude_kinds=tuple(exclude_kinds), bound_timeout=bound_timeout)  # fmt: skip
+    summary = restore_app(config, request)
     return {
         "run_id": summary.run_id,
         "created": list(summary.created),

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from prefect import flow
-from pydantic import Field
 
+from drkit.jobs.requests import RpoReportRequest, default, documented
 from tasks import rpo
 
 
 @flow(name="rpo-report", log_prints=True)
+@documented(RpoReportRequest)
 def rpo_report(
-    config: Annotated[
-        str | None,
-        Field(description="Standby configuration file; $STANDBY_CONFIG or ./standby.yaml when empty"),
-    ] = None,
-    since: Annotated[str, Field(description="window to report, ending now: e.g. 1h, 24h, 7d")] = "24h",
-    app: Annotated[str | None, Field(description="only this app; every app when empty")] = None,
+    config: str | None = None,
+    since: str = default(RpoReportRequest, "since"),
+    app: str | None = default(RpoReportRequest, "app"),
 ) -> str:
     """Report the measured lag over the last `since` (e.g. 24h, 7d).
 
@@ -29,7 +25,8 @@ def rpo_report(
        image artifact (`rpo-report-chart-<app>`).
     5. Publish the table (`rpo-report-table`) and markdown (`rpo-report`) artifacts.
     """
+    request = RpoReportRequest(since=since, app=app)
     cfg = rpo.load_standby_config(config)
-    report = rpo.build_report(cfg, since, app)
+    report = rpo.build_report(cfg, request.since, request.app)
     chart_keys = rpo.store_charts(cfg, report)
     return rpo.publish_report(report, chart_keys)

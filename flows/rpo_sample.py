@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 from prefect import flow
-from pydantic import Field
 
+from drkit.jobs.requests import ExactMode, RpoSampleRequest, default, documented
 from tasks import rpo
 
 
 @flow(name="rpo-sample", log_prints=True)
+@documented(RpoSampleRequest)
 def rpo_sample(
-    config: Annotated[
-        str | None,
-        Field(description="Standby configuration file; $STANDBY_CONFIG or ./standby.yaml when empty"),
-    ] = None,
-    app: Annotated[str | None, Field(description="only this app; every app when empty")] = None,
-    exact: Annotated[
-        Literal["auto", "always", "never"],
-        Field(description="exact mode (rbd snap ls): when a breach is suspected, always, or never"),
-    ] = "auto",
-    compact: Annotated[bool, Field(description="compact yesterday's parquet parts into one")] = True,
+    config: str | None = None,
+    app: str | None = default(RpoSampleRequest, "app"),
+    exact: ExactMode = default(RpoSampleRequest, "exact"),
+    compact: bool = default(RpoSampleRequest, "compact"),
 ) -> dict[str, object]:
     """Sample the mirror status of both sites and record each app's lag.
 
@@ -34,11 +27,12 @@ def rpo_sample(
     5. Evaluate breaches with hysteresis and emit `standby.rpo.breach` / `standby.rpo.recovered`
        once per crossing, and `standby.mirror.unhealthy` for down, error or split-brain images.
     """
+    request = RpoSampleRequest(app=app, exact=exact, compact=compact)
     cfg = rpo.load_standby_config(config)
     samplings = rpo.sample_sites(cfg)
-    readings = rpo.measure_apps(cfg, samplings, exact, app)
+    readings = rpo.measure_apps(cfg, samplings, request.exact, request.app)
     keys = rpo.record_samples(cfg, samplings, readings)
-    if compact:
+    if request.compact:
         rpo.compact_yesterday(cfg)
     events = rpo.evaluate_breaches(cfg, readings)
     rpo.emit_rpo_events(events)

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from prefect import flow
-from pydantic import Field
 
+from drkit.jobs.requests import BusyPollSeconds, Minutes, PollSeconds, RpoWatchRequest, default, documented
 from tasks import rpo
 
 
 @flow(name="rpo-watch", log_prints=True)
+@documented(RpoWatchRequest)
 def rpo_watch(
-    config: Annotated[
-        str | None,
-        Field(description="Standby configuration file; $STANDBY_CONFIG or ./standby.yaml when empty"),
-    ] = None,
-    app: Annotated[str | None, Field(description="only this app; every app when empty")] = None,
-    minutes: Annotated[float, Field(gt=0, le=24 * 60, description="how long this run watches")] = 10.0,
-    every_seconds: Annotated[
-        float, Field(ge=0.2, le=60, description="seconds between two listings of an image on its secondary")
-    ] = 1.0,
-    busy_every_seconds: Annotated[
-        float, Field(ge=0.1, le=60, description="the same while a sync is in progress (its first 30 s)")
-    ] = 0.25,
+    config: str | None = None,
+    app: str | None = default(RpoWatchRequest, "app"),
+    minutes: Minutes = default(RpoWatchRequest, "minutes"),
+    every_seconds: PollSeconds = default(RpoWatchRequest, "every_seconds"),
+    busy_every_seconds: BusyPollSeconds = default(RpoWatchRequest, "busy_every_seconds"),
 ) -> dict[str, object]:
     """Watch the secondary complete each mirror snapshot, so the RPO report is exact within a poll.
 
@@ -39,5 +31,7 @@ def rpo_watch(
        partition, where `rpo-report` reads them. Failed listings are counted; the run fails when
        an image still cannot be listed at its end, or when points could not be written.
     """
+    request = RpoWatchRequest(app=app, minutes=minutes, every_seconds=every_seconds,
+                              busy_every_seconds=busy_every_seconds)  # fmt: skip
     cfg = rpo.load_standby_config(config)
-    return rpo.watch_completions(cfg, minutes, every_seconds, busy_every_seconds, app)
+    return rpo.watch_completions(cfg, request)

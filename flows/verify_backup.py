@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow
-from pydantic import Field
 
-from drkit.jobs.backup import KEY_ENV
+from drkit.jobs.requests import VerifyRequest, default, documented
 from drkit.jobs.world import load_placed_config
 from tasks.backup import verify_run
 
 
 @flow(name="verify-backup")
+@documented(VerifyRequest)
 def verify_backup(
-    app: Annotated[str, Field(description="name of the protected app")],
-    config: Annotated[str, Field(description="path of the Standby configuration file")] = "standby.yaml",
-    site: Annotated[
-        str | None, Field(description="site whose backups to verify; the primary when empty")
-    ] = None,
-    run_id: Annotated[
-        str | None, Field(description="run to verify; the newest complete run when empty")
-    ] = None,
-    key_source: Annotated[
-        str, Field(description="master key: env:VAR, secret:BLOCK or none")
-    ] = f"env:{KEY_ENV}",
-    dry_run_site: Annotated[
-        str | None, Field(description="also dry-run create every object on this site (e.g. the secondary)")
-    ] = None,
+    app: str,
+    config: str = "standby.yaml",
+    site: str | None = default(VerifyRequest, "site"),
+    run_id: str | None = default(VerifyRequest, "run_id"),
+    key_source: str = default(VerifyRequest, "key_source"),
+    dry_run_site: str | None = default(VerifyRequest, "dry_run_site"),
 ) -> dict[str, Any]:
     """Prove that a backup run is whole and restorable.
 
@@ -39,5 +31,7 @@ def verify_backup(
     5. Fail naming every bad object; publish the report as artifact ``verify-backup-<app>-<site>``.
     """
     site_name = site or load_placed_config(Path(config)).app(app).primary_site
-    report = verify_run(config, app, site_name, run_id, key_source, dry_run_site)
+    request = VerifyRequest(app=app, site=site_name, run_id=run_id, key_source=key_source,
+                            dry_run_site=dry_run_site)  # fmt: skip
+    report = verify_run(config, request)
     return {"run_id": report.run_id, "checked": report.checked, "encrypted": report.encrypted}

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import (
@@ -35,9 +35,10 @@ from drkit.domain.models import S3Location
 from drkit.domain.retention import RetentionPolicy
 from drkit.jobs import backup as jobs
 from drkit.jobs.backup import BackupSummary, RetentionResult
-from drkit.jobs.restore import RestoreSummary, restore_backup
+from drkit.jobs.requests import RestoreRequest, VerifyRequest
+from drkit.jobs.restore import RestoreSummary, run_restore
 from drkit.jobs.sites import cluster_for, store_for
-from drkit.jobs.verify import VerifyReport, require_ok, verify_backup
+from drkit.jobs.verify import VerifyReport, require_ok, run_verify
 from tasks.retrying import retry_transient
 
 RETRIES = 3
@@ -208,21 +209,14 @@ def apply_retention(config_path: str, app: str, site: str, policy: RetentionPoli
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def verify_run(
-    config_path: str, app: str, site: str, run_id: str | None, key_source: str, dry_run_site: str | None
-) -> VerifyReport:
+def verify_run(config_path: str, request: VerifyRequest) -> VerifyReport:
     """Check every blob of a run, decrypt, validate; dry-run create on ``dry_run_site`` when given."""
     cfg = load_config(Path(config_path))
-    where = cfg.site(site)
-    target = cfg.site(dry_run_site) if dry_run_site else None
-    report = verify_backup(
-        store_for(where),
-        where,
-        app,
-        run_id=run_id,
-        key=master_key(key_source),
-        target=cluster_for(target) if target else None,
-        target_site=target,
+    app, site = request.app, request.site or cfg.app(request.app).primary_site
+    report = run_verify(
+        cfg,
+        request.model_copy(update={"site": site}),
+        key=master_key(request.key_source),
         progress=_progress(f"verify-backup-progress-{app}-{site}", f"verify of {app}"),
     )
     text = "\n".join(f"- {line}" for line in report.lines())
@@ -239,36 +233,14 @@ def verify_run(
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def restore_app(
-    config_path: str,
-    app: str,
-    source_site: str,
-    target_site: str,
-    *,
-    run_id: str | None = None,
-    namespace: str | None = None,
-    policy: Literal["skip", "update"] = "skip",
-    dry_run: bool = False,
-    key_source: str = f"env:{jobs.KEY_ENV}",
-    exclude_kinds: tuple[str, ...] = (),
-    bound_timeout: float = 120.0,
-) -> RestoreSummary:
+def restore_app(config_path: str, request: RestoreRequest) -> RestoreSummary:
     """Restore a run into ``target_site`` in restore order; wait for PVCs to be Bound. Re-entrant."""
     cfg = load_config(Path(config_path))
-    source, target = cfg.site(source_site), cfg.site(target_site)
-    summary = restore_backup(
-        store_for(source),
-        source,
-        cfg.app(app),
-        cluster_for(target),
-        target,
-        key=master_key(key_source),
-        run_id=run_id,
-        namespace=namespace,
-        policy=policy,
-        dry_run=dry_run,
-        exclude_kinds=exclude_kinds,
-        bound_timeout=bound_timeout,
+    app, target_site = request.app, request.target_site
+    summary = run_restore(
+        cfg,
+        request,
+        key=master_key(request.key_source),
         progress=_progress(f"restore-progress-{app}-{target_site}", f"restore of {app} into {target_site}"),
     )
     text = "\n".join(f"- {line}" for line in summary.lines())

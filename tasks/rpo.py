@@ -22,6 +22,7 @@ from drkit.domain.models import StandbyConfig
 from drkit.jobs import rpo as jobs
 from drkit.jobs import rpo_report as reports
 from drkit.jobs import rpo_watch as watch_jobs
+from drkit.jobs.requests import RpoWatchRequest
 from drkit.jobs.sites import rbd_for, store_for
 from drkit.jobs.world import load_placed_config
 from tasks.retrying import retry_transient
@@ -130,9 +131,7 @@ def publish_report(report: reports.RpoReport, chart_keys: dict[str, str]) -> str
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient)
-def watch_completions(
-    config: StandbyConfig, minutes: float, every_seconds: float, busy_every_seconds: float, app: str | None
-) -> dict[str, Any]:
+def watch_completions(config: StandbyConfig, request: RpoWatchRequest) -> dict[str, Any]:
     """List each protected image's snapshots on its secondary every ``every_seconds`` for ``minutes``.
 
     New completion points are appended to the secondary's parquet partition every minute and at the
@@ -151,15 +150,15 @@ def watch_completions(
         config,
         rbds,
         records=_records(config),
-        duration=timedelta(minutes=minutes),
-        every=timedelta(seconds=every_seconds),
-        busy_every=timedelta(seconds=busy_every_seconds),
-        apps=[app] if app else None,
+        duration=timedelta(minutes=request.minutes),
+        every=timedelta(seconds=request.every_seconds),
+        busy_every=timedelta(seconds=request.busy_every_seconds),
+        apps=[request.app] if request.app else None,
         on_flush=progress,
     )
     if report.slow_rounds:
         logger.warning("%d rounds took longer than %ss: images are listed less often than asked",
-                       report.slow_rounds, every_seconds)  # fmt: skip
+                       report.slow_rounds, request.every_seconds)  # fmt: skip
     for image in report.images:
         if image["failures"]:
             logger.warning("%s/%s: %s listings failed; last: %s", image["site"], image["image"],

@@ -23,9 +23,11 @@ from drkit.domain import crypto
 from drkit.domain.backup import open_blob, sort_for_restore
 from drkit.domain.errors import Conflict, NotFound, StandbyError, TransientError
 from drkit.domain.layout import StoreLayout
-from drkit.domain.models import KindRef, ProtectedApp, Site
+from drkit.domain.models import KindRef, ProtectedApp, Site, StandbyConfig
 from drkit.domain.transforms import TransformContext, sanitize, storage_class_map
 from drkit.jobs.backup import read_index, resolve_run
+from drkit.jobs.requests import RestoreRequest, default
+from drkit.jobs.sites import cluster_for, store_for
 
 Policy = Literal["skip", "update"]
 Progress = Callable[[int, int, str], None]
@@ -128,7 +130,7 @@ def restore_backup(
     dry_run: bool = False,
     exclude_kinds: Iterable[str] = (),
     include_kinds: Iterable[str] | None = None,
-    bound_timeout: float = 120.0,
+    bound_timeout: float = default(RestoreRequest, "bound_timeout"),
     rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -225,4 +227,35 @@ def restore_backup(
         updated=tuple(updated),
         skipped=tuple(skipped),
         bound_pvcs=bound,
+    )
+
+
+def run_restore(
+    config: StandbyConfig,
+    request: RestoreRequest,
+    *,
+    key: crypto.MasterKey | None,
+    progress: Progress | None = None,
+) -> RestoreSummary:
+    """The restore use case (flow and CLI): ``request`` against the sites of ``config``.
+
+    The source is ``request.source_site``, or the app's primary in ``config`` (the placed primary
+    when ``config`` comes from ``load_placed_config``).
+    """
+    app = config.app(request.app)
+    source, target = config.site(request.source_site or app.primary_site), config.site(request.target_site)
+    return restore_backup(
+        store_for(source),
+        source,
+        app,
+        cluster_for(target),
+        target,
+        key=key,
+        run_id=request.run_id,
+        namespace=request.namespace,
+        policy=request.policy,
+        dry_run=request.dry_run,
+        exclude_kinds=request.exclude_kinds,
+        bound_timeout=request.bound_timeout,
+        progress=progress,
     )

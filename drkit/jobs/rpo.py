@@ -33,7 +33,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
@@ -61,13 +61,13 @@ from drkit.domain.rpo import (
     points_from_snapshots,
     remember,
 )
+from drkit.jobs.requests import ExactMode, RpoSampleRequest, default
 
 UNHEALTHY = frozenset({"down", "error", "split-brain"})
 """Image healths that emit ``standby.mirror.unhealthy``."""
 BREACH_EVENT = "standby.rpo.breach"
 RECOVERED_EVENT = "standby.rpo.recovered"
 UNHEALTHY_EVENT = "standby.mirror.unhealthy"
-ExactMode = Literal["auto", "always", "never"]
 
 _KNOWN_POOL_KEYS = frozenset({"summary", "daemons", "images"})
 _KNOWN_IMAGE_KEYS = frozenset(
@@ -279,7 +279,7 @@ def measure_apps(
     now: datetime | None = None,
     *,
     rbds: Mapping[str, RbdMirror] | None = None,
-    exact: ExactMode = "auto",
+    exact: ExactMode = default(RpoSampleRequest, "exact"),
     suspect_ratio: float = 0.8,
     apps: Sequence[str] | None = None,
     known: Mapping[str, Mapping[str, Sequence[SyncedPoint]]] | None = None,
@@ -767,7 +767,7 @@ def run_sample(
     now: datetime | None = None,
     *,
     records: RpoRecords | None = None,
-    exact: ExactMode = "auto",
+    exact: ExactMode = default(RpoSampleRequest, "exact"),
     apps: Sequence[str] | None = None,
 ) -> SampleRun:
     """One sampler run without Prefect: sample, measure, and (with ``records``) record and evaluate."""

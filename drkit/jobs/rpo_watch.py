@@ -43,13 +43,14 @@ from drkit.domain.errors import ConfigError, StandbyError
 from drkit.domain.models import ProtectedApp, Site, StandbyConfig
 from drkit.domain.rbd_status import parse_snap_ls
 from drkit.domain.rpo import SyncedPoint, points_from_snapshots, remember
+from drkit.jobs.requests import RpoWatchRequest, default
 from drkit.jobs.rpo import COLUMNS, RpoRecords
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], None]
 
-DEFAULT_EVERY = timedelta(seconds=1)
-DEFAULT_BUSY_EVERY = timedelta(seconds=0.25)
+DEFAULT_EVERY = timedelta(seconds=default(RpoWatchRequest, "every_seconds"))
+DEFAULT_BUSY_EVERY = timedelta(seconds=default(RpoWatchRequest, "busy_every_seconds"))
 BUSY_FOR = timedelta(seconds=30)
 DEFAULT_FLUSH_EVERY = timedelta(seconds=60)
 

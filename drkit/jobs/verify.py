@@ -26,9 +26,11 @@ from drkit.domain import crypto
 from drkit.domain.backup import IndexEntry, open_blob
 from drkit.domain.errors import Conflict, IntegrityError, NotFound, StandbyError, TransientError
 from drkit.domain.layout import StoreLayout
-from drkit.domain.models import Site
+from drkit.domain.models import Site, StandbyConfig
 from drkit.domain.transforms import TransformContext, sanitize, storage_class_map
 from drkit.jobs.backup import read_index, resolve_run
+from drkit.jobs.requests import VerifyRequest
+from drkit.jobs.sites import cluster_for, store_for
 
 K8S_VERSION = "1.31.0"
 """Kubernetes version whose schemas validate built-in kinds (the lab's apiserver reports v1.31)."""
@@ -188,4 +190,29 @@ def require_ok(report: VerifyReport) -> VerifyReport:
         f"backup {report.run_id} of app {report.app} failed verification: {named}{more}",
         hint="restore from another run, and run a new backup now",
         context={"run": report.run_id, "bad": [b.path for b in report.bad]},
+    )
+
+
+def run_verify(
+    config: StandbyConfig,
+    request: VerifyRequest,
+    *,
+    key: crypto.MasterKey | None,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """The verify use case (flow and CLI): ``request`` against the sites of ``config``.
+
+    The backups read are those of ``request.site``, or of the app's primary in ``config``.
+    """
+    where = config.site(request.site or config.app(request.app).primary_site)
+    target = config.site(request.dry_run_site) if request.dry_run_site else None
+    return verify_backup(
+        store_for(where),
+        where,
+        request.app,
+        run_id=request.run_id,
+        key=key,
+        target=cluster_for(target) if target else None,
+        target_site=target,
+        progress=progress,
     )
