@@ -1,133 +1,118 @@
-"""`make up`: serve every Standby deployment from one process against the local Prefect server.
+"""`make up`: serve every deployment of ``deployments/prefect.yaml`` from one process.
 
-The schedules match ``deployments/prefect.yaml``; ``serve`` needs no work pool or worker. The
-``relocate``, ``failover`` and ``failback`` deployments have no schedule: they are started from
-the UI and pause for a typed approval. On SIGTERM the deployments stay active
+``prefect.yaml`` is the one definition of Standby's deployments: the worker route (``prefect deploy
+--all``) and this module both read it, so they cannot drift apart. This module reads each entry's
+name, entrypoint, description, tags, parameters, schedules (cron with timezone, or interval) and
+concurrency limit, refuses a key it does not know, and serves exactly those; ``work_pool`` only
+matters to the worker route. With ``$STANDBY_CONFIG`` set, its path is passed as the ``config``
+parameter of every deployment that has one (``make up`` points it at the lab's file).
+
+``serve`` needs no work pool or worker. On SIGTERM the deployments stay active
 (``pause_on_shutdown=False``), so the UI keeps its schedules. Before serving, the
 ``standby-rpo-breach`` automation is (re)created (see :func:`install_breach_automation`).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+from pathlib import Path
+from typing import Any
 
+import yaml
 from prefect import serve
 from prefect.automations import Automation
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.deployments.runner import RunnerDeployment
+from prefect.flows import Flow
 
-from flows.automations import ensure_drill_automations, ensure_rpo_breach_automation, rpo_breach_notice
-from flows.backup import backup
-from flows.drill import drill, drill_cleanup_flow
-from flows.operations import failback, failover, relocate
-from flows.restore import restore
-from flows.rpo_report import rpo_report
-from flows.rpo_sample import rpo_sample
-from flows.rpo_watch import rpo_watch
-from flows.verify_backup import verify_backup
+from flows.automations import ensure_drill_automations, ensure_rpo_breach_automation
 
-CONFIG = os.environ.get("STANDBY_CONFIG", "standby.yaml")
-KEY = "secret:standby-backup-key"
-TZ = os.environ.get("STANDBY_TIMEZONE", "UTC")
-OPERATION_TAGS = ["standby", "dr", "operation"]
-"""Tags of the on-demand DR operations (``relocate``, ``failover``, ``failback``)."""
-DRILL_TAGS = ["standby", "dr", "drill"]
+PREFECT_YAML = Path(__file__).resolve().with_name("prefect.yaml")
+"""The one definition of Standby's deployments."""
+
+SERVED_KEYS = frozenset(
+    {"name", "entrypoint", "description", "tags", "parameters", "schedules", "concurrency_limit"}
+)
+"""The keys of a ``prefect.yaml`` deployment that ``serve`` applies."""
+WORKER_KEYS = frozenset({"work_pool"})
+"""The keys that only the worker route (``prefect deploy``) applies."""
 
 
-def deployments() -> list[RunnerDeployment]:
-    """Every Standby deployment, as ``deployments/prefect.yaml`` declares them."""
-    return [
-        backup.to_deployment(
-            name="nightly",
-            parameters={"app": "nexus", "config": CONFIG, "key_source": KEY},
-            schedules=[CronSchedule(cron="30 1 * * *", timezone=TZ)],
-            concurrency_limit=1,
-        ),
-        verify_backup.to_deployment(
-            name="verify",
-            parameters={"app": "nexus", "config": CONFIG, "key_source": KEY},
-            schedules=[CronSchedule(cron="30 3 * * *", timezone=TZ)],
-        ),
-        rpo_sample.to_deployment(
-            name="sampler",
-            parameters={"config": CONFIG},
-            schedules=[IntervalSchedule(interval=300)],
-            concurrency_limit=1,
-        ),
-        rpo_watch.to_deployment(
-            name="watcher",
-            parameters={"config": CONFIG, "minutes": 10.5},
-            schedules=[IntervalSchedule(interval=600)],
-            concurrency_limit=2,
-        ),
-        rpo_report.to_deployment(
-            name="daily",
-            parameters={"config": CONFIG, "since": "24h"},
-            schedules=[CronSchedule(cron="0 6 * * *", timezone=TZ)],
-        ),
-        restore.to_deployment(
-            name="on-demand",
-            parameters={
-                "app": "nexus",
-                "config": CONFIG,
-                "target_site": "site-b",
-                "dry_run": True,
-                "key_source": KEY,
-            },
-        ),
-        rpo_breach_notice.to_deployment(name="log"),
-        # DR operations: on demand only, one at a time; each publishes its plan and waits for the
-        # typed approval before changing anything (dry_run false: the approval gate protects).
-        relocate.to_deployment(
-            name="relocate",
-            description="Planned move of the app to its other site (no data loss), after a typed approval.",
-            tags=OPERATION_TAGS,
-            parameters={
-                "app": "nexus",
-                "to": "site-b",
-                "config": CONFIG,
-                "dry_run": False,
-                "key_source": KEY,
-            },
-            concurrency_limit=1,
-        ),
-        failover.to_deployment(
-            name="failover",
-            description="Disaster move to the other site (unsynced writes lost), after a typed approval.",
-            tags=OPERATION_TAGS,
-            parameters={
-                "app": "nexus",
-                "to": "site-b",
-                "config": CONFIG,
-                "dry_run": False,
-                "key_source": KEY,
-            },
-            concurrency_limit=1,
-        ),
-        failback.to_deployment(
-            name="failback",
-            description="Bring the app home after a failover (resync, relocate), after a typed approval.",
-            tags=OPERATION_TAGS,
-            parameters={"app": "nexus", "config": CONFIG, "dry_run": False, "key_source": KEY},
-            concurrency_limit=1,
-        ),
-        # The monthly drill needs no approval: it never touches production routing or data.
-        drill.to_deployment(
-            name="monthly",
-            description="Monthly DR drill: prove Nexus and its data on the secondary, then clean up.",
-            tags=DRILL_TAGS,
-            parameters={"app": "nexus", "config": CONFIG, "mode": "isolated", "key_source": KEY},
-            schedules=[CronSchedule(cron="0 3 1 * *", timezone=TZ)],
-            concurrency_limit=1,
-        ),
-        drill_cleanup_flow.to_deployment(
-            name="drill-cleanup",
-            description="Return the secondary to a healthy replica after a drill; safe to run again.",
-            tags=DRILL_TAGS,
-            parameters={"app": "nexus", "config": CONFIG, "key_source": KEY},
-            concurrency_limit=1,
-        ),
-    ]
+def declared(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
+    """The deployments of ``path`` as plain mappings (YAML anchors and merge keys resolved).
+
+    Raises ``ValueError`` naming the deployment and the key when an entry has a key neither route
+    understands here, or lacks a name, entrypoint, description or tags.
+    """
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    items: list[dict[str, Any]] = list(doc.get("deployments") or [])
+    for item in items:
+        name = item.get("name", "(no name)")
+        unknown = set(item) - SERVED_KEYS - WORKER_KEYS
+        if unknown:
+            raise ValueError(f"{path}: deployment {name}: unknown key(s) {sorted(unknown)}; serve.py would ignore them")
+        missing = [k for k in ("name", "entrypoint", "description", "tags") if not item.get(k)]
+        if missing:
+            raise ValueError(f"{path}: deployment {name}: missing {', '.join(missing)}")
+    return items
+
+
+def load_flow(entrypoint: str) -> Flow[..., Any]:
+    """The flow named by an entrypoint ``path/to/file.py:attribute`` (relative to the repository root)."""
+    path, _, attr = entrypoint.partition(":")
+    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    found = getattr(module, attr, None)
+    if not isinstance(found, Flow):
+        raise ValueError(f"entrypoint {entrypoint}: {attr} is not a Prefect flow in {path}")
+    return found
+
+
+def schedule(spec: dict[str, Any]) -> CronSchedule | IntervalSchedule:
+    """A ``prefect.yaml`` schedule: ``{cron, timezone}`` or ``{interval}`` (seconds)."""
+    if "cron" in spec:
+        return CronSchedule(cron=spec["cron"], timezone=spec.get("timezone", "UTC"))
+    if "interval" in spec:
+        return IntervalSchedule(interval=spec["interval"])
+    raise ValueError(f"schedule {spec}: expected cron (with timezone) or interval")
+
+
+def deployments(path: Path = PREFECT_YAML, config: str | None = None) -> list[RunnerDeployment]:
+    """Every deployment of ``path``, ready to serve; ``config`` (default ``$STANDBY_CONFIG``) replaces
+    the ``config`` parameter where a deployment has one."""
+    config = config or os.environ.get("STANDBY_CONFIG") or None
+    made: list[RunnerDeployment] = []
+    for item in declared(path):
+        parameters = dict(item.get("parameters") or {})
+        if config and "config" in parameters:
+            parameters["config"] = config
+        made.append(
+            load_flow(item["entrypoint"]).to_deployment(  # type: ignore[arg-type]  # sync: no coroutine
+                name=item["name"],
+                description=item["description"],
+                tags=list(item["tags"]),
+                parameters=parameters,
+                schedules=[schedule(s) for s in item.get("schedules") or []],
+                concurrency_limit=item.get("concurrency_limit"),
+            )
+        )
+    return made
+
+
+def table_rows(items: list[dict[str, Any]]) -> list[str]:
+    """The README's deployment table rows (markdown), one per declared deployment."""
+    rows = []
+    for item in items:
+        flow = load_flow(item["entrypoint"]).name
+        when = "; ".join(
+            f"cron `{s['cron']}` ({s.get('timezone', 'UTC')})" if "cron" in s else f"every {s['interval']} s"
+            for s in item.get("schedules") or []
+        )
+        rows.append(
+            f"| `{flow}/{item['name']}` | {when or 'on demand'} | {', '.join(item['tags'])}"
+            f" | {item.get('concurrency_limit') or '-'} | {item['description']} |"
+        )
+    return rows
 
 
 def install_breach_automation(notice: RunnerDeployment) -> Automation:

@@ -26,9 +26,10 @@ from drkit.domain.errors import ConfigError, NotFound
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import ProtectedApp, Site, StandbyConfig
 from drkit.jobs import backup as jobs
-from drkit.jobs.restore import restore_backup
+from drkit.jobs.requests import RestoreRequest, VerifyRequest, default, describe
+from drkit.jobs.restore import run_restore
 from drkit.jobs.sites import cluster_for, store_for
-from drkit.jobs.verify import verify_backup
+from drkit.jobs.verify import run_verify
 from drkit.jobs.world import load_placed_config
 from standby.common import ConfigOption, guarded
 
@@ -174,24 +175,16 @@ def verify_cmd(
     app: AppOption = None,
     site: SiteOption = None,
     dry_run_site: Annotated[
-        str | None, typer.Option("--dry-run-site", help="also dry-run create every object on this site")
-    ] = None,
+        str | None, typer.Option("--dry-run-site", help=describe(VerifyRequest, "dry_run_site"))
+    ] = default(VerifyRequest, "dry_run_site"),
     key_env: KeyEnvOption = jobs.KEY_ENV,
 ) -> None:
     """Check every blob's checksum, decrypt, validate the manifests; name every bad object (exit 1)."""
 
     def action() -> list[str]:
         cfg, chosen, where = _pick(config, app, site)
-        target_site = cfg.site(dry_run_site) if dry_run_site else None
-        report = verify_backup(
-            store_for(where),
-            where,
-            chosen.name,
-            run_id=run,
-            key=_key(key_env),
-            target=cluster_for(target_site) if target_site else None,
-            target_site=target_site,
-        )
+        request = VerifyRequest(app=chosen.name, site=where.name, run_id=run, dry_run_site=dry_run_site)
+        report = run_verify(cfg, request, key=_key(key_env))
         _echo(report.lines())
         if not report.ok:
             raise typer.Exit(1)
@@ -208,16 +201,21 @@ def restore_cmd(
     app: AppOption = None,
     site: SiteOption = None,
     namespace: Annotated[
-        str | None, typer.Option("--namespace", "-n", help="target namespace [default: the app's]")
-    ] = None,
-    policy: Annotated[
-        str, typer.Option("--policy", help="what to do with objects that exist: skip or update")
-    ] = "skip",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="send every create with dryRun=All")] = False,
+        str | None, typer.Option("--namespace", "-n", help=describe(RestoreRequest, "namespace"))
+    ] = default(RestoreRequest, "namespace"),
+    policy: Annotated[str, typer.Option("--policy", help=describe(RestoreRequest, "policy"))] = default(
+        RestoreRequest, "policy"
+    ),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=describe(RestoreRequest, "dry_run"))] = default(
+        RestoreRequest, "dry_run"
+    ),
     exclude_kind: Annotated[
-        list[str] | None, typer.Option("--exclude-kind", help="kind to leave out (repeatable)")
+        list[str] | None,
+        typer.Option("--exclude-kind", help=describe(RestoreRequest, "exclude_kinds") + " (repeatable)"),
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="seconds to wait for PVCs to bind")] = 120.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help=describe(RestoreRequest, "bound_timeout"))
+    ] = default(RestoreRequest, "bound_timeout"),
     key_env: KeyEnvOption = jobs.KEY_ENV,
 ) -> None:
     """Restore a run (or the newest complete run) of an app into a site, in restore order."""
@@ -227,21 +225,11 @@ def restore_cmd(
 
     def action() -> list[str]:
         cfg, chosen, where = _pick(config, app, site)
-        into = cfg.site(target_site)
-        summary = restore_backup(
-            store_for(where),
-            where,
-            chosen,
-            cluster_for(into),
-            into,
-            key=_key(key_env),
-            run_id=run,
-            namespace=namespace,
-            policy=chosen_policy,
-            dry_run=dry_run,
-            exclude_kinds=exclude_kind or (),
-            bound_timeout=timeout,
-        )
+        request = RestoreRequest(app=chosen.name, target_site=target_site, source_site=where.name, run_id=run,
+                                 namespace=namespace, policy=chosen_policy, dry_run=dry_run,
+                                 exclude_kinds=tuple(exclude_kind or ()), bound_timeout=timeout)  # fmt: skip
+        cfg.site(target_site)  # an unknown site is named before any credentials are read
+        summary = run_restore(cfg, request, key=_key(key_env))
         return summary.lines()
 
     _echo(guarded(action))

@@ -17,6 +17,7 @@ from drkit.jobs.backup import KEY_ENV, key_from_env
 from drkit.jobs.drill import drill_cleanup, drill_reports, prepare_drill, run_drill, start_drill
 from drkit.jobs.drill_report import report_markdown, verdict
 from drkit.jobs.operations import summary_lines
+from drkit.jobs.requests import DrillRequest, default, describe
 from standby.common import ConfigOption, echo_step, fail, guarded, world_of
 
 drill_app = typer.Typer(no_args_is_help=True, help="The DR drill: prove the app on the secondary, clean up.")
@@ -27,8 +28,7 @@ KeyEnvOption = Annotated[str, typer.Option("--key-env", help="variable holding t
 @drill_app.command("run")
 def run(
     app: AppOption,
-    mode: Annotated[str, typer.Option("--mode", help="isolated (a scratch copy of the secondary's latest snapshot;"
-                                      " replication goes on) or promote (force-promote the secondary's images)")] = "isolated",
+    mode: Annotated[str, typer.Option("--mode", help=describe(DrillRequest, "mode"))] = default(DrillRequest, "mode"),
     config: ConfigOption = None,
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:

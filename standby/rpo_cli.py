@@ -23,6 +23,7 @@ import typer
 from drkit.domain.errors import ConfigError, ParseError
 from drkit.domain.rbd_status import DEFAULT_STALE_AFTER, parse_status, zone
 from drkit.domain.rpo import image_lag
+from drkit.jobs.requests import RpoReportRequest, RpoSampleRequest, RpoWatchRequest, default, describe
 from standby.common import ConfigOption, fail, guarded
 
 T = TypeVar("T")
@@ -102,8 +103,8 @@ def sample_cmd(
     config: ConfigOption = None,
     app: AppOpt = None,
     exact: Annotated[
-        str, typer.Option("--exact", help="exact mode: auto (when suspected), always or never")
-    ] = "auto",
+        str, typer.Option("--exact", help=describe(RpoSampleRequest, "exact"))
+    ] = default(RpoSampleRequest, "exact"),
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     record: Annotated[
         bool, typer.Option("--record", help="also append to S3 and update the breach state (no events)")
@@ -116,6 +117,7 @@ def sample_cmd(
 
     if exact not in ("auto", "always", "never"):
         raise fail(f"error: --exact must be auto, always or never, not {exact!r}", 2)
+    request = guarded(lambda: RpoSampleRequest(app=app, exact=exact))  # type: ignore[arg-type]
 
     def run() -> jobs.SampleRun:
         cfg = load_placed_config(config)
@@ -123,8 +125,7 @@ def sample_cmd(
             cfg.app(app)  # an unknown app is a ConfigError naming the known ones
         rbds = {s.name: rbd_for(s) for s in cfg.sites}
         records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites}) if record else None
-        mode: jobs.ExactMode = "always" if exact == "always" else "never" if exact == "never" else "auto"
-        return jobs.run_sample(cfg, rbds, records=records, exact=mode, apps=[app] if app else None)
+        return jobs.run_sample(cfg, rbds, records=records, exact=request.exact, apps=[app] if app else None)
 
     result = guarded(run)
     if as_json:
@@ -143,11 +144,15 @@ def sample_cmd(
 def watch_cmd(
     config: ConfigOption = None,
     app: AppOpt = None,
-    minutes: Annotated[float, typer.Option("--minutes", help="how long to watch")] = 1.0,
-    every: Annotated[float, typer.Option("--every", help="seconds between two listings of an image")] = 1.0,
+    minutes: Annotated[
+        float, typer.Option("--minutes", help=describe(RpoWatchRequest, "minutes"))
+    ] = default(RpoWatchRequest, "minutes"),
+    every: Annotated[
+        float, typer.Option("--every", help=describe(RpoWatchRequest, "every_seconds"))
+    ] = default(RpoWatchRequest, "every_seconds"),
     busy_every: Annotated[
-        float, typer.Option("--busy-every", help="the same while a sync is in progress (its first 30 s)")
-    ] = 0.25,
+        float, typer.Option("--busy-every", help=describe(RpoWatchRequest, "busy_every_seconds"))
+    ] = default(RpoWatchRequest, "busy_every_seconds"),
     record: Annotated[
         bool, typer.Option("--record/--no-record", help="append the completion points to S3")
     ] = True,
@@ -161,8 +166,9 @@ def watch_cmd(
     from drkit.jobs.sites import rbd_for, store_for
     from drkit.jobs.world import load_placed_config
 
-    if minutes <= 0 or every < 0.2 or busy_every < 0.1:
-        raise fail("error: --minutes must be > 0, --every at least 0.2 and --busy-every at least 0.1", 2)
+    request = guarded(
+        lambda: RpoWatchRequest(app=app, minutes=minutes, every_seconds=every, busy_every_seconds=busy_every)
+    )
 
     def run() -> rpo_watch.WatchReport:
         cfg = load_placed_config(config)
@@ -174,9 +180,9 @@ def watch_cmd(
             cfg,
             rbds,
             records=records,
-            duration=timedelta(minutes=minutes),
-            every=timedelta(seconds=every),
-            busy_every=timedelta(seconds=busy_every),
+            duration=timedelta(minutes=request.minutes),
+            every=timedelta(seconds=request.every_seconds),
+            busy_every=timedelta(seconds=request.busy_every_seconds),
             apps=[app] if app else None,
         )
 
@@ -204,7 +210,9 @@ def watch_cmd(
 @rpo_app.command("report")
 def report_cmd(
     config: ConfigOption = None,
-    since: Annotated[str, typer.Option("--since", help="window length, e.g. 24h, 90m, 7d")] = "24h",
+    since: Annotated[
+        str, typer.Option("--since", help=describe(RpoReportRequest, "since"))
+    ] = default(RpoReportRequest, "since"),
     app: AppOpt = None,
     chart: Annotated[
         Path | None, typer.Option("--chart", help="also write the chart PNG here (one app: this file)")

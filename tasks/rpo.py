@@ -22,7 +22,7 @@ from drkit.domain.models import StandbyConfig
 from drkit.jobs import rpo as jobs
 from drkit.jobs import rpo_report as reports
 from drkit.jobs import rpo_watch as watch_jobs
-from drkit.jobs.requests import RpoWatchRequest
+from drkit.jobs.requests import ExactMode, RpoWatchRequest
 from drkit.jobs.sites import rbd_for, store_for
 from drkit.jobs.world import load_placed_config
 from tasks.retrying import retry_transient
@@ -54,7 +54,7 @@ def sample_sites(config: StandbyConfig) -> tuple[jobs.SiteSampling, ...]:
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
 def measure_apps(
-    config: StandbyConfig, samplings: tuple[jobs.SiteSampling, ...], exact: jobs.ExactMode, app: str | None
+    config: StandbyConfig, samplings: tuple[jobs.SiteSampling, ...], exact: ExactMode, app: str | None
 ) -> tuple[jobs.AppReading, ...]:
     """Per-app lag; exact mode (snap ls on both sites) for the images that need it."""
     rbds = {s.name: rbd_for(s) for s in config.sites}

@@ -12,12 +12,16 @@ command resolves it first, then asks the engine to do the request against it.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from drkit.config import format_validation_error
 from drkit.domain.drill import Mode
+from drkit.domain.errors import ConfigError
 from drkit.domain.retention import RetentionPolicy
 from drkit.jobs.backup import KEY_ENV
 
@@ -38,9 +42,20 @@ Seconds = Annotated[float, Field(gt=0)]
 
 
 class Request(BaseModel):
-    """Base of the request models: frozen, unknown fields refused."""
+    """Base of the request models: frozen, unknown fields refused, bad values a one-line ConfigError."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            words = re.findall(r"[A-Z][a-z]*", type(self).__name__.removesuffix("Request"))
+            label = " ".join(w.lower() for w in words)
+            raise ConfigError(
+                format_validation_error(Path(f"{label} request".strip()), error),
+                hint="fix the parameter named (see its description in the run form or --help)",
+            ) from None
 
 
 class AppRequest(Request):

@@ -1,67 +1,124 @@
-"""``deployments/prefect.yaml`` and ``deployments/serve.py`` declare the same deployments, and each
-deployment's parameters are valid for its flow (a typo there would only show at 01:30)."""
+"""``deployments/prefect.yaml`` is the one definition of Standby's deployments, and it is sound.
+
+``make up`` (``deployments/serve.py``) builds its deployments from the YAML, so this module checks
+the YAML itself and what serve.py makes of it: every deployment loads, its entrypoint resolves to a
+flow, its parameters are valid for that flow, its schedules are valid, it has a description and
+tags, and every parameter of its run form has a description (a bare name helps nobody at 3 am).
+"""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+from prefect.utilities.callables import parameter_schema
 
-from deployments.serve import deployments
+from deployments import serve
 
-YAML = Path(__file__).resolve().parents[2] / "deployments" / "prefect.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+DECLARED = {d["name"]: d for d in serve.declared()}
+# every use case is served (name in prefect.yaml -> flow)
+EXPECTED = {
+    "nightly": "backup",
+    "verify": "verify-backup",
+    "sampler": "rpo-sample",
+    "watcher": "rpo-watch",
+    "daily": "rpo-report",
+    "on-demand": "restore",
+    "log": "rpo-breach-notice",
+    "relocate": "relocate",
+    "failover": "failover",
+    "failback": "failback",
+    "monthly": "drill",
+    "drill-cleanup": "drill-cleanup",
+}
 # parameters a deployment gets from its caller rather than from the yaml (the breach automation)
 CALLER_PARAMETERS: dict[str, dict[str, Any]] = {"log": {"app": "nexus", "reason": "lag over target"}}
 
 
-def _declared() -> dict[str, dict[str, Any]]:
-    doc = yaml.safe_load(YAML.read_text())
-    return {d["name"]: d for d in doc["deployments"]}
+def test_every_use_case_is_declared_once() -> None:
+    assert len(DECLARED) == len(serve.declared())  # no name twice
+    assert {name: serve.load_flow(d["entrypoint"]).name for name, d in DECLARED.items()} == EXPECTED
 
 
-def _schedule(s: Any) -> dict[str, Any]:
-    if hasattr(s, "cron"):
-        return {"cron": s.cron, "timezone": s.timezone}
-    return {"interval": int(s.interval.total_seconds())}
-
-
-def test_serve_and_prefect_yaml_declare_the_same_deployments() -> None:
-    declared = _declared()
-    served = {d.name: d for d in deployments()}
-    assert sorted(served) == sorted(declared)
+def test_serve_builds_exactly_what_the_yaml_declares(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # entrypoints are relative to the repository root, as for `prefect deploy`
+    monkeypatch.delenv("STANDBY_CONFIG", raising=False)
+    served = {d.name: d for d in serve.deployments()}
+    assert sorted(served) == sorted(DECLARED)
     for name, d in served.items():
-        y = declared[name]
+        y = DECLARED[name]
         assert d.entrypoint == y["entrypoint"], name
+        assert d.description == y["description"], name
+        assert d.tags == y["tags"], name
         assert d.parameters == y.get("parameters", {}), name
-        assert [_schedule(s.schedule) for s in d.schedules] == y.get("schedules", []), name
-        limit = (
-            d.concurrency_limit
-            if isinstance(d.concurrency_limit, int) or d.concurrency_limit is None
-            else d.concurrency_limit.limit
-        )
-        assert limit == y.get("concurrency_limit"), name
+        assert len(d.schedules) == len(y.get("schedules", [])), name
+        limit = d.concurrency_limit
+        assert (limit if limit is None or isinstance(limit, int) else limit.limit) == y.get("concurrency_limit")
 
 
-@pytest.mark.parametrize("name", sorted(_declared()))
+def test_standby_config_replaces_only_the_config_parameter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDBY_CONFIG", "/srv/standby/lab.yaml")
+    for d in serve.deployments():
+        declared = DECLARED[d.name].get("parameters", {})
+        expected = {**declared, "config": "/srv/standby/lab.yaml"} if "config" in declared else declared
+        assert d.parameters == expected, d.name
+
+
+@pytest.mark.parametrize("name", sorted(DECLARED))
 def test_each_deployment_passes_valid_parameters_to_its_flow(name: str) -> None:
-    y = _declared()[name]
-    path, attr = y["entrypoint"].split(":")
-    flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), attr)
-    flow.validate_parameters(
-        CALLER_PARAMETERS.get(name, {}) | dict(y.get("parameters", {}))
-    )  # raises on a bad name/type
+    y = DECLARED[name]
+    flow = serve.load_flow(y["entrypoint"])
+    flow.validate_parameters(CALLER_PARAMETERS.get(name, {}) | dict(y.get("parameters", {})))  # raises
 
 
-def test_every_parameter_of_the_operation_and_drill_flows_has_a_description() -> None:
-    """The run form is built from the flow's schema: a bare parameter name helps nobody at 3 am."""
-    from flows.drill import drill, drill_cleanup_flow
-    from flows.operations import failback, failover, relocate
+@pytest.mark.parametrize("name", sorted(DECLARED))
+def test_each_schedule_is_valid(name: str) -> None:
+    for spec in DECLARED[name].get("schedules", []):
+        made = serve.schedule(spec)
+        if "cron" in spec:
+            assert isinstance(made, CronSchedule) and spec.get("timezone"), (name, "a cron needs its timezone")
+            assert made.timezone == spec["timezone"]
+        else:
+            assert isinstance(made, IntervalSchedule) and made.interval.total_seconds() == spec["interval"] > 0
 
-    for flow_ in (relocate, failover, failback, drill, drill_cleanup_flow):
-        props = flow_.parameters.model_dump()["properties"]
-        assert props, flow_.name
-        missing = [name for name, spec in props.items() if not spec.get("description")]
-        assert not missing, (flow_.name, missing)
+
+@pytest.mark.parametrize("name", sorted(DECLARED))
+def test_every_parameter_of_the_run_form_has_a_description(name: str) -> None:
+    """The run form is built from this schema (what Prefect 3.8.8 really computes from the flow)."""
+    flow = serve.load_flow(DECLARED[name]["entrypoint"])
+    props = parameter_schema(flow.fn).model_dump()["properties"]
+    assert props, name
+    missing = [p for p, spec in props.items() if not (spec.get("description") or "").strip()]
+    assert not missing, (name, missing)
+    assert DECLARED[name]["description"].strip() and DECLARED[name]["tags"], name
+
+
+def test_an_unknown_key_in_the_yaml_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "prefect.yaml"
+    bad.write_text(
+        "deployments:\n  - {name: x, entrypoint: 'flows/backup.py:backup', description: d, tags: [t],"
+        " schedule: {cron: '0 1 * * *'}}\n"
+    )
+    with pytest.raises(ValueError, match=r"deployment x: unknown key\(s\) \['schedule'\]"):
+        serve.declared(bad)
+
+
+def test_a_deployment_without_description_or_tags_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "prefect.yaml"
+    bad.write_text("deployments:\n  - {name: x, entrypoint: 'flows/backup.py:backup'}\n")
+    with pytest.raises(ValueError, match="deployment x: missing description, tags"):
+        serve.declared(bad)
+
+
+def test_an_entrypoint_that_is_not_a_flow_is_refused() -> None:
+    with pytest.raises(ValueError, match="is not a Prefect flow"):
+        serve.load_flow("flows/backup.py:RetentionPolicy")
+
+
+def test_the_readme_table_lists_every_deployment_as_declared() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = [line for line in readme.splitlines() if line.startswith("| `") and "/" in line.split("|")[1]]
+    assert table == serve.table_rows(serve.declared()), "README's deployment table differs from prefect.yaml"

@@ -192,7 +192,7 @@ def test_watch_lists_the_secondary_and_prints_json(tmp_path: Path, monkeypatch: 
 @pytest.mark.parametrize(
     ("args", "match"),
     [
-        (["--every", "0.1"], "--every at least 0.2"),
+        (["--every", "0.1"], "every_seconds: Input should be greater than or equal to 0.2"),
         (["--app", "gitlab"], "unknown app 'gitlab'; known apps: nexus"),
     ],
 )
