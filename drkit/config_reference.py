@@ -83,7 +83,8 @@ def type_name(tp: Any) -> str:
         return "mapping"
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return f"mapping ({tp.__name__})"
-    plain: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path"}
+    plain: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path",
+                             timedelta: "duration"}  # fmt: skip
     return plain.get(tp) or str(getattr(tp, "__name__", tp))
 
 
