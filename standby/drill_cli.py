@@ -35,9 +35,10 @@ def run(
     """Run a drill of APP now; exit 0 only when it passed."""
     if mode not in ("promote", "isolated"):
         raise fail(f"error: --mode must be promote or isolated, not {mode!r}", 2)
+    request = guarded(lambda: DrillRequest(app=app, mode=mode, key_source=f"env:{key_env}"))  # type: ignore[arg-type]
     world = world_of(config, app=app)
     key = guarded(lambda: key_from_env(key_env))
-    prepared = guarded(lambda: prepare_drill(world, app, mode))  # type: ignore[arg-type]
+    prepared = guarded(lambda: prepare_drill(world, app, request.mode))
     typer.echo(plan_markdown(prepared.plan))
     journal = guarded(lambda: start_drill(world, prepared))
     if journal.status == "refused":

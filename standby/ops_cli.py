@@ -28,6 +28,14 @@ from drkit.jobs.operations import (
     resume,
     summary_lines,
 )
+from drkit.jobs.requests import (
+    FailbackRequest,
+    FailoverRequest,
+    OperationRequest,
+    RelocateRequest,
+    default,
+    describe,
+)
 from drkit.jobs.world import World, observe_app, read_placement
 from standby.common import ConfigOption, echo_step, fail, guarded, world_of
 
@@ -46,9 +54,10 @@ def _ask(plan_app: str, needs_loss: bool, needs_unfenced: bool) -> tuple[Approva
 
 
 def _operate(
-    kind: Kind, app: str, target: str | None, config: Path | None, *, dry_run: bool, yes: bool,
+    kind: Kind, request: OperationRequest, target: str | None, config: Path | None, *, yes: bool,
     reason: str, ack_loss: bool, ack_unfenced: bool, key_env: str,
 ) -> None:  # fmt: skip
+    app, dry_run = request.app, request.dry_run
     world = world_of(config, app=app, site=target)
     prepared = guarded(lambda: prepare(world, app, kind, target))
     plan = prepared.plan
@@ -81,7 +90,7 @@ def _operate(
 
 
 Yes = Annotated[bool, typer.Option("--yes", help="skip the confirmation prompt")]
-DryRun = Annotated[bool, typer.Option("--dry-run", help="print the plan only")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help=describe(OperationRequest, "dry_run"))]
 Reason = Annotated[str, typer.Option("--reason", help="why (recorded in the journal) with --yes")]
 AckLoss = Annotated[bool, typer.Option("--acknowledge-data-loss", help="with --yes: accept losing the lag")]
 AckUnfenced = Annotated[
@@ -92,33 +101,36 @@ AckUnfenced = Annotated[
 def relocate(
     app: Annotated[str, typer.Option("--app", help="protected app")],
     to: Annotated[str, typer.Option("--to", help="site to move the app to")],
-    config: ConfigOption = None, dry_run: DryRun = False, yes: Yes = False, reason: Reason = "planned relocation",
+    config: ConfigOption = None, dry_run: DryRun = default(OperationRequest, "dry_run"), yes: Yes = False, reason: Reason = "planned relocation",
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:  # fmt: skip
     """Planned move of APP to a site, with no data loss (both sites must answer)."""
-    _operate("relocate", app, to, config, dry_run=dry_run, yes=yes, reason=reason, ack_loss=False,
+    request = guarded(lambda: RelocateRequest(app=app, to=to, dry_run=dry_run, key_source=f"env:{key_env}"))
+    _operate("relocate", request, request.to, config, yes=yes, reason=reason, ack_loss=False,
              ack_unfenced=False, key_env=key_env)  # fmt: skip
 
 
 def failover(
     app: Annotated[str, typer.Option("--app", help="protected app")],
     to: Annotated[str, typer.Option("--to", help="site to recover the app on")],
-    config: ConfigOption = None, dry_run: DryRun = False, yes: Yes = False, reason: Reason = "disaster failover",
+    config: ConfigOption = None, dry_run: DryRun = default(OperationRequest, "dry_run"), yes: Yes = False, reason: Reason = "disaster failover",
     acknowledge_data_loss: AckLoss = False, acknowledge_unfenced: AckUnfenced = False,
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:  # fmt: skip
     """Disaster move of APP: fence what answers, promote (by force if needed), start, smoke."""
-    _operate("failover", app, to, config, dry_run=dry_run, yes=yes, reason=reason,
+    request = guarded(lambda: FailoverRequest(app=app, to=to, dry_run=dry_run, key_source=f"env:{key_env}"))
+    _operate("failover", request, request.to, config, yes=yes, reason=reason,
              ack_loss=acknowledge_data_loss, ack_unfenced=acknowledge_unfenced, key_env=key_env)  # fmt: skip
 
 
 def failback(
     app: Annotated[str, typer.Option("--app", help="protected app")],
-    config: ConfigOption = None, dry_run: DryRun = False, yes: Yes = False, reason: Reason = "failback home",
+    config: ConfigOption = None, dry_run: DryRun = default(OperationRequest, "dry_run"), yes: Yes = False, reason: Reason = "failback home",
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:  # fmt: skip
     """Bring APP home after a failover: demote and resync the home site, then relocate."""
-    _operate("failback", app, None, config, dry_run=dry_run, yes=yes, reason=reason, ack_loss=False,
+    request = guarded(lambda: FailbackRequest(app=app, dry_run=dry_run, key_source=f"env:{key_env}"))
+    _operate("failback", request, None, config, yes=yes, reason=reason, ack_loss=False,
              ack_unfenced=False, key_env=key_env)  # fmt: skip
 
 
