@@ -57,6 +57,9 @@ def test_serve_builds_exactly_what_the_yaml_declares(monkeypatch: pytest.MonkeyP
         assert len(d.schedules) == len(y.get("schedules", [])), name
         limit = d.concurrency_limit
         assert (limit if limit is None or isinstance(limit, int) else limit.limit) == y.get("concurrency_limit")
+        # the schema the served deployment sends to the server, from which the UI draws its form
+        form = d._parameter_openapi_schema.model_dump()["properties"]
+        assert form and all((p.get("description") or "").strip() for p in form.values()), (name, form)
 
 
 def test_standby_config_replaces_only_the_config_parameter(monkeypatch: pytest.MonkeyPatch) -> None:
