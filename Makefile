@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
+# lab/, bench/, tests/ and deployments/ are not in the wheel: every target imports them from this checkout.
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 .PHONY: setup sysdeps test check unit demo bench lab-up lab-down lab-status up down server clean
 
@@ -23,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy drkit standby blocks flows tasks
+	$(VENV)/bin/mypy drkit standby blocks flows tasks deployments
 	$(VENV)/bin/lint-imports
 
 test: setup check

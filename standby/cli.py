@@ -7,9 +7,11 @@ non-zero exit status (2 for bad input), never with a traceback.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated
 
 import typer
@@ -65,11 +67,28 @@ def config_check(file: Annotated[Path, typer.Argument(help="configuration file t
         )
 
 
+def lab_module() -> ModuleType:
+    """``lab.lab``, which only a source checkout has (the wheel holds the product alone).
+
+    Outside a checkout: one line saying where to run it, exit 2.
+    """
+    try:
+        return importlib.import_module("lab.lab")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("lab", "lab.lab"):
+            raise
+    checkout = Path.cwd()
+    if (checkout / "lab" / "lab.py").is_file() and (checkout / "pyproject.toml").is_file():
+        sys.path.insert(0, str(checkout))
+        return importlib.import_module("lab.lab")
+    raise fail("error: `standby lab` needs a source checkout of Standby (the lab is not in the installed"
+               f" package; none in {checkout}) (next: run it from the checkout's folder, e.g. `make lab-up`)", 2)  # fmt: skip
+
+
 @lab_app.command("up")
 def lab_up(lab_dir: LabDirOption = None) -> None:
     """Bring the two-site lab up (idempotent)."""
-    from lab import lab as lab_mod
-
+    lab_mod = lab_module()
     status = guarded(lambda: lab_mod.up(lab_mod.lab_dir(lab_dir), log=lambda m: typer.echo(m, err=True)))
     typer.echo(lab_mod.describe(status))
 
@@ -77,7 +96,7 @@ def lab_up(lab_dir: LabDirOption = None) -> None:
 @lab_app.command("down")
 def lab_down(lab_dir: LabDirOption = None) -> None:
     """Stop everything the lab started (harmless when nothing is up)."""
-    from lab import lab as lab_mod
+    lab_mod = lab_module()
 
     guarded(lambda: lab_mod.down(lab_mod.lab_dir(lab_dir), log=lambda m: typer.echo(m, err=True)))
 
@@ -88,7 +107,7 @@ def lab_status(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object for scripts")] = False,
 ) -> None:
     """Show what the lab runs: kubeconfig, config, S3, Nexus URLs and mirror states."""
-    from lab import lab as lab_mod
+    lab_mod = lab_module()
 
     status = guarded(lambda: lab_mod.status(lab_mod.lab_dir(lab_dir)))
     if as_json:
@@ -109,7 +128,7 @@ SiteArgument = Annotated[str, typer.Argument(help="the lab site: site-a or site-
 @lab_site_app.command("down")
 def lab_site_down(site: SiteArgument, lab_dir: LabDirOption = None) -> None:
     """Freeze every process of SITE (Ceph, rbd-mirror, apiserver, Nexus); idempotent."""
-    from lab import lab as lab_mod
+    lab_mod = lab_module()
 
     guarded(lambda: lab_mod.site_down(lab_mod.lab_dir(lab_dir), site, log=typer.echo))
 
@@ -117,7 +136,7 @@ def lab_site_down(site: SiteArgument, lab_dir: LabDirOption = None) -> None:
 @lab_site_app.command("up")
 def lab_site_up(site: SiteArgument, lab_dir: LabDirOption = None) -> None:
     """Continue the processes `lab site down` froze (harmless when SITE is up)."""
-    from lab import lab as lab_mod
+    lab_mod = lab_module()
 
     guarded(lambda: lab_mod.site_up(lab_mod.lab_dir(lab_dir), site, log=typer.echo))
 

@@ -87,48 +87,66 @@ def kind_of(obj: Obj) -> KindRef:
     return KindRef(group=group, version=version, kind=obj["kind"])
 
 
+# -------------------------------------------------------------------------------- error messages
+# Shared with the fake (drkit.testing.kube) so both raise the same errors with the same words.
+
+
+def kind_not_served(site: str, what: str, detail: str, *, hint: str = "") -> NotFound:
+    """The apiserver does not serve the kind (its CRD is not installed)."""
+    return NotFound(
+        f"{what} on {site}: kind not served ({detail})",
+        hint=hint or "install its CRD",
+        context={"site": site, "object": what},
+    )
+
+
+def status_error(site: str, what: str, status: int, reason: str, *, not_found_hint: str = "") -> StandbyError:
+    """The Standby error for an HTTP ``status`` the apiserver answered to ``what``.
+
+    404 -> :class:`NotFound`; 409 -> :class:`Conflict`; 401/403 -> :class:`PreconditionFailed`;
+    400/415/422 -> :class:`StandbyError` (an invalid manifest); any other -> :class:`TransientError`.
+    """
+    ctx = {"site": site, "object": what}
+    message = f"{what} on {site}: {status} {reason}"
+    if status == 404:
+        return NotFound(message, hint=not_found_hint, context=ctx)
+    if status == 409:
+        return Conflict(message, hint="re-read the object and retry", context=ctx)
+    if status in (401, 403):
+        return PreconditionFailed(message, hint=f"check the credentials of site {site}", context=ctx)
+    if status in (400, 415, 422):
+        return StandbyError(message, hint="the manifest is invalid for this cluster", context=ctx)
+    return TransientError(message, hint="the apiserver failed; the call is retried", context=ctx)
+
+
+def apiserver_unreachable(site: str, what: str, cause: str) -> TransientError:
+    """The apiserver did not answer (``cause``: the client's exception name)."""
+    return TransientError(
+        f"{what} on {site}: apiserver unreachable ({cause})",
+        hint=f"check site {site}'s apiserver; the call is retried",
+        context={"site": site, "object": what},
+    )
+
+
 def api_call(site: str, what: str, fn: Callable[[], Any], *, not_found_hint: str = "") -> Any:
     """Run one Kubernetes API call, turning the client's errors into Standby's (naming site and object).
 
-    404 -> :class:`NotFound`; 409 -> :class:`Conflict`; 401/403 -> :class:`PreconditionFailed`;
-    400/415/422 -> :class:`StandbyError` (an invalid manifest); other statuses, timeouts and an
-    unreachable apiserver -> :class:`TransientError` (retried by the flows).
+    Statuses map as :func:`status_error` says; a timeout or an unreachable apiserver ->
+    :class:`TransientError` (retried by the flows).
     """
     from kubernetes.client.exceptions import ApiException
     from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
     from urllib3.exceptions import HTTPError as Urllib3Error
 
-    ctx = {"site": site, "object": what}
     try:
         return fn()
     except ResourceNotFoundError as exc:
-        raise NotFound(
-            f"{what} on {site}: kind not served ({exc})",
-            hint=not_found_hint or "install its CRD",
-            context=ctx,
-        ) from None
+        raise kind_not_served(site, what, str(exc), hint=not_found_hint) from None
     except (ApiException, DynamicApiError) as exc:
         status = int(getattr(exc, "status", 0) or 0)
-        message = f"{what} on {site}: {status} {_reason(exc)}"
-        if status == 404:
-            raise NotFound(message, hint=not_found_hint, context=ctx) from None
-        if status == 409:
-            raise Conflict(message, hint="re-read the object and retry", context=ctx) from None
-        if status in (401, 403):
-            raise PreconditionFailed(
-                message, hint=f"check the credentials of site {site}", context=ctx
-            ) from None
-        if status in (400, 415, 422):
-            raise StandbyError(
-                message, hint="the manifest is invalid for this cluster", context=ctx
-            ) from None
-        raise TransientError(message, hint="the apiserver failed; the call is retried", context=ctx) from None
+        raise status_error(site, what, status, _reason(exc), not_found_hint=not_found_hint) from None
     except (Urllib3Error, OSError) as exc:
-        raise TransientError(
-            f"{what} on {site}: apiserver unreachable ({type(exc).__name__})",
-            hint=f"check site {site}'s apiserver; the call is retried",
-            context=ctx,
-        ) from None
+        raise apiserver_unreachable(site, what, type(exc).__name__) from None
 
 
 class KubeCluster:

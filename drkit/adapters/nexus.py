@@ -76,6 +76,48 @@ class NexusApi(Protocol):
         ...
 
 
+# -------------------------------------------------------------------------------- error messages
+# Shared with the fake (drkit.testing.nexus) so both raise the same errors with the same words.
+
+
+def nexus_at(url: str, site: str) -> str:
+    """How errors name a Nexus: ``Nexus at URL on SITE``."""
+    return f"Nexus at {url}" + (f" on {site}" if site else "")
+
+
+def nexus_answered(url: str, site: str, what: str, status: int, body: str = "") -> StandbyError:
+    """Nexus answered ``status`` to ``what`` (e.g. ``uploading raw/a.txt``), with ``body`` (shortened).
+
+    401/403 -> :class:`PreconditionFailed`; 404 -> :class:`NotFound`; 400/409/422 -> :class:`Conflict`;
+    any other -> :class:`TransientError` (retried).
+    """
+    ctx = {"url": url, "site": site, "status": status}
+    body = body.strip().replace("\n", " ")[:200]
+    message = f"{nexus_at(url, site)}: {what} answered {status}" + (f": {body}" if body else "")
+    if status in (401, 403):
+        return PreconditionFailed(message, hint="check the admin password in the app's Secret", context=ctx)
+    if status == 404:
+        return NotFound(message, context=ctx)
+    if status in (400, 409, 422):
+        return Conflict(message, context=ctx)
+    return TransientError(message, hint="Nexus may still be starting; the call is retried", context=ctx)
+
+
+def nexus_unreachable(url: str, site: str, what: str, cause: str) -> TransientError:
+    """Nexus did not answer ``what`` (``cause``: the client's exception name)."""
+    return TransientError(
+        f"{nexus_at(url, site)} is unreachable ({cause}) for {what}",
+        hint="check that Nexus runs and its URL is right; the call is retried",
+        context={"url": url, "site": site},
+    )
+
+
+def no_component(url: str, site: str, repository: str, path: str) -> NotFound:
+    """There is no component at ``repository``/``path`` to delete."""
+    return NotFound(f"{nexus_at(url, site)}: no component {repository}/{path.strip('/')} to delete",
+                    context={"url": url, "site": site})  # fmt: skip
+
+
 class HttpNexus:
     """``NexusApi`` over HTTP with basic auth."""
 
@@ -113,7 +155,7 @@ class HttpNexus:
 
     # ----------------------------------------------------------------------------------- plumbing
     def _where(self) -> str:
-        return f"Nexus at {self.base_url}" + (f" on {self.site}" if self.site else "")
+        return nexus_at(self.base_url, self.site)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -125,25 +167,10 @@ class HttpNexus:
                 context={"url": self.base_url, "site": self.site},
             ) from None
         except httpx.HTTPError as exc:
-            raise TransientError(
-                f"{self._where()} is unreachable ({type(exc).__name__}) for {method} {path}",
-                hint="check that Nexus runs and its URL is right; the call is retried",
-                context={"url": self.base_url, "site": self.site},
-            ) from None
+            raise nexus_unreachable(self.base_url, self.site, f"{method} {path}", type(exc).__name__) from None
 
     def _fail(self, resp: httpx.Response, what: str) -> StandbyError:
-        ctx = {"url": self.base_url, "site": self.site, "status": resp.status_code}
-        body = resp.text.strip().replace("\n", " ")[:200]
-        message = f"{self._where()}: {what} answered {resp.status_code}" + (f": {body}" if body else "")
-        if resp.status_code in (401, 403):
-            return PreconditionFailed(
-                message, hint="check the admin password in the app's Secret", context=ctx
-            )
-        if resp.status_code == 404:
-            return NotFound(message, context=ctx)
-        if resp.status_code in (400, 409, 422):
-            return Conflict(message, context=ctx)
-        return TransientError(message, hint="Nexus may still be starting; the call is retried", context=ctx)
+        return nexus_answered(self.base_url, self.site, what, resp.status_code, resp.text)
 
     # ----------------------------------------------------------------------------------- protocol
     def readable(self) -> bool:
@@ -249,9 +276,7 @@ class HttpNexus:
         params = {"repository": repository, "name": name}
         ids = [c["id"] for c in self._pages("/service/rest/v1/search", params)]
         if not ids:
-            raise NotFound(
-                f"{self._where()}: no component {repository}{name} to delete", context={"url": self.base_url}
-            )
+            raise no_component(self.base_url, self.site, repository, path)
         for component_id in ids:
             self.delete_component(component_id)
 

@@ -87,7 +87,7 @@ class ObjectStore(Protocol):
 
 
 # -------------------------------------------------------------------------------- error messages
-# Shared with the fake (drkit.adapters.fakes) so both raise the same errors with the same words.
+# Shared with the fake (drkit.testing.objectstore) so both raise the same errors with the same words.
 
 
 def bucket_missing(bucket: str, endpoint: str, site: str) -> NotFound:

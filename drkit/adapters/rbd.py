@@ -8,10 +8,11 @@ it into typed samples is the pure domain's job (``drkit.domain.rbd_status``).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from drkit.adapters.runner import LocalRunner, Runner
+from drkit.adapters.runner import LocalRunner, Runner, command_failed
 from drkit.domain.errors import CommandFailed, Conflict, StandbyError, TransientError
 from drkit.domain.models import CephAccess
 
@@ -97,6 +98,62 @@ out({"error": "busy", "message": why}, 5)
 RETRYABLE_EXIT_CODES = frozenset({16, 30, 110})
 
 
+# -------------------------------------------------------------------------------- error messages
+# Shared with the fakes (drkit.testing.rbd, drkit.testing.mirror) so both raise the same errors with
+# the same words as :class:`RbdCli`.
+
+
+def retryable(error: CommandFailed) -> StandbyError:
+    """``error``, or a :class:`TransientError` when its exit code is one a retry can cure."""
+    if error.exit_code in RETRYABLE_EXIT_CODES and not isinstance(error, TransientError):
+        return TransientError(str(error), hint="retried: the peer may still be propagating", context=error.context)
+    return error
+
+
+def rbd_failed(what: str, site: str, *, argv: Sequence[str], exit_code: int, output: str) -> StandbyError:
+    """``rbd`` exited with ``exit_code`` for ``what`` (e.g. ``promote of pool/image``) on ``site``."""
+    return retryable(
+        command_failed(f"{what} on {site}", argv=argv, exit_code=exit_code, output=output, context={"site": site})
+    )
+
+
+def image_missing(what: str, site: str, *, argv: Sequence[str], image: str) -> StandbyError:
+    """``rbd`` could not open ``image``: it does not exist on ``site`` (exit code 2)."""
+    output = f"rbd: error opening image {image}: (2) No such file or directory"
+    return rbd_failed(what, site, argv=argv, exit_code=2, output=output)
+
+
+def not_json(what: str, site: str, *, argv: Sequence[str], output: str) -> StandbyError:
+    """``rbd`` printed something that is not JSON for ``what``."""
+    return StandbyError(
+        f"{what} on {site}: rbd printed output that is not JSON: {output.strip()[:120]!r}",
+        hint="check the rbd version (Ceph 16 or newer) and the cluster's health",
+        context={"site": site, "argv": list(argv)},
+    )
+
+
+def mirrored_image(pool: str, name: str, site: str) -> Conflict:
+    """Standby was asked to remove a mirrored image (it removes only plain scratch images)."""
+    return Conflict(f"{pool}/{name} on {site} is mirrored: Standby removes only plain scratch images",
+                    hint="remove it by hand if it really must go", context={"site": site})  # fmt: skip
+
+
+def copy_failed(pool: str, image: str, dest: str, site: str, *, code: int, message: str) -> StandbyError:
+    """The scratch copy of ``pool/image`` to ``pool/dest`` stopped with :data:`COPY_SCRIPT`'s ``code``.
+
+    3: ``dest`` is mirrored (:class:`Conflict`); 4: ``image`` is no replica to copy; 5: syncs kept
+    changing the image (:class:`TransientError`, retried).
+    """
+    what = f"copy of the latest synced snapshot of {pool}/{image} to {pool}/{dest} on {site}"
+    ctx = {"site": site}
+    if code == 3:
+        return Conflict(f"{what}: {message}", hint=f"{pool}/{dest} is not a scratch image: rename it", context=ctx)
+    if code == 5:
+        return TransientError(f"{what}: {message}", hint="retried: syncs kept changing the image", context=ctx)
+    return StandbyError(f"{what}: {message}", hint="the drill copies a replica: check that"
+                        f" {pool}/{image} is non-primary on {site} and replaying", context=ctx)  # fmt: skip
+
+
 class RbdMirror(Protocol):
     """RBD mirroring operations on one site."""
 
@@ -180,11 +237,10 @@ class RbdCli:
         try:
             result = self.runner.run(argv, description=f"{description} on {self.site}", timeout=self.timeout)
         except CommandFailed as exc:
-            if exc.exit_code in RETRYABLE_EXIT_CODES and not isinstance(exc, TransientError):
-                raise TransientError(
-                    str(exc), hint="retried: the peer may still be propagating", context=exc.context
-                ) from None
-            raise
+            error = retryable(exc)
+            if error is exc:
+                raise
+            raise error from None
         return result.stdout
 
     def _json(self, args: list[str], description: str) -> Any:
@@ -192,11 +248,7 @@ class RbdCli:
         try:
             return json.loads(out)
         except ValueError:
-            raise StandbyError(
-                f"{description} on {self.site}: rbd printed output that is not JSON: {out.strip()[:120]!r}",
-                hint="check the rbd version (Ceph 16 or newer) and the cluster's health",
-                context={"site": self.site, "argv": [*self.base_argv, *args]},
-            ) from None
+            raise not_json(description, self.site, argv=[*self.base_argv, *args], output=out) from None
 
     def pool_status(self, pool: str) -> dict[str, Any]:
         """See :class:`RbdMirror`."""
@@ -256,15 +308,8 @@ class RbdCli:
             raise StandbyError(f"{what}: the librbd script printed no JSON: {result.stderr.strip()[-300:]!r}",
                                hint="check that python3-rbd is installed where rbd runs",
                                context={"site": self.site}) from None  # fmt: skip
-        if result.exit_code == 3:
-            raise Conflict(f"{what}: {doc.get('message')}", hint=f"{pool}/{dest} is not a scratch image: rename it",
-                           context={"site": self.site})  # fmt: skip
-        if result.exit_code == 4:
-            raise StandbyError(f"{what}: {doc.get('message')}", hint="the drill copies a replica: check that"
-                               f" {pool}/{image} is non-primary on {self.site} and replaying", context={"site": self.site})  # fmt: skip
-        if result.exit_code == 5:
-            raise TransientError(f"{what}: {doc.get('message')}", hint="retried: syncs kept changing the image",
-                                 context={"site": self.site})  # fmt: skip
+        if result.exit_code in (3, 4, 5):
+            raise copy_failed(pool, image, dest, self.site, code=result.exit_code, message=str(doc.get("message")))
         return doc
 
     def remove_image(self, pool: str, name: str) -> bool:
@@ -277,7 +322,6 @@ class RbdCli:
             raise
         mirroring = info.get("mirroring") or {}
         if mirroring and mirroring.get("state") not in (None, "disabled"):
-            raise Conflict(f"{pool}/{name} on {self.site} is mirrored: Standby removes only plain scratch images",
-                           hint="remove it by hand if it really must go", context={"site": self.site})  # fmt: skip
+            raise mirrored_image(pool, name, self.site)
         self._run(["rm", "--no-progress", f"{pool}/{name}"], f"removal of {pool}/{name}")
         return True

@@ -105,14 +105,7 @@ class LocalRunner:
             ) from None
         except subprocess.TimeoutExpired as exc:
             out = self.redact(_text(exc.stdout) + _text(exc.stderr))
-            raise CommandTimedOut(
-                f"{description}: timed out after {timeout:.0f}s",
-                argv=shown,
-                exit_code=None,
-                output_tail=tail(out),
-                hint="check that the cluster is reachable; the call is retried",
-                context=dict(self.context),
-            ) from None
+            raise timed_out(description, argv=shown, timeout=timeout, output=out, context=self.context) from None
         result = CommandResult(
             argv=tuple(shown),
             exit_code=proc.returncode,
@@ -130,11 +123,34 @@ def check(
     """Raise ``CommandFailed`` when ``result`` has an exit code that is not accepted."""
     if result.exit_code in set(accept):
         return
-    raise CommandFailed(
-        f"{description} failed",
-        argv=result.argv,
-        exit_code=result.exit_code,
-        output_tail=tail(result.stderr or result.stdout),
+    raise command_failed(
+        description, argv=result.argv, exit_code=result.exit_code, output=result.stderr or result.stdout,
+        context=context,
+    )  # fmt: skip
+
+
+# Shared with the fakes (drkit.testing) so a faked command fails with the same error and words.
+
+
+def command_failed(
+    description: str, *, argv: Sequence[str], exit_code: int, output: str, context: Mapping[str, object]
+) -> CommandFailed:
+    """A command (``description`` names it and the site) exited with ``exit_code``, printing ``output``."""
+    return CommandFailed(
+        f"{description} failed", argv=argv, exit_code=exit_code, output_tail=tail(output), context=dict(context)
+    )
+
+
+def timed_out(
+    description: str, *, argv: Sequence[str], timeout: float, output: str, context: Mapping[str, object]
+) -> CommandTimedOut:
+    """A command did not finish within ``timeout`` seconds (retryable)."""
+    return CommandTimedOut(
+        f"{description}: timed out after {timeout:.0f}s",
+        argv=argv,
+        exit_code=None,
+        output_tail=tail(output),
+        hint="check that the cluster is reachable; the call is retried",
         context=dict(context),
     )
 

@@ -1,7 +1,7 @@
 """A whole two-site world in memory, for testing DR operations without the lab: :func:`fake_dr`.
 
-Two :class:`~drkit.adapters.fakes.FakeCluster` (with small controllers, as the lab's apiservers
-have), one shared :class:`~drkit.adapters.fakes.FakeObjectStore`, a
+Two :class:`~drkit.testing.kube.FakeCluster` (with small controllers, as the lab's apiservers
+have), one shared :class:`~drkit.testing.objectstore.FakeObjectStore`, a
 :class:`~drkit.testing.mirror.FakeMirrorPair` and a :class:`~drkit.testing.nexus.FakeNexus` per
 running Nexus. Site A is seeded like the lab (after the Alauda Nexus DR procedure): namespace,
 admin Secret, PV on the mirrored image, PVC, VolumeReplication, Nexus CR, Service and Ingress;
@@ -22,14 +22,15 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
-from drkit.adapters.fakes import FakeCluster, FakeObjectStore
 from drkit.adapters.nexus import NexusApi
 from drkit.domain.errors import StandbyError
 from drkit.domain.models import StandbyConfig
 from drkit.jobs.world import SiteBundle, World
 from drkit.testing.clock import FakeClock
+from drkit.testing.kube import FakeCluster
 from drkit.testing.mirror import FakeMirrorPair
 from drkit.testing.nexus import FakeNexus
+from drkit.testing.objectstore import FakeObjectStore
 
 NS = "nexus-dr"
 NEXUS = "nexus-ddrs"

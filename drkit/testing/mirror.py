@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from drkit.domain.errors import CommandFailed, CommandTimedOut, Conflict, TransientError
+from drkit.adapters.rbd import copy_failed, image_missing, mirrored_image, rbd_failed
+from drkit.adapters.runner import timed_out
 
 
 @dataclass
@@ -127,12 +128,10 @@ class FakeMirrorPair:
         self.calls.append((site, op, force))
         argv = ["rbd", *op.split(), f"{self.pool}/{image}"]
         if site in self.down:
-            raise CommandTimedOut(f"{op} of {self.pool}/{image} on {site}: timed out after 30s", argv=argv,
-                                  exit_code=None, output_tail="", context={"site": site})  # fmt: skip
+            raise timed_out(f"{op} of {self.pool}/{image} on {site}", argv=argv, timeout=30, output="",
+                            context={"site": site})  # fmt: skip
         if image not in self.images:
-            raise CommandFailed(f"{op} of {self.pool}/{image} on {site} failed", argv=argv, exit_code=2,
-                                output_tail=f"rbd: error opening image {image}: (2) No such file or directory",
-                                context={"site": site})  # fmt: skip
+            raise image_missing(f"{op} of {self.pool}/{image}", site, argv=argv, image=image)
         return self.images[image]
 
     def _status(self, site: str, image: str) -> dict[str, Any]:
@@ -194,21 +193,18 @@ class FakeSiteRbd:
         """See :class:`~drkit.adapters.rbd.RbdMirror`."""
         img = self.pair._enter(self.site, "promote", image, force=force)
         if self.site in self.pair.fail_promote:
-            raise CommandFailed(f"promote of {pool}/{image} on {self.site} failed",
-                                argv=["rbd", "mirror", "image", "promote", f"{pool}/{image}"], exit_code=22,
-                                output_tail="rbd: error promoting image to primary: (22) Invalid argument (fake)",
-                                context={"site": self.site})  # fmt: skip
+            raise rbd_failed(f"promote of {pool}/{image}", self.site, exit_code=22,
+                             argv=["rbd", "mirror", "image", "promote", f"{pool}/{image}"],
+                             output="rbd: error promoting image to primary: (22) Invalid argument (fake)")  # fmt: skip
         peer = self.pair.peer(self.site)
         newest = img.snaps[self.site][-1] if img.snaps[self.site] else None
         ready = (not img.primary[peer] and newest is not None and newest["namespace"].get("state") == "demoted"
                  and "primary_snap_id" in newest["namespace"])  # fmt: skip
         if not force and not ready:
-            raise TransientError(
-                f"promote of {pool}/{image} on {self.site} failed: `rbd mirror image promote {pool}/{image}` exited"
-                " with 16: rbd: error promoting image to primary: image is primary within a remote cluster or"
-                " demotion is not propagated yet",
-                hint="retried: the peer may still be propagating", context={"site": self.site},
-            )  # fmt: skip
+            raise rbd_failed(f"promote of {pool}/{image}", self.site, exit_code=16,
+                             argv=["rbd", "mirror", "image", "promote", f"{pool}/{image}"],
+                             output="rbd: error promoting image to primary: image is primary within a remote"
+                             " cluster or demotion is not propagated yet")  # fmt: skip
         img.primary[self.site] = True
         self.pair.promoted.append((self.site, image, force))
         self.pair._snapshot(image, self.site, "primary")
@@ -226,9 +222,9 @@ class FakeSiteRbd:
         """See :class:`~drkit.adapters.rbd.RbdMirror`."""
         img = self.pair._enter(self.site, "resync", image)
         if img.primary[self.site]:
-            raise CommandFailed(f"resync of {pool}/{image} on {self.site} failed",
-                                argv=["rbd", "mirror", "image", "resync", f"{pool}/{image}"], exit_code=22,
-                                output_tail="rbd: cannot resync a primary image", context={"site": self.site})  # fmt: skip
+            raise rbd_failed(f"resync of {pool}/{image}", self.site, exit_code=22,
+                             argv=["rbd", "mirror", "image", "resync", f"{pool}/{image}"],
+                             output="rbd: cannot resync a primary image")  # fmt: skip
         img.split.discard(self.site)
         img.snaps[self.site] = []
         self.pair._copy(image, self.pair.peer(self.site))
@@ -237,23 +233,23 @@ class FakeSiteRbd:
         """See :class:`~drkit.adapters.rbd.RbdMirror`."""
         img = self.pair._enter(self.site, "mirror snapshot", image)
         if not img.primary[self.site]:
-            raise CommandFailed(f"mirror snapshot of {pool}/{image} on {self.site} failed",
-                                argv=["rbd", "mirror", "image", "snapshot", f"{pool}/{image}"], exit_code=22,
-                                output_tail="rbd: failed to create mirror snapshot: (22) Invalid argument",
-                                context={"site": self.site})  # fmt: skip
+            raise rbd_failed(f"mirror snapshot of {pool}/{image}", self.site, exit_code=22,
+                             argv=["rbd", "mirror", "image", "snapshot", f"{pool}/{image}"],
+                             output="rbd: failed to create mirror snapshot: (22) Invalid argument")  # fmt: skip
         self.pair._snapshot(image, self.site, "primary")
 
     def copy_latest_synced(self, pool: str, image: str, dest: str) -> dict[str, Any]:
         """See :class:`~drkit.adapters.rbd.RbdMirror`: the data of the newest complete non-primary snapshot."""
         img = self.pair._enter(self.site, "copy latest synced", image)
         if dest in self.pair.images:
-            raise Conflict(f"{pool}/{dest} on {self.site} is mirrored: not a scratch copy")
+            raise copy_failed(pool, image, dest, self.site, code=3, message=f"image {dest} is mirrored: not a scratch copy")
         done = self.pair.scratch.get((self.site, dest))
         if done is not None:
             return {**done["record"], "reused": True}
         snaps = [s for s in img.snaps[self.site] if "primary_snap_id" in s["namespace"] and s["namespace"]["complete"]]
         if not snaps:
-            raise TransientError(f"copy of {pool}/{image} on {self.site}: no complete non-primary mirror snapshot")
+            raise copy_failed(pool, image, dest, self.site, code=5, message="a sync is in flight (no complete"
+                              " non-primary mirror snapshot)")  # fmt: skip
         newest = max(snaps, key=lambda s: s["id"])
         record = {"dest": dest, "snap_id": newest["id"], "primary_snap_id": newest["namespace"]["primary_snap_id"],
                   "attempts": 1, "seconds": 0.0}  # fmt: skip
@@ -265,5 +261,5 @@ class FakeSiteRbd:
         if self.site in self.pair.down:
             self.pair._enter(self.site, "rm", name)
         if name in self.pair.images:
-            raise Conflict(f"{pool}/{name} on {self.site} is mirrored: Standby removes only plain scratch images")
+            raise mirrored_image(pool, name, self.site)
         return self.pair.scratch.pop((self.site, name), None) is not None

@@ -14,8 +14,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from drkit.adapters.nexus import Asset
-from drkit.domain.errors import Conflict, NotFound, PreconditionFailed, TransientError
+from drkit.adapters.nexus import Asset, nexus_answered, nexus_unreachable, no_component
 
 
 @dataclass
@@ -31,22 +30,12 @@ class FakeNexus:
     fail_writes: bool = False
     calls: list[str] = field(default_factory=list)
 
-    def _where(self) -> str:
-        return f"Nexus at {self.url} on {self.site}"
-
     def _enter(self, what: str, *, auth: bool = False) -> None:
         self.calls.append(what)
         if not self.running:
-            raise TransientError(
-                f"{self._where()} is unreachable (ConnectError) for {what}",
-                hint="check that Nexus runs and its URL is right; the call is retried",
-                context={"url": self.url, "site": self.site},
-            )
+            raise nexus_unreachable(self.url, self.site, what, "ConnectError")
         if auth and self.given_password != self.password:
-            raise PreconditionFailed(
-                f"{self._where()}: {what} answered 401", hint="check the admin password in the app's Secret",
-                context={"url": self.url, "site": self.site, "status": 401},
-            )  # fmt: skip
+            raise nexus_answered(self.url, self.site, what, 401)
 
     def _repos(self) -> dict[str, dict[str, bytes]]:
         repos: dict[str, dict[str, bytes]] = self.data.setdefault("repositories", {})
@@ -89,13 +78,9 @@ class FakeNexus:
         """See :class:`~drkit.adapters.nexus.NexusApi`."""
         self._enter("POST components", auth=True)
         if self.fail_writes or self.data.get("frozen"):
-            raise TransientError(
-                f"{self._where()}: uploading {repository}/{path} answered 503",
-                hint="Nexus may still be starting; the call is retried",
-                context={"url": self.url, "site": self.site, "status": 503},
-            )
+            raise nexus_answered(self.url, self.site, f"uploading {repository}/{path}", 503)
         if repository not in self._repos():
-            raise Conflict(f"{self._where()}: uploading {repository}/{path} answered 400: no such repository")
+            raise nexus_answered(self.url, self.site, f"uploading {repository}/{path}", 400, "no such repository")
         self._repos()[repository]["/" + path.strip("/")] = bytes(data)
 
     def download(self, repository: str, path: str) -> bytes:
@@ -103,8 +88,7 @@ class FakeNexus:
         self._enter("GET repository")
         found = self._repos().get(repository, {}).get("/" + path.strip("/"))
         if found is None:
-            raise NotFound(f"{self._where()}: downloading {repository}/{path} answered 404",
-                           context={"url": self.url, "site": self.site, "status": 404})  # fmt: skip
+            raise nexus_answered(self.url, self.site, f"downloading {repository}/{path}", 404)
         return found
 
     def search(self, repository: str, name: str | None = None) -> list[Asset]:
@@ -122,9 +106,9 @@ class FakeNexus:
         """See :class:`~drkit.adapters.nexus.NexusApi`."""
         self._enter("DELETE component", auth=True)
         if self._repos().get(repository, {}).pop("/" + path.strip("/"), None) is None:
-            raise NotFound(f"{self._where()}: no component {repository}/{path} to delete")
+            raise no_component(self.url, self.site, repository, path)
 
     def delete_component(self, component_id: str) -> None:
         """See :class:`~drkit.adapters.nexus.NexusApi`."""
         self._enter("DELETE component", auth=True)
-        raise NotFound(f"{self._where()}: deleting component {component_id} answered 404: Component not found")
+        raise nexus_answered(self.url, self.site, f"deleting component {component_id}", 404, "Component not found")

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from drkit.adapters.fakes import FakeCluster
 from drkit.adapters.kube import ClusterApi, KubeCluster
 from drkit.domain.errors import Conflict, NotFound, TransientError
 from drkit.domain.models import KindRef
+from drkit.testing.kube import FakeCluster
 from lab.kubeapi import KubeApiServer
 
 CM = KindRef(version="v1", kind="ConfigMap")

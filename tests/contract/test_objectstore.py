@@ -14,10 +14,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
-from drkit.adapters.fakes import FakeObjectStore
 from drkit.adapters.objectstore import ObjectStore, S3Credentials, S3ObjectStore
 from drkit.domain.errors import ConfigError, Conflict, NotFound, StandbyError, TransientError
 from drkit.domain.models import S3Location
+from drkit.testing.objectstore import FakeObjectStore
 
 SECRET = "moto-secret-key-value-0123456789"
 CREDS = S3Credentials("moto-access-key", SECRET)

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from drkit.adapters.fakes import FakeRbdMirror
 from drkit.adapters.kube import KubeExecRunner
 from drkit.adapters.rbd import RbdCli, RbdMirror
 from drkit.adapters.runner import CommandResult, Runner
@@ -33,6 +32,7 @@ from drkit.domain.models import CephAccess, StandbyConfig
 from drkit.domain.rbd_status import parse_image_status, parse_pool_status, parse_snap_ls
 from drkit.jobs.rpo import sample_site, sample_sites
 from drkit.jobs.sites import cluster_for
+from drkit.testing.rbd import FakeRbdMirror
 from tests.labfixture import Lab, delete_mirrored_image
 
 POOL = "replicapool"

@@ -17,7 +17,8 @@ from prefect.artifacts import Artifact
 from prefect.events.clients import AssertingEventsClient
 from prefect.events.worker import EventsWorker
 
-from drkit.adapters.fakes import FakeObjectStore, FakeRbdMirror
+from drkit.testing.objectstore import FakeObjectStore
+from drkit.testing.rbd import FakeRbdMirror
 from flows.automations import AUTOMATION_NAME, BREACH_EVENT, ensure_rpo_breach_automation
 from flows.rpo_report import rpo_report
 from flows.rpo_sample import rpo_sample

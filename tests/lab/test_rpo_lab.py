@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from drkit.adapters.fakes import FakeObjectStore
 from drkit.config import load_config
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import ProtectedApp, StandbyConfig
@@ -28,6 +27,7 @@ from drkit.domain.rpo import SyncedPoint, worst_lag
 from drkit.jobs import rpo as jobs
 from drkit.jobs import rpo_watch
 from drkit.jobs.sites import rbd_for, store_for
+from drkit.testing.objectstore import FakeObjectStore
 from lab import ceph
 from lab import lab as lab_mod
 from tests.labfixture import Lab, delete_mirrored_image

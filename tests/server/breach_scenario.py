@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from drkit.adapters.fakes import FakeObjectStore, FakeRbdMirror
+from drkit.testing.objectstore import FakeObjectStore
+from drkit.testing.rbd import FakeRbdMirror
 from flows.rpo_sample import rpo_sample
 from tasks import rpo as rpo_tasks
 from tests.rpo_config import rpo_config_doc

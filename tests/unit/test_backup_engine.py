@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import yaml
 
-from drkit.adapters.fakes import FakeObjectStore
 from drkit.domain.backup import (
     INDEX_FORMAT,
     POINTER_FORMAT,
@@ -38,6 +37,7 @@ from drkit.domain.crypto import MasterKey
 from drkit.domain.errors import IntegrityError
 from drkit.domain.layout import StoreLayout, new_run_id
 from drkit.domain.models import KindRef
+from drkit.testing.objectstore import FakeObjectStore
 from lab import seeds
 
 T0 = datetime(2026, 11, 21, 22, 5, 1, tzinfo=UTC)

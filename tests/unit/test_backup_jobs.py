@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from drkit.adapters.fakes import FakeCluster, FakeObjectStore
 from drkit.config import load_config
 from drkit.domain.backup import BackupIndex, IndexPointer, decode_index, encode_index
 from drkit.domain.crypto import MasterKey
@@ -22,6 +21,8 @@ from drkit.domain.selection import plan_lists
 from drkit.jobs import backup as jobs
 from drkit.jobs.restore import restore_backup
 from drkit.jobs.verify import require_ok, verify_backup
+from drkit.testing.kube import FakeCluster
+from drkit.testing.objectstore import FakeObjectStore
 from lab import seeds
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from drkit.adapters.fakes import FakeObjectStore
 from drkit.domain.drill import Availability, DrillReport, build_report
 from drkit.domain.errors import ConfigError
 from drkit.domain.layout import StoreLayout
@@ -25,6 +24,7 @@ from drkit.jobs.drill_report import (
     timeline_png,
 )
 from drkit.testing.dr import fake_config
+from drkit.testing.objectstore import FakeObjectStore
 
 T0 = datetime(2026, 11, 30, 8, 15, tzinfo=UTC)
 DRILL_ID = "drill-20261130T081500Z-a1b2c3"

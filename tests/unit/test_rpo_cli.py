@@ -170,8 +170,8 @@ def _watch_config(tmp_path: Path) -> Path:
 def test_watch_lists_the_secondary_and_prints_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from drkit.adapters.fakes import FakeRbdMirror
     from drkit.jobs import sites
+    from drkit.testing.rbd import FakeRbdMirror
 
     a, b = FakeRbdMirror(site="site-a"), FakeRbdMirror(site="site-b")
     point = datetime.now(UTC) - timedelta(seconds=30)

@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from drkit.adapters.fakes import FakeObjectStore, FakeRbdMirror
 from drkit.domain.errors import ConfigError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import StandbyConfig
 from drkit.domain.rpo import SyncedPoint, worst_lag
 from drkit.jobs import rpo as jobs
 from drkit.jobs.rpo_report import app_points, parse_since
+from drkit.testing.objectstore import FakeObjectStore
+from drkit.testing.rbd import FakeRbdMirror
 from tests.rpo_config import rpo_config_doc
 
 T0 = datetime(2026, 11, 21, 23, 50, tzinfo=UTC)

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from drkit.adapters.fakes import FakeObjectStore, FakeRbdMirror
 from drkit.domain.errors import ConfigError, StandbyError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import StandbyConfig
@@ -21,6 +20,8 @@ from drkit.domain.rpo import SyncedPoint, tighten, worst_lag
 from drkit.jobs import rpo as jobs
 from drkit.jobs import rpo_watch as watch
 from drkit.jobs.rpo_report import image_points
+from drkit.testing.objectstore import FakeObjectStore
+from drkit.testing.rbd import FakeRbdMirror
 from tests.rpo_config import rpo_config_doc
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
