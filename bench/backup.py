@@ -28,9 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
 from kubernetes import client
-from moto.server import ThreadedMotoServer
 
 from drkit.adapters.kube import KubeCluster
 from drkit.adapters.objectstore import ObjectInfo, S3Credentials, S3ObjectStore
@@ -42,6 +40,7 @@ from drkit.domain.selection import plan_lists
 from drkit.domain.transforms import normalize
 from drkit.jobs.backup import run_backup
 from lab.kubeapi import KubeApiServer
+from lab.s3 import start_moto
 
 KEY = crypto.MasterKey(bytes(range(32)))
 NAIVE_SCALE = 20
@@ -182,12 +181,7 @@ def main() -> None:
     objects = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 10_000
     namespaces = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 100
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
-                 aws_secret_access_key="bench").create_bucket(Bucket="standby")  # fmt: skip
+    moto, endpoint = start_moto("standby", access_key="bench", secret_key="bench")
     srv = KubeApiServer(builtin_controllers=False)
     seed(srv, objects, namespaces)
     srv.start()

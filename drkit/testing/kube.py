@@ -127,7 +127,8 @@ class FakeCluster:
     def _info(self, kind: KindRef) -> tuple[str, bool]:
         found = self.kinds.get((kind.api_version, kind.kind))
         if found is None:
-            raise kind_not_served(self.site, f"kind {kind}", f"no matches for kind {kind.kind} in {kind.api_version}")
+            raise kind_not_served(self.site, f"kind {kind}", "No matches found for"
+                                  f" {{'api_version': '{kind.api_version}', 'kind': '{kind.kind}'}}")  # fmt: skip
         return found
 
     @staticmethod
@@ -135,8 +136,10 @@ class FakeCluster:
         meta = obj.get("metadata") or {}
         return (str(obj["apiVersion"]), str(obj["kind"]), str(meta.get("namespace") or ""), str(meta["name"]))
 
-    def _where(self, verb: str, kind: str, name: str, namespace: str | None) -> str:
-        return f"{verb} {kind} {namespace + '/' if namespace else ''}{name}"
+    @staticmethod
+    def _where(verb: str, kind: str, name: str, namespace: str | None) -> str:
+        """How :class:`~drkit.adapters.kube.KubeCluster` names a call in its errors."""
+        return " ".join(w for w in (verb, kind, f"{namespace + '/' if namespace else ''}{name}") if w)
 
     def _named(self, ident: tuple[str, str, str, str]) -> str:
         """How a Kubernetes Status message names an object: ``persistentvolumeclaims "data"``."""
@@ -210,7 +213,7 @@ class FakeCluster:
     def get(self, kind: KindRef, name: str, namespace: str | None = None) -> dict[str, Any]:
         """See :class:`ClusterApi`."""
         with self._lock:
-            what = self._where("get", kind.kind, name, namespace)
+            what = self._where("", kind.kind, name, namespace)
             self._enter("get", what)
             _, namespaced = self._info(kind)
             ident = (kind.api_version, kind.kind, namespace or "" if namespaced else "", name)
@@ -241,7 +244,7 @@ class FakeCluster:
         """See :class:`ClusterApi`."""
         with self._lock:
             meta = obj.get("metadata") or {}
-            what = self._where("replace", str(obj.get("kind")), str(meta.get("name")), meta.get("namespace"))
+            what = self._where("replace", str(obj.get("kind")), str(meta.get("name")), None)
             self._enter("replace", what)
             ident = self._ident(obj)
             _, namespaced = self._info(kind_of(obj))
@@ -274,7 +277,7 @@ class FakeCluster:
     def patch(self, kind: KindRef, name: str, namespace: str | None, patch: dict[str, Any]) -> dict[str, Any]:
         """See :class:`ClusterApi` (JSON merge patch)."""
         with self._lock:
-            what = self._where("patch", kind.kind, name, namespace)
+            what = self._where("patch", kind.kind, name, None)
             self._enter("patch", what)
             _, namespaced = self._info(kind)
             ident = (kind.api_version, kind.kind, namespace or "" if namespaced else "", name)
@@ -290,7 +293,7 @@ class FakeCluster:
     def delete(self, kind: KindRef, name: str, namespace: str | None = None) -> bool:
         """See :class:`ClusterApi`."""
         with self._lock:
-            self._enter("delete", self._where("delete", kind.kind, name, namespace))
+            self._enter("delete", self._where("delete", kind.kind, name, None))
             _, namespaced = self._info(kind)
             ident = (kind.api_version, kind.kind, namespace or "" if namespaced else "", name)
             return self.objects.pop(ident, None) is not None

@@ -138,3 +138,39 @@ def test_a_hung_apiserver_is_a_timeout_not_a_hang(tmp_path: Path) -> None:
     finally:
         srv.clear_faults()
         srv.stop()
+
+
+
+def _failures(c: ClusterApi) -> list[tuple[str, str]]:
+    """The type and words of each error a 409, a 404, a stale replace and an unserved kind give on ``c``."""
+    c.create(cm("dup"))
+    stale = c.get(CM, "dup", "default")
+    c.patch(CM, "dup", "default", {"data": {"k": "newer"}})
+    cases: list[Callable[[], object]] = [
+        lambda: c.create(cm("dup")),
+        lambda: c.get(CM, "missing", "default"),
+        lambda: c.create(cm("x", ns="nope")),
+        lambda: c.replace(stale),
+        lambda: c.discover(KindRef(group="example.org", version="v1", kind="Nothing")),
+    ]
+    said = []
+    for case in cases:
+        with pytest.raises((Conflict, NotFound)) as caught:
+            case()
+        said.append((type(caught.value).__name__, str(caught.value)))
+    return said
+
+
+def test_fake_and_real_fail_with_the_same_words(tmp_path: Path) -> None:
+    """The fake raises what KubeCluster raises over HTTP: same types, messages and hints (shared builders)."""
+    srv = KubeApiServer(tick_interval=0.5)
+    srv.start()
+    try:
+        cfg = client.Configuration()
+        cfg.host = srv.url
+        real = KubeCluster(client.ApiClient(cfg), site="site-x", cache_dir=tmp_path)
+        fake = FakeCluster(site="site-x")
+        fake.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+        assert _failures(fake) == _failures(real)
+    finally:
+        srv.stop()

@@ -20,7 +20,6 @@ import boto3
 import pytest
 import yaml
 from kubernetes import client
-from moto.server import ThreadedMotoServer
 from prefect import get_client
 from prefect.artifacts import Artifact
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
@@ -35,6 +34,7 @@ from flows.restore import restore
 from flows.verify_backup import verify_backup
 from lab import seeds
 from lab.kubeapi import KubeApiServer, write_kubeconfig
+from lab.s3 import start_moto
 
 PASSWORD = "flow-test-admin-pw-7731"
 KEY_TEXT = base64.b64encode(bytes(range(1, 33))).decode()
@@ -79,12 +79,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     mp.setenv("FLOW_TEST_S3_KEY", "testing")
     mp.setenv("FLOW_TEST_S3_SECRET", "testing")
     mp.setenv("STANDBY_BACKUP_KEY", KEY_TEXT)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    s3_url = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket="standby")  # fmt: skip
+    moto, s3_url = start_moto("standby", access_key="testing", secret_key="testing")
     a, b = KubeApiServer(tick_interval=0.2), KubeApiServer(tick_interval=0.2)
     a.start()
     b.start()

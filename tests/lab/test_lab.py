@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,28 +23,13 @@ from drkit.adapters.nexus import HttpNexus
 from lab import ceph, seeds
 from lab import lab as lab_mod
 from tests.lab.conftest import Lab
+from tests.labhelpers import poll
 
 pytestmark = pytest.mark.lab
 
 VR_API = "replication.storage.openshift.io/v1alpha1"
 NEXUS_API = "operator.alaudadevops.io/v1alpha1"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def poll(what: str, probe: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
-    """Poll ``probe`` until it returns a truthy value; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-        except Exception as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
 
 
 def image_status(lab: Lab, site: str) -> dict[str, Any]:

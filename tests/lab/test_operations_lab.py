@@ -19,71 +19,39 @@ from pathlib import Path
 
 import pytest
 
-from drkit.adapters.nexus import HttpNexus
 from drkit.adapters.volumes import VR_KIND
 from drkit.config import load_config
 from drkit.domain import crypto
-from drkit.domain.models import KindRef
 from drkit.domain.operations import Approval, Journal
-from drkit.domain.rbd_status import parse_snap_ls
-from drkit.jobs import backup as backups
 from drkit.jobs.operations import approve, execute, prepare
 from drkit.jobs.rpo import run_sample
 from drkit.jobs.world import World, build_world, placed_config, read_placement
 from lab import lab as lab_mod
 from lab import seeds
 from tests.lab.conftest import Lab
+from tests.labhelpers import fresh_backup, master_key, nexus_client, roles, runs_nexus, sync_now
 
 pytestmark = pytest.mark.lab
 KEY_TEXT = base64.b64encode(bytes(range(40, 72))).decode()
-NEXUS = KindRef(group="operator.alaudadevops.io", version="v1alpha1", kind="Nexus")
 REPO = "dr-canary"
 
 
 @pytest.fixture
 def key(monkeypatch: pytest.MonkeyPatch) -> crypto.MasterKey:
-    monkeypatch.setenv("STANDBY_BACKUP_KEY", KEY_TEXT)
-    found = backups.key_from_env("STANDBY_BACKUP_KEY")
-    assert found is not None
-    return found
-
-
-def _nexus(world: World, site: str) -> HttpNexus:
-    b = world.bundle(site)
-    cr = b.cluster.get(NEXUS, seeds.NEXUS_NAME, seeds.NAMESPACE)
-    url = (cr.get("status") or {}).get("url")
-    assert url, f"Nexus on {site} has no URL: {cr.get('status')}"
-    secret = b.cluster.get(KindRef(version="v1", kind="Secret"), seeds.ADMIN_SECRET, seeds.NAMESPACE)
-    password = base64.b64decode(secret["data"]["password"]).decode()
-    return HttpNexus(url, username="admin", password=password, site=site)
+    return master_key(monkeypatch, KEY_TEXT)
 
 
 def _upload(world: World, site: str, name: str) -> str:
     data = f"canary {name} ".encode() + secrets.token_bytes(4096)
-    with _nexus(world, site) as api:
+    with nexus_client(world, site) as api:
         api.ensure_raw_repository(REPO)
         api.upload(REPO, f"canary/{name}", data)
     return hashlib.sha256(data).hexdigest()
 
 
 def _download_sha(world: World, site: str, name: str) -> str:
-    with _nexus(world, site) as api:
+    with nexus_client(world, site) as api:
         return hashlib.sha256(api.download(REPO, f"canary/{name}")).hexdigest()
-
-
-def _sync_now(world: World, primary: str, secondary: str, timeout: float = 90.0) -> None:
-    """Take a mirror snapshot on ``primary`` and wait until ``secondary`` holds it complete."""
-    pa, pb = world.bundle(primary), world.bundle(secondary)
-    pa.rbd.mirror_snapshot(pa.site.pool, seeds.IMAGE_NAME)
-    newest = max(s.id for s in parse_snap_ls(pa.rbd.snapshots(pa.site.pool, seeds.IMAGE_NAME), tz="UTC")
-                 if not s.non_primary)  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        b = parse_snap_ls(pb.rbd.snapshots(pb.site.pool, seeds.IMAGE_NAME), tz="UTC")
-        if any(s.primary_snap_id == newest and s.complete for s in b):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{secondary} did not complete snapshot {newest} of {primary} in {timeout}s")
 
 
 def _operate(world: World, kind: str, target: str | None, key: crypto.MasterKey, **acks: bool) -> Journal:
@@ -106,30 +74,10 @@ def _wait_replaying(world: World, site: str, timeout: float = 150.0) -> None:
     raise AssertionError(f"{site} is {state}, not up+replaying, after {timeout}s")
 
 
-def _runs_nexus(world: World, site: str) -> bool:
-    return any(world.bundle(site).cluster.list(NEXUS, seeds.NAMESPACE))
-
-
-def _roles(world: World) -> dict[str, bool]:
-    return {s: bool(world.bundle(s).rbd.image_info(world.bundle(s).site.pool, seeds.IMAGE_NAME)["mirroring"]["primary"])
-            for s in ("site-a", "site-b")}  # fmt: skip
-
-
 def _assert_home(world: World) -> None:
     assert read_placement(world, world.config.app("nexus")).record.primary == "site-a"
-    assert _roles(world) == {"site-a": True, "site-b": False}
-    assert _runs_nexus(world, "site-a") and not _runs_nexus(world, "site-b")
-
-
-def _fresh_backup(world: World, site: str, key: crypto.MasterKey) -> str:
-    cfg = placed_config(world)
-    app = cfg.app("nexus")
-    assert app.primary_site == site
-    b = world.bundle(site)
-    summary = backups.run_backup(app, b.site, b.cluster, b.store, key=key, now=lambda: datetime.now(UTC))
-    assert summary.status == "complete"
-    assert f"/backups/{site}/nexus/" in summary.index_key
-    return summary.run_id
+    assert roles(world) == {"site-a": True, "site-b": False}
+    assert runs_nexus(world, "site-a") and not runs_nexus(world, "site-b")
 
 
 @pytest.fixture
@@ -142,26 +90,26 @@ def world(lab: Lab) -> Iterator[World]:
 @pytest.mark.timeout(600)
 def test_relocate_there_and_back_with_volume_replication(lab: Lab, world: World, key: crypto.MasterKey) -> None:
     sha = _upload(world, "site-a", "relocate-vr")
-    _fresh_backup(world, "site-a", key)
+    fresh_backup(world, "site-a", key)
 
     there = _operate(world, "relocate", "site-b", key)
     assert there.status == "completed", there.error
     assert not any(s.force for s in there.plan.steps) and not there.plan.forced
     assert _download_sha(world, "site-b", "relocate-vr") == sha
-    assert _roles(world) == {"site-a": False, "site-b": True}
-    assert _runs_nexus(world, "site-b") and not _runs_nexus(world, "site-a")
+    assert roles(world) == {"site-a": False, "site-b": True}
+    assert runs_nexus(world, "site-b") and not runs_nexus(world, "site-a")
     _wait_replaying(world, "site-a")
     vr = world.bundle("site-b").cluster.get(VR_KIND, seeds.PVC_NAME, seeds.NAMESPACE)
     assert vr["spec"]["replicationState"] == "primary" and vr["spec"]["autoResync"] is False
     assert read_placement(world, world.config.app("nexus")).record.primary == "site-b"
 
     # After the move, a backup reads from B, and the RPO is measured on A (the new secondary).
-    _fresh_backup(world, "site-b", key)
+    fresh_backup(world, "site-b", key)
     reading = run_sample(placed_config(world), {s: world.bundle(s).rbd for s in ("site-a", "site-b")})
     assert [r.secondary_site for r in reading.readings] == ["site-a"]
 
     # Back home through the CLI: the plan, then the operation id as the last line, exit 0.
-    _sync_now(world, "site-b", "site-a")  # the lag guard wants A's first snapshot after the move
+    sync_now(world, "site-b", "site-a")  # the lag guard wants A's first snapshot after the move
     env = {**os.environ, "STANDBY_CONFIG": str(lab.root / "standby.yaml"), "STANDBY_BACKUP_KEY": KEY_TEXT}
     cli = subprocess.run([sys.executable, "-m", "standby.cli", "relocate", "--app", "nexus", "--to", "site-a", "--yes"],
                          capture_output=True, text=True, env=env, timeout=600, check=False)  # fmt: skip
@@ -188,15 +136,15 @@ def test_relocate_there_and_back_with_rbd(lab: Lab, world: World, key: crypto.Ma
     site_a.delete(VR_KIND, seeds.PVC_NAME, seeds.NAMESPACE)  # a VR would fight rbd; deleting it keeps mirroring
     try:
         sha = _upload(rbd_world, "site-a", "relocate-rbd")
-        _fresh_backup(rbd_world, "site-a", key)
+        fresh_backup(rbd_world, "site-a", key)
         there = _operate(rbd_world, "relocate", "site-b", key)
         assert there.status == "completed", there.error
         assert _download_sha(rbd_world, "site-b", "relocate-rbd") == sha
-        assert _roles(rbd_world) == {"site-a": False, "site-b": True}
+        assert roles(rbd_world) == {"site-a": False, "site-b": True}
         assert not any(world.bundle(s).cluster.list(VR_KIND, seeds.NAMESPACE) for s in ("site-a", "site-b"))
         _wait_replaying(rbd_world, "site-a")
-        _fresh_backup(rbd_world, "site-b", key)
-        _sync_now(rbd_world, "site-b", "site-a")
+        fresh_backup(rbd_world, "site-b", key)
+        sync_now(rbd_world, "site-b", "site-a")
         back = _operate(rbd_world, "relocate", "site-a", key)
         assert back.status == "completed", back.error
         assert _download_sha(rbd_world, "site-a", "relocate-rbd") == sha
@@ -210,8 +158,8 @@ def test_relocate_there_and_back_with_rbd(lab: Lab, world: World, key: crypto.Ma
 @pytest.mark.timeout(900)
 def test_failover_with_site_a_down_then_failback(lab: Lab, world: World, key: crypto.MasterKey) -> None:
     before = _upload(world, "site-a", "before-outage")
-    _fresh_backup(world, "site-a", key)
-    _sync_now(world, "site-a", "site-b")  # the canary is in the last complete snapshot
+    fresh_backup(world, "site-a", key)
+    sync_now(world, "site-a", "site-b")  # the canary is in the last complete snapshot
     lab_mod.site_down(lab.root, "site-a", log=lambda m: None)
     try:
         prepared = prepare(world, "nexus", "failover", "site-b")
@@ -226,7 +174,7 @@ def test_failover_with_site_a_down_then_failback(lab: Lab, world: World, key: cr
         assert _download_sha(world, "site-b", "before-outage") == before
         during = _upload(world, "site-b", "during-outage")
         # After the failover, backups read from B and the RPO's secondary is A.
-        _fresh_backup(world, "site-b", key)
+        fresh_backup(world, "site-b", key)
     finally:
         lab_mod.site_up(lab.root, "site-a", log=lambda m: None)
     reading = run_sample(placed_config(world), {s: world.bundle(s).rbd for s in ("site-a", "site-b")})

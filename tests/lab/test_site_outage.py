@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +24,12 @@ from lab import ceph, seeds
 from lab import lab as lab_mod
 from lab.procs import read_pid, stopped
 from tests.lab.conftest import Lab
+from tests.labhelpers import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDBY = str(ROOT / ".venv" / "bin" / "standby")
 IMAGE = f"{seeds.POOL}/{seeds.IMAGE_NAME}"
 OUTAGE_S = 65.0  # past mgr_service_beacon_grace (60 s)
-
-
-def poll(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
-    """Poll ``probe`` until it returns a truthy value; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-        except Exception as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
 
 
 def answers(url: str, timeout: float = 2.0) -> bool:

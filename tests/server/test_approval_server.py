@@ -32,15 +32,13 @@ import pytest
 
 from drkit.config import load_config
 from drkit.domain import crypto
-from drkit.domain.models import KindRef
 from drkit.domain.operations import Approval
 from drkit.domain.placement import Placement
-from drkit.domain.rbd_status import parse_snap_ls
 from drkit.jobs import backup as backups
 from drkit.jobs.operations import approve, execute, list_journals, prepare
-from drkit.jobs.world import World, build_world, placed_config, read_placement
-from lab import seeds
+from drkit.jobs.world import World, build_world, read_placement
 from tests.labfixture import Lab
+from tests.labhelpers import fresh_backup, roles, runs_nexus, sync_now
 from tests.server.test_automation_server import real_server
 
 pytestmark = [pytest.mark.server, pytest.mark.lab]
@@ -50,7 +48,6 @@ __all__ = ["real_server"]
 ROOT = Path(__file__).resolve().parents[2]
 KEY_VAR = "STANDBY_BACKUP_KEY"
 KEY_TEXT = base64.b64encode(bytes(range(90, 122))).decode()
-NEXUS = KindRef(group="operator.alaudadevops.io", version="v1alpha1", kind="Nexus")
 PLAN_ARTIFACT = "operation-plan-nexus"
 
 
@@ -75,46 +72,11 @@ def _record(world: World) -> Placement:
     return read_placement(world, world.config.app("nexus")).record
 
 
-def _roles(world: World) -> dict[str, bool]:
-    out = {}
-    for site in ("site-a", "site-b"):
-        b = world.bundle(site)
-        out[site] = bool(b.rbd.image_info(b.site.pool, seeds.IMAGE_NAME)["mirroring"]["primary"])
-    return out
-
-
-def _runs_nexus(world: World, site: str) -> bool:
-    return any(world.bundle(site).cluster.list(NEXUS, seeds.NAMESPACE))
-
-
 def _assert_home(world: World) -> None:
     record = _record(world)
     assert record.primary == "site-a" and record.operation is None, record
-    assert _roles(world) == {"site-a": True, "site-b": False}
-    assert _runs_nexus(world, "site-a") and not _runs_nexus(world, "site-b")
-
-
-def _fresh_backup(world: World, site: str, key: crypto.MasterKey) -> None:
-    app = placed_config(world).app("nexus")
-    assert app.primary_site == site
-    b = world.bundle(site)
-    summary = backups.run_backup(app, b.site, b.cluster, b.store, key=key, now=lambda: datetime.now(UTC))
-    assert summary.status == "complete", summary
-
-
-def _sync_now(world: World, primary: str, secondary: str, timeout: float = 90.0) -> None:
-    """Take a mirror snapshot on ``primary`` and wait until ``secondary`` holds it complete."""
-    pa, pb = world.bundle(primary), world.bundle(secondary)
-    pa.rbd.mirror_snapshot(pa.site.pool, seeds.IMAGE_NAME)
-    newest = max(s.id for s in parse_snap_ls(pa.rbd.snapshots(pa.site.pool, seeds.IMAGE_NAME), tz="UTC")
-                 if not s.non_primary)  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        synced = parse_snap_ls(pb.rbd.snapshots(pb.site.pool, seeds.IMAGE_NAME), tz="UTC")
-        if any(s.primary_snap_id == newest and s.complete for s in synced):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{secondary} did not complete snapshot {newest} of {primary} in {timeout}s")
+    assert roles(world) == {"site-a": True, "site-b": False}
+    assert runs_nexus(world, "site-a") and not runs_nexus(world, "site-b")
 
 
 # ---------------------------------------------------------------------------------------- prefect
@@ -233,8 +195,8 @@ def _final_state(client: Any, flow: FlowProcess, timeout: float = 30.0) -> Any:
 def _unchanged(world: World, before: Placement, journals: int) -> None:
     """Nothing moved: the same record (epoch included), A primary and running Nexus, no new journal."""
     assert _record(world) == before
-    assert _roles(world) == {"site-a": True, "site-b": False}
-    assert _runs_nexus(world, "site-a") and not _runs_nexus(world, "site-b")
+    assert roles(world) == {"site-a": True, "site-b": False}
+    assert runs_nexus(world, "site-a") and not runs_nexus(world, "site-b")
     assert len(list_journals(world, "nexus")) == journals
 
 
@@ -253,8 +215,8 @@ def test_relocate_waits_for_a_valid_typed_approval_then_moves_the_app(
     )
     from prefect.flow_runs import resume_flow_run
 
-    _fresh_backup(world, "site-a", key)
-    _sync_now(world, "site-a", "site-b")  # the lag guard passes whatever the lab's schedule did so far
+    fresh_backup(world, "site-a", key)
+    sync_now(world, "site-a", "site-b")  # the lag guard passes whatever the lab's schedule did so far
     before, journals = _record(world), len(list_journals(world, "nexus"))
     flow = flows("relocate", "site-b")
 
@@ -299,14 +261,14 @@ def test_relocate_waits_for_a_valid_typed_approval_then_moves_the_app(
     record = _record(world)
     assert record.primary == "site-b" and record.secondary == "site-a" and record.operation is None, record
     assert record.epoch > before.epoch
-    assert _roles(world) == {"site-a": False, "site-b": True}
-    assert _runs_nexus(world, "site-b") and not _runs_nexus(world, "site-a")
+    assert roles(world) == {"site-a": False, "site-b": True}
+    assert runs_nexus(world, "site-b") and not runs_nexus(world, "site-a")
     done = [j for j in list_journals(world, "nexus") if j.status == "completed" and j.target == "site-b"]
     assert done and done[-1].approval is not None and done[-1].approval.approver == "tester"
 
     # 4. Home again with the jobs API, so the lab is left as found.
-    _fresh_backup(world, "site-b", key)
-    _sync_now(world, "site-b", "site-a")  # the lag guard wants A's first snapshot after the move
+    fresh_backup(world, "site-b", key)
+    sync_now(world, "site-b", "site-a")  # the lag guard wants A's first snapshot after the move
     prepared = prepare(world, "nexus", "relocate", "site-a")
     assert prepared.plan.runnable, prepared.plan.refusals
     approval = Approval(approver="approval-test", reason="back home", at=datetime.now(UTC))
@@ -322,7 +284,7 @@ def test_an_approval_that_never_comes_fails_the_run_and_changes_nothing(
     from prefect.exceptions import PrefectException
     from prefect.flow_runs import resume_flow_run
 
-    _fresh_backup(world, "site-a", key)
+    fresh_backup(world, "site-a", key)
     before, journals = _record(world), len(list_journals(world, "nexus"))
     flow = flows("failover", "site-b", approval_timeout=5)
     run, form = _wait_paused(client, flow, "approval-1")

@@ -21,18 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 from click.testing import Result
 from kubernetes import client
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from drkit.adapters.kube import KubeCluster
 from drkit.domain.crypto import MasterKey
 from lab import seeds
 from lab.kubeapi import KubeApiServer, write_kubeconfig
+from lab.s3 import start_moto
 from standby.cli import app as standby_app
 
 PASSWORD = "cli-test-admin-pw-5519"
@@ -58,12 +57,7 @@ class Servers:
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     tmp = tmp_path_factory.mktemp("cli")
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    s3_url = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id="cli",
-                 aws_secret_access_key="cli").create_bucket(Bucket="standby")  # fmt: skip
+    moto, s3_url = start_moto("standby", access_key="cli", secret_key="cli")
     a, b = KubeApiServer(port=0, tick_interval=0.2), KubeApiServer(port=0, tick_interval=0.2)
     a.start()
     b.start()
