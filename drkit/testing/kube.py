@@ -141,6 +141,18 @@ class FakeCluster:
         """How :class:`~drkit.adapters.kube.KubeCluster` names a call in its errors."""
         return " ".join(w for w in (verb, kind, f"{namespace + '/' if namespace else ''}{name}") if w)
 
+    def _key(self, kind: KindRef, name: str, namespace: str | None) -> tuple[str, str, str, str]:
+        """Where an object is kept: a cluster-scoped kind's namespace is dropped, as the apiserver does."""
+        _, namespaced = self._info(kind)
+        return (kind.api_version, kind.kind, namespace or "" if namespaced else "", name)
+
+    def _live(self, what: str, ident: tuple[str, str, str, str]) -> dict[str, Any]:
+        """The stored object, or the apiserver's 404 for ``what``."""
+        found = self.objects.get(ident)
+        if found is None:
+            raise status_error(self.site, what, 404, f"{self._named(ident)} not found")
+        return found
+
     def _named(self, ident: tuple[str, str, str, str]) -> str:
         """How a Kubernetes Status message names an object: ``persistentvolumeclaims "data"``."""
         plural = self.kinds.get(ident[:2], (ident[1].lower() + "s", True))[0]
@@ -215,12 +227,7 @@ class FakeCluster:
         with self._lock:
             what = self._where("", kind.kind, name, namespace)
             self._enter("get", what)
-            _, namespaced = self._info(kind)
-            ident = (kind.api_version, kind.kind, namespace or "" if namespaced else "", name)
-            found = self.objects.get(ident)
-            if found is None:
-                raise status_error(self.site, what, 404, f"{self._named(ident)} not found")
-            return copy.deepcopy(found)
+            return copy.deepcopy(self._live(what, self._key(kind, name, namespace)))
 
     def create(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """See :class:`ClusterApi`."""
@@ -228,13 +235,11 @@ class FakeCluster:
             meta = obj.get("metadata") or {}
             what = self._where("create", str(obj.get("kind")), str(meta.get("name")), meta.get("namespace"))
             self._enter("create", what)
-            ident = self._ident(obj)
-            _, namespaced = self._info(kind_of(obj))
-            if not namespaced:
-                ident = (*ident[:2], "", ident[3])
+            kind = kind_of(obj)
+            ident = self._key(kind, str(meta.get("name")), meta.get("namespace"))
             if ident in self.objects:
                 raise status_error(self.site, what, 409, f"{self._named(ident)} already exists")
-            if namespaced and ("v1", "Namespace", "", ident[2]) not in self.objects:
+            if self._info(kind)[1] and ("v1", "Namespace", "", ident[2]) not in self.objects:
                 raise status_error(self.site, what, 404, f'namespaces "{ident[2]}" not found')
             if dry_run:
                 return copy.deepcopy(obj)
@@ -246,13 +251,8 @@ class FakeCluster:
             meta = obj.get("metadata") or {}
             what = self._where("replace", str(obj.get("kind")), str(meta.get("name")), None)
             self._enter("replace", what)
-            ident = self._ident(obj)
-            _, namespaced = self._info(kind_of(obj))
-            if not namespaced:
-                ident = (*ident[:2], "", ident[3])
-            live = self.objects.get(ident)
-            if live is None:
-                raise status_error(self.site, what, 404, f"{self._named(ident)} not found")
+            ident = self._key(kind_of(obj), str(meta.get("name")), meta.get("namespace"))
+            live = self._live(what, ident)
             wanted = meta.get("resourceVersion")
             if wanted and wanted != live["metadata"]["resourceVersion"]:
                 raise status_error(self.site, what, 409, f"Operation cannot be fulfilled on {self._named(ident)}:"
@@ -279,12 +279,8 @@ class FakeCluster:
         with self._lock:
             what = self._where("patch", kind.kind, name, None)
             self._enter("patch", what)
-            _, namespaced = self._info(kind)
-            ident = (kind.api_version, kind.kind, namespace or "" if namespaced else "", name)
-            live = self.objects.get(ident)
-            if live is None:
-                raise status_error(self.site, what, 404, f"{self._named(ident)} not found")
-            body = _merge_patch(live, patch)
+            ident = self._key(kind, name, namespace)
+            body = _merge_patch(self._live(what, ident), patch)
             self._version += 1
             body["metadata"]["resourceVersion"] = str(self._version)
             self.objects[ident] = body
@@ -294,6 +290,4 @@ class FakeCluster:
         """See :class:`ClusterApi`."""
         with self._lock:
             self._enter("delete", self._where("delete", kind.kind, name, None))
-            _, namespaced = self._info(kind)
-            ident = (kind.api_version, kind.kind, namespace or "" if namespaced else "", name)
-            return self.objects.pop(ident, None) is not None
+            return self.objects.pop(self._key(kind, name, namespace), None) is not None

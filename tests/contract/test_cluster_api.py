@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -36,17 +38,23 @@ def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]
         fake.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
         yield Subject(fake, lambda n: fake.fail_next(n, 503))
         return
+    with served(tmp_path) as (srv, kube):
+
+        def fail(n: int) -> None:
+            srv.add_fault({"match": {"path_regex": "^/api/v1/"}, "status": 503, "count": n})
+
+        yield Subject(kube, fail)
+
+
+@contextmanager
+def served(tmp_path: Path, **options: Any) -> Iterator[tuple[KubeApiServer, KubeCluster]]:
+    """A fake apiserver over HTTP and a :class:`KubeCluster` of site-x on it; stopped on exit."""
     srv = KubeApiServer(tick_interval=0.5)
     srv.start()
-    cfg = client.Configuration()
-    cfg.host = srv.url
-    kube = KubeCluster(client.ApiClient(cfg), site="site-x", cache_dir=tmp_path)
-
-    def fail(n: int) -> None:
-        srv.add_fault({"match": {"path_regex": "^/api/v1/"}, "status": 503, "count": n})
-
     try:
-        yield Subject(kube, fail)
+        cfg = client.Configuration()
+        cfg.host = srv.url
+        yield srv, KubeCluster(client.ApiClient(cfg), site="site-x", cache_dir=tmp_path, **options)
     finally:
         srv.stop()
 
@@ -125,20 +133,14 @@ def test_5xx_is_transient(subject: Subject) -> None:
 
 def test_a_hung_apiserver_is_a_timeout_not_a_hang(tmp_path: Path) -> None:
     """Only the real adapter can hang: a delayed answer becomes a TransientError within its timeout."""
-    srv = KubeApiServer(tick_interval=0.5)
-    srv.start()
-    try:
-        cfg = client.Configuration()
-        cfg.host = srv.url
-        kube = KubeCluster(client.ApiClient(cfg), site="site-x", cache_dir=tmp_path, timeout=1.0)
+    with served(tmp_path, timeout=1.0) as (srv, kube):
         kube.list(CM, "default")  # discovery is warm
         srv.add_fault({"match": {"path_regex": "^/api/v1/"}, "delay_seconds": 5})
-        with pytest.raises(TransientError, match=r"unreachable|timed out|Timeout"):
-            kube.list(CM, "default")
-    finally:
-        srv.clear_faults()
-        srv.stop()
-
+        try:
+            with pytest.raises(TransientError, match=r"unreachable|timed out|Timeout"):
+                kube.list(CM, "default")
+        finally:
+            srv.clear_faults()
 
 
 def _failures(c: ClusterApi) -> list[tuple[str, str]]:
@@ -163,14 +165,7 @@ def _failures(c: ClusterApi) -> list[tuple[str, str]]:
 
 def test_fake_and_real_fail_with_the_same_words(tmp_path: Path) -> None:
     """The fake raises what KubeCluster raises over HTTP: same types, messages and hints (shared builders)."""
-    srv = KubeApiServer(tick_interval=0.5)
-    srv.start()
-    try:
-        cfg = client.Configuration()
-        cfg.host = srv.url
-        real = KubeCluster(client.ApiClient(cfg), site="site-x", cache_dir=tmp_path)
-        fake = FakeCluster(site="site-x")
-        fake.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+    fake = FakeCluster(site="site-x")
+    fake.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+    with served(tmp_path) as (_, real):
         assert _failures(fake) == _failures(real)
-    finally:
-        srv.stop()
