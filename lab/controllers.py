@@ -34,11 +34,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from lab import ceph
 from lab.kubeapi.controllers import TICK
-from lab.procs import alive, read_pid, reap, start_daemon, stop_daemon
+from lab.procs import alive, answers, read_pid, reap, start_daemon, stop_daemon
 
 VR = "replication.storage.openshift.io/v1alpha1/VolumeReplication"
 VRC = "replication.storage.openshift.io/v1alpha1/VolumeReplicationClass"
@@ -362,11 +360,8 @@ class LabControllers:
             reap(pid)
             if not alive(pid):
                 return False
-            try:
-                if httpx.get(f"{url}/service/rest/v1/status", timeout=1.0).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
+            if answers(f"{url}/service/rest/v1/status", timeout=1.0):
+                return True
             time.sleep(0.2)
         return False
 

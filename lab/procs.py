@@ -98,6 +98,16 @@ def reap(pid: int) -> None:
         pass
 
 
+def answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether ``url`` answers 200 within ``timeout`` seconds (a refused or hung one: False)."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     """Whether something already listens on ``host:port``."""
     import socket

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from lab.nexus_sim.volume import SUPERBLOCK_SIZE
+from lab.procs import answers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -95,11 +96,8 @@ class Sim:
                     f"simulator exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
                     f"\n{self.log()}"
                 )
-            try:
-                if httpx.get(f"{self.base}{REST}/status", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
+            if answers(f"{self.base}{REST}/status", timeout=1.0):
+                return self
             time.sleep(0.05)
         raise AssertionError(f"simulator not ready within {timeout}s\n{self.log()}")
 

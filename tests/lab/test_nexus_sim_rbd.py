@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lab.procs import answers
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
 PASSWORD = "rbd-lab-pass"
@@ -83,11 +85,8 @@ def _start(argv: list[str], port: int, log: Path, timeout: float = 60.0) -> subp
             raise AssertionError(
                 f"simulator exited {proc.returncode}\n{log.read_text() if log.exists() else ''}"
             )
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{REST}/status", timeout=1.0).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
+        if answers(f"http://127.0.0.1:{port}{REST}/status", timeout=1.0):
+            return proc
         time.sleep(0.1)
     proc.kill()
     raise AssertionError(f"simulator not ready in {timeout}s\n{log.read_text() if log.exists() else ''}")

@@ -16,13 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from drkit.adapters.nexus import HttpNexus
 from lab import ceph, seeds
 from lab import lab as lab_mod
-from lab.procs import read_pid, stopped
+from lab.procs import answers, read_pid, stopped
 from tests.lab.conftest import Lab
 from tests.labhelpers import poll
 
@@ -30,14 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 STANDBY = str(ROOT / ".venv" / "bin" / "standby")
 IMAGE = f"{seeds.POOL}/{seeds.IMAGE_NAME}"
 OUTAGE_S = 65.0  # past mgr_service_beacon_grace (60 s)
-
-
-def answers(url: str, timeout: float = 2.0) -> bool:
-    """Whether ``url`` answers 200 within ``timeout`` seconds."""
-    try:
-        return httpx.get(url, timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def standby(lab: Lab, *args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], float]:
