@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Install (as root) or name (otherwise) the Debian packages the lab and the tests need:
-# real Ceph for both sites, its python3 bindings for the Nexus simulator, and kubectl.
+# real Ceph for both sites, its python3 bindings for the Nexus simulator, chromium for the browser
+# test of the Prefect UI (tests/browser, driven by Playwright: no browser is downloaded), and kubectl.
 set -euo pipefail
 need=()
 for bin in ceph-mon ceph-osd ceph-mgr rbd-mirror rbd ceph ceph-authtool monmaptool; do
   command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if ! /usr/bin/python3 -c 'import rbd, rados' >/dev/null 2>&1; then need+=(python3-rbd); fi
-pkgs="ceph-mon ceph-osd ceph-mgr rbd-mirror ceph-common python3-rbd python3-rados"
+pkgs="ceph-mon ceph-osd ceph-mgr rbd-mirror ceph-common python3-rbd python3-rados chromium"
 if ((${#need[@]})); then
   echo "sysdeps: missing ${need[*]}" >&2
   if [ "$(id -u)" = 0 ]; then
