@@ -92,7 +92,9 @@ def ui_server() -> Iterator[str]:
     # PREFECT_UI_API_URL: without it the UI calls the API on port 4200, whatever the server's port.
     env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
            "PREFECT_UI_ENABLED": "true", "PREFECT_UI_API_URL": f"{base}/api"}  # fmt: skip
-    start_service("prefect-server", argv, home / "run", port=port, ready=healthy, env=env, cwd=ROOT, timeout=120)
+    start_service(
+        "prefect-server", argv, home / "run", port=port, ready=healthy, env=env, cwd=ROOT, timeout=120
+    )
     try:
         yield base
     finally:
@@ -302,7 +304,9 @@ def test_an_operator_relocates_nexus_from_the_prefect_ui(
 
     # 5. The timeline artifact, from the run's Artifacts tab: every step done (or skipped).
     page.get_by_role("tablist").get_by_text("Artifacts", exact=True).click()
-    timeline = page.get_by_role("link", name=re.compile("operation-timeline-nexus")).filter(has_text="completed")
+    timeline = page.get_by_role("link", name=re.compile("operation-timeline-nexus")).filter(
+        has_text="completed"
+    )
     timeline.click()
     expect(page.get_by_text(re.compile(r"relocate relocate-\S+: completed"))).to_be_visible()
     table = page.get_by_role("table")
