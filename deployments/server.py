@@ -46,7 +46,9 @@ def start() -> str:
     """Start the server unless ours runs; return its API URL."""
     prefect = Path(sys.executable).with_name("prefect")
     argv = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port())]
-    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_UI_ENABLED": "true"}
+    # PREFECT_UI_API_URL: without it the UI calls the API on port 4200 whatever the server's port.
+    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_UI_ENABLED": "true",
+           "PREFECT_UI_API_URL": api_url()}  # fmt: skip
     start_service(
         "prefect-server", argv, run_dir(), port=port(), ready=healthy, env=env, cwd=ROOT, timeout=120
     )
