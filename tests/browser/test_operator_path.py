@@ -21,6 +21,7 @@ or to the test's temporary folder. No browser is downloaded: ``/usr/bin/chromium
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -40,25 +41,19 @@ import pytest
 from drkit import config as standby_config
 from drkit.domain import crypto
 from drkit.domain.operations import Approval
+from drkit.domain.placement import Placement
 from drkit.jobs import backup as backups
 from drkit.jobs.operations import approve, execute, list_journals, prepare
-from drkit.jobs.world import World, build_world
+from drkit.jobs.world import World, build_world, read_placement
 from lab.procs import start_service, stop_daemon
 from tests.labfixture import Lab
-from tests.server.test_approval_server import (
-    KEY_TEXT,
-    KEY_VAR,
-    _assert_home,
-    _fresh_backup,
-    _record,
-    _roles,
-    _runs_nexus,
-    _sync_now,
-)
+from tests.labhelpers import fresh_backup, roles, runs_nexus, sync_now
 
 pytestmark = [pytest.mark.server, pytest.mark.lab, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
+KEY_VAR = "STANDBY_BACKUP_KEY"
+KEY_TEXT = base64.b64encode(bytes(range(90, 122))).decode()  # the lab's test key, as in the other lab tests
 KEY_BLOCK = "standby-backup-key"  # the Secret block the served deployments read (key_source)
 APPROVER = "oncall@example.com"
 
@@ -194,6 +189,17 @@ def world(lab: Lab) -> Iterator[World]:
     yield w
 
 
+def _record(world: World) -> Placement:
+    return read_placement(world, world.config.app("nexus")).record
+
+
+def _assert_home(world: World) -> None:
+    record = _record(world)
+    assert record.primary == "site-a" and record.operation is None, record
+    assert roles(world) == {"site-a": True, "site-b": False}
+    assert runs_nexus(world, "site-a") and not runs_nexus(world, "site-b")
+
+
 # ------------------------------------------------------------------------------------ UI helpers
 
 
@@ -241,8 +247,8 @@ def test_an_operator_relocates_nexus_from_the_prefect_ui(
 ) -> None:
     from playwright.sync_api import expect
 
-    _fresh_backup(world, "site-a", key)
-    _sync_now(world, "site-a", "site-b")  # the lag guard passes whatever the lab's schedule did so far
+    fresh_backup(world, "site-a", key)
+    sync_now(world, "site-a", "site-b")  # the lag guard passes whatever the lab's schedule did so far
     before, journals = _record(world), len(list_journals(world, "nexus"))
     run_name = f"ui-relocate-{uuid.uuid4().hex[:6]}"
 
@@ -321,16 +327,16 @@ def test_an_operator_relocates_nexus_from_the_prefect_ui(
     # The lab agrees: Nexus on site-b, the approver in the journal.
     record = _record(world)
     assert record.primary == "site-b" and record.operation is None and record.epoch > before.epoch, record
-    assert _roles(world) == {"site-a": False, "site-b": True}
-    assert _runs_nexus(world, "site-b") and not _runs_nexus(world, "site-a")
+    assert roles(world) == {"site-a": False, "site-b": True}
+    assert runs_nexus(world, "site-b") and not runs_nexus(world, "site-a")
     found = list_journals(world, "nexus")
     assert len(found) == journals + 1
     assert found[-1].status == "completed" and found[-1].approval is not None
     assert found[-1].approval.approver == APPROVER
 
     # Home again with the jobs API, so the lab is left as found.
-    _fresh_backup(world, "site-b", key)
-    _sync_now(world, "site-b", "site-a")
+    fresh_backup(world, "site-b", key)
+    sync_now(world, "site-b", "site-a")
     prepared = prepare(world, "nexus", "relocate", "site-a")
     assert prepared.plan.runnable, prepared.plan.refusals
     back = execute(world, approve(world, prepared, Approval(approver="browser-test", reason="back home",
