@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from prefect.blocks.core import Block
-from prefect_aws import AwsCredentials, S3Bucket
+from prefect.blocks.system import Secret
+from prefect_aws import AwsCredentials
 
 from blocks.standby_blocks import BLOCK_TYPES
 from drkit.domain.errors import StandbyError
 
 
 def register_all() -> list[str]:
-    """Register Standby's block types, and the prefect-aws ones they use; return their slugs."""
+    """Register Standby's block types, and the Secret and prefect-aws ones they use; return their slugs."""
     done: list[str] = []
-    types: tuple[type[Block], ...] = (*BLOCK_TYPES, S3Bucket, AwsCredentials)
+    types: tuple[type[Block], ...] = (*BLOCK_TYPES, Secret, AwsCredentials)
     for block_type in types:
         try:
             block_type.register_type_and_schema()

@@ -1,40 +1,69 @@
-"""Prefect block types of Standby.
+"""Prefect block types of Standby: the configuration, kept in Prefect instead of a YAML file.
 
-Blocks hold configuration and secrets, and build what the engine needs; they hold no logic. The
-settings are the very models of :mod:`drkit.domain.models`, so a block and the YAML file cannot
-drift apart. Secrets are ``SecretStr`` fields, never part of those models.
+``config="block:<name>"`` names a :class:`StandbyConfiguration`, which lists :class:`StandbySite`
+and :class:`StandbyApp` blocks by name. Their settings are the very models of
+:mod:`drkit.domain.models`, so a block and the YAML file cannot drift apart. Secrets are not in
+them: a site names a Prefect ``Secret`` block (kubeconfig content) and a prefect-aws
+``AwsCredentials`` block (S3 keys). The backup key is a ``Secret`` block too
+(``key_source="secret:<name>"``).
 
-The object store is prefect-aws's own ``S3Bucket`` (with ``AwsCredentials`` and
-``AwsClientParameters``); :func:`s3_bucket_block` builds one from a site's ``S3Location``.
+Blocks build the clients, as prefect-aws's do, and hold no other logic; loading and checking them
+is :mod:`blocks.config`.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from prefect.blocks.core import Block
-from prefect_aws import AwsCredentials, S3Bucket
-from prefect_aws.client_parameters import AwsClientParameters
-from pydantic import Field, SecretStr
+from pydantic import Field
 
-from drkit.domain.models import ProtectedApp, S3Location, Site
+from drkit.adapters.kube import KubeCluster
+from drkit.adapters.objectstore import S3ObjectStore
+from drkit.adapters.rbd import RbdCli
+from drkit.domain.models import ProtectedApp, Site
+from drkit.jobs.sites import cluster_for, rbd_for, store_for
 
 
 class StandbySite(Block):
-    """A site: Kubernetes access, Ceph access, pool and object store, plus their secrets."""
+    """A site: its settings, and the names of the blocks holding its credentials."""
 
     _block_type_name: ClassVar[str] = "Standby Site"
     _block_type_slug: ClassVar[str] = "standby-site"
-    _description: ClassVar[str] = "A Standby site: Kubernetes context, Ceph access, RBD pool and S3 location."
-
-    site: Site = Field(..., description="the site's settings, as in the YAML configuration")
-    kubeconfig: SecretStr | None = Field(
-        None,
-        description="kubeconfig YAML holding tokens; kept secret (prefect-kubernetes stores it in plaintext)",
+    _description: ClassVar[str] = (
+        "A Standby site: Kubernetes context, Ceph access, RBD pool and S3 location, with the Secret"
+        " and AwsCredentials blocks holding its credentials."
     )
-    ceph_keyring: SecretStr | None = Field(None, description="cephx keyring content, when not on disk")
-    s3_access_key_id: SecretStr | None = Field(None, description="S3 access key id")
-    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret access key")
+
+    site: Site = Field(..., description="the site's settings, as in the YAML configuration's sites")
+    kubeconfig_secret: str | None = Field(
+        None,
+        description="name of a Secret block holding the kubeconfig content (YAML) used with site.kube.context;"
+        " when empty, site.kube says how to reach the API (kubeconfig file or in_cluster)",
+    )
+    aws_credentials: str | None = Field(
+        None,
+        description="name of a prefect-aws AwsCredentials block holding the S3 keys (only the keys are used;"
+        " endpoint, bucket and region are site.s3's); when empty, site.s3 names them",
+    )
+
+    def resolved_site(self) -> Site:
+        """The site with its credentials, read from the Secret and AwsCredentials blocks named."""
+        from blocks.config import load_site
+
+        return load_site(self, self._block_document_name or "(unsaved)")
+
+    def cluster(self) -> KubeCluster:
+        """The site's Kubernetes API."""
+        return cluster_for(self.resolved_site())
+
+    def store(self) -> S3ObjectStore:
+        """The site's object store."""
+        return store_for(self.resolved_site())
+
+    def rbd(self) -> RbdCli:
+        """The site's ``rbd`` (local, or through Rook's toolbox pod)."""
+        return rbd_for(self.resolved_site())
 
 
 class StandbyApp(Block):
@@ -42,37 +71,23 @@ class StandbyApp(Block):
 
     _block_type_name: ClassVar[str] = "Standby App"
     _block_type_slug: ClassVar[str] = "standby-app"
-    _description: ClassVar[str] = "An application protected by Standby, as in the YAML configuration."
+    _description: ClassVar[str] = "An application protected by Standby, as in the YAML configuration's apps."
 
     app: ProtectedApp = Field(..., description="the app's settings")
 
 
-class NexusEndpoint(Block):
-    """How to reach one Nexus instance: URL and admin credentials."""
+class StandbyConfiguration(Block):
+    """The whole configuration: which site and app blocks make it up."""
 
-    _block_type_name: ClassVar[str] = "Nexus Endpoint"
-    _block_type_slug: ClassVar[str] = "nexus-endpoint"
-    _description: ClassVar[str] = "A Nexus Repository endpoint with its admin credentials."
-
-    url: str = Field(..., description="base URL, e.g. https://nexus.example.org")
-    username: str = Field("admin", description="user for the REST API")
-    password: SecretStr = Field(..., description="that user's password")
-    verify_tls: bool = Field(True, description="verify the TLS certificate")
-
-
-def s3_bucket_block(
-    location: S3Location, access_key_id: str | None, secret_access_key: str | None
-) -> S3Bucket:
-    """A prefect-aws ``S3Bucket`` for a site's S3 location and its credentials."""
-    config: dict[str, Any] = {"s3": {"addressing_style": "path" if location.path_style else "auto"}}
-    params = AwsClientParameters(endpoint_url=location.endpoint, verify=location.verify_tls, config=config)
-    creds = AwsCredentials(
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key,
-        region_name=location.region,
-        aws_client_parameters=params,
+    _block_type_name: ClassVar[str] = "Standby Configuration"
+    _block_type_slug: ClassVar[str] = "standby-config"
+    _description: ClassVar[str] = (
+        "A Standby configuration: its sites and protected apps, by block name. Flows take it as"
+        " config=\"block:<name>\"."
     )
-    return S3Bucket(bucket_name=location.bucket, credentials=creds, bucket_folder=location.prefix)
+
+    sites: list[str] = Field(..., min_length=2, description="names of the Standby Site blocks (at least two)")
+    apps: list[str] = Field(..., min_length=1, description="names of the Standby App blocks")
 
 
-BLOCK_TYPES: tuple[type[Block], ...] = (StandbySite, StandbyApp, NexusEndpoint)
+BLOCK_TYPES: tuple[type[Block], ...] = (StandbySite, StandbyApp, StandbyConfiguration)

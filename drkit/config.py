@@ -6,6 +6,8 @@ was expected, on one line, e.g.::
     standby.yaml: apps[0].rpo_target: expected a duration like '5m', '300s' or '1h', got 'soon'
 
 Relative paths in the file (ceph.conf, keyrings, kubeconfig) are resolved against the file's folder.
+The flows can also take the configuration from Prefect blocks (``config="block:<name>"``, see
+``blocks/config.py``); the loaders then receive the loaded :class:`StandbyConfig` itself.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ def _expected(error: Any) -> str:
     return msg
 
 
-def format_validation_error(path: Path, error: ValidationError) -> str:
-    """One line naming the file, each failing field path and what was expected."""
+def format_validation_error(path: Path | str, error: ValidationError) -> str:
+    """One line naming the file (or block), each failing field path and what was expected."""
     errors = error.errors()
     # A failing item also makes its list "too short"; report the cause, not that echo.
     nested = [tuple(e["loc"]) for e in errors]
@@ -122,9 +124,20 @@ def parse_config(text: str, *, source: Path, base: Path | None = None) -> Standb
         ) from None
 
 
-def load_config(path: Path | None = None) -> StandbyConfig:
-    """Load and validate the configuration file (see :func:`default_config_path`)."""
+def load_config(path: Path | StandbyConfig | None = None) -> StandbyConfig:
+    """Load and validate the configuration file (see :func:`default_config_path`).
+
+    A configuration already loaded (for example from Prefect blocks) is returned as it is.
+    """
+    if isinstance(path, StandbyConfig):
+        return path
     path = default_config_path(path)
+    if str(path).startswith("block:"):
+        raise ConfigError(
+            f"{path}: names a Prefect block; only the flows read the configuration from blocks",
+            hint="give the CLI the YAML file (--config FILE), or run the flow with this config",
+            context={"file": str(path)},
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -10,6 +9,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.flows import Flow
 from prefect.states import State
 
+from blocks.config import resolve_config
 from drkit.domain.errors import PreconditionFailed
 from drkit.domain.retention import RetentionPolicy
 from drkit.jobs.requests import BackupRequest, default, documented
@@ -45,7 +45,7 @@ def backup(
        ``standby.backup.failed``), it never completes silently.
     """
     request = BackupRequest(app=app, site=site, key_source=key_source, retention=retention)
-    site_name = site or load_placed_config(Path(config)).app(app).primary_site
+    site_name = site or load_placed_config(resolve_config(config)).app(app).primary_site
     with app_slot(app):
         summary = back_up_app(config, app, site_name, request.key_source)
         kept = apply_retention(config, app, site_name, request.retention)

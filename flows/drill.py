@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 
-from drkit.config import load_config
+from blocks.config import resolve_config
 from drkit.domain.drill import Mode
 from drkit.domain.errors import PreconditionFailed, StandbyError
 from drkit.jobs.drill import DrillRun, drill_cleanup, drill_reports
@@ -58,7 +57,7 @@ def drill(
     """
     request = DrillRequest(app=app, mode=mode, key_source=key_source)
     logger = get_run_logger()
-    world = build_world(load_config(Path(config)))
+    world = build_world(resolve_config(config))
     prepared = plan_drill(world, app, request.mode)
     journal = begin_drill(world, prepared)
     if journal.status == "refused":
@@ -108,6 +107,6 @@ def drill_cleanup_flow(
        resync, and wait until replaying with a fresh snapshot complete and the lag under target.
     """
     request = DrillCleanupRequest(app=app, key_source=key_source)
-    world = build_world(load_config(Path(config)))
+    world = build_world(resolve_config(config))
     journal = drill_cleanup(world, app, key=master_key(request.key_source))
     return {"drill_id": journal.op_id, "status": journal.status, "steps": {s.name: s.outcome for s in journal.steps}}

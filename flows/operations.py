@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 
-from drkit.config import load_config
+from blocks.config import resolve_config
 from drkit.domain.errors import PreconditionFailed, StandbyError
 from drkit.domain.operations import Kind
 from drkit.jobs.operations import Executor
@@ -36,7 +35,7 @@ def operate(kind: Kind, request: OperationRequest, target: str | None, config: s
     """The runbook shared by the three flows (see their docstrings)."""
     app, dry_run = request.app, request.dry_run
     logger = get_run_logger()
-    world = build_world(load_config(Path(config)))
+    world = build_world(resolve_config(config))
     prepared = plan_operation(world, app, kind, target)
     plan = prepared.plan
     if plan.nothing_to_do:

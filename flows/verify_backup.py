@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
 
+from blocks.config import resolve_config
 from drkit.jobs.requests import VerifyRequest, default, documented
 from drkit.jobs.world import load_placed_config
 from tasks.backup import verify_run
@@ -30,7 +30,7 @@ def verify_backup(
     4. Optionally create every object with ``dryRun=All`` on ``dry_run_site``.
     5. Fail naming every bad object; publish the report as artifact ``verify-backup-<app>-<site>``.
     """
-    site_name = site or load_placed_config(Path(config)).app(app).primary_site
+    site_name = site or load_placed_config(resolve_config(config)).app(app).primary_site
     request = VerifyRequest(app=app, site=site_name, run_id=run_id, key_source=key_source,
                             dry_run_site=dry_run_site)  # fmt: skip
     report = verify_run(config, request)

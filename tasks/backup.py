@@ -5,6 +5,7 @@
 * Artifacts have stable lowercase-dashed keys: ``backup-<app>-<site>`` (markdown summary),
   ``backup-index-<app>-<site>`` (link to the index), ``backup-progress-<app>-<site>`` (progress),
   ``verify-backup-<app>-<site>`` and ``restore-<app>-<site>``.
+* ``config_path`` is a YAML file's path or ``block:<name>`` (see :mod:`blocks.config`).
 * The master key never passes through Prefect: tasks take a *key source* (``env:VAR``,
   ``secret:BLOCK``, or ``none``) and load the key themselves. Only its key id is logged.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.events import emit_event
 
-from drkit.config import load_config
+from blocks.config import resolve_config
 from drkit.domain import crypto
 from drkit.domain.errors import ConfigError
 from drkit.domain.models import S3Location
@@ -149,7 +149,7 @@ def summary_markdown(summary: BackupSummary) -> str:
 def back_up_app(config_path: str, app: str, site: str, key_source: str) -> BackupSummary:
     """LIST the app's objects, upload new blobs, write the index then ``latest``; publish artifacts."""
     logger = get_run_logger()
-    cfg = load_config(Path(config_path))
+    cfg = resolve_config(config_path)
     chosen, where = cfg.app(app), cfg.site(site)
     key = master_key(key_source)
     logger.info("backing up app %s from site %s (key id %s)", app, site, key.key_id if key else "none")
@@ -190,7 +190,7 @@ def back_up_app(config_path: str, app: str, site: str, key_source: str) -> Backu
 )
 def apply_retention(config_path: str, app: str, site: str, policy: RetentionPolicy) -> RetentionResult:
     """Delete runs outside the GFS policy (never the newest complete one), then unreferenced blobs."""
-    cfg = load_config(Path(config_path))
+    cfg = resolve_config(config_path)
     result = jobs.apply_retention(store_for(cfg.site(site)), cfg.site(site), cfg.app(app), policy)
     get_run_logger().info(
         "retention of %s: kept %d run(s), deleted %d run(s) and %d blob(s)",
@@ -211,7 +211,7 @@ def apply_retention(config_path: str, app: str, site: str, policy: RetentionPoli
 )
 def verify_run(config_path: str, request: VerifyRequest) -> VerifyReport:
     """Check every blob of a run, decrypt, validate; dry-run create on ``dry_run_site`` when given."""
-    cfg = load_config(Path(config_path))
+    cfg = resolve_config(config_path)
     app, site = request.app, request.site or cfg.app(request.app).primary_site
     report = run_verify(
         cfg,
@@ -235,7 +235,7 @@ def verify_run(config_path: str, request: VerifyRequest) -> VerifyReport:
 )
 def restore_app(config_path: str, request: RestoreRequest) -> RestoreSummary:
     """Restore a run into ``target_site`` in restore order; wait for PVCs to be Bound. Re-entrant."""
-    cfg = load_config(Path(config_path))
+    cfg = resolve_config(config_path)
     app, target_site = request.app, request.target_site
     summary = run_restore(
         cfg,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -18,6 +17,7 @@ from prefect.artifacts import create_image_artifact, create_markdown_artifact, c
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
+from blocks.config import resolve_config
 from drkit.domain.models import StandbyConfig
 from drkit.jobs import rpo as jobs
 from drkit.jobs import rpo_report as reports
@@ -30,8 +30,9 @@ from tasks.retrying import retry_transient
 
 @task(cache_policy=NO_CACHE)
 def load_standby_config(config_path: str | None) -> StandbyConfig:
-    """Load the YAML configuration ($STANDBY_CONFIG or ./standby.yaml when empty)."""
-    return load_placed_config(Path(config_path) if config_path else None)
+    """Load the configuration: a YAML file's path or ``block:<name>`` ($STANDBY_CONFIG, then
+    ./standby.yaml when empty), with each app's placement applied."""
+    return load_placed_config(resolve_config(config_path))
 
 
 def _records(config: StandbyConfig) -> jobs.RpoRecords:

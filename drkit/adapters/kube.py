@@ -16,6 +16,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+import yaml
+
 from drkit.adapters.runner import CommandResult, Redactor, check, tail
 from drkit.domain.errors import (
     CommandTimedOut,
@@ -168,13 +170,24 @@ class KubeCluster:
         self.requests = 0
 
     @classmethod
-    def from_access(cls, access: KubeAccess, *, site: str) -> KubeCluster:
-        """Build from a site's :class:`KubeAccess`; a bad kubeconfig is a ``ConfigError``."""
+    def from_access(cls, access: KubeAccess, *, site: str, kubeconfig_text: str | None = None) -> KubeCluster:
+        """Build from a site's :class:`KubeAccess`; a bad kubeconfig is a ``ConfigError``.
+
+        ``kubeconfig_text`` is kubeconfig content held in memory (from a Prefect Secret block); it
+        is used, with ``access.context``, instead of any kubeconfig file.
+        """
         from kubernetes import config
         from kubernetes.config.config_exception import ConfigException
 
         try:
-            if access.in_cluster:
+            if kubeconfig_text is not None:
+                loaded = yaml.safe_load(kubeconfig_text)
+                if not isinstance(loaded, dict):
+                    raise ValueError("the kubeconfig content is not a YAML mapping")
+                client = config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
+                    loaded, context=access.context
+                )
+            elif access.in_cluster:
                 config.load_incluster_config()  # type: ignore[no-untyped-call]
                 from kubernetes.client import ApiClient
 
@@ -183,12 +196,18 @@ class KubeCluster:
                 client = config.new_client_from_config(  # type: ignore[no-untyped-call]
                     config_file=str(access.kubeconfig) if access.kubeconfig else None, context=access.context
                 )
-        except (ConfigException, FileNotFoundError, OSError, TypeError, ValueError) as exc:
-            where = (
-                "in-cluster config" if access.in_cluster else f"kubeconfig {access.kubeconfig or '(default)'}"
-            )
+        except (ConfigException, FileNotFoundError, OSError, TypeError, ValueError, yaml.YAMLError) as exc:
+            detail = str(exc)
+            if kubeconfig_text is not None:
+                where = "the kubeconfig content given in memory (Prefect Secret block)"
+                if not isinstance(exc, ConfigException):  # a parser may quote the content: never its tokens
+                    detail = type(exc).__name__
+            else:
+                where = (
+                    "in-cluster config" if access.in_cluster else f"kubeconfig {access.kubeconfig or '(default)'}"
+                )
             raise ConfigError(
-                f"site {site}: cannot load {where}, context {access.context or '(current)'}: {exc}",
+                f"site {site}: cannot load {where}, context {access.context or '(current)'}: {detail}",
                 hint=f"fix sites[{site}].kube (kubeconfig path and context name)",
                 context={"site": site},
             ) from None

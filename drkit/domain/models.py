@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from drkit.domain.errors import ConfigError
 
@@ -116,8 +116,25 @@ class S3Location(Model):
     )
 
 
+class SiteSecrets(Model):
+    """A site's credentials held in memory, for a site configured from Prefect blocks.
+
+    A worker pod has no kubeconfig or credentials file: these values come from Secret and
+    ``AwsCredentials`` blocks. They are never part of the configuration file and never dumped.
+    """
+
+    kubeconfig: SecretStr | None = Field(
+        None, description="kubeconfig content (YAML), used with kube.context instead of a kubeconfig file"
+    )
+    s3_access_key_id: SecretStr | None = Field(None, description="S3 access key id")
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret access key")
+    s3_session_token: SecretStr | None = Field(None, description="S3 session token, when the keys are temporary")
+
+
 class Site(Model):
     """One Kubernetes cluster with its Ceph cluster and its object store."""
+
+    _secrets: SiteSecrets | None = PrivateAttr(None)
 
     name: str = Field(..., pattern=_NAME, description="site name, e.g. site-a")
     timezone: str = Field(
@@ -128,6 +145,18 @@ class Site(Model):
     pool: str = Field(..., min_length=1, description="RBD pool holding the mirrored images")
     storage_class: str | None = Field(None, description="storage class of the app's PVs on this site")
     s3: S3Location = Field(..., description="object store for backups, samples and reports")
+
+    @property
+    def secrets(self) -> SiteSecrets | None:
+        """Credentials given in memory (from Prefect blocks); None when the files and variables the
+        site's settings name are used."""
+        return self._secrets
+
+    def with_secrets(self, secrets: SiteSecrets) -> Site:
+        """This site, using ``secrets`` instead of files; the settings themselves are unchanged."""
+        site = self.model_copy()
+        site._secrets = secrets
+        return site
 
 
 # ---------------------------------------------------------------------------------------------- apps

@@ -313,8 +313,9 @@ def observe_app(world: World, app: ProtectedApp, record: Placement) -> AppView:
     )
 
 
-def load_placed_config(path: Path | None = None) -> StandbyConfig:
-    """Load the configuration file and apply each app's placement (see :func:`placed_config`)."""
+def load_placed_config(path: Path | StandbyConfig | None = None) -> StandbyConfig:
+    """Load the configuration file (or take a loaded one) and apply each app's placement (see
+    :func:`placed_config`)."""
     from drkit.config import load_config
 
     config = load_config(path)
