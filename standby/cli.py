@@ -151,6 +151,44 @@ def blocks_register() -> None:
         typer.echo(f"registered block type {name}")
 
 
+@blocks_app.command("import")
+def blocks_import(
+    file: Annotated[Path, typer.Argument(help="YAML configuration to save as blocks")],
+    name: Annotated[str, typer.Option("--name", help="name of the Standby Configuration block")],
+    backup_key: Annotated[
+        str | None,
+        typer.Option("--backup-key", help="also create this Secret block with a new backup key, unless it exists"),
+    ] = None,
+) -> None:
+    """Save FILE as Prefect blocks; flows then take config="block:NAME" and need no file.
+
+    The kubeconfig and S3 keys FILE names go to Secret and AwsCredentials blocks; nothing secret is
+    printed.
+    """
+    from blocks.config import import_config
+
+    cfg = guarded(lambda: load_config(file))
+    for line in guarded(lambda: import_config(cfg, name)):
+        typer.echo(f"saved {line}")
+    if backup_key:
+        typer.echo(guarded(lambda: _ensure_backup_key(backup_key)))
+
+
+def _ensure_backup_key(name: str) -> str:
+    import base64
+    import secrets
+
+    from prefect.blocks.system import Secret
+
+    try:
+        Secret.load(name)
+        return f"backup key: Secret block {name!r} exists"
+    except ValueError:
+        Secret(value=base64.b64encode(secrets.token_bytes(32)).decode()).save(name)
+        return (f"backup key: created Secret block {name!r} (keep a copy outside Prefect: without it,"
+                " encrypted Secrets cannot be restored)")  # fmt: skip
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -14,7 +14,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    TypeAdapter,
+    model_validator,
+)
 
 from drkit.domain.errors import ConfigError
 
@@ -23,8 +32,12 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 60480
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
+_ISO_DURATION: TypeAdapter[timedelta] = TypeAdapter(timedelta)
+
+
 def parse_duration(value: object) -> timedelta:
-    """Parse ``"90s"``, ``"5m"``, ``"12h"``, ``"1d"``, a number of seconds, or a ``timedelta``."""
+    """Parse ``"90s"``, ``"5m"``, ``"12h"``, ``"1d"``, a number of seconds, ISO 8601 (``"PT5M"``), or a
+    ``timedelta``."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool):
@@ -35,6 +48,11 @@ def parse_duration(value: object) -> timedelta:
         match = _DURATION.match(value)
         if match:
             return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        if value.strip().startswith("P"):  # ISO 8601, as a model dumped to JSON (a Prefect block) writes it
+            try:
+                return _ISO_DURATION.validate_python(value.strip())
+            except ValueError:
+                pass
     raise ValueError(f"expected a duration like '5m', '300s' or '1h', got {value!r}")
 
 

@@ -1,0 +1,325 @@
+"""The configuration from Prefect blocks (``config="block:<name>"``) under the Prefect test harness.
+
+Real adapters over in-process servers (two fake kube-apiservers, moto S3). A YAML configuration is
+saved as blocks with ``import_config``; then the YAML, the kubeconfig and the S3 credentials file
+are deleted, and the flows run from the blocks alone. Every bad block fails the flow at once with
+one line naming the block and the field, and is not retried.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from kubernetes import client
+from moto.server import ThreadedMotoServer
+from prefect import get_client
+from prefect.blocks.system import Secret
+from prefect.client.schemas.actions import BlockDocumentUpdate
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.states import State
+from prefect_aws import AwsCredentials
+
+import tasks.backup as backup_tasks
+from blocks.config import import_config, resolve_config
+from blocks.standby_blocks import StandbyConfiguration
+from drkit.adapters.kube import KubeCluster
+from drkit.config import load_config
+from flows.backup import backup
+from flows.restore import restore
+from flows.rpo_sample import rpo_sample
+from lab import seeds
+from lab.kubeapi import KubeApiServer, write_kubeconfig
+
+PASSWORD = "blocks-test-admin-pw-4410"
+KEY_TEXT = base64.b64encode(bytes(range(40, 72))).decode()
+S3_KEY, S3_SECRET = "blocks-test-key", "blocks-test-secret-9d1e"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Env:
+    s3_url: str
+    kubeconfig: Path
+
+    def yaml_config(self, folder: Path, prefix: str) -> Path:
+        """A YAML configuration naming a kubeconfig file and an S3 credentials file in ``folder``."""
+        data: dict[str, Any] = yaml.safe_load((ROOT / "standby.example.yaml").read_text())
+        creds = folder / "s3-credentials"
+        creds.write_text(f"[default]\naws_access_key_id = {S3_KEY}\naws_secret_access_key = {S3_SECRET}\n")
+        kubeconfig = folder / "kubeconfig"
+        kubeconfig.write_text(self.kubeconfig.read_text())
+        for site in data["sites"]:
+            site["kube"] = {"kubeconfig": str(kubeconfig), "context": site["name"]}
+            site["ceph"] = {"mode": "local", "conf": "/nonexistent/ceph.conf"}
+            site["s3"] = {"endpoint": self.s3_url, "bucket": "standby", "prefix": prefix,
+                          "credentials_file": str(creds)}  # fmt: skip
+        path = folder / "standby.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+
+def _kube(srv: KubeApiServer, site: str, tmp: Path) -> KubeCluster:
+    cfg = client.Configuration()
+    cfg.host = srv.url
+    return KubeCluster(client.ApiClient(cfg), site=site, cache_dir=tmp)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    tmp = tmp_path_factory.mktemp("blocks")
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    s3_url = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id=S3_KEY,
+                 aws_secret_access_key=S3_SECRET).create_bucket(Bucket="standby")  # fmt: skip
+    a, b = KubeApiServer(tick_interval=0.2), KubeApiServer(tick_interval=0.2)
+    a.start()
+    b.start()
+    for obj in [*seeds.common(PASSWORD), *seeds.primary_app("http://nexus.lab.local")]:
+        _kube(a, "site-a", tmp).create(obj)
+    for obj in seeds.common(PASSWORD):
+        _kube(b, "site-b", tmp).create(obj)
+    kubeconfig = write_kubeconfig(tmp / "kubeconfig", {"site-a": a.url, "site-b": b.url}, "site-a")
+    try:
+        yield Env(s3_url, kubeconfig)
+    finally:
+        a.stop()
+        b.stop()
+        moto.stop()
+
+
+@pytest.fixture
+def no_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Nothing to fall back on: no $STANDBY_CONFIG, no default kubeconfig, no AWS files or keys."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("STANDBY_CONFIG", "STANDBY_BACKUP_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+
+@pytest.fixture
+def saved(env: Env, tmp_path_factory: pytest.TempPathFactory, no_files: None) -> str:
+    """A configuration saved as blocks under a fresh name; its YAML and credential files deleted."""
+    name = f"cfg-{uuid.uuid4().hex[:8]}"
+    folder = tmp_path_factory.mktemp(name)
+    path = env.yaml_config(folder, name)
+    lines = import_config(load_config(path), name)
+    assert lines[-1].startswith(f"Standby Configuration {name}")
+    assert not any(S3_SECRET in line or "fake-token" in line for line in lines)
+    for file in folder.iterdir():
+        file.unlink()
+    Secret(value=KEY_TEXT).save(f"{name}-key", overwrite=True)
+    return name
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    for t in (backup_tasks.back_up_app, backup_tasks.verify_run, backup_tasks.restore_app):
+        monkeypatch.setattr(t, "retry_delay_seconds", 0)
+
+
+# --------------------------------------------------------------------------------- block-only runs
+
+
+def test_backup_and_restore_run_from_blocks_alone(saved: str) -> None:
+    cfg = resolve_config(f"block:{saved}")
+    for site in cfg.sites:
+        assert site.kube.kubeconfig is None and site.s3.credentials_file is None
+        assert site.secrets is not None and site.secrets.kubeconfig is not None
+        assert site.secrets.s3_secret_access_key is not None
+        assert site.secrets.s3_secret_access_key.get_secret_value() == S3_SECRET
+        assert S3_SECRET not in repr(site.secrets) and S3_SECRET not in cfg.model_dump_json()
+        assert "fake-token" not in cfg.model_dump_json()
+        kube = yaml.safe_load(site.secrets.kubeconfig.get_secret_value())
+        assert [c["name"] for c in kube["contexts"]] == [site.name]  # only the site's own context
+    result = backup(app="nexus", config=f"block:{saved}", key_source=f"secret:{saved}-key")
+    assert result["status"] == "complete" and result["objects"] == 9
+    restored = restore(app="nexus", target_site="site-b", config=f"block:{saved}", dry_run=True,
+                       key_source=f"secret:{saved}-key", exclude_kinds=["VolumeReplication"])  # fmt: skip
+    assert restored["run_id"] == result["run_id"] and restored["created"]
+
+
+def test_config_from_standby_config_variable(saved: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDBY_CONFIG", f"block:{saved}")
+    assert [s.name for s in resolve_config(None).sites] == ["site-a", "site-b"]
+
+
+def test_a_block_reference_given_to_a_file_loader_says_so(no_files: None) -> None:
+    from drkit.domain.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="names a Prefect block; only the flows read"):
+        load_config(Path("block:prod"))
+
+
+# ------------------------------------------------------------------------------------- bad input
+
+
+def _update(slug: str, name: str, change: Callable[[dict[str, Any]], None]) -> None:
+    """Edit a saved block's data as the API or UI would, without the client's validation."""
+    with get_client(sync_client=True) as c:
+        doc = c.read_block_document_by_name(name, slug)
+        data = dict(doc.data)
+        change(data)
+        c.update_block_document(doc.id, BlockDocumentUpdate(data=data, merge_existing_data=False))
+
+
+def _site(name: str, field: str, value: Any) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data[field] = value
+
+    _update("standby-site", name, change)
+
+
+def _error(state: State[Any]) -> str:
+    assert state.is_failed(), state
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, Exception)
+    return str(error)
+
+
+def _task_run_counts(state: State[Any]) -> list[int]:
+    with get_client(sync_client=True) as c:
+        runs = c.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    return [r.run_count for r in runs]
+
+
+def _missing_config(name: str) -> str:
+    return "block:nope-" + name
+
+
+def _empty_reference(name: str) -> str:
+    return "block:"
+
+
+def _missing_site_block(name: str) -> str:
+    StandbyConfiguration(sites=[f"{name}-site-a", f"{name}-site-c"], apps=[f"{name}-nexus"]).save(name, overwrite=True)
+    return f"block:{name}"
+
+
+def _invalid_site_block(name: str) -> str:
+    def change(data: dict[str, Any]) -> None:
+        data["site"]["s3"]["bucket"] = "x"
+
+    _update("standby-site", f"{name}-site-b", change)
+    return f"block:{name}"
+
+
+def _invalid_app_block(name: str) -> str:
+    def change(data: dict[str, Any]) -> None:
+        data["app"]["rpo_target"] = "soon"
+
+    _update("standby-app", f"{name}-nexus", change)
+    return f"block:{name}"
+
+
+def _config_block_not_a_list(name: str) -> str:
+    def change(data: dict[str, Any]) -> None:
+        data["sites"] = "site-a"
+
+    _update("standby-config", name, change)
+    return f"block:{name}"
+
+
+def _kubeconfig_secret_missing(name: str) -> str:
+    _site(f"{name}-site-a", "kubeconfig_secret", "gone-kubeconfig")
+    return f"block:{name}"
+
+
+def _kubeconfig_not_yaml(name: str) -> str:
+    Secret(value="apiVersion: v1\ncontexts: [unclosed\n").save(f"{name}-site-a-kubeconfig", overwrite=True)
+    return f"block:{name}"
+
+
+def _kubeconfig_json_not_a_kubeconfig(name: str) -> str:
+    Secret(value='{"kind": "Config"}').save(f"{name}-site-a-kubeconfig", overwrite=True)
+    return f"block:{name}"
+
+
+def _kubeconfig_without_the_context(name: str) -> str:
+    def change(data: dict[str, Any]) -> None:
+        data["site"]["kube"]["context"] = "site-z"
+
+    _update("standby-site", f"{name}-site-a", change)
+    return f"block:{name}"
+
+
+def _aws_credentials_missing(name: str) -> str:
+    _site(f"{name}-site-b", "aws_credentials", "no-such-s3-keys")
+    return f"block:{name}"
+
+
+def _aws_credentials_without_keys(name: str) -> str:
+    AwsCredentials(region_name="us-east-1").save(f"{name}-site-b-s3", overwrite=True)
+    return f"block:{name}"
+
+
+def _secret_and_file_both(name: str) -> str:
+    def change(data: dict[str, Any]) -> None:
+        data["site"]["kube"]["kubeconfig"] = "/etc/kubeconfig"
+
+    _update("standby-site", f"{name}-site-a", change)
+    return f"block:{name}"
+
+
+KUBE, AWS = "kubeconfig_secret: ", "aws_credentials: AWS Credentials block"
+BAD: dict[str, tuple[Callable[[str], str], list[str]]] = {
+    "config block missing": (_missing_config, ["Standby Configuration block 'nope-", "does not exist", "known: "]),
+    "empty block name": (_empty_reference, ["config 'block:' names no block", 'config="block:<name>"']),
+    "site block missing": (_missing_site_block, ["sites[1]: Standby Site block", "-site-c' does not exist"]),
+    "site block invalid": (_invalid_site_block, ["sites[1]: Standby Site block", "site.s3.bucket", "at least 3"]),
+    "app block invalid": (_invalid_app_block, ["apps[0]: Standby App block", "app.rpo_target", "'soon'"]),
+    "config block invalid": (_config_block_not_a_list, ["Standby Configuration block", "sites: ", "list"]),
+    "kubeconfig Secret missing": (_kubeconfig_secret_missing, [KUBE, "Secret block 'gone-kubeconfig' does not exist"]),
+    "kubeconfig not YAML": (_kubeconfig_not_yaml, ["-site-a': " + KUBE, "is not valid YAML at line"]),
+    "kubeconfig JSON, not a kubeconfig": (_kubeconfig_json_not_a_kubeconfig, [KUBE, "is not a kubeconfig"]),
+    "context not in kubeconfig": (_kubeconfig_without_the_context, [KUBE, "has no context 'site-z'"]),
+    "AwsCredentials missing": (_aws_credentials_missing, [AWS + " 'no-such-s3-keys' does not exist"]),
+    "AwsCredentials without keys": (_aws_credentials_without_keys, [AWS, "has no access key id"]),
+    "Secret and file both": (_secret_and_file_both, [KUBE + "cannot be combined with site.kube.kubeconfig"]),
+}
+
+
+def _check(state: State[Any], expected: list[str]) -> None:
+    message = _error(state)
+    assert "\n" not in message, message
+    for part in expected:
+        assert part in message, message
+    assert "(next: " in message, message
+    assert "Traceback" not in message and S3_SECRET not in message and "fake-token" not in message
+    assert all(count <= 1 for count in _task_run_counts(state)), "a configuration error was retried"
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_a_bad_block_fails_the_flow_at_once_with_one_line(case: str, saved: str) -> None:
+    make, expected = BAD[case]
+    config = make(saved)
+    _check(backup(app="nexus", config=config, key_source=f"secret:{saved}-key", return_state=True), expected)
+
+
+@pytest.mark.parametrize("case", ["site block invalid", "kubeconfig Secret missing"])
+def test_a_bad_block_read_inside_a_task_is_not_retried(case: str, saved: str, fast_retries: None) -> None:
+    """The restore flow (source given) reads the configuration in its task, which retries transient
+    errors only; rpo-sample reads it in its first task."""
+    make, expected = BAD[case]
+    config = make(saved)
+    restored = restore(app="nexus", target_site="site-b", source_site="site-a", config=config, dry_run=True,
+                       key_source=f"secret:{saved}-key", return_state=True)  # fmt: skip
+    _check(restored, expected)
+    assert _task_run_counts(restored) == [1]
+    _check(rpo_sample(config=config, return_state=True), expected)
