@@ -323,3 +323,22 @@ def test_a_bad_block_read_inside_a_task_is_not_retried(case: str, saved: str, fa
     _check(restored, expected)
     assert _task_run_counts(restored) == [1]
     _check(rpo_sample(config=config, return_state=True), expected)
+
+
+def test_standby_blocks_import_saves_a_yaml_file_as_blocks(env: Env, tmp_path: Path, no_files: None) -> None:
+    from typer.testing import CliRunner
+
+    from standby.cli import app
+
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    path = env.yaml_config(tmp_path, name)
+    result = CliRunner().invoke(app, ["blocks", "import", str(path), "--name", name, "--backup-key", f"{name}-key"])
+    assert result.exit_code == 0, result.output
+    assert f"saved Standby Configuration {name}" in result.output and "created Secret block" in result.output
+    assert S3_SECRET not in result.output and "fake-token" not in result.output
+    assert Secret.load(f"{name}-key").get()
+    assert [s.name for s in resolve_config(f"block:{name}").sites] == ["site-a", "site-b"]
+    again = CliRunner().invoke(app, ["blocks", "import", str(path), "--name", name, "--backup-key", f"{name}-key"])
+    assert again.exit_code == 0 and f"Secret block '{name}-key' exists" in again.output
+    missing = CliRunner().invoke(app, ["blocks", "import", str(tmp_path / "none.yaml"), "--name", name])
+    assert missing.exit_code == 2 and "configuration file not found" in missing.output
