@@ -183,7 +183,10 @@ class DrillCleanupRequest(KeyedRequest):
     """Return the secondary to a healthy replica after a drill; safe to run again."""
 
 
-CONFIG_DESCRIPTION = "path of the Standby configuration file (YAML); when empty, $STANDBY_CONFIG, then ./standby.yaml"
+CONFIG_DESCRIPTION = (
+    "path of the Standby configuration file (YAML), or block:<name> of a Standby Configuration block;"
+    " when empty, $STANDBY_CONFIG, then ./standby.yaml"
+)
 """Description of the ``config`` parameter every flow has (where the configuration comes from)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
