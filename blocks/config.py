@@ -44,12 +44,6 @@ B = TypeVar("B", bound=Block)
 # ------------------------------------------------------------------------------------ resolving
 
 
-def is_block_reference(config: str | None) -> bool:
-    """Whether ``config`` (or ``$STANDBY_CONFIG`` when empty) names a block."""
-    ref = config or os.environ.get(ENV_VAR) or ""
-    return ref.strip().startswith(PREFIX)
-
-
 def resolve_config(config: str | None) -> StandbyConfig:
     """The configuration ``config`` names: ``block:<name>``, or a YAML file's path.
 
