@@ -287,8 +287,15 @@ class TimelineRbd:
         self.at = DAY0
         self.calls = 0
 
-    def clock(self) -> datetime:
+    def now(self) -> datetime:
+        """The clock the watcher reads (:class:`~drkit.adapters.clock.Clock`)."""
         return self.at + self.call
+
+    def monotonic(self) -> float:
+        return (self.now() - DAY0).total_seconds()
+
+    def sleep(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
 
     def snapshots(self, pool: str, image: str) -> list[dict[str, Any]]:
         self.calls += 1
@@ -335,7 +342,7 @@ def watch_day(line: list[Sync], model: WatchModel | None = None) -> tuple[list[S
         rbd.at = start
         while rbd.at <= stop:
             before = rbd.calls
-            rpo_watch.poll_image(watch, rbds, rbd.clock)  # type: ignore[arg-type]
+            rpo_watch.poll_image(watch, rbds, rbd)  # type: ignore[arg-type]
             polls += 1
             recorded += [
                 SyncedPoint(data_time=r["data_time"], completed_at=r["completed_at"])

@@ -12,7 +12,6 @@ preference:
 3. otherwise ``DoNothing``: the event still shows in the Event Feed, and the sampler itself has
    logged the breach as a WARNING line when it emitted it.
 
-Under a real server the automation fires about 1.3 s after the event (reference/prefect.md).
 """
 
 from __future__ import annotations
@@ -26,8 +25,9 @@ from prefect.client.orchestration import get_client
 from prefect.events.actions import DoNothing, RunDeployment, SendNotification
 from prefect.events.schemas.automations import EventTrigger, Posture
 
+from tasks.events import APP_RESOURCES, BREACH_EVENT, DRILL_FAILED_EVENT, DRILL_PASSED_EVENT
+
 AUTOMATION_NAME = "standby-rpo-breach"
-BREACH_EVENT = "standby.rpo.breach"
 SUBJECT = "RPO breach: {{ event.resource['standby.app'] }}"
 BODY = (
     "App {{ event.resource['standby.app'] }} (secondary {{ event.resource['standby.site'] }}) lags"
@@ -78,7 +78,7 @@ def breach_automation(
         name=AUTOMATION_NAME,
         description="Turn standby.rpo.breach events into a notification (see flows/automations.py).",
         trigger=EventTrigger(
-            match={"prefect.resource.id": "standby.app.*"},
+            match={"prefect.resource.id": APP_RESOURCES},
             expect={BREACH_EVENT},
             posture=Posture.Reactive,
             threshold=1,
@@ -129,14 +129,14 @@ def drill_automations(notification_block: str | None = None) -> list[Automation]
         Automation(
             name=DRILL_FAILED,
             description="Turn standby.drill.failed events into a notification (see flows/automations.py).",
-            trigger=EventTrigger(match={"prefect.resource.id": "standby.app.*"}, expect={"standby.drill.failed"},
+            trigger=EventTrigger(match={"prefect.resource.id": APP_RESOURCES}, expect={DRILL_FAILED_EVENT},
                                  posture=Posture.Reactive, threshold=1),
             actions=[action],
         ),
         Automation(
             name=DRILL_OVERDUE,
             description="No standby.drill.passed event in 35 days (see flows/automations.py).",
-            trigger=EventTrigger(match={"prefect.resource.id": "standby.app.*"}, expect={"standby.drill.passed"},
+            trigger=EventTrigger(match={"prefect.resource.id": APP_RESOURCES}, expect={DRILL_PASSED_EVENT},
                                  posture=Posture.Proactive, threshold=1, within=35 * 24 * 3600),
             actions=[overdue_action],
         ),

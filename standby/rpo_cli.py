@@ -111,9 +111,11 @@ def sample_cmd(
     ] = False,
 ) -> None:
     """Sample both sites once and print each app image's lag (one pool-status call per site)."""
+    from drkit.adapters.clock import SystemClock
     from drkit.jobs import rpo as jobs
     from drkit.jobs.sites import rbd_for, store_for
     from drkit.jobs.world import load_placed_config
+    from drkit.views import rpo as views
 
     if exact not in ("auto", "always", "never"):
         raise fail(f"error: --exact must be auto, always or never, not {exact!r}", 2)
@@ -125,16 +127,18 @@ def sample_cmd(
             cfg.app(app)  # an unknown app is a ConfigError naming the known ones
         rbds = {s.name: rbd_for(s) for s in cfg.sites}
         records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites}) if record else None
-        return jobs.run_sample(cfg, rbds, records=records, exact=request.exact, apps=[app] if app else None)
+        return jobs.run_sample(
+            cfg, rbds, clock=SystemClock(), records=records, exact=request.exact, apps=[app] if app else None
+        )
 
     result = guarded(run)
     if as_json:
-        typer.echo(json.dumps(result.to_json()))
+        typer.echo(json.dumps(views.sample_json(result)))
         return
-    for s in jobs.sampling_rows(result.samplings):
+    for s in views.sampling_rows(result.samplings):
         if not s["valid"]:
             typer.echo(f"warning: {s['site']}: `{s['command']}`: {s['reason']}", err=True)
-    rows = jobs.reading_rows(result.readings)
+    rows = views.reading_rows(result.readings)
     typer.echo(
         _table(rows, ["app", "image", "site", "health", "lag_seconds", "source", "target_seconds", "reason"])
     )
@@ -161,6 +165,7 @@ def watch_cmd(
     """Time each snapshot's completion on the secondary (snap ls every --every s) for --minutes."""
     from datetime import timedelta
 
+    from drkit.adapters.clock import SystemClock
     from drkit.jobs import rpo as jobs
     from drkit.jobs import rpo_watch
     from drkit.jobs.sites import rbd_for, store_for
@@ -180,6 +185,7 @@ def watch_cmd(
             cfg,
             rbds,
             records=records,
+            clock=SystemClock(),
             duration=timedelta(minutes=request.minutes),
             every=timedelta(seconds=request.every_seconds),
             busy_every=timedelta(seconds=request.busy_every_seconds),
@@ -220,31 +226,33 @@ def report_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print the table as JSON")] = False,
 ) -> None:
     """Report p50/p95/p99/max lag and % within target over the window, from the recorded samples."""
+    from drkit.adapters.clock import SystemClock
+    from drkit.domain.durations import parse_window
     from drkit.jobs import rpo as jobs
     from drkit.jobs import rpo_report as reports
     from drkit.jobs.sites import store_for
     from drkit.jobs.world import load_placed_config
+    from drkit.views import rpo as views
 
     def run() -> reports.RpoReport:
         cfg = load_placed_config(config)
         if app:
             cfg.app(app)  # an unknown app is a ConfigError naming the known ones
-        window = reports.parse_since(since)
-        end = datetime.now(UTC)
+        window = parse_window(since)
+        end = SystemClock().now()
         records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites})
-        return reports.build_report(
-            cfg, records, end - window, end, apps=[app] if app else None, charts=bool(chart)
-        )
+        return reports.build_report(cfg, records, end - window, end, apps=[app] if app else None)
 
     report = guarded(run)
     if chart is not None:
-        for name, png in report.charts.items():
+        charts = views.render_charts(report)
+        for name, png in charts.items():
             target = (
-                chart if len(report.charts) == 1 else chart.with_name(f"{chart.stem}-{name}{chart.suffix}")
+                chart if len(charts) == 1 else chart.with_name(f"{chart.stem}-{name}{chart.suffix}")
             )
             target.write_bytes(png)
             typer.echo(f"chart of {name}: {target}", err=True)
-    typer.echo(json.dumps(report.table()) if as_json else report.markdown())
+    typer.echo(json.dumps(views.report_table(report)) if as_json else views.report_markdown(report))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,7 @@ from drkit.jobs.drill import DrillOutcome, prepare_drill, start_drill
 from drkit.jobs.drill_report import history_rows, report_markdown, timeline_png
 from drkit.jobs.operations import Prepared
 from drkit.jobs.world import World
+from tasks.events import DRILL_FAILED_EVENT, DRILL_PASSED_EVENT, app_resource
 from tasks.retrying import retry_transient
 
 
@@ -46,9 +47,8 @@ def emit_drill_event(report: DrillReport, report_key: str) -> None:
     failed = [c.name for c in report.checks if not c.ok]
     reason = report.refused or (f"failed step {report.failed_step}" if report.failed_step else "; ".join(failed))
     emit_event(
-        event=f"standby.drill.{'passed' if report.passed else 'failed'}",
-        resource={"prefect.resource.id": f"standby.app.{report.app}", "standby.app": report.app,
-                  "standby.site": report.secondary},
+        event=DRILL_PASSED_EVENT if report.passed else DRILL_FAILED_EVENT,
+        resource=app_resource(report.app, report.secondary),
         payload={"drill_id": report.drill_id, "mode": report.mode, "reason": reason or "passed",
                  "rto_s": report.rto_promotion_to_writable_s, "rpo_s": report.rpo_achieved_s, "report": report_key},
     )  # fmt: skip

@@ -9,7 +9,7 @@ stable lowercase-dashed keys: ``rpo-current-lag``, ``rpo-sample-sites``, ``rpo-r
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -18,6 +18,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from blocks.config import resolve_config
+from drkit.adapters.clock import SystemClock
+from drkit.domain.durations import parse_window
 from drkit.domain.models import StandbyConfig
 from drkit.jobs import rpo as jobs
 from drkit.jobs import rpo_report as reports
@@ -25,6 +27,8 @@ from drkit.jobs import rpo_watch as watch_jobs
 from drkit.jobs.requests import ExactMode, RpoWatchRequest
 from drkit.jobs.sites import rbd_for, store_for
 from drkit.jobs.world import load_placed_config
+from drkit.views import rpo as views
+from tasks.events import Event, rpo_event
 from tasks.retrying import retry_transient
 
 
@@ -35,6 +39,10 @@ def load_standby_config(config_path: str | None) -> StandbyConfig:
     return load_placed_config(resolve_config(config_path))
 
 
+CLOCK = SystemClock()
+"""The tasks' clock (the engine reads time only through the one it is given)."""
+
+
 def _records(config: StandbyConfig) -> jobs.RpoRecords:
     return jobs.records_for(config, {s.name: store_for(s) for s in config.sites})
 
@@ -43,12 +51,12 @@ def _records(config: StandbyConfig) -> jobs.RpoRecords:
 def sample_sites(config: StandbyConfig) -> tuple[jobs.SiteSampling, ...]:
     """One ``rbd mirror pool status --verbose`` per site; fails only when no site answers."""
     rbds = {s.name: rbd_for(s) for s in config.sites}
-    samplings = jobs.sample_sites(rbds, config)
+    samplings = jobs.sample_sites(rbds, config, clock=CLOCK)
     logger = get_run_logger()
     for s in samplings:
         if not s.valid:
             logger.warning("sample of %s invalid: `%s`: %s", s.site, s.command, s.error)
-    create_table_artifact(table=jobs.sampling_rows(samplings), key="rpo-sample-sites",
+    create_table_artifact(table=views.sampling_rows(samplings), key="rpo-sample-sites",
                           description="One pool-status call per site: valid or not, and why")  # fmt: skip
     return samplings
 
@@ -61,9 +69,9 @@ def measure_apps(
     rbds = {s.name: rbd_for(s) for s in config.sites}
     known = jobs.known_points(_records(config), [a.name for a in config.apps if not app or a.name == app])
     readings = jobs.measure_apps(
-        config, samplings, rbds=rbds, exact=exact, apps=[app] if app else None, known=known
+        config, samplings, clock=CLOCK, rbds=rbds, exact=exact, apps=[app] if app else None, known=known
     )
-    create_table_artifact(table=jobs.reading_rows(readings), key="rpo-current-lag",
+    create_table_artifact(table=views.reading_rows(readings), key="rpo-current-lag",
                           description="Lag of each app image now, with its source (status, exact)")  # fmt: skip
     return readings
 
@@ -73,25 +81,25 @@ def record_samples(
     config: StandbyConfig, samplings: tuple[jobs.SiteSampling, ...], readings: tuple[jobs.AppReading, ...]
 ) -> list[str]:
     """Append this run's rows to each site's parquet partition of today."""
-    return jobs.record(_records(config), samplings, readings, datetime.now(UTC))
+    return jobs.record(_records(config), samplings, readings, CLOCK.now())
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=5, retry_condition_fn=retry_transient)
 def compact_yesterday(config: StandbyConfig) -> list[str]:
     """Merge the parts of yesterday's partition of each site (no-op when already compacted)."""
     records = _records(config)
-    day = (datetime.now(UTC) - timedelta(days=1)).date()
+    day = (CLOCK.now() - timedelta(days=1)).date()
     return [k for site in records.stores if (k := records.compact(site, day))]
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=5, retry_condition_fn=retry_transient)
-def evaluate_breaches(config: StandbyConfig, readings: tuple[jobs.AppReading, ...]) -> list[jobs.RpoEvent]:
+def evaluate_breaches(config: StandbyConfig, readings: tuple[jobs.AppReading, ...]) -> list[Event]:
     """Breach hysteresis against the saved memory; returns the events to emit (once per crossing)."""
-    return jobs.evaluate_and_remember(_records(config), readings)
+    return [rpo_event(a) for a in jobs.evaluate_and_remember(_records(config), readings)]
 
 
 @task(cache_policy=NO_CACHE)
-def emit_rpo_events(events: list[jobs.RpoEvent]) -> int:
+def emit_rpo_events(events: list[Event]) -> int:
     """Emit the events to Prefect; each one is also a log line (the fallback notification)."""
     logger = get_run_logger()
     for e in events:
@@ -103,17 +111,18 @@ def emit_rpo_events(events: list[jobs.RpoEvent]) -> int:
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
 def build_report(config: StandbyConfig, since: str, app: str | None) -> reports.RpoReport:
     """Read the window back and compute the figures per app and image."""
-    end = datetime.now(UTC)
-    window = reports.parse_since(since)
+    window = parse_window(since)
+    end = CLOCK.now()
     return reports.build_report(config, _records(config), end - window, end, apps=[app] if app else None)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
 def store_charts(config: StandbyConfig, report: reports.RpoReport) -> dict[str, str]:
     """Render each app's lag chart (PNG), store it under the report keys; app -> S3 key."""
-    keys = reports.store_charts(config, {s.name: store_for(s) for s in config.sites}, report)
+    charts = views.render_charts(report)
+    keys = reports.store_charts(config, {s.name: store_for(s) for s in config.sites}, report, charts)
     for app_name, key in keys.items():
-        png = report.charts[app_name]
+        png = charts[app_name]
         # The lab's S3 is not browser-reachable: the artifact embeds the PNG as a data URL.
         create_image_artifact(image_url="data:image/png;base64," + base64.b64encode(png).decode(),
                               key=f"rpo-report-chart-{app_name}",
@@ -124,9 +133,9 @@ def store_charts(config: StandbyConfig, report: reports.RpoReport) -> dict[str, 
 @task(cache_policy=NO_CACHE)
 def publish_report(report: reports.RpoReport, chart_keys: dict[str, str]) -> str:
     """Table and markdown artifacts of the report."""
-    create_table_artifact(table=report.table(), key="rpo-report-table",
+    create_table_artifact(table=views.report_table(report), key="rpo-report-table",
                           description="p50/p95/p99/max lag, % within target, per app and image")  # fmt: skip
-    markdown = report.markdown(chart_keys)
+    markdown = views.report_markdown(report, chart_keys)
     create_markdown_artifact(markdown=markdown, key="rpo-report", description="RPO report")
     return markdown
 
@@ -151,6 +160,7 @@ def watch_completions(config: StandbyConfig, request: RpoWatchRequest) -> dict[s
         config,
         rbds,
         records=_records(config),
+        clock=CLOCK,
         duration=timedelta(minutes=request.minutes),
         every=timedelta(seconds=request.every_seconds),
         busy_every=timedelta(seconds=request.busy_every_seconds),

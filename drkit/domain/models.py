@@ -9,7 +9,6 @@ Loading them from YAML (file I/O) is in :mod:`drkit.config`.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -21,39 +20,13 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
-    TypeAdapter,
     model_validator,
 )
 
+from drkit.domain.durations import parse_duration
 from drkit.domain.errors import ConfigError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-
-
-_ISO_DURATION: TypeAdapter[timedelta] = TypeAdapter(timedelta)
-
-
-def parse_duration(value: object) -> timedelta:
-    """Parse ``"90s"``, ``"5m"``, ``"12h"``, ``"1d"``, a number of seconds, ISO 8601 (``"PT5M"``), or a
-    ``timedelta``."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like '5m' or '300s', got a boolean")
-    if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-        if value.strip().startswith("P"):  # ISO 8601, as a model dumped to JSON (a Prefect block) writes it
-            try:
-                return _ISO_DURATION.validate_python(value.strip())
-            except ValueError:
-                pass
-    raise ValueError(f"expected a duration like '5m', '300s' or '1h', got {value!r}")
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

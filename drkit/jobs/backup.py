@@ -60,12 +60,12 @@ from drkit.domain.retention import (
     unreferenced_blobs,
 )
 from drkit.domain.selection import ListCall, Selection, plan_lists, select_objects
+from drkit.jobs.progress import Progress as Progress  # re-exported for the tasks
 
 KEY_ENV = "STANDBY_BACKUP_KEY"
 """Environment variable holding the backup master key (base64 of 32 bytes)."""
 
 Clock = Callable[[], datetime]
-Progress = Callable[[int, int, str], None]
 """``progress(done, total, message)``: called as uploads finish."""
 
 

@@ -23,13 +23,11 @@ from drkit.config import format_validation_error
 from drkit.domain.drill import Mode
 from drkit.domain.errors import ConfigError
 from drkit.domain.retention import RetentionPolicy
+from drkit.domain.rpo_reading import ExactMode as ExactMode  # re-exported for the flows
 from drkit.jobs.backup import KEY_ENV
 
 KEY_SOURCE = f"env:{KEY_ENV}"
 """Default backup master key source: the environment variable ``STANDBY_BACKUP_KEY``."""
-
-ExactMode = Literal["auto", "always", "never"]
-"""When the sampler lists snapshots on both sites (exact mode) instead of trusting the status."""
 
 Minutes = Annotated[float, Field(gt=0, le=24 * 60)]
 """How long a watcher run lasts, in minutes (a day at most)."""

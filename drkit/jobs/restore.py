@@ -26,11 +26,11 @@ from drkit.domain.layout import StoreLayout
 from drkit.domain.models import KindRef, ProtectedApp, Site, StandbyConfig
 from drkit.domain.transforms import TransformContext, sanitize, storage_class_map
 from drkit.jobs.backup import read_index, resolve_run
+from drkit.jobs.progress import Progress as Progress  # re-exported for the tasks
 from drkit.jobs.requests import RestoreRequest, default
 from drkit.jobs.sites import cluster_for, store_for
 
 Policy = Literal["skip", "update"]
-Progress = Callable[[int, int, str], None]
 PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
 
 

@@ -1,36 +1,24 @@
-"""The RPO report over a window: figures per app and image, a lag chart, table and markdown.
+"""The RPO report over a window: p50/p95/p99/max lag, % within target and the worst intervals,
+per app and image, from the rows in the :class:`~drkit.adapters.rpo_store.SampleStore`.
 
-Every figure comes from the **sawtooth** rebuilt from synced points (:class:`~drkit.domain.rpo.Sawtooth`),
-so the worst case between samples is exact, not the lag at sample times. The points are:
-
-* ``exact``: the complete non-primary snapshots listed in exact mode (snap ls on both sites);
-* ``status``: each status sample's ``local_snapshot_time``, complete at the latest by the status's
-  ``last_update`` + 1 s (printed truncated; an upper bound of the completion, so the lag can only be
-  over-stated).
-
-A point is also complete no later than any newer point (B syncs in order): :func:`~drkit.domain.rpo.tighten`.
-
-Both are merged; the ``source`` column says which ones were used (``exact``, ``status`` or
-``exact+status``). When no point exists in the window (for example the status never had a
-timestamp), the figures fall back to the lag values of the status samples at their sample times,
-labelled ``status-samples``: that naive view misses peaks between samples.
+Figures come from the sawtooth rebuilt from synced points (exact, watch and status points merged,
+:func:`~drkit.domain.rpo.tighten`), so the worst case between samples counts; with no point in the
+window they fall back to the status lags at sample times (``status-samples``). Tables, markdown and
+charts are in :mod:`drkit.views.rpo`.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pandas as pd
 
 from drkit.adapters.objectstore import ObjectStore
-from drkit.domain.errors import ConfigError
+from drkit.adapters.rpo_store import SampleStore
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import ProtectedApp, StandbyConfig
 from drkit.domain.rpo import (
@@ -45,18 +33,6 @@ from drkit.domain.rpo import (
     worst_intervals,
     worst_lag,
 )
-from drkit.jobs.rpo import RpoRecords
-
-_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_since(text: str) -> timedelta:
-    """``"24h"``, ``"90m"``, ``"7d"`` as a window length; :class:`ConfigError` otherwise."""
-    match = _SINCE.match(text)
-    if not match or float(match.group(1)) <= 0:
-        raise ConfigError(f"--since {text!r} is not a duration", hint="write it like 24h, 90m or 7d")
-    return timedelta(seconds=float(match.group(1)) * _UNIT[match.group(2)])
 
 
 @dataclass(frozen=True)
@@ -96,84 +72,7 @@ class RpoReport:
     start: datetime
     end: datetime
     apps: list[AppReport]
-    charts: dict[str, bytes] = field(default_factory=dict)
     stamp: str = ""
-
-    def table(self) -> list[dict[str, Any]]:
-        """One row per app and per image (the table artifact)."""
-        rows = []
-        for a in self.apps:
-            for s in [a.overall, *a.images]:
-                if s is None:
-                    continue
-                rows.append(
-                    {
-                        "app": a.app,
-                        "series": s.name,
-                        "source": s.source,
-                        "p50_s": _r(s.p50),
-                        "p95_s": _r(s.p95),
-                        "p99_s": _r(s.p99),
-                        "max_s": _r(s.max),
-                        "within_target_pct": None
-                        if s.within_target is None
-                        else round(100 * s.within_target, 2),
-                        "target_s": a.target.total_seconds(),
-                        "longest_gap_s": _r(s.longest_gap),
-                        "worst_interval": _interval(s.worst[0]) if s.worst else "",
-                    }
-                )
-        return rows
-
-    def markdown(self, chart_keys: Mapping[str, str] | None = None) -> str:
-        """The markdown report."""
-        lines = [
-            "# RPO report",
-            "",
-            f"Window: {self.start:%Y-%m-%d %H:%M:%S}Z to {self.end:%Y-%m-%d %H:%M:%S}Z.",
-            "Figures come from the sawtooth rebuilt from synced points (worst case between samples"
-            " included); `source` says which points: `exact` (the sampler's snap ls), `watch` (the"
-            " completion watcher's snap ls every second), `status` (pool status, at most one 30 s cadence"
-            " behind) or `status-samples` (lag at sample times only). `longest gap` is the longest"
-            " stretch with no observation (sample, point or watcher coverage): within it the lag is"
-            " assumed to keep growing, an upper bound, so a long gap makes the figures pessimistic.",
-            "",
-        ]
-        for a in self.apps:
-            lines += [f"## {a.app} (target {a.target.total_seconds():.0f} s)", ""]
-            if a.overall is None and not a.images:
-                lines += ["No samples in the window.", ""]
-                continue
-            lines += [
-                "| series | source | p50 s | p95 s | p99 s | max s | within target | longest gap s | worst interval |",
-                "|---|---|---|---|---|---|---|---|---|",
-            ]
-            for s in [a.overall, *a.images]:
-                if s is None:
-                    continue
-                within = "-" if s.within_target is None else f"{100 * s.within_target:.2f} %"
-                worst = _interval(s.worst[0]) if s.worst else "-"
-                lines.append(
-                    f"| {s.name} | {s.source} | {_f(s.p50)} | {_f(s.p95)} | {_f(s.p99)} | {_f(s.max)}"
-                    f" | {within} | {_f(s.longest_gap)} | {worst} |"
-                )
-            if chart_keys and a.app in chart_keys:
-                lines += ["", f"Chart: `{chart_keys[a.app]}`"]
-            lines.append("")
-        return "\n".join(lines)
-
-
-def _r(v: float | None) -> float | None:
-    return None if v is None else round(v, 1)
-
-
-def _f(v: float | None) -> str:
-    return "-" if v is None else f"{v:.1f}"
-
-
-def _interval(b: BreachInterval) -> str:
-    peak = "unknown" if b.peak is None else f"peak {b.peak.total_seconds():.0f}s"
-    return f"{b.start:%m-%d %H:%M:%S}-{b.end:%H:%M:%S} ({b.duration.total_seconds():.0f}s, {peak})"
 
 
 # --------------------------------------------------------------------------------------- figures
@@ -286,12 +185,11 @@ def _sec(v: timedelta | None) -> float | None:
 
 def build_report(
     config: StandbyConfig,
-    records: RpoRecords,
+    records: SampleStore,
     start: datetime,
     end: datetime,
     *,
     apps: Sequence[str] | None = None,
-    charts: bool = True,
 ) -> RpoReport:
     """The report over ``[start, end]`` from the recorded samples."""
     rows = records.read(start, end)
@@ -340,67 +238,15 @@ def build_report(
             if section.overall is not None and gaps:
                 section.overall = replace(section.overall, longest_gap=max(gaps))
         report.apps.append(section)
-        if charts and (section.images or section.overall):
-            report.charts[app.name] = render_chart(section, start, end)
     return report
 
 
-# ----------------------------------------------------------------------------------------- chart
-
-
-def _sawtooth_xy(
-    points: Sequence[SyncedPoint], start: datetime, end: datetime
-) -> tuple[list[Any], list[float]]:
-    xs: list[Any] = []
-    ys: list[float] = []
-    for seg in Sawtooth(points).segments(Window(start=start, end=end)):
-        if seg.base is None:
-            xs.append(seg.start)
-            ys.append(math.nan)
-            continue
-        xs += [seg.start, seg.end]
-        ys += [(seg.start - seg.base).total_seconds(), (seg.end - seg.base).total_seconds()]
-    return xs, ys
-
-
-def render_chart(section: AppReport, start: datetime, end: datetime) -> bytes:
-    """A PNG of the app's lag over time: each image's sawtooth, status samples, the target line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-    try:
-        for s in section.images:
-            if s.points:
-                xs, ys = _sawtooth_xy(s.points, s.start, s.end)
-                ax.plot(xs, ys, linewidth=1.2, label=f"{s.name} ({s.source} sawtooth)")
-            if s.samples:
-                when: Any = [t for t, _ in s.samples]
-                ax.scatter(
-                    when, [v for _, v in s.samples], s=8, alpha=0.6, label=f"{s.name} (status at samples)"
-                )
-        ax.axhline(section.target.total_seconds(), color="red", linestyle="--", label="RPO target")
-        ax.set_xlim(start, end)  # type: ignore[arg-type]
-        ax.set_ylim(bottom=0)
-        ax.set_ylabel("lag (s)")
-        ax.set_title(f"{section.app}: replication lag")
-        ax.legend(loc="upper left", fontsize=7)
-        fig.autofmt_xdate()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        return buf.getvalue()
-    finally:
-        plt.close(fig)
-
-
 def store_charts(
-    config: StandbyConfig, stores: Mapping[str, ObjectStore], report: RpoReport
+    config: StandbyConfig, stores: Mapping[str, ObjectStore], report: RpoReport, charts: Mapping[str, bytes]
 ) -> dict[str, str]:
-    """Store each chart in the app's secondary-site store; app -> key."""
+    """Store each app's chart (PNG) in its secondary-site store, under the report's keys; app -> key."""
     keys = {}
-    for app_name, png in report.charts.items():
+    for app_name, png in charts.items():
         site = config.site(config.app(app_name).secondary_site)
         key = StoreLayout(site.s3.prefix).rpo_report_key(app_name, report.stamp, "lag.png")
         stores[site.name].put(key, png, content_type="image/png")

@@ -1,62 +1,36 @@
-"""Completion watcher: when did the secondary complete each mirror snapshot, to within one poll.
+"""The completion watcher: when the secondary completed each mirror snapshot, to within one poll.
 
-Why it exists: the secondary keeps only its newest complete non-primary snapshot (and the one in
-progress) and the primary prunes its old ones, so a sampler every 1-15 min never sees most
-consistency points and cannot rebuild the sawtooth within 2 s (``make bench``, table (c)). The
-watcher closes that gap cheaply: for each protected image it lists the SECONDARY's
-``rbd snap ls --all`` every ``every`` (default 1 s; every ``busy_every``, 0.25 s, while a sync is
-in progress), and the primary's only when the secondary names a primary snapshot whose creation
-time it has not seen yet (about once per snapshot).
-
-Each listing bounds, soundly (see :func:`~drkit.domain.rpo.points_from_snapshots`):
-
-* the completion of every snapshot it shows complete: no later than the clock read after the call;
-* the completion of every older point: no later than the secondary's creation of a newer snapshot
-  (one sync at a time, in order).
-
-So a completion is bounded within one poll plus one call of when it happened, and the bound is
-never early: the lag rebuilt from these points never under-reports. A listing identical to the
-previous one adds nothing and is not re-evaluated.
-
-New or tightened points are appended as ``kind=point, source=watch`` rows to the secondary site's
-parquet partition every ``flush_every`` and when the run ends (also on an error or a
-cancellation), so ``rpo-report`` merges them with the sampler's rows. Each flush also writes one
-``kind=watch`` row per image, stamped with its last successful listing: the points up to that
-instant are complete, so the report's figures may extend to it. A listing that fails is
-counted and its reason kept (a blip costs only tightness); the run fails when an image's listings
-were still failing at its end, for longer than ``flush_every``: after writing what was observed,
-the error names the site, the image, the command and the last good listing. A failed flush keeps its rows for the next
-flush; rows that could not be written by the end make the run fail, naming the bucket.
+The secondary keeps only its newest complete snapshot, so a sampler every few minutes misses most
+consistency points. For each protected image the watcher lists the secondary's ``rbd snap ls
+--all`` every ``every`` (every ``busy_every`` while a sync is in progress) and the primary's only
+when a new snapshot appears. Each listing bounds every completion it shows by the clock read after
+the call (never early, see :func:`~drkit.domain.rpo.points_from_snapshots`). New or tightened
+points go to the secondary's sample partition as ``kind=point, source=watch`` rows every
+``flush_every`` and at the end, with one ``kind=watch`` coverage row per image; the run fails when
+an image still cannot be listed at its end or rows could not be written.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from drkit.adapters.clock import Clock
 from drkit.adapters.rbd import RbdMirror
+from drkit.adapters.rpo_store import COLUMNS, SampleStore
 from drkit.domain.errors import ConfigError, StandbyError
 from drkit.domain.models import ProtectedApp, Site, StandbyConfig
 from drkit.domain.rbd_status import parse_snap_ls
 from drkit.domain.rpo import SyncedPoint, points_from_snapshots, remember
 from drkit.jobs.requests import RpoWatchRequest, default
-from drkit.jobs.rpo import COLUMNS, RpoRecords
-
-Clock = Callable[[], datetime]
-Sleep = Callable[[float], None]
 
 DEFAULT_EVERY = timedelta(seconds=default(RpoWatchRequest, "every_seconds"))
 DEFAULT_BUSY_EVERY = timedelta(seconds=default(RpoWatchRequest, "busy_every_seconds"))
 BUSY_FOR = timedelta(seconds=30)
 DEFAULT_FLUSH_EVERY = timedelta(seconds=60)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -186,14 +160,14 @@ def _list(rbds: Mapping[str, RbdMirror], site: Site, image: str) -> list[dict[st
         raise
 
 
-def poll_image(w: ImageWatch, rbds: Mapping[str, RbdMirror], clock: Clock = _utcnow) -> None:
+def poll_image(w: ImageWatch, rbds: Mapping[str, RbdMirror], clock: Clock) -> None:
     """List the secondary (and the primary when needed) once, updating ``w``.
 
     A poll counts (``polls``, ``last_polled_at``) only once its points are computed. Raises the
     adapter's :class:`StandbyError` when a listing fails (the caller counts it).
     """
     raw = _list(rbds, w.secondary, w.image)
-    listed_at = clock()  # read after the listing returned: an upper bound of every completion it shows
+    listed_at = clock.now()  # read after the listing returned: an upper bound of every completion it shows
     text = json.dumps(raw, sort_keys=True)
     if text != w.last_listing:  # an unchanged listing adds nothing: a later time only loosens a bound
         b_snaps = parse_snap_ls(raw, tz=w.secondary.timezone)
@@ -256,7 +230,7 @@ class WatchReport:
 
 
 def _flush(
-    watches: Sequence[ImageWatch], records: RpoRecords | None, now: datetime, keys: list[str]
+    watches: Sequence[ImageWatch], records: SampleStore | None, now: datetime, keys: list[str]
 ) -> str | None:
     """Append every pending row, per secondary site; the error text of the first failed site."""
     if records is None:
@@ -273,7 +247,7 @@ def _flush(
         rows = [r for w in group for r in w.pending]
         if not rows:
             continue
-        if site not in records.stores:
+        if site not in records.sites:
             problem = problem or f"no object store for site {site}"
             continue
         try:
@@ -293,14 +267,13 @@ def run_watch(
     config: StandbyConfig,
     rbds: Mapping[str, RbdMirror],
     *,
-    records: RpoRecords | None,
+    records: SampleStore | None,
+    clock: Clock,
     duration: timedelta,
     every: timedelta = DEFAULT_EVERY,
     busy_every: timedelta = DEFAULT_BUSY_EVERY,
     flush_every: timedelta = DEFAULT_FLUSH_EVERY,
     apps: Sequence[str] | None = None,
-    clock: Clock = _utcnow,
-    sleep: Sleep = time.sleep,
     on_flush: Callable[[Sequence[ImageWatch]], None] | None = None,
 ) -> WatchReport:
     """Poll every ``every`` for ``duration``, flushing points every ``flush_every`` (see module doc).
@@ -324,7 +297,7 @@ def run_watch(
             f"rpo watch: no rbd access to site {', '.join(missing)}",
             hint="give the site a ceph section (standby config check shows it)",
         )
-    started = clock()
+    started = clock.now()
     deadline = started + duration
     next_flush = started + flush_every
     keys: list[str] = []
@@ -332,14 +305,14 @@ def run_watch(
     slow_rounds = 0
     try:
         while True:
-            tick = clock()
+            tick = clock.now()
             for w in watches:
                 try:
                     poll_image(w, rbds, clock)
                 except StandbyError as exc:
                     w.failures += 1
                     w.error = exc
-            now = clock()
+            now = clock.now()
             if now >= next_flush:
                 problem = _flush(watches, records, now, keys)
                 next_flush = now + flush_every
@@ -350,13 +323,13 @@ def run_watch(
             elapsed = (now - tick).total_seconds()
             slow_rounds += elapsed > every.total_seconds()
             period = (busy_every if any(w.busy for w in watches) else every).total_seconds()
-            sleep(min(period, max(0.0, period - elapsed)))
+            clock.sleep(min(period, max(0.0, period - elapsed)))
     finally:
-        problem = _flush(watches, records, clock(), keys)
+        problem = _flush(watches, records, clock.now(), keys)
     unwritten = sum(1 for w in watches for r in w.pending if r["kind"] == "point")
     report = WatchReport(
         started=started,
-        ended=clock(),
+        ended=clock.now(),
         images=tuple(w.summary() for w in watches),
         keys=tuple(keys),
         unwritten_rows=unwritten,

@@ -15,7 +15,7 @@ Every bad object is named with its path and the reason; nothing stops at the fir
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -29,12 +29,12 @@ from drkit.domain.layout import StoreLayout
 from drkit.domain.models import Site, StandbyConfig
 from drkit.domain.transforms import TransformContext, sanitize, storage_class_map
 from drkit.jobs.backup import read_index, resolve_run
+from drkit.jobs.progress import Progress
 from drkit.jobs.requests import VerifyRequest
 from drkit.jobs.sites import cluster_for, store_for
 
 K8S_VERSION = "1.31.0"
 """Kubernetes version whose schemas validate built-in kinds (the lab's apiserver reports v1.31)."""
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)

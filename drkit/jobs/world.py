@@ -269,7 +269,7 @@ def secondary_lag(world: World, app: ProtectedApp, secondary: str, *, exact_firs
 
     def exact(image: str) -> float | None:
         points = exact_points(b.rbd, primary.rbd, b.site.pool, image, secondary_tz=b.site.timezone,
-                              primary_tz=primary.site.timezone, listed_at=world.clock.now())  # fmt: skip
+                              primary_tz=primary.site.timezone, clock=world.clock)  # fmt: skip
         return exact_lag(image, points, world.clock.now()).lag_seconds
 
     def status(image: str) -> tuple[float | None, bool]:

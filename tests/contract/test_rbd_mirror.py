@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from drkit.adapters.clock import SystemClock
 from drkit.adapters.kube import KubeExecRunner
 from drkit.adapters.rbd import RbdCli, RbdMirror
 from drkit.adapters.runner import CommandResult, Runner
@@ -256,7 +257,7 @@ def test_sample_site_makes_one_call_per_pool(env: Env) -> None:
     site = Site.model_validate(
         {"name": "site-b", "ceph": {"mode": "rook-toolbox"}, "pool": POOL, "s3": {"bucket": "standby"}}
     )
-    (sampling,) = sample_site(env.secondary, site, datetime.now(UTC))
+    (sampling,) = sample_site(env.secondary, site, clock=SystemClock())
     assert sampling.valid, sampling.error
     assert len(sampling.samples) >= 1
     assert env.calls("site-b", "mirror", "pool", "status") == 1
@@ -343,7 +344,7 @@ def test_fault_marks_that_sample_invalid_with_its_reason(knob: str, value: objec
     env = _fake_env()
     setattr(env.secondary, knob, value)
     config = _config()
-    samplings = sample_sites({"site-a": env.primary, "site-b": env.secondary}, config, datetime.now(UTC))
+    samplings = sample_sites({"site-a": env.primary, "site-b": env.secondary}, config, clock=SystemClock())
     by_site = {s.site: s for s in samplings}
     assert by_site["site-a"].valid
     bad = by_site["site-b"]
@@ -355,7 +356,7 @@ def test_fault_marks_that_sample_invalid_with_its_reason(knob: str, value: objec
 def test_unknown_fields_are_tolerated_and_noted() -> None:
     env = _fake_env()
     env.secondary.unknown_fields = True  # type: ignore[attr-defined]
-    (sampling,) = sample_site(env.secondary, _config().site("site-b"), datetime.now(UTC))
+    (sampling,) = sample_site(env.secondary, _config().site("site-b"), clock=SystemClock())
     assert sampling.valid
     assert any("x_future_field" in n and "x_future_section" in n for n in sampling.notes)
     ours = next(s for s in sampling.samples if s.image == env.image)
@@ -367,7 +368,7 @@ def test_no_site_sampled_fails_naming_each_site_and_command() -> None:
     env.primary.exit_code = 1  # type: ignore[attr-defined]
     env.secondary.malformed_json = True  # type: ignore[attr-defined]
     with pytest.raises(StandbyError) as caught:
-        sample_sites({"site-a": env.primary, "site-b": env.secondary}, _config(), datetime.now(UTC))
+        sample_sites({"site-a": env.primary, "site-b": env.secondary}, _config(), clock=SystemClock())
     text = str(caught.value)
     assert "site-a" in text and "site-b" in text
     assert f"rbd mirror pool status {POOL} --verbose --format json" in text
@@ -378,4 +379,4 @@ def test_no_site_sampled_only_by_timeouts_is_retryable() -> None:
     env = _fake_env()
     env.primary.timeout = env.secondary.timeout = True  # type: ignore[attr-defined]
     with pytest.raises(TransientError):
-        sample_sites({"site-a": env.primary, "site-b": env.secondary}, _config(), datetime.now(UTC))
+        sample_sites({"site-a": env.primary, "site-b": env.secondary}, _config(), clock=SystemClock())

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from drkit.adapters.clock import SystemClock
 from drkit.config import load_config
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import ProtectedApp, StandbyConfig
@@ -30,6 +31,7 @@ from drkit.jobs.sites import rbd_for, store_for
 from drkit.testing.objectstore import FakeObjectStore
 from lab import ceph
 from lab import lab as lab_mod
+from tasks.events import UNHEALTHY_EVENT, rpo_event
 from tests.labfixture import Lab, delete_mirrored_image
 
 pytestmark = pytest.mark.lab
@@ -43,6 +45,8 @@ POLL_SLACK = 1.0  # the poller's own lateness (one poll plus one rbd call)
 # Its excess over truth(t) is the spacing of the primary's snapshots when a sync completed in those
 # 30 s (measured up to 90 s with the 1-minute schedule), not the cadence.
 STATUS_CADENCE = 30.0
+
+CLOCK = SystemClock()
 
 
 def _app(name: str, image: str, target: str) -> ProtectedApp:
@@ -158,9 +162,9 @@ def test_measured_lag_never_under_reports_exact_is_within_2s_and_status_within_o
             ceph.run(a.cli("mirror", "image", "snapshot", f"{POOL}/{image}"))
             deadline = time.monotonic() + 14
             while time.monotonic() < deadline:
-                samplings = jobs.sample_sites(rbds, config)
-                status = jobs.measure_apps(config, samplings, rbds=rbds, exact="never")[0].lag
-                exact = jobs.measure_apps(config, samplings, rbds=rbds, exact="always")[0].lag
+                samplings = jobs.sample_sites(rbds, config, clock=CLOCK)
+                status = jobs.measure_apps(config, samplings, clock=CLOCK, rbds=rbds, exact="never")[0].lag
+                exact = jobs.measure_apps(config, samplings, clock=CLOCK, rbds=rbds, exact="always")[0].lag
                 measured.append((status.at, status.lag_seconds, None))
                 measured.append((exact.at, None, exact.lag_seconds))
     assert len(truth.completed) >= 5, "the five on-demand snapshots must have been synced"
@@ -208,7 +212,7 @@ def test_watcher_times_each_completion_within_2s_and_the_worst_case_lag_too(lab:
     def watch() -> None:
         try:
             reports.append(
-                rpo_watch.run_watch(config, rbds, records=records, duration=timedelta(seconds=50),
+                rpo_watch.run_watch(config, rbds, records=records, clock=CLOCK, duration=timedelta(seconds=50),
                                     flush_every=timedelta(seconds=20))
             )  # fmt: skip
         except BaseException as exc:  # re-raised in the test thread
@@ -281,7 +285,7 @@ def test_stopped_rbd_mirror_breaches_within_one_sample_then_recovers(lab: Lab, i
         deadline = time.monotonic() + 75
         while time.monotonic() < deadline:
             ceph.run(a.cli("mirror", "image", "snapshot", f"{POOL}/{image}"))  # A keeps taking snapshots
-            runs.append(jobs.run_sample(config, rbds, records=records))
+            runs.append(jobs.run_sample(config, rbds, clock=CLOCK, records=records))
             lag = runs[-1].readings[0].lag
             if lag.lag is not None and lag.lag > target + timedelta(seconds=6):
                 break
@@ -292,21 +296,22 @@ def test_stopped_rbd_mirror_breaches_within_one_sample_then_recovers(lab: Lab, i
     assert lags[-1] is not None and lags[-1] > target.total_seconds(), lags
     assert all(x is not None for x in lags), "exact mode must give a lag while the daemon is down"
     crossing = next(i for i, x in enumerate(lags) if x is not None and x > target.total_seconds())
-    assert [e.event for e in runs[crossing].events].count(jobs.BREACH_EVENT) == 1, (
+    assert [a.kind for a in runs[crossing].alerts].count("breach") == 1, (
         "breach at the first sample over"
     )
-    all_events = [e.event for r in runs for e in r.events]
-    assert all_events.count(jobs.BREACH_EVENT) == 1
-    breach = next(e for e in runs[crossing].events if e.event == jobs.BREACH_EVENT)
-    assert breach.resource["prefect.resource.id"] == f"standby.app.{app.name}"
+    all_alerts = [a.kind for r in runs for a in r.alerts]
+    assert all_alerts.count("breach") == 1
+    breach = next(a for a in runs[crossing].alerts if a.kind == "breach")
+    assert breach.app == app.name and breach.image is None
+    assert rpo_event(breach).resource["prefect.resource.id"] == f"standby.app.{app.name}"
     assert breach.payload["lag_seconds"] > 20 and breach.payload["target_seconds"] == 20
 
-    recovered: list[jobs.RpoEvent] = []
+    recovered: list[jobs.RpoAlert] = []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not recovered:
         ceph.run(a.cli("mirror", "image", "snapshot", f"{POOL}/{image}"))
-        run = jobs.run_sample(config, rbds, records=records)
-        recovered = [e for e in run.events if e.event == jobs.RECOVERED_EVENT]
+        run = jobs.run_sample(config, rbds, clock=CLOCK, records=records)
+        recovered = [a for a in run.alerts if a.kind == "recovered"]
         if not recovered:
             time.sleep(1.5)
     assert recovered, "the app must recover after rbd-mirror restarts"
@@ -322,15 +327,15 @@ def test_split_brain_is_reported_never_as_a_healthy_lag(lab: Lab) -> None:
         ceph.run(b.cli("mirror", "image", "promote", "--force", f"{POOL}/{image}"), 120)
 
         def split() -> jobs.AppReading | None:
-            reading = jobs.measure_apps(config, jobs.sample_sites(rbds, config), rbds=rbds)[0]
+            reading = jobs.measure_apps(config, jobs.sample_sites(rbds, config, clock=CLOCK), clock=CLOCK, rbds=rbds)[0]
             return reading if reading.lag.images[0].health == "split-brain" else None
 
         reading = ceph.wait_for(split, 60, 1.0, f"{image} reported as split-brain")
         assert reading.lag.lag is None
         assert "primary" in reading.lag.images[0].reason
-        _, events = jobs.evaluate(reading, jobs.RpoMemory())
-        assert [e.event for e in events] == [jobs.UNHEALTHY_EVENT]
-        assert events[0].payload["health"] == "split-brain"
+        _, alerts = jobs.evaluate(reading, jobs.RpoMemory())
+        assert [rpo_event(a).event for a in alerts] == [UNHEALTHY_EVENT]
+        assert alerts[0].payload["health"] == "split-brain"
         # Repair: the side that gives way is demoted, then resynced.
         ceph.run(b.cli("mirror", "image", "demote", f"{POOL}/{image}"), 60)
         ceph.run(b.cli("mirror", "image", "resync", f"{POOL}/{image}"), 60)

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from drkit.config import load_config, parse_config
+from drkit.domain.durations import parse_duration
 from drkit.domain.errors import ConfigError
-from drkit.domain.models import parse_duration
 from standby.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]

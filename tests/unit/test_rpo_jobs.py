@@ -7,12 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from drkit.domain.durations import parse_window
 from drkit.domain.errors import ConfigError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import StandbyConfig
 from drkit.domain.rpo import SyncedPoint, worst_lag
 from drkit.jobs import rpo as jobs
-from drkit.jobs.rpo_report import app_points, parse_since
+from drkit.jobs.rpo_report import app_points
+from drkit.testing.clock import FakeClock
 from drkit.testing.objectstore import FakeObjectStore
 from drkit.testing.rbd import FakeRbdMirror
 from tests.rpo_config import rpo_config_doc
@@ -83,13 +85,14 @@ def test_app_points_follow_the_oldest_image() -> None:
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("24h", 86400), ("90m", 5400), ("7d", 604800), ("30s", 30)])
-def test_parse_since(text: str, seconds: int) -> None:
-    assert parse_since(text).total_seconds() == seconds
+def test_parse_window(text: str, seconds: int) -> None:
+    assert parse_window(text).total_seconds() == seconds
 
 
-def test_parse_since_rejects_nonsense() -> None:
-    with pytest.raises(ConfigError, match="24h"):
-        parse_since("yesterday")
+@pytest.mark.parametrize("text", ["yesterday", "0", "0h", ""])
+def test_parse_window_rejects_nonsense(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"--since .* is not a duration"):
+        parse_window(text)
 
 
 def _two_site_config() -> StandbyConfig:
@@ -122,7 +125,7 @@ def test_sampler_keeps_points_across_runs_and_a_later_listing_tightens_them() ->
 
     # run 1: point 1 listed complete, the status not rewritten since: bounded by the listing only
     state(p1, None, written=T0 - timedelta(seconds=5))
-    run1 = jobs.run_sample(config, rbds, T0 + timedelta(seconds=50), records=records, exact="always")
+    run1 = jobs.run_sample(config, rbds, clock=FakeClock(T0 + timedelta(seconds=50)), records=records, exact="always")
     assert run1.readings[0].exact_points[image] == (
         SyncedPoint(data_time=p1, completed_at=T0 + timedelta(seconds=50)),
     )
@@ -130,7 +133,7 @@ def test_sampler_keeps_points_across_runs_and_a_later_listing_tightens_them() ->
     # run 2: B and A pruned point 1; point 2 (created on B at 21 s) proves point 1 complete by 22 s
     state(p2, p2, written=T0 + timedelta(seconds=190))
     b.add_snapshot(pool, image, created_at=T0 + timedelta(seconds=150), primary_snap_id=99, complete=False)
-    jobs.run_sample(config, rbds, T0 + timedelta(seconds=200), records=records, exact="always")
+    jobs.run_sample(config, rbds, clock=FakeClock(T0 + timedelta(seconds=200)), records=records, exact="always")
     assert records.load_memory("nexus").points[image] == (
         SyncedPoint(data_time=p1, completed_at=T0 + timedelta(seconds=22)),
         SyncedPoint(

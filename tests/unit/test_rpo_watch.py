@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from drkit.adapters.rpo_store import ParquetSampleStore
 from drkit.domain.errors import ConfigError, StandbyError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import StandbyConfig
 from drkit.domain.rpo import SyncedPoint, tighten, worst_lag
-from drkit.jobs import rpo as jobs
 from drkit.jobs import rpo_watch as watch
 from drkit.jobs.rpo_report import image_points
 from drkit.testing.objectstore import FakeObjectStore
@@ -53,8 +53,9 @@ class World:
     def rbds(self) -> dict[str, FakeRbdMirror]:
         return {"site-a": self.a, "site-b": self.b}
 
-    def clock(self) -> datetime:
-        return self.now
+    def clock(self, skew: timedelta = timedelta(0)) -> WorldClock:
+        """The world's time as a :class:`~drkit.adapters.clock.Clock` (``skew`` off the truth)."""
+        return WorldClock(self, skew)
 
     def sleep(self, seconds: float) -> None:
         target = self.now + timedelta(seconds=max(seconds, 0.001))
@@ -111,22 +112,37 @@ class World:
         self.truth[data] = data + timedelta(seconds=done)
 
 
+class WorldClock:
+    """:class:`~drkit.adapters.clock.Clock` of a :class:`World`: sleeping plays its script."""
+
+    def __init__(self, world: World, skew: timedelta) -> None:
+        self.world, self.skew = world, skew
+
+    def now(self) -> datetime:
+        return self.world.now + self.skew
+
+    def monotonic(self) -> float:
+        return (self.world.now - T0).total_seconds()
+
+    def sleep(self, seconds: float) -> None:
+        self.world.sleep(seconds)
+
+
 def _run(
-    world: World, seconds: float, records: jobs.RpoRecords | None = None, **kw: object
+    world: World, seconds: float, records: ParquetSampleStore | None = None, **kw: object
 ) -> watch.WatchReport:
     return watch.run_watch(
         _config(),
         world.rbds,
         records=records,
         duration=timedelta(seconds=seconds),
-        clock=world.clock,
-        sleep=world.sleep,
+        clock=world.clock(),
         **kw,  # type: ignore[arg-type]
     )
 
 
-def _records(store: FakeObjectStore) -> jobs.RpoRecords:
-    return jobs.RpoRecords({"site-b": store}, {"site-b": StoreLayout("standby")})
+def _records(store: FakeObjectStore) -> ParquetSampleStore:
+    return ParquetSampleStore({"site-b": store}, {"site-b": StoreLayout("standby")})
 
 
 def _points(store: FakeObjectStore) -> list[SyncedPoint]:
@@ -276,8 +292,7 @@ def test_a_site_without_rbd_access_is_a_config_error() -> None:
     world = World()
     with pytest.raises(ConfigError, match="no rbd access to site site-a"):
         watch.run_watch(
-            _config(), {"site-b": world.b}, records=None, duration=timedelta(seconds=1), clock=world.clock,
-            sleep=world.sleep,
+            _config(), {"site-b": world.b}, records=None, duration=timedelta(seconds=1), clock=world.clock(),
         )  # fmt: skip
 
 
@@ -301,6 +316,6 @@ def test_a_worker_clock_behind_the_cluster_is_detected() -> None:
     world.snapshot(T0 + timedelta(seconds=2), start=0.4, done=3.3)
     report = watch.run_watch(
         _config(), world.rbds, records=None, duration=timedelta(seconds=20),
-        clock=lambda: world.now - timedelta(seconds=5), sleep=world.sleep,
+        clock=world.clock(timedelta(seconds=-5)),
     )  # fmt: skip
     assert report.images[0]["skew_clamps"] >= 1
