@@ -1,0 +1,1 @@
+"""Prefect block types: configuration and secrets."""

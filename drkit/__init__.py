@@ -1,0 +1,1 @@
+"""Standby's engine: the pure domain, the adapters, the use cases (jobs) and their presentation."""

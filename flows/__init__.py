@@ -1,0 +1,1 @@
+"""Prefect flows: one runbook per job, each step one task call."""

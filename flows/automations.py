@@ -1,17 +1,9 @@
-"""Automations defined in code: RPO breach events become notifications.
+"""Automations defined in code: RPO breaches and drill results become notifications.
 
-``ensure_rpo_breach_automation`` creates (or replaces, by name) the automation
-``standby-rpo-breach``. Its trigger matches every ``standby.rpo.breach`` event (one per crossing,
-thanks to the sampler's hysteresis) on any ``standby.app.*`` resource; its action is, in order of
-preference:
-
-1. ``SendNotification`` through the Prefect notification block named ``notification_block``
-   (Slack, email, MS Teams, a webhook... e.g. ``slack-webhook/dr-oncall``);
-2. ``RunDeployment`` of the ``rpo-breach-notice`` flow (a log line in a flow run that shows in the
-   UI) when ``notice_deployment`` names a served deployment of :func:`rpo_breach_notice`;
-3. otherwise ``DoNothing``: the event still shows in the Event Feed, and the sampler itself has
-   logged the breach as a WARNING line when it emitted it.
-
+``standby-rpo-breach`` matches every ``standby.rpo.breach`` (one per crossing) and sends a
+notification block's message, or runs the ``rpo-breach-notice`` flow, or does nothing (the event
+still shows in the Event Feed). ``standby-drill-failed`` and ``standby-drill-overdue`` watch the
+drill events. Event names come from :mod:`tasks.events`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""I/O behind protocols: Kubernetes, object store, rbd, volumes, Nexus, the clock, the sample store."""

@@ -1,17 +1,8 @@
 """The object store: a protocol, and its S3 implementation (AWS, MinIO, Ceph RGW, moto).
 
-Keys are full keys inside the bucket; :class:`drkit.domain.layout.StoreLayout` builds them
-(with the site's ``s3.prefix``). A PUT is atomic per object: a reader sees the old object or the
-new one, never a mix.
-
-Conditional writes: ``put(..., if_none_match=True)`` sends ``If-None-Match: *``, so the store
-refuses to overwrite an existing key (AWS since 2024, MinIO, Ceph RGW since Reef; moto 5.2.5
-answers 412 too). A store that answers ``501 NotImplemented`` is remembered, and later conditional
-puts fall back to HEAD-then-PUT, which is not atomic: two writers racing may both write. Blobs are
-content-addressed, so such a race writes equal content, and index keys carry a unique run id.
-
-Errors are mapped to the project's errors (:mod:`drkit.domain.errors`), naming the bucket, the
-endpoint, the key and the site, and the next action. Secret keys never appear in them.
+Keys come from :class:`drkit.domain.layout.StoreLayout`. ``put(..., if_none_match=True)`` refuses
+to overwrite (with a HEAD-then-PUT fallback on stores that answer 501). Errors name the bucket,
+endpoint, key, site and next action, never a secret key.
 """
 
 from __future__ import annotations

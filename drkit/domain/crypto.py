@@ -1,40 +1,8 @@
-"""Client-side envelope encryption of backup blobs (AES-256-GCM), and content addresses.
+"""Client-side envelope encryption of backup blobs (AES-256-GCM) and their content addresses.
 
-Keys
-----
-The *master key* is 32 bytes, given raw or as base64 text (:meth:`MasterKey.parse`). Three keys are
-derived from it with HKDF-SHA256, one per use, so no key serves two algorithms:
-
-* the key-encryption key (KEK) that wraps data keys (info ``standby/kek/v1``);
-* the HMAC key that computes content addresses (info ``standby/address/v1``);
-* the key id: the first 8 bytes (16 hex digits) of HKDF output with info ``standby/key-id/v1``.
-  It names the key in blob headers, the index and errors, and reveals nothing about it.
-
-Blob format (version 1), all lengths fixed::
-
-    offset  size  field
-    0       4     magic b"SBY1"
-    4       8     key id (raw bytes of the master key's id)
-    12      12    wrap nonce
-    24      48    wrapped data key: AES-256-GCM(KEK, wrap nonce, data key, aad=W) = 32 bytes + 16-byte tag
-    72      12    data nonce
-    84      n+16  ciphertext and tag: AES-256-GCM(data key, data nonce, plaintext, aad=H)
-
-Each object gets a fresh random 32-byte data key. The associated data binds everything that is not
-secret to the ciphertext:
-
-* ``W = b"standby/wrap/v1\\0" + key id + path`` authenticates the wrapped key to the object's path;
-* ``H = header (bytes 0..84) + path`` authenticates the header and the object's *logical path*
-  (``core/v1/Secret/nexus-dr/root``), so a blob copied or swapped under another path fails to
-  decrypt, and so does any change to any byte.
-
-Content addresses: a plain blob is addressed by ``sha256(plaintext)``. An encrypted one is addressed
-by ``HMAC-SHA256(address key, path + NUL + plaintext)``: equal content under one key still dedups,
-but the address cannot be checked against guessed plaintexts without the key. The path is part of the
-address because it is part of the ciphertext's associated data. A new master key gives new addresses,
-so after a rotation every object is uploaded again under the new key.
-
-Secrets never appear in a ``repr``, an exception or a log line: only key ids and paths do.
+Keys derived from one master key, the blob format and the addresses are described in
+docs/architecture.md, "Client-side encryption of Secrets". Key material never appears in a
+``repr``, an error or a log line: only key ids and paths do.
 """
 
 from __future__ import annotations

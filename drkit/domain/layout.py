@@ -1,45 +1,7 @@
 """Every key Standby writes to the object store, owned by one class (:class:`StoreLayout`).
 
-Layout under the site's ``s3.prefix`` (Velero style, one folder per app and run)::
-
-    <prefix>/backups/<site>/<app>/blobs/sha256/<hh>/<address>.yaml[.enc]   object contents, write-once
-    <prefix>/backups/<site>/<app>/<run-id>/index.json.gz                   the run's index, written LAST
-    <prefix>/backups/<site>/<app>/latest                                   run id of the newest complete run
-    <prefix>/rpo/<site>/<yyyy-mm-dd>/samples-<part>.parquet
-    <prefix>/rpo-state/<app>.json                                          breach hysteresis of one app
-    <prefix>/rpo-reports/<app>/<stamp>/<name>                              RPO report files (chart PNG)
-    <prefix>/drills/<app>/<drill-id>/report.{md,json,html}                 report.json written LAST
-    <prefix>/drills/<app>/<drill-id>/charts/<name>.png
-    <prefix>/placement/<app>.json                                          where the app runs now (CAS)
-    <prefix>/operations/<app>/<op-id>.json                                 journal of one operation
-
-Dedup decision: content-addressed blobs plus an index
-------------------------------------------------------
-DESIGN.md names a per-run object key ``<run-id>/objects/<group>/<version>/<kind>/<ns|_cluster>/<name>``.
-The backup must also upload only what changed. Two shapes were weighed:
-
-* per-run object keys, where an unchanged object points at the key of the run that first wrote it.
-  Deleting that older run then either breaks the newer one or leaves a half-deleted run folder behind,
-  and a run killed halfway re-uploads everything, since its keys are named after its own run id;
-* content-addressed blobs shared by all runs of an app, and a per-run index mapping each
-  object's *logical path* (the DESIGN key without the run prefix, :func:`logical_path`) to its blob.
-
-Standby takes the second. A blob key is a pure function of the content, so a blob is written once
-(``If-None-Match: *``) and never overwritten, so a reader never sees a torn or replaced object. A
-re-run after a crash finds the blobs it already uploaded. Dedup works against any earlier run, not
-only the previous one. Retention deletes runs (their index) first, then exactly the blobs no kept
-index references (:func:`drkit.domain.retention.unreferenced_blobs`). The DESIGN per-object path
-is kept as the ``path`` of each index entry and is what users see and restore by.
-
-The index is gzip'd JSON, hence ``index.json.gz`` (DESIGN.md says ``index.json``): its entries hold
-no key and no path, both derived by this class, and an unchanged run stores only a pointer to an
-earlier full index (see :mod:`drkit.domain.backup`). The name says what the bytes are, so a reader
-fetching it by hand knows to ``gunzip`` it; no ``Content-Encoding`` trick is involved.
-
-The address is ``sha256(plaintext)`` for plain blobs and an HMAC for encrypted ones
-(:func:`drkit.domain.crypto.content_address`). Blobs fan out by the first two hex digits.
-
-Run ids are ``YYYYMMDDTHHMMSSZ-<6 hex>`` in UTC, so their text order is their time order.
+The layout and why backups are content-addressed blobs plus a per-run index are in
+docs/architecture.md, "The backup store".
 """
 
 from __future__ import annotations

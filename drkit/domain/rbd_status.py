@@ -1,34 +1,9 @@
-"""Parsing of ``rbd`` JSON into typed mirror samples: pure, no I/O, time injected.
+"""Parsing of ``rbd`` JSON (image status, pool status, snapshot listings) into typed mirror samples:
+pure, no I/O, time injected.
 
-Inputs understood (Ceph 16 Pacific and later; see ``reference/replication-and-rpo.md``):
-
-* ``rbd mirror image status POOL/IMAGE --format json``: one image, with the local site's status at
-  the top level and the other sites' statuses in ``peer_sites[]`` (peer key spelled ``mirror_uuids``
-  by the rbd CLI, ``mirror_uuid`` by some versions and tools: both are accepted);
-* ``rbd mirror pool status POOL --verbose --format json``: ``{summary, daemons, images}``, the same
-  image objects for every image of the pool, in one call;
-* ``rbd snap ls --all POOL/IMAGE --format json``: the snapshots with their ``mirror`` namespace, used
-  by the exact mode of :mod:`drkit.domain.rpo`.
-
-Facts from the Ceph sources that shape this parser (``ceph/ceph``):
-
-* ``src/tools/rbd/action/MirrorImage.cc`` prints ``state``/``description``/``last_update`` only when
-  the local site has a status, so they may be absent; ``last_update`` comes from ``utils::timestr``:
-  ``"%Y-%m-%d %H:%M:%S"`` in the local zone of the host running ``rbd``, with no zone. It is read in
-  the site's IANA zone passed by the caller. In a DST fall-back hour the earlier instant is taken
-  (``fold=0``), which can only make a status look older, never fresher.
-* ``src/tools/rbd_mirror/image_replayer/snapshot/Replayer.cc`` (``get_replay_status``) builds the
-  snapshot-mode description: ``local_snapshot_timestamp`` is the creation time **on the primary** of
-  the primary snapshot matching the newest *complete* non-primary snapshot ("use the timestamp from
-  the matching remote image since the local snapshot would just be the time the snapshot was synced
-  and not the consistency point in time"). The key is absent when no complete snapshot matches.
-* The status says nothing about roles; the role is read from the description (``"local image is
-  primary"``, ``"replaying"``...) and from the ``snapshots`` list, which only a primary prints.
-
-Raw epoch integers never leave this module: every time is an aware ``datetime``. Malformed JSON and
-wrong shapes raise :class:`~drkit.domain.errors.ParseError` with one line naming what was expected.
-An odd *description* (free text written by rbd-mirror) never fails a whole pool: the image gets
-health ``unknown`` and a reason instead.
+Every time leaves this module as an aware ``datetime``; malformed JSON or a wrong shape raises
+:class:`~drkit.domain.errors.ParseError` in one line. What rbd prints and how it is read is in
+docs/architecture.md, "What rbd prints".
 """
 
 from __future__ import annotations

@@ -1,23 +1,7 @@
 """Grandfather-father-son retention of backup runs, and the blobs no kept run references. Pure.
 
-:func:`plan_retention` keeps, among **complete** runs (newest first):
-
-* the newest run of each of the ``daily`` most recent calendar days that have a run;
-* the newest run of each of the ``weekly`` most recent ISO weeks that have a run;
-* the newest run of each of the ``monthly`` most recent months that have a run;
-* always the newest complete run, whatever the policy says;
-* the run whose full index a kept **pointer** run names (``same_as``): a pointer run has no objects
-  of its own, so deleting its target would break it. Pointers name full indexes only, so one pass
-  is enough.
-
-Runs without an index (incomplete: killed, or still running) newer than the newest complete run
-are kept, since one may be running now. Incomplete runs older than it are deleted. Days, weeks
-and months are counted in ``tz`` (UTC unless given).
-
-Blobs: after deleting runs, delete only :func:`unreferenced_blobs` of the kept runs' **resolved**
-indexes (a pointer run's objects are its target's). Garbage collection must not run
-while a backup of the same app runs (a running backup's blobs are not in any index yet); the flows
-hold one concurrency slot per app for both.
+The rules (what is kept, incomplete runs, when blobs may go) are in docs/architecture.md,
+"Retention".
 """
 
 from __future__ import annotations

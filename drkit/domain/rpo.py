@@ -1,71 +1,9 @@
-"""RPO maths: per-image and per-app lag, exact synced points, the sawtooth, breach hysteresis.
+"""RPO maths: per-image and per-app lag, exact synced points, the sawtooth and its figures, breach
+hysteresis. Pure functions of samples and an injected ``now``; parsing is in
+:mod:`drkit.domain.rbd_status`.
 
-Pure functions of samples and an injected ``now``; parsing lives in :mod:`drkit.domain.rbd_status`.
-
-**Lag.** The lag of an image at time ``t`` is ``t - local_snapshot_time``, where
-``local_snapshot_time`` is the creation time on the primary of the newest snapshot that is
-*completely* synced on the secondary: the point B could be recovered to. An app's lag is the oldest
-of its images (as Ramen does). A lag is ``None`` ("unknown") whenever it cannot be trusted; it is
-never 0 for unknown and never negative.
-
-**Status mode vs exact mode**, and every figure carries its ``source``:
-
-* ``"status"``: read from ``rbd mirror ... status``. rbd-mirror rewrites that status every 30 s and
-  on state changes, so the ``local_snapshot_time`` it shows may be older than the true newest synced
-  point, never newer. As the true point ``T(now) >= T_shown``, ``now - T_shown >= now - T(now)``:
-  the status lag is an **upper bound**. rbd-mirror's status updater flushes every 30 s, so the
-  status shows the point complete at most 30 s ago: ``L(now) <= status <= L(now - 30 s) + 30 s``
-  (lab: 1,260 readings, 0.0 s over). Its excess over ``L(now)`` is ``T(now) - T_shown``: the
-  spacing of A's snapshots when a sync completed in those 30 s, so up to a snapshot interval.
-* ``"exact"``: from the synced points of ``rbd snap ls --all`` (see :func:`points_from_snapshots`).
-* ``"journal-estimate"``: journal mode has no consistency timestamp; see :func:`journal_lag_estimate`.
-
-**Exact mode: what the snapshot timestamps mean** (checked in ``ceph/ceph``):
-
-* A snapshot's ``timestamp`` is set by the OSD when the snapshot is created (``cls_rbd``
-  ``snapshot_add``: ``snap_meta.timestamp = ceph_clock_now()``).
-* On B, rbd-mirror creates the ``.mirror.non_primary.*`` snapshot *before* copying its data
-  (``image_replayer/snapshot/Replayer.cc``: ``create_non_primary_snapshot`` then ``request_sync``,
-  ``copy_image``, ``apply_image_state``, and only then ``update_non_primary_snapshot(complete=true)``).
-  So its timestamp is **when B started syncing** that snapshot: neither the consistency point nor
-  the completion time. rbd-mirror itself says so when it fills ``local_snapshot_timestamp``: it uses
-  the timestamp of the *matching primary snapshot*, "since the local snapshot would just be the time
-  the snapshot was synced and not the consistency point in time".
-* The exact synced point is therefore the creation time on A of snapshot ``primary_snap_id``
-  (``rbd snap ls --all`` on A), which is what ``local_snapshot_timestamp`` reports. The golden
-  captures from Ceph 16.2.15 confirm it (``tests/golden/test_rpo_golden.py``).
-* No listing records when a sync completed, and both sides prune: once ``k + 1`` is complete, B
-  deletes its non-primary ``k`` and A deletes or unlinks its primary ``k`` (B keeps one complete
-  snapshot, plus the one in progress; ``tests/golden/rbd/snap-ls-all-b.json``). A sampler therefore
-  sees, per sample, at most the newest complete point and the sync in progress.
-* What bounds a completion from above (:func:`points_from_snapshots`): the listing time; the
-  creation on B of any later non-primary snapshot (rbd-mirror creates ``k + 1`` only after ``k`` is
-  complete; truncated to the second, so + 1 s); the ``last_update`` of a status whose
-  ``local_snapshot_timestamp`` is the point (the description is built, then written); and
-  ordering (:func:`tighten`). A sampler keeps the points of earlier samples (:func:`remember`) so a
-  later listing tightens them.
-* What does NOT: ``last_snapshot_sync_seconds`` is ``(now - m_snapshot_replay_start).sec()`` taken
-  in ``handle_copy_image``: the copy only, from after the snapshot creation and the wait for a sync
-  slot (``rbd_mirror_concurrent_image_syncs``) to before ``apply_image_state`` and the write that
-  marks the snapshot complete, truncated to the second, left unchanged when the copy is skipped
-  (no change since the previous snapshot), and about the last COPIED snapshot, which may be the one
-  still in progress. B's creation time + it is therefore a LOWER bound of the completion: using it
-  would under-report the lag, so it is never used for a figure.
-* How tight the result is depends on the sampling cadence, not on the maths. When B had a backlog
-  (a long sync, an outage: where the worst peaks are), the next snapshot is created right after
-  the completion and bounds it within about a second. When B was idle, the next creation waits
-  for A's next snapshot, and the bound is the first listing or status write after the completion:
-  up to the sample interval, or the 30 s status cadence. A point B synced and pruned between two
-  samples is never seen at all; the sawtooth then keeps the older base, which over-states the peak
-  by up to the snapshot interval, for every point missed. ``bench/rpo.py`` (c) measures this:
-  sampling slower than the snapshot schedule cannot be exact within 2 s from these sources, which
-  is why the completion watcher (:mod:`drkit.jobs.rpo_watch`) lists B every second.
-
-**Sawtooth.** Given synced points ``(data_time, completed_at)``, the lag is
-``L(t) = t - max{data_time : completed_at <= t}``: it grows with slope 1 and drops at each
-completion. Its supremum over a window is reached just before a completion (a left limit), so
-:func:`worst_lag` is exact, and time-weighted statistics are exact because ``L`` is piecewise linear.
-Before the first completion ``L`` is unknown; unknown time counts as *not within target*.
+What the figures mean (status mode an upper bound, what bounds a completion, why exact points are
+remembered, the sawtooth) is in docs/architecture.md, "What the RPO figures mean".
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Use cases without Prefect: backup, restore, verify, RPO, operations and drills."""

@@ -1,22 +1,6 @@
-"""The drill report in every format an auditor reads, and where it is kept. No Prefect here.
-
-One :class:`~drkit.domain.drill.DrillReport` (built by :func:`drkit.domain.drill.build_report`)
-is rendered as
-
-* JSON (:func:`report_json`), the record itself, with its ``schema_version``;
-* Markdown (:func:`report_markdown`) and a self-contained HTML page (:func:`report_html`): title
-  with the verdict, summary, checks against targets, steps, and the history of earlier drills
-  with the RTO and RPO trend;
-* a PNG timeline of the steps (:func:`timeline_png`);
-* rows for a Prefect table artifact (:func:`history_rows`).
-
-:func:`store_report` writes them under ``<prefix>/drills/<app>/<drill-id>/``, ``report.json``
-last: a drill whose ``report.json`` exists has a complete report. :func:`load_reports` reads
-every complete report of an app back, oldest first, skipping the unreadable ones.
-
-Every value is escaped where it lands (HTML with :func:`html.escape`, Markdown table cells), so a
-step error holding markup cannot inject any. The report holds no secret: it names the Secret the
-login used, never its value.
+"""The drill report in every format an auditor reads (JSON, Markdown, self-contained HTML, a PNG
+timeline, table rows), and where it is kept (``<prefix>/drills/<app>/<drill-id>/``, ``report.json``
+written last). Every value is escaped where it lands; the report names Secrets, never their values.
 """
 
 from __future__ import annotations
