@@ -19,11 +19,12 @@ from prefect.events.worker import EventsWorker
 
 from drkit.testing.objectstore import FakeObjectStore
 from drkit.testing.rbd import FakeRbdMirror
-from flows.automations import AUTOMATION_NAME, BREACH_EVENT, ensure_rpo_breach_automation
+from flows.automations import AUTOMATION_NAME, ensure_rpo_breach_automation
 from flows.rpo_report import rpo_report
 from flows.rpo_sample import rpo_sample
 from flows.rpo_watch import rpo_watch
 from tasks import rpo as rpo_tasks
+from tasks.events import BREACH_EVENT
 from tests.rpo_config import rpo_config_doc
 
 POOL = "replicapool"
