@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -65,7 +64,8 @@ from drkit.jobs.progress import Progress as Progress  # re-exported for the task
 KEY_ENV = "STANDBY_BACKUP_KEY"
 """Environment variable holding the backup master key (base64 of 32 bytes)."""
 
-Clock = Callable[[], datetime]
+Now = Callable[[], datetime]
+"""The time a run starts and ends at; pass ``clock.now`` of a :class:`~drkit.adapters.clock.Clock`."""
 """``progress(done, total, message)``: called as uploads finish."""
 
 
@@ -396,17 +396,15 @@ def run_backup(
     store: ObjectStore,
     *,
     key: crypto.MasterKey | None,
-    now: Clock,
+    now: Now,
     progress: Progress = _no_progress,
     random: crypto.RandomBytes = os.urandom,
     workers: int = 8,
     page_size: int = 500,
-    monotonic: Callable[[], float] = time.monotonic,
 ) -> BackupSummary:
     """Back up ``app`` from ``site`` into ``store`` (see the module docstring)."""
     layout = StoreLayout(site.s3.prefix)
     started = now()
-    clock_start = monotonic()
     run_id: RunId = new_run_id(started, random(3))
     selection, kinds, calls = list_objects(cluster, app, page_size=page_size)
     if key is None:
@@ -457,7 +455,7 @@ def run_backup(
         objects_new=index.metadata.objects_new,
         objects_reused=index.metadata.objects_reused,
         bytes_uploaded=index.metadata.bytes_uploaded,
-        duration=timedelta(seconds=monotonic() - clock_start),
+        duration=now() - started,
         warnings=index.warnings,
         index_key=index_key,
         key_id=key.key_id if key is not None else None,

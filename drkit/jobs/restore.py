@@ -12,11 +12,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from drkit.adapters.clock import Clock, SystemClock
 from drkit.adapters.kube import ClusterApi, kind_of
 from drkit.adapters.objectstore import ObjectStore
 from drkit.domain import crypto
@@ -91,11 +91,10 @@ def wait_pvcs_bound(
     *,
     timeout: float,
     interval: float = 0.5,
-    sleep: Callable[[float], None] = time.sleep,
-    monotonic: Callable[[], float] = time.monotonic,
+    clock: Clock,
 ) -> tuple[str, ...]:
     """Poll until every ``(namespace, name)`` claim is ``Bound``; :class:`TransientError` names the rest."""
-    deadline = monotonic() + timeout
+    deadline = clock.monotonic() + timeout
     pending = list(claims)
     while True:
         still = []
@@ -105,7 +104,7 @@ def wait_pvcs_bound(
                 still.append((ns, name, phase or "no phase"))
         if not still:
             return tuple(f"{ns}/{name}" for ns, name in claims)
-        if monotonic() >= deadline:
+        if clock.monotonic() >= deadline:
             named = ", ".join(f"{ns}/{name} ({phase})" for ns, name, phase in still)
             raise TransientError(
                 f"PVC(s) not Bound on {cluster.site} after {timeout:.0f}s: {named}",
@@ -113,7 +112,7 @@ def wait_pvcs_bound(
                 context={"site": cluster.site},
             )
         pending = [(ns, name) for ns, name, _ in still]
-        sleep(interval)
+        clock.sleep(interval)
 
 
 def restore_backup(
@@ -133,8 +132,7 @@ def restore_backup(
     bound_timeout: float = default(RestoreRequest, "bound_timeout"),
     rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     progress: Progress | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    monotonic: Callable[[], float] = time.monotonic,
+    clock: Clock | None = None,
 ) -> RestoreSummary:
     """Restore run ``run_id`` (or ``latest``) of ``app`` from ``source``'s store into ``target``.
 
@@ -215,7 +213,7 @@ def restore_backup(
         )
     bound: tuple[str, ...] = ()
     if claims and not dry_run:
-        bound = wait_pvcs_bound(target, claims, timeout=bound_timeout, sleep=sleep, monotonic=monotonic)
+        bound = wait_pvcs_bound(target, claims, timeout=bound_timeout, clock=clock or SystemClock())
     return RestoreSummary(
         app=app.name,
         run_id=run,

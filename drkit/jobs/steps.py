@@ -110,7 +110,7 @@ class Run:
                 restore_backup(
                     ref.store, source, self.app, b.cluster, b.site, key=self.key, run_id=self.backup_run,
                     include_kinds=include, exclude_kinds=exclude, namespace=namespace, rewrite=rewrite,
-                    sleep=self.world.clock.sleep, monotonic=self.world.clock.monotonic,
+                    clock=self.world.clock,
                 )  # fmt: skip
                 return
         raise NotFound(f"backup {self.backup_run} of app {self.app.name} is in no reachable store")

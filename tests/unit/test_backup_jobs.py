@@ -21,6 +21,7 @@ from drkit.domain.selection import plan_lists
 from drkit.jobs import backup as jobs
 from drkit.jobs.restore import restore_backup
 from drkit.jobs.verify import require_ok, verify_backup
+from drkit.testing.clock import FakeClock
 from drkit.testing.kube import FakeCluster
 from drkit.testing.objectstore import FakeObjectStore
 from lab import seeds
@@ -253,7 +254,7 @@ def test_restore_into_site_b(
     before = dict(target.objects)
     dry = restore_backup(store, site_a, app, target, site_b, key=KEY, dry_run=True)
     assert target.objects == before and len(dry.created) == 7 and len(dry.skipped) == 2
-    summary = restore_backup(store, site_a, app, target, site_b, key=KEY, sleep=lambda s: None)
+    summary = restore_backup(store, site_a, app, target, site_b, key=KEY, clock=FakeClock())
     assert summary.bound_pvcs == (f"nexus-dr/{seeds.PVC_NAME}",)
     kinds = [c.split()[0] for c in summary.created]
     assert kinds == [
@@ -268,10 +269,10 @@ def test_restore_into_site_b(
     pv = target.get(PV, seeds.PV_NAME)
     assert pv["spec"]["csi"]["volumeAttributes"]["imageName"] == seeds.IMAGE_NAME
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain" and "claimRef" not in pv["spec"]
-    again = restore_backup(store, site_a, app, target, site_b, key=KEY, sleep=lambda s: None)
+    again = restore_backup(store, site_a, app, target, site_b, key=KEY, clock=FakeClock())
     assert again.created == () and len(again.skipped) == 9
     updated = restore_backup(
-        store, site_a, app, target, site_b, key=KEY, policy="update", sleep=lambda s: None
+        store, site_a, app, target, site_b, key=KEY, policy="update", clock=FakeClock()
     )
     assert len(updated.updated) == 9
 
@@ -282,7 +283,7 @@ def test_restore_rewrites_storage_class_and_namespace(
     run(app, site_a, cluster, store)
     other = site_a.model_copy(update={"name": "site-c", "storage_class": "fast-rbd"})
     target = FakeCluster(site="site-c")
-    restore_backup(store, site_a, app, target, other, key=KEY, namespace="nexus-copy", sleep=lambda s: None)
+    restore_backup(store, site_a, app, target, other, key=KEY, namespace="nexus-copy", clock=FakeClock())
     pvc = target.get(PVC, seeds.PVC_NAME, "nexus-copy")
     assert pvc["spec"]["storageClassName"] == "fast-rbd" and pvc["status"]["phase"] == "Bound"
 
@@ -292,10 +293,10 @@ def test_restore_times_out_naming_unbound_claims(
 ) -> None:
     run(app, site_a, cluster, store)
     target = FakeCluster(site="site-b", bind_pvcs=False)
-    now = itertools.count()
+    clock = FakeClock()
     with pytest.raises(TransientError, match=f"not Bound.*{seeds.PVC_NAME}"):
-        restore_backup(store, site_a, app, target, site_b, key=KEY, bound_timeout=3,
-                       sleep=lambda s: None, monotonic=lambda: float(next(now)))  # fmt: skip
+        restore_backup(store, site_a, app, target, site_b, key=KEY, bound_timeout=3, clock=clock)
+    assert clock.slept >= 3  # waited its timeout on the clock it was given
 
 
 def test_restore_without_a_backup_says_what_to_do(
@@ -350,7 +351,7 @@ def test_restore_reports_objects_the_target_refuses(
     target.seed(*seeds.common(PASSWORD))
     del target.kinds[("operator.alaudadevops.io/v1alpha1", "Nexus")]
     with pytest.raises(StandbyError, match=r"Nexus nexus-dr/nexus-ddrs: kind .* not served"):
-        restore_backup(store, site_a, app, target, site_b, key=KEY, sleep=lambda s: None)
+        restore_backup(store, site_a, app, target, site_b, key=KEY, clock=FakeClock())
 
 
 # ------------------------------------------------------------------------------ pointer indexes
@@ -416,7 +417,7 @@ def test_verify_and_restore_through_a_pointer(
     assert any(first.run_id in note for note in report.notes)
     target = FakeCluster(site="site-b")
     target.seed(*seeds.common(PASSWORD))
-    summary = restore_backup(store, site_a, app, target, site_b, key=KEY, sleep=lambda s: None)
+    summary = restore_backup(store, site_a, app, target, site_b, key=KEY, clock=FakeClock())
     assert summary.run_id == second.run_id and len(summary.created) == 7
     assert target.get(PV, seeds.PV_NAME)["spec"]["csi"]["volumeAttributes"]["imageName"] == seeds.IMAGE_NAME
 
