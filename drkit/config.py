@@ -63,8 +63,19 @@ def _expected(error: Any) -> str:
     return msg
 
 
-def format_validation_error(path: Path | str, error: ValidationError) -> str:
-    """One line naming the file (or block), each failing field path and what was expected."""
+def _owner(loc: Sequence[int | str], data: Any) -> str:
+    """``app NAME: `` when ``loc`` lies inside an app of ``data`` that has a name, else nothing."""
+    if len(loc) >= 2 and loc[0] == "apps" and isinstance(loc[1], int) and isinstance(data, dict):
+        apps = data.get("apps")
+        if isinstance(apps, list) and 0 <= loc[1] < len(apps) and isinstance(apps[loc[1]], dict):
+            name = apps[loc[1]].get("name")
+            if isinstance(name, str) and name:
+                return f"app {name}: "
+    return ""
+
+
+def format_validation_error(path: Path | str, error: ValidationError, data: Any = None) -> str:
+    """One line naming the file (or block), each failing field path (and its app, from ``data``) and what was expected."""
     errors = error.errors()
     # A failing item also makes its list "too short"; report the cause, not that echo.
     nested = [tuple(e["loc"]) for e in errors]
@@ -76,7 +87,7 @@ def format_validation_error(path: Path | str, error: ValidationError) -> str:
             and any(n[: len(e["loc"])] == tuple(e["loc"]) and n != tuple(e["loc"]) for n in nested)
         )
     ]
-    parts = [f"{_loc(e['loc'])}: {_expected(e)}" for e in errors]
+    parts = [f"{_owner(e['loc'], data)}{_loc(e['loc'])}: {_expected(e)}" for e in errors]
     return f"{path}: " + "; ".join(parts)
 
 
@@ -120,7 +131,9 @@ def parse_config(text: str, *, source: Path, base: Path | None = None) -> Standb
         return StandbyConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(
-            format_validation_error(source, exc), hint="fix the field named", context={"file": str(source)}
+            format_validation_error(source, exc, data),
+            hint="fix the field named",
+            context={"file": str(source)},
         ) from None
 
 

@@ -16,6 +16,12 @@ The apiserver loads them with ``--controllers lab.controllers:install``.
   start on a non-primary image, which shows as ``phase: Failed`` with its reason; the controller
   retries with a back-off, as a crash-looping pod would. Deleting the CR stops the simulator.
 
+* **Plain HTTP app**: a StatefulSet annotated ``lab.standby.dev/simulate: webapp`` whose first
+  claim (``<template>-<name>-0``) is Bound gets a :mod:`lab.webapp_sim` process on the RBD image
+  behind that claim, on the site's web port; it refuses a non-primary image like the Nexus
+  simulator, with the same back-off. Deleting the StatefulSet stops it. This is lab support only:
+  Standby protects such an app through its configuration, with no code of its own.
+
 Known gaps: deleting a VolumeReplication does not disable mirroring of the image (csi-addons
 does); there is no StatefulSet or pod for Nexus, the CR drives the process directly.
 """
@@ -41,6 +47,8 @@ from lab.procs import alive, answers, read_pid, reap, start_daemon, stop_daemon
 VR = "replication.storage.openshift.io/v1alpha1/VolumeReplication"
 VRC = "replication.storage.openshift.io/v1alpha1/VolumeReplicationClass"
 NEXUS = "operator.alaudadevops.io/v1alpha1/Nexus"
+STATEFULSET = "apps/v1/StatefulSet"
+WEBAPP_ANNOTATION = "lab.standby.dev/simulate"
 SECRET_NAME = "nexus-root-password"
 SYSTEM_PYTHON = "/usr/bin/python3"
 # Kinds whose changes can alter what reconcile_all does (VR, its class's schedulingInterval, the
@@ -53,6 +61,7 @@ WATCHED_KINDS = frozenset(
         "PersistentVolumeClaim",
         "PersistentVolume",
         "Secret",
+        "StatefulSet",
     }
 )
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +84,8 @@ class SiteContext:
     ceph: ceph.CephSite
     nexus_port: int
     force_promote_after: float = 120.0
+    web_port: int | None = None
+    """Port of the plain HTTP app's simulator on this site (none: no such app)."""
 
 
 @dataclass
@@ -94,6 +105,7 @@ class LabControllers:
         self.wake = threading.Event()
         self.vr_memo: dict[tuple[str, str], _VrMemo] = {}
         self.nexus_backoff: dict[tuple[str, str], float] = {}
+        self.web_backoff: dict[tuple[str, str], float] = {}
         self.stopping = False
         self.log_file = site.lab_dir / "run" / f"controllers-{site.name}.log"
 
@@ -159,6 +171,7 @@ class LabControllers:
         for nx in self.store.list(NEXUS):
             self.reconcile_nexus(nx)
         self.reap_orphan_nexus()
+        self.reconcile_webapp()
 
     # ------------------------------------------------------------------------- VolumeReplication
     def reconcile_vr(self, vr: dict[str, Any]) -> None:
@@ -354,13 +367,13 @@ class LabControllers:
         self.log(f"nexus failed on {pool}/{image}: {reason}")
         self.set_status(NEXUS, nx, {"phase": "Failed", "url": None, "message": reason})
 
-    def _wait_ready(self, url: str, pid: int) -> bool:
+    def _wait_ready(self, url: str, pid: int, path: str = "/service/rest/v1/status") -> bool:
         deadline = time.monotonic() + 30.0
         while time.monotonic() < deadline:
             reap(pid)
             if not alive(pid):
                 return False
-            if answers(f"{url}/service/rest/v1/status", timeout=1.0):
+            if answers(f"{url}{path}", timeout=1.0):
                 return True
             time.sleep(0.2)
         return False
@@ -371,6 +384,50 @@ class LabControllers:
         if read_pid(pid_file) is not None and not self.store.list(NEXUS):
             stop_daemon(pid_file)
             self.log("nexus stopped: its Nexus CR was deleted")
+
+    # ------------------------------------------------------------------------- plain HTTP app
+    def reconcile_webapp(self) -> None:
+        """Run the web app simulator while an annotated StatefulSet exists and its claim is Bound."""
+        run_dir = self.site.lab_dir / "web"
+        pid_file, log_file = run_dir / f"{self.site.name}.pid", run_dir / f"{self.site.name}.log"
+        wanted = [
+            sts
+            for sts in self.store.list(STATEFULSET)
+            if (sts["metadata"].get("annotations") or {}).get(WEBAPP_ANNOTATION) == "webapp"
+            and not sts["metadata"].get("deletionTimestamp")
+        ]
+        if not wanted or self.site.web_port is None:
+            if read_pid(pid_file) is not None:
+                stop_daemon(pid_file)
+                self.log("webapp stopped: its StatefulSet was deleted")
+            return
+        if read_pid(pid_file) is not None:
+            return
+        sts = wanted[0]
+        meta = sts["metadata"]
+        key = (meta["namespace"], meta["name"])
+        templates = (sts.get("spec") or {}).get("volumeClaimTemplates") or []
+        if not templates or time.monotonic() < self.web_backoff.get(key, 0.0):
+            return
+        found = self.image_of_pvc(meta["namespace"], f"{templates[0]['metadata']['name']}-{meta['name']}-0")
+        if isinstance(found, str):
+            return
+        pool, image = found
+        cs = self.site.ceph
+        argv = [
+            SYSTEM_PYTHON, "-m", "lab.webapp_sim", "--port", str(self.site.web_port),
+            "--rbd-pool", pool, "--rbd-image", image, "--ceph-conf", str(cs.conf),
+            "--ceph-cluster", cs.cluster, "--ceph-id", "admin", "--keyring", str(cs.keyring),
+            "--pid-file", str(pid_file.with_suffix(".sim.pid")),
+        ]  # fmt: skip
+        pid = start_daemon(self.site.name, argv, run_dir, cwd=ROOT)
+        if self._wait_ready(f"http://127.0.0.1:{self.site.web_port}", pid, "/healthz"):
+            self.web_backoff.pop(key, None)
+            self.log(f"webapp started on {pool}/{image} pid={pid}")
+            return
+        stop_daemon(pid_file)
+        self.web_backoff[key] = time.monotonic() + 10.0
+        self.log(f"webapp failed on {pool}/{image}: {_last_line(log_file) or 'the simulator exited'}")
 
 
 def _last_line(path: Path) -> str:
@@ -393,6 +450,7 @@ def install(server: Any) -> LabControllers:
         ceph=ceph.sites(lab_dir, base)[site_name],
         nexus_port=int(os.environ["STANDBY_LAB_NEXUS_PORT"]),
         force_promote_after=float(os.environ.get("STANDBY_LAB_FORCE_PROMOTE_AFTER", "120")),
+        web_port=int(os.environ["STANDBY_LAB_WEB_PORT"]) if os.environ.get("STANDBY_LAB_WEB_PORT") else None,
     )
     (lab_dir / "run").mkdir(parents=True, exist_ok=True)
     ctl = LabControllers(server.store, site)

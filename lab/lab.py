@@ -6,6 +6,7 @@ Everything lives in one folder (``$STANDBY_LAB_DIR``, default ``./.lab``)::
     kube/<site>/        the site's apiserver state; kube/<site>.log its log
     s3/credentials      AWS-style credentials of the lab's S3
     nexus/<site>.*      the Nexus simulator started by the site's Nexus controller
+    web/<site>.*        the plain HTTP app's simulator (the second protected app, config only)
     run/                PID files and logs of the apiservers and S3; run/<site>.frozen while a
                         site is down (``site_down``: its processes SIGSTOPped, data kept in RAM)
     kubeconfig          contexts site-a and site-b
@@ -14,7 +15,7 @@ Everything lives in one folder (``$STANDBY_LAB_DIR``, default ``./.lab``)::
 ``up`` is idempotent and never starts a second copy of a daemon; ``down`` stops what ``up``
 started, by PID, and is harmless when nothing runs. Ports start at ``$STANDBY_LAB_PORT_BASE``
 (default 16800): Ceph mons at +0/+1 and +10/+11, apiservers at +100/+101, S3 at +102,
-Nexus at +110/+111. ``site_down``/``site_up`` lose and regain one site by freezing and continuing
+Nexus at +110/+111, the plain HTTP app at +112/+113. ``site_down``/``site_up`` lose and regain one site by freezing and continuing
 its processes (SIGSTOP/SIGCONT), so no in-memory data is lost.
 """
 
@@ -80,6 +81,9 @@ class Ports:
 
     def nexus(self, site: str) -> int:
         return self.base + 110 + SITES.index(site)
+
+    def web(self, site: str) -> int:
+        return self.base + 112 + SITES.index(site)
 
 
 @dataclass
@@ -168,6 +172,9 @@ def up(root: Path, log: Log = print) -> LabStatus:
     ceph.create_mirrored_image(
         cs["site-a"], cs["site-b"], seeds.POOL, seeds.IMAGE_NAME, size_mb=64, mode="snapshot"
     )
+    ceph.create_mirrored_image(
+        cs["site-a"], cs["site-b"], seeds.POOL, seeds.WEB_IMAGE, size_mb=16, mode="snapshot"
+    )
     log(f"lab: Ceph up ({time.monotonic() - started:.0f}s); starting S3 and apiservers")
     _start_s3(root, ports)
     for site in SITES:
@@ -199,6 +206,8 @@ def down(root: Path, log: Log = print) -> None:
     for site in SITES:
         if stop_daemon(root / "nexus" / f"{site}.pid"):
             log(f"lab: stopped nexus on {site}")
+        if stop_daemon(root / "web" / f"{site}.pid"):
+            log(f"lab: stopped the web app on {site}")
     if root.exists():
         ceph.ceph_down(root)
         log("lab: Ceph stopped")
@@ -373,6 +382,8 @@ def _site_processes(root: Path, site: str) -> list[SiteProcess]:
         ("apiserver", read_pid(root / "run" / f"kube-{site}.pid")),
         ("nexus", read_pid(root / "nexus" / f"{site}.pid")),
         ("nexus", read_pid(root / "nexus" / f"{site}.sim.pid")),
+        ("webapp", read_pid(root / "web" / f"{site}.pid")),
+        ("webapp", read_pid(root / "web" / f"{site}.sim.pid")),
         *((_DAEMON_NAMES[d], daemons.get(d)) for d in ceph.STOP_ORDER),
     ]
     binaries = {os.path.basename(cs.daemon_argv(d)[0]): d for d in ceph.STOP_ORDER}
@@ -502,6 +513,7 @@ def _start_apiserver(root: Path, ports: Ports, site: str, cs: ceph.CephSite) -> 
         "STANDBY_LAB_DIR": str(root),
         "STANDBY_LAB_SITE": site,
         "STANDBY_LAB_NEXUS_PORT": str(ports.nexus(site)),
+        "STANDBY_LAB_WEB_PORT": str(ports.web(site)),
         "STANDBY_LAB_PORT_BASE": str(ports.base),
     }
     url = f"http://127.0.0.1:{port}"
@@ -526,6 +538,10 @@ def _write_kubeconfig(root: Path, ports: Ports) -> None:
 def _write_config(root: Path, ports: Ports) -> None:
     text = (ROOT / "standby.example.yaml").read_text()
     text = text.replace("http://127.0.0.1:16902", f"http://127.0.0.1:{ports.s3}")
+    for site in SITES:  # the plain app's URL on each site (example ports: base 16800)
+        text = text.replace(
+            f"http://127.0.0.1:{Ports(16800).web(site)}", f"http://127.0.0.1:{ports.web(site)}"
+        )
     text = text.replace(".lab/", f"{root}/")
     (root / "standby.yaml").write_text(text)
 
@@ -572,6 +588,7 @@ def _seed(root: Path) -> None:
     for site in SITES:
         apply_missing(dynamic_client(root, site), seeds.common(password))
     apply_missing(dynamic_client(root, "site-a"), seeds.primary_app("http://nexus-ddrs.lab.local"))
+    apply_missing(dynamic_client(root, "site-a"), seeds.web_app())
 
 
 def _nexus_url(ports: Ports, site: str) -> str | None:

@@ -1,7 +1,9 @@
-"""What the two lab sites hold at start, after the Alauda Nexus DR procedure (reference/seeds).
+"""What the two lab sites hold at start, after the Alauda Nexus DR procedure.
 
 Site A runs Nexus on a mirrored RBD image; site B has only the namespace, the Secret and the
-cluster-level storage objects ("hot data, cold compute").
+cluster-level storage objects ("hot data, cold compute"). Site A also runs a second, plain app
+(:func:`web_app`): a StatefulSet with one claim on its own mirrored image, protected through
+configuration alone.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ TOOLBOX_NS = "rook-ceph"
 TOOLBOX = "rook-ceph-tools"
 VOLUME_HANDLE = "0001-0009-rook-ceph-0000000000000002-459e6f28-a158-4ae9-b5da-163448c35119"
 PROVISIONER_IDENTITY = "1763446982673-7963-rook-ceph.rbd.csi.ceph.com"
+WEB_NAMESPACE = "web-dr"
+WEB_NAME = "web"
+WEB_PVC = f"data-{WEB_NAME}-0"
+WEB_PV = "pvc-7c1e5d2a-90b4-4f3e-a1d6-0b5f2e8c4a11"
+WEB_IMAGE = "csi-vol-7c1e5d2a-90b4-4f3e-a1d6-0b5f2e8c4a11"
 
 Obj = dict[str, Any]
 
@@ -42,6 +49,7 @@ def common(admin_password: str) -> list[Obj]:
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE)},
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(TOOLBOX_NS)},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(WEB_NAMESPACE)},
         {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -215,3 +223,103 @@ def nexus_cr(external_url: str) -> Obj:
             },
         },
     }
+
+
+def web_app() -> list[Obj]:
+    """The plain app on site A: PV on its own mirrored image, its claim, a VolumeReplication, the
+    StatefulSet (which the lab runs as :mod:`lab.webapp_sim`) and a Service."""
+    labels = {"app": WEB_NAME}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": WEB_PV, "annotations": {"pv.kubernetes.io/provisioned-by": CSI_DRIVER}},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Delete",
+                "storageClassName": STORAGE_CLASS,
+                "volumeMode": "Filesystem",
+                "claimRef": {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "namespace": WEB_NAMESPACE,
+                    "name": WEB_PVC,
+                },
+                "csi": {
+                    "driver": CSI_DRIVER,
+                    "fsType": "ext4",
+                    "volumeHandle": "0001-0009-rook-ceph-0000000000000002-7c1e5d2a-90b4-4f3e-a1d6-0b5f2e8c4a11",
+                    "volumeAttributes": {"clusterID": "rook-ceph", "imageName": WEB_IMAGE, "pool": POOL},
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": _meta(WEB_PVC, WEB_NAMESPACE, **labels),
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+                "storageClassName": STORAGE_CLASS,
+                "volumeMode": "Filesystem",
+                "volumeName": WEB_PV,
+            },
+        },
+        {
+            "apiVersion": "replication.storage.openshift.io/v1alpha1",
+            "kind": "VolumeReplication",
+            "metadata": _meta(WEB_PVC, WEB_NAMESPACE, **labels),
+            "spec": {
+                "autoResync": False,
+                "volumeReplicationClass": VR_CLASS,
+                "replicationState": "primary",
+                "dataSource": {"apiGroup": "", "kind": "PersistentVolumeClaim", "name": WEB_PVC},
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {
+                **_meta(WEB_NAME, WEB_NAMESPACE, **labels),
+                "annotations": {"lab.standby.dev/simulate": "webapp"},
+            },
+            "spec": {
+                "replicas": 1,
+                "serviceName": WEB_NAME,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": WEB_NAME,
+                                "image": "registry.local/web:1.0",
+                                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                            }
+                        ]
+                    },
+                },
+                "volumeClaimTemplates": [
+                    {
+                        "metadata": {"name": "data"},
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": "1Gi"}},
+                            "storageClassName": STORAGE_CLASS,
+                        },
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(WEB_NAME, WEB_NAMESPACE, **labels),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": labels,
+                "ports": [{"name": "http", "port": 8080, "targetPort": 8080, "protocol": "TCP"}],
+            },
+        },
+    ]

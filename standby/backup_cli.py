@@ -21,7 +21,7 @@ import typer
 import yaml
 
 from drkit.domain import crypto
-from drkit.domain.backup import open_blob
+from drkit.domain.blobs import open_blob
 from drkit.domain.errors import ConfigError, NotFound
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import ProtectedApp, Site, StandbyConfig

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     PrivateAttr,
     SecretStr,
     model_validator,
@@ -25,6 +27,8 @@ from pydantic import (
 
 from drkit.domain.durations import parse_duration
 from drkit.domain.errors import ConfigError
+from drkit.domain.fieldpath import parse_path
+from drkit.domain.restore_order import RESTORE_ORDER, check_order
 
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -237,18 +241,169 @@ class Mirroring(Model):
         return self
 
 
+# ---------------------------------------------------------------- app knowledge as data (restore)
+
+
+def _path(value: str) -> str:
+    parse_path(value)
+    return value
+
+
+FieldPath = Annotated[str, AfterValidator(_path)]
+"""A field path like ``spec.storageClassName`` or ``spec.volumeClaimTemplates[*].spec.storageClassName``."""
+
+
+class ObjectSelector(Model):
+    """Which objects something applies to; every field given must match (none given: every object)."""
+
+    kind: str | None = Field(None, min_length=1, description="kind, e.g. StatefulSet; any kind when empty")
+    api_version: str | None = Field(
+        None, min_length=1, description="apiVersion, exactly, e.g. apps/v1; any when empty"
+    )
+    group: str | None = Field(
+        None, description="API group, e.g. apps; '' is the core group; any group when empty"
+    )
+    name: str | None = Field(None, min_length=1, description="object name; shell-style wildcards allowed")
+    namespace: str | None = Field(
+        None, min_length=1, description="namespace; shell-style wildcards allowed; any when empty"
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="labels the object must carry, all of them, with these values"
+    )
+
+
+class StorageClassField(Model):
+    """A field holding a storage class name, renamed on restore when the sites' classes differ."""
+
+    select: ObjectSelector = Field(..., description="objects holding the field")
+    path: FieldPath = Field(
+        ..., description="field path, e.g. spec.volumeClaimTemplates[*].spec.storageClassName"
+    )
+
+
+DEFAULT_STORAGE_CLASS_FIELDS: tuple[StorageClassField, ...] = (
+    StorageClassField(select=ObjectSelector(kind="PersistentVolume"), path="spec.storageClassName"),
+    StorageClassField(select=ObjectSelector(kind="PersistentVolumeClaim"), path="spec.storageClassName"),
+    StorageClassField(
+        select=ObjectSelector(kind="StatefulSet", group="apps"),
+        path="spec.volumeClaimTemplates[*].spec.storageClassName",
+    ),
+)
+
+
+class FieldTransform(Model):
+    """A restore-time change of one field of the selected objects."""
+
+    select: ObjectSelector = Field(..., description="objects to change")
+    action: Literal["set", "remove"] = Field(
+        ...,
+        description="'set': write 'value' at 'path' (missing mappings created); 'remove': delete the field",
+    )
+    path: FieldPath = Field(..., description="field path, e.g. metadata.annotations or spec.replicas")
+    value: JsonValue = Field(None, description="value written by 'set' (any YAML value)")
+
+    @model_validator(mode="after")
+    def _value_for_set(self) -> FieldTransform:
+        if self.action == "remove" and self.value is not None:
+            raise ValueError("action 'remove' takes no 'value'")
+        return self
+
+
+class RestoreSpec(Model):
+    """How the app's objects are restored on another site (Velero style: order and changes as data)."""
+
+    order: Annotated[tuple[tuple[str, ...], ...], AfterValidator(check_order)] = Field(
+        RESTORE_ORDER,
+        description="ranks of kind names applied in turn; '*' is every kind not named, '@workload' the"
+        " app's workload kind",
+    )
+    storage_class_fields: tuple[StorageClassField, ...] = Field(
+        DEFAULT_STORAGE_CLASS_FIELDS,
+        description="fields holding a storage class name, renamed from the source site's class to the"
+        " target's (PV and PVC spec.storageClassName and StatefulSet volumeClaimTemplates by default)",
+    )
+    transforms: tuple[FieldTransform, ...] = Field(
+        (), description="further field changes, applied in turn after the built-in ones"
+    )
+
+
+# ----------------------------------------------------------------- app knowledge as data (checks)
+
+
+class HttpCheck(Model):
+    """One HTTP request to the app's URL and the answer it must get."""
+
+    kind: Literal["http"] = Field("http", description="an HTTP request")
+    path: str = Field(..., pattern=r"^/", description="path under the app's URL, e.g. /healthz")
+    method: Literal["GET", "HEAD"] = Field("GET", description="HTTP method")
+    expect_status: int = Field(200, ge=100, le=599, description="status code the answer must have")
+    expect_body: str | None = Field(None, description="text the answer's body must contain; any when empty")
+    timeout: Duration = Field(timedelta(seconds=5), description="how long to wait for the answer")
+
+
+class NexusRoundTrip(Model):
+    """Nexus only: log in, create a raw repository, upload a unique asset and download it back."""
+
+    kind: Literal["nexus-round-trip"] = Field(..., description="a Nexus login, upload and download")
+    repository: str = Field("dr-smoke", min_length=1, description="raw repository used for the round trip")
+
+
+SmokeCheck = Annotated[HttpCheck | NexusRoundTrip, Field(discriminator="kind")]
+
+
 class Checks(Model):
     """How to tell that the app is healthy, and how to smoke-test it."""
 
-    kind: Literal["nexus", "http"] = Field("nexus", description="check driver")
+    kind: Literal["nexus", "http"] = Field(
+        "nexus",
+        description="driver: 'nexus' adds a read-only freeze before a stop and the admin login;"
+        " 'http' only runs the listed checks",
+    )
     url_field: str = Field(
         "status.url", description="dotted path of the workload object's field holding the app URL"
     )
-    health_path: str = Field("/service/rest/v1/status", description="path answering 200 when healthy")
+    urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="the app's URL per site name (e.g. its Ingress host there); used instead of"
+        " url_field when set, and only while the workload object exists",
+    )
+    health: tuple[HttpCheck, ...] | None = Field(
+        None,
+        description="HTTP checks that must all pass for the app to count as up and writable; when"
+        " absent: GET health_path (http), none beyond the driver's own status and writable (nexus)",
+    )
+    smoke: tuple[SmokeCheck, ...] | None = Field(
+        None,
+        description="smoke checks after a restore or a move, on top of the health checks; when absent:"
+        " none (http), a nexus-round-trip in smoke_repository (nexus)",
+    )
+    health_path: str = Field(
+        "/service/rest/v1/status", description="path answering 200 when healthy (default health check)"
+    )
     admin_secret: str | None = Field(None, description="Secret holding the admin password")
     admin_secret_key: str = Field("password", description="key of the password in that Secret")
     smoke_repository: str = Field("dr-smoke", description="repository used by upload/download smoke tests")
     startup_timeout: Duration = Field(timedelta(minutes=5), description="how long the app may take to start")
+
+    @model_validator(mode="after")
+    def _driver_checks(self) -> Checks:
+        if self.kind != "nexus" and any(isinstance(c, NexusRoundTrip) for c in self.smoke or ()):
+            raise ValueError("smoke check 'nexus-round-trip' needs kind 'nexus'")
+        return self
+
+    def health_checks(self) -> tuple[HttpCheck, ...]:
+        """The HTTP health checks in force: the configured ones, else the driver's defaults."""
+        if self.health is not None:
+            return self.health
+        return () if self.kind == "nexus" else (HttpCheck(path=self.health_path),)
+
+    def smoke_checks(self) -> tuple[HttpCheck | NexusRoundTrip, ...]:
+        """The smoke checks in force (run after the health checks): configured, else the driver's defaults."""
+        if self.smoke is not None:
+            return self.smoke
+        if self.kind == "nexus":
+            return (NexusRoundTrip(kind="nexus-round-trip", repository=self.smoke_repository),)
+        return ()
 
 
 class Routing(Model):
@@ -282,6 +437,9 @@ class ProtectedApp(Model):
     snapshot_interval: Duration = Field(..., description="mirror snapshot schedule interval, e.g. 1m")
     rpo_target: Duration = Field(..., description="largest acceptable lag of the secondary site")
     checks: Checks = Field(default_factory=Checks, description="health and smoke checks")
+    restore: RestoreSpec = Field(
+        default_factory=RestoreSpec, description="restore order, storage-class fields and field changes"
+    )
     routing: Routing = Field(default_factory=Routing, description="how users reach the app after a move")
 
     @model_validator(mode="after")
@@ -313,6 +471,11 @@ class StandbyConfig(Model):
         if dupes:
             raise ValueError(f"app names must be unique; repeated: {', '.join(dupes)}")
         for i, app in enumerate(self.apps):
+            for site in app.checks.urls:
+                if site not in names:
+                    raise ValueError(
+                        f"app {app.name}: apps[{i}].checks.urls: unknown site {site!r}; known sites: {', '.join(names)}"
+                    )
             for field in ("primary_site", "secondary_site"):
                 value = getattr(app, field)
                 if value not in names:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, tzinfo
 
 from pydantic import AwareDatetime, Field
 
-from drkit.domain.backup import BackupIndex
+from drkit.domain.backup_index import BackupIndex
 from drkit.domain.models import Model
 
 

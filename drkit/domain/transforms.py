@@ -9,8 +9,14 @@ changes its input and returns a new dict. Two pipelines are built from them:
   stays site-neutral: claimRef, storage classes and cluster IPs are still as on the source site.
 * :func:`sanitize`, run at **restore** time with a :class:`TransformContext` naming the target site:
   ``normalize`` plus owner references, bind annotations, the PV claimRef, ``Retain``, storage
-  class rewrites (PV, PVC and the Nexus CR's ``spec.helmValues.storageClass.name``) and Service
-  cluster IPs. It is idempotent.
+  class rewrites (at the field paths the app's ``restore.storage_class_fields`` names: PV and PVC
+  ``spec.storageClassName`` and StatefulSet ``volumeClaimTemplates`` by default), Service cluster
+  IPs, then the app's own ``restore.transforms``. It is idempotent when those are.
+
+Storage-class fields and the app's transforms select objects on more than their kind (apiVersion,
+group, name, namespace, labels: :func:`selects`) and address fields by path
+(:mod:`drkit.domain.fieldpath`); :func:`context_for` builds a :class:`TransformContext` from an
+app's configuration.
 
 PV claimRef: the Alauda Nexus procedure and Rook's failover guide both delete ``spec.claimRef``
 before creating the PV on the secondary site, and the restored PVC binds back through its
@@ -25,9 +31,20 @@ Finalizers are kept as they are; NodePort numbers are kept (a clash is reported 
 from __future__ import annotations
 
 import copy
+import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+from drkit.domain import fieldpath
+from drkit.domain.models import (
+    DEFAULT_STORAGE_CLASS_FIELDS,
+    FieldTransform,
+    ObjectSelector,
+    ProtectedApp,
+    Site,
+    StorageClassField,
+)
 
 Obj = dict[str, Any]
 
@@ -44,12 +61,8 @@ SERVER_METADATA = (
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 PVC_ANNOTATION_PREFIXES = ("pv.kubernetes.io/", "volume.beta.kubernetes.io/", "volume.kubernetes.io/")
 PV_BIND_ANNOTATIONS = frozenset({"pv.kubernetes.io/bind-completed", "pv.kubernetes.io/bound-by-controller"})
-STORAGE_CLASS_FIELDS: Mapping[str, tuple[str, ...]] = {
-    "PersistentVolume": ("spec.storageClassName",),
-    "PersistentVolumeClaim": ("spec.storageClassName",),
-    "Nexus": ("spec.helmValues.storageClass.name",),
-}
-"""Dotted paths holding a storage class name, per kind (the Nexus CR names one for its claims)."""
+STORAGE_CLASS_FIELDS: tuple[StorageClassField, ...] = DEFAULT_STORAGE_CLASS_FIELDS
+"""Fields holding a storage class name when the app's configuration names none."""
 
 
 class Transform(Protocol):
@@ -79,10 +92,10 @@ class TransformContext:
     """Storage class renames, source class to target class; empty when the sites use the same names."""
     claim_ref: Literal["remove", "keep-name"] = "remove"
     """``remove`` deletes a PV's claimRef (the documented procedure); ``keep-name`` pre-binds the PV."""
-    storage_class_fields: Mapping[str, tuple[str, ...]] = field(
-        default_factory=lambda: dict(STORAGE_CLASS_FIELDS)
-    )
-    """Where storage class names live, per kind; add your CR's fields here."""
+    storage_class_fields: tuple[StorageClassField, ...] = STORAGE_CLASS_FIELDS
+    """Where storage class names live (the app's ``restore.storage_class_fields``)."""
+    transforms: tuple[FieldTransform, ...] = ()
+    """The app's own field changes (``restore.transforms``), applied last."""
 
 
 def storage_class_map(source: str | None, target: str | None) -> dict[str, str]:
@@ -90,6 +103,41 @@ def storage_class_map(source: str | None, target: str | None) -> dict[str, str]:
     if source and target and source != target:
         return {source: target}
     return {}
+
+
+def context_for(app: ProtectedApp, source: Site, target: Site) -> TransformContext:
+    """The restore-time context of ``app`` moving from ``source`` to ``target``, from its configuration."""
+    return TransformContext(
+        source_site=source.name,
+        target_site=target.name,
+        storage_classes=storage_class_map(source.storage_class, target.storage_class),
+        storage_class_fields=app.restore.storage_class_fields,
+        transforms=app.restore.transforms,
+    )
+
+
+def selects(selector: ObjectSelector, obj: Mapping[str, Any]) -> bool:
+    """Whether ``obj`` matches every field ``selector`` gives (kind, apiVersion, group, name, namespace, labels)."""
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    labels = meta.get("labels")
+    labels = labels if isinstance(labels, dict) else {}
+    api_version = str(obj.get("apiVersion", ""))
+    group = api_version.rpartition("/")[0]
+    checks = (
+        selector.kind is None or obj.get("kind") == selector.kind,
+        selector.api_version is None or api_version == selector.api_version,
+        selector.group is None or group == selector.group,
+        selector.name is None or fnmatch.fnmatchcase(str(meta.get("name", "")), selector.name),
+        selector.namespace is None
+        or fnmatch.fnmatchcase(str(meta.get("namespace") or ""), selector.namespace),
+        all(labels.get(k) == v for k, v in selector.labels.items()),
+    )
+    return all(checks)
+
+
+def _kind_may_match(selector: ObjectSelector, kind: str) -> bool:
+    return selector.kind is None or selector.kind == kind
 
 
 def _meta(obj: Obj) -> dict[str, Any]:
@@ -210,24 +258,43 @@ class PvRetain:
 
 @dataclass(frozen=True)
 class RewriteStorageClass:
-    """Rename storage classes (``spec.storageClassName`` of PVs and PVCs, and ``fields``) between sites."""
+    """Rename storage classes between sites at each of ``fields`` (a selector and a field path)."""
 
     classes: Mapping[str, str] = field(default_factory=dict)
-    fields: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(STORAGE_CLASS_FIELDS))
+    fields: tuple[StorageClassField, ...] = STORAGE_CLASS_FIELDS
     name: str = "rewrite-storage-class"
 
     def applies_to(self, kind: str) -> bool:
-        return bool(self.classes) and kind in self.fields
+        return bool(self.classes) and any(_kind_may_match(f.select, kind) for f in self.fields)
 
     def apply(self, obj: Mapping[str, Any]) -> Obj:
         out = copy.deepcopy(dict(obj))
-        for dotted in self.fields.get(str(out.get("kind", "")), ()):
-            *parents, leaf = dotted.split(".")
-            node: Any = out
-            for part in parents:
-                node = node.get(part) if isinstance(node, dict) else None
-            if isinstance(node, dict) and isinstance(node.get(leaf), str) and node[leaf] in self.classes:
-                node[leaf] = self.classes[node[leaf]]
+        for spot in self.fields:
+            if selects(spot.select, out):
+                fieldpath.update(
+                    out, spot.path, lambda v: self.classes.get(v, v) if isinstance(v, str) else v
+                )
+        return out
+
+
+@dataclass(frozen=True)
+class ApplyFieldTransform:
+    """One of the app's ``restore.transforms``: set or remove a field of the objects it selects."""
+
+    transform: FieldTransform
+    name: str = "field-transform"
+
+    def applies_to(self, kind: str) -> bool:
+        return _kind_may_match(self.transform.select, kind)
+
+    def apply(self, obj: Mapping[str, Any]) -> Obj:
+        out = copy.deepcopy(dict(obj))
+        if not selects(self.transform.select, out):
+            return out
+        if self.transform.action == "remove":
+            fieldpath.update(out, self.transform.path, lambda _v: fieldpath.REMOVE)
+        else:
+            fieldpath.assign(out, self.transform.path, copy.deepcopy(self.transform.value))
         return out
 
 
@@ -265,8 +332,9 @@ def restore_transforms(context: TransformContext) -> tuple[Transform, ...]:
         StripBindAnnotations(),
         PvClaimRef(context.claim_ref),
         PvRetain(),
-        RewriteStorageClass(dict(context.storage_classes), dict(context.storage_class_fields)),
+        RewriteStorageClass(dict(context.storage_classes), tuple(context.storage_class_fields)),
         ServiceClusterIp(),
+        *(ApplyFieldTransform(t) for t in context.transforms),
     )
 
 

@@ -1,9 +1,11 @@
 """The app driver: stop, start and smoke-test a protected app on one site, from its configuration.
 
-Everything app-specific comes from the app's config: the workload kind and name, the field of the
-workload holding its URL (``checks.url_field``), the Secret holding the admin password, the
-smoke repository. ``checks.kind`` picks the check: ``nexus`` (freeze, writable, login, upload and
-download through the Nexus REST API) or ``http`` (a GET on ``checks.health_path``).
+Everything app-specific comes from the app's config: the workload kind and name, where its URL is
+(``checks.urls`` per site, or the workload's ``checks.url_field``), the HTTP health and smoke
+checks (``checks.health``, ``checks.smoke``), the Secret holding the admin password.
+``checks.kind`` picks the driver: ``nexus`` adds a read-only freeze before a stop, its status and
+writable answers through the Nexus REST API and the ``nexus-round-trip`` smoke check (login,
+upload, download); ``http`` runs only the configured checks, so a plain app needs no code.
 
 The admin password is read from the site's Secret when needed and never logged or returned.
 """
@@ -22,7 +24,7 @@ import httpx
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.nexus import HttpNexus, NexusApi
 from drkit.domain.errors import NotFound, PreconditionFailed, StandbyError, TransientError
-from drkit.domain.models import KindRef, ProtectedApp, Site
+from drkit.domain.models import HttpCheck, KindRef, NexusRoundTrip, ProtectedApp, Site
 
 SECRET = KindRef(version="v1", kind="Secret")
 NexusFactory = Callable[[str, str, str], NexusApi]
@@ -50,11 +52,30 @@ class SmokeResult:
     path: str
     sha256: str
     round_trip: bool
+    failed: tuple[str, ...] = ()
+    """The configured HTTP checks that did not pass, e.g. ``GET /healthz``."""
 
     @property
     def ok(self) -> bool:
         """Every check passed."""
-        return self.readable and self.writable and self.login and self.round_trip
+        return self.readable and self.writable and self.login and self.round_trip and not self.failed
+
+
+def http_check(url: str, check: HttpCheck) -> bool:
+    """Whether ``check`` passes against the app at ``url`` (no answer: it does not)."""
+    try:
+        resp = httpx.request(
+            check.method, url.rstrip("/") + check.path, timeout=check.timeout.total_seconds()
+        )
+    except httpx.HTTPError:
+        return False
+    return resp.status_code == check.expect_status and (
+        check.expect_body is None or check.expect_body in resp.text
+    )
+
+
+def _label(check: HttpCheck) -> str:
+    return f"{check.method} {check.path}"
 
 
 @dataclass
@@ -83,10 +104,18 @@ class AppDriver:
             return None
 
     def url(self) -> str | None:
-        """The app's URL from its workload's ``checks.url_field``, when it runs."""
+        """The app's URL on this site (``checks.urls``, else the workload's ``checks.url_field``), when it runs."""
         obj = self.workload_object()
-        value = _field(obj, self.app.checks.url_field) if obj else None
+        if obj is None:
+            return None
+        if self.app.checks.urls:
+            return self.app.checks.urls.get(self.site.name)
+        value = _field(obj, self.app.checks.url_field)
         return str(value) if value else None
+
+    def failed_checks(self, url: str) -> list[str]:
+        """The health checks that do not pass at ``url`` (empty: healthy)."""
+        return [_label(c) for c in self.app.checks.health_checks() if not http_check(url, c)]
 
     def password(self) -> str:
         """The admin password from the site's Secret (never logged)."""
@@ -111,23 +140,24 @@ class AppDriver:
         return None if url is None else self.nexus_factory(url, self.password(), self.site.name)
 
     def writable(self) -> bool:
-        """Whether the app answers as writable (``nexus``) or healthy (``http``)."""
+        """Whether the app answers as up and writable: every health check passes (and, for Nexus, its
+        status and writable answers)."""
         url = self.url()
-        if url is None:
+        if url is None or self.failed_checks(url):
             return False
+        if self.app.checks.kind != "nexus":
+            return True
         try:
-            if self.app.checks.kind == "http":
-                return httpx.get(url.rstrip("/") + self.app.checks.health_path, timeout=5.0).status_code == 200
-            api = self.nexus_factory(url, self.password(), self.site.name)
-            return api.writable()
-        except (TransientError, httpx.HTTPError):
+            return self.nexus_factory(url, self.password(), self.site.name).writable()
+        except TransientError:
             return False
 
     def answers(self, url: str) -> bool:
         """Whether anything still answers at ``url`` (a stopped app must not)."""
         try:
-            if self.app.checks.kind == "http":
-                httpx.get(url.rstrip("/") + self.app.checks.health_path, timeout=2.0)
+            if self.app.checks.kind != "nexus":
+                probe = next(iter(self.app.checks.health_checks()), HttpCheck(path="/"))
+                httpx.request(probe.method, url.rstrip("/") + probe.path, timeout=2.0)
                 return True
             return self.nexus_factory(url, self.password(), self.site.name).readable()
         except (TransientError, httpx.HTTPError):
@@ -156,27 +186,40 @@ class AppDriver:
         return self.cluster.delete(self.workload, self.app.workload.name, self.app.namespace)
 
     def smoke(self, tag: str) -> SmokeResult:
-        """Status, writable, login (create the smoke repository), upload and download a unique asset."""
-        api = self.api()
-        if api is None:
+        """The health checks, then each smoke check (for Nexus: status, writable, and a login, upload and
+        download of a unique asset in the round trip's repository)."""
+        url = self.url()
+        if url is None:
             raise TransientError(f"{self._where()} reports no URL yet", hint="the app may still be starting")
-        if self.app.checks.kind == "http":
-            ok = self.writable()
-            return SmokeResult(ok, ok, True, "", "", ok)
+        failed = self.failed_checks(url)
+        failed += [
+            _label(c)
+            for c in self.app.checks.smoke_checks()
+            if isinstance(c, HttpCheck) and not http_check(url, c)
+        ]
+        trips = [c for c in self.app.checks.smoke_checks() if isinstance(c, NexusRoundTrip)]
+        if self.app.checks.kind != "nexus":
+            ok = not failed
+            return SmokeResult(ok, ok, True, "", "", True, tuple(failed))
+        api = self.nexus_factory(url, self.password(), self.site.name)
         readable, writable = api.readable(), api.writable()
+        login, path, digest, round_trip = True, "", "", True
+        for trip in trips:
+            login, path, digest, round_trip = self._round_trip(api, trip.repository, tag)
+        return SmokeResult(readable, writable, login, path, digest, round_trip, tuple(failed))
+
+    def _round_trip(self, api: NexusApi, repository: str, tag: str) -> tuple[bool, str, str, bool]:
+        """Login (create ``repository``), upload and download a unique asset: (login, path, sha256, same)."""
         try:
-            api.ensure_raw_repository(self.app.checks.smoke_repository)
-            login = True
+            api.ensure_raw_repository(repository)
         except PreconditionFailed:
-            login = False
+            return False, "", "", False
         data = f"standby smoke {tag} ".encode() + secrets.token_bytes(32)
         digest = hashlib.sha256(data).hexdigest()
         path = f"standby-smoke/{tag}.bin"
-        round_trip = False
-        if login:
-            api.upload(self.app.checks.smoke_repository, path, data)
-            round_trip = hashlib.sha256(api.download(self.app.checks.smoke_repository, path)).hexdigest() == digest
-        return SmokeResult(readable, writable, login, path, digest, round_trip)
+        api.upload(repository, path, data)
+        same = hashlib.sha256(api.download(repository, path)).hexdigest() == digest
+        return True, path, digest, same
 
 
 def driver_for(app: ProtectedApp, site: Site, cluster: ClusterApi) -> AppDriver:

@@ -12,7 +12,7 @@ A run (:func:`run_backup`) goes:
    killed run) is read back and checked, then referenced.
 4. Write the index LAST, then ``latest`` (only when the run is complete). The index is a pointer to
    the previous run's full index when the run's entries are the same set (an unchanged re-run),
-   else a compact full index (see :mod:`drkit.domain.backup`).
+   else a compact full index (see :mod:`drkit.domain.backup_index`).
 
 Reading a run (:func:`load_run`) resolves a pointer in one hop: at most two GETs per run.
 
@@ -33,21 +33,18 @@ from typing import Any
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.objectstore import ObjectStore
 from drkit.domain import crypto
-from drkit.domain.backup import (
+from drkit.domain.backup_index import (
     BackupIndex,
-    BackupPlan,
     IndexEntry,
     IndexPointer,
-    addressed_plaintext,
-    build_index,
     decode_index,
     encode_index,
     encode_pointer,
-    known_blobs,
-    plan_backup,
     resolve_pointer,
     same_entries,
 )
+from drkit.domain.backup_plan import BackupPlan, build_index, known_blobs, plan_backup
+from drkit.domain.blobs import addressed_plaintext
 from drkit.domain.errors import ConfigError, Conflict, IntegrityError, NotFound, StandbyError, TransientError
 from drkit.domain.layout import RunId, StoreLayout, new_run_id, parse_run_id
 from drkit.domain.models import ProtectedApp, Site
@@ -423,6 +420,7 @@ def run_backup(
         known=known,
         previous_run=previous,
         random=random,
+        order=app.restore.order,
     )
     plan = upload_blobs(store, plan, key, workers=workers, progress=progress)
     index = build_index(

@@ -3,9 +3,10 @@
 1. Pick the run (given, or ``latest``: the newest complete run) and read its index.
 2. Read and check every blob (sha256, decryption), sanitise each manifest for the target site
    (:func:`~drkit.domain.transforms.sanitize`: server fields, PV claimRef and ``Retain``, bind
-   annotations, storage-class rewrite when the sites' classes differ; ``imageName`` is kept).
+   annotations, storage-class rewrite at the app's ``restore.storage_class_fields`` when the sites'
+   classes differ, then the app's ``restore.transforms``; ``imageName`` is kept).
 3. Move namespaced objects into the target namespace when it differs from the app's.
-4. Apply in restore order: create; an existing object is skipped (``skip``) or replaced (``update``).
+4. Apply in the app's restore order (``restore.order``): create; an existing object is skipped (``skip``) or replaced (``update``).
    With ``dry_run`` every create is sent with ``dryRun=All`` and nothing changes.
 5. Wait until every restored PVC is ``Bound`` (poll, with a timeout).
 """
@@ -20,11 +21,12 @@ from drkit.adapters.clock import Clock, SystemClock
 from drkit.adapters.kube import ClusterApi, kind_of
 from drkit.adapters.objectstore import ObjectStore
 from drkit.domain import crypto
-from drkit.domain.backup import open_blob, sort_for_restore
+from drkit.domain.blobs import open_blob
 from drkit.domain.errors import Conflict, NotFound, StandbyError, TransientError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import KindRef, ProtectedApp, Site, StandbyConfig
-from drkit.domain.transforms import TransformContext, sanitize, storage_class_map
+from drkit.domain.restore_order import sort_for_restore
+from drkit.domain.transforms import context_for, sanitize
 from drkit.jobs.backup import read_index, resolve_run
 from drkit.jobs.progress import Progress as Progress  # re-exported for the tasks
 from drkit.jobs.requests import RestoreRequest, default
@@ -145,16 +147,12 @@ def restore_backup(
     layout = StoreLayout(source.s3.prefix)
     run = resolve_run(store, layout, source.name, app.name, run_id)
     index = read_index(store, layout, source.name, app.name, run)
-    context = TransformContext(
-        source_site=source.name,
-        target_site=target_site.name,
-        storage_classes=storage_class_map(source.storage_class, target_site.storage_class),
-    )
+    context = context_for(app, source, target_site)
     target_ns = namespace or app.namespace
     manifests = []
     excluded = frozenset(exclude_kinds)
     included = None if include_kinds is None else frozenset(include_kinds)
-    for entry in sort_for_restore(index.objects, lambda e: e.kind, app.workload.kind):
+    for entry in sort_for_restore(index.objects, lambda e: e.kind, app.workload.kind, app.restore.order):
         if entry.kind in excluded or (included is not None and entry.kind not in included):
             continue
         clean = sanitize(open_blob(entry, store.get(entry.key), key), context)

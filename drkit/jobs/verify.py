@@ -4,7 +4,7 @@ For each object of the run's index (:func:`verify_backup`):
 
 1. GET its blob (a missing blob is named);
 2. check size and sha256 of the stored bytes, decrypt it (encrypted blobs) and check its address
-   (:func:`~drkit.domain.backup.open_blob`);
+   (:func:`~drkit.domain.blobs.open_blob`);
 3. validate the manifest offline: ``kubernetes-validate`` for built-in kinds (the schemas of the
    Kubernetes version given), structural checks for custom resources (apiVersion, kind, name, and
    that they match the index entry);
@@ -23,10 +23,11 @@ from typing import Any
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.objectstore import ObjectStore
 from drkit.domain import crypto
-from drkit.domain.backup import IndexEntry, open_blob
+from drkit.domain.backup_index import IndexEntry
+from drkit.domain.blobs import open_blob
 from drkit.domain.errors import Conflict, IntegrityError, NotFound, StandbyError, TransientError
 from drkit.domain.layout import StoreLayout
-from drkit.domain.models import Site, StandbyConfig
+from drkit.domain.models import RestoreSpec, Site, StandbyConfig
 from drkit.domain.transforms import TransformContext, sanitize, storage_class_map
 from drkit.jobs.backup import read_index, resolve_run
 from drkit.jobs.progress import Progress
@@ -123,15 +124,23 @@ def verify_backup(
     target_site: Site | None = None,
     k8s_version: str = K8S_VERSION,
     progress: Progress | None = None,
+    restore: RestoreSpec | None = None,
 ) -> VerifyReport:
-    """Verify run ``run_id`` (or ``latest``) of ``app`` stored by ``site`` (see the module docstring)."""
+    """Verify run ``run_id`` (or ``latest``) of ``app`` stored by ``site`` (see the module docstring).
+
+    ``restore`` is the app's restore configuration (storage-class fields and transforms) used for
+    the dry-run creates; the defaults when not given.
+    """
     layout = StoreLayout(site.s3.prefix)
     run = resolve_run(store, layout, site.name, app, run_id)
     index = read_index(store, layout, site.name, app, run)
+    spec = restore or RestoreSpec()
     context = TransformContext(
         source_site=site.name,
         target_site=(target_site or site).name,
         storage_classes=storage_class_map(site.storage_class, (target_site or site).storage_class),
+        storage_class_fields=spec.storage_class_fields,
+        transforms=spec.transforms,
     )
     bad: list[BadObject] = []
     notes: list[str] = []
@@ -215,4 +224,5 @@ def run_verify(
         target=cluster_for(target) if target else None,
         target_site=target,
         progress=progress,
+        restore=config.app(request.app).restore,
     )

@@ -174,8 +174,12 @@ def test_run_rerun_list_show_verify(config: Path) -> None:
 
 
 def test_restore_dry_run_into_site_b(config: Path) -> None:
-    assert standby(config, "run").exit_code == 0  # one app in the configuration: --app is optional
-    dry = standby(config, "restore", "--target-site", "site-b", "--namespace", "cli-copy", "--dry-run")
+    several = standby(config, "run")  # the configuration protects nexus and web: --app is needed
+    assert several.exit_code == 2 and "pass --app nexus|web" in several.stderr, several.output
+    assert standby(config, "run", "--app", "nexus").exit_code == 0
+    dry = standby(
+        config, "restore", "--app", "nexus", "--target-site", "site-b", "--namespace", "cli-copy", "--dry-run"
+    )
     assert dry.exit_code == 0, dry.output
     assert "would restore backup" in dry.stdout and "created: 9, updated: 0, skipped (exist): 0" in dry.stdout
     found = leaks(dry)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from drkit.domain.models import ObjectSelector, StorageClassField
 from drkit.domain.transforms import (
     PvClaimRef,
     PvRetain,
@@ -79,7 +80,8 @@ STEPS: list[tuple[Transform, str, bool]] = [
     (PvRetain(), "PersistentVolume", True),
     (PvRetain(), "Service", False),
     (RewriteStorageClass({"a": "b"}), "PersistentVolumeClaim", True),
-    (RewriteStorageClass({"a": "b"}), "Nexus", True),
+    (RewriteStorageClass({"a": "b"}), "StatefulSet", True),
+    (RewriteStorageClass({"a": "b"}), "Nexus", False),
     (RewriteStorageClass({}), "PersistentVolume", False),
     (RewriteStorageClass({"a": "b"}), "Secret", False),
     (ServiceClusterIp(), "Service", True),
@@ -213,7 +215,11 @@ def test_storage_class_map(source: str | None, target: str | None, expected: dic
 
 
 def test_storage_class_rewrite_of_a_custom_field_and_missing_paths() -> None:
-    step = RewriteStorageClass({"a": "b"}, {"Thing": ("spec.deep.sc", "spec.absent.sc")})
+    fields = tuple(
+        StorageClassField(select=ObjectSelector(kind="Thing"), path=path)
+        for path in ("spec.deep.sc", "spec.absent.sc")
+    )
+    step = RewriteStorageClass({"a": "b"}, fields)
     obj = {"kind": "Thing", "spec": {"deep": {"sc": "a"}}}
     assert step.apply(obj) == {"kind": "Thing", "spec": {"deep": {"sc": "b"}}}
 

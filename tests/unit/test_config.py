@@ -90,4 +90,4 @@ def test_cli_config_check(tmp_path: Path) -> None:
     assert res.stdout == ""
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert f"{bad}: apps[0].rpo_target" in lines[0]
+    assert f"{bad}: app nexus: apps[0].rpo_target" in lines[0]
