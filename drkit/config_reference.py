@@ -100,12 +100,21 @@ def _value(value: Any) -> str:
     if isinstance(value, BaseModel):
         return f"`{json.dumps(value.model_dump(mode='json'))}`" if value.model_dump() else "(defaults below)"
     if isinstance(value, tuple | list):
-        return f"`{json.dumps([str(v) for v in value])}`" if value else "`[]`"
+        return f"`{json.dumps([_item(v) for v in value])}`" if value else "`[]`"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     if value == "":
         return "empty"
     return f"`{value}`"
+
+
+def _item(value: Any) -> Any:
+    """One item of a list default: nested lists as lists, models as their set fields, else their text."""
+    if isinstance(value, tuple | list):
+        return [_item(v) for v in value]
+    if isinstance(value, BaseModel) and type(value).__str__ is BaseModel.__str__:
+        return value.model_dump(mode="json", exclude_defaults=True)
+    return str(value)
 
 
 def default_text(info: FieldInfo) -> str:
