@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from drkit.adapters.fakes import FakeCluster, FakeObjectStore
 from drkit.config import parse_config
 from drkit.domain import fieldpath
 from drkit.domain.errors import ConfigError
@@ -30,6 +29,8 @@ from drkit.domain.transforms import ApplyFieldTransform, context_for, sanitize, 
 from drkit.jobs.appdriver import driver_for
 from drkit.jobs.backup import run_backup
 from drkit.jobs.restore import restore_backup
+from drkit.testing.kube import FakeCluster
+from drkit.testing.objectstore import FakeObjectStore
 from lab import seeds
 
 ROOT = Path(__file__).resolve().parents[2]
