@@ -29,6 +29,7 @@ from drkit.domain.transforms import ApplyFieldTransform, context_for, sanitize, 
 from drkit.jobs.appdriver import driver_for
 from drkit.jobs.backup import run_backup
 from drkit.jobs.restore import restore_backup
+from drkit.testing.clock import FakeClock
 from drkit.testing.kube import FakeCluster
 from drkit.testing.objectstore import FakeObjectStore
 from lab import seeds
@@ -279,7 +280,7 @@ def test_second_app_backs_up_and_restores_by_config_alone() -> None:
     assert summary.status == "complete" and summary.objects == 6
     target = FakeCluster(site="site-b")
     target.seed(*seeds.common("pw-123456789"))
-    done = restore_backup(store, a, app, target, b, key=None, sleep=lambda s: None)
+    done = restore_backup(store, a, app, target, b, key=None, clock=FakeClock())
     kinds = [c.split()[0] for c in done.created]
     assert kinds == [
         "PersistentVolume",
