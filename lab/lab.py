@@ -9,8 +9,9 @@ Everything lives in one folder (``$STANDBY_LAB_DIR``, default ``./.lab``)::
     web/<site>.*        the plain HTTP app's simulator (the second protected app, config only)
     run/                PID files and logs of the apiservers and S3; run/<site>.frozen while a
                         site is down (``site_down``: its processes SIGSTOPped, data kept in RAM)
-    kubeconfig          contexts site-a and site-b
-    standby.yaml        a Standby configuration for the lab
+    kubeconfig          contexts site-a and site-b, as the lab's admin (kube/admin-token)
+    kubeconfig-standby  the same contexts with the standby ServiceAccount's tokens (see lab.rbac)
+    standby.yaml        a Standby configuration for the lab (it uses kubeconfig-standby)
 
 ``up`` is idempotent and never starts a second copy of a daemon; ``down`` stops what ``up``
 started, by PID, and is harmless when nothing runs. Ports start at ``$STANDBY_LAB_PORT_BASE``
@@ -35,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from lab import ceph, seeds
+from lab import ceph, rbac, seeds
 from lab.procs import (
     LabError,
     alive,
@@ -182,6 +183,7 @@ def up(root: Path, log: Log = print) -> LabStatus:
     _write_kubeconfig(root, ports)
     _write_config(root, ports)
     _seed(root)
+    _install_standby_access(root, ports)
     _wait_nexus(root, "site-a")
     log(
         f"lab: Nexus runs on site-a ({time.monotonic() - started:.0f}s); waiting for site-b to report up+replaying"
@@ -236,17 +238,17 @@ def status(root: Path) -> LabStatus:
     if not st.running:
         return st
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(SITES)) as pool:
-        views = {s: pool.submit(_site_view, ports, cs[s], st.down[s]) for s in SITES}
+        views = {s: pool.submit(_site_view, ports, cs[s], st.down[s], root) for s in SITES}
         for site, view in views.items():
             st.nexus_urls[site], st.mirror[site] = view.result()
     return st
 
 
-def _site_view(ports: Ports, cs: ceph.CephSite, down: bool) -> tuple[str | None, str]:
+def _site_view(ports: Ports, cs: ceph.CephSite, down: bool, root: Path) -> tuple[str | None, str]:
     """A site's Nexus URL and image mirror state, with short timeouts; nothing is asked of a frozen site."""
     if down:
         return None, "frozen"
-    return _nexus_url(ports, cs.name), _mirror_state(cs, timeout=10)
+    return _nexus_url(ports, cs.name, root), _mirror_state(cs, timeout=10)
 
 
 # ------------------------------------------------------------------------------------ losing a site
@@ -508,6 +510,8 @@ def _start_apiserver(root: Path, ports: Ports, site: str, cs: ceph.CephSite) -> 
         "--exec-pod-label", f"app={seeds.TOOLBOX}",
         *env_args,
         "--controllers", "lab.controllers:install",
+        "--admin-token-file", str(rbac.admin_token_file(root)),
+        "--tls-dir", str(rbac.tls_dir(root)),
     ]  # fmt: skip
     env = {
         "STANDBY_LAB_DIR": str(root),
@@ -516,13 +520,13 @@ def _start_apiserver(root: Path, ports: Ports, site: str, cs: ceph.CephSite) -> 
         "STANDBY_LAB_WEB_PORT": str(ports.web(site)),
         "STANDBY_LAB_PORT_BASE": str(ports.base),
     }
-    url = f"http://127.0.0.1:{port}"
+    url = kube_url(ports, site)
     start_service(
         f"kube-{site}",
         argv,
         run,
         port=port,
-        ready=lambda: httpx.get(f"{url}/version", timeout=2).status_code == 200,
+        ready=lambda: httpx.get(f"{url}/version", timeout=2, verify=rbac.ca_context(root)).status_code == 200,
         env=env,
         cwd=ROOT,
     )
@@ -531,8 +535,30 @@ def _start_apiserver(root: Path, ports: Ports, site: str, cs: ceph.CephSite) -> 
 def _write_kubeconfig(root: Path, ports: Ports) -> None:
     from lab.kubeapi.kubeconfig import write_kubeconfig
 
-    clusters = {s: f"http://127.0.0.1:{ports.kube(s)}" for s in SITES}
-    write_kubeconfig(root / "kubeconfig", clusters, "site-a")
+    clusters = {s: kube_url(ports, s) for s in SITES}
+    token = rbac.admin_token(root)
+    write_kubeconfig(
+        root / rbac.ADMIN_KUBECONFIG, clusters, "site-a", {s: token for s in SITES}, "admin", rbac.ca_file(root)
+    )
+
+
+def _install_standby_access(root: Path, ports: Ports) -> None:
+    """Apply the shipped RBAC to each site (as the admin), mint the standby ServiceAccount's tokens,
+    and write the kubeconfig Standby's configuration uses (see :mod:`lab.rbac`)."""
+    from lab.kubeapi.kubeconfig import write_kubeconfig
+
+    tokens = {}
+    for site in SITES:
+        client = dynamic_client(root, site)
+        rbac.apply(client, rbac.site_manifests(site))
+        tokens[site] = rbac.mint_token(client)
+    clusters = {s: kube_url(ports, s) for s in SITES}
+    write_kubeconfig(root / rbac.STANDBY_KUBECONFIG, clusters, "site-a", tokens, "standby", rbac.ca_file(root))
+
+
+def kube_url(ports: Ports, site: str) -> str:
+    """A site's apiserver URL (HTTPS: kubectl sends credentials only over TLS; CA in ``kube/tls.crt``)."""
+    return f"https://127.0.0.1:{ports.kube(site)}"
 
 
 def _write_config(root: Path, ports: Ports) -> None:
@@ -542,6 +568,7 @@ def _write_config(root: Path, ports: Ports) -> None:
         text = text.replace(
             f"http://127.0.0.1:{Ports(16800).web(site)}", f"http://127.0.0.1:{ports.web(site)}"
         )
+    text = text.replace(".lab/kubeconfig,", f".lab/{rbac.STANDBY_KUBECONFIG},")
     text = text.replace(".lab/", f"{root}/")
     (root / "standby.yaml").write_text(text)
 
@@ -591,12 +618,12 @@ def _seed(root: Path) -> None:
     apply_missing(dynamic_client(root, "site-a"), seeds.web_app())
 
 
-def _nexus_url(ports: Ports, site: str) -> str | None:
+def _nexus_url(ports: Ports, site: str, root: Path) -> str | None:
     """The URL in the site's Nexus CR status when it is Running; None if not (or no answer in 2 s)."""
-    url = f"http://127.0.0.1:{ports.kube(site)}"
+    url = kube_url(ports, site)
     path = f"/apis/operator.alaudadevops.io/v1alpha1/namespaces/{seeds.NAMESPACE}/nexuses/{seeds.NEXUS_NAME}"
     try:
-        resp = httpx.get(url + path, timeout=2)
+        resp = httpx.get(url + path, timeout=2, headers=_admin_headers(root), verify=rbac.ca_context(root))
     except httpx.HTTPError:
         return None
     if resp.status_code != 200:
@@ -605,10 +632,16 @@ def _nexus_url(ports: Ports, site: str) -> str | None:
     return status.get("url") if status.get("phase") == "Running" else None
 
 
+def _admin_headers(root: Path) -> dict[str, str]:
+    """The lab admin's bearer token, for the lab's own plain-HTTP calls to its apiservers."""
+    path = root / "kube" / "admin-token"
+    return {"Authorization": f"Bearer {path.read_text().strip()}"} if path.exists() else {}
+
+
 def _wait_nexus(root: Path, site: str) -> None:
     ports = Ports(port_base())
     wait_until(
-        lambda: _nexus_url(ports, site) is not None,
+        lambda: _nexus_url(ports, site, root) is not None,
         timeout=90,
         what=f"Nexus on {site}",
         log_file=root / "nexus" / f"{site}.log",

@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from drkit.domain.errors import StandbyError
 
@@ -98,12 +99,13 @@ def reap(pid: int) -> None:
         pass
 
 
-def answers(url: str, timeout: float = 2.0) -> bool:
-    """Whether ``url`` answers 200 within ``timeout`` seconds (a refused or hung one: False)."""
+def answers(url: str, timeout: float = 2.0, verify: Any = True) -> bool:
+    """Whether ``url`` answers 200 within ``timeout`` seconds (a refused or hung one: False);
+    ``verify`` is httpx's (the CA of an HTTPS server)."""
     import httpx
 
     try:
-        return httpx.get(url, timeout=timeout).status_code == 200
+        return httpx.get(url, timeout=timeout, verify=verify).status_code == 200
     except httpx.HTTPError:
         return False
 

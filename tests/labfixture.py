@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +42,14 @@ class Lab:
     @property
     def kubeconfig(self) -> Path:
         return self.root / "kubeconfig"
+
+    def admin_cluster(self, site: str) -> Any:
+        """Standby's ``KubeCluster`` for ``site`` as the lab's admin: for a test's own checks and
+        clean-up, so that only what Standby itself does runs under (and is audited as) its ServiceAccount."""
+        from drkit.adapters.kube import KubeCluster
+        from drkit.domain.models import KubeAccess
+
+        return KubeCluster.from_access(KubeAccess(kubeconfig=self.kubeconfig, context=site), site=site)
 
     def kubectl(self, site: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         argv = ["kubectl", "--kubeconfig", str(self.kubeconfig), "--context", site, *args]

@@ -19,12 +19,12 @@ from typing import Any, Protocol
 import yaml
 
 from drkit.adapters.runner import CommandResult, Redactor, check, tail
+from drkit.domain.access import access_denied
 from drkit.domain.errors import (
     CommandTimedOut,
     ConfigError,
     Conflict,
     NotFound,
-    PreconditionFailed,
     StandbyError,
     TransientError,
 )
@@ -105,8 +105,10 @@ def kind_not_served(site: str, what: str, detail: str, *, hint: str = "") -> Not
 def status_error(site: str, what: str, status: int, reason: str, *, not_found_hint: str = "") -> StandbyError:
     """The Standby error for an HTTP ``status`` the apiserver answered to ``what``.
 
-    404 -> :class:`NotFound`; 409 -> :class:`Conflict`; 401/403 -> :class:`PreconditionFailed`;
-    400/415/422 -> :class:`StandbyError` (an invalid manifest); any other -> :class:`TransientError`.
+    404 -> :class:`NotFound`; 409 -> :class:`Conflict`; 401/403 -> :class:`AccessDenied` (one line
+    naming the verb, resource and site, and the RBAC rule to add, or that the token is expired or
+    wrong; never retried); 400/415/422 -> :class:`StandbyError` (an invalid manifest); any other ->
+    :class:`TransientError`.
     """
     ctx = {"site": site, "object": what}
     message = f"{what} on {site}: {status} {reason}"
@@ -115,7 +117,7 @@ def status_error(site: str, what: str, status: int, reason: str, *, not_found_hi
     if status == 409:
         return Conflict(message, hint="re-read the object and retry", context=ctx)
     if status in (401, 403):
-        return PreconditionFailed(message, hint=f"check the credentials of site {site}", context=ctx)
+        return access_denied(site, what, status, reason)
     if status in (400, 415, 422):
         return StandbyError(message, hint="the manifest is invalid for this cluster", context=ctx)
     return TransientError(message, hint="the apiserver failed; the call is retried", context=ctx)
@@ -135,6 +137,7 @@ def api_call(site: str, what: str, fn: Callable[[], Any], *, not_found_hint: str
 
     Statuses map as :func:`status_error` says; a timeout or an unreachable apiserver ->
     :class:`TransientError` (retried by the flows).
+    A refused exec WebSocket handshake (reported by the client as status 0) counts as its HTTP status.
     """
     from kubernetes.client.exceptions import ApiException
     from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
@@ -146,6 +149,8 @@ def api_call(site: str, what: str, fn: Callable[[], Any], *, not_found_hint: str
         raise kind_not_served(site, what, str(exc), hint=not_found_hint) from None
     except (ApiException, DynamicApiError) as exc:
         status = int(getattr(exc, "status", 0) or 0)
+        if status == 0:
+            status = _handshake_status(exc)
         raise status_error(site, what, status, _reason(exc), not_found_hint=not_found_hint) from None
     except (Urllib3Error, OSError) as exc:
         raise apiserver_unreachable(site, what, type(exc).__name__) from None
@@ -336,6 +341,14 @@ class KubeCluster:
         except NotFound:
             return False
         return True
+
+
+def _handshake_status(exc: Any) -> int:
+    """The HTTP status of a refused exec WebSocket handshake (the client reports it as status 0)."""
+    import re
+
+    m = re.search(r"Handshake status (\d{3})", str(getattr(exc, "reason", "") or ""))
+    return int(m.group(1)) if m else 0
 
 
 def _reason(exc: Any) -> str:

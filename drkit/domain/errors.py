@@ -39,6 +39,24 @@ class PreconditionFailed(StandbyError):
     """A guard refused to go on (for example the lag is too high for a drill). Never retried."""
 
 
+class AccessDenied(PreconditionFailed):
+    """The apiserver refused a request: ``403 Forbidden`` (a permission is missing) or ``401
+    Unauthorized`` (the token is expired or wrong). Never retried: the hint says what to change."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int,
+        hint: str = "",
+        rule: str = "",
+        context: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, context=context)
+        self.code = code
+        self.rule = rule
+
+
 class TransientError(StandbyError):
     """A failure that may pass on its own (a 5xx, a timeout, EBUSY). Retried by Prefect."""
 

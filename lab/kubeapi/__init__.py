@@ -53,7 +53,14 @@ Python equivalents: ``srv.add_fault(dict_or_Fault)``, ``srv.clear_faults()``, ``
 CLI: ``python -m lab.kubeapi serve --port P --state-dir D [--exec-allow rbd,ceph] [--exec-env K=V]...
 [--exec-pod-label app=rook-ceph-tools] [--controllers module:function]...`` prints ``READY <url>``.
 
-Known gaps: no authentication, authorization or RBAC (403 never happens, any token works); no protobuf
+Authentication and RBAC (``admin_token=...``, ``--admin-token-file``; see :mod:`lab.kubeapi.auth` and
+:mod:`lab.kubeapi.rbac`): bearer tokens (the admin's, and ServiceAccount tokens minted through
+``serviceaccounts/<name>/token``), Role/ClusterRole/RoleBinding/ClusterRoleBinding evaluated as Kubernetes
+does, the real 401 and 403 Status bodies, and a JSON-lines audit log of every request. Without an admin
+token every request is the superuser (any token works). ``tls=True`` or ``tls_dir`` serves HTTPS with a
+self-signed certificate (``srv.ca_file``): kubectl sends a kubeconfig's token only over TLS.
+
+Known gaps: RBAC has no aggregated ClusterRoles and no escalate/bind checks; no protobuf
 (report v1.31 so kubectl sends JSON); approximate strategic merge (schema-driven from the offline OpenAPI
 schemas); server-side apply has no field ownership (fields removed from an applied manifest stay, no
 conflicts); pagination is not a snapshot (continue tokens resume by key on current data); watch history

@@ -11,6 +11,7 @@ import importlib
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from lab.kubeapi.exec import allowlist_handler
 from lab.kubeapi.server import KubeApiServer
@@ -32,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--pvc-bind-delay", type=float, default=0.0)
     s.add_argument("--pod-start-delay", type=float, default=0.0)
     s.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    s.add_argument(
+        "--admin-token-file",
+        default=None,
+        help="file holding the admin bearer token; turns on authentication, RBAC and the audit log",
+    )
+    s.add_argument("--audit-log", default=None, help="audit log path (default <state-dir>/audit.jsonl)")
+    s.add_argument("--tls", action="store_true", help="serve HTTPS (self-signed, <state-dir>/tls.crt)")
+    s.add_argument("--tls-dir", default=None, help="serve HTTPS with DIR/tls.crt and tls.key (made if absent)")
     return p
 
 
@@ -53,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         pvc_bind_delay=args.pvc_bind_delay,
         pod_start_delay=args.pod_start_delay,
         verbose=args.verbose,
+        admin_token=Path(args.admin_token_file).read_text().strip() if args.admin_token_file else None,
+        audit_log=args.audit_log,
+        tls=args.tls,
+        tls_dir=args.tls_dir,
     )
     allowed = {a.strip() for a in args.exec_allow.split(",") if a.strip()}
     if allowed:

@@ -128,4 +128,7 @@ def apply(rt: ResourceType, obj: dict[str, Any]) -> None:
         obj.pop("spec", None)
 
 
-_NO_SPEC = {"secrets", "configmaps", "events", "storageclasses"}
+_NO_SPEC = {
+    "secrets", "configmaps", "events", "storageclasses", "serviceaccounts",
+    "roles", "clusterroles", "rolebindings", "clusterrolebindings",
+}

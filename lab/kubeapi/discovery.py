@@ -79,6 +79,8 @@ def _sub(rt: ResourceType, sub: str) -> dict[str, Any]:
         e.update(kind="PodExecOptions", verbs=["create", "get"])
     elif sub == "log":
         e.update(kind="Pod", verbs=["get"])
+    elif sub == "token":
+        e.update(kind="TokenRequest", group="authentication.k8s.io", version="v1", verbs=["create"])
     return e
 
 

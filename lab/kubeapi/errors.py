@@ -48,10 +48,10 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
         if self.details:
             body["details"] = self.details
+        body["code"] = self.code  # after details, in the real apiserver's field order
         return body
 
 

@@ -13,9 +13,19 @@ import yaml
 
 from lab.kubeapi import discovery, watch
 from lab.kubeapi import exec as kexec
+from lab.kubeapi.auth import ADMIN_USER, expiration_seconds, token_request_response
 from lab.kubeapi.errors import ApiError, bad_request
 from lab.kubeapi.faults import Fault
 from lab.kubeapi.patch import PATCH_TYPES
+from lab.kubeapi.rbac import (
+    ANONYMOUS,
+    Attributes,
+    Decision,
+    User,
+    authorize,
+    forbidden_details,
+    forbidden_message,
+)
 from lab.kubeapi.resources import ResourceType
 from lab.kubeapi.verbs import Request, dispatch
 
@@ -35,6 +45,15 @@ class Handler(BaseHTTPRequestHandler):
     def api(self) -> KubeApiServer:
         """The owning server."""
         return self.server.api  # type: ignore[attr-defined]
+
+    def setup(self) -> None:
+        """Finish a TLS handshake in this connection's thread (see ``KubeApiServer.tls``)."""
+        handshake = getattr(self.request, "do_handshake", None)
+        if handshake is not None:
+            self.request.settimeout(30)
+            handshake()
+            self.request.settimeout(None)
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet by default; set ``KubeApiServer.verbose`` to log requests to stderr."""
@@ -107,13 +126,23 @@ class Handler(BaseHTTPRequestHandler):
         query_lists = parse_qs(url.query, keep_blank_values=True)
         query = {k: v[-1] for k, v in query_lists.items()}
         verb, resource = "unknown", ""
+        user: User | None = None
+        attrs = Attributes(verb=self.command.lower(), path=path)
+        self._decision: Decision | None = None
         try:
             if path.startswith("/_fake/"):
                 self._admin(path, raw)
                 return
-            req = self._route(path, query, query_lists, raw)
+            try:
+                req = self._route(path, query, query_lists, raw)
+            except ApiError:
+                self._authenticate()  # an unauthenticated client gets its 401 first
+                raise
             verb = req.verb if req else "discovery"
             resource = req.rt.plural + (f"/{req.sub}" if req.sub else "") if req else ""
+            attrs = request_attributes(req, self.command, path)
+            user = self._authenticate()
+            self._authorize(user, attrs)
             fault = self.api.faults.take(self.command, path, verb)
             if fault is not None:
                 if fault.delay_seconds:
@@ -127,6 +156,8 @@ class Handler(BaseHTTPRequestHandler):
             elif req.verb == "watch":
                 self._code = 200
                 watch.serve(self, req)
+            elif req.sub == "token":
+                self.send_json(201, self._token_request(req))
             else:
                 code, body = dispatch(self.api, req)
                 self.send_json(code, body)
@@ -141,6 +172,45 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             if not path.startswith("/_fake/"):
                 self.api.stats.record(verb, resource, self._code)
+                if self.api.tokens.enabled:
+                    self.api.audit.record(user or ANONYMOUS, attrs, self._code, self._decision)
+
+    # -- authentication and authorization --------------------------------------------------------------
+    def _authenticate(self) -> User:
+        """The request's user (the superuser while authentication is off); raises the 401."""
+        tokens = self.api.tokens
+        if not tokens.enabled:
+            return ADMIN_USER
+
+        def sa_uid(namespace: str, name: str) -> str | None:
+            obj = self.api.store.try_get("serviceaccounts", namespace, name)
+            return obj["metadata"].get("uid") if obj else None
+
+        return tokens.authenticate(self.headers.get("Authorization"), sa_uid)
+
+    def _authorize(self, user: User, attrs: Attributes) -> None:
+        """RBAC (the decision is kept for the audit log); raises the 403 with the real Status body."""
+        if not self.api.tokens.enabled:
+            return
+        decision = self._decision = authorize(self.api.rbac, user, attrs)
+        if not decision.allowed:
+            raise ApiError(
+                403,
+                forbidden_message(user, attrs, decision.errors),
+                reason="Forbidden",
+                details=forbidden_details(attrs) if attrs.is_resource else None,
+            )
+
+    def _token_request(self, req: Request) -> dict[str, Any]:
+        """``create serviceaccounts/<name>/token``: mint a bearer token for an existing ServiceAccount."""
+        if req.verb != "create":
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        sa = self.api.store.get("serviceaccounts", req.namespace, req.name or "")
+        seconds = expiration_seconds(req.body)
+        token, expires = self.api.tokens.mint(
+            req.namespace or "", req.name or "", sa["metadata"]["uid"], seconds
+        )
+        return token_request_response(req.namespace or "", req.name or "", token, expires, req.body, seconds)
 
     def _route(
         self, path: str, query: dict[str, str], query_lists: dict[str, list[str]], raw: bytes
@@ -191,6 +261,8 @@ class Handler(BaseHTTPRequestHandler):
     ) -> Request:
         method = self.command
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
+        if sub == "token" and method == "POST":
+            return Request("create", method, rt, ns, name, sub, query, query_lists, self._decode(raw, ctype), ctype, self.headers)
         if sub == "exec":
             if method not in ("GET", "POST"):
                 raise ApiError(405, "the server does not allow this method on the requested resource")
@@ -276,3 +348,30 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, api.store.snapshot())
         else:
             raise ApiError(404, "unknown admin endpoint")
+
+
+def request_attributes(req: Request | None, method: str, path: str) -> Attributes:
+    """The authorizer's view of a request, as Kubernetes' RequestInfo builds it: exec is ``create`` on
+    ``pods/exec`` (a WebSocket GET too, as since 1.31), a LIST or WATCH with ``fieldSelector=metadata.name=X``
+    is for the name X, and a request for a namespace object is in that namespace."""
+    if req is None:
+        return Attributes(verb="get" if method in ("GET", "HEAD") else method.lower(), path=path)
+    verb = "create" if req.verb == "exec" else req.verb
+    name = req.name or ""
+    if req.verb in ("list", "watch") and not name:
+        for term in (req.query.get("fieldSelector") or "").split(","):
+            key, sep, value = term.partition("=")
+            if sep and key.strip() == "metadata.name" and not value.startswith("="):
+                name = value.strip()
+    namespace = req.namespace or ""
+    if req.rt.plural == "namespaces" and req.rt.group == "" and name:
+        namespace = name
+    return Attributes(
+        verb=verb,
+        api_group=req.rt.group,
+        resource=req.rt.plural,
+        subresource=req.sub or "",
+        namespace=namespace,
+        name=name,
+        path=path,
+    )

@@ -54,11 +54,16 @@ _BUILTINS: list[ResourceType] = [
     ResourceType("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",), ("status",)),
     ResourceType("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",), ("status",)),
     ResourceType("", "v1", "Event", "events", True, ("ev",)),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",)),
     ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
     ResourceType("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("status", "scale")),
     ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale")),
     ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
     ResourceType("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), ("status",)),
+    ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
     ResourceType(
         "apiextensions.k8s.io",
         "v1",
@@ -70,7 +75,9 @@ _BUILTINS: list[ResourceType] = [
     ),
 ]
 
-GROUP_PRIORITY = ["", "apps", "networking.k8s.io", "storage.k8s.io", "apiextensions.k8s.io"]
+GROUP_PRIORITY = [
+    "", "apps", "networking.k8s.io", "rbac.authorization.k8s.io", "storage.k8s.io", "apiextensions.k8s.io"
+]
 
 
 def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:

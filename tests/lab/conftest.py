@@ -56,3 +56,19 @@ def image_secondary(lab: Lab) -> str:
     name = _image(lab, "sim-secondary")
     ceph.run(lab.sites["site-a"].cli("mirror", "image", "demote", f"{seeds.POOL}/{name}"))
     return name
+
+
+# The audit-coverage check (test_zz_rbac_audit.py) is meaningful only after every lab test ran in
+# this process: deselected tests are remembered here so that it can tell.
+_DESELECTED = pytest.StashKey[list[str]]()
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        config = items[0].config
+        config.stash.setdefault(_DESELECTED, []).extend(i.nodeid for i in items)
+
+
+def deselected(config: pytest.Config) -> list[str]:
+    """Node ids of the tests deselected in this session (``-k``, ``-m``, ``--deselect``...)."""
+    return config.stash.get(_DESELECTED, [])

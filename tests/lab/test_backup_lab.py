@@ -28,7 +28,6 @@ from drkit.adapters.kube import KubeCluster, kind_of
 from drkit.config import load_config
 from drkit.domain.models import KindRef, StandbyConfig
 from drkit.domain.transforms import TransformContext, sanitize
-from drkit.jobs.sites import cluster_for
 from flows.backup import backup
 from flows.restore import restore
 from lab import seeds
@@ -46,8 +45,8 @@ def config(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> StandbyConfig:
 
 
 @pytest.fixture
-def site_b(config: StandbyConfig) -> Iterator[KubeCluster]:
-    cluster = cluster_for(config.site("site-b"))
+def site_b(lab: Lab, config: StandbyConfig) -> Iterator[KubeCluster]:
+    cluster = lab.admin_cluster("site-b")
     yield cluster
     for kind in ("Nexus", "Ingress", "Service", "VolumeReplication", "PersistentVolumeClaim", "ConfigMap"):
         ref = next((k for k in config.app("nexus").backup.kinds if k.kind == kind), None)
@@ -59,8 +58,8 @@ def site_b(config: StandbyConfig) -> Iterator[KubeCluster]:
     cluster.delete(KindRef(version="v1", kind="PersistentVolume"), seeds.PV_NAME)
 
 
-def _secret_needles(config: StandbyConfig) -> list[bytes]:
-    secret = cluster_for(config.site("site-a")).get(
+def _secret_needles(lab: Lab) -> list[bytes]:
+    secret = lab.admin_cluster("site-a").get(
         KindRef(version="v1", kind="Secret"), seeds.ADMIN_SECRET, seeds.NAMESPACE
     )
     encoded = secret["data"]["password"]
@@ -116,7 +115,7 @@ def test_backup_a_restore_b_same_objects_and_no_plaintext_secret(
     assert sorted(p.split()[0] for p in done["skipped"]) == sorted(SEEDED_ON_B)
 
     # Same objects after sanitisation (A's live objects vs B's restored ones).
-    site_a = cluster_for(config.site("site-a"))
+    site_a = lab.admin_cluster("site-a")
     context = TransformContext(source_site="site-a", target_site="site-b")
     for label in done["created"]:
         kind, _, where = label.partition(" ")
@@ -140,7 +139,7 @@ def test_backup_a_restore_b_same_objects_and_no_plaintext_secret(
     assert pvc["status"]["phase"] == "Bound"
 
     # No Secret value in plaintext: not in any stored object, nor in Prefect's logs and artifacts.
-    needles = _secret_needles(config)
+    needles = _secret_needles(lab)
     stored = _bucket_bytes(config)
     assert any(k.endswith(".yaml.enc") for k in stored)
     for key, data in stored.items():

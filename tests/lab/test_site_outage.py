@@ -21,6 +21,7 @@ import pytest
 from drkit.adapters.nexus import HttpNexus
 from lab import ceph, seeds
 from lab import lab as lab_mod
+from lab import rbac as lab_rbac
 from lab.procs import answers, read_pid, stopped
 from tests.lab.conftest import Lab
 from tests.labhelpers import poll
@@ -61,8 +62,9 @@ def mirror_daemon_healthy(lab: Lab, site: str) -> bool:
 @pytest.mark.lab
 def test_site_a_lost_and_regained_with_its_data(lab: Lab) -> None:
     ports = lab_mod.Ports(lab_mod.port_base())
-    kube_a = f"http://127.0.0.1:{ports.kube('site-a')}/version"
-    kube_b = f"http://127.0.0.1:{ports.kube('site-b')}/version"
+    kube_a = f"{lab_mod.kube_url(ports, 'site-a')}/version"
+    kube_b = f"{lab_mod.kube_url(ports, 'site-b')}/version"
+    ca = lab_rbac.ca_context(lab.root)
     nexus_url = poll("Nexus on site-a", lambda: lab_mod.status(lab.root).nexus_urls["site-a"], timeout=90)
     password = lab_mod.read_admin_password(lab.root, "site-a")
     assert password
@@ -92,9 +94,9 @@ def test_site_a_lost_and_regained_with_its_data(lab: Lab) -> None:
         assert (lab.root / "run" / "site-a.frozen").is_file()
 
         started = time.monotonic()
-        assert not answers(kube_a, timeout=2.0), "site-a's apiserver must not answer while frozen"
+        assert not answers(kube_a, timeout=2.0, verify=ca), "site-a's apiserver must not answer while frozen"
         assert time.monotonic() - started < 3
-        assert answers(kube_b), "site-b's apiserver still answers"
+        assert answers(kube_b, verify=ca), "site-b's apiserver still answers"
 
         again = lab_mod.site_down(lab.root, "site-a", log=lambda m: None)
         assert {p.pid for p in again} == {p.pid for p in frozen}, "down twice is harmless"
@@ -117,7 +119,7 @@ def test_site_a_lost_and_regained_with_its_data(lab: Lab) -> None:
         assert "site-b DOWN" not in res.stdout
 
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
-        assert not answers(kube_a, timeout=1.0) and answers(kube_b), "still only site-a is down"
+        assert not answers(kube_a, timeout=1.0, verify=ca) and answers(kube_b, verify=ca), "still only site-a is down"
     finally:
         started = time.monotonic()
         continued = lab_mod.site_up(lab.root, "site-a", log=lambda m: None)
@@ -127,7 +129,7 @@ def test_site_a_lost_and_regained_with_its_data(lab: Lab) -> None:
     assert {p.pid for p in continued} == {p.pid for p in frozen}
     assert not any(stopped(p.pid) for p in continued)
     assert not (lab.root / "run" / "site-a.frozen").exists()
-    poll("site-a's apiserver to answer", lambda: answers(kube_a), timeout=30)
+    poll("site-a's apiserver to answer", lambda: answers(kube_a, verify=ca), timeout=30)
     timings["apiserver answers after up"] = time.monotonic() - back
     poll("Nexus on site-a to answer", lambda: answers(f"{nexus_url}/service/rest/v1/status"), timeout=90)
     timings["Nexus answers after up"] = time.monotonic() - back
