@@ -133,7 +133,10 @@ def coverage(site: str, objects: Iterable[dict[str, Any]], entries: Iterable[dic
             continue
         if not attrs.is_resource:
             continue  # discovery: the cluster's default system:discovery role
-        for grant in shipped:
-            if grant.covers(attrs):
-                used[grant] += 1
+        # A request counts for the narrowest grants that allow it: a Role's in its namespace when one
+        # does, else the cluster-wide ones; so a ClusterRole's rule is "used" only where a Role is not enough.
+        covering = [g for g in shipped if g.covers(attrs)]
+        narrow = [g for g in covering if g.namespace is not None] or covering
+        for grant in narrow:
+            used[grant] += 1
     return Coverage(site, requests, tuple(denied), used, tuple(g for g, n in used.items() if n == 0))
