@@ -110,6 +110,7 @@ class Coverage:
     site: str
     requests: int
     denied: tuple[str, ...]
+    uncovered: tuple[str, ...]  # allowed when made, but by no grant of the manifests as they are now
     used: dict[Grant, int]
     unused: tuple[Grant, ...]
 
@@ -119,6 +120,7 @@ def coverage(site: str, objects: Iterable[dict[str, Any]], entries: Iterable[dic
     shipped = grants(objects)
     used = dict.fromkeys(shipped, 0)
     denied: list[str] = []
+    uncovered: list[str] = []
     requests = 0
     for entry in entries:
         if entry.get("user") != STANDBY_USER:
@@ -136,7 +138,13 @@ def coverage(site: str, objects: Iterable[dict[str, Any]], entries: Iterable[dic
         # A request counts for the narrowest grants that allow it: a Role's in its namespace when one
         # does, else the cluster-wide ones; so a ClusterRole's rule is "used" only where a Role is not enough.
         covering = [g for g in shipped if g.covers(attrs)]
+        if not covering:
+            uncovered.append(
+                f"{site}: {attrs.verb} {attrs.combined} ns={attrs.namespace or '-'} name={attrs.name or '-'}"
+            )
         narrow = [g for g in covering if g.namespace is not None] or covering
         for grant in narrow:
             used[grant] += 1
-    return Coverage(site, requests, tuple(denied), used, tuple(g for g, n in used.items() if n == 0))
+    return Coverage(
+        site, requests, tuple(denied), tuple(uncovered), used, tuple(g for g, n in used.items() if n == 0)
+    )

@@ -48,11 +48,13 @@ def test_every_shipped_rule_was_used_and_nothing_was_denied(lab: Lab, request: p
     failed = request.session.testsfailed
     lines: list[str] = []
     denied: list[str] = []
+    uncovered: list[str] = []
     unused: list[str] = []
     for site in lab_mod.SITES:
         cov = coverage(site, rbac.site_manifests(site), read_audit(rbac.audit_log(lab.root, site)))
         assert cov.requests > 0, f"no request of Standby's in {site}'s audit log: is the lab using its token?"
         denied += cov.denied
+        uncovered += cov.uncovered
         unused += [f"{site}: {g}" for g in cov.unused]
         lines += [f"{site}: {n:5d} x {g}" for g, n in sorted(cov.used.items(), key=lambda kv: str(kv[0]))]
         print(
@@ -61,6 +63,7 @@ def test_every_shipped_rule_was_used_and_nothing_was_denied(lab: Lab, request: p
     print("\n".join(lines))
     note = f" ({failed} earlier test(s) failed, which may explain it)" if failed else ""
     assert not denied, f"Standby was denied{note}: " + "; ".join(denied[:20])
+    assert not uncovered, "requests no shipped rule allows (edited since?): " + "; ".join(uncovered[:20])
     assert not unused, (
         f"shipped grants never used by the lab tests{note}: drop them or exercise them: " + "; ".join(unused)
     )
