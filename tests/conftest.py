@@ -31,18 +31,19 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
-# The lab tests that change where the app runs (operations, drills, site outages) share one lab; the
-# others share a second one. Under ``pytest -n N --dist loadgroup`` each group runs on one worker
-# with a lab of its own, while the tests that need no lab spread over the other workers.
-_FIRST_LAB_MODULES = ("test_operations_lab.py", "test_drill_lab.py", "test_site_outage.py")
+# Every test in tests/lab shares one lab (and so one apiserver audit log, which the RBAC audit test
+# reads last); the other tests that need a lab (contract, server, browser, reliability) share a
+# second one. Under ``pytest -n N --dist loadgroup`` each group runs in order on one worker with a
+# lab of its own, while the tests that need no lab spread over all workers.
+LAB_DIR_GROUP = "lab-1"
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "lab" in getattr(item, "fixturenames", ()):
-            group = "lab-1" if item.path.name in _FIRST_LAB_MODULES else "lab-2"
-            item.add_marker(pytest.mark.xdist_group(group))
+            in_lab_dir = item.path.parent.name == "lab" and item.path.parent.parent.name == "tests"
+            item.add_marker(pytest.mark.xdist_group(LAB_DIR_GROUP if in_lab_dir else "lab-2"))
 
 
 from tests.labfixture import lab  # noqa: E402  (the session lab, shared by tests/lab and tests/contract)

@@ -230,7 +230,7 @@ def test_exec_needs_create_on_pods_exec(cluster: Cluster) -> None:
 
 
 def test_kubectl_mints_tokens_applies_the_shipped_manifests_and_shows_the_403(cluster: Cluster) -> None:
-    for ns in ("nexus-dr", "rook-ceph"):
+    for ns in ("nexus-dr", "web-dr", "rook-ceph"):  # the apps' and the toolbox's namespaces exist first
         client.CoreV1Api(cluster.admin).create_namespace({"metadata": {"name": ns}})
     manifests = lab_rbac.MANIFESTS / "site-b"
     applied = cluster.kubectl(ADMIN, "apply", "-f", str(manifests))
