@@ -41,9 +41,11 @@ LAB_DIR_GROUP = "lab-1"
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "lab" in getattr(item, "fixturenames", ()):
-            in_lab_dir = item.path.parent.name == "lab" and item.path.parent.parent.name == "tests"
-            item.add_marker(pytest.mark.xdist_group(LAB_DIR_GROUP if in_lab_dir else "lab-2"))
+        uses_lab = "lab" in getattr(item, "fixturenames", ())
+        if not uses_lab and item.get_closest_marker("lab") is None:
+            continue  # (contract suites ask for the lab by request.getfixturevalue: marked "lab")
+        in_lab_dir = item.path.parent.name == "lab" and item.path.parent.parent.name == "tests"
+        item.add_marker(pytest.mark.xdist_group(LAB_DIR_GROUP if uses_lab and in_lab_dir else "lab-2"))
 
 
 from tests.labfixture import lab  # noqa: E402  (the session lab, shared by tests/lab and tests/contract)
