@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -31,21 +32,42 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
-# Every test in tests/lab shares one lab (and so one apiserver audit log, which the RBAC audit test
-# reads last); the other tests that need a lab (contract, server, browser, reliability) share a
-# second one. Under ``pytest -n N --dist loadgroup`` each group runs in order on one worker with a
-# lab of its own, while the tests that need no lab spread over all workers.
+# Under ``pytest -n N`` (make test) the tests that use the two-site lab run in two groups, each in
+# order on one worker with a lab of its own (tests/labfixture.py gives every worker its own folder
+# and ports): every test in tests/lab shares one lab, and so one apiserver audit log, which the RBAC
+# audit test reads last; the lab tests elsewhere share the second. Other tests go by module to any
+# worker. (pytest-xdist's own ``--dist loadgroup`` cannot tag node ids under pytest 9, so this
+# conftest hands xdist a scheduler that groups by path.)
 LAB_DIR_GROUP = "lab-1"
+SECOND_LAB_MODULES = (
+    "tests/contract/test_rbd_mirror.py",
+    "tests/contract/test_volume_control.py",
+    "tests/server/test_approval_server.py",
+    "tests/browser/test_operator_path.py",
+    "tests/reliability/test_leak_scan.py",
+)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        uses_lab = "lab" in getattr(item, "fixturenames", ())
-        if not uses_lab and item.get_closest_marker("lab") is None:
-            continue  # (contract suites ask for the lab by request.getfixturevalue: marked "lab")
-        in_lab_dir = item.path.parent.name == "lab" and item.path.parent.parent.name == "tests"
-        item.add_marker(pytest.mark.xdist_group(LAB_DIR_GROUP if uses_lab and in_lab_dir else "lab-2"))
+def lab_group(nodeid: str) -> str | None:
+    """The lab group a test's node id belongs to, or None when it needs no shared lab."""
+    module = nodeid.split("::", 1)[0]
+    if module.startswith("tests/lab/") and module != "tests/lab/test_ceph_lab.py":
+        return LAB_DIR_GROUP
+    if module in SECOND_LAB_MODULES:
+        return "lab-2"
+    return None
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LabGroups(LoadScopeScheduling):
+        """Whole modules to any worker; each lab group, in order, to one worker (largest first)."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return lab_group(nodeid) or super()._split_scope(nodeid)
+
+    return LabGroups(config, log)
 
 
 from tests.labfixture import lab  # noqa: E402  (the session lab, shared by tests/lab and tests/contract)
