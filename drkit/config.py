@@ -110,6 +110,17 @@ def _resolve_paths(node: Any, base: Path) -> Any:
 def parse_config(text: str, *, source: Path, base: Path | None = None) -> StandbyConfig:
     """Parse configuration text; ``source`` is only used in messages."""
     try:
+        return _parse(text, source=source, base=base)
+    except RecursionError:  # YAML nested thousands deep: the parser or the validation gives up
+        raise ConfigError(
+            f"{source}: nested too deeply to be a configuration",
+            hint="see standby.example.yaml for the shape",
+            context={"file": str(source)},
+        ) from None
+
+
+def _parse(text: str, *, source: Path, base: Path | None) -> StandbyConfig:
+    try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -137,6 +148,10 @@ def parse_config(text: str, *, source: Path, base: Path | None = None) -> Standb
         ) from None
 
 
+MAX_BYTES = 1024 * 1024
+"""A configuration is a few kilobytes; a bigger file is a wrong file, refused before it is parsed."""
+
+
 def load_config(path: Path | StandbyConfig | None = None) -> StandbyConfig:
     """Load and validate the configuration file (see :func:`default_config_path`).
 
@@ -151,14 +166,38 @@ def load_config(path: Path | StandbyConfig | None = None) -> StandbyConfig:
             hint="give the CLI the YAML file (--config FILE), or run the flow with this config",
             context={"file": str(path)},
         )
+    ctx = {"file": str(path)}
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if path.is_dir():
+            raise ConfigError(
+                f"{path}: is a directory, not a file", hint="pass the YAML file itself", context=ctx
+            )
+        if size > MAX_BYTES:
+            raise ConfigError(
+                f"{path}: too large ({size} bytes; a configuration is a few KB, at most {MAX_BYTES})",
+                hint="check that --config names the YAML file",
+                context=ctx,
+            )
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: configuration file not found",
-            hint=f"pass --config FILE or set ${ENV_VAR}",
-            context={"file": str(path)},
+            f"{path}: configuration file not found", hint=f"pass --config FILE or set ${ENV_VAR}", context=ctx
+        ) from None
+    except PermissionError:
+        raise ConfigError(
+            f"{path}: cannot read: permission denied",
+            hint="make the file readable by this user (chmod or the pod's securityContext)",
+            context=ctx,
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a text file (byte {exc.start} is not UTF-8)",
+            hint="check that --config names the YAML file",
+            context=ctx,
         ) from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}", context={"file": str(path)}) from None
+        raise ConfigError(
+            f"{path}: cannot read: {exc.strerror}", hint="check the path given to --config", context=ctx
+        ) from None
     return parse_config(text, source=path, base=path.resolve().parent)

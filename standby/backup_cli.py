@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 import typer
 import yaml
 
+from drkit.config import load_config
 from drkit.domain import crypto
 from drkit.domain.blobs import open_blob
 from drkit.domain.errors import ConfigError, NotFound
@@ -53,6 +54,11 @@ def _group() -> None:
 
 
 def _pick(config: Path | None, app: str | None, site: str | None) -> tuple[StandbyConfig, ProtectedApp, Site]:
+    plain = load_config(config)  # names are checked before any credentials are read
+    if app is not None:
+        plain.app(app)
+    if site is not None:
+        plain.site(site)
     cfg = load_placed_config(config)
     if app is None:
         if len(cfg.apps) != 1:

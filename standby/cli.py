@@ -189,12 +189,33 @@ def _ensure_backup_key(name: str) -> str:
                 " encrypted Secrets cannot be restored)")  # fmt: skip
 
 
-def main() -> None:
-    """Console-script entry point."""
+def usage_line(error: typer.BadParameter | typer.TyperException) -> str:
+    """A usage error (unknown command, a word where a number goes) as one line naming the command."""
+    ctx = getattr(error, "ctx", None)
+    command = ctx.command_path if ctx is not None else "standby"
+    message = " ".join(str(getattr(error, "format_message", error.__str__)()).split())
+    return f"error: {command}: {message} (next: see '{command} --help')"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: a usage error is one line on stderr and exit 2, as in ``guarded``.
+
+    Typer's own error panel spans several lines; it is kept only for a bare ``standby`` (the help).
+    """
     try:
-        app()
+        code = app(args=argv, prog_name="standby", standalone_mode=False)
+    except typer.TyperException as exc:  # typer's click exceptions: usage errors, a missing file
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            getattr(exc, "show")()  # noqa: B009  (prints the help)
+        else:
+            typer.echo(usage_line(exc), err=True)
+        code = getattr(exc, "exit_code", 2)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        code = 1
     except KeyboardInterrupt:  # pragma: no cover - interactive only
-        sys.exit(130)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,7 +34,7 @@ def run(
 ) -> None:
     """Run a drill of APP now; exit 0 only when it passed."""
     if mode not in ("promote", "isolated"):
-        raise fail(f"error: --mode must be promote or isolated, not {mode!r}", 2)
+        raise fail(f"error: --mode must be promote or isolated, not {mode!r} (next: use --mode isolated, the default)", 2)
     request = guarded(lambda: DrillRequest(app=app, mode=mode, key_source=f"env:{key_env}"))  # type: ignore[arg-type]
     world = world_of(config, app=app)
     key = guarded(lambda: key_from_env(key_env))

@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from drkit.config import load_config
 from drkit.domain.errors import ConfigError, ParseError
 from drkit.domain.rbd_status import DEFAULT_STALE_AFTER, parse_status, zone
 from drkit.domain.rpo import image_lag
@@ -118,7 +119,9 @@ def sample_cmd(
     from drkit.views import rpo as views
 
     if exact not in ("auto", "always", "never"):
-        raise fail(f"error: --exact must be auto, always or never, not {exact!r}", 2)
+        raise fail(
+            f"error: --exact must be auto, always or never, not {exact!r} (next: leave it out for auto)", 2
+        )
     request = guarded(lambda: RpoSampleRequest(app=app, exact=exact))  # type: ignore[arg-type]
 
     def run() -> jobs.SampleRun:
@@ -176,9 +179,9 @@ def watch_cmd(
     )
 
     def run() -> rpo_watch.WatchReport:
-        cfg = load_placed_config(config)
         if app:
-            cfg.app(app)  # an unknown app is a ConfigError naming the known ones
+            load_config(config).app(app)  # an unknown app is named before any credentials are read
+        cfg = load_placed_config(config)
         rbds = {s.name: rbd_for(s) for s in cfg.sites}
         records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites}) if record else None
         return rpo_watch.run_watch(
@@ -235,10 +238,10 @@ def report_cmd(
     from drkit.views import rpo as views
 
     def run() -> reports.RpoReport:
-        cfg = load_placed_config(config)
-        if app:
-            cfg.app(app)  # an unknown app is a ConfigError naming the known ones
         window = parse_window(since)
+        if app:
+            load_config(config).app(app)  # an unknown app is named before any credentials are read
+        cfg = load_placed_config(config)
         end = SystemClock().now()
         records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites})
         return reports.build_report(cfg, records, end - window, end, apps=[app] if app else None)

@@ -132,11 +132,20 @@ def apiserver_unreachable(site: str, what: str, cause: str) -> TransientError:
     )
 
 
+def untrusted_certificate(site: str, what: str, detail: str) -> ConfigError:
+    """The apiserver's TLS certificate failed verification: a configuration mistake, not retried."""
+    return ConfigError(
+        f"{what} on {site}: the apiserver's TLS certificate is not trusted ({detail})",
+        hint=f"fix certificate-authority(-data) of site {site}'s kubeconfig context, or its server URL",
+        context={"site": site, "object": what},
+    )
+
+
 def api_call(site: str, what: str, fn: Callable[[], Any], *, not_found_hint: str = "") -> Any:
     """Run one Kubernetes API call, turning the client's errors into Standby's (naming site and object).
 
     Statuses map as :func:`status_error` says; a timeout or an unreachable apiserver ->
-    :class:`TransientError` (retried by the flows).
+    :class:`TransientError` (retried by the flows); an untrusted TLS certificate -> ``ConfigError``.
     A refused exec WebSocket handshake (reported by the client as status 0) counts as its HTTP status.
     """
     from kubernetes.client.exceptions import ApiException
@@ -153,7 +162,29 @@ def api_call(site: str, what: str, fn: Callable[[], Any], *, not_found_hint: str
             status = _handshake_status(exc)
         raise status_error(site, what, status, _reason(exc), not_found_hint=not_found_hint) from None
     except (Urllib3Error, OSError) as exc:
+        tls = _tls_problem(exc)
+        if tls:
+            raise untrusted_certificate(site, what, tls) from None
         raise apiserver_unreachable(site, what, type(exc).__name__) from None
+
+
+def _tls_problem(exc: BaseException) -> str:
+    """The TLS verification failure behind a connection error (urllib3 nests it in ``reason``), or ''."""
+    import ssl
+
+    seen: object = exc
+    for _ in range(6):
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or "certificate verify failed")
+        if isinstance(seen, ssl.SSLError):
+            return str(seen.reason or "TLS error")
+        if not isinstance(seen, BaseException):
+            return ""
+        nested = getattr(seen, "reason", None)
+        if not isinstance(nested, BaseException) and seen.args and isinstance(seen.args[0], BaseException):
+            nested = seen.args[0]
+        seen = nested if isinstance(nested, BaseException) else (seen.__cause__ or seen.__context__)
+    return ""
 
 
 class KubeCluster:

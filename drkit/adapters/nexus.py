@@ -172,6 +172,18 @@ class HttpNexus:
     def _fail(self, resp: httpx.Response, what: str) -> StandbyError:
         return nexus_answered(self.base_url, self.site, what, resp.status_code, resp.text)
 
+    def _json(self, resp: httpx.Response, what: str) -> Any:
+        """The body as JSON; anything else (a proxy's or a login page) is one line naming the URL."""
+        try:
+            return resp.json()
+        except ValueError:
+            body = resp.text.strip().replace("\n", " ")[:120]
+            raise StandbyError(
+                f"{self._where()}: {what} answered {resp.status_code} with a body that is not JSON: {body!r}",
+                hint="check that the URL reaches Nexus itself, not a proxy or a login page",
+                context={"url": self.base_url, "site": self.site, "status": resp.status_code},
+            ) from None
+
     # ----------------------------------------------------------------------------------- protocol
     def readable(self) -> bool:
         """See :class:`NexusApi`."""
@@ -186,7 +198,7 @@ class HttpNexus:
         resp = self._request("GET", "/service/rest/v1/read-only")
         if resp.status_code != 200:
             raise self._fail(resp, "reading the read-only state")
-        return bool(resp.json().get("frozen"))
+        return bool(self._json(resp, "reading the read-only state").get("frozen"))
 
     def freeze(self) -> None:
         """See :class:`NexusApi`. 404 means nothing changed: it was frozen already."""
@@ -205,7 +217,7 @@ class HttpNexus:
         resp = self._request("GET", "/service/rest/v1/repositories")
         if resp.status_code != 200:
             raise self._fail(resp, "listing repositories")
-        if any(repo.get("name") == name for repo in resp.json()):
+        if any(repo.get("name") == name for repo in self._json(resp, "listing repositories")):
             return False
         body = {
             "name": name,
@@ -249,7 +261,7 @@ class HttpNexus:
             resp = self._request("GET", path, params=query)
             if resp.status_code != 200:
                 raise self._fail(resp, f"searching ({path})")
-            page = resp.json()
+            page = self._json(resp, f"searching ({path})")
             yield from page.get("items", [])
             token = page.get("continuationToken")
             if not token:

@@ -284,7 +284,8 @@ def list_objects(
     """LIST what the app needs; returns the selection, the kinds listed and the number of LIST calls.
 
     A call that fails for good (kind not served, forbidden, refused) is a warning of the selection;
-    a :class:`TransientError` is raised so that the caller retries.
+    a :class:`TransientError` is raised so that the caller retries, and a :class:`ConfigError` (the
+    site's access is wrong, e.g. an untrusted certificate) is raised as is.
     """
     listed: list[tuple[ListCall, list[dict[str, Any]]]] = []
     warnings: list[str] = []
@@ -294,7 +295,7 @@ def list_objects(
             objects = cluster.list(
                 call.kind, call.namespace, label_selector=call.label_selector, limit=page_size
             )
-        except TransientError:
+        except (TransientError, ConfigError):  # retried, or the site's access itself is wrong (TLS)
             raise
         except StandbyError as error:
             warnings.append(f"could not {call} on site {cluster.site}: {error.message}")
