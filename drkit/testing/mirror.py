@@ -117,11 +117,14 @@ class FakeMirrorPair:
         img.data[peer] = copy.deepcopy(newest["_data"])
 
     def resume_syncs(self) -> None:
-        """Let the syncs held back by ``paused`` (or a site being down) happen now."""
+        """Let the syncs held back by ``paused`` (or a site being down) happen now: a primary's newest
+        snapshot, or a demotion snapshot taken while its peer was down, reaches the peer."""
         self.paused = False
         for name, img in self.images.items():
             for site in self.sites:
-                if img.primary[site] and not img.primary[self.peer(site)]:
+                own = [s for s in img.snaps[site] if "primary_snap_id" not in s["namespace"]]
+                demoted = bool(own) and own[-1]["namespace"].get("state") == "demoted"
+                if (img.primary[site] or demoted) and not img.primary[self.peer(site)]:
                     self._copy(name, site)
 
     def _enter(self, site: str, op: str, image: str, *, force: bool = False) -> _Image:

@@ -61,3 +61,12 @@ def assert_cli_error(result: Outcome, code: int, *names: str) -> str:
     line = assert_one_line(result.stderr, *names)
     assert line.startswith("error: "), line
     return line
+
+
+def failed_step(line: str) -> str:
+    """The step an operation's one-line error names (``step NAME on SITE failed``)."""
+    import re
+
+    found = re.search(r"step (\S+) on site-\S+ failed", line)
+    assert found, f"no step named in: {line}"
+    return found.group(1)
