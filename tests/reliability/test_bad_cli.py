@@ -38,7 +38,9 @@ CASES: list[tuple[list[str], str]] = [
 
 
 @pytest.mark.parametrize(("argv", "expected"), CASES, ids=[" ".join(a) for a, _ in CASES])
-def test_bad_argument_is_one_line_and_exit_2(argv: list[str], expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_argument_is_one_line_and_exit_2(
+    argv: list[str], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("STANDBY_CONFIG", raising=False)
     result = standby(*argv, "--config", CONFIG)
     assert_cli_error(result, EXIT_BAD_INPUT, expected)

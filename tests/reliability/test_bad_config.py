@@ -46,15 +46,24 @@ def _huge(tmp: Path) -> Path:
 
 CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "binary (a PNG)": (_write(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe" * 40), "not a text file"),
-    "invalid UTF-8 inside text": (_write(EXAMPLE.encode().replace(b"nexus", b"nex\xffus", 1)), "not a text file"),
+    "invalid UTF-8 inside text": (
+        _write(EXAMPLE.encode().replace(b"nexus", b"nex\xffus", 1)),
+        "not a text file",
+    ),
     "empty": (_write(""), "expected a mapping with 'sites' and 'apps'"),
     "only comments": (_write("# nothing here\n"), "expected a mapping with 'sites' and 'apps'"),
     "huge (3 MiB)": (_huge, "too large"),
     "deeply nested lists": (_write("sites: " + "[" * 20000 + "]" * 20000 + "\n"), "nested too deeply"),
-    "deeply nested maps": (_write("sites:\n" + "".join(" " * i + f"k{i}:\n" for i in range(1, 1000))), "nested too deeply"),
+    "deeply nested maps": (
+        _write("sites:\n" + "".join(" " * i + f"k{i}:\n" for i in range(1, 1000))),
+        "nested too deeply",
+    ),
     "a list at the top": (_write("- sites\n- apps\n"), "expected a mapping"),
     "sites is a string": (_write(EXAMPLE.replace("sites:", "sites: everywhere\nunused:", 1)), "sites"),
-    "rpo_target is a list": (_write(EXAMPLE.replace("rpo_target: 5m", "rpo_target: [5, m]", 1)), "apps[0].rpo_target"),
+    "rpo_target is a list": (
+        _write(EXAMPLE.replace("rpo_target: 5m", "rpo_target: [5, m]", 1)),
+        "apps[0].rpo_target",
+    ),
     "pool is a number": (_write(EXAMPLE.replace("pool: replicapool", "pool: 12", 1)), "sites[0].pool"),
     "YAML syntax": (_write("sites:\n  - {name: a\n  - b: [\n"), "not valid YAML at line"),
     "a directory": (_directory, "is a directory"),

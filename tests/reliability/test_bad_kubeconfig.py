@@ -105,17 +105,36 @@ def _text(text: str) -> Writer:
 
 
 CASES: dict[str, tuple[Writer, int, str]] = {
-    "context missing": (_yaml(lambda s, t: _kubeconfig("http://127.0.0.1:1", context="other")), EXIT_BAD_INPUT,
-                        "context site-a"),
+    "context missing": (
+        _yaml(lambda s, t: _kubeconfig("http://127.0.0.1:1", context="other")),
+        EXIT_BAD_INPUT,
+        "context site-a",
+    ),
     "file missing": (lambda tmp, s, t: tmp / "absent-kubeconfig", EXIT_BAD_INPUT, "absent-kubeconfig"),
     "file empty": (_text(""), EXIT_BAD_INPUT, "cannot load kubeconfig"),
     "not YAML": (_text("clusters: [\n  - {name: a\n"), EXIT_BAD_INPUT, "cannot load kubeconfig"),
-    "no clusters": (_yaml({"apiVersion": "v1", "kind": "Config", "contexts": [{"name": "site-a", "context": {
-        "cluster": "gone", "user": "u"}}], "users": [{"name": "u", "user": {}}]}), EXIT_BAD_INPUT, "cannot load"),
+    "no clusters": (
+        _yaml(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "contexts": [{"name": "site-a", "context": {"cluster": "gone", "user": "u"}}],
+                "users": [{"name": "u", "user": {}}],
+            }
+        ),
+        EXIT_BAD_INPUT,
+        "cannot load",
+    ),
     "certificate-authority-data garbage": (
-        _yaml(lambda s, t: _kubeconfig(t, **{"certificate-authority-data": "bm90IGEgY2VydA=="})), EXIT_BAD_INPUT,
-        "site-a"),
-    "server unreachable": (_yaml(lambda s, t: _kubeconfig(_closed_port())), EXIT_FAILED, "apiserver unreachable"),
+        _yaml(lambda s, t: _kubeconfig(t, **{"certificate-authority-data": "bm90IGEgY2VydA=="})),
+        EXIT_BAD_INPUT,
+        "site-a",
+    ),
+    "server unreachable": (
+        _yaml(lambda s, t: _kubeconfig(_closed_port())),
+        EXIT_FAILED,
+        "apiserver unreachable",
+    ),
     "certificate not trusted": (_yaml(lambda s, t: _kubeconfig(t)), EXIT_BAD_INPUT, "certificate"),
 }
 

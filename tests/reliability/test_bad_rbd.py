@@ -57,17 +57,33 @@ def _image(doc: dict[str, Any]) -> dict[str, Any]:
 UNREADABLE: dict[str, tuple[str, dict[str, Any], type[StandbyError], str]] = {
     "truncated JSON": (GOLDEN.read_text()[:300], {}, StandbyError, "not JSON"),
     "empty output": ("", {}, StandbyError, "not JSON"),
-    "a warning before the JSON": ("2026-11-21T22:21:39 warning: clock skew\n" + GOLDEN.read_text(), {},
-                                  StandbyError, "not JSON"),
+    "a warning before the JSON": (
+        "2026-11-21T22:21:39 warning: clock skew\n" + GOLDEN.read_text(),
+        {},
+        StandbyError,
+        "not JSON",
+    ),
     "a JSON list": ("[]", {}, StandbyError, "expected a JSON object"),
     "images is a string": (_edit(lambda d: d.update(images="golden-snap")), {}, StandbyError, "'images'"),
     "image without a name": (_edit(lambda d: _image(d).pop("name")), {}, StandbyError, "'name'"),
-    "last_update is a number": (_edit(lambda d: _image(d).update(last_update=1795299699)), {}, StandbyError,
-                                "last_update"),
-    "peer_sites is an object": (_edit(lambda d: _image(d).update(peer_sites={"a": 1})), {}, StandbyError,
-                                "peer_sites"),
-    "rbd fails (pool missing)": ("", {"code": 2, "stderr": "rbd: error opening pool 'replicapool': (2) No such file"},
-                                 StandbyError, "exited with 2"),
+    "last_update is a number": (
+        _edit(lambda d: _image(d).update(last_update=1795299699)),
+        {},
+        StandbyError,
+        "last_update",
+    ),
+    "peer_sites is an object": (
+        _edit(lambda d: _image(d).update(peer_sites={"a": 1})),
+        {},
+        StandbyError,
+        "peer_sites",
+    ),
+    "rbd fails (pool missing)": (
+        "",
+        {"code": 2, "stderr": "rbd: error opening pool 'replicapool': (2) No such file"},
+        StandbyError,
+        "exited with 2",
+    ),
     "rbd hangs": (GOLDEN.read_text(), {"sleep": 5}, TransientError, "site-b"),
 }
 
@@ -85,7 +101,8 @@ UNTRUSTED: dict[str, tuple[Any, str]] = {
     "unknown state": (lambda d: _image(d).update(state="up+exploding"), "exploding"),
     "snapshot time an hour ahead": (
         lambda d: _image(d).update(description=_image(d)["description"].replace("1795299679", "1795303279")),
-        "future"),
+        "future",
+    ),
     "last_update a day ahead": (lambda d: _image(d).update(last_update="2026-11-22 22:21:39"), "future"),
     "description not JSON": (lambda d: _image(d).update(description="replaying, {not json"), "description"),
 }

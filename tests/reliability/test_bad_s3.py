@@ -63,7 +63,10 @@ def auth_s3() -> Iterator[AuthS3]:
         keys = {}
         for user, actions in (("standby", ["s3:*"]), ("auditor", ["s3:GetObject"])):
             iam.create_user(UserName=user)
-            policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
+            policy = {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+            }
             iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
             key = iam.create_access_key(UserName=user)["AccessKey"]
             keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
@@ -107,7 +110,8 @@ def test_s3_refusals_are_one_line_naming_bucket_site_and_settings(
 ) -> None:  # fmt: skip
     who, s3, code, expected = CASES[case]
     key = {"allowed": auth_s3.allowed, "denied": auth_s3.denied, None: (auth_s3.allowed[0], "w" * 40)}.get(
-        who, who  # type: ignore[arg-type]
+        who,
+        who,  # type: ignore[arg-type]
     )
     config = _config(servers, tmp_path, monkeypatch, auth_s3.url, key, **s3)  # type: ignore[arg-type]
     result = standby("backup", command, "--config", str(config), "--app", "nexus")

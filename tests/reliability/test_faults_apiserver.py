@@ -107,7 +107,9 @@ def http() -> Iterator[Http]:
 HTTP_FAULTS = {
     "503 on every Secret list": Fault(method="GET", path_regex="/secrets", status=503),
     "500 on the first list of each kind": Fault(method="GET", verb="list", status=500, count=3),
-    "a hung apiserver (5 s, client timeout 1 s)": Fault(method="GET", path_regex="/configmaps", delay_seconds=5),
+    "a hung apiserver (5 s, client timeout 1 s)": Fault(
+        method="GET", path_regex="/configmaps", delay_seconds=5
+    ),
     "429 throttled": Fault(method="GET", path_regex="/services", status=429),
 }
 

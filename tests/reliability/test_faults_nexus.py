@@ -33,12 +33,26 @@ def test_nexus_never_writable_on_the_target_then_resume_converges(kind: str) -> 
 
 
 DRILL_NEXUS = {
-    "never writable on B (promote)": ("promote", "start-target", lambda dr: dr.nexus_fail_writes.add("site-b")),
-    "never writable on B (isolated)": ("isolated", "scratch-start", lambda dr: dr.nexus_fail_writes.add("site-b")),
-    "canary corrupted on B": ("promote", "drill-smoke", lambda dr: drills._at(
-        "start-target", "done", lambda: drills._corrupt_canary(dr))),
-    "scratch canary corrupted": ("isolated", "drill-smoke", lambda dr: drills._at(
-        "scratch-start", "done", lambda: drills._corrupt_scratch(dr))),
+    "never writable on B (promote)": (
+        "promote",
+        "start-target",
+        lambda dr: dr.nexus_fail_writes.add("site-b"),
+    ),
+    "never writable on B (isolated)": (
+        "isolated",
+        "scratch-start",
+        lambda dr: dr.nexus_fail_writes.add("site-b"),
+    ),
+    "canary corrupted on B": (
+        "promote",
+        "drill-smoke",
+        lambda dr: drills._at("start-target", "done", lambda: drills._corrupt_canary(dr)),
+    ),
+    "scratch canary corrupted": (
+        "isolated",
+        "drill-smoke",
+        lambda dr: drills._at("scratch-start", "done", lambda: drills._corrupt_scratch(dr)),
+    ),
 }
 
 

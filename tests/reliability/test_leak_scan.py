@@ -1,0 +1,182 @@
+"""No Secret value and no Nexus password anywhere after a backup, a drill and a failover in the lab, in plaintext or base64.
+
+The three run as Prefect flows under the test server (so their logs, artifacts and events exist);
+the failover's approval form is answered through the API, as the UI does. Then every object in
+both sites' stores (gzip'd objects opened, parquet read back as text), every flow-run log line,
+every artifact, every event, and the journals and reports among the objects are searched for each
+value of each Secret of the app's namespace on both sites, the Nexus admin password, the backup
+master key and the S3 secret key. Finally a failback brings the app home for the lab's other tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from drkit.config import load_config
+from drkit.domain import crypto
+from drkit.domain.models import KindRef
+from drkit.domain.operations import Approval
+from drkit.jobs import backup as backups
+from drkit.jobs.operations import approve, execute, prepare
+from drkit.jobs.world import World, build_world, placed_config, read_placement
+from lab import lab as lab_mod
+from lab import seeds
+from tests.labfixture import Lab
+
+pytestmark = pytest.mark.lab
+KEY_TEXT = base64.b64encode(bytes(range(200, 232))).decode()
+SECRET = KindRef(group="", version="v1", kind="Secret")
+
+
+def _needles(world: World, lab: Lab) -> dict[str, str]:
+    """name -> value, for every secret value to look for."""
+    values: dict[str, str] = {"backup master key": KEY_TEXT}
+    for site in ("site-a", "site-b"):
+        for obj in world.bundle(site).cluster.list(SECRET, seeds.NAMESPACE):
+            for field, encoded in (obj.get("data") or {}).items():
+                text = base64.b64decode(encoded).decode(errors="replace")
+                if len(text) >= 6:
+                    values[f"{site} Secret {obj['metadata']['name']}.{field}"] = text
+    password = lab_mod.read_admin_password(lab.root, "site-a")
+    assert password, "the lab's Nexus admin password could not be read"
+    values["Nexus admin password"] = password
+    store = world.bundle("site-a").store
+    creds = getattr(store, "_credentials", None) or getattr(store, "credentials", None)
+    secret_key = getattr(creds, "secret_access_key", None)
+    if secret_key:
+        values["S3 secret key"] = str(getattr(secret_key, "get_secret_value", lambda: secret_key)())
+    needles = {}
+    for name, value in values.items():
+        if not value:
+            continue
+        needles[f"{name} (plain)"] = value
+        needles[f"{name} (base64)"] = base64.b64encode(value.encode()).decode()
+    return needles
+
+
+def _text_of(key: str, data: bytes) -> str:
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    if key.endswith(".parquet"):
+        import pandas as pd
+
+        return pd.read_parquet(io.BytesIO(data)).to_csv()
+    return data.decode("utf-8", errors="replace")
+
+
+def _sources(world: World, flow_run_ids: list[Any]) -> Iterator[tuple[str, str]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+    from prefect.events.filters import EventFilter
+
+    for ref in world.stores():
+        for info in ref.store.list(ref.layout.prefix + "/"):
+            yield f"s3:{ref.name}:{info.key}", _text_of(info.key, ref.store.get(info.key))
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=flow_run_ids)), limit=10_000
+        )
+        for log in logs:
+            yield f"log:{log.flow_run_id}", log.message
+        for artifact in client.read_artifacts(limit=10_000):
+            yield f"artifact:{artifact.key}", json.dumps(artifact.data) + str(artifact.description or "")
+        events = client.read_events(filter=EventFilter(), limit=10_000).events
+        for event in events:
+            yield f"event:{event.event}", event.model_dump_json()
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)))
+        for run in runs:
+            yield f"flow-run:{run.name}", json.dumps(run.parameters, default=str) + str(run.state)
+
+
+def _approve_when_paused(run_name: str, answer: dict[str, Any], stop: threading.Event) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.flow_runs import resume_flow_run
+    from prefect.input.actions import read_flow_run_input
+
+    while not stop.is_set():
+        with get_client(sync_client=True) as client:
+            for run in client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name]))
+            ):
+                keyset = (
+                    run.state.state_details.run_input_keyset if run.state and run.state.is_paused() else None
+                )
+                if keyset and read_flow_run_input(keyset["schema"], flow_run_id=run.id) is not None:
+                    resume_flow_run(run.id, run_input=answer)
+                    return
+        time.sleep(0.5)
+
+
+@pytest.mark.timeout(900)
+def test_no_secret_in_bucket_logs_artifacts_events_journals_or_reports(
+    lab: Lab, prefect_harness: None, monkeypatch: pytest.MonkeyPatch, record_property: Any
+) -> None:
+    from flows.backup import backup
+    from flows.drill import drill
+    from flows.operations import failover
+
+    monkeypatch.setenv("STANDBY_BACKUP_KEY", KEY_TEXT)
+    config_path = str(lab.root / "standby.yaml")
+    world = build_world(load_config(lab.root / "standby.yaml"), timeout=20.0)
+    assert read_placement(world, world.config.app("nexus")).record.primary == "site-a"
+    started = time.monotonic()
+    run_ids: list[Any] = []
+
+    state = backup(app="nexus", config=config_path, return_state=True)
+    assert state.is_completed(), state.message
+    run_ids.append(state.state_details.flow_run_id)
+    state = drill(app="nexus", config=config_path, mode="isolated", return_state=True)
+    assert state.is_completed(), state.message
+    run_ids.append(state.state_details.flow_run_id)
+
+    stop = threading.Event()
+    answer = {"confirm_app": "nexus", "approver": "leak-scan", "reason": "reliability battery",
+              "acknowledge_data_loss": True, "acknowledge_unfenced": True}  # fmt: skip
+    approver = threading.Thread(
+        target=_approve_when_paused, args=("leak-scan-failover", answer, stop), daemon=True
+    )
+    approver.start()
+    try:
+        state = failover.with_options(flow_run_name="leak-scan-failover")(
+            app="nexus", to="site-b", config=config_path, approval_timeout=300, return_state=True
+        )
+    finally:
+        stop.set()
+    assert state.is_completed(), state.message
+    run_ids.append(state.state_details.flow_run_id)
+    record_property("figure", f"backup, drill and failover in the lab: {time.monotonic() - started:.0f} s")
+
+    try:
+        needles = _needles(world, lab)
+        assert len(needles) >= 4, sorted(needles)
+        scanned = 0
+        found: list[str] = []
+        for where, text in _sources(world, run_ids):
+            scanned += 1
+            found += [f"{name} in {where}" for name, value in needles.items() if value in text]
+        record_property("figure", f"leak scan: {scanned} sources, {len(needles)} needles, {len(found)} found")
+        assert scanned > 50
+        assert not found, found[:5]
+    finally:
+        # Home again (A primary, B replaying) for the lab's other tests: a backup on B, a failback.
+        key = crypto.MasterKey(base64.b64decode(KEY_TEXT))
+        b = world.bundle("site-b")
+        backups.run_backup(placed_config(world).app("nexus"), b.site, b.cluster, b.store, key=key,
+                           now=lambda: datetime.now(UTC))  # fmt: skip
+        prepared = prepare(world, "nexus", "failback", None)
+        assert prepared.plan.runnable, prepared.plan.refusals
+        journal = approve(world, prepared, Approval(approver="leak-scan", reason="home", at=datetime.now(UTC)),
+                          "nexus")  # fmt: skip
+        done = execute(world, journal, key=key)
+        assert done.status == "completed", done.error

@@ -1,0 +1,183 @@
+"""Load: the sampler on 1,000 images in two pools, a backup of 10,000 objects over HTTP, four jobs at once, a drill refused during a failover.
+
+Assertions are on correctness only; the timings recorded as figures are information.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from kubernetes import client
+from moto.server import ThreadedMotoServer
+
+from drkit.adapters.fakes import FakeRbdMirror
+from drkit.adapters.kube import KubeCluster
+from drkit.adapters.objectstore import S3ObjectStore
+from drkit.domain.operations import Journal, StepRecord
+from drkit.jobs.backup import run_backup
+from drkit.jobs.drill import list_journals, prepare_drill, start_drill
+from drkit.jobs.operations import execute
+from drkit.jobs.rpo import RpoRecords, run_sample, sample_site
+from drkit.jobs.rpo_watch import run_watch
+from drkit.jobs.verify import require_ok, verify_backup
+from drkit.testing.dr import fake_dr
+from lab import seeds
+from lab.kubeapi import KubeApiServer
+from tests.reliability.faults_world import app_and_site
+from tests.unit import test_drill as drills
+from tests.unit import test_operations as ops
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+Figure = Callable[[str, object], None]
+
+
+def _timed(record_property: Figure, what: str, started: float) -> None:
+    record_property("figure", f"{what}: {time.monotonic() - started:.1f} s")
+
+
+def test_sampler_on_1000_images_in_two_pools(record_property: Figure) -> None:
+    rbd = FakeRbdMirror(site="site-b", now=lambda: NOW)
+    expected: dict[tuple[str, str], float] = {}
+    for i in range(1000):
+        pool = "replicapool" if i % 2 == 0 else "fastpool"
+        lag = float(i % 300 + 1)
+        rbd.add_image(
+            pool, f"csi-vol-{i:04d}", local_snapshot_time=NOW - timedelta(seconds=lag), last_update=NOW
+        )
+        expected[(pool, f"csi-vol-{i:04d}")] = lag
+    site = fake_dr().world.config.site("site-b")
+    started = time.monotonic()
+    samplings = sample_site(rbd, site, NOW, pools=("replicapool", "fastpool"))
+    _timed(record_property, "1,000 images sampled", started)
+    assert all(s.valid for s in samplings) and len(samplings) == 2
+    seen = {(s.pool, sample.image): sample for s in samplings for sample in s.samples}
+    assert set(seen) == set(expected)
+    for key, sample in seen.items():
+        assert sample.local_snapshot_time is not None
+        assert (NOW - sample.local_snapshot_time).total_seconds() == pytest.approx(expected[key], abs=1)
+
+
+@pytest.fixture(scope="module")
+def big_cluster() -> Iterator[tuple[KubeApiServer, str]]:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    s3 = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=s3, region_name="us-east-1", aws_access_key_id="k",
+                 aws_secret_access_key="k").create_bucket(Bucket="standby")  # fmt: skip
+    api = KubeApiServer(port=0, tick_interval=1.0)
+    api.start()
+    cfg = client.Configuration()
+    cfg.host = api.url
+    kube = KubeCluster(client.ApiClient(cfg), site="site-a")
+    for obj in [*seeds.common("load-pw"), *seeds.primary_app("http://nexus.lab.local")]:
+        kube.create(obj)
+    yield api, s3
+    api.stop()
+    moto.stop()
+
+
+@pytest.mark.timeout(900)  # about 3 minutes on a loaded 2-core machine: moto takes each PUT over HTTP
+def test_backup_of_10000_objects_over_http(
+    big_cluster: tuple[KubeApiServer, str], record_property: Figure
+) -> None:
+    api, s3 = big_cluster
+    app, site = app_and_site(s3, f"load-{uuid.uuid4().hex[:8]}")
+    for i in range(10_000):
+        api.store.create("configmaps", {"metadata": {"name": f"load-{i:05d}", "namespace": app.namespace},
+                                        "data": {"i": str(i), "pad": "x" * (i % 200)}})  # fmt: skip
+    cfg = client.Configuration()
+    cfg.host = api.url
+    kube = KubeCluster(client.ApiClient(cfg), site="site-a", timeout=60)
+    store = S3ObjectStore.from_location(site.s3, site="site-a")
+    started = time.monotonic()
+    summary = run_backup(app, site, kube, store, key=ops.KEY, now=lambda: datetime.now(UTC))
+    _timed(record_property, f"backup of {summary.objects} objects (fake apiserver + moto over HTTP)", started)
+    assert summary.status == "complete" and summary.objects >= 10_000
+    assert store.exists(summary.index_key)
+    started = time.monotonic()
+    report = require_ok(verify_backup(store, site, "nexus", run_id=summary.run_id, key=ops.KEY))
+    _timed(record_property, "verify of the same run", started)
+    assert report.ok
+
+
+def test_backup_sampler_watcher_and_drill_at_once_lose_nothing(record_property: Figure) -> None:
+    dr = drills._ready()
+    rbds = {s: dr.mirror.site(s) for s in ("site-a", "site-b")}
+    records = RpoRecords(
+        {s: dr.world.bundle(s).store for s in rbds}, {s: dr.world.bundle(s).layout for s in rbds}
+    )
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def job(name: str, fn: Callable[[], Any]) -> threading.Thread:
+        def run() -> None:
+            try:
+                results[name] = fn()
+            except BaseException as exc:  # collected, asserted below
+                errors.append(exc)
+
+        return threading.Thread(target=run, name=name)
+
+    def backups() -> list[Any]:
+        return [ops._backup(dr, "site-a") for _ in range(3)]
+
+    def samples() -> list[Any]:
+        return [run_sample(dr.world.config, rbds, datetime.now(UTC), records=records) for _ in range(5)]
+
+    def watch() -> Any:
+        return run_watch(dr.world.config, rbds, records=records, duration=timedelta(seconds=1.5),
+                         every=timedelta(seconds=0.1), busy_every=timedelta(seconds=0.1))  # fmt: skip
+
+    def drill() -> Any:
+        return drills._drill(dr, mode="isolated")
+
+    threads = [job("backup", backups), job("sampler", samples), job("watcher", watch), job("drill", drill)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    _timed(record_property, "backup x3, sampler x5, watcher 1.5 s and a drill at once", started)
+    assert not errors, errors
+    assert results["drill"].report.passed and not results["drill"].store_error
+    b = dr.world.bundle("site-a")
+    for run_id in results["backup"]:
+        assert require_ok(verify_backup(dr.store, b.site, "nexus", run_id=run_id, key=ops.KEY)).ok
+    keys = [k for run in results["sampler"] for k in run.keys]
+    assert len(keys) == len(set(keys)) and all(dr.store.exists(k) for k in keys)
+    assert all(dr.store.exists(k) for k in results["watcher"].keys) and results["watcher"].unwritten_rows == 0
+    frame = records.read(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(minutes=1))
+    assert len(frame) > 0
+    assert drills._isolated_clean(dr)
+
+
+def test_a_drill_is_refused_while_a_failover_runs() -> None:
+    dr = ops._scenario("failover")
+    journal = ops._begin(dr, "failover")
+    refusals: list[Journal] = []
+
+    def try_a_drill(_j: Journal, record: StepRecord) -> None:
+        if record.outcome == "done" and not refusals:
+            prepared = prepare_drill(dr.world, "nexus", "isolated")
+            refusals.append(start_drill(dr.world, prepared))
+
+    done = execute(dr.world, journal, key=ops.KEY, timeouts=ops.FAST, on_step=try_a_drill)
+    assert done.status == "completed"
+    (refused,) = refusals
+    assert refused.status == "refused"
+    assert journal.op_id in (refused.error or "") or "operation" in (refused.error or "").lower(), (
+        refused.error
+    )
+    assert [s for s, _, _ in dr.mirror.promoted] == ["site-b"]  # the failover was not disturbed
+    drills_run = [j for j in list_journals(dr.world, "nexus") if j.kind == "drill"]
+    assert [j.status for j in drills_run] == ["refused"]
