@@ -44,14 +44,15 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not _RUN["families"] or session.config.cache is None:
+    cache = getattr(session.config, "cache", None)
+    if not _RUN["families"] or cache is None:
         return
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 check=False, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
     except OSError:
         commit = ""
-    session.config.cache.set(
+    cache.set(
         CACHE_KEY,
         {
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),

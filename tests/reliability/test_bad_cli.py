@@ -16,9 +16,12 @@ CONFIG = str(Path(__file__).resolve().parents[2] / "standby.example.yaml")
 
 CASES: list[tuple[list[str], str]] = [
     (["rpo", "watch", "--minutes", "ten"], "--minutes"),
-    (["rpo", "watch", "--minutes", "-5"], "--minutes must be > 0"),
-    (["rpo", "watch", "--minutes", "1", "--every", "0"], "--every 0.2 to 60"),
-    (["rpo", "watch", "--minutes", "1e309"], "--minutes"),
+    (["rpo", "watch", "--minutes", "-5"], "minutes: Input should be greater than 0"),
+    (
+        ["rpo", "watch", "--minutes", "1", "--every", "0"],
+        "every_seconds: Input should be greater than or equal to 0.2",
+    ),
+    (["rpo", "watch", "--minutes", "1e309"], "minutes: Input should be less than or equal to 1440"),
     (["rpo", "sample", "--exact", "sometimes"], "--exact must be auto, always or never"),
     (["rpo", "report", "--since", "soon"], "soon"),
     (["rpo", "report", "--since", "-1h"], "-1h"),
