@@ -21,6 +21,7 @@ from drkit.adapters.runner import LocalRunner
 from drkit.domain.errors import StandbyError, TransientError
 from drkit.domain.rpo import image_lag
 from drkit.jobs.rpo import sample_sites
+from drkit.testing.clock import FakeClock
 from drkit.testing.dr import fake_config
 from tests.reliability.helpers import assert_one_line
 
@@ -93,7 +94,7 @@ def test_unreadable_rbd_output_is_one_line_naming_site_and_command(case: str, tm
     output, knobs, error, expected = UNREADABLE[case]
     rbd = _rbd(tmp_path, output, **knobs)
     with pytest.raises(error) as info:
-        sample_sites({"site-b": rbd}, fake_config(), NOW)
+        sample_sites({"site-b": rbd}, fake_config(), clock=FakeClock(NOW))
     assert_one_line(str(info.value), "site-b", "mirror pool status", expected)
 
 
@@ -112,7 +113,7 @@ UNTRUSTED: dict[str, tuple[Any, str]] = {
 def test_untrusted_status_is_an_explicit_unknown_with_a_reason(case: str, tmp_path: Path) -> None:
     change, expected = UNTRUSTED[case]
     rbd = _rbd(tmp_path, _edit(change))
-    (sampling,) = sample_sites({"site-b": rbd}, fake_config(), NOW)
+    (sampling,) = sample_sites({"site-b": rbd}, fake_config(), clock=FakeClock(NOW))
     assert sampling.valid, sampling.error
     (sample,) = sampling.samples
     lag = image_lag(sample, NOW)

@@ -90,7 +90,7 @@ def test_failover_promote_failing_is_named_then_resume_converges() -> None:
 
 
 def _sample(dr: FakeDr) -> object:
-    return run_sample(dr.world.config, {s: dr.mirror.site(s) for s in ("site-a", "site-b")}, dr.clock.now())
+    return run_sample(dr.world.config, {s: dr.mirror.site(s) for s in ("site-a", "site-b")}, clock=dr.clock)
 
 
 @pytest.mark.parametrize("site", ["site-a", "site-b"])

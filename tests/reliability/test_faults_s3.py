@@ -63,7 +63,7 @@ def _records(dr: FakeDr) -> RpoRecords:
 
 def _sample(dr: FakeDr) -> object:
     rbds = {s: dr.mirror.site(s) for s in ("site-a", "site-b")}
-    return run_sample(dr.world.config, rbds, dr.clock.now(), records=_records(dr))
+    return run_sample(dr.world.config, rbds, clock=dr.clock, records=_records(dr))
 
 
 SAMPLE_PUTS = _puts_of(_sample)

@@ -82,40 +82,66 @@ def _sources(world: World, flow_run_ids: list[Any]) -> Iterator[tuple[str, str]]
     for ref in world.stores():
         for info in ref.store.list(ref.layout.prefix + "/"):
             yield f"s3:{ref.name}:{info.key}", _text_of(info.key, ref.store.get(info.key))
-    with get_client(sync_client=True) as client:
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=flow_run_ids)), limit=10_000
-        )
-        for log in logs:
-            yield f"log:{log.flow_run_id}", log.message
-        for artifact in client.read_artifacts(limit=10_000):
-            yield f"artifact:{artifact.key}", json.dumps(artifact.data) + str(artifact.description or "")
-        events = client.read_events(filter=EventFilter(), limit=10_000).events
-        for event in events:
-            yield f"event:{event.event}", event.model_dump_json()
+    with get_client(sync_client=True) as client:  # the API pages: at most 200 logs or artifacts, 50 events
+        log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=flow_run_ids))
+        for offset in range(0, 100_000, 200):
+            logs = client.read_logs(log_filter=log_filter, limit=200, offset=offset)
+            for log in logs:
+                yield f"log:{log.flow_run_id}", log.message
+            if len(logs) < 200:
+                break
+        for offset in range(0, 100_000, 200):
+            artifacts = client.read_artifacts(limit=200, offset=offset)
+            for artifact in artifacts:
+                yield f"artifact:{artifact.key}", json.dumps(artifact.data) + str(artifact.description or "")
+            if len(artifacts) < 200:
+                break
+        page = client.read_events(filter=EventFilter(), limit=50)
+        for _ in range(2_000):
+            for event in page.events:
+                yield f"event:{event.event}", event.model_dump_json()
+            if not page.next_page:
+                break
+            page = client.read_events_page(str(page.next_page))
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)))
         for run in runs:
             yield f"flow-run:{run.name}", json.dumps(run.parameters, default=str) + str(run.state)
 
 
-def _approve_when_paused(run_name: str, answer: dict[str, Any], stop: threading.Event) -> None:
+def _approve_when_paused(
+    run_name: str, answer: dict[str, Any], stop: threading.Event, errors: list[BaseException]
+) -> None:
+    """Answer the run's approval form as the UI does: the form's own fields, once the form is saved.
+
+    The acknowledgements are in the form only when the plan needs them, and the server refuses
+    fields the form does not have, so the answer is cut to the form's schema. Errors are kept for
+    the test to report (a thread's exception would vanish).
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
     from prefect.flow_runs import resume_flow_run
     from prefect.input.actions import read_flow_run_input
 
-    while not stop.is_set():
-        with get_client(sync_client=True) as client:
-            for run in client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name]))
-            ):
-                keyset = (
-                    run.state.state_details.run_input_keyset if run.state and run.state.is_paused() else None
-                )
-                if keyset and read_flow_run_input(keyset["schema"], flow_run_id=run.id) is not None:
-                    resume_flow_run(run.id, run_input=answer)
-                    return
-        time.sleep(0.5)
+    answered: set[str] = set()
+    try:
+        while not stop.is_set():
+            with get_client(sync_client=True) as client:
+                for run in client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name]))
+                ):
+                    state = run.state
+                    if state is None or not state.is_paused() or state.state_details.pause_key in answered:
+                        continue
+                    keyset = state.state_details.run_input_keyset
+                    schema = read_flow_run_input(keyset["schema"], flow_run_id=run.id) if keyset else None
+                    if schema is None:  # paused, form not saved yet: the server would refuse a resume
+                        continue
+                    fields = dict(schema.get("properties") or {})
+                    resume_flow_run(run.id, run_input={k: v for k, v in answer.items() if k in fields})
+                    answered.add(str(state.state_details.pause_key))
+            time.sleep(0.5)
+    except BaseException as exc:  # reported by the test
+        errors.append(exc)
 
 
 @pytest.mark.timeout(900)
@@ -143,16 +169,19 @@ def test_no_secret_in_bucket_logs_artifacts_events_journals_or_reports(
     stop = threading.Event()
     answer = {"confirm_app": "nexus", "approver": "leak-scan", "reason": "reliability battery",
               "acknowledge_data_loss": True, "acknowledge_unfenced": True}  # fmt: skip
+    errors: list[BaseException] = []
     approver = threading.Thread(
-        target=_approve_when_paused, args=("leak-scan-failover", answer, stop), daemon=True
+        target=_approve_when_paused, args=("leak-scan-failover", answer, stop, errors), daemon=True
     )
     approver.start()
     try:
         state = failover.with_options(flow_run_name="leak-scan-failover")(
-            app="nexus", to="site-b", config=config_path, approval_timeout=300, return_state=True
+            app="nexus", to="site-b", config=config_path, approval_timeout=180, return_state=True
         )
     finally:
         stop.set()
+        approver.join(timeout=10)
+    assert not errors, errors
     assert state.is_completed(), state.message
     run_ids.append(state.state_details.flow_run_id)
     record_property("figure", f"backup, drill and failover in the lab: {time.monotonic() - started:.0f} s")
