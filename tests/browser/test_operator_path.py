@@ -4,16 +4,18 @@ A real ``prefect server`` with its UI, the ``relocate``, ``failover`` and ``fail
 served as ``make up`` serves them (``serve_operations.py``), and the real two-site lab. In the
 browser the test does what the operator's guide (docs/operator-guide.md) tells an operator to do:
 
-1. opens the UI, goes to Deployments, opens ``relocate``, and starts it from Run -> Custom run,
+1. opens the UI, goes to Deployments, opens ``failover``, and starts it from Run -> Custom run,
    filling the form (app, target site, dry_run off, a run name);
 2. sees the run Paused and, in its Resume dialog, the plan (markdown) above the approval form;
-3. fills in and submits the approval form;
+3. fills in and submits the approval form, with the acknowledgements the plan asks for (none
+   while site-a answers: a failover fences a reachable old primary, so nothing is forced);
 4. sees the run Completed;
 5. opens the ``operation-timeline-nexus`` artifact from the run's Artifacts tab and reads every
    step done.
 
-The lab must then run Nexus on site-b with the approver recorded in the journal; the app is moved
-home with the jobs API afterwards, so the lab is left as found. Screenshots go to
+The lab must then run Nexus on site-b with the approver recorded in the journal; the app is failed
+back home with the jobs API afterwards (a resync of site-a's images, then a relocate), so the lab
+is left as found: Nexus primary on site-a, site-b replaying. Screenshots go to
 ``$STANDBY_SCREENSHOTS`` (relative to the repository; ``docs/screenshots`` refreshes the guide's)
 or to the test's temporary folder. No browser is downloaded: ``/usr/bin/chromium`` (or
 ``$STANDBY_CHROMIUM``) is launched through ``executable_path``.
@@ -45,9 +47,10 @@ from drkit.domain.placement import Placement
 from drkit.jobs import backup as backups
 from drkit.jobs.operations import approve, execute, list_journals, prepare
 from drkit.jobs.world import World, build_world, read_placement
+from lab import seeds
 from lab.procs import start_service, stop_daemon
 from tests.labfixture import Lab
-from tests.labhelpers import fresh_backup, roles, runs_nexus, sync_now
+from tests.labhelpers import fresh_backup, poll, roles, runs_nexus, sync_now
 
 pytestmark = [pytest.mark.server, pytest.mark.lab, pytest.mark.browser]
 
@@ -56,6 +59,7 @@ KEY_VAR = "STANDBY_BACKUP_KEY"
 KEY_TEXT = base64.b64encode(bytes(range(90, 122))).decode()  # the lab's test key, as in the other lab tests
 KEY_BLOCK = "standby-backup-key"  # the Secret block the served deployments read (key_source)
 APPROVER = "oncall@example.com"
+ACKS = ("Acknowledge Data Loss", "Acknowledge Unfenced")  # the approval form's optional switches
 
 
 # ------------------------------------------------------------------------------------ fixtures
@@ -129,7 +133,7 @@ def served(ui_server: str, client: Any, lab: Lab) -> Iterator[None]:
             assert proc.poll() is None, f"serve exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, f"deployments not served in 120 s:\n{log.read_text()[-3000:]}"
             try:
-                client.read_deployment_by_name("relocate/relocate")
+                client.read_deployment_by_name("failover/failover")
                 break
             except ObjectNotFound:
                 time.sleep(0.5)
@@ -193,6 +197,11 @@ def _record(world: World) -> Placement:
     return read_placement(world, world.config.app("nexus")).record
 
 
+def _image_state(world: World, site: str) -> object:
+    b = world.bundle(site)
+    return b.rbd.image_status(b.site.pool, seeds.IMAGE_NAME).get("state")
+
+
 def _assert_home(world: World) -> None:
     record = _record(world)
     assert record.primary == "site-a" and record.operation is None, record
@@ -242,7 +251,7 @@ def _flow_run_by_name(client: Any, name: str, timeout: float = 30.0) -> Any:
 
 
 @pytest.mark.timeout(1200)
-def test_an_operator_relocates_nexus_from_the_prefect_ui(
+def test_an_operator_fails_over_nexus_from_the_prefect_ui(
     ui_server: str, client: Any, served: None, world: World, key: crypto.MasterKey, page: Any, shots: Path
 ) -> None:
     from playwright.sync_api import expect
@@ -250,16 +259,17 @@ def test_an_operator_relocates_nexus_from_the_prefect_ui(
     fresh_backup(world, "site-a", key)
     sync_now(world, "site-a", "site-b")  # the lag guard passes whatever the lab's schedule did so far
     before, journals = _record(world), len(list_journals(world, "nexus"))
-    run_name = f"ui-relocate-{uuid.uuid4().hex[:6]}"
+    run_name = f"ui-failover-{uuid.uuid4().hex[:6]}"
 
-    # 1. Open the UI, go to Deployments, open relocate, Run -> Custom run, fill in the form.
+    # 1. Open the UI, go to Deployments, open failover, Run -> Custom run, fill in the form.
     # Prefect 3.8.8 opens its new V2 UI at /; the guide and this test use the V1 UI's routes
     # (its side bar has "Switch to V2 UI"), where the approval form was checked.
+    started = time.monotonic()
     page.goto(f"{ui_server}/dashboard")
     page.get_by_role("button", name="Deployments", exact=True).click()
     expect(page.get_by_role("link", name="relocate", exact=True).first).to_be_visible()
     _shot(page, shots, "01-deployments.png")
-    page.get_by_role("link", name="relocate", exact=True).first.click()
+    page.get_by_role("link", name="failover", exact=True).first.click()
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("Custom run", exact=True).click()
     expect(page.get_by_role("heading", name="Parameters")).to_be_visible()
@@ -281,14 +291,17 @@ def test_an_operator_relocates_nexus_from_the_prefect_ui(
     # 2. The run pauses; its Resume dialog shows the plan above the approval form.
     page.goto(f"{ui_server}/runs/flow-run/{run.id}")
     expect(_state_badge(page, "Paused")).to_be_visible(timeout=180_000)
-    print(f"\nrelocate paused {time.monotonic() - submitted:.1f}s after the form was submitted")
+    print(f"\nfailover paused {time.monotonic() - submitted:.1f}s after the form was submitted")
     assert client.read_flow_run(run.id).state.state_details.pause_key == "approval-1"
     page.get_by_role("button", name="Resume", exact=True).click()
     dialog = page.get_by_role("dialog")
-    plan = dialog.get_by_role("heading", name="relocate of nexus: site-a → site-b")
+    plan = dialog.get_by_role("heading", name="failover of nexus: site-a → site-b")
     expect(plan).to_be_visible()
     expect(dialog.get_by_role("columnheader", name="precondition")).to_be_visible()
-    expect(dialog.get_by_role("cell", name="demote the images", exact=True)).to_be_attached()
+    expect(
+        dialog.get_by_role("cell", name="stop the app and demote the images where reachable")
+    ).to_be_attached()
+    expect(dialog.get_by_role("cell", name="promote the images (not forced)", exact=True)).to_be_attached()
     confirm = _field(dialog, "Confirm App")
     expect(dialog.get_by_text("type the app's name (nexus) to confirm")).to_be_visible()
     assert plan.bounding_box()["y"] < confirm.bounding_box()["y"], "the plan must be above the form"
@@ -297,14 +310,21 @@ def test_an_operator_relocates_nexus_from_the_prefect_ui(
     # 3. Fill in and submit the approval form.
     confirm.fill("nexus")
     _field(dialog, "Approver").fill(APPROVER)
-    _field(dialog, "Reason").fill("planned maintenance of site-a")
+    _field(dialog, "Reason").fill("site-a cannot be trusted")
+    # The acknowledgements the plan asks for (data loss, an unfenced old primary): none while
+    # site-a answers, since the failover then stops and demotes it and forces nothing.
+    acks = [label for label in ACKS if dialog.get_by_text(re.compile(rf"^{label}")).count()]
+    for label in acks:
+        switch = _field(dialog, label)
+        switch.click()
+        expect(switch).to_be_checked()
     _shot(page, shots, "03-approval.png")
     approved = time.monotonic()
     dialog.get_by_role("button", name="Submit", exact=True).click()
 
     # 4. The run completes.
     expect(_state_badge(page, "Completed")).to_be_visible(timeout=300_000)
-    print(f"relocate Completed in the UI {time.monotonic() - approved:.1f}s after the approval")
+    print(f"failover Completed in the UI {time.monotonic() - approved:.1f}s after the approval")
     _shot(page, shots, "04-completed.png")
     assert client.read_flow_run(run.id).state.is_completed()
 
@@ -314,7 +334,7 @@ def test_an_operator_relocates_nexus_from_the_prefect_ui(
         has_text="completed"
     )
     timeline.click()
-    expect(page.get_by_text(re.compile(r"relocate relocate-\S+: completed"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"failover failover-\S+: completed"))).to_be_visible()
     table = page.get_by_role("table")
     expect(table.get_by_role("columnheader", name="outcome")).to_be_visible()
     steps = [s.name for s in list_journals(world, "nexus")[-1].steps]
@@ -331,15 +351,24 @@ def test_an_operator_relocates_nexus_from_the_prefect_ui(
     assert runs_nexus(world, "site-b") and not runs_nexus(world, "site-a")
     found = list_journals(world, "nexus")
     assert len(found) == journals + 1
-    assert found[-1].status == "completed" and found[-1].approval is not None
-    assert found[-1].approval.approver == APPROVER
+    journal = found[-1]
+    assert journal.kind == "failover" and journal.status == "completed" and journal.approval is not None
+    assert journal.approval.approver == APPROVER
+    assert not journal.plan.forced and not journal.plan.unfenced, journal.plan  # site-a was fenced
+    assert acks == [], f"the plan of a failover with site-a up asks no acknowledgement, the form had {acks}"
+    assert (journal.approval.data_loss, journal.approval.unfenced) == (
+        journal.plan.needs_data_loss_ack, journal.plan.needs_unfenced_ack)  # fmt: skip
+    print(f"operator path total {time.monotonic() - started:.1f}s (form to timeline)")
 
-    # Home again with the jobs API, so the lab is left as found.
+    # Home again with the jobs API (a failback: resync site-a, then relocate), so the lab is left
+    # as found.
     fresh_backup(world, "site-b", key)
-    sync_now(world, "site-b", "site-a")
-    prepared = prepare(world, "nexus", "relocate", "site-a")
+    prepared = prepare(world, "nexus", "failback", None)
     assert prepared.plan.runnable, prepared.plan.refusals
     back = execute(world, approve(world, prepared, Approval(approver="browser-test", reason="back home",
                                                              at=datetime.now(UTC)), "nexus"), key=key)  # fmt: skip
     assert back.status == "completed", back.error
     _assert_home(world)
+    poll(
+        "site-b replaying", lambda: str(_image_state(world, "site-b")).startswith("up+replaying"), timeout=150
+    )
