@@ -368,6 +368,8 @@ def test_an_operator_fails_over_nexus_from_the_prefect_ui(
     back = execute(world, approve(world, prepared, Approval(approver="browser-test", reason="back home",
                                                              at=datetime.now(UTC)), "nexus"), key=key)  # fmt: skip
     assert back.status == "completed", back.error
+    if back.finished_at:
+        print(f"failback through the jobs API {(back.finished_at - back.created_at).total_seconds():.1f}s")
     _assert_home(world)
     poll(
         "site-b replaying", lambda: str(_image_state(world, "site-b")).startswith("up+replaying"), timeout=150
