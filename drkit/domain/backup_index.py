@@ -174,19 +174,7 @@ def encode_index(index: BackupIndex, layout: StoreLayout) -> bytes:
         key = layout.blob_key(index.site, index.app, e.address, encrypted=e.encrypted)
         if (path, key) != (e.path, e.key) or e.encrypted != (e.key_id is not None):
             raise ValueError(f"{e.path}: key {e.key} or path cannot be derived from the entry (got {key})")
-        entries.append(
-            StoredEntry(
-                api_version=e.api_version,
-                kind=e.kind,
-                namespace=e.namespace,
-                name=e.name,
-                address=e.address,
-                sha256=e.sha256,
-                size=e.size,
-                key_id=e.key_id,
-                stored_by=e.stored_by,
-            )
-        )
+        entries.append(StoredEntry(**e.model_dump(include=set(StoredEntry.model_fields))))
     return _pack(StoredIndex(**index.facts(), objects=tuple(entries)))
 
 

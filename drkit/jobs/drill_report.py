@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from drkit.adapters.objectstore import ObjectStore
+from drkit.charts import render_png
 from drkit.domain.drill import DrillReport, DrillStep
 from drkit.domain.errors import StandbyError
 from drkit.domain.layout import StoreLayout
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 TIMELINE_CHART = "timeline"
 """Name of the timeline chart: ``charts/timeline.png`` next to the report."""
@@ -386,10 +390,6 @@ kept serving, {_e(_when(report.started_at))} to {_e(_when(report.ended_at))}.</p
 
 def timeline_png(report: DrillReport) -> bytes:
     """A Gantt chart of the steps (seconds since the drill start), by phase, failed steps in red."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     colors = {"drill": "#4c72b0", "cleanup": "#8c8c8c", "failed": "#d62728"}
@@ -397,8 +397,8 @@ def timeline_png(report: DrillReport) -> bytes:
     t0 = report.started_at
     ends = [(s.ended_at - t0).total_seconds() for s in steps if s.ended_at is not None]
     span = max([*ends, 1.0])
-    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.42 * len(steps) + 1.6)), dpi=100)
-    try:
+
+    def draw(fig: Figure, ax: Axes) -> None:
         for y, s in enumerate(steps):
             color = colors["failed"] if s.outcome == "failed" else colors[s.phase]
             if s.started_at is None:
@@ -431,11 +431,8 @@ def timeline_png(report: DrillReport) -> bytes:
             frameon=False,
         )
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        return buf.getvalue()
-    finally:
-        plt.close(fig)
+
+    return render_png((10, max(3.0, 0.42 * len(steps) + 1.6)), draw)
 
 
 # ------------------------------------------------------------------------------------------ tables

@@ -4,16 +4,20 @@ report's table, markdown and lag chart. Shapes only; the figures come from :mod:
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from drkit.charts import render_png
 from drkit.domain.rpo import BreachInterval, Sawtooth, SyncedPoint, Window
 from drkit.domain.rpo_reading import AppReading, SiteSampling
 from drkit.jobs.rpo import SampleRun
 from drkit.jobs.rpo_report import AppReport, RpoReport
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def reading_rows(readings: Sequence[AppReading]) -> list[dict[str, Any]]:
@@ -70,7 +74,9 @@ def sample_json(run: SampleRun) -> dict[str, Any]:
             }
             for r in run.readings
         ],
-        "alerts": [{"kind": a.kind, "app": a.app, "image": a.image, "payload": dict(a.payload)} for a in run.alerts],
+        "alerts": [
+            {"kind": a.kind, "app": a.app, "image": a.image, "payload": dict(a.payload)} for a in run.alerts
+        ],
         "keys": list(run.keys),
     }
 
@@ -171,13 +177,8 @@ def _sawtooth_xy(
 
 def render_chart(section: AppReport, start: datetime, end: datetime) -> bytes:
     """A PNG of the app's lag over time: each image's sawtooth, status samples, the target line."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-    try:
+    def draw(fig: Figure, ax: Axes) -> None:
         for s in section.images:
             if s.points:
                 xs, ys = _sawtooth_xy(s.points, s.start, s.end)
@@ -194,15 +195,14 @@ def render_chart(section: AppReport, start: datetime, end: datetime) -> bytes:
         ax.set_title(f"{section.app}: replication lag")
         ax.legend(loc="upper left", fontsize=7)
         fig.autofmt_xdate()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        return buf.getvalue()
-    finally:
-        plt.close(fig)
+
+    return render_png((10, 4), draw)
 
 
 def render_charts(report: RpoReport) -> dict[str, bytes]:
     """A PNG per app that has figures in the report; app -> PNG."""
     return {
-        a.app: render_chart(a, report.start, report.end) for a in report.apps if a.images or a.overall is not None
+        a.app: render_chart(a, report.start, report.end)
+        for a in report.apps
+        if a.images or a.overall is not None
     }

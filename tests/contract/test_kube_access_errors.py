@@ -16,8 +16,9 @@ from prefect.states import Failed
 from drkit.adapters.kube import KubeCluster, KubeExecRunner
 from drkit.domain.errors import AccessDenied, PreconditionFailed, TransientError, is_retryable
 from drkit.domain.models import KindRef, KubeAccess
-from lab.kubeapi import KubeApiServer, allowlist_handler, write_kubeconfig
+from lab.kubeapi import KubeApiServer, write_kubeconfig
 from tasks.retrying import retry_transient
+from tests.apiservers import rbac_server
 
 ADMIN = "admin-token-for-access-tests"
 SECRET = KindRef(version="v1", kind="Secret")
@@ -39,30 +40,8 @@ class Site:
         return int(self.server.stats.snapshot()["by_code"].get("403", 0))
 
 
-def _admin(srv: KubeApiServer) -> client.ApiClient:
-    cfg = client.Configuration()
-    cfg.host, cfg.ssl_ca_cert = srv.url, str(srv.ca_file)
-    cfg.api_key, cfg.api_key_prefix = {"authorization": ADMIN}, {"authorization": "Bearer"}
-    return client.ApiClient(cfg)
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    srv = KubeApiServer(
-        state_dir=tmp_path / "state",
-        tick_interval=0.2,
-        admin_token=ADMIN,
-        tls=True,
-        exec_handler=allowlist_handler({"echo"}, {}, ("app", "rook-ceph-tools")),
-    )
-    srv.start()
-    admin = _admin(srv)
-    core, rbac, apps = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin), client.AppsV1Api(admin)
-    for ns in ("standby", "app", "rook-ceph"):
-        core.create_namespace({"metadata": {"name": ns}})
-    core.create_namespaced_service_account("standby", {"metadata": {"name": "standby"}})
-    subjects = [{"kind": "ServiceAccount", "name": "standby", "namespace": "standby"}]
-    ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "standby"}
     rules = {
         "app": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}],
         "rook-ceph": [
@@ -75,29 +54,23 @@ def site(tmp_path: Path) -> Iterator[Site]:
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
         ],
     }
-    for ns, rs in rules.items():
-        rbac.create_namespaced_role(ns, {"metadata": {"name": "standby"}, "rules": rs})
-        rbac.create_namespaced_role_binding(
-            ns, {"metadata": {"name": "standby"}, "roleRef": ref, "subjects": subjects}
+    with rbac_server(tmp_path, ADMIN, ("app", "rook-ceph-tools"), rules) as (srv, admin):
+        core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
+        apps.create_namespaced_deployment("rook-ceph", {
+            "metadata": {"name": "rook-ceph-tools", "labels": {"app": "rook-ceph-tools"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "rook-ceph-tools"}},
+                     "template": {"metadata": {"labels": {"app": "rook-ceph-tools"}},
+                                  "spec": {"containers": [{"name": "tools", "image": "rook/ceph"}]}}},
+        })  # fmt: skip
+        token = core.create_namespaced_service_account_token(
+            "standby",
+            "standby",
+            client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
+        ).status.token
+        kubeconfig = write_kubeconfig(
+            tmp_path / "kubeconfig", {"site-x": srv.url}, "site-x", {"site-x": token}, ca_file=srv.ca_file
         )
-    apps.create_namespaced_deployment("rook-ceph", {
-        "metadata": {"name": "rook-ceph-tools", "labels": {"app": "rook-ceph-tools"}},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "rook-ceph-tools"}},
-                 "template": {"metadata": {"labels": {"app": "rook-ceph-tools"}},
-                              "spec": {"containers": [{"name": "tools", "image": "rook/ceph"}]}}},
-    })  # fmt: skip
-    token = core.create_namespaced_service_account_token(
-        "standby",
-        "standby",
-        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
-    ).status.token
-    kubeconfig = write_kubeconfig(
-        tmp_path / "kubeconfig", {"site-x": srv.url}, "site-x", {"site-x": token}, ca_file=srv.ca_file
-    )
-    try:
         yield Site(srv, kubeconfig)
-    finally:
-        srv.stop()
 
 
 def _one_line(error: BaseException) -> str:

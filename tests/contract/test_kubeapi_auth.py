@@ -17,7 +17,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lab import rbac as lab_rbac
-from lab.kubeapi import KubeApiServer, allowlist_handler, write_kubeconfig
+from lab.kubeapi import KubeApiServer, write_kubeconfig
+from tests.apiservers import bearer_client, rbac_server
 
 ADMIN = "admin-token-for-tests"
 SA_USER = "system:serviceaccount:standby:standby"
@@ -27,12 +28,7 @@ CA: list[str] = []
 
 
 def _api(url: str, token: str) -> client.ApiClient:
-    cfg = client.Configuration()
-    cfg.host = url
-    cfg.ssl_ca_cert = CA[-1]
-    cfg.api_key = {"authorization": token}
-    cfg.api_key_prefix = {"authorization": "Bearer"}
-    return client.ApiClient(cfg)
+    return bearer_client(url, token, CA[-1])
 
 
 @dataclass
@@ -66,48 +62,14 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    srv = KubeApiServer(
-        state_dir=tmp_path / "state",
-        tick_interval=0.2,
-        admin_token=ADMIN,
-        exec_handler=allowlist_handler({"echo"}, {}, ("app", "tools")),
-        tls=True,  # kubectl sends a kubeconfig's token only over TLS
-    )
-    srv.start()
-    CA.append(str(srv.ca_file))
-    admin = _api(srv.url, ADMIN)
-    core, rbac = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin)
-    for ns in ("standby", "app"):
-        core.create_namespace({"metadata": {"name": ns}})
-    core.create_namespaced_service_account("standby", {"metadata": {"name": "standby"}})
-    rbac.create_namespaced_role(
-        "app",
-        {
-            "metadata": {"name": "standby"},
-            "rules": [
-                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create"]},
-                {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
-                {
-                    "apiGroups": ["apps"],
-                    "resources": ["deployments"],
-                    "resourceNames": ["tools"],
-                    "verbs": ["get"],
-                },
-            ],
-        },
-    )
-    rbac.create_namespaced_role_binding(
-        "app",
-        {
-            "metadata": {"name": "standby"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "standby"},
-            "subjects": [{"kind": "ServiceAccount", "name": "standby", "namespace": "standby"}],
-        },
-    )
-    try:
+    rules = [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["tools"], "verbs": ["get"]},
+    ]
+    with rbac_server(tmp_path, ADMIN, ("app", "tools"), {"app": rules}) as (srv, admin):
+        CA.append(str(srv.ca_file))
         yield Cluster(srv, admin, tmp_path)
-    finally:
-        srv.stop()
 
 
 def _status(exc: ApiException) -> dict[str, Any]:

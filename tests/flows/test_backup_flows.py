@@ -19,13 +19,11 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from kubernetes import client
 from prefect import get_client
 from prefect.artifacts import Artifact
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
 import tasks.backup as backup_tasks
-from drkit.adapters.kube import KubeCluster
 from drkit.domain.backup import BackupIndex, decode_index
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import KindRef
@@ -33,8 +31,9 @@ from flows.backup import backup
 from flows.restore import restore
 from flows.verify_backup import verify_backup
 from lab import seeds
-from lab.kubeapi import KubeApiServer, write_kubeconfig
+from lab.kubeapi import KubeApiServer
 from lab.s3 import start_moto
+from tests.apiservers import kube_cluster, seeded_sites
 
 PASSWORD = "flow-test-admin-pw-7731"
 KEY_TEXT = base64.b64encode(bytes(range(1, 33))).decode()
@@ -65,12 +64,6 @@ class Env:
         return str(path)
 
 
-def _kube(srv: KubeApiServer, site: str, tmp: Path) -> KubeCluster:
-    cfg = client.Configuration()
-    cfg.host = srv.url
-    return KubeCluster(client.ApiClient(cfg), site=site, cache_dir=tmp)
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -80,20 +73,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     mp.setenv("FLOW_TEST_S3_SECRET", "testing")
     mp.setenv("STANDBY_BACKUP_KEY", KEY_TEXT)
     moto, s3_url = start_moto("standby", access_key="testing", secret_key="testing")
-    a, b = KubeApiServer(tick_interval=0.2), KubeApiServer(tick_interval=0.2)
-    a.start()
-    b.start()
-    kube_a, kube_b = _kube(a, "site-a", tmp), _kube(b, "site-b", tmp)
-    for obj in [*seeds.common(PASSWORD), *seeds.primary_app("http://nexus.lab.local")]:
-        kube_a.create(obj)
-    for obj in seeds.common(PASSWORD):
-        kube_b.create(obj)
-    kubeconfig = write_kubeconfig(tmp / "kubeconfig", {"site-a": a.url, "site-b": b.url}, "site-a")
     try:
-        yield Env(a, b, s3_url, kubeconfig)
+        with seeded_sites(tmp, PASSWORD) as (a, b, kubeconfig):
+            yield Env(a, b, s3_url, kubeconfig)
     finally:
-        a.stop()
-        b.stop()
         moto.stop()
         mp.undo()
 
@@ -215,7 +198,7 @@ def test_restore_flow_dry_run_then_real_into_site_b(config: str, env: Env) -> No
     pv = env.site_b.store.get("persistentvolumes", None, seeds.PV_NAME)
     assert pv["spec"]["csi"]["volumeAttributes"]["imageName"] == seeds.IMAGE_NAME
     assert Artifact.get("restore-nexus-site-b") is not None
-    kube_b = _kube(env.site_b, "site-b", Path(config).parent)
+    kube_b = kube_cluster(env.site_b, "site-b", Path(config).parent)
     assert kube_b.delete(KindRef(version="v1", kind="PersistentVolume"), seeds.PV_NAME)
 
 

@@ -9,18 +9,14 @@ one line naming the block and the field, and is not retried.
 from __future__ import annotations
 
 import base64
-import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
-from kubernetes import client
-from moto.server import ThreadedMotoServer
 from prefect import get_client
 from prefect.blocks.system import Secret
 from prefect.client.schemas.actions import BlockDocumentUpdate
@@ -31,13 +27,12 @@ from prefect_aws import AwsCredentials
 import tasks.backup as backup_tasks
 from blocks.config import import_config, resolve_config
 from blocks.standby_blocks import StandbyConfiguration
-from drkit.adapters.kube import KubeCluster
 from drkit.config import load_config
 from flows.backup import backup
 from flows.restore import restore
 from flows.rpo_sample import rpo_sample
-from lab import seeds
-from lab.kubeapi import KubeApiServer, write_kubeconfig
+from lab.s3 import start_moto
+from tests.apiservers import seeded_sites
 
 PASSWORD = "blocks-test-admin-pw-4410"
 KEY_TEXT = base64.b64encode(bytes(range(40, 72))).decode()
@@ -67,35 +62,13 @@ class Env:
         return path
 
 
-def _kube(srv: KubeApiServer, site: str, tmp: Path) -> KubeCluster:
-    cfg = client.Configuration()
-    cfg.host = srv.url
-    return KubeCluster(client.ApiClient(cfg), site=site, cache_dir=tmp)
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    tmp = tmp_path_factory.mktemp("blocks")
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    s3_url = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id=S3_KEY,
-                 aws_secret_access_key=S3_SECRET).create_bucket(Bucket="standby")  # fmt: skip
-    a, b = KubeApiServer(tick_interval=0.2), KubeApiServer(tick_interval=0.2)
-    a.start()
-    b.start()
-    for obj in [*seeds.common(PASSWORD), *seeds.primary_app("http://nexus.lab.local")]:
-        _kube(a, "site-a", tmp).create(obj)
-    for obj in seeds.common(PASSWORD):
-        _kube(b, "site-b", tmp).create(obj)
-    kubeconfig = write_kubeconfig(tmp / "kubeconfig", {"site-a": a.url, "site-b": b.url}, "site-a")
+    moto, s3_url = start_moto("standby", access_key=S3_KEY, secret_key=S3_SECRET)
     try:
-        yield Env(s3_url, kubeconfig)
+        with seeded_sites(tmp_path_factory.mktemp("blocks"), PASSWORD) as (_, _, kubeconfig):
+            yield Env(s3_url, kubeconfig)
     finally:
-        a.stop()
-        b.stop()
         moto.stop()
 
 
@@ -177,11 +150,20 @@ def _update(slug: str, name: str, change: Callable[[dict[str, Any]], None]) -> N
         c.update_block_document(doc.id, BlockDocumentUpdate(data=data, merge_existing_data=False))
 
 
-def _site(name: str, field: str, value: Any) -> None:
-    def change(data: dict[str, Any]) -> None:
-        data[field] = value
+def _edited(slug: str, block: str, path: str, value: Any) -> Callable[[str], str]:
+    """A bad-input maker: set ``path`` (dotted) of block ``<name><block>`` of type ``slug`` to ``value``."""
 
-    _update("standby-site", name, change)
+    def make(name: str) -> str:
+        def change(data: dict[str, Any]) -> None:
+            *parents, last = path.split(".")
+            for part in parents:
+                data = data[part]
+            data[last] = value
+
+        _update(slug, name + block, change)
+        return f"block:{name}"
+
+    return make
 
 
 def _error(state: State[Any]) -> str:
@@ -208,36 +190,9 @@ def _empty_reference(name: str) -> str:
 
 
 def _missing_site_block(name: str) -> str:
-    StandbyConfiguration(sites=[f"{name}-site-a", f"{name}-site-c"], apps=[f"{name}-nexus"]).save(name, overwrite=True)
-    return f"block:{name}"
-
-
-def _invalid_site_block(name: str) -> str:
-    def change(data: dict[str, Any]) -> None:
-        data["site"]["s3"]["bucket"] = "x"
-
-    _update("standby-site", f"{name}-site-b", change)
-    return f"block:{name}"
-
-
-def _invalid_app_block(name: str) -> str:
-    def change(data: dict[str, Any]) -> None:
-        data["app"]["rpo_target"] = "soon"
-
-    _update("standby-app", f"{name}-nexus", change)
-    return f"block:{name}"
-
-
-def _config_block_not_a_list(name: str) -> str:
-    def change(data: dict[str, Any]) -> None:
-        data["sites"] = "site-a"
-
-    _update("standby-config", name, change)
-    return f"block:{name}"
-
-
-def _kubeconfig_secret_missing(name: str) -> str:
-    _site(f"{name}-site-a", "kubeconfig_secret", "gone-kubeconfig")
+    StandbyConfiguration(sites=[f"{name}-site-a", f"{name}-site-c"], apps=[f"{name}-nexus"]).save(
+        name, overwrite=True
+    )
     return f"block:{name}"
 
 
@@ -251,47 +206,50 @@ def _kubeconfig_json_not_a_kubeconfig(name: str) -> str:
     return f"block:{name}"
 
 
-def _kubeconfig_without_the_context(name: str) -> str:
-    def change(data: dict[str, Any]) -> None:
-        data["site"]["kube"]["context"] = "site-z"
-
-    _update("standby-site", f"{name}-site-a", change)
-    return f"block:{name}"
-
-
-def _aws_credentials_missing(name: str) -> str:
-    _site(f"{name}-site-b", "aws_credentials", "no-such-s3-keys")
-    return f"block:{name}"
-
-
 def _aws_credentials_without_keys(name: str) -> str:
     AwsCredentials(region_name="us-east-1").save(f"{name}-site-b-s3", overwrite=True)
     return f"block:{name}"
 
 
-def _secret_and_file_both(name: str) -> str:
-    def change(data: dict[str, Any]) -> None:
-        data["site"]["kube"]["kubeconfig"] = "/etc/kubeconfig"
-
-    _update("standby-site", f"{name}-site-a", change)
-    return f"block:{name}"
-
-
 KUBE, AWS = "kubeconfig_secret: ", "aws_credentials: AWS Credentials block"
 BAD: dict[str, tuple[Callable[[str], str], list[str]]] = {
-    "config block missing": (_missing_config, ["Standby Configuration block 'nope-", "does not exist", "known: "]),
+    "config block missing": (
+        _missing_config,
+        ["Standby Configuration block 'nope-", "does not exist", "known: "],
+    ),
     "empty block name": (_empty_reference, ["config 'block:' names no block", 'config="block:<name>"']),
     "site block missing": (_missing_site_block, ["sites[1]: Standby Site block", "-site-c' does not exist"]),
-    "site block invalid": (_invalid_site_block, ["sites[1]: Standby Site block", "site.s3.bucket", "at least 3"]),
-    "app block invalid": (_invalid_app_block, ["apps[0]: Standby App block", "app.rpo_target", "'soon'"]),
-    "config block invalid": (_config_block_not_a_list, ["Standby Configuration block", "sites: ", "list"]),
-    "kubeconfig Secret missing": (_kubeconfig_secret_missing, [KUBE, "Secret block 'gone-kubeconfig' does not exist"]),
+    "site block invalid": (
+        _edited("standby-site", "-site-b", "site.s3.bucket", "x"),
+        ["sites[1]: Standby Site block", "site.s3.bucket", "at least 3"],
+    ),
+    "app block invalid": (
+        _edited("standby-app", "-nexus", "app.rpo_target", "soon"),
+        ["apps[0]: Standby App block", "app.rpo_target", "'soon'"],
+    ),
+    "config block invalid": (
+        _edited("standby-config", "", "sites", "site-a"),
+        ["Standby Configuration block", "sites: ", "list"],
+    ),
+    "kubeconfig Secret missing": (
+        _edited("standby-site", "-site-a", "kubeconfig_secret", "gone-kubeconfig"),
+        [KUBE, "Secret block 'gone-kubeconfig' does not exist"],
+    ),
     "kubeconfig not YAML": (_kubeconfig_not_yaml, ["-site-a': " + KUBE, "is not valid YAML at line"]),
     "kubeconfig JSON, not a kubeconfig": (_kubeconfig_json_not_a_kubeconfig, [KUBE, "is not a kubeconfig"]),
-    "context not in kubeconfig": (_kubeconfig_without_the_context, [KUBE, "has no context 'site-z'"]),
-    "AwsCredentials missing": (_aws_credentials_missing, [AWS + " 'no-such-s3-keys' does not exist"]),
+    "context not in kubeconfig": (
+        _edited("standby-site", "-site-a", "site.kube.context", "site-z"),
+        [KUBE, "has no context 'site-z'"],
+    ),
+    "AwsCredentials missing": (
+        _edited("standby-site", "-site-b", "aws_credentials", "no-such-s3-keys"),
+        [AWS + " 'no-such-s3-keys' does not exist"],
+    ),
     "AwsCredentials without keys": (_aws_credentials_without_keys, [AWS, "has no access key id"]),
-    "Secret and file both": (_secret_and_file_both, [KUBE + "cannot be combined with site.kube.kubeconfig"]),
+    "Secret and file both": (
+        _edited("standby-site", "-site-a", "site.kube.kubeconfig", "/etc/kubeconfig"),
+        [KUBE + "cannot be combined with site.kube.kubeconfig"],
+    ),
 }
 
 
@@ -332,13 +290,17 @@ def test_standby_blocks_import_saves_a_yaml_file_as_blocks(env: Env, tmp_path: P
 
     name = f"cli-{uuid.uuid4().hex[:8]}"
     path = env.yaml_config(tmp_path, name)
-    result = CliRunner().invoke(app, ["blocks", "import", str(path), "--name", name, "--backup-key", f"{name}-key"])
+    result = CliRunner().invoke(
+        app, ["blocks", "import", str(path), "--name", name, "--backup-key", f"{name}-key"]
+    )
     assert result.exit_code == 0, result.output
     assert f"saved Standby Configuration {name}" in result.output and "created Secret block" in result.output
     assert S3_SECRET not in result.output and "fake-token" not in result.output
     assert Secret.load(f"{name}-key").get()
     assert [s.name for s in resolve_config(f"block:{name}").sites] == ["site-a", "site-b"]
-    again = CliRunner().invoke(app, ["blocks", "import", str(path), "--name", name, "--backup-key", f"{name}-key"])
+    again = CliRunner().invoke(
+        app, ["blocks", "import", str(path), "--name", name, "--backup-key", f"{name}-key"]
+    )
     assert again.exit_code == 0 and f"Secret block '{name}-key' exists" in again.output
     missing = CliRunner().invoke(app, ["blocks", "import", str(tmp_path / "none.yaml"), "--name", name])
     assert missing.exit_code == 2 and "configuration file not found" in missing.output

@@ -31,31 +31,33 @@ class Objects:
         return [o for o in self.objects if o["kind"] == kind]
 
 
-def role(name: str, rules: list[dict[str, Any]], namespace: str | None = None) -> dict[str, Any]:
+def _rbac(kind: str, name: str, namespace: str | None, **fields: Any) -> dict[str, Any]:
+    """An RBAC object: ``kind`` namespaced (Role...) when ``namespace`` is given, else its Cluster form."""
     meta: dict[str, Any] = {"name": name}
     if namespace:
         meta["namespace"] = namespace
     return {
         "apiVersion": f"{G}/v1",
-        "kind": "Role" if namespace else "ClusterRole",
+        "kind": kind if namespace else f"Cluster{kind}",
         "metadata": meta,
-        "rules": rules,
+        **fields,
     }
+
+
+def role(name: str, rules: list[dict[str, Any]], namespace: str | None = None) -> dict[str, Any]:
+    return _rbac("Role", name, namespace, rules=rules)
 
 
 def binding(
     name: str, ref_kind: str, ref: str, subjects: list[dict[str, Any]], namespace: str | None = None
 ) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    if namespace:
-        meta["namespace"] = namespace
-    return {
-        "apiVersion": f"{G}/v1",
-        "kind": "RoleBinding" if namespace else "ClusterRoleBinding",
-        "metadata": meta,
-        "roleRef": {"apiGroup": G, "kind": ref_kind, "name": ref},
-        "subjects": subjects,
-    }
+    return _rbac(
+        "RoleBinding",
+        name,
+        namespace,
+        roleRef={"apiGroup": G, "kind": ref_kind, "name": ref},
+        subjects=subjects,
+    )
 
 
 SA_SUBJECT = [{"kind": "ServiceAccount", "name": "standby", "namespace": "standby"}]
