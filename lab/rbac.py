@@ -78,6 +78,8 @@ def mint_token(client: Any) -> str:
         spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=TOKEN_SECONDS)
     )
     answer = core.create_namespaced_service_account_token(SA_NAME, SA_NAMESPACE, request)
+    if answer.status is None:
+        raise RuntimeError(f"the apiserver minted no token for {SA_NAMESPACE}/{SA_NAME}")
     return str(answer.status.token)
 
 
