@@ -51,6 +51,22 @@ class Lab:
 
         return KubeCluster.from_access(KubeAccess(kubeconfig=self.kubeconfig, context=site), site=site)
 
+    def admin_config(self) -> Any:
+        """The lab's Standby configuration with every site reached as the lab's admin.
+
+        For the adapter contract suites: they drive scratch namespaces and the toolbox on both sites,
+        which the shipped least-privilege RBAC rightly does not grant to Standby's ServiceAccount.
+        """
+        from drkit.config import load_config
+        from drkit.domain.models import KubeAccess
+
+        config = load_config(self.root / "standby.yaml")
+        sites = tuple(
+            s.model_copy(update={"kube": KubeAccess(kubeconfig=self.kubeconfig, context=s.name)})
+            for s in config.sites
+        )
+        return config.model_copy(update={"sites": sites})
+
     def kubectl(self, site: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         argv = ["kubectl", "--kubeconfig", str(self.kubeconfig), "--context", site, *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +26,6 @@ from drkit.adapters.clock import SystemClock
 from drkit.adapters.kube import KubeExecRunner
 from drkit.adapters.rbd import RbdCli, RbdMirror
 from drkit.adapters.runner import CommandResult, Runner
-from drkit.config import load_config
 from drkit.domain.errors import CommandFailed, CommandTimedOut, Conflict, StandbyError, TransientError
 from drkit.domain.models import CephAccess, StandbyConfig
 from drkit.domain.rbd_status import parse_image_status, parse_pool_status, parse_snap_ls
@@ -153,7 +151,7 @@ def env(request: pytest.FixtureRequest) -> Env:
         return _fake_env()
     lab: Lab = request.getfixturevalue("lab")
     image: str = request.getfixturevalue("lab_image")
-    config = load_config(Path(lab.root) / "standby.yaml")
+    config = lab.admin_config()
     a, ca = _counted(_lab_rbd(lab, config, "site-a", request.param))
     b, cb = _counted(_lab_rbd(lab, config, "site-b", request.param))
     return Env(request.param, a, b, image, config, {"site-a": ca, "site-b": cb})
@@ -270,7 +268,9 @@ def test_copy_latest_synced_makes_a_plain_copy_and_replication_goes_on(env: Env)
     newest = max(s.id for s in before if s.non_primary and s.complete)
     try:
         record = env.secondary.copy_latest_synced(POOL, env.image, dest)
-        assert record["dest"] == dest and record["snap_id"] >= newest and record["primary_snap_id"] is not None
+        assert (
+            record["dest"] == dest and record["snap_id"] >= newest and record["primary_snap_id"] is not None
+        )
         primary_ids = {s.id for s in parse_snap_ls(env.primary.snapshots(POOL, env.image), tz="UTC")}
         assert record["primary_snap_id"] in primary_ids or record["snap_id"] > newest
         info = env.secondary.image_info(POOL, dest)

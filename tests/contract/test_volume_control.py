@@ -12,12 +12,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from drkit.adapters.volumes import VolumeControl, Want, volumes_for
-from drkit.config import load_config
 from drkit.domain.errors import CommandFailed, TransientError
 from drkit.domain.models import ProtectedApp, Volume
 from drkit.jobs.world import build_world
@@ -62,7 +60,9 @@ class Pair:
 
 def _fake(control: str) -> Pair:
     dr = fake_dr(control=control)
-    dr.clusters["site-b"].seed(*(o for o in seed_app() if o["kind"] in ("PersistentVolume", "PersistentVolumeClaim")))
+    dr.clusters["site-b"].seed(
+        *(o for o in seed_app() if o["kind"] in ("PersistentVolume", "PersistentVolumeClaim"))
+    )
     app = dr.world.config.app("nexus")
     return Pair(dr.world.volumes(app, "site-a"), dr.world.volumes(app, "site-b"), app.volumes[0], timeout=5.0)
 
@@ -78,7 +78,7 @@ def lab_volume(lab: Lab) -> Iterator[tuple[ProtectedApp, Volume]]:
     ceph.run(a.cli("mirror", "image", "snapshot", f"{POOL}/{image}"))
     ceph.wait_for(lambda: ceph.mirror_image_status(b, POOL, image).get("state") == "up+replaying", 120, 1.0,
                   f"{image} replaying on site-b")  # fmt: skip
-    config = load_config(Path(lab.root) / "standby.yaml")
+    config = lab.admin_config()
     base = config.app("nexus")
     volume = Volume(pvc="vc-data", image=image)
     app = base.model_copy(update={"name": "vc", "namespace": NS, "volumes": (volume,)})
@@ -119,8 +119,10 @@ def pair(request: pytest.FixtureRequest) -> Pair:
     lab: Lab = request.getfixturevalue("lab")
     app, volume = request.getfixturevalue("lab_volume")
     app = app.model_copy(update={"mirroring": app.mirroring.model_copy(update={"control": control})})
-    world = build_world(load_config(Path(lab.root) / "standby.yaml"))
-    sides = [volumes_for(app, world.bundle(s).cluster, world.bundle(s).rbd, POOL) for s in ("site-a", "site-b")]
+    world = build_world(lab.admin_config())
+    sides = [
+        volumes_for(app, world.bundle(s).cluster, world.bundle(s).rbd, POOL) for s in ("site-a", "site-b")
+    ]
     return Pair(sides[0], sides[1], volume, timeout=90.0)
 
 

@@ -21,6 +21,8 @@ import pytest
 from drkit.config import load_config
 from drkit.domain.models import KindRef, StandbyConfig
 from drkit.jobs.appdriver import AppDriver, driver_for
+from drkit.jobs.requests import RestoreRequest
+from drkit.jobs.restore import run_restore
 from drkit.jobs.world import World, build_world
 from flows.backup import backup
 from flows.restore import restore
@@ -50,11 +52,14 @@ def config(lab: Lab) -> StandbyConfig:
 def world(lab: Lab, config: StandbyConfig) -> Iterator[World]:
     world = build_world(config)
     yield world
-    # Back as seeded: the app runs on A, B holds only the namespace (and the image, secondary).
+    # Back as seeded: the app runs on A, B holds only the namespace (and the image, secondary). The
+    # clean-up runs as the lab's admin, so that only what Standby itself did is audited as Standby's.
+    admin_config = lab.admin_config()
+    admin = build_world(admin_config)
     app, volume = config.app(APP), config.app(APP).volumes[0]
-    b, a = world.bundle("site-b").cluster, world.bundle("site-a").cluster
+    b, a = admin.bundle("site-b").cluster, admin.bundle("site-a").cluster
     b.delete(KindRef(group="apps", version="v1", kind="StatefulSet"), seeds.WEB_NAME, seeds.WEB_NAMESPACE)
-    on_b, on_a = world.volumes(app, "site-b"), world.volumes(app, "site-a")
+    on_b, on_a = admin.volumes(app, "site-b"), admin.volumes(app, "site-a")
     if on_b.role(volume) == "primary":
         on_b.demote(volume)
         _wait("web image secondary on site-b", lambda: on_b.settled(volume, "secondary")[0])
@@ -65,8 +70,8 @@ def world(lab: Lab, config: StandbyConfig) -> Iterator[World]:
         for obj in b.list(ref, seeds.WEB_NAMESPACE):
             b.delete(ref, obj["metadata"]["name"], seeds.WEB_NAMESPACE)
     b.delete(KindRef(version="v1", kind="PersistentVolume"), seeds.WEB_PV)
-    restore(app=APP, target_site="site-a", source_site="site-a", config=str(lab.root / "standby.yaml"))
-    _wait("web healthy on site-a again", lambda: driver_for(app, world.bundle("site-a").site, a).writable())
+    run_restore(admin_config, RestoreRequest(app=APP, target_site="site-a", source_site="site-a"), key=None)
+    _wait("web healthy on site-a again", lambda: driver_for(app, admin.bundle("site-a").site, a).writable())
 
 
 def _driver(config: StandbyConfig, world: World, site: str) -> AppDriver:
