@@ -52,6 +52,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                                 check=False, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
     except OSError:
         commit = ""
+    # Under pytest-xdist each worker records the families it ran; workers of one run (same
+    # testrunuid) merge into one record, and a new run replaces the old one.
+    run_id = getattr(session.config, "workerinput", {}).get("testrunuid", "")
+    families = dict(_RUN["families"])
+    earlier = cache.get(CACHE_KEY, None)
+    if run_id and isinstance(earlier, dict) and earlier.get("run_id") == run_id:
+        families = {**earlier.get("families", {}), **families}
     cache.set(
         CACHE_KEY,
         {
@@ -59,7 +66,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "commit": commit,
             "python": platform.python_version(),
             "wall_seconds": round(time.monotonic() - _RUN["started"], 1),
-            "families": _RUN["families"],
+            "run_id": run_id,
+            "families": families,
         },
     )
 
