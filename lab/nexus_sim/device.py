@@ -67,6 +67,12 @@ class DeviceReadOnly(DeviceIOError):
     """The device refused a write because it is read-only (an RBD image demoted while mounted)."""
 
 
+class DeviceFenced(DeviceIOError):
+    """The Ceph cluster shut this client out (blocklisted, ``ESHUTDOWN``): every further I/O on
+    this connection fails. Happens when the client stalled (a frozen site) and another client broke
+    its exclusive lock; only a new connection (see ``krbd``'s ``recover_session``) can go on."""
+
+
 class BlockDevice(Protocol):
     """Fixed-size random-access byte device."""
 
@@ -269,6 +275,11 @@ class RbdDevice:
         """``rbd:<cluster>/<pool>/<image>``."""
         return f"rbd:{self.target.cluster}/{self.target.pool}/{self.target.image}"
 
+    @property
+    def client_address(self) -> str:
+        """This connection's client address (what ``ceph osd blocklist add`` takes)."""
+        return str(self._cluster.get_addrs()) if self._cluster is not None else "-"
+
     def read(self, offset: int, length: int) -> bytes:
         """``image.read``."""
         length = max(0, min(length, self._size - offset))
@@ -276,6 +287,8 @@ class RbdDevice:
             return b""
         try:
             return bytes(self._image.read(offset, length))
+        except self._rbd_mod.ConnectionShutdown as exc:
+            raise DeviceFenced(f"read of {self.description} failed: client blocklisted: {exc}") from exc
         except self._rbd_mod.Error as exc:
             raise DeviceIOError(f"read of {self.description} failed: {exc}") from exc
 
@@ -287,6 +300,8 @@ class RbdDevice:
             written = self._image.write(data, offset)
         except self._rbd_mod.ReadOnlyImage as exc:
             raise DeviceReadOnly(f"{self.description} is read-only (demoted?): {exc}") from exc
+        except self._rbd_mod.ConnectionShutdown as exc:
+            raise DeviceFenced(f"write to {self.description} failed: client blocklisted: {exc}") from exc
         except self._rbd_mod.Error as exc:
             raise DeviceIOError(f"write to {self.description} failed: {exc}") from exc
         if written != len(data):
@@ -296,14 +311,17 @@ class RbdDevice:
         """``image.flush``."""
         try:
             self._image.flush()
+        except self._rbd_mod.ConnectionShutdown as exc:
+            raise DeviceFenced(f"flush of {self.description} failed: client blocklisted: {exc}") from exc
         except self._rbd_mod.Error as exc:
             raise DeviceIOError(f"flush of {self.description} failed: {exc}") from exc
 
     def close(self) -> None:
-        """Flush, close the image and disconnect."""
+        """Flush, close the image and disconnect; a failed flush raises :class:`DeviceIOError` (or
+        :class:`DeviceFenced`) after the connection is closed all the same."""
         try:
             if self._image is not None:
-                self._image.flush()
+                self.flush()
         finally:
             self._shutdown()
 

@@ -10,21 +10,33 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
+from typing import TypeVar
 
-from lab.nexus_sim.device import EXIT_BIND, DeviceError, RbdDevice, RbdTarget
+from lab.nexus_sim.device import EXIT_BIND, DeviceError, DeviceFenced, RbdDevice, RbdTarget
 from lab.nexus_sim.volume import Record, Volume
 
 LOG = logging.getLogger("webapp_sim")
 _FILE = re.compile(r"^/files/([A-Za-z0-9._-]{1,100})$")
 
 
-class Files:
-    """Named files as records of the volume's log; the newest record of a name wins."""
+T = TypeVar("T")
 
-    def __init__(self, volume: Volume) -> None:
+
+class Files:
+    """Named files as records of the volume's log; the newest record of a name wins.
+
+    A connection the cluster shut out (:class:`DeviceFenced`, after a stall long enough for another
+    client to break the image's lock) is replaced once per request by a new one, as a kernel RBD
+    mount does with ``recover_session=clean``: the image must still be primary, and the volume is
+    replayed, so nothing the stale connection believed is kept.
+    """
+
+    def __init__(self, volume: Volume, reopen: Callable[[], Volume] | None = None) -> None:
         self.volume = volume
+        self.reopen = reopen
         self.lock = threading.Lock()
         self.where: dict[str, tuple[int, int]] = {}
 
@@ -39,12 +51,34 @@ class Files:
 
     def put(self, name: str, data: bytes) -> None:
         with self.lock:
-            self._apply(self.volume.append({"file": name}, data))
+            self._recovering(lambda: self._apply(self.volume.append({"file": name}, data)))
 
     def get(self, name: str) -> bytes | None:
-        with self.lock:
+        def read() -> bytes | None:
             spot = self.where.get(name)
             return None if spot is None else self.volume.read_payload(*spot)
+
+        with self.lock:
+            return self._recovering(read)
+
+    def _recovering(self, act: Callable[[], T]) -> T:
+        """``act()``; once fenced, on a new connection after replaying the volume (lock held)."""
+        try:
+            return act()
+        except DeviceFenced as exc:
+            if self.reopen is None:
+                raise
+            LOG.warning("volume connection fenced (%s); reconnecting", exc)
+            with contextlib.suppress(DeviceError):
+                self.volume.device.close()
+            self.volume = self.reopen()
+            self.where.clear()
+            LOG.info("reconnected as client %s: %d records replayed", _client(self.volume), self.load())
+            return act()
+
+
+def _client(volume: Volume) -> str:
+    return getattr(volume.device, "client_address", "-")
 
 
 def _handler(files: Files) -> type[BaseHTTPRequestHandler]:
@@ -99,11 +133,22 @@ def main() -> int:
     target = RbdTarget(
         args.rbd_pool, args.rbd_image, args.ceph_conf, args.ceph_cluster, args.ceph_id, args.keyring
     )
-    try:
+
+    def mount() -> Volume:
         device = RbdDevice(target)
-        note = device.check_primary()
-        files = Files(Volume(device))
-        files.volume.open()
+        try:
+            device.check_primary()
+            volume = Volume(device)
+            volume.open()
+        except DeviceError:
+            device.close()
+            raise
+        return volume
+
+    try:
+        volume = mount()
+        device = volume.device
+        files = Files(volume, reopen=mount)
         records = files.load()
     except DeviceError as exc:
         LOG.error("FATAL cannot mount volume: %s", exc)
@@ -126,19 +171,15 @@ def main() -> int:
             handle.write(f"{os.getpid()}\n")
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     LOG.info(
-        "webapp-sim ready on http://%s:%s %s (%s) records=%d",
-        args.host,
-        args.port,
-        device.description,
-        note,
-        records,
+        "webapp-sim ready on http://%s:%s %s as client %s records=%d",
+        *(args.host, args.port, device.description, _client(volume), records),
     )
     try:
         stop.wait()
     finally:
         server.shutdown()
         server.server_close()
-        device.close()
+        files.volume.device.close()
         if args.pid_file:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(args.pid_file)

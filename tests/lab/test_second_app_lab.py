@@ -11,6 +11,7 @@ and the file written on A is there. The test then puts everything back as seeded
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ from drkit.jobs.world import World, build_world
 from flows.backup import backup
 from flows.restore import restore
 from flows.rpo_sample import rpo_sample
-from lab import seeds
+from lab import ceph, seeds
 from tests.lab.conftest import Lab
 
 pytestmark = pytest.mark.lab
@@ -70,7 +71,11 @@ def world(lab: Lab, config: StandbyConfig) -> Iterator[World]:
         for obj in b.list(ref, seeds.WEB_NAMESPACE):
             b.delete(ref, obj["metadata"]["name"], seeds.WEB_NAMESPACE)
     b.delete(KindRef(version="v1", kind="PersistentVolume"), seeds.WEB_PV)
-    run_restore(admin_config, RestoreRequest(app=APP, target_site="site-a", source_site="site-a"), key=None)
+    sts = KindRef(group="apps", version="v1", kind="StatefulSet")
+    if not a.list(sts, seeds.WEB_NAMESPACE):  # the test got as far as stopping it on A
+        run_restore(
+            admin_config, RestoreRequest(app=APP, target_site="site-a", source_site="site-a"), key=None
+        )
     _wait("web healthy on site-a again", lambda: driver_for(app, admin.bundle("site-a").site, a).writable())
 
 
@@ -127,3 +132,24 @@ def test_second_app_by_config_only_moves_from_a_to_b_with_its_data(
     assert got.status_code == 200 and got.content == marker
     sts = on_b.workload_object()
     assert sts is not None and sts["metadata"]["annotations"]["standby-restored"] == "true"
+
+
+def test_web_app_reconnects_when_its_ceph_client_is_blocklisted(lab: Lab, config: StandbyConfig) -> None:
+    """A site frozen and continued (``site_down``/``site_up``) may find its app's client fenced: the
+    OSD forgot the app's watch, another client broke the image's lock and blocklisted it. The app
+    carries on through a new connection, with its earlier files, as a kernel RBD mount would."""
+    admin = build_world(lab.admin_config())
+    on_a = driver_for(config.app(APP), config.site("site-a"), admin.bundle("site-a").cluster)
+    _wait("web healthy on site-a", on_a.writable, timeout=120)
+    url = on_a.url()
+    assert url is not None
+    before = secrets.token_hex(8).encode()
+    assert httpx.put(f"{url}/files/before-fence.txt", content=before, timeout=10).status_code == 201
+    log = lab.root / "web" / "site-a.log"
+    client = re.findall(r" as client (\S+)", log.read_text())[-1]
+    ceph.run(lab.sites["site-a"].ceph_cli("osd", "blocklist", "add", client, "600"), 60)
+    after = secrets.token_hex(8).encode()
+    assert httpx.put(f"{url}/files/after-fence.txt", content=after, timeout=30).status_code == 201
+    assert httpx.get(f"{url}/files/before-fence.txt", timeout=10).content == before
+    assert httpx.get(f"{url}/files/after-fence.txt", timeout=10).content == after
+    assert re.findall(r" as client (\S+)", log.read_text())[-1] != client
