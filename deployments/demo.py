@@ -130,6 +130,11 @@ def main() -> int:
     except Exception as exc:
         print(f"demo: a job failed: {exc}", file=sys.stderr)
         print(f"see the flow run in {api.removesuffix('/api')}/runs", file=sys.stderr)
+        print(
+            f"the lab keeps its state in {root} between runs (make up, an operation, a test); "
+            "to start again from the seeded lab: make clean && make demo",
+            file=sys.stderr,
+        )
         return 1
 
     say("6. where to look")
