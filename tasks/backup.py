@@ -221,7 +221,10 @@ def verify_run(config_path: str, request: VerifyRequest) -> VerifyReport:
     )
     text = "\n".join(f"- {line}" for line in report.lines())
     create_markdown_artifact(
-        markdown=f"# Verify backup of {app}\n\n{text}\n", key=f"verify-backup-{app}-{site}"
+        markdown=f"# Verify backup of {app}\n\n{text}\n",
+        key=f"verify-backup-{app}-{site}",
+        description=f"verify of backup {report.run_id}: "
+        + (f"{report.checked} object(s) passed" if report.ok else f"{len(report.bad)} bad object(s)"),
     )
     return require_ok(report)
 
