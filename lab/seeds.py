@@ -43,6 +43,61 @@ def _meta(name: str, namespace: str | None = None, **labels: str) -> dict[str, A
     return meta
 
 
+def _mirrored_pv(name: str, claim: tuple[str, str], size: str, handle: str, attributes: dict[str, str]) -> Obj:
+    """A PV the Ceph CSI driver provisioned on a mirrored image, bound to ``claim`` (namespace, name)."""
+    namespace, claim_name = claim
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": CSI_DRIVER}},
+        "spec": {
+            "capacity": {"storage": size},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": STORAGE_CLASS,
+            "volumeMode": "Filesystem",
+            "claimRef": {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "namespace": namespace,
+                "name": claim_name,
+            },
+            "csi": {"driver": CSI_DRIVER, "fsType": "ext4", "volumeHandle": handle, "volumeAttributes": attributes},
+        },
+    }
+
+
+def _claim(name: str, namespace: str, labels: dict[str, str], size: str, volume: str) -> Obj:
+    """A claim of ``size`` on the storage class, bound to the PV ``volume``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(name, namespace, **labels),
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": size}},
+            "storageClassName": STORAGE_CLASS,
+            "volumeMode": "Filesystem",
+            "volumeName": volume,
+        },
+    }
+
+
+def _volume_replication(claim: str, namespace: str, labels: dict[str, str], *, auto_resync: bool) -> Obj:
+    """The primary VolumeReplication of ``claim`` (named after it, as in the DR procedure)."""
+    return {
+        "apiVersion": "replication.storage.openshift.io/v1alpha1",
+        "kind": "VolumeReplication",
+        "metadata": _meta(claim, namespace, **labels),
+        "spec": {
+            "autoResync": auto_resync,
+            "volumeReplicationClass": VR_CLASS,
+            "replicationState": "primary",
+            "dataSource": {"apiGroup": "", "kind": "PersistentVolumeClaim", "name": claim},
+        },
+    }
+
+
 def common(admin_password: str) -> list[Obj]:
     """Objects both sites have: namespaces, the admin Secret, storage classes and the Rook toolbox."""
     app_labels = {"app.kubernetes.io/part-of": "nexus-ddrs"}
@@ -107,65 +162,19 @@ def common(admin_password: str) -> list[Obj]:
 def primary_app(external_url: str) -> list[Obj]:
     """The app as it runs on site A: PV on the mirrored image, PVC, VolumeReplication, Nexus and more."""
     labels = {"app.kubernetes.io/part-of": "nexus-ddrs"}
+    attributes = {
+        "clusterID": "rook-ceph",
+        "imageFeatures": "layering",
+        "imageFormat": "2",
+        "imageName": IMAGE_NAME,
+        "journalPool": POOL,
+        "pool": POOL,
+        "storage.kubernetes.io/csiProvisionerIdentity": PROVISIONER_IDENTITY,
+    }
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {
-                "name": PV_NAME,
-                "annotations": {"pv.kubernetes.io/provisioned-by": CSI_DRIVER},
-            },
-            "spec": {
-                "capacity": {"storage": "5Gi"},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Delete",
-                "storageClassName": STORAGE_CLASS,
-                "volumeMode": "Filesystem",
-                "claimRef": {
-                    "apiVersion": "v1",
-                    "kind": "PersistentVolumeClaim",
-                    "namespace": NAMESPACE,
-                    "name": PVC_NAME,
-                },
-                "csi": {
-                    "driver": CSI_DRIVER,
-                    "fsType": "ext4",
-                    "volumeHandle": VOLUME_HANDLE,
-                    "volumeAttributes": {
-                        "clusterID": "rook-ceph",
-                        "imageFeatures": "layering",
-                        "imageFormat": "2",
-                        "imageName": IMAGE_NAME,
-                        "journalPool": POOL,
-                        "pool": POOL,
-                        "storage.kubernetes.io/csiProvisionerIdentity": PROVISIONER_IDENTITY,
-                    },
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": _meta(PVC_NAME, NAMESPACE, **labels),
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "5Gi"}},
-                "storageClassName": STORAGE_CLASS,
-                "volumeMode": "Filesystem",
-                "volumeName": PV_NAME,
-            },
-        },
-        {
-            "apiVersion": "replication.storage.openshift.io/v1alpha1",
-            "kind": "VolumeReplication",
-            "metadata": _meta(PVC_NAME, NAMESPACE, **labels),
-            "spec": {
-                "autoResync": True,
-                "volumeReplicationClass": VR_CLASS,
-                "replicationState": "primary",
-                "dataSource": {"apiGroup": "", "kind": "PersistentVolumeClaim", "name": PVC_NAME},
-            },
-        },
+        _mirrored_pv(PV_NAME, (NAMESPACE, PVC_NAME), "5Gi", VOLUME_HANDLE, attributes),
+        _claim(PVC_NAME, NAMESPACE, labels, "5Gi", PV_NAME),
+        _volume_replication(PVC_NAME, NAMESPACE, labels, auto_resync=True),
         nexus_cr(external_url),
         {
             "apiVersion": "v1",
@@ -229,54 +238,12 @@ def web_app() -> list[Obj]:
     """The plain app on site A: PV on its own mirrored image, its claim, a VolumeReplication, the
     StatefulSet (which the lab runs as :mod:`lab.webapp_sim`) and a Service."""
     labels = {"app": WEB_NAME}
+    handle = "0001-0009-rook-ceph-0000000000000002-7c1e5d2a-90b4-4f3e-a1d6-0b5f2e8c4a11"
+    attributes = {"clusterID": "rook-ceph", "imageName": WEB_IMAGE, "pool": POOL}
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": WEB_PV, "annotations": {"pv.kubernetes.io/provisioned-by": CSI_DRIVER}},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Delete",
-                "storageClassName": STORAGE_CLASS,
-                "volumeMode": "Filesystem",
-                "claimRef": {
-                    "apiVersion": "v1",
-                    "kind": "PersistentVolumeClaim",
-                    "namespace": WEB_NAMESPACE,
-                    "name": WEB_PVC,
-                },
-                "csi": {
-                    "driver": CSI_DRIVER,
-                    "fsType": "ext4",
-                    "volumeHandle": "0001-0009-rook-ceph-0000000000000002-7c1e5d2a-90b4-4f3e-a1d6-0b5f2e8c4a11",
-                    "volumeAttributes": {"clusterID": "rook-ceph", "imageName": WEB_IMAGE, "pool": POOL},
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": _meta(WEB_PVC, WEB_NAMESPACE, **labels),
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "1Gi"}},
-                "storageClassName": STORAGE_CLASS,
-                "volumeMode": "Filesystem",
-                "volumeName": WEB_PV,
-            },
-        },
-        {
-            "apiVersion": "replication.storage.openshift.io/v1alpha1",
-            "kind": "VolumeReplication",
-            "metadata": _meta(WEB_PVC, WEB_NAMESPACE, **labels),
-            "spec": {
-                "autoResync": False,
-                "volumeReplicationClass": VR_CLASS,
-                "replicationState": "primary",
-                "dataSource": {"apiGroup": "", "kind": "PersistentVolumeClaim", "name": WEB_PVC},
-            },
-        },
+        _mirrored_pv(WEB_PV, (WEB_NAMESPACE, WEB_PVC), "1Gi", handle, attributes),
+        _claim(WEB_PVC, WEB_NAMESPACE, labels, "1Gi", WEB_PV),
+        _volume_replication(WEB_PVC, WEB_NAMESPACE, labels, auto_resync=False),
         {
             "apiVersion": "apps/v1",
             "kind": "StatefulSet",

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from drkit.adapters.kube import KindInfo, apiserver_unreachable, kind_not_served, kind_of, status_error
+from drkit.domain.merge_patch import merge_patch
 from drkit.domain.models import KindRef
 from drkit.domain.selection import LabelSelector
 
@@ -38,19 +39,6 @@ _BUILTIN_KINDS: dict[tuple[str, str], tuple[str, bool]] = {
     ),
     ("operator.alaudadevops.io/v1alpha1", "Nexus"): ("nexus", True),
 }
-
-
-def _merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = _merge_patch(out.get(key), value)
-    return out
 
 
 class FakeCluster:
@@ -280,7 +268,7 @@ class FakeCluster:
             what = self._where("patch", kind.kind, name, None)
             self._enter("patch", what)
             ident = self._key(kind, name, namespace)
-            body = _merge_patch(self._live(what, ident), patch)
+            body = merge_patch(self._live(what, ident), patch)
             self._version += 1
             body["metadata"]["resourceVersion"] = str(self._version)
             self.objects[ident] = body

@@ -1,4 +1,7 @@
-"""Patch formats: JSON merge patch, JSON patch, strategic merge patch (schema-driven) and apply merges."""
+"""Patch formats: JSON patch, strategic merge patch (schema-driven) and apply merges.
+
+JSON merge patch is :func:`drkit.domain.merge_patch.merge_patch`, shared with the in-memory cluster.
+"""
 
 from __future__ import annotations
 
@@ -13,19 +16,6 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH, "application/apply-patch+cbor")
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
 
 
 def _pointer(path: str) -> list[str]:

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from drkit.domain.merge_patch import merge_patch
 from lab.kubeapi import defaults, immutable, validation
 from lab.kubeapi.errors import ApiError, already_exists, bad_request, conflict, not_found
 from lab.kubeapi.patch import (
@@ -16,7 +17,6 @@ from lab.kubeapi.patch import (
     STRATEGIC_PATCH,
     apply_merge,
     json_patch,
-    merge_patch,
     strategic_merge,
 )
 from lab.kubeapi.resources import ResourceType

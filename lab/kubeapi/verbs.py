@@ -9,9 +9,10 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from drkit.domain.merge_patch import merge_patch
 from lab.kubeapi import selectors, tables
 from lab.kubeapi.errors import ApiError, bad_request
-from lab.kubeapi.patch import JSON_PATCH, json_patch, merge_patch
+from lab.kubeapi.patch import JSON_PATCH, json_patch
 from lab.kubeapi.resources import ResourceType
 
 if TYPE_CHECKING:

@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
-import signal
 import sys
-import threading
-from types import FrameType
 
 from lab.nexus_sim.auth import AuthConfig
 from lab.nexus_sim.device import (
     EXIT_BIND,
     EXIT_OK,
-    EXIT_UNEXPECTED,
     EXIT_USAGE,
     BlockDevice,
     DeviceError,
     FileDevice,
     RbdDevice,
-    RbdTarget,
 )
 from lab.nexus_sim.server import NexusHTTPServer, make_server
 from lab.nexus_sim.store import Store
 from lab.nexus_sim.volume import Volume
+from lab.simserve import add_rbd_arguments, rbd_target, serve_until_stopped
 
 LOG = logging.getLogger("nexus_sim")
 PASSWORD_ENV = "NEXUS_ADMIN_PASSWORD"
@@ -42,14 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--file", help="plain file used as the volume (must exist with its final size)")
     src.add_argument("--rbd-image", help="RBD image holding the volume")
-    parser.add_argument("--rbd-pool", help="RADOS pool of --rbd-image")
-    parser.add_argument("--ceph-conf", help="ceph.conf of the cluster holding the image")
-    parser.add_argument("--ceph-cluster", default="ceph", help="cluster name (default ceph)")
-    parser.add_argument(
-        "--ceph-id", default="admin", help="cephx client id without 'client.' (default admin)"
-    )
-    parser.add_argument("--keyring", help="keyring path (default: from ceph.conf)")
-    parser.add_argument("--connect-timeout", type=int, default=15, help="seconds to reach the cluster")
+    add_rbd_arguments(parser, required=False)
     parser.add_argument(
         "--admin-password-file", help=f"file holding the admin password (else ${PASSWORD_ENV})"
     )
@@ -91,16 +79,7 @@ def _password(args: argparse.Namespace) -> str | None:
 def _open_device(args: argparse.Namespace) -> tuple[BlockDevice, str]:
     if args.file:
         return FileDevice(args.file), "file volume"
-    target = RbdTarget(
-        pool=args.rbd_pool,
-        image=args.rbd_image,
-        conf=args.ceph_conf,
-        cluster=args.ceph_cluster,
-        client_id=args.ceph_id,
-        keyring=args.keyring,
-        connect_timeout=args.connect_timeout,
-    )
-    device = RbdDevice(target)
+    device = RbdDevice(rbd_target(args))
     try:
         note = device.check_primary()
     except DeviceError:
@@ -145,43 +124,28 @@ def _serve(
     args: argparse.Namespace, store: Store, server: NexusHTTPServer, note: str, records: int, torn: str | None
 ) -> int:
     """Serve until SIGTERM/SIGINT, then stop the listener, flush and close the volume."""
-    stop = threading.Event()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        LOG.info("received %s; shutting down", signal.Signals(signum).name)
-        stop.set()
+    def ready() -> None:
+        host, port = server.server_address[:2]
+        line = (
+            f"nexus-sim ready on http://{host!s}:{port} device={store.volume.device.description} ({note}) "
+            f"volume={store.volume.uuid} records={records} repositories={len(store.repos)} "
+            f"components={len(store.components)} frozen={store.read_only.frozen}"
+            + (f" torn-tail-ignored={torn!r}" if torn else "")
+        )
+        LOG.info("%s", line)
+        print(line, flush=True)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if args.pid_file:
-        with open(args.pid_file, "w", encoding="utf-8") as handle:
-            handle.write(f"{os.getpid()}\n")
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    ready = (
-        f"nexus-sim ready on http://{host!s}:{port} device={store.volume.device.description} ({note}) "
-        f"volume={store.volume.uuid} records={records} repositories={len(store.repos)} "
-        f"components={len(store.components)} frozen={store.read_only.frozen}"
-        + (f" torn-tail-ignored={torn!r}" if torn else "")
+    code = serve_until_stopped(
+        server,
+        log=LOG,
+        pid_file=args.pid_file,
+        ready=ready,
+        close=store.close,
+        stopped="stopped cleanly (volume flushed and closed)",
     )
-    LOG.info("%s", ready)
-    print(ready, flush=True)
-    try:
-        while not stop.wait(0.5):
-            if not thread.is_alive():
-                LOG.error("HTTP server thread died")
-                return EXIT_UNEXPECTED
-    finally:
-        server.shutdown()
-        server.server_close()
-        store.close()
-        if args.pid_file:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(args.pid_file)
-        LOG.info("stopped cleanly (volume flushed and closed)")
-        logging.shutdown()
-    return EXIT_OK
+    logging.shutdown()
+    return code
 
 
 def main() -> None:

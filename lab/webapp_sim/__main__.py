@@ -5,18 +5,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import re
-import signal
 import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import TypeVar
 
-from lab.nexus_sim.device import EXIT_BIND, DeviceError, DeviceFenced, RbdDevice, RbdTarget
+from lab.nexus_sim.device import EXIT_BIND, DeviceError, DeviceFenced, RbdDevice
 from lab.nexus_sim.volume import Record, Volume
+from lab.simserve import add_rbd_arguments, rbd_target, serve_until_stopped
 
 LOG = logging.getLogger("webapp_sim")
 _FILE = re.compile(r"^/files/([A-Za-z0-9._-]{1,100})$")
@@ -121,18 +119,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python3 -m lab.webapp_sim", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--rbd-pool", required=True)
     parser.add_argument("--rbd-image", required=True)
-    parser.add_argument("--ceph-conf", required=True)
-    parser.add_argument("--ceph-cluster", default="ceph")
-    parser.add_argument("--ceph-id", default="admin")
-    parser.add_argument("--keyring")
+    add_rbd_arguments(parser, required=True)
     parser.add_argument("--pid-file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
-    target = RbdTarget(
-        args.rbd_pool, args.rbd_image, args.ceph_conf, args.ceph_cluster, args.ceph_id, args.keyring
-    )
+    target = rbd_target(args)
 
     def mount() -> Volume:
         device = RbdDevice(target)
@@ -147,7 +139,6 @@ def main() -> int:
 
     try:
         volume = mount()
-        device = volume.device
         files = Files(volume, reopen=mount)
         records = files.load()
     except DeviceError as exc:
@@ -156,35 +147,24 @@ def main() -> int:
     try:
         server = ThreadingHTTPServer((args.host, args.port), _handler(files))
     except OSError as exc:
-        device.close()
+        volume.device.close()
         LOG.error("FATAL cannot listen on %s:%s: %s", args.host, args.port, exc)
         return EXIT_BIND
-    stop = threading.Event()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
+    def ready() -> None:
+        LOG.info(
+            "webapp-sim ready on http://%s:%s %s as client %s records=%d",
+            *(args.host, args.port, volume.device.description, _client(volume), records),
+        )
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if args.pid_file:
-        with open(args.pid_file, "w", encoding="utf-8") as handle:
-            handle.write(f"{os.getpid()}\n")
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-    LOG.info(
-        "webapp-sim ready on http://%s:%s %s as client %s records=%d",
-        *(args.host, args.port, device.description, _client(volume), records),
+    return serve_until_stopped(
+        server,
+        log=LOG,
+        pid_file=args.pid_file,
+        ready=ready,
+        close=lambda: files.volume.device.close(),
+        stopped="stopped (volume flushed and closed)",
     )
-    try:
-        stop.wait()
-    finally:
-        server.shutdown()
-        server.server_close()
-        files.volume.device.close()
-        if args.pid_file:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(args.pid_file)
-        LOG.info("stopped (volume flushed and closed)")
-    return 0
 
 
 if __name__ == "__main__":
