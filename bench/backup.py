@@ -25,11 +25,11 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from kubernetes import client
 
+from drkit.adapters.clock import SystemClock
 from drkit.adapters.kube import KubeCluster
 from drkit.adapters.objectstore import ObjectInfo, S3Credentials, S3ObjectStore
 from drkit.domain import crypto
@@ -146,7 +146,7 @@ def standby_run(
     before = store.bytes
     count = 0
     for app in apps:
-        summary = run_backup(app, site, cluster, store, key=KEY, now=lambda: datetime.now(UTC), workers=8)
+        summary = run_backup(app, site, cluster, store, key=KEY, clock=SystemClock(), workers=8)
         assert summary.status == "complete", summary.warnings
         count += summary.objects
     return count, time.perf_counter() - start, store.bytes - before

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from drkit.adapters.clock import SystemClock
 from drkit.config import load_config
 from drkit.domain import crypto
 from drkit.domain.errors import StandbyError
@@ -176,7 +177,7 @@ def fresh_backup(world: World, key: crypto.MasterKey, site: str) -> None:
         raise OperationFailed(f"backup: {APP} runs on {app.primary_site}, not {site}")
     b = world.bundle(site)
     started = time.perf_counter()
-    summary = backups.run_backup(app, b.site, b.cluster, b.store, key=key, now=lambda: datetime.now(UTC))
+    summary = backups.run_backup(app, b.site, b.cluster, b.store, key=key, clock=SystemClock())
     if summary.status != "complete":
         raise OperationFailed(f"backup from {site}: {summary.status}: {'; '.join(summary.warnings)}")
     print(

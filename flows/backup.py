@@ -44,10 +44,10 @@ def backup(
     4. Emit ``standby.backup.completed``; a partially failed run fails the flow (and emits
        ``standby.backup.failed``), it never completes silently.
     """
-    request = BackupRequest(app=app, site=site, key_source=key_source, retention=retention)
     site_name = site or load_placed_config(resolve_config(config)).app(app).primary_site
+    request = BackupRequest(app=app, site=site_name, key_source=key_source, retention=retention)
     with app_slot(app):
-        summary = back_up_app(config, app, site_name, request.key_source)
+        summary = back_up_app(config, request)
         kept = apply_retention(config, app, site_name, request.retention)
     result = {
         "run_id": summary.run_id,

@@ -13,13 +13,13 @@ The encryption key is read from an environment variable (``--key-env``, default
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 import yaml
 
+from drkit.adapters.clock import SystemClock
 from drkit.config import load_config
 from drkit.domain import crypto
 from drkit.domain.blobs import open_blob
@@ -27,12 +27,12 @@ from drkit.domain.errors import ConfigError, NotFound
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import ProtectedApp, Site, StandbyConfig
 from drkit.jobs import backup as jobs
-from drkit.jobs.requests import RestoreRequest, VerifyRequest, default, describe
+from drkit.jobs.requests import BackupRequest, RestoreRequest, VerifyRequest, default, describe
 from drkit.jobs.restore import run_restore
-from drkit.jobs.sites import cluster_for, store_for
+from drkit.jobs.sites import store_for
 from drkit.jobs.verify import run_verify
 from drkit.jobs.world import load_placed_config
-from standby.common import ConfigOption, guarded
+from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, guarded
 
 backup_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Manifest backups to S3: run, list, verify, restore."
@@ -41,10 +41,6 @@ backup_app = typer.Typer(
 AppOption = Annotated[str | None, typer.Option("--app", "-a", help="app name [default: the only app]")]
 SiteOption = Annotated[
     str | None, typer.Option("--site", "-s", help="site the backup reads from [default: the app's primary]")
-]
-KeyEnvOption = Annotated[
-    str,
-    typer.Option("--key-env", help="environment variable holding the master key (base64 of 32 bytes)"),
 ]
 
 
@@ -92,23 +88,22 @@ def run_cmd(
     config: ConfigOption = None,
     app: AppOption = None,
     site: SiteOption = None,
-    key_env: KeyEnvOption = jobs.KEY_ENV,
+    key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Back up one app now (no Prefect server needed); the run id is printed on the last line.
 
-    Exit status 3 when the run is partially failed (a kind could not be listed).
+    Retention is left to the backup flow (it holds the app's concurrency slot). Exit status 3 when
+    the run is partially failed (a kind could not be listed).
     """
 
     def action() -> jobs.BackupSummary:
-        _, chosen, where = _pick(config, app, site)
-        key = _key(key_env)
-        return jobs.run_backup(
-            chosen,
-            where,
-            cluster_for(where),
-            store_for(where),
-            key=key,
-            now=lambda: datetime.now(UTC),
+        cfg, chosen, where = _pick(config, app, site)
+        request = BackupRequest(app=chosen.name, site=where.name, key_source=f"env:{key_env}")
+        return jobs.back_up(
+            cfg,
+            request,
+            key=_key(key_env),
+            clock=SystemClock(),
             progress=lambda done, total, msg: typer.echo(msg, err=True) if done == total else None,
         )
 
@@ -183,13 +178,14 @@ def verify_cmd(
     dry_run_site: Annotated[
         str | None, typer.Option("--dry-run-site", help=describe(VerifyRequest, "dry_run_site"))
     ] = default(VerifyRequest, "dry_run_site"),
-    key_env: KeyEnvOption = jobs.KEY_ENV,
+    key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Check every blob's checksum, decrypt, validate the manifests; name every bad object (exit 1)."""
 
     def action() -> list[str]:
         cfg, chosen, where = _pick(config, app, site)
-        request = VerifyRequest(app=chosen.name, site=where.name, run_id=run, dry_run_site=dry_run_site)
+        request = VerifyRequest(app=chosen.name, site=where.name, run_id=run, dry_run_site=dry_run_site,
+                                key_source=f"env:{key_env}")  # fmt: skip
         report = run_verify(cfg, request, key=_key(key_env))
         _echo(report.lines())
         if not report.ok:
@@ -222,7 +218,7 @@ def restore_cmd(
     timeout: Annotated[
         float, typer.Option("--timeout", help=describe(RestoreRequest, "bound_timeout"))
     ] = default(RestoreRequest, "bound_timeout"),
-    key_env: KeyEnvOption = jobs.KEY_ENV,
+    key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Restore a run (or the newest complete run) of an app into a site, in restore order."""
     if policy not in ("skip", "update"):
@@ -233,7 +229,8 @@ def restore_cmd(
         cfg, chosen, where = _pick(config, app, site)
         request = RestoreRequest(app=chosen.name, target_site=target_site, source_site=where.name, run_id=run,
                                  namespace=namespace, policy=chosen_policy, dry_run=dry_run,
-                                 exclude_kinds=tuple(exclude_kind or ()), bound_timeout=timeout)  # fmt: skip
+                                 exclude_kinds=tuple(exclude_kind or ()), bound_timeout=timeout,
+                                 key_source=f"env:{key_env}")  # fmt: skip
         cfg.site(target_site)  # an unknown site is named before any credentials are read
         summary = run_restore(cfg, request, key=_key(key_env))
         return summary.lines()
@@ -248,7 +245,7 @@ def decrypt_cmd(
     app: AppOption = None,
     site: SiteOption = None,
     run: Annotated[str | None, typer.Option("--run", help="run id [default: latest]")] = None,
-    key_env: KeyEnvOption = jobs.KEY_ENV,
+    key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Print the manifest of ONE object of a run, decrypted with the key in --key-env."""
 

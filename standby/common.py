@@ -12,12 +12,18 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from drkit.domain.errors import ConfigError, StandbyError
+from drkit.jobs.requests import KEY_ENV as KEY_ENV  # the default of every --key-env
 
 T = TypeVar("T")
 
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="configuration file [default: $STANDBY_CONFIG, then ./standby.yaml]"),
+]
+
+KeyEnvOption = Annotated[
+    str,
+    typer.Option("--key-env", help="environment variable holding the backup master key (base64 of 32 bytes)"),
 ]
 
 

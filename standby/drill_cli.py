@@ -13,16 +13,15 @@ import typer
 from drkit.domain.drill import DrillReport
 from drkit.domain.errors import StandbyError
 from drkit.domain.operations import parse_op_id, plan_markdown
-from drkit.jobs.backup import KEY_ENV, key_from_env
+from drkit.jobs.backup import key_from_env
 from drkit.jobs.drill import drill_cleanup, drill_reports, prepare_drill, run_drill, start_drill
 from drkit.jobs.drill_report import report_markdown, verdict
 from drkit.jobs.operations import summary_lines
 from drkit.jobs.requests import DrillRequest, default, describe
-from standby.common import ConfigOption, echo_step, fail, guarded, world_of
+from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, echo_step, fail, guarded, world_of
 
 drill_app = typer.Typer(no_args_is_help=True, help="The DR drill: prove the app on the secondary, clean up.")
 AppOption = Annotated[str, typer.Option("--app", help="protected app")]
-KeyEnvOption = Annotated[str, typer.Option("--key-env", help="variable holding the backup master key")]
 
 
 @drill_app.command("run")

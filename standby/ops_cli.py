@@ -18,7 +18,7 @@ import typer
 
 from drkit.domain.errors import PreconditionFailed, StandbyError
 from drkit.domain.operations import Approval, Kind, parse_op_id, plan_markdown
-from drkit.jobs.backup import KEY_ENV, key_from_env
+from drkit.jobs.backup import key_from_env
 from drkit.jobs.operations import (
     approve,
     execute,
@@ -37,11 +37,9 @@ from drkit.jobs.requests import (
     describe,
 )
 from drkit.jobs.world import World, observe_app, read_placement
-from standby.common import ConfigOption, echo_step, fail, guarded, world_of
+from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, echo_step, fail, guarded, world_of
 
 operation_app = typer.Typer(no_args_is_help=True, help="Show or resume a DR operation by its id.")
-
-KeyEnvOption = Annotated[str, typer.Option("--key-env", help="variable holding the backup master key")]
 
 
 def _ask(plan_app: str, needs_loss: bool, needs_unfenced: bool) -> tuple[Approval, str]:

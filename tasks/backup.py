@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -29,16 +28,18 @@ from prefect.concurrency.sync import concurrency
 from prefect.events import emit_event
 
 from blocks.config import resolve_config
+from drkit.adapters.clock import SystemClock
 from drkit.domain import crypto
 from drkit.domain.errors import ConfigError
 from drkit.domain.models import S3Location
 from drkit.domain.retention import RetentionPolicy
 from drkit.jobs import backup as jobs
 from drkit.jobs.backup import BackupSummary, RetentionResult
-from drkit.jobs.requests import RestoreRequest, VerifyRequest
+from drkit.jobs.requests import BackupRequest, RestoreRequest, VerifyRequest
 from drkit.jobs.restore import RestoreSummary, run_restore
-from drkit.jobs.sites import cluster_for, store_for
+from drkit.jobs.sites import store_for
 from drkit.jobs.verify import VerifyReport, require_ok, run_verify
+from drkit.jobs.world import load_placed_config
 from tasks.retrying import retry_transient
 
 RETRIES = 3
@@ -146,20 +147,19 @@ def summary_markdown(summary: BackupSummary) -> str:
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def back_up_app(config_path: str, app: str, site: str, key_source: str) -> BackupSummary:
+def back_up_app(config_path: str, request: BackupRequest) -> BackupSummary:
     """LIST the app's objects, upload new blobs, write the index then ``latest``; publish artifacts."""
     logger = get_run_logger()
     cfg = resolve_config(config_path)
-    chosen, where = cfg.app(app), cfg.site(site)
-    key = master_key(key_source)
+    app, site = request.app, request.site or load_placed_config(cfg).app(request.app).primary_site
+    where = cfg.site(site)
+    key = master_key(request.key_source)
     logger.info("backing up app %s from site %s (key id %s)", app, site, key.key_id if key else "none")
-    summary = jobs.run_backup(
-        chosen,
-        where,
-        cluster_for(where),
-        store_for(where),
+    summary = jobs.back_up(
+        cfg,
+        request.model_copy(update={"site": site}),
         key=key,
-        now=lambda: datetime.now(UTC),
+        clock=SystemClock(),
         progress=_progress(f"backup-progress-{app}-{site}", f"backup of {app} on {site}"),
     )
     create_markdown_artifact(

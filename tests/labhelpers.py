@@ -9,11 +9,11 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from drkit.adapters.clock import SystemClock
 from drkit.adapters.nexus import HttpNexus
 from drkit.domain import crypto
 from drkit.domain.models import KindRef
@@ -84,7 +84,7 @@ def fresh_backup(world: World, site: str, key: crypto.MasterKey) -> str:
     app = placed_config(world).app("nexus")
     assert app.primary_site == site
     b = world.bundle(site)
-    summary = backups.run_backup(app, b.site, b.cluster, b.store, key=key, now=lambda: datetime.now(UTC))
+    summary = backups.run_backup(app, b.site, b.cluster, b.store, key=key, clock=SystemClock())
     assert summary.status == "complete", summary
     assert f"/backups/{site}/nexus/" in summary.index_key
     return summary.run_id

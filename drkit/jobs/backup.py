@@ -1,35 +1,21 @@
 """Backup use cases, without Prefect: run a backup, list and read runs, apply GFS retention.
 
-A run (:func:`run_backup`) goes:
-
-1. LIST each kind once per namespace (or cluster-wide), as :func:`~drkit.domain.selection.plan_lists`
-   says; never a GET per object. A kind that cannot be listed (not served, forbidden) becomes a
-   warning, and the run is ``partially-failed`` (Velero style). A transient apiserver failure is
-   raised, so the caller (a Prefect task) retries the run.
-2. Refuse to go on when Secrets are selected and no encryption key is configured.
-3. Plan against the previous complete run (``latest``): only blobs no earlier index knows are
-   uploaded, each with a conditional put (``If-None-Match: *``). A blob already there (left by a
-   killed run) is read back and checked, then referenced.
-4. Write the index LAST, then ``latest`` (only when the run is complete). The index is a pointer to
-   the previous run's full index when the run's entries are the same set (an unchanged re-run),
-   else a compact full index (see :mod:`drkit.domain.backup_index`).
-
-Reading a run (:func:`load_run`) resolves a pointer in one hop: at most two GETs per run.
-
-The clock is injected (``now``); so are the random bytes, for tests.
+:func:`back_up` is the entry point the flow and the CLI share; :func:`run_backup` does one run
+against given adapters. How a run is laid out and why is in docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import timedelta, tzinfo
 from importlib import metadata
 from typing import Any
 
+from drkit.adapters.clock import Clock
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.objectstore import ObjectStore
 from drkit.domain import crypto
@@ -47,7 +33,7 @@ from drkit.domain.backup_plan import BackupPlan, build_index, known_blobs, plan_
 from drkit.domain.blobs import addressed_plaintext
 from drkit.domain.errors import ConfigError, Conflict, IntegrityError, NotFound, StandbyError, TransientError
 from drkit.domain.layout import RunId, StoreLayout, new_run_id, parse_run_id
-from drkit.domain.models import ProtectedApp, Site
+from drkit.domain.models import ProtectedApp, Site, StandbyConfig
 from drkit.domain.retention import (
     RetentionDecision,
     RetentionPolicy,
@@ -57,13 +43,8 @@ from drkit.domain.retention import (
 )
 from drkit.domain.selection import ListCall, Selection, plan_lists, select_objects
 from drkit.jobs.progress import Progress as Progress  # re-exported for the tasks
-
-KEY_ENV = "STANDBY_BACKUP_KEY"
-"""Environment variable holding the backup master key (base64 of 32 bytes)."""
-
-Now = Callable[[], datetime]
-"""The time a run starts and ends at; pass ``clock.now`` of a :class:`~drkit.adapters.clock.Clock`."""
-"""``progress(done, total, message)``: called as uploads finish."""
+from drkit.jobs.requests import KEY_ENV, BackupRequest
+from drkit.jobs.sites import cluster_for, store_for
 
 
 def _no_progress(done: int, total: int, message: str) -> None:
@@ -394,15 +375,20 @@ def run_backup(
     store: ObjectStore,
     *,
     key: crypto.MasterKey | None,
-    now: Now,
+    clock: Clock,
     progress: Progress = _no_progress,
     random: crypto.RandomBytes = os.urandom,
     workers: int = 8,
     page_size: int = 500,
 ) -> BackupSummary:
-    """Back up ``app`` from ``site`` into ``store`` (see the module docstring)."""
+    """Back up ``app`` from ``site`` into ``store``.
+
+    LIST each kind once (a kind that cannot be listed makes the run ``partially-failed``; a
+    transient failure is raised for the caller to retry), refuse Secrets without a key, upload
+    only the blobs no earlier run holds, then write the index and, for a complete run, ``latest``.
+    """
     layout = StoreLayout(site.s3.prefix)
-    started = now()
+    started = clock.now()
     run_id: RunId = new_run_id(started, random(3))
     selection, kinds, calls = list_objects(cluster, app, page_size=page_size)
     if key is None:
@@ -429,7 +415,7 @@ def run_backup(
         app=app.name,
         site=site.name,
         started=started,
-        finished=now(),
+        finished=clock.now(),
         standby_version=standby_version(),
         cluster=cluster.site,
         kinds_listed=kinds,
@@ -454,7 +440,7 @@ def run_backup(
         objects_new=index.metadata.objects_new,
         objects_reused=index.metadata.objects_reused,
         bytes_uploaded=index.metadata.bytes_uploaded,
-        duration=now() - started,
+        duration=clock.now() - started,
         warnings=index.warnings,
         index_key=index_key,
         key_id=key.key_id if key is not None else None,
@@ -463,6 +449,25 @@ def run_backup(
         index_bytes=len(data),
         same_as=same_as,
     )
+
+
+def back_up(
+    config: StandbyConfig,
+    request: BackupRequest,
+    *,
+    key: crypto.MasterKey | None,
+    clock: Clock,
+    progress: Progress = _no_progress,
+) -> BackupSummary:
+    """The backup use case (flow and CLI): ``request`` against the sites of ``config``.
+
+    The site is ``request.site``, or the app's primary in ``config`` (the placed primary when
+    ``config`` comes from ``load_placed_config``). Retention is a separate step
+    (:func:`apply_retention` with ``request.retention``), run under the app's concurrency slot.
+    """
+    app = config.app(request.app)
+    site = config.site(request.site or app.primary_site)
+    return run_backup(app, site, cluster_for(site), store_for(site), key=key, clock=clock, progress=progress)
 
 
 # --------------------------------------------------------------------------------------- retention

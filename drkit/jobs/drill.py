@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from drkit.adapters.clock import Clock
 from drkit.domain import crypto
 from drkit.domain.drill import (
     CLEANUP_STEPS,
@@ -131,15 +132,15 @@ def start_drill(world: World, prepared: Prepared, approval: Approval | None = No
 class Probe:
     """Probes the primary's ``/status/writable`` at most every ``interval`` seconds."""
 
-    def __init__(self, check: Callable[[], bool], clock_now: Callable[[], float], interval: float = 2.0) -> None:
-        self.check, self.now, self.interval = check, clock_now, interval
+    def __init__(self, check: Callable[[], bool], clock: Clock, interval: float = 2.0) -> None:
+        self.check, self.clock, self.interval = check, clock, interval
         self.last = -interval
         self.probes = self.writable = 0
         self._down_since: float | None = None
         self.longest = 0.0
 
     def __call__(self) -> None:
-        now = self.now()
+        now = self.clock.monotonic()
         if now - self.last < self.interval:
             return
         self.last = now
@@ -208,7 +209,7 @@ class DrillRun:
         self.world = world
         self.app = world.config.app(journal.app)
         self.executor = Executor(world, journal, key, timeouts or Timeouts(), None, on_step or (lambda j, r: None))
-        self.probe = Probe(self.executor.run.driver(journal.source).writable, world.clock.monotonic, probe_interval)
+        self.probe = Probe(self.executor.run.driver(journal.source).writable, world.clock, probe_interval)
         self.executor.run.ticks.append(self.probe)
 
     def drill_steps(self) -> list[str]:

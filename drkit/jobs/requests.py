@@ -24,8 +24,9 @@ from drkit.domain.drill import Mode
 from drkit.domain.errors import ConfigError
 from drkit.domain.retention import RetentionPolicy
 from drkit.domain.rpo_reading import ExactMode as ExactMode  # re-exported for the flows
-from drkit.jobs.backup import KEY_ENV
 
+KEY_ENV = "STANDBY_BACKUP_KEY"
+"""Environment variable holding the backup master key (base64 of 32 bytes)."""
 KEY_SOURCE = f"env:{KEY_ENV}"
 """Default backup master key source: the environment variable ``STANDBY_BACKUP_KEY``."""
 

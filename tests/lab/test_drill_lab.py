@@ -13,12 +13,12 @@ import base64
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from prefect.artifacts import Artifact
 
+from drkit.adapters.clock import SystemClock
 from drkit.config import load_config
 from drkit.domain import crypto
 from drkit.domain.drill import DrillReport
@@ -77,7 +77,7 @@ def test_two_drills_in_a_row_pass_and_leave_b_a_healthy_replica(
     config = load_config(lab.root / "standby.yaml")
     world = build_world(config, timeout=20.0)
     b = world.bundle("site-a")
-    backups.run_backup(config.app("nexus"), b.site, b.cluster, b.store, key=key, now=lambda: datetime.now(UTC))
+    backups.run_backup(config.app("nexus"), b.site, b.cluster, b.store, key=key, clock=SystemClock())
 
     first = drill(app="nexus", config=str(lab.root / "standby.yaml"), mode="promote", key_source="env:STANDBY_BACKUP_KEY")
     assert first["passed"], first

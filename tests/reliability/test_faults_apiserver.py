@@ -10,13 +10,13 @@ import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import boto3
 import pytest
 from kubernetes import client
 from moto.server import ThreadedMotoServer
 
+from drkit.adapters.clock import SystemClock
 from drkit.adapters.kube import KubeCluster
 from drkit.adapters.objectstore import S3ObjectStore
 from drkit.domain.errors import StandbyError, TransientError
@@ -32,10 +32,6 @@ from lab.kubeapi.faults import Fault
 from tests.reliability.faults_world import app_and_site
 from tests.reliability.helpers import assert_one_line, failed_step
 from tests.unit import test_operations as ops
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _calls_of_backup() -> int:
@@ -126,13 +122,13 @@ def test_backup_over_http_fails_cleanly_then_rerun_completes(http: Http, fault: 
     http.api.add_fault(Fault(**{k: v for k, v in vars(rule).items() if k != "hits"}))
     try:
         with pytest.raises(StandbyError) as info:
-            run_backup(app, site, kube, store, key=ops.KEY, now=_now)
+            run_backup(app, site, kube, store, key=ops.KEY, clock=SystemClock())
     finally:
         http.api.clear_faults()
     assert isinstance(info.value, TransientError), info.value
     assert_one_line(str(info.value), "site-a")
     assert read_latest(store, layout, "site-a", "nexus") is None
-    summary = run_backup(app, site, kube, store, key=ops.KEY, now=_now)
+    summary = run_backup(app, site, kube, store, key=ops.KEY, clock=SystemClock())
     assert summary.status == "complete" and summary.objects > 0
     assert require_ok(verify_backup(store, site, "nexus", run_id=None, key=ops.KEY)).ok
 

@@ -35,7 +35,7 @@ def _puts_of(action: object) -> int:
 
 def _backup(dr: FakeDr) -> object:
     b = dr.world.bundle("site-a")
-    return run_backup(dr.world.config.app("nexus"), b.site, b.cluster, b.store, key=ops.KEY, now=dr.clock.now)
+    return run_backup(dr.world.config.app("nexus"), b.site, b.cluster, b.store, key=ops.KEY, clock=dr.clock)
 
 
 BACKUP_PUTS = _puts_of(_backup)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from drkit.adapters.clock import SystemClock
 from drkit.config import load_config
 from drkit.domain import crypto
 from drkit.domain.models import KindRef
@@ -202,7 +203,7 @@ def test_no_secret_in_bucket_logs_artifacts_events_journals_or_reports(
         key = crypto.MasterKey(base64.b64decode(KEY_TEXT))
         b = world.bundle("site-b")
         backups.run_backup(placed_config(world).app("nexus"), b.site, b.cluster, b.store, key=key,
-                           now=lambda: datetime.now(UTC))  # fmt: skip
+                           clock=SystemClock())  # fmt: skip
         prepared = prepare(world, "nexus", "failback", None)
         assert prepared.plan.runnable, prepared.plan.refusals
         journal = approve(world, prepared, Approval(approver="leak-scan", reason="home", at=datetime.now(UTC)),

@@ -104,7 +104,7 @@ def test_backup_of_10000_objects_over_http(
     kube = KubeCluster(client.ApiClient(cfg), site="site-a", timeout=60)
     store = S3ObjectStore.from_location(site.s3, site="site-a")
     started = time.monotonic()
-    summary = run_backup(app, site, kube, store, key=ops.KEY, now=lambda: datetime.now(UTC))
+    summary = run_backup(app, site, kube, store, key=ops.KEY, clock=SystemClock())
     _timed(record_property, f"backup of {summary.objects} objects (fake apiserver + moto over HTTP)", started)
     assert summary.status == "complete" and summary.objects >= 10_000
     assert store.exists(summary.index_key)

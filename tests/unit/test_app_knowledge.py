@@ -275,7 +275,7 @@ def test_second_app_backs_up_and_restores_by_config_alone() -> None:
     source.seed(*seeds.common("pw-123456789"), *seeds.web_app())
     store = FakeObjectStore(site="site-a")
     summary = run_backup(
-        app, a, source, store, key=None, now=lambda: datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
+        app, a, source, store, key=None, clock=FakeClock(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
     )
     assert summary.status == "complete" and summary.objects == 6
     target = FakeCluster(site="site-b")

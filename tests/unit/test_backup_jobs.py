@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import itertools
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,17 +63,29 @@ def store() -> FakeObjectStore:
     return FakeObjectStore(site="site-a")
 
 
+class TickingClock(FakeClock):
+    """A fake clock that moves ``step`` forward after every read (a run starts, then ends later)."""
+
+    def __init__(self, start: datetime, step: timedelta) -> None:
+        super().__init__(start)
+        self.step = step
+
+    def now(self) -> datetime:
+        read = super().now()
+        self.advance(self.step.total_seconds())
+        return read
+
+
 def clock(
     start: datetime = datetime(2026, 11, 20, 1, 0, tzinfo=UTC), step: timedelta = timedelta(hours=1)
-) -> Callable[[], datetime]:
-    ticks = itertools.count()
-    return lambda: start + step * next(ticks)
+) -> TickingClock:
+    return TickingClock(start, step)
 
 
 def run(
     app: ProtectedApp, site: Site, cluster: FakeCluster, store: FakeObjectStore, **kw: object
 ) -> jobs.BackupSummary:
-    options: dict[str, object] = {"key": KEY, "now": clock()}
+    options: dict[str, object] = {"key": KEY, "clock": clock()}
     options.update(kw)
     return jobs.run_backup(app, site, cluster, store, **options)  # type: ignore[arg-type]
 
@@ -125,7 +135,7 @@ def test_unchanged_rerun_uploads_nothing_and_changed_object_uploads_one(
     app: ProtectedApp, site_a: Site, cluster: FakeCluster, store: FakeObjectStore
 ) -> None:
     first = run(app, site_a, cluster, store)
-    second = run(app, site_a, cluster, store, now=clock(datetime(2026, 11, 21, tzinfo=UTC)))
+    second = run(app, site_a, cluster, store, clock=clock(datetime(2026, 11, 21, tzinfo=UTC)))
     assert (second.objects_new, second.bytes_uploaded, second.previous_run) == (0, 0, first.run_id)
     cluster.patch(
         KindRef(version="v1", kind="ConfigMap"),
@@ -133,7 +143,7 @@ def test_unchanged_rerun_uploads_nothing_and_changed_object_uploads_one(
         "nexus-dr",
         {"data": {"x": "1"}},
     )
-    third = run(app, site_a, cluster, store, now=clock(datetime(2026, 11, 22, tzinfo=UTC)))
+    third = run(app, site_a, cluster, store, clock=clock(datetime(2026, 11, 22, tzinfo=UTC)))
     assert third.objects_new == 1 and third.objects_reused == 8
 
 
@@ -142,7 +152,7 @@ def test_a_kind_that_cannot_be_listed_is_a_partial_failure(
 ) -> None:
     first = run(app, site_a, cluster, store)
     cluster.unlistable.add("Ingress")
-    summary = run(app, site_a, cluster, store, now=clock(datetime(2026, 11, 21, tzinfo=UTC)))
+    summary = run(app, site_a, cluster, store, clock=clock(datetime(2026, 11, 21, tzinfo=UTC)))
     assert summary.status == "partially-failed"
     assert any("Ingress" in w and "403" in w for w in summary.warnings)
     layout = StoreLayout("standby")
@@ -182,11 +192,11 @@ def test_s3_failing_on_nth_put_leaves_no_index_and_latest_intact(
     assert len(indexes_before) == 1
     store.puts, store.fail_put_after = 0, fail_after
     with pytest.raises(TransientError, match="unreachable or failing"):
-        run(app, site_a, cluster, store, now=clock(datetime(2026, 11, 21, tzinfo=UTC)), workers=1)
+        run(app, site_a, cluster, store, clock=clock(datetime(2026, 11, 21, tzinfo=UTC)), workers=1)
     assert {k for k in store.objects if k.endswith("/index.json.gz")} == indexes_before
     assert jobs.read_latest(store, layout, "site-a", "nexus") == first.run_id
     store.fail_put_after = None
-    again = run(app, site_a, cluster, store, now=clock(datetime(2026, 11, 22, tzinfo=UTC)))
+    again = run(app, site_a, cluster, store, clock=clock(datetime(2026, 11, 22, tzinfo=UTC)))
     assert again.status == "complete" and again.objects_new + again.objects_reused == 9
     assert jobs.read_latest(store, layout, "site-a", "nexus") == again.run_id
     require_ok(verify_backup(store, site_a, "nexus", run_id=None, key=KEY))
@@ -319,7 +329,7 @@ def test_retention_keeps_newest_and_deletes_only_unreferenced_blobs(
             {"data": {"day": str(day)}},
         )
         runs.append(
-            run(app, site_a, cluster, store, now=clock(datetime(2026, 11, 1 + day, tzinfo=UTC))).run_id
+            run(app, site_a, cluster, store, clock=clock(datetime(2026, 11, 1 + day, tzinfo=UTC))).run_id
         )
     blobs_before = {i.key for i in store.list(layout.blobs_prefix("site-a", "nexus"))}
     result = jobs.apply_retention(store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0))
@@ -365,16 +375,16 @@ def _stored(store: FakeObjectStore, run_id: str) -> BackupIndex | IndexPointer:
     return decode_index(store.get(key), key=key, layout=LAYOUT)
 
 
-def _day(n: int) -> Callable[[], datetime]:
+def _day(n: int) -> TickingClock:
     return clock(datetime(2026, 11, 1, tzinfo=UTC) + timedelta(days=n))
 
 
 def test_unchanged_rerun_writes_a_small_pointer_to_the_full_index(
     app: ProtectedApp, site_a: Site, cluster: FakeCluster, store: FakeObjectStore
 ) -> None:
-    first = run(app, site_a, cluster, store, now=_day(0))
-    second = run(app, site_a, cluster, store, now=_day(1))
-    third = run(app, site_a, cluster, store, now=_day(2))
+    first = run(app, site_a, cluster, store, clock=_day(0))
+    second = run(app, site_a, cluster, store, clock=_day(1))
+    third = run(app, site_a, cluster, store, clock=_day(2))
     assert first.same_as is None and isinstance(_stored(store, first.run_id), BackupIndex)
     for later in (second, third):
         pointer = _stored(store, later.run_id)
@@ -397,21 +407,21 @@ def test_unchanged_rerun_writes_a_small_pointer_to_the_full_index(
 def test_one_changed_object_writes_a_full_index_again(
     app: ProtectedApp, site_a: Site, cluster: FakeCluster, store: FakeObjectStore
 ) -> None:
-    run(app, site_a, cluster, store, now=_day(0))
-    run(app, site_a, cluster, store, now=_day(1))
+    run(app, site_a, cluster, store, clock=_day(0))
+    run(app, site_a, cluster, store, clock=_day(1))
     cluster.patch(CM, "nexus-ddrs-nxrm-ha-properties", "nexus-dr", {"data": {"x": "1"}})
-    changed = run(app, site_a, cluster, store, now=_day(2))
+    changed = run(app, site_a, cluster, store, clock=_day(2))
     assert changed.same_as is None and changed.objects_new == 1
     assert isinstance(_stored(store, changed.run_id), BackupIndex)
-    after = run(app, site_a, cluster, store, now=_day(3))
+    after = run(app, site_a, cluster, store, clock=_day(3))
     assert after.same_as == changed.run_id
 
 
 def test_verify_and_restore_through_a_pointer(
     app: ProtectedApp, site_a: Site, site_b: Site, cluster: FakeCluster, store: FakeObjectStore
 ) -> None:
-    first = run(app, site_a, cluster, store, now=_day(0))
-    second = run(app, site_a, cluster, store, now=_day(1))
+    first = run(app, site_a, cluster, store, clock=_day(0))
+    second = run(app, site_a, cluster, store, clock=_day(1))
     report = require_ok(verify_backup(store, site_a, "nexus", run_id=None, key=KEY))
     assert report.run_id == second.run_id and report.checked == 9
     assert any(first.run_id in note for note in report.notes)
@@ -425,8 +435,8 @@ def test_verify_and_restore_through_a_pointer(
 def test_tampered_or_missing_pointer_target_is_detected(
     app: ProtectedApp, site_a: Site, cluster: FakeCluster, store: FakeObjectStore
 ) -> None:
-    first = run(app, site_a, cluster, store, now=_day(0))
-    second = run(app, site_a, cluster, store, now=_day(1))
+    first = run(app, site_a, cluster, store, clock=_day(0))
+    second = run(app, site_a, cluster, store, clock=_day(1))
     target_key = LAYOUT.index_key("site-a", "nexus", first.run_id)
     genuine = store.objects[target_key]
     full = _stored(store, first.run_id)
@@ -448,9 +458,9 @@ def test_tampered_or_missing_pointer_target_is_detected(
 def test_an_index_stored_under_another_run_id_is_refused(
     app: ProtectedApp, site_a: Site, cluster: FakeCluster, store: FakeObjectStore
 ) -> None:
-    first = run(app, site_a, cluster, store, now=_day(0))
+    first = run(app, site_a, cluster, store, clock=_day(0))
     cluster.patch(CM, "nexus-ddrs-nxrm-ha-properties", "nexus-dr", {"data": {"x": "1"}})
-    second = run(app, site_a, cluster, store, now=_day(1))
+    second = run(app, site_a, cluster, store, clock=_day(1))
     store.objects[LAYOUT.index_key("site-a", "nexus", second.run_id)] = store.objects[
         LAYOUT.index_key("site-a", "nexus", first.run_id)
     ]
@@ -462,10 +472,10 @@ def test_retention_keeps_the_full_index_a_kept_pointer_names_and_its_blobs(
     app: ProtectedApp, site_a: Site, cluster: FakeCluster, store: FakeObjectStore
 ) -> None:
     cluster.patch(CM, "nexus-ddrs-nxrm-ha-properties", "nexus-dr", {"data": {"day": "0"}})
-    old = run(app, site_a, cluster, store, now=_day(0)).run_id
+    old = run(app, site_a, cluster, store, clock=_day(0)).run_id
     cluster.patch(CM, "nexus-ddrs-nxrm-ha-properties", "nexus-dr", {"data": {"day": "1"}})
-    full = run(app, site_a, cluster, store, now=_day(1)).run_id
-    pointers = [run(app, site_a, cluster, store, now=_day(d)).run_id for d in (2, 3, 4)]
+    full = run(app, site_a, cluster, store, clock=_day(1)).run_id
+    pointers = [run(app, site_a, cluster, store, clock=_day(d)).run_id for d in (2, 3, 4)]
     result = jobs.apply_retention(store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0))
     assert result.decision.keep == (pointers[2], pointers[1], full)
     assert any("points here" in why for why in result.decision.reasons[full])

@@ -39,7 +39,7 @@ class Killed(BaseException):
 def _ready(**knobs: object) -> FakeDr:
     dr = fake_dr(**knobs)  # type: ignore[arg-type]
     b = dr.world.bundle("site-a")
-    run_backup(dr.world.config.app("nexus"), b.site, b.cluster, b.store, key=KEY, now=dr.clock.now)
+    run_backup(dr.world.config.app("nexus"), b.site, b.cluster, b.store, key=KEY, clock=dr.clock)
     return dr
 
 

@@ -13,6 +13,8 @@ FORBIDDEN = {
     ("time", "time"), ("time", "monotonic"), ("time", "sleep"), ("time", "perf_counter"),
     ("time", "process_time"), ("time", "time_ns"), ("time", "monotonic_ns"),
 }  # fmt: skip
+CALLABLE_TIME = {"Callable[[], datetime]", "Callable[[], float]", "Now"}
+"""Annotations of a parameter that passes time as a bare callable instead of a Clock."""
 PENDING: set[str] = set()
 """Modules allowed a wall-clock read for now (none)."""
 
@@ -32,6 +34,26 @@ def wall_clock_reads(path: Path) -> list[str]:
     return found
 
 
+def time_callables(path: Path) -> list[str]:
+    """Parameters that take time as a callable (``now: Callable[[], datetime]``), not a ``Clock``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            args = node.args
+            for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs):
+                if arg.annotation is not None and ast.unparse(arg.annotation) in CALLABLE_TIME:
+                    found.append(
+                        f"{path.name}:{arg.lineno}: {node.name}({arg.arg}: {ast.unparse(arg.annotation)})"
+                    )
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(JOBS.glob("*.py")), ids=lambda p: p.name)
+def test_time_is_passed_as_a_clock(path: Path) -> None:
+    found = time_callables(path)
+    assert found == [], "take a Clock (drkit.adapters.clock), not a callable:\n" + "\n".join(found)
+
+
 @pytest.mark.parametrize("path", sorted(JOBS.glob("*.py")), ids=lambda p: p.name)
 def test_no_wall_clock_in_the_engine(path: Path) -> None:
     reads = wall_clock_reads(path)
@@ -45,3 +67,9 @@ def test_the_check_finds_a_read(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("import time\nfrom datetime import datetime\nx = datetime.now()\ntime.sleep(1)\n")
     assert wall_clock_reads(sample) == ["sample.py:3: datetime.now", "sample.py:4: time.sleep"]
+
+
+def test_the_check_finds_a_time_callable(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("def run(app, *, now: Callable[[], datetime], clock: Clock) -> None: ...\n")
+    assert time_callables(sample) == ["sample.py:1: run(now: Callable[[], datetime])"]

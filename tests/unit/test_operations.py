@@ -29,7 +29,7 @@ def _backup(dr: FakeDr, site: str) -> str:
     app = cfg.app("nexus")
     assert app.primary_site == site
     b = dr.world.bundle(site)
-    return run_backup(app, b.site, b.cluster, b.store, key=KEY, now=dr.clock.now).run_id
+    return run_backup(app, b.site, b.cluster, b.store, key=KEY, clock=dr.clock).run_id
 
 
 def _approval(**acks: bool) -> Approval:
