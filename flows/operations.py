@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
 from blocks.config import resolve_config
-from drkit.domain.errors import PreconditionFailed, StandbyError
 from drkit.domain.operations import Kind
-from drkit.jobs.operations import Executor
+from drkit.jobs.operations import run_operation
 from drkit.jobs.requests import (
     FailbackRequest,
     FailoverRequest,
@@ -19,57 +18,16 @@ from drkit.jobs.requests import (
     documented,
 )
 from drkit.jobs.world import build_world
-from tasks.backup import app_slot, master_key
-from tasks.operations import (
-    Tracker,
-    emit_operation_event,
-    plan_operation,
-    run_step,
-    take_app,
-    wait_for_approval,
-    webhook_routing,
-)
+from tasks.backup import master_key
+from tasks.operations import FlowHooks
 
 
 def operate(kind: Kind, request: OperationRequest, target: str | None, config: str) -> dict[str, Any]:
-    """The runbook shared by the three flows (see their docstrings)."""
-    app, dry_run = request.app, request.dry_run
-    logger = get_run_logger()
+    """The runbook shared by the three flows (see their docstrings), with the flows' hooks."""
     world = build_world(resolve_config(config))
-    prepared = plan_operation(world, app, kind, target)
-    plan = prepared.plan
-    if plan.nothing_to_do:
-        logger.info("nothing to do: %s", plan.nothing_to_do)
-        return {"status": "nothing-to-do", "reason": plan.nothing_to_do}
-    if plan.refusals:
-        raise PreconditionFailed(
-            f"{kind} of {app} refused: " + "; ".join(f"{c.name}: {c.detail}" for c in plan.refusals),
-            hint="see the operation-plan artifact",
-        )
-    if dry_run:
-        logger.info("dry run: the plan is published; nothing was changed")
-        return {"status": "dry-run", "steps": [s.name for s in plan.steps]}
-    approval, typed = wait_for_approval(plan, timeout=request.approval_timeout)
-    key = master_key(request.key_source)
-    with app_slot(app):  # one slot per app, shared with its backups: they never overlap
-        journal = take_app(world, prepared, approval, typed)
-        chosen = world.config.app(app)
-        hook = webhook_routing(chosen.routing.webhook_block) if chosen.routing.webhook_block else None
-        executor = Executor(world, journal, key, routing_hook=hook)
-        tracker = Tracker(journal)
-        try:
-            for name in executor.pending():
-                run_step(executor, name)
-                tracker.update(executor.journal)
-            done = executor.complete()
-        except StandbyError as error:
-            tracker.update(executor.journal)
-            emit_operation_event("failed", executor.journal, {"error": str(error)[:500]})
-            raise
-        tracker.update(done)
-        emit_operation_event("completed", done, {"seconds": (done.finished_at - done.created_at).total_seconds()
-                                                 if done.finished_at else None})  # fmt: skip
-    return {"status": done.status, "op_id": done.op_id, "steps": {s.name: s.outcome for s in done.steps}}
+    hooks = FlowHooks(world, request.approval_timeout)
+    result = run_operation(world, request, kind, target, hooks, key=lambda: master_key(request.key_source))
+    return result.as_dict()
 
 
 @flow(name="relocate")

@@ -16,16 +16,18 @@ from typing import Annotated, Any
 
 import typer
 
-from drkit.domain.errors import PreconditionFailed, StandbyError
-from drkit.domain.operations import Approval, Kind, parse_op_id, plan_markdown
+from drkit.domain.errors import ConfigError, PreconditionFailed, StandbyError
+from drkit.domain.operations import Approval, Journal, Kind, Plan, StepRecord, parse_op_id, plan_markdown
 from drkit.jobs.backup import key_from_env
 from drkit.jobs.operations import (
+    OperationHooks,
+    Prepared,
     approve,
-    execute,
     list_journals,
     prepare,
     read_journal,
     resume,
+    run_operation,
     summary_lines,
 )
 from drkit.jobs.requests import (
@@ -42,49 +44,60 @@ from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, echo_step, fail,
 operation_app = typer.Typer(no_args_is_help=True, help="Show or resume a DR operation by its id.")
 
 
-def _ask(plan_app: str, needs_loss: bool, needs_unfenced: bool) -> tuple[Approval, str]:
-    typed = typer.prompt(f"type the app's name ({plan_app}) to confirm")
-    approver = typer.prompt("approver", default=getpass.getuser())
-    reason = typer.prompt("reason")
-    loss = typer.confirm("acknowledge data loss?", default=False) if needs_loss else False
-    unfenced = typer.confirm("acknowledge that the old primary is not fenced?", default=False) if needs_unfenced else False
-    return Approval(approver=approver, reason=reason, data_loss=loss, unfenced=unfenced, at=datetime.now(UTC)), typed
+class _CliHooks(OperationHooks):
+    """The CLI's side of :func:`run_operation`: print the plan and each step, prompt (or ``--yes``)."""
+
+    refusal_hint = "the plan above names each refused guard"
+
+    def __init__(self, *, yes: bool, reason: str, ack_loss: bool, ack_unfenced: bool) -> None:
+        self.yes, self.reason, self.ack_loss, self.ack_unfenced = yes, reason, ack_loss, ack_unfenced
+        self.journal: Journal | None = None
+
+    def plan(self, world: World, app: str, kind: Kind, target: str | None) -> Prepared:
+        prepared = prepare(world, app, kind, target)
+        typer.echo(plan_markdown(prepared.plan))
+        return prepared
+
+    def say(self, message: str) -> None:
+        typer.echo(message)
+
+    def consent(self, plan: Plan) -> tuple[Approval, str]:
+        if self.yes:
+            return Approval(approver=getpass.getuser(), reason=self.reason, data_loss=self.ack_loss,
+                            unfenced=self.ack_unfenced, at=datetime.now(UTC)), plan.app  # fmt: skip
+        typed = typer.prompt(f"type the app's name ({plan.app}) to confirm")
+        approver = typer.prompt("approver", default=getpass.getuser())
+        reason = typer.prompt("reason")
+        loss = typer.confirm("acknowledge data loss?", default=False) if plan.needs_data_loss_ack else False
+        unfenced = typer.confirm("acknowledge that the old primary is not fenced?", default=False) if plan.needs_unfenced_ack else False  # fmt: skip
+        return Approval(approver=approver, reason=reason, data_loss=loss, unfenced=unfenced, at=datetime.now(UTC)), typed
+
+    def take(self, world: World, prepared: Prepared, approval: Approval, typed_app: str) -> Journal:
+        self.journal = approve(world, prepared, approval, typed_app)
+        typer.echo(f"operation {self.journal.op_id} approved by {approval.approver}; running", err=True)
+        return self.journal
+
+    def on_step(self, journal: Journal, record: StepRecord) -> None:
+        echo_step(journal, record)
 
 
 def _operate(
     kind: Kind, request: OperationRequest, target: str | None, config: Path | None, *, yes: bool,
     reason: str, ack_loss: bool, ack_unfenced: bool, key_env: str,
 ) -> None:  # fmt: skip
-    app, dry_run = request.app, request.dry_run
-    world = world_of(config, app=app, site=target)
-    prepared = guarded(lambda: prepare(world, app, kind, target))
-    plan = prepared.plan
-    typer.echo(plan_markdown(plan))
-    if plan.nothing_to_do:
-        typer.echo(f"nothing to do: {plan.nothing_to_do}")
-        return
-    if plan.refusals:
-        raise fail("error: refused: " + "; ".join(f"{c.name}: {c.detail}" for c in plan.refusals), 1)
-    if dry_run:
-        typer.echo("dry run: nothing was changed")
-        return
-    key = guarded(lambda: key_from_env(key_env))
-    if yes:
-        approval = Approval(approver=getpass.getuser(), reason=reason, data_loss=ack_loss,
-                            unfenced=ack_unfenced, at=datetime.now(UTC))  # fmt: skip
-        typed = plan.app
-    else:
-        approval, typed = _ask(plan.app, plan.needs_data_loss_ack, plan.needs_unfenced_ack)
-    journal = guarded(lambda: approve(world, prepared, approval, typed))
-    typer.echo(f"operation {journal.op_id} approved by {approval.approver}; running", err=True)
+    world = world_of(config, app=request.app, site=target)
+    hooks = _CliHooks(yes=yes, reason=reason, ack_loss=ack_loss, ack_unfenced=ack_unfenced)
     try:
-        done = execute(world, journal, key=key, on_step=echo_step)
+        result = run_operation(world, request, kind, target, hooks, key=lambda: key_from_env(key_env))
     except StandbyError as error:
+        if hooks.journal is None:  # nothing changed: a one-line error
+            raise fail(f"error: {error}", 2 if isinstance(error, ConfigError) else 1) from None
         typer.echo(f"error: {error}", err=True)
-        typer.echo(journal.op_id)
+        typer.echo(hooks.journal.op_id)
         raise typer.Exit(1) from None
-    typer.echo("\n".join(summary_lines(done)))
-    typer.echo(done.op_id)
+    if result.journal is not None:
+        typer.echo("\n".join(summary_lines(result.journal)))
+        typer.echo(result.journal.op_id)
 
 
 Yes = Annotated[bool, typer.Option("--yes", help="skip the confirmation prompt")]

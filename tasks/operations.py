@@ -12,6 +12,8 @@ never cached, and only transient errors are retried (a step is safe to re-run: i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,12 +31,21 @@ from prefect.input import RunInput
 from prefect.utilities.asyncutils import run_coro_as_sync
 from pydantic import Field, create_model
 
-from drkit.domain.errors import ConfigError, TransientError
+from drkit.domain.errors import ConfigError, StandbyError, TransientError
 from drkit.domain.models import ProtectedApp
-from drkit.domain.operations import Approval, Journal, Plan, check_approval, plan_markdown, timeline_rows
-from drkit.jobs.operations import Executor, Prepared, approve, prepare
+from drkit.domain.operations import (
+    Approval,
+    Journal,
+    Kind,
+    Plan,
+    check_approval,
+    plan_markdown,
+    timeline_rows,
+)
+from drkit.jobs.operations import Executor, OperationHooks, Prepared, approve, prepare
 from drkit.jobs.steps import RoutingHook
 from drkit.jobs.world import World
+from tasks.backup import app_slot
 from tasks.retrying import retry_transient
 
 EVENT_PREFIX = "standby.operation"
@@ -174,3 +185,61 @@ def run_step(executor: Executor, name: str) -> str:
                                                     "seconds": record.seconds})  # fmt: skip
     get_run_logger().info("step %s on %s: %s", name, record.site, record.outcome)
     return record.outcome
+
+
+class FlowHooks(OperationHooks):
+    """The flows' side of :func:`drkit.jobs.operations.run_operation`: tasks, the approval pause,
+    the app's concurrency slot, the routing webhook, artifacts and events."""
+
+    refusal_hint = "see the operation-plan artifact"
+
+    def __init__(self, world: World, approval_timeout: int) -> None:
+        self.world = world
+        self.approval_timeout = approval_timeout
+        self.tracker: Tracker | None = None
+
+    def plan(self, world: World, app: str, kind: Kind, target: str | None) -> Prepared:
+        """The ``plan-operation`` task (publishes ``operation-plan-<app>``)."""
+        return plan_operation(world, app, kind, target)
+
+    def say(self, message: str) -> None:
+        """Log it."""
+        get_run_logger().info("%s", message)
+
+    def consent(self, plan: Plan) -> tuple[Approval, str]:
+        """Pause for the typed approval form (see :func:`wait_for_approval`)."""
+        return wait_for_approval(plan, timeout=self.approval_timeout)
+
+    @contextmanager
+    def hold(self, app: str) -> Iterator[None]:
+        """The app's only concurrency slot, shared with its backups: they never overlap."""
+        with app_slot(app):
+            yield
+
+    def take(self, world: World, prepared: Prepared, approval: Approval, typed_app: str) -> Journal:
+        """The ``approve-operation`` task; the progress and timeline artifacts start."""
+        journal = take_app(world, prepared, approval, typed_app)
+        self.tracker = Tracker(journal)
+        return journal
+
+    def routing(self, app: str) -> RoutingHook | None:
+        """The Prefect Webhook block the app's routing names, if any."""
+        block = self.world.config.app(app).routing.webhook_block
+        return webhook_routing(block) if block else None
+
+    def step(self, executor: Executor, name: str) -> None:
+        """One ``operation-step`` task."""
+        run_step(executor, name)
+
+    def progress(self, journal: Journal) -> None:
+        """Move the progress bar, publish the timeline."""
+        if self.tracker is not None:
+            self.tracker.update(journal)
+
+    def ended(self, journal: Journal, error: StandbyError | None) -> None:
+        """``standby.operation.completed`` or ``standby.operation.failed``."""
+        if error is not None:
+            emit_operation_event("failed", journal, {"error": str(error)[:500]})
+            return
+        took = (journal.finished_at - journal.created_at).total_seconds() if journal.finished_at else None
+        emit_operation_event("completed", journal, {"seconds": took})

@@ -8,14 +8,19 @@
    is (bounded per step); the journal is written after every step, to the target's store and the
    other store when it answers. A failed journal write stops the run at that step boundary.
 4. :func:`resume` reads a journal back and executes what is left; finished steps are skipped.
+
+:func:`run_operation` is the whole runbook (plan, approval, execution), shared by the flows and
+the CLI; each supplies an :class:`OperationHooks` for what differs (the approval, what is shown).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from drkit.domain import crypto
 from drkit.domain.errors import (
@@ -41,6 +46,7 @@ from drkit.domain.operations import (
 )
 from drkit.domain.placement import begin, released
 from drkit.jobs.backup import resolve_run
+from drkit.jobs.requests import OperationRequest
 from drkit.jobs.steps import STEPS, RoutingHook, Run
 from drkit.jobs.world import World, observe_app, read_placement, update_placement
 
@@ -374,3 +380,122 @@ def summary_lines(journal: Journal) -> list[str]:
     if journal.error:
         out.append(f"error: {journal.error}")
     return out
+
+
+# ------------------------------------------------------------------------------------------ runbook
+
+
+class OperationHooks:
+    """What a caller of :func:`run_operation` adds to the shared runbook.
+
+    The defaults run each call directly and show nothing; :meth:`consent` must be given. The flows
+    wrap the calls in Prefect tasks and pause for the approval form; the CLI prints and prompts.
+    """
+
+    refusal_hint = "see the plan"
+    """The hint of the error raised when the plan refuses the operation."""
+
+    def plan(self, world: World, app: str, kind: Kind, target: str | None) -> Prepared:
+        """Observe and plan (and show the plan)."""
+        return prepare(world, app, kind, target)
+
+    def say(self, message: str) -> None:
+        """Tell the operator how the run ended when nothing was executed."""
+
+    def consent(self, plan: Plan) -> tuple[Approval, str]:
+        """The approval of ``plan`` and the app name the approver typed; raise to stop."""
+        raise NotImplementedError
+
+    @contextmanager
+    def hold(self, app: str) -> Iterator[None]:
+        """Held from taking the app until the operation ends (the flows: the app's concurrency slot)."""
+        yield
+
+    def take(self, world: World, prepared: Prepared, approval: Approval, typed_app: str) -> Journal:
+        """Take the app and write the journal (see :func:`approve`)."""
+        return approve(world, prepared, approval, typed_app)
+
+    def routing(self, app: str) -> RoutingHook | None:
+        """The ``routing`` step's hook for the app, when its routing is a webhook."""
+        return None
+
+    def step(self, executor: Executor, name: str) -> None:
+        """Run one step."""
+        executor.step(name)
+
+    def on_step(self, journal: Journal, record: StepRecord) -> None:
+        """A step started or ended (its journal is written)."""
+
+    def progress(self, journal: Journal) -> None:
+        """A step is over (or the operation failed): ``journal`` is the latest written state."""
+
+    def ended(self, journal: Journal, error: StandbyError | None) -> None:
+        """The operation completed (``error`` is ``None``) or failed with ``error``."""
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    """How :func:`run_operation` ended: nothing to do, a dry run, or the final journal."""
+
+    status: str
+    plan: Plan
+    journal: Journal | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The flows' return value."""
+        if self.journal is None:
+            if self.status == "nothing-to-do":
+                return {"status": self.status, "reason": self.plan.nothing_to_do}
+            return {"status": self.status, "steps": [s.name for s in self.plan.steps]}
+        done = self.journal
+        return {"status": done.status, "op_id": done.op_id, "steps": {s.name: s.outcome for s in done.steps}}
+
+
+def run_operation(
+    world: World,
+    request: OperationRequest,
+    kind: Kind,
+    target: str | None,
+    hooks: OperationHooks,
+    *,
+    key: Callable[[], crypto.MasterKey | None],
+) -> OperationResult:
+    """Relocate, failover or failback, end to end: the runbook the flows and the CLI share.
+
+    1. Observe both sites and plan (:meth:`OperationHooks.plan`); stop when there is nothing to
+       do, raise :class:`PreconditionFailed` when the plan refuses, stop after the plan on a dry run.
+    2. Load the backup key (``key``), then ask for the typed approval (:meth:`OperationHooks.consent`).
+    3. Holding the app, take it and write the journal, run every step, release the app. A step's
+       failure is raised after :meth:`OperationHooks.ended` heard of it.
+    """
+    app = request.app
+    prepared = hooks.plan(world, app, kind, target)
+    plan = prepared.plan
+    if plan.nothing_to_do:
+        hooks.say(f"nothing to do: {plan.nothing_to_do}")
+        return OperationResult("nothing-to-do", plan)
+    if plan.refusals:
+        raise PreconditionFailed(
+            f"{kind} of {app} refused: " + "; ".join(f"{c.name}: {c.detail}" for c in plan.refusals),
+            hint=hooks.refusal_hint,
+        )
+    if request.dry_run:
+        hooks.say("dry run: nothing was changed")
+        return OperationResult("dry-run", plan)
+    master_key = key()
+    approval, typed = hooks.consent(plan)
+    with hooks.hold(app):
+        journal = hooks.take(world, prepared, approval, typed)
+        executor = Executor(world, journal, master_key, routing_hook=hooks.routing(app), on_step=hooks.on_step)
+        try:
+            for name in executor.pending():
+                hooks.step(executor, name)
+                hooks.progress(executor.journal)
+            done = executor.complete()
+        except StandbyError as error:
+            hooks.progress(executor.journal)
+            hooks.ended(executor.journal, error)
+            raise
+        hooks.progress(done)
+        hooks.ended(done, None)
+    return OperationResult(done.status, plan, done)
