@@ -10,7 +10,7 @@ from prefect.context import get_run_context
 from blocks.config import resolve_config
 from drkit.domain.drill import Mode
 from drkit.domain.errors import PreconditionFailed, StandbyError
-from drkit.jobs.drill import DrillRun, drill_cleanup, drill_reports
+from drkit.jobs.drill import drill_cleanup, drill_reports, run_drill
 from drkit.jobs.requests import DrillCleanupRequest, DrillRequest, default, documented
 from drkit.jobs.world import build_world
 from tasks.backup import master_key
@@ -62,22 +62,8 @@ def drill(
     journal = begin_drill(world, prepared)
     if journal.status == "refused":
         raise PreconditionFailed(f"drill of {app} refused: {journal.error}", hint="see the drill-plan artifact")
-    run = DrillRun(world, journal, key=master_key(request.key_source))
-    failure = ""
-    for name in run.drill_steps():
-        try:
-            run_step(run.executor, name)
-        except StandbyError as error:
-            failure = str(error)
-            break
-    cleanup_failure = ""
-    for name in run.cleanup_steps():  # always, whatever happened above
-        try:
-            run_step(run.executor, name)
-        except StandbyError as error:
-            cleanup_failure = str(error)
-            break
-    outcome = run.finish(failure or cleanup_failure, cleaned=not cleanup_failure, flow_run_url=_flow_run_url())
+    outcome = run_drill(world, journal, key=master_key(request.key_source), step=run_step,
+                        flow_run_url=_flow_run_url())  # fmt: skip
     history = [r for r in drill_reports(world, app) if r.drill_id != outcome.report.drill_id]
     publish_report(outcome, history)
     emit_drill_event(outcome.report, outcome.stored.get("json", ""))
@@ -85,8 +71,8 @@ def drill(
                 "passed" if outcome.report.passed else "FAILED", outcome.stored.get("html", "(not stored)"))  # fmt: skip
     if outcome.store_error:
         raise StandbyError(outcome.store_error, hint="the drill ran; fix the store and see the artifacts")
-    if cleanup_failure:
-        raise StandbyError(f"drill {journal.op_id}: cleanup did not leave the secondary healthy: {cleanup_failure}",
+    if outcome.cleanup_error:
+        raise StandbyError(f"drill {journal.op_id}: cleanup did not leave the secondary healthy: {outcome.cleanup_error}",
                            hint=f"run the drill-cleanup deployment (standby drill cleanup --app {app})")  # fmt: skip
     if not outcome.report.passed:
         raise StandbyError(f"drill {journal.op_id} of {app} failed: {outcome.journal.error}",

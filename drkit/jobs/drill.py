@@ -15,7 +15,7 @@ from __future__ import annotations
 import platform
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -166,6 +166,8 @@ class DrillOutcome:
     report: DrillReport
     stored: dict[str, str]
     store_error: str = ""
+    cleanup_error: str = ""
+    """Why the cleanup did not leave the secondary a healthy replica ('' when it did)."""
 
 
 def _measured(journal: Journal) -> dict[str, Any]:
@@ -189,42 +191,22 @@ def _final_states(world: World, app: ProtectedApp, site: str) -> dict[str, str]:
     return out
 
 
-def _phase(ex: Executor, names: list[str]) -> str:
+StepRunner = Callable[[Executor, str], object]
+"""Runs one step of an executor: ``Executor.step`` itself, or the flows' Prefect task around it."""
+
+
+def _run_step(ex: Executor, name: str) -> object:
+    return ex.step(name)
+
+
+def _phase(ex: Executor, names: list[str], step: StepRunner = _run_step) -> str:
     """Run ``names`` in order; the first failure's message, or ''."""
     for name in names:
         try:
-            ex.step(name)
+            step(ex, name)
         except StandbyError as error:
             return str(error)
     return ""
-
-
-class DrillRun:
-    """One drill being run: its executor (steps one at a time), its probe, and its finish."""
-
-    def __init__(
-        self, world: World, journal: Journal, *, key: crypto.MasterKey | None, timeouts: Timeouts | None = None,
-        on_step: StepCallback | None = None, probe_interval: float = 2.0,
-    ) -> None:  # fmt: skip
-        self.world = world
-        self.app = world.config.app(journal.app)
-        self.executor = Executor(world, journal, key, timeouts or Timeouts(), None, on_step or (lambda j, r: None))
-        self.probe = Probe(self.executor.run.driver(journal.source).writable, world.clock, probe_interval)
-        self.executor.run.ticks.append(self.probe)
-
-    def drill_steps(self) -> list[str]:
-        """The drill phase's steps not done yet."""
-        return [n for n in self.executor.pending() if n not in CLEANUP_STEPS]
-
-    def cleanup_steps(self) -> list[str]:
-        """The cleanup phase's steps not done yet."""
-        return [n for n in self.executor.pending() if n in CLEANUP_STEPS]
-
-    def finish(self, error: str, *, cleaned: bool, flow_run_url: str = "") -> DrillOutcome:
-        """Report, store, release (see :func:`finish_drill`)."""
-        mode = drill_mode(self.executor.journal.steps)
-        return finish_drill(self.world, self.executor, self.app, mode, self.probe.result(), error,
-                            cleaned=cleaned, flow_run_url=flow_run_url)  # fmt: skip
 
 
 def run_drill(
@@ -234,14 +216,22 @@ def run_drill(
     key: crypto.MasterKey | None,
     timeouts: Timeouts | None = None,
     on_step: StepCallback | None = None,
+    step: StepRunner = _run_step,
     probe_interval: float = 2.0,
     flow_run_url: str = "",
 ) -> DrillOutcome:
-    """Run the drill steps, then the cleanup whatever happened; report, store, release (see module)."""
-    drill = DrillRun(world, journal, key=key, timeouts=timeouts, on_step=on_step, probe_interval=probe_interval)
-    failure = _phase(drill.executor, drill.drill_steps())
-    cleanup_failure = _phase(drill.executor, drill.cleanup_steps())
-    return drill.finish(failure or cleanup_failure, cleaned=not cleanup_failure, flow_run_url=flow_run_url)
+    """Run the drill steps, then the cleanup whatever happened, probing the primary's writability on
+    every poll; report, store, release (see :func:`finish_drill`). The drill use case (flow and CLI)."""
+    app = world.config.app(journal.app)
+    ex = Executor(world, journal, key, timeouts or Timeouts(), None, on_step or (lambda j, r: None))
+    probe = Probe(ex.run.driver(journal.source).writable, world.clock, probe_interval)
+    ex.run.ticks.append(probe)
+    failure = _phase(ex, [n for n in ex.pending() if n not in CLEANUP_STEPS], step)
+    cleanup_failure = _phase(ex, [n for n in ex.pending() if n in CLEANUP_STEPS], step)
+    mode = drill_mode(ex.journal.steps)
+    outcome = finish_drill(world, ex, app, mode, probe.result(), failure or cleanup_failure,
+                           cleaned=not cleanup_failure, flow_run_url=flow_run_url)  # fmt: skip
+    return replace(outcome, cleanup_error=cleanup_failure)
 
 
 def finish_drill(

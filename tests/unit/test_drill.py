@@ -24,7 +24,7 @@ from drkit.jobs.drill import (
     run_drill,
     start_drill,
 )
-from drkit.jobs.operations import Timeouts, list_journals
+from drkit.jobs.operations import Executor, Timeouts, list_journals
 from drkit.jobs.world import read_placement
 from drkit.testing.dr import IMAGE, NS, PASSWORD, FakeDr, fake_dr
 
@@ -296,3 +296,23 @@ def _corrupt_scratch(dr: FakeDr) -> None:
         for path in assets:
             if "standby-drill" in path:
                 assets[path] = b"corrupted on the scratch copy"
+
+
+def test_every_step_goes_through_the_callers_step_runner_and_a_failed_cleanup_is_told_apart() -> None:
+    dr = _ready()
+    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", "promote"))
+    ran: list[str] = []
+
+    def runner(ex: Executor, name: str) -> object:  # as the flow's Prefect task does
+        ran.append(name)
+        if name == "cleanup-volumes":
+            dr.clusters["site-b"].fail_next(10_000)
+        return ex.step(name)
+
+    outcome = run_drill(dr.world, journal, key=KEY, timeouts=FAST, step=runner)
+    assert ran[: ran.index("cleanup-volumes") + 1] == [s.name for s in journal.plan.steps][: len(ran)]
+    assert "cleanup-volumes" in outcome.cleanup_error and not outcome.report.passed
+    dr.clusters["site-b"]._failures.clear()
+    drill_cleanup(dr.world, "nexus", key=KEY, timeouts=FAST)
+    assert _healthy_and_clean(dr)
+    assert _drill(dr).cleanup_error == ""
