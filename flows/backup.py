@@ -29,7 +29,7 @@ def _on_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> N
 @documented(BackupRequest)
 def backup(
     app: str,
-    config: str = "standby.yaml",
+    config: str | None = None,
     site: str | None = default(BackupRequest, "site"),
     key_source: str = default(BackupRequest, "key_source"),
     retention: RetentionPolicy = default(BackupRequest, "retention"),

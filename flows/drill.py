@@ -33,7 +33,7 @@ def _flow_run_url() -> str:
 @documented(DrillRequest)
 def drill(
     app: str,
-    config: str = "standby.yaml",
+    config: str | None = None,
     mode: Mode = default(DrillRequest, "mode"),
     key_source: str = default(DrillRequest, "key_source"),
 ) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def drill(
 @flow(name="drill-cleanup")
 @documented(DrillCleanupRequest)
 def drill_cleanup_flow(
-    app: str, config: str = "standby.yaml", key_source: str = default(DrillCleanupRequest, "key_source")
+    app: str, config: str | None = None, key_source: str = default(DrillCleanupRequest, "key_source")
 ) -> dict[str, Any]:
     """Return the secondary to a healthy replica after a drill; safe to run again at any time.
 

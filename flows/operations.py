@@ -22,7 +22,7 @@ from tasks.backup import master_key
 from tasks.operations import FlowHooks
 
 
-def operate(kind: Kind, request: OperationRequest, target: str | None, config: str) -> dict[str, Any]:
+def operate(kind: Kind, request: OperationRequest, target: str | None, config: str | None) -> dict[str, Any]:
     """The runbook shared by the three flows (see their docstrings), with the flows' hooks."""
     world = build_world(resolve_config(config))
     hooks = FlowHooks(world, request.approval_timeout)
@@ -35,7 +35,7 @@ def operate(kind: Kind, request: OperationRequest, target: str | None, config: s
 def relocate(
     app: str,
     to: str,
-    config: str = "standby.yaml",
+    config: str | None = None,
     dry_run: bool = default(RelocateRequest, "dry_run"),
     key_source: str = default(RelocateRequest, "key_source"),
     approval_timeout: int = default(RelocateRequest, "approval_timeout"),
@@ -60,7 +60,7 @@ def relocate(
 def failover(
     app: str,
     to: str,
-    config: str = "standby.yaml",
+    config: str | None = None,
     dry_run: bool = default(FailoverRequest, "dry_run"),
     key_source: str = default(FailoverRequest, "key_source"),
     approval_timeout: int = default(FailoverRequest, "approval_timeout"),
@@ -84,7 +84,7 @@ def failover(
 @documented(FailbackRequest)
 def failback(
     app: str,
-    config: str = "standby.yaml",
+    config: str | None = None,
     dry_run: bool = default(FailbackRequest, "dry_run"),
     key_source: str = default(FailbackRequest, "key_source"),
     approval_timeout: int = default(FailbackRequest, "approval_timeout"),

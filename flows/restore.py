@@ -17,7 +17,7 @@ from tasks.backup import restore_app
 def restore(
     app: str,
     target_site: str,
-    config: str = "standby.yaml",
+    config: str | None = None,
     source_site: str | None = default(RestoreRequest, "source_site"),
     run_id: str | None = default(RestoreRequest, "run_id"),
     namespace: str | None = default(RestoreRequest, "namespace"),

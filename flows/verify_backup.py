@@ -16,7 +16,7 @@ from tasks.backup import verify_run
 @documented(VerifyRequest)
 def verify_backup(
     app: str,
-    config: str = "standby.yaml",
+    config: str | None = None,
     site: str | None = default(VerifyRequest, "site"),
     run_id: str | None = default(VerifyRequest, "run_id"),
     key_source: str = default(VerifyRequest, "key_source"),

@@ -147,7 +147,7 @@ def summary_markdown(summary: BackupSummary) -> str:
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def back_up_app(config_path: str, request: BackupRequest) -> BackupSummary:
+def back_up_app(config_path: str | None, request: BackupRequest) -> BackupSummary:
     """LIST the app's objects, upload new blobs, write the index then ``latest``; publish artifacts."""
     logger = get_run_logger()
     cfg = resolve_config(config_path)
@@ -188,7 +188,7 @@ def back_up_app(config_path: str, request: BackupRequest) -> BackupSummary:
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def apply_retention(config_path: str, app: str, site: str, policy: RetentionPolicy) -> RetentionResult:
+def apply_retention(config_path: str | None, app: str, site: str, policy: RetentionPolicy) -> RetentionResult:
     """Delete runs outside the GFS policy (never the newest complete one), then unreferenced blobs."""
     cfg = resolve_config(config_path)
     result = jobs.apply_retention(store_for(cfg.site(site)), cfg.site(site), cfg.app(app), policy)
@@ -209,7 +209,7 @@ def apply_retention(config_path: str, app: str, site: str, policy: RetentionPoli
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def verify_run(config_path: str, request: VerifyRequest) -> VerifyReport:
+def verify_run(config_path: str | None, request: VerifyRequest) -> VerifyReport:
     """Check every blob of a run, decrypt, validate; dry-run create on ``dry_run_site`` when given."""
     cfg = resolve_config(config_path)
     app, site = request.app, request.site or cfg.app(request.app).primary_site
@@ -236,7 +236,7 @@ def verify_run(config_path: str, request: VerifyRequest) -> VerifyReport:
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def restore_app(config_path: str, request: RestoreRequest) -> RestoreSummary:
+def restore_app(config_path: str | None, request: RestoreRequest) -> RestoreSummary:
     """Restore a run into ``target_site`` in restore order; wait for PVCs to be Bound. Re-entrant."""
     cfg = resolve_config(config_path)
     app, target_site = request.app, request.target_site

@@ -1,31 +1,9 @@
 """Manifest transforms: small pure steps that make a live object restorable on another site.
 
-Each transform has ``applies_to(kind) -> bool`` and ``apply(obj) -> dict``; ``apply`` never
-changes its input and returns a new dict. Two pipelines are built from them:
-
-* :func:`normalize`, run at **backup** time: drops what the API server writes (status, uid,
-  resourceVersion, managedFields, timestamps, generation, selfLink, last-applied). What remains
-  changes only when someone changes the object, so content-addressed dedup works, and the backup
-  stays site-neutral: claimRef, storage classes and cluster IPs are still as on the source site.
-* :func:`sanitize`, run at **restore** time with a :class:`TransformContext` naming the target site:
-  ``normalize`` plus owner references, bind annotations, the PV claimRef, ``Retain``, storage
-  class rewrites (at the field paths the app's ``restore.storage_class_fields`` names: PV and PVC
-  ``spec.storageClassName`` and StatefulSet ``volumeClaimTemplates`` by default), Service cluster
-  IPs, then the app's own ``restore.transforms``. It is idempotent when those are.
-
-Storage-class fields and the app's transforms select objects on more than their kind (apiVersion,
-group, name, namespace, labels: :func:`selects`) and address fields by path
-(:mod:`drkit.domain.fieldpath`); :func:`context_for` builds a :class:`TransformContext` from an
-app's configuration.
-
-PV claimRef: the Alauda Nexus procedure and Rook's failover guide both delete ``spec.claimRef``
-before creating the PV on the secondary site, and the restored PVC binds back through its
-``spec.volumeName``. That is the default (``claim_ref="remove"``). ``claim_ref="keep-name"`` keeps
-``namespace``/``name`` and drops ``uid``/``resourceVersion`` (Velero's way): the PV is then
-pre-bound, so no other pending claim of the same class can take it between the PV and PVC creates.
-``spec.csi`` (``volumeHandle``, ``volumeAttributes.imageName``, ``pool``...) is never touched.
-
-Finalizers are kept as they are; NodePort numbers are kept (a clash is reported by the API server).
+:func:`normalize` runs at backup time (server-written fields go, so unchanged objects dedup);
+:func:`sanitize` runs at restore time for a target site (:class:`TransformContext`, built by
+:func:`context_for` from the app's configuration). What each pipeline does and why is in
+docs/architecture.md ("Manifest transforms").
 """
 
 from __future__ import annotations

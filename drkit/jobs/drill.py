@@ -47,6 +47,7 @@ from drkit.jobs.operations import (
     list_journals,
     write_journal,
 )
+from drkit.jobs.requests import DrillRequest, default
 from drkit.jobs.world import World, observe_app, read_placement, update_placement
 
 PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
@@ -95,7 +96,7 @@ def leftovers(world: World, app: ProtectedApp, site: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def prepare_drill(world: World, app_name: str, mode: Mode = "isolated") -> Prepared:
+def prepare_drill(world: World, app_name: str, mode: Mode = default(DrillRequest, "mode")) -> Prepared:
     """Observe and plan a drill (nothing changes).
 
     ``isolated`` (the default) runs the app on a scratch copy of the secondary's latest complete

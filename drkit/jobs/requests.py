@@ -208,8 +208,8 @@ def documented(model: type[BaseModel]) -> Callable[[F], F]:
     description from the docstring's Google-style ``Args:`` section (``Annotated[..., Field(...)]``
     is ignored). This decorator, placed under ``@flow``, writes that section from the model, so a
     description is written once. It raises at import when a parameter is not a field of the model
-    (``config`` excepted), when a default differs from the model's, or when the docstring already
-    has an ``Args:`` section.
+    (``config`` excepted: its default is ``None``, resolved by the flow), when a default differs
+    from the model's, or when the docstring already has an ``Args:`` section.
     """
 
     def decorate(fn: F) -> F:
@@ -220,6 +220,8 @@ def documented(model: type[BaseModel]) -> Callable[[F], F]:
         for name, param in inspect.signature(fn).parameters.items():
             if name == "config":
                 text = CONFIG_DESCRIPTION
+                if param.default is not None:
+                    raise TypeError(f"{fn.__name__}: write `config: str | None = None` (empty: $STANDBY_CONFIG)")
             elif name not in model.model_fields:
                 raise TypeError(f"{fn.__name__}: parameter {name!r} is not a field of {model.__name__}")
             else:

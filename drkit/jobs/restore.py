@@ -127,7 +127,7 @@ def restore_backup(
     key: crypto.MasterKey | None,
     run_id: str | None = None,
     namespace: str | None = None,
-    policy: Policy = "skip",
+    policy: Policy = default(RestoreRequest, "policy"),
     dry_run: bool = False,
     exclude_kinds: Iterable[str] = (),
     include_kinds: Iterable[str] | None = None,

@@ -1,19 +1,8 @@
 """A whole two-site world in memory, for testing DR operations without the lab: :func:`fake_dr`.
 
-Two :class:`~drkit.testing.kube.FakeCluster` (with small controllers, as the lab's apiservers
-have), one shared :class:`~drkit.testing.objectstore.FakeObjectStore`, a
-:class:`~drkit.testing.mirror.FakeMirrorPair` and a :class:`~drkit.testing.nexus.FakeNexus` per
-running Nexus. Site A is seeded like the lab (after the Alauda Nexus DR procedure): namespace,
-admin Secret, PV on the mirrored image, PVC, VolumeReplication, Nexus CR, Service and Ingress;
-site B holds the namespace and the Secret.
-
-Controllers (run before every call on a cluster, as in the background):
-
-* **VolumeReplication**: ``spec.replicationState`` is made true on the mirror pair (a plain promote
-  waits for the peer's demotion, as the lab's controller does); ``status`` follows.
-* **Nexus**: a Nexus CR whose PVC (in the CR's namespace) is Bound on a primary image, or on a
-  plain (scratch) image, gets a running :class:`FakeNexus` on that site's copy of the image; a
-  deleted CR stops it.
+Two fake clusters with small controllers (VolumeReplication, Nexus), one shared fake object
+store, a fake mirror pair and a fake Nexus per running app; site A is seeded like the lab, site B
+holds the namespace and the admin Secret.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import pytest
 
 from drkit.domain.errors import ConfigError
 from drkit.jobs import requests
-from drkit.jobs.requests import RestoreRequest, RpoWatchRequest, default, documented
+from drkit.jobs.drill import prepare_drill
+from drkit.jobs.requests import DrillRequest, RestoreRequest, RpoWatchRequest, default, documented
 from drkit.jobs.restore import restore_backup
 
 
@@ -27,10 +28,12 @@ def test_the_engine_takes_its_defaults_from_the_models() -> None:
     assert inspect.signature(restore_backup).parameters["bound_timeout"].default == default(
         RestoreRequest, "bound_timeout"
     )
+    assert inspect.signature(restore_backup).parameters["policy"].default == default(RestoreRequest, "policy")
+    assert inspect.signature(prepare_drill).parameters["mode"].default == default(DrillRequest, "mode")
 
 
 def test_documented_writes_the_args_section_from_the_model() -> None:
-    def flow_fn(app: str, config: str = "standby.yaml", bound_timeout: float = 120.0) -> None:
+    def flow_fn(app: str, config: str | None = None, bound_timeout: float = 120.0) -> None:
         """Restore.
 
         1. One step.
@@ -66,3 +69,9 @@ def test_documented_refuses_a_restated_default_an_unknown_parameter_and_a_hand_w
 
     with pytest.raises(TypeError, match="the Args section is written from RestoreRequest"):
         documented(RestoreRequest)(by_hand)
+
+    def fixed_config(app: str, config: str = "standby.yaml") -> None:
+        """Doc."""
+
+    with pytest.raises(TypeError, match=r"write `config: str \| None = None`"):
+        documented(RestoreRequest)(fixed_config)
