@@ -27,6 +27,6 @@ def rpo_report(
     """
     request = RpoReportRequest(since=since, app=app)
     cfg = rpo.load_standby_config(config)
-    report = rpo.build_report(cfg, request.since, request.app)
+    report = rpo.build_report(cfg, request)
     chart_keys = rpo.store_charts(cfg, report)
     return rpo.publish_report(report, chart_keys)

@@ -166,8 +166,6 @@ def watch_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Time each snapshot's completion on the secondary (snap ls every --every s) for --minutes."""
-    from datetime import timedelta
-
     from drkit.adapters.clock import SystemClock
     from drkit.jobs import rpo as jobs
     from drkit.jobs import rpo_watch
@@ -184,16 +182,7 @@ def watch_cmd(
         cfg = load_placed_config(config)
         rbds = {s.name: rbd_for(s) for s in cfg.sites}
         records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites}) if record else None
-        return rpo_watch.run_watch(
-            cfg,
-            rbds,
-            records=records,
-            clock=SystemClock(),
-            duration=timedelta(minutes=request.minutes),
-            every=timedelta(seconds=request.every_seconds),
-            busy_every=timedelta(seconds=request.busy_every_seconds),
-            apps=[app] if app else None,
-        )
+        return rpo_watch.watch(cfg, rbds, request, records=records, clock=SystemClock())
 
     result = guarded(run)
     if as_json:
@@ -238,13 +227,13 @@ def report_cmd(
     from drkit.views import rpo as views
 
     def run() -> reports.RpoReport:
-        window = parse_window(since)
+        parse_window(since)  # a bad window is named before any credentials are read
+        request = RpoReportRequest(since=since, app=app)
         if app:
             load_config(config).app(app)  # an unknown app is named before any credentials are read
         cfg = load_placed_config(config)
-        end = SystemClock().now()
         records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites})
-        return reports.build_report(cfg, records, end - window, end, apps=[app] if app else None)
+        return reports.report(cfg, records, request, clock=SystemClock())
 
     report = guarded(run)
     if chart is not None:

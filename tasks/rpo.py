@@ -19,12 +19,11 @@ from prefect.events import emit_event
 
 from blocks.config import resolve_config
 from drkit.adapters.clock import SystemClock
-from drkit.domain.durations import parse_window
 from drkit.domain.models import StandbyConfig
 from drkit.jobs import rpo as jobs
 from drkit.jobs import rpo_report as reports
 from drkit.jobs import rpo_watch as watch_jobs
-from drkit.jobs.requests import ExactMode, RpoWatchRequest
+from drkit.jobs.requests import ExactMode, RpoReportRequest, RpoWatchRequest
 from drkit.jobs.sites import rbd_for, store_for
 from drkit.jobs.world import load_placed_config
 from drkit.views import rpo as views
@@ -109,11 +108,9 @@ def emit_rpo_events(events: list[Event]) -> int:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
-def build_report(config: StandbyConfig, since: str, app: str | None) -> reports.RpoReport:
+def build_report(config: StandbyConfig, request: RpoReportRequest) -> reports.RpoReport:
     """Read the window back and compute the figures per app and image."""
-    window = parse_window(since)
-    end = CLOCK.now()
-    return reports.build_report(config, _records(config), end - window, end, apps=[app] if app else None)
+    return reports.report(config, _records(config), request, clock=CLOCK)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
@@ -156,17 +153,7 @@ def watch_completions(config: StandbyConfig, request: RpoWatchRequest) -> dict[s
                 "%s: %d polls, %d failures, %d points written", w.label, w.polls, w.failures, w.written
             )
 
-    report = watch_jobs.run_watch(
-        config,
-        rbds,
-        records=_records(config),
-        clock=CLOCK,
-        duration=timedelta(minutes=request.minutes),
-        every=timedelta(seconds=request.every_seconds),
-        busy_every=timedelta(seconds=request.busy_every_seconds),
-        apps=[request.app] if request.app else None,
-        on_flush=progress,
-    )
+    report = watch_jobs.watch(config, rbds, request, records=_records(config), clock=CLOCK, on_flush=progress)
     if report.slow_rounds:
         logger.warning("%d rounds took longer than %ss: images are listed less often than asked",
                        report.slow_rounds, request.every_seconds)  # fmt: skip

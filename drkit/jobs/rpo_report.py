@@ -17,8 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from drkit.adapters.clock import Clock
 from drkit.adapters.objectstore import ObjectStore
 from drkit.adapters.rpo_store import SampleStore
+from drkit.domain.durations import parse_window
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import ProtectedApp, StandbyConfig
 from drkit.domain.rpo import (
@@ -33,6 +35,7 @@ from drkit.domain.rpo import (
     worst_intervals,
     worst_lag,
 )
+from drkit.jobs.requests import RpoReportRequest
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,13 @@ def build_report(
                 section.overall = replace(section.overall, longest_gap=max(gaps))
         report.apps.append(section)
     return report
+
+
+def report(config: StandbyConfig, records: SampleStore, request: RpoReportRequest, *, clock: Clock) -> RpoReport:
+    """The report use case (flow and CLI): the window ``request.since`` ending now."""
+    window = parse_window(request.since)
+    end = clock.now()
+    return build_report(config, records, end - window, end, apps=[request.app] if request.app else None)
 
 
 def store_charts(

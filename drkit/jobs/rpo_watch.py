@@ -358,3 +358,26 @@ def run_watch(
             context={"sites": ",".join(sorted({w.secondary.name for w in watches if w.pending}))},
         )
     return report
+
+
+def watch(
+    config: StandbyConfig,
+    rbds: Mapping[str, RbdMirror],
+    request: RpoWatchRequest,
+    *,
+    records: SampleStore | None,
+    clock: Clock,
+    on_flush: Callable[[Sequence[ImageWatch]], None] | None = None,
+) -> WatchReport:
+    """The watch use case (flow and CLI): :func:`run_watch` as ``request`` asks."""
+    return run_watch(
+        config,
+        rbds,
+        records=records,
+        clock=clock,
+        duration=timedelta(minutes=request.minutes),
+        every=timedelta(seconds=request.every_seconds),
+        busy_every=timedelta(seconds=request.busy_every_seconds),
+        apps=[request.app] if request.app else None,
+        on_flush=on_flush,
+    )
