@@ -12,7 +12,7 @@ import pytest
 from drkit.domain import crypto
 from drkit.domain.errors import PreconditionFailed, StandbyError
 from drkit.domain.operations import Approval, Journal, Plan, StepRecord
-from drkit.jobs.operations import OperationHooks, read_journal, run_operation
+from drkit.jobs.operations import OperationHooks, OperationResult, read_journal, run_operation
 from drkit.jobs.requests import FailoverRequest, RelocateRequest
 from drkit.jobs.world import read_placement
 from drkit.testing.dr import FakeDr, fake_dr
@@ -64,6 +64,12 @@ def _key(calls: list[str]) -> crypto.MasterKey:
     return KEY
 
 
+def _run(dr: FakeDr, hooks: Recorder, kind: str = "relocate", to: str = "site-b", **options: bool) -> OperationResult:
+    """Run ``kind`` of nexus to ``to`` through the shared runbook; the key's loading is a call too."""
+    request = (FailoverRequest if kind == "failover" else RelocateRequest)(app="nexus", to=to, **options)
+    return run_operation(dr.world, request, kind, to, hooks, key=lambda: _key(hooks.calls))  # type: ignore[arg-type]
+
+
 def _untouched(dr: FakeDr) -> None:
     record = read_placement(dr.world, dr.world.config.app("nexus")).record
     assert (record.primary, record.epoch, record.operation) == ("site-a", 0, None)
@@ -74,8 +80,7 @@ def test_a_relocate_asks_once_holds_the_app_around_the_steps_and_reports_each() 
     dr = fake_dr()
     _backup(dr, "site-a")
     hooks = Recorder()
-    result = run_operation(dr.world, RelocateRequest(app="nexus", to="site-b"), "relocate", "site-b", hooks,
-                           key=lambda: _key(hooks.calls))  # fmt: skip
+    result = _run(dr, hooks)
     assert result.journal is not None and result.status == "completed"
     steps = [s.name for s in result.plan.steps]
     assert hooks.calls[:3] == ["key", "consent", "hold nexus"]
@@ -94,8 +99,7 @@ def test_a_dry_run_stops_after_the_plan_without_asking_or_loading_the_key() -> N
     dr = fake_dr()
     _backup(dr, "site-a")
     hooks = Recorder()
-    request = RelocateRequest(app="nexus", to="site-b", dry_run=True)
-    result = run_operation(dr.world, request, "relocate", "site-b", hooks, key=lambda: _key(hooks.calls))
+    result = _run(dr, hooks, dry_run=True)
     assert (result.status, result.journal, hooks.calls) == ("dry-run", None, [])
     assert hooks.said == ["dry run: nothing was changed"]
     assert result.as_dict() == {"status": "dry-run", "steps": [s.name for s in result.plan.steps]}
@@ -106,8 +110,7 @@ def test_nothing_to_do_is_said_and_returned() -> None:
     dr = fake_dr()
     _backup(dr, "site-a")
     hooks = Recorder()
-    result = run_operation(dr.world, RelocateRequest(app="nexus", to="site-a"), "relocate", "site-a", hooks,
-                           key=lambda: _key(hooks.calls))  # fmt: skip
+    result = _run(dr, hooks, to="site-a")
     reason = "nexus already runs on site-a (placement epoch 0)"
     assert result.as_dict() == {"status": "nothing-to-do", "reason": reason}
     assert hooks.said == [f"nothing to do: {reason}"] and hooks.calls == []
@@ -120,8 +123,7 @@ def test_a_refused_plan_raises_with_the_hooks_hint_before_asking() -> None:
     hooks = Recorder()
     hooks.refusal_hint = "see the operation-plan artifact"
     with pytest.raises(PreconditionFailed, match=r"relocate of nexus refused: .*planned move possible: site-a unreachable") as info:  # fmt: skip
-        run_operation(dr.world, RelocateRequest(app="nexus", to="site-b"), "relocate", "site-b", hooks,
-                      key=lambda: _key(hooks.calls))  # fmt: skip
+        _run(dr, hooks)
     assert info.value.hint == "see the operation-plan artifact"
     assert hooks.calls == []
 
@@ -131,8 +133,7 @@ def test_no_approval_changes_nothing() -> None:
     _backup(dr, "site-a")
     hooks = Recorder(answer=None)
     with pytest.raises(PreconditionFailed, match="the operator said no"):
-        run_operation(dr.world, RelocateRequest(app="nexus", to="site-b"), "relocate", "site-b", hooks,
-                      key=lambda: _key(hooks.calls))  # fmt: skip
+        _run(dr, hooks)
     assert hooks.calls == ["key", "consent"]
     _untouched(dr)
 
@@ -143,8 +144,7 @@ def test_an_approval_the_plan_does_not_accept_is_refused_before_the_app_is_taken
     dr.lose("site-a")
     hooks = Recorder()  # no acknowledgement of the data loss the failover needs
     with pytest.raises(PreconditionFailed, match="acknowledge the data loss"):
-        run_operation(dr.world, FailoverRequest(app="nexus", to="site-b"), "failover", "site-b", hooks,
-                      key=lambda: _key(hooks.calls))  # fmt: skip
+        _run(dr, hooks, "failover")
     assert hooks.calls == ["key", "consent", "hold nexus", "release nexus"] and hooks.ended_with is None
 
 
@@ -160,8 +160,7 @@ def test_a_failed_step_is_reported_to_the_hooks_then_raised() -> None:
 
     hooks.on_step = cut  # type: ignore[method-assign]
     with pytest.raises(StandbyError, match=r"step wait-demotion on site-b failed"):
-        run_operation(dr.world, RelocateRequest(app="nexus", to="site-b"), "relocate", "site-b", hooks,
-                      key=lambda: _key(hooks.calls))  # fmt: skip
+        _run(dr, hooks)
     assert hooks.ended_with is not None
     journal, error = hooks.ended_with
     assert journal.status == "failed" and journal.step("wait-demotion").outcome == "failed"
