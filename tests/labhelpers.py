@@ -1,29 +1,48 @@
 """Helpers the lab and server tests share: polling, syncing the mirror now, the app's roles and its Nexus.
 
-They work on a running lab (see ``tests/labfixture.py``) through the jobs' :class:`World`, as
-Standby itself sees the sites.
+Most work on a running lab (see ``tests/labfixture.py``) through the jobs' :class:`World`, as
+Standby itself sees the sites. Two start a real process without the lab: :func:`nexus_simulator`
+(the Nexus simulator on a plain file) and :func:`prefect_server` (a real ``prefect server``).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import shutil
+import socket
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from drkit.adapters.clock import SystemClock
 from drkit.adapters.nexus import HttpNexus
+from drkit.config import load_config
 from drkit.domain import crypto
 from drkit.domain.models import KindRef
+from drkit.domain.placement import Placement
 from drkit.domain.rbd_status import parse_snap_ls
 from drkit.jobs import backup as backups
-from drkit.jobs.world import World, placed_config
+from drkit.jobs.world import World, build_world, placed_config, read_placement
 from lab import seeds
+from lab.controllers import SYSTEM_PYTHON
+from lab.procs import answers, start_service, stop_daemon
 
+ROOT = Path(__file__).resolve().parents[1]
 NEXUS = KindRef(group="operator.alaudadevops.io", version="v1alpha1", kind="Nexus")
 SECRET = KindRef(version="v1", kind="Secret")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def poll(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
@@ -46,6 +65,13 @@ def master_key(monkeypatch: pytest.MonkeyPatch, text: str, var: str = "STANDBY_B
     """Set ``$var`` to the base64 key ``text`` and read it back as the jobs do."""
     monkeypatch.setenv(var, text)
     found = backups.key_from_env(var)
+    assert found is not None
+    return found
+
+
+def key_of(text: str, var: str = "STANDBY_BACKUP_KEY") -> crypto.MasterKey:
+    """The base64 key ``text`` read as the jobs read ``$var``, without touching the environment."""
+    found = backups.key_from_env(var, environ={var: text})
     assert found is not None
     return found
 
@@ -99,3 +125,71 @@ def nexus_client(world: World, site: str) -> HttpNexus:
     secret = b.cluster.get(SECRET, seeds.ADMIN_SECRET, seeds.NAMESPACE)
     password = base64.b64decode(secret["data"]["password"]).decode()
     return HttpNexus(url, username="admin", password=password, site=site)
+
+
+def placement(world: World) -> Placement:
+    """The placement record of the app ``nexus``, as the jobs read it."""
+    return read_placement(world, world.config.app("nexus")).record
+
+
+def assert_home(world: World) -> None:
+    """The lab as a test must find and leave it: Nexus primary and running on site-a only."""
+    record = placement(world)
+    assert record.primary == "site-a" and record.operation is None, record
+    assert roles(world) == {"site-a": True, "site-b": False}
+    assert runs_nexus(world, "site-a") and not runs_nexus(world, "site-b")
+
+
+def home_world(lab_root: Path) -> World:
+    """The jobs' world of the lab at ``lab_root`` (its ``standby.yaml``), checked to be at home."""
+    world = build_world(load_config(lab_root / "standby.yaml"), timeout=20.0)
+    assert_home(world)
+    return world
+
+
+@contextlib.contextmanager
+def nexus_simulator(tmp: Path, password: str) -> Iterator[str]:
+    """The project's Nexus simulator on a plain 16 MiB file in ``tmp`` (the lab runs it on an RBD image).
+
+    Yields its URL once ``/service/rest/v1/status`` answers; the admin's password is ``password``.
+    Stopped on exit; its log is ``tmp/run/nexus-sim.log``.
+    """
+    volume = tmp / "volume.img"
+    with open(volume, "wb") as fh:
+        fh.truncate(16 * 1024 * 1024)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [SYSTEM_PYTHON, "-m", "lab.nexus_sim", "--port", str(port), "--file", str(volume)]
+    env = {"NEXUS_ADMIN_PASSWORD": password, "PYTHONPATH": str(ROOT)}
+    run = tmp / "run"
+    try:
+        start_service("nexus-sim", argv, run, port=port, env=env, cwd=ROOT, timeout=30,
+                      ready=lambda: answers(f"{url}/service/rest/v1/status", timeout=1))  # fmt: skip
+        yield url
+    finally:
+        stop_daemon(run / "nexus-sim.pid", timeout=30)
+
+
+@contextlib.contextmanager
+def prefect_server(*, ui: bool = False, port: int | None = None) -> Iterator[str]:
+    """A real ``prefect server`` on loopback with its own ``PREFECT_HOME``; yields its base URL (API at ``/api``).
+
+    ``ui``: serve the UI too, told where the API is. ``port``: a free one when None. Stopped and
+    its home removed on exit.
+    """
+    home = Path(tempfile.mkdtemp(prefix="standby-prefect-"))
+    port = port or free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
+            "--port", str(port)]  # fmt: skip
+    env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "PREFECT_UI_ENABLED": "true" if ui else "false"}  # fmt: skip
+    if ui:  # without it the UI calls the API on port 4200, whatever the server's port
+        env["PREFECT_UI_API_URL"] = f"{base}/api"
+    try:
+        start_service("prefect-server", argv, home / "run", port=port, env=env, cwd=ROOT, timeout=120,
+                      ready=lambda: answers(f"{base}/api/health"))  # fmt: skip
+        yield base
+    finally:
+        stop_daemon(home / "run" / "prefect-server.pid", timeout=20)
+        shutil.rmtree(home, ignore_errors=True)

@@ -4,56 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 from drkit.adapters.nexus import HttpNexus, NexusApi
 from drkit.domain.errors import NotFound, PreconditionFailed, StandbyError, TransientError
 from drkit.testing.nexus import FakeNexus
+from tests.labhelpers import free_port, nexus_simulator
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "contract-pass"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def nexus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    volume = tmp_path_factory.mktemp("nexus") / "volume.img"
-    with open(volume, "wb") as fh:
-        fh.truncate(16 * 1024 * 1024)
-    port = _free_port()
-    proc = subprocess.Popen(
-        ["/usr/bin/python3", "-m", "lab.nexus_sim", "--port", str(port), "--file", str(volume)],
-        cwd=ROOT,
-        env={**os.environ, "NEXUS_ADMIN_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/service/rest/v1/status", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("the Nexus simulator did not start")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with nexus_simulator(tmp_path_factory.mktemp("nexus"), PASSWORD) as url:
+        yield url
 
 
 @pytest.fixture(params=["http", "fake"])
@@ -106,7 +72,7 @@ def test_errors_name_the_nexus_and_never_the_password(nexus_url: str) -> None:
             nexus.upload("dr-smoke", "x.bin", b"x")
         assert nexus_url in str(info.value) and "wrong-secret" not in str(info.value)
     with (
-        HttpNexus(f"http://127.0.0.1:{_free_port()}", username="admin", password=PASSWORD, timeout=2) as gone,
+        HttpNexus(f"http://127.0.0.1:{free_port()}", username="admin", password=PASSWORD, timeout=2) as gone,
         pytest.raises(TransientError, match="unreachable"),
     ):
         gone.readable()

@@ -2,59 +2,27 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-import httpx
 import pytest
 
 from drkit.adapters.nexus import HttpNexus
 from drkit.domain.errors import PreconditionFailed, StandbyError, TransientError
+from tests.labhelpers import free_port, nexus_simulator
 from tests.reliability.helpers import assert_one_line
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "reliability-nexus-pw-0931"
 WRONG = "wrong-password-not-this-one"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The project's Nexus simulator on a plain file (the lab runs it on an RBD image)."""
-    volume = tmp_path_factory.mktemp("nexus") / "volume.img"
-    with open(volume, "wb") as fh:
-        fh.truncate(16 * 1024 * 1024)
-    port = _free_port()
-    proc = subprocess.Popen(
-        ["/usr/bin/python3", "-m", "lab.nexus_sim", "--port", str(port), "--file", str(volume)],
-        cwd=ROOT, env={**os.environ, "NEXUS_ADMIN_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/service/rest/v1/status", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("the Nexus simulator did not start")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with nexus_simulator(tmp_path_factory.mktemp("nexus"), PASSWORD) as url:
+        yield url
 
 
 class _Answer(BaseHTTPRequestHandler):
@@ -147,7 +115,7 @@ def test_a_hang_is_a_timeout_naming_the_call(answering: Callable[..., str]) -> N
 
 
 def test_nobody_listening_is_unreachable() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with HttpNexus(url, username="admin", password=PASSWORD, site="site-b", timeout=2) as api, \
             pytest.raises(TransientError) as info:  # fmt: skip
         api.download("dr-smoke", "canary.bin")
