@@ -1,8 +1,9 @@
 """In-process fake kube-apiservers (lab/kubeapi) set up for tests.
 
-:func:`seeded_sites`: two sites seeded like the lab's, for the flow tests. :func:`rbac_server`: one
-TLS apiserver with an admin token and the ``standby`` ServiceAccount bound to Roles, for the
-authentication and access-error contract tests.
+:func:`seeded_sites`: two sites seeded like the lab's, for the flow tests. :func:`primary_site`: site
+A alone, seeded the same way, for the fault and load tests. :func:`rbac_server`: one TLS apiserver
+with an admin token and the ``standby`` ServiceAccount bound to Roles, for the authentication and
+access-error contract tests.
 """
 
 from __future__ import annotations
@@ -27,21 +28,32 @@ def kube_cluster(srv: KubeApiServer, site: str, tmp: Path) -> KubeCluster:
 
 
 @contextlib.contextmanager
+def primary_site(tmp: Path, password: str, *, tick_interval: float = 0.2) -> Iterator[KubeApiServer]:
+    """Site A started and seeded like the lab's (the common objects and the app); stopped on exit."""
+    srv = KubeApiServer(tick_interval=tick_interval)
+    srv.start()
+    try:
+        kube = kube_cluster(srv, "site-a", tmp)
+        for obj in [*seeds.common(password), *seeds.primary_app("http://nexus.lab.local")]:
+            kube.create(obj)
+        yield srv
+    finally:
+        srv.stop()
+
+
+@contextlib.contextmanager
 def seeded_sites(tmp: Path, password: str) -> Iterator[tuple[KubeApiServer, KubeApiServer, Path]]:
     """Sites A and B started and seeded, with the kubeconfig naming them; stopped on exit."""
-    a, b = KubeApiServer(tick_interval=0.2), KubeApiServer(tick_interval=0.2)
-    a.start()
-    b.start()
-    try:
-        kube_a, kube_b = kube_cluster(a, "site-a", tmp), kube_cluster(b, "site-b", tmp)
-        for obj in [*seeds.common(password), *seeds.primary_app("http://nexus.lab.local")]:
-            kube_a.create(obj)
-        for obj in seeds.common(password):
-            kube_b.create(obj)
-        yield a, b, write_kubeconfig(tmp / "kubeconfig", {"site-a": a.url, "site-b": b.url}, "site-a")
-    finally:
-        a.stop()
-        b.stop()
+    with primary_site(tmp, password) as a:
+        b = KubeApiServer(tick_interval=0.2)
+        b.start()
+        try:
+            kube_b = kube_cluster(b, "site-b", tmp)
+            for obj in seeds.common(password):
+                kube_b.create(obj)
+            yield a, b, write_kubeconfig(tmp / "kubeconfig", {"site-a": a.url, "site-b": b.url}, "site-a")
+        finally:
+            b.stop()
 
 
 def bearer_client(url: str, token: str, ca_file: str | Path) -> client.ApiClient:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,12 +11,12 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from drkit.adapters.objectstore import ObjectStore, S3Credentials, S3ObjectStore
 from drkit.domain.errors import ConfigError, Conflict, NotFound, StandbyError, TransientError
 from drkit.domain.models import S3Location
 from drkit.testing.objectstore import FakeObjectStore
+from lab.s3 import start_moto
 
 SECRET = "moto-secret-key-value-0123456789"
 CREDS = S3Credentials("moto-access-key", SECRET)
@@ -27,12 +26,10 @@ Factory = Callable[..., Any]
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    """The lab's moto server (its bucket ``standby`` unused: each store makes its own)."""
+    server, url = start_moto(access_key=CREDS.access_key_id, secret_key=SECRET)
     try:
-        yield f"http://{host}:{port}"
+        yield url
     finally:
         server.stop()
 

@@ -6,15 +6,12 @@ apiserver fails at a step stops there, naming it, and its resume completes with 
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import boto3
 import pytest
 from kubernetes import client
-from moto.server import ThreadedMotoServer
 
 from drkit.adapters.clock import SystemClock
 from drkit.adapters.kube import KubeCluster
@@ -26,10 +23,9 @@ from drkit.jobs.backup import read_latest, run_backup
 from drkit.jobs.operations import execute, resume
 from drkit.jobs.verify import require_ok, verify_backup
 from drkit.testing.dr import fake_dr
-from lab import seeds
 from lab.kubeapi import KubeApiServer
 from lab.kubeapi.faults import Fault
-from tests.reliability.faults_world import app_and_site
+from tests.reliability.faults_world import app_and_site, app_over_http, relocate_steps
 from tests.reliability.helpers import assert_one_line, failed_step
 from tests.unit import test_operations as ops
 
@@ -80,24 +76,9 @@ class Http:
 
 
 @pytest.fixture(scope="module")
-def http() -> Iterator[Http]:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    s3 = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=s3, region_name="us-east-1", aws_access_key_id="k",
-                 aws_secret_access_key="k").create_bucket(Bucket="standby")  # fmt: skip
-    api = KubeApiServer(port=0, tick_interval=0.2)
-    api.start()
-    cfg = client.Configuration()
-    cfg.host = api.url
-    kube = KubeCluster(client.ApiClient(cfg), site="site-a")
-    for obj in [*seeds.common("http-faults-pw"), *seeds.primary_app("http://nexus.lab.local")]:
-        kube.create(obj)
-    yield Http(api, s3)
-    api.stop()
-    moto.stop()
+def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Http]:
+    with app_over_http(tmp_path_factory.mktemp("http-faults"), "http-faults-pw") as (api, s3):
+        yield Http(api, s3)
 
 
 HTTP_FAULTS = {
@@ -140,25 +121,7 @@ def _steps_of_relocate() -> tuple[list[str], list[str]]:
     """Every step of a relocate in order, and those that call an apiserver (observed on a clean run)."""
     dr = fake_dr()
     ops._backup(dr, "site-a")
-    order: list[str] = []
-    calling: list[str] = []
-    mark = [0]
-    running = [""]  # only steps that ran (a step satisfied at once has no "running" record)
-
-    def requests() -> int:
-        return sum(c.requests for c in dr.clusters.values())
-
-    def watch(_j: Journal, record: StepRecord) -> None:
-        if record.outcome == "running":
-            running[0] = record.name
-            mark[0] = requests()
-        elif record.name == running[0] and requests() > mark[0]:
-            calling.append(record.name)
-
-    journal = ops._start(dr, "relocate", "site-b")
-    order += [s.name for s in journal.steps]
-    execute(dr.world, journal, key=ops.KEY, timeouts=ops.FAST, on_step=watch)
-    return order, list(dict.fromkeys(calling))
+    return relocate_steps(dr, lambda: sum(c.requests for c in dr.clusters.values()))
 
 
 _ORDER, RELOCATE_STEPS = _steps_of_relocate()

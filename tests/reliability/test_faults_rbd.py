@@ -14,6 +14,7 @@ from drkit.domain.operations import Journal, StepRecord
 from drkit.jobs.operations import execute, resume
 from drkit.jobs.rpo import run_sample
 from drkit.testing.dr import IMAGE, FakeDr, fake_dr
+from tests.reliability.faults_world import relocate_steps
 from tests.reliability.helpers import assert_one_line, failed_step
 from tests.unit import test_operations as ops
 
@@ -27,22 +28,7 @@ def _dr() -> FakeDr:
 def _rbd_steps() -> tuple[list[str], list[str]]:
     """Every step of a relocate in order, and those that call rbd (observed on a clean run)."""
     dr = _dr()
-    order: list[str] = []
-    steps: list[str] = []
-    mark = [0]
-    running = [""]  # only steps that ran (a step satisfied at once has no "running" record)
-
-    def watch(_j: Journal, record: StepRecord) -> None:
-        if record.outcome == "running":
-            running[0] = record.name
-            mark[0] = len(dr.mirror.calls)
-        elif record.name == running[0] and len(dr.mirror.calls) > mark[0]:
-            steps.append(record.name)
-
-    journal = ops._start(dr, "relocate", "site-b")
-    order += [s.name for s in journal.steps]
-    execute(dr.world, journal, key=ops.KEY, timeouts=ops.FAST, on_step=watch)
-    return order, list(dict.fromkeys(steps))
+    return relocate_steps(dr, lambda: len(dr.mirror.calls))
 
 
 ORDER, RBD_STEPS = _rbd_steps()

@@ -5,7 +5,6 @@ Assertions are on correctness only; the timings recorded as figures are informat
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -13,10 +12,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from kubernetes import client
-from moto.server import ThreadedMotoServer
 
 from drkit.adapters.clock import SystemClock
 from drkit.adapters.kube import KubeCluster
@@ -33,9 +30,8 @@ from drkit.jobs.verify import require_ok, validate_manifest, verify_backup
 from drkit.testing.clock import FakeClock
 from drkit.testing.dr import fake_dr
 from drkit.testing.rbd import FakeRbdMirror
-from lab import seeds
 from lab.kubeapi import KubeApiServer
-from tests.reliability.faults_world import app_and_site
+from tests.reliability.faults_world import app_and_site, app_over_http
 from tests.unit import test_drill as drills
 from tests.unit import test_operations as ops
 
@@ -70,24 +66,9 @@ def test_sampler_on_1000_images_in_two_pools(record_property: Figure) -> None:
 
 
 @pytest.fixture(scope="module")
-def big_cluster() -> Iterator[tuple[KubeApiServer, str]]:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    s3 = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=s3, region_name="us-east-1", aws_access_key_id="k",
-                 aws_secret_access_key="k").create_bucket(Bucket="standby")  # fmt: skip
-    api = KubeApiServer(port=0, tick_interval=1.0)
-    api.start()
-    cfg = client.Configuration()
-    cfg.host = api.url
-    kube = KubeCluster(client.ApiClient(cfg), site="site-a")
-    for obj in [*seeds.common("load-pw"), *seeds.primary_app("http://nexus.lab.local")]:
-        kube.create(obj)
-    yield api, s3
-    api.stop()
-    moto.stop()
+def big_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KubeApiServer, str]]:
+    with app_over_http(tmp_path_factory.mktemp("load"), "load-pw", tick_interval=1.0) as (api, s3):
+        yield api, s3
 
 
 @pytest.mark.timeout(600)  # 1.5 to 3 minutes on a loaded 2-core machine: moto takes each PUT over HTTP
