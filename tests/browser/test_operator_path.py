@@ -23,10 +23,8 @@ or to the test's temporary folder. No browser is downloaded: ``/usr/bin/chromium
 
 from __future__ import annotations
 
-import base64
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,26 +35,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from drkit import config as standby_config
 from drkit.domain import crypto
 from drkit.domain.operations import Approval
-from drkit.domain.placement import Placement
-from drkit.jobs import backup as backups
 from drkit.jobs.operations import approve, execute, list_journals, prepare
-from drkit.jobs.world import World, build_world, read_placement
+from drkit.jobs.world import World
 from lab import seeds
-from lab.procs import start_service, stop_daemon
 from tests.labfixture import Lab
-from tests.labhelpers import fresh_backup, poll, roles, runs_nexus, sync_now
+from tests.labhelpers import (
+    assert_home,
+    fresh_backup,
+    placement,
+    poll,
+    prefect_server,
+    roles,
+    runs_nexus,
+    sync_now,
+)
+from tests.server.test_approval_server import KEY_TEXT, key, world
 
 pytestmark = [pytest.mark.server, pytest.mark.lab, pytest.mark.browser]
+# the approval test's backup key (KEY_TEXT) and its fixtures ``key`` and ``world`` (the lab checked at home)
+__all__ = ["key", "world"]
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY_VAR = "STANDBY_BACKUP_KEY"
-KEY_TEXT = base64.b64encode(bytes(range(90, 122))).decode()  # the lab's test key, as in the other lab tests
 KEY_BLOCK = "standby-backup-key"  # the Secret block the served deployments read (key_source)
 APPROVER = "oncall@example.com"
 ACKS = ("Acknowledge Data Loss", "Acknowledge Unfenced")  # the approval form's optional switches
@@ -65,40 +68,11 @@ ACKS = ("Acknowledge Data Loss", "Acknowledge Unfenced")  # the approval form's 
 # ------------------------------------------------------------------------------------ fixtures
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ui_server() -> Iterator[str]:
     """A real ``prefect server`` with its UI on a free port; yields the UI's base URL."""
-    home = Path(tempfile.mkdtemp(prefix="standby-ui-prefect-"))
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{base}/api/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    argv = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
-            "--port", str(port)]  # fmt: skip
-    # PREFECT_UI_API_URL: without it the UI calls the API on port 4200, whatever the server's port.
-    env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "PREFECT_UI_ENABLED": "true", "PREFECT_UI_API_URL": f"{base}/api"}  # fmt: skip
-    start_service(
-        "prefect-server", argv, home / "run", port=port, ready=healthy, env=env, cwd=ROOT, timeout=120
-    )
-    try:
+    with prefect_server(ui=True) as base:
         yield base
-    finally:
-        stop_daemon(home / "run" / "prefect-server.pid", timeout=20)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -179,34 +153,9 @@ def page(shots: Path) -> Iterator[Any]:
     print(f"\nscreenshots: {shots}")
 
 
-@pytest.fixture
-def key() -> crypto.MasterKey:
-    found = backups.key_from_env(KEY_VAR, environ={KEY_VAR: KEY_TEXT})
-    assert found is not None
-    return found
-
-
-@pytest.fixture
-def world(lab: Lab) -> Iterator[World]:
-    w = build_world(standby_config.load_config(lab.root / "standby.yaml"), timeout=20.0)
-    _assert_home(w)
-    yield w
-
-
-def _record(world: World) -> Placement:
-    return read_placement(world, world.config.app("nexus")).record
-
-
 def _image_state(world: World, site: str) -> object:
     b = world.bundle(site)
     return b.rbd.image_status(b.site.pool, seeds.IMAGE_NAME).get("state")
-
-
-def _assert_home(world: World) -> None:
-    record = _record(world)
-    assert record.primary == "site-a" and record.operation is None, record
-    assert roles(world) == {"site-a": True, "site-b": False}
-    assert runs_nexus(world, "site-a") and not runs_nexus(world, "site-b")
 
 
 # ------------------------------------------------------------------------------------ UI helpers
@@ -258,7 +207,7 @@ def test_an_operator_fails_over_nexus_from_the_prefect_ui(
 
     fresh_backup(world, "site-a", key)
     sync_now(world, "site-a", "site-b")  # the lag guard passes whatever the lab's schedule did so far
-    before, journals = _record(world), len(list_journals(world, "nexus"))
+    before, journals = placement(world), len(list_journals(world, "nexus"))
     run_name = f"ui-failover-{uuid.uuid4().hex[:6]}"
 
     # 1. Open the UI, go to Deployments, open failover, Run -> Custom run, fill in the form.
@@ -305,7 +254,7 @@ def test_an_operator_fails_over_nexus_from_the_prefect_ui(
     confirm = _field(dialog, "Confirm App")
     expect(dialog.get_by_text("type the app's name (nexus) to confirm")).to_be_visible()
     assert plan.bounding_box()["y"] < confirm.bounding_box()["y"], "the plan must be above the form"
-    assert _record(world) == before  # nothing changed while paused
+    assert placement(world) == before  # nothing changed while paused
 
     # 3. Fill in and submit the approval form.
     confirm.fill("nexus")
@@ -345,7 +294,7 @@ def test_an_operator_fails_over_nexus_from_the_prefect_ui(
     _shot(page, shots, "05-timeline.png", full=True)
 
     # The lab agrees: Nexus on site-b, the approver in the journal.
-    record = _record(world)
+    record = placement(world)
     assert record.primary == "site-b" and record.operation is None and record.epoch > before.epoch, record
     assert roles(world) == {"site-a": False, "site-b": True}
     assert runs_nexus(world, "site-b") and not runs_nexus(world, "site-a")
@@ -370,7 +319,7 @@ def test_an_operator_fails_over_nexus_from_the_prefect_ui(
     assert back.status == "completed", back.error
     if back.finished_at:
         print(f"failback through the jobs API {(back.finished_at - back.created_at).total_seconds():.1f}s")
-    _assert_home(world)
+    assert_home(world)
     poll(
         "site-b replaying", lambda: str(_image_state(world, "site-b")).startswith("up+replaying"), timeout=150
     )

@@ -30,15 +30,22 @@ from typing import Any
 
 import pytest
 
-from drkit.config import load_config
 from drkit.domain import crypto
 from drkit.domain.operations import Approval
 from drkit.domain.placement import Placement
-from drkit.jobs import backup as backups
 from drkit.jobs.operations import approve, execute, list_journals, prepare
-from drkit.jobs.world import World, build_world, read_placement
+from drkit.jobs.world import World
 from tests.labfixture import Lab
-from tests.labhelpers import fresh_backup, roles, runs_nexus, sync_now
+from tests.labhelpers import (
+    assert_home,
+    fresh_backup,
+    home_world,
+    key_of,
+    placement,
+    roles,
+    runs_nexus,
+    sync_now,
+)
 from tests.server.test_automation_server import real_server
 
 pytestmark = [pytest.mark.server, pytest.mark.lab]
@@ -56,27 +63,12 @@ PLAN_ARTIFACT = "operation-plan-nexus"
 
 @pytest.fixture
 def key() -> crypto.MasterKey:
-    found = backups.key_from_env(KEY_VAR, environ={KEY_VAR: KEY_TEXT})
-    assert found is not None
-    return found
+    return key_of(KEY_TEXT, KEY_VAR)
 
 
 @pytest.fixture
-def world(lab: Lab) -> Iterator[World]:
-    w = build_world(load_config(lab.root / "standby.yaml"), timeout=20.0)
-    _assert_home(w)
-    yield w
-
-
-def _record(world: World) -> Placement:
-    return read_placement(world, world.config.app("nexus")).record
-
-
-def _assert_home(world: World) -> None:
-    record = _record(world)
-    assert record.primary == "site-a" and record.operation is None, record
-    assert roles(world) == {"site-a": True, "site-b": False}
-    assert runs_nexus(world, "site-a") and not runs_nexus(world, "site-b")
+def world(lab: Lab) -> World:
+    return home_world(lab.root)
 
 
 # ---------------------------------------------------------------------------------------- prefect
@@ -194,7 +186,7 @@ def _final_state(client: Any, flow: FlowProcess, timeout: float = 30.0) -> Any:
 
 def _unchanged(world: World, before: Placement, journals: int) -> None:
     """Nothing moved: the same record (epoch included), A primary and running Nexus, no new journal."""
-    assert _record(world) == before
+    assert placement(world) == before
     assert roles(world) == {"site-a": True, "site-b": False}
     assert runs_nexus(world, "site-a") and not runs_nexus(world, "site-b")
     assert len(list_journals(world, "nexus")) == journals
@@ -217,7 +209,7 @@ def test_relocate_waits_for_a_valid_typed_approval_then_moves_the_app(
 
     fresh_backup(world, "site-a", key)
     sync_now(world, "site-a", "site-b")  # the lag guard passes whatever the lab's schedule did so far
-    before, journals = _record(world), len(list_journals(world, "nexus"))
+    before, journals = placement(world), len(list_journals(world, "nexus"))
     flow = flows("relocate", "site-b")
 
     # 1. Paused on the first approval, with the plan published and shown in the form.
@@ -258,7 +250,7 @@ def test_relocate_waits_for_a_valid_typed_approval_then_moves_the_app(
     print(f"relocate completed {time.monotonic() - approved_at:.1f}s after the approval")
     assert code == 0, flow.output()
     assert _final_state(client, flow).is_completed()
-    record = _record(world)
+    record = placement(world)
     assert record.primary == "site-b" and record.secondary == "site-a" and record.operation is None, record
     assert record.epoch > before.epoch
     assert roles(world) == {"site-a": False, "site-b": True}
@@ -274,7 +266,7 @@ def test_relocate_waits_for_a_valid_typed_approval_then_moves_the_app(
     approval = Approval(approver="approval-test", reason="back home", at=datetime.now(UTC))
     back = execute(world, approve(world, prepared, approval, "nexus"), key=key)
     assert back.status == "completed", back.error
-    _assert_home(world)
+    assert_home(world)
 
 
 @pytest.mark.timeout(600)
@@ -285,7 +277,7 @@ def test_an_approval_that_never_comes_fails_the_run_and_changes_nothing(
     from prefect.flow_runs import resume_flow_run
 
     fresh_backup(world, "site-a", key)
-    before, journals = _record(world), len(list_journals(world, "nexus"))
+    before, journals = placement(world), len(list_journals(world, "nexus"))
     flow = flows("failover", "site-b", approval_timeout=5)
     run, form = _wait_paused(client, flow, "approval-1")
     assert str(form["description"]).startswith("# failover of nexus: site-a → site-b")

@@ -13,54 +13,28 @@ from __future__ import annotations
 import json
 import os
 import queue
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import pytest
 
-from lab.procs import start_service, stop_daemon
+from tests.labhelpers import prefect_server
 
 pytestmark = pytest.mark.server
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def real_server() -> Iterator[str]:
-    home = Path(tempfile.mkdtemp(prefix="standby-e2e-prefect-"))
-    port = int(os.environ.get("STANDBY_TEST_PREFECT_PORT") or _free_port())
-    api = f"http://127.0.0.1:{port}/api"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{api}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    argv = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
-            "--port", str(port)]  # fmt: skip
-    env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "PREFECT_UI_ENABLED": "false"}  # fmt: skip
-    start_service(
-        "prefect-server", argv, home / "run", port=port, ready=healthy, env=env, cwd=ROOT, timeout=120
-    )
-    try:
-        yield api
-    finally:
-        stop_daemon(home / "run" / "prefect-server.pid", timeout=20)
+    """A real ``prefect server`` without its UI (on ``$STANDBY_TEST_PREFECT_PORT`` if set); yields its API URL."""
+    port = int(os.environ.get("STANDBY_TEST_PREFECT_PORT") or 0) or None
+    with prefect_server(port=port) as base:
+        yield f"{base}/api"
 
 
 @pytest.fixture
