@@ -245,6 +245,10 @@ def _gate(app: ProtectedApp, facts: Facts) -> list[Check]:
               detail=("unknown" if lag is None else f"{lag:.0f}s") + f" (limit {limit:.0f}s = {LAG_INTERVALS} x snapshot interval)"),
         Check(name="backup readable", ok=facts.backup_run is not None,
               detail=f"latest complete backup {facts.backup_run}" if facts.backup_run else facts.backup_error),
+        Check(name="canary possible", ok=app.checks.kind == "nexus",
+              detail="written and read through the Nexus API" if app.checks.kind == "nexus" else
+              f"checks.kind is {app.checks.kind!r}: the drill writes its canary through the Nexus API, so only"
+              " apps with checks.kind nexus can be drilled; backup, restore, the operations and the RPO work for this app"),
         Check(name="nothing of the app on the secondary", ok=not facts.secondary_objects,
               detail=(", ".join(facts.secondary_objects) + f"; run: standby drill cleanup --app {app.name}")
               if facts.secondary_objects else "clean"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -316,3 +317,21 @@ def test_every_step_goes_through_the_callers_step_runner_and_a_failed_cleanup_is
     drill_cleanup(dr.world, "nexus", key=KEY, timeouts=FAST)
     assert _healthy_and_clean(dr)
     assert _drill(dr).cleanup_error == ""
+
+
+def test_an_app_without_a_nexus_api_is_refused_by_the_gate_not_midway() -> None:
+    """The canary goes through the Nexus API: the gate says so for an ``http`` app, naming what does work."""
+    from drkit.config import parse_config
+    from drkit.domain.drill import make_drill_plan
+
+    dr = fake_dr()
+    nexus = prepare_drill(dr.world, "nexus", "isolated")
+    assert all(c.name != "canary possible" for c in nexus.plan.refusals)
+    root = Path(__file__).resolve().parents[2]
+    example = (root / "standby.example.yaml").read_text(encoding="utf-8")
+    web = parse_config(example, source=Path("standby.yaml"), base=root).app("web")
+    for mode in ("promote", "isolated"):
+        plan = make_drill_plan(web, nexus.facts, mode)  # type: ignore[arg-type]
+        refused = [c for c in plan.refusals if c.name == "canary possible"]
+        assert refused and "checks.kind is 'http'" in refused[0].detail and "backup, restore" in refused[0].detail
+        assert not plan.runnable
