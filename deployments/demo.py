@@ -27,6 +27,10 @@ from deployments import server
 from lab import lab as lab_mod
 
 KEY_BLOCK = "standby-backup-key"
+_START_OVER = (
+    "the lab keeps its state in {root} between runs (make up, an operation, a test); "
+    "to start again from the seeded lab: make clean && make demo"
+)
 
 
 def say(text: str) -> None:
@@ -109,6 +113,7 @@ def main() -> int:
         st = lab_mod.up(root, log=lambda m: print(m, flush=True))
     except Exception as exc:
         print(f"demo: the lab did not come up: {exc}", file=sys.stderr)
+        print(_START_OVER.format(root=root), file=sys.stderr)
         return 1
     print(lab_mod.describe(st))
 
@@ -130,11 +135,7 @@ def main() -> int:
     except Exception as exc:
         print(f"demo: a job failed: {exc}", file=sys.stderr)
         print(f"see the flow run in {api.removesuffix('/api')}/runs", file=sys.stderr)
-        print(
-            f"the lab keeps its state in {root} between runs (make up, an operation, a test); "
-            "to start again from the seeded lab: make clean && make demo",
-            file=sys.stderr,
-        )
+        print(_START_OVER.format(root=root), file=sys.stderr)
         return 1
 
     say("6. where to look")
