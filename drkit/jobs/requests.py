@@ -173,7 +173,7 @@ class DrillRequest(KeyedRequest):
 
     mode: Mode = Field(
         "isolated",
-        description="isolated: a scratch copy of the secondary's latest snapshot in <namespace>-drill, mirroring"
+        description="isolated: a scratch copy of the secondary's latest snapshot in the namespace NAMESPACE-drill, mirroring"
         " never stops; promote: force-promote the secondary's images, then demote and resync",
     )
 
@@ -183,7 +183,7 @@ class DrillCleanupRequest(KeyedRequest):
 
 
 CONFIG_DESCRIPTION = (
-    "path of the Standby configuration file (YAML), or block:<name> of a Standby Configuration block;"
+    "path of the Standby configuration file (YAML), or block:NAME, NAME being a Standby Configuration block;"
     " when empty, $STANDBY_CONFIG, then ./standby.yaml"
 )
 """Description of the ``config`` parameter every flow has (where the configuration comes from)."""

@@ -8,6 +8,7 @@ tags, and every parameter of its run form has a description (a bare name helps n
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,9 @@ def test_every_parameter_of_the_run_form_has_a_description(name: str) -> None:
     assert props, name
     missing = [p for p, spec in props.items() if not (spec.get("description") or "").strip()]
     assert not missing, (name, missing)
+    # The UI renders a description as Markdown: a placeholder like <name> vanishes as an HTML tag.
+    tagged = {p: spec["description"] for p, spec in props.items() if re.search(r"<[A-Za-z_-]+>", spec["description"])}
+    assert not tagged, (name, tagged)
     assert DECLARED[name]["description"].strip() and DECLARED[name]["tags"], name
 
 
