@@ -327,6 +327,8 @@ def site_up(root: Path, site: str, log: Log = print, *, fail_over_mgr: bool = Tr
             log(f"lab: {site}: {p.what} (pid {p.pid}) is gone; not continued")
     if fail_over_mgr and frozen_for >= MGR_FORGETS_AFTER and any(p.what == "ceph-mgr" for p in continued):
         _fail_over_mgr(root, site, frozen_for, log)
+    if frozen_for >= ceph.READ_LEASE_S / 2 and any(p.what == "ceph-osd" for p in continued):
+        _repeer_osd(root, site, frozen_for, log)
     _frozen_file(root, site).unlink(missing_ok=True)
     log(
         f"lab: {site} UP again after {frozen_for:.0f}s down: "
@@ -355,6 +357,22 @@ def _fail_over_mgr(root: Path, site: str, frozen_for: float, log: Log) -> None:
         log(f"lab: {site}: warning: could not fail over ceph-mgr ({exc}); rbd-mirror may report UNKNOWN")
         return
     log(f"lab: {site}: failed over ceph-mgr (down {frozen_for:.0f}s): rbd-mirror reports its status again")
+
+
+def _repeer_osd(root: Path, site: str, frozen_for: float, log: Log) -> None:
+    """``ceph osd down 0`` on ``site``: the OSD re-asserts itself and every PG starts a new interval.
+
+    A freeze this long may have outlasted the PGs' read lease, and a single-OSD PG of Ceph 16.2
+    then stays "laggy" and parks every op (see :data:`lab.ceph.READ_LEASE_RATIO`). A new interval
+    clears it within seconds; a real site that comes back restarts its OSDs, with the same effect.
+    """
+    cs = ceph.sites(root)[site]
+    try:
+        ceph.run(cs.ceph_cli("osd", "down", "0", "--connect-timeout", "10"), timeout=20, site=site)
+    except ceph.CephLabError as exc:
+        log(f"lab: {site}: warning: could not re-peer osd.0 ({exc}); its PGs may stay laggy")
+        return
+    log(f"lab: {site}: re-peered osd.0 (down {frozen_for:.0f}s, past half its PGs' read lease)")
 
 
 def site_is_down(root: Path, site: str) -> bool:
