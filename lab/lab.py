@@ -350,13 +350,11 @@ def _fail_over_mgr(root: Path, site: str, frozen_for: float, log: Log) -> None:
     daemon UNKNOWN for good (and `lab up` would find the site unhealthy). A real site that comes back
     restarts its daemons; this gives the same fresh sessions without losing anything in RAM.
     """
-    cs = ceph.sites(root)[site]
-    try:
-        ceph.run(cs.ceph_cli("mgr", "fail", "x", "--connect-timeout", "10"), timeout=20, site=site)
-    except ceph.CephLabError as exc:
-        log(f"lab: {site}: warning: could not fail over ceph-mgr ({exc}); rbd-mirror may report UNKNOWN")
-        return
-    log(f"lab: {site}: failed over ceph-mgr (down {frozen_for:.0f}s): rbd-mirror reports its status again")
+    _after_freeze(
+        root, site, log, ("mgr", "fail", "x"),
+        done=f"failed over ceph-mgr (down {frozen_for:.0f}s): rbd-mirror reports its status again",
+        failed="could not fail over ceph-mgr ({}); rbd-mirror may report UNKNOWN",
+    )  # fmt: skip
 
 
 def _repeer_osd(root: Path, site: str, frozen_for: float, log: Log) -> None:
@@ -366,13 +364,22 @@ def _repeer_osd(root: Path, site: str, frozen_for: float, log: Log) -> None:
     then stays "laggy" and parks every op (see :data:`lab.ceph.READ_LEASE_RATIO`). A new interval
     clears it within seconds; a real site that comes back restarts its OSDs, with the same effect.
     """
+    _after_freeze(
+        root, site, log, ("osd", "down", "0"),
+        done=f"re-peered osd.0 (down {frozen_for:.0f}s, past half its PGs' read lease)",
+        failed="could not re-peer osd.0 ({}); its PGs may stay laggy",
+    )  # fmt: skip
+
+
+def _after_freeze(root: Path, site: str, log: Log, args: tuple[str, ...], *, done: str, failed: str) -> None:
+    """``ceph ARGS`` on ``site``, logging ``done``; or a warning, ``failed`` with the error, if it fails."""
     cs = ceph.sites(root)[site]
     try:
-        ceph.run(cs.ceph_cli("osd", "down", "0", "--connect-timeout", "10"), timeout=20, site=site)
+        ceph.run(cs.ceph_cli(*args, "--connect-timeout", "10"), timeout=20, site=site)
     except ceph.CephLabError as exc:
-        log(f"lab: {site}: warning: could not re-peer osd.0 ({exc}); its PGs may stay laggy")
+        log(f"lab: {site}: warning: {failed.format(exc)}")
         return
-    log(f"lab: {site}: re-peered osd.0 (down {frozen_for:.0f}s, past half its PGs' read lease)")
+    log(f"lab: {site}: {done}")
 
 
 def site_is_down(root: Path, site: str) -> bool:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from lab.nexus_sim.auth import AuthConfig
 from lab.nexus_sim.device import (
@@ -88,6 +89,24 @@ def _open_device(args: argparse.Namespace) -> tuple[BlockDevice, str]:
     return device, note
 
 
+def _remount(args: argparse.Namespace) -> Callable[[], Volume] | None:
+    """How to mount an RBD volume again once the cluster fenced the connection (none for a file)."""
+    if args.file:
+        return None
+
+    def mount() -> Volume:
+        device, _ = _open_device(args)
+        volume = Volume(device)
+        try:
+            volume.open()
+        except DeviceError:
+            device.close()
+            raise
+        return volume
+
+    return mount
+
+
 def run(argv: list[str] | None = None) -> int:
     """Entry point returning the process exit status."""
     parser = build_parser()
@@ -107,7 +126,7 @@ def run(argv: list[str] | None = None) -> int:
         device, note = _open_device(args)
     except DeviceError as exc:
         return _fatal(f"cannot mount volume: {exc}", exc.exit_code, args.log_file)
-    store = Store(Volume(device))
+    store = Store(Volume(device), remount=_remount(args))
     try:
         report = store.load()
         server = make_server(args.host, args.port, store, AuthConfig(password, not args.no_anonymous))
@@ -129,6 +148,7 @@ def _serve(
         host, port = server.server_address[:2]
         line = (
             f"nexus-sim ready on http://{host!s}:{port} device={store.volume.device.description} ({note}) "
+            f"client={getattr(store.volume.device, 'client_address', '-')} "
             f"volume={store.volume.uuid} records={records} repositories={len(store.repos)} "
             f"components={len(store.components)} frozen={store.read_only.frozen}"
             + (f" torn-tail-ignored={torn!r}" if torn else "")

@@ -21,7 +21,10 @@ def readable(store: Store) -> bool:
         return False
     with store.lock:
         try:
-            return len(store.volume.device.read(0, SUPERBLOCK_SIZE)) == SUPERBLOCK_SIZE
+            return (
+                len(store.mounted.run(lambda volume: volume.device.read(0, SUPERBLOCK_SIZE)))
+                == SUPERBLOCK_SIZE
+            )
         except DeviceIOError:
             return False
 

@@ -16,12 +16,13 @@ import mimetypes
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from lab.nexus_sim.device import DeviceIOError, DeviceReadOnly
-from lab.nexus_sim.volume import Record, ReplayReport, Volume, VolumeFull
+from lab.nexus_sim.volume import Record, Remount, ReplayReport, Volume, VolumeFull
 
 LOG = logging.getLogger("nexus_sim.store")
 
@@ -245,8 +246,9 @@ def _glob(pattern: str, value: str) -> bool:
 class Store:
     """Thread-safe repository manager over a :class:`Volume`."""
 
-    def __init__(self, volume: Volume) -> None:
-        self.volume = volume
+    def __init__(self, volume: Volume, remount: Callable[[], Volume] | None = None) -> None:
+        """``remount`` opens a new connection to the volume (see :class:`Remount`); none for a file."""
+        self.mounted = Remount(volume, remount, self._rebuild)
         self.lock = threading.RLock()
         self.repos: dict[str, Repository] = {}
         self.components: dict[str, Component] = {}
@@ -258,6 +260,11 @@ class Store:
         self.device_read_only = False
         self.replay_report: ReplayReport | None = None
 
+    @property
+    def volume(self) -> Volume:
+        """The mounted volume (a new one after the cluster fenced the last)."""
+        return self.mounted.volume
+
     # ------------------------------------------------------------------ lifecycle
     def load(self) -> ReplayReport:
         """Open the volume (formatting a zeroed device) and rebuild the index from the log."""
@@ -265,6 +272,17 @@ class Store:
             self.volume.open()
             self.replay_report = self.volume.replay(self._apply)
             return self.replay_report
+
+    def _rebuild(self, volume: Volume) -> int:
+        """Forget the index and rebuild it from ``volume`` (a new mount); return its record count."""
+        self.repos.clear()
+        self.components.clear()
+        self.assets.clear()
+        self.by_path.clear()
+        self.read_only = ReadOnlyState()
+        self.device_read_only = False
+        self.replay_report = volume.replay(self._apply)
+        return self.replay_report.records
 
     def close(self) -> None:
         """Stop accepting requests and close the device (flushes)."""
@@ -316,7 +334,7 @@ class Store:
         if self.closed:
             raise Unavailable("Nexus is shutting down")
         try:
-            record = self.volume.append(meta, payload)
+            record = self.mounted.run(lambda volume: volume.append(meta, payload))
         except VolumeFull as exc:
             self.last_error = str(exc)
             LOG.error("%s", exc)
@@ -430,15 +448,18 @@ class Store:
                 key = (repo_name, normalise_path(path))
             except BadRequest as exc:
                 raise NotFound(f"Not found: {path}") from exc
-            comp_id = self.by_path.get(key)
-            if comp_id is None:
-                raise NotFound(f"Not found: {path}")
-            asset = self.assets[self.components[comp_id].asset_id]
+
+            def read(volume: Volume) -> tuple[Asset, bytes]:
+                comp_id = self.by_path.get(key)
+                if comp_id is None:
+                    raise NotFound(f"Not found: {path}")
+                asset = self.assets[self.components[comp_id].asset_id]
+                return asset, volume.read_payload(asset.payload_offset, asset.size)
+
             try:
-                data = self.volume.read_payload(asset.payload_offset, asset.size)
+                return self.mounted.run(read)
             except DeviceIOError as exc:
                 raise StoreError(f"Volume read failed: {exc}") from exc
-            return asset, data
 
     def search(self, query: SearchQuery) -> list[Asset]:
         """Assets matching every given filter, ordered by repository then path."""

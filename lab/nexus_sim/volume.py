@@ -25,6 +25,7 @@ longer torn record can never replay; the sequence must grow by exactly one per r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -34,11 +35,12 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from lab.nexus_sim.device import EXIT_BAD_VOLUME, BlockDevice, DeviceError
+from lab.nexus_sim.device import EXIT_BAD_VOLUME, BlockDevice, DeviceError, DeviceFenced
 
 LOG = logging.getLogger("nexus_sim.volume")
+T = TypeVar("T")
 
 SUPER_MAGIC = b"NXSIMVOL"
 FORMAT_VERSION = 1
@@ -234,3 +236,37 @@ class Volume:
     def read_payload(self, record_offset: int, length: int) -> bytes:
         """Read ``length`` payload bytes at an absolute device offset."""
         return self.device.read(record_offset, length)
+
+
+class Remount:
+    """The mounted :class:`Volume` of a simulator, replaced once per call when the cluster fenced it.
+
+    A connection the cluster shut out (:class:`DeviceFenced`, after a stall long enough for another
+    client to break the image's lock) is replaced by ``mount()``, as a kernel RBD mount does with
+    ``recover_session=clean``: the image must still be primary, and ``rebuild(volume)`` replays the
+    new mount (returning how many records it holds), so nothing the stale connection believed is
+    kept. Without ``mount`` (a file volume, which nothing fences) the error is raised as it is.
+    """
+
+    def __init__(
+        self, volume: Volume, mount: Callable[[], Volume] | None, rebuild: Callable[[Volume], int]
+    ) -> None:
+        self.volume = volume
+        self.mount = mount
+        self.rebuild = rebuild
+
+    def run(self, act: Callable[[Volume], T]) -> T:
+        """``act(volume)``; once fenced, ``act`` again on a new mount after it was replayed."""
+        try:
+            return act(self.volume)
+        except DeviceFenced as exc:
+            if self.mount is None:
+                raise
+            LOG.warning("volume connection fenced (%s); reconnecting", exc)
+            with contextlib.suppress(DeviceError):
+                self.volume.device.close()
+            self.volume = self.mount()
+            records = self.rebuild(self.volume)
+            client = getattr(self.volume.device, "client_address", "-")
+            LOG.warning("reconnected as client %s: %d records replayed", client, records)
+            return act(self.volume)

@@ -3,44 +3,44 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import re
 import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TypeVar
 
-from lab.nexus_sim.device import EXIT_BIND, DeviceError, DeviceFenced, RbdDevice
-from lab.nexus_sim.volume import Record, Volume
+from lab.nexus_sim.device import EXIT_BIND, DeviceError, RbdDevice
+from lab.nexus_sim.volume import Record, Remount, Volume
 from lab.simserve import add_rbd_arguments, rbd_target, serve_until_stopped
 
 LOG = logging.getLogger("webapp_sim")
 _FILE = re.compile(r"^/files/([A-Za-z0-9._-]{1,100})$")
 
 
-T = TypeVar("T")
-
-
 class Files:
     """Named files as records of the volume's log; the newest record of a name wins.
 
-    A connection the cluster shut out (:class:`DeviceFenced`, after a stall long enough for another
-    client to break the image's lock) is replaced once per request by a new one, as a kernel RBD
-    mount does with ``recover_session=clean``: the image must still be primary, and the volume is
-    replayed, so nothing the stale connection believed is kept.
+    The volume is remounted once per request when the cluster fenced its connection
+    (:class:`lab.nexus_sim.volume.Remount`); the files are then replayed from the new mount.
     """
 
     def __init__(self, volume: Volume, reopen: Callable[[], Volume] | None = None) -> None:
-        self.volume = volume
-        self.reopen = reopen
         self.lock = threading.Lock()
         self.where: dict[str, tuple[int, int]] = {}
+        self.mounted = Remount(volume, reopen, self._replay)
+
+    @property
+    def volume(self) -> Volume:
+        return self.mounted.volume
 
     def load(self) -> int:
         """Replay the volume; return how many records it holds."""
-        return self.volume.replay(self._apply).records
+        return self._replay(self.volume)
+
+    def _replay(self, volume: Volume) -> int:
+        self.where.clear()
+        return volume.replay(self._apply).records
 
     def _apply(self, record: Record) -> None:
         name = record.meta.get("file")
@@ -49,30 +49,15 @@ class Files:
 
     def put(self, name: str, data: bytes) -> None:
         with self.lock:
-            self._recovering(lambda: self._apply(self.volume.append({"file": name}, data)))
+            self._apply(self.mounted.run(lambda volume: volume.append({"file": name}, data)))
 
     def get(self, name: str) -> bytes | None:
-        def read() -> bytes | None:
+        def read(volume: Volume) -> bytes | None:
             spot = self.where.get(name)
-            return None if spot is None else self.volume.read_payload(*spot)
+            return None if spot is None else volume.read_payload(*spot)
 
         with self.lock:
-            return self._recovering(read)
-
-    def _recovering(self, act: Callable[[], T]) -> T:
-        """``act()``; once fenced, on a new connection after replaying the volume (lock held)."""
-        try:
-            return act()
-        except DeviceFenced as exc:
-            if self.reopen is None:
-                raise
-            LOG.warning("volume connection fenced (%s); reconnecting", exc)
-            with contextlib.suppress(DeviceError):
-                self.volume.device.close()
-            self.volume = self.reopen()
-            self.where.clear()
-            LOG.info("reconnected as client %s: %d records replayed", _client(self.volume), self.load())
-            return act()
+            return self.mounted.run(read)
 
 
 def _client(volume: Volume) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -249,6 +250,27 @@ def test_nexus_artifact_round_trip_a_to_b_is_byte_identical(lab: Lab) -> None:
             assert path in [a.path.lstrip("/") for a in assets]
     finally:
         _revert(lab, client_a, client_b, nexus_cr)
+
+
+def test_nexus_reconnects_when_its_ceph_client_is_blocklisted(lab: Lab) -> None:
+    """A site frozen and continued may find Nexus's client fenced (the OSD forgot its watch, another
+    client broke the image's lock and blocklisted it): Nexus carries on through a new connection,
+    with the artifacts it had, as the web app does (``test_second_app_lab``)."""
+    client_a = lab_mod.dynamic_client(lab.root, "site-a")
+    password = lab_mod.read_admin_password(lab.root, "site-a")
+    url = poll("Nexus on site-a", lambda: _nexus_url(client_a), timeout=90)
+    log = lab.root / "nexus" / "site-a.log"
+    before, after = os.urandom(64 * 1024), os.urandom(64 * 1024)
+    stamp = time.time_ns()
+    with HttpNexus(url, username="admin", password=password, site="site-a") as nexus:
+        nexus.ensure_raw_repository("dr-smoke")
+        nexus.upload("dr-smoke", f"fence/{stamp}-before.bin", before)
+        fenced = re.findall(r"nexus-sim ready on .* client=(\S+)", log.read_text())[-1]
+        ceph.run(lab.sites["site-a"].ceph_cli("osd", "blocklist", "add", fenced, "600"), 60)
+        nexus.upload("dr-smoke", f"fence/{stamp}-after.bin", after)
+        assert nexus.download("dr-smoke", f"fence/{stamp}-before.bin") == before
+        assert nexus.download("dr-smoke", f"fence/{stamp}-after.bin") == after
+    assert "reconnected as client" in log.read_text()
 
 
 def _revert(lab: Lab, client_a: Any, client_b: Any, nexus_cr: dict[str, Any]) -> None:
