@@ -148,7 +148,7 @@ def _serve(
         host, port = server.server_address[:2]
         line = (
             f"nexus-sim ready on http://{host!s}:{port} device={store.volume.device.description} ({note}) "
-            f"client={getattr(store.volume.device, 'client_address', '-')} "
+            f"client={store.volume.device.client_address} "
             f"volume={store.volume.uuid} records={records} repositories={len(store.repos)} "
             f"components={len(store.components)} frozen={store.read_only.frozen}"
             + (f" torn-tail-ignored={torn!r}" if torn else "")

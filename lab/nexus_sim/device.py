@@ -86,6 +86,11 @@ class BlockDevice(Protocol):
         """Human-readable name for logs, e.g. ``rbd:site-a/pool/img``."""
         ...
 
+    @property
+    def client_address(self) -> str:
+        """The cluster's address of this connection (what ``ceph osd blocklist add`` takes), or ``-``."""
+        ...
+
     def read(self, offset: int, length: int) -> bytes:
         """Read ``length`` bytes at ``offset`` (short only at the end of the device)."""
         ...
@@ -133,6 +138,11 @@ class FileDevice:
     def description(self) -> str:
         """``file:<path>``."""
         return f"file:{self._path}"
+
+    @property
+    def client_address(self) -> str:
+        """``-``: a file has no cluster connection."""
+        return "-"
 
     def read(self, offset: int, length: int) -> bytes:
         """Read from the file."""

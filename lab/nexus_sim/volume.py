@@ -267,6 +267,7 @@ class Remount:
                 self.volume.device.close()
             self.volume = self.mount()
             records = self.rebuild(self.volume)
-            client = getattr(self.volume.device, "client_address", "-")
-            LOG.warning("reconnected as client %s: %d records replayed", client, records)
+            LOG.warning(
+                "reconnected as client %s: %d records replayed", self.volume.device.client_address, records
+            )
             return act(self.volume)

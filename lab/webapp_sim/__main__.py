@@ -60,10 +60,6 @@ class Files:
             return self.mounted.run(read)
 
 
-def _client(volume: Volume) -> str:
-    return getattr(volume.device, "client_address", "-")
-
-
 def _handler(files: Files) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def _send(self, code: int, body: bytes) -> None:
@@ -139,7 +135,7 @@ def main() -> int:
     def ready() -> None:
         LOG.info(
             "webapp-sim ready on http://%s:%s %s as client %s records=%d",
-            *(args.host, args.port, volume.device.description, _client(volume), records),
+            *(args.host, args.port, volume.device.description, volume.device.client_address, records),
         )
 
     return serve_until_stopped(

@@ -265,12 +265,14 @@ def test_nexus_reconnects_when_its_ceph_client_is_blocklisted(lab: Lab) -> None:
     with HttpNexus(url, username="admin", password=password, site="site-a") as nexus:
         nexus.ensure_raw_repository("dr-smoke")
         nexus.upload("dr-smoke", f"fence/{stamp}-before.bin", before)
-        fenced = re.findall(r"nexus-sim ready on .* client=(\S+)", log.read_text())[-1]
+        said = log.read_text()  # the current client: from the ready line or an earlier reconnect
+        fenced = re.findall(r"(?:client=|reconnected as client )(\d+\.\d+\.\d+\.\d+:\d+/\d+)", said)[-1]
         ceph.run(lab.sites["site-a"].ceph_cli("osd", "blocklist", "add", fenced, "600"), 60)
         nexus.upload("dr-smoke", f"fence/{stamp}-after.bin", after)
         assert nexus.download("dr-smoke", f"fence/{stamp}-before.bin") == before
         assert nexus.download("dr-smoke", f"fence/{stamp}-after.bin") == after
-    assert "reconnected as client" in log.read_text()
+    reconnects = log.read_text().count("reconnected as client")
+    assert reconnects == said.count("reconnected as client") + 1, "exactly one reconnect, after the blocklist"
 
 
 def _revert(lab: Lab, client_a: Any, client_b: Any, nexus_cr: dict[str, Any]) -> None:
