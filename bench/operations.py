@@ -121,7 +121,7 @@ def operate(
     """Prepare, approve and execute one operation, timing each phase; :class:`OperationFailed` if it does not complete."""
     print(f"-- {label} ...", flush=True)
     started = time.perf_counter()
-    prepared = prepare(world, APP, kind, target)
+    prepared = prepare(world, APP, kind, target, key=key)
     prepare_s = time.perf_counter() - started
     if not prepared.plan.runnable:
         reasons = (

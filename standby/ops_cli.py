@@ -16,10 +16,12 @@ from typing import Annotated, Any
 
 import typer
 
+from drkit.domain import crypto
 from drkit.domain.errors import ConfigError, PreconditionFailed, StandbyError
 from drkit.domain.operations import Approval, Journal, Kind, Plan, StepRecord, parse_op_id, plan_markdown
 from drkit.jobs.backup import key_from_env
 from drkit.jobs.operations import (
+    Changed,
     OperationHooks,
     Prepared,
     approve,
@@ -53,15 +55,23 @@ class _CliHooks(OperationHooks):
         self.yes, self.reason, self.ack_loss, self.ack_unfenced = yes, reason, ack_loss, ack_unfenced
         self.journal: Journal | None = None
 
-    def plan(self, world: World, app: str, kind: Kind, target: str | None) -> Prepared:
-        prepared = prepare(world, app, kind, target)
+    def plan(self, world: World, app: str, kind: Kind, target: str | None, key: crypto.MasterKey | None) -> Prepared:
+        prepared = prepare(world, app, kind, target, key=key)
         typer.echo(plan_markdown(prepared.plan))
         return prepared
 
     def say(self, message: str) -> None:
         typer.echo(message)
 
-    def consent(self, plan: Plan) -> tuple[Approval, str]:
+    def consent(self, plan: Plan, changed: Changed | None = None) -> tuple[Approval, str]:
+        if changed is not None:
+            typer.echo(changed.markdown())
+            if self.yes:  # --yes approved the plan as it was; a different one needs a person
+                raise PreconditionFailed(
+                    f"{plan.kind} of {plan.app}: the plan changed after --yes approved it ("
+                    + "; ".join(changed.changes) + "); nothing was changed",
+                    hint="read the new plan above and run the command again",
+                )
         if self.yes:
             return Approval(approver=getpass.getuser(), reason=self.reason, data_loss=self.ack_loss,
                             unfenced=self.ack_unfenced, at=datetime.now(UTC)), plan.app  # fmt: skip

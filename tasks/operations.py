@@ -31,6 +31,7 @@ from prefect.input import RunInput
 from prefect.utilities.asyncutils import run_coro_as_sync
 from pydantic import Field, create_model
 
+from drkit.domain import crypto
 from drkit.domain.errors import ConfigError, StandbyError, TransientError
 from drkit.domain.models import ProtectedApp
 from drkit.domain.operations import (
@@ -42,7 +43,7 @@ from drkit.domain.operations import (
     plan_markdown,
     timeline_rows,
 )
-from drkit.jobs.operations import Executor, OperationHooks, Prepared, approve, prepare
+from drkit.jobs.operations import Changed, Executor, OperationHooks, Prepared, approve, prepare
 from drkit.jobs.steps import RoutingHook
 from drkit.jobs.world import World
 from tasks.backup import app_slot
@@ -68,9 +69,11 @@ def emit_operation_event(what: str, journal: Journal, payload: dict[str, Any] | 
 
 @task(name="plan-operation", retries=2, retry_delay_seconds=[2.0, 10.0], retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE)  # fmt: skip
-def plan_operation(world: World, app: str, kind: str, target: str | None) -> Prepared:
-    """Observe both sites and make the plan; publish it as ``operation-plan-<app>``."""
-    prepared = prepare(world, app, kind, target)  # type: ignore[arg-type]
+def plan_operation(
+    world: World, app: str, kind: str, target: str | None, key: crypto.MasterKey | None = None
+) -> Prepared:
+    """Observe both sites and make the plan (the backup key tried); publish it as ``operation-plan-<app>``."""
+    prepared = prepare(world, app, kind, target, key=key)  # type: ignore[arg-type]
     create_markdown_artifact(
         markdown=plan_markdown(prepared.plan), key=f"operation-plan-{app}", description=f"{kind} plan of {app}"
     )
@@ -94,16 +97,20 @@ def approval_model(plan: Plan) -> type[RunInput]:
     return create_model(f"Approve{plan.kind.capitalize()}", __base__=RunInput, **fields)
 
 
-def wait_for_approval(plan: Plan, *, timeout: int, op_note: str = "") -> tuple[Approval, str]:
+def wait_for_approval(
+    plan: Plan, *, timeout: int, op_note: str = "", changed: Changed | None = None, round: int = 1
+) -> tuple[Approval, str]:
     """Pause the flow run for the typed approval form; ask again while the input is not enough.
 
+    ``changed``: an earlier plan was approved and the world moved since; the form shows both plans
+    and what differs. ``round`` numbers the approvals of one run (each pause needs its own key).
     A timeout fails the run (Prefect's pause); nothing has changed by then.
     """
     logger = get_run_logger()
     model = approval_model(plan)
     problems: list[str] = []
     for attempt in range(1, 100):
-        text = plan_markdown(plan, op_note)
+        text = changed.markdown() if changed is not None else plan_markdown(plan, op_note)
         if problems:
             text = "**Not approved, please fix:** " + "; ".join(problems) + "\n\n" + text
         # Only the description: initial data for a field would replace its Field (and so its
@@ -112,7 +119,7 @@ def wait_for_approval(plan: Plan, *, timeout: int, op_note: str = "") -> tuple[A
             wait_for_input=model.with_initial_data(description=text),
             timeout=timeout,
             poll_interval=1,
-            key=f"approval-{attempt}",
+            key=f"approval-{attempt}" if round == 1 else f"approval-{round}-{attempt}",
         )
         approval = Approval(
             approver=str(answer.approver), reason=str(answer.reason),
@@ -197,18 +204,31 @@ class FlowHooks(OperationHooks):
         self.world = world
         self.approval_timeout = approval_timeout
         self.tracker: Tracker | None = None
+        self.rounds = 0
 
-    def plan(self, world: World, app: str, kind: Kind, target: str | None) -> Prepared:
+    def plan(
+        self, world: World, app: str, kind: Kind, target: str | None, key: crypto.MasterKey | None
+    ) -> Prepared:
         """The ``plan-operation`` task (publishes ``operation-plan-<app>``)."""
-        return plan_operation(world, app, kind, target)
+        return plan_operation(world, app, kind, target, key)
+
+    def replan(
+        self, world: World, app: str, kind: Kind, target: str | None, key: crypto.MasterKey | None
+    ) -> Prepared:
+        """The ``plan-operation`` task again, after the approval (the artifact shows the newest plan)."""
+        return plan_operation(world, app, kind, target, key)
 
     def say(self, message: str) -> None:
         """Log it."""
         get_run_logger().info("%s", message)
 
-    def consent(self, plan: Plan) -> tuple[Approval, str]:
-        """Pause for the typed approval form (see :func:`wait_for_approval`)."""
-        return wait_for_approval(plan, timeout=self.approval_timeout)
+    def consent(self, plan: Plan, changed: Changed | None = None) -> tuple[Approval, str]:
+        """Pause for the typed approval form (see :func:`wait_for_approval`); again, with both plans,
+        when the plan changed after an approval."""
+        self.rounds += 1
+        if changed is not None:
+            get_run_logger().warning("the plan changed after its approval: %s", "; ".join(changed.changes))
+        return wait_for_approval(plan, timeout=self.approval_timeout, changed=changed, round=self.rounds)
 
     @contextmanager
     def hold(self, app: str) -> Iterator[None]:

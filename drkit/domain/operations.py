@@ -60,7 +60,11 @@ class Plan(Model):
     needs_data_loss_ack: bool = Field(False, description="approval must acknowledge data loss")
     needs_unfenced_ack: bool = Field(False, description="approval must acknowledge an unfenced old primary")
     nothing_to_do: str = Field("", description="set when the app already is where the plan would put it")
-    backup_run: str | None = Field(None, description="the backup (taken on the source) the target restores")
+    backup_run: str | None = Field(
+        None, description="the backup (taken on the source) the target restores; None for a move that takes its own"
+    )
+    backup_age_seconds: float | None = Field(None, description="age of that backup when the plan was made")
+    final_backup: bool = Field(False, description="the operation takes its own backup of the source before stopping it")
 
     @property
     def refusals(self) -> list[Check]:
@@ -73,13 +77,32 @@ class Plan(Model):
         return not self.refusals and not self.nothing_to_do
 
 
+class KeyTrial(Model):
+    """Whether the backup key given opens the backup a plan depends on: found before anything changes.
+
+    The jobs layer reads the run's index from the target's store and decrypts one sealed object of it
+    (a trial); this record is what it saw, and :func:`key_check` judges it.
+    """
+
+    run: str | None = Field(None, description="the backup run tried; None when the target's store holds none yet")
+    sealed: bool = Field(..., description="whether the run holds sealed objects (with no run: whether the app's backup will)")
+    needed_key_id: str | None = Field(None, description="id of the key that sealed the run's objects")
+    given_key_id: str | None = Field(None, description="id of the key given to this operation; None: no key")
+    opened: bool | None = Field(None, description="the trial decryption passed, failed, or was not tried (None)")
+    path: str = Field("", description="the object decrypted as a trial")
+    error: str = Field("", description="why the trial failed")
+
+
 class Facts(Model):
     """Everything a plan is made from, observed before it."""
 
     placement: Placement = Field(..., description="the placement record")
     view: AppView = Field(..., description="both sites' view of the app's images")
-    backup_run: str | None = Field(None, description="the newest complete backup the target can read")
+    backup_run: str | None = Field(None, description="the newest complete backup in the target's store")
     backup_error: str = Field("", description="why no backup could be read")
+    backup_age_seconds: float | None = Field(None, description="how old that backup was when observed")
+    store_reachable: bool = Field(True, description="whether the target's store answered")
+    key: KeyTrial | None = Field(None, description="the trial of the backup key (None: not tried)")
     secondary_objects: tuple[str, ...] = Field((), description="the app's objects found on the secondary")
 
 
@@ -219,6 +242,44 @@ def _replaying(view: AppView, site: str) -> Check:
     )
 
 
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "age unknown"
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"taken {seconds / size:.1f}{unit} ago"
+    return f"taken {seconds:.0f}s ago"
+
+
+def key_check(trial: KeyTrial | None) -> Check:
+    """The guard "backup key opens the backup": refused when the operation would fail at its restore."""
+    name = "backup key opens the backup"
+    if trial is None:
+        return _check(name, False, "not tried (no backup could be read)")
+    what = f"run {trial.run}" if trial.run else "the backup this operation takes"
+    if not trial.sealed:
+        return _check(name, True, f"nothing in {what} is sealed: no key needed")
+    if trial.given_key_id is None:
+        needed = f" with key id {trial.needed_key_id}" if trial.needed_key_id else ""
+        return _check(
+            name, False, f"{what} holds sealed objects{needed} but no backup key was given: load the key"
+            f"{' whose id is ' + trial.needed_key_id if trial.needed_key_id else ''} ($STANDBY_BACKUP_KEY for the CLI,"
+            " the flow's key block for a deployment)",
+        )
+    if trial.needed_key_id is not None and trial.given_key_id != trial.needed_key_id:
+        return _check(
+            name, False, f"{what} is sealed with key id {trial.needed_key_id}; the key given has id"
+            f" {trial.given_key_id}: load the key whose id is {trial.needed_key_id}",
+        )
+    if trial.opened is False:
+        return _check(name, False, f"key id {trial.given_key_id} matches, but {trial.path} of {what} did not"
+                      f" decrypt: {trial.error}")  # fmt: skip
+    if trial.opened:
+        return _check(name, True, f"key {trial.given_key_id} decrypted {trial.path} of {what}")
+    return _check(name, True, f"key {trial.given_key_id} will seal {what}")
+
+
 def _common_checks(facts: Facts, op_kind: str, target: str) -> list[Check]:
     held = facts.placement.operation
     checks = [
@@ -227,12 +288,28 @@ def _common_checks(facts: Facts, op_kind: str, target: str) -> list[Check]:
             not held,
             f"{facts.placement.operation_kind} {held} holds the app" if held else "none running",
         ),
-        _check(
-            "backup readable from the target",
-            facts.backup_run is not None,
-            f"latest complete backup {facts.backup_run}" if facts.backup_run else facts.backup_error,
-        ),
     ]
+    if op_kind == "failover":
+        checks.append(
+            _check(
+                "backup readable from the target",
+                facts.backup_run is not None,
+                f"newest complete backup in {target}'s store: {facts.backup_run} ({_age(facts.backup_age_seconds)})"
+                if facts.backup_run
+                else facts.backup_error,
+            )
+        )
+    else:  # a planned move backs up the running source itself, into the target's store
+        checks.append(
+            _check(
+                "target's store answers",
+                facts.store_reachable,
+                f"{target}'s store answered; a final backup of the source is taken before the app stops"
+                if facts.store_reachable
+                else facts.backup_error,
+            )
+        )
+    checks.append(key_check(facts.key))
     split = facts.view.split_brain()
     if split and op_kind != "failback":
         checks.append(
@@ -259,6 +336,7 @@ def _start_steps(app: ProtectedApp, target: str, force: bool) -> list[StepSpec]:
 
 def _relocate_steps(app: ProtectedApp, source: str, target: str) -> list[StepSpec]:
     return [
+        StepSpec(name="final-backup", title=f"back up the app's manifests on {source} into {target}'s store (restored below)", site=source),
         StepSpec(name="stop-source", title="freeze and stop the app, wait until its volumes are released", site=source),
         StepSpec(name="final-snapshot", title="take a final mirror snapshot and wait until the target has it", site=source),
         StepSpec(name="demote-source", title="demote the images", site=source),
@@ -292,7 +370,7 @@ def _relocate(app: ProtectedApp, facts: Facts, target: str, kind: Kind) -> Plan:
         )  # fmt: skip
     return Plan(
         kind=kind, app=app.name, source=source, target=target, checks=tuple(checks),
-        steps=tuple(_relocate_steps(app, source, target)), lag_seconds=view.lag_seconds,
+        steps=tuple(_relocate_steps(app, source, target)), lag_seconds=view.lag_seconds, final_backup=True,
     )  # fmt: skip
 
 
@@ -322,7 +400,8 @@ def _failback(app: ProtectedApp, facts: Facts) -> Plan:
     view, record = facts.view, facts.placement
     home, current = app.primary_site, record.primary
     relocate = _relocate(app, facts, home, "failback")
-    checks = [c for c in relocate.checks if c.name in ("no other operation", "backup readable from the target")]
+    kept = ("no other operation", "target's store answers", "backup key opens the backup")
+    checks = [c for c in relocate.checks if c.name in kept]
     for name in (home, current):
         sv = view.sites[name]
         checks.append(_check(f"{name} reachable", sv.reachable, sv.error or "answered"))
@@ -339,13 +418,48 @@ def _failback(app: ProtectedApp, facts: Facts) -> Plan:
     ]  # fmt: skip
     return Plan(
         kind="failback", app=app.name, source=current, target=home, checks=tuple(checks), steps=tuple(steps),
-        lag_seconds=view.lag_seconds,
+        lag_seconds=view.lag_seconds, final_backup=True,
     )  # fmt: skip
 
 
 def make_plan(app: ProtectedApp, facts: Facts, kind: Kind, target: str | None) -> Plan:
-    """See :func:`_make_plan`; the plan carries the backup run it will restore."""
-    return _make_plan(app, facts, kind, target).model_copy(update={"backup_run": facts.backup_run})
+    """See :func:`_make_plan`; a failover carries the backup run it will restore and its age (a planned
+    move restores the final backup it takes itself)."""
+    plan = _make_plan(app, facts, kind, target)
+    if plan.final_backup:
+        return plan
+    return plan.model_copy(update={"backup_run": facts.backup_run, "backup_age_seconds": facts.backup_age_seconds})
+
+
+def plan_changes(approved: Plan, now: Plan) -> list[str]:
+    """What differs between the plan that was approved and the plan made again after approval.
+
+    Empty when ``now`` can run under the approval given: same kind, sites, steps (and what each forces),
+    acknowledgements, backup and guard outcomes. The lag itself may move; a lag guard that flips may not.
+    """
+    out: list[str] = []
+    for label, attr in (("source", "source"), ("target", "target"), ("backup to restore", "backup_run")):
+        if getattr(approved, attr) != getattr(now, attr):
+            out.append(f"{label}: {getattr(approved, attr)} -> {getattr(now, attr)}")
+    def steps(plan: Plan) -> list[tuple[str, str, bool]]:
+        return [(s.name, s.site, s.force) for s in plan.steps]
+
+    if steps(approved) != steps(now):
+        forced = {s.name for s in now.steps if s.force} - {s.name for s in approved.steps if s.force}
+        unforced = {s.name for s in approved.steps if s.force} - {s.name for s in now.steps if s.force}
+        detail = [f"{n} is now forced" for n in sorted(forced)] + [f"{n} is no longer forced" for n in sorted(unforced)]
+        out.append("steps changed" + (f" ({'; '.join(detail)})" if detail else ""))
+    for label, attr in (("forced", "forced"), ("cannot be fenced", "unfenced")):
+        if getattr(approved, attr) != getattr(now, attr):
+            out.append(f"{label}: {'; '.join(getattr(approved, attr)) or 'nothing'} -> {'; '.join(getattr(now, attr)) or 'nothing'}")
+    for label, attr in (("data-loss acknowledgement", "needs_data_loss_ack"), ("unfenced acknowledgement", "needs_unfenced_ack")):
+        if getattr(approved, attr) != getattr(now, attr):
+            out.append(f"{label}: {'needed' if getattr(now, attr) else 'no longer needed'}")
+    before = {c.name: c.ok for c in approved.checks}
+    for check in now.checks:
+        if before.get(check.name) != check.ok:
+            out.append(f"guard {check.name}: {'passes' if check.ok else 'fails'} now ({check.detail})")
+    return out
 
 
 def _make_plan(app: ProtectedApp, facts: Facts, kind: Kind, target: str | None) -> Plan:
@@ -386,6 +500,10 @@ def plan_markdown(plan: Plan, op_id: str = "") -> str:
     if plan.nothing_to_do:
         lines += [f"**Nothing to do:** {plan.nothing_to_do}.", ""]
     lines += [f"**Data at risk** (the secondary's lag): {_seconds(plan.lag_seconds)}", ""]
+    if plan.final_backup:
+        lines += [f"**Restores from:** a final backup of {plan.source} taken by this operation before the app stops", ""]
+    elif plan.backup_run:
+        lines += [f"**Restores from:** backup {plan.backup_run} ({_age(plan.backup_age_seconds)})", ""]
     lines += ["| precondition | result | seen |", "|---|---|---|"]
     lines += [f"| {c.name} | {'pass' if c.ok else '**FAIL**'} | {c.detail} |" for c in plan.checks]
     lines += ["", "| # | step | site |", "|---|---|---|"]

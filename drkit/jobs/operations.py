@@ -1,9 +1,11 @@
 """Relocate, failover and failback: plan, approve, execute and resume, without Prefect.
 
-1. :func:`prepare` reads the placement, observes both sites, finds the backup the target can read
-   and makes the plan (:func:`drkit.domain.operations.make_plan`).
+1. :func:`prepare` reads the placement, observes both sites, finds the backup the target can read,
+   tries the backup key on it (:func:`trial_key`: one sealed object decrypted) and makes the plan
+   (:func:`drkit.domain.operations.make_plan`).
 2. :func:`approve` checks the approval against the plan, takes the app (the placement record's
-   hold, by compare-and-swap: a second operation is refused) and writes the journal.
+   hold, by compare-and-swap against the ETag read when planning: a second operation, or any write
+   since the plan, is refused) and writes the journal.
 3. :func:`execute` runs each step not yet done: observe; if not satisfied, act and poll until it
    is (bounded per step); the journal is written after every step, to the target's store and the
    other store when it answers. A failed journal write stops the run at that step boundary.
@@ -18,11 +20,12 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from drkit.domain import crypto
+from drkit.domain.blobs import open_blob
 from drkit.domain.errors import (
     CommandFailed,
     Conflict,
@@ -31,10 +34,12 @@ from drkit.domain.errors import (
     StandbyError,
     TransientError,
 )
+from drkit.domain.models import ProtectedApp
 from drkit.domain.operations import (
     Approval,
     Facts,
     Journal,
+    KeyTrial,
     Kind,
     Plan,
     StepRecord,
@@ -43,12 +48,21 @@ from drkit.domain.operations import (
     new_journal,
     new_op_id,
     parse_op_id,
+    plan_changes,
+    plan_markdown,
 )
 from drkit.domain.placement import begin, released
-from drkit.jobs.backup import resolve_run
+from drkit.jobs.backup import read_index, resolve_run
 from drkit.jobs.requests import OperationRequest
 from drkit.jobs.steps import STEPS, RoutingHook, Run
-from drkit.jobs.world import World, observe_app, read_placement, update_placement
+from drkit.jobs.world import (
+    PlacementRead,
+    World,
+    observe_app,
+    read_placement,
+    update_placement,
+    write_placement,
+)
 
 StepCallback = Callable[[Journal, StepRecord], None]
 
@@ -78,10 +92,12 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A plan and what it was made from."""
+    """A plan, what it was made from, and the placement record as read (with each store's ETag)."""
 
     plan: Plan
     facts: Facts
+    placement: PlacementRead | None = None
+    """Taking the app writes against these ETags: a record changed since the plan is a conflict."""
 
 
 def find_backup(world: World, app_name: str, source: str, target: str) -> tuple[str | None, str]:
@@ -95,17 +111,83 @@ def find_backup(world: World, app_name: str, source: str, target: str) -> tuple[
     return None, "; ".join(errors) or "no store"
 
 
-def prepare(world: World, app_name: str, kind: Kind, target: str | None) -> Prepared:
-    """Observe and plan (nothing changes). See the module docstring."""
+def _seals(app: ProtectedApp, key: crypto.MasterKey | None) -> bool:
+    """Whether a backup of ``app`` taken now seals objects (with a key every blob is sealed; without
+    one, an app that backs up Secrets is refused, which the trial reports as needing a key)."""
+    return key is not None or any(k.kind == "Secret" for k in app.backup.kinds)
+
+
+def trial_key(
+    world: World, app: ProtectedApp, source: str, target: str, run_id: str | None, key: crypto.MasterKey | None
+) -> KeyTrial:
+    """Whether ``key`` opens backup ``run_id`` (taken on ``source``) as the target's store holds it.
+
+    Reads the run's index and decrypts one sealed object (its address checked too): what a restore
+    would do first. With no run yet (a planned move backs up the source itself), only whether a key
+    is needed. Store errors propagate; the caller decides what they mean.
+    """
+    given = key.key_id if key is not None else None
+    if run_id is None:
+        return KeyTrial(run=None, sealed=_seals(app, key), given_key_id=given)
+    for ref in world.stores(first=target):
+        if not ref.store.exists(ref.layout.index_key(source, app.name, run_id)):
+            continue
+        index = read_index(ref.store, ref.layout, source, app.name, run_id)
+        sealed = [e for e in index.objects if e.encrypted]
+        if not sealed:
+            return KeyTrial(run=run_id, sealed=False, given_key_id=given)
+        entry = min(sealed, key=lambda e: e.size)  # the cheapest trial
+        trial = KeyTrial(run=run_id, sealed=True, needed_key_id=entry.key_id, given_key_id=given, path=entry.path)
+        if key is None or key.key_id != entry.key_id:
+            return trial
+        try:
+            open_blob(entry, ref.store.get(entry.key), key)
+        except StandbyError as error:
+            return trial.model_copy(update={"opened": False, "error": error.message[:200]})
+        return trial.model_copy(update={"opened": True})
+    raise NotFound(f"backup {run_id} of app {app.name} is in no reachable store")
+
+
+def _backup_age(world: World, app: str, source: str, target: str, run_id: str) -> float | None:
+    for ref in world.stores(first=target):
+        try:
+            index = read_index(ref.store, ref.layout, source, app, run_id)
+        except StandbyError:
+            continue
+        return (world.clock.now() - index.finished).total_seconds()
+    return None
+
+
+def prepare(
+    world: World, app_name: str, kind: Kind, target: str | None, *, key: crypto.MasterKey | None = None
+) -> Prepared:
+    """Observe and plan (nothing changes). See the module docstring.
+
+    ``key`` is the backup key the operation will restore with: the plan's guard tries it.
+    """
     app = world.config.app(app_name)
     if target is not None:
         world.config.site(target)
-    record = read_placement(world, app).record
+    placement = read_placement(world, app)
+    record = placement.record
     view = observe_app(world, app, record)
     backup_target = app.primary_site if kind == "failback" else (target or record.secondary)
     run_id, error = find_backup(world, app.name, record.primary, backup_target)
-    facts = Facts(placement=record, view=view, backup_run=run_id, backup_error=error)
-    return Prepared(plan=make_plan(app, facts, kind, target), facts=facts)
+    reachable = run_id is not None or "no complete backup" in error
+    trial: KeyTrial | None = None
+    age: float | None = None
+    try:
+        if run_id is not None or reachable:
+            trial = trial_key(world, app, record.primary, backup_target, run_id, key)
+        if run_id is not None:
+            age = _backup_age(world, app.name, record.primary, backup_target, run_id)
+    except StandbyError as failure:
+        error = f"{error}; {failure.message}" if error else failure.message
+        trial = KeyTrial(run=run_id, sealed=True, given_key_id=key.key_id if key else None, opened=False,
+                         error=f"the backup could not be read: {failure.message[:200]}")  # fmt: skip
+    facts = Facts(placement=record, view=view, backup_run=run_id, backup_error=error, backup_age_seconds=age,
+                  store_reachable=reachable, key=trial)  # fmt: skip
+    return Prepared(plan=make_plan(app, facts, kind, target), facts=facts, placement=placement)
 
 
 # ------------------------------------------------------------------------------------------ journal
@@ -182,8 +264,32 @@ def approve(
     app = world.config.app(plan.app)
     journal = new_journal(op_id, plan, now).model_copy(update={"status": "approved", "approval": approval})
     write_journal(world, journal)
-    update_placement(world, app, lambda p: begin(p, op_id, plan.kind, now), required=plan.target)
+    read = prepared.placement or read_placement(world, app)
+    try:
+        write_placement(world, app, read, begin(read.record, op_id, plan.kind, now), required=plan.target)
+    except Conflict as error:
+        refused = _not_taken(world, app, plan, op_id, error)
+        with suppress(StandbyError):  # the journal says why it never ran; the refusal is what matters
+            write_journal(world, journal.model_copy(update={"status": "refused", "error": refused.message}))
+        raise refused from None
     return journal
+
+
+def _not_taken(world: World, app: ProtectedApp, plan: Plan, op_id: str, error: Conflict) -> Conflict:
+    """Why taking the app failed: another operation holds it now, or the record moved since the plan."""
+    try:
+        begin(read_placement(world, app).record, op_id, plan.kind, world.clock.now())
+    except Conflict as held:
+        return held
+    except StandbyError:
+        pass
+    to = f" --to {plan.target}" if plan.kind != "failback" else ""
+    return Conflict(
+        f"{plan.kind} of {plan.app}: the placement record changed after the plan was made ({error.message});"
+        " nothing was changed",
+        hint=f"plan again: standby {plan.kind} --app {plan.app}{to}",
+        context={"app": plan.app},
+    )
 
 
 # ---------------------------------------------------------------------------------------- execution
@@ -395,15 +501,27 @@ class OperationHooks:
     refusal_hint = "see the plan"
     """The hint of the error raised when the plan refuses the operation."""
 
-    def plan(self, world: World, app: str, kind: Kind, target: str | None) -> Prepared:
-        """Observe and plan (and show the plan)."""
-        return prepare(world, app, kind, target)
+    def plan(
+        self, world: World, app: str, kind: Kind, target: str | None, key: crypto.MasterKey | None
+    ) -> Prepared:
+        """Observe and plan (and show the plan); ``key`` is tried on the backup to restore."""
+        return prepare(world, app, kind, target, key=key)
+
+    def replan(
+        self, world: World, app: str, kind: Kind, target: str | None, key: crypto.MasterKey | None
+    ) -> Prepared:
+        """Observe and plan again after an approval (shown only when it changed: see :meth:`consent`)."""
+        return prepare(world, app, kind, target, key=key)
 
     def say(self, message: str) -> None:
         """Tell the operator how the run ended when nothing was executed."""
 
-    def consent(self, plan: Plan) -> tuple[Approval, str]:
-        """The approval of ``plan`` and the app name the approver typed; raise to stop."""
+    def consent(self, plan: Plan, changed: Changed | None = None) -> tuple[Approval, str]:
+        """The approval of ``plan`` and the app name the approver typed; raise to stop.
+
+        ``changed`` is set when an approval was given for an earlier plan and the world moved since:
+        the approver must see both plans and what differs (:class:`Changed`) before approving again.
+        """
         raise NotImplementedError
 
     @contextmanager
@@ -462,14 +580,19 @@ def run_operation(
 ) -> OperationResult:
     """Relocate, failover or failback, end to end: the runbook the flows and the CLI share.
 
-    1. Observe both sites and plan (:meth:`OperationHooks.plan`); stop when there is nothing to
+    1. Load the backup key (``key``): the plan tries it on the backup it will restore.
+    2. Observe both sites and plan (:meth:`OperationHooks.plan`); stop when there is nothing to
        do, raise :class:`PreconditionFailed` when the plan refuses, stop after the plan on a dry run.
-    2. Load the backup key (``key``), then ask for the typed approval (:meth:`OperationHooks.consent`).
-    3. Holding the app, take it and write the journal, run every step, release the app. A step's
-       failure is raised after :meth:`OperationHooks.ended` heard of it.
+    3. Ask for the typed approval (:meth:`OperationHooks.consent`), then observe and plan again: the
+       approval may have come long after the plan. A plan that changed is approved again, with both
+       shown; a plan now refused stops here. Only a plan approved as it stands runs.
+    4. Holding the app, take it (against the ETag of the placement read for that plan) and write the
+       journal, run every step, release the app. A step's failure is raised after
+       :meth:`OperationHooks.ended` heard of it.
     """
     app = request.app
-    prepared = hooks.plan(world, app, kind, target)
+    master_key = key()
+    prepared = hooks.plan(world, app, kind, target, master_key)
     plan = prepared.plan
     if plan.nothing_to_do:
         hooks.say(f"nothing to do: {plan.nothing_to_do}")
@@ -482,8 +605,12 @@ def run_operation(
     if request.dry_run:
         hooks.say("dry run: nothing was changed")
         return OperationResult("dry-run", plan)
-    master_key = key()
     approval, typed = hooks.consent(plan)
+    settled = _approved_as_it_stands(world, request, kind, target, hooks, master_key, plan, (approval, typed))
+    if isinstance(settled, OperationResult):
+        return settled
+    prepared, (approval, typed) = settled
+    plan = prepared.plan
     with hooks.hold(app):
         journal = hooks.take(world, prepared, approval, typed)
         executor = Executor(world, journal, master_key, routing_hook=hooks.routing(app), on_step=hooks.on_step)
@@ -499,3 +626,57 @@ def run_operation(
         hooks.progress(done)
         hooks.ended(done, None)
     return OperationResult(done.status, plan, done)
+
+
+REAPPROVALS = 3
+"""How many times a plan that keeps changing after its approval is put to the approver again."""
+
+
+@dataclass(frozen=True)
+class Changed:
+    """An approved plan that no longer matches the world: the plan approved, the new one, what differs."""
+
+    approved: Plan
+    now: Plan
+    changes: tuple[str, ...]
+
+    def markdown(self) -> str:
+        """Both plans and the differences, for the approval form and the CLI."""
+        lines = ["**The world changed after the approval; the plan was made again and must be approved again.**", ""]
+        lines += [f"- {c}" for c in self.changes]
+        return "\n".join([*lines, "", "## The plan now", "", plan_markdown(self.now), "## The plan approved before", "",
+                          plan_markdown(self.approved)])  # fmt: skip
+
+
+def _approved_as_it_stands(
+    world: World,
+    request: OperationRequest,
+    kind: Kind,
+    target: str | None,
+    hooks: OperationHooks,
+    key: crypto.MasterKey | None,
+    approved: Plan,
+    consent: tuple[Approval, str],
+) -> tuple[Prepared, tuple[Approval, str]] | OperationResult:
+    """Observe again after an approval; the new plan with its approval once they match (see :func:`run_operation`)."""
+    for _ in range(REAPPROVALS):
+        again = hooks.replan(world, request.app, kind, target, key)
+        plan = again.plan
+        if plan.nothing_to_do:
+            hooks.say(f"nothing to do after all: {plan.nothing_to_do}")
+            return OperationResult("nothing-to-do", plan)
+        if plan.refusals:
+            raise PreconditionFailed(
+                f"{kind} of {request.app} refused after its approval, the world having changed: "
+                + "; ".join(f"{c.name}: {c.detail}" for c in plan.refusals),
+                hint=f"nothing was changed; {hooks.refusal_hint}",
+            )
+        changes = plan_changes(approved, plan)
+        if not changes:
+            return again, consent
+        consent = hooks.consent(plan, Changed(approved=approved, now=plan, changes=tuple(changes)))
+        approved = plan
+    raise PreconditionFailed(
+        f"{kind} of {request.app}: the plan changed after each of {REAPPROVALS} approvals; nothing was changed",
+        hint="wait until the sites settle (a site coming back, mirroring recovering), then start the operation again",
+    )

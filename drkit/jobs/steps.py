@@ -24,6 +24,7 @@ from drkit.domain.operations import Plan, StepSpec
 from drkit.domain.placement import moved
 from drkit.domain.rbd_status import parse_snap_ls
 from drkit.jobs.appdriver import AppDriver, driver_for
+from drkit.jobs.backup import run_backup
 from drkit.jobs.restore import restore_backup
 from drkit.jobs.world import World, read_placement, secondary_lag, update_placement
 
@@ -98,7 +99,8 @@ class Run:
         """Restore the plan's backup (taken on the plan's source) into ``site``; existing objects are kept.
 
         ``namespace`` and ``rewrite``: see :func:`~drkit.jobs.restore.restore_backup`."""
-        if self.backup_run is None:
+        run_id = self.restore_run
+        if run_id is None:
             raise NotFound(
                 f"no backup of app {self.app.name} to restore on {site}",
                 hint=f"run: standby backup run --app {self.app.name}",
@@ -106,14 +108,20 @@ class Run:
         source = self.world.config.site(self.plan.source)
         b = self.world.bundle(site)
         for ref in self.world.stores(first=site):
-            if ref.store.exists(ref.layout.index_key(source.name, self.app.name, self.backup_run)):
+            if ref.store.exists(ref.layout.index_key(source.name, self.app.name, run_id)):
                 restore_backup(
-                    ref.store, source, self.app, b.cluster, b.site, key=self.key, run_id=self.backup_run,
+                    ref.store, source, self.app, b.cluster, b.site, key=self.key, run_id=run_id,
                     include_kinds=include, exclude_kinds=exclude, namespace=namespace, rewrite=rewrite,
                     clock=self.world.clock,
                 )  # fmt: skip
                 return
-        raise NotFound(f"backup {self.backup_run} of app {self.app.name} is in no reachable store")
+        raise NotFound(f"backup {run_id} of app {self.app.name} is in no reachable store")
+
+    @property
+    def restore_run(self) -> str | None:
+        """The backup this run restores: the final backup it took (a planned move), else the plan's."""
+        taken = self.memo.get("final-backup") or (self.seen.get("final-backup") or {}).get("run")
+        return str(taken) if taken else self.backup_run
 
 
 class Step(Protocol):
@@ -510,6 +518,33 @@ class TidySource:
                     cluster.delete(kind, obj["metadata"]["name"], ns)
 
 
+class FinalBackup:
+    """A planned move: back up the app's manifests on the running source into the target's store.
+
+    The move then restores this run, not last night's: both sites are up, so the newest state of
+    the app is at hand, and no backup needs to have been taken on the source before (a relocate back).
+    Re-running after a kill takes another run (blobs already stored are reused).
+    """
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        return {"run": run.memo.get("final-backup")}
+
+    def satisfied(self, seen: Seen) -> bool:
+        return bool(seen["run"])
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        source, target = run.world.bundle(spec.site), run.world.bundle(run.plan.target)
+        summary = run_backup(run.app, source.site, source.cluster, target.store, key=run.key, clock=run.world.clock)
+        if summary.status != "complete":
+            raise StandbyError(
+                f"final backup {summary.run_id} of app {run.app.name} on {spec.site} is {summary.status}:"
+                f" {'; '.join(summary.warnings)[:300]}",
+                hint="fix what the warnings name (nothing was stopped yet), then resume, or abort the operation",
+                context={"site": spec.site, "app": run.app.name},
+            )
+        run.memo["final-backup"] = summary.run_id
+
+
 class FenceSource:
     """Failover: stop the app and demote its images where the old primary answers; record the rest."""
 
@@ -805,6 +840,7 @@ class ScratchRemoveImage:
 
 
 STEPS: dict[str, Step] = {
+    "final-backup": FinalBackup(),
     "stop-source": StopApp(),
     "stop-old": StopApp(),
     "final-snapshot": FinalSnapshot(),

@@ -312,7 +312,7 @@ def test_an_operator_fails_over_nexus_from_the_prefect_ui(
     # Home again with the jobs API (a failback: resync site-a, then relocate), so the lab is left
     # as found.
     fresh_backup(world, "site-b", key)
-    prepared = prepare(world, "nexus", "failback", None)
+    prepared = prepare(world, "nexus", "failback", None, key=key)
     assert prepared.plan.runnable, prepared.plan.refusals
     back = execute(world, approve(world, prepared, Approval(approver="browser-test", reason="back home",
                                                              at=datetime.now(UTC)), "nexus"), key=key)  # fmt: skip

@@ -55,7 +55,7 @@ def _download_sha(world: World, site: str, name: str) -> str:
 
 
 def _operate(world: World, kind: str, target: str | None, key: crypto.MasterKey, **acks: bool) -> Journal:
-    prepared = prepare(world, "nexus", kind, target)  # type: ignore[arg-type]
+    prepared = prepare(world, "nexus", kind, target, key=key)  # type: ignore[arg-type]
     assert prepared.plan.runnable, prepared.plan.refusals
     approval = Approval(approver="lab-test", reason=f"lab {kind}", at=datetime.now(UTC), **acks)
     journal = approve(world, prepared, approval, "nexus")
@@ -162,7 +162,7 @@ def test_failover_with_site_a_down_then_failback(lab: Lab, world: World, key: cr
     sync_now(world, "site-a", "site-b")  # the canary is in the last complete snapshot
     lab_mod.site_down(lab.root, "site-a", log=lambda m: None)
     try:
-        prepared = prepare(world, "nexus", "failover", "site-b")
+        prepared = prepare(world, "nexus", "failover", "site-b", key=key)
         plan = prepared.plan
         assert plan.needs_data_loss_ack and plan.needs_unfenced_ack and plan.forced
         refused = Approval(approver="lab-test", reason="outage", at=datetime.now(UTC))
@@ -189,11 +189,11 @@ def test_failover_with_site_a_down_then_failback(lab: Lab, world: World, key: cr
 
 
 def test_second_operation_on_the_same_app_is_refused(lab: Lab, world: World, key: crypto.MasterKey) -> None:
-    prepared = prepare(world, "nexus", "relocate", "site-b")
+    prepared = prepare(world, "nexus", "relocate", "site-b", key=key)
     approval = Approval(approver="lab-test", reason="hold", at=datetime.now(UTC))
     first = approve(world, prepared, approval, "nexus")
     try:
-        again = prepare(world, "nexus", "relocate", "site-b")
+        again = prepare(world, "nexus", "relocate", "site-b", key=key)
         assert not again.plan.runnable
         assert any(c.name == "no other operation" and first.op_id in c.detail for c in again.plan.refusals)
         with pytest.raises(Exception, match="refused"):

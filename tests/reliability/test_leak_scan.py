@@ -204,7 +204,7 @@ def test_no_secret_in_bucket_logs_artifacts_events_journals_or_reports(
         b = world.bundle("site-b")
         backups.run_backup(placed_config(world).app("nexus"), b.site, b.cluster, b.store, key=key,
                            clock=SystemClock())  # fmt: skip
-        prepared = prepare(world, "nexus", "failback", None)
+        prepared = prepare(world, "nexus", "failback", None, key=key)
         assert prepared.plan.runnable, prepared.plan.refusals
         journal = approve(world, prepared, Approval(approver="leak-scan", reason="home", at=datetime.now(UTC)),
                           "nexus")  # fmt: skip

@@ -261,7 +261,7 @@ def test_relocate_waits_for_a_valid_typed_approval_then_moves_the_app(
     # 4. Home again with the jobs API, so the lab is left as found.
     fresh_backup(world, "site-b", key)
     sync_now(world, "site-b", "site-a")  # the lag guard wants A's first snapshot after the move
-    prepared = prepare(world, "nexus", "relocate", "site-a")
+    prepared = prepare(world, "nexus", "relocate", "site-a", key=key)
     assert prepared.plan.runnable, prepared.plan.refusals
     approval = Approval(approver="approval-test", reason="back home", at=datetime.now(UTC))
     back = execute(world, approve(world, prepared, approval, "nexus"), key=key)

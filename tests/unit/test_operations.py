@@ -37,7 +37,7 @@ def _approval(**acks: bool) -> Approval:
 
 
 def _start(dr: FakeDr, kind: str, target: str | None, **acks: bool) -> Journal:
-    prepared = prepare(dr.world, "nexus", kind, target)  # type: ignore[arg-type]
+    prepared = prepare(dr.world, "nexus", kind, target, key=KEY)  # type: ignore[arg-type]
     assert prepared.plan.runnable, [c for c in prepared.plan.checks if not c.ok]
     return approve(dr.world, prepared, _approval(**acks), "nexus")
 
@@ -98,7 +98,7 @@ def test_failover_with_the_primary_lost_then_failback_brings_the_outage_writes_h
     _sync(dr, "site-a")
     dr.lose("site-a")
     dr.mirror.paused = False
-    prepared = prepare(dr.world, "nexus", "failover", "site-b")
+    prepared = prepare(dr.world, "nexus", "failover", "site-b", key=KEY)
     assert prepared.plan.needs_data_loss_ack and prepared.plan.needs_unfenced_ack
     with pytest.raises(PreconditionFailed, match="acknowledge the data loss"):
         approve(dr.world, prepared, _approval(), "nexus")
@@ -112,7 +112,7 @@ def test_failover_with_the_primary_lost_then_failback_brings_the_outage_writes_h
     during = _canary(dr, "site-b", "during.bin")
     _backup(dr, "site-b")
     dr.regain("site-a")  # A comes back still primary: a silent split-brain
-    assert prepare(dr.world, "nexus", "relocate", "site-a").plan.refusals
+    assert prepare(dr.world, "nexus", "relocate", "site-a", key=KEY).plan.refusals
     back = execute(dr.world, _start(dr, "failback", None), key=KEY, timeouts=FAST)
     assert back.status == "completed", back.error
     _home(dr)
@@ -128,16 +128,16 @@ def test_unknown_app_or_site_is_a_config_error_naming_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="unknown app 'nope'; known apps: nexus"):
         prepare(dr.world, "nope", "relocate", "site-b")
     with pytest.raises(ConfigError, match="unknown site 'site-z'; known sites: site-a, site-b"):
-        prepare(dr.world, "nexus", "relocate", "site-z")
+        prepare(dr.world, "nexus", "relocate", "site-z", key=KEY)
 
 
 def test_a_target_already_primary_is_nothing_to_do() -> None:
     dr = fake_dr()
     _backup(dr, "site-a")
-    plan = prepare(dr.world, "nexus", "relocate", "site-a").plan
+    plan = prepare(dr.world, "nexus", "relocate", "site-a", key=KEY).plan
     assert plan.nothing_to_do == "nexus already runs on site-a (placement epoch 0)"
     assert not plan.runnable
-    failback = prepare(dr.world, "nexus", "failback", None).plan
+    failback = prepare(dr.world, "nexus", "failback", None, key=KEY).plan
     assert "already runs on its home site" in failback.nothing_to_do
 
 
@@ -145,7 +145,7 @@ def test_split_brain_is_refused_naming_the_images_and_the_way_out() -> None:
     dr = fake_dr()
     _backup(dr, "site-a")
     dr.mirror.site("site-b").promote("replicapool", IMAGE, force=True)
-    plan = prepare(dr.world, "nexus", "relocate", "site-b").plan
+    plan = prepare(dr.world, "nexus", "relocate", "site-b", key=KEY).plan
     (split,) = [c for c in plan.refusals if c.name == "no split-brain"]
     assert f"{IMAGE} is primary on site-a and site-b" in split.detail
     assert "standby failback --app nexus" in split.detail and "rbd mirror image resync" in split.detail
@@ -155,7 +155,7 @@ def test_relocate_with_a_site_down_is_refused_pointing_to_failover() -> None:
     dr = fake_dr()
     _backup(dr, "site-a")
     dr.lose("site-a")
-    plan = prepare(dr.world, "nexus", "relocate", "site-b").plan
+    plan = prepare(dr.world, "nexus", "relocate", "site-b", key=KEY).plan
     (why,) = [c for c in plan.refusals if c.name == "planned move possible"]
     assert "site-a unreachable" in why.detail and "standby failover --app nexus --to site-b" in why.detail
 
@@ -163,7 +163,7 @@ def test_relocate_with_a_site_down_is_refused_pointing_to_failover() -> None:
 def test_approval_needs_the_typed_app_name_an_approver_and_a_reason() -> None:
     dr = fake_dr()
     _backup(dr, "site-a")
-    prepared = prepare(dr.world, "nexus", "relocate", "site-b")
+    prepared = prepare(dr.world, "nexus", "relocate", "site-b", key=KEY)
     with pytest.raises(PreconditionFailed, match=r"type the app's name \('nexus'\)"):
         approve(dr.world, prepared, _approval(), "nexsu")
     blank = Approval(approver=" ", reason="", at=datetime(2026, 11, 30, tzinfo=UTC))
@@ -175,9 +175,9 @@ def test_approval_needs_the_typed_app_name_an_approver_and_a_reason() -> None:
 def test_a_second_operation_on_the_same_app_is_refused() -> None:
     dr = fake_dr()
     _backup(dr, "site-a")
-    racing = prepare(dr.world, "nexus", "relocate", "site-b")  # planned before the first one took the app
+    racing = prepare(dr.world, "nexus", "relocate", "site-b", key=KEY)  # planned before the first one took the app
     first = _start(dr, "relocate", "site-b")
-    plan = prepare(dr.world, "nexus", "failover", "site-b").plan
+    plan = prepare(dr.world, "nexus", "failover", "site-b", key=KEY).plan
     assert any(c.name == "no other operation" and first.op_id in c.detail for c in plan.refusals)
     with pytest.raises(Conflict, match=f"held by relocate operation {first.op_id}"):
         approve(dr.world, racing, _approval(), "nexus")
@@ -192,7 +192,7 @@ def test_s3_unreachable_before_the_start_refuses_and_changes_nothing() -> None:
     _backup(dr, "site-a")
     dr.store.unreachable = True
     with pytest.raises(TransientError, match="no object store answered for the placement of app nexus"):
-        prepare(dr.world, "nexus", "relocate", "site-b")
+        prepare(dr.world, "nexus", "relocate", "site-b", key=KEY)
     dr.store.unreachable = False
     _home(dr)
 

@@ -12,7 +12,7 @@ import pytest
 from drkit.domain import crypto
 from drkit.domain.errors import PreconditionFailed, StandbyError
 from drkit.domain.operations import Approval, Journal, Plan, StepRecord
-from drkit.jobs.operations import OperationHooks, OperationResult, read_journal, run_operation
+from drkit.jobs.operations import Changed, OperationHooks, OperationResult, read_journal, run_operation
 from drkit.jobs.requests import FailoverRequest, RelocateRequest
 from drkit.jobs.world import read_placement
 from drkit.testing.dr import FakeDr, fake_dr
@@ -29,12 +29,14 @@ class Recorder(OperationHooks):
         self.calls: list[str] = []
         self.said: list[str] = []
         self.ended_with: tuple[Journal, StandbyError | None] | None = None
+        self.changes: list[Changed | None] = []
 
     def say(self, message: str) -> None:
         self.said.append(message)
 
-    def consent(self, plan: Plan) -> tuple[Approval, str]:
-        self.calls.append("consent")
+    def consent(self, plan: Plan, changed: Changed | None = None) -> tuple[Approval, str]:
+        self.calls.append("consent" if changed is None else "consent again")
+        self.changes.append(changed)
         if self.answer is None:
             raise PreconditionFailed("the operator said no")
         return self.answer
@@ -95,12 +97,12 @@ def test_a_relocate_asks_once_holds_the_app_around_the_steps_and_reports_each() 
     assert set(dr.nexus) == {"site-b"}
 
 
-def test_a_dry_run_stops_after_the_plan_without_asking_or_loading_the_key() -> None:
+def test_a_dry_run_stops_after_the_plan_without_asking() -> None:
     dr = fake_dr()
     _backup(dr, "site-a")
     hooks = Recorder()
     result = _run(dr, hooks, dry_run=True)
-    assert (result.status, result.journal, hooks.calls) == ("dry-run", None, [])
+    assert (result.status, result.journal, hooks.calls) == ("dry-run", None, ["key"])  # the plan tries the key
     assert hooks.said == ["dry run: nothing was changed"]
     assert result.as_dict() == {"status": "dry-run", "steps": [s.name for s in result.plan.steps]}
     _untouched(dr)
@@ -113,7 +115,7 @@ def test_nothing_to_do_is_said_and_returned() -> None:
     result = _run(dr, hooks, to="site-a")
     reason = "nexus already runs on site-a (placement epoch 0)"
     assert result.as_dict() == {"status": "nothing-to-do", "reason": reason}
-    assert hooks.said == [f"nothing to do: {reason}"] and hooks.calls == []
+    assert hooks.said == [f"nothing to do: {reason}"] and hooks.calls == ["key"]
 
 
 def test_a_refused_plan_raises_with_the_hooks_hint_before_asking() -> None:
@@ -125,7 +127,7 @@ def test_a_refused_plan_raises_with_the_hooks_hint_before_asking() -> None:
     with pytest.raises(PreconditionFailed, match=r"relocate of nexus refused: .*planned move possible: site-a unreachable") as info:  # fmt: skip
         _run(dr, hooks)
     assert info.value.hint == "see the operation-plan artifact"
-    assert hooks.calls == []
+    assert hooks.calls == ["key"]
 
 
 def test_no_approval_changes_nothing() -> None:
@@ -167,3 +169,150 @@ def test_a_failed_step_is_reported_to_the_hooks_then_raised() -> None:
     assert error is not None and "wait-demotion" in str(error)
     assert hooks.calls[-3:] == ["progress", "ended", "release nexus"]
     assert dr.mirror.promoted == []
+
+
+# ------------------------------------------------- guards that prove the recovery before any change
+
+OTHER_KEY = crypto.MasterKey(bytes(range(1, 33)))
+
+
+def _run_with(dr: FakeDr, hooks: Recorder, key: crypto.MasterKey | None, kind: str = "relocate",
+              to: str = "site-b") -> OperationResult:  # fmt: skip
+    request = (FailoverRequest if kind == "failover" else RelocateRequest)(app="nexus", to=to)
+    return run_operation(dr.world, request, kind, to, hooks, key=lambda: key)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["relocate", "failover"])
+def test_a_wrong_key_is_refused_by_the_plan_and_the_app_keeps_running_on_its_source(kind: str) -> None:
+    dr = fake_dr()
+    _backup(dr, "site-a")
+    hooks = Recorder()
+    with pytest.raises(PreconditionFailed, match=rf"backup key opens the backup: run \S+ is sealed with key id"
+                       rf" {KEY.key_id}; the key given has id {OTHER_KEY.key_id}") as info:  # fmt: skip
+        _run_with(dr, hooks, OTHER_KEY, kind)
+    assert "load the key whose id is " + KEY.key_id in str(info.value)
+    assert hooks.calls == []  # never asked: nothing to approve
+    _untouched(dr)
+    assert dr.nexus["site-a"].running
+
+
+@pytest.mark.parametrize("kind", ["relocate", "failover"])
+def test_no_key_for_a_sealed_backup_is_refused_naming_the_key_id_needed(kind: str) -> None:
+    dr = fake_dr()
+    _backup(dr, "site-a")
+    hooks = Recorder()
+    with pytest.raises(PreconditionFailed, match=rf"holds sealed objects with key id {KEY.key_id} but no backup key"):
+        _run_with(dr, hooks, None, kind)
+    _untouched(dr)
+
+
+def test_a_key_whose_id_matches_but_does_not_decrypt_is_refused_by_the_trial() -> None:
+    dr = fake_dr()
+    _backup(dr, "site-a")
+    app = dr.world.config.app("nexus")
+    ref = dr.world.stores()[0]
+    run = ref.store.get(ref.layout.latest_key("site-a", "nexus")).decode().strip()
+    from drkit.jobs.backup import read_index
+
+    index = read_index(ref.store, ref.layout, "site-a", app.name, run)
+    sealed = min((e for e in index.objects if e.encrypted), key=lambda e: e.size)
+    blob = bytearray(ref.store.get(sealed.key))
+    blob[-1] ^= 1  # one bit of the sealed object flipped: its tag no longer verifies
+    ref.store.put(sealed.key, bytes(blob))
+    with pytest.raises(PreconditionFailed, match=rf"key id {KEY.key_id} matches, but {sealed.path} of run {run} did not decrypt"):
+        _run_with(dr, Recorder(), KEY, "failover")
+    _untouched(dr)
+
+
+def test_a_failover_plan_names_the_backup_it_restores_and_its_age() -> None:
+    dr = fake_dr()
+    _backup(dr, "site-a")
+    dr.clock.advance(3 * 3600)
+    hooks = Recorder()
+    result = _run_with(dr, hooks, KEY, "failover")
+    assert result.plan.backup_run is not None and result.plan.backup_age_seconds == pytest.approx(3 * 3600, abs=5)
+    check = next(c for c in result.plan.checks if c.name == "backup readable from the target")
+    assert "taken 3.0h ago" in check.detail
+    trial = next(c for c in result.plan.checks if c.name == "backup key opens the backup")
+    assert trial.ok and f"key {KEY.key_id} decrypted" in trial.detail
+
+
+def test_relocate_there_and_back_needs_no_backup_taken_by_hand() -> None:
+    dr = fake_dr()  # no backup at all: each move takes its own of the running source
+    there = _run_with(dr, Recorder(), KEY, "relocate", "site-b")
+    assert there.journal is not None and there.journal.status == "completed", there.journal
+    assert there.plan.final_backup and there.journal.steps[0].name == "final-backup"
+    back = _run_with(dr, Recorder(), KEY, "relocate", "site-a")
+    assert back.journal is not None and back.journal.status == "completed"
+    assert set(dr.nexus) == {"site-a"} and dr.nexus["site-a"].running
+    restored_from = back.journal.step("final-backup").observed["run"]
+    assert back.journal.step("final-backup").site == "site-b" and restored_from
+
+
+def test_a_relocate_with_no_key_is_refused_when_the_app_backs_up_secrets() -> None:
+    dr = fake_dr()  # no backup yet: the final backup would have to seal the admin Secret
+    with pytest.raises(PreconditionFailed, match="the backup this operation takes holds sealed objects but no backup key"):
+        _run_with(dr, Recorder(), None, "relocate")
+    _untouched(dr)
+
+
+# -------------------------------------------------------- the world observed again after approval
+
+
+class ComesBack(Recorder):
+    """Approves; while the first approval is pending, site-a comes back."""
+
+    def __init__(self, dr: FakeDr) -> None:
+        super().__init__((Approval(approver="tester", reason="outage", data_loss=True, unfenced=True,
+                                   at=datetime(2026, 11, 30, tzinfo=UTC)), "nexus"))  # fmt: skip
+        self.dr = dr
+
+    def consent(self, plan: Plan, changed: Changed | None = None) -> tuple[Approval, str]:
+        answer = super().consent(plan, changed)
+        self.dr.regain("site-a")
+        return answer
+
+
+def test_a_failover_approved_after_site_a_came_back_is_planned_again_and_fences_instead_of_forcing() -> None:
+    dr = fake_dr()
+    _backup(dr, "site-a")
+    dr.lose("site-a")
+    hooks = ComesBack(dr)
+    result = _run_with(dr, hooks, KEY, "failover")
+    assert hooks.calls[:2] == ["consent", "consent again"]
+    changed = hooks.changes[1]
+    assert changed is not None and changed.approved.forced and not changed.now.forced
+    assert any("promote-target is no longer forced" in c for c in changed.changes)
+    assert "## The plan approved before" in changed.markdown()
+    assert result.journal is not None and result.journal.status == "completed"
+    assert result.plan.unfenced == () and not result.plan.needs_unfenced_ack
+    assert dr.mirror.promoted == [("site-b", dr.world.config.app("nexus").volumes[0].image, False)]
+    fence = result.journal.step("fence-source").observed
+    assert fence["reachable"] is True  # site-a was stopped and demoted, not skipped as unreachable
+    assert set(dr.nexus) == {"site-b"} or not dr.nexus["site-a"].running
+
+
+class Races(Recorder):
+    """Approves; meanwhile another operation takes the app."""
+
+    def __init__(self, dr: FakeDr) -> None:
+        super().__init__()
+        self.dr = dr
+
+    def consent(self, plan: Plan, changed: Changed | None = None) -> tuple[Approval, str]:
+        from drkit.domain.placement import begin
+        from drkit.jobs.world import update_placement
+
+        app = self.dr.world.config.app("nexus")
+        update_placement(self.dr.world, app, lambda p: begin(p, "failover-20261130T080000Z-abcdef", "failover",
+                                                             self.dr.clock.now()), required="site-b")  # fmt: skip
+        return super().consent(plan, changed)
+
+
+def test_an_approval_that_outlived_its_plan_is_refused_when_the_new_plan_is() -> None:
+    dr = fake_dr()
+    _backup(dr, "site-a")
+    hooks = Races(dr)
+    with pytest.raises(PreconditionFailed, match="refused after its approval, the world having changed: no other operation"):
+        _run_with(dr, hooks, KEY, "relocate")
+    assert dr.mirror.promoted == [] and dr.nexus["site-a"].running
