@@ -136,23 +136,49 @@ def test_relocate_there_and_back_with_rbd(lab: Lab, world: World, key: crypto.Ma
     site_a.delete(VR_KIND, seeds.PVC_NAME, seeds.NAMESPACE)  # a VR would fight rbd; deleting it keeps mirroring
     try:
         sha = _upload(rbd_world, "site-a", "relocate-rbd")
-        fresh_backup(rbd_world, "site-a", key)
+        # No backup taken by hand, either way: each move backs up its running source itself first.
         there = _operate(rbd_world, "relocate", "site-b", key)
         assert there.status == "completed", there.error
+        assert there.plan.final_backup and there.step("final-backup").observed["run"]
         assert _download_sha(rbd_world, "site-b", "relocate-rbd") == sha
         assert roles(rbd_world) == {"site-a": False, "site-b": True}
         assert not any(world.bundle(s).cluster.list(VR_KIND, seeds.NAMESPACE) for s in ("site-a", "site-b"))
         _wait_replaying(rbd_world, "site-a")
-        fresh_backup(rbd_world, "site-b", key)
         sync_now(rbd_world, "site-b", "site-a")
         back = _operate(rbd_world, "relocate", "site-a", key)
         assert back.status == "completed", back.error
+        assert back.step("final-backup").site == "site-b" and back.step("final-backup").observed["run"]
         assert _download_sha(rbd_world, "site-a", "relocate-rbd") == sha
     finally:
         meta = {k: vr["metadata"][k] for k in ("name", "namespace", "labels") if k in vr["metadata"]}
         site_a.create({"apiVersion": vr["apiVersion"], "kind": vr["kind"], "metadata": meta, "spec": vr["spec"]})
     _assert_home(world)
     _wait_replaying(world, "site-b")
+
+
+@pytest.mark.timeout(300)
+def test_relocate_with_a_wrong_key_or_none_is_refused_and_nexus_keeps_serving(
+    lab: Lab, world: World, key: crypto.MasterKey
+) -> None:
+    fresh_backup(world, "site-a", key)  # sealed with the operations tests' key
+    wrong = base64.b64encode(bytes(range(100, 132))).decode()
+    base_env = {k: v for k, v in os.environ.items() if k != "STANDBY_BACKUP_KEY"}
+    base_env["STANDBY_CONFIG"] = str(lab.root / "standby.yaml")
+    for label, env, expected in (
+        ("wrong key", {**base_env, "STANDBY_BACKUP_KEY": wrong},
+         f"the key given has id {crypto.MasterKey(base64.b64decode(wrong)).key_id}"),
+        ("no key", base_env, "but no backup key was given"),
+    ):  # fmt: skip
+        cli = subprocess.run([sys.executable, "-m", "standby.cli", "relocate", "--app", "nexus", "--to", "site-b", "--yes"],
+                             capture_output=True, text=True, env=env, timeout=300, check=False)  # fmt: skip
+        assert cli.returncode == 1, (label, cli.stdout[-1500:], cli.stderr[-1500:])
+        assert "backup key opens the backup" in cli.stderr and expected in cli.stderr, (label, cli.stderr[-1500:])
+        assert f"load the key whose id is {key.key_id}" in cli.stderr, (label, cli.stderr[-1500:])
+        _assert_home(world)  # nothing was stopped, demoted or taken
+        sha = _upload(world, "site-a", f"after-refusal-{label.replace(' ', '-')}")
+        assert _download_sha(world, "site-a", f"after-refusal-{label.replace(' ', '-')}") == sha
+    record = read_placement(world, world.config.app("nexus")).record
+    assert record.operation is None
 
 
 @pytest.mark.timeout(900)
