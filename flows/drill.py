@@ -58,11 +58,12 @@ def drill(
     request = DrillRequest(app=app, mode=mode, key_source=key_source)
     logger = get_run_logger()
     world = build_world(resolve_config(config))
-    prepared = plan_drill(world, app, request.mode)
+    key = master_key(request.key_source)
+    prepared = plan_drill(world, app, request.mode, key)
     journal = begin_drill(world, prepared)
     if journal.status == "refused":
         raise PreconditionFailed(f"drill of {app} refused: {journal.error}", hint="see the drill-plan artifact")
-    outcome = run_drill(world, journal, key=master_key(request.key_source), step=run_step,
+    outcome = run_drill(world, journal, key=key, step=run_step,
                         flow_run_url=_flow_run_url())  # fmt: skip
     history = [r for r in drill_reports(world, app) if r.drill_id != outcome.report.drill_id]
     publish_report(outcome, history)

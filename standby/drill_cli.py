@@ -37,7 +37,7 @@ def run(
     request = guarded(lambda: DrillRequest(app=app, mode=mode, key_source=f"env:{key_env}"))  # type: ignore[arg-type]
     world = world_of(config, app=app)
     key = guarded(lambda: key_from_env(key_env))
-    prepared = guarded(lambda: prepare_drill(world, app, request.mode))
+    prepared = guarded(lambda: prepare_drill(world, app, request.mode, key=key))
     typer.echo(plan_markdown(prepared.plan))
     journal = guarded(lambda: start_drill(world, prepared))
     if journal.status == "refused":

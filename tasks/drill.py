@@ -15,6 +15,7 @@ from prefect.artifacts import create_image_artifact, create_markdown_artifact, c
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
+from drkit.domain import crypto
 from drkit.domain.drill import DrillReport, Mode
 from drkit.domain.operations import Journal, plan_markdown
 from drkit.jobs.drill import DrillOutcome, prepare_drill, start_drill
@@ -27,9 +28,9 @@ from tasks.retrying import retry_transient
 
 @task(name="plan-drill", retries=2, retry_delay_seconds=[2.0, 10.0], retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE)  # fmt: skip
-def plan_drill(world: World, app: str, mode: Mode) -> Prepared:
-    """Observe both sites and make the drill's plan; publish it as ``drill-plan-<app>``."""
-    prepared = prepare_drill(world, app, mode)
+def plan_drill(world: World, app: str, mode: Mode, key: crypto.MasterKey | None = None) -> Prepared:
+    """Observe both sites and make the drill's plan (the backup key tried); publish it as ``drill-plan-<app>``."""
+    prepared = prepare_drill(world, app, mode, key=key)
     create_markdown_artifact(markdown=plan_markdown(prepared.plan), key=f"drill-plan-{app}",
                              description=f"drill plan of {app}")  # fmt: skip
     return prepared

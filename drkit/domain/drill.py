@@ -14,7 +14,16 @@ from typing import Any, Literal
 from pydantic import Field
 
 from drkit.domain.models import Model, ProtectedApp
-from drkit.domain.operations import LAG_INTERVALS, Check, Facts, Journal, Plan, StepRecord, StepSpec
+from drkit.domain.operations import (
+    LAG_INTERVALS,
+    Check,
+    Facts,
+    Journal,
+    Plan,
+    StepRecord,
+    StepSpec,
+    key_check,
+)
 from drkit.domain.placement import disagreements
 
 SCHEMA_VERSION = 1
@@ -245,6 +254,7 @@ def _gate(app: ProtectedApp, facts: Facts) -> list[Check]:
               detail=("unknown" if lag is None else f"{lag:.0f}s") + f" (limit {limit:.0f}s = {LAG_INTERVALS} x snapshot interval)"),
         Check(name="backup readable", ok=facts.backup_run is not None,
               detail=f"latest complete backup {facts.backup_run}" if facts.backup_run else facts.backup_error),
+        key_check(facts.key),
         Check(name="canary possible", ok=app.checks.kind == "nexus",
               detail="written and read through the Nexus API" if app.checks.kind == "nexus" else
               f"checks.kind is {app.checks.kind!r}: the drill writes its canary through the Nexus API, so only"

@@ -45,6 +45,7 @@ from drkit.jobs.operations import (
     Timeouts,
     find_backup,
     list_journals,
+    trial_key,
     write_journal,
 )
 from drkit.jobs.requests import DrillRequest, default
@@ -96,7 +97,9 @@ def leftovers(world: World, app: ProtectedApp, site: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def prepare_drill(world: World, app_name: str, mode: Mode = default(DrillRequest, "mode")) -> Prepared:
+def prepare_drill(
+    world: World, app_name: str, mode: Mode = default(DrillRequest, "mode"), *, key: crypto.MasterKey | None = None
+) -> Prepared:
     """Observe and plan a drill (nothing changes).
 
     ``isolated`` (the default) runs the app on a scratch copy of the secondary's latest complete
@@ -110,7 +113,13 @@ def prepare_drill(world: World, app_name: str, mode: Mode = default(DrillRequest
     view = observe_app(world, app, record)
     run_id, error = find_backup(world, app.name, record.primary, record.secondary)
     left = leftovers(world, app, record.secondary) if view.sites[record.secondary].reachable else ()
-    facts = Facts(placement=record, view=view, backup_run=run_id, backup_error=error, secondary_objects=left)
+    trial = None
+    if run_id is not None:
+        try:
+            trial = trial_key(world, app, record.primary, record.secondary, run_id, key)
+        except StandbyError as failure:
+            error = failure.message
+    facts = Facts(placement=record, view=view, backup_run=run_id, backup_error=error, secondary_objects=left, key=trial)
     return Prepared(plan=make_drill_plan(app, facts, mode), facts=facts)
 
 

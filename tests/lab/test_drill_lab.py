@@ -94,7 +94,7 @@ def test_two_drills_in_a_row_pass_and_leave_b_a_healthy_replica(
             during["primary"] = sb.rbd.image_info(sb.site.pool, app.volumes[0].image)["mirroring"]["primary"]
             during["state"] = sb.rbd.image_status(sb.site.pool, app.volumes[0].image)["state"]
 
-    journal = start_drill(world, prepare_drill(world, "nexus", "isolated"))
+    journal = start_drill(world, prepare_drill(world, "nexus", "isolated", key=key))
     assert journal.status == "approved", journal.error
     second = run_drill(world, journal, key=key, on_step=watch)
     _check(second.report)

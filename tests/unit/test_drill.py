@@ -47,7 +47,7 @@ def _ready(**knobs: object) -> FakeDr:
 def _drill(
     dr: FakeDr, on_step: Callable[[Journal, StepRecord], None] | None = None, mode: Mode = "promote"
 ) -> DrillOutcome:
-    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", mode))
+    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", mode, key=KEY))
     assert journal.status == "approved", journal.error
     return run_drill(dr.world, journal, key=KEY, timeouts=FAST, on_step=on_step)
 
@@ -97,7 +97,7 @@ def test_the_gate_refuses_with_reasons() -> None:
     dr.clusters["site-b"].seed({"apiVersion": "operator.alaudadevops.io/v1alpha1", "kind": "Nexus",
                                 "metadata": {"name": "nexus-ddrs", "namespace": "nexus-dr"}, "spec": {}})  # fmt: skip
     for mode in ("promote", "isolated"):
-        journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", mode))  # type: ignore[arg-type]
+        journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", mode, key=KEY))  # type: ignore[arg-type]
         assert journal.status == "refused"
         assert "nothing of the app on the secondary: Nexus/nexus-ddrs; run: standby drill cleanup --app nexus" in journal.error
         assert read_placement(dr.world, dr.world.config.app("nexus")).record.operation is None
@@ -210,7 +210,7 @@ def _isolated_clean(dr: FakeDr) -> bool:
 
 def test_isolated_is_the_default_mode() -> None:
     dr = _ready()
-    prepared = prepare_drill(dr.world, "nexus")
+    prepared = prepare_drill(dr.world, "nexus", key=KEY)
     names = [s.name for s in prepared.plan.steps]
     assert "scratch-copy" in names and "drill-promote" not in names and not prepared.plan.forced
 
@@ -301,7 +301,7 @@ def _corrupt_scratch(dr: FakeDr) -> None:
 
 def test_every_step_goes_through_the_callers_step_runner_and_a_failed_cleanup_is_told_apart() -> None:
     dr = _ready()
-    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", "promote"))
+    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", "promote", key=KEY))
     ran: list[str] = []
 
     def runner(ex: Executor, name: str) -> object:  # as the flow's Prefect task does
@@ -325,7 +325,7 @@ def test_an_app_without_a_nexus_api_is_refused_by_the_gate_not_midway() -> None:
     from drkit.domain.drill import make_drill_plan
 
     dr = fake_dr()
-    nexus = prepare_drill(dr.world, "nexus", "isolated")
+    nexus = prepare_drill(dr.world, "nexus", "isolated", key=KEY)
     assert all(c.name != "canary possible" for c in nexus.plan.refusals)
     root = Path(__file__).resolve().parents[2]
     example = (root / "standby.example.yaml").read_text(encoding="utf-8")
@@ -335,3 +335,15 @@ def test_an_app_without_a_nexus_api_is_refused_by_the_gate_not_midway() -> None:
         refused = [c for c in plan.refusals if c.name == "canary possible"]
         assert refused and "checks.kind is 'http'" in refused[0].detail and "backup, restore" in refused[0].detail
         assert not plan.runnable
+
+
+@pytest.mark.parametrize("mode", ["isolated", "promote"])
+def test_a_drill_with_a_key_that_does_not_open_the_backup_is_refused_at_the_gate(mode: str) -> None:
+    dr = _ready()
+    wrong = crypto.MasterKey(bytes(range(1, 33)))
+    for key, said in ((wrong, f"the key given has id {wrong.key_id}"), (None, "but no backup key was given")):
+        journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", mode, key=key))  # type: ignore[arg-type]
+        assert journal.status == "refused" and "backup key opens the backup" in journal.error and said in journal.error
+        assert f"load the key whose id is {KEY.key_id}" in journal.error
+    assert dr.mirror.promoted == [] and dr.mirror.scratch == {} or not dr.mirror.scratch
+    assert read_placement(dr.world, dr.world.config.app("nexus")).record.operation is None
