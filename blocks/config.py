@@ -32,6 +32,7 @@ from pydantic import SecretStr, ValidationError
 from blocks.standby_blocks import StandbyApp, StandbyConfiguration, StandbySite
 from drkit.adapters.objectstore import S3Credentials
 from drkit.config import ENV_VAR, format_validation_error, load_config
+from drkit.domain.bounded_yaml import YamlTooLarge, load_bounded
 from drkit.domain.errors import ConfigError
 from drkit.domain.models import ProtectedApp, Site, SiteSecrets, StandbyConfig
 
@@ -127,7 +128,10 @@ def _kubeconfig(label: str, secret_name: str, context: str | None) -> str:
     fix = "store the content of a kubeconfig file in it"
     if isinstance(value, str):
         try:
-            data = yaml.safe_load(value)
+            data = load_bounded(value)
+        except YamlTooLarge as exc:
+            raise ConfigError(f"{where}: {what} is not read as a kubeconfig: {exc}", hint=fix,
+                              context={"block": secret_name}) from None  # fmt: skip
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             at = f" at line {mark.line + 1}" if mark is not None else ""
@@ -250,10 +254,11 @@ def site_kubeconfig(path: Path, context: str | None, *, site: str) -> tuple[str,
     """The kubeconfig at ``path`` cut down to ``context`` (its current one when empty), with the
     certificate and key files it names inlined; returns the YAML text and the context's name."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        data = load_bounded(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, YamlTooLarge) as exc:
+        why = str(exc) if isinstance(exc, YamlTooLarge) else type(exc).__name__
         raise ConfigError(
-            f"site {site}: cannot read kubeconfig {path}: {type(exc).__name__}",
+            f"site {site}: cannot read kubeconfig {path}: {why}",
             hint="fix sites[].kube.kubeconfig, or set $KUBECONFIG",
             context={"site": site},
         ) from None

@@ -5,6 +5,10 @@ was expected, on one line, e.g.::
 
     standby.yaml: apps[0].rpo_target: expected a duration like '5m', '300s' or '1h', got 'soon'
 
+The YAML is read within bounds (:mod:`drkit.domain.bounded_yaml`: size, values, alias uses, nesting,
+and the size once aliases are expanded), so an alias bomb is refused in milliseconds, before
+anything walks it.
+
 Relative paths in the file (ceph.conf, keyrings, kubeconfig) are resolved against the file's folder.
 The flows can also take the configuration from Prefect blocks (``config="block:<name>"``, see
 ``blocks/config.py``); the loaders then receive the loaded :class:`StandbyConfig` itself.
@@ -20,6 +24,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from drkit.domain.bounded_yaml import YamlTooLarge, load_bounded
 from drkit.domain.errors import ConfigError
 from drkit.domain.models import StandbyConfig
 
@@ -121,7 +126,14 @@ def parse_config(text: str, *, source: Path, base: Path | None = None) -> Standb
 
 def _parse(text: str, *, source: Path, base: Path | None) -> StandbyConfig:
     try:
-        data = yaml.safe_load(text)
+        data = load_bounded(text)
+    except YamlTooLarge as exc:  # e.g. an alias bomb: refused before anything walks the tree
+        raise ConfigError(
+            f"{source}: not read as a configuration: {exc}",
+            hint="check that it is the configuration file (see standby.example.yaml);"
+            " repeat a part by writing it out, not by nesting aliases",
+            context={"file": str(source)},
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -22,6 +22,7 @@ from pydantic import (
     JsonValue,
     PrivateAttr,
     SecretStr,
+    field_validator,
     model_validator,
 )
 
@@ -383,7 +384,11 @@ class Checks(Model):
     admin_secret: str | None = Field(None, description="Secret holding the admin password")
     admin_secret_key: str = Field("password", description="key of the password in that Secret")
     smoke_repository: str = Field("dr-smoke", description="repository used by upload/download smoke tests")
-    startup_timeout: Duration = Field(timedelta(minutes=5), description="how long the app may take to start")
+    startup_timeout: Duration | None = Field(
+        None,
+        description="the older name of limits.startup (how long the app may take to start); honoured"
+        " when limits.startup is empty, refused when both are set and differ",
+    )
 
     @model_validator(mode="after")
     def _driver_checks(self) -> Checks:
@@ -404,6 +409,80 @@ class Checks(Model):
         if self.kind == "nexus":
             return (NexusRoundTrip(kind="nexus-round-trip", repository=self.smoke_repository),)
         return ()
+
+
+# ----------------------------------------------------------------- operation limits
+
+
+STARTUP_DEFAULT = timedelta(minutes=5)
+"""Start-up limit when neither ``limits.startup`` nor ``checks.startup_timeout`` is set."""
+
+STEP_LIMITS: dict[str, str] = {
+    "start-target": "startup",
+    "scratch-start": "startup",
+    "smoke-target": "smoke",
+    "drill-smoke": "smoke",
+    "promote-target": "promote",
+    "drill-promote": "promote",
+    "resync-old": "resync",
+    "resync-drill": "resync",
+    "wait-in-sync": "in_sync",
+    "drill-healthy": "in_sync",
+    "wait-inflight-sync": "inflight_sync",
+    "mirroring-healthy": "mirroring_healthy",
+}
+"""The :class:`Limits` field that bounds each operation step; every other step has ``default``."""
+
+
+class Limits(Model):
+    """How long each step of a relocate, failover, failback or drill may take before it fails.
+
+    A step acts, then polls until done; past its limit it fails, naming the step, and the operation
+    can be resumed. A large app or a multi-terabyte resync needs more than the defaults.
+    """
+
+    startup: Duration | None = Field(
+        None,
+        description="app start-up: restore the workload and wait until the app is writable (steps"
+        " start-target, scratch-start); when empty, checks.startup_timeout, else 5m",
+    )
+    smoke: Duration = Field(
+        timedelta(minutes=5), description="smoke test on the target (smoke-target, drill-smoke)"
+    )
+    promote: Duration = Field(
+        timedelta(minutes=3), description="promote the images on the target (promote-target, drill-promote)"
+    )
+    resync: Duration = Field(
+        timedelta(minutes=15),
+        description="failback and promote-mode drill: resync the old primary's images, a full copy, so"
+        " budget it by their size (resync-old, resync-drill)",
+    )
+    in_sync: Duration = Field(
+        timedelta(minutes=15),
+        description="after a resync, wait until replaying with a fresh snapshot and the lag under"
+        " rpo_target (wait-in-sync, drill-healthy)",
+    )
+    inflight_sync: Duration = Field(
+        timedelta(minutes=1),
+        description="failover: let a mirror sync in flight finish (wait-inflight-sync); when it runs out"
+        " the failover goes on without it, not a failure",
+    )
+    mirroring_healthy: Duration = Field(
+        timedelta(minutes=5),
+        description="relocate and failback: wait until the old primary replays from the new one"
+        " (mirroring-healthy)",
+    )
+    default: Duration = Field(
+        timedelta(minutes=5),
+        description="every other step (stop, snapshot, demote, restore, routing, cleanup, ...)",
+    )
+
+    @field_validator("*")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError(f"must be a positive duration like '5m', got {value}")
+        return value
 
 
 class Routing(Model):
@@ -441,6 +520,31 @@ class ProtectedApp(Model):
         default_factory=RestoreSpec, description="restore order, storage-class fields and field changes"
     )
     routing: Routing = Field(default_factory=Routing, description="how users reach the app after a move")
+    limits: Limits = Field(
+        default_factory=Limits, description="how long each step of an operation or drill may take"
+    )
+
+    @model_validator(mode="after")
+    def _one_startup(self) -> ProtectedApp:
+        given, older = self.limits.startup, self.checks.startup_timeout
+        if given is not None and older is not None and given != older:
+            raise ValueError(
+                f"limits.startup ({given}) and checks.startup_timeout ({older}) differ; keep one"
+                " (checks.startup_timeout is the older name of limits.startup)"
+            )
+        return self
+
+    def startup_limit(self) -> timedelta:
+        """How long the app may take to start: ``limits.startup``, else ``checks.startup_timeout``, else 5m."""
+        return self.limits.startup or self.checks.startup_timeout or STARTUP_DEFAULT
+
+    def step_limit(self, step: str) -> timedelta:
+        """How long operation step ``step`` may take (see :data:`STEP_LIMITS`)."""
+        name = STEP_LIMITS.get(step, "default")
+        if name == "startup":
+            return self.startup_limit()
+        limit: timedelta = getattr(self.limits, name)
+        return limit
 
     @model_validator(mode="after")
     def _sites_differ(self) -> ProtectedApp:

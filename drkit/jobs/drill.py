@@ -233,7 +233,7 @@ def run_drill(
     """Run the drill steps, then the cleanup whatever happened, probing the primary's writability on
     every poll; report, store, release (see :func:`finish_drill`). The drill use case (flow and CLI)."""
     app = world.config.app(journal.app)
-    ex = Executor(world, journal, key, timeouts or Timeouts(), None, on_step or (lambda j, r: None))
+    ex = Executor(world, journal, key, timeouts, None, on_step or (lambda j, r: None))
     probe = Probe(ex.run.driver(journal.source).writable, world.clock, probe_interval)
     ex.run.ticks.append(probe)
     failure = _phase(ex, [n for n in ex.pending() if n not in CLEANUP_STEPS], step)
@@ -308,7 +308,7 @@ def drill_cleanup(
     if record.operation not in (None, journal.op_id):
         raise StandbyError(f"app {app.name} is held by {record.operation_kind} {record.operation}; cleanup refused",
                            hint=f"resume that operation first: standby operation resume {record.operation}")  # fmt: skip
-    ex = Executor(world, journal, key, timeouts or Timeouts(), None, on_step or (lambda j, r: None))
+    ex = Executor(world, journal, key, timeouts, None, on_step or (lambda j, r: None))
     error = _phase(ex, [n for n in ex.pending() if n in CLEANUP_STEPS])
     if error:
         raise StandbyError(error, hint="fix what it names and run the drill cleanup again")

@@ -34,7 +34,7 @@ from drkit.domain.errors import (
     StandbyError,
     TransientError,
 )
-from drkit.domain.models import ProtectedApp
+from drkit.domain.models import STEP_LIMITS, ProtectedApp
 from drkit.domain.operations import (
     Approval,
     Facts,
@@ -69,7 +69,11 @@ StepCallback = Callable[[Journal, StepRecord], None]
 
 @dataclass(frozen=True)
 class Timeouts:
-    """How long a step may take before it fails, in seconds, and how often it is polled."""
+    """How long a step may take before it fails, in seconds, and how often it is polled.
+
+    A real run takes the app's configured limits (:meth:`for_app`, ``limits`` in the configuration);
+    the constants here are for callers that pass their own (tests pass fast ones).
+    """
 
     default: float = 300.0
     poll: float = 1.0
@@ -84,10 +88,33 @@ class Timeouts:
     )
     continue_after: frozenset[str] = frozenset({"wait-inflight-sync"})
     """Steps whose timeout is not a failure (the bounded wait is over, the run goes on)."""
+    app: str = ""
+    """The app whose configured limits these are (:meth:`for_app`), named in a timeout's message."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """The configuration field of each step's limit (``"*"``: every other step's), for that message."""
 
     def of(self, step: str) -> float:
         """The timeout of ``step``."""
         return self.per_step.get(step, self.default)
+
+    def describe(self, step: str) -> str:
+        """The timeout of ``step`` for a message: ``120s``, and where it is configured when known."""
+        where = self.sources.get(step) or self.sources.get("*")
+        return f"{self.of(step):.0f}s" + (f" ({where} of app {self.app})" if where and self.app else "")
+
+    @classmethod
+    def for_app(cls, app: ProtectedApp, *, poll: float = 1.0) -> Timeouts:
+        """The limits configured for ``app`` (its ``limits``, and ``checks.startup_timeout``)."""
+        older = app.limits.startup is None and app.checks.startup_timeout is not None
+        startup = "checks.startup_timeout" if older else "limits.startup"
+        fields = {step: startup if name == "startup" else f"limits.{name}" for step, name in STEP_LIMITS.items()}
+        return cls(
+            default=app.limits.default.total_seconds(),
+            poll=poll,
+            per_step={step: app.step_limit(step).total_seconds() for step in STEP_LIMITS},
+            app=app.name,
+            sources={**fields, "*": "limits.default"},
+        )
 
 
 @dataclass(frozen=True)
@@ -334,7 +361,7 @@ def _run_step(run: Run, journal: Journal, record: StepRecord, timeouts: Timeouts
             if spec.name in timeouts.continue_after:
                 seen = {**seen, "timed_out": True}
                 break
-            why = f"not done after {timeouts.of(spec.name):.0f}s" + (f"; last error: {last_error}" if last_error else "")
+            why = f"not done after {timeouts.describe(spec.name)}" + (f"; last error: {last_error}" if last_error else "")
             raise _StepFailed(record.model_copy(update={"observed": seen}), why)
         world.clock.sleep(timeouts.poll)
     record = record.model_copy(update={"outcome": "done", "ended_at": world.clock.now(), "observed": seen})
@@ -373,7 +400,8 @@ class Executor:
     world: World
     journal: Journal
     key: crypto.MasterKey | None
-    timeouts: Timeouts = field(default_factory=Timeouts)
+    timeouts: Timeouts | None = None
+    """``None``: the app's configured limits (:meth:`Timeouts.for_app`)."""
     routing_hook: RoutingHook | None = None
     on_step: StepCallback = field(default=lambda j, r: None)
 
@@ -381,6 +409,7 @@ class Executor:
         if self.journal.approval is None:
             raise PreconditionFailed(f"operation {self.journal.op_id} was never approved", hint="start it anew")
         self.app = self.world.config.app(self.journal.app)
+        self.limits = self.timeouts or Timeouts.for_app(self.app)
         self.run = Run(world=self.world, app=self.app, plan=self.journal.plan, op_id=self.journal.op_id,
                        key=self.key, backup_run=self.journal.plan.backup_run, routing_hook=self.routing_hook,
                        seen={s.name: s.observed for s in self.journal.steps if s.outcome in ("done", "skipped")})  # fmt: skip
@@ -397,7 +426,7 @@ class Executor:
         if self.journal.status != "running":
             self.journal = self.journal.model_copy(update={"status": "running", "error": ""})
         try:
-            self.journal = _run_step(self.run, self.journal, record, self.timeouts, self.on_step)
+            self.journal = _run_step(self.run, self.journal, record, self.limits, self.on_step)
         except _StepFailed as failed:
             self.journal, error = _fail(self.world, self.journal, failed.record, failed.why)
             raise error from None
@@ -432,7 +461,7 @@ def execute(
     """Run every step of ``journal`` not done yet; the final journal says completed (see :class:`Executor`)."""
     if journal.status == "completed":
         return journal
-    ex = Executor(world, journal, key, timeouts or Timeouts(), routing_hook, on_step or (lambda j, r: None))
+    ex = Executor(world, journal, key, timeouts, routing_hook, on_step or (lambda j, r: None))
     for name in ex.pending():
         ex.step(name)
     return ex.complete()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -44,7 +45,32 @@ def _huge(tmp: Path) -> Path:
     return path
 
 
+def laughs(levels: int = 9, width: int = 9) -> str:
+    """The YAML "billion laughs": each anchor a list of ``width`` aliases of the one before.
+
+    At 9 by 9 it is 342 bytes, and 9**9 (387 million) strings once the aliases are expanded.
+    """
+    lol = '"lol"'
+    lines = [f"a: &a [{','.join([lol] * width)}]"]
+    for prev, name in itertools.pairwise("abcdefghijklmnopqrstuvwxyz"[:levels]):
+        lines.append(f"{name}: &{name} [{','.join([f'*{prev}'] * width)}]")
+    return "\n".join(lines) + "\n"
+
+
 CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "alias bomb (billion laughs)": (_write(laughs()), "aliases expand it to more than 100000 values"),
+    "alias bomb in a site": (
+        _write(
+            EXAMPLE.replace(
+                "sites:\n", "sites:\n" + "".join(f"  - {ln}\n" for ln in laughs().splitlines()), 1
+            )
+        ),
+        "aliases expand it to more than",
+    ),
+    "an alias inside itself": (
+        _write("sites: &s [{name: a}, *s]\napps: []\n"),
+        "an alias names a list or mapping",
+    ),
     "binary (a PNG)": (_write(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe" * 40), "not a text file"),
     "invalid UTF-8 inside text": (
         _write(EXAMPLE.encode().replace(b"nexus", b"nex\xffus", 1)),

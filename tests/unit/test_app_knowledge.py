@@ -197,7 +197,7 @@ def test_restore_order_comes_from_the_app() -> None:
             "app web: apps[1].checks.health[0].path",
         ),
         (
-            ("      startup_timeout: 1m", "      smoke: [{kind: nexus-round-trip}]"),
+            ("      health:\n", "      smoke: [{kind: nexus-round-trip}]\n      health:\n"),
             "app web: apps[1].checks: smoke check 'nexus-round-trip' needs kind 'nexus'",
         ),
     ],

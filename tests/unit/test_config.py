@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from drkit.config import load_config, parse_config
+from drkit.domain.bounded_yaml import YamlLimits, YamlTooLarge, expanded_size, load_bounded
 from drkit.domain.durations import parse_duration
 from drkit.domain.errors import ConfigError
 from standby.cli import app
@@ -91,3 +94,63 @@ def test_cli_config_check(tmp_path: Path) -> None:
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1
     assert f"{bad}: app nexus: apps[0].rpo_target" in lines[0]
+
+
+# ------------------------------------------------------------------ bounded YAML (alias bombs)
+
+
+def _laughs(levels: int, width: int = 9) -> str:
+    """Nested anchors: level ``n`` is a list of ``width`` aliases of level ``n - 1``."""
+    lines = ["l0: &l0 [" + ", ".join(["lol"] * width) + "]"]
+    lines += [f"l{n}: &l{n} [" + ", ".join([f"*l{n - 1}"] * width) + "]" for n in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_before_validation() -> None:
+    """Six levels of nine: 600 thousand values once expanded, from 200 bytes."""
+    text = "sites:\n" + "".join(f"  - {line}\n" for line in _laughs(6).splitlines()) + "apps: []\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source=Path("bomb.yaml"))
+    message = str(info.value)
+    assert message.startswith(
+        "bomb.yaml: not read as a configuration: aliases expand it to more than 100000 values"
+    )
+    assert "\n" not in message and info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("text", "limits", "expected"),
+    [
+        (_laughs(4), YamlLimits(max_expanded=1000), "aliases expand it to more than 1000 values"),
+        (_laughs(3), YamlLimits(max_aliases=10), "more than 10 alias uses"),
+        ("a: [" + ", ".join(["x"] * 50) + "]\n", YamlLimits(max_nodes=40), "more than 40 values"),
+        (
+            "a: " + "[" * 12 + "]" * 12 + "\n",
+            YamlLimits(max_depth=10),
+            "nested too deeply (more than 10 levels)",
+        ),
+        ("a: " + "x" * 200 + "\n", YamlLimits(max_chars=100), "more than 100 characters"),
+        ("a: &a [x, {b: *a}]\n", YamlLimits(), "an alias names a list or mapping that contains it"),
+    ],
+)
+def test_each_yaml_bound_is_enforced(text: str, limits: YamlLimits, expected: str) -> None:
+    with pytest.raises(YamlTooLarge, match=re.escape(expected)):
+        load_bounded(text, limits)
+
+
+def test_yaml_within_bounds_loads_as_safe_load_does() -> None:
+    text = (
+        "defaults: &defaults {snapshot_interval: 1m, rpo_target: 5m, checks: &checks {kind: nexus}}\n"
+        "apps:\n"
+        "  - {<<: *defaults, name: one}\n  - {<<: *defaults, name: two, checks: *checks}\n"
+        "  - {<<: *defaults, name: three}\n" + _laughs(3)  # 9 * 9 * 9 values: far under the bound
+    )
+    assert load_bounded(text) == yaml.safe_load(text)
+    assert load_bounded("") is None and load_bounded("# only a comment\n") is None
+    assert load_bounded(EXAMPLE.read_text()) == yaml.safe_load(EXAMPLE.read_text())  # it uses an anchor
+
+
+def test_expanded_size_counts_each_alias_use() -> None:
+    node = yaml.compose(_laughs(3, width=2))
+    # root mapping 1 + 3 keys + l0 (1 + 2) + l1 (1 + 2 * 3) + l2 (1 + 2 * 7)
+    assert expanded_size(node, 1000) == 1 + 3 + 3 + 7 + 15

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from blocks.config import reduce_kubeconfig
+from blocks.config import reduce_kubeconfig, site_kubeconfig
 from drkit.config import load_config
 from drkit.domain.errors import ConfigError
 from drkit.domain.models import SiteSecrets, StandbyConfig, parse_duration
@@ -87,3 +87,14 @@ def test_durations_read_back_as_a_block_stores_them(text: str, expected: timedel
 
 def test_a_config_round_trips_through_json_as_blocks_store_it(config: StandbyConfig) -> None:
     assert StandbyConfig.model_validate_json(config.model_dump_json()) == config
+
+
+def test_a_kubeconfig_alias_bomb_is_refused_in_one_line(tmp_path: Path) -> None:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi", strict=True)]
+    path = tmp_path / "kubeconfig"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as caught:
+        site_kubeconfig(path, None, site="site-a")
+    expected = f"site site-a: cannot read kubeconfig {path}: aliases expand it to more than 100000 values"
+    assert caught.value.message == expected

@@ -345,5 +345,5 @@ def test_a_drill_with_a_key_that_does_not_open_the_backup_is_refused_at_the_gate
         journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", mode, key=key))  # type: ignore[arg-type]
         assert journal.status == "refused" and "backup key opens the backup" in journal.error and said in journal.error
         assert f"load the key whose id is {KEY.key_id}" in journal.error
-    assert dr.mirror.promoted == [] and dr.mirror.scratch == {} or not dr.mirror.scratch
+    assert (dr.mirror.promoted == [] and dr.mirror.scratch == {}) or not dr.mirror.scratch
     assert read_placement(dr.world, dr.world.config.app("nexus")).record.operation is None
