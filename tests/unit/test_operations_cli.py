@@ -83,3 +83,24 @@ def test_a_failover_without_the_acknowledgements_is_refused_and_nothing_moves(fa
     assert result.exit_code == 1
     assert "acknowledge the data loss" in result.output.strip().splitlines()[-1]
     assert fake_world.mirror.promoted == []
+
+
+def test_a_plan_that_changed_after_yes_approved_it_is_refused_with_both_plans_shown(
+    fake_world: FakeDr, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_world.lose("site-a")
+    first = ops_cli.prepare
+
+    def plan_then_site_a_returns(*args: object, **kwargs: object) -> object:
+        prepared = first(*args, **kwargs)  # type: ignore[arg-type]
+        fake_world.regain("site-a")  # between the plan and the approval's re-check
+        return prepared
+
+    monkeypatch.setattr(ops_cli, "prepare", plan_then_site_a_returns)
+    result = CliRunner().invoke(app, ["failover", "--app", "nexus", "--to", "site-b", "--yes", "--reason", "outage",
+                                      "--acknowledge-data-loss", "--acknowledge-unfenced"])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "The world changed after the approval" in result.output
+    assert "promote-target is no longer forced" in result.output
+    assert "the plan changed after --yes approved it" in result.output
+    assert fake_world.mirror.promoted == [] and fake_world.nexus["site-a"].running
