@@ -38,7 +38,8 @@ defaults of the matching `standby` command come from these models.
 """
 
 USE_CASES: tuple[tuple[str, type[requests.Request]], ...] = (
-    ("backup (flow `backup`, `standby backup run`)", requests.BackupRequest),
+    ("backup (flow `backup`, every configured app when `app` is empty; `standby backup run`, one app)",
+     requests.BackupAppsRequest),
     ("verify (flow `verify-backup`, `standby backup verify`)", requests.VerifyRequest),
     ("restore (flow `restore`, `standby backup restore`)", requests.RestoreRequest),
     ("RPO sample (flow `rpo-sample`, `standby rpo sample`)", requests.RpoSampleRequest),
@@ -47,7 +48,8 @@ USE_CASES: tuple[tuple[str, type[requests.Request]], ...] = (
     ("relocate (flow `relocate`, `standby relocate`)", requests.RelocateRequest),
     ("failover (flow `failover`, `standby failover`)", requests.FailoverRequest),
     ("failback (flow `failback`, `standby failback`)", requests.FailbackRequest),
-    ("drill (flow `drill`, `standby drill run`)", requests.DrillRequest),
+    ("drill (flow `drill`, every configured app when `app` is empty; `standby drill run`, one app)",
+     requests.DrillAppsRequest),
     ("drill cleanup (flow `drill-cleanup`, `standby drill cleanup`)", requests.DrillCleanupRequest),
 )
 

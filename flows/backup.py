@@ -1,4 +1,4 @@
-"""The nightly ``backup`` runbook."""
+"""The nightly ``backup`` runbook: one app, or every configured app (one run each)."""
 
 from __future__ import annotations
 
@@ -12,30 +12,42 @@ from prefect.states import State
 from blocks.config import resolve_config
 from drkit.domain.errors import PreconditionFailed
 from drkit.domain.retention import RetentionPolicy
-from drkit.jobs.requests import BackupRequest, default, documented
+from drkit.jobs.requests import BackupAppsRequest, BackupRequest, default, documented
 from drkit.jobs.world import load_placed_config
 from tasks.backup import app_slot, apply_retention, back_up_app, emit_backup_event
+from tasks.fanout import app_runner, every_app
+
+BACKUP_FANOUT = 4
+"""Apps backed up at once when every app is: a backup is LIST and PUT calls (I/O, not CPU), so a few
+overlap well; each app's own slot (:func:`tasks.backup.app_slot`) still keeps one app's backup,
+retention and operations apart, and a bound keeps the apiservers and the store from a burst."""
 
 
 def _on_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> None:
     params = flow_run.parameters
+    if not params.get("app"):
+        return  # every app: each app's own run emitted its own event
     message = (state.message or "")[:500]
     emit_backup_event(
         str(params.get("app")), str(params.get("site") or ""), ok=False, payload={"error": message}
     )
 
 
-@flow(name="backup", on_failure=[_on_failure], log_prints=False)
-@documented(BackupRequest)
+@flow(name="backup", on_failure=[_on_failure], log_prints=False,
+      task_runner=app_runner(BACKUP_FANOUT))  # fmt: skip
+@documented(BackupAppsRequest)
 def backup(
-    app: str,
+    app: str | None = default(BackupAppsRequest, "app"),
     config: str | None = None,
-    site: str | None = default(BackupRequest, "site"),
-    key_source: str = default(BackupRequest, "key_source"),
-    retention: RetentionPolicy = default(BackupRequest, "retention"),
+    site: str | None = default(BackupAppsRequest, "site"),
+    key_source: str = default(BackupAppsRequest, "key_source"),
+    retention: RetentionPolicy = default(BackupAppsRequest, "retention"),
 ) -> dict[str, Any]:
-    """Back up an app's manifests to S3.
+    """Back up an app's manifests to S3; with no app, every configured app, one run each.
 
+    0. No app given: one ``backup`` run per app of the configuration (the steps below), at most
+       ``BACKUP_FANOUT`` at once; an app's failure never stops another's. Publish ``backup-apps``
+       (each app passed or failed, and why) and fail naming the failed apps.
     1. Resolve the site (the app's primary unless given) and take the app's only concurrency slot,
        so a backup and retention of one app never overlap.
     2. LIST the app's kinds, upload only new blobs (Secrets encrypted), write ``index.json`` then
@@ -44,8 +56,26 @@ def backup(
     4. Emit ``standby.backup.completed``; a partially failed run fails the flow (and emits
        ``standby.backup.failed``), it never completes silently.
     """
-    site_name = site or load_placed_config(resolve_config(config)).app(app).primary_site
-    request = BackupRequest(app=app, site=site_name, key_source=key_source, retention=retention)
+    request = BackupAppsRequest(app=app, site=site, key_source=key_source, retention=retention)
+    if request.app is None:
+        cfg = resolve_config(config)  # the apps' names: no store is read
+
+        def run_one(name: str) -> State[Any]:
+            one = request.one(name)
+            return backup.with_options(flow_run_name=f"backup of {name}")(
+                app=name, config=config, site=one.site, key_source=one.key_source, retention=one.retention,
+                return_state=True)  # fmt: skip
+
+        return every_app("backup", [a.name for a in cfg.apps], run_one,
+                         lambda r: f"run {r['run_id']}: {r['objects']} objects, {r['objects_new']} new")  # fmt: skip
+    return _back_up(config, request.one(request.app))
+
+
+def _back_up(config: str | None, request: BackupRequest) -> dict[str, Any]:
+    """Steps 1 to 4 for one app."""
+    app = request.app
+    site_name = request.site or load_placed_config(resolve_config(config)).app(app).primary_site
+    request = request.model_copy(update={"site": site_name})
     with app_slot(app):
         summary = back_up_app(config, request)
         kept = apply_retention(config, app, site_name, request.retention)

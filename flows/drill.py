@@ -1,4 +1,4 @@
-"""The monthly ``drill`` runbook and ``drill-cleanup``."""
+"""The monthly ``drill`` runbook (one app, or every configured app, one drill each) and ``drill-cleanup``."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
+from prefect.states import State
 
 from blocks.config import resolve_config
-from drkit.domain.drill import Mode
+from drkit.domain.drill import Mode, canary_check
 from drkit.domain.errors import PreconditionFailed, StandbyError
 from drkit.jobs.drill import drill_cleanup, drill_reports, run_drill
-from drkit.jobs.requests import DrillCleanupRequest, DrillRequest, default, documented
+from drkit.jobs.requests import DrillAppsRequest, DrillCleanupRequest, DrillRequest, default, documented
 from drkit.jobs.world import build_world
 from tasks.backup import master_key
 from tasks.drill import begin_drill, emit_drill_event, plan_drill, publish_report
+from tasks.fanout import app_runner, every_app
 from tasks.operations import run_step
 
 
@@ -29,16 +31,26 @@ def _flow_run_url() -> str:
         return ""
 
 
-@flow(name="drill")
-@documented(DrillRequest)
+DRILL_FANOUT = 1
+"""Apps drilled at once when every app is: one. A drill copies or promotes images on the secondary
+and probes the primary on every poll; one at a time, each drill's RTO and RPO figures are its own
+and the secondary carries one drill's load. A monthly job has the time."""
+
+
+@flow(name="drill", task_runner=app_runner(DRILL_FANOUT))
+@documented(DrillAppsRequest)
 def drill(
-    app: str,
+    app: str | None = default(DrillAppsRequest, "app"),
     config: str | None = None,
-    mode: Mode = default(DrillRequest, "mode"),
-    key_source: str = default(DrillRequest, "key_source"),
+    mode: Mode = default(DrillAppsRequest, "mode"),
+    key_source: str = default(DrillAppsRequest, "key_source"),
 ) -> dict[str, Any]:
     """Prove the app and its data on the secondary, then return it to a healthy replica.
 
+    0. No app given: one ``drill`` run per app of the configuration (the steps below), one at a
+       time; an app whose checks cannot carry the canary is skipped with the gate's reason (it is
+       not a failure); an app's failure never stops another's. Publish ``drill-apps`` (each app
+       passed, failed or skipped, and why) and fail naming the failed apps.
     1. Gate (Ramen's test-failover): record and sites agree, mirroring healthy, lag under 3 snapshot
        intervals, no other operation, nothing of the app on the secondary. Refused otherwise.
     2. Write a canary on the primary; take a mirror snapshot and wait until the secondary has it.
@@ -55,7 +67,33 @@ def drill(
     6. Publish the report (JSON, Markdown, HTML with the timeline) and emit standby.drill.passed or
        standby.drill.failed. The run fails unless the drill passed.
     """
-    request = DrillRequest(app=app, mode=mode, key_source=key_source)
+    request = DrillAppsRequest(app=app, mode=mode, key_source=key_source)
+    if request.app is None:
+        return _every_app(config, request)
+    return _drill(config, request.one(request.app))
+
+
+def _every_app(config: str | None, request: DrillAppsRequest) -> dict[str, Any]:
+    """Step 0: one drill run per app that can carry a canary, the others skipped with the reason."""
+    cfg = resolve_config(config)  # the apps' checks: no store is read
+    skip = {
+        a.name: f"drill refused by its gate: {c.name}: {c.detail}"
+        for a in cfg.apps
+        if not (c := canary_check(a)).ok
+    }
+
+    def run_one(name: str) -> State[Any]:
+        one = request.one(name)
+        return drill.with_options(flow_run_name=f"drill of {name}")(
+            app=name, config=config, mode=one.mode, key_source=one.key_source, return_state=True)  # fmt: skip
+
+    return every_app("drill", [a.name for a in cfg.apps], run_one,
+                     lambda r: f"drill {r['drill_id']} passed", skip=skip)  # fmt: skip
+
+
+def _drill(config: str | None, request: DrillRequest) -> dict[str, Any]:
+    """Steps 1 to 6 for one app."""
+    app = request.app
     logger = get_run_logger()
     world = build_world(resolve_config(config))
     key = master_key(request.key_source)

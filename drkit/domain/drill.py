@@ -235,6 +235,16 @@ def make_drill_plan(app: ProtectedApp, facts: Facts, mode: Mode = "promote") -> 
                 forced=tuple(f"promote of {i} on {secondary} (reverted by the cleanup)" for i in view.images))  # fmt: skip
 
 
+def canary_check(app: ProtectedApp) -> Check:
+    """The gate's ``canary possible`` guard, known from the configuration alone: the drill writes its
+    canary through the Nexus API, so only an app with ``checks.kind: nexus`` can be drilled."""
+    ok = app.checks.kind == "nexus"
+    return Check(name="canary possible", ok=ok,
+                 detail="written and read through the Nexus API" if ok else
+                 f"checks.kind is {app.checks.kind!r}: the drill writes its canary through the Nexus API, so only"
+                 " apps with checks.kind nexus can be drilled; backup, restore, the operations and the RPO work for this app")  # fmt: skip
+
+
 def _gate(app: ProtectedApp, facts: Facts) -> list[Check]:
     view, record = facts.view, facts.placement
     primary, secondary = record.primary, record.secondary
@@ -255,10 +265,7 @@ def _gate(app: ProtectedApp, facts: Facts) -> list[Check]:
         Check(name="backup readable", ok=facts.backup_run is not None,
               detail=f"latest complete backup {facts.backup_run}" if facts.backup_run else facts.backup_error),
         key_check(facts.key),
-        Check(name="canary possible", ok=app.checks.kind == "nexus",
-              detail="written and read through the Nexus API" if app.checks.kind == "nexus" else
-              f"checks.kind is {app.checks.kind!r}: the drill writes its canary through the Nexus API, so only"
-              " apps with checks.kind nexus can be drilled; backup, restore, the operations and the RPO work for this app"),
+        canary_check(app),
         Check(name="nothing of the app on the secondary", ok=not facts.secondary_objects,
               detail=(", ".join(facts.secondary_objects) + f"; run: standby drill cleanup --app {app.name}")
               if facts.secondary_objects else "clean"),

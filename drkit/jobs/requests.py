@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from drkit.config import format_validation_error
 from drkit.domain.drill import Mode
@@ -63,23 +63,58 @@ class AppRequest(Request):
     app: str = Field(..., min_length=1, description="name of the protected app, as in the configuration")
 
 
+KeySource = Annotated[
+    str, Field(description="backup master key: env:VARIABLE, secret:PREFECT_SECRET_BLOCK, or none (no Secrets)")
+]
+"""Where the backup master key comes from (the key itself never passes through a request)."""
+
+
 class KeyedRequest(AppRequest):
     """A request that reads or writes encrypted Secrets, so needs the backup master key."""
 
-    key_source: str = Field(
-        KEY_SOURCE,
-        description="backup master key: env:VARIABLE, secret:PREFECT_SECRET_BLOCK, or none (no Secrets)",
+    key_source: KeySource = KEY_SOURCE
+
+
+class EveryAppRequest(Request):
+    """A scheduled job's request: one app, or every app of the configuration (one run per app).
+
+    The deployments leave ``app`` empty, so an app added to the configuration is protected by the
+    next run without a new deployment. An empty string is read as empty (a blank form field).
+    """
+
+    app: str | None = Field(
+        None,
+        description="name of the protected app, as in the configuration; when empty, every configured app,"
+        " one run per app (an app's failure fails the whole run but not the other apps' runs)",
     )
+    key_source: KeySource = KEY_SOURCE
+
+    @field_validator("app", mode="before")
+    @classmethod
+    def _blank_is_every_app(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
-class BackupRequest(KeyedRequest):
-    """Back up an app's manifests, then apply retention."""
+class BackupOptions(Request):
+    """What a backup run takes besides the app: the site and the retention policy."""
 
     site: str | None = Field(None, description="site to back up from; the app's current primary when empty")
     retention: RetentionPolicy = Field(
         default_factory=RetentionPolicy,
         description="GFS retention: how many daily, weekly and monthly runs to keep",
     )
+
+
+class BackupRequest(BackupOptions, KeyedRequest):
+    """Back up an app's manifests, then apply retention."""
+
+
+class BackupAppsRequest(BackupOptions, EveryAppRequest):
+    """Back up one app's manifests, or every configured app's (one run each), then apply retention."""
+
+    def one(self, app: str) -> BackupRequest:
+        """The request of ``app``'s own run: this one's site, key source and retention."""
+        return BackupRequest(app=app, site=self.site, key_source=self.key_source, retention=self.retention)
 
 
 class VerifyRequest(KeyedRequest):
@@ -168,14 +203,29 @@ class FailbackRequest(OperationRequest):
     """Bring an app home after a failover, once its home site is back."""
 
 
-class DrillRequest(KeyedRequest):
-    """Prove the app and its data on the secondary, then return it to a healthy replica."""
+class DrillOptions(Request):
+    """What a drill takes besides the app: its mode."""
 
     mode: Mode = Field(
         "isolated",
         description="isolated: a scratch copy of the secondary's latest snapshot in the namespace NAMESPACE-drill, mirroring"
         " never stops; promote: force-promote the secondary's images, then demote and resync",
     )
+
+
+class DrillRequest(DrillOptions, KeyedRequest):
+    """Prove the app and its data on the secondary, then return it to a healthy replica."""
+
+
+class DrillAppsRequest(DrillOptions, EveryAppRequest):
+    """Drill one app, or every configured app one at a time (apps that cannot carry a canary skipped).
+
+    The skipped apps are named with the drill gate's reason (``canary possible``), never failed.
+    """
+
+    def one(self, app: str) -> DrillRequest:
+        """The request of ``app``'s own drill: this one's mode and key source."""
+        return DrillRequest(app=app, mode=self.mode, key_source=self.key_source)
 
 
 class DrillCleanupRequest(KeyedRequest):

@@ -1,13 +1,14 @@
 """The backup, verify-backup and restore flows under the Prefect test harness.
 
-Real adapters over in-process servers: two fake kube-apiservers (site A seeded like the lab, site B
-with the namespace and the Secret) and a moto S3 server. Each test writes its own configuration
+Real adapters over in-process servers: two fake kube-apiservers (site A seeded like the lab with both
+of the example's apps, site B with the namespaces and the Secret) and a moto S3 server. Each test writes its own configuration
 with its own S3 prefix, so the tests share the servers but not their backups.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import time
 import uuid
@@ -75,6 +76,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     moto, s3_url = start_moto("standby", access_key="testing", secret_key="testing")
     try:
         with seeded_sites(tmp, PASSWORD) as (a, b, kubeconfig):
+            kube_a = kube_cluster(a, "site-a", tmp)
+            for obj in seeds.web_app():  # the example's second app runs on site A, as in the lab
+                kube_a.create(obj)
             yield Env(a, b, s3_url, kubeconfig)
     finally:
         moto.stop()
@@ -218,3 +222,49 @@ def test_bad_bucket_or_endpoint_names_the_field_to_fix(
     Path(config).write_text(yaml.safe_dump(data))
     state = backup(app="nexus", config=config, return_state=True)
     assert state.is_failed() and named in str(state.message)
+
+
+def _child_runs(parent: Any) -> dict[str, Any]:
+    """The subflow runs of the flow run ``parent`` (the state's run id), by name."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    with get_client(sync_client=True) as c:
+        runs = c.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent]))
+        )
+    return {r.name: r for r in runs}
+
+
+def test_every_app_gets_its_own_backup_run_and_one_apps_failure_is_its_own(
+    config: str, env: Env, fast_retries: None
+) -> None:
+    """No app given (the nightly deployment): the example's two apps, one run each. Site A refuses
+    every read in web's namespace (403, never retried): web's run fails, nexus's completes and is
+    kept, and the whole run fails naming web and why."""
+    assert [a["name"] for a in yaml.safe_load(Path(config).read_text())["apps"]] == ["nexus", "web"]
+    before = len(_events("standby.backup.failed", "standby.app.web", at_least=0, timeout=0))
+    rule = env.site_a.add_fault({"match": {"method": "GET", "path_regex": "/namespaces/web-dr/"}, "status": 403})
+    state = backup(config=config, return_state=True)
+    assert state.is_failed() and rule.hits >= 1
+    message = str(state.message)
+    assert "backup of 2 app(s): 1 passed, 1 failed (web); web: " in message and "403" in message
+    assert "nexus:" not in message and "app=web" in message
+    children = _child_runs(state.state_details.flow_run_id)
+    assert sorted(children) == ["backup of nexus", "backup of web"]
+    assert children["backup of nexus"].state.is_completed() and children["backup of web"].state.is_failed()
+    assert children["backup of nexus"].parameters["app"] == "nexus"
+    table = Artifact.get("backup-apps")
+    assert table is not None and "1 failed (web)" in str(table.description)
+    rows = {r["app"]: r for r in json.loads(str(table.data))}
+    assert rows["nexus"]["verdict"] == "passed" and "9 objects" in rows["nexus"]["detail"]
+    assert rows["web"]["verdict"] == "failed" and "403" in rows["web"]["detail"]
+    assert rows["web"]["flow run"] == str(children["backup of web"].id)
+    # nexus's backup is complete and kept; its own artifacts are those of a single-app run
+    assert verify_backup(app="nexus", config=config)["checked"] == 9
+    assert Artifact.get("backup-nexus-site-a") is not None
+    assert len(_events("standby.backup.failed", "standby.app.web", at_least=before + 1)) == before + 1
+    assert not _events("standby.backup.failed", "standby.app.None", at_least=0, timeout=0)
+
+    env.site_a.clear_faults()  # web's namespace readable again: the next run backs up both
+    result = backup(app="", config=config)
+    assert {app: o["verdict"] for app, o in result["apps"].items()} == {"nexus": "passed", "web": "passed"}

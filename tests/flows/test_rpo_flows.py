@@ -110,6 +110,23 @@ def test_rpo_sample_records_and_emits_breach_once_then_recovered(
     assert len(_emitted(events, "standby.rpo.recovered")) == 1
 
 
+def test_rpo_sample_with_no_app_measures_every_configured_app_each_on_its_own(tmp_path: Path, fakes: Fakes) -> None:
+    """The sampler deployment names no app: one pool-status call per site serves every app, and an
+    app whose image the sites do not report gets an unknown lag with its reason, the others a figure."""
+    doc = rpo_config_doc(IMAGE, pool=POOL)
+    web = {**doc["apps"][0], "name": "web", "namespace": "web-dr", "volumes": [{"pvc": "data-web-0", "image": "csi-vol-web"}]}
+    doc["apps"].append(web)
+    path = tmp_path / "standby.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    fakes.set_lag(30)  # nexus's image only: web's is mirrored nowhere
+    result = rpo_sample(config=str(path))
+    assert sorted(result["apps"]) == ["nexus", "web"]  # type: ignore[call-overload]
+    assert result["apps"]["nexus"] is not None and result["apps"]["web"] is None  # type: ignore[index]
+    rows = {r["app"]: r for r in json.loads(str(Artifact.get("rpo-current-lag").data))}  # type: ignore[union-attr]
+    assert rows["nexus"]["lag_seconds"] is not None and rows["nexus"]["image"] == IMAGE
+    assert rows["web"]["image"] == "csi-vol-web" and rows["web"]["lag_seconds"] is None and rows["web"]["reason"]
+
+
 def test_rpo_sample_marks_a_failed_site_invalid_and_goes_on(tmp_path: Path, fakes: Fakes) -> None:
     config = str(_write_config(tmp_path))
     fakes.set_lag(30)

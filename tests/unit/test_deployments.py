@@ -129,3 +129,18 @@ def test_the_readme_table_lists_every_deployment_as_declared() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = [line for line in readme.splitlines() if line.startswith("| `") and "/" in line.split("|")[1]]
     assert table == serve.table_rows(serve.declared()), "README's deployment table differs from prefect.yaml"
+
+
+# scheduled deployments that protect apps: they name no app, so each run covers every configured app
+EVERY_APP = ("nightly", "sampler", "monthly")
+
+
+@pytest.mark.parametrize("name", EVERY_APP)
+def test_the_scheduled_protection_covers_every_configured_app(name: str) -> None:
+    y = DECLARED[name]
+    assert y.get("schedules") and "app" not in y.get("parameters", {}), (name, "names an app")
+    flow = serve.load_flow(y["entrypoint"])
+    flow.validate_parameters(dict(y.get("parameters", {})))  # no app: valid, every app
+    flow.validate_parameters({**y.get("parameters", {}), "app": "nexus"})  # one app, as before
+    form = parameter_schema(flow.fn).model_dump()["properties"]["app"]
+    assert form.get("default") is None and "every" in form["description"] and "when empty" in form["description"]
