@@ -39,6 +39,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -854,20 +855,31 @@ def _thaw_all(root: Path, log: Log) -> None:
 # ------------------------------------------------------------------------------------------ pieces
 
 
+def _answers_below_500(url: str) -> bool:
+    return httpx.get(url, timeout=2).status_code < 500
+
+
 def _start_s3(root: Path, stores: dict[str, S3Store]) -> None:
     """Start the lab's S3 daemon(s), each with its saved objects back, and write the credentials files."""
     run = root / "run"
     (root / "s3").mkdir(exist_ok=True)
     for store in _daemons_of(stores):
         ready_file = run / f"{store.daemon}.ready"
-        if read_pid(run / f"{store.daemon}.pid") is None:
+        running = read_pid(run / f"{store.daemon}.pid") is not None
+        if not running:
             ready_file.unlink(missing_ok=True)
+        url = f"{store.endpoint}/{store.bucket}"
+        # A daemon started now is ready once it has put its saved objects back; one already running
+        # (perhaps started before ready files existed) once it answers.
+        ready: Callable[[], bool] = ready_file.exists
+        if running:
+            ready = partial(_answers_below_500, url)
         argv = [
             sys.executable, "-m", "lab.s3", "--port", str(store.port), "--bucket", store.bucket,
             "--access-key", store.access_key, "--secret-key", store.secret_key,
             "--state-dir", str(root / "s3" / "state" / store.daemon), "--ready-file", str(ready_file),
         ]  # fmt: skip
-        start_service(store.daemon, argv, run, port=store.port, ready=ready_file.exists, cwd=ROOT, timeout=120)
+        start_service(store.daemon, argv, run, port=store.port, ready=ready, cwd=ROOT, timeout=120)
         store.credentials_file.write_text(credentials_file_text(store.access_key, store.secret_key))
         store.credentials_file.chmod(0o600)
 
