@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 # lab/, bench/, tests/ and deployments/ are not in the wheel: every target imports them from this checkout.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup sysdeps test check unit demo bench lab-up lab-down lab-status up down server clean
+.PHONY: setup sysdeps test check unit demo bench lab-up lab-down lab-reset lab-status up down server clean
 
 setup: sysdeps $(STAMP)
 
@@ -39,6 +39,9 @@ lab-up: setup
 
 lab-down: $(STAMP)
 	$(VENV)/bin/standby lab down
+
+lab-reset: $(STAMP)
+	$(VENV)/bin/standby lab reset
 
 lab-status: $(STAMP)
 	$(VENV)/bin/standby lab status

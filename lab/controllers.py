@@ -4,10 +4,13 @@ The apiserver loads them with ``--controllers lab.controllers:install``.
 
 * **VolumeReplication** (csi-addons): ``spec.replicationState`` is made true on the site's real
   Ceph by running ``rbd mirror image promote|demote|resync`` on the image behind the PVC, and the
-  status (``state``, conditions, ``lastSync*``) follows what ``rbd`` reports. A plain promote is
-  only tried once the peer's demotion snapshot is fully synced here (a planned relocation), and
-  forced after ``STANDBY_LAB_FORCE_PROMOTE_AFTER`` seconds (default 120) when it never is (the
-  peer is gone), as csi-addons forces a promote after a known error.
+  status (``state``, conditions, ``lastSync*``) follows what ``rbd`` reports. A promote is only
+  tried once the peer's demotion snapshot is fully synced here (a planned relocation), and never
+  forced: until then the VR reports ``FailedToPromote`` and the controller keeps waiting. A
+  forced promote is never this controller's own decision, on a timer or otherwise; whoever wants
+  one (Standby's failover, a test) forces it with ``rbd mirror image promote --force`` and then
+  asks for ``primary``, which the controller then finds done. Nothing in the lab writes a VR's
+  ``replicationState`` but Standby and tests: ``lab up`` seeds a fresh lab only.
   ``lastSyncTime`` is refreshed every half scheduling interval, as ceph-csi does, so it is stale
   by up to that much: measured RPO must come from ``rbd``, not from this CR.
 * **Nexus** (Alauda operator): a Nexus CR whose PVC ``nexus-data-<name>-nxrm-ha-0`` is Bound gets
@@ -83,7 +86,6 @@ class SiteContext:
     lab_dir: Path
     ceph: ceph.CephSite
     nexus_port: int
-    force_promote_after: float = 120.0
     web_port: int | None = None
     """Port of the plain HTTP app's simulator on this site (none: no such app)."""
 
@@ -228,30 +230,28 @@ class LabControllers:
         self.set_status(VR, vr, status)
 
     def _promote(self, spec_img: str, memo: _VrMemo) -> tuple[bool, str]:
-        """Promote like ceph-csi, without causing a split-brain on a planned relocation.
+        """Promote like ceph-csi on a planned relocation, never forced and never early.
 
-        A plain promote is only tried once this side holds a complete copy of the peer's demotion
+        The promote is only tried once this side holds a complete copy of the peer's demotion
         snapshot (newest mirror snapshot non-primary, ``demoted`` and ``complete``): promoting earlier
-        rolls back to an older snapshot and diverges from the peer. When that never comes (the peer
-        is gone, or was never demoted), the promote is forced after ``force_promote_after`` seconds,
-        as csi-addons forces it after a known error.
+        rolls back to an older snapshot and diverges from the peer. Until then it waits, however
+        long: the peer may be primary and serving (a VR that asks for ``primary`` by mistake must
+        not make a second primary), or gone (then the operator's failover forces the promote).
         """
         now = time.monotonic()
         memo.promote_failing_since = memo.promote_failing_since or now
         waited = now - memo.promote_failing_since
-        ready = self._peer_demotion_synced(spec_img)
-        force = not ready and waited >= self.site.force_promote_after
-        if not ready and not force:
+        if not self._peer_demotion_synced(spec_img):
             self._requeue()
-            return False, f"waiting for the peer's demotion to be synced ({waited:.0f}s)"
-        args = ["mirror", "image", "promote", spec_img] + (["--force"] if force else [])
-        res = self.rbd(*args, timeout=60)
-        self.log(
-            f"promote {spec_img} force={force} waited={waited:.0f}s: rc={res.returncode} {res.stderr.strip()[-200:]}"
-        )
+            return False, (
+                "waiting for the peer's demotion to be synced; "
+                "never forced here: force-promote the image with rbd if the peer is lost"
+            )
+        res = self.rbd("mirror", "image", "promote", spec_img, timeout=60)
+        self.log(f"promote {spec_img} waited={waited:.0f}s: rc={res.returncode} {res.stderr.strip()[-200:]}")
         if res.returncode == 0:
             memo.promote_failing_since = None
-            return True, "volume is promoted" + (" (forced)" if force else "")
+            return True, "volume is promoted"
         self._requeue()
         return False, f"promote failed (rc={res.returncode}): {res.stderr.strip()[-200:]}"
 
@@ -449,7 +449,6 @@ def install(server: Any) -> LabControllers:
         lab_dir=lab_dir,
         ceph=ceph.sites(lab_dir, base)[site_name],
         nexus_port=int(os.environ["STANDBY_LAB_NEXUS_PORT"]),
-        force_promote_after=float(os.environ.get("STANDBY_LAB_FORCE_PROMOTE_AFTER", "120")),
         web_port=int(os.environ["STANDBY_LAB_WEB_PORT"]) if os.environ.get("STANDBY_LAB_WEB_PORT") else None,
     )
     (lab_dir / "run").mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,11 @@
 
 Everything lives in one folder (``$STANDBY_LAB_DIR``, default ``./.lab``)::
 
+    lab.json            the lab's record: its S3 layout and whether it was seeded
     ceph/<site>/        the site's Ceph (conf, keyrings, daemons' data, logs)
     kube/<site>/        the site's apiserver state; kube/<site>.log its log
-    s3/credentials      AWS-style credentials of the lab's S3
+    s3/credentials      AWS-style credentials of the shared S3 (per site: s3/credentials-<site>)
+    s3/state/<daemon>/  the objects an S3 daemon saved when it was stopped
     nexus/<site>.*      the Nexus simulator started by the site's Nexus controller
     web/<site>.*        the plain HTTP app's simulator (the second protected app, config only)
     run/                PID files and logs of the apiservers and S3; run/<site>.frozen while a
@@ -13,10 +15,15 @@ Everything lives in one folder (``$STANDBY_LAB_DIR``, default ``./.lab``)::
     kubeconfig-standby  the same contexts with the standby ServiceAccount's tokens (see lab.rbac)
     standby.yaml        a Standby configuration for the lab (it uses kubeconfig-standby)
 
-``up`` is idempotent and never starts a second copy of a daemon; ``down`` stops what ``up``
-started, by PID, and is harmless when nothing runs. Ports start at ``$STANDBY_LAB_PORT_BASE``
-(default 16800): Ceph mons at +0/+1 and +10/+11, apiservers at +100/+101, S3 at +102,
-Nexus at +110/+111, the plain HTTP app at +112/+113. ``site_down``/``site_up`` lose and regain one site by freezing and continuing
+``up`` is idempotent and never starts a second copy of a daemon; it seeds a fresh lab only, and
+brings a used one back as it was left (the apiservers, S3 and the OSDs keep their data across
+``down``); ``down`` stops what ``up`` started, by PID, and is harmless when nothing runs;
+``reset`` puts a lab back to its seeds without rebuilding Ceph. S3 is ``shared`` (one endpoint
+and bucket for both sites) or ``per-site`` (one each), chosen by ``$STANDBY_LAB_S3`` when the lab
+is first brought up (default :data:`DEFAULT_S3_LAYOUT`) and recorded. Ports start at
+``$STANDBY_LAB_PORT_BASE`` (default 16800): Ceph mons at +0/+1 and +10/+11, apiservers at
++100/+101, S3 at +102 (per site: +102 site-a, +103 site-b), Nexus at +110/+111, the plain HTTP
+app at +112/+113. ``site_down``/``site_up`` lose and regain one site by freezing and continuing
 its processes (SIGSTOP/SIGCONT), so no in-memory data is lost.
 """
 
@@ -26,17 +33,20 @@ import concurrent.futures
 import json
 import os
 import secrets
+import shutil
 import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from lab import ceph, rbac, seeds
+from lab.kubeapi.persistence import STATE_FILE as KUBE_STATE_FILE
 from lab.procs import (
     LabError,
     alive,
@@ -52,6 +62,13 @@ from lab.s3 import ACCESS_KEY, SECRET_KEY, credentials_file_text
 
 SITES = ("site-a", "site-b")
 BUCKET = "standby"
+#: How the lab lays out S3: ``shared``, one endpoint and bucket for both sites; ``per-site``, one
+#: endpoint, bucket and keys per site. A fresh lab takes ``$STANDBY_LAB_S3``, else this default,
+#: and records it in ``lab.json``; a later ``up`` keeps what is recorded.
+S3_LAYOUTS = ("shared", "per-site")
+DEFAULT_S3_LAYOUT = "shared"
+S3_ENV = "STANDBY_LAB_S3"
+RECORD = "lab.json"
 ROOT = Path(__file__).resolve().parent.parent
 Log = Callable[[str], None]
 
@@ -78,13 +95,99 @@ class Ports:
 
     @property
     def s3(self) -> int:
+        """The shared S3 (and site-a's, per site)."""
         return self.base + 102
+
+    def s3_of(self, site: str) -> int:
+        """A site's own S3 when each site has one (site-a +102, site-b +103)."""
+        return self.base + 102 + SITES.index(site)
 
     def nexus(self, site: str) -> int:
         return self.base + 110 + SITES.index(site)
 
     def web(self, site: str) -> int:
         return self.base + 112 + SITES.index(site)
+
+
+@dataclass(frozen=True)
+class S3Store:
+    """One S3 of the lab: the daemon serving it, its bucket and its keys."""
+
+    daemon: str
+    port: int
+    bucket: str
+    access_key: str
+    secret_key: str
+    credentials_file: Path
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "bucket": self.bucket,
+            "access_key": self.access_key,
+            "secret_key": self.secret_key,
+            "credentials_file": str(self.credentials_file),
+        }
+
+
+def s3_stores(root: Path, ports: Ports, layout: str) -> dict[str, S3Store]:
+    """Each site's S3 in ``layout``: the same store for both sites when ``shared``."""
+    if layout == "shared":
+        shared = S3Store("s3", ports.s3, BUCKET, ACCESS_KEY, SECRET_KEY, root / "s3" / "credentials")
+        return {site: shared for site in SITES}
+    return {
+        site: S3Store(f"s3-{site}", ports.s3_of(site), f"{BUCKET}-{site}", f"{ACCESS_KEY}-{site}",
+                      f"{SECRET_KEY}-{site}", root / "s3" / f"credentials-{site}")
+        for site in SITES
+    }
+
+
+def _daemons_of(stores: dict[str, S3Store]) -> list[S3Store]:
+    """The distinct S3 daemons (one when shared)."""
+    return list({st.daemon: st for st in stores.values()}.values())
+
+
+def read_record(root: Path) -> dict[str, Any]:
+    """The lab's own record (``lab.json``): its S3 layout and whether it was seeded; {} when none."""
+    try:
+        data = json.loads((root / RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_record(root: Path, **changes: Any) -> dict[str, Any]:
+    record = {**read_record(root), **changes}
+    tmp = root / f"{RECORD}.tmp"
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    tmp.replace(root / RECORD)
+    return record
+
+
+def requested_layout() -> str | None:
+    """The S3 layout ``$STANDBY_LAB_S3`` asks for (None when unset); a wrong value is a LabError."""
+    wanted = (os.environ.get(S3_ENV) or "").strip()
+    if not wanted:
+        return None
+    if wanted not in S3_LAYOUTS:
+        raise LabError(
+            f"{S3_ENV}={wanted!r} is not an S3 layout of the lab",
+            hint=f"set {S3_ENV} to {' or '.join(S3_LAYOUTS)}, or unset it (default {DEFAULT_S3_LAYOUT})",
+            context={"value": wanted},
+        )
+    return wanted
+
+
+def s3_layout(root: Path) -> str:
+    """The lab's S3 layout: what its record says, else what a fresh ``up`` would choose."""
+    recorded = read_record(root).get("s3")
+    if recorded in S3_LAYOUTS:
+        return str(recorded)
+    return requested_layout() or DEFAULT_S3_LAYOUT
 
 
 @dataclass
@@ -101,25 +204,31 @@ class LabStatus:
     mirror: dict[str, str] = field(default_factory=dict)
     daemons: dict[str, bool] = field(default_factory=dict)
     down: dict[str, bool] = field(default_factory=dict)
+    s3_layout: str = DEFAULT_S3_LAYOUT
+    s3: dict[str, S3Store] = field(default_factory=dict)
+    """Each site's S3 (the same one for both sites when the layout is ``shared``)."""
 
     def to_json(self) -> dict[str, Any]:
-        """The stable JSON shape of ``standby lab status --json``."""
+        """The stable JSON shape of ``standby lab status --json``.
+
+        ``s3.layout`` is ``shared`` or ``per-site``; each site's own store is ``sites.<site>.s3``.
+        With the shared layout ``s3`` also holds that one store's endpoint, bucket and keys.
+        """
+        top: dict[str, Any] = {"layout": self.s3_layout}
+        if self.s3_layout == "shared" and self.s3:
+            top.update(self.s3[SITES[0]].to_json())
         return {
             "running": self.running,
             "kubeconfig": str(self.kubeconfig),
             "config": str(self.config),
-            "s3": {
-                "endpoint": self.s3_endpoint,
-                "bucket": BUCKET,
-                "access_key": ACCESS_KEY,
-                "secret_key": SECRET_KEY,
-            },
+            "s3": top,
             "sites": {
                 s: {
                     "ceph_conf": str(self.ceph_confs[s]),
                     "nexus_url": self.nexus_urls.get(s),
                     "mirror": self.mirror.get(s),
                     "down": self.down.get(s, False),
+                    "s3": self.s3[s].to_json() if s in self.s3 else None,
                 }
                 for s in SITES
             },
@@ -134,11 +243,17 @@ def describe(st: LabStatus) -> str:
         lines.append(f"  not running: {', '.join(down)}")
     lines.append(f"  kubeconfig: {st.kubeconfig}  (contexts site-a, site-b)")
     lines.append(f"  config:     {st.config}")
-    lines.append(
-        f"  s3:         {st.s3_endpoint} bucket {BUCKET} (credentials in {st.dir / 's3' / 'credentials'})"
-    )
+    if st.s3_layout == "shared" and st.s3:
+        one = st.s3[SITES[0]]
+        lines.append(f"  s3:         {one.endpoint} bucket {one.bucket}, shared by both sites "
+                     f"(credentials in {one.credentials_file})")  # fmt: skip
+    else:
+        lines.append("  s3:         one store per site")
     for s in SITES:
         lines.append(f"  {s}{' DOWN (frozen)' if st.down.get(s) else ''}: ceph {st.ceph_confs[s]}")
+        if st.s3_layout != "shared" and s in st.s3:
+            mine = st.s3[s]
+            lines.append(f"    s3: {mine.endpoint} bucket {mine.bucket} (credentials in {mine.credentials_file})")
         lines.append(f"    nexus: {st.nexus_urls.get(s) or '-'}")
         lines.append(f"    mirror {seeds.POOL}/{seeds.IMAGE_NAME}: {st.mirror.get(s) or '-'}")
     if any(st.nexus_urls.values()):
@@ -150,7 +265,13 @@ def describe(st: LabStatus) -> str:
 
 
 def up(root: Path, log: Log = print) -> LabStatus:
-    """Bring both sites up; idempotent."""
+    """Bring both sites up; idempotent.
+
+    A fresh lab is seeded (:mod:`lab.seeds`); a used one comes back exactly as it was left: its
+    apiservers reload their objects, S3 its saved objects, and nothing is seeded, promoted or
+    started that its objects do not already ask for. Only when a site's Ceph lost its data (a
+    memstore OSD killed without a clean stop) is the lab rebuilt from its seeds, which is logged.
+    """
     missing = ceph.missing_packages()
     if missing:
         raise LabError(
@@ -160,80 +281,310 @@ def up(root: Path, log: Log = print) -> LabStatus:
         )
     ports = Ports(port_base())
     root.mkdir(parents=True, exist_ok=True)
+    fresh = _is_fresh(root)
+    layout = _settle_layout(root, fresh)
     for site in SITES:
         if _frozen_file(root, site).exists():
             log(f"lab: {site} was down (frozen); continuing it first")
             site_up(root, site, log)
     started = time.monotonic()
     log("lab: starting Ceph for site-a and site-b")
-    try:
-        cs = ceph.ceph_up(root, ports.base, pool=seeds.POOL)
-    except ceph.CephLabError as exc:
-        raise LabError(str(exc), hint="read the log named, then `standby lab down` and retry") from None
-    ceph.create_mirrored_image(
-        cs["site-a"], cs["site-b"], seeds.POOL, seeds.IMAGE_NAME, size_mb=64, mode="snapshot"
-    )
-    ceph.create_mirrored_image(
-        cs["site-a"], cs["site-b"], seeds.POOL, seeds.WEB_IMAGE, size_mb=16, mode="snapshot"
-    )
-    log(f"lab: Ceph up ({time.monotonic() - started:.0f}s); starting S3 and apiservers")
-    _start_s3(root, ports)
+    before = _fsids(root)
+    cs = _ceph_up(root, ports)
+    lost = [s for s in SITES if before.get(s) and _fsids(root).get(s) != before[s]]
+    if lost and not fresh:
+        log(f"lab: warning: the Ceph of {' and '.join(lost)} lost its data; the lab cannot come back as it "
+            "was left and starts again from its seeds (Ceph, apiservers and S3)")  # fmt: skip
+        _stop_workloads(root, log)
+        ceph.ceph_down(root)
+        shutil.rmtree(root / "ceph", ignore_errors=True)
+        _forget_objects(root)
+        fresh = True
+        cs = _ceph_up(root, ports)
+    if fresh:
+        _write_record(root, seeded=False)
+        ceph.create_mirrored_image(
+            cs["site-a"], cs["site-b"], seeds.POOL, seeds.IMAGE_NAME, size_mb=64, mode="snapshot"
+        )
+        ceph.create_mirrored_image(
+            cs["site-a"], cs["site-b"], seeds.POOL, seeds.WEB_IMAGE, size_mb=16, mode="snapshot"
+        )
+    log(f"lab: Ceph up ({time.monotonic() - started:.0f}s); starting S3 ({layout}) and apiservers")
+    stores = s3_stores(root, ports, layout)
+    _start_s3(root, stores)
     for site in SITES:
         _start_apiserver(root, ports, site, cs[site])
     _write_kubeconfig(root, ports)
-    _write_config(root, ports)
-    _seed(root)
+    _write_config(root, stores)
+    if fresh:
+        _seed(root)
+        _write_record(root, seeded=True)
+    else:
+        log("lab: a used lab: nothing seeded; its sites run what their apiservers hold")
     _install_standby_access(root, ports)
-    _wait_nexus(root, "site-a")
-    log(
-        f"lab: Nexus runs on site-a ({time.monotonic() - started:.0f}s); waiting for site-b to report up+replaying"
-    )
-    try:
-        # rbd-mirror writes its first status about 20 s after an image appears, then every 30 s.
-        wait_until(lambda: _mirror_state(cs["site-b"]).startswith("up+replaying"), timeout=120, what="")
-    except LabError:
-        log(f"lab: warning: site-b does not report up+replaying yet ({_mirror_state(cs['site-b'])})")
+    if fresh:
+        _wait_nexus(root, "site-a")
+        log(
+            f"lab: Nexus runs on site-a ({time.monotonic() - started:.0f}s); waiting for site-b to report up+replaying"
+        )
+        try:
+            # rbd-mirror writes its first status about 20 s after an image appears, then every 30 s.
+            wait_until(lambda: _mirror_state(cs["site-b"]).startswith("up+replaying"), timeout=120, what="")
+        except LabError:
+            log(f"lab: warning: site-b does not report up+replaying yet ({_mirror_state(cs['site-b'])})")
+    else:
+        _wait_placed_nexus(root, log)
     log(f"lab: up in {time.monotonic() - started:.0f}s")
     return status(root)
 
 
+def _ceph_up(root: Path, ports: Ports) -> dict[str, ceph.CephSite]:
+    try:
+        return ceph.ceph_up(root, ports.base, pool=seeds.POOL)
+    except ceph.CephLabError as exc:
+        raise LabError(str(exc), hint="read the log named, then `standby lab down` and retry") from None
+
+
+def _fsids(root: Path) -> dict[str, str]:
+    """Each site's Ceph fsid (a new one after ``up``: the site was recreated, its data lost)."""
+    out = {}
+    for site, cs in ceph.sites(root).items():
+        try:
+            fsid = json.loads((cs.dir / "site.json").read_text()).get("fsid")
+        except (OSError, ValueError):
+            continue
+        if fsid:
+            out[site] = str(fsid)
+    return out
+
+
+def _is_fresh(root: Path) -> bool:
+    """Whether the lab has yet to be seeded: its record says so, or (no record) no apiserver has state."""
+    record = read_record(root)
+    if "seeded" in record:
+        return not record["seeded"]
+    return not any((root / "kube" / s / KUBE_STATE_FILE).exists() for s in SITES)
+
+
+def _settle_layout(root: Path, fresh: bool) -> str:
+    """The S3 layout ``up`` uses: the recorded one; a fresh lab takes ``$STANDBY_LAB_S3`` or the default."""
+    recorded = read_record(root).get("s3")
+    wanted = requested_layout()
+    if recorded in S3_LAYOUTS and not fresh:
+        if wanted and wanted != recorded:
+            raise LabError(
+                f"the lab in {root} was set up with {recorded} S3, and {S3_ENV}={wanted} asks for {wanted}",
+                hint=f"unset {S3_ENV} to keep it, or switch with `{S3_ENV}={wanted} standby lab reset` "
+                "(a reset empties S3)",
+                context={"lab_dir": str(root), "s3": recorded},
+            )
+        return str(recorded)
+    layout = wanted or (str(recorded) if recorded in S3_LAYOUTS else DEFAULT_S3_LAYOUT)
+    _write_record(root, s3=layout)
+    return layout
+
+
+def _wait_placed_nexus(root: Path, log: Log) -> None:
+    """On a used lab: wait for Nexus wherever a site holds its CR (a warning if it does not run)."""
+    ports = Ports(port_base())
+    for site in SITES:
+        if site_is_down(root, site) or not _has_nexus_cr(ports, site, root):
+            continue
+        try:
+            _wait_nexus(root, site)
+            log(f"lab: Nexus runs on {site}, as its Nexus CR asks")
+        except LabError as exc:
+            log(f"lab: warning: {site} holds a Nexus CR but Nexus does not run there: {exc}")
+
+
 def down(root: Path, log: Log = print) -> None:
-    """Stop everything the lab started, by PID; harmless when nothing runs."""
-    run = root / "run"
+    """Stop everything the lab started, by PID; harmless when nothing runs.
+
+    The apiservers save their objects and S3 its bucket(s) in the lab folder, and the memstore
+    OSDs their data, so the next ``up`` finds the lab as it was.
+    """
     _thaw_all(root, log)  # a SIGSTOPped process would not act on SIGTERM
-    # The apiservers first: their Nexus controllers would restart a simulator stopped before them.
-    for name in ("kube-site-a", "kube-site-b", "s3"):
+    _stop_workloads(root, log)
+    if root.exists():
+        ceph.ceph_down(root)
+        log("lab: Ceph stopped")
+
+
+#: Names of every S3 daemon the lab may run, whatever its layout.
+S3_DAEMONS = ("s3", *(f"s3-{s}" for s in SITES))
+
+
+def _stop_workloads(root: Path, log: Log) -> None:
+    """Stop the apiservers (first: their controllers would restart a simulator stopped before them),
+    S3 (which saves its bucket) and the apps' simulators."""
+    run = root / "run"
+    for name in ("kube-site-a", "kube-site-b"):
         if stop_daemon(run / f"{name}.pid"):
             log(f"lab: stopped {name}")
+    for name in S3_DAEMONS:
+        if stop_daemon(run / f"{name}.pid", timeout=120):
+            log(f"lab: stopped {name} (its objects saved)")
     for site in SITES:
         if stop_daemon(root / "nexus" / f"{site}.pid"):
             log(f"lab: stopped nexus on {site}")
         if stop_daemon(root / "web" / f"{site}.pid"):
             log(f"lab: stopped the web app on {site}")
-    if root.exists():
-        ceph.ceph_down(root)
-        log("lab: Ceph stopped")
+
+
+def _forget_objects(root: Path) -> None:
+    """Drop what the apiservers and S3 saved (their next start is empty); audit logs and tokens stay."""
+    for site in SITES:
+        (root / "kube" / site / KUBE_STATE_FILE).unlink(missing_ok=True)
+    shutil.rmtree(root / "s3" / "state", ignore_errors=True)
+    _write_record(root, seeded=False)
+
+
+# ------------------------------------------------------------------------------------------- reset
+
+
+def reset(root: Path, log: Log = print) -> LabStatus:
+    """Bring a lab back to its seeded state without rebuilding Ceph.
+
+    * Frozen sites are continued; the apiservers, both sites' app simulators and S3 are stopped.
+    * Each seeded image (Nexus's and the web app's) is made primary on site-a and secondary on
+      site-b (:func:`_image_home`): handed back with a demote and a plain promote when site-b
+      holds it, else site-a's copy wins and site-b resyncs from it. Image contents are kept
+      (what Nexus stored stays); other images in the pool are left alone. Client blocklists are
+      cleared on both sites.
+    * Both apiservers lose every object and are seeded again (audit logs and tokens stay), so
+      their controllers start Nexus and the web app on site-a only.
+    * Every S3 bucket is emptied: placement records, operation journals and locks, backups, RPO
+      samples. ``$STANDBY_LAB_S3`` may switch the S3 layout here.
+    * It returns once Nexus runs on site-a and both images report healthy mirroring (site-a
+      ``up+stopped``, site-b ``up+replaying``).
+    """
+    if not (root / "ceph").is_dir():
+        raise LabError(
+            f"there is no lab in {root} to reset",
+            hint="bring one up: `standby lab up --lab-dir DIR`",
+            context={"lab_dir": str(root)},
+        )
+    started = time.monotonic()
+    ports = Ports(port_base())
+    layout = requested_layout() or s3_layout(root)
+    _thaw_all(root, log)
+    log("lab: reset: stopping the apiservers, S3 and the apps")
+    _stop_workloads(root, log)
+    before = _fsids(root)
+    cs = _ceph_up(root, ports)
+    if all(before.get(s) and _fsids(root).get(s) == before[s] for s in SITES):
+        for image in (seeds.IMAGE_NAME, seeds.WEB_IMAGE):
+            _image_home(cs, image, log)
+        for site in SITES:
+            ceph.run(cs[site].ceph_cli("osd", "blocklist", "clear"), 30, check=False, site=site)
+    _forget_objects(root)
+    _write_record(root, s3=layout)
+    back = up(root, log)
+    for image in (seeds.IMAGE_NAME, seeds.WEB_IMAGE):
+        _wait_mirroring_home(cs, image)
+    log(f"lab: reset to its seeds in {time.monotonic() - started:.0f}s")
+    return back
+
+
+def _primary(cs: ceph.CephSite, image: str) -> bool | None:
+    """Whether ``image`` is primary on ``cs`` (None: the site has no such image)."""
+    proc = ceph.run(cs.cli("info", f"{seeds.POOL}/{image}", "--format", "json"), 30, check=False, site=cs.name)
+    if proc.returncode != 0:
+        return None
+    return bool((json.loads(proc.stdout).get("mirroring") or {}).get("primary"))
+
+
+def _peer_demotion_synced(cs: ceph.CephSite, image: str) -> bool:
+    """Whether ``cs`` holds, complete, the peer's demotion snapshot of ``image`` (newest mirror snapshot)."""
+    try:
+        snaps = ceph.run_json(cs.cli("snap", "ls", "--all", f"{seeds.POOL}/{image}", "--format", "json"), 30)
+    except ceph.CephLabError:
+        return False
+    mirror = [s for s in snaps or [] if (s.get("namespace") or {}).get("type") == "mirror"]
+    if not mirror:
+        return False
+    newest = max(mirror, key=lambda s: int(s["id"]))["namespace"]
+    return "primary_snap_id" in newest and newest.get("state") == "demoted" and bool(newest.get("complete"))
+
+
+def _image_home(cs: dict[str, ceph.CephSite], image: str, log: Log) -> None:
+    """Make ``image`` primary on site-a and secondary on site-b (the seeded roles)."""
+    a, b = cs["site-a"], cs["site-b"]
+    spec = f"{seeds.POOL}/{image}"
+    on_a, on_b = _primary(a, image), _primary(b, image)
+    if on_a is None or on_b is None:
+        raise LabError(
+            f"image {spec} is missing on {'site-a' if on_a is None else 'site-b'}: the lab cannot be reset",
+            hint="rebuild it: `standby lab down`, remove the lab folder, `standby lab up`",
+            context={"image": spec},
+        )
+    if on_a and not on_b:
+        log(f"lab: reset: {spec} is already primary on site-a")
+        return
+    resync_b = bool(on_a and on_b)  # split-brain: site-a's copy wins
+    if on_b:
+        ceph.run(b.cli("mirror", "image", "demote", spec), 60, site=b.name)
+    if not on_a:
+        try:
+            wait_until(
+                lambda: _peer_demotion_synced(a, image),
+                timeout=120,
+                what=f"site-a to copy site-b's demotion of {spec}",
+            )
+            # rbd-mirror may still hold the image for a moment (EROFS, EBUSY): try again, as a controller would.
+            wait_until(
+                lambda: ceph.run(a.cli("mirror", "image", "promote", spec), 60, check=False, site=a.name).returncode
+                == 0,
+                timeout=90,
+                what=f"a plain promote of {spec} on site-a",
+            )
+            log(f"lab: reset: handed {spec} back to site-a (demoted on site-b, promoted on site-a)")
+        except LabError:
+            ceph.run(a.cli("mirror", "image", "promote", "--force", spec), 60, site=a.name)
+            resync_b = True
+            log(f"lab: reset: {spec} force-promoted on site-a (a plain promote did not succeed)")
+    if resync_b:
+        ceph.run(b.cli("mirror", "image", "resync", spec), 60, site=b.name)
+        log(f"lab: reset: {spec} on site-b resyncs from site-a")
+
+
+def _wait_mirroring_home(cs: dict[str, ceph.CephSite], image: str, timeout: float = 240) -> None:
+    """Wait until ``image`` mirrors site-a to site-b (resyncing site-b again if it reports split-brain)."""
+    a, b = cs["site-a"], cs["site-b"]
+    spec = f"{seeds.POOL}/{image}"
+
+    def healthy() -> bool:
+        sa, sb = ceph.mirror_image_status(a, seeds.POOL, image), ceph.mirror_image_status(b, seeds.POOL, image)
+        if sb.get("state") == "up+error" and "split-brain" in str(sb.get("description", "")):
+            ceph.run(b.cli("mirror", "image", "resync", spec), 60, check=False, site=b.name)
+        return str(sb.get("state")) == "up+replaying" and str(sa.get("state")) == "up+stopped"
+
+    wait_until(healthy, timeout=timeout, what=f"{spec} to mirror site-a to site-b (up+stopped, up+replaying)")
 
 
 def status(root: Path) -> LabStatus:
     """What runs now; cheap enough for scripts."""
     ports = Ports(port_base())
     cs = ceph.sites(root, ports.base)
+    layout = s3_layout(root)
+    stores = s3_stores(root, ports, layout)
     daemons: dict[str, bool] = {}
     for site, procs in ceph.ceph_status(root).items():
         for daemon, pid in procs.items():
             daemons[f"{site}/{daemon}"] = pid is not None
-    for name in ("kube-site-a", "kube-site-b", "s3"):
+    for name in ("kube-site-a", "kube-site-b", *(st.daemon for st in _daemons_of(stores))):
         daemons[name] = read_pid(root / "run" / f"{name}.pid") is not None
     st = LabStatus(
         dir=root,
         running=bool(daemons) and all(daemons.values()),
         kubeconfig=root / "kubeconfig",
         config=root / "standby.yaml",
-        s3_endpoint=f"http://127.0.0.1:{ports.s3}",
+        s3_endpoint=stores[SITES[0]].endpoint,
         ceph_confs={s: cs[s].conf for s in SITES},
         daemons=daemons,
         down={s: site_is_down(root, s) for s in SITES},
+        s3_layout=layout,
+        s3=stores,
     )
     if not st.running:
         return st
@@ -272,7 +623,8 @@ def site_down(root: Path, site: str, log: Log = print) -> list[SiteProcess]:
 
     Frozen: its apiserver and the processes it started (exec'd ``rbd``, the Nexus simulator), its
     Nexus simulator and its Ceph daemons (rbd-mirror, mgr, memstore OSD, mon), in that order, so
-    no frozen consumer ever sees its Ceph frozen first. The shared S3 and the other site run on.
+    no frozen consumer ever sees its Ceph frozen first; with per-site S3, the site's S3 too. A
+    shared S3 and the other site run on.
     The frozen processes are recorded in ``run/<site>.frozen`` for :func:`site_up`.
     """
     _check_site(site)
@@ -401,7 +753,8 @@ def _site_processes(root: Path, site: str) -> list[SiteProcess]:
 
     Found by PID files (apiserver, Nexus simulator, Ceph daemons, checked against their argv by
     :func:`lab.ceph.ceph_status`), plus any Ceph daemon of this site's conf whose PID file is
-    missing, plus the descendants of each. Never the shared S3 nor the other site.
+    missing, plus the descendants of each; the site's own S3 when each site has one. Never a
+    shared S3 nor the other site.
     """
     cs = ceph.sites(root)[site]
     daemons = ceph.ceph_status(root)[site]
@@ -413,6 +766,8 @@ def _site_processes(root: Path, site: str) -> list[SiteProcess]:
         ("webapp", read_pid(root / "web" / f"{site}.sim.pid")),
         *((_DAEMON_NAMES[d], daemons.get(d)) for d in ceph.STOP_ORDER),
     ]
+    if s3_layout(root) == "per-site":
+        roots.append(("s3", read_pid(root / "run" / f"s3-{site}.pid")))
     binaries = {os.path.basename(cs.daemon_argv(d)[0]): d for d in ceph.STOP_ORDER}
     for other, argv in ceph.lab_processes(root):
         daemon = binaries.get(os.path.basename(argv[0])) if argv else None
@@ -500,21 +855,33 @@ def _thaw_all(root: Path, log: Log) -> None:
 # ------------------------------------------------------------------------------------------ pieces
 
 
-def _start_s3(root: Path, ports: Ports) -> None:
+def _answers_below_500(url: str) -> bool:
+    return httpx.get(url, timeout=2).status_code < 500
+
+
+def _start_s3(root: Path, stores: dict[str, S3Store]) -> None:
+    """Start the lab's S3 daemon(s), each with its saved objects back, and write the credentials files."""
     run = root / "run"
-    url = f"http://127.0.0.1:{ports.s3}"
-    start_service(
-        "s3",
-        [sys.executable, "-m", "lab.s3", "--port", str(ports.s3), "--bucket", BUCKET],
-        run,
-        port=ports.s3,
-        ready=lambda: httpx.get(f"{url}/{BUCKET}", timeout=2).status_code < 500,
-        cwd=ROOT,
-    )
     (root / "s3").mkdir(exist_ok=True)
-    creds = root / "s3" / "credentials"
-    creds.write_text(credentials_file_text())
-    creds.chmod(0o600)
+    for store in _daemons_of(stores):
+        ready_file = run / f"{store.daemon}.ready"
+        running = read_pid(run / f"{store.daemon}.pid") is not None
+        if not running:
+            ready_file.unlink(missing_ok=True)
+        url = f"{store.endpoint}/{store.bucket}"
+        # A daemon started now is ready once it has put its saved objects back; one already running
+        # (perhaps started before ready files existed) once it answers.
+        ready: Callable[[], bool] = ready_file.exists
+        if running:
+            ready = partial(_answers_below_500, url)
+        argv = [
+            sys.executable, "-m", "lab.s3", "--port", str(store.port), "--bucket", store.bucket,
+            "--access-key", store.access_key, "--secret-key", store.secret_key,
+            "--state-dir", str(root / "s3" / "state" / store.daemon), "--ready-file", str(ready_file),
+        ]  # fmt: skip
+        start_service(store.daemon, argv, run, port=store.port, ready=ready, cwd=ROOT, timeout=120)
+        store.credentials_file.write_text(credentials_file_text(store.access_key, store.secret_key))
+        store.credentials_file.chmod(0o600)
 
 
 def _start_apiserver(root: Path, ports: Ports, site: str, cs: ceph.CephSite) -> None:
@@ -586,9 +953,35 @@ def kube_url(ports: Ports, site: str) -> str:
     return f"https://127.0.0.1:{ports.kube(site)}"
 
 
-def _write_config(root: Path, ports: Ports) -> None:
+#: The S3 block of site-a in ``standby.example.yaml`` (site-b's is ``s3: *s3``).
+_EXAMPLE_S3 = """    s3: &s3
+      endpoint: http://127.0.0.1:16902
+      bucket: standby
+"""
+_EXAMPLE_S3_CREDENTIALS = "      credentials_file: .lab/s3/credentials\n"
+
+
+def _s3_yaml(store: S3Store, anchor: str) -> str:
+    """A site's ``s3:`` block for ``store``, as in the example (``anchor``: "" or " &s3")."""
+    return (
+        f"    s3:{anchor}\n      endpoint: {store.endpoint}\n      bucket: {store.bucket}\n      prefix: standby\n"
+        "      path_style: true\n      region: us-east-1\n      verify_tls: false\n"
+        f"      credentials_file: {store.credentials_file}\n"
+    )
+
+
+def _write_config(root: Path, stores: dict[str, S3Store]) -> None:
+    """``standby.yaml``: the example with the lab's ports and paths, and each site's S3."""
     text = (ROOT / "standby.example.yaml").read_text()
-    text = text.replace("http://127.0.0.1:16902", f"http://127.0.0.1:{ports.s3}")
+    if _EXAMPLE_S3 not in text or _EXAMPLE_S3_CREDENTIALS not in text or "    s3: *s3\n" not in text:
+        raise LabError("standby.example.yaml no longer has the S3 blocks the lab rewrites",
+                       hint="update lab.lab._write_config along with the example")  # fmt: skip
+    a, b = stores["site-a"], stores["site-b"]
+    text = text.replace(_EXAMPLE_S3, f"    s3: &s3\n      endpoint: {a.endpoint}\n      bucket: {a.bucket}\n")
+    text = text.replace(_EXAMPLE_S3_CREDENTIALS, f"      credentials_file: {a.credentials_file}\n")
+    if b != a:
+        text = text.replace("    s3: *s3\n", _s3_yaml(b, ""))
+    ports = Ports(port_base())
     for site in SITES:  # the plain app's URL on each site (example ports: base 16800)
         text = text.replace(
             f"http://127.0.0.1:{Ports(16800).web(site)}", f"http://127.0.0.1:{ports.web(site)}"
@@ -643,8 +1036,8 @@ def _seed(root: Path) -> None:
     apply_missing(dynamic_client(root, "site-a"), seeds.web_app())
 
 
-def _nexus_url(ports: Ports, site: str, root: Path) -> str | None:
-    """The URL in the site's Nexus CR status when it is Running; None if not (or no answer in 2 s)."""
+def _nexus_cr(ports: Ports, site: str, root: Path) -> dict[str, Any] | None:
+    """The site's Nexus CR; None when it has none (or does not answer in 2 s)."""
     url = kube_url(ports, site)
     path = f"/apis/operator.alaudadevops.io/v1alpha1/namespaces/{seeds.NAMESPACE}/nexuses/{seeds.NEXUS_NAME}"
     try:
@@ -653,7 +1046,17 @@ def _nexus_url(ports: Ports, site: str, root: Path) -> str | None:
         return None
     if resp.status_code != 200:
         return None
-    status = resp.json().get("status") or {}
+    found = resp.json()
+    return found if isinstance(found, dict) else None
+
+
+def _has_nexus_cr(ports: Ports, site: str, root: Path) -> bool:
+    return _nexus_cr(ports, site, root) is not None
+
+
+def _nexus_url(ports: Ports, site: str, root: Path) -> str | None:
+    """The URL in the site's Nexus CR status when it is Running; None if not (or no answer in 2 s)."""
+    status = (_nexus_cr(ports, site, root) or {}).get("status") or {}
     return status.get("url") if status.get("phase") == "Running" else None
 
 

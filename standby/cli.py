@@ -101,6 +101,15 @@ def lab_down(lab_dir: LabDirOption = None) -> None:
     guarded(lambda: lab_mod.down(lab_mod.lab_dir(lab_dir), log=lambda m: typer.echo(m, err=True)))
 
 
+@lab_app.command("reset")
+def lab_reset(lab_dir: LabDirOption = None) -> None:
+    """Put the lab back to its seeds without rebuilding Ceph: images primary on site-a, both
+    apiservers re-seeded, S3 emptied, Nexus and the web app on site-a only."""
+    lab_mod = lab_module()
+    status = guarded(lambda: lab_mod.reset(lab_mod.lab_dir(lab_dir), log=lambda m: typer.echo(m, err=True)))
+    typer.echo(lab_mod.describe(status))
+
+
 @lab_app.command("status")
 def lab_status(
     lab_dir: LabDirOption = None,

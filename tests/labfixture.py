@@ -6,6 +6,9 @@ in ``$STANDBY_TEST_LAB_DIR`` (default ``/tmp/standby-test-lab``) with its own po
 (``$STANDBY_TEST_LAB_PORT_BASE``, default 17800), so it never touches a lab started with
 ``make lab-up``. Under pytest-xdist each worker gets ``<dir>-gwN`` and ports ``base + 1000 * N``;
 ``tests/conftest.py`` groups the lab tests so that each group runs on one worker. Set ``STANDBY_KEEP_LAB=1`` to leave it running after the session.
+``STANDBY_LAB_S3=per-site`` gives the session's lab one S3 store per site (default: see
+:data:`lab.lab.DEFAULT_S3_LAYOUT`). A test that moves the app must leave the lab at home (a
+failback, or :func:`lab.lab.reset`), as the next test expects it there.
 """
 
 from __future__ import annotations

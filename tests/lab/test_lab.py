@@ -85,8 +85,17 @@ def test_lab_status_shows_image_replaying_on_b(lab: Lab) -> None:
     data = poll("the Nexus image to be up+replaying on site-b", replaying, timeout=120, interval=3)
     assert data["kubeconfig"] == str(lab.kubeconfig)
     assert Path(data["config"]).is_file()
-    assert data["s3"]["bucket"] == "standby"
-    assert data["s3"]["endpoint"].startswith("http://127.0.0.1:")
+    stores = {site: data["sites"][site]["s3"] for site in ("site-a", "site-b")}
+    if data["s3"]["layout"] == "shared":
+        assert data["s3"]["bucket"] == "standby"
+        assert data["s3"]["endpoint"].startswith("http://127.0.0.1:")
+        assert stores["site-a"] == stores["site-b"]
+    else:
+        assert data["s3"]["layout"] == "per-site"
+        assert {s: st["bucket"] for s, st in stores.items()} == {"site-a": "standby-site-a", "site-b": "standby-site-b"}
+        assert stores["site-a"]["endpoint"] != stores["site-b"]["endpoint"]
+    for store in stores.values():
+        assert store["endpoint"].startswith("http://127.0.0.1:") and Path(store["credentials_file"]).is_file()
     assert data["sites"]["site-a"]["nexus_url"].startswith("http://127.0.0.1:")
     assert data["sites"]["site-b"]["nexus_url"] is None
     assert data["sites"]["site-a"]["mirror"].startswith("up+stopped")
