@@ -43,7 +43,7 @@ CONFIG_MAP = KindRef(version="v1", kind="ConfigMap")
 
 
 def _operate(world: World, kind: str, target: str, key: crypto.MasterKey) -> Journal:
-    prepared = prepare(world, "nexus", kind, target)  # type: ignore[arg-type]
+    prepared = prepare(world, "nexus", kind, target, key=key)  # type: ignore[arg-type]
     assert prepared.plan.runnable, prepared.plan.refusals
     approval = Approval(approver="lab-test", reason=f"lab {kind}", at=datetime.now(UTC))
     return execute(world, approve(world, prepared, approval, "nexus"), key=key)
