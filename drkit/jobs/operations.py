@@ -85,14 +85,13 @@ class Prepared:
 
 
 def find_backup(world: World, app_name: str, source: str, target: str) -> tuple[str | None, str]:
-    """The newest complete backup of ``app`` taken on ``source``: from the target's store first."""
-    errors = []
-    for ref in world.stores(first=target):
-        try:
-            return resolve_run(ref.store, ref.layout, source, app_name, None), ""
-        except StandbyError as error:
-            errors.append(f"store of {'/'.join(ref.sites)}: {error.message}")
-    return None, "; ".join(errors) or "no store"
+    """The newest complete backup of ``app`` taken on ``source``, in the target's own store only
+    (the store the restore reads; a disaster may have taken the other)."""
+    ref = world.stores(first=target)[0]
+    try:
+        return resolve_run(ref.store, ref.layout, source, app_name, None), ""
+    except StandbyError as error:
+        return None, f"store of {'/'.join(ref.sites)} (the target's own): {error}"
 
 
 def prepare(world: World, app_name: str, kind: Kind, target: str | None) -> Prepared:

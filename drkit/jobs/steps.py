@@ -105,15 +105,12 @@ class Run:
             )
         source = self.world.config.site(self.plan.source)
         b = self.world.bundle(site)
-        for ref in self.world.stores(first=site):
-            if ref.store.exists(ref.layout.index_key(source.name, self.app.name, self.backup_run)):
-                restore_backup(
-                    ref.store, source, self.app, b.cluster, b.site, key=self.key, run_id=self.backup_run,
-                    include_kinds=include, exclude_kinds=exclude, namespace=namespace, rewrite=rewrite,
-                    clock=self.world.clock,
-                )  # fmt: skip
-                return
-        raise NotFound(f"backup {self.backup_run} of app {self.app.name} is in no reachable store")
+        ref = self.world.stores(first=site)[0]  # the target's own store only
+        restore_backup(
+            ref.store, source, self.app, b.cluster, b.site, key=self.key, run_id=self.backup_run,
+            include_kinds=include, exclude_kinds=exclude, namespace=namespace, rewrite=rewrite,
+            clock=self.world.clock, layout=ref.layout,
+        )  # fmt: skip
 
 
 class Step(Protocol):
