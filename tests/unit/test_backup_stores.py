@@ -19,7 +19,7 @@ from botocore.config import Config
 
 from drkit.adapters.objectstore import S3Credentials, S3ObjectStore
 from drkit.domain import crypto
-from drkit.domain.errors import TransientError
+from drkit.domain.errors import IntegrityError, TransientError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import S3Location
 from drkit.domain.operations import Approval
@@ -282,3 +282,19 @@ def test_over_http_two_buckets_take_the_run_and_a_dead_endpoint_is_caught_up(mot
     target, site_b = FakeCluster(site="site-b"), dr.world.bundle("site-b").site
     done = restore_backup(b.store, src.site, app, target, site_b, key=KEY, dry_run=True, layout=b.layout)
     assert done.run_id == second.run_id and len(done.created) == second.objects  # read from site-b's bucket alone
+
+
+def test_verify_fails_naming_a_store_it_could_not_reach_and_passes_once_it_answers() -> None:
+    dr = fake_dr(per_site_stores=True)
+    summary = _backup(dr)
+    site = dr.world.bundle("site-a").site
+    refs = app_stores(dr.world, dr.world.config.app("nexus"), "site-a")
+    dr.stores["site-b"].unreachable = True
+    result = verify_stores(refs, site, "nexus", run_id=None, key=KEY)
+    assert not result.ok and [r.store for r in result.reports] == ["site-a"] and result.run_id == summary.run_id
+    assert result.unverified[0].startswith("store of site-b: object store memory://fake-s3-site-b")
+    with pytest.raises(IntegrityError, match="store of site-b") as info:
+        require_ok(result)
+    assert "(next: " in str(info.value)
+    dr.stores["site-b"].unreachable = False
+    assert require_ok(verify_stores(refs, site, "nexus", run_id=None, key=KEY)).ok
