@@ -177,7 +177,8 @@ def fresh_backup(world: World, key: crypto.MasterKey, site: str) -> None:
         raise OperationFailed(f"backup: {APP} runs on {app.primary_site}, not {site}")
     b = world.bundle(site)
     started = time.perf_counter()
-    summary = backups.run_backup(app, b.site, b.cluster, b.store, key=key, clock=SystemClock())
+    summary = backups.run_backup(app, b.site, b.cluster, backups.app_stores(world, app, site), key=key,
+                                 clock=SystemClock())  # fmt: skip
     if summary.status != "complete":
         raise OperationFailed(f"backup from {site}: {summary.status}: {'; '.join(summary.warnings)}")
     print(

@@ -10,7 +10,7 @@ from prefect.flows import Flow
 from prefect.states import State
 
 from blocks.config import resolve_config
-from drkit.domain.errors import PreconditionFailed
+from drkit.domain.errors import PreconditionFailed, StandbyError
 from drkit.domain.retention import RetentionPolicy
 from drkit.jobs.requests import BackupAppsRequest, BackupRequest, default, documented
 from drkit.jobs.world import load_placed_config
@@ -50,11 +50,15 @@ def backup(
        (each app passed or failed, and why) and fail naming the failed apps.
     1. Resolve the site (the app's primary unless given) and take the app's only concurrency slot,
        so a backup and retention of one app never overlap.
-    2. LIST the app's kinds, upload only new blobs (Secrets encrypted), write ``index.json`` then
-       ``latest``; publish the summary, index link and progress artifacts.
-    3. Apply GFS retention: delete old runs, then only blobs no kept run references.
-    4. Emit ``standby.backup.completed``; a partially failed run fails the flow (and emits
-       ``standby.backup.failed``), it never completes silently.
+    2. LIST the app's kinds, seal new blobs once (Secrets encrypted), and write the run to every
+       store of the app's sites that answers, the source's own first: blobs, ``index.json`` (the
+       store's completion marker), then ``latest``; publish the summary (per store), index link
+       and progress artifacts.
+    3. Apply GFS retention in every store: delete old runs, then only blobs no kept run references.
+    4. Emit ``standby.backup.completed``; a partially failed run, or a run a store missed (it is
+       complete in the others, which a restore there reads), fails the flow (and emits
+       ``standby.backup.failed`` naming each store and why), it never completes silently. The
+       next run or ``verify-backup`` catches a missed store up.
     """
     request = BackupAppsRequest(app=app, site=site, key_source=key_source, retention=retention)
     if request.app is None:
@@ -85,13 +89,24 @@ def _back_up(config: str | None, request: BackupRequest) -> dict[str, Any]:
         "objects": summary.objects,
         "objects_new": summary.objects_new,
         "bytes_uploaded": summary.bytes_uploaded,
-        "runs_deleted": list(kept.runs_deleted),
+        "runs_deleted": sorted({r for result in kept.values() for r in result.runs_deleted}),
         "warnings": list(summary.warnings),
+        "complete_in_stores": list(summary.complete_on),
+        "missed_stores": {o.store: o.reason or "latest not updated" for o in summary.missed},
     }
     if summary.status != "complete":
         raise PreconditionFailed(
             f"backup {summary.run_id} of app {app} is partially failed: {'; '.join(summary.warnings)}",
             hint="fix what the warnings name; the index records the run as partially-failed",
+        )
+    if summary.missed:
+        raise StandbyError(
+            f"backup {summary.run_id} of app {app} is complete in the store of {', '.join(summary.complete_on)}"
+            " but missed "
+            + "; ".join(f"the store of {o.store}: {o.reason or 'latest not updated'}" for o in summary.missed),
+            hint=f"fix that store; the next backup writes to it again, and `standby backup verify --app {app}`"
+            " copies this run into it",
+            context={"run": summary.run_id, "missed": [o.store for o in summary.missed]},
         )
     emit_backup_event(app, site_name, ok=True, payload=result)
     return result

@@ -9,7 +9,7 @@ from prefect import flow
 from blocks.config import resolve_config
 from drkit.jobs.requests import VerifyRequest, default, documented
 from drkit.jobs.world import load_placed_config
-from tasks.backup import verify_run
+from tasks.backup import app_slot, verify_run
 
 
 @flow(name="verify-backup")
@@ -22,16 +22,23 @@ def verify_backup(
     key_source: str = default(VerifyRequest, "key_source"),
     dry_run_site: str | None = default(VerifyRequest, "dry_run_site"),
 ) -> dict[str, Any]:
-    """Prove that a backup run is whole and restorable.
+    """Prove that a backup run is whole and restorable from every site's store.
 
-    1. Re-read the run's index (the newest complete run unless given).
-    2. GET every blob, check its size and sha256, decrypt it, check its content address.
-    3. Validate every manifest offline (kubernetes-validate; structure for custom resources).
-    4. Optionally create every object with ``dryRun=All`` on ``dry_run_site``.
-    5. Fail naming every bad object; publish the report as artifact ``verify-backup-<app>-<site>``.
+    1. Take the app's concurrency slot (shared with backups and retention), and catch up the
+       stores of the app's sites: a complete run a store missed (it was down) is copied from a
+       store that holds it, blobs checked against their sha256, the index last.
+    2. In every store, re-read the run's index (the newest complete run unless given).
+    3. GET every blob, check its size and sha256, decrypt it, check its content address.
+    4. Validate every manifest offline (kubernetes-validate; structure for custom resources).
+    5. Optionally create every object with ``dryRun=All`` on ``dry_run_site`` (once).
+    6. Fail naming every bad object and every store not verified or not caught up; publish the
+       report as artifact ``verify-backup-<app>-<site>``.
     """
     site_name = site or load_placed_config(resolve_config(config)).app(app).primary_site
     request = VerifyRequest(app=app, site=site_name, run_id=run_id, key_source=key_source,
                             dry_run_site=dry_run_site)  # fmt: skip
-    report = verify_run(config, request)
-    return {"run_id": report.run_id, "checked": report.checked, "encrypted": report.encrypted}
+    with app_slot(app):  # the catch-up writes blobs before their index: never beside retention
+        report = verify_run(config, request)
+    return {"run_id": report.run_id, "checked": report.checked, "encrypted": report.encrypted,
+            "stores": [r.store or site_name for r in report.reports],
+            "caught_up": report.sync.lines() if report.sync else []}

@@ -1,7 +1,7 @@
 """``standby backup``: manifest backups to S3, without a Prefect server.
 
     standby backup run     --config FILE --app APP [--site SITE]     # prints the run id on its last line
-    standby backup list    [--app APP] [--site SITE]
+    standby backup list    [--app APP] [--site SITE]             # per store: the runs it holds
     standby backup show    RUN [--app APP] [--objects]
     standby backup verify  [RUN] [--dry-run-site SITE]
     standby backup restore [RUN] --target-site SITE [--namespace NS] [--policy skip|update] [--dry-run]
@@ -22,16 +22,18 @@ import yaml
 from drkit.adapters.clock import SystemClock
 from drkit.config import load_config
 from drkit.domain import crypto
+from drkit.domain.backup_index import BackupIndex
 from drkit.domain.blobs import open_blob
-from drkit.domain.errors import ConfigError, NotFound
-from drkit.domain.layout import StoreLayout
+from drkit.domain.errors import ConfigError, NotFound, StandbyError
+from drkit.domain.layout import parse_run_id
 from drkit.domain.models import ProtectedApp, Site, StandbyConfig
 from drkit.jobs import backup as jobs
+from drkit.jobs.backup import app_stores
+from drkit.jobs.backup_sync import StoreRuns, holdings
 from drkit.jobs.requests import BackupRequest, RestoreRequest, VerifyRequest, default, describe
 from drkit.jobs.restore import run_restore
-from drkit.jobs.sites import store_for
 from drkit.jobs.verify import run_verify
-from drkit.jobs.world import load_placed_config
+from drkit.jobs.world import StoreRef, build_world, load_placed_config
 from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, guarded
 
 backup_app = typer.Typer(
@@ -68,6 +70,20 @@ def _pick(config: Path | None, app: str | None, site: str | None) -> tuple[Stand
     return cfg, chosen, cfg.site(site or chosen.primary_site)
 
 
+def _read_run(cfg: StandbyConfig, app: ProtectedApp, where: Site, run: str | None) -> tuple[StoreRef, BackupIndex]:
+    """Run ``run`` (or the newest complete one) from the first store of the app's sites that holds
+    it, the source's own first; the first store's error when none does."""
+    first: StandbyError | None = None
+    for ref in app_stores(build_world(cfg), app, where.name):
+        try:
+            run_id = jobs.resolve_run(ref.store, ref.layout, where.name, app.name, run)
+            return ref, jobs.read_index(ref.store, ref.layout, where.name, app.name, run_id)
+        except StandbyError as error:
+            first = first or error
+    assert first is not None
+    raise first
+
+
 def _key(var: str, *, required: bool = False) -> crypto.MasterKey | None:
     key = jobs.key_from_env(var)
     if key is None and required:
@@ -92,8 +108,11 @@ def run_cmd(
 ) -> None:
     """Back up one app now (no Prefect server needed); the run id is printed on the last line.
 
-    Retention is left to the backup flow (it holds the app's concurrency slot). Exit status 3 when
-    the run is partially failed (a kind could not be listed).
+    The run is written to every store of the app's sites (the source's own first); a store that
+    did not take it is named with the reason. Retention is left to the backup flow (it holds the
+    app's concurrency slot). Exit status 3 when the run is partially failed (a kind could not be
+    listed) or a store missed it (it is complete in the others; the next run or `backup verify`
+    catches that store up).
     """
 
     def action() -> jobs.BackupSummary:
@@ -110,30 +129,54 @@ def run_cmd(
     summary = guarded(action)
     _echo(summary.lines())
     typer.echo(summary.run_id)
-    if summary.status != "complete":
+    if summary.status != "complete" or summary.missed:
         raise typer.Exit(3)
 
 
 @backup_app.command("list")
 def list_cmd(config: ConfigOption = None, app: AppOption = None, site: SiteOption = None) -> None:
-    """List the finished runs of an app, oldest first (``*`` marks ``latest``)."""
+    """List, per store of the app's sites, the finished runs it holds, oldest first (``*`` marks its ``latest``).
+
+    A run complete in one store but not in another is named at the end, with how to catch up.
+    """
 
     def action() -> list[str]:
-        _, chosen, where = _pick(config, app, site)
-        store = store_for(where)
-        layout = StoreLayout(where.s3.prefix)
-        latest = jobs.read_latest(store, layout, where.name, chosen.name)
-        rows = []
-        for index in jobs.list_runs(store, layout, where.name, chosen.name):
-            mark = "*" if index.run_id == latest else " "
+        cfg, chosen, where = _pick(config, app, site)
+        held = holdings(app_stores(build_world(cfg), chosen, where.name), where.name, chosen.name)
+        if all(h.failure is not None for h in held):
+            raise held[0].failure  # type: ignore[misc]
+        return store_rows(held, chosen.name, where.name)
+
+    _echo(guarded(action))
+
+
+def store_rows(held: list[StoreRuns], app: str, site: str) -> list[str]:
+    """The ``backup list`` lines: a section per store, then the runs some store misses."""
+    rows: list[str] = []
+    for h in held:
+        if h.error:
+            rows.append(f"store of {h.store}: not readable: {h.error}")
+            continue
+        rows.append(f"store of {h.store}:" + ("" if h.runs else f" no finished backup of app {app} on site {site}"))
+        for index in h.runs:
+            mark = "*" if index.run_id == h.latest else " "
             rows.append(
                 f"{mark} {index.run_id}  {index.status:<16} objects={len(index.objects):<5}"
                 f" new={index.metadata.objects_new:<5} bytes={index.metadata.bytes_uploaded}"
                 f" warnings={len(index.warnings)}" + (f" same-as={index.same_as}" if index.same_as else "")
             )
-        return rows or [f"no finished backup of app {chosen.name} on site {where.name}"]
-
-    _echo(guarded(action))
+    readable = [h for h in held if not h.error]
+    newest = {h.store: max(h.complete, key=parse_run_id) for h in readable if h.complete}
+    for run in sorted({r for h in readable for r in h.complete}, key=parse_run_id):
+        missing = [h.store for h in readable if run not in h.complete
+                   and (h.store not in newest or parse_run_id(run) > parse_run_id(newest[h.store]))]  # fmt: skip
+        if missing:
+            rows.append(
+                f"run {run} is complete in the store of {', '.join(h.store for h in readable if run in h.complete)}"
+                f" but missing from the store of {', '.join(missing)}: `standby backup verify --app {app}`"
+                " copies it (or the next backup run writes a newer one)"
+            )
+    return rows
 
 
 @backup_app.command("show")
@@ -146,13 +189,12 @@ def show_cmd(
     """Show one run's index: metadata, warnings and every object."""
 
     def action() -> list[str]:
-        _, chosen, where = _pick(config, app, site)
-        store = store_for(where)
-        layout = StoreLayout(where.s3.prefix)
-        run_id = jobs.resolve_run(store, layout, where.name, chosen.name, None if run == "latest" else run)
-        index = jobs.read_index(store, layout, where.name, chosen.name, run_id)
+        cfg, chosen, where = _pick(config, app, site)
+        ref, index = _read_run(cfg, chosen, where, None if run == "latest" else run)
+        layout = ref.layout
         lines = [
-            f"run {index.run_id} of app {index.app} on site {index.site}: {index.status}",
+            f"run {index.run_id} of app {index.app} on site {index.site}: {index.status}"
+            f" (read from the store of {jobs.store_label(ref)})",
             f"started {index.started.isoformat()}, finished {index.finished.isoformat()}",
             f"previous run: {index.previous_run or '(none)'}",
             f"objects: {len(index.objects)} ({index.metadata.objects_new} new,"
@@ -250,11 +292,9 @@ def decrypt_cmd(
     """Print the manifest of ONE object of a run, decrypted with the key in --key-env."""
 
     def action() -> str:
-        _, chosen, where = _pick(config, app, site)
-        store = store_for(where)
-        layout = StoreLayout(where.s3.prefix)
-        run_id = jobs.resolve_run(store, layout, where.name, chosen.name, run)
-        index = jobs.read_index(store, layout, where.name, chosen.name, run_id)
+        cfg, chosen, where = _pick(config, app, site)
+        ref, index = _read_run(cfg, chosen, where, run)
+        store, run_id = ref.store, index.run_id
         found = [e for e in index.objects if obj in (e.key, e.path)]
         if not found:
             raise NotFound(

@@ -30,16 +30,15 @@ from prefect.events import emit_event
 from blocks.config import resolve_config
 from drkit.adapters.clock import SystemClock
 from drkit.domain import crypto
-from drkit.domain.errors import ConfigError
+from drkit.domain.errors import ConfigError, TransientError
 from drkit.domain.models import S3Location
 from drkit.domain.retention import RetentionPolicy
 from drkit.jobs import backup as jobs
 from drkit.jobs.backup import BackupSummary, RetentionResult
 from drkit.jobs.requests import BackupRequest, RestoreRequest, VerifyRequest
 from drkit.jobs.restore import RestoreSummary, run_restore
-from drkit.jobs.sites import store_for
-from drkit.jobs.verify import VerifyReport, require_ok, run_verify
-from drkit.jobs.world import load_placed_config
+from drkit.jobs.verify import VerifyResult, require_ok, run_verify
+from drkit.jobs.world import build_world, load_placed_config
 from tasks.retrying import retry_transient
 
 RETRIES = 3
@@ -134,6 +133,14 @@ def summary_markdown(summary: BackupSummary) -> str:
     text += "".join(f"| {k} | {v} |\n" for k, v in rows)
     if summary.warnings:
         text += "\n## Warnings (partially failed)\n\n" + "".join(f"- {w}\n" for w in summary.warnings)
+    if summary.stores:
+        text += "\n## Stores\n\n| store | complete | why not |\n|---|---|---|\n"
+        text += "".join(
+            f"| {o.store} | {'yes' if o.complete else '**no**'}{'' if o.latest or not o.complete else ' (latest not updated)'}"
+            f" | {o.reason} |\n"
+            for o in summary.stores
+        )
+        text += "".join(f"\n**{line}**\n" for line in summary.store_lines() if line.startswith(("WARNING", "catch up")))
     return text
 
 
@@ -152,7 +159,6 @@ def back_up_app(config_path: str | None, request: BackupRequest) -> BackupSummar
     logger = get_run_logger()
     cfg = resolve_config(config_path)
     app, site = request.app, request.site or load_placed_config(cfg).app(request.app).primary_site
-    where = cfg.site(site)
     key = master_key(request.key_source)
     logger.info("backing up app %s from site %s (key id %s)", app, site, key.key_id if key else "none")
     summary = jobs.back_up(
@@ -165,8 +171,12 @@ def back_up_app(config_path: str | None, request: BackupRequest) -> BackupSummar
     create_markdown_artifact(
         markdown=summary_markdown(summary), key=f"backup-{app}-{site}", description=f"backup {summary.run_id}"
     )
+    if summary.missed:
+        for line in summary.store_lines():
+            logger.warning("%s", line)
+    lead = next((o.store for o in summary.stores if o.complete), site).split("/")[0]
     create_link_artifact(
-        link=index_url(where.s3, summary.index_key),
+        link=index_url(cfg.site(lead).s3, summary.index_key),
         link_text=summary.index_key,
         key=f"backup-index-{app}-{site}",
         description=f"index of backup {summary.run_id}",
@@ -188,18 +198,37 @@ def back_up_app(config_path: str | None, request: BackupRequest) -> BackupSummar
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def apply_retention(config_path: str | None, app: str, site: str, policy: RetentionPolicy) -> RetentionResult:
-    """Delete runs outside the GFS policy (never the newest complete one), then unreferenced blobs."""
+def apply_retention(
+    config_path: str | None, app: str, site: str, policy: RetentionPolicy
+) -> dict[str, RetentionResult]:
+    """In every store of the app's sites: delete runs outside the GFS policy (never the newest
+    complete one), then unreferenced blobs. A store that does not answer is skipped with a warning
+    (it is pruned next time); returns the result per store."""
+    logger = get_run_logger()
     cfg = resolve_config(config_path)
-    result = jobs.apply_retention(store_for(cfg.site(site)), cfg.site(site), cfg.app(app), policy)
-    get_run_logger().info(
-        "retention of %s: kept %d run(s), deleted %d run(s) and %d blob(s)",
-        app,
-        len(result.decision.keep),
-        len(result.runs_deleted),
-        result.blobs_deleted,
-    )
-    return result
+    chosen, where = cfg.app(app), cfg.site(site)
+    results: dict[str, RetentionResult] = {}
+    failed: list[TransientError] = []
+    for ref in jobs.app_stores(build_world(cfg), chosen, site):
+        name = jobs.store_label(ref)
+        try:
+            result = jobs.apply_retention(ref.store, where, chosen, policy, layout=ref.layout)
+        except TransientError as error:
+            logger.warning("retention of %s skipped in the store of %s: %s", app, name, error)
+            failed.append(error)
+            continue
+        results[name] = result
+        logger.info(
+            "retention of %s in the store of %s: kept %d run(s), deleted %d run(s) and %d blob(s)",
+            app,
+            name,
+            len(result.decision.keep),
+            len(result.runs_deleted),
+            result.blobs_deleted,
+        )
+    if not results and failed:
+        raise failed[0]
+    return results
 
 
 @task(
@@ -209,8 +238,9 @@ def apply_retention(config_path: str | None, app: str, site: str, policy: Retent
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def verify_run(config_path: str | None, request: VerifyRequest) -> VerifyReport:
-    """Check every blob of a run, decrypt, validate; dry-run create on ``dry_run_site`` when given."""
+def verify_run(config_path: str | None, request: VerifyRequest) -> VerifyResult:
+    """Catch up the stores that missed a run, then in every store check every blob of the run,
+    decrypt, validate; dry-run create on ``dry_run_site`` when given."""
     cfg = resolve_config(config_path)
     app, site = request.app, request.site or cfg.app(request.app).primary_site
     report = run_verify(
@@ -224,7 +254,8 @@ def verify_run(config_path: str | None, request: VerifyRequest) -> VerifyReport:
         markdown=f"# Verify backup of {app}\n\n{text}\n",
         key=f"verify-backup-{app}-{site}",
         description=f"verify of backup {report.run_id}: "
-        + (f"{report.checked} object(s) passed" if report.ok else f"{len(report.bad)} bad object(s)"),
+        + (f"{report.checked} object(s) passed in {len(report.reports)} store(s)" if report.ok
+           else f"{len(report.problems())} problem(s)"),
     )
     return require_ok(report)
 

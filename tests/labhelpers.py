@@ -110,7 +110,8 @@ def fresh_backup(world: World, site: str, key: crypto.MasterKey) -> str:
     app = placed_config(world).app("nexus")
     assert app.primary_site == site
     b = world.bundle(site)
-    summary = backups.run_backup(app, b.site, b.cluster, b.store, key=key, clock=SystemClock())
+    stores = backups.app_stores(world, app, site)  # every site's store, as the nightly backup writes
+    summary = backups.run_backup(app, b.site, b.cluster, stores, key=key, clock=SystemClock())
     assert summary.status == "complete", summary
     assert f"/backups/{site}/nexus/" in summary.index_key
     return summary.run_id

@@ -1,14 +1,17 @@
 """Backup use cases, without Prefect: run a backup, list and read runs, apply GFS retention.
 
 :func:`back_up` is the entry point the flow and the CLI share; :func:`run_backup` does one run
-against given adapters. How a run is laid out and why is in docs/architecture.md.
+against given adapters. A run is written to every store of the app's sites that answers (the
+source's own first); it is complete on a store when that store holds its index, and its summary
+says so per store (:class:`StoreOutcome`). How a run is laid out and why is in
+docs/architecture.md; catching up a store that missed runs is :mod:`drkit.jobs.backup_sync`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta, tzinfo
@@ -29,7 +32,7 @@ from drkit.domain.backup_index import (
     resolve_pointer,
     same_entries,
 )
-from drkit.domain.backup_plan import BackupPlan, build_index, known_blobs, plan_backup
+from drkit.domain.backup_plan import BackupPlan, Upload, build_index, known_blobs, plan_backup
 from drkit.domain.blobs import addressed_plaintext
 from drkit.domain.errors import ConfigError, Conflict, IntegrityError, NotFound, StandbyError, TransientError
 from drkit.domain.layout import RunId, StoreLayout, new_run_id, parse_run_id
@@ -44,7 +47,7 @@ from drkit.domain.retention import (
 from drkit.domain.selection import ListCall, Selection, plan_lists, select_objects
 from drkit.jobs.progress import Progress as Progress  # re-exported for the tasks
 from drkit.jobs.requests import KEY_ENV, BackupRequest
-from drkit.jobs.sites import cluster_for, store_for
+from drkit.jobs.world import StoreRef, World, build_world
 
 
 def _no_progress(done: int, total: int, message: str) -> None:
@@ -81,6 +84,35 @@ def key_from_env(var: str = KEY_ENV, environ: Mapping[str, str] | None = None) -
 # --------------------------------------------------------------------------------------- results
 
 
+def store_label(ref: StoreRef) -> str:
+    """How a store is named to the operator: the sites that use it, ``site-a`` or ``site-a/site-b``."""
+    return "/".join(ref.sites)
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """What one backup run left in one store: complete there (its index is there) or not, and why."""
+
+    store: str
+    complete: bool
+    reason: str = ""
+    latest: bool = False
+    index_key: str = ""
+    index_bytes: int = 0
+    bytes_uploaded: int = 0
+    previous_run: str | None = None
+    same_as: str | None = None
+
+    def line(self) -> str:
+        """One line: ``store of site-b: complete (...)`` or ``store of site-b: NOT complete: why``."""
+        if not self.complete:
+            return f"store of {self.store}: NOT complete (no index there): {self.reason}"
+        if not self.latest:
+            why = f": {self.reason}" if self.reason else ""
+            return f"store of {self.store}: complete, `latest` not updated{why}"
+        return f"store of {self.store}: complete ({self.bytes_uploaded} bytes uploaded, index {self.index_key})"
+
+
 @dataclass(frozen=True)
 class BackupSummary:
     """What one backup run did."""
@@ -101,6 +133,37 @@ class BackupSummary:
     list_calls: int
     index_bytes: int = 0
     same_as: str | None = None
+    stores: tuple[StoreOutcome, ...] = ()
+    """Per store the run was meant for (the source's own first): complete there or not, and why."""
+    source_store: str = ""
+    """The store of the source site (the first one written)."""
+
+    @property
+    def complete_on(self) -> tuple[str, ...]:
+        """The stores that hold this run's index."""
+        return tuple(o.store for o in self.stores if o.complete)
+
+    @property
+    def missed(self) -> tuple[StoreOutcome, ...]:
+        """The stores that did not take this run whole (no index, or ``latest`` not updated)."""
+        return tuple(o for o in self.stores if not o.complete or (self.status == "complete" and not o.latest))
+
+    def store_lines(self) -> list[str]:
+        """Per store, complete or not and why; a loud line when the source's own store missed the run."""
+        if len(self.stores) < 2 and not self.missed:
+            return []
+        out = [o.line() for o in self.stores]
+        if any(o.store == self.source_store for o in self.missed) and self.complete_on:
+            out.append(
+                f"WARNING: the store of {self.source_store} (the source's own) did not take run {self.run_id};"
+                f" it is complete on the store of {', '.join(self.complete_on)} only, which a restore there reads"
+            )
+        if self.missed:
+            out.append(
+                f"catch up: the next `standby backup run --app {self.app}` writes to every store again;"
+                f" `standby backup verify --app {self.app}` copies this run into the stores that missed it"
+            )
+        return out
 
     def lines(self) -> list[str]:
         """Human summary, one fact per line (no secret values: only the key id)."""
@@ -116,7 +179,7 @@ class BackupSummary:
             + (f", unchanged: points at run {self.same_as})" if self.same_as else ")"),
         ]
         out += [f"warning: {w}" for w in self.warnings]
-        return out
+        return out + self.store_lines()
 
 
 # ----------------------------------------------------------------------------------------- reads
@@ -224,7 +287,8 @@ def resolve_run(store: ObjectStore, layout: StoreLayout, site: str, app: str, ru
     if found is None:
         raise NotFound(
             f"app {app} has no complete backup on site {site} yet",
-            hint=f"run `standby backup run --app {app} --site {site}` first",
+            hint=f"run `standby backup run --app {app} --site {site}` first, or `standby backup verify --app {app}`"
+            " to copy the newest complete run from another store",
             context={"site": site, "app": app},
         )
     return found
@@ -368,11 +432,147 @@ def upload_blobs(
     return replace(plan, entries=tuple(entries), uploads=uploads)
 
 
+def backup_targets(site: Site, store: ObjectStore | Sequence[StoreRef]) -> list[StoreRef]:
+    """The stores a run writes to, in order: ``store`` alone (the site's own layout), or the refs given."""
+    if isinstance(store, Sequence):
+        return list(store)
+    return [StoreRef(site.name, (site.name,), store, StoreLayout(site.s3.prefix))]
+
+
+def app_stores(world: World, app: ProtectedApp, source: str) -> list[StoreRef]:
+    """Every distinct store of the app's sites (and of ``source``), the store of ``source`` first.
+
+    Sites sharing endpoint, bucket and prefix share one store, written once.
+    """
+    sites = {source, app.primary_site, app.secondary_site}
+    return [ref for ref in world.stores(first=source) if sites & set(ref.sites)]
+
+
+def _hold(targets: list[StoreRef], site: str, app: str) -> tuple[dict[str, LoadedRun | None], dict[str, StandbyError]]:
+    """Each answering store's newest complete run (``latest``), and why the others did not answer."""
+    held: dict[str, LoadedRun | None] = {}
+    failed: dict[str, StandbyError] = {}
+    for ref in targets:
+        try:
+            previous = read_latest(ref.store, ref.layout, site, app)
+            held[store_label(ref)] = (
+                load_run(ref.store, ref.layout, site, app, previous) if previous is not None else None
+            )
+        except StandbyError as error:
+            failed[store_label(ref)] = error
+    return held, failed
+
+
+def fetch_blobs(source: StoreRef, wanted: list[tuple[str, IndexEntry]], *, workers: int = 8) -> dict[str, bytes]:
+    """The stored bytes of each ``(key, entry)`` of ``wanted``, read from ``source``'s store at the
+    entry's key and checked against its recorded sha256 and size; returned by ``key`` (the key the
+    bytes are copied to in another store)."""
+
+    def get(entry: IndexEntry) -> bytes:
+        data = source.store.get(entry.key)
+        if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise IntegrityError(
+                f"{entry.path}: blob {entry.key} in the store of {store_label(source)} does not match its"
+                " recorded checksum; it cannot be copied to another store",
+                hint="run `standby backup verify` to name every bad blob, then run a new backup",
+                context={"key": entry.key, "store": store_label(source)},
+            )
+        return data
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        found = list(pool.map(lambda item: get(item[1]), wanted))
+    return {key: data for (key, _), data in zip(wanted, found, strict=True)}
+
+
+def plan_for_store(
+    plan: BackupPlan,
+    ref: StoreRef,
+    known: Mapping[str, IndexEntry],
+    *,
+    source: StoreRef,
+    site: str,
+    app: str,
+    previous_run: str | None,
+    workers: int = 8,
+) -> BackupPlan:
+    """``plan`` (keyed in ``source``'s store) as another store ``ref`` must take it.
+
+    Blobs ``ref`` already holds (``known``: blob key → entry, from its own indexes) are reused as
+    recorded there; blobs the plan sealed (its uploads) are written with the same bytes, sealed
+    once; every other blob is copied from ``source``'s store, its checksum checked.
+    """
+    sealed = {u.key: u for u in plan.uploads}
+    entries: list[IndexEntry] = []
+    uploads: dict[str, Upload] = {}
+    copies: list[tuple[str, IndexEntry]] = []
+    for entry in plan.entries:
+        key = ref.layout.blob_key(site, app, entry.address, encrypted=entry.encrypted)
+        if key in known:
+            ident = entry.model_dump(include={"api_version", "kind", "namespace", "name", "path"})
+            entries.append(known[key].model_copy(update=ident))
+            continue
+        entries.append(entry.model_copy(update={"key": key}))
+        if entry.key in sealed:
+            uploads.setdefault(key, Upload(key, sealed[entry.key].data, entry.path))
+        elif key not in uploads:
+            copies.append((key, entry))
+            uploads[key] = Upload(key, b"", entry.path)  # filled below (the order is kept)
+    fetched = fetch_blobs(source, copies, workers=workers) if copies else {}
+    stored = tuple(Upload(u.key, fetched[u.key], u.path) if u.key in fetched else u for u in uploads.values())
+    return BackupPlan(plan.run_id, tuple(entries), stored, previous_run)
+
+
+@dataclass(frozen=True)
+class _Written:
+    index: BackupIndex
+    outcome: StoreOutcome
+
+
+def _write_run(
+    ref: StoreRef,
+    plan: BackupPlan,
+    before: LoadedRun | None,
+    *,
+    key: crypto.MasterKey | None,
+    facts: dict[str, Any],
+    workers: int,
+    progress: Progress,
+    clock: Clock,
+    written: list[str],
+) -> _Written:
+    """Blobs, then the index (the store's completion marker), then ``latest`` of a complete run."""
+    site, app = facts["site"], facts["app"]
+    plan = upload_blobs(ref.store, plan, key, workers=workers, progress=progress)
+    index = build_index(plan, finished=clock.now(), **facts)
+    index_key = ref.layout.index_key(site, app, plan.run_id)
+    same_as: str | None = None
+    if before is not None and same_entries(index.objects, before.index.objects):
+        same_as = before.full_run
+        data = encode_pointer(index, target=before.full_run, target_sha256=before.full_sha256)
+    else:
+        data = encode_index(index, ref.layout)
+    ref.store.put(index_key, data, if_none_match=True, content_type="application/gzip")
+    written.append(store_label(ref))
+    if index.status == "complete":
+        ref.store.put(ref.layout.latest_key(site, app), f"{plan.run_id}\n".encode(), content_type="text/plain")
+    outcome = StoreOutcome(
+        store=store_label(ref),
+        complete=True,
+        latest=index.status == "complete",
+        index_key=index_key,
+        index_bytes=len(data),
+        bytes_uploaded=index.metadata.bytes_uploaded,
+        previous_run=plan.previous_run,
+        same_as=same_as,
+    )
+    return _Written(index, outcome)
+
+
 def run_backup(
     app: ProtectedApp,
     site: Site,
     cluster: ClusterApi,
-    store: ObjectStore,
+    store: ObjectStore | Sequence[StoreRef],
     *,
     key: crypto.MasterKey | None,
     clock: Clock,
@@ -381,56 +581,68 @@ def run_backup(
     workers: int = 8,
     page_size: int = 500,
 ) -> BackupSummary:
-    """Back up ``app`` from ``site`` into ``store``.
+    """Back up ``app`` from ``site`` into ``store`` (one store), or into each store of a list.
 
     LIST each kind once (a kind that cannot be listed makes the run ``partially-failed``; a
-    transient failure is raised for the caller to retry), refuse Secrets without a key, upload
-    only the blobs no earlier run holds, then write the index and, for a complete run, ``latest``.
+    transient failure is raised for the caller to retry), refuse Secrets without a key, seal each
+    new blob once (planned against the first store that answers: the source's own, normally),
+    then, store after store: its blobs, its index (the store's completion marker), and for a
+    complete run ``latest``. A store that does not answer, or fails part-way, is left without the
+    run's index and named in :attr:`BackupSummary.stores` with the reason; the run goes on with
+    the others. Only when no store took the run is the first store's error raised.
     """
-    layout = StoreLayout(site.s3.prefix)
+    targets = backup_targets(site, store)
     started = clock.now()
     run_id: RunId = new_run_id(started, random(3))
     selection, kinds, calls = list_objects(cluster, app, page_size=page_size)
     if key is None:
         _refuse_plain_secrets(selection, app, site.name)
-    previous = read_latest(store, layout, site.name, app.name)
-    before = load_run(store, layout, site.name, app.name, previous) if previous is not None else None
-    known: dict[str, IndexEntry] = known_blobs([before.index]) if before is not None else {}
+    held, failed = _hold(targets, site.name, app.name)
+    answering = [ref for ref in targets if store_label(ref) in held]
+    if not answering:
+        raise failed[store_label(targets[0])]
+    lead = answering[0]
+    before = held[store_label(lead)]
     plan = plan_backup(
         selection.objects,
-        layout=layout,
+        layout=lead.layout,
         site=site.name,
         app=app.name,
         run_id=run_id,
         workload=app.workload.kind,
         key=key,
-        known=known,
-        previous_run=previous,
+        known=known_blobs([before.index]) if before is not None else {},
+        previous_run=before.index.run_id if before is not None else None,
         random=random,
         order=app.restore.order,
     )
-    plan = upload_blobs(store, plan, key, workers=workers, progress=progress)
-    index = build_index(
-        plan,
-        app=app.name,
-        site=site.name,
-        started=started,
-        finished=clock.now(),
-        standby_version=standby_version(),
-        cluster=cluster.site,
-        kinds_listed=kinds,
-        warnings=selection.warnings,
-    )
-    index_key = layout.index_key(site.name, app.name, run_id)
-    same_as: str | None = None
-    if before is not None and same_entries(index.objects, before.index.objects):
-        same_as = before.full_run
-        data = encode_pointer(index, target=before.full_run, target_sha256=before.full_sha256)
-    else:
-        data = encode_index(index, layout)
-    store.put(index_key, data, if_none_match=True, content_type="application/gzip")
-    if index.status == "complete":
-        store.put(layout.latest_key(site.name, app.name), f"{run_id}\n".encode(), content_type="text/plain")
+    facts: dict[str, Any] = {"app": app.name, "site": site.name, "started": started, "cluster": cluster.site,
+                             "standby_version": standby_version(), "kinds_listed": kinds,
+                             "warnings": selection.warnings}  # fmt: skip
+    outcomes: dict[str, StoreOutcome] = {}
+    first: _Written | None = None
+    written: list[str] = []
+    for ref in answering:
+        name = store_label(ref)
+        told = progress if len(targets) == 1 else _labelled(progress, name)
+        try:
+            mine = held[name]
+            store_plan = plan if ref is lead else plan_for_store(
+                plan, ref, known_blobs([mine.index]) if mine is not None else {}, source=lead, site=site.name,
+                app=app.name, previous_run=mine.index.run_id if mine is not None else None, workers=workers)  # fmt: skip
+            done = _write_run(ref, store_plan, held[name], key=key, facts=facts, workers=workers,
+                              progress=told, clock=clock, written=written)  # fmt: skip
+        except StandbyError as error:
+            failed[name] = error
+            outcomes[name] = StoreOutcome(store=name, complete=name in written, reason=str(error))
+            continue
+        outcomes[name] = done.outcome
+        first = first or done
+    if first is None:
+        raise failed[store_label(answering[0])]
+    for name, missed in failed.items():
+        outcomes.setdefault(name, StoreOutcome(store=name, complete=False, reason=str(missed)))
+    index, lead_outcome = first.index, first.outcome
     return BackupSummary(
         app=app.name,
         site=site.name,
@@ -442,13 +654,22 @@ def run_backup(
         bytes_uploaded=index.metadata.bytes_uploaded,
         duration=clock.now() - started,
         warnings=index.warnings,
-        index_key=index_key,
+        index_key=lead_outcome.index_key,
         key_id=key.key_id if key is not None else None,
-        previous_run=previous,
+        previous_run=lead_outcome.previous_run,
         list_calls=calls,
-        index_bytes=len(data),
-        same_as=same_as,
+        index_bytes=lead_outcome.index_bytes,
+        same_as=lead_outcome.same_as,
+        stores=tuple(outcomes[store_label(ref)] for ref in targets),
+        source_store=store_label(targets[0]),
     )
+
+
+def _labelled(progress: Progress, label: str) -> Progress:
+    def report(done: int, total: int, message: str) -> None:
+        progress(done, total, f"store of {label}: {message}")
+
+    return report
 
 
 def back_up(
@@ -462,12 +683,15 @@ def back_up(
     """The backup use case (flow and CLI): ``request`` against the sites of ``config``.
 
     The site is ``request.site``, or the app's primary in ``config`` (the placed primary when
-    ``config`` comes from ``load_placed_config``). Retention is a separate step
+    ``config`` comes from ``load_placed_config``). The run is written to every store of the app's
+    sites (:func:`app_stores`), the source's own first. Retention is a separate step
     (:func:`apply_retention` with ``request.retention``), run under the app's concurrency slot.
     """
     app = config.app(request.app)
     site = config.site(request.site or app.primary_site)
-    return run_backup(app, site, cluster_for(site), store_for(site), key=key, clock=clock, progress=progress)
+    world = build_world(config)
+    cluster = world.bundle(site.name).cluster
+    return run_backup(app, site, cluster, app_stores(world, app, site.name), key=key, clock=clock, progress=progress)
 
 
 # --------------------------------------------------------------------------------------- retention
@@ -490,14 +714,16 @@ def apply_retention(
     *,
     dry_run: bool = False,
     tz: tzinfo | None = None,
+    layout: StoreLayout | None = None,
 ) -> RetentionResult:
     """GFS retention of ``app``'s runs, then the blobs no kept run references.
 
     Only a ``complete`` run counts as complete; the newest complete run is never deleted. Must not
     run while a backup of the same app runs (its new blobs are in no index yet): the flows hold one
-    concurrency slot per app for both.
+    concurrency slot per app for both. ``layout`` is the store's (the site's own by default):
+    each store of a run is pruned on its own.
     """
-    layout = StoreLayout(site.s3.prefix)
+    layout = layout or StoreLayout(site.s3.prefix)
     indexes = {i.run_id: i for i in list_runs(store, layout, site.name, app.name)}
     runs = [
         RunInfo(run_id=r, started=i.started, complete=i.status == "complete", same_as=i.same_as)

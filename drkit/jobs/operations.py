@@ -128,14 +128,21 @@ class Prepared:
 
 
 def find_backup(world: World, app_name: str, source: str, target: str) -> tuple[str | None, str]:
-    """The newest complete backup of ``app`` taken on ``source``: from the target's store first."""
-    errors = []
-    for ref in world.stores(first=target):
-        try:
-            return resolve_run(ref.store, ref.layout, source, app_name, None), ""
-        except StandbyError as error:
-            errors.append(f"store of {'/'.join(ref.sites)}: {error.message}")
-    return None, "; ".join(errors) or "no store"
+    """The newest complete backup of ``app`` taken on ``source``, in the target's own store only
+    (the store the restore reads; a disaster may have taken the other)."""
+    run_id, error, _ = _find_backup(world, app_name, source, target)
+    return run_id, error
+
+
+def _find_backup(world: World, app_name: str, source: str, target: str) -> tuple[str | None, str, bool]:
+    """:func:`find_backup`, and whether the target's store answered (it may answer with no backup)."""
+    ref = world.stores(first=target)[0]
+    try:
+        return resolve_run(ref.store, ref.layout, source, app_name, None), "", True
+    except NotFound as error:
+        return None, f"store of {'/'.join(ref.sites)} (the target's own): {error}", True
+    except StandbyError as error:
+        return None, f"store of {'/'.join(ref.sites)} (the target's own): {error}", False
 
 
 def _seals(app: ProtectedApp, key: crypto.MasterKey | None) -> bool:
@@ -156,9 +163,7 @@ def trial_key(
     given = key.key_id if key is not None else None
     if run_id is None:
         return KeyTrial(run=None, sealed=_seals(app, key), given_key_id=given)
-    for ref in world.stores(first=target):
-        if not ref.store.exists(ref.layout.index_key(source, app.name, run_id)):
-            continue
+    for ref in world.stores(first=target)[:1]:  # the target's own store: the one the restore reads
         index = read_index(ref.store, ref.layout, source, app.name, run_id)
         sealed = [e for e in index.objects if e.encrypted]
         if not sealed:
@@ -172,17 +177,16 @@ def trial_key(
         except StandbyError as error:
             return trial.model_copy(update={"opened": False, "error": error.message[:200]})
         return trial.model_copy(update={"opened": True})
-    raise NotFound(f"backup {run_id} of app {app.name} is in no reachable store")
+    raise NotFound(f"backup {run_id} of app {app.name}: no store for {target}")
 
 
 def _backup_age(world: World, app: str, source: str, target: str, run_id: str) -> float | None:
-    for ref in world.stores(first=target):
-        try:
-            index = read_index(ref.store, ref.layout, source, app, run_id)
-        except StandbyError:
-            continue
-        return (world.clock.now() - index.finished).total_seconds()
-    return None
+    ref = world.stores(first=target)[0]
+    try:
+        index = read_index(ref.store, ref.layout, source, app, run_id)
+    except StandbyError:
+        return None
+    return (world.clock.now() - index.finished).total_seconds()
 
 
 def prepare(
@@ -199,8 +203,7 @@ def prepare(
     record = placement.record
     view = observe_app(world, app, record)
     backup_target = app.primary_site if kind == "failback" else (target or record.secondary)
-    run_id, error = find_backup(world, app.name, record.primary, backup_target)
-    reachable = run_id is not None or "no complete backup" in error
+    run_id, error, reachable = _find_backup(world, app.name, record.primary, backup_target)
     trial: KeyTrial | None = None
     age: float | None = None
     try:

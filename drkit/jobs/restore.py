@@ -30,7 +30,8 @@ from drkit.domain.transforms import context_for, sanitize
 from drkit.jobs.backup import read_index, resolve_run
 from drkit.jobs.progress import Progress as Progress  # re-exported for the tasks
 from drkit.jobs.requests import RestoreRequest, default
-from drkit.jobs.sites import cluster_for, store_for
+from drkit.jobs.sites import cluster_for
+from drkit.jobs.world import build_world
 
 Policy = Literal["skip", "update"]
 PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
@@ -135,6 +136,7 @@ def restore_backup(
     rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     progress: Progress | None = None,
     clock: Clock | None = None,
+    layout: StoreLayout | None = None,
 ) -> RestoreSummary:
     """Restore run ``run_id`` (or ``latest``) of ``app`` from ``source``'s store into ``target``.
 
@@ -142,9 +144,9 @@ def restore_backup(
     primary: restoring it would ask the target to promote its image); ``include_kinds``, when
     given, restores only those kinds (an operation restores volumes, workload and routing apart).
     ``rewrite``, when given, changes each manifest after sanitising and retargeting (an isolated
-    drill points the PV at its scratch image).
+    drill points the PV at its scratch image). ``layout`` is the store's (``source``'s own by default).
     """
-    layout = StoreLayout(source.s3.prefix)
+    layout = layout or StoreLayout(source.s3.prefix)
     run = resolve_run(store, layout, source.name, app.name, run_id)
     index = read_index(store, layout, source.name, app.name, run)
     context = context_for(app, source, target_site)
@@ -236,22 +238,35 @@ def run_restore(
     """The restore use case (flow and CLI): ``request`` against the sites of ``config``.
 
     The source is ``request.source_site``, or the app's primary in ``config`` (the placed primary
-    when ``config`` comes from ``load_placed_config``).
+    when ``config`` comes from ``load_placed_config``). The backup is read from the target site's
+    own store only: a restore in a disaster must not depend on the lost site's store.
     """
     app = config.app(request.app)
     source, target = config.site(request.source_site or app.primary_site), config.site(request.target_site)
-    return restore_backup(
-        store_for(source),
-        source,
-        app,
-        cluster_for(target),
-        target,
-        key=key,
-        run_id=request.run_id,
-        namespace=request.namespace,
-        policy=request.policy,
-        dry_run=request.dry_run,
-        exclude_kinds=request.exclude_kinds,
-        bound_timeout=request.bound_timeout,
-        progress=progress,
-    )
+    ref = build_world(config).stores(first=target.name)[0]
+    try:
+        return restore_backup(
+            ref.store,
+            source,
+            app,
+            cluster_for(target),
+            target,
+            key=key,
+            run_id=request.run_id,
+            namespace=request.namespace,
+            policy=request.policy,
+            dry_run=request.dry_run,
+            exclude_kinds=request.exclude_kinds,
+            bound_timeout=request.bound_timeout,
+            progress=progress,
+            layout=ref.layout,
+        )
+    except NotFound as error:
+        if error.context.get("app") != app.name and "run" not in error.context:
+            raise
+        raise NotFound(
+            f"store of {'/'.join(ref.sites)} (the target's own): {error.message}",
+            hint=f"run `standby backup run --app {app.name}`, or `standby backup verify --app {app.name}` to copy"
+            " the newest complete run into every store",
+            context={**error.context, "store": "/".join(ref.sites)},
+        ) from None

@@ -24,7 +24,7 @@ from drkit.domain.operations import Plan, StepSpec
 from drkit.domain.placement import moved
 from drkit.domain.rbd_status import parse_snap_ls
 from drkit.jobs.appdriver import AppDriver, driver_for
-from drkit.jobs.backup import run_backup
+from drkit.jobs.backup import app_stores, run_backup, store_label
 from drkit.jobs.restore import restore_backup
 from drkit.jobs.world import World, read_placement, secondary_lag, update_placement
 
@@ -107,15 +107,12 @@ class Run:
             )
         source = self.world.config.site(self.plan.source)
         b = self.world.bundle(site)
-        for ref in self.world.stores(first=site):
-            if ref.store.exists(ref.layout.index_key(source.name, self.app.name, run_id)):
-                restore_backup(
-                    ref.store, source, self.app, b.cluster, b.site, key=self.key, run_id=run_id,
-                    include_kinds=include, exclude_kinds=exclude, namespace=namespace, rewrite=rewrite,
-                    clock=self.world.clock,
-                )  # fmt: skip
-                return
-        raise NotFound(f"backup {run_id} of app {self.app.name} is in no reachable store")
+        ref = self.world.stores(first=site)[0]  # the target's own store only
+        restore_backup(
+            ref.store, source, self.app, b.cluster, b.site, key=self.key, run_id=run_id,
+            include_kinds=include, exclude_kinds=exclude, namespace=namespace, rewrite=rewrite,
+            clock=self.world.clock, layout=ref.layout,
+        )  # fmt: skip
 
     @property
     def restore_run(self) -> str | None:
@@ -533,13 +530,17 @@ class FinalBackup:
         return bool(seen["run"])
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
-        source, target = run.world.bundle(spec.site), run.world.bundle(run.plan.target)
-        summary = run_backup(run.app, source.site, source.cluster, target.store, key=run.key, clock=run.world.clock)
-        if summary.status != "complete":
+        source = run.world.bundle(spec.site)
+        stores = app_stores(run.world, run.app, spec.site)
+        summary = run_backup(run.app, source.site, source.cluster, stores, key=run.key, clock=run.world.clock)
+        target = store_label(run.world.stores(first=run.plan.target)[0])
+        missed = [o for o in summary.stores if o.store == target and not o.complete]
+        if summary.status != "complete" or missed:
+            why = "; ".join(summary.warnings)[:300] if summary.status != "complete" else missed[0].line()
             raise StandbyError(
-                f"final backup {summary.run_id} of app {run.app.name} on {spec.site} is {summary.status}:"
-                f" {'; '.join(summary.warnings)[:300]}",
-                hint="fix what the warnings name (nothing was stopped yet), then resume, or abort the operation",
+                f"final backup {summary.run_id} of app {run.app.name} on {spec.site} cannot be restored on"
+                f" {run.plan.target}: {why}",
+                hint="fix what it names (nothing was stopped yet), then resume, or abort the operation",
                 context={"site": spec.site, "app": run.app.name},
             )
         run.memo["final-backup"] = summary.run_id

@@ -11,14 +11,18 @@ For each object of the run's index (:func:`verify_backup`):
 4. optionally create it with ``dryRun=All`` on a target cluster, after the restore-time sanitising.
 
 Every bad object is named with its path and the reason; nothing stops at the first one.
+
+:func:`run_verify` (flow and CLI) first catches up the stores of the app's sites
+(:func:`~drkit.jobs.backup_sync.catch_up`: a complete run a store missed is copied from one that
+holds it), then verifies the run in every store, so a backup is proven readable from each site.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.objectstore import ObjectStore
@@ -29,10 +33,12 @@ from drkit.domain.errors import Conflict, IntegrityError, NotFound, StandbyError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import RestoreSpec, Site, StandbyConfig
 from drkit.domain.transforms import TransformContext, sanitize, storage_class_map
-from drkit.jobs.backup import read_index, resolve_run
+from drkit.jobs.backup import app_stores, read_index, resolve_run, store_label
+from drkit.jobs.backup_sync import CatchUp, catch_up
 from drkit.jobs.progress import Progress
 from drkit.jobs.requests import VerifyRequest
-from drkit.jobs.sites import cluster_for, store_for
+from drkit.jobs.sites import cluster_for
+from drkit.jobs.world import StoreRef, build_world
 
 K8S_VERSION = "1.31.0"
 """Kubernetes version whose schemas validate built-in kinds (the lab's apiserver reports v1.31)."""
@@ -62,17 +68,25 @@ class VerifyReport:
     dry_run_site: str | None
     bad: tuple[BadObject, ...] = field(default=())
     notes: tuple[str, ...] = field(default=())
+    store: str = ""
+    """The store verified (its sites, ``site-a/site-b`` when shared); empty: not named."""
 
     @property
     def ok(self) -> bool:
         """Whether every object passed."""
         return not self.bad
 
+    def problems(self) -> list[str]:
+        """Every bad object, one string each."""
+        where = f"store of {self.store}: " if self.store else ""
+        return [f"{where}{b}" for b in self.bad]
+
     def lines(self) -> list[str]:
         """Human report, naming every bad object."""
         verdict = "OK" if self.ok else f"FAILED: {len(self.bad)} bad object(s)"
+        where = f" (store of {self.store})" if self.store else ""
         out = [
-            f"verify {self.run_id} of app {self.app} (site {self.site}): {verdict}",
+            f"verify {self.run_id} of app {self.app} (site {self.site}): {verdict}{where}",
             f"objects checked: {self.checked} ({self.encrypted} encrypted)",
         ]
         if self.dry_run_site:
@@ -125,13 +139,16 @@ def verify_backup(
     k8s_version: str = K8S_VERSION,
     progress: Progress | None = None,
     restore: RestoreSpec | None = None,
+    layout: StoreLayout | None = None,
+    store_name: str = "",
 ) -> VerifyReport:
     """Verify run ``run_id`` (or ``latest``) of ``app`` stored by ``site`` (see the module docstring).
 
     ``restore`` is the app's restore configuration (storage-class fields and transforms) used for
-    the dry-run creates; the defaults when not given.
+    the dry-run creates; the defaults when not given. ``layout`` is the store's (the site's own by
+    default); ``store_name`` names the store in the report.
     """
-    layout = StoreLayout(site.s3.prefix)
+    layout = layout or StoreLayout(site.s3.prefix)
     run = resolve_run(store, layout, site.name, app, run_id)
     index = read_index(store, layout, site.name, app, run)
     spec = restore or RestoreSpec()
@@ -186,20 +203,107 @@ def verify_backup(
         dry_run_site=target.site if target is not None else None,
         bad=tuple(bad),
         notes=tuple(notes),
+        store=store_name,
     )
 
 
-def require_ok(report: VerifyReport) -> VerifyReport:
-    """``report``, or :class:`IntegrityError` naming every bad object."""
+@dataclass(frozen=True)
+class VerifyResult:
+    """A run verified in every store of the app's sites, after catching the stores up."""
+
+    app: str
+    reports: tuple[VerifyReport, ...]
+    unverified: tuple[str, ...] = field(default=())
+    """Stores that could not be verified (unreachable, or missing the run), with the reason."""
+    sync: CatchUp | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether every store was verified and every object passed in each."""
+        caught_up = self.sync is None or self.sync.ok
+        return bool(self.reports) and all(r.ok for r in self.reports) and not self.unverified and caught_up
+
+    @property
+    def run_id(self) -> str:
+        """The run verified (in the first store verified)."""
+        return self.reports[0].run_id if self.reports else ""
+
+    @property
+    def checked(self) -> int:
+        """Objects checked in the first store verified."""
+        return self.reports[0].checked if self.reports else 0
+
+    @property
+    def encrypted(self) -> int:
+        """Encrypted objects in the first store verified."""
+        return self.reports[0].encrypted if self.reports else 0
+
+    def problems(self) -> list[str]:
+        """Every bad object (named with its store) and every store not verified."""
+        missed = [f"not caught up: {p}" for p in self.sync.problems] if self.sync is not None else []
+        return [p for r in self.reports for p in r.problems()] + list(self.unverified) + missed
+
+    def lines(self) -> list[str]:
+        """What was caught up, then each store's report, then the stores not verified."""
+        out = self.sync.lines() if self.sync is not None else []
+        for report in self.reports:
+            out += report.lines()
+        return out + [f"not verified: {u}" for u in self.unverified]
+
+
+Checked = TypeVar("Checked", VerifyReport, VerifyResult)
+
+
+def require_ok(report: Checked) -> Checked:
+    """``report``, or :class:`IntegrityError` naming every bad object and every store not verified."""
     if report.ok:
         return report
-    named = "; ".join(str(b) for b in report.bad[:10])
-    more = f" and {len(report.bad) - 10} more" if len(report.bad) > 10 else ""
+    problems = report.problems()
+    named = "; ".join(problems[:10])
+    more = f" and {len(problems) - 10} more" if len(problems) > 10 else ""
     raise IntegrityError(
-        f"backup {report.run_id} of app {report.app} failed verification: {named}{more}",
-        hint="restore from another run, and run a new backup now",
-        context={"run": report.run_id, "bad": [b.path for b in report.bad]},
+        f"backup {report.run_id or '(none)'} of app {report.app} failed verification: {named}{more}",
+        hint="restore from another run, and run a new backup now (a store that was down is caught up by"
+        " the next backup or verify)",
+        context={"run": report.run_id, "problems": problems[:50]},
     )
+
+
+def verify_stores(
+    refs: Sequence[StoreRef],
+    site: Site,
+    app: str,
+    *,
+    run_id: str | None,
+    key: crypto.MasterKey | None,
+    target: ClusterApi | None = None,
+    target_site: Site | None = None,
+    progress: Progress | None = None,
+    restore: RestoreSpec | None = None,
+    sync: bool = True,
+) -> VerifyResult:
+    """Catch the stores up (``sync``), then verify the run in each store that answers.
+
+    The dry-run creates on ``target`` are made once, from the first store verified. When no store
+    can be verified at all, the first store's error is raised (a :class:`TransientError` is retried).
+    """
+    caught = catch_up(refs, site.name, app, key=key, runs=[run_id] if run_id else None) if sync else None
+    reports: list[VerifyReport] = []
+    unverified: list[str] = []
+    first_error: StandbyError | None = None
+    for ref in refs:
+        try:
+            reports.append(verify_backup(
+                ref.store, site, app, run_id=run_id, key=key, target=None if reports else target,
+                target_site=target_site, progress=progress, restore=restore, layout=ref.layout,
+                store_name=store_label(ref) if len(refs) > 1 else "",
+            ))  # fmt: skip
+        except StandbyError as error:
+            first_error = first_error or error
+            unverified.append(f"store of {store_label(ref)}: {error}")
+    if not reports and first_error is not None:
+        raise first_error
+    return VerifyResult(app=app, reports=tuple(reports), unverified=tuple(unverified), sync=caught)
 
 
 def run_verify(
@@ -208,21 +312,24 @@ def run_verify(
     *,
     key: crypto.MasterKey | None,
     progress: Progress | None = None,
-) -> VerifyReport:
+) -> VerifyResult:
     """The verify use case (flow and CLI): ``request`` against the sites of ``config``.
 
-    The backups read are those of ``request.site``, or of the app's primary in ``config``.
+    The backups read are those taken on ``request.site``, or on the app's primary in ``config``;
+    they are caught up and verified in every store of the app's sites (:func:`verify_stores`).
     """
-    where = config.site(request.site or config.app(request.app).primary_site)
+    app = config.app(request.app)
+    where = config.site(request.site or app.primary_site)
     target = config.site(request.dry_run_site) if request.dry_run_site else None
-    return verify_backup(
-        store_for(where),
+    world = build_world(config)
+    return verify_stores(
+        app_stores(world, app, where.name),
         where,
-        request.app,
+        app.name,
         run_id=request.run_id,
         key=key,
         target=cluster_for(target) if target else None,
         target_site=target,
         progress=progress,
-        restore=config.app(request.app).restore,
+        restore=app.restore,
     )

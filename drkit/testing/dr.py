@@ -1,8 +1,9 @@
 """A whole two-site world in memory, for testing DR operations without the lab: :func:`fake_dr`.
 
 Two fake clusters with small controllers (VolumeReplication, Nexus), one shared fake object
-store, a fake mirror pair and a fake Nexus per running app; site A is seeded like the lab, site B
-holds the namespace and the admin Secret.
+store (or, with ``per_site_stores=True``, one store per site: its own endpoint and bucket), a fake
+mirror pair and a fake Nexus per running app; site A is seeded like the lab, site B holds the
+namespace and the admin Secret.
 """
 
 from __future__ import annotations
@@ -33,11 +34,19 @@ NEXUS_API = "operator.alaudadevops.io/v1alpha1"
 SITES = ("site-a", "site-b")
 
 
-def fake_config(*, control: str = "volume-replication", routing: str = "ingress") -> StandbyConfig:
-    """The lab's configuration, on fakes (paths and endpoints are never used)."""
-    s3 = {"endpoint": "memory://fake-s3", "bucket": "standby", "prefix": "standby"}
+def _s3(site: str, per_site: bool) -> dict[str, str]:
+    if per_site:
+        return {"endpoint": f"memory://fake-s3-{site}", "bucket": f"standby-{site}", "prefix": "standby"}
+    return {"endpoint": "memory://fake-s3", "bucket": "standby", "prefix": "standby"}
+
+
+def fake_config(
+    *, control: str = "volume-replication", routing: str = "ingress", per_site_stores: bool = False
+) -> StandbyConfig:
+    """The lab's configuration, on fakes (paths and endpoints are never used); with
+    ``per_site_stores`` each site names its own S3 endpoint and bucket."""
     sites = [{"name": s, "ceph": {"mode": "local", "cluster": s, "conf": f"/fake/{s}.conf"}, "pool": POOL,
-              "storage_class": "ceph-rbd", "s3": s3} for s in SITES]  # fmt: skip
+              "storage_class": "ceph-rbd", "s3": _s3(s, per_site_stores)} for s in SITES]  # fmt: skip
     kinds = ["v1/Secret", "v1/ConfigMap", "v1/PersistentVolumeClaim", "v1/Service", "networking.k8s.io/v1/Ingress",
              f"{NEXUS_API}/Nexus"] + ([f"{VR_API}/VolumeReplication"] if control != "rbd" else [])  # fmt: skip
     app = {
@@ -111,11 +120,14 @@ class FakeDr:
     mirror: FakeMirrorPair
     clusters: dict[str, FakeCluster]
     store: FakeObjectStore
+    """Site A's store (the only one, unless the world has a store per site)."""
     clock: FakeClock
     nexus: dict[str, FakeNexus] = field(default_factory=dict)
     """Running Nexus per site."""
     nexus_fail_writes: set[str] = field(default_factory=set)
     """Sites whose next Nexus starts with ``fail_writes`` (never writable)."""
+    stores: dict[str, FakeObjectStore] = field(default_factory=dict)
+    """Each site's store (the same object for both unless ``per_site_stores``)."""
 
     def nexus_factory(self, url: str, password: str, site: str) -> NexusApi:
         """The Nexus running at ``url`` (a stopped one answers as unreachable)."""
@@ -200,19 +212,24 @@ class FakeDr:
             self.nexus[site].running = True
 
 
-def fake_dr(*, control: str = "volume-replication", routing: str = "ingress") -> FakeDr:
-    """A fresh fake world: the app runs on site A, mirrored to B, backups none yet."""
+def fake_dr(
+    *, control: str = "volume-replication", routing: str = "ingress", per_site_stores: bool = False
+) -> FakeDr:
+    """A fresh fake world: the app runs on site A, mirrored to B, backups none yet; one shared
+    store, or with ``per_site_stores`` one store per site (``FakeDr.stores``)."""
     clock = FakeClock()
-    config = fake_config(control=control, routing=routing)
+    config = fake_config(control=control, routing=routing, per_site_stores=per_site_stores)
     mirror = FakeMirrorPair(POOL, [IMAGE], now=clock.now)
-    store = FakeObjectStore(site="site-a")
+    shared = FakeObjectStore(site="site-a")
+    stores = {s.name: FakeObjectStore(site=s.name, bucket=s.s3.bucket, endpoint=str(s.s3.endpoint))
+              if per_site_stores else shared for s in config.sites}  # fmt: skip
     clusters = {s: FakeCluster(site=s) for s in SITES}
     for cluster in clusters.values():
         cluster.seed(*seed_common())
     clusters["site-a"].seed(*seed_app(with_vr=control != "rbd"))
-    bundles = {s.name: SiteBundle(s, store, clusters[s.name], mirror.site(s.name)) for s in config.sites}
+    bundles = {s.name: SiteBundle(s, stores[s.name], clusters[s.name], mirror.site(s.name)) for s in config.sites}
     dr = FakeDr(world=World(config=config, sites=bundles, clock=clock), mirror=mirror, clusters=clusters,
-                store=store, clock=clock)  # fmt: skip
+                store=stores["site-a"], clock=clock, stores=stores)  # fmt: skip
     dr.world.nexus_factory = dr.nexus_factory
     for site, cluster in clusters.items():
         cluster.controllers = [dr.vr_controller(site), dr.nexus_controller(site)]

@@ -202,7 +202,8 @@ def test_no_secret_in_bucket_logs_artifacts_events_journals_or_reports(
         # Home again (A primary, B replaying) for the lab's other tests: a backup on B, a failback.
         key = crypto.MasterKey(base64.b64decode(KEY_TEXT))
         b = world.bundle("site-b")
-        backups.run_backup(placed_config(world).app("nexus"), b.site, b.cluster, b.store, key=key,
+        app = placed_config(world).app("nexus")
+        backups.run_backup(app, b.site, b.cluster, backups.app_stores(world, app, "site-b"), key=key,
                            clock=SystemClock())  # fmt: skip
         prepared = prepare(world, "nexus", "failback", None, key=key)
         assert prepared.plan.runnable, prepared.plan.refusals

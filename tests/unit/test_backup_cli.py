@@ -127,6 +127,17 @@ def stderr_lines(result: Result) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.strip()]
 
 
+def store_sections(stdout: str) -> dict[str, list[str]]:
+    """``backup list`` output: each ``store of ...:`` header and the run rows under it."""
+    sections: dict[str, list[str]] = {}
+    for line in stdout.splitlines():
+        if line.startswith("store of "):
+            sections[line] = []
+        elif line[:2] in ("* ", "  "):
+            sections[list(sections)[-1]].append(line)
+    return sections
+
+
 def run_id_of(result: Result) -> str:
     last = result.stdout.strip().splitlines()[-1]
     assert RUN_ID.match(last), f"last line is not a run id: {last!r}"
@@ -147,11 +158,14 @@ def test_run_rerun_list_show_verify(config: Path) -> None:
 
     listed = standby(config, "list", "--app", "nexus")
     assert listed.exit_code == 0, listed.output
-    rows = {line[2:].split()[0]: line for line in listed.stdout.splitlines()}
-    assert list(rows) == [first_id, second_id]  # oldest first
-    assert rows[first_id].startswith("  ") and "same-as" not in rows[first_id]  # not latest: no '*'
-    latest = rows[second_id]
-    assert latest.startswith("* ") and f"same-as={first_id}" in latest and "objects=9" in latest
+    sections = store_sections(listed.stdout)
+    assert list(sections) == ["store of site-a:", "store of site-b:"]  # each site has its own prefix: 2 stores
+    for lines in sections.values():  # the run landed complete in both
+        rows = {line[2:].split()[0]: line for line in lines}
+        assert list(rows) == [first_id, second_id]  # oldest first
+        assert rows[first_id].startswith("  ") and "same-as" not in rows[first_id]  # not latest: no '*'
+        latest = rows[second_id]
+        assert latest.startswith("* ") and f"same-as={first_id}" in latest and "objects=9" in latest
 
     for run in (second_id, "latest"):
         shown = standby(config, "show", run, "--app", "nexus")
@@ -225,7 +239,7 @@ def test_run_without_a_key_refuses_secrets_on_one_line(config: Path, monkeypatch
     assert seeds.ADMIN_SECRET in lines[0] and "no backup encryption key" in lines[0]
     assert "STANDBY_BACKUP_KEY" in lines[0]
     listed = standby(config, "list", "--app", "nexus")  # nothing was written
-    assert listed.exit_code == 0 and listed.stdout.startswith("no finished backup of app nexus")
+    assert listed.exit_code == 0 and listed.stdout.startswith("store of site-a: no finished backup of app nexus")
 
 
 @pytest.mark.parametrize(

@@ -316,3 +316,16 @@ def test_an_approval_that_outlived_its_plan_is_refused_when_the_new_plan_is() ->
     with pytest.raises(PreconditionFailed, match="refused after its approval, the world having changed: no other operation"):
         _run_with(dr, hooks, KEY, "relocate")
     assert dr.mirror.promoted == [] and dr.nexus["site-a"].running
+
+
+def test_with_a_store_per_site_a_relocate_restores_its_final_backup_from_the_targets_own_store() -> None:
+    dr = fake_dr(per_site_stores=True)  # no backup anywhere yet
+    there = _run_with(dr, Recorder(), KEY, "relocate", "site-b")
+    assert there.journal is not None and there.journal.status == "completed", there.journal.error
+    run = there.journal.step("final-backup").observed["run"]
+    for site in ("site-a", "site-b"):  # written to both stores, index last in each
+        ref = next(r for r in dr.world.stores() if site in r.sites)
+        assert ref.store.exists(ref.layout.index_key("site-a", "nexus", run)), site
+    back = _run_with(dr, Recorder(), KEY, "relocate", "site-a")
+    assert back.journal is not None and back.journal.status == "completed", back.journal.error
+    assert set(dr.nexus) == {"site-a"}
