@@ -66,7 +66,7 @@ BUCKET = "standby"
 #: endpoint, bucket and keys per site. A fresh lab takes ``$STANDBY_LAB_S3``, else this default,
 #: and records it in ``lab.json``; a later ``up`` keeps what is recorded.
 S3_LAYOUTS = ("shared", "per-site")
-DEFAULT_S3_LAYOUT = "shared"
+DEFAULT_S3_LAYOUT = "per-site"
 S3_ENV = "STANDBY_LAB_S3"
 RECORD = "lab.json"
 ROOT = Path(__file__).resolve().parent.parent
