@@ -47,6 +47,7 @@ USE_CASES: tuple[tuple[str, type[requests.Request]], ...] = (
     ("relocate (flow `relocate`, `standby relocate`)", requests.RelocateRequest),
     ("failover (flow `failover`, `standby failover`)", requests.FailoverRequest),
     ("failback (flow `failback`, `standby failback`)", requests.FailbackRequest),
+    ("abort (flow `abort-operation`, `standby operation abort`)", requests.AbortRequest),
     ("drill (flow `drill`, `standby drill run`)", requests.DrillRequest),
     ("drill cleanup (flow `drill-cleanup`, `standby drill cleanup`)", requests.DrillCleanupRequest),
 )

@@ -22,7 +22,7 @@ from drkit.domain.placement import AppView, Placement, disagreements
 
 Kind = Literal["relocate", "failover", "failback", "drill"]
 Outcome = Literal["pending", "running", "done", "skipped", "failed"]
-Status = Literal["planned", "refused", "approved", "running", "completed", "failed"]
+Status = Literal["planned", "refused", "approved", "running", "completed", "failed", "aborted"]
 
 LAG_INTERVALS = 3
 """A planned move needs the secondary within this many snapshot intervals of the primary."""
@@ -61,6 +61,7 @@ class Plan(Model):
     needs_unfenced_ack: bool = Field(False, description="approval must acknowledge an unfenced old primary")
     nothing_to_do: str = Field("", description="set when the app already is where the plan would put it")
     backup_run: str | None = Field(None, description="the backup (taken on the source) the target restores")
+    takes_over: str | None = Field(None, description="the failed, stale or abandoned operation whose hold it takes over")
 
     @property
     def refusals(self) -> list[Check]:
@@ -73,6 +74,15 @@ class Plan(Model):
         return not self.refusals and not self.nothing_to_do
 
 
+class HoldState(Model):
+    """What the operation holding an app is doing: told from its journal (see :func:`drkit.domain.abort.judge_hold`)."""
+
+    op_id: str = Field(..., description="the holding operation")
+    kind: str = Field("", description="its kind")
+    state: Literal["live", "failed", "stale", "abandoned"] = Field(..., description="live: still running")
+    detail: str = Field("", description="what the journal says, for people")
+
+
 class Facts(Model):
     """Everything a plan is made from, observed before it."""
 
@@ -81,6 +91,8 @@ class Facts(Model):
     backup_run: str | None = Field(None, description="the newest complete backup the target can read")
     backup_error: str = Field("", description="why no backup could be read")
     secondary_objects: tuple[str, ...] = Field((), description="the app's objects found on the secondary")
+    holder: HoldState | None = Field(None, description="the state of the operation holding the app, if any")
+    take_over: str | None = Field(None, description="the operation whose hold the operator asked to take over")
 
 
 class Approval(Model):
@@ -90,6 +102,7 @@ class Approval(Model):
     reason: str = Field(..., description="why")
     data_loss: bool = Field(False, description="acknowledged data loss")
     unfenced: bool = Field(False, description="acknowledged an unfenced old primary")
+    take_over: bool = Field(False, description="acknowledged taking over the hold of a failed operation")
     at: datetime = Field(..., description="when")
 
 
@@ -113,6 +126,21 @@ class StepRecord(Model):
         return (self.ended_at - self.started_at).total_seconds()
 
 
+class Rollback(Model):
+    """The abort of an operation (``standby operation abort``), kept in the operation's journal."""
+
+    status: Literal["running", "completed", "failed"] = Field("running", description="where the abort stands")
+    approval: Approval = Field(..., description="who approved the abort")
+    started_at: datetime = Field(..., description="when the abort was approved")
+    steps: tuple[StepRecord, ...] = Field(..., description="the rollback steps, in order")
+    error: str = Field("", description="why the abort failed")
+    finished_at: datetime | None = Field(None, description="when it completed or failed")
+
+    def with_step(self, record: StepRecord) -> Rollback:
+        """A copy with ``record`` replacing the step of the same name."""
+        return self.model_copy(update={"steps": tuple(record if s.name == record.name else s for s in self.steps)})
+
+
 class Journal(Model):
     """The record of one operation, written after every step."""
 
@@ -128,6 +156,9 @@ class Journal(Model):
     steps: tuple[StepRecord, ...] = Field(..., description="one record per plan step")
     error: str = Field("", description="why it failed or was refused")
     finished_at: datetime | None = Field(None, description="when it completed or failed")
+    abort: Rollback | None = Field(None, description="the abort of this operation, once asked for")
+    took_over: str | None = Field(None, description="the failed operation whose hold this one took over")
+    taken_over_by: str | None = Field(None, description="the operation that took over this one's hold")
 
     def step(self, name: str) -> StepRecord:
         """The record of step ``name``."""
@@ -191,6 +222,8 @@ def check_approval(plan: Plan, approval: Approval, typed_app: str) -> list[str]:
         out.append(f"acknowledge the data loss (data at risk: {lag} of writes)")
     if plan.needs_unfenced_ack and not approval.unfenced:
         out.append(f"acknowledge that {', '.join(plan.unfenced)} could not be fenced")
+    if plan.takes_over and not approval.take_over:
+        out.append(f"acknowledge taking over the hold of operation {plan.takes_over}")
     return out
 
 
@@ -219,14 +252,28 @@ def _replaying(view: AppView, site: str) -> Check:
     )
 
 
+def _hold_check(facts: Facts, op_kind: str, target: str) -> Check:
+    """No other operation holds the app; a failover may take over the hold of a failed, stale or
+    abandoned one when the operator names it (``--take-over``); a live one is always refused."""
+    held, app = facts.placement.operation, facts.placement.app
+    if not held:
+        return _check("no other operation", True, "none running")
+    holder = facts.holder or HoldState(op_id=held, kind=facts.placement.operation_kind or "", state="live")
+    what = f"{holder.kind or facts.placement.operation_kind} {held}"
+    seen = f" ({holder.detail})" if holder.detail else ""
+    if holder.state == "live":
+        return _check("no other operation", False, f"{what} holds the app and is live{seen}: wait for it to end")
+    if facts.take_over == held and op_kind == "failover":
+        return _check("no other operation", True, f"taking over the hold of {holder.state} {what}{seen} (acknowledged)")
+    way = (f"take it over: standby failover --app {app} --to {target} --take-over {held}" if op_kind == "failover"
+           else f"standby operation resume {held}, or standby operation abort {held}")  # fmt: skip
+    wrong = f"; --take-over names {facts.take_over}, not it" if facts.take_over else ""
+    return _check("no other operation", False, f"{holder.state} {what} holds the app{seen}{wrong}; {way}")
+
+
 def _common_checks(facts: Facts, op_kind: str, target: str) -> list[Check]:
-    held = facts.placement.operation
     checks = [
-        _check(
-            "no other operation",
-            not held,
-            f"{facts.placement.operation_kind} {held} holds the app" if held else "none running",
-        ),
+        _hold_check(facts, op_kind, target),
         _check(
             "backup readable from the target",
             facts.backup_run is not None,
@@ -344,8 +391,12 @@ def _failback(app: ProtectedApp, facts: Facts) -> Plan:
 
 
 def make_plan(app: ProtectedApp, facts: Facts, kind: Kind, target: str | None) -> Plan:
-    """See :func:`_make_plan`; the plan carries the backup run it will restore."""
-    return _make_plan(app, facts, kind, target).model_copy(update={"backup_run": facts.backup_run})
+    """See :func:`_make_plan`; the plan carries the backup run it will restore (and the hold it
+    takes over, when its guard allowed it)."""
+    plan = _make_plan(app, facts, kind, target)
+    held = facts.placement.operation
+    takes = held if held and facts.take_over == held and kind == "failover" else None
+    return plan.model_copy(update={"backup_run": facts.backup_run, "takes_over": takes})
 
 
 def _make_plan(app: ProtectedApp, facts: Facts, kind: Kind, target: str | None) -> Plan:
@@ -392,7 +443,10 @@ def plan_markdown(plan: Plan, op_id: str = "") -> str:
     lines += [f"| {n} | {s.title} | {s.site} |" for n, s in enumerate(plan.steps, 1)]
     lines += ["", "**Forced:** " + ("; ".join(plan.forced) or "nothing")]
     lines += ["**Cannot be fenced:** " + ("; ".join(plan.unfenced) or "nothing")]
-    acks = [a for a, need in (("data loss", plan.needs_data_loss_ack), ("unfenced old primary", plan.needs_unfenced_ack)) if need]
+    if plan.takes_over:
+        lines += [f"**Takes over the hold of:** {plan.takes_over} (its journal records it)"]
+    acks = [a for a, need in (("data loss", plan.needs_data_loss_ack), ("unfenced old primary", plan.needs_unfenced_ack),
+                              (f"taking over {plan.takes_over}", bool(plan.takes_over))) if need]  # fmt: skip
     if acks:
         lines += [f"**Approval must acknowledge:** {', '.join(acks)}"]
     if plan.refusals:
