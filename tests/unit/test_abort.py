@@ -273,3 +273,68 @@ def test_operation_list_shows_every_operation_with_its_state() -> None:
     ok = execute(dr.world, _start(dr, "relocate", "site-b"), key=KEY, timeouts=FAST)
     states = {j.op_id: j.status for j in list_journals(dr.world, APP)}
     assert states == {failed.op_id: "aborted", ok.op_id: "completed"}
+
+
+# -------------------------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def cli_world(monkeypatch: pytest.MonkeyPatch) -> FakeDr:
+    """The ``standby`` commands over the fake two-site world, no backup key in the environment."""
+    from standby import ops_cli
+
+    dr = fake_dr()
+    _backup(dr, "site-a")
+    monkeypatch.setattr(ops_cli, "world_of", lambda config, **names: dr.world)
+    monkeypatch.delenv("STANDBY_BACKUP_KEY", raising=False)
+    return dr
+
+
+def _cli(*argv: str) -> tuple[int, list[str]]:
+    from typer.testing import CliRunner
+
+    from standby.cli import app
+
+    result = CliRunner().invoke(app, list(argv))
+    assert "Traceback" not in result.output, result.output
+    return result.exit_code, result.output.strip().splitlines()
+
+
+def test_cli_exit_codes_tell_held_from_refused_and_abort_and_list_lead_out(cli_world: FakeDr) -> None:
+    code, lines = _cli("relocate", "--app", "nexus", "--to", "site-b", "--yes")
+    op_id = lines[-1]
+    assert code == 3 and op_id.startswith("relocate-")  # failed part-way: the app is held
+    assert any(f"standby operation abort {op_id}" in ln for ln in lines)
+    code, lines = _cli("operation", "list", "--app", "nexus")
+    assert code == 0 and lines == [
+        f"{op_id}  relocate site-a -> site-b: failed, holds the app (failed: failed at step restore-volumes)"
+    ]
+    code, lines = _cli("relocate", "--app", "nexus", "--to", "site-b", "--yes")
+    assert code == 1 and f"standby operation abort {op_id}" in lines[-1]  # refused: nothing changed
+    code, lines = _cli("operation", "abort", op_id, "--yes")
+    assert code == 0 and lines[-1] == op_id, lines
+    assert any(ln.endswith(": aborted") for ln in lines)
+    _only_source_serves(cli_world)
+    code, lines = _cli("operation", "abort", op_id, "--yes")  # again: converged, nothing to do
+    assert code == 0 and "Nothing to do" in "\n".join(lines)
+    code, lines = _cli("operation", "list", "--app", "nexus")
+    assert lines == [f"{op_id}  relocate site-a -> site-b: aborted"]
+
+
+def test_cli_failover_takes_over_with_the_named_operation(
+    cli_world: FakeDr, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    _, lines = _cli("relocate", "--app", "nexus", "--to", "site-b", "--yes")
+    op_id = lines[-1]
+    cli_world.lose("site-a")
+    monkeypatch.setenv("STANDBY_BACKUP_KEY", base64.b64encode(bytes(range(32))).decode())
+    acks = ("--acknowledge-data-loss", "--acknowledge-unfenced")
+    code, lines = _cli("failover", "--app", "nexus", "--to", "site-b", "--yes", *acks)
+    assert code == 1 and f"--take-over {op_id}" in lines[-1]
+    code, lines = _cli("failover", "--app", "nexus", "--to", "site-b", "--yes", *acks, "--take-over", op_id)
+    assert code == 0 and "took over" in "\n".join(lines)
+    assert read_journal(cli_world.world, op_id).taken_over_by == lines[-1]
+    code, lines = _cli("operation", "abort", op_id, "--yes")
+    assert code == 1 and "taken over" in lines[-1]
