@@ -203,8 +203,9 @@ def _app_status(world: World, name: str) -> dict[str, Any]:
     states = {s: v.states for s, v in view.sites.items()}
     warnings = disagreements(record, view) + view.split_brain()
     warnings += [f"{s} unreachable: {view.sites[s].error}" for s in view.unreachable()]
-    if record.operation:
-        warnings.append(f"operation {record.operation} holds the app")
+    hold = hold_of(world, record)
+    if hold is not None:
+        warnings.append(f"operation {hold.op_id} holds the app ({hold.state}: {hold.detail})")
     observed = view.primaries()
     return {
         "primary": record.primary,

@@ -62,6 +62,7 @@ class Plan(Model):
     nothing_to_do: str = Field("", description="set when the app already is where the plan would put it")
     backup_run: str | None = Field(None, description="the backup (taken on the source) the target restores")
     takes_over: str | None = Field(None, description="the failed, stale or abandoned operation whose hold it takes over")
+    backup_site: str | None = Field(None, description="the site the restored backup was taken on, when not the source")
 
     @property
     def refusals(self) -> list[Check]:
@@ -393,10 +394,18 @@ def _failback(app: ProtectedApp, facts: Facts) -> Plan:
 def make_plan(app: ProtectedApp, facts: Facts, kind: Kind, target: str | None) -> Plan:
     """See :func:`_make_plan`; the plan carries the backup run it will restore (and the hold it
     takes over, when its guard allowed it)."""
-    plan = _make_plan(app, facts, kind, target)
     held = facts.placement.operation
     takes = held if held and facts.take_over == held and kind == "failover" else None
-    return plan.model_copy(update={"backup_run": facts.backup_run, "takes_over": takes})
+    backup_site = None
+    if takes and target == facts.placement.primary:
+        # a failover back: the operation taken over was moving the app away from the target (the
+        # record still names the target, the images may be primary on the other site), so the
+        # other site is the one to fence; the backup restored is the target's own
+        record = facts.placement
+        swapped = record.model_copy(update={"primary": record.secondary, "secondary": record.primary})
+        facts, backup_site = facts.model_copy(update={"placement": swapped}), record.primary
+    plan = _make_plan(app, facts, kind, target)
+    return plan.model_copy(update={"backup_run": facts.backup_run, "takes_over": takes, "backup_site": backup_site})
 
 
 def _make_plan(app: ProtectedApp, facts: Facts, kind: Kind, target: str | None) -> Plan:

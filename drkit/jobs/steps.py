@@ -98,7 +98,8 @@ class Run:
         self, site: str, *, include: tuple[str, ...] | None = None, exclude: tuple[str, ...] = (),
         namespace: str | None = None, rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:  # fmt: skip
-        """Restore the plan's backup (taken on the plan's source) into ``site``; existing objects are kept.
+        """Restore the plan's backup (taken on the plan's ``backup_site``, else its source) into ``site``;
+        existing objects are kept.
 
         ``namespace`` and ``rewrite``: see :func:`~drkit.jobs.restore.restore_backup`."""
         if self.backup_run is None:
@@ -106,7 +107,7 @@ class Run:
                 f"no backup of app {self.app.name} to restore on {site}",
                 hint=f"run: standby backup run --app {self.app.name}",
             )
-        source = self.world.config.site(self.plan.source)
+        source = self.world.config.site(self.plan.backup_site or self.plan.source)
         b = self.world.bundle(site)
         for ref in self.world.stores(first=site):
             if ref.store.exists(ref.layout.index_key(source.name, self.app.name, self.backup_run)):

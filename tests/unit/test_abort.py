@@ -338,3 +338,53 @@ def test_cli_failover_takes_over_with_the_named_operation(
     assert read_journal(cli_world.world, op_id).taken_over_by == lines[-1]
     code, lines = _cli("operation", "abort", op_id, "--yes")
     assert code == 1 and "taken over" in lines[-1]
+
+
+def test_past_the_promote_the_named_failover_back_takes_over_and_brings_the_app_home() -> None:
+    dr = fake_dr()
+    sha = _canary(dr, "site-a", "before.bin")
+    _backup(dr, "site-a")
+    journal = _start(dr, "relocate", "site-b")
+    dr.nexus_fail_writes.add("site-b")  # start-target never becomes writable on B: past the promote
+    with pytest.raises(OperationFailed) as caught:
+        execute(dr.world, journal, key=KEY, timeouts=FAST)
+    back = f"standby failover --app nexus --to site-a --take-over {journal.op_id}"
+    assert back in caught.value.hint
+    prepared = prepare(dr.world, APP, "failover", "site-a", take_over=journal.op_id)
+    plan = prepared.plan
+    assert plan.runnable, plan.refusals
+    assert (plan.source, plan.target, plan.backup_site, plan.forced) == ("site-b", "site-a", "site-a", ())
+    taken = approve(dr.world, prepared, _approval(take_over=True), APP)
+    done = execute(dr.world, taken, key=KEY, timeouts=FAST)
+    assert done.status == "completed", done.error
+    image = dr.mirror.images[IMAGE]
+    assert image.primary == {"site-a": True, "site-b": False} and not image.split
+    assert [(s, f) for s, _, f in dr.mirror.promoted] == [("site-b", False), ("site-a", False)]
+    assert {s for s, n in dr.nexus.items() if n.running} == {"site-a"}
+    assert _read(dr, "site-a", "before.bin") == sha
+    assert _held(dr) is None and read_journal(dr.world, journal.op_id).taken_over_by == done.op_id
+
+
+def test_a_failover_takes_over_a_drill_whose_cleanup_failed_when_the_primary_is_lost() -> None:
+    dr = fake_dr()
+    sha = _canary(dr, "site-a", "before.bin")
+    _backup(dr, "site-a")
+    journal = start_drill(dr.world, prepare_drill(dr.world, APP, "isolated"))
+
+    def failing(ex: object, name: str) -> object:
+        if name == "scratch-cleanup-volumes":
+            dr.clusters["site-b"].fail_next(10_000)
+        return ex.step(name)  # type: ignore[attr-defined]
+
+    outcome = run_drill(dr.world, journal, key=KEY, timeouts=FAST, step=failing)
+    assert outcome.cleanup_error and _held(dr) == journal.op_id
+    dr.clusters["site-b"]._failures.clear()
+    dr.lose("site-a")
+    prepared = prepare(dr.world, APP, "failover", "site-b", take_over=journal.op_id)
+    assert prepared.plan.runnable, prepared.plan.refusals
+    acks = {"data_loss": True, "unfenced": True, "take_over": True}
+    done = execute(dr.world, approve(dr.world, prepared, _approval(**acks), APP), key=KEY, timeouts=FAST)
+    assert done.status == "completed" and done.took_over == journal.op_id
+    assert {s for s, n in dr.nexus.items() if n.running} == {"site-b"}
+    assert _read(dr, "site-b", "before.bin") == sha
+    assert _held(dr) is None
