@@ -9,8 +9,9 @@ the abort is refused and names ``standby operation resume ID`` and the failover 
 
 **Live, failed, stale, abandoned.** The placement record names the operation that holds an app.
 :func:`judge_hold` reads that operation's journal: *live* when it says ``approved`` or ``running``
-(or its abort is running) and its newest time is within the running step's limit; *stale* when it
-says so but has not been updated for longer than that limit (its process is gone); *failed* when
+(or its abort is running) and its newest time is within the running step's limit plus
+:data:`STALE_GRACE`; *stale* when it says so but has not been updated for longer than that (its
+process is gone); *failed* when
 it says so; *abandoned* when no journal can be read, or it says it ended yet still holds the app.
 A failover may take over any hold but a live one, with an acknowledgement naming it.
 
@@ -29,6 +30,9 @@ from drkit.domain.operations import Approval, HoldState, Journal, Plan, Rollback
 
 POINT_OF_NO_RETURN = "promote-target"
 """The step after which an operation can no longer be rolled back (the target's promote)."""
+STALE_GRACE = 60.0
+"""Seconds added to a step's limit before its silent operation is called stale: a step's last call
+(an ``rbd`` or apiserver call) may outlast the deadline by its own timeout."""
 ABORT_STEPS = ("abort-promote-source", "abort-start-source", "abort-smoke-source", "abort-tidy-target")
 """The rollback steps, in the order they run (the last only when volumes were restored on the target)."""
 
@@ -75,7 +79,7 @@ def judge_hold(
     if journal.status in ("approved", "running") or aborting:
         step = _running(journal.abort.steps) if aborting and journal.abort else _running(journal.steps)
         age = (now - last_update(journal)).total_seconds()
-        allowed = limit(step)
+        allowed = limit(step) + STALE_GRACE
         where = f"step {step}" if step else "between steps"
         detail = f"{'abort ' if aborting else ''}{where}, updated {age:.0f}s ago, stale after {allowed:.0f}s"
         return HoldState(

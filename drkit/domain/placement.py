@@ -51,7 +51,8 @@ def begin(current: Placement, op_id: str, kind: str, now: datetime, *, take_over
         raise Conflict(
             f"app {current.app} is held by {current.operation_kind or 'an'} operation {current.operation};"
             f" {kind} {op_id} refused",
-            hint=f"wait for it, or resume it: standby operation resume {current.operation}",
+            hint=f"wait for it, or resume it: standby operation resume {current.operation}, or roll it back:"
+            f" standby operation abort {current.operation} (see: standby operation list --app {current.app})",
             context={"app": current.app, "operation": current.operation},
         )
     return current.model_copy(

@@ -409,7 +409,7 @@ def resume(
     if record.operation not in (None, op_id):
         raise Conflict(
             f"app {app.name} is held by operation {record.operation}; {op_id} cannot resume",
-            hint=f"resume {record.operation} instead",
+            hint=f"resume {record.operation} instead, or roll it back: standby operation abort {record.operation}",
         )
     if record.operation is None:
         now = world.clock.now()

@@ -143,12 +143,14 @@ def test_a_live_operation_is_not_aborted_until_it_goes_stale() -> None:
 
     with pytest.raises(Killed):
         execute(dr.world, journal, key=KEY, timeouts=FAST, on_step=die)
-    with pytest.raises(PreconditionFailed, match=r"is live .*stale after 30s"):
+    with pytest.raises(PreconditionFailed, match=r"is live .*stale after 90s"):
         abort_operation(dr.world, journal.op_id, _approval(), APP, key=KEY, timeouts=FAST)
-    dr.clock.advance(31)
-    assert (
-        abort_operation(dr.world, journal.op_id, _approval(), APP, key=KEY, timeouts=FAST).status == "aborted"
-    )
+    dr.clock.advance(89)  # the step's limit (30 s) and the grace (60 s) not yet over
+    with pytest.raises(PreconditionFailed, match="is live"):
+        abort_operation(dr.world, journal.op_id, _approval(), APP, key=KEY, timeouts=FAST)
+    dr.clock.advance(2)
+    done = abort_operation(dr.world, journal.op_id, _approval(), APP, key=KEY, timeouts=FAST)
+    assert done.status == "aborted"
     _only_source_serves(dr)
 
 
@@ -207,7 +209,7 @@ def test_a_live_operation_is_never_taken_over() -> None:
     plan = prepare(dr.world, APP, "failover", "site-b", take_over=live.op_id).plan
     (hold,) = [c for c in plan.refusals if c.name == "no other operation"]
     assert "is live" in hold.detail and not plan.runnable
-    dr.clock.advance(301)  # the default step limit: its process is gone
+    dr.clock.advance(361)  # the default step limit and the grace: its process is gone
     assert hold_of(dr.world, read_placement(dr.world, dr.world.config.app(APP)).record).state == "stale"  # type: ignore[union-attr]
     assert prepare(dr.world, APP, "failover", "site-b", take_over=live.op_id).plan.runnable
 
@@ -224,7 +226,7 @@ def test_hold_states_from_the_journal() -> None:
     assert judge_hold(failed.op_id, "relocate", running, now, limit).state == "live"
     from datetime import timedelta
 
-    assert judge_hold(failed.op_id, "relocate", running, now + timedelta(seconds=301), limit).state == "stale"
+    assert judge_hold(failed.op_id, "relocate", running, now + timedelta(seconds=361), limit).state == "stale"
     done = failed.model_copy(update={"status": "completed"})
     assert judge_hold(failed.op_id, "relocate", done, now, limit).state == "abandoned"
 
