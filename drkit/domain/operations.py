@@ -259,7 +259,10 @@ def _hold_check(facts: Facts, op_kind: str, target: str) -> Check:
     held, app = facts.placement.operation, facts.placement.app
     if not held:
         return _check("no other operation", True, "none running")
-    holder = facts.holder or HoldState(op_id=held, kind=facts.placement.operation_kind or "", state="live")
+    if facts.holder is None:  # not judged (the planner did not read the holder's journal): refuse
+        return _check("no other operation", False, f"{facts.placement.operation_kind} {held} holds the app;"
+                      f" see: standby operation list --app {app}")  # fmt: skip
+    holder = facts.holder
     what = f"{holder.kind or facts.placement.operation_kind} {held}"
     seen = f" ({holder.detail})" if holder.detail else ""
     if holder.state == "live":
