@@ -161,7 +161,9 @@ def list_journals(world: World, app: str) -> list[Journal]:
             keys = [o.key for o in ref.store.list(ref.layout.operations_prefix(app))]
             for key in keys:
                 journal = Journal.model_validate(json.loads(ref.store.get(key)))
-                out.setdefault(journal.op_id, journal)
+                known = out.get(journal.op_id)
+                if known is None or progress(journal) > progress(known):  # the copy that got furthest
+                    out[journal.op_id] = journal
         except StandbyError:
             continue
     return sorted(out.values(), key=lambda j: j.created_at)

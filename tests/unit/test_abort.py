@@ -390,3 +390,45 @@ def test_a_failover_takes_over_a_drill_whose_cleanup_failed_when_the_primary_is_
     assert {s for s, n in dr.nexus.items() if n.running} == {"site-b"}
     assert _read(dr, "site-b", "before.bin") == sha
     assert _held(dr) is None
+
+
+def test_a_failback_failed_before_its_promote_is_aborted_back_to_the_survivor() -> None:
+    from tests.unit.test_operations import _scenario
+
+    dr = _scenario("failback")  # site-b serves after a failover; site-a is back, stale
+    journal = approve(dr.world, prepare(dr.world, APP, "failback", None), _approval(), APP)
+
+    def hold_back(j: Journal, r: object) -> None:
+        if getattr(r, "name", "") == "demote-source":
+            dr.mirror.paused = True  # site-b's demotion snapshot never reaches site-a
+
+    with pytest.raises(OperationFailed, match="step wait-demotion on site-a failed"):
+        execute(dr.world, journal, key=KEY, timeouts=FAST, on_step=hold_back)
+    dr.mirror.resume_syncs()
+    done = abort_operation(dr.world, journal.op_id, _approval(), APP, key=KEY, timeouts=FAST)
+    assert done.status == "aborted"
+    _only_source_serves(dr, "site-b")
+    assert _read(dr, "site-b", "canary.bin")
+    assert dr.mirror.site("site-a").image_status("replicapool", IMAGE)["state"] == "up+replaying"
+
+
+def test_a_failback_failed_past_its_promote_fails_over_back_to_the_survivor_by_take_over() -> None:
+    from tests.unit.test_operations import _scenario
+
+    dr = _scenario("failback")
+    journal = approve(dr.world, prepare(dr.world, APP, "failback", None), _approval(), APP)
+    with pytest.raises(OperationFailed, match="step start-target on site-a failed") as caught:
+        execute(dr.world, journal, key=None, timeouts=FAST)  # no key: the workload cannot be restored on A
+    back = f"standby failover --app nexus --to site-b --take-over {journal.op_id}"
+    assert back in caught.value.hint
+    with pytest.raises(PreconditionFailed, match="point of no return"):
+        abort_operation(dr.world, journal.op_id, _approval(), APP, key=KEY, timeouts=FAST)
+    prepared = prepare(dr.world, APP, "failover", "site-b", take_over=journal.op_id)
+    assert prepared.plan.runnable and prepared.plan.source == "site-a", prepared.plan.refusals
+    done = execute(
+        dr.world, approve(dr.world, prepared, _approval(take_over=True), APP), key=KEY, timeouts=FAST
+    )
+    assert done.status == "completed", done.error
+    _only_source_serves(dr, "site-b")
+    assert _read(dr, "site-b", "canary.bin") and not dr.mirror.images[IMAGE].split
+    assert all(not forced for _, _, forced in dr.mirror.promoted)
