@@ -48,6 +48,8 @@ USE_CASES: tuple[tuple[str, type[requests.Request]], ...] = (
     ("relocate (flow `relocate`, `standby relocate`)", requests.RelocateRequest),
     ("failover (flow `failover`, `standby failover`)", requests.FailoverRequest),
     ("failback (flow `failback`, `standby failback`)", requests.FailbackRequest),
+    ("abort (flow `abort-operation`, `standby operation abort`)", requests.AbortRequest),
+    ("drill (flow `drill`, `standby drill run`)", requests.DrillRequest),
     ("drill (flow `drill`, every configured app when `app` is empty; `standby drill run`, one app)",
      requests.DrillAppsRequest),
     ("drill cleanup (flow `drill-cleanup`, `standby drill cleanup`)", requests.DrillCleanupRequest),

@@ -112,7 +112,8 @@ def _drill(config: str | None, request: DrillRequest) -> dict[str, Any]:
         raise StandbyError(outcome.store_error, hint="the drill ran; fix the store and see the artifacts")
     if outcome.cleanup_error:
         raise StandbyError(f"drill {journal.op_id}: cleanup did not leave the secondary healthy: {outcome.cleanup_error}",
-                           hint=f"run the drill-cleanup deployment (standby drill cleanup --app {app})")  # fmt: skip
+                           hint=f"run the drill-cleanup deployment (standby drill cleanup --app {app}); the drill"
+                           " holds the app until then")  # fmt: skip
     if not outcome.report.passed:
         raise StandbyError(f"drill {journal.op_id} of {app} failed: {outcome.journal.error}",
                            hint="read the drill-report artifact")  # fmt: skip

@@ -1,9 +1,13 @@
-"""``standby status``, ``relocate``, ``failover``, ``failback`` and ``operation show|resume``.
+"""``standby status``, ``relocate``, ``failover``, ``failback`` and ``operation show|list|resume|abort``.
 
 Each operation prints its plan, asks for the same typed confirmation as the Prefect UI (the app's
 name, an approver, a reason, and the acknowledgements the plan needs), then runs. ``--dry-run``
-prints the plan only; ``--yes`` skips the prompt. The operation id is the last line of output;
-the exit status is 0 only when the operation completed (or there was nothing to do).
+prints the plan only; ``--yes`` skips the prompt. The operation id is the last line of output.
+
+Exit status: 0 the operation completed (or there was nothing to do); 1 refused, nothing changed;
+2 a usage or configuration error, nothing changed; 3 failed part-way: the app is held by the
+operation, and the message names the way out (``operation resume``, ``operation abort``, or a
+failover with ``--take-over``).
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ from typing import Annotated, Any
 import typer
 
 from drkit.domain import crypto
-from drkit.domain.errors import ConfigError, PreconditionFailed, StandbyError
+from drkit.domain.abort import abort_markdown
+from drkit.domain.errors import ConfigError, OperationFailed, PreconditionFailed, StandbyError
 from drkit.domain.operations import Approval, Journal, Kind, Plan, StepRecord, parse_op_id, plan_markdown
+from drkit.jobs.abort import abort_operation, plan_abort
 from drkit.jobs.backup import key_from_env
 from drkit.jobs.operations import (
     Changed,
     OperationHooks,
     Prepared,
     approve,
+    hold_of,
     list_journals,
     prepare,
     read_journal,
@@ -43,7 +50,10 @@ from drkit.jobs.requests import (
 from drkit.jobs.world import World, observe_app, read_placement
 from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, echo_step, fail, guarded, world_of
 
-operation_app = typer.Typer(no_args_is_help=True, help="Show or resume a DR operation by its id.")
+operation_app = typer.Typer(no_args_is_help=True, help="List, show, resume or abort DR operations.")
+
+REFUSED, USAGE, HELD = 1, 2, 3
+"""Exit statuses: refused (nothing changed), a usage or configuration error, failed part-way (the app is held)."""
 
 
 class _CliHooks(OperationHooks):
@@ -51,12 +61,15 @@ class _CliHooks(OperationHooks):
 
     refusal_hint = "the plan above names each refused guard"
 
-    def __init__(self, *, yes: bool, reason: str, ack_loss: bool, ack_unfenced: bool) -> None:
+    def __init__(
+        self, *, yes: bool, reason: str, ack_loss: bool, ack_unfenced: bool, take_over: str | None = None
+    ) -> None:
         self.yes, self.reason, self.ack_loss, self.ack_unfenced = yes, reason, ack_loss, ack_unfenced
+        self.take_over = take_over
         self.journal: Journal | None = None
 
     def plan(self, world: World, app: str, kind: Kind, target: str | None, key: crypto.MasterKey | None) -> Prepared:
-        prepared = prepare(world, app, kind, target, key=key)
+        prepared = prepare(world, app, kind, target, key=key, take_over=self.take_over)
         typer.echo(plan_markdown(prepared.plan))
         return prepared
 
@@ -72,15 +85,18 @@ class _CliHooks(OperationHooks):
                     + "; ".join(changed.changes) + "); nothing was changed",
                     hint="read the new plan above and run the command again",
                 )
-        if self.yes:
+        if self.yes:  # --take-over ID is the acknowledgement: it names the operation taken over
             return Approval(approver=getpass.getuser(), reason=self.reason, data_loss=self.ack_loss,
-                            unfenced=self.ack_unfenced, at=datetime.now(UTC)), plan.app  # fmt: skip
+                            unfenced=self.ack_unfenced, take_over=self.take_over is not None and plan.takes_over == self.take_over,
+                            at=datetime.now(UTC)), plan.app  # fmt: skip
         typed = typer.prompt(f"type the app's name ({plan.app}) to confirm")
         approver = typer.prompt("approver", default=getpass.getuser())
         reason = typer.prompt("reason")
         loss = typer.confirm("acknowledge data loss?", default=False) if plan.needs_data_loss_ack else False
         unfenced = typer.confirm("acknowledge that the old primary is not fenced?", default=False) if plan.needs_unfenced_ack else False  # fmt: skip
-        return Approval(approver=approver, reason=reason, data_loss=loss, unfenced=unfenced, at=datetime.now(UTC)), typed
+        took = typer.confirm(f"acknowledge taking over the hold of {plan.takes_over}?", default=False) if plan.takes_over else False  # fmt: skip
+        return Approval(approver=approver, reason=reason, data_loss=loss, unfenced=unfenced, take_over=took,
+                        at=datetime.now(UTC)), typed  # fmt: skip
 
     def take(self, world: World, prepared: Prepared, approval: Approval, typed_app: str) -> Journal:
         self.journal = approve(world, prepared, approval, typed_app)
@@ -93,18 +109,18 @@ class _CliHooks(OperationHooks):
 
 def _operate(
     kind: Kind, request: OperationRequest, target: str | None, config: Path | None, *, yes: bool,
-    reason: str, ack_loss: bool, ack_unfenced: bool, key_env: str,
+    reason: str, ack_loss: bool, ack_unfenced: bool, key_env: str, take_over: str | None = None,
 ) -> None:  # fmt: skip
     world = world_of(config, app=request.app, site=target)
-    hooks = _CliHooks(yes=yes, reason=reason, ack_loss=ack_loss, ack_unfenced=ack_unfenced)
+    hooks = _CliHooks(yes=yes, reason=reason, ack_loss=ack_loss, ack_unfenced=ack_unfenced, take_over=take_over)
     try:
         result = run_operation(world, request, kind, target, hooks, key=lambda: key_from_env(key_env))
     except StandbyError as error:
         if hooks.journal is None:  # nothing changed: a one-line error
-            raise fail(f"error: {error}", 2 if isinstance(error, ConfigError) else 1) from None
+            raise fail(f"error: {error}", USAGE if isinstance(error, ConfigError) else REFUSED) from None
         typer.echo(f"error: {error}", err=True)
         typer.echo(hooks.journal.op_id)
-        raise typer.Exit(1) from None
+        raise typer.Exit(HELD) from None
     if result.journal is not None:
         typer.echo("\n".join(summary_lines(result.journal)))
         typer.echo(result.journal.op_id)
@@ -137,11 +153,15 @@ def failover(
     config: ConfigOption = None, dry_run: DryRun = default(OperationRequest, "dry_run"), yes: Yes = False, reason: Reason = "disaster failover",
     acknowledge_data_loss: AckLoss = False, acknowledge_unfenced: AckUnfenced = False,
     key_env: KeyEnvOption = KEY_ENV,
+    take_over: Annotated[str | None, typer.Option("--take-over", metavar="OP-ID",
+                                                  help=describe(FailoverRequest, "take_over"))] = None,
 ) -> None:  # fmt: skip
     """Disaster move of APP: fence what answers, promote (by force if needed), start, smoke."""
-    request = guarded(lambda: FailoverRequest(app=app, to=to, dry_run=dry_run, key_source=f"env:{key_env}"))
+    request = guarded(lambda: FailoverRequest(app=app, to=to, dry_run=dry_run, key_source=f"env:{key_env}",
+                                              take_over=take_over))  # fmt: skip
     _operate("failover", request, request.to, config, yes=yes, reason=reason,
-             ack_loss=acknowledge_data_loss, ack_unfenced=acknowledge_unfenced, key_env=key_env)  # fmt: skip
+             ack_loss=acknowledge_data_loss, ack_unfenced=acknowledge_unfenced, key_env=key_env,
+             take_over=request.take_over)  # fmt: skip
 
 
 def failback(
@@ -193,8 +213,9 @@ def _app_status(world: World, name: str) -> dict[str, Any]:
     states = {s: v.states for s, v in view.sites.items()}
     warnings = disagreements(record, view) + view.split_brain()
     warnings += [f"{s} unreachable: {view.sites[s].error}" for s in view.unreachable()]
-    if record.operation:
-        warnings.append(f"operation {record.operation} holds the app")
+    hold = hold_of(world, record)
+    if hold is not None:
+        warnings.append(f"operation {hold.op_id} holds the app ({hold.state}: {hold.detail})")
     observed = view.primaries()
     return {
         "primary": record.primary,
@@ -236,14 +257,92 @@ def operation_resume(
     key = guarded(lambda: key_from_env(key_env))
     try:
         done = resume(world, op_id, key=key, on_step=echo_step)
-    except PreconditionFailed as error:
-        raise fail(f"error: {error}", 1) from None
-    except StandbyError as error:
+    except OperationFailed as error:
         typer.echo(f"error: {error}", err=True)
         typer.echo(op_id)
-        raise typer.Exit(1) from None
+        raise typer.Exit(HELD) from None
+    except StandbyError as error:
+        raise fail(f"error: {error}", REFUSED) from None
     typer.echo("\n".join(summary_lines(done)))
     typer.echo(done.op_id)
+
+
+@operation_app.command("abort")
+def operation_abort(
+    op_id: Annotated[str, typer.Argument(help="operation id")],
+    config: ConfigOption = None,
+    yes: Yes = False,
+    reason: Annotated[str, typer.Option("--reason", help="why (recorded in the journal) with --yes")] = "abort",
+    key_env: KeyEnvOption = KEY_ENV,
+) -> None:
+    """Roll an operation back to its source, before its point of no return (the target's promote).
+
+    Promotes the source's images again (never forced), starts the app there, smoke-tests it, removes
+    what was restored on the target and releases the hold; past the promote it is refused and names
+    resume and the failover back. Safe to run again: what is done is skipped.
+    """
+    guarded(lambda: parse_op_id(op_id))
+    world = world_of(config)
+    plan, journal = guarded(lambda: plan_abort(world, op_id))
+    typer.echo(abort_markdown(plan))
+    if plan.nothing_to_do:
+        typer.echo("\n".join(summary_lines(journal)))
+        typer.echo(op_id)
+        return
+    if plan.refusal:
+        raise fail(f"error: abort of {op_id} refused: {plan.refusal}", REFUSED)
+    key = guarded(lambda: key_from_env(key_env))
+    if yes:
+        approval, typed = Approval(approver=getpass.getuser(), reason=reason, at=datetime.now(UTC)), journal.app
+    else:
+        typed = typer.prompt(f"type the app's name ({journal.app}) to confirm")
+        approval = Approval(approver=typer.prompt("approver", default=getpass.getuser()),
+                            reason=typer.prompt("reason"), at=datetime.now(UTC))  # fmt: skip
+    try:
+        done = abort_operation(world, op_id, approval, typed, key=key, on_step=echo_step)
+    except OperationFailed as error:
+        typer.echo(f"error: {error}", err=True)
+        typer.echo(op_id)
+        raise typer.Exit(HELD) from None
+    except StandbyError as error:
+        raise fail(f"error: {error}", REFUSED) from None
+    typer.echo("\n".join(summary_lines(done)))
+    typer.echo(op_id)
+
+
+@operation_app.command("list")
+def operation_list(
+    app: Annotated[str, typer.Option("--app", help="protected app")],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """Every operation of APP (oldest first) with its state, and which one holds the app."""
+    world = world_of(config, app=app)
+    journals = guarded(lambda: list_journals(world, app))
+    record = guarded(lambda: read_placement(world, world.config.app(app)).record)
+    hold = guarded(lambda: hold_of(world, record))
+    rows = []
+    for j in journals:
+        state: str = j.status
+        if j.abort is not None and j.status != "aborted":
+            state += f", abort {j.abort.status}"
+        if j.taken_over_by:
+            state += f", taken over by {j.taken_over_by}"
+        if hold is not None and hold.op_id == j.op_id:
+            state += f", holds the app ({hold.state}{': ' + hold.detail if hold.detail else ''})"
+        rows.append({"op_id": j.op_id, "kind": j.kind, "source": j.source, "target": j.target, "state": state,
+                     "created_at": j.created_at.isoformat(), "error": j.error})  # fmt: skip
+    if hold is not None and hold.op_id not in {j.op_id for j in journals}:
+        rows.append({"op_id": hold.op_id, "kind": hold.kind, "source": "", "target": "", "created_at": "",
+                     "state": f"holds the app ({hold.state}: {hold.detail})", "error": ""})  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps({"app": app, "operations": rows}))
+        return
+    if not rows:
+        typer.echo(f"no operation of {app} in any reachable store")
+    for row in rows:
+        where = f" {row['source']} -> {row['target']}" if row["source"] else ""
+        typer.echo(f"{row['op_id']}  {row['kind']}{where}: {row['state']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,8 @@
   what will be forced and what cannot be fenced.
 * ``operation-progress-<app>`` (progress) and ``operation-timeline-<app>`` (table: every step's
   site, outcome and duration).
-* Events ``standby.operation.started|step|completed|failed`` about ``standby.app.<app>``.
+* ``operation-abort-<app>`` (markdown): an abort's plan, or why it is refused.
+* Events ``standby.operation.started|step|completed|failed|aborted`` about ``standby.app.<app>``.
 
 The world (each site's adapters) is built once per flow run and handed to every task; tasks are
 never cached, and only transient errors are retried (a step is safe to re-run: it observes first).
@@ -32,7 +33,8 @@ from prefect.utilities.asyncutils import run_coro_as_sync
 from pydantic import Field, create_model
 
 from drkit.domain import crypto
-from drkit.domain.errors import ConfigError, StandbyError, TransientError
+from drkit.domain.abort import AbortPlan, abort_markdown, check_abort_approval
+from drkit.domain.errors import ConfigError, PreconditionFailed, StandbyError, TransientError
 from drkit.domain.models import ProtectedApp
 from drkit.domain.operations import (
     Approval,
@@ -43,6 +45,7 @@ from drkit.domain.operations import (
     plan_markdown,
     timeline_rows,
 )
+from drkit.jobs.abort import abort_operation, plan_abort
 from drkit.jobs.operations import Changed, Executor, OperationHooks, Prepared, approve, prepare
 from drkit.jobs.steps import RoutingHook
 from drkit.jobs.world import World
@@ -70,10 +73,15 @@ def emit_operation_event(what: str, journal: Journal, payload: dict[str, Any] | 
 @task(name="plan-operation", retries=2, retry_delay_seconds=[2.0, 10.0], retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE)  # fmt: skip
 def plan_operation(
-    world: World, app: str, kind: str, target: str | None, key: crypto.MasterKey | None = None
+    world: World,
+    app: str,
+    kind: str,
+    target: str | None,
+    key: crypto.MasterKey | None = None,
+    take_over: str | None = None,
 ) -> Prepared:
     """Observe both sites and make the plan (the backup key tried); publish it as ``operation-plan-<app>``."""
-    prepared = prepare(world, app, kind, target, key=key)  # type: ignore[arg-type]
+    prepared = prepare(world, app, kind, target, key=key, take_over=take_over)  # type: ignore[arg-type]
     create_markdown_artifact(
         markdown=plan_markdown(prepared.plan), key=f"operation-plan-{app}", description=f"{kind} plan of {app}"
     )
@@ -94,6 +102,10 @@ def approval_model(plan: Plan) -> type[RunInput]:
     if plan.needs_unfenced_ack:
         fields["acknowledge_unfenced"] = (
             bool, Field(False, description="I accept that the old primary could not be stopped or demoted"))  # fmt: skip
+    if plan.takes_over:
+        fields["acknowledge_take_over"] = (bool, Field(False, description=(
+            f"I take over the hold of operation {plan.takes_over}: it failed or its process is gone, and it will"
+            " be recorded as taken over")))  # fmt: skip
     return create_model(f"Approve{plan.kind.capitalize()}", __base__=RunInput, **fields)
 
 
@@ -124,7 +136,8 @@ def wait_for_approval(
         approval = Approval(
             approver=str(answer.approver), reason=str(answer.reason),
             data_loss=bool(getattr(answer, "acknowledge_data_loss", False)),
-            unfenced=bool(getattr(answer, "acknowledge_unfenced", False)), at=datetime.now(UTC),
+            unfenced=bool(getattr(answer, "acknowledge_unfenced", False)),
+            take_over=bool(getattr(answer, "acknowledge_take_over", False)), at=datetime.now(UTC),
         )  # fmt: skip
         problems = check_approval(plan, approval, str(answer.confirm_app))
         if not problems:
@@ -200,9 +213,10 @@ class FlowHooks(OperationHooks):
 
     refusal_hint = "see the operation-plan artifact"
 
-    def __init__(self, world: World, approval_timeout: int) -> None:
+    def __init__(self, world: World, approval_timeout: int, take_over: str | None = None) -> None:
         self.world = world
         self.approval_timeout = approval_timeout
+        self.take_over = take_over
         self.tracker: Tracker | None = None
         self.rounds = 0
 
@@ -210,13 +224,13 @@ class FlowHooks(OperationHooks):
         self, world: World, app: str, kind: Kind, target: str | None, key: crypto.MasterKey | None
     ) -> Prepared:
         """The ``plan-operation`` task (publishes ``operation-plan-<app>``)."""
-        return plan_operation(world, app, kind, target, key)
+        return plan_operation(world, app, kind, target, key, self.take_over)
 
     def replan(
         self, world: World, app: str, kind: Kind, target: str | None, key: crypto.MasterKey | None
     ) -> Prepared:
         """The ``plan-operation`` task again, after the approval (the artifact shows the newest plan)."""
-        return plan_operation(world, app, kind, target, key)
+        return plan_operation(world, app, kind, target, key, self.take_over)
 
     def say(self, message: str) -> None:
         """Log it."""
@@ -263,3 +277,69 @@ class FlowHooks(OperationHooks):
             return
         took = (journal.finished_at - journal.created_at).total_seconds() if journal.finished_at else None
         emit_operation_event("completed", journal, {"seconds": took})
+
+
+# ------------------------------------------------------------------------------------------ abort
+
+
+@task(name="plan-abort", retries=2, retry_delay_seconds=[2.0, 10.0], retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE)  # fmt: skip
+def plan_abort_task(world: World, op_id: str) -> tuple[AbortPlan, Journal]:
+    """Read the journal, ask the target, plan the abort; publish it as ``operation-abort-<app>``."""
+    plan, journal = plan_abort(world, op_id)
+    create_markdown_artifact(markdown=abort_markdown(plan), key=f"operation-abort-{journal.app}",
+                             description=f"abort of {journal.kind} {op_id}")  # fmt: skip
+    return plan, journal
+
+
+def wait_for_abort_approval(plan: AbortPlan, *, timeout: int) -> tuple[Approval, str]:
+    """Pause for the abort's typed approval form (app name, approver, reason); ask again until enough."""
+    fields: dict[str, Any] = {
+        "confirm_app": (str, Field(description=f"type the app's name ({plan.app}) to confirm")),
+        "approver": (str, Field(description="who approves")),
+        "reason": (str, Field(description="why")),
+    }
+    model = create_model("ApproveAbort", __base__=RunInput, **fields)
+    problems: list[str] = []
+    for attempt in range(1, 100):
+        text = abort_markdown(plan)
+        if problems:
+            text = "**Not approved, please fix:** " + "; ".join(problems) + "\n\n" + text
+        answer: Any = pause_flow_run(wait_for_input=model.with_initial_data(description=text), timeout=timeout,
+                                     poll_interval=1, key=f"abort-approval-{attempt}")  # fmt: skip
+        approval = Approval(approver=str(answer.approver), reason=str(answer.reason), at=datetime.now(UTC))
+        problems = check_abort_approval(plan.app, approval, str(answer.confirm_app))
+        if not problems:
+            return approval, str(answer.confirm_app)
+        get_run_logger().warning("approval refused, asking again: %s", "; ".join(problems))
+    raise RuntimeError("unreachable")
+
+
+@task(name="abort-operation", cache_policy=NO_CACHE)
+def run_abort(world: World, op_id: str, approval: Approval, typed: str, key: Any) -> Journal:
+    """Run the rollback (its journal is written after each step); events ``aborted`` or ``failed``."""
+    try:
+        done = abort_operation(world, op_id, approval, typed, key=key)
+    except StandbyError as error:
+        journal = plan_abort(world, op_id)[1]
+        emit_operation_event("failed", journal, {"error": str(error)[:500], "abort": True})
+        raise
+    emit_operation_event("aborted", done, {"approver": approval.approver, "reason": approval.reason})
+    return done
+
+
+def abort_runbook(world: World, app: str, op_id: str, approval_timeout: int, key: Any) -> dict[str, Any]:
+    """Plan the abort, pause for the typed approval, roll back holding the app's slot."""
+    plan, journal = plan_abort_task(world, op_id)
+    if journal.app != app:
+        raise ConfigError(f"operation {op_id} is of app {journal.app}, not {app}", hint=f"pass app={journal.app}")
+    if plan.nothing_to_do:
+        return {"status": journal.status, "op_id": op_id, "reason": plan.nothing_to_do}
+    if plan.refusal:
+        raise PreconditionFailed(f"abort of {op_id} refused: {plan.refusal}", hint="see the operation-abort artifact")
+    master_key = key()
+    approval, typed = wait_for_abort_approval(plan, timeout=approval_timeout)
+    with app_slot(app):
+        done = run_abort(world, op_id, approval, typed, master_key)
+    steps = {s.name: s.outcome for s in done.abort.steps} if done.abort else {}
+    return {"status": done.status, "op_id": op_id, "steps": steps}

@@ -57,6 +57,11 @@ class AccessDenied(PreconditionFailed):
         self.rule = rule
 
 
+class OperationFailed(StandbyError):
+    """An operation failed part-way and still holds its app: the hint names ``resume``, ``abort`` or
+    the take-over. Never retried (the operator decides)."""
+
+
 class TransientError(StandbyError):
     """A failure that may pass on its own (a 5xx, a timeout, EBUSY). Retried by Prefect."""
 

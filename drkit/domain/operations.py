@@ -22,7 +22,7 @@ from drkit.domain.placement import AppView, Placement, disagreements
 
 Kind = Literal["relocate", "failover", "failback", "drill"]
 Outcome = Literal["pending", "running", "done", "skipped", "failed"]
-Status = Literal["planned", "refused", "approved", "running", "completed", "failed"]
+Status = Literal["planned", "refused", "approved", "running", "completed", "failed", "aborted"]
 
 LAG_INTERVALS = 3
 """A planned move needs the secondary within this many snapshot intervals of the primary."""
@@ -65,6 +65,8 @@ class Plan(Model):
     )
     backup_age_seconds: float | None = Field(None, description="age of that backup when the plan was made")
     final_backup: bool = Field(False, description="the operation takes its own backup of the source before stopping it")
+    takes_over: str | None = Field(None, description="the failed, stale or abandoned operation whose hold it takes over")
+    backup_site: str | None = Field(None, description="the site the restored backup was taken on, when not the source")
 
     @property
     def refusals(self) -> list[Check]:
@@ -91,6 +93,13 @@ class KeyTrial(Model):
     opened: bool | None = Field(None, description="the trial decryption passed, failed, or was not tried (None)")
     path: str = Field("", description="the object decrypted as a trial")
     error: str = Field("", description="why the trial failed")
+class HoldState(Model):
+    """What the operation holding an app is doing: told from its journal (see :func:`drkit.domain.abort.judge_hold`)."""
+
+    op_id: str = Field(..., description="the holding operation")
+    kind: str = Field("", description="its kind")
+    state: Literal["live", "failed", "stale", "abandoned"] = Field(..., description="live: still running")
+    detail: str = Field("", description="what the journal says, for people")
 
 
 class Facts(Model):
@@ -104,6 +113,8 @@ class Facts(Model):
     store_reachable: bool = Field(True, description="whether the target's store answered")
     key: KeyTrial | None = Field(None, description="the trial of the backup key (None: not tried)")
     secondary_objects: tuple[str, ...] = Field((), description="the app's objects found on the secondary")
+    holder: HoldState | None = Field(None, description="the state of the operation holding the app, if any")
+    take_over: str | None = Field(None, description="the operation whose hold the operator asked to take over")
 
 
 class Approval(Model):
@@ -113,6 +124,7 @@ class Approval(Model):
     reason: str = Field(..., description="why")
     data_loss: bool = Field(False, description="acknowledged data loss")
     unfenced: bool = Field(False, description="acknowledged an unfenced old primary")
+    take_over: bool = Field(False, description="acknowledged taking over the hold of a failed operation")
     at: datetime = Field(..., description="when")
 
 
@@ -136,6 +148,21 @@ class StepRecord(Model):
         return (self.ended_at - self.started_at).total_seconds()
 
 
+class Rollback(Model):
+    """The abort of an operation (``standby operation abort``), kept in the operation's journal."""
+
+    status: Literal["running", "completed", "failed"] = Field("running", description="where the abort stands")
+    approval: Approval = Field(..., description="who approved the abort")
+    started_at: datetime = Field(..., description="when the abort was approved")
+    steps: tuple[StepRecord, ...] = Field(..., description="the rollback steps, in order")
+    error: str = Field("", description="why the abort failed")
+    finished_at: datetime | None = Field(None, description="when it completed or failed")
+
+    def with_step(self, record: StepRecord) -> Rollback:
+        """A copy with ``record`` replacing the step of the same name."""
+        return self.model_copy(update={"steps": tuple(record if s.name == record.name else s for s in self.steps)})
+
+
 class Journal(Model):
     """The record of one operation, written after every step."""
 
@@ -151,6 +178,9 @@ class Journal(Model):
     steps: tuple[StepRecord, ...] = Field(..., description="one record per plan step")
     error: str = Field("", description="why it failed or was refused")
     finished_at: datetime | None = Field(None, description="when it completed or failed")
+    abort: Rollback | None = Field(None, description="the abort of this operation, once asked for")
+    took_over: str | None = Field(None, description="the failed operation whose hold this one took over")
+    taken_over_by: str | None = Field(None, description="the operation that took over this one's hold")
 
     def step(self, name: str) -> StepRecord:
         """The record of step ``name``."""
@@ -214,6 +244,8 @@ def check_approval(plan: Plan, approval: Approval, typed_app: str) -> list[str]:
         out.append(f"acknowledge the data loss (data at risk: {lag} of writes)")
     if plan.needs_unfenced_ack and not approval.unfenced:
         out.append(f"acknowledge that {', '.join(plan.unfenced)} could not be fenced")
+    if plan.takes_over and not approval.take_over:
+        out.append(f"acknowledge taking over the hold of operation {plan.takes_over}")
     return out
 
 
@@ -278,16 +310,31 @@ def key_check(trial: KeyTrial | None) -> Check:
     if trial.opened:
         return _check(name, True, f"key {trial.given_key_id} decrypted {trial.path} of {what}")
     return _check(name, True, f"key {trial.given_key_id} will seal {what}")
+def _hold_check(facts: Facts, op_kind: str, target: str) -> Check:
+    """No other operation holds the app; a failover may take over the hold of a failed, stale or
+    abandoned one when the operator names it (``--take-over``); a live one is always refused."""
+    held, app = facts.placement.operation, facts.placement.app
+    if not held:
+        return _check("no other operation", True, "none running")
+    if facts.holder is None:  # not judged (the planner did not read the holder's journal): refuse
+        return _check("no other operation", False, f"{facts.placement.operation_kind} {held} holds the app;"
+                      f" see: standby operation list --app {app}")  # fmt: skip
+    holder = facts.holder
+    what = f"{holder.kind or facts.placement.operation_kind} {held}"
+    seen = f" ({holder.detail})" if holder.detail else ""
+    if holder.state == "live":
+        return _check("no other operation", False, f"{what} holds the app and is live{seen}: wait for it to end")
+    if facts.take_over == held and op_kind == "failover":
+        return _check("no other operation", True, f"taking over the hold of {holder.state} {what}{seen} (acknowledged)")
+    way = (f"take it over: standby failover --app {app} --to {target} --take-over {held}" if op_kind == "failover"
+           else f"standby operation resume {held}, or standby operation abort {held}")  # fmt: skip
+    wrong = f"; --take-over names {facts.take_over}, not it" if facts.take_over else ""
+    return _check("no other operation", False, f"{holder.state} {what} holds the app{seen}{wrong}; {way}")
 
 
 def _common_checks(facts: Facts, op_kind: str, target: str) -> list[Check]:
-    held = facts.placement.operation
     checks = [
-        _check(
-            "no other operation",
-            not held,
-            f"{facts.placement.operation_kind} {held} holds the app" if held else "none running",
-        ),
+        _hold_check(facts, op_kind, target),
     ]
     if op_kind == "failover":
         checks.append(
@@ -424,11 +471,22 @@ def _failback(app: ProtectedApp, facts: Facts) -> Plan:
 
 def make_plan(app: ProtectedApp, facts: Facts, kind: Kind, target: str | None) -> Plan:
     """See :func:`_make_plan`; a failover carries the backup run it will restore and its age (a planned
-    move restores the final backup it takes itself)."""
+    move restores the final backup it takes itself), and the hold it takes over, when its guard allowed it."""
+    held = facts.placement.operation
+    takes = held if held and facts.take_over == held and kind == "failover" else None
+    backup_site = None
+    if takes and target == facts.placement.primary:
+        # a failover back: the operation taken over was moving the app away from the target (the
+        # record still names the target, the images may be primary on the other site), so the
+        # other site is the one to fence; the backup restored is the target's own
+        record = facts.placement
+        swapped = record.model_copy(update={"primary": record.secondary, "secondary": record.primary})
+        facts, backup_site = facts.model_copy(update={"placement": swapped}), record.primary
     plan = _make_plan(app, facts, kind, target)
-    if plan.final_backup:
-        return plan
-    return plan.model_copy(update={"backup_run": facts.backup_run, "backup_age_seconds": facts.backup_age_seconds})
+    update: dict[str, Any] = {"takes_over": takes, "backup_site": backup_site}
+    if not plan.final_backup:
+        update |= {"backup_run": facts.backup_run, "backup_age_seconds": facts.backup_age_seconds}
+    return plan.model_copy(update=update)
 
 
 def plan_changes(approved: Plan, now: Plan) -> list[str]:
@@ -510,7 +568,10 @@ def plan_markdown(plan: Plan, op_id: str = "") -> str:
     lines += [f"| {n} | {s.title} | {s.site} |" for n, s in enumerate(plan.steps, 1)]
     lines += ["", "**Forced:** " + ("; ".join(plan.forced) or "nothing")]
     lines += ["**Cannot be fenced:** " + ("; ".join(plan.unfenced) or "nothing")]
-    acks = [a for a, need in (("data loss", plan.needs_data_loss_ack), ("unfenced old primary", plan.needs_unfenced_ack)) if need]
+    if plan.takes_over:
+        lines += [f"**Takes over the hold of:** {plan.takes_over} (its journal records it)"]
+    acks = [a for a, need in (("data loss", plan.needs_data_loss_ack), ("unfenced old primary", plan.needs_unfenced_ack),
+                              (f"taking over {plan.takes_over}", bool(plan.takes_over))) if need]  # fmt: skip
     if acks:
         lines += [f"**Approval must acknowledge:** {', '.join(acks)}"]
     if plan.refusals:

@@ -44,13 +44,15 @@ def home_placement(app: ProtectedApp) -> Placement:
     return Placement(app=app.name, primary=app.primary_site, secondary=app.secondary_site)
 
 
-def begin(current: Placement, op_id: str, kind: str, now: datetime) -> Placement:
-    """The record taking the app for ``op_id``; :class:`Conflict` when another operation holds it."""
-    if current.operation and current.operation != op_id:
+def begin(current: Placement, op_id: str, kind: str, now: datetime, *, take_over: str | None = None) -> Placement:
+    """The record taking the app for ``op_id``; :class:`Conflict` when another operation holds it
+    (unless it is ``take_over``, the failed operation whose hold ``op_id`` takes over)."""
+    if current.operation and current.operation not in (op_id, take_over):
         raise Conflict(
             f"app {current.app} is held by {current.operation_kind or 'an'} operation {current.operation};"
             f" {kind} {op_id} refused",
-            hint=f"wait for it, or resume it: standby operation resume {current.operation}",
+            hint=f"wait for it, or resume it: standby operation resume {current.operation}, or roll it back:"
+            f" standby operation abort {current.operation} (see: standby operation list --app {current.app})",
             context={"app": current.app, "operation": current.operation},
         )
     return current.model_copy(

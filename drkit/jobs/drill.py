@@ -307,11 +307,15 @@ def drill_cleanup(
     write_journal(world, journal)
     if record.operation not in (None, journal.op_id):
         raise StandbyError(f"app {app.name} is held by {record.operation_kind} {record.operation}; cleanup refused",
-                           hint=f"resume that operation first: standby operation resume {record.operation}")  # fmt: skip
+                           hint=f"resume that operation first: standby operation resume {record.operation}, or roll"
+                           f" it back: standby operation abort {record.operation}")  # fmt: skip
     ex = Executor(world, journal, key, timeouts, None, on_step or (lambda j, r: None))
     error = _phase(ex, [n for n in ex.pending() if n in CLEANUP_STEPS])
     if error:
-        raise StandbyError(error, hint="fix what it names and run the drill cleanup again")
+        raise StandbyError(error, hint=f"fix what it names and run the drill cleanup again: standby drill cleanup"
+                           f" --app {app.name}; the drill {journal.op_id} holds the app until then; if"
+                           f" {journal.source} is lost: standby failover --app {app.name} --to {journal.target}"
+                           f" --take-over {journal.op_id}")  # fmt: skip
     if unfinished:
         failed = next((s for s in ex.journal.steps if s.outcome == "failed"), None)
         why = f"step {failed.name} failed: {failed.error}" if failed else ""

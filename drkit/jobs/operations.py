@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drkit.domain import crypto
+from drkit.domain.abort import judge_hold, next_commands, progress
 from drkit.domain.blobs import open_blob
 from drkit.domain.errors import (
     CommandFailed,
     Conflict,
     NotFound,
+    OperationFailed,
     PreconditionFailed,
     StandbyError,
     TransientError,
@@ -38,6 +40,7 @@ from drkit.domain.models import STEP_LIMITS, ProtectedApp
 from drkit.domain.operations import (
     Approval,
     Facts,
+    HoldState,
     Journal,
     KeyTrial,
     Kind,
@@ -51,7 +54,7 @@ from drkit.domain.operations import (
     plan_changes,
     plan_markdown,
 )
-from drkit.domain.placement import begin, released
+from drkit.domain.placement import Placement, begin, released
 from drkit.jobs.backup import read_index, resolve_run
 from drkit.jobs.requests import OperationRequest
 from drkit.jobs.steps import STEPS, RoutingHook, Run
@@ -190,11 +193,18 @@ def _backup_age(world: World, app: str, source: str, target: str, run_id: str) -
 
 
 def prepare(
-    world: World, app_name: str, kind: Kind, target: str | None, *, key: crypto.MasterKey | None = None
+    world: World,
+    app_name: str,
+    kind: Kind,
+    target: str | None,
+    *,
+    key: crypto.MasterKey | None = None,
+    take_over: str | None = None,
 ) -> Prepared:
     """Observe and plan (nothing changes). See the module docstring.
 
     ``key`` is the backup key the operation will restore with: the plan's guard tries it.
+    ``take_over``: the operation whose hold a failover is asked to take over (``--take-over``).
     """
     app = world.config.app(app_name)
     if target is not None:
@@ -216,21 +226,23 @@ def prepare(
         trial = KeyTrial(run=run_id, sealed=True, given_key_id=key.key_id if key else None, opened=False,
                          error=f"the backup could not be read: {failure.message[:200]}")  # fmt: skip
     facts = Facts(placement=record, view=view, backup_run=run_id, backup_error=error, backup_age_seconds=age,
-                  store_reachable=reachable, key=trial)  # fmt: skip
+                  store_reachable=reachable, key=trial, holder=hold_of(world, record), take_over=take_over)  # fmt: skip
     return Prepared(plan=make_plan(app, facts, kind, target), facts=facts, placement=placement)
 
 
 # ------------------------------------------------------------------------------------------ journal
 
 
-def write_journal(world: World, journal: Journal) -> None:
-    """Write the journal to the target's store (required) and every other store that answers."""
+def write_journal(world: World, journal: Journal, *, required: str | None = "") -> None:
+    """Write the journal to the store of ``required`` (the target's by default; None: none is) and
+    every other store that answers."""
+    must = journal.target if required == "" else required
     body = journal.model_dump_json(indent=1).encode()
-    for ref in world.stores(first=journal.target):
+    for ref in world.stores(first=must):
         try:
             ref.store.put(ref.layout.journal_key(journal.app, journal.op_id), body, content_type="application/json")
         except StandbyError:
-            if journal.target in ref.sites:
+            if must in ref.sites:
                 raise
 
 
@@ -253,8 +265,7 @@ def read_journal(world: World, op_id: str, app: str | None = None) -> Journal:
             f"no journal of operation {op_id} in any reachable store" + (f" ({'; '.join(errors)})" if errors else ""),
             hint="check the id (the last line of the command that started it) and the stores' reachability",
         )
-    done = lambda j: sum(s.outcome in ("done", "skipped") for s in j.steps)  # noqa: E731
-    return max(found, key=done)
+    return max(found, key=progress)
 
 
 def list_journals(world: World, app: str) -> list[Journal]:
@@ -265,10 +276,44 @@ def list_journals(world: World, app: str) -> list[Journal]:
             keys = [o.key for o in ref.store.list(ref.layout.operations_prefix(app))]
             for key in keys:
                 journal = Journal.model_validate(json.loads(ref.store.get(key)))
-                out.setdefault(journal.op_id, journal)
+                known = out.get(journal.op_id)
+                if known is None or progress(journal) > progress(known):  # the copy that got furthest
+                    out[journal.op_id] = journal
         except StandbyError:
             continue
     return sorted(out.values(), key=lambda j: j.created_at)
+
+
+def hold_of(world: World, record: Placement, timeouts: Timeouts | None = None) -> HoldState | None:
+    """The state of the operation holding the app of ``record`` (None: no hold); see
+    :func:`drkit.domain.abort.judge_hold`."""
+    if not record.operation:
+        return None
+    try:
+        journal: Journal | None = read_journal(world, record.operation, record.app)
+    except StandbyError:
+        journal = None
+    limits = timeouts or Timeouts()
+    return judge_hold(record.operation, record.operation_kind or "", journal, world.clock.now(),
+                      lambda step: limits.of(step) if step else limits.default)  # fmt: skip
+
+
+def _mark_taken_over(world: World, old_id: str, app: str, new_id: str) -> str:
+    """Write "taken over by ``new_id``" into ``old_id``'s journal (every store that answers); what
+    could not be done, for the new journal, or ''."""
+    try:
+        old = read_journal(world, old_id, app)
+    except StandbyError as error:
+        return f"the journal of {old_id} could not be read: {error.message}"
+    note = f"taken over by {new_id}"
+    status = "failed" if old.status in ("approved", "running") else old.status
+    why = f"{old.error}; {note}" if old.error else note
+    try:
+        write_journal(world, old.model_copy(update={"taken_over_by": new_id, "status": status, "error": why}),
+                      required=None)  # fmt: skip
+    except StandbyError as failure:
+        return f"the journal of {old_id} could not be written: {failure.message}"
+    return ""
 
 
 # ---------------------------------------------------------------------------------------- approval
@@ -292,23 +337,31 @@ def approve(
     now = world.clock.now()
     op_id = op_id or new_op_id(plan.kind, now, secrets.token_bytes(3))
     app = world.config.app(plan.app)
-    journal = new_journal(op_id, plan, now).model_copy(update={"status": "approved", "approval": approval})
+    took = plan.takes_over
+    journal = new_journal(op_id, plan, now).model_copy(update={"status": "approved", "approval": approval,
+                                                               "took_over": took})  # fmt: skip
     write_journal(world, journal)
     read = prepared.placement or read_placement(world, app)
     try:
-        write_placement(world, app, read, begin(read.record, op_id, plan.kind, now), required=plan.target)
+        taken = begin(read.record, op_id, plan.kind, now, take_over=took)
+        write_placement(world, app, read, taken, required=plan.target)
     except Conflict as error:
         refused = _not_taken(world, app, plan, op_id, error)
         with suppress(StandbyError):  # the journal says why it never ran; the refusal is what matters
             write_journal(world, journal.model_copy(update={"status": "refused", "error": refused.message}))
         raise refused from None
+    if took:
+        problem = _mark_taken_over(world, took, plan.app, op_id)
+        if problem:
+            journal = journal.model_copy(update={"error": f"took over {took}; {problem}"})
+            write_journal(world, journal)
     return journal
 
 
 def _not_taken(world: World, app: ProtectedApp, plan: Plan, op_id: str, error: Conflict) -> Conflict:
     """Why taking the app failed: another operation holds it now, or the record moved since the plan."""
     try:
-        begin(read_placement(world, app).record, op_id, plan.kind, world.clock.now())
+        begin(read_placement(world, app).record, op_id, plan.kind, world.clock.now(), take_over=plan.takes_over)
     except Conflict as held:
         return held
     except StandbyError:
@@ -380,15 +433,6 @@ class _StepFailed(Exception):
         super().__init__(why)
         self.record = record
         self.why = why
-
-
-def _hint(plan: Plan, step: str) -> str:
-    if step == "promote-target" and plan.kind in ("relocate", "failback"):
-        return (
-            f"the plain promote stalled: the target never got the demotion snapshot; if {plan.source} is lost,"
-            f" use: standby failover --app {plan.app} --to {plan.target}"
-        )
-    return "fix what the error names, then resume the operation with its id (finished steps are skipped)"
 
 
 @dataclass
@@ -480,7 +524,8 @@ def _fail(world: World, journal: Journal, record: StepRecord, why: str) -> tuple
     except StandbyError as error:
         message += f" (and the journal could not be written: {error.message})"
         journal = journal.model_copy(update={"status": "failed", "error": message})
-    return journal, StandbyError(message, hint=_hint(journal.plan, record.name), context={"op_id": journal.op_id})
+    hint = next_commands(journal.plan, journal.op_id, record.name)
+    return journal, OperationFailed(message, hint=hint, context={"op_id": journal.op_id})
 
 
 def resume(
@@ -496,12 +541,19 @@ def resume(
     journal = read_journal(world, op_id)
     if journal.status == "completed":
         return journal
+    if journal.taken_over_by or journal.abort is not None:
+        why = f"was taken over by {journal.taken_over_by}" if journal.taken_over_by else "is being or was aborted"
+        raise PreconditionFailed(
+            f"operation {op_id} of {journal.app} {why}: it cannot resume",
+            hint=f"see: standby operation list --app {journal.app}"
+            + ("" if journal.taken_over_by else f"; finish the abort: standby operation abort {op_id}"),
+        )
     app = world.config.app(journal.app)
     record = read_placement(world, app).record
     if record.operation not in (None, op_id):
         raise Conflict(
             f"app {app.name} is held by operation {record.operation}; {op_id} cannot resume",
-            hint=f"resume {record.operation} instead",
+            hint=f"resume {record.operation} instead, or roll it back: standby operation abort {record.operation}",
         )
     if record.operation is None:
         now = world.clock.now()
@@ -512,11 +564,21 @@ def resume(
 def summary_lines(journal: Journal) -> list[str]:
     """A short human account of an operation."""
     out = [f"{journal.kind} {journal.op_id} of {journal.app}: {journal.source} -> {journal.target}: {journal.status}"]
+    if journal.took_over:
+        out.append(f"  took over {journal.took_over}")
+    if journal.taken_over_by:
+        out.append(f"  taken over by {journal.taken_over_by}")
     for s in journal.steps:
         took = "" if s.seconds is None else f" {s.seconds:.1f}s"
         out.append(f"  {s.outcome:8} {s.name:20} {s.site:8}{took}" + (f"  {s.error}" if s.error else ""))
     if journal.error:
         out.append(f"error: {journal.error}")
+    if journal.abort is not None:
+        out.append(f"abort (approved by {journal.abort.approval.approver}): {journal.abort.status}")
+        for s in journal.abort.steps:
+            out.append(f"  {s.outcome:8} {s.name:20} {s.site:8}" + (f"  {s.error}" if s.error else ""))
+        if journal.abort.error:
+            out.append(f"abort error: {journal.abort.error}")
     return out
 
 
@@ -533,17 +595,20 @@ class OperationHooks:
     refusal_hint = "see the plan"
     """The hint of the error raised when the plan refuses the operation."""
 
+    take_over: str | None = None
+    """The operation whose hold a failover is asked to take over (``--take-over``): every plan of the run asks it."""
+
     def plan(
         self, world: World, app: str, kind: Kind, target: str | None, key: crypto.MasterKey | None
     ) -> Prepared:
         """Observe and plan (and show the plan); ``key`` is tried on the backup to restore."""
-        return prepare(world, app, kind, target, key=key)
+        return prepare(world, app, kind, target, key=key, take_over=self.take_over)
 
     def replan(
         self, world: World, app: str, kind: Kind, target: str | None, key: crypto.MasterKey | None
     ) -> Prepared:
         """Observe and plan again after an approval (shown only when it changed: see :meth:`consent`)."""
-        return prepare(world, app, kind, target, key=key)
+        return prepare(world, app, kind, target, key=key, take_over=self.take_over)
 
     def say(self, message: str) -> None:
         """Tell the operator how the run ended when nothing was executed."""

@@ -197,10 +197,24 @@ class FailoverRequest(OperationRequest):
     """Disaster move of an app to its other site; writes since the last complete snapshot are lost."""
 
     to: str = Field(..., min_length=1, description="site to recover the app on")
+    take_over: str | None = Field(
+        None,
+        description="id of a failed, stale or abandoned operation holding the app, whose hold this failover takes"
+        " over (the approval must acknowledge it; a live operation is never taken over)",
+    )
 
 
 class FailbackRequest(OperationRequest):
     """Bring an app home after a failover, once its home site is back."""
+
+
+class AbortRequest(KeyedRequest):
+    """Roll an operation back to its source, before its point of no return (the target's promote)."""
+
+    op_id: str = Field(..., min_length=1, description="id of the operation to abort (standby operation list --app APP)")
+    approval_timeout: int = Field(
+        3600, gt=0, description="seconds to wait for the typed approval; the run then fails with nothing changed"
+    )
 
 
 class DrillOptions(Request):

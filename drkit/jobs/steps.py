@@ -8,7 +8,9 @@ satisfied, and may be called again on the next poll, so it is idempotent (it loo
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from drkit.domain.models import KindRef, ProtectedApp, Volume
 from drkit.domain.operations import Plan, StepSpec
 from drkit.domain.placement import moved
 from drkit.domain.rbd_status import parse_snap_ls
+from drkit.domain.transforms import normalize
 from drkit.jobs.appdriver import AppDriver, driver_for
 from drkit.jobs.backup import app_stores, run_backup, store_label
 from drkit.jobs.restore import restore_backup
@@ -96,7 +99,8 @@ class Run:
         self, site: str, *, include: tuple[str, ...] | None = None, exclude: tuple[str, ...] = (),
         namespace: str | None = None, rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:  # fmt: skip
-        """Restore the plan's backup (taken on the plan's source) into ``site``; existing objects are kept.
+        """Restore the plan's backup (taken on the plan's ``backup_site``, else its source) into ``site``;
+        existing objects are kept.
 
         ``namespace`` and ``rewrite``: see :func:`~drkit.jobs.restore.restore_backup`."""
         run_id = self.restore_run
@@ -105,7 +109,7 @@ class Run:
                 f"no backup of app {self.app.name} to restore on {site}",
                 hint=f"run: standby backup run --app {self.app.name}",
             )
-        source = self.world.config.site(self.plan.source)
+        source = self.world.config.site(self.plan.backup_site or self.plan.source)
         b = self.world.bundle(site)
         ref = self.world.stores(first=site)[0]  # the target's own store only
         restore_backup(
@@ -140,8 +144,39 @@ class Step(Protocol):
 # ---------------------------------------------------------------------------------------- the app
 
 
+def kept_path(run: Run, site: str) -> str:
+    """The logical path a kept workload object is sealed under (see :func:`keep_workload`)."""
+    return kept_path_of(run.app.name, run.op_id, site)
+
+
+def kept_path_of(app: str, op_id: str, site: str) -> str:
+    """:func:`kept_path` from the app's name, the operation id and the site."""
+    return f"operations/{app}/{op_id}/workload/{site}"
+
+
+def keep_workload(obj: dict[str, Any], key: crypto.MasterKey | None, path: str) -> dict[str, Any]:
+    """The workload object as the journal keeps it, so an abort can start the app again even
+    without the backup (sealed with the run's key when it has one, as a backup would be)."""
+    clean = normalize(obj)
+    if key is None:
+        return {"manifest": clean}
+    sealed = crypto.encrypt(json.dumps(clean).encode(), key=key, path=path)
+    return {"sealed": base64.b64encode(sealed).decode(), "key_id": key.key_id}
+
+
+def kept_workload(kept: dict[str, Any], key: crypto.MasterKey | None, path: str) -> dict[str, Any]:
+    """The workload object :func:`keep_workload` kept (:class:`IntegrityError` with another key)."""
+    if "manifest" in kept:
+        return dict(kept["manifest"])
+    if key is None:
+        raise NotFound(f"the kept workload object {path} is sealed with key id {kept.get('key_id')}, but no key"
+                       " was given", hint=f"give the master key whose id is {kept.get('key_id')}")  # fmt: skip
+    return dict(json.loads(crypto.decrypt(base64.b64decode(kept["sealed"]), key=key, path=path)))
+
+
 class StopApp:
-    """Freeze the app when it answers, delete its workload, wait until nothing answers at its URL."""
+    """Freeze the app when it answers, keep its workload object (in the journal), delete it, wait
+    until nothing answers at its URL."""
 
     scratch = False
     """Act on the isolated drill's scratch namespace instead of the app's."""
@@ -156,7 +191,10 @@ class StopApp:
         if url:
             run.memo[key] = url
         present = driver.workload_object() is not None
-        return {"workload": present, "answering": bool(url and driver.answers(str(url)))}
+        seen: Seen = {"workload": present, "answering": bool(url and driver.answers(str(url)))}
+        if f"kept:{spec.site}" in run.memo:
+            seen["kept"] = run.memo[f"kept:{spec.site}"]
+        return seen
 
     def satisfied(self, seen: Seen) -> bool:
         return not seen["workload"] and not seen["answering"]
@@ -164,8 +202,11 @@ class StopApp:
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
         if seen["workload"]:
             driver = run.driver(spec.site, self._app(run))
-            if not self.scratch:  # a scratch copy is thrown away: nothing to freeze
+            if not self.scratch:  # a scratch copy is thrown away: nothing to freeze or keep
                 run.memo[f"frozen:{spec.site}"] = driver.freeze()
+                obj = driver.workload_object()
+                if obj is not None:
+                    run.memo[f"kept:{spec.site}"] = keep_workload(obj, run.key, kept_path(run, spec.site))
             driver.remove_workload()
 
 

@@ -52,6 +52,7 @@ class FakeCluster:
     * ``fail_next(n, status=503)``: the next ``n`` calls raise :class:`TransientError` (as a 5xx);
     * ``unlistable``: kind names whose LIST answers 403 (:class:`PreconditionFailed`, Velero's
       "cannot list" partial failure);
+    * ``uncreatable``: kind names whose CREATE answers 403 (an admission or RBAC refusal mid-restore);
     * ``bind_pvcs`` (default true): a created PVC whose ``spec.volumeName`` names an existing PV is
       ``Bound`` at once, and so is that PV;
     * ``unreachable``: every call raises :class:`TransientError` (the apiserver does not answer);
@@ -67,6 +68,7 @@ class FakeCluster:
         self.kinds: dict[tuple[str, str], tuple[str, bool]] = dict(_BUILTIN_KINDS)
         self.objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self.unlistable: set[str] = set()
+        self.uncreatable: set[str] = set()
         self.requests = 0
         self.list_pages = 0
         self.calls: Counter[str] = Counter()
@@ -223,6 +225,8 @@ class FakeCluster:
             meta = obj.get("metadata") or {}
             what = self._where("create", str(obj.get("kind")), str(meta.get("name")), meta.get("namespace"))
             self._enter("create", what)
+            if str(obj.get("kind")) in self.uncreatable:
+                raise status_error(self.site, what, 403, f"{obj.get('kind')} creation is forbidden")
             kind = kind_of(obj)
             ident = self._key(kind, str(meta.get("name")), meta.get("namespace"))
             if ident in self.objects:

@@ -6,9 +6,11 @@ each image's state, with Ceph 16's rules as the lab measured them:
 * a mirror snapshot on the primary is copied, complete, to a secondary peer at once (``paused``
   holds the copies back: a sync in flight);
 * ``demote`` takes a demotion snapshot, copied to a secondary peer; a plain ``promote`` answers
-  EBUSY (exit 16, retryable) until this side holds that copy complete; ``promote --force`` always
-  works, and leaves both sides primary when the peer was (split-brain, silent until one side is
-  demoted, which then reports ``up+error`` "split-brain");
+  EBUSY (exit 16, retryable) until this side holds that copy complete, except on the side that
+  demoted itself (its newest snapshot is its own demotion snapshot: an orphan, which librbd
+  promotes without force, even if the peer was promoted meanwhile and its snapshot has not
+  arrived); ``promote --force`` always works, and leaves both sides primary when the peer was
+  (split-brain, silent until one side is demoted, which then reports ``up+error`` "split-brain");
 * ``resync`` on a secondary takes the peer's data again and clears the split-brain;
 * every image holds a ``data`` dict per site (what an app wrote on it) that travels with snapshots.
 
@@ -201,8 +203,9 @@ class FakeSiteRbd:
                              output="rbd: error promoting image to primary: (22) Invalid argument (fake)")  # fmt: skip
         peer = self.pair.peer(self.site)
         newest = img.snaps[self.site][-1] if img.snaps[self.site] else None
-        ready = (not img.primary[peer] and newest is not None and newest["namespace"].get("state") == "demoted"
-                 and "primary_snap_id" in newest["namespace"])  # fmt: skip
+        demoted = newest is not None and newest["namespace"].get("state") == "demoted"
+        own = demoted and newest is not None and "primary_snap_id" not in newest["namespace"]
+        ready = own or (not img.primary[peer] and demoted)  # Ceph: a side that demoted itself is an orphan
         if not force and not ready:
             raise rbd_failed(f"promote of {pool}/{image}", self.site, exit_code=16,
                              argv=["rbd", "mirror", "image", "promote", f"{pool}/{image}"],

@@ -32,11 +32,15 @@ EXPECTED = {
     "relocate": "relocate",
     "failover": "failover",
     "failback": "failback",
+    "abort-operation": "abort-operation",
     "monthly": "drill",
     "drill-cleanup": "drill-cleanup",
 }
 # parameters a deployment gets from its caller rather than from the yaml (the breach automation)
-CALLER_PARAMETERS: dict[str, dict[str, Any]] = {"log": {"app": "nexus", "reason": "lag over target"}}
+CALLER_PARAMETERS: dict[str, dict[str, Any]] = {
+    "log": {"app": "nexus", "reason": "lag over target"},
+    "abort-operation": {"op_id": "relocate-20261130T081500Z-a1b2c3"},  # the operator types it in the run form
+}
 
 
 def test_every_use_case_is_declared_once() -> None:
