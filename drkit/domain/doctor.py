@@ -74,6 +74,14 @@ def needed_access(app: ProtectedApp, role: Role) -> list[tuple[str, KindRef, str
     return unique
 
 
+def judge_kinds(site: str, unserved: Sequence[str]) -> Check:
+    """The apiserver serves every kind the apps need (a missing CRD stops a restore halfway)."""
+    if not unserved:
+        return Check(site=site, check="api-kinds", ok=True, seen="every kind the apps need is served")
+    return Check(site=site, check="api-kinds", ok=False, seen=f"not served on {site}: {', '.join(unserved)}",
+                 fix=f"install the CRD of {unserved[0]} on {site} (as on the other site) before a move there")  # fmt: skip
+
+
 def judge_rbac(site: str, what: str, answers: Sequence[tuple[Access, bool]]) -> Check:
     """Every access review of ``site`` allowed (``what``: the apps and their roles there)."""
     denied = [access for access, allowed in answers if not allowed]

@@ -1,9 +1,9 @@
 """``standby doctor``: ask each site and each object store what a disaster would otherwise reveal.
 
-Per site: the apiserver accepts Standby's token and grants what each app needs there (access
-reviews, which every authenticated user may ask, so the check is never itself denied); the pool is
-peered; an rbd-mirror daemon is healthy; every app's images have a mirror-snapshot schedule at
-least as frequent as ``snapshot_interval``. Per store: conditional writes work (the placement
+Per site: the apiserver accepts Standby's token, serves every kind the apps need, and grants what
+each app needs there (access reviews, which every authenticated user may ask, so the check is
+never itself denied); the pool is peered; an rbd-mirror daemon is healthy; every app's images have
+a mirror-snapshot schedule at least as frequent as ``snapshot_interval``. Per store: conditional writes work (the placement
 record's compare-and-swap depends on them), and for each app the newest complete backup is recent
 and the key given opens it. The judging is :mod:`drkit.domain.doctor`'s; nothing here changes
 anything but a probe object, which is deleted.
@@ -23,12 +23,13 @@ from drkit.domain.doctor import (
     judge_backup_age,
     judge_daemon,
     judge_key,
+    judge_kinds,
     judge_peers,
     judge_rbac,
     judge_schedule,
     needed_access,
 )
-from drkit.domain.errors import AccessDenied, Conflict, StandbyError
+from drkit.domain.errors import AccessDenied, Conflict, NotFound, StandbyError
 from drkit.domain.models import ProtectedApp
 from drkit.domain.placement import home_placement
 from drkit.jobs.backup import load_run, read_latest
@@ -76,13 +77,19 @@ def _roles(world: World, apps: list[ProtectedApp]) -> dict[str, dict[str, Role]]
 
 
 def kube_checks(world: World, site: str, apps: list[tuple[ProtectedApp, Role]]) -> list[Check]:
-    """``kube-token`` (the apiserver answers and accepts the token) and ``rbac`` (access reviews)."""
+    """``kube-token`` (the apiserver answers and accepts the token), ``api-kinds`` (it serves every
+    kind the apps need: a restore stops at a CRD that is missing) and ``rbac`` (access reviews)."""
     cluster = world.bundle(site).cluster
     answers: list[tuple[Access, bool]] = []
+    unserved: list[str] = []
     try:
         for app, role in apps:
             for verb, kind, namespace, name in needed_access(app, role):
-                info = cluster.discover(kind)
+                try:
+                    info = cluster.discover(kind)
+                except NotFound:
+                    unserved += [] if str(kind) in unserved else [str(kind)]
+                    continue
                 access = Access(verb, kind.group, info.plural, namespace if info.namespaced else "", name)
                 if access not in (a for a, _ in answers):
                     answers.append((access, cluster.can_i(access)[0]))
@@ -95,7 +102,7 @@ def kube_checks(world: World, site: str, apps: list[tuple[ProtectedApp, Role]]) 
         site=site, check="kube-token", ok=True, seen="the apiserver answers and accepts Standby's credential"
     )
     what = ", ".join(f"{app.name} ({role})" for app, role in apps) or "no app"
-    return [token, judge_rbac(site, what, answers)]
+    return [token, judge_kinds(site, unserved), judge_rbac(site, what, answers)]
 
 
 def mirror_checks(world: World, site: str, apps: list[ProtectedApp]) -> list[Check]:

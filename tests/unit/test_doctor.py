@@ -52,8 +52,8 @@ def test_a_healthy_world_passes_every_check() -> None:
     found = _doctor(_backed_up())
     assert _failed(found) == {}
     assert set(found) == {
-        ("site-a", "kube-token"), ("site-a", "rbac"), ("site-a", "mirror-peers"), ("site-a", "mirror-daemon"),
-        ("site-a", "snapshot-schedule nexus"), ("site-b", "kube-token"), ("site-b", "rbac"),
+        ("site-a", "kube-token"), ("site-a", "api-kinds"), ("site-a", "rbac"), ("site-a", "mirror-peers"), ("site-a", "mirror-daemon"),
+        ("site-a", "snapshot-schedule nexus"), ("site-b", "kube-token"), ("site-b", "api-kinds"), ("site-b", "rbac"),
         ("site-b", "mirror-peers"), ("site-b", "mirror-daemon"), ("site-b", "snapshot-schedule nexus"),
         ("site-a/site-b", "store-conditional-writes"), ("site-a/site-b", "backup-age nexus"),
         ("site-a/site-b", "backup-key nexus"),
@@ -132,6 +132,20 @@ def test_a_denied_permission_names_the_rule_to_add_on_that_site() -> None:
     assert f"denied: create secrets in {NS}" in check.seen
     assert check.fix.startswith(
         f'add apiGroups [""] resources ["secrets"] verbs ["create"] to the standby Role in namespace {NS} on site-b'
+    )
+
+
+def test_a_kind_the_target_does_not_serve_fails_naming_the_crd_to_install() -> None:
+    dr = _backed_up()
+    del dr.clusters["site-b"].kinds[("operator.alaudadevops.io/v1alpha1", "Nexus")]
+    failed = _failed(_doctor(dr))
+    assert list(failed) == [("site-b", "api-kinds")]
+    assert (
+        failed[("site-b", "api-kinds")].seen
+        == "not served on site-b: operator.alaudadevops.io/v1alpha1/Nexus"
+    )
+    assert failed[("site-b", "api-kinds")].fix.startswith(
+        "install the CRD of operator.alaudadevops.io/v1alpha1/Nexus"
     )
 
 
@@ -230,7 +244,7 @@ def cli_world(monkeypatch: pytest.MonkeyPatch) -> FakeDr:
 def test_the_command_exits_0_when_all_pass_and_1_naming_the_failed_line(cli_world: FakeDr) -> None:
     result = CliRunner().invoke(cli, ["doctor"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip().splitlines()[-1] == "13 passed, 0 failed"
+    assert result.output.strip().splitlines()[-1] == "15 passed, 0 failed"
     cli_world.mirror.schedules["site-a"].clear()
     result = CliRunner().invoke(cli, ["doctor", "--app", "nexus"])
     assert result.exit_code == 1
@@ -255,3 +269,15 @@ def test_a_bad_max_age_is_a_usage_error() -> None:
     assert result.exit_code == 2 and result.output.startswith(
         "error: --max-backup-age 'soon' is not a duration"
     )
+
+
+def test_the_rbac_audit_counts_doctor_s_self_reviews_as_the_cluster_default_role_s() -> None:
+    from lab import rbac as lab_rbac
+    from tests.lab.rbac_audit import STANDBY_USER, coverage
+
+    review = {"user": STANDBY_USER, "verb": "create", "apiGroup": "authorization.k8s.io",
+              "resource": "selfsubjectaccessreviews", "subresource": "", "namespace": "", "name": "", "code": 201}  # fmt: skip
+    other = {**review, "apiGroup": "", "resource": "pods", "verb": "list", "namespace": "nexus-dr"}
+    cov = coverage("site-a", lab_rbac.site_manifests("site-a"), [review, review])
+    assert cov.requests == 2 and cov.uncovered == () and cov.denied == ()
+    assert coverage("site-a", lab_rbac.site_manifests("site-a"), [other]).uncovered  # still caught
