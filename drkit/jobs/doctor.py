@@ -12,7 +12,10 @@ anything but a probe object, which is deleted.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from functools import partial
 
 from drkit.domain import crypto
 from drkit.domain.access import Access
@@ -29,11 +32,14 @@ from drkit.domain.doctor import (
     judge_schedule,
     needed_access,
 )
-from drkit.domain.errors import AccessDenied, Conflict, NotFound, StandbyError
+from drkit.domain.errors import AccessDenied, Conflict, NotFound, StandbyError, TransientError
 from drkit.domain.models import ProtectedApp
 from drkit.domain.placement import home_placement
 from drkit.jobs.backup import load_run, read_latest
 from drkit.jobs.world import StoreRef, World, read_placement
+
+SELF_REVIEW = Access("create", "authorization.k8s.io", "selfsubjectaccessreviews")
+"""Asking is allowed to every authenticated user (the default ``system:basic-user`` role)."""
 
 DEFAULT_MAX_BACKUP_AGE = timedelta(hours=26)
 """A nightly backup, with two hours of slack."""
@@ -45,12 +51,19 @@ def run_doctor(
 ) -> list[Check]:  # fmt: skip
     """Every check, sites first (in configuration order), then stores."""
     roles = _roles(world, apps)
-    checks: list[Check] = []
+    asks: list[Callable[[], list[Check]]] = []
     for site in world.config.sites:
-        checks += kube_checks(
-            world, site.name, [(a, roles[a.name][site.name]) for a in apps if site.name in roles[a.name]]
-        )
-        checks += mirror_checks(world, site.name, [a for a in apps if site.name in roles[a.name]])
+        _build(world, site.name)
+        here = [a for a in apps if site.name in roles[a.name]]
+        kube = partial(kube_checks, world, site.name, [(a, roles[a.name][site.name]) for a in here])
+        mirror = partial(mirror_checks, world, site.name, here)
+        if site.ceph.mode == "rook-toolbox":  # rbd execs through the same Kubernetes client: one at a time
+            asks.append(lambda kube=kube, mirror=mirror: kube() + mirror())  # type: ignore[misc]
+        else:
+            asks += [kube, mirror]
+    # In parallel: a site that does not answer costs a call timeout or two, not one per adapter and site.
+    with ThreadPoolExecutor(max_workers=len(asks), thread_name_prefix="doctor") as pool:
+        checks = [c for done in pool.map(lambda ask: ask(), asks) for c in done]
     now = world.clock.now()
     for ref in world.stores():
         checks.append(conditional_writes(ref))
@@ -59,6 +72,17 @@ def run_doctor(
                 world, ref, app, key=key, key_env=key_env, now=now, max_age=max_backup_age
             )
     return checks
+
+
+def _build(world: World, site: str) -> None:
+    """Build the site's adapters here (they are built on first use, which two threads would race);
+    a site whose access cannot be built says so on its own lines."""
+    b = world.bundle(site)
+    try:
+        b.cluster  # noqa: B018
+        b.rbd  # noqa: B018
+    except StandbyError:
+        pass
 
 
 def _roles(world: World, apps: list[ProtectedApp]) -> dict[str, dict[str, Role]]:
@@ -83,6 +107,10 @@ def kube_checks(world: World, site: str, apps: list[tuple[ProtectedApp, Role]]) 
     answers: list[tuple[Access, bool]] = []
     unserved: list[str] = []
     try:
+        # First a review every authenticated user may ask: it proves the token, and it is bounded by
+        # the call timeout (the discovery below is not, and would hang on an apiserver that accepts
+        # connections but never answers).
+        cluster.can_i(SELF_REVIEW)
         for app, role in apps:
             for verb, kind, namespace, name in needed_access(app, role):
                 try:
@@ -96,8 +124,9 @@ def kube_checks(world: World, site: str, apps: list[tuple[ProtectedApp, Role]]) 
     except AccessDenied as error:
         return [Check(site=site, check="kube-token", ok=False, seen=error.message, fix=error.hint)]
     except StandbyError as error:
+        fix = f"check the apiserver of {site} and sites[{site}].kube"
         return [Check(site=site, check="kube-token", ok=False, seen=f"not checked: {error.message}",
-                      fix=error.hint or f"check sites[{site}].kube and the apiserver of {site}")]  # fmt: skip
+                      fix=fix if isinstance(error, TransientError) else error.hint or fix)]  # fmt: skip
     token = Check(
         site=site, check="kube-token", ok=True, seen="the apiserver answers and accepts Standby's credential"
     )
@@ -117,8 +146,9 @@ def mirror_checks(world: World, site: str, apps: list[ProtectedApp]) -> list[Che
         checks.append(judge_daemon(site, pool, rbd.pool_status(pool)))
         schedules = rbd.snapshot_schedules(pool)
     except StandbyError as error:
+        fix = f"check the Ceph cluster of {site} and sites[{site}].ceph (rbd must answer there)"
         return [Check(site=site, check="mirror-peers", ok=False, seen=f"rbd did not answer: {error.message}",
-                      fix=error.hint or f"check sites[{site}].ceph and the Ceph cluster of {site}")]  # fmt: skip
+                      fix=fix if isinstance(error, TransientError) else error.hint or fix)]  # fmt: skip
     toolbox = b.site.ceph.mode == "rook-toolbox"
     return checks + [judge_schedule(site, pool, app, schedules, toolbox=toolbox) for app in apps]
 
