@@ -103,10 +103,10 @@ def _roles(world: World, apps: list[ProtectedApp]) -> dict[str, dict[str, Role]]
 def kube_checks(world: World, site: str, apps: list[tuple[ProtectedApp, Role]]) -> list[Check]:
     """``kube-token`` (the apiserver answers and accepts the token), ``api-kinds`` (it serves every
     kind the apps need: a restore stops at a CRD that is missing) and ``rbac`` (access reviews)."""
-    cluster = world.bundle(site).cluster
     answers: list[tuple[Access, bool]] = []
     unserved: list[str] = []
     try:
+        cluster = world.bundle(site).cluster  # a kubeconfig that cannot be loaded fails here
         # First a review every authenticated user may ask: it proves the token, and it is bounded by
         # the call timeout (the discovery below is not, and would hang on an apiserver that accepts
         # connections but never answers).

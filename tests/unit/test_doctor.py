@@ -281,3 +281,20 @@ def test_the_rbac_audit_counts_doctor_s_self_reviews_as_the_cluster_default_role
     cov = coverage("site-a", lab_rbac.site_manifests("site-a"), [review, review])
     assert cov.requests == 2 and cov.uncovered == () and cov.denied == ()
     assert coverage("site-a", lab_rbac.site_manifests("site-a"), [other]).uncovered  # still caught
+
+
+def test_a_site_whose_kubeconfig_cannot_be_loaded_fails_its_token_line_only() -> None:
+    from drkit.domain.errors import ConfigError
+    from drkit.jobs.world import SiteBundle
+
+    class Broken(SiteBundle):
+        @property
+        def cluster(self):  # type: ignore[no-untyped-def]
+            raise ConfigError("site site-b: cannot load kubeconfig /nowhere", hint="fix sites[site-b].kube")
+
+    dr = _backed_up()
+    old = dr.world.sites["site-b"]
+    dr.world.sites["site-b"] = Broken(old.site, old.store, rbd=old.rbd)
+    failed = _failed(_doctor(dr))
+    assert list(failed) == [("site-b", "kube-token")]
+    assert failed[("site-b", "kube-token")].fix == "fix sites[site-b].kube"
