@@ -20,6 +20,7 @@ from drkit.config import load_config
 from standby.backup_cli import backup_app
 from standby.common import fail as fail
 from standby.common import guarded as guarded
+from standby.doctor_cli import doctor
 from standby.drill_cli import drill_app
 from standby.ops_cli import register as register_operations
 from standby.rpo_cli import rpo_app
@@ -39,6 +40,7 @@ app.add_typer(
 )
 
 register_operations(app)
+app.command("doctor")(doctor)
 app.add_typer(drill_app, name="drill")
 
 ConfigOption = Annotated[

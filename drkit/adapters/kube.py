@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import yaml
 
 from drkit.adapters.runner import CommandResult, Redactor, check, tail
+from drkit.domain.access import Access as Access
 from drkit.domain.access import access_denied
 from drkit.domain.errors import (
     CommandTimedOut,
@@ -80,6 +81,11 @@ class ClusterApi(Protocol):
 
     def delete(self, kind: KindRef, name: str, namespace: str | None = None) -> bool:
         """Delete an object; False when it was already absent."""
+        ...
+
+    def can_i(self, access: Access) -> tuple[bool, str]:
+        """Whether Standby's own credential may do ``access`` (a ``SelfSubjectAccessReview``, which
+        every authenticated user may create), and the authorizer's reason; a rejected token raises."""
         ...
 
 
@@ -372,6 +378,20 @@ class KubeCluster:
         except NotFound:
             return False
         return True
+
+
+    def can_i(self, access: Access) -> tuple[bool, str]:
+        """See :class:`ClusterApi`: ``POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews``."""
+        from kubernetes import client
+
+        attrs = client.V1ResourceAttributes(verb=access.verb, group=access.group, resource=access.resource,
+                                            namespace=access.namespace or None, name=access.name or None)  # fmt: skip
+        body = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attrs))
+        api = client.AuthorizationV1Api(self.api_client)
+        answer = self._call(f"access review ({access})", lambda: api.create_self_subject_access_review(
+            body, _request_timeout=self.timeout))  # fmt: skip
+        status = answer.status
+        return bool(status and status.allowed), str((status and status.reason) or "")
 
 
 def _handshake_status(exc: Any) -> int:

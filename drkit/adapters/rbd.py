@@ -167,6 +167,15 @@ class RbdMirror(Protocol):
         """``rbd mirror image status POOL/IMAGE``."""
         ...
 
+    def pool_info(self, pool: str) -> dict[str, Any]:
+        """``rbd mirror pool info POOL``: the mirror mode, this site's name and its peers."""
+        ...
+
+    def snapshot_schedules(self, pool: str) -> list[dict[str, Any]]:
+        """``rbd mirror snapshot schedule ls --pool POOL --recursive``: every mirror-snapshot schedule
+        of the pool, at pool, namespace and image level (``pool``, ``namespace``, ``image``, ``items``)."""
+        ...
+
     def image_info(self, pool: str, image: str) -> dict[str, Any]:
         """``rbd info POOL/IMAGE`` (its ``mirroring.primary`` says which side is primary)."""
         ...
@@ -268,6 +277,24 @@ class RbdCli:
         """See :class:`RbdMirror`."""
         data: dict[str, Any] = self._json(["info", f"{pool}/{image}"], f"info of {pool}/{image}")
         return data
+
+    def pool_info(self, pool: str) -> dict[str, Any]:
+        """See :class:`RbdMirror`."""
+        data: dict[str, Any] = self._json(["mirror", "pool", "info", pool], f"mirror info of pool {pool}")
+        return data
+
+    def snapshot_schedules(self, pool: str) -> list[dict[str, Any]]:
+        """See :class:`RbdMirror`. ``rbd`` prints nothing at all when the pool has no schedule."""
+        args = ["mirror", "snapshot", "schedule", "ls", "--pool", pool, "--recursive"]
+        out = self._run(args, f"mirror snapshot schedules of pool {pool}", as_json=True)
+        if not out.strip():
+            return []
+        try:
+            data = json.loads(out)
+        except ValueError:
+            raise not_json(f"mirror snapshot schedules of pool {pool}", self.site, argv=[*self.base_argv, *args],
+                           output=out) from None  # fmt: skip
+        return list(data) if isinstance(data, list) else []
 
     def snapshots(self, pool: str, image: str) -> list[dict[str, Any]]:
         """See :class:`RbdMirror`."""

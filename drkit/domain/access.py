@@ -25,6 +25,33 @@ _FORBIDDEN = re.compile(
 
 
 @dataclass(frozen=True)
+class Access:
+    """One verb on one resource, as an access review asks it (``namespace`` empty: cluster scope)."""
+
+    verb: str
+    group: str
+    resource: str
+    namespace: str = ""
+    name: str = ""
+
+    def __str__(self) -> str:
+        res = f"{self.resource}.{self.group}" if self.group else self.resource
+        named = f"/{self.name}" if self.name else ""
+        return f"{self.verb} {res}{named} " + (f"in {self.namespace}" if self.namespace else "(cluster)")
+
+    @property
+    def rule(self) -> str:
+        """The PolicyRule that grants it, in manifest syntax."""
+        names = f' resourceNames ["{self.name}"]' if self.name else ""
+        return f'apiGroups ["{self.group}"] resources ["{self.resource}"]{names} verbs ["{self.verb}"]'
+
+    @property
+    def role(self) -> str:
+        """Which shipped role gets the rule."""
+        return f"the standby Role in namespace {self.namespace}" if self.namespace else "the standby ClusterRole"
+
+
+@dataclass(frozen=True)
 class Denial:
     """A parsed 403: who was refused what, where."""
 

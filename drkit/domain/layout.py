@@ -209,6 +209,11 @@ class StoreLayout:
         """``<prefix>/placement/<app>.json``: where the app runs now (compare-and-swap only)."""
         return self._join("placement", f"{_segment(app, 'app name')}.json")
 
+    def doctor_probe_key(self, site: str, token: str) -> str:
+        """``<prefix>/doctor/<site>/<token>.probe``: ``standby doctor``'s trial of conditional writes
+        (written, overwritten by compare-and-swap, deleted)."""
+        return self._join("doctor", _segment(site, "site name"), f"{_segment(token, 'probe token')}.probe")
+
     def operations_prefix(self, app: str) -> str:
         """``<prefix>/operations/<app>/``: the journals of the app's operations."""
         return self._join("operations", _segment(app, "app name")) + "/"

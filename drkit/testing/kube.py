@@ -14,7 +14,14 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from drkit.adapters.kube import KindInfo, apiserver_unreachable, kind_not_served, kind_of, status_error
+from drkit.adapters.kube import (
+    Access,
+    KindInfo,
+    apiserver_unreachable,
+    kind_not_served,
+    kind_of,
+    status_error,
+)
 from drkit.domain.merge_patch import merge_patch
 from drkit.domain.models import KindRef
 from drkit.domain.selection import LabelSelector
@@ -57,7 +64,10 @@ class FakeCluster:
       ``Bound`` at once, and so is that PV;
     * ``unreachable``: every call raises :class:`TransientError` (the apiserver does not answer);
     * ``controllers``: callables run on the cluster before each call, as controllers reconcile in
-      the background (they edit ``objects`` directly and are not counted as requests).
+      the background (they edit ``objects`` directly and are not counted as requests);
+    * ``denied``: what an access review (:meth:`can_i`) answers not allowed; everything else is
+      allowed, as for a credential with the shipped RBAC;
+    * ``token_rejected``: every call answers 401 (an expired or revoked token).
 
     ``requests`` counts every call, ``calls`` counts them by verb, ``list_pages`` counts LIST pages.
     """
@@ -76,6 +86,8 @@ class FakeCluster:
         self._version = 0
         self._lock = threading.RLock()
         self.unreachable = False
+        self.denied: set[Access] = set()
+        self.token_rejected = False
         self.controllers: list[Callable[[FakeCluster], None]] = []
         self._reconciling = False
 
@@ -102,6 +114,8 @@ class FakeCluster:
         self.calls[verb] += 1
         if self.unreachable:
             raise apiserver_unreachable(self.site, what, "ConnectTimeoutError")
+        if self.token_rejected:
+            raise status_error(self.site, what, 401, "Unauthorized")
         if self.controllers and not self._reconciling:
             self._reconciling = True
             try:
@@ -283,3 +297,12 @@ class FakeCluster:
         with self._lock:
             self._enter("delete", self._where("delete", kind.kind, name, None))
             return self.objects.pop(self._key(kind, name, namespace), None) is not None
+
+    def can_i(self, access: Access) -> tuple[bool, str]:
+        """See :class:`ClusterApi`: not allowed when ``access`` is in ``denied``, with the reason a real
+        apiserver gives (empty when no rule allows it)."""
+        with self._lock:
+            self._enter("create", f"access review ({access})")
+            if access in self.denied:
+                return False, ""
+            return True, 'RBAC: allowed by RoleBinding "standby/standby" of Role "standby" to ServiceAccount "standby/standby"'

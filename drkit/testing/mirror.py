@@ -15,7 +15,11 @@ each image's state, with Ceph 16's rules as the lab measured them:
 * every image holds a ``data`` dict per site (what an app wrote on it) that travels with snapshots.
 
 Knobs: ``down`` (sites whose calls time out), ``paused`` (syncs held back), ``fail_promote``
-(sites whose promotes fail), ``calls`` (every call as ``(site, op, force)``).
+(sites whose promotes fail), ``calls`` (every call as ``(site, op, force)``); for ``standby doctor``:
+``schedules`` (per site, the mirror-snapshot schedules: image name, or ``""`` for the pool level,
+to intervals; every image is scheduled every ``schedule`` on both sites at first, as the lab does),
+``unpeered`` (sites whose pool has no peer) and ``daemon_down`` (sites whose rbd-mirror is not
+running).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class FakeMirrorPair:
 
     def __init__(
         self, pool: str, images: list[str], *, sites: tuple[str, str] = ("site-a", "site-b"),
-        primary: str = "site-a", now: Callable[[], datetime] | None = None,
+        primary: str = "site-a", now: Callable[[], datetime] | None = None, schedule: str | None = "1m",
     ) -> None:  # fmt: skip
         self.pool = pool
         self.sites = sites
@@ -69,6 +73,11 @@ class FakeMirrorPair:
         }
         for name in images:
             self._snapshot(name, primary, "primary")
+        self.schedules: dict[str, dict[str, list[str]]] = {
+            s: ({name: [schedule] for name in images} if schedule else {}) for s in sites
+        }
+        self.unpeered: set[str] = set()
+        self.daemon_down: set[str] = set()
 
     def site(self, name: str) -> FakeSiteRbd:
         """The ``RbdMirror`` of one side."""
@@ -129,6 +138,13 @@ class FakeMirrorPair:
                 if (img.primary[site] or demoted) and not img.primary[self.peer(site)]:
                     self._copy(name, site)
 
+    def _reach(self, site: str, op: str) -> None:
+        """A pool-level call: it times out on a site that is down."""
+        self.calls.append((site, op, False))
+        if site in self.down:
+            raise timed_out(f"{op} of pool {self.pool} on {site}", argv=["rbd", *op.split(), self.pool], timeout=30,
+                            output="", context={"site": site})  # fmt: skip
+
     def _enter(self, site: str, op: str, image: str, *, force: bool = False) -> _Image:
         self.calls.append((site, op, force))
         argv = ["rbd", *op.split(), f"{self.pool}/{image}"]
@@ -174,8 +190,32 @@ class FakeSiteRbd:
         if self.site in self.pair.down:
             self.pair._enter(self.site, "mirror pool status", "")
         images = [self.pair._status(self.site, name) for name in sorted(self.pair.images)]
+        if self.site in self.pair.daemon_down:  # as Ceph 16 reports a pool whose rbd-mirror is gone
+            return {"summary": {"health": "WARNING", "daemon_health": "WARNING", "image_health": "OK",
+                                "states": {}}, "daemons": [], "images": images}  # fmt: skip
+        daemon = {"service_id": "1", "instance_id": "1", "client_id": "local", "hostname": "fake", "leader": True,
+                  "health": "OK"}  # fmt: skip
         return {"summary": {"health": "OK", "daemon_health": "OK", "image_health": "OK", "states": {}},
-                "daemons": [], "images": images}  # fmt: skip
+                "daemons": [daemon], "images": images}  # fmt: skip
+
+    def pool_info(self, pool: str) -> dict[str, Any]:
+        """See :class:`~drkit.adapters.rbd.RbdMirror` (shaped as Ceph 16.2 prints it)."""
+        self.pair._reach(self.site, "mirror pool info")
+        peer = self.pair.peer(self.site)
+        peers = [] if self.site in self.pair.unpeered else [
+            {"uuid": f"uuid-{peer}", "direction": "rx-tx", "site_name": peer, "mirror_uuid": f"mirror-{peer}",
+             "client_name": "client.rbd-mirror-peer"}]  # fmt: skip
+        return {"mode": "image", "site_name": self.site, "peers": peers}
+
+    def snapshot_schedules(self, pool: str) -> list[dict[str, Any]]:
+        """See :class:`~drkit.adapters.rbd.RbdMirror`: the pool level shows as namespace and image ``-``."""
+        self.pair._reach(self.site, "mirror snapshot schedule ls")
+        out = []
+        for image, intervals in sorted(self.pair.schedules[self.site].items()):
+            if intervals:
+                out.append({"pool": pool, "namespace": "" if image else "-", "image": image or "-",
+                            "items": [{"interval": i, "start_time": ""} for i in intervals]})  # fmt: skip
+        return out
 
     def image_status(self, pool: str, image: str) -> dict[str, Any]:
         """See :class:`~drkit.adapters.rbd.RbdMirror`."""

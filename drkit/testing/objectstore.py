@@ -27,7 +27,9 @@ class FakeObjectStore:
     * ``unreachable``: every call raises :class:`TransientError` naming the endpoint;
     * ``bucket_exists=False``: every call raises :class:`NotFound` naming the bucket;
     * ``fail_put_after=N``: the first N puts succeed, every later put raises :class:`TransientError`
-      (``None`` disables it); ``puts`` counts the puts attempted.
+      (``None`` disables it); ``puts`` counts the puts attempted;
+    * ``ignores_conditions``: puts ignore If-None-Match and If-Match and always write, as S3
+      services without conditional writes do (the headers are unknown to them).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class FakeObjectStore:
         self.fail_put_after = fail_put_after
         self.unreachable = unreachable
         self.bucket_exists = bucket_exists
+        self.ignores_conditions = False
         self.puts = 0
         self.list_pages = 0
         self.objects: dict[str, bytes] = {}
@@ -81,6 +84,8 @@ class FakeObjectStore:
             self.puts += 1
             if self.fail_put_after is not None and self.puts > self.fail_put_after:
                 raise unreachable(self.endpoint, self.site, f"put #{self.puts} failed (fake: fail_put_after)")
+            if self.ignores_conditions:
+                if_none_match, if_match = False, None
             if if_none_match and key in self.objects:
                 raise exists_already(key, self.bucket, self.endpoint, self.site)
             if if_match is not None and (key not in self.objects or self._etag(self.objects[key]) != if_match):

@@ -50,6 +50,14 @@ class FakeRbdMirror:
         self.plain: dict[tuple[str, str], dict[str, Any]] = {}
         """Plain (not mirrored) images, e.g. scratch copies: ``(pool, name) -> record``."""
         self.daemon_up = True
+        self.peers: list[dict[str, Any]] = [
+            {"uuid": "1249475d-ff0c-4913-8db7-3fe35b267222", "direction": "rx-tx",
+             "site_name": "site-b" if site == "site-a" else "site-a",
+             "mirror_uuid": "d57da44b-a553-4649-afa9-015e079f0233", "client_name": "client.rbd-mirror-peer"}
+        ]  # fmt: skip
+        """The pool's peers, as ``rbd mirror pool info`` lists them."""
+        self.schedules: list[dict[str, Any]] = []
+        """Mirror-snapshot schedules, as ``rbd mirror snapshot schedule ls --recursive`` lists them."""
 
     def __repr__(self) -> str:
         return f"FakeRbdMirror(site={self.site!r}, images={len(self.images)})"
@@ -213,6 +221,16 @@ class FakeRbdMirror:
         """See :class:`drkit.adapters.rbd.RbdMirror`."""
         self._call("mirror status", ["mirror", "image", "status", f"{pool}/{image}"], pool, image)
         return self._shown(self._doc(pool, image))
+
+    def pool_info(self, pool: str) -> dict[str, Any]:
+        """See :class:`drkit.adapters.rbd.RbdMirror`."""
+        self._call("mirror info", ["mirror", "pool", "info", pool], pool)
+        return {"mode": "image", "site_name": self.site, "peers": json.loads(json.dumps(self.peers))}
+
+    def snapshot_schedules(self, pool: str) -> list[dict[str, Any]]:
+        """See :class:`drkit.adapters.rbd.RbdMirror`."""
+        self._call("mirror snapshot schedules", ["mirror", "snapshot", "schedule", "ls", "--pool", pool], pool)
+        return [dict(s) for s in json.loads(json.dumps(self.schedules)) if s.get("pool") == pool]
 
     def image_info(self, pool: str, image: str) -> dict[str, Any]:
         """See :class:`drkit.adapters.rbd.RbdMirror`."""

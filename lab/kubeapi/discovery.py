@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.kubeapi.resources import VERBS, Registry, ResourceType
+from lab.kubeapi.resources import REVIEWS, VERBS, Registry, ResourceType
 
 VERSION_INFO = {
     "major": "1",
@@ -56,7 +56,7 @@ def _entry(rt: ResourceType) -> dict[str, Any]:
         "singularName": rt.singular,
         "namespaced": rt.namespaced,
         "kind": rt.kind,
-        "verbs": list(VERBS),
+        "verbs": ["create"] if (rt.group, rt.plural) in REVIEWS else list(VERBS),
     }
     if rt.short_names:
         e["shortNames"] = list(rt.short_names)

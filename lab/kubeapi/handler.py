@@ -26,7 +26,7 @@ from lab.kubeapi.rbac import (
     forbidden_details,
     forbidden_message,
 )
-from lab.kubeapi.resources import ResourceType
+from lab.kubeapi.resources import REVIEWS, ResourceType
 from lab.kubeapi.verbs import Request, dispatch
 
 if TYPE_CHECKING:
@@ -158,6 +158,8 @@ class Handler(BaseHTTPRequestHandler):
                 watch.serve(self, req)
             elif req.sub == "token":
                 self.send_json(201, self._token_request(req))
+            elif (req.rt.group, req.rt.plural) in REVIEWS:
+                self.send_json(201, self._access_review(req, user))
             else:
                 code, body = dispatch(self.api, req)
                 self.send_json(code, body)
@@ -211,6 +213,43 @@ class Handler(BaseHTTPRequestHandler):
             req.namespace or "", req.name or "", sa["metadata"]["uid"], seconds
         )
         return token_request_response(req.namespace or "", req.name or "", token, expires, req.body, seconds)
+
+    def _access_review(self, req: Request, user: User) -> dict[str, Any]:
+        """``create selfsubjectaccessreviews``: would the caller be allowed ``spec.resourceAttributes``
+        (or ``spec.nonResourceAttributes``)? Answered by the same authorizer, never stored."""
+        if req.verb != "create" or req.name:
+            raise ApiError(405, "the server does not allow this method on the requested resource",
+                           reason="MethodNotAllowed")  # fmt: skip
+        spec = (req.body or {}).get("spec") if isinstance(req.body, dict) else None
+        resource = (spec or {}).get("resourceAttributes")
+        path = (spec or {}).get("nonResourceAttributes")
+        if (resource is None) == (path is None):
+            raise ApiError(422, "SelfSubjectAccessReview.authorization.k8s.io is invalid: spec.resourceAttributes:"
+                           " Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes"
+                           " must be specified", reason="Invalid")  # fmt: skip
+        if resource is not None:
+            asked = Attributes(
+                verb=str(resource.get("verb") or ""), api_group=str(resource.get("group") or ""),
+                resource=str(resource.get("resource") or ""), subresource=str(resource.get("subresource") or ""),
+                namespace=str(resource.get("namespace") or ""), name=str(resource.get("name") or ""),
+            )  # fmt: skip
+        else:
+            asked = Attributes(verb=str(path.get("verb") or ""), path=str(path.get("path") or ""))
+        status: dict[str, Any] = {"allowed": True}
+        if self.api.tokens.enabled:
+            decision = authorize(self.api.rbac, user, asked)
+            status = {"allowed": decision.allowed}
+            if decision.allowed:
+                status["reason"] = f"RBAC: allowed by {decision.by}"
+            elif decision.errors:
+                status["evaluationError"] = "; ".join(decision.errors)
+        return {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": status,
+        }
 
     def _route(
         self, path: str, query: dict[str, str], query_lists: dict[str, list[str]], raw: bytes

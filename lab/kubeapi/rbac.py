@@ -231,15 +231,16 @@ def forbidden_details(attrs: Attributes) -> dict[str, Any]:
 
 
 def bootstrap_objects() -> list[dict[str, Any]]:
-    """The default roles every cluster has that matter here: discovery for authenticated users, and
-    ``/version`` and health for everyone (``system:discovery``, ``system:public-info-viewer``)."""
+    """The default roles every cluster has that matter here: discovery for authenticated users,
+    ``/version`` and health for everyone (``system:discovery``, ``system:public-info-viewer``), and
+    asking the authorizer about oneself (``system:basic-user``: create self-subject reviews)."""
 
-    def role(name: str, urls: list[str]) -> dict[str, Any]:
+    def role(name: str, urls: list[str], rules: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {
             "apiVersion": f"{RBAC_GROUP}/v1",
             "kind": "ClusterRole",
             "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
-            "rules": [{"nonResourceURLs": urls, "verbs": ["get"]}],
+            "rules": rules or [{"nonResourceURLs": urls, "verbs": ["get"]}],
         }
 
     def binding(name: str, groups: list[str]) -> dict[str, Any]:
@@ -258,4 +259,7 @@ def bootstrap_objects() -> list[dict[str, Any]]:
         binding("system:discovery", ["system:authenticated"]),
         role("system:public-info-viewer", public),
         binding("system:public-info-viewer", ["system:authenticated", "system:unauthenticated"]),
+        role("system:basic-user", [], [{"apiGroups": ["authorization.k8s.io"], "verbs": ["create"],
+                                         "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]}]),
+        binding("system:basic-user", ["system:authenticated"]),
     ]

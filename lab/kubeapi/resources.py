@@ -64,6 +64,10 @@ _BUILTINS: list[ResourceType] = [
     ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
     ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
     ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+    # Reviews are not stored: ``create`` answers one (see lab.kubeapi.handler); discovery says create only.
+    ResourceType(
+        "authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False
+    ),
     ResourceType(
         "apiextensions.k8s.io",
         "v1",
@@ -76,8 +80,12 @@ _BUILTINS: list[ResourceType] = [
 ]
 
 GROUP_PRIORITY = [
-    "", "apps", "networking.k8s.io", "rbac.authorization.k8s.io", "storage.k8s.io", "apiextensions.k8s.io"
+    "", "apps", "networking.k8s.io", "rbac.authorization.k8s.io", "storage.k8s.io", "apiextensions.k8s.io",
+    "authorization.k8s.io",
 ]
+
+REVIEWS = frozenset({("authorization.k8s.io", "selfsubjectaccessreviews")})
+"""Resources that are asked, not stored: only ``create`` is served."""
 
 
 def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:

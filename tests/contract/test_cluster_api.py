@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from drkit.adapters.kube import ClusterApi, KubeCluster
+from drkit.adapters.kube import Access, ClusterApi, KubeCluster
 from drkit.domain.errors import Conflict, NotFound, TransientError
 from drkit.domain.models import KindRef
 from drkit.testing.kube import FakeCluster
@@ -120,6 +120,11 @@ def test_error_mapping(subject: Subject) -> None:
     c.patch(CM, "dup", "default", {"data": {"k": "newer"}})
     with pytest.raises(Conflict):
         c.replace(stale)
+
+
+def test_an_access_review_answers_for_the_caller(subject: Subject) -> None:
+    allowed, _ = subject.cluster.can_i(Access("create", "", "configmaps", "default"))
+    assert allowed  # the fake's default and an apiserver without authentication: everything
 
 
 def test_5xx_is_transient(subject: Subject) -> None:

@@ -191,6 +191,37 @@ def test_exec_needs_create_on_pods_exec(cluster: Cluster) -> None:
     assert out.strip() == "hi"
 
 
+def test_any_authenticated_user_may_ask_what_it_may_do(cluster: Cluster, tmp_path: Path) -> None:
+    """``SelfSubjectAccessReview``: ``kubectl auth can-i`` and Standby's ``can_i`` get the RBAC answer,
+    and asking is itself allowed by the default ``system:basic-user`` role, never denied."""
+    import httpx
+
+    from drkit.adapters.kube import Access, KubeCluster
+
+    token = cluster.mint()
+    yes = cluster.kubectl(token, "auth", "can-i", "create", "configmaps", "-n", "app")
+    assert (yes.returncode, yes.stdout.strip()) == (0, "yes"), yes.stderr
+    no = cluster.kubectl(token, "auth", "can-i", "delete", "configmaps", "-n", "app")
+    assert (no.returncode, no.stdout.strip()) == (1, "no"), no.stderr
+    named = cluster.kubectl(token, "auth", "can-i", "get", "deployments.apps/tools", "-n", "app")
+    assert named.stdout.strip() == "yes", named.stderr
+    kube = KubeCluster(_api(cluster.server.url, token), site="site-x", cache_dir=tmp_path)
+    allowed, reason = kube.can_i(Access("list", "", "pods", "app"))
+    assert allowed and reason.startswith("RBAC: allowed by")
+    assert kube.can_i(Access("list", "", "pods", "other")) == (False, "")
+    assert kube.can_i(Access("get", "apps", "deployments", "app", "not-tools"))[0] is False
+    reviews = [e for e in cluster.audit() if e["resource"] == "selfsubjectaccessreviews"]
+    assert reviews and all(e["code"] == 201 and "system:basic-user" in e["by"] for e in reviews)
+    url = f"{cluster.server.url}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    for who, code in ((token, 403), (ADMIN, 405)):  # reviews are only created: RBAC first, then the method
+        got = httpx.get(url, headers={"Authorization": f"Bearer {who}"}, verify=CA[-1])
+        assert got.status_code == code, got.text
+    with pytest.raises(Exception, match="401"):
+        KubeCluster(_api(cluster.server.url, "expired-or-wrong"), site="site-x", cache_dir=tmp_path).can_i(
+            Access("list", "", "pods", "app")
+        )
+
+
 def test_kubectl_mints_tokens_applies_the_shipped_manifests_and_shows_the_403(cluster: Cluster) -> None:
     for ns in ("nexus-dr", "web-dr", "rook-ceph"):  # the apps' and the toolbox's namespaces exist first
         client.CoreV1Api(cluster.admin).create_namespace({"metadata": {"name": ns}})

@@ -26,6 +26,7 @@ from drkit.adapters.clock import SystemClock
 from drkit.adapters.kube import KubeExecRunner
 from drkit.adapters.rbd import RbdCli, RbdMirror
 from drkit.adapters.runner import CommandResult, Runner
+from drkit.domain.doctor import effective_schedule, judge_peers
 from drkit.domain.errors import CommandFailed, CommandTimedOut, Conflict, StandbyError, TransientError
 from drkit.domain.models import CephAccess, StandbyConfig
 from drkit.domain.rbd_status import parse_image_status, parse_pool_status, parse_snap_ls
@@ -93,6 +94,9 @@ def _fake_env() -> Env:
         b.add_image(POOL, f"other-{i:02d}", local_snapshot_time=now - timedelta(seconds=i))
     snap = a.add_snapshot(POOL, image, created_at=now - timedelta(seconds=40))
     b.add_snapshot(POOL, image, created_at=now - timedelta(seconds=39), primary_snap_id=snap)
+    for side in (a, b):  # as the lab schedules its app images on both sites
+        side.schedules = [{"pool": POOL, "namespace": "", "image": "csi-vol-app", "items": [{"interval": "1m",
+                           "start_time": ""}]}]  # fmt: skip
     return Env("fake", a, b, image)
 
 
@@ -216,6 +220,24 @@ def test_snapshots_give_complete_non_primary_points_on_the_secondary(env: Env) -
     assert any(s.non_primary and s.complete and s.primary_snap_id is not None for s in b)
     primary_ids = {s.id for s in a if s.state == "primary"}
     assert any(s.primary_snap_id in primary_ids for s in b if s.non_primary)
+
+
+def test_pool_info_names_the_peer_site_on_both_sides(env: Env) -> None:
+    for side, peer in ((env.primary, "site-b"), (env.secondary, "site-a")):
+        info = side.pool_info(POOL)
+        assert info["mode"] in ("image", "pool")
+        assert [p["site_name"] for p in info["peers"]] == [peer]
+        assert judge_peers(side.site, POOL, info, [peer]).ok
+
+
+def test_snapshot_schedules_list_every_level_with_its_intervals(env: Env) -> None:
+    for side in (env.primary, env.secondary):
+        listed = side.snapshot_schedules(POOL)
+        assert listed and all(set(e) >= {"pool", "namespace", "image", "items"} for e in listed)
+        assert all(e["pool"] == POOL and e["items"] for e in listed)
+        # The suite's own image has none; the app images (the lab's seeds) are snapshotted every minute.
+        assert effective_schedule(listed, env.image) == (None, "")
+        assert any(effective_schedule(listed, e["image"]) == (timedelta(minutes=1), "image") for e in listed)
 
 
 def test_mirror_snapshot_adds_a_primary_snapshot(env: Env) -> None:

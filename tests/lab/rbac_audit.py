@@ -16,6 +16,7 @@ from lab.kubeapi.rbac import Attributes, rule_allows
 from lab.rbac import SA_NAME, SA_NAMESPACE
 
 STANDBY_USER = f"system:serviceaccount:{SA_NAMESPACE}:{SA_NAME}"
+SELF_REVIEWS = ("selfsubjectaccessreviews", "selfsubjectrulesreviews")
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,8 @@ def coverage(site: str, objects: Iterable[dict[str, Any]], entries: Iterable[dic
             continue
         if not attrs.is_resource:
             continue  # discovery: the cluster's default system:discovery role
+        if attrs.api_group == "authorization.k8s.io" and attrs.resource in SELF_REVIEWS:
+            continue  # asking about oneself (standby doctor): the cluster's default system:basic-user role
         # A request counts for the narrowest grants that allow it: a Role's in its namespace when one
         # does, else the cluster-wide ones; so a ClusterRole's rule is "used" only where a Role is not enough.
         covering = [g for g in shipped if g.covers(attrs)]
