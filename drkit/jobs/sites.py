@@ -45,7 +45,8 @@ def store_for(site: Site, **options: Any) -> S3ObjectStore:
 def rbd_for(site: Site, cluster: KubeCluster | None = None) -> RbdCli:
     """The site's ``rbd``: local with its ceph.conf, or through the Rook toolbox pod."""
     if site.ceph.mode == "local":
-        return RbdCli.local(site.ceph, site=site.name)
+        names = (site.s3.access_key_id_env, site.s3.secret_access_key_env)
+        return RbdCli.local(site.ceph, site=site.name, hide_env=[n for n in names if n])
     kube = cluster or cluster_for(site)
     runner = KubeExecRunner(kube.api_client, site.ceph.toolbox, site=site.name)
     return RbdCli(runner=runner, site=site.name, timeout=site.ceph.timeout.total_seconds())
