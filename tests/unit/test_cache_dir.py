@@ -76,7 +76,9 @@ def test_cache_files_are_never_written_or_read_through_a_symlink(tmp_path: Path)
     assert _mode(folder / "fresh.json") == 0o600 and read_private(folder / "fresh.json") == b"{}"
 
 
-def test_discovery_over_http_writes_its_cache_privately_and_a_stale_file_is_never_read(tmp_path: Path) -> None:
+def test_discovery_over_http_writes_its_cache_privately_and_a_stale_file_is_never_read(
+    tmp_path: Path,
+) -> None:
     srv = KubeApiServer(tick_interval=0.5)
     srv.start()
     try:

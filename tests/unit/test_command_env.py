@@ -84,5 +84,7 @@ def test_the_cli_key_env_name_is_hidden_as_soon_as_it_is_given(monkeypatch: pyte
     from standby.cli import app
 
     monkeypatch.setenv("CLI_GIVEN_KEY", KEY)
-    CliRunner().invoke(app, ["backup", "verify", "--config", "/nonexistent.yaml", "--key-env", "CLI_GIVEN_KEY", "nexus"])
+    CliRunner().invoke(
+        app, ["backup", "verify", "--config", "/nonexistent.yaml", "--key-env", "CLI_GIVEN_KEY", "nexus"]
+    )
     assert "CLI_GIVEN_KEY" not in _seen(LocalRunner())
