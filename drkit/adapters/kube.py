@@ -194,9 +194,9 @@ def _private_discoverer() -> type:
     """The client's lazy discoverer, writing its cache with ``O_NOFOLLOW`` and mode 0600."""
     from kubernetes.dynamic.discovery import CacheEncoder, LazyDiscoverer
 
-    class PrivateDiscoverer(LazyDiscoverer):  # type: ignore[misc]
+    class PrivateDiscoverer(LazyDiscoverer):
         def _write_cache(self) -> None:
-            path = Path(self._Discoverer__cache_file)
+            path = Path(self._Discoverer__cache_file)  # type: ignore[attr-defined]  # the client's, name-mangled
             try:
                 write_private(path, json.dumps(self._cache, cls=CacheEncoder).encode())
             except (OSError, TypeError, ValueError):
