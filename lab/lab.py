@@ -970,6 +970,10 @@ def _s3_yaml(store: S3Store, anchor: str) -> str:
     )
 
 
+NEXUS_URL_FIELD = "      url_field: status.url            # the Nexus CR reports its URL there\n"
+"""The nexus app's ``checks.url_field`` line in ``standby.example.yaml``; the lab adds ``urls`` after it."""
+
+
 def _write_config(root: Path, stores: dict[str, S3Store]) -> None:
     """``standby.yaml``: the example with the lab's ports and paths, and each site's S3."""
     text = (ROOT / "standby.example.yaml").read_text()
@@ -986,6 +990,12 @@ def _write_config(root: Path, stores: dict[str, S3Store]) -> None:
         text = text.replace(
             f"http://127.0.0.1:{Ports(16800).web(site)}", f"http://127.0.0.1:{ports.web(site)}"
         )
+    # The lab's Nexus serves plain http on loopback: its URLs are named in the configuration, since the
+    # admin password is sent only to an https URL or a configured one (never to an http status.url).
+    nexus_urls = "".join(f"        {s}: http://127.0.0.1:{ports.nexus(s)}\n" for s in SITES)
+    if NEXUS_URL_FIELD not in text:
+        raise LabError("standby.example.yaml: the nexus app's checks.url_field line moved; update lab._write_config")
+    text = text.replace(NEXUS_URL_FIELD, f"{NEXUS_URL_FIELD}      urls:\n{nexus_urls}", 1)
     text = text.replace(".lab/kubeconfig,", f".lab/{rbac.STANDBY_KUBECONFIG},")
     text = text.replace(".lab/", f"{root}/")
     (root / "standby.yaml").write_text(text)

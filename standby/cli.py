@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from drkit.config import load_config
+from drkit.jobs.sites import transport_warnings
 from standby.backup_cli import backup_app
 from standby.common import fail as fail
 from standby.common import guarded as guarded
@@ -62,6 +63,8 @@ def config_check(file: Annotated[Path, typer.Argument(help="configuration file t
             f"  site {site.name}: pool {site.pool}, ceph {site.ceph.mode},"
             f" s3 {site.s3.bucket}/{site.s3.prefix}"
         )
+        for warning in transport_warnings(site):
+            typer.echo(f"  {warning}")
     for a in cfg.apps:
         typer.echo(
             f"  app {a.name}: namespace {a.namespace}, {a.primary_site} -> {a.secondary_site}, "

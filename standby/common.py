@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from drkit.adapters.runner import hide_from_commands
 from drkit.domain.errors import ConfigError, StandbyError
 from drkit.jobs.requests import KEY_ENV as KEY_ENV  # the default of every --key-env
 
@@ -21,9 +22,19 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="configuration file [default: $STANDBY_CONFIG, then ./standby.yaml]"),
 ]
 
+def _hidden_key_env(name: str) -> str:
+    """A ``--key-env`` name, registered at once so no command started later inherits the key."""
+    hide_from_commands(name)
+    return name
+
+
 KeyEnvOption = Annotated[
     str,
-    typer.Option("--key-env", help="environment variable holding the backup master key (base64 of 32 bytes)"),
+    typer.Option(
+        "--key-env",
+        help="environment variable holding the backup master key (base64 of 32 bytes)",
+        callback=_hidden_key_env,
+    ),
 ]
 
 

@@ -36,7 +36,7 @@ from drkit.domain.retention import RetentionPolicy
 from drkit.jobs import backup as jobs
 from drkit.jobs.backup import BackupSummary, RetentionResult
 from drkit.jobs.requests import BackupRequest, RestoreRequest, VerifyRequest
-from drkit.jobs.restore import RestoreSummary, run_restore
+from drkit.jobs.restore import RestoreSummary, check_restore_namespace, run_restore
 from drkit.jobs.verify import VerifyResult, require_ok, run_verify
 from drkit.jobs.world import build_world, load_placed_config
 from tasks.retrying import retry_transient
@@ -271,6 +271,7 @@ def restore_app(config_path: str | None, request: RestoreRequest) -> RestoreSumm
     """Restore a run into ``target_site`` in restore order; wait for PVCs to be Bound. Re-entrant."""
     cfg = resolve_config(config_path)
     app, target_site = request.app, request.target_site
+    check_restore_namespace(cfg.app(app), request.namespace)  # before anything, the progress artifact too
     summary = run_restore(
         cfg,
         request,

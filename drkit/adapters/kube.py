@@ -7,7 +7,8 @@ naming the object, the site (context) and the next action.
 
 from __future__ import annotations
 
-import tempfile
+import functools
+import json
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from drkit.adapters.cachedir import private_dir, write_private
 from drkit.adapters.runner import CommandResult, Redactor, check, tail
 from drkit.domain.access import Access as Access
 from drkit.domain.access import access_denied
@@ -193,6 +195,22 @@ def _tls_problem(exc: BaseException) -> str:
     return ""
 
 
+@functools.cache
+def _private_discoverer() -> type:
+    """The client's lazy discoverer, writing its cache with ``O_NOFOLLOW`` and mode 0600."""
+    from kubernetes.dynamic.discovery import CacheEncoder, LazyDiscoverer
+
+    class PrivateDiscoverer(LazyDiscoverer):
+        def _write_cache(self) -> None:
+            path = Path(self._Discoverer__cache_file)  # type: ignore[attr-defined]  # the client's, name-mangled
+            try:
+                write_private(path, json.dumps(self._cache, cls=CacheEncoder).encode())
+            except (OSError, TypeError, ValueError):
+                pass  # as the client's own: a cache that cannot be written is not an error
+
+    return PrivateDiscoverer
+
+
 class KubeCluster:
     """``ClusterApi`` over the official client (kubeconfig context or in-cluster)."""
 
@@ -204,7 +222,10 @@ class KubeCluster:
         self.site = site
         self.api_client = api_client
         self.timeout = timeout  # per request: a hung apiserver becomes a TransientError, not a hang
-        cache = (cache_dir or Path(tempfile.gettempdir())) / f"standby-discovery-{site}-{id(self)}.json"
+        # A private folder (0700, this user's, no symlink): see drkit.adapters.cachedir. The file is
+        # this client's own: removed first, so the discovery client never reads one it did not write.
+        cache = private_dir(cache_dir) / f"discovery-{site}-{id(self)}.json"
+        cache.unlink(missing_ok=True)
         self._cache_file = cache
         weakref.finalize(self, cache.unlink, missing_ok=True)  # one file per client: never left behind
         self._dyn: Any = None
@@ -260,7 +281,7 @@ class KubeCluster:
     def dyn(self) -> Any:
         if self._dyn is None:
             self._dyn = self._call("discovery", lambda: self._dynamic.DynamicClient(
-                self.api_client, cache_file=str(self._cache_file)))  # fmt: skip
+                self.api_client, cache_file=str(self._cache_file), discoverer=_private_discoverer()))  # fmt: skip
         return self._dyn
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:

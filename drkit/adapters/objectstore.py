@@ -18,6 +18,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from drkit.adapters.runner import hide_from_commands
 from drkit.domain.errors import ConfigError, Conflict, NotFound, StandbyError, TransientError
 from drkit.domain.models import S3Location
 
@@ -157,6 +158,7 @@ class S3Credentials:
         ``None`` when the location names none (boto3's default chain is then used).
         """
         env = os.environ if environ is None else environ
+        hide_from_commands(location.access_key_id_env, location.secret_access_key_env)
         if location.access_key_id_env or location.secret_access_key_env:
             names = (location.access_key_id_env, location.secret_access_key_env)
             values = [env.get(n) if n else None for n in names]

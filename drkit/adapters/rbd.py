@@ -8,7 +8,7 @@ it into typed samples is the pure domain's job (``drkit.domain.rbd_status``).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -227,14 +227,15 @@ class RbdCli:
     copy_timeout: float = 1800.0
 
     @classmethod
-    def local(cls, access: CephAccess, *, site: str) -> RbdCli:
-        """Run ``rbd`` on this machine with the site's ceph.conf, keyring and client id."""
+    def local(cls, access: CephAccess, *, site: str, hide_env: Iterable[str] = ()) -> RbdCli:
+        """Run ``rbd`` on this machine with the site's ceph.conf, keyring and client id; the commands get
+        this process's environment minus Standby's secrets and ``hide_env`` (see :func:`command_env`)."""
         argv = ["rbd", "--cluster", access.cluster, "--id", access.client_id]
         if access.conf:
             argv += ["-c", str(access.conf)]
         if access.keyring:
             argv += ["--keyring", str(access.keyring)]
-        runner = LocalRunner(context={"site": site})
+        runner = LocalRunner(context={"site": site}, hide=frozenset(hide_env))
         found = {"cluster": access.cluster, "id": access.client_id, "conf": str(access.conf or ""),
                  "keyring": str(access.keyring or "")}  # fmt: skip
         # librbd lives in the system Python (python3-rbd), not in a virtualenv.

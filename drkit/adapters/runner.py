@@ -4,6 +4,11 @@ A call names its argv, a description (what it does, for messages), the exit code
 timeout. Output is captured and every secret registered with the runner is redacted from it before
 it can reach an exception, a log line or a report. A timeout raises :class:`CommandTimedOut`
 (retryable); any other unaccepted exit raises :class:`CommandFailed` with the redacted tail.
+
+A command's environment is this process's minus Standby's secrets (:func:`command_env`): the
+backup key variable (``STANDBY_BACKUP_KEY`` and any ``--key-env`` name), the S3 key variables a
+site's ``s3`` settings name, and every ``AWS_*`` variable. ``rbd`` and the librbd script need none
+of them, and a command's crash dump, ``/proc/<pid>/environ`` or a debug log must not hold them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,21 @@ from typing import Protocol
 from drkit.domain.errors import CommandFailed, CommandTimedOut, NotFound
 
 REDACTED = "***"
+
+SECRET_ENV: set[str] = {"STANDBY_BACKUP_KEY"}
+"""Environment variables never passed to a command: the default backup key variable, plus every name
+registered with :func:`hide_from_commands` (a ``--key-env`` name, a site's S3 key variables)."""
+
+
+def hide_from_commands(*names: str | None) -> None:
+    """Never pass the environment variables ``names`` (they hold secrets) to a command."""
+    SECRET_ENV.update(n for n in names if n)
+
+
+def command_env(environ: Mapping[str, str], hide: Iterable[str] = ()) -> dict[str, str]:
+    """``environ`` without Standby's secrets: :data:`SECRET_ENV`, ``hide`` and every ``AWS_*`` variable."""
+    hidden = SECRET_ENV | set(hide)
+    return {k: v for k, v in environ.items() if k not in hidden and not k.startswith("AWS_")}
 
 
 @dataclass(frozen=True)
@@ -73,7 +93,10 @@ class LocalRunner:
     """Runs commands on this machine with ``subprocess`` (no shell)."""
 
     env: Mapping[str, str] = field(default_factory=dict)
+    """Variables set for every command (on top of this process's, minus its secrets)."""
     redact: Redactor = field(default_factory=Redactor)
+    hide: frozenset[str] = frozenset()
+    """More environment variables never passed to a command (besides :data:`SECRET_ENV` and ``AWS_*``)."""
     context: Mapping[str, object] = field(default_factory=dict)
 
     def run(
@@ -94,7 +117,7 @@ class LocalRunner:
                 input=stdin,
                 capture_output=True,
                 timeout=timeout,
-                env={**os.environ, **self.env},
+                env={**command_env(os.environ, self.hide), **self.env},
                 check=False,
             )
         except FileNotFoundError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -153,6 +153,16 @@ class Site(Model):
         site = self.model_copy()
         site._secrets = secrets
         return site
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Refused for a site carrying credentials: pickled bytes (a Prefect result, a cache, a process
+        pool) would hold them in clear. Pass the site's name or its config block's name instead."""
+        if self._secrets is not None:
+            raise TypeError(
+                f"site {self.name} carries credentials in memory and cannot be pickled;"
+                " pass the site's name (or its config block's name) and load it where it is used"
+            )
+        return super().__getstate__()
 
 
 # ---------------------------------------------------------------------------------------------- apps

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from drkit.domain.errors import ConfigError, PreconditionFailed
+from drkit.domain.markdown import md_inline
 from drkit.domain.models import Model, ProtectedApp
 from drkit.domain.placement import AppView, Placement, disagreements
 
@@ -552,30 +553,36 @@ def _seconds(value: float | None) -> str:
 
 
 def plan_markdown(plan: Plan, op_id: str = "") -> str:
-    """The plan as Markdown, for the artifact, the CLI and the approval form."""
-    head = f"# {plan.kind} of {plan.app}: {plan.source} → {plan.target}"
-    lines = [head + (f" ({op_id})" if op_id else ""), ""]
+    """The plan as Markdown, for the artifact, the CLI and the approval form.
+
+    Every value is quoted through :func:`~drkit.domain.markdown.md_inline`: check details, errors and
+    names may come from the cluster, the bucket or a placement record, and must not add a link, an
+    image, HTML or a table row to the form an operator approves.
+    """
+    e = md_inline
+    head = f"# {e(plan.kind)} of {e(plan.app)}: {e(plan.source)} → {e(plan.target)}"
+    lines = [head + (f" ({e(op_id)})" if op_id else ""), ""]
     if plan.nothing_to_do:
-        lines += [f"**Nothing to do:** {plan.nothing_to_do}.", ""]
+        lines += [f"**Nothing to do:** {e(plan.nothing_to_do)}.", ""]
     lines += [f"**Data at risk** (the secondary's lag): {_seconds(plan.lag_seconds)}", ""]
     if plan.final_backup:
-        lines += [f"**Restores from:** a final backup of {plan.source} taken by this operation before the app stops", ""]
+        lines += [f"**Restores from:** a final backup of {e(plan.source)} taken by this operation before the app stops", ""]
     elif plan.backup_run:
-        lines += [f"**Restores from:** backup {plan.backup_run} ({_age(plan.backup_age_seconds)})", ""]
+        lines += [f"**Restores from:** backup {e(plan.backup_run)} ({_age(plan.backup_age_seconds)})", ""]
     lines += ["| precondition | result | seen |", "|---|---|---|"]
-    lines += [f"| {c.name} | {'pass' if c.ok else '**FAIL**'} | {c.detail} |" for c in plan.checks]
+    lines += [f"| {e(c.name)} | {'pass' if c.ok else '**FAIL**'} | {e(c.detail)} |" for c in plan.checks]
     lines += ["", "| # | step | site |", "|---|---|---|"]
-    lines += [f"| {n} | {s.title} | {s.site} |" for n, s in enumerate(plan.steps, 1)]
-    lines += ["", "**Forced:** " + ("; ".join(plan.forced) or "nothing")]
-    lines += ["**Cannot be fenced:** " + ("; ".join(plan.unfenced) or "nothing")]
+    lines += [f"| {n} | {e(s.title)} | {e(s.site)} |" for n, s in enumerate(plan.steps, 1)]
+    lines += ["", "**Forced:** " + ("; ".join(e(f) for f in plan.forced) or "nothing")]
+    lines += ["**Cannot be fenced:** " + ("; ".join(e(u) for u in plan.unfenced) or "nothing")]
     if plan.takes_over:
-        lines += [f"**Takes over the hold of:** {plan.takes_over} (its journal records it)"]
+        lines += [f"**Takes over the hold of:** {e(plan.takes_over)} (its journal records it)"]
     acks = [a for a, need in (("data loss", plan.needs_data_loss_ack), ("unfenced old primary", plan.needs_unfenced_ack),
-                              (f"taking over {plan.takes_over}", bool(plan.takes_over))) if need]  # fmt: skip
+                              (f"taking over {e(plan.takes_over or '')}", bool(plan.takes_over))) if need]  # fmt: skip
     if acks:
         lines += [f"**Approval must acknowledge:** {', '.join(acks)}"]
     if plan.refusals:
-        lines += ["", "**Refused:** " + "; ".join(f"{c.name}: {c.detail}" for c in plan.refusals)]
+        lines += ["", "**Refused:** " + "; ".join(f"{e(c.name)}: {e(c.detail)}" for c in plan.refusals)]
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,11 @@ checks (``checks.health``, ``checks.smoke``), the Secret holding the admin passw
 writable answers through the Nexus REST API and the ``nexus-round-trip`` smoke check (login,
 upload, download); ``http`` runs only the configured checks, so a plain app needs no code.
 
-The admin password is read from the site's Secret when needed and never logged or returned.
+The admin password is read from the site's Secret when needed and never logged or returned. It
+is sent only to an ``https`` URL or to one the configuration names (``checks.urls``): a URL read
+from the workload object (``checks.url_field``, e.g. the Nexus CR's ``status.url``) that is plain
+``http`` is refused, naming the app, the site, the URL and the fix, since whoever can write that
+field could otherwise have the password sent to them in clear.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -113,6 +118,19 @@ class AppDriver:
         value = _field(obj, self.app.checks.url_field)
         return str(value) if value else None
 
+    def _nexus(self, url: str) -> NexusApi:
+        """A Nexus client of ``url`` holding the admin password: only for an https or configured URL."""
+        configured = url in self.app.checks.urls.values()
+        if not configured and urlsplit(url).scheme.lower() != "https":
+            raise PreconditionFailed(
+                f"app {self.app.name} on {self.site.name}: Nexus URL {url} read from {self._where()}"
+                f" ({self.app.checks.url_field}) is not https; the admin password is not sent to it",
+                hint=f"serve Nexus over https, or name the URL in the configuration:"
+                f" apps[{self.app.name}].checks.urls: {{{self.site.name}: {url}}}",
+                context={"app": self.app.name, "site": self.site.name, "url": url},
+            )
+        return self.nexus_factory(url, self.password(), self.site.name)
+
     def failed_checks(self, url: str) -> list[str]:
         """The health checks that do not pass at ``url`` (empty: healthy)."""
         return [_label(c) for c in self.app.checks.health_checks() if not http_check(url, c)]
@@ -137,7 +155,7 @@ class AppDriver:
     def api(self) -> NexusApi | None:
         """A client of the running app, or None when it has no URL yet."""
         url = self.url()
-        return None if url is None else self.nexus_factory(url, self.password(), self.site.name)
+        return None if url is None else self._nexus(url)
 
     def writable(self) -> bool:
         """Whether the app answers as up and writable: every health check passes (and, for Nexus, its
@@ -148,7 +166,7 @@ class AppDriver:
         if self.app.checks.kind != "nexus":
             return True
         try:
-            return self.nexus_factory(url, self.password(), self.site.name).writable()
+            return self._nexus(url).writable()
         except TransientError:
             return False
 
@@ -159,7 +177,7 @@ class AppDriver:
                 probe = next(iter(self.app.checks.health_checks()), HttpCheck(path="/"))
                 httpx.request(probe.method, url.rstrip("/") + probe.path, timeout=2.0)
                 return True
-            return self.nexus_factory(url, self.password(), self.site.name).readable()
+            return self._nexus(url).readable()
         except (TransientError, httpx.HTTPError):
             return False
 
@@ -201,7 +219,7 @@ class AppDriver:
         if self.app.checks.kind != "nexus":
             ok = not failed
             return SmokeResult(ok, ok, True, "", "", True, tuple(failed))
-        api = self.nexus_factory(url, self.password(), self.site.name)
+        api = self._nexus(url)
         readable, writable = api.readable(), api.writable()
         login, path, digest, round_trip = True, "", "", True
         for trip in trips:

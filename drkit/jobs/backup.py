@@ -21,6 +21,7 @@ from typing import Any
 from drkit.adapters.clock import Clock
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.objectstore import ObjectStore
+from drkit.adapters.runner import hide_from_commands
 from drkit.domain import crypto
 from drkit.domain.backup_index import (
     BackupIndex,
@@ -78,6 +79,7 @@ def key_from_text(text: str | None, *, source: str) -> crypto.MasterKey | None:
 def key_from_env(var: str = KEY_ENV, environ: Mapping[str, str] | None = None) -> crypto.MasterKey | None:
     """The master key in environment variable ``var``, or ``None`` when it is unset or empty."""
     env = os.environ if environ is None else environ
+    hide_from_commands(var)  # a --key-env name: never passed to rbd or python3
     return key_from_text(env.get(var), source=f"environment variable {var}")
 
 

@@ -20,6 +20,7 @@ from drkit.charts import render_png
 from drkit.domain.drill import DrillReport, DrillStep
 from drkit.domain.errors import StandbyError
 from drkit.domain.layout import StoreLayout
+from drkit.domain.markdown import md_inline
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -30,8 +31,6 @@ TIMELINE_CHART = "timeline"
 HISTORY_ROWS = 24
 """Earlier drills shown in the History table (newest first); older ones are counted, not listed."""
 MINUS = "\u2212"
-_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
-"""A ``<`` that CommonMark could read as the start of raw HTML; ``<= 60s`` stays as written."""
 _FLOW_URL = re.compile(r"^https?://[^\s()<>|\"'`]+$")
 _MODES = {
     "promote": "promote (the secondary's images promoted and the app started there, then demoted and resynced)",
@@ -211,9 +210,9 @@ def report_json(report: DrillReport) -> bytes:
 
 
 def _md(text: str) -> str:
-    """A Markdown table cell: one line, ``|`` escaped, no raw HTML (a ``<`` that could open a tag)."""
-    text = " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")
-    return _TAG_START.sub("&lt;", text)
+    """Inert one-line Markdown (a table cell): no link, image, raw HTML, emphasis or ``|``; see
+    :func:`~drkit.domain.markdown.md_inline`."""
+    return md_inline(text)
 
 
 def _md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

@@ -36,6 +36,7 @@ from drkit.domain.errors import (
     StandbyError,
     TransientError,
 )
+from drkit.domain.markdown import md_inline
 from drkit.domain.models import STEP_LIMITS, ProtectedApp
 from drkit.domain.operations import (
     Approval,
@@ -740,7 +741,7 @@ class Changed:
     def markdown(self) -> str:
         """Both plans and the differences, for the approval form and the CLI."""
         lines = ["**The world changed after the approval; the plan was made again and must be approved again.**", ""]
-        lines += [f"- {c}" for c in self.changes]
+        lines += [f"- {md_inline(c)}" for c in self.changes]  # they quote what was observed
         return "\n".join([*lines, "", "## The plan now", "", plan_markdown(self.now), "## The plan approved before", "",
                           plan_markdown(self.approved)])  # fmt: skip
 

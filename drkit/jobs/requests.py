@@ -135,7 +135,10 @@ class RestoreRequest(KeyedRequest):
         None, description="site whose backups to restore from; the app's primary when empty"
     )
     run_id: str | None = Field(None, description="backup run to restore; the newest complete run when empty")
-    namespace: str | None = Field(None, description="namespace to restore into; the app's own when empty")
+    namespace: str | None = Field(
+        None,
+        description="namespace to restore into: the app's own (when empty) or its drill namespace, NAMESPACE-drill",
+    )
     policy: Literal["skip", "update"] = Field(
         "skip", description="what to do with objects that already exist: skip them or update them"
     )

@@ -5,7 +5,9 @@
    (:func:`~drkit.domain.transforms.sanitize`: server fields, PV claimRef and ``Retain``, bind
    annotations, storage-class rewrite at the app's ``restore.storage_class_fields`` when the sites'
    classes differ, then the app's ``restore.transforms``; ``imageName`` is kept).
-3. Move namespaced objects into the target namespace when it differs from the app's.
+3. Move namespaced objects into the target namespace when it differs from the app's. The restore
+   use case (:func:`run_restore`: the flow and the CLI) takes only the app's namespace or its drill
+   namespace (``<namespace>-drill``).
 4. Apply in the app's restore order (``restore.order``): create; an existing object is skipped (``skip``) or replaced (``update``).
    With ``dry_run`` every create is sent with ``dryRun=All`` and nothing changes.
 5. Wait until every restored PVC is ``Bound`` (poll, with a timeout).
@@ -22,7 +24,8 @@ from drkit.adapters.kube import ClusterApi, kind_of
 from drkit.adapters.objectstore import ObjectStore
 from drkit.domain import crypto
 from drkit.domain.blobs import open_blob
-from drkit.domain.errors import Conflict, NotFound, StandbyError, TransientError
+from drkit.domain.drill import scratch_namespace
+from drkit.domain.errors import Conflict, NotFound, PreconditionFailed, StandbyError, TransientError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import KindRef, ProtectedApp, Site, StandbyConfig
 from drkit.domain.restore_order import sort_for_restore
@@ -228,6 +231,27 @@ def restore_backup(
     )
 
 
+def restore_namespaces(app: ProtectedApp) -> tuple[str, str]:
+    """The namespaces a restore of ``app`` may go into: its own, and its drill namespace."""
+    return app.namespace, scratch_namespace(app)
+
+
+def check_restore_namespace(app: ProtectedApp, namespace: str | None) -> None:
+    """Refuse a restore into any namespace but the app's or its drill namespace (empty: the app's).
+
+    Whoever may start the restore flow must not be able to place the app's Secrets and workload in
+    a namespace of their choosing.
+    """
+    allowed = restore_namespaces(app)
+    if namespace and namespace not in allowed:
+        raise PreconditionFailed(
+            f"namespace {namespace} is not one app {app.name} may be restored into: only {allowed[0]} (its own)"
+            f" or {allowed[1]} (its drill namespace); nothing was restored",
+            hint=f"leave the namespace empty to restore into {allowed[0]}, or give {allowed[1]}",
+            context={"app": app.name, "namespace": namespace},
+        )
+
+
 def run_restore(
     config: StandbyConfig,
     request: RestoreRequest,
@@ -242,6 +266,7 @@ def run_restore(
     own store only: a restore in a disaster must not depend on the lost site's store.
     """
     app = config.app(request.app)
+    check_restore_namespace(app, request.namespace)
     source, target = config.site(request.source_site or app.primary_site), config.site(request.target_site)
     ref = build_world(config).stores(first=target.name)[0]
     try:

@@ -6,22 +6,70 @@ This is the one place that turns a :class:`~drkit.domain.models.Site` into the r
 fakes; the tasks and the CLI call :func:`cluster_for`, :func:`store_for` and :func:`rbd_for`.
 A site configured from Prefect blocks carries its credentials in memory (:attr:`Site.secrets`);
 they are used instead of the kubeconfig file and S3 keys its settings would name.
+
+A kubeconfig that skips TLS verification and a plain ``http`` S3 endpoint outside loopback are
+logged once per process as a warning naming the site and the fix (:func:`transport_warnings`;
+``standby config check`` prints them too).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from drkit.adapters.kube import KubeCluster, KubeExecRunner
 from drkit.adapters.objectstore import S3Credentials, S3ObjectStore
 from drkit.adapters.rbd import RbdCli
 from drkit.domain.models import Site
+from drkit.domain.transport import kubeconfig_warning, s3_endpoint_warning
+
+log = logging.getLogger("standby.security")
+_warned: set[str] = set()
+
+
+def kube_transport_warning(site: Site) -> str | None:
+    """The warning for the site's kubeconfig when its cluster skips TLS verification (an unreadable
+    kubeconfig gives none here: loading it reports that)."""
+    if site.kube.in_cluster:
+        return None
+    secrets = site.secrets
+    if secrets and secrets.kubeconfig:
+        text, where = secrets.kubeconfig.get_secret_value(), "the kubeconfig in memory (Prefect Secret block)"
+    else:
+        path = Path(site.kube.kubeconfig or os.environ.get("KUBECONFIG") or Path.home() / ".kube" / "config")
+        where = f"kubeconfig {path}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return kubeconfig_warning(site.name, loaded, site.kube.context, where=where)
+
+
+def transport_warnings(site: Site) -> list[str]:
+    """One line per unprotected connection of ``site``: kubeconfig without TLS verification, http S3."""
+    found = [kube_transport_warning(site), s3_endpoint_warning(site.name, site.s3.endpoint)]
+    return [w for w in found if w]
+
+
+def _warn_once(warning: str | None) -> None:
+    if warning and warning not in _warned:
+        _warned.add(warning)
+        log.warning("%s", warning)
 
 
 def cluster_for(site: Site) -> KubeCluster:
     """The site's Kubernetes API (the kubeconfig content of :attr:`Site.secrets` when given)."""
     secrets = site.secrets
     text = secrets.kubeconfig.get_secret_value() if secrets and secrets.kubeconfig else None
+    _warn_once(kube_transport_warning(site))
     return KubeCluster.from_access(site.kube, site=site.name, kubeconfig_text=text)
 
 
@@ -39,13 +87,15 @@ def s3_credentials_for(site: Site) -> S3Credentials | None:
 def store_for(site: Site, **options: Any) -> S3ObjectStore:
     """The site's object store."""
     options.setdefault("max_attempts", site.s3.max_attempts)
+    _warn_once(s3_endpoint_warning(site.name, site.s3.endpoint))
     return S3ObjectStore(site.s3, site=site.name, credentials=s3_credentials_for(site), **options)
 
 
 def rbd_for(site: Site, cluster: KubeCluster | None = None) -> RbdCli:
     """The site's ``rbd``: local with its ceph.conf, or through the Rook toolbox pod."""
     if site.ceph.mode == "local":
-        return RbdCli.local(site.ceph, site=site.name)
+        names = (site.s3.access_key_id_env, site.s3.secret_access_key_env)
+        return RbdCli.local(site.ceph, site=site.name, hide_env=[n for n in names if n])
     kube = cluster or cluster_for(site)
     runner = KubeExecRunner(kube.api_client, site.ceph.toolbox, site=site.name)
     return RbdCli(runner=runner, site=site.name, timeout=site.ceph.timeout.total_seconds())

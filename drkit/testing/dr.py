@@ -190,7 +190,7 @@ class FakeDr:
                     cr["status"] = {"phase": "Pending", "url": None}
                     continue
                 data = scratch["data"] if scratch is not None else self.mirror.images[image].data[site]
-                url = f"http://nexus.{site}.fake"
+                url = f"https://nexus.{site}.fake"  # the driver sends the password only over https
                 self.nexus[site] = FakeNexus(url=url, site=site, data=data, password=PASSWORD,
                                              fail_writes=site in self.nexus_fail_writes)  # fmt: skip
                 cr["status"] = {"phase": "Running", "url": url}

@@ -194,16 +194,24 @@ def test_verify_flow_names_a_tampered_object(config: str, env: Env, fast_retries
 
 def test_restore_flow_dry_run_then_real_into_site_b(config: str, env: Env) -> None:
     backup(app="nexus", config=config)
-    dry = restore(app="nexus", target_site="site-b", config=config, dry_run=True, namespace="nexus-flow")
+    dry = restore(app="nexus", target_site="site-b", config=config, dry_run=True, namespace="nexus-dr-drill")
     assert len(dry["created"]) == 9 and dry["bound_pvcs"] == []  # a new namespace: nothing exists there
-    assert env.site_b.store.try_get("namespaces", None, "nexus-flow") is None
-    done = restore(app="nexus", target_site="site-b", config=config, namespace="nexus-flow", bound_timeout=30)
-    assert done["bound_pvcs"] == [f"nexus-flow/{seeds.PVC_NAME}"]
+    assert env.site_b.store.try_get("namespaces", None, "nexus-dr-drill") is None
+    done = restore(app="nexus", target_site="site-b", config=config, namespace="nexus-dr-drill", bound_timeout=30)
+    assert done["bound_pvcs"] == [f"nexus-dr-drill/{seeds.PVC_NAME}"]
     pv = env.site_b.store.get("persistentvolumes", None, seeds.PV_NAME)
     assert pv["spec"]["csi"]["volumeAttributes"]["imageName"] == seeds.IMAGE_NAME
     assert Artifact.get("restore-nexus-site-b") is not None
     kube_b = kube_cluster(env.site_b, "site-b", Path(config).parent)
     assert kube_b.delete(KindRef(version="v1", kind="PersistentVolume"), seeds.PV_NAME)
+
+
+def test_restore_flow_refuses_a_namespace_not_the_apps_and_applies_nothing(config: str, env: Env) -> None:
+    backup(app="nexus", config=config)
+    state = restore(app="nexus", target_site="site-b", config=config, namespace="kube-system", return_state=True)
+    message = str(state.message)
+    assert state.is_failed() and "namespace kube-system" in message and "nexus-dr-drill" in message
+    assert env.site_b.store.try_get("secrets", "kube-system", seeds.ADMIN_SECRET) is None
 
 
 @pytest.mark.parametrize(

@@ -192,12 +192,21 @@ def test_restore_dry_run_into_site_b(config: Path) -> None:
     assert several.exit_code == 2 and "pass --app nexus|web" in several.stderr, several.output
     assert standby(config, "run", "--app", "nexus").exit_code == 0
     dry = standby(
-        config, "restore", "--app", "nexus", "--target-site", "site-b", "--namespace", "cli-copy", "--dry-run"
+        config, "restore", "--app", "nexus", "--target-site", "site-b", "--namespace", "nexus-dr-drill", "--dry-run"
     )
     assert dry.exit_code == 0, dry.output
     assert "would restore backup" in dry.stdout and "created: 9, updated: 0, skipped (exist): 0" in dry.stdout
     found = leaks(dry)
     assert not found, "a Secret value was printed"
+
+
+def test_restore_into_a_namespace_not_the_apps_is_refused_in_one_line(config: Path) -> None:
+    assert standby(config, "run", "--app", "nexus").exit_code == 0
+    refused = standby(config, "restore", "--app", "nexus", "--target-site", "site-b", "--namespace", "kube-system")
+    assert refused.exit_code != 0 and refused.stdout == ""
+    line = refused.stderr.strip()
+    assert "\n" not in line and "namespace kube-system" in line and "app nexus" in line
+    assert "nexus-dr" in line and "nexus-dr-drill" in line
 
 
 def test_decrypt_a_secret_with_the_right_key_prints_it(config: Path) -> None:

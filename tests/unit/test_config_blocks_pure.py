@@ -98,3 +98,19 @@ def test_a_kubeconfig_alias_bomb_is_refused_in_one_line(tmp_path: Path) -> None:
         site_kubeconfig(path, None, site="site-a")
     expected = f"site site-a: cannot read kubeconfig {path}: aliases expand it to more than 100000 values"
     assert caught.value.message == expected
+
+
+def test_a_site_carrying_credentials_cannot_be_pickled(config: StandbyConfig) -> None:
+    import copy
+    import pickle
+
+    plain = config.sites[0]
+    assert pickle.loads(pickle.dumps(plain)) == plain  # no credentials: pickled as before
+    with_keys = plain.with_secrets(SiteSecrets(s3_secret_access_key=SecretStr("s3-secret-x")))
+    placed = config.model_copy(update={"sites": (with_keys, config.sites[1])})
+    for carrier in (with_keys, placed):
+        with pytest.raises(TypeError) as caught:
+            pickle.dumps(carrier)
+        message = str(caught.value)
+        assert "site-a" in message and "cannot be pickled" in message and "s3-secret-x" not in message
+    assert copy.deepcopy(with_keys).secrets == with_keys.secrets  # copies in memory still work
