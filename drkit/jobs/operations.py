@@ -1,7 +1,9 @@
 """Relocate, failover and failback: plan, approve, execute and resume, without Prefect.
 
 1. :func:`prepare` reads the placement, observes both sites, finds the backup the target can read
-   and makes the plan (:func:`drkit.domain.operations.make_plan`).
+   and makes the plan (:func:`drkit.domain.operations.make_plan`). It looks through
+   :meth:`World.probing`: sites and stores are asked in parallel, each call bounded by the site's
+   ``probe_timeout``, so a site that is down shows as unreachable in the plan within seconds.
 2. :func:`approve` checks the approval against the plan, takes the app (the placement record's
    hold, by compare-and-swap: a second operation is refused) and writes the journal.
 3. :func:`execute` runs each step not yet done: observe; if not satisfied, act and poll until it
@@ -48,7 +50,7 @@ from drkit.domain.placement import begin, released
 from drkit.jobs.backup import resolve_run
 from drkit.jobs.requests import OperationRequest
 from drkit.jobs.steps import STEPS, RoutingHook, Run
-from drkit.jobs.world import World, observe_app, read_placement, update_placement
+from drkit.jobs.world import World, observe_placed, read_placement, update_placement
 
 StepCallback = Callable[[Journal, StepRecord], None]
 
@@ -100,10 +102,11 @@ def prepare(world: World, app_name: str, kind: Kind, target: str | None) -> Prep
     app = world.config.app(app_name)
     if target is not None:
         world.config.site(target)
-    record = read_placement(world, app).record
-    view = observe_app(world, app, record)
+    probing = world.probing()  # bounded, parallel probes: what does not answer is shown unreachable
+    placed, view = observe_placed(probing, app)
+    record = placed.record
     backup_target = app.primary_site if kind == "failback" else (target or record.secondary)
-    run_id, error = find_backup(world, app.name, record.primary, backup_target)
+    run_id, error = find_backup(probing, app.name, record.primary, backup_target)
     facts = Facts(placement=record, view=view, backup_run=run_id, backup_error=error)
     return Prepared(plan=make_plan(app, facts, kind, target), facts=facts)
 

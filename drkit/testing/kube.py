@@ -18,6 +18,7 @@ from drkit.adapters.kube import KindInfo, apiserver_unreachable, kind_not_served
 from drkit.domain.merge_patch import merge_patch
 from drkit.domain.models import KindRef
 from drkit.domain.selection import LabelSelector
+from drkit.testing.hang import Hang
 
 _BUILTIN_KINDS: dict[tuple[str, str], tuple[str, bool]] = {
     ("v1", "Namespace"): ("namespaces", False),
@@ -55,6 +56,8 @@ class FakeCluster:
     * ``bind_pvcs`` (default true): a created PVC whose ``spec.volumeName`` names an existing PV is
       ``Bound`` at once, and so is that PV;
     * ``unreachable``: every call raises :class:`TransientError` (the apiserver does not answer);
+    * ``hang`` (a :class:`~drkit.testing.hang.Hang`): while frozen, every call blocks, then raises
+      :class:`TransientError` as a read timeout when its limit runs out;
     * ``controllers``: callables run on the cluster before each call, as controllers reconcile in
       the background (they edit ``objects`` directly and are not counted as requests).
 
@@ -74,6 +77,7 @@ class FakeCluster:
         self._version = 0
         self._lock = threading.RLock()
         self.unreachable = False
+        self.hang = Hang()
         self.controllers: list[Callable[[FakeCluster], None]] = []
         self._reconciling = False
 
@@ -100,6 +104,8 @@ class FakeCluster:
         self.calls[verb] += 1
         if self.unreachable:
             raise apiserver_unreachable(self.site, what, "ConnectTimeoutError")
+        if not self.hang.hold():
+            raise apiserver_unreachable(self.site, what, "ReadTimeoutError")
         if self.controllers and not self._reconciling:
             self._reconciling = True
             try:
