@@ -97,17 +97,18 @@ class _BoundedIterator(Iterator[Any]):
 class _Bounded:
     """Forwards attribute reads to the adapter; its methods run through :meth:`Probe.call`."""
 
-    def __init__(self, adapter: object, probe: Probe) -> None:
-        self._adapter, self._probe = adapter, probe
+    def __init__(self, adapter: object, probe: Probe, quick: Callable[[], object] | None) -> None:
+        self._adapter, self._probe, self._quick = adapter, probe, quick
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._adapter, name)
         if name.startswith("_") or not callable(value):
             return value
-        probe = self._probe
+        probe, quick = self._probe, self._quick
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            result = probe.call(name, lambda: value(*args, **kwargs))
+            method = value if quick is None else getattr(quick(), name)  # built here, not in the time
+            result = probe.call(name, lambda: method(*args, **kwargs))
             return _BoundedIterator(probe, name, result) if isinstance(result, Iterator) else result
 
         return call
@@ -116,9 +117,13 @@ class _Bounded:
         return f"bounded({self._adapter!r}, {self._probe.timeout:g}s)"
 
 
-def bounded(adapter: T, probe: Probe) -> T:
-    """``adapter`` with every method call bounded by ``probe`` (same protocol, same errors)."""
-    return cast(T, _Bounded(adapter, probe))
+def bounded(adapter: T, probe: Probe, *, quick: Callable[[], T] | None = None) -> T:
+    """``adapter`` with every method call bounded by ``probe`` (same protocol, same errors).
+
+    ``quick``: a copy of the adapter with short timeouts of its own, built on the first call (in
+    the caller's thread, outside the time limit) and used for the calls instead of ``adapter``.
+    """
+    return cast(T, _Bounded(adapter, probe, quick))
 
 
 def in_parallel(*calls: Callable[[], Any]) -> list[Any]:

@@ -88,20 +88,19 @@ class SiteBundle:
         for the rest of the observation only. The real ``rbd`` and S3 adapters are also copied with
         that timeout (one attempt for S3), so a call given up does not run on for minutes.
         """
-        seconds = self.site.probe_timeout.total_seconds()
-        name = self.site.name
+        from drkit.adapters.objectstore import S3ObjectStore
+
+        seconds, name, store = self.site.probe_timeout.total_seconds(), self.site.name, self.store
+        quick = (lambda: self._probe_store(seconds)) if isinstance(store, S3ObjectStore) else None
         return _ProbingBundle(
             self,
-            store=bounded(self._probe_store(seconds), Probe(f"object store of {name}", name, seconds)),
+            store=bounded(store, Probe(f"object store of {name}", name, seconds), quick=quick),
             cluster=Probe(f"Kubernetes API of {name}", name, seconds),
             rbd=Probe(f"rbd of {name}", name, seconds),
         )
 
     def _probe_store(self, seconds: float) -> ObjectStore:
-        from drkit.adapters.objectstore import S3ObjectStore
-
-        if not isinstance(self.store, S3ObjectStore):
-            return self.store
+        """The S3 store again with ``seconds`` as its timeouts and one attempt (built once)."""
         with self._lock:
             if self._quick_store is None:
                 from drkit.jobs.sites import store_for
