@@ -19,6 +19,7 @@ class Hang:
         """How many calls have blocked so far."""
         self._thawed = threading.Event()
         self._thawed.set()
+        self._count = threading.Lock()
 
     @property
     def frozen(self) -> bool:
@@ -37,5 +38,6 @@ class Hang:
         """Block while frozen; False when :attr:`limit` ran out first (the caller raises a timeout)."""
         if self._thawed.is_set():
             return True
-        self.held += 1
+        with self._count:
+            self.held += 1
         return self._thawed.wait(self.limit)
