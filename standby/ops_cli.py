@@ -47,7 +47,7 @@ from drkit.jobs.requests import (
     default,
     describe,
 )
-from drkit.jobs.world import World, observe_app, read_placement
+from drkit.jobs.world import World, observe_placed, read_placement
 from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, echo_step, fail, guarded, world_of
 
 operation_app = typer.Typer(no_args_is_help=True, help="List, show, resume or abort DR operations.")
@@ -181,7 +181,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
     """Per app: recorded and observed primary, mirroring, lag, last backup and last operation."""
-    world = world_of(config, app=app)
+    world = world_of(config, app=app).probing()  # bounded, parallel probes: a site down costs seconds
     apps = [world.config.app(app)] if app else list(world.config.apps)
     out: dict[str, Any] = {"apps": {}}
     for a in apps:
@@ -205,14 +205,15 @@ def _app_status(world: World, name: str) -> dict[str, Any]:
     from drkit.jobs.operations import find_backup
 
     app = world.config.app(name)
-    record = read_placement(world, app).record
-    view = observe_app(world, app, record)
+    placed, view = observe_placed(world, app)
+    record = placed.record
     journals = list_journals(world, name)
     last = journals[-1] if journals else None
     backup, _ = find_backup(world, name, record.primary, record.primary)
     states = {s: v.states for s, v in view.sites.items()}
     warnings = disagreements(record, view) + view.split_brain()
     warnings += [f"{s} unreachable: {view.sites[s].error}" for s in view.unreachable()]
+    warnings += [f"store of {s} unreachable: {error}" for s, error in placed.errors.items()]
     hold = hold_of(world, record)
     if hold is not None:
         warnings.append(f"operation {hold.op_id} holds the app ({hold.state}: {hold.detail})")

@@ -141,6 +141,15 @@ class Site(Model):
     pool: str = Field(..., min_length=1, description="RBD pool holding the mirrored images")
     storage_class: str | None = Field(None, description="storage class of the app's PVs on this site")
     s3: S3Location = Field(..., description="object store for backups, samples and reports")
+    probe_timeout: Duration = Field(
+        timedelta(seconds=3),
+        gt=timedelta(0),
+        le=timedelta(minutes=5),
+        description="how long a plan or `standby status` waits for one answer of this site (its Kubernetes"
+        " API, Ceph, object store) before showing it unreachable with 'no answer within ...'; the sites"
+        " are asked in parallel, so a site that is down costs this once (more than 0s, at most 5m). Steps"
+        " that act keep their own, longer timeouts",
+    )
 
     @property
     def secrets(self) -> SiteSecrets | None:

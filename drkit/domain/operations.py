@@ -429,7 +429,8 @@ def _failover(app: ProtectedApp, facts: Facts, target: str) -> Plan:
     tv = view.sites[target]
     checks.append(_check(f"{target} reachable", tv.reachable, tv.error or "answered"))
     source_up = view.sites[source].reachable
-    unfenced = () if source_up else (f"{source} (unreachable: its app and images cannot be stopped or demoted)",)
+    why = f"unreachable: {view.sites[source].error};" if view.sites[source].error else "unreachable:"
+    unfenced = () if source_up else (f"{source} ({why} its app and images cannot be stopped or demoted)",)
     forced = () if source_up else tuple(f"promote of {i} on {target}" for i in view.images)
     steps = [
         StepSpec(name="fence-source", title="stop the app and demote the images where reachable", site=source),

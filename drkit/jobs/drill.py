@@ -49,7 +49,7 @@ from drkit.jobs.operations import (
     write_journal,
 )
 from drkit.jobs.requests import DrillRequest, default
-from drkit.jobs.world import World, observe_app, read_placement, update_placement
+from drkit.jobs.world import World, observe_placed, read_placement, update_placement
 
 PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
 PV = KindRef(version="v1", kind="PersistentVolume")
@@ -109,14 +109,15 @@ def prepare_drill(
     if mode not in ("promote", "isolated"):
         raise StandbyError(f"drill mode {mode!r} is unknown", hint="use 'isolated' or 'promote'")
     app = world.config.app(app_name)
-    record = read_placement(world, app).record
-    view = observe_app(world, app, record)
-    run_id, error = find_backup(world, app.name, record.primary, record.secondary)
-    left = leftovers(world, app, record.secondary) if view.sites[record.secondary].reachable else ()
+    probing = world.probing()  # bounded, parallel probes (see drkit.jobs.probes)
+    placed, view = observe_placed(probing, app)
+    record = placed.record
+    run_id, error = find_backup(probing, app.name, record.primary, record.secondary)
+    left = leftovers(probing, app, record.secondary) if view.sites[record.secondary].reachable else ()
     trial = None
     if run_id is not None:
         try:
-            trial = trial_key(world, app, record.primary, record.secondary, run_id, key)
+            trial = trial_key(probing, app, record.primary, record.secondary, run_id, key)
         except StandbyError as failure:
             error = failure.message
     facts = Facts(placement=record, view=view, backup_run=run_id, backup_error=error, secondary_objects=left, key=trial)

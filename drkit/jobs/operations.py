@@ -2,7 +2,9 @@
 
 1. :func:`prepare` reads the placement, observes both sites, finds the backup the target can read,
    tries the backup key on it (:func:`trial_key`: one sealed object decrypted) and makes the plan
-   (:func:`drkit.domain.operations.make_plan`).
+   (:func:`drkit.domain.operations.make_plan`). It looks through :meth:`World.probing`: sites and
+   stores are asked in parallel, each call bounded by the site's ``probe_timeout``, so a site that
+   is down shows as unreachable in the plan within seconds.
 2. :func:`approve` checks the approval against the plan, takes the app (the placement record's
    hold, by compare-and-swap against the ETag read when planning: a second operation, or any write
    since the plan, is refused) and writes the journal.
@@ -62,7 +64,7 @@ from drkit.jobs.steps import STEPS, RoutingHook, Run
 from drkit.jobs.world import (
     PlacementRead,
     World,
-    observe_app,
+    observe_placed,
     read_placement,
     update_placement,
     write_placement,
@@ -210,24 +212,24 @@ def prepare(
     app = world.config.app(app_name)
     if target is not None:
         world.config.site(target)
-    placement = read_placement(world, app)
+    probing = world.probing()  # bounded, parallel probes: what does not answer is shown unreachable
+    placement, view = observe_placed(probing, app)
     record = placement.record
-    view = observe_app(world, app, record)
     backup_target = app.primary_site if kind == "failback" else (target or record.secondary)
-    run_id, error, reachable = _find_backup(world, app.name, record.primary, backup_target)
+    run_id, error, reachable = _find_backup(probing, app.name, record.primary, backup_target)
     trial: KeyTrial | None = None
     age: float | None = None
     try:
         if run_id is not None or reachable:
-            trial = trial_key(world, app, record.primary, backup_target, run_id, key)
+            trial = trial_key(probing, app, record.primary, backup_target, run_id, key)
         if run_id is not None:
-            age = _backup_age(world, app.name, record.primary, backup_target, run_id)
+            age = _backup_age(probing, app.name, record.primary, backup_target, run_id)
     except StandbyError as failure:
         error = f"{error}; {failure.message}" if error else failure.message
         trial = KeyTrial(run=run_id, sealed=True, given_key_id=key.key_id if key else None, opened=False,
                          error=f"the backup could not be read: {failure.message[:200]}")  # fmt: skip
     facts = Facts(placement=record, view=view, backup_run=run_id, backup_error=error, backup_age_seconds=age,
-                  store_reachable=reachable, key=trial, holder=hold_of(world, record), take_over=take_over)  # fmt: skip
+                  store_reachable=reachable, key=trial, holder=hold_of(probing, record), take_over=take_over)  # fmt: skip
     return Prepared(plan=make_plan(app, facts, kind, target), facts=facts, placement=placement)
 
 

@@ -7,14 +7,19 @@
   works while the lost site's store is down) and written by compare-and-swap to each of them
   (:func:`read_placement`, :func:`write_placement`).
 * :func:`observe_app` asks both sites what they say of an app's images (role, mirror state) and
-  measures the secondary's lag from its status: the input of plans and of ``standby status``.
+  measures the secondary's lag from its status: the input of plans and of ``standby status``;
+  :func:`observe_placed` reads the placement at the same time.
+* Plans and ``standby status`` observe through :meth:`World.probing`: the same world whose calls
+  are bounded by each site's ``probe_timeout`` (:mod:`drkit.jobs.probes`), so what does not answer
+  is shown unreachable instead of being waited for. Sites and stores are asked in parallel.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from drkit.adapters.clock import Clock, SystemClock
@@ -29,6 +34,7 @@ from drkit.domain.placement import AppView, Placement, Role, SiteView, home_plac
 from drkit.domain.rbd_status import parse_image_status
 from drkit.domain.rpo import exact_lag, image_lag
 from drkit.jobs.appdriver import NexusFactory
+from drkit.jobs.probes import Probe, bounded, in_parallel
 
 
 class SiteBundle:
@@ -44,37 +50,99 @@ class SiteBundle:
         self._cluster = cluster
         self._rbd = rbd
         self._timeout = timeout
+        self._quick_store: ObjectStore | None = None
+        self._lock = threading.RLock()  # probes build the adapters from several threads
 
     @property
     def cluster(self) -> ClusterApi:
         """The site's Kubernetes API (a bad kubeconfig is a ``ConfigError`` here)."""
-        if self._cluster is None:
-            from drkit.jobs.sites import cluster_for
+        with self._lock:
+            if self._cluster is None:
+                from drkit.jobs.sites import cluster_for
 
-            cluster = cluster_for(self.site)
-            if self._timeout is not None:
-                cluster.timeout = self._timeout
-            self._cluster = cluster
-        return self._cluster
+                cluster = cluster_for(self.site)
+                if self._timeout is not None:
+                    cluster.timeout = self._timeout
+                self._cluster = cluster
+            return self._cluster
 
     @property
     def rbd(self) -> RbdMirror:
         """The site's ``rbd`` (local, or through the toolbox pod of :attr:`cluster`)."""
-        if self._rbd is None:
-            from drkit.adapters.kube import KubeCluster
-            from drkit.jobs.sites import rbd_for
+        with self._lock:
+            if self._rbd is None:
+                from drkit.adapters.kube import KubeCluster
+                from drkit.jobs.sites import rbd_for
 
-            kube = self.cluster if self.site.ceph.mode == "rook-toolbox" else None
-            rbd = rbd_for(self.site, kube if isinstance(kube, KubeCluster) else None)
-            if self._timeout is not None:
-                rbd.timeout = self._timeout
-            self._rbd = rbd
-        return self._rbd
+                kube = self.cluster if self.site.ceph.mode == "rook-toolbox" else None
+                rbd = rbd_for(self.site, kube if isinstance(kube, KubeCluster) else None)
+                if self._timeout is not None:
+                    rbd.timeout = self._timeout
+                self._rbd = rbd
+            return self._rbd
+
+    def probing(self) -> SiteBundle:
+        """This site's adapters for one observation, each call bounded by the site's ``probe_timeout``.
+
+        A fresh :class:`~drkit.jobs.probes.Probe` per adapter, so what stopped answering is given up
+        for the rest of the observation only. The real ``rbd`` and S3 adapters are also copied with
+        that timeout (one attempt for S3), so a call given up does not run on for minutes.
+        """
+        from drkit.adapters.objectstore import S3ObjectStore
+
+        seconds, name, store = self.site.probe_timeout.total_seconds(), self.site.name, self.store
+        quick = (lambda: self._probe_store(seconds)) if isinstance(store, S3ObjectStore) else None
+        return _ProbingBundle(
+            self,
+            store=bounded(store, Probe(f"object store of {name}", name, seconds), quick=quick),
+            cluster=Probe(f"Kubernetes API of {name}", name, seconds),
+            rbd=Probe(f"rbd of {name}", name, seconds),
+        )
+
+    def _probe_store(self, seconds: float) -> ObjectStore:
+        """The S3 store again with ``seconds`` as its timeouts and one attempt (built once)."""
+        with self._lock:
+            if self._quick_store is None:
+                from drkit.jobs.sites import store_for
+
+                self._quick_store = store_for(
+                    self.site, max_attempts=1, connect_timeout=seconds, read_timeout=seconds
+                )
+            return self._quick_store
 
     @property
     def layout(self) -> StoreLayout:
         """The site's object-store layout."""
         return StoreLayout(self.site.s3.prefix)
+
+
+class _ProbingBundle(SiteBundle):
+    """A site's bounded adapters (see :meth:`SiteBundle.probing`); built on first use like the base's."""
+
+    def __init__(self, base: SiteBundle, *, store: ObjectStore, cluster: Probe, rbd: Probe) -> None:
+        super().__init__(base.site, store)
+        self._base, self._cluster_probe, self._rbd_probe = base, cluster, rbd
+
+    @property
+    def cluster(self) -> ClusterApi:
+        """The base's Kubernetes API, bounded."""
+        with self._lock:
+            if self._cluster is None:
+                self._cluster = bounded(self._base.cluster, self._cluster_probe)
+            return self._cluster
+
+    @property
+    def rbd(self) -> RbdMirror:
+        """The base's ``rbd``, bounded (a real one runs with the probe timeout)."""
+        from drkit.adapters.rbd import RbdCli
+
+        with self._lock:
+            if self._rbd is None:
+                rbd = self._base.rbd
+                if isinstance(rbd, RbdCli):
+                    rbd = replace(rbd, timeout=min(rbd.timeout, self._rbd_probe.timeout))
+                self._rbd = bounded(rbd, self._rbd_probe)
+            return self._rbd
 
 
 @dataclass
@@ -86,6 +154,13 @@ class World:
     clock: Clock = field(default_factory=SystemClock)
     nexus_factory: NexusFactory | None = None
     """How to reach an app's Nexus from its URL; HTTP when None (tests hand a fake's)."""
+
+    def probing(self) -> World:
+        """This world for one observation (a plan, a status): every call of every site is bounded by
+        that site's ``probe_timeout``, and what did not answer is not asked again (see
+        :mod:`drkit.jobs.probes`). Use it to look, never to act."""
+        sites = {name: b.probing() for name, b in self.sites.items()}
+        return World(config=self.config, sites=sites, clock=self.clock, nexus_factory=self.nexus_factory)
 
     def bundle(self, site: str) -> SiteBundle:
         """The bundle of ``site`` (a ``ConfigError`` names the known sites)."""
@@ -150,16 +225,23 @@ def read_placement(world: World, app: ProtectedApp) -> PlacementRead:
     found: list[Placement] = []
     etags: dict[str, str | None] = {}
     errors: dict[str, str] = {}
-    for ref in world.stores():
-        name, store, layout = ref.name, ref.store, ref.layout
+    refs = world.stores()
+
+    def read(ref: StoreRef) -> tuple[bytes, str] | StandbyError:
         try:
-            data, etag = store.read(layout.placement_key(app.name))
-        except NotFound:
+            return ref.store.read(ref.layout.placement_key(app.name))
+        except StandbyError as error:
+            return error
+
+    for ref, answer in zip(refs, in_parallel(*(lambda r=r: read(r) for r in refs)), strict=True):
+        name, layout = ref.name, ref.layout
+        if isinstance(answer, NotFound):
             etags[name] = None
             continue
-        except StandbyError as error:
-            errors[name] = str(error)
+        if isinstance(answer, StandbyError):
+            errors[name] = str(answer)
             continue
+        data, etag = answer
         etags[name] = etag
         try:
             found.append(Placement.model_validate(json.loads(data)))
@@ -299,9 +381,26 @@ def secondary_lag(world: World, app: ProtectedApp, secondary: str, *, exact_firs
     return worst
 
 
-def observe_app(world: World, app: ProtectedApp, record: Placement) -> AppView:
-    """Both sites' view of ``app``'s images, and the lag of the record's secondary."""
-    sites = {name: _site_view(world, app, name) for name in (app.primary_site, app.secondary_site)}
+def site_views(world: World, app: ProtectedApp) -> dict[str, SiteView]:
+    """What each of the app's two sites says of its images, both asked at the same time."""
+    names = (app.primary_site, app.secondary_site)
+    views = in_parallel(*(lambda n=n: _site_view(world, app, n) for n in names))
+    return dict(zip(names, views, strict=True))
+
+
+def observe_placed(world: World, app: ProtectedApp) -> tuple[PlacementRead, AppView]:
+    """The placement record and both sites' view of ``app``, read at the same time (the sites do
+    not wait for the stores), then the lag of the record's secondary."""
+    read, sites = in_parallel(lambda: read_placement(world, app), lambda: site_views(world, app))
+    return read, observe_app(world, app, read.record, sites=sites)
+
+
+def observe_app(
+    world: World, app: ProtectedApp, record: Placement, *, sites: dict[str, SiteView] | None = None
+) -> AppView:
+    """Both sites' view of ``app``'s images (``sites`` when already read), and the lag of the
+    record's secondary."""
+    sites = site_views(world, app) if sites is None else sites
     reachable = sites[record.secondary].reachable
     lag = secondary_lag(world, app, record.secondary, exact_first=True) if reachable else None
     return AppView(

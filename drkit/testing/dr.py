@@ -204,6 +204,17 @@ class FakeDr:
         if site in self.nexus:
             self.nexus[site].running = False
 
+    def freeze(self, site: str) -> None:
+        """The site stops answering without refusing (SIGSTOP, as ``lab site down`` does): calls to
+        its apiserver and its Ceph block until :meth:`thaw` (each at most its ``Hang.limit``)."""
+        self.clusters[site].hang.freeze()
+        self.mirror.hangs[site].freeze()
+
+    def thaw(self, site: str) -> None:
+        """The frozen site answers again (the calls that blocked go on)."""
+        self.clusters[site].hang.thaw()
+        self.mirror.hangs[site].thaw()
+
     def regain(self, site: str) -> None:
         """The site answers again, with its data (and a Nexus that runs on, as after SIGCONT)."""
         self.clusters[site].unreachable = False

@@ -25,6 +25,7 @@ from drkit.adapters.kube import (
 from drkit.domain.merge_patch import merge_patch
 from drkit.domain.models import KindRef
 from drkit.domain.selection import LabelSelector
+from drkit.testing.hang import Hang
 
 _BUILTIN_KINDS: dict[tuple[str, str], tuple[str, bool]] = {
     ("v1", "Namespace"): ("namespaces", False),
@@ -63,6 +64,8 @@ class FakeCluster:
     * ``bind_pvcs`` (default true): a created PVC whose ``spec.volumeName`` names an existing PV is
       ``Bound`` at once, and so is that PV;
     * ``unreachable``: every call raises :class:`TransientError` (the apiserver does not answer);
+    * ``hang`` (a :class:`~drkit.testing.hang.Hang`): while frozen, every call blocks, then raises
+      :class:`TransientError` as a read timeout when its limit runs out;
     * ``controllers``: callables run on the cluster before each call, as controllers reconcile in
       the background (they edit ``objects`` directly and are not counted as requests);
     * ``denied``: what an access review (:meth:`can_i`) answers not allowed; everything else is
@@ -88,6 +91,7 @@ class FakeCluster:
         self.unreachable = False
         self.denied: set[Access] = set()
         self.token_rejected = False
+        self.hang = Hang()
         self.controllers: list[Callable[[FakeCluster], None]] = []
         self._reconciling = False
 
@@ -114,6 +118,8 @@ class FakeCluster:
         self.calls[verb] += 1
         if self.unreachable:
             raise apiserver_unreachable(self.site, what, "ConnectTimeoutError")
+        if not self.hang.hold():
+            raise apiserver_unreachable(self.site, what, "ReadTimeoutError")
         if self.token_rejected:
             raise status_error(self.site, what, 401, "Unauthorized")
         if self.controllers and not self._reconciling:

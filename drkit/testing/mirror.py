@@ -14,12 +14,12 @@ each image's state, with Ceph 16's rules as the lab measured them:
 * ``resync`` on a secondary takes the peer's data again and clears the split-brain;
 * every image holds a ``data`` dict per site (what an app wrote on it) that travels with snapshots.
 
-Knobs: ``down`` (sites whose calls time out), ``paused`` (syncs held back), ``fail_promote``
-(sites whose promotes fail), ``calls`` (every call as ``(site, op, force)``); for ``standby doctor``:
-``schedules`` (per site, the mirror-snapshot schedules: image name, or ``""`` for the pool level,
-to intervals; every image is scheduled every ``schedule`` on both sites at first, as the lab does),
-``unpeered`` (sites whose pool has no peer) and ``daemon_down`` (sites whose rbd-mirror is not
-running).
+Knobs: ``down`` (sites whose calls time out), ``hangs`` (per site, a :class:`~drkit.testing.hang.Hang`:
+its calls block while frozen), ``paused`` (syncs held back), ``fail_promote`` (sites whose promotes
+fail), ``calls`` (every call as ``(site, op, force)``); for ``standby doctor``: ``schedules`` (per
+site, the mirror-snapshot schedules: image name, or ``""`` for the pool level, to intervals; every
+image is scheduled every ``schedule`` on both sites at first, as the lab does), ``unpeered`` (sites
+whose pool has no peer) and ``daemon_down`` (sites whose rbd-mirror is not running).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import Any
 
 from drkit.adapters.rbd import copy_failed, image_missing, mirrored_image, rbd_failed
 from drkit.adapters.runner import timed_out
+from drkit.testing.hang import Hang
 
 
 @dataclass
@@ -55,6 +56,8 @@ class FakeMirrorPair:
         self.sites = sites
         self.now = now or (lambda: datetime.now(UTC))
         self.down: set[str] = set()
+        self.hangs: dict[str, Hang] = {s: Hang() for s in sites}
+        """Per site: while frozen, its calls block (``rbd`` against a frozen Ceph)."""
         self.paused = False
         self.fail_promote: set[str] = set()
         """Sites whose promotes fail (exit 22), as a broken cluster would."""
@@ -148,7 +151,7 @@ class FakeMirrorPair:
     def _enter(self, site: str, op: str, image: str, *, force: bool = False) -> _Image:
         self.calls.append((site, op, force))
         argv = ["rbd", *op.split(), f"{self.pool}/{image}"]
-        if site in self.down:
+        if site in self.down or not self.hangs[site].hold():
             raise timed_out(f"{op} of {self.pool}/{image} on {site}", argv=argv, timeout=30, output="",
                             context={"site": site})  # fmt: skip
         if image not in self.images:
@@ -187,7 +190,7 @@ class FakeSiteRbd:
 
     def pool_status(self, pool: str) -> dict[str, Any]:
         """See :class:`~drkit.adapters.rbd.RbdMirror`."""
-        if self.site in self.pair.down:
+        if self.site in self.pair.down or self.pair.hangs[self.site].frozen:
             self.pair._enter(self.site, "mirror pool status", "")
         images = [self.pair._status(self.site, name) for name in sorted(self.pair.images)]
         if self.site in self.pair.daemon_down:  # as Ceph 16 reports a pool whose rbd-mirror is gone

@@ -17,6 +17,7 @@ from drkit.adapters.objectstore import (
     key_missing,
     unreachable,
 )
+from drkit.testing.hang import Hang
 
 
 class FakeObjectStore:
@@ -25,6 +26,8 @@ class FakeObjectStore:
     Fault knobs (set them at any time):
 
     * ``unreachable``: every call raises :class:`TransientError` naming the endpoint;
+    * ``hang`` (a :class:`~drkit.testing.hang.Hang`): while frozen, every call blocks, then raises
+      :class:`TransientError` as a read timeout when its limit runs out;
     * ``bucket_exists=False``: every call raises :class:`NotFound` naming the bucket;
     * ``fail_put_after=N``: the first N puts succeed, every later put raises :class:`TransientError`
       (``None`` disables it); ``puts`` counts the puts attempted;
@@ -54,10 +57,16 @@ class FakeObjectStore:
         self.puts = 0
         self.list_pages = 0
         self.objects: dict[str, bytes] = {}
+        self.hang = Hang()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"FakeObjectStore(site={self.site!r}, bucket={self.bucket!r}, objects={len(self.objects)})"
+
+    def _wait(self) -> None:
+        """Block while :attr:`hang` is frozen (outside the lock: other calls block the same way)."""
+        if not self.hang.hold():
+            raise unreachable(self.endpoint, self.site, "ReadTimeoutError (fake: hang)")
 
     def _check(self) -> None:
         if self.unreachable:
@@ -79,6 +88,7 @@ class FakeObjectStore:
         content_type: str = "application/octet-stream",
     ) -> str:
         """Store ``data``; the ``fail_put_after`` knob makes later puts fail."""
+        self._wait()
         with self._lock:
             self._check()
             self.puts += 1
@@ -99,6 +109,7 @@ class FakeObjectStore:
 
     def read(self, key: str) -> tuple[bytes, str]:
         """The stored bytes and their ETag, or :class:`NotFound` naming the key."""
+        self._wait()
         with self._lock:
             self._check()
             if key not in self.objects:
@@ -107,6 +118,7 @@ class FakeObjectStore:
 
     def head(self, key: str) -> ObjectInfo | None:
         """Size and ETag, or ``None``."""
+        self._wait()
         with self._lock:
             self._check()
             data = self.objects.get(key)
@@ -120,6 +132,7 @@ class FakeObjectStore:
         """Objects under ``prefix`` in key order, fetched ``page_size`` at a time like S3."""
         after = ""
         while True:
+            self._wait()
             with self._lock:
                 self._check()
                 self.list_pages += 1
@@ -133,6 +146,7 @@ class FakeObjectStore:
     def delete(self, keys: Iterable[str]) -> None:
         """Delete ``keys``; missing keys are ignored."""
         doomed = [*keys]
+        self._wait()
         with self._lock:
             self._check()
             for key in doomed:
