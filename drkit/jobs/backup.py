@@ -447,7 +447,8 @@ def app_stores(world: World, app: ProtectedApp, source: str) -> list[StoreRef]:
     Sites sharing endpoint, bucket and prefix share one store, written once.
     """
     sites = {source, app.primary_site, app.secondary_site}
-    return [ref for ref in world.stores(first=source) if sites & set(ref.sites)]
+    refs = [ref for ref in world.stores(first=source) if sites & set(ref.sites)]
+    return refs[:1] + [world.spare(ref) for ref in refs[1:]]  # a store that does not answer: caught up later
 
 
 def _hold(targets: list[StoreRef], site: str, app: str) -> tuple[dict[str, LoadedRun | None], dict[str, StandbyError]]:

@@ -109,7 +109,7 @@ def prepare_drill(
     if mode not in ("promote", "isolated"):
         raise StandbyError(f"drill mode {mode!r} is unknown", hint="use 'isolated' or 'promote'")
     app = world.config.app(app_name)
-    probing = world.probing()  # bounded, parallel probes (see drkit.jobs.probes)
+    probing = world.probing()  # bounded, parallel probes (see drkit.adapters.probes)
     placed, view = observe_placed(probing, app)
     record = placed.record
     run_id, error = find_backup(probing, app.name, record.primary, record.secondary)

@@ -242,10 +242,12 @@ def write_journal(world: World, journal: Journal, *, required: str | None = "") 
     must = journal.target if required == "" else required
     body = journal.model_dump_json(indent=1).encode()
     for ref in world.stores(first=must):
+        spare = must is None or must not in ref.sites
         try:
-            ref.store.put(ref.layout.journal_key(journal.app, journal.op_id), body, content_type="application/json")
+            store = world.spare(ref).store if spare else ref.store
+            store.put(ref.layout.journal_key(journal.app, journal.op_id), body, content_type="application/json")
         except StandbyError:
-            if must in ref.sites:
+            if not spare:
                 raise
 
 
@@ -255,7 +257,8 @@ def read_journal(world: World, op_id: str, app: str | None = None) -> Journal:
     apps = [app] if app else [a.name for a in world.config.apps]
     found: list[Journal] = []
     errors: list[str] = []
-    for ref in world.stores():
+    refs = world.stores()
+    for ref in [world.spare(r) for r in refs] if len(refs) > 1 else refs:  # any copy will do
         for name in apps:
             try:
                 found.append(Journal.model_validate(json.loads(ref.store.get(ref.layout.journal_key(name, op_id)))))
@@ -274,7 +277,8 @@ def read_journal(world: World, op_id: str, app: str | None = None) -> Journal:
 def list_journals(world: World, app: str) -> list[Journal]:
     """Every journal of ``app`` in the reachable stores, oldest first."""
     out: dict[str, Journal] = {}
-    for ref in world.stores():
+    refs = world.stores()
+    for ref in [world.spare(r) for r in refs] if len(refs) > 1 else refs:  # any copy will do
         try:
             keys = [o.key for o in ref.store.list(ref.layout.operations_prefix(app))]
             for key in keys:

@@ -10,7 +10,7 @@
   measures the secondary's lag from its status: the input of plans and of ``standby status``;
   :func:`observe_placed` reads the placement at the same time.
 * Plans and ``standby status`` observe through :meth:`World.probing`: the same world whose calls
-  are bounded by each site's ``probe_timeout`` (:mod:`drkit.jobs.probes`), so what does not answer
+  are bounded by each site's ``probe_timeout`` (:mod:`drkit.adapters.probes`), so what does not answer
   is shown unreachable instead of being waited for. Sites and stores are asked in parallel.
 """
 
@@ -21,10 +21,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 from drkit.adapters.clock import Clock, SystemClock
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.objectstore import ObjectStore
+from drkit.adapters.probes import Probe, SpareStore, bounded, in_parallel
 from drkit.adapters.rbd import RbdMirror
 from drkit.adapters.volumes import VolumeControl, volumes_for
 from drkit.domain.errors import Conflict, NotFound, StandbyError, TransientError
@@ -34,7 +36,6 @@ from drkit.domain.placement import AppView, Placement, Role, SiteView, home_plac
 from drkit.domain.rbd_status import parse_image_status
 from drkit.domain.rpo import exact_lag, image_lag
 from drkit.jobs.appdriver import NexusFactory
-from drkit.jobs.probes import Probe, bounded, in_parallel
 
 
 class SiteBundle:
@@ -51,6 +52,7 @@ class SiteBundle:
         self._rbd = rbd
         self._timeout = timeout
         self._quick_store: ObjectStore | None = None
+        self._spare_store: ObjectStore | None = None
         self._lock = threading.RLock()  # probes build the adapters from several threads
 
     @property
@@ -84,7 +86,7 @@ class SiteBundle:
     def probing(self) -> SiteBundle:
         """This site's adapters for one observation, each call bounded by the site's ``probe_timeout``.
 
-        A fresh :class:`~drkit.jobs.probes.Probe` per adapter, so what stopped answering is given up
+        A fresh :class:`~drkit.adapters.probes.Probe` per adapter, so what stopped answering is given up
         for the rest of the observation only. The real ``rbd`` and S3 adapters are also copied with
         that timeout (one attempt for S3), so a call given up does not run on for minutes.
         """
@@ -98,6 +100,22 @@ class SiteBundle:
             cluster=Probe(f"Kubernetes API of {name}", name, seconds),
             rbd=Probe(f"rbd of {name}", name, seconds),
         )
+
+    def spare_store(self) -> ObjectStore:
+        """The store for spare copies: a real S3 store again with :data:`SPARE_TIMEOUT` and one attempt
+        (built once); any other store as it is."""
+        from drkit.adapters.objectstore import S3ObjectStore
+
+        if not isinstance(self.store, S3ObjectStore):
+            return self.store
+        with self._lock:
+            if self._spare_store is None:
+                from drkit.jobs.sites import store_for
+
+                self._spare_store = store_for(
+                    self.site, max_attempts=1, connect_timeout=SPARE_TIMEOUT, read_timeout=SPARE_TIMEOUT
+                )
+            return self._spare_store
 
     def _probe_store(self, seconds: float) -> ObjectStore:
         """The S3 store again with ``seconds`` as its timeouts and one attempt (built once)."""
@@ -154,11 +172,28 @@ class World:
     clock: Clock = field(default_factory=SystemClock)
     nexus_factory: NexusFactory | None = None
     """How to reach an app's Nexus from its URL; HTTP when None (tests hand a fake's)."""
+    unanswered: set[str] = field(default_factory=set)
+    """Stores that did not answer a spare call in this run: not asked again (see :meth:`spare`)."""
+
+    def spare(self, ref: StoreRef) -> StoreRef:
+        """``ref`` for a copy the run can do without: the journal, placement record or backup run
+        written (or read) beside the store that must hold it.
+
+        Each call gets one attempt with :data:`SPARE_TIMEOUT`; a store that did not answer (a call
+        that failed only after the site's ``probe_timeout``: a timeout, not a refusal) is not asked
+        again in this run, so a lost site's store that swallows requests costs one timeout, not one
+        per step. The next run, or ``verify-backup``, catches the copy up.
+        """
+        bundle = self.sites.get(ref.name)
+        store = bundle.spare_store() if bundle is not None else ref.store
+        slow = bundle.site.probe_timeout.total_seconds() if bundle is not None else SPARE_TIMEOUT
+        spare = SpareStore(store, f"object store of {ref.name}", self.unanswered, slow_after=slow)
+        return StoreRef(ref.name, ref.sites, cast(ObjectStore, spare), ref.layout)
 
     def probing(self) -> World:
         """This world for one observation (a plan, a status): every call of every site is bounded by
         that site's ``probe_timeout``, and what did not answer is not asked again (see
-        :mod:`drkit.jobs.probes`). Use it to look, never to act."""
+        :mod:`drkit.adapters.probes`). Use it to look, never to act."""
         sites = {name: b.probing() for name, b in self.sites.items()}
         return World(config=self.config, sites=sites, clock=self.clock, nexus_factory=self.nexus_factory)
 
@@ -181,6 +216,10 @@ class World:
             ref = refs.get(ident)
             refs[ident] = StoreRef(name, (name,), b.store, b.layout) if ref is None else ref.also(name)
         return sorted(refs.values(), key=lambda r: first not in r.sites)
+
+
+SPARE_TIMEOUT = 10.0
+"""Seconds a spare copy's store call may take (connect, then read), one attempt (see :meth:`World.spare`)."""
 
 
 @dataclass(frozen=True)
@@ -226,6 +265,8 @@ def read_placement(world: World, app: ProtectedApp) -> PlacementRead:
     etags: dict[str, str | None] = {}
     errors: dict[str, str] = {}
     refs = world.stores()
+    if len(refs) > 1:  # the highest epoch wins among those that answer: each one is a spare
+        refs = [world.spare(ref) for ref in refs]
 
     def read(ref: StoreRef) -> tuple[bytes, str] | StandbyError:
         try:
@@ -275,6 +316,8 @@ def write_placement(
     etags: dict[str, str | None] = {}
     errors = dict(read.errors)
     for ref in world.stores(first=required):
+        if required not in ref.sites:
+            ref = world.spare(ref)
         name, store, layout = ref.name, ref.store, ref.layout
         if name not in read.etags:
             continue

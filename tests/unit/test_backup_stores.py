@@ -30,6 +30,7 @@ from drkit.jobs.restore import restore_backup
 from drkit.jobs.verify import require_ok, verify_stores
 from drkit.jobs.world import StoreRef, read_placement
 from drkit.testing.dr import IMAGE, NEXUS, NS, FakeDr, fake_dr
+from drkit.testing.hang import Hang
 from drkit.testing.kube import FakeCluster
 from drkit.testing.objectstore import FakeObjectStore
 from lab.s3 import start_moto
@@ -298,3 +299,24 @@ def test_verify_fails_naming_a_store_it_could_not_reach_and_passes_once_it_answe
     assert "(next: " in str(info.value)
     dr.stores["site-b"].unreachable = False
     assert require_ok(verify_stores(refs, site, "nexus", run_id=None, key=KEY)).ok
+
+
+def test_a_failover_with_site_as_store_swallowing_requests_asks_it_once_then_goes_on_without_it() -> None:
+    """Site A and its store frozen (requests accepted, never answered): the journal, placement and
+    backup copies meant for A's store are spares, given up for the run after the first no-answer."""
+    dr = fake_dr(per_site_stores=True)
+    _backup(dr)
+    dr.mirror.site("site-a").mirror_snapshot("replicapool", IMAGE)
+    dr.freeze("site-a")
+    dr.lose("site-a")
+    frozen = dr.stores["site-a"]
+    frozen.hang = Hang(limit=3.5)  # a blocked call gives up after 3.5 s (past the 3 s probe timeout), as a timeout would
+    frozen.hang.freeze()
+    prepared = prepare(dr.world, "nexus", "failover", "site-b", key=KEY)
+    assert prepared.plan.runnable, [c for c in prepared.plan.checks if not c.ok]
+    held_before = frozen.hang.held
+    journal = approve(dr.world, prepared, _approval(unfenced=True, data_loss=True), "nexus")
+    done = execute(dr.world, journal, key=KEY, timeouts=FAST)
+    assert done.status == "completed", done.error
+    assert frozen.hang.held - held_before == 1  # asked once in the whole run, then left out
+    assert "object store of site-a" in dr.world.unanswered

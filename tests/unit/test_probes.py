@@ -12,9 +12,9 @@ from datetime import timedelta
 import pytest
 from typer.testing import CliRunner
 
+from drkit.adapters.probes import NoAnswer, Probe, bounded, in_parallel
 from drkit.domain.errors import NotFound
 from drkit.jobs.operations import prepare
-from drkit.jobs.probes import NoAnswer, Probe, bounded, in_parallel
 from drkit.jobs.world import SiteBundle, observe_placed
 from drkit.testing.dr import FakeDr, fake_dr
 from drkit.testing.mirror import FakeSiteRbd

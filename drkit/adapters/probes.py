@@ -151,3 +151,36 @@ def in_parallel(*calls: Callable[[], Any]) -> list[Any]:
         if not ok:
             raise value
     return [value for _, value in results]
+
+
+class SpareStore:
+    """An object store asked for a copy the run can do without (see ``World.spare``).
+
+    A call that fails with :class:`TransientError` after ``slow_after`` seconds or more (the store
+    took the request and never answered, as a lost site's does) puts ``name`` in ``unanswered``; from
+    then on every call fails at once, naming why. A quick refusal is not remembered: it costs nothing.
+    """
+
+    def __init__(self, store: Any, name: str, unanswered: set[str], *, slow_after: float) -> None:
+        self._store, self._name, self._unanswered, self._slow_after = store, name, unanswered, slow_after
+
+    def __getattr__(self, attribute: str) -> Any:
+        attr = getattr(self._store, attribute)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self._name in self._unanswered:
+                raise TransientError(
+                    f"{self._name}: not asked again, it did not answer earlier in this run",
+                    hint="the copy there is caught up by the next run once it answers",
+                )
+            started = time.monotonic()
+            try:
+                return attr(*args, **kwargs)
+            except TransientError:
+                if time.monotonic() - started >= self._slow_after:
+                    self._unanswered.add(self._name)
+                raise
+
+        return call
