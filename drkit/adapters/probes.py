@@ -153,15 +153,20 @@ def in_parallel(*calls: Callable[[], Any]) -> list[Any]:
     return [value for _, value in results]
 
 
+ASK_AGAIN_AFTER = 120.0
+"""Seconds a store that did not answer a spare call is left alone before it is asked again."""
+
+
 class SpareStore:
     """An object store asked for a copy the run can do without (see ``World.spare``).
 
     A call that fails with :class:`TransientError` after ``slow_after`` seconds or more (the store
-    took the request and never answered, as a lost site's does) puts ``name`` in ``unanswered``; from
-    then on every call fails at once, naming why. A quick refusal is not remembered: it costs nothing.
+    took the request and never answered, as a lost site's does) puts ``name`` in ``unanswered``; for
+    the next :data:`ASK_AGAIN_AFTER` seconds every call fails at once, naming why. A quick refusal is
+    not remembered: it costs nothing.
     """
 
-    def __init__(self, store: Any, name: str, unanswered: set[str], *, slow_after: float) -> None:
+    def __init__(self, store: Any, name: str, unanswered: dict[str, float], *, slow_after: float) -> None:
         self._store, self._name, self._unanswered, self._slow_after = store, name, unanswered, slow_after
 
     def __getattr__(self, attribute: str) -> Any:
@@ -170,7 +175,8 @@ class SpareStore:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            if self._name in self._unanswered:
+            since = self._unanswered.get(self._name)
+            if since is not None and time.monotonic() - since < ASK_AGAIN_AFTER:
                 raise TransientError(
                     f"{self._name}: not asked again, it did not answer earlier in this run",
                     hint="the copy there is caught up by the next run once it answers",
@@ -180,7 +186,7 @@ class SpareStore:
                 return attr(*args, **kwargs)
             except TransientError:
                 if time.monotonic() - started >= self._slow_after:
-                    self._unanswered.add(self._name)
+                    self._unanswered[self._name] = time.monotonic()
                 raise
 
         return call

@@ -172,8 +172,8 @@ class World:
     clock: Clock = field(default_factory=SystemClock)
     nexus_factory: NexusFactory | None = None
     """How to reach an app's Nexus from its URL; HTTP when None (tests hand a fake's)."""
-    unanswered: set[str] = field(default_factory=set)
-    """Stores that did not answer a spare call in this run: not asked again (see :meth:`spare`)."""
+    unanswered: dict[str, float] = field(default_factory=dict)
+    """Stores that did not answer a spare call, and when: left alone for a while (see :meth:`spare`)."""
 
     def spare(self, ref: StoreRef) -> StoreRef:
         """``ref`` for a copy the run can do without: the journal, placement record or backup run
@@ -181,8 +181,8 @@ class World:
 
         Each call gets one attempt with :data:`SPARE_TIMEOUT`; a store that did not answer (a call
         that failed only after the site's ``probe_timeout``: a timeout, not a refusal) is not asked
-        again in this run, so a lost site's store that swallows requests costs one timeout, not one
-        per step. The next run, or ``verify-backup``, catches the copy up.
+        again for two minutes, so a lost site's store that swallows requests costs one timeout every
+        two minutes, not one per step. The next run, or ``verify-backup``, catches the copy up.
         """
         bundle = self.sites.get(ref.name)
         store = bundle.spare_store() if bundle is not None else ref.store
@@ -316,13 +316,17 @@ def write_placement(
     etags: dict[str, str | None] = {}
     errors = dict(read.errors)
     for ref in world.stores(first=required):
-        if required not in ref.sites:
+        must = required in ref.sites
+        if not must:
             ref = world.spare(ref)
         name, store, layout = ref.name, ref.store, ref.layout
-        if name not in read.etags:
-            continue
         key = layout.placement_key(app.name)
-        etag = read.etags[name]
+        if name not in read.etags:
+            if not must:
+                continue
+            etag = _etag_now(store, key, app, name, new)  # it must take the record: ask it again, directly
+        else:
+            etag = read.etags[name]
         try:
             if etag is None:
                 etags[name] = store.put(key, body, if_none_match=True, content_type="application/json")
@@ -335,6 +339,26 @@ def write_placement(
                 raise
             errors[name] = str(error)
     return PlacementRead(record=new, etags=etags, errors=errors)
+
+
+def _etag_now(store: ObjectStore, key: str, app: ProtectedApp, name: str, new: Placement) -> str | None:
+    """The ETag of the record in a store that did not answer the read (None: no record there);
+    :class:`Conflict` when its record is already as new as ``new`` (another writer got there)."""
+    try:
+        data, etag = store.read(key)
+    except NotFound:
+        return None
+    try:
+        epoch = int(json.loads(data).get("epoch", 0))
+    except (ValueError, AttributeError):
+        epoch = 0
+    if epoch >= new.epoch:
+        raise Conflict(
+            f"placement record of app {app.name} in the store of {name} has epoch {epoch}, not older than {new.epoch}",
+            hint="another writer got there first; plan again",
+            context={"app": app.name, "site": name},
+        )
+    return etag
 
 
 def update_placement(

@@ -23,7 +23,7 @@ from drkit.adapters.volumes import VR_KIND
 from drkit.config import load_config
 from drkit.domain import crypto
 from drkit.domain.operations import Approval, Journal
-from drkit.jobs.operations import approve, execute, prepare
+from drkit.jobs.operations import approve, execute, prepare, read_journal
 from drkit.jobs.rpo import run_sample
 from drkit.jobs.world import World, build_world, placed_config, read_placement
 from lab import lab as lab_mod
@@ -194,8 +194,16 @@ def test_failover_with_site_a_down_then_failback(lab: Lab, world: World, key: cr
         refused = Approval(approver="lab-test", reason="outage", at=datetime.now(UTC))
         with pytest.raises(Exception, match="acknowledge"):
             approve(world, prepared, refused, "nexus")
-        approved = refused.model_copy(update={"data_loss": True, "unfenced": True})
-        journal = execute(world, approve(world, prepared, approved, "nexus"), key=key)
+        # The failover itself through the CLI alone (no Prefect server in the lab tests): placement and
+        # journals come from site B's own store, site A's store being frozen with the rest of site A.
+        env = {**os.environ, "STANDBY_CONFIG": str(lab.root / "standby.yaml"), "STANDBY_BACKUP_KEY": KEY_TEXT}
+        cli = subprocess.run([sys.executable, "-m", "standby.cli", "failover", "--app", "nexus", "--to", "site-b",
+                              "--yes", "--reason", "site-a lost", "--acknowledge-data-loss", "--acknowledge-unfenced"],
+                             capture_output=True, text=True, env=env, timeout=600, check=False)  # fmt: skip
+        assert cli.returncode == 0, cli.stdout[-2000:] + cli.stderr[-2000:]
+        op_id = cli.stdout.strip().splitlines()[-1]
+        assert op_id.startswith("failover-"), cli.stdout[-500:]
+        journal = read_journal(world, op_id)
         assert journal.status == "completed", journal.error
         assert _download_sha(world, "site-b", "before-outage") == before
         during = _upload(world, "site-b", "during-outage")

@@ -320,3 +320,19 @@ def test_a_failover_with_site_as_store_swallowing_requests_asks_it_once_then_goe
     assert done.status == "completed", done.error
     assert frozen.hang.held - held_before == 1  # asked once in the whole run, then left out
     assert "object store of site-a" in dr.world.unanswered
+
+
+def test_a_placement_write_reaches_the_required_store_even_when_it_missed_the_read() -> None:
+    from drkit.domain.placement import moved
+    from drkit.jobs.world import write_placement
+
+    dr = fake_dr(per_site_stores=True)
+    app = dr.world.config.app("nexus")
+    dr.stores["site-b"].unreachable = True
+    read = read_placement(dr.world, app)  # only site-a's store answered
+    assert "site-b" not in read.etags
+    dr.stores["site-b"].unreachable = False
+    write_placement(dr.world, app, read, moved(read.record, "site-b", dr.clock.now()), required="site-b")
+    ref = next(r for r in dr.world.stores() if "site-b" in r.sites)
+    data, _ = ref.store.read(ref.layout.placement_key("nexus"))
+    assert b'"primary": "site-b"' in data
