@@ -36,9 +36,12 @@ def blocks_only(lab: Lab, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
     assert any(line.startswith("Secret standby-lab-test-site-a-kubeconfig") for line in lines)
     assert any(line.startswith("AwsCredentials standby-lab-test-site-b-s3") for line in lines)
     Secret(value=KEY_TEXT).save(f"{NAME}-key", overwrite=True)
-    hidden = [lab.root / "standby.yaml", lab.kubeconfig, lab.root / "s3" / "credentials"]
-    for path in hidden:
+    hidden: list[Path] = []
+    # the S3 credentials of either layout: s3/credentials (shared) or s3/credentials-SITE (per-site)
+    for path in [lab.root / "standby.yaml", lab.kubeconfig, *sorted((lab.root / "s3").glob("credentials*"))]:
         path.rename(path.with_name(path.name + ".hidden"))
+        hidden.append(path)
+    assert len(hidden) >= 3, hidden
     for var in ("STANDBY_CONFIG", "STANDBY_BACKUP_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
