@@ -37,18 +37,17 @@ def blocks_only(lab: Lab, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
     assert any(line.startswith("AwsCredentials standby-lab-test-site-b-s3") for line in lines)
     Secret(value=KEY_TEXT).save(f"{NAME}-key", overwrite=True)
     hidden: list[Path] = []
-    # the S3 credentials of either layout: s3/credentials (shared) or s3/credentials-SITE (per-site)
-    for path in [lab.root / "standby.yaml", lab.kubeconfig, *sorted((lab.root / "s3").glob("credentials*"))]:
-        path.rename(path.with_name(path.name + ".hidden"))
-        hidden.append(path)
-    assert len(hidden) >= 3, hidden
-    for var in ("STANDBY_CONFIG", "STANDBY_BACKUP_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.chdir(tmp_path)
-    try:
+    try:  # the S3 credentials of either layout: s3/credentials (shared) or s3/credentials-SITE (per-site)
+        for path in [lab.root / "standby.yaml", lab.kubeconfig, *sorted((lab.root / "s3").glob("credentials*"))]:
+            path.rename(path.with_name(path.name + ".hidden"))
+            hidden.append(path)
+        assert len(hidden) >= 3, hidden
+        for var in ("STANDBY_CONFIG", "STANDBY_BACKUP_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+        monkeypatch.chdir(tmp_path)
         yield f"block:{NAME}"
     finally:
         for path in hidden:
