@@ -441,13 +441,16 @@ def backup_targets(site: Site, store: ObjectStore | Sequence[StoreRef]) -> list[
     return [StoreRef(site.name, (site.name,), store, StoreLayout(site.s3.prefix))]
 
 
-def app_stores(world: World, app: ProtectedApp, source: str) -> list[StoreRef]:
+def app_stores(world: World, app: ProtectedApp, source: str, *, spare: bool = True) -> list[StoreRef]:
     """Every distinct store of the app's sites (and of ``source``), the store of ``source`` first.
 
-    Sites sharing endpoint, bucket and prefix share one store, written once.
+    Sites sharing endpoint, bucket and prefix share one store, written once. With ``spare`` (the
+    nightly backup), every store but the source's is a spare copy (:meth:`World.spare`).
     """
     sites = {source, app.primary_site, app.secondary_site}
     refs = [ref for ref in world.stores(first=source) if sites & set(ref.sites)]
+    if not spare:
+        return refs
     return refs[:1] + [world.spare(ref) for ref in refs[1:]]  # a store that does not answer: caught up later
 
 

@@ -572,7 +572,8 @@ class FinalBackup:
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
         source = run.world.bundle(spec.site)
-        stores = app_stores(run.world, run.app, spec.site)
+        must = {spec.site, run.plan.target}  # the source's store, and the target's, which the restore reads
+        stores = [ref if must & set(ref.sites) else run.world.spare(ref) for ref in app_stores(run.world, run.app, spec.site, spare=False)]
         summary = run_backup(run.app, source.site, source.cluster, stores, key=run.key, clock=run.world.clock)
         target = store_label(run.world.stores(first=run.plan.target)[0])
         missed = [o for o in summary.stores if o.store == target and not o.complete]

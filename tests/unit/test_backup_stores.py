@@ -320,6 +320,16 @@ def test_a_failover_with_site_as_store_swallowing_requests_asks_it_once_then_goe
     assert done.status == "completed", done.error
     assert frozen.hang.held - held_before == 1  # asked once in the whole run, then left out
     assert "object store of site-a" in dr.world.unanswered
+    # Site A back, within the two minutes its store is left alone: the failback's final backup must
+    # still reach site-a's store (the target's restore reads it), so it is asked, not skipped.
+    frozen.hang.thaw()
+    dr.thaw("site-a")
+    dr.regain("site-a")
+    prepared = prepare(dr.world, "nexus", "failback", None, key=KEY)
+    assert prepared.plan.runnable, [c for c in prepared.plan.checks if not c.ok]
+    back = execute(dr.world, approve(dr.world, prepared, _approval(), "nexus"), key=KEY, timeouts=FAST)
+    assert back.status == "completed", back.error
+    assert read_placement(dr.world, dr.world.config.app("nexus")).record.primary == "site-a"
 
 
 def test_a_placement_write_reaches_the_required_store_even_when_it_missed_the_read() -> None:
