@@ -74,7 +74,8 @@ def test_site_a_lost_and_regained_with_its_data(lab: Lab) -> None:
         nexus.ensure_raw_repository("outage")
         nexus.upload("outage", path, payload)
     others = {
-        read_pid(lab.root / "run" / "s3.pid"),
+        # site B's S3 (its own daemon in the per-site layout, else the shared one)
+        read_pid(next(p for p in (lab.root / "run" / "s3-site-b.pid", lab.root / "run" / "s3.pid") if p.exists())),
         read_pid(lab.root / "run" / "kube-site-b.pid"),
         *ceph.ceph_status(lab.root)["site-b"].values(),
     }
