@@ -107,7 +107,8 @@ def test_site_a_lost_and_regained_with_its_data(lab: Lab) -> None:
         assert timings["status --json (site-a down)"] < 15
         data = json.loads(res.stdout)
         assert set(data) == {"running", "kubeconfig", "config", "s3", "sites"}
-        assert set(data["sites"]["site-a"]) == {"ceph_conf", "nexus_url", "mirror", "down"}
+        per_site = data["s3"].get("layout") == "per-site"  # then each site names its own store
+        assert set(data["sites"]["site-a"]) == {"ceph_conf", "nexus_url", "mirror", "down"} | ({"s3"} if per_site else set())
         assert data["running"] is True
         assert data["sites"]["site-a"]["down"] is True
         assert data["sites"]["site-a"]["nexus_url"] is None
