@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import getpass
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -256,8 +257,14 @@ def operation_resume(
     guarded(lambda: parse_op_id(op_id))
     world = world_of(config)
     key = guarded(lambda: key_from_env(key_env))
+    _run_held(op_id, lambda: resume(world, op_id, key=key, on_step=echo_step))
+
+
+def _run_held(op_id: str, run: Callable[[], Journal]) -> None:
+    """Run ``run`` (a resume or an abort of ``op_id``) and print its account, the id last; exit 3
+    when it failed part-way (the app still held), 1 when it was refused (nothing changed)."""
     try:
-        done = resume(world, op_id, key=key, on_step=echo_step)
+        done = run()
     except OperationFailed as error:
         typer.echo(f"error: {error}", err=True)
         typer.echo(op_id)
@@ -265,7 +272,7 @@ def operation_resume(
     except StandbyError as error:
         raise fail(f"error: {error}", REFUSED) from None
     typer.echo("\n".join(summary_lines(done)))
-    typer.echo(done.op_id)
+    typer.echo(op_id)
 
 
 @operation_app.command("abort")
@@ -299,16 +306,7 @@ def operation_abort(
         typed = typer.prompt(f"type the app's name ({journal.app}) to confirm")
         approval = Approval(approver=typer.prompt("approver", default=getpass.getuser()),
                             reason=typer.prompt("reason"), at=datetime.now(UTC))  # fmt: skip
-    try:
-        done = abort_operation(world, op_id, approval, typed, key=key, on_step=echo_step)
-    except OperationFailed as error:
-        typer.echo(f"error: {error}", err=True)
-        typer.echo(op_id)
-        raise typer.Exit(HELD) from None
-    except StandbyError as error:
-        raise fail(f"error: {error}", REFUSED) from None
-    typer.echo("\n".join(summary_lines(done)))
-    typer.echo(op_id)
+    _run_held(op_id, lambda: abort_operation(world, op_id, approval, typed, key=key, on_step=echo_step))
 
 
 @operation_app.command("list")
