@@ -32,6 +32,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -997,7 +998,9 @@ def _write_config(root: Path, stores: dict[str, S3Store]) -> None:
         raise LabError("standby.example.yaml: the nexus app's checks.url_field line moved; update lab._write_config")
     text = text.replace(NEXUS_URL_FIELD, f"{NEXUS_URL_FIELD}      urls:\n{nexus_urls}", 1)
     text = text.replace(".lab/kubeconfig,", f".lab/{rbac.STANDBY_KUBECONFIG},")
-    text = text.replace(".lab/", f"{root}/")
+    # The example's relative paths (".lab/..."), not the absolute ones written above: a lab folder
+    # named ".lab" (make demo's) has ".lab/" inside its own absolute paths too.
+    text = re.sub(r"(?<![/\w])\.lab/", lambda _: f"{root}/", text)
     (root / "standby.yaml").write_text(text)
 
 

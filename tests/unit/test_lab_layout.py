@@ -40,6 +40,22 @@ def test_per_site_layout_gives_each_site_its_own_store(tmp_path: Path, monkeypat
     assert a.prefix == b.prefix == "standby"
 
 
+@pytest.mark.parametrize("layout", ["shared", "per-site"])
+def test_a_lab_folder_named_dot_lab_gets_each_path_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    """``make demo``'s lab lives in ``./.lab``: its absolute paths contain ".lab/" themselves."""
+    monkeypatch.setenv("STANDBY_LAB_PORT_BASE", "21800")
+    root = tmp_path / ".lab"
+    root.mkdir()
+    config = load_config(_config(root, layout))
+    for site in ("site-a", "site-b"):
+        s3 = config.site(site).s3
+        assert s3.credentials_file is not None and str(s3.credentials_file).startswith(str(root / "s3" / "credentials"))
+        assert str(s3.credentials_file).count(".lab") == 1, s3.credentials_file
+        assert str(config.site(site).kube.kubeconfig).count(".lab") == 1
+
+
 def test_status_json_names_each_sites_store(tmp_path: Path) -> None:
     for layout in lab_mod.S3_LAYOUTS:
         stores = lab_mod.s3_stores(tmp_path, lab_mod.Ports(21800), layout)
