@@ -196,6 +196,32 @@ def _flow_run_by_name(client: Any, name: str, timeout: float = 30.0) -> Any:
     raise AssertionError(f"no flow run named {name} within {timeout}s of submitting the form")
 
 
+def _until_paused(client: Any, run_id: Any, timeout: float = 180.0) -> None:
+    """Wait, through the API, until the run pauses; a run that ends first fails the test with its
+    logs and its plan artifact (the reason a guard refused is there, not in the page)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.read_flow_run(run_id).state
+        if state is not None and state.is_paused():
+            return
+        if state is not None and state.is_final():
+            from prefect.client.schemas.filters import (
+                ArtifactFilter,
+                ArtifactFilterFlowRunId,
+                LogFilter,
+                LogFilterFlowRunId,
+            )
+
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+            arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+            text = "\n".join(f"{entry.level} {entry.message}" for entry in logs)
+            plans = "\n".join(f"--- {a.key}\n{a.data}" for a in arts if a.key and "plan" in a.key)
+            raise AssertionError(f"the run ended {state.name} before its approval pause: {state.message}\n"
+                                 f"{text[-4000:]}\n{plans[-4000:]}")  # fmt: skip
+        time.sleep(1)
+    raise AssertionError(f"the run did not pause within {timeout:.0f}s")
+
+
 # ------------------------------------------------------------------------------------------ test
 
 
@@ -238,8 +264,9 @@ def test_an_operator_fails_over_nexus_from_the_prefect_ui(
     assert run.parameters["dry_run"] is False, run.parameters
 
     # 2. The run pauses; its Resume dialog shows the plan above the approval form.
+    _until_paused(client, run.id)
     page.goto(f"{ui_server}/runs/flow-run/{run.id}")
-    expect(_state_badge(page, "Paused")).to_be_visible(timeout=180_000)
+    expect(_state_badge(page, "Paused")).to_be_visible(timeout=60_000)
     print(f"\nfailover paused {time.monotonic() - submitted:.1f}s after the form was submitted")
     assert client.read_flow_run(run.id).state.state_details.pause_key == "approval-1"
     page.get_by_role("button", name="Resume", exact=True).click()

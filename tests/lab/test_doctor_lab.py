@@ -47,7 +47,7 @@ def _back_up_every_app(world: World) -> None:
     config = placed_config(world)
     for app in config.apps:
         b = world.bundle(app.primary_site)
-        stores = backups.app_stores(world, app, app.primary_site)  # every store, as the nightly backup writes
+        stores = backups.app_stores(world, app, app.primary_site, spare=False)  # every store required
         summary = backups.run_backup(app, b.site, b.cluster, stores, key=key, clock=SystemClock())
         assert summary.status == "complete" and all(s.complete for s in summary.stores), summary
 

@@ -77,7 +77,7 @@ def test_two_drills_in_a_row_pass_and_leave_b_a_healthy_replica(
     config = load_config(lab.root / "standby.yaml")
     world = build_world(config, timeout=20.0)
     b = world.bundle("site-a")
-    stores = backups.app_stores(world, config.app("nexus"), "site-a")
+    stores = backups.app_stores(world, config.app("nexus"), "site-a", spare=False)
     backups.run_backup(config.app("nexus"), b.site, b.cluster, stores, key=key, clock=SystemClock())
 
     first = drill(app="nexus", config=str(lab.root / "standby.yaml"), mode="promote", key_source="env:STANDBY_BACKUP_KEY")

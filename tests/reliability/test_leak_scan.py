@@ -203,7 +203,7 @@ def test_no_secret_in_bucket_logs_artifacts_events_journals_or_reports(
         key = crypto.MasterKey(base64.b64decode(KEY_TEXT))
         b = world.bundle("site-b")
         app = placed_config(world).app("nexus")
-        backups.run_backup(app, b.site, b.cluster, backups.app_stores(world, app, "site-b"), key=key,
+        backups.run_backup(app, b.site, b.cluster, backups.app_stores(world, app, "site-b", spare=False), key=key,
                            clock=SystemClock())  # fmt: skip
         prepared = prepare(world, "nexus", "failback", None, key=key)
         assert prepared.plan.runnable, prepared.plan.refusals
