@@ -40,7 +40,7 @@ def _derive(master: bytes, info: bytes, length: int = 32) -> bytes:
 class MasterKey:
     """A 32-byte master key. Its ``repr`` and ``str`` show only its key id."""
 
-    __slots__ = ("_address_key", "_kek", "_key_id")
+    __slots__ = ("_address_key", "_kek", "_key_id", "_older", "_state_key")
 
     def __init__(self, raw: bytes) -> None:
         if not isinstance(raw, bytes) or len(raw) != 32:
@@ -51,6 +51,8 @@ class MasterKey:
         self._kek = _derive(raw, b"standby/kek/v1")
         self._address_key = _derive(raw, b"standby/address/v1")
         self._key_id = _derive(raw, b"standby/key-id/v1", KEY_ID_BYTES).hex()
+        self._state_key = _derive(raw, b"standby/state-mac/v1")
+        self._older: tuple[MasterKey, ...] = ()
 
     @classmethod
     def parse(cls, value: bytes | str) -> MasterKey:
@@ -73,8 +75,40 @@ class MasterKey:
 
     @property
     def key_id(self) -> str:
-        """Short public fingerprint of the key (16 hex digits)."""
+        """Short public fingerprint of the key (16 hex digits); new runs are sealed with this key."""
         return self._key_id
+
+    def with_older(self, older: tuple[MasterKey, ...]) -> MasterKey:
+        """This key as the current one of a keyring that can still open what ``older`` keys sealed.
+
+        New blobs and MACs always use this key; :meth:`for_id` finds an older one by its id, so
+        runs from before a rotation stay readable.
+        """
+        ring = MasterKey.__new__(MasterKey)
+        for slot in ("_address_key", "_kek", "_key_id", "_state_key"):
+            object.__setattr__(ring, slot, getattr(self, slot))
+        ring._older = tuple(k for k in older if k.key_id != self._key_id)
+        return ring
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """The ids of every key of the ring: the current one first."""
+        return (self._key_id, *(k.key_id for k in self._older))
+
+    def for_id(self, key_id: str, *, what: str = "the object") -> MasterKey:
+        """The key of the ring whose id is ``key_id``; an :class:`IntegrityError` names the id needed."""
+        if key_id == self._key_id:
+            return self
+        for key in self._older:
+            if key.key_id == key_id:
+                return key
+        raise IntegrityError(
+            f"{what}: was sealed with key id {key_id}, but the loaded key ring holds key id(s)"
+            f" {', '.join(self.key_ids)}",
+            hint=f"load the master key whose id is {key_id} (ids are printed by the backup), or add it"
+            " to the ring of older keys",
+            context={"expected_key_id": key_id, "given_key_id": self._key_id},
+        )
 
     def __repr__(self) -> str:
         return f"MasterKey(key_id={self._key_id!r})"
@@ -129,12 +163,13 @@ def decrypt(blob: bytes, *, key: MasterKey, path: str) -> bytes:
     ids), or when it fails authentication: a changed byte, a truncation, or a blob under another path.
     """
     written_with = blob_key_id(blob)
-    if written_with != key.key_id:
+    if written_with not in key.key_ids:
         raise IntegrityError(
             f"{path}: the blob was encrypted with key id {written_with}, but key id {key.key_id} was given",
             hint=f"load the master key whose id is {written_with} (ids are printed by the backup)",
             context={"path": path, "expected_key_id": written_with, "given_key_id": key.key_id},
         )
+    key = key.for_id(written_with)
     key_id = blob[len(MAGIC) : len(MAGIC) + KEY_ID_BYTES]
     offset = len(MAGIC) + KEY_ID_BYTES
     wrap_nonce = blob[offset : offset + NONCE_BYTES]
@@ -150,3 +185,52 @@ def decrypt(blob: bytes, *, key: MasterKey, path: str) -> bytes:
             hint="restore this object from another run, and check the object store for tampering",
             context={"path": path, "key_id": key.key_id},
         ) from None
+
+
+# ------------------------------------------------------------------------------ state MACs
+
+STATE_MAC_FORMAT = "hmac-sha256/v1"
+"""How a state object's ``mac`` is computed (see :func:`state_mac`)."""
+
+
+def canonical_json(data: Any) -> bytes:
+    """The canonical bytes of a JSON value: keys sorted, no spaces, UTF-8 (what a MAC covers)."""
+    import json
+
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def _state_message(body: bytes, what: str, context: dict[str, str]) -> bytes:
+    head = canonical_json({"what": what, **context})
+    return b"standby/state/v1\0" + len(head).to_bytes(4, "big") + head + body
+
+
+def state_mac(key: MasterKey, body: bytes, *, what: str, context: dict[str, str]) -> str:
+    """The MAC (hex) of a state object's canonical ``body``, bound to ``what`` it is (``index``,
+    ``latest``, ``placement``, ``journal``, ``drill-report``) and to ``context`` (app, site, run or
+    operation id), with a key derived from the current master key (HKDF, its own label)."""
+    return hmac.new(key._state_key, _state_message(body, what, context), hashlib.sha256).hexdigest()
+
+
+def check_state_mac(
+    key: MasterKey, body: bytes, mac: str, mac_key_id: str, *, what: str, context: dict[str, str], name: str
+) -> None:
+    """Raise :class:`IntegrityError` ("integrity check failed: ``name``") unless ``mac`` is the MAC of
+    ``body`` for ``what`` and ``context`` under the ring's key ``mac_key_id``."""
+    try:
+        sealer = key.for_id(mac_key_id, what=name)
+    except IntegrityError:
+        raise IntegrityError(
+            f"integrity check failed: {name} is signed with key id {mac_key_id or '(none)'}, which the"
+            f" loaded key ring ({', '.join(key.key_ids)}) does not hold",
+            hint=f"load the key whose id is {mac_key_id}, or treat {name} as forged and restore it from another store",
+            context={"object": name, "expected_key_id": mac_key_id},
+        ) from None
+    expected = hmac.new(sealer._state_key, _state_message(body, what, context), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, mac or ""):
+        raise IntegrityError(
+            f"integrity check failed: {name} does not match its MAC (changed, forged, or copied from"
+            " another app, site or run)",
+            hint=f"do not use {name}: check the object store for tampering and use another store's copy or run",
+            context={"object": name},
+        )
