@@ -83,6 +83,10 @@ def _remaining(plan: Plan, done: Collection[str]) -> list[StepSpec]:
     return [s for s in plan.steps if s.name not in done]
 
 
+def _names(steps: list[StepSpec]) -> str:
+    return ", ".join(f"{s.name} on {s.site}" for s in steps) or "none"
+
+
 def _unfenced_sites(plan: Plan) -> list[str]:
     """The sites that cannot be fenced (each entry reads ``<site> (<why>)``; the why may vary)."""
     return sorted(u.split(" ", 1)[0] for u in plan.unfenced)
@@ -108,12 +112,15 @@ def resume_changes(stored: Plan, now: Plan, done: Collection[str]) -> list[str]:
         was = {s.name: s for s in before}
         detail = [f"{s.name} is now forced" for s in after if s.force and not (s.name in was and was[s.name].force)]
         detail += [f"{s.name} is no longer forced" for s in before if s.force and not (s.name in again and again[s.name].force)]
-        names = ", ".join(s.name for s in before) or "none"
-        out.append(f"remaining steps changed (were: {names})" + (f": {'; '.join(detail)}" if detail else ""))
+        if detail:
+            out.append(f"remaining steps changed: {'; '.join(detail)}")
+        else:
+            out.append(f"remaining steps changed: {_names(before)} -> {_names(after)}")
     remaining = {s.name for s in before} | {s.name for s in after}
     if "fence-source" in remaining:
         if _unfenced_sites(stored) != _unfenced_sites(now):
-            out.append(f"cannot be fenced: {'; '.join(stored.unfenced) or 'nothing'} -> {'; '.join(now.unfenced) or 'nothing'}")
+            out.append(f"cannot be fenced: {', '.join(_unfenced_sites(stored)) or 'nothing'} ->"
+                       f" {', '.join(_unfenced_sites(now)) or 'nothing'}")  # fmt: skip
         if stored.needs_unfenced_ack != now.needs_unfenced_ack:
             out.append(f"unfenced acknowledgement: {'needed' if now.needs_unfenced_ack else 'no longer needed'}")
     if POINT_OF_NO_RETURN in remaining:
