@@ -209,3 +209,28 @@ def test_doctor_reads_the_job_secret_only_when_its_credential_already_may() -> N
     cluster.denied.add(Access("get", "", "secrets", "standby", "standby-backup-key"))
     ids, why = job_secret_ring(dr.world, "site-a", "standby", "standby-backup-key", "STANDBY_BACKUP_KEY")
     assert ids is None and "may not read Secret standby/standby-backup-key" in why
+
+
+def test_doctor_fails_key_routes_when_the_job_secret_holds_another_ring(monkeypatch: pytest.MonkeyPatch) -> None:
+    from standby import doctor_cli
+
+    dr, _, _ = _rotated_world()
+    monkeypatch.setattr(doctor_cli, "world_of", lambda config, **names: dr.world)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("STANDBY_BACKUP_KEY", f"{NEW},{OLD}")
+    dr.clusters["site-a"].seed({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "standby-backup-key", "namespace": "standby"},
+        "data": {"STANDBY_BACKUP_KEY": base64.b64encode(OLD.encode()).decode()},  # not updated after the rotation
+    })  # fmt: skip
+    args = ["doctor", "--job-secret", "site-a/standby/standby-backup-key"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    failed = [ln for ln in result.stdout.splitlines() if " FAIL " in ln]
+    assert len(failed) == 1 and "key-routes" in failed[0] and "Secret standby/standby-backup-key on site-a" in failed[0]
+    assert "not seen: Secret block standby-backup-key: PREFECT_API_URL is not set" in failed[0]
+    monkeypatch.setenv("STANDBY_BACKUP_KEY", OLD)  # the same ring as the job's: the routes agree, but the new run fails
+    agreed = CliRunner().invoke(cli, args)
+    routes = next(ln for ln in agreed.stdout.splitlines() if "key-routes" in ln)
+    assert " pass " in routes and "2 routes hold the same key ring" in routes
+    bad = CliRunner().invoke(cli, ["doctor", "--job-secret", "standby-backup-key"])
+    assert bad.exit_code == 2 and "is not SITE/NAMESPACE/NAME" in bad.stderr
