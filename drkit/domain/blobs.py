@@ -29,7 +29,8 @@ def addressed_plaintext(entry: IndexEntry, stored: bytes, key: crypto.MasterKey 
                 context={"path": entry.path, "expected_key_id": entry.key_id},
             )
         plaintext = crypto.decrypt(stored, key=key, path=entry.path)
-        address = crypto.content_address(plaintext, path=entry.path, key=key)
+        sealer = key.for_id(crypto.blob_key_id(stored), what=entry.path)  # a ring: the key that sealed it
+        address = crypto.content_address(plaintext, path=entry.path, key=sealer)
     if address != entry.address:
         raise IntegrityError(
             f"{entry.path}: blob {entry.key} does not match its address",

@@ -186,8 +186,10 @@ def trial_key(
         if not sealed:
             return KeyTrial(run=run_id, sealed=False, given_key_id=given)
         entry = min(sealed, key=lambda e: e.size)  # the cheapest trial
+        if key is not None and entry.key_id in key.key_ids:
+            given = entry.key_id  # a key ring: its older key that sealed the run
         trial = KeyTrial(run=run_id, sealed=True, needed_key_id=entry.key_id, given_key_id=given, path=entry.path)
-        if key is None or key.key_id != entry.key_id:
+        if key is None or given != entry.key_id:
             return trial
         try:
             open_blob(entry, ref.store.get(entry.key), key)

@@ -32,7 +32,7 @@ from tests.lab.conftest import Lab
 from tests.labhelpers import fresh_backup, master_key, nexus_client, roles, runs_nexus, sync_now
 
 pytestmark = pytest.mark.lab
-KEY_TEXT = base64.b64encode(bytes(range(40, 72))).decode()
+KEY_TEXT = base64.b64encode(bytes(range(210, 242))).decode()
 REPO = "dr-canary"
 
 
