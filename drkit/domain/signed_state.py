@@ -94,8 +94,8 @@ def unseal(
         raise IntegrityError(
             f"integrity check failed: {name} has no MAC, and a key is loaded (written without the key,"
             " or forged)",
-            hint=f"do not use {name}: check the object store for tampering (the operator's guide says what to do"
-            " on \"integrity check failed\", and how to adopt state written before the key was used)",
+            hint=f"do not use {name}: check the object store for tampering, or adopt state written before the key"
+            " was used",
             context={"object": name},
         )
     crypto.check_state_mac(key, crypto.canonical_json(body), mac, key_id, what=what, context=context, name=name)

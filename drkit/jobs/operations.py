@@ -281,7 +281,7 @@ def read_journal(world: World, op_id: str, app: str | None = None) -> Journal:
     apps = [app] if app else [a.name for a in world.config.apps]
     found: list[Journal] = []
     errors: list[str] = []
-    refused: list[str] = []
+    refused: list[IntegrityError] = []
     refs = world.stores()
     for ref in [world.spare(r) for r in refs] if len(refs) > 1 else refs:  # any copy will do
         for name in apps:
@@ -291,14 +291,13 @@ def read_journal(world: World, op_id: str, app: str | None = None) -> Journal:
             except NotFound:
                 continue
             except IntegrityError as error:
-                refused.append(error.message)
+                refused.append(error)
             except StandbyError as error:
                 errors.append(str(error))
     if not found and refused:
         raise IntegrityError(
-            "; ".join(refused) + f"; operation {op_id} is not resumed or aborted from it",
-            hint="nothing was changed; check the stores for tampering and see \"integrity check failed\" in the"
-            " operator's guide",
+            "; ".join(e.message for e in refused) + f"; operation {op_id} is not resumed or aborted from it",
+            hint=f"nothing was changed; {refused[0].hint} (see \"integrity check failed\" in the operator's guide)",
             context={"op_id": op_id},
         )
     if not found:

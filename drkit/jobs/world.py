@@ -328,6 +328,7 @@ def read_placement(world: World, app: ProtectedApp) -> PlacementRead:
     etags: dict[str, str | None] = {}
     errors: dict[str, str] = {}
     refused: dict[str, str] = {}
+    hints: list[str] = []
     refs = world.stores()
     if len(refs) > 1:  # the highest epoch wins among those that answer: each one is a spare
         refs = [world.spare(ref) for ref in refs]
@@ -354,6 +355,7 @@ def read_placement(world: World, app: ProtectedApp) -> PlacementRead:
             found.append(Placement.model_validate(body))
         except IntegrityError as error:
             refused[name] = error.message
+            hints.append(error.hint)
             world.warn(f"{error.message}; that copy is not used (the next write of the record replaces it)")
         except ValueError as error:
             raise StandbyError(
@@ -370,8 +372,7 @@ def read_placement(world: World, app: ProtectedApp) -> PlacementRead:
     if refused and not found:
         raise IntegrityError(
             "; ".join(refused.values()) + f"; no copy passes, so the primary of app {app.name} is not decided",
-            hint="nothing was changed; check the stores for tampering and see \"integrity check failed\" in the"
-            " operator's guide",
+            hint=f"nothing was changed; {hints[0]} (see \"integrity check failed\" in the operator's guide)",
             context={"app": app.name, "stores": ", ".join(refused)},
         )
     record = max(found, key=lambda p: p.epoch) if found else home_placement(app)

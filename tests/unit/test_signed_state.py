@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -265,3 +266,24 @@ def test_status_with_a_record_refused_everywhere_shows_what_the_sites_say(monkey
     assert status["primary"] is None and status["observed_primary"] == "site-a"
     assert any(w.startswith("integrity check failed: placement record of app nexus in the store of site-a")
                for w in status["warnings"])  # fmt: skip
+
+
+def test_a_command_without_the_key_says_once_on_stderr_that_state_is_unauthenticated(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from drkit.testing.objectstore import FakeObjectStore
+    from standby.common import world_of
+    from tests.unit.test_operations_cli import CONFIG
+
+    monkeypatch.setattr("drkit.jobs.sites.store_for", lambda site, **options: FakeObjectStore(site=site.name))
+    monkeypatch.delenv("STANDBY_BACKUP_KEY", raising=False)
+    world = world_of(Path(CONFIG))
+    assert world.key is None
+    world.state_key()
+    world.state_key()
+    assert capsys.readouterr().err.splitlines() == [f"warning: {UNAUTHENTICATED}"]
+    monkeypatch.setenv("STANDBY_BACKUP_KEY", base64.b64encode(bytes(range(32))).decode())
+    keyed = world_of(Path(CONFIG))
+    assert keyed.key is not None and keyed.key.key_id == KEY.key_id
+    keyed.state_key()
+    assert capsys.readouterr().err == ""
