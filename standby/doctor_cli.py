@@ -49,7 +49,7 @@ def doctor(
     """Check tokens and RBAC, mirroring peers, daemons and snapshot schedules on every site, and each
     store's conditional writes, newest backups and key; exit 1 when a check fails."""
     limit = guarded(lambda: parse_window(max_backup_age, option="--max-backup-age"))
-    world = world_of(config, app=app)
+    world = world_of(config, app=app, key_env=key_env)
     apps = [world.config.app(app)] if app else list(world.config.apps)
     key = guarded(lambda: key_from_env(key_env))
     routes = key_routes(world, key, key_env, key_block, job_secret)

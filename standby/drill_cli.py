@@ -35,7 +35,7 @@ def run(
     if mode not in ("promote", "isolated"):
         raise fail(f"error: --mode must be promote or isolated, not {mode!r} (next: use --mode isolated, the default)", 2)
     request = guarded(lambda: DrillRequest(app=app, mode=mode, key_source=f"env:{key_env}"))  # type: ignore[arg-type]
-    world = world_of(config, app=app)
+    world = world_of(config, app=app, key_env=key_env)
     key = guarded(lambda: key_from_env(key_env))
     prepared = guarded(lambda: prepare_drill(world, app, request.mode, key=key))
     typer.echo(plan_markdown(prepared.plan))
@@ -62,7 +62,7 @@ def run(
 @drill_app.command("cleanup")
 def cleanup(app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption = KEY_ENV) -> None:
     """Return the secondary to a healthy replica after a drill (idempotent)."""
-    world = world_of(config, app=app)
+    world = world_of(config, app=app, key_env=key_env)
     key = guarded(lambda: key_from_env(key_env))
     journal = guarded(lambda: drill_cleanup(world, app, key=key, on_step=echo_step))
     typer.echo("\n".join(summary_lines(journal)))
@@ -70,9 +70,9 @@ def cleanup(app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption =
 
 
 @drill_app.command("list")
-def list_(app: AppOption, config: ConfigOption = None) -> None:
-    """The app's drills, oldest first: id, verdict, RTO, RPO."""
-    world = world_of(config, app=app)
+def list_(app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption = KEY_ENV) -> None:
+    """The app's drills, oldest first: id, verdict, RTO, RPO (reports failing their integrity check left out)."""
+    world = world_of(config, app=app, key_env=key_env)
     reports = guarded(lambda: drill_reports(world, app))
     if not reports:
         typer.echo(f"no drill of {app} has a stored report yet")
@@ -87,10 +87,11 @@ def show(
     drill_id: Annotated[str, typer.Argument(help="drill id (the last line of `standby drill run`)")],
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+    key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Print one drill's report (Markdown, or JSON with --json)."""
     guarded(lambda: parse_op_id(drill_id))
-    world = world_of(config)
+    world = world_of(config, key_env=key_env)
 
     def find() -> tuple[DrillReport, list[DrillReport]]:
         for a in world.config.apps:

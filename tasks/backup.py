@@ -170,8 +170,8 @@ def back_up_app(config_path: str | None, request: BackupRequest) -> BackupSummar
     """LIST the app's objects, upload new blobs, write the index then ``latest``; publish artifacts."""
     logger = get_run_logger()
     cfg = resolve_config(config_path)
-    app, site = request.app, request.site or load_placed_config(cfg).app(request.app).primary_site
     key = master_key(request.key_source)
+    app, site = request.app, request.site or load_placed_config(cfg, key=key).app(request.app).primary_site
     logger.info("backing up app %s from site %s (key id %s)", app, site, key.key_id if key else "none")
     summary = jobs.back_up(
         cfg,

@@ -37,7 +37,7 @@ from drkit.domain.models import KindRef, ProtectedApp
 from drkit.domain.operations import Approval, Facts, Journal, new_journal, new_op_id
 from drkit.domain.placement import begin, released
 from drkit.jobs.backup import standby_version
-from drkit.jobs.drill_report import load_reports, store_report
+from drkit.jobs.drill_report import INTEGRITY, load_reports, store_report
 from drkit.jobs.operations import (
     Executor,
     Prepared,
@@ -49,7 +49,7 @@ from drkit.jobs.operations import (
     write_journal,
 )
 from drkit.jobs.requests import DrillRequest, default
-from drkit.jobs.world import World, observe_placed, read_placement, update_placement
+from drkit.jobs.world import StoreRef, World, observe_placed, read_placement, update_placement
 
 PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
 PV = KindRef(version="v1", kind="PersistentVolume")
@@ -109,6 +109,7 @@ def prepare_drill(
     if mode not in ("promote", "isolated"):
         raise StandbyError(f"drill mode {mode!r} is unknown", hint="use 'isolated' or 'promote'")
     app = world.config.app(app_name)
+    world.use_key(key)  # the placement and the journals are checked with it
     probing = world.probing()  # bounded, parallel probes (see drkit.adapters.probes)
     placed, view = observe_placed(probing, app)
     record = placed.record
@@ -266,8 +267,9 @@ def finish_drill(
         if cleaned:
             update_placement(world, app, lambda p: released(p, journal.op_id, now), required=journal.source)
         ref = world.stores(first=journal.source)[0]
-        history = [r for r in load_reports(ref.store, ref.layout, app.name) if r.drill_id != report.drill_id]
-        stored = store_report(ref.store, ref.layout, report, history)
+        key = world.state_key()
+        history = [r for r in _reports(world, ref, app.name) if r.drill_id != report.drill_id]
+        stored = store_report(ref.store, ref.layout, report, history, key=key)
     except StandbyError as failure:
         problems.append(f"the report of drill {journal.op_id} could not be stored: {failure}"
                         f" (run the drill cleanup again to finish it: standby drill cleanup --app {app.name})")  # fmt: skip
@@ -285,6 +287,7 @@ def drill_cleanup(
     :class:`StandbyError` naming the step when the secondary cannot be made a healthy replica.
     """
     app = world.config.app(app_name)
+    world.use_key(key)  # the placement and the journals are checked with it
     record = read_placement(world, app).record
     unfinished = [j for j in list_journals(world, app.name)
                   if j.kind == "drill" and (j.status not in ("completed", "failed", "refused") or record.operation == j.op_id)]  # fmt: skip
@@ -331,13 +334,24 @@ def drill_cleanup(
     return done
 
 
+def _reports(world: World, ref: StoreRef, app: str) -> list[DrillReport]:
+    """The app's reports in one store, checked with the world's key; each report refused by its
+    integrity check is warned about once (and left out)."""
+    skipped: list[str] = []
+    reports = load_reports(ref.store, ref.layout, app, key=world.state_key(), skipped=skipped, store_name=ref.name)
+    for line in skipped:
+        if INTEGRITY in line:
+            world.warn(f"{line}; that report is not used")
+    return reports
+
+
 def drill_reports(world: World, app_name: str) -> list[DrillReport]:
-    """The app's stored drill reports, oldest first."""
+    """The app's stored drill reports whose integrity check passes, oldest first."""
     app = world.config.app(app_name)
     out: dict[str, DrillReport] = {}
     for ref in world.stores():
         try:
-            for report in load_reports(ref.store, ref.layout, app.name):
+            for report in _reports(world, ref, app.name):
                 out.setdefault(report.drill_id, report)
         except StandbyError:
             continue
