@@ -2,8 +2,11 @@
 
 1. :func:`prepare_drill` observes both sites and makes the plan (Ramen's test-failover gate).
 2. :func:`start_drill` takes the app (the placement hold: no other operation runs meanwhile) and
-   writes the journal. A scheduled drill needs no approval: it never touches production routing
-   and writes nothing to the primary but its canary.
+   writes the journal. An isolated drill (the monthly default) needs no approval: it never touches
+   production routing, never promotes, and writes nothing to the primary but its canary. A
+   promote-mode drill force-promotes the secondary's images while the primary serves, so it asks
+   for the same typed approval as a failover (:func:`approve_drill`), and :func:`start_drill`
+   refuses it without one.
 3. :func:`run_drill` runs the drill steps, then the cleanup steps whatever happened, probing the
    primary's ``/status/writable`` on every poll; it builds the report, stores it, and releases the
    app only when cleanup left the secondary a healthy replica.
@@ -32,14 +35,26 @@ from drkit.domain.drill import (
     scratch_image,
     scratch_namespace,
 )
-from drkit.domain.errors import CommandFailed, NotFound, StandbyError
+from drkit.domain.errors import CommandFailed, NotFound, PreconditionFailed, StandbyError
 from drkit.domain.models import KindRef, ProtectedApp
-from drkit.domain.operations import Approval, Facts, Journal, new_journal, new_op_id
+from drkit.domain.operations import (
+    Approval,
+    Facts,
+    Journal,
+    Plan,
+    check_approval,
+    new_journal,
+    new_op_id,
+    plan_changes,
+)
 from drkit.domain.placement import begin, released
 from drkit.jobs.backup import standby_version
 from drkit.jobs.drill_report import INTEGRITY, load_reports, store_report
 from drkit.jobs.operations import (
+    REAPPROVALS,
+    Changed,
     Executor,
+    OperationHooks,
     Prepared,
     StepCallback,
     Timeouts,
@@ -125,8 +140,64 @@ def prepare_drill(
     return Prepared(plan=make_drill_plan(app, facts, mode), facts=facts)
 
 
-def start_drill(world: World, prepared: Prepared, approval: Approval | None = None) -> Journal:
-    """Take the app and write the journal (refused plans are journaled as refused, not started)."""
+def needs_approval(plan: Plan) -> bool:
+    """Whether the drill of ``plan`` waits for a person: a runnable promote-mode drill (it forces a
+    promote on the secondary while the primary serves). An isolated drill runs unattended."""
+    return plan.kind == "drill" and plan.runnable and drill_mode(plan.steps) == "promote"
+
+
+def approve_drill(
+    prepared: Prepared, hooks: OperationHooks, replan: Callable[[], Prepared]
+) -> tuple[Prepared, Approval | None, str]:
+    """The typed approval of a promote-mode drill, as a failover's: the plan, then observe again.
+
+    Returns the plan to start with its approval and the app's name as typed; ``(prepared, None, "")``
+    when the drill needs none (isolated, or refused: :func:`start_drill` journals the refusal).
+    ``hooks.consent`` asks (the flow's form or the CLI's prompt); after the approval the world is
+    observed again (``replan``), and a plan that changed is put to the approver again with both
+    shown, as for the operations. A plan now refused is returned to be journaled as refused.
+    """
+    plan = prepared.plan
+    if not needs_approval(plan):
+        return prepared, None, ""
+    approval, typed = hooks.consent(plan)
+    for _ in range(REAPPROVALS):
+        again = replan()
+        if not again.plan.runnable:
+            return again, approval, typed
+        changes = plan_changes(plan, again.plan)
+        if not changes:
+            return again, approval, typed
+        approval, typed = hooks.consent(again.plan, Changed(approved=plan, now=again.plan, changes=tuple(changes)))
+        plan = again.plan
+    raise PreconditionFailed(
+        f"drill of {plan.app}: the plan changed after each of {REAPPROVALS} approvals; nothing was changed",
+        hint="wait until the sites settle, then start the drill again",
+    )
+
+
+def start_drill(
+    world: World, prepared: Prepared, approval: Approval | None = None, typed_app: str = ""
+) -> Journal:
+    """Take the app and write the journal (refused plans are journaled as refused, not started).
+
+    A promote-mode drill needs ``approval`` and the app's name typed (``typed_app``), checked as a
+    failover's (:func:`~drkit.domain.operations.check_approval`); without them it is refused with
+    :class:`PreconditionFailed` and nothing is written.
+    """
+    if needs_approval(prepared.plan):
+        plan = prepared.plan
+        problems = (["no typed approval was given (app name, approver, reason)"] if approval is None
+                    else check_approval(plan, approval, typed_app))  # fmt: skip
+        if problems:
+            raise PreconditionFailed(
+                f"promote-mode drill of {plan.app} on {plan.target} refused: " + "; ".join(problems)
+                + "; it force-promotes the secondary's images, so it needs the typed approval a failover needs;"
+                " nothing was changed",
+                hint="approve it in the drill run's form, or run `standby drill run --mode promote` (it prompts;"
+                " --yes --reason WHY to approve); an isolated drill (the default) needs no approval",
+                context={"app": plan.app, "site": plan.target},
+            )
     now = world.clock.now()
     op_id = new_op_id("drill", now, secrets.token_bytes(3))
     given = (approval or SCHEDULED).model_copy(update={"at": now})

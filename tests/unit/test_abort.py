@@ -257,7 +257,7 @@ def test_every_failed_step_names_its_next_commands() -> None:
 def test_a_drill_whose_cleanup_failed_is_released_by_abort() -> None:
     dr = fake_dr()
     _backup(dr, "site-a")
-    journal = start_drill(dr.world, prepare_drill(dr.world, APP, "promote", key=KEY))
+    journal = start_drill(dr.world, prepare_drill(dr.world, APP, "promote", key=KEY), _approval(), APP)
 
     def failing(ex: object, name: str) -> object:
         if name == "cleanup-volumes":
