@@ -13,7 +13,7 @@ Layout of the lab folder::
         home/.ceph/site-b.conf -> ../../site-b/site-b.conf
         peers.json                                           # which fsids were peered together
         site-a/
-            site-a.conf  site.json  keyring.*  monmap
+            site-a.conf  site.json  keyring.*  monmap  (keyring.client.standby: Standby's own user)
             mon/  osd/  mgr/  run/  (our pid files: run/lab-<daemon>.pid)  log/
 
 Every public function is idempotent. Only the standard library is used, so the module can be
@@ -50,6 +50,27 @@ SITE_NAMES: tuple[str, str] = ("site-a", "site-b")
 DEFAULT_POOL = "replicapool"
 MIRROR_CLIENT_ID = "rbd-mirror.local"
 START_ORDER: tuple[str, ...] = ("mon", "osd", "mgr", "rbd-mirror")
+STANDBY_CLIENT_ID = "standby"
+"""The cephx user Standby runs ``rbd`` as in the lab (never ``client.admin``): see :func:`standby_caps`."""
+
+
+def standby_caps(pool: str) -> tuple[tuple[str, str], ...]:
+    """The least cephx capabilities Standby's ``rbd`` calls need on ``pool``, measured in the lab
+    (Ceph 16.2): ``profile rbd`` (mon) and ``profile rbd pool=<pool>`` (osd) for image status,
+    info, promote, demote, resync, mirror snapshots and the librbd scratch copy; ``profile rbd
+    pool=<pool>`` (mgr) for ``rbd mirror snapshot schedule ls``; and the mon commands ``service
+    dump`` and ``service status``, without which ``rbd mirror pool status --verbose`` lists no
+    rbd-mirror daemon ("failed to query services: (13) Permission denied")."""
+    return (
+        ("mon", 'profile rbd, allow command "service dump", allow command "service status"'),
+        ("osd", f"profile rbd pool={pool}"),
+        ("mgr", f"profile rbd pool={pool}"),
+    )
+
+
+def standby_keyring(site: CephSite) -> Path:
+    """The lab's keyring of ``client.standby`` on ``site`` (mode 600)."""
+    return site.dir / f"keyring.client.{STANDBY_CLIENT_ID}"
 STOP_ORDER: tuple[str, ...] = ("rbd-mirror", "mgr", "osd", "mon")
 
 #: mgr modules that are not always-on: never loaded, which halves the mgr's memory.
@@ -387,6 +408,9 @@ client mount timeout = 15
 rados osd op timeout = 30
 rados mon op timeout = 30
 
+[client.{STANDBY_CLIENT_ID}]
+keyring = {d}/keyring.client.{STANDBY_CLIENT_ID}
+
 [client.{MIRROR_CLIENT_ID}]
 keyring = {d}/keyring.client.{MIRROR_CLIENT_ID}
 admin socket = {d}/run/rbd-mirror.asok
@@ -722,6 +746,20 @@ def _bring_site_up(site: CephSite, home: Path, pool: str, port_base: int) -> tup
     return fsid, recreated
 
 
+def _ensure_standby_user(site: CephSite, pool: str) -> None:
+    """Create (or set the caps of) ``client.standby`` and write its keyring; idempotent. A site made
+    before the user existed gets the ``[client.standby]`` section of its ceph.conf added."""
+    entity = f"client.{STANDBY_CLIENT_ID}"
+    caps = [part for service, cap in standby_caps(pool) for part in (service, cap)]
+    keyring = standby_keyring(site)
+    run(site.ceph_cli("auth", "caps", entity, *caps), 30, check=False)  # an existing user: caps as now
+    run(site.ceph_cli("auth", "get-or-create", entity, *caps, "-o", str(keyring)), 30, site=site.name)
+    keyring.chmod(0o600)
+    conf = site.conf.read_text()
+    if f"[{entity}]" not in conf:
+        site.conf.write_text(conf + f"\n[{entity}]\nkeyring = {keyring}\n")
+
+
 # --------------------------------------------------------------------------------------------
 # Mirroring between the sites
 # --------------------------------------------------------------------------------------------
@@ -856,6 +894,8 @@ def _ceph_up(lab_dir: Path, port_base: int, pool: str) -> dict[str, CephSite]:
                 (site_a,),
                 (site_b,),
             )
+            for site in (site_a, site_b):
+                _ensure_standby_user(site, pool)
             log.info("ceph lab already up (%.1fs)", time.monotonic() - started)
             return lab_sites
         except CephLabError as exc:
@@ -867,6 +907,7 @@ def _ceph_up(lab_dir: Path, port_base: int, pool: str) -> dict[str, CephSite]:
         # rbd-mirror only re-reads the peers every 30 s: restart any that run with the old ones.
         _stop_pids([(s, "rbd-mirror") for s in (site_a, site_b)])
     for site in (site_a, site_b):
+        _ensure_standby_user(site, pool)
         _start_daemon(site, "rbd-mirror", home)
     _parallel(
         lambda s: wait_for(

@@ -23,6 +23,9 @@ ADMIN_SECRET = "nexus-root-password"
 CSI_DRIVER = "rook-ceph.rbd.csi.ceph.com"
 TOOLBOX_NS = "rook-ceph"
 TOOLBOX = "rook-ceph-tools"
+STANDBY_TOOLBOX = "standby-tools"
+"""A toolbox StatefulSet (same image and label as Rook's): its one pod has a fixed name,
+``standby-tools-0``, so the shipped RBAC grants exec on that pod only (``ceph.toolbox`` names it)."""
 VOLUME_HANDLE = "0001-0009-rook-ceph-0000000000000002-459e6f28-a158-4ae9-b5da-163448c35119"
 PROVISIONER_IDENTITY = "1763446982673-7963-rook-ceph.rbd.csi.ceph.com"
 WEB_NAMESPACE = "web-dr"
@@ -144,6 +147,28 @@ def common(admin_password: str) -> list[Obj]:
                 "selector": {"matchLabels": {"app": TOOLBOX}},
                 "template": {
                     "metadata": {"labels": {"app": TOOLBOX}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": TOOLBOX,
+                                "image": "quay.io/ceph/ceph:v16.2.15",
+                                "command": ["sleep", "infinity"],
+                            }
+                        ]
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": _meta(STANDBY_TOOLBOX, TOOLBOX_NS, app=TOOLBOX),
+            "spec": {
+                "replicas": 1,
+                "serviceName": STANDBY_TOOLBOX,
+                "selector": {"matchLabels": {"app": TOOLBOX, "toolbox": STANDBY_TOOLBOX}},
+                "template": {
+                    "metadata": {"labels": {"app": TOOLBOX, "toolbox": STANDBY_TOOLBOX}},
                     "spec": {
                         "containers": [
                             {

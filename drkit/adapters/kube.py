@@ -31,7 +31,7 @@ from drkit.domain.errors import (
     StandbyError,
     TransientError,
 )
-from drkit.domain.models import KindRef, KubeAccess
+from drkit.domain.models import KindRef, KubeAccess, toolbox_target
 
 Obj = dict[str, Any]
 
@@ -435,9 +435,13 @@ def _reason(exc: Any) -> str:
 
 
 class KubeExecRunner:
-    """A :class:`~drkit.adapters.runner.Runner` that execs into the first ready pod of a Deployment.
+    """A :class:`~drkit.adapters.runner.Runner` that execs into Rook's toolbox pod.
 
     This is how Rook users run ``rbd``: ``kubectl exec -n rook-ceph deploy/rook-ceph-tools -- rbd ...``.
+    ``toolbox`` is ``namespace/deployment`` (the first running pod of the Deployment: its name is
+    random, so RBAC must allow listing pods and exec on any pod of the namespace) or
+    ``namespace/pod/name`` (that pod only, e.g. a toolbox StatefulSet's ``standby-tools-0``: RBAC
+    names it in ``resourceNames``, and exec is granted on nothing else).
     """
 
     def __init__(
@@ -449,9 +453,10 @@ class KubeExecRunner:
         redact: Redactor | None = None,
         timeout: float = 30.0,
     ) -> None:
-        namespace, _, name = deployment.partition("/")
+        namespace, kind, name = toolbox_target(deployment)
         self.api_client = api_client
         self.namespace, self.deployment = namespace, name
+        self.named_pod = name if kind == "pod" else None
         self.site = site
         self.redact = redact or Redactor()
         self.timeout = timeout  # per API request (the pod lookup and opening the exec stream)
@@ -464,8 +469,21 @@ class KubeExecRunner:
         from kubernetes import client
 
         apps, core = client.AppsV1Api(self.api_client), client.CoreV1Api(self.api_client)
-        where = f"deployment {self.namespace}/{self.deployment}"
         hint = "deploy Rook's toolbox or use ceph mode 'local'"
+        named = self.named_pod
+        if named is not None:
+            where = f"toolbox pod {self.namespace}/{named}"
+            pod = api_call(self.site, where, lambda: core.read_namespaced_pod(
+                named, self.namespace, _request_timeout=self.timeout), not_found_hint=hint)  # fmt: skip
+            if not (pod.status and pod.status.phase == "Running"):
+                raise TransientError(
+                    f"{where} on {self.site} is not running ({pod.status.phase if pod.status else 'no status'})",
+                    hint="wait for the toolbox pod; the call is retried",
+                    context={"site": self.site},
+                )
+            self._cached_pod = named
+            return named
+        where = f"deployment {self.namespace}/{self.deployment}"
         dep = api_call(self.site, where, lambda: apps.read_namespaced_deployment(
             self.deployment, self.namespace, _request_timeout=self.timeout), not_found_hint=hint)  # fmt: skip
         labels = dep.spec.selector.match_labels or {}

@@ -242,6 +242,13 @@ class RbdCli:
         return cls(runner=runner, site=site, base_argv=tuple(argv), timeout=access.timeout.total_seconds(),
                    access=found, python="/usr/bin/python3")  # fmt: skip
 
+    @classmethod
+    def toolbox(cls, access: CephAccess, runner: Runner, *, site: str) -> RbdCli:
+        """Run ``rbd`` in Rook's toolbox pod through ``runner``, as the cephx user ``client_id`` (its
+        keyring must be where the toolbox's ceph.conf looks: Rook's toolbox reads ``/etc/ceph/keyring``)."""
+        return cls(runner=runner, site=site, base_argv=("rbd", "--id", access.client_id),
+                   timeout=access.timeout.total_seconds(), access={"id": access.client_id})  # fmt: skip
+
     def _run(self, args: list[str], description: str, *, as_json: bool = False) -> str:
         argv = [*self.base_argv, *args, *(["--format", "json"] if as_json else [])]
         try:

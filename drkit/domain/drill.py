@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from drkit.domain.models import Model, ProtectedApp
+from drkit.domain.models import KindRef, Model, ProtectedApp
 from drkit.domain.operations import (
     LAG_INTERVALS,
     Check,
@@ -41,6 +41,13 @@ SCRATCH_SUFFIX = "-drill"
 def scratch_namespace(app: ProtectedApp) -> str:
     """The namespace an isolated drill runs the app in on the secondary."""
     return f"{app.namespace}{SCRATCH_SUFFIX}"
+
+
+def scratch_kinds(app: ProtectedApp) -> list[KindRef]:
+    """The app's backed-up kinds that an isolated drill may leave in its scratch namespace (the
+    workload is removed by its own step; PVs and the namespace itself are not namespaced objects)."""
+    skip = {"PersistentVolume", "Namespace", app.workload.kind.kind}
+    return [k for k in app.backup.kinds if k.kind not in skip]
 
 
 def scratch_image(image: str) -> str:
@@ -202,6 +209,7 @@ def make_drill_plan(app: ProtectedApp, facts: Facts, mode: Mode = "promote") -> 
     checks = [c for c in _gate(app, facts)]
     if mode == "isolated":
         ns = scratch_namespace(app)
+        checks.append(drill_namespace_check(app, secondary, facts.drill_namespace))
         images = ", ".join(scratch_image(i) for i in view.images) or "the scratch images"
         steps = [
             StepSpec(name="canary", title="write a canary asset with random content on the primary", site=primary),
@@ -211,7 +219,7 @@ def make_drill_plan(app: ProtectedApp, facts: Facts, mode: Mode = "promote") -> 
             StepSpec(name="scratch-start", title=f"restore and start {app.workload.kind.kind} {app.workload.name} in {ns}, wait until writable", site=secondary),
             StepSpec(name="drill-smoke", title="smoke test and the canary's sha256 on the scratch copy", site=secondary),
             StepSpec(name="scratch-cleanup-app", title=f"remove the app from namespace {ns}", site=secondary),
-            StepSpec(name="scratch-cleanup-volumes", title=f"remove the PVC, PV and namespace {ns}", site=secondary),
+            StepSpec(name="scratch-cleanup-volumes", title=f"empty namespace {ns} (it stays, with its Role) and remove the PV", site=secondary),
             StepSpec(name="scratch-remove-image", title=f"remove {images}", site=secondary),
             StepSpec(name="drill-healthy", title="wait until replaying, a fresh snapshot complete, lag under target", site=secondary),
         ]  # fmt: skip
@@ -233,6 +241,17 @@ def make_drill_plan(app: ProtectedApp, facts: Facts, mode: Mode = "promote") -> 
     return Plan(kind="drill", app=app.name, source=primary, target=secondary, checks=tuple(checks), steps=tuple(steps),
                 lag_seconds=view.lag_seconds, backup_run=facts.backup_run,
                 forced=tuple(f"promote of {i} on {secondary} (reverted by the cleanup)" for i in view.images))  # fmt: skip
+
+
+def drill_namespace_check(app: ProtectedApp, site: str, present: bool | None) -> Check:
+    """The isolated drill's guard: its namespace is installed on the secondary (with the manifests
+    that bind Standby's Role in it); Standby never creates or deletes it, so no ClusterRole needs to
+    grant Secrets or claims in every namespace. ``present`` None: the site could not be asked."""
+    ns = scratch_namespace(app)
+    return Check(name="drill namespace installed", ok=present is not False,
+                 detail=f"{ns} on {site}" if present else "not checked (site unreachable)" if present is None else
+                 f"namespace {ns} does not exist on {site}: install it once with Standby's Role in it (as"
+                 f" deployments/kubernetes/site-b/standby-rbac.yaml does), or drill with mode promote")  # fmt: skip
 
 
 def canary_check(app: ProtectedApp) -> Check:

@@ -73,9 +73,16 @@ class CephAccess(Model):
     cluster: str = Field("ceph", description="Ceph cluster name (rbd --cluster)")
     conf: Path | None = Field(None, description="ceph.conf path (local mode)")
     keyring: Path | None = Field(None, description="keyring path (local mode); from ceph.conf when empty")
-    client_id: str = Field("admin", description="cephx client id without 'client.' (rbd --id)")
+    client_id: str = Field(
+        "admin",
+        description="cephx client id without 'client.' (rbd --id, in either mode); give a user with "
+        "mon 'profile rbd' and osd/mgr 'profile rbd pool=<pool>' (see the README), not admin",
+    )
     toolbox: str = Field(
-        "rook-ceph/rook-ceph-tools", description="namespace/deployment of Rook's toolbox (rook-toolbox mode)"
+        "rook-ceph/rook-ceph-tools",
+        description="Rook's toolbox (rook-toolbox mode): namespace/deployment (its running pod is looked up: "
+        "RBAC must allow exec on any pod of the namespace) or namespace/pod/name (exec into that pod only: "
+        "RBAC can name it)",
     )
     timeout: Duration = Field(timedelta(seconds=30), description="timeout of one rbd call")
 
@@ -83,9 +90,23 @@ class CephAccess(Model):
     def _mode_fields(self) -> CephAccess:
         if self.mode == "local" and self.conf is None:
             raise ValueError("mode 'local' needs 'conf' (the path of the site's ceph.conf)")
-        if self.mode == "rook-toolbox" and self.toolbox.count("/") != 1:
-            raise ValueError("'toolbox' must be written namespace/deployment, e.g. rook-ceph/rook-ceph-tools")
+        if self.mode == "rook-toolbox":
+            toolbox_target(self.toolbox)
         return self
+
+
+def toolbox_target(text: str) -> tuple[str, str, str]:
+    """``(namespace, kind, name)`` of a ``toolbox`` setting: kind ``deployment`` for
+    ``namespace/deployment``, ``pod`` for ``namespace/pod/name``; ValueError otherwise."""
+    parts = text.split("/")
+    if len(parts) == 2 and all(parts):
+        return parts[0], "deployment", parts[1]
+    if len(parts) == 3 and parts[1] == "pod" and parts[0] and parts[2]:
+        return parts[0], "pod", parts[2]
+    raise ValueError(
+        "'toolbox' must be written namespace/deployment (e.g. rook-ceph/rook-ceph-tools) or "
+        "namespace/pod/name (e.g. rook-ceph/pod/standby-tools-0)"
+    )
 
 
 class S3Location(Model):

@@ -114,6 +114,8 @@ class Facts(Model):
     store_reachable: bool = Field(True, description="whether the target's store answered")
     key: KeyTrial | None = Field(None, description="the trial of the backup key (None: not tried)")
     secondary_objects: tuple[str, ...] = Field((), description="the app's objects found on the secondary")
+    drill_namespace: bool | None = Field(
+        None, description="whether the isolated drill's namespace exists on the secondary (None: not looked)")
     holder: HoldState | None = Field(None, description="the state of the operation holding the app, if any")
     take_over: str | None = Field(None, description="the operation whose hold the operator asked to take over")
     resuming: str | None = Field(None, description="the operation being resumed: its own hold is no other operation")

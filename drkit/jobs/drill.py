@@ -33,6 +33,7 @@ from drkit.domain.drill import (
     drill_mode,
     make_drill_plan,
     scratch_image,
+    scratch_kinds,
     scratch_namespace,
 )
 from drkit.domain.errors import CommandFailed, NotFound, PreconditionFailed, StandbyError
@@ -75,8 +76,9 @@ NAMESPACE = KindRef(version="v1", kind="Namespace")
 
 
 def leftovers(world: World, app: ProtectedApp, site: str) -> tuple[str, ...]:
-    """The app's workload, PVCs and PVs found on ``site``, and what an isolated drill leaves (its
-    scratch namespace, PVs on scratch images, scratch images): a drill needs a clean secondary."""
+    """The app's workload, PVCs and PVs found on ``site``, and what an isolated drill leaves (objects
+    in its scratch namespace, PVs on scratch images, scratch images): a drill needs a clean secondary.
+    The scratch namespace itself is installed once and stays (see :func:`drill_namespace_present`)."""
     b = world.bundle(site)
     cluster = b.cluster
     found = []
@@ -92,11 +94,8 @@ def leftovers(world: World, app: ProtectedApp, site: str) -> tuple[str, ...]:
             found.append(f"PersistentVolumeClaim/{volume.pvc}")
         except NotFound:
             pass
-    try:
-        cluster.get(NAMESPACE, scratch_ns)
-        found.append(f"Namespace/{scratch_ns}")
-    except NotFound:
-        pass
+    for kind in (app.workload.kind, *scratch_kinds(app)):
+        found += [f"{kind.kind}/{o['metadata']['name']} in {scratch_ns}" for o in cluster.list(kind, scratch_ns)]
     images = {v.image for v in app.volumes} | {scratch_image(v.image) for v in app.volumes}
     for pv in cluster.list(PV):
         attrs = ((pv.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {}
@@ -110,6 +109,16 @@ def leftovers(world: World, app: ProtectedApp, site: str) -> tuple[str, ...]:
             if error.exit_code != 2:
                 raise
     return tuple(found)
+
+
+def drill_namespace_present(world: World, app: ProtectedApp, site: str) -> bool:
+    """Whether the isolated drill's namespace is installed on ``site`` (read through a Role in it:
+    ``get`` of the namespace object is granted by a RoleBinding in that namespace)."""
+    try:
+        world.bundle(site).cluster.get(NAMESPACE, scratch_namespace(app))
+    except NotFound:
+        return False
+    return True
 
 
 def prepare_drill(
@@ -129,14 +138,17 @@ def prepare_drill(
     placed, view = observe_placed(probing, app)
     record = placed.record
     run_id, error = find_backup(probing, app.name, record.primary, record.secondary)
-    left = leftovers(probing, app, record.secondary) if view.sites[record.secondary].reachable else ()
+    reachable = view.sites[record.secondary].reachable
+    left = leftovers(probing, app, record.secondary) if reachable else ()
+    installed = drill_namespace_present(probing, app, record.secondary) if reachable and mode == "isolated" else None
     trial = None
     if run_id is not None:
         try:
             trial = trial_key(probing, app, record.primary, record.secondary, run_id, key)
         except StandbyError as failure:
             error = failure.message
-    facts = Facts(placement=record, view=view, backup_run=run_id, backup_error=error, secondary_objects=left, key=trial)
+    facts = Facts(placement=record, view=view, backup_run=run_id, backup_error=error, secondary_objects=left, key=trial,
+                  drill_namespace=installed)
     return Prepared(plan=make_drill_plan(app, facts, mode), facts=facts)
 
 

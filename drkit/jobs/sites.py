@@ -98,4 +98,4 @@ def rbd_for(site: Site, cluster: KubeCluster | None = None) -> RbdCli:
         return RbdCli.local(site.ceph, site=site.name, hide_env=[n for n in names if n])
     kube = cluster or cluster_for(site)
     runner = KubeExecRunner(kube.api_client, site.ceph.toolbox, site=site.name)
-    return RbdCli(runner=runner, site=site.name, timeout=site.ceph.timeout.total_seconds())
+    return RbdCli.toolbox(site.ceph, runner, site=site.name)

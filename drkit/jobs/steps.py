@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from drkit.adapters.volumes import VR_KIND, RbdVolumes, VolumeControl, Want
 from drkit.domain import crypto
-from drkit.domain.drill import drill_mode, scratch_image, scratch_namespace
+from drkit.domain.drill import drill_mode, scratch_image, scratch_kinds, scratch_namespace
 from drkit.domain.errors import CommandFailed, NotFound, StandbyError
 from drkit.domain.models import KindRef, ProtectedApp, Volume
 from drkit.domain.operations import Plan, StepSpec
@@ -819,32 +819,22 @@ class ScratchRestore:
         return all(p == "Bound" for p in seen["pvcs"].values())
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
-        run.restore(spec.site, exclude=(run.app.workload.kind.kind, VR_KIND.kind, *ROUTING_KINDS),
+        # The drill namespace is installed once with its Role (never created here: see the plan's guard).
+        run.restore(spec.site, exclude=(run.app.workload.kind.kind, VR_KIND.kind, *ROUTING_KINDS, NAMESPACE.kind),
                     namespace=scratch_namespace(run.app), rewrite=_to_scratch(run))  # fmt: skip
 
 
 class ScratchTidy:
-    """Remove from the secondary the scratch namespace's objects, the PVs on scratch images, and the namespace."""
-
-    def _kinds(self, run: Run) -> list[KindRef]:
-        skip = {"PersistentVolume", "Namespace", run.app.workload.kind.kind}
-        return [k for k in run.app.backup.kinds if k.kind not in skip]
+    """Empty the scratch namespace of the drill's objects and remove the PVs on scratch images. The
+    namespace itself stays: it is installed once with the Role that lets Standby work in it."""
 
     def observe(self, run: Run, spec: StepSpec) -> Seen:
         cluster = run.world.bundle(spec.site).cluster
         ns = scratch_namespace(run.app)
         left: list[str] = []
-        try:
-            cluster.get(NAMESPACE, ns)
-            present = True
-        except NotFound:
-            present = False
-        if present:
-            for kind in self._kinds(run):
-                left += [f"{kind.kind}/{o['metadata']['name']}" for o in cluster.list(kind, ns)]
+        for kind in scratch_kinds(run.app):
+            left += [f"{kind.kind}/{o['metadata']['name']}" for o in cluster.list(kind, ns)]
         left += [f"PersistentVolume/{pv['metadata']['name']}" for pv in _scratch_pvs(run, spec.site)]
-        if present:
-            left.append(f"Namespace/{ns}")
         return {"left": left}
 
     def satisfied(self, seen: Seen) -> bool:
@@ -857,13 +847,11 @@ class ScratchTidy:
         for pv in pvs:  # Retain: the scratch image is removed by its own step, never by a provisioner
             if (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Retain":
                 cluster.patch(PV, pv["metadata"]["name"], None, {"spec": {"persistentVolumeReclaimPolicy": "Retain"}})
-        if any(s.startswith("Namespace/") for s in seen["left"]):
-            for kind in self._kinds(run):
-                for obj in cluster.list(kind, ns):
-                    cluster.delete(kind, obj["metadata"]["name"], ns)
+        for kind in scratch_kinds(run.app):
+            for obj in cluster.list(kind, ns):
+                cluster.delete(kind, obj["metadata"]["name"], ns)
         for pv in pvs:
             cluster.delete(PV, pv["metadata"]["name"])
-        cluster.delete(NAMESPACE, ns)
 
 
 class ScratchRemoveImage:

@@ -65,9 +65,11 @@ def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
 
 
 def seed_common() -> list[dict[str, Any]]:
-    """What both sites hold: the namespace and the admin Secret."""
+    """What both sites hold: the namespace, the isolated drill's namespace (installed once, with
+    Standby's Role in it) and the admin Secret."""
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NS)},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(f"{NS}-drill")},
         {"apiVersion": "v1", "kind": "Secret", "metadata": _meta("nexus-root-password", NS), "type": "Opaque",
          "data": {"password": base64.b64encode(PASSWORD.encode()).decode()}},
     ]  # fmt: skip

@@ -65,7 +65,10 @@ Known gaps: RBAC has no aggregated ClusterRoles and no escalate/bind checks; no 
 schemas); server-side apply has no field ownership (fields removed from an applied manifest stay, no
 conflicts); pagination is not a snapshot (continue tokens resume by key on current data); watch history
 holds the last 20000 changes (older resourceVersions get 410 Expired); pods run no containers (no logs,
-exec goes to the exec handler); no admission (no default StorageClass, no quota, no webhooks); deletion is
+exec goes to the exec handler); admission is only ValidatingAdmissionPolicy, for the subset of CEL and fields
+that Standby's shipped policy uses (:mod:`lab.kubeapi.admission`: a policy using more is refused with 422,
+never stored unenforced; deletecollection is not admitted), no mutating admission, no default StorageClass,
+no quota, no webhooks; deletion is
 immediate (no graceful termination), garbage collection is synchronous; unknown fields answer 422 (the
 brief's choice; a real server answers 400 BadRequest "strict decoding error").
 """

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from lab.kubeapi import discovery, watch
+from lab.kubeapi import admission, discovery, watch
 from lab.kubeapi import exec as kexec
 from lab.kubeapi.auth import ADMIN_USER, expiration_seconds, token_request_response
 from lab.kubeapi.errors import ApiError, bad_request
@@ -161,6 +161,7 @@ class Handler(BaseHTTPRequestHandler):
             elif (req.rt.group, req.rt.plural) in REVIEWS:
                 self.send_json(201, self._access_review(req, user))
             else:
+                self._admit(req, user)
                 code, body = dispatch(self.api, req)
                 self.send_json(code, body)
         except ApiError as err:
@@ -202,6 +203,37 @@ class Handler(BaseHTTPRequestHandler):
                 reason="Forbidden",
                 details=forbidden_details(attrs) if attrs.is_resource else None,
             )
+
+    def _admit(self, req: Request, user: User) -> None:
+        """Validating admission (see :mod:`lab.kubeapi.admission`): refuse a policy the lab cannot
+        enforce, and run the bound policies on every create, update, patch and delete."""
+        operation = {"create": "CREATE", "update": "UPDATE", "patch": "UPDATE", "delete": "DELETE"}.get(req.verb)
+        if operation is None or req.sub:
+            return
+        if req.rt.group == admission.GROUP and req.verb in ("create", "update"):
+            admission.check_stored(req.rt.kind, req.body)
+        store = self.api.store
+        bindings = store.list(f"{admission.GROUP}/v1/ValidatingAdmissionPolicyBinding")
+        if not bindings:
+            return
+        policies = store.list(f"{admission.GROUP}/v1/ValidatingAdmissionPolicy")
+        old = store.try_get(req.rt, req.namespace, req.name) if req.name else None
+        new: dict[str, Any] | None = None
+        if req.verb in ("create", "update"):
+            new = req.body if isinstance(req.body, dict) else None
+        elif req.verb == "patch":  # the object as the patch would leave it
+            new = store.patch(req.rt, req.namespace, req.name or "", req.body, req.content_type,
+                              field_manager=req.query.get("fieldManager"), strict=req.strict, dry_run=True)  # fmt: skip
+            if old is None:
+                operation = "CREATE"
+        if req.verb == "update" and old is None:
+            operation = "CREATE"
+        name = req.name or str(((new or {}).get("metadata") or {}).get("name") or "")
+        admission.admit(policies, bindings, admission.Review(
+            group=req.rt.group, version=req.rt.version, resource=req.rt.plural, operation=operation, name=name,
+            namespace=req.namespace or "", username=user.name, groups=user.groups, obj=new,
+            old=old if operation != "CREATE" else None,
+        ))  # fmt: skip
 
     def _token_request(self, req: Request) -> dict[str, Any]:
         """``create serviceaccounts/<name>/token``: mint a bearer token for an existing ServiceAccount."""

@@ -64,6 +64,15 @@ _BUILTINS: list[ResourceType] = [
     ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
     ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
     ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+    # Stored; the lab enforces the policies it can evaluate (see lab.kubeapi.admission).
+    ResourceType(
+        "admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", False,
+        (), ("status",),
+    ),
+    ResourceType(
+        "admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings", False,
+    ),
     # Reviews are not stored: ``create`` answers one (see lab.kubeapi.handler); discovery says create only.
     ResourceType(
         "authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False

@@ -38,3 +38,22 @@ def test_a_hung_apiserver_is_a_timeout_not_a_hang(kubeapi: KubeApiServer) -> Non
     kubeapi.add_fault({"match": {"path_regex": "^/apis/apps/"}, "delay_seconds": 5})
     with pytest.raises(TransientError, match="site-x"):
         _runner(kubeapi.url, timeout=1.0).run(["rbd", "ls"], description="list images")
+
+
+def test_a_named_toolbox_pod_that_is_missing_is_not_found_and_nothing_is_listed(kubeapi: KubeApiServer) -> None:
+    cfg = client.Configuration()
+    cfg.host = kubeapi.url
+    runner = KubeExecRunner(client.ApiClient(cfg), "rook-ceph/pod/standby-tools-0", site="site-x", timeout=2.0)
+    kubeapi.stats.reset()
+    with pytest.raises(NotFound) as err:
+        runner.run(["rbd", "ls"], description="list images")
+    assert "toolbox pod rook-ceph/standby-tools-0 on site-x: 404" in str(err.value)
+    assert kubeapi.stats.snapshot()["by_verb"] == {"get": 1}  # one get of that pod: no list, no Deployment
+
+
+@pytest.mark.parametrize("text", ["rook-ceph", "rook-ceph/", "rook-ceph/deploy/x", "rook-ceph/pod/", "a/b/c/d"])
+def test_a_toolbox_setting_of_another_shape_is_refused(text: str) -> None:
+    from drkit.domain.models import toolbox_target
+
+    with pytest.raises(ValueError, match="namespace/pod/name"):
+        toolbox_target(text)

@@ -84,6 +84,17 @@ def grants(objects: Iterable[dict[str, Any]]) -> list[Grant]:
     return out
 
 
+CLUSTER_SCOPED = frozenset({"persistentvolumes", "namespaces"})
+"""The only resources Standby is granted cluster-wide: both are cluster-scoped (nothing namespaced,
+such as Secrets, claims or the workload CR, is granted across namespaces)."""
+
+
+def cross_namespace(objects: Iterable[dict[str, Any]]) -> list[Grant]:
+    """The grants of ClusterRoles bound cluster-wide (ClusterRoleBinding) on anything but the
+    cluster-scoped resources Standby needs: each would reach every namespace (``*`` included)."""
+    return [g for g in grants(objects) if g.namespace is None and g.resource not in CLUSTER_SCOPED]
+
+
 def read_audit(path: Path) -> list[dict[str, Any]]:
     """The audit log's entries (none when it does not exist)."""
     if not path.exists():

@@ -2,8 +2,9 @@
 
 Each site's apiserver audits every request. Standby ran all the lab tests with the ServiceAccount
 token the lab minted from ``deployments/kubernetes/<site>/``; here the audit logs must show that no
-request of Standby's was denied (the manifests are enough) and that every verb x resource of every
-shipped rule was used at least once (nothing shipped is unused). The module's name sorts last in
+request of Standby's was denied (the manifests are enough), that every verb x resource of every
+shipped rule was used at least once (nothing shipped is unused), and that no ClusterRole grants
+anything namespaced (Secrets, claims, the workload CR) across namespaces. The module's name sorts last in
 ``tests/lab``, so pytest runs it after the others; it skips, saying why, when only part of the lab
 tests ran (a subset); under pytest-xdist the whole of tests/lab is one group on one worker and lab.
 """
@@ -17,7 +18,7 @@ import pytest
 from lab import lab as lab_mod
 from lab import rbac
 from tests.lab.conftest import Lab, deselected
-from tests.lab.rbac_audit import coverage, read_audit
+from tests.lab.rbac_audit import coverage, cross_namespace, read_audit
 
 pytestmark = pytest.mark.lab
 HERE = Path(__file__).resolve().parent
@@ -46,7 +47,9 @@ def test_every_shipped_rule_was_used_and_nothing_was_denied(lab: Lab, request: p
     denied: list[str] = []
     uncovered: list[str] = []
     unused: list[str] = []
+    wide: list[str] = []
     for site in lab_mod.SITES:
+        wide += [f"{site}: {g}" for g in cross_namespace(rbac.site_manifests(site))]
         cov = coverage(site, rbac.site_manifests(site), read_audit(rbac.audit_log(lab.root, site)))
         assert cov.requests > 0, f"no request of Standby's in {site}'s audit log: is the lab using its token?"
         denied += cov.denied
@@ -58,6 +61,7 @@ def test_every_shipped_rule_was_used_and_nothing_was_denied(lab: Lab, request: p
         )
     print("\n".join(lines))
     note = f" ({failed} earlier test(s) failed, which may explain it)" if failed else ""
+    assert not wide, "ClusterRoles grant namespaced resources in every namespace: " + "; ".join(wide)
     assert not denied, f"Standby was denied{note}: " + "; ".join(denied[:20])
     assert not uncovered, "requests no shipped rule allows (edited since?): " + "; ".join(uncovered[:20])
     assert not unused, (

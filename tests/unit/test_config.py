@@ -29,13 +29,16 @@ def test_example_config_is_valid() -> None:
     assert cfg.site("site-b").ceph.mode == "rook-toolbox"
     # Relative paths are resolved against the file's folder.
     assert cfg.site("site-a").ceph.conf == ROOT / ".lab/ceph/site-a/site-a.conf"
+    # Standby's own cephx user, and a named toolbox pod that RBAC can grant exec on alone.
+    assert {s.ceph.client_id for s in cfg.sites} == {"standby"}
+    assert cfg.site("site-b").ceph.toolbox == "rook-ceph/pod/standby-tools-0"
 
 
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
         (("rpo_target: 5m", "rpo_target: soon"), "apps[0].rpo_target: expected a duration like"),
-        (("client_id: admin}", "client_id: admin, colour: red}"), "sites[0].ceph.colour: unknown field"),
+        (("client_id: standby,", "client_id: standby, colour: red,"), "sites[0].ceph.colour: unknown field"),
         (("primary_site: site-a", "primary_site: site-c"), "unknown site 'site-c'"),
         (("bucket: standby", "bucket: x"), "sites[0].s3.bucket: String should have at least 3 characters"),
         (("  - name: nexus", "  - name: Nexus!"), "apps[0].name: String should match pattern"),

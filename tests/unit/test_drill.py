@@ -206,7 +206,8 @@ def _isolated_clean(dr: FakeDr) -> bool:
     return (
         _healthy_and_clean(dr)
         and ("site-b", SCRATCH_IMAGE) not in dr.mirror.scratch
-        and not [k for k in b.objects if k[2] == SCRATCH_NS or (k[1] == "Namespace" and k[3] == SCRATCH_NS)]
+        and not [k for k in b.objects if k[2] == SCRATCH_NS]  # emptied
+        and ("v1", "Namespace", "", SCRATCH_NS) in b.objects  # not deleted: installed once, with its Role
         and not [k for k in b.objects if k[1] == "PersistentVolume"]
     )
 
@@ -350,3 +351,25 @@ def test_a_drill_with_a_key_that_does_not_open_the_backup_is_refused_at_the_gate
         assert f"load the key whose id is {KEY.key_id}" in journal.error
     assert (dr.mirror.promoted == [] and dr.mirror.scratch == {}) or not dr.mirror.scratch
     assert read_placement(dr.world, dr.world.config.app("nexus")).record.operation is None
+
+
+def test_an_isolated_drill_is_refused_before_any_change_when_its_namespace_is_not_installed() -> None:
+    dr = _ready()
+    del dr.clusters["site-b"].objects[("v1", "Namespace", "", SCRATCH_NS)]
+    prepared = prepare_drill(dr.world, "nexus", "isolated", key=KEY)
+    (check,) = [c for c in prepared.plan.checks if c.name == "drill namespace installed"]
+    assert not check.ok and f"namespace {SCRATCH_NS} does not exist on site-b" in check.detail
+    journal = start_drill(dr.world, prepared)
+    assert journal.status == "refused" and "drill namespace installed" in journal.error
+    assert ("v1", "Namespace", "", SCRATCH_NS) not in dr.clusters["site-b"].objects  # never created by Standby
+    assert dr.mirror.scratch == {}
+    promote = prepare_drill(dr.world, "nexus", "promote", key=KEY)  # promote mode does not use it
+    assert "drill namespace installed" not in [c.name for c in promote.plan.checks]
+
+
+def test_objects_left_in_the_drill_namespace_are_leftovers_and_drill_cleanup_empties_it() -> None:
+    dr = _ready()
+    dr.clusters["site-b"].seed({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "stray", "namespace": SCRATCH_NS}})
+    assert leftovers(dr.world, dr.world.config.app("nexus"), "site-b") == (f"ConfigMap/stray in {SCRATCH_NS}",)
+    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", "isolated", key=KEY))
+    assert journal.status == "refused" and "ConfigMap/stray in nexus-dr-drill" in journal.error
