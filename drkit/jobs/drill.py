@@ -112,7 +112,7 @@ def prepare_drill(
     probing = world.probing()  # bounded, parallel probes (see drkit.adapters.probes)
     placed, view = observe_placed(probing, app)
     record = placed.record
-    run_id, error = find_backup(probing, app.name, record.primary, record.secondary)
+    run_id, error = find_backup(probing, app.name, record.primary, record.secondary, key)
     left = leftovers(probing, app, record.secondary) if view.sites[record.secondary].reachable else ()
     trial = None
     if run_id is not None:

@@ -23,6 +23,7 @@ from drkit.adapters.clock import Clock, SystemClock
 from drkit.adapters.kube import ClusterApi, kind_of
 from drkit.adapters.objectstore import ObjectStore
 from drkit.domain import crypto
+from drkit.domain.backup_index import UNAUTHENTICATED
 from drkit.domain.blobs import open_blob
 from drkit.domain.drill import scratch_namespace
 from drkit.domain.errors import Conflict, NotFound, PreconditionFailed, StandbyError, TransientError
@@ -54,6 +55,8 @@ class RestoreSummary:
     updated: tuple[str, ...] = field(default=())
     skipped: tuple[str, ...] = field(default=())
     bound_pvcs: tuple[str, ...] = field(default=())
+    notices: tuple[str, ...] = field(default=())
+    """What the operator must know beyond the objects: backups unauthenticated (no key)."""
 
     def lines(self) -> list[str]:
         """Human summary."""
@@ -68,7 +71,7 @@ class RestoreSummary:
         out += [f"  skipped {p}" for p in self.skipped]
         if self.bound_pvcs:
             out.append(f"PVCs Bound: {', '.join(self.bound_pvcs)}")
-        return out
+        return out + [f"note: {n}" for n in self.notices]
 
 
 def _retarget(obj: dict[str, Any], source_ns: str, target_ns: str) -> dict[str, Any]:
@@ -140,6 +143,7 @@ def restore_backup(
     progress: Progress | None = None,
     clock: Clock | None = None,
     layout: StoreLayout | None = None,
+    label: str = "",
 ) -> RestoreSummary:
     """Restore run ``run_id`` (or ``latest``) of ``app`` from ``source``'s store into ``target``.
 
@@ -147,11 +151,15 @@ def restore_backup(
     primary: restoring it would ask the target to promote its image); ``include_kinds``, when
     given, restores only those kinds (an operation restores volumes, workload and routing apart).
     ``rewrite``, when given, changes each manifest after sanitising and retargeting (an isolated
-    drill points the PV at its scratch image). ``layout`` is the store's (``source``'s own by default).
+    drill points the PV at its scratch image). ``layout`` is the store's (``source``'s own by default),
+    ``label`` names it in errors.
+
+    With ``key`` the index and ``latest`` must be authenticated and every entry sealed; every blob is
+    read and checked before the first object is applied, so a forged backup applies nothing.
     """
     layout = layout or StoreLayout(source.s3.prefix)
-    run = resolve_run(store, layout, source.name, app.name, run_id)
-    index = read_index(store, layout, source.name, app.name, run)
+    run = resolve_run(store, layout, source.name, app.name, run_id, key=key, label=label)
+    index = read_index(store, layout, source.name, app.name, run, key=key, label=label)
     context = context_for(app, source, target_site)
     target_ns = namespace or app.namespace
     manifests = []
@@ -228,6 +236,7 @@ def restore_backup(
         updated=tuple(updated),
         skipped=tuple(skipped),
         bound_pvcs=bound,
+        notices=() if key is not None else (UNAUTHENTICATED,),
     )
 
 
@@ -285,6 +294,7 @@ def run_restore(
             bound_timeout=request.bound_timeout,
             progress=progress,
             layout=ref.layout,
+            label="/".join(ref.sites),
         )
     except NotFound as error:
         if error.context.get("app") != app.name and "run" not in error.context:
