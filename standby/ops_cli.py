@@ -80,6 +80,13 @@ class _CliHooks(OperationHooks):
     def consent(self, plan: Plan, changed: Changed | None = None) -> tuple[Approval, str]:
         if changed is not None:
             typer.echo(changed.markdown())
+            if self.yes and changed.resuming:  # --yes resumes only what was approved
+                raise PreconditionFailed(
+                    f"resume of {changed.resuming}: the plan made again differs from the one approved ("
+                    + "; ".join(changed.changes) + "); --yes resumes only an unchanged plan; nothing was changed",
+                    hint=f"read both plans above; to approve the new one: standby operation resume {changed.resuming}"
+                    f" (without --yes); else {changed.way_back}",
+                )
             if self.yes:  # --yes approved the plan as it was; a different one needs a person
                 raise PreconditionFailed(
                     f"{plan.kind} of {plan.app}: the plan changed after --yes approved it ("
@@ -251,13 +258,21 @@ def operation_show(
 def operation_resume(
     op_id: Annotated[str, typer.Argument(help="operation id")],
     config: ConfigOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="resume only if the plan made again is the one approved;"
+                                      " a changed plan is refused")] = False,
+    reason: Reason = "resume",
     key_env: KeyEnvOption = KEY_ENV,
-) -> None:
-    """Run what is left of an operation; finished steps are observed and skipped."""
+) -> None:  # fmt: skip
+    """Observe again, plan again, and run what is left of an operation; finished steps are skipped.
+
+    When what is left differs from the plan approved (a site came back, an image changed role),
+    both plans are printed and the typed approval is asked again (``--yes`` refuses instead).
+    """
     guarded(lambda: parse_op_id(op_id))
     world = world_of(config)
     key = guarded(lambda: key_from_env(key_env))
-    _run_held(op_id, lambda: resume(world, op_id, key=key, on_step=echo_step))
+    hooks = _CliHooks(yes=yes, reason=reason, ack_loss=False, ack_unfenced=False)
+    _run_held(op_id, lambda: resume(world, op_id, key=key, on_step=echo_step, hooks=hooks))
 
 
 def _run_held(op_id: str, run: Callable[[], Journal]) -> None:

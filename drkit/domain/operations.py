@@ -116,6 +116,7 @@ class Facts(Model):
     secondary_objects: tuple[str, ...] = Field((), description="the app's objects found on the secondary")
     holder: HoldState | None = Field(None, description="the state of the operation holding the app, if any")
     take_over: str | None = Field(None, description="the operation whose hold the operator asked to take over")
+    resuming: str | None = Field(None, description="the operation being resumed: its own hold is no other operation")
 
 
 class Approval(Model):
@@ -164,6 +165,15 @@ class Rollback(Model):
         return self.model_copy(update={"steps": tuple(record if s.name == record.name else s for s in self.steps)})
 
 
+class Reapproval(Model):
+    """A resume whose plan, made again, differed from the one approved: the approval given for the new one."""
+
+    at: datetime = Field(..., description="when the new plan was approved")
+    changes: tuple[str, ...] = Field(..., description="what differed from the plan approved before")
+    plan_before: Plan = Field(..., description="the plan approved before")
+    approval_before: Approval | None = Field(None, description="its approval")
+
+
 class Journal(Model):
     """The record of one operation, written after every step."""
 
@@ -182,6 +192,7 @@ class Journal(Model):
     abort: Rollback | None = Field(None, description="the abort of this operation, once asked for")
     took_over: str | None = Field(None, description="the failed operation whose hold this one took over")
     taken_over_by: str | None = Field(None, description="the operation that took over this one's hold")
+    reapprovals: tuple[Reapproval, ...] = Field((), description="plans approved again at a resume, oldest first")
 
     def step(self, name: str) -> StepRecord:
         """The record of step ``name``."""
@@ -317,6 +328,8 @@ def _hold_check(facts: Facts, op_kind: str, target: str) -> Check:
     held, app = facts.placement.operation, facts.placement.app
     if not held:
         return _check("no other operation", True, "none running")
+    if held == facts.resuming:
+        return _check("no other operation", True, f"held by {held} itself, which is resumed")
     if facts.holder is None:  # not judged (the planner did not read the holder's journal): refuse
         return _check("no other operation", False, f"{facts.placement.operation_kind} {held} holds the app;"
                       f" see: standby operation list --app {app}")  # fmt: skip

@@ -11,7 +11,9 @@
 3. :func:`execute` runs each step not yet done: observe; if not satisfied, act and poll until it
    is (bounded per step); the journal is written after every step, to the target's store and the
    other store when it answers. A failed journal write stops the run at that step boundary.
-4. :func:`resume` reads a journal back and executes what is left; finished steps are skipped.
+4. :func:`resume` reads a journal back, observes and plans again (:func:`prepare_resume`), and
+   executes what is left when it is as approved; a changed plan is approved again through
+   :meth:`OperationHooks.consent`, a guard that now fails refuses it (see :mod:`drkit.domain.resume`).
 
 :func:`run_operation` is the whole runbook (plan, approval, execution), shared by the flows and
 the CLI; each supplies an :class:`OperationHooks` for what differs (the approval, what is shown).
@@ -39,6 +41,7 @@ from drkit.domain.errors import (
     StandbyError,
     TransientError,
 )
+from drkit.domain.layout import parse_run_id
 from drkit.domain.markdown import md_inline
 from drkit.domain.models import STEP_LIMITS, ProtectedApp
 from drkit.domain.operations import (
@@ -49,6 +52,7 @@ from drkit.domain.operations import (
     KeyTrial,
     Kind,
     Plan,
+    Reapproval,
     StepRecord,
     check_approval,
     make_plan,
@@ -59,6 +63,14 @@ from drkit.domain.operations import (
     plan_markdown,
 )
 from drkit.domain.placement import Placement, begin, released
+from drkit.domain.resume import (
+    done_steps,
+    rebased_steps,
+    refused_hint,
+    resume_changes,
+    resume_refusals,
+    way_back,
+)
 from drkit.jobs.backup import missing_key_id, read_index, resolve_run
 from drkit.jobs.requests import OperationRequest
 from drkit.jobs.steps import STEPS, RoutingHook, Run
@@ -257,6 +269,72 @@ def prepare(
     facts = Facts(placement=record, view=view, backup_run=run_id, backup_error=error, backup_age_seconds=age,
                   store_reachable=reachable, key=trial, holder=hold_of(probing, record), take_over=take_over)  # fmt: skip
     return Prepared(plan=make_plan(app, facts, kind, target), facts=facts, placement=placement)
+
+
+def prepare_resume(world: World, journal: Journal, *, key: crypto.MasterKey | None = None) -> Prepared:
+    """Observe again and plan the operation of ``journal`` anew (nothing changes), for a resume.
+
+    As :func:`prepare` (through :meth:`World.probing`), for the journal's kind, source and target:
+    the record is read as this operation holding the app from its source (its own hold passes the
+    hold guard; the placement step may already have moved the record), the backup is the one the
+    operation restores (a failover's stored run, a planned move's final backup once taken: checked
+    still readable in the target's store and tried with ``key``). Compare the result with the
+    stored plan with :func:`drkit.domain.resume.resume_changes`.
+    """
+    stored = journal.plan
+    app = world.config.app(journal.app)
+    probing = world.probing()  # observation only: the resume acts through the world itself
+    placement, view = observe_placed(probing, app)
+    record = placement.record.model_copy(update={
+        "primary": stored.source, "secondary": stored.target, "operation": journal.op_id,
+        "operation_kind": journal.kind})  # fmt: skip
+    taken = _final_backup_run(journal)
+    run_id = taken or stored.backup_run
+    made_on = stored.backup_site or stored.source
+    reachable, error, age = True, "", None
+    trial: KeyTrial | None = None
+    try:
+        if run_id is not None:
+            age = _index_age(probing, app.name, made_on, stored.target, run_id, key)
+        trial = trial_key(probing, app, made_on, stored.target, run_id, key)
+    except StandbyError as failure:  # NotFound: the store answered without the run
+        reachable = isinstance(failure, NotFound)
+        error = f"store of {stored.target} (the target's own): {failure.message}"
+        trial = KeyTrial(run=run_id, sealed=True, given_key_id=key.key_id if key else None, opened=False,
+                         error=f"backup {run_id} could not be read: {failure.message[:200]}")  # fmt: skip
+        run_id = None if not stored.final_backup else run_id
+    facts = Facts(placement=record, view=view, backup_run=None if stored.final_backup else run_id,
+                  backup_error=error, backup_age_seconds=age, store_reachable=reachable, key=trial,
+                  resuming=journal.op_id)  # fmt: skip
+    plan = make_plan(app, facts, journal.kind, stored.target)
+    # a hold it took over is taken already (both journals record it): not asked again; where the
+    # restored backup was made is kept from the approval
+    plan = plan.model_copy(update={"takes_over": None, "backup_site": stored.backup_site})
+    return Prepared(plan=plan, facts=facts, placement=placement)
+
+
+def _final_backup_run(journal: Journal) -> str | None:
+    """The final backup a planned move took (its ``final-backup`` step done), or None."""
+    for record in journal.steps:
+        if record.name == "final-backup" and record.outcome == "done" and record.observed.get("run"):
+            return str(record.observed["run"])
+    return None
+
+
+def _index_age(
+    world: World, app: str, made_on: str, target: str, run_id: str, key: crypto.MasterKey | None = None
+) -> float:
+    """The age of backup ``run_id`` in the target's own store (:class:`NotFound` when it is not there),
+    its index authenticated with ``key``; sealed for a key not loaded, from its run id (the key guard
+    names the key needed)."""
+    ref = world.stores(first=target)[0]
+    try:
+        finished = read_index(ref.store, ref.layout, made_on, app, run_id, key=key, label="/".join(ref.sites)).finished
+    except IntegrityError as error:
+        if missing_key_id(error, key) is None:
+            raise
+        finished = parse_run_id(run_id).started
+    return (world.clock.now() - finished).total_seconds()
 
 
 # ------------------------------------------------------------------------------------------ journal
@@ -569,8 +647,22 @@ def resume(
     timeouts: Timeouts | None = None,
     routing_hook: RoutingHook | None = None,
     on_step: StepCallback | None = None,
+    hooks: OperationHooks | None = None,
 ) -> Journal:
-    """Execute what is left of operation ``op_id`` (refused when another operation holds the app)."""
+    """Observe again, plan again, and execute what is left of operation ``op_id`` when it is still
+    the plan that was approved.
+
+    1. Read the journal (refused when the operation completed, was taken over or aborted).
+    2. Observe both sites and plan again (:func:`prepare_resume`; nothing changes). Refused when
+       another operation holds the app, or when a guard judged at a resume fails
+       (:func:`drkit.domain.resume.resume_refusals`): nothing changed, the hint names the way back.
+    3. When the remaining steps (and what they force, fence and acknowledge) differ from the
+       stored ones (:func:`drkit.domain.resume.resume_changes`), ask for the approval again with
+       both plans shown (``hooks.consent(plan, changed)``; no ``hooks``: refused), observe and plan
+       again after it, as :func:`run_operation` does; the journal then takes the new plan, keeping
+       the steps done that it does the same way.
+    4. Take the hold back when it was released, and execute the steps not done.
+    """
     journal = read_journal(world, op_id)
     if journal.status == "completed":
         return journal
@@ -581,17 +673,110 @@ def resume(
             hint=f"see: standby operation list --app {journal.app}"
             + ("" if journal.taken_over_by else f"; finish the abort: standby operation abort {op_id}"),
         )
+    if journal.kind == "drill":
+        raise PreconditionFailed(
+            f"drill {op_id} of {journal.app} is not resumed: its cleanup finishes it",
+            hint=f"run: standby drill cleanup --app {journal.app}",
+        )
+    if journal.approval is None or journal.status == "refused":
+        why = "was refused" if journal.status == "refused" else "was never approved"
+        raise PreconditionFailed(f"operation {op_id} of {journal.app} {why}: it cannot resume",
+                                 hint=f"start it anew: standby {journal.kind} --app {journal.app}")  # fmt: skip
     app = world.config.app(journal.app)
+    stored = journal
+    journal = _replanned(world, journal, key, hooks)
     record = read_placement(world, app).record
     if record.operation not in (None, op_id):
-        raise Conflict(
-            f"app {app.name} is held by operation {record.operation}; {op_id} cannot resume",
-            hint=f"resume {record.operation} instead, or roll it back: standby operation abort {record.operation}",
-        )
+        raise _held_by_other(app.name, record.operation, op_id)
     if record.operation is None:
         now = world.clock.now()
         update_placement(world, app, lambda p: begin(p, op_id, journal.kind, now), required=journal.target)
+    if journal is not stored:  # a new plan approved: written before anything runs
+        write_journal(world, journal)
     return execute(world, journal, key=key, timeouts=timeouts, routing_hook=routing_hook, on_step=on_step)
+
+
+def _held_by_other(app: str, holder: str, op_id: str) -> Conflict:
+    return Conflict(
+        f"app {app} is held by operation {holder}; {op_id} cannot resume",
+        hint=f"resume {holder} instead, or roll it back: standby operation abort {holder}",
+    )
+
+
+def _replanned(
+    world: World, journal: Journal, key: crypto.MasterKey | None, hooks: OperationHooks | None
+) -> Journal:
+    """The journal to resume: as stored when the plan made again leaves what remains unchanged;
+    else a new journal with the new plan, once it is approved (see :func:`resume`). Raises when
+    refused. Writes nothing."""
+    done = done_steps(journal)
+    approved, consent = journal.plan, None
+    changes: tuple[str, ...] = ()
+    for _ in range(REAPPROVALS + 1):
+        prepared = prepare_resume(world, journal, key=key)
+        holder = prepared.placement.record.operation if prepared.placement else None
+        if holder not in (None, journal.op_id):
+            raise _held_by_other(journal.app, holder, journal.op_id)
+        plan = prepared.plan
+        refused = resume_refusals(journal, plan)
+        if refused:
+            raise PreconditionFailed(
+                f"resume of {journal.kind} {journal.op_id} of {journal.app} refused, the world having changed: "
+                + "; ".join(f"{c.name}: {c.detail}" for c in refused),
+                hint=refused_hint(journal),
+                context={"op_id": journal.op_id},
+            )
+        now_changes = resume_changes(approved, plan, done)
+        if not now_changes:
+            if consent is None:
+                if hooks is not None:
+                    left = ", ".join(r.name for r in journal.steps if r.name not in done) or "none"
+                    hooks.say(f"{journal.op_id}: observed again; what is left is as approved ({left}): resuming")
+                return journal
+            return _rebased(world, journal, plan, consent, changes)
+        if hooks is None:
+            raise PreconditionFailed(
+                f"resume of {journal.kind} {journal.op_id} of {journal.app} refused: the plan made again differs"
+                f" from the one approved ({'; '.join(now_changes)}); nothing was changed",
+                hint=f"approve the new plan: standby operation resume {journal.op_id} (without --yes); or "
+                + way_back(journal),
+            )
+        changed = Changed(approved=approved, now=plan, changes=tuple(now_changes), done=tuple(sorted(done)),
+                          resuming=journal.op_id, way_back=way_back(journal),
+                          headline=f"**The world changed since {journal.op_id} was approved; the plan was made again"
+                          " and must be approved again before the operation resumes.**")  # fmt: skip
+        consent = hooks.consent(plan, changed)
+        problems = check_approval(plan, consent[0], consent[1])
+        if problems:
+            raise PreconditionFailed(f"approval of the new plan of {journal.op_id} refused: " + "; ".join(problems),
+                                     hint=f"nothing was changed; resume again: standby operation resume {journal.op_id}")  # fmt: skip
+        if read_journal(world, journal.op_id, journal.app) != journal:  # an approval may take long
+            raise PreconditionFailed(
+                f"operation {journal.op_id} of {journal.app} changed while its new plan was being approved (taken"
+                " over, aborted or resumed by another run); nothing was changed",
+                hint=f"see: standby operation list --app {journal.app}",
+            )
+        approved, changes = plan, tuple(now_changes)
+    raise PreconditionFailed(
+        f"resume of {journal.op_id} of {journal.app}: the plan changed after each of {REAPPROVALS} approvals;"
+        " nothing was changed",
+        hint=f"wait until the sites settle, then: standby operation resume {journal.op_id}",
+    )
+
+
+def _rebased(
+    world: World, journal: Journal, plan: Plan, consent: tuple[Approval, str], changes: tuple[str, ...]
+) -> Journal:
+    """``journal`` with the plan approved at its resume (see :func:`drkit.domain.resume.rebased_steps`);
+    :func:`resume` writes it once the app is held, before anything runs."""
+    approval, _ = consent
+    old = {r.name: r for r in journal.steps}
+    steps = tuple(old[s.name] if keep else StepRecord(name=s.name, title=s.title, site=s.site)
+                  for s, keep in rebased_steps(journal, plan))  # fmt: skip
+    earlier = Reapproval(at=world.clock.now(), changes=changes, plan_before=journal.plan,
+                         approval_before=journal.approval)  # fmt: skip
+    return journal.model_copy(update={"plan": plan, "approval": approval, "steps": steps, "error": "",
+                                      "reapprovals": (*journal.reapprovals, earlier)})  # fmt: skip
 
 
 def summary_lines(journal: Journal) -> list[str]:
@@ -601,6 +786,8 @@ def summary_lines(journal: Journal) -> list[str]:
         out.append(f"  took over {journal.took_over}")
     if journal.taken_over_by:
         out.append(f"  taken over by {journal.taken_over_by}")
+    for again in journal.reapprovals:
+        out.append(f"  plan made again at a resume and approved again ({'; '.join(again.changes)})")
     for s in journal.steps:
         took = "" if s.seconds is None else f" {s.seconds:.1f}s"
         out.append(f"  {s.outcome:8} {s.name:20} {s.site:8}{took}" + (f"  {s.error}" if s.error else ""))
@@ -769,11 +956,20 @@ class Changed:
     approved: Plan
     now: Plan
     changes: tuple[str, ...]
+    done: tuple[str, ...] = ()
+    """At a resume: the steps done, kept from the plan approved before."""
+    resuming: str = ""
+    """At a resume: the operation resumed."""
+    way_back: str = ""
+    """At a resume: the commands that lead out instead of approving (abort, or a failover taking over)."""
+    headline: str = "**The world changed after the approval; the plan was made again and must be approved again.**"
 
     def markdown(self) -> str:
         """Both plans and the differences, for the approval form and the CLI."""
-        lines = ["**The world changed after the approval; the plan was made again and must be approved again.**", ""]
+        lines = [self.headline, ""]
         lines += [f"- {md_inline(c)}" for c in self.changes]  # they quote what was observed
+        if self.done:
+            lines += ["", "Steps already done (kept, not run again): " + ", ".join(md_inline(d) for d in self.done)]
         return "\n".join([*lines, "", "## The plan now", "", plan_markdown(self.now), "## The plan approved before", "",
                           plan_markdown(self.approved)])  # fmt: skip
 

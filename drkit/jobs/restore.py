@@ -1,16 +1,21 @@
 """Restore a backup run into a site, without Prefect. The drill and failover reuse :func:`restore_backup`.
 
 1. Pick the run (given, or ``latest``: the newest complete run) and read its index.
-2. Read and check every blob (sha256, decryption), sanitise each manifest for the target site
-   (:func:`~drkit.domain.transforms.sanitize`: server fields, PV claimRef and ``Retain``, bind
-   annotations, storage-class rewrite at the app's ``restore.storage_class_fields`` when the sites'
-   classes differ, then the app's ``restore.transforms``; ``imageName`` is kept).
-3. Move namespaced objects into the target namespace when it differs from the app's. The restore
-   use case (:func:`run_restore`: the flow and the CLI) takes only the app's namespace or its drill
-   namespace (``<namespace>-drill``).
-4. Apply in the app's restore order (``restore.order``): create; an existing object is skipped (``skip``) or replaced (``update``).
-   With ``dry_run`` every create is sent with ``dryRun=All`` and nothing changes.
-5. Wait until every restored PVC is ``Bound`` (poll, with a timeout).
+2. Read and check every blob of the run (sha256, decryption) and that each manifest is the object
+   its entry names (apiVersion, kind, namespace, name): a forged entry refuses the whole run.
+3. Keep the kinds asked for and check each object against the app's allow-list
+   (:mod:`drkit.domain.restore_scope`: its Namespace, the PVs of its images, its configured kinds
+   and workload in its namespace); one object that is not the app's refuses the restore.
+4. Sanitise each manifest for the target site (:func:`~drkit.domain.transforms.sanitize`: server
+   fields, PV claimRef and ``Retain``, bind annotations, storage-class rewrite at the app's
+   ``restore.storage_class_fields`` when the sites' classes differ, then the app's
+   ``restore.transforms``; ``imageName`` is kept) and move namespaced objects into the target
+   namespace: the app's own or its drill namespace (``<namespace>-drill``), nothing else.
+5. Server-side validation: every object is sent once with ``dryRun=All`` in restore order; one
+   refusal refuses the restore, before anything is applied. With ``dry_run`` the restore stops here.
+6. Apply in the app's restore order (``restore.order``): create; an existing object is skipped
+   (``skip``) or replaced (``update``).
+7. Wait until every restored PVC is ``Bound`` (poll, with a timeout).
 """
 
 from __future__ import annotations
@@ -23,13 +28,21 @@ from drkit.adapters.clock import Clock, SystemClock
 from drkit.adapters.kube import ClusterApi, kind_of
 from drkit.adapters.objectstore import ObjectStore
 from drkit.domain import crypto
-from drkit.domain.backup_index import UNAUTHENTICATED
+from drkit.domain.backup_index import UNAUTHENTICATED, IndexEntry
 from drkit.domain.blobs import open_blob
 from drkit.domain.drill import scratch_namespace
-from drkit.domain.errors import Conflict, NotFound, PreconditionFailed, StandbyError, TransientError
+from drkit.domain.errors import (
+    Conflict,
+    IntegrityError,
+    NotFound,
+    PreconditionFailed,
+    StandbyError,
+    TransientError,
+)
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import KindRef, ProtectedApp, Site, StandbyConfig
 from drkit.domain.restore_order import sort_for_restore
+from drkit.domain.restore_scope import RestoreScope, entry_mismatch
 from drkit.domain.transforms import context_for, sanitize
 from drkit.jobs.backup import read_index, resolve_run
 from drkit.jobs.progress import Progress as Progress  # re-exported for the tasks
@@ -124,53 +137,79 @@ def wait_pvcs_bound(
         clock.sleep(interval)
 
 
-def restore_backup(
-    store: ObjectStore,
-    source: Site,
-    app: ProtectedApp,
-    target: ClusterApi,
-    target_site: Site,
-    *,
-    key: crypto.MasterKey | None,
-    run_id: str | None = None,
-    namespace: str | None = None,
-    policy: Policy = default(RestoreRequest, "policy"),
-    dry_run: bool = False,
-    exclude_kinds: Iterable[str] = (),
-    include_kinds: Iterable[str] | None = None,
-    bound_timeout: float = default(RestoreRequest, "bound_timeout"),
-    rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    progress: Progress | None = None,
-    clock: Clock | None = None,
-    layout: StoreLayout | None = None,
-    label: str = "",
-) -> RestoreSummary:
-    """Restore run ``run_id`` (or ``latest``) of ``app`` from ``source``'s store into ``target``.
+def _read_run(
+    store: ObjectStore, entries: Iterable[IndexEntry], key: crypto.MasterKey | None, *, run: str, where: str
+) -> list[tuple[IndexEntry, dict[str, Any]]]:
+    """Every entry's manifest, checked against its blob (:func:`open_blob`) and its entry's identity.
 
-    ``exclude_kinds`` names kinds left out (e.g. ``VolumeReplication`` while the source is still
-    primary: restoring it would ask the target to promote its image); ``include_kinds``, when
-    given, restores only those kinds (an operation restores volumes, workload and routing apart).
-    ``rewrite``, when given, changes each manifest after sanitising and retargeting (an isolated
-    drill points the PV at its scratch image). ``layout`` is the store's (``source``'s own by default),
-    ``label`` names it in errors.
-
-    With ``key`` the index and ``latest`` must be authenticated and every entry sealed; every blob is
-    read and checked before the first object is applied, so a forged backup applies nothing.
+    :class:`IntegrityError` at the first manifest that is not the object its entry names: nothing of
+    the run is applied then.
     """
-    layout = layout or StoreLayout(source.s3.prefix)
-    run = resolve_run(store, layout, source.name, app.name, run_id, key=key, label=label)
-    index = read_index(store, layout, source.name, app.name, run, key=key, label=label)
-    context = context_for(app, source, target_site)
-    target_ns = namespace or app.namespace
-    manifests = []
-    excluded = frozenset(exclude_kinds)
-    included = None if include_kinds is None else frozenset(include_kinds)
-    for entry in sort_for_restore(index.objects, lambda e: e.kind, app.workload.kind, app.restore.order):
-        if entry.kind in excluded or (included is not None and entry.kind not in included):
-            continue
-        clean = sanitize(open_blob(entry, store.get(entry.key), key), context)
-        moved = _retarget(clean, app.namespace, target_ns)
-        manifests.append(rewrite(moved) if rewrite is not None else moved)
+    read = []
+    for entry in entries:
+        manifest = open_blob(entry, store.get(entry.key), key)
+        mismatch = entry_mismatch(entry, manifest)
+        if mismatch is not None:
+            raise IntegrityError(
+                f"{mismatch} (backup {run}, {where}): the index was forged or the blob replaced;"
+                " nothing of this run was applied",
+                hint="restore an earlier run (`standby backup list`), run `standby backup verify`, and find"
+                " out who can write to the bucket",
+                context={"run": run, "store": where, "entry": entry.path},
+            )
+        read.append((entry, manifest))
+    return read
+
+
+def _namespaced(target: ClusterApi, kinds: Iterable[KindRef]) -> dict[KindRef, bool | None]:
+    """What the target says of each kind: namespaced or not, ``None`` when it does not serve it."""
+    answers: dict[KindRef, bool | None] = {}
+    for kind in kinds:
+        try:
+            answers[kind] = target.discover(kind).namespaced
+        except NotFound:
+            answers[kind] = None
+    return answers
+
+
+def _check_scope(
+    app: ProtectedApp,
+    read: list[tuple[IndexEntry, dict[str, Any]]],
+    chosen: list[dict[str, Any]],
+    target: ClusterApi,
+    *,
+    run: str,
+    where: str,
+) -> None:
+    """Refuse the restore when one object of ``chosen`` (as read) is not the app's (the allow-list)."""
+    scope = RestoreScope.of(app)
+    run_pvs = scope.app_pvs(manifest for _, manifest in read)
+    scoped = _namespaced(target, {kind_of(obj) for obj in chosen})
+    refused = []
+    for obj in chosen:
+        why = scope.refusal(obj, namespaced=scoped[kind_of(obj)], run_pvs=run_pvs)
+        if why is not None:
+            refused.append(f"{_label(obj)}: {why}")
+    if refused:
+        raise PreconditionFailed(
+            f"backup {run} of app {app.name} ({where}) holds {len(refused)} object(s) that are not the app's,"
+            f" refused: {'; '.join(refused)}; nothing was applied",
+            hint="restore an earlier run and run `standby backup verify`; if the app's configuration changed"
+            " since this run (kinds, volumes), restore a run taken after the change",
+            context={"run": run, "store": where, "app": app.name, "refused": refused},
+        )
+
+
+def _apply(
+    target: ClusterApi,
+    manifests: list[dict[str, Any]],
+    *,
+    policy: Policy,
+    dry_run: bool,
+    progress: Progress | None,
+) -> tuple[list[str], list[str], list[str], list[str], list[tuple[str, str]]]:
+    """Create (or per ``policy`` skip or replace) each manifest in order; created, updated, skipped,
+    failed and PVC ``(namespace, name)`` claims. With ``dry_run`` every request carries ``dryRun=All``."""
     created: list[str] = []
     updated: list[str] = []
     skipped: list[str] = []
@@ -214,7 +253,93 @@ def restore_backup(
         if obj.get("kind") == "PersistentVolumeClaim":
             claims.append((str(obj["metadata"].get("namespace")), str(obj["metadata"]["name"])))
         if progress is not None:
-            progress(done, len(manifests), f"applied {done} of {len(manifests)} object(s)")
+            verb = "validated" if dry_run else "applied"
+            progress(done, len(manifests), f"{verb} {done} of {len(manifests)} object(s)")
+    return created, updated, skipped, failed, claims
+
+
+def restore_backup(
+    store: ObjectStore,
+    source: Site,
+    app: ProtectedApp,
+    target: ClusterApi,
+    target_site: Site,
+    *,
+    key: crypto.MasterKey | None,
+    run_id: str | None = None,
+    namespace: str | None = None,
+    policy: Policy = default(RestoreRequest, "policy"),
+    dry_run: bool = False,
+    exclude_kinds: Iterable[str] = (),
+    include_kinds: Iterable[str] | None = None,
+    bound_timeout: float = default(RestoreRequest, "bound_timeout"),
+    rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    progress: Progress | None = None,
+    clock: Clock | None = None,
+    layout: StoreLayout | None = None,
+    store_name: str = "",
+) -> RestoreSummary:
+    """Restore run ``run_id`` (or ``latest``) of ``app`` from ``source``'s store into ``target``.
+
+    ``namespace`` is the app's (the default) or its drill namespace, nothing else. ``exclude_kinds``
+    names kinds left out (e.g. ``VolumeReplication`` while the source is still primary: restoring it
+    would ask the target to promote its image); ``include_kinds``, when given, restores only those
+    kinds (an operation restores volumes, workload and routing apart). ``rewrite``, when given,
+    changes each manifest after sanitising and retargeting (an isolated drill points the PV at its
+    scratch image). ``layout`` is the store's (``source``'s own by default), ``store_name`` names it
+    in errors (the sites using it).
+
+    With ``key`` the index and ``latest`` must be authenticated (their MACs) and every entry sealed
+    (:mod:`drkit.domain.backup_index`). Nothing is applied until every entry of the run was read and
+    matched its manifest, every object
+    to restore passed the app's allow-list (:mod:`drkit.domain.restore_scope`) and the target's
+    server-side validation (a ``dryRun=All`` pass); each failure refuses the whole restore.
+    """
+    check_restore_namespace(app, namespace)
+    layout = layout or StoreLayout(source.s3.prefix)
+    where = f"store of {store_name or source.name}"
+    run = resolve_run(store, layout, source.name, app.name, run_id, key=key, label=store_name)
+    index = read_index(store, layout, source.name, app.name, run, key=key, label=store_name)
+    context = context_for(app, source, target_site)
+    target_ns = namespace or app.namespace
+    excluded = frozenset(exclude_kinds)
+    included = None if include_kinds is None else frozenset(include_kinds)
+    ordered = sort_for_restore(index.objects, lambda e: e.kind, app.workload.kind, app.restore.order)
+    read = _read_run(store, ordered, key, run=run, where=where)
+    chosen = [
+        manifest
+        for entry, manifest in read
+        if entry.kind not in excluded and (included is None or entry.kind in included)
+    ]
+    _check_scope(app, read, chosen, target, run=run, where=where)
+    scope = RestoreScope.of(app)
+    manifests = []
+    for manifest in chosen:
+        moved = _retarget(sanitize(manifest, context), app.namespace, target_ns)
+        final = rewrite(moved) if rewrite is not None else moved
+        why = scope.landing_refusal(final, target_ns)
+        if why is not None:
+            raise PreconditionFailed(
+                f"{_label(final)} of backup {run}: {why}; nothing was applied",
+                hint="check the app's restore.transforms: they must not move objects out of its namespace",
+                context={"run": run, "app": app.name},
+            )
+        manifests.append(final)
+    created, updated, skipped, failed, _ = _apply(
+        target, manifests, policy=policy, dry_run=True, progress=progress if dry_run else None
+    )
+    if failed:
+        raise PreconditionFailed(
+            f"restore of backup {run} into site {target_site.name}: the apiserver's validation (dry run)"
+            f" refused {len(failed)} object(s): " + "; ".join(failed) + "; nothing was applied",
+            hint="fix the objects named (or the app's restore transforms), then run the restore again",
+            context={"run": run, "site": target_site.name, "failed": failed},
+        )
+    claims: list[tuple[str, str]] = []
+    if not dry_run:
+        created, updated, skipped, failed, claims = _apply(
+            target, manifests, policy=policy, dry_run=False, progress=progress
+        )
     if failed:
         raise StandbyError(
             f"restore of backup {run} into site {target_site.name} failed for {len(failed)} object(s): "
@@ -294,7 +419,7 @@ def run_restore(
             bound_timeout=request.bound_timeout,
             progress=progress,
             layout=ref.layout,
-            label="/".join(ref.sites),
+            store_name="/".join(ref.sites),
         )
     except NotFound as error:
         if error.context.get("app") != app.name and "run" not in error.context:

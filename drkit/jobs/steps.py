@@ -115,7 +115,7 @@ class Run:
         restore_backup(
             ref.store, source, self.app, b.cluster, b.site, key=self.key, run_id=run_id,
             include_kinds=include, exclude_kinds=exclude, namespace=namespace, rewrite=rewrite,
-            clock=self.world.clock, layout=ref.layout, label="/".join(ref.sites),
+            clock=self.world.clock, layout=ref.layout, store_name="/".join(ref.sites),
         )  # fmt: skip
 
     @property

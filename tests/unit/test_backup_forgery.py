@@ -28,6 +28,7 @@ from drkit.domain.blobs import open_blob
 from drkit.domain.errors import IntegrityError, PreconditionFailed
 from drkit.domain.layout import logical_path, parse_run_id
 from drkit.jobs.backup import read_index, read_latest, run_backup
+from drkit.jobs.backup_sync import holdings
 from drkit.jobs.drill import prepare_drill, start_drill
 from drkit.jobs.restore import restore_backup
 from drkit.jobs.verify import verify_stores
@@ -239,3 +240,25 @@ def test_no_secret_name_nor_namespace_in_clear_in_the_bucket_with_a_key(dr: Fake
         text = data if key.endswith((".enc", "latest")) else gzip.decompress(data) if key.endswith(".gz") else data
         for name in names:
             assert name.encode() not in text, (key, name)
+
+
+def test_an_unsealed_run_from_before_stays_readable_without_a_key_and_the_next_keyed_backup_moves_on() -> None:
+    """An upgrade: runs written without a key (as before sealed indexes) and a plain `latest`."""
+    dr = fake_dr()
+    cfg = placed_config(dr.world)
+    app = cfg.app(APP).model_copy(update={"backup": cfg.app(APP).backup.model_copy(
+        update={"kinds": tuple(k for k in cfg.app(APP).backup.kinds if k.kind != "Secret")})})  # fmt: skip
+    b = dr.world.bundle(SITE)
+    old = run_backup(app, b.site, b.cluster, b.store, key=None, clock=dr.clock).run_id
+    ref = _ref(dr)
+    assert read_index(ref.store, ref.layout, SITE, APP, old).run_id == old  # no key: readable as before
+    with pytest.raises(IntegrityError, match="not authenticated") as caught:
+        read_index(ref.store, ref.layout, SITE, APP, old, key=KEY)
+    assert "\n" not in caught.value.message and "standby backup run" in caught.value.hint
+    dr.clock.advance(60)
+    summary = run_backup(app, b.site, b.cluster, b.store, key=KEY, clock=dr.clock)
+    assert summary.status == "complete" and summary.objects_new == summary.objects  # nothing reused from it
+    assert any("written without a key" in n for n in summary.notices)
+    assert read_latest(ref.store, ref.layout, SITE, APP, key=KEY) == summary.run_id
+    held = holdings([ref], SITE, APP, key=KEY)[0]
+    assert held.complete == (summary.run_id,) and held.unsealed == (old,) and held.refused == ()

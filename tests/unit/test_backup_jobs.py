@@ -295,8 +295,8 @@ def test_restore_rewrites_storage_class_and_namespace(
     run(app, site_a, cluster, store)
     other = site_a.model_copy(update={"name": "site-c", "storage_class": "fast-rbd"})
     target = FakeCluster(site="site-c")
-    restore_backup(store, site_a, app, target, other, key=KEY, namespace="nexus-copy", clock=FakeClock())
-    pvc = target.get(PVC, seeds.PVC_NAME, "nexus-copy")
+    restore_backup(store, site_a, app, target, other, key=KEY, namespace="nexus-dr-drill", clock=FakeClock())
+    pvc = target.get(PVC, seeds.PVC_NAME, "nexus-dr-drill")
     assert pvc["spec"]["storageClassName"] == "fast-rbd" and pvc["status"]["phase"] == "Bound"
 
 
