@@ -130,7 +130,7 @@ HARMLESS = {"api_version": "v1", "kind": "ConfigMap", "namespace": "nexus-dr", "
 
 
 def test_a_forged_index_entry_fails_the_index_mac(dr: FakeDr) -> None:
-    """The issue's case: an entry "ConfigMap nexus-dr/harmless" whose blob is a Secret kube-system/pwned."""
+    """An entry "ConfigMap nexus-dr/harmless" whose blob is a Secret kube-system/pwned."""
     ref, run, index = _genuine(dr)
     config_map = next(e for e in index.objects if e.kind == "Service")  # any non-Secret entry to copy
     forged = index.model_copy(update={"objects": (*index.objects, _plain_entry(dr, config_map, PWNED, **HARMLESS))})
