@@ -57,8 +57,8 @@ server: setup
 
 up: lab-up server
 	@echo "serving Standby's deployments (Ctrl-C to stop serving; the server and lab stay up)"
-	PREFECT_API_URL=http://127.0.0.1:$${STANDBY_PREFECT_PORT:-4200}/api $(VENV)/bin/standby blocks import .lab/standby.yaml --name standby-lab --backup-key standby-backup-key
-	PREFECT_API_URL=http://127.0.0.1:$${STANDBY_PREFECT_PORT:-4200}/api STANDBY_CONFIG=block:standby-lab $(PY) -m deployments.serve
+	PREFECT_API_URL=http://127.0.0.1:$${STANDBY_PREFECT_PORT:-4200}/api PREFECT_API_AUTH_STRING="$$(cat $(PREFECT_HOME)/run/api-auth)" $(VENV)/bin/standby blocks import .lab/standby.yaml --name standby-lab --backup-key standby-backup-key
+	PREFECT_API_URL=http://127.0.0.1:$${STANDBY_PREFECT_PORT:-4200}/api PREFECT_API_AUTH_STRING="$$(cat $(PREFECT_HOME)/run/api-auth)" STANDBY_CONFIG=block:standby-lab $(PY) -m deployments.serve
 
 down: $(STAMP)
 	-$(PY) -m deployments.server stop

@@ -1,7 +1,8 @@
 """`make demo`: the two-site lab, a real Prefect server, and the main jobs run against them.
 
 1. Bring the lab up (real Ceph on both sites, fake apiservers, Nexus on site A, S3).
-2. Start a local Prefect server (UI at http://127.0.0.1:4200) and register Standby's blocks.
+2. Start a local Prefect server (UI at http://127.0.0.1:4200; its API needs the auth string kept
+   in ``.prefect/run/api-auth``, also to sign in to the UI) and register Standby's blocks.
 3. Make sure a backup encryption key exists, as the Prefect Secret block ``standby-backup-key``.
 4. Run the nightly ``backup`` of Nexus from site A, then ``verify-backup`` on it, then the
    monthly ``drill`` (Nexus proven on site B with a canary, then cleaned up) and print its report.
@@ -123,8 +124,8 @@ def main() -> int:
     except Exception as exc:
         print(f"demo: the Prefect server did not start: {exc}", file=sys.stderr)
         return 1
-    os.environ["PREFECT_API_URL"] = api
-    print(f"Prefect API {api}; UI {api.removesuffix('/api')}")
+    os.environ.update(server.client_env())  # before Prefect is imported: its settings read them once
+    print(f"Prefect API {api}; UI {api.removesuffix('/api')} (sign in with the auth string in {server.auth_file()})")
     from blocks.registry import register_all
 
     print("registered blocks:", ", ".join(register_all()))
@@ -140,6 +141,7 @@ def main() -> int:
 
     say("6. where to look")
     ui = api.removesuffix("/api")
+    print(f"  sign in:    the auth string in {server.auth_file()} (the UI's login form; PREFECT_API_AUTH_STRING for clients)")
     print(f"  flow runs:  {ui}/runs")
     print(f"  artifacts:  {ui}/artifacts   (backup summary, index link, drill report and timeline, RPO table and chart)")
     print(f"  lab:        .venv/bin/standby lab status   (kubeconfig {st.kubeconfig})")

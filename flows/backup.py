@@ -14,7 +14,7 @@ from drkit.domain.errors import PreconditionFailed, StandbyError
 from drkit.domain.retention import RetentionPolicy
 from drkit.jobs.requests import BackupAppsRequest, BackupRequest, default, documented
 from drkit.jobs.world import load_placed_config
-from tasks.backup import app_slot, apply_retention, back_up_app, emit_backup_event
+from tasks.backup import app_slot, apply_retention, back_up_app, emit_backup_event, master_key
 from tasks.fanout import app_runner, every_app
 
 BACKUP_FANOUT = 4
@@ -78,7 +78,7 @@ def backup(
 def _back_up(config: str | None, request: BackupRequest) -> dict[str, Any]:
     """Steps 1 to 4 for one app."""
     app = request.app
-    site_name = request.site or load_placed_config(resolve_config(config)).app(app).primary_site
+    site_name = request.site or load_placed_config(resolve_config(config), key=master_key(request.key_source)).app(app).primary_site
     request = request.model_copy(update={"site": site_name})
     with app_slot(app):
         summary = back_up_app(config, request)

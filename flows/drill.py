@@ -11,13 +11,13 @@ from prefect.states import State
 from blocks.config import resolve_config
 from drkit.domain.drill import Mode, canary_check
 from drkit.domain.errors import PreconditionFailed, StandbyError
-from drkit.jobs.drill import drill_cleanup, drill_reports, run_drill
+from drkit.jobs.drill import approve_drill, drill_cleanup, drill_reports, run_drill
 from drkit.jobs.requests import DrillAppsRequest, DrillCleanupRequest, DrillRequest, default, documented
 from drkit.jobs.world import build_world
 from tasks.backup import master_key
 from tasks.drill import begin_drill, emit_drill_event, plan_drill, publish_report
 from tasks.fanout import app_runner, every_app
-from tasks.operations import run_step
+from tasks.operations import FlowHooks, run_step
 
 
 def _flow_run_url() -> str:
@@ -44,6 +44,7 @@ def drill(
     config: str | None = None,
     mode: Mode = default(DrillAppsRequest, "mode"),
     key_source: str = default(DrillAppsRequest, "key_source"),
+    approval_timeout: int = default(DrillAppsRequest, "approval_timeout"),
 ) -> dict[str, Any]:
     """Prove the app and its data on the secondary, then return it to a healthy replica.
 
@@ -53,6 +54,9 @@ def drill(
        passed, failed or skipped, and why) and fail naming the failed apps.
     1. Gate (Ramen's test-failover): record and sites agree, mirroring healthy, lag under 3 snapshot
        intervals, no other operation, nothing of the app on the secondary. Refused otherwise.
+       promote mode only: pause for the typed approval, as a failover (app name, approver, reason),
+       then observe again (a plan that changed is approved again). The isolated drill asks none.
+       A promote-mode drill of every app at once is refused: each promote is approved on its own.
     2. Write a canary on the primary; take a mirror snapshot and wait until the secondary has it.
     3. isolated (default): copy the secondary's latest complete mirror snapshot to a plain scratch
        image (replication goes on); restore the Secret, PV (on the scratch image) and PVC into
@@ -67,8 +71,12 @@ def drill(
     6. Publish the report (JSON, Markdown, HTML with the timeline) and emit standby.drill.passed or
        standby.drill.failed. The run fails unless the drill passed.
     """
-    request = DrillAppsRequest(app=app, mode=mode, key_source=key_source)
+    request = DrillAppsRequest(app=app, mode=mode, key_source=key_source, approval_timeout=approval_timeout)
     if request.app is None:
+        if request.mode == "promote":
+            raise PreconditionFailed("a promote-mode drill of every app is refused: each forced promote needs its own"
+                                     " typed approval; nothing was changed",
+                                     hint="give app=NAME (one promote-mode drill per run), or use mode isolated")  # fmt: skip
         return _every_app(config, request)
     return _drill(config, request.one(request.app))
 
@@ -85,7 +93,8 @@ def _every_app(config: str | None, request: DrillAppsRequest) -> dict[str, Any]:
     def run_one(name: str) -> State[Any]:
         one = request.one(name)
         return drill.with_options(flow_run_name=f"drill of {name}")(
-            app=name, config=config, mode=one.mode, key_source=one.key_source, return_state=True)  # fmt: skip
+            app=name, config=config, mode=one.mode, key_source=one.key_source, approval_timeout=one.approval_timeout,
+            return_state=True)  # fmt: skip
 
     return every_app("drill", [a.name for a in cfg.apps], run_one,
                      lambda r: f"drill {r['drill_id']} passed", skip=skip)  # fmt: skip
@@ -96,9 +105,14 @@ def _drill(config: str | None, request: DrillRequest) -> dict[str, Any]:
     app = request.app
     logger = get_run_logger()
     world = build_world(resolve_config(config))
+    world.on_warning = get_run_logger().warning  # "integrity check failed", "state is unauthenticated"
     key = master_key(request.key_source)
     prepared = plan_drill(world, app, request.mode, key)
-    journal = begin_drill(world, prepared)
+    prepared, approval, typed = approve_drill(prepared, FlowHooks(world, request.approval_timeout),
+                                              lambda: plan_drill(world, app, request.mode, key))  # fmt: skip
+    journal = begin_drill(world, prepared, approval, typed)
+    if approval is not None:
+        logger.info("promote-mode drill of %s approved by %s: %s", app, approval.approver, approval.reason)
     if journal.status == "refused":
         raise PreconditionFailed(f"drill of {app} refused: {journal.error}", hint="see the drill-plan artifact")
     outcome = run_drill(world, journal, key=key, step=run_step,
@@ -134,5 +148,6 @@ def drill_cleanup_flow(
     """
     request = DrillCleanupRequest(app=app, key_source=key_source)
     world = build_world(resolve_config(config))
+    world.on_warning = get_run_logger().warning  # "integrity check failed", "state is unauthenticated"
     journal = drill_cleanup(world, app, key=master_key(request.key_source))
     return {"drill_id": journal.op_id, "status": journal.status, "steps": {s.name: s.outcome for s in journal.steps}}

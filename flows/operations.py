@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from blocks.config import resolve_config
 from drkit.domain.operations import Kind
@@ -28,6 +28,7 @@ def operate(
 ) -> dict[str, Any]:
     """The runbook shared by the three flows (see their docstrings), with the flows' hooks."""
     world = build_world(resolve_config(config))
+    world.on_warning = get_run_logger().warning  # "integrity check failed", "state is unauthenticated"
     hooks = FlowHooks(world, request.approval_timeout, take_over)
     result = run_operation(world, request, kind, target, hooks, key=lambda: master_key(request.key_source))
     return result.as_dict()
@@ -127,5 +128,6 @@ def abort_operation(
     """
     request = AbortRequest(app=app, op_id=op_id, key_source=key_source, approval_timeout=approval_timeout)
     world = build_world(resolve_config(config))
+    world.on_warning = get_run_logger().warning  # "integrity check failed", "state is unauthenticated"
     return abort_runbook(world, request.app, request.op_id, request.approval_timeout,
                          lambda: master_key(request.key_source))  # fmt: skip

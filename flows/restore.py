@@ -9,7 +9,7 @@ from prefect import flow
 from blocks.config import resolve_config
 from drkit.jobs.requests import RestoreRequest, default, documented
 from drkit.jobs.world import load_placed_config
-from tasks.backup import restore_app
+from tasks.backup import master_key, restore_app
 
 
 @flow(name="restore")
@@ -37,7 +37,7 @@ def restore(
     4. Wait until every restored PVC is Bound (skipped with ``dry_run``).
     5. Publish the summary as artifact ``restore-<app>-<target_site>``.
     """
-    source = source_site or load_placed_config(resolve_config(config)).app(app).primary_site
+    source = source_site or load_placed_config(resolve_config(config), key=master_key(key_source)).app(app).primary_site
     request = RestoreRequest(app=app, target_site=target_site, source_site=source, run_id=run_id,
                              namespace=namespace, policy=policy, dry_run=dry_run, key_source=key_source,
                              exclude_kinds=tuple(exclude_kinds), bound_timeout=bound_timeout)  # fmt: skip

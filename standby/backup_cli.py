@@ -51,13 +51,15 @@ def _group() -> None:
     """Manifest backups to S3: run, list, show, verify, restore, decrypt."""
 
 
-def _pick(config: Path | None, app: str | None, site: str | None) -> tuple[StandbyConfig, ProtectedApp, Site]:
+def _pick(
+    config: Path | None, app: str | None, site: str | None, key_env: str = KEY_ENV
+) -> tuple[StandbyConfig, ProtectedApp, Site]:
     plain = load_config(config)  # names are checked before any credentials are read
     if app is not None:
         plain.app(app)
     if site is not None:
         plain.site(site)
-    cfg = load_placed_config(config)
+    cfg = load_placed_config(config, key=_key(key_env))  # the placement is checked with the key when set
     if app is None:
         if len(cfg.apps) != 1:
             raise ConfigError(
@@ -119,7 +121,7 @@ def run_cmd(
     """
 
     def action() -> jobs.BackupSummary:
-        cfg, chosen, where = _pick(config, app, site)
+        cfg, chosen, where = _pick(config, app, site, key_env)
         request = BackupRequest(app=chosen.name, site=where.name, key_source=f"env:{key_env}")
         return jobs.back_up(
             cfg,
@@ -147,7 +149,7 @@ def list_cmd(
     """
 
     def action() -> list[str]:
-        cfg, chosen, where = _pick(config, app, site)
+        cfg, chosen, where = _pick(config, app, site, key_env)
         held = holdings(app_stores(build_world(cfg), chosen, where.name), where.name, chosen.name, key=_key(key_env))
         if all(h.failure is not None for h in held):
             raise held[0].failure  # type: ignore[misc]
@@ -174,6 +176,8 @@ def store_rows(held: list[StoreRuns], app: str, site: str) -> list[str]:
         rows += [f"  refused: {why}" for why in h.refused]
         if h.unsealed:
             rows.append(f"  left out (written without a key, unauthenticated): {', '.join(h.unsealed)}")
+        if h.locked:
+            rows.append(f"  left out (sealed with a key the loaded ring lacks): {', '.join(h.locked)}")
     readable = [h for h in held if not h.error]
     newest = {h.store: max(h.complete, key=parse_run_id) for h in readable if h.complete}
     for run in sorted({r for h in readable for r in h.complete}, key=parse_run_id):
@@ -199,7 +203,7 @@ def show_cmd(
     """Show one run's index: metadata, warnings and every object (a sealed index needs the key)."""
 
     def action() -> list[str]:
-        cfg, chosen, where = _pick(config, app, site)
+        cfg, chosen, where = _pick(config, app, site, key_env)
         ref, index = _read_run(cfg, chosen, where, None if run == "latest" else run, _key(key_env))
         layout = ref.layout
         lines = [
@@ -235,7 +239,7 @@ def verify_cmd(
     """Check every blob's checksum, decrypt, validate the manifests; name every bad object (exit 1)."""
 
     def action() -> list[str]:
-        cfg, chosen, where = _pick(config, app, site)
+        cfg, chosen, where = _pick(config, app, site, key_env)
         request = VerifyRequest(app=chosen.name, site=where.name, run_id=run, dry_run_site=dry_run_site,
                                 key_source=f"env:{key_env}")  # fmt: skip
         report = run_verify(cfg, request, key=_key(key_env))
@@ -278,7 +282,7 @@ def restore_cmd(
     chosen_policy: Literal["skip", "update"] = "update" if policy == "update" else "skip"
 
     def action() -> list[str]:
-        cfg, chosen, where = _pick(config, app, site)
+        cfg, chosen, where = _pick(config, app, site, key_env)
         request = RestoreRequest(app=chosen.name, target_site=target_site, source_site=where.name, run_id=run,
                                  namespace=namespace, policy=chosen_policy, dry_run=dry_run,
                                  exclude_kinds=tuple(exclude_kind or ()), bound_timeout=timeout,
@@ -302,7 +306,7 @@ def decrypt_cmd(
     """Print the manifest of ONE object of a run, decrypted with the key in --key-env."""
 
     def action() -> str:
-        cfg, chosen, where = _pick(config, app, site)
+        cfg, chosen, where = _pick(config, app, site, key_env)
         key = _key(key_env)
         ref, index = _read_run(cfg, chosen, where, run, key)
         store, run_id = ref.store, index.run_id

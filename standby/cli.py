@@ -23,6 +23,7 @@ from standby.common import fail as fail
 from standby.common import guarded as guarded
 from standby.doctor_cli import doctor
 from standby.drill_cli import drill_app
+from standby.key_cli import key_app
 from standby.ops_cli import register as register_operations
 from standby.rpo_cli import rpo_app
 
@@ -43,6 +44,7 @@ app.add_typer(
 register_operations(app)
 app.command("doctor")(doctor)
 app.add_typer(drill_app, name="drill")
+app.add_typer(key_app, name="key")
 
 ConfigOption = Annotated[
     Path | None,
@@ -189,16 +191,15 @@ def blocks_import(
 
 
 def _ensure_backup_key(name: str) -> str:
-    import base64
-    import secrets
-
     from prefect.blocks.system import Secret
+
+    from drkit.domain.keyring import new_key_text
 
     try:
         Secret.load(name)
         return f"backup key: Secret block {name!r} exists"
     except ValueError:
-        Secret(value=base64.b64encode(secrets.token_bytes(32)).decode()).save(name)
+        Secret(value=new_key_text()).save(name)
         return (f"backup key: created Secret block {name!r} (keep a copy outside Prefect: without it,"
                 " encrypted Secrets cannot be restored)")  # fmt: skip
 

@@ -57,13 +57,18 @@ def guarded(action: Callable[[], T]) -> T:
         raise fail(f"error: {exc}", 1) from None
 
 
-def world_of(config: Path | None, *, app: str | None = None, site: str | None = None) -> Any:
+def world_of(
+    config: Path | None, *, app: str | None = None, site: str | None = None, key_env: str = KEY_ENV
+) -> Any:
     """The operations' world for ``--config`` (20 s per call, so a lost site answers quickly).
 
     ``app`` and ``site`` are checked against the configuration first: a misspelt name is named
-    before anything (credentials included) is touched.
+    before anything (credentials included) is touched. The key in ``key_env`` (when set) signs and
+    checks the placement records, journals and drill reports; without one the command says once,
+    on stderr, that they are unauthenticated (as every other warning of the world: ``warning: ...``).
     """
     from drkit.config import load_config
+    from drkit.jobs.backup import key_from_env
     from drkit.jobs.world import build_world
 
     cfg = guarded(lambda: load_config(config))
@@ -71,7 +76,10 @@ def world_of(config: Path | None, *, app: str | None = None, site: str | None = 
         guarded(lambda: cfg.app(app))
     if site is not None:
         guarded(lambda: cfg.site(site))
-    return guarded(lambda: build_world(cfg, timeout=20.0))
+    key = guarded(lambda: key_from_env(key_env))
+    world = guarded(lambda: build_world(cfg, timeout=20.0, key=key))
+    world.on_warning = lambda line: typer.echo(f"warning: {line}", err=True)  # once per command
+    return world
 
 
 def echo_step(_journal: Any, record: Any) -> None:

@@ -1,7 +1,10 @@
 """``standby drill run|cleanup|list|show``: the monthly DR drill from a shell.
 
 ``run`` prints the plan, runs the drill and its cleanup, prints the verdict and where the report is;
-the drill id is the last line and the exit status is 0 only when the drill passed.
+the drill id is the last line and the exit status is 0 only when the drill passed. A promote-mode
+drill first asks for the same typed confirmation as a failover (the app's name, an approver, a
+reason; ``--yes`` with ``--reason`` approves it, as for the operations); an isolated drill (the
+default) asks nothing.
 """
 
 from __future__ import annotations
@@ -14,11 +17,19 @@ from drkit.domain.drill import DrillReport
 from drkit.domain.errors import StandbyError
 from drkit.domain.operations import parse_op_id, plan_markdown
 from drkit.jobs.backup import key_from_env
-from drkit.jobs.drill import drill_cleanup, drill_reports, prepare_drill, run_drill, start_drill
+from drkit.jobs.drill import (
+    approve_drill,
+    drill_cleanup,
+    drill_reports,
+    prepare_drill,
+    run_drill,
+    start_drill,
+)
 from drkit.jobs.drill_report import report_markdown, verdict
 from drkit.jobs.operations import summary_lines
 from drkit.jobs.requests import DrillRequest, default, describe
 from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, echo_step, fail, guarded, world_of
+from standby.ops_cli import Yes, _CliHooks
 
 drill_app = typer.Typer(no_args_is_help=True, help="The DR drill: prove the app on the secondary, clean up.")
 AppOption = Annotated[str, typer.Option("--app", help="protected app")]
@@ -30,16 +41,26 @@ def run(
     mode: Annotated[str, typer.Option("--mode", help=describe(DrillRequest, "mode"))] = default(DrillRequest, "mode"),
     config: ConfigOption = None,
     key_env: KeyEnvOption = KEY_ENV,
+    yes: Yes = False,
+    reason: Annotated[str, typer.Option("--reason", help="why (recorded in the journal) with --yes, promote mode")] = (
+        "promote-mode drill"
+    ),
 ) -> None:
-    """Run a drill of APP now; exit 0 only when it passed."""
+    """Run a drill of APP now; exit 0 only when it passed (promote mode asks for the typed approval first)."""
     if mode not in ("promote", "isolated"):
         raise fail(f"error: --mode must be promote or isolated, not {mode!r} (next: use --mode isolated, the default)", 2)
     request = guarded(lambda: DrillRequest(app=app, mode=mode, key_source=f"env:{key_env}"))  # type: ignore[arg-type]
-    world = world_of(config, app=app)
+    world = world_of(config, app=app, key_env=key_env)
     key = guarded(lambda: key_from_env(key_env))
     prepared = guarded(lambda: prepare_drill(world, app, request.mode, key=key))
     typer.echo(plan_markdown(prepared.plan))
-    journal = guarded(lambda: start_drill(world, prepared))
+    hooks = _CliHooks(yes=yes, reason=reason, ack_loss=False, ack_unfenced=False)  # the operations' prompt
+    prepared, approval, typed = guarded(
+        lambda: approve_drill(prepared, hooks, lambda: prepare_drill(world, app, request.mode, key=key))
+    )
+    journal = guarded(lambda: start_drill(world, prepared, approval, typed))
+    if approval is not None:
+        typer.echo(f"drill {journal.op_id} approved by {approval.approver}; running", err=True)
     if journal.status == "refused":
         typer.echo(f"error: drill refused: {journal.error}", err=True)
         typer.echo(journal.op_id)
@@ -62,7 +83,7 @@ def run(
 @drill_app.command("cleanup")
 def cleanup(app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption = KEY_ENV) -> None:
     """Return the secondary to a healthy replica after a drill (idempotent)."""
-    world = world_of(config, app=app)
+    world = world_of(config, app=app, key_env=key_env)
     key = guarded(lambda: key_from_env(key_env))
     journal = guarded(lambda: drill_cleanup(world, app, key=key, on_step=echo_step))
     typer.echo("\n".join(summary_lines(journal)))
@@ -70,9 +91,9 @@ def cleanup(app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption =
 
 
 @drill_app.command("list")
-def list_(app: AppOption, config: ConfigOption = None) -> None:
-    """The app's drills, oldest first: id, verdict, RTO, RPO."""
-    world = world_of(config, app=app)
+def list_(app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption = KEY_ENV) -> None:
+    """The app's drills, oldest first: id, verdict, RTO, RPO (reports failing their integrity check left out)."""
+    world = world_of(config, app=app, key_env=key_env)
     reports = guarded(lambda: drill_reports(world, app))
     if not reports:
         typer.echo(f"no drill of {app} has a stored report yet")
@@ -87,10 +108,11 @@ def show(
     drill_id: Annotated[str, typer.Argument(help="drill id (the last line of `standby drill run`)")],
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+    key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Print one drill's report (Markdown, or JSON with --json)."""
     guarded(lambda: parse_op_id(drill_id))
-    world = world_of(config)
+    world = world_of(config, key_env=key_env)
 
     def find() -> tuple[DrillReport, list[DrillReport]]:
         for a in world.config.apps:

@@ -23,7 +23,7 @@ import typer
 
 from drkit.domain import crypto
 from drkit.domain.abort import abort_markdown
-from drkit.domain.errors import ConfigError, OperationFailed, PreconditionFailed, StandbyError
+from drkit.domain.errors import ConfigError, IntegrityError, OperationFailed, PreconditionFailed, StandbyError
 from drkit.domain.operations import Approval, Journal, Kind, Plan, StepRecord, parse_op_id, plan_markdown
 from drkit.jobs.abort import abort_operation, plan_abort
 from drkit.jobs.backup import key_from_env
@@ -48,7 +48,7 @@ from drkit.jobs.requests import (
     default,
     describe,
 )
-from drkit.jobs.world import World, observe_placed, read_placement
+from drkit.jobs.world import PlacementRead, World, observe_placed, read_placement
 from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, echo_step, fail, guarded, world_of
 
 operation_app = typer.Typer(no_args_is_help=True, help="List, show, resume or abort DR operations.")
@@ -119,7 +119,7 @@ def _operate(
     kind: Kind, request: OperationRequest, target: str | None, config: Path | None, *, yes: bool,
     reason: str, ack_loss: bool, ack_unfenced: bool, key_env: str, take_over: str | None = None,
 ) -> None:  # fmt: skip
-    world = world_of(config, app=request.app, site=target)
+    world = world_of(config, app=request.app, site=target, key_env=key_env)
     hooks = _CliHooks(yes=yes, reason=reason, ack_loss=ack_loss, ack_unfenced=ack_unfenced, take_over=take_over)
     try:
         result = run_operation(world, request, kind, target, hooks, key=lambda: key_from_env(key_env))
@@ -187,9 +187,10 @@ def status(
     app: Annotated[str | None, typer.Option("--app", help="only this app")] = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+    key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Per app: recorded and observed primary, mirroring, lag, last backup and last operation."""
-    world = world_of(config, app=app).probing()  # bounded, parallel probes: a site down costs seconds
+    world = world_of(config, app=app, key_env=key_env).probing()  # bounded, parallel probes: a site down costs seconds
     apps = [world.config.app(app)] if app else list(world.config.apps)
     out: dict[str, Any] = {"apps": {}}
     for a in apps:
@@ -199,7 +200,7 @@ def status(
         return
     for name, st in out["apps"].items():
         typer.echo(
-            f"{name}: primary {st['primary']} (observed: {st['observed_primary'] or 'none'}), home {st['home']},"
+            f"{name}: primary {st['primary'] or 'unknown'} (observed: {st['observed_primary'] or 'none'}), home {st['home']},"
             f" epoch {st['epoch']}"
         )
         typer.echo(f"  mirroring: {st['mirroring']}; lag: {st['lag_seconds']}")
@@ -209,28 +210,40 @@ def status(
 
 
 def _app_status(world: World, name: str) -> dict[str, Any]:
-    from drkit.domain.placement import disagreements
+    from drkit.domain.placement import disagreements, home_placement
     from drkit.jobs.operations import find_backup
+    from drkit.jobs.world import observe_app
 
     app = world.config.app(name)
-    placed, view = observe_placed(world, app)
-    record = placed.record
+    refused = ""
+    placed: PlacementRead | None
+    try:
+        placed, view = observe_placed(world, app)
+        record = placed.record
+    except IntegrityError as error:  # no copy of the record passes: show what the sites say
+        refused, placed = error.message, None
+        record = home_placement(app)
+        view = observe_app(world, app, record)
     journals = list_journals(world, name)
     last = journals[-1] if journals else None
-    backup, _ = find_backup(world, name, record.primary, record.primary)
+    backup, _ = find_backup(world, name, record.primary, record.primary, world.key)
     states = {s: v.states for s, v in view.sites.items()}
-    warnings = disagreements(record, view) + view.split_brain()
+    warnings = ([] if refused else disagreements(record, view)) + view.split_brain()
     warnings += [f"{s} unreachable: {view.sites[s].error}" for s in view.unreachable()]
-    warnings += [f"store of {s} unreachable: {error}" for s, error in placed.errors.items()]
+    if placed is not None:
+        warnings += [f"store of {s} unreachable: {error}" for s, error in placed.errors.items()]
+        warnings += list(placed.refused.values())  # a copy failing its integrity check: not used
+    else:
+        warnings.append(refused)
     hold = hold_of(world, record)
     if hold is not None:
         warnings.append(f"operation {hold.op_id} holds the app ({hold.state}: {hold.detail})")
     observed = view.primaries()
     return {
-        "primary": record.primary,
-        "secondary": record.secondary,
+        "primary": None if refused else record.primary,
+        "secondary": None if refused else record.secondary,
         "home": app.primary_site,
-        "epoch": record.epoch,
+        "epoch": None if refused else record.epoch,
         "observed_primary": observed[0] if len(observed) == 1 else (None if not observed else ",".join(observed)),
         "mirroring": states,
         "lag_seconds": view.lag_seconds,
@@ -246,10 +259,11 @@ def operation_show(
     op_id: Annotated[str, typer.Argument(help="operation id")],
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="the whole journal as JSON")] = False,
+    key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Print an operation's journal."""
     guarded(lambda: parse_op_id(op_id))
-    world = world_of(config)
+    world = world_of(config, key_env=key_env)
     journal = guarded(lambda: read_journal(world, op_id))
     typer.echo(journal.model_dump_json(indent=2) if as_json else "\n".join(summary_lines(journal)))
 
@@ -269,7 +283,7 @@ def operation_resume(
     both plans are printed and the typed approval is asked again (``--yes`` refuses instead).
     """
     guarded(lambda: parse_op_id(op_id))
-    world = world_of(config)
+    world = world_of(config, key_env=key_env)
     key = guarded(lambda: key_from_env(key_env))
     hooks = _CliHooks(yes=yes, reason=reason, ack_loss=False, ack_unfenced=False)
     _run_held(op_id, lambda: resume(world, op_id, key=key, on_step=echo_step, hooks=hooks))
@@ -305,7 +319,9 @@ def operation_abort(
     resume and the failover back. Safe to run again: what is done is skipped.
     """
     guarded(lambda: parse_op_id(op_id))
-    world = world_of(config)
+    world = world_of(config, key_env=key_env)
+    key = guarded(lambda: key_from_env(key_env))
+    world.use_key(key)  # the journal is checked before its abort is planned
     plan, journal = guarded(lambda: plan_abort(world, op_id))
     typer.echo(abort_markdown(plan))
     if plan.nothing_to_do:
@@ -314,7 +330,6 @@ def operation_abort(
         return
     if plan.refusal:
         raise fail(f"error: abort of {op_id} refused: {plan.refusal}", REFUSED)
-    key = guarded(lambda: key_from_env(key_env))
     if yes:
         approval, typed = Approval(approver=getpass.getuser(), reason=reason, at=datetime.now(UTC)), journal.app
     else:
@@ -329,9 +344,10 @@ def operation_list(
     app: Annotated[str, typer.Option("--app", help="protected app")],
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+    key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Every operation of APP (oldest first) with its state, and which one holds the app."""
-    world = world_of(config, app=app)
+    world = world_of(config, app=app, key_env=key_env)
     journals = guarded(lambda: list_journals(world, app))
     record = guarded(lambda: read_placement(world, world.config.app(app)).record)
     hold = guarded(lambda: hold_of(world, record))
@@ -357,6 +373,28 @@ def operation_list(
     for row in rows:
         where = f" {row['source']} -> {row['target']}" if row["source"] else ""
         typer.echo(f"{row['op_id']}  {row['kind']}{where}: {row['state']}")
+
+
+@operation_app.command("sign-placement")
+def sign_placement_cmd(
+    app: Annotated[str, typer.Option("--app", help="protected app")],
+    config: ConfigOption = None,
+    key_env: KeyEnvOption = KEY_ENV,
+) -> None:
+    """Sign APP's placement record with the key, once checked against both sites: to adopt a record
+    written before the key was used ("has no MAC, and a key is loaded"). Nothing is done when it passes."""
+    from drkit.jobs.world import sign_placement
+
+    world = world_of(config, app=app, key_env=key_env)
+    if world.key is None:
+        world.use_key(guarded(lambda: key_from_env(key_env)))
+    signed = guarded(lambda: sign_placement(world, world.config.app(app)))
+    if signed is None:
+        typer.echo(f"placement record of app {app}: nothing to do (a copy passes its integrity check, or there is"
+                   " none; the next write replaces a copy that fails)")  # fmt: skip
+        return
+    typer.echo(f"placement record of app {app} signed with key id {world.key.key_id if world.key else '-'}:"
+               f" primary {signed.primary}, epoch {signed.epoch}")  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

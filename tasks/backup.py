@@ -57,20 +57,32 @@ def master_key(source: str) -> crypto.MasterKey | None:
     if kind == "env" and name:
         return jobs.key_from_env(name)
     if kind == "secret" and name:
-        from prefect.blocks.system import Secret
-
-        try:
-            block: Any = Secret.load(name)
-        except ValueError:
-            raise ConfigError(
-                f"Prefect Secret block {name!r} (backup key) does not exist",
-                hint=f"create it: Secret(value=<base64 of 32 bytes>).save({name!r}), or use key_source env:VAR",
-            ) from None
-        return jobs.key_from_text(str(block.get()), source=f"Prefect Secret block {name!r}")
+        return jobs.key_from_text(secret_key_text(name), source=f"Prefect Secret block {name!r}")
     raise ConfigError(
         f"key_source {source!r} is not understood",
         hint="write env:VARIABLE, secret:BLOCK_NAME or none",
     )
+
+
+def secret_key_text(name: str) -> str:
+    """The key ring text (:mod:`drkit.domain.keyring`) in Prefect Secret block ``name``."""
+    from prefect.blocks.system import Secret
+
+    try:
+        block: Any = Secret.load(name)
+    except ValueError:
+        raise ConfigError(
+            f"Prefect Secret block {name!r} (backup key) does not exist",
+            hint=f"create it: `standby key generate --block {name}`, or use key_source env:VAR",
+        ) from None
+    return str(block.get())
+
+
+def save_secret_key_text(name: str, text: str, *, overwrite: bool) -> None:
+    """Write the key ring ``text`` to Prefect Secret block ``name`` (``overwrite``: replace it)."""
+    from prefect.blocks.system import Secret
+
+    Secret(value=text).save(name, overwrite=overwrite)
 
 
 # ------------------------------------------------------------------------------------ concurrency
@@ -159,8 +171,8 @@ def back_up_app(config_path: str | None, request: BackupRequest) -> BackupSummar
     """LIST the app's objects, upload new blobs, write the index then ``latest``; publish artifacts."""
     logger = get_run_logger()
     cfg = resolve_config(config_path)
-    app, site = request.app, request.site or load_placed_config(cfg).app(request.app).primary_site
     key = master_key(request.key_source)
+    app, site = request.app, request.site or load_placed_config(cfg, key=key).app(request.app).primary_site
     logger.info("backing up app %s from site %s (key id %s)", app, site, key.key_id if key else "none")
     summary = jobs.back_up(
         cfg,

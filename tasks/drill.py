@@ -17,7 +17,7 @@ from prefect.events import emit_event
 
 from drkit.domain import crypto
 from drkit.domain.drill import DrillReport, Mode
-from drkit.domain.operations import Journal, plan_markdown
+from drkit.domain.operations import Approval, Journal, plan_markdown
 from drkit.jobs.drill import DrillOutcome, prepare_drill, start_drill
 from drkit.jobs.drill_report import history_rows, report_markdown, timeline_png
 from drkit.jobs.operations import Prepared
@@ -38,9 +38,10 @@ def plan_drill(world: World, app: str, mode: Mode, key: crypto.MasterKey | None 
 
 @task(name="start-drill", retries=2, retry_delay_seconds=[2.0, 10.0], retry_condition_fn=retry_transient,
       cache_policy=NO_CACHE)  # fmt: skip
-def begin_drill(world: World, prepared: Prepared) -> Journal:
-    """Take the app and write the journal (a refused plan is journaled as refused)."""
-    return start_drill(world, prepared)
+def begin_drill(world: World, prepared: Prepared, approval: Approval | None = None, typed_app: str = "") -> Journal:
+    """Take the app and write the journal (a refused plan is journaled as refused); a promote-mode
+    drill needs its typed approval (see :func:`drkit.jobs.drill.start_drill`)."""
+    return start_drill(world, prepared, approval, typed_app)
 
 
 def emit_drill_event(report: DrillReport, report_key: str) -> None:

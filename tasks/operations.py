@@ -330,6 +330,8 @@ def run_abort(world: World, op_id: str, approval: Approval, typed: str, key: Any
 
 def abort_runbook(world: World, app: str, op_id: str, approval_timeout: int, key: Any) -> dict[str, Any]:
     """Plan the abort, pause for the typed approval, roll back holding the app's slot."""
+    master_key = key()
+    world.use_key(master_key)  # the journal is checked before its abort is planned
     plan, journal = plan_abort_task(world, op_id)
     if journal.app != app:
         raise ConfigError(f"operation {op_id} is of app {journal.app}, not {app}", hint=f"pass app={journal.app}")
@@ -337,7 +339,6 @@ def abort_runbook(world: World, app: str, op_id: str, approval_timeout: int, key
         return {"status": journal.status, "op_id": op_id, "reason": plan.nothing_to_do}
     if plan.refusal:
         raise PreconditionFailed(f"abort of {op_id} refused: {plan.refusal}", hint="see the operation-abort artifact")
-    master_key = key()
     approval, typed = wait_for_abort_approval(plan, timeout=approval_timeout)
     with app_slot(app):
         done = run_abort(world, op_id, approval, typed, master_key)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
+import secrets
 import shutil
 import socket
 import sys
@@ -183,20 +185,42 @@ def prefect_server(*, ui: bool = False, port: int | None = None) -> Iterator[str
 
     ``ui``: serve the UI too, told where the API is. ``port``: a free one when None. Stopped and
     its home removed on exit.
+
+    Its API needs authentication, as the lab's own server (``deployments/server.py``): a random
+    auth string (``PREFECT_SERVER_API_AUTH_STRING``) that, while the server runs, is this process's
+    ``PREFECT_API_AUTH_STRING``, in its environment (subprocesses started with ``os.environ``
+    inherit it) and in its Prefect settings (clients made meanwhile send it); see :func:`api_auth`.
     """
+    from prefect.settings import PREFECT_API_AUTH_STRING, temporary_settings
+
     home = Path(tempfile.mkdtemp(prefix="standby-prefect-"))
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
+    auth = f"standby-test:{secrets.token_urlsafe(18)}"
     argv = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
             "--port", str(port)]  # fmt: skip
     env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "PREFECT_UI_ENABLED": "true" if ui else "false"}  # fmt: skip
+           "PREFECT_UI_ENABLED": "true" if ui else "false", "PREFECT_SERVER_API_AUTH_STRING": auth}  # fmt: skip
     if ui:  # without it the UI calls the API on port 4200, whatever the server's port
         env["PREFECT_UI_API_URL"] = f"{base}/api"
+    before = os.environ.get("PREFECT_API_AUTH_STRING")
     try:
         start_service("prefect-server", argv, home / "run", port=port, env=env, cwd=ROOT, timeout=120,
                       ready=lambda: answers(f"{base}/api/health"))  # fmt: skip
-        yield base
+        os.environ["PREFECT_API_AUTH_STRING"] = auth
+        with temporary_settings({PREFECT_API_AUTH_STRING: auth}):
+            yield base
     finally:
+        if before is None:
+            os.environ.pop("PREFECT_API_AUTH_STRING", None)
+        else:
+            os.environ["PREFECT_API_AUTH_STRING"] = before
         stop_daemon(home / "run" / "prefect-server.pid", timeout=20)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def api_auth() -> str:
+    """The auth string of the :func:`prefect_server` running now (what the UI's login form takes)."""
+    auth = os.environ.get("PREFECT_API_AUTH_STRING")
+    assert auth, "no prefect_server() is running"
+    return auth

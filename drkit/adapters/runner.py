@@ -24,9 +24,10 @@ from drkit.domain.errors import CommandFailed, CommandTimedOut, NotFound
 
 REDACTED = "***"
 
-SECRET_ENV: set[str] = {"STANDBY_BACKUP_KEY"}
-"""Environment variables never passed to a command: the default backup key variable, plus every name
-registered with :func:`hide_from_commands` (a ``--key-env`` name, a site's S3 key variables)."""
+SECRET_ENV: set[str] = {"STANDBY_BACKUP_KEY", "PREFECT_API_AUTH_STRING", "PREFECT_API_KEY"}
+"""Environment variables never passed to a command: the default backup key variable, the Prefect API's
+credentials, plus every name registered with :func:`hide_from_commands` (a ``--key-env`` name, a
+site's S3 key variables)."""
 
 
 def hide_from_commands(*names: str | None) -> None:

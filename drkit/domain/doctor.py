@@ -233,10 +233,12 @@ def judge_backup_age(store: str, app: str, newest: tuple[str, str, datetime] | N
 
 
 def judge_key(store: str, app: str, run: str | None, sealed_with: Sequence[str], given: str | None, *,
-              key_env: str, trial_error: str = "") -> Check:  # fmt: skip
-    """The key given opens ``run``, the newest backup of ``app`` in ``store``: the sealed objects'
-    key ids are the given key's, and one of them decrypted (``trial_error`` says why it did not)."""
+              key_env: str, trial_error: str = "", ring: Sequence[str] = ()) -> Check:  # fmt: skip
+    """The key given opens ``run``, the newest backup of ``app`` in ``store``: every sealed object's key
+    id is the given key's or, with a key ring (``ring``: its ids, the current one first), one of the
+    ring's; and one object per key id decrypted (``trial_error`` says why one did not)."""
     check = f"backup-key {app}"
+    held = tuple(ring) or ((given,) if given else ())
     if run is None:
         return Check(site=store, check=check, ok=True, seen="no backup to open yet"
                      + ("" if given else f" (no key in ${key_env})"))  # fmt: skip
@@ -251,13 +253,45 @@ def judge_key(store: str, app: str, run: str | None, sealed_with: Sequence[str],
                      seen=f"run {run} holds objects sealed with key id {', '.join(ids)}; no key in ${key_env}",
                      fix=f"export {key_env}=<base64 of the 32-byte master key with id {ids[0]}> (or pass --key-env VAR);"
                      " without it a restore of this app stops at its Secrets")  # fmt: skip
-    if given not in ids or len(ids) > 1:
+    missing = [i for i in ids if i not in held]
+    if missing:
+        holds = (f"the key in ${key_env} has id {given}" if len(held) == 1
+                 else f"the key ring in ${key_env} holds key ids {', '.join(held)}")  # fmt: skip
         return Check(site=store, check=check, ok=False,
-                     seen=f"run {run} is sealed with key id {', '.join(ids)}, but the key in ${key_env} has id {given}",
-                     fix=f"put the master key with id {ids[0]} in ${key_env} (the id is printed by every backup"
-                     " run); a new key opens only backups taken after it")  # fmt: skip
+                     seen=f"run {run} is sealed with key id {', '.join(ids)}, but {holds}",
+                     fix=f"put the master key with id {missing[0]} in ${key_env} (the id is printed by every backup"
+                     " run), or keep it in the ring as an older key (`standby key rotate` does); a new key opens"
+                     " only backups taken after it")  # fmt: skip
     if trial_error:
         return Check(site=store, check=check, ok=False, seen=f"run {run}: a sealed object failed to open: {trial_error}",
                      fix="run `standby backup verify` for the run and take a new backup")  # fmt: skip
+    if ids == [given] and len(held) == 1:
+        return Check(site=store, check=check, ok=True,
+                     seen=f"run {run} sealed with key id {given}, the key given; one object decrypted")  # fmt: skip
     return Check(site=store, check=check, ok=True,
-                 seen=f"run {run} sealed with key id {given}, the key given; one object decrypted")  # fmt: skip
+                 seen=f"run {run} sealed with key id {', '.join(ids)}, held by the key ring (current key id"
+                 f" {given}); one object per key id decrypted")  # fmt: skip
+
+
+def judge_key_routes(routes: Sequence[tuple[str, tuple[str, ...] | None, str]]) -> Check:
+    """The key ring is the same on every route Standby can see: ``(route, key ids or None, why not
+    seen)`` each (the CLI's environment variable, the flows' Secret block, the Kubernetes job's
+    Secret). Routes that hold a ring must hold the same ids, in the same order (the current key first):
+    otherwise runs are sealed with different keys, or a route cannot open older runs."""
+    seen = [(name, ids) for name, ids, _ in routes if ids is not None]
+    unseen = [f"{name}: {why}" for name, ids, why in routes if ids is None]
+    tail = f"; not seen: {'; '.join(unseen)}" if unseen else ""
+    described = "; ".join(f"{name}: {', '.join(ids) or 'no key'}" for name, ids in seen)
+    if len(seen) < 2:
+        return Check(site="keys", check="key-routes", ok=True,
+                     seen=f"{len(seen)} route seen, nothing to compare ({described or 'none'}){tail}")  # fmt: skip
+    first_name, first = seen[0]
+    differ = [(name, ids) for name, ids in seen[1:] if ids != first]
+    if not differ:
+        return Check(site="keys", check="key-routes", ok=True,
+                     seen=f"{len(seen)} routes hold the same key ring ({', '.join(first) or 'no key'}){tail}")  # fmt: skip
+    name = differ[0][0]
+    return Check(site="keys", check="key-routes", ok=False, seen=f"the key rings differ: {described}{tail}",
+                 fix=f"make {name} hold the same ring as {first_name}: `standby key export --block NAME` prints"
+                 " the flows' ring; put it in the environment variable and in the Kubernetes Secret"
+                 " (docs/operator-guide.md, Keys)")  # fmt: skip

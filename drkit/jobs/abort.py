@@ -277,6 +277,7 @@ def abort_operation(
     """
     timeouts = timeouts or Timeouts()
     callback: StepCallback = on_step or (lambda j, r: None)
+    world.use_key(key)  # the journal and the placement are checked with it: a forged journal is refused
     plan, journal = plan_abort(world, op_id, timeouts=timeouts)
     if plan.nothing_to_do:
         return journal

@@ -39,6 +39,7 @@ from drkit.domain.backup_index import (
 from drkit.domain.backup_plan import BackupPlan, Upload, build_index, known_blobs, plan_backup
 from drkit.domain.blobs import addressed_plaintext
 from drkit.domain.errors import ConfigError, Conflict, IntegrityError, NotFound, StandbyError, TransientError
+from drkit.domain.keyring import parse_ring
 from drkit.domain.layout import RunId, StoreLayout, new_run_id, parse_run_id
 from drkit.domain.models import ProtectedApp, Site, StandbyConfig
 from drkit.domain.retention import (
@@ -70,11 +71,13 @@ def standby_version() -> str:
 
 
 def key_from_text(text: str | None, *, source: str) -> crypto.MasterKey | None:
-    """Parse a master key from ``text`` (``None`` or empty: no key); errors name ``source``, never the value."""
+    """Parse a master key ring from ``text`` (``None`` or empty: no key), the one format of every
+    route (:mod:`drkit.domain.keyring`: the current key first, then older ones, comma-separated;
+    weak key text refused); errors name ``source``, never the value."""
     if text is None or not text.strip():
         return None
     try:
-        return crypto.MasterKey.parse(text)
+        return parse_ring(text)
     except ConfigError as error:
         raise ConfigError(f"{source}: {error.message}", hint=error.hint, context={"source": source}) from None
 

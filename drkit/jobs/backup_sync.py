@@ -25,6 +25,7 @@ from drkit.domain.errors import Conflict, IntegrityError, StandbyError
 from drkit.domain.layout import parse_run_id
 from drkit.jobs.backup import (
     list_runs,
+    missing_key_id,
     plan_for_store,
     read_latest,
     store_label,
@@ -47,6 +48,8 @@ class StoreRuns:
     """Runs (and ``latest``) left out because their integrity check failed, one line each."""
     unsealed: tuple[str, ...] = ()
     """With a key: runs (or ``latest``) written without one (by an older Standby), left out."""
+    locked: tuple[str, ...] = ()
+    """Runs (or ``latest``) sealed with a key the loaded ring lacks (or with no key loaded), left out."""
     failure: StandbyError | None = field(default=None, repr=False, compare=False)
     """The error itself (to raise when no store answered)."""
 
@@ -82,9 +85,10 @@ def holdings(
         except StandbyError as error:
             out.append(StoreRuns(store=label, error=str(error), failure=error))
             continue
-        failed = tuple(e.message for _, e in refused if not e.context.get("unsealed"))
+        locked = tuple(run for run, e in refused if missing_key_id(e, key) is not None)
+        failed = tuple(e.message for run, e in refused if not e.context.get("unsealed") and run not in locked)
         old = tuple(run for run, e in refused if e.context.get("unsealed"))
-        out.append(StoreRuns(store=label, runs=runs, latest=latest, refused=failed, unsealed=old))
+        out.append(StoreRuns(store=label, runs=runs, latest=latest, refused=failed, unsealed=old, locked=locked))
     return out
 
 
@@ -172,6 +176,8 @@ def catch_up(
     problems += [f"store of {h.store}: {why}" for h in held for why in h.refused]
     notes = [f"store of {h.store}: left out, written without a key (unauthenticated): {', '.join(h.unsealed)}"
              for h in held if h.unsealed]  # fmt: skip
+    notes += [f"store of {h.store}: left out, sealed with a key the loaded ring lacks: {', '.join(h.locked)}"
+              for h in held if h.locked]  # fmt: skip
     answering = [(ref, h) for ref, h in zip(refs, held, strict=True) if not h.error]
     by_run: dict[str, tuple[StoreRef, BackupIndex]] = {}
     for ref, h in answering:

@@ -11,32 +11,42 @@ anything but a probe object, which is deleted.
 
 from __future__ import annotations
 
+import base64
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import partial
 
 from drkit.domain import crypto
 from drkit.domain.access import Access
-from drkit.domain.blobs import open_blob
 from drkit.domain.doctor import (
     Check,
     Role,
     judge_backup_age,
     judge_daemon,
     judge_key,
+    judge_key_routes,
     judge_kinds,
     judge_peers,
     judge_rbac,
     judge_schedule,
     needed_access,
 )
-from drkit.domain.errors import AccessDenied, Conflict, IntegrityError, NotFound, StandbyError, TransientError
+from drkit.domain.errors import (
+    AccessDenied,
+    ConfigError,
+    Conflict,
+    IntegrityError,
+    NotFound,
+    StandbyError,
+    TransientError,
+)
 from drkit.domain.layout import parse_run_id
-from drkit.domain.models import ProtectedApp
+from drkit.domain.models import KindRef, ProtectedApp
 from drkit.domain.placement import home_placement
-from drkit.jobs.backup import load_run, missing_key_id, read_latest
+from drkit.jobs.backup import key_from_text, load_run, missing_key_id, read_latest
+from drkit.jobs.keys import run_keys
 from drkit.jobs.world import StoreRef, World, read_placement
 
 SELF_REVIEW = Access("create", "authorization.k8s.io", "selfsubjectaccessreviews")
@@ -49,8 +59,10 @@ DEFAULT_MAX_BACKUP_AGE = timedelta(hours=26)
 def run_doctor(
     world: World, apps: list[ProtectedApp], *, key: crypto.MasterKey | None, key_env: str,
     max_backup_age: timedelta = DEFAULT_MAX_BACKUP_AGE,
+    key_routes: Sequence[tuple[str, tuple[str, ...] | None, str]] = (),
 ) -> list[Check]:  # fmt: skip
-    """Every check, sites first (in configuration order), then stores."""
+    """Every check, sites first (in configuration order), then stores, then (``key_routes`` given:
+    each route's key ids, or why it was not seen) whether the routes hold the same key ring."""
     roles = _roles(world, apps)
     asks: list[Callable[[], list[Check]]] = []
     for site in world.config.sites:
@@ -72,6 +84,8 @@ def run_doctor(
             checks += backup_checks(
                 world, ref, app, key=key, key_env=key_env, now=now, max_age=max_backup_age
             )
+    if key_routes:
+        checks.append(judge_key_routes(key_routes))
     return checks
 
 
@@ -233,13 +247,36 @@ def backup_checks(
                 judge_key(where, app.name, None, (), key.key_id if key else None, key_env=key_env)]  # fmt: skip
     index = newest.index
     age = judge_backup_age(where, app.name, (index.run_id, index.site, index.finished), now, max_age)
-    sealed = [e for e in index.objects if e.encrypted]
-    trial = ""
-    if sealed and key is not None and all(e.key_id in key.key_ids for e in sealed):
-        try:
-            open_blob(sealed[0], ref.store.get(sealed[0].key), key)
-        except StandbyError as error:
-            trial = error.message
-    ids = [e.key_id or "?" for e in sealed]
+    opened = run_keys(ref.store, index, key)
+    ids = [e.key_id or "?" for e in index.objects if e.encrypted]
     return [age, judge_key(where, app.name, index.run_id, ids, key.key_id if key else None, key_env=key_env,
-                           trial_error=trial)]  # fmt: skip
+                           trial_error=opened.error, ring=key.key_ids if key else ())]  # fmt: skip
+
+
+# -------------------------------------------------------------------------------------------- keys
+
+SECRET = KindRef(version="v1", kind="Secret")
+
+
+def job_secret_ring(world: World, site: str, namespace: str, name: str, var: str) -> tuple[tuple[str, ...] | None, str]:
+    """The key ids of the ring in the Kubernetes job's Secret ``namespace/name`` (its ``var`` entry)
+    on ``site``, or ``None`` and why not: read only when Standby's credential may already get it
+    (an access review first; no permission is added for this)."""
+    try:
+        cluster = world.bundle(site).cluster
+        allowed, _ = cluster.can_i(Access("get", "", "secrets", namespace, name))
+        if not allowed:
+            return None, (f"Standby's credential on {site} may not read Secret {namespace}/{name} (compare"
+                          " `standby key id` with the job's ring by hand)")  # fmt: skip
+        data = (cluster.get(SECRET, name, namespace).get("data") or {}).get(var)
+    except StandbyError as error:
+        return None, f"Secret {namespace}/{name} on {site} not read: {error.message}"
+    if not data:
+        return None, f"Secret {namespace}/{name} on {site} has no {var} entry"
+    try:
+        ring = key_from_text(base64.b64decode(data).decode(), source=f"Secret {namespace}/{name} on {site}")
+    except (ValueError, UnicodeDecodeError):
+        return None, f"Secret {namespace}/{name} on {site}: {var} is not base64 text"
+    except ConfigError as error:
+        return None, error.message
+    return (ring.key_ids if ring else ()), ""

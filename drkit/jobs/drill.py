@@ -2,8 +2,11 @@
 
 1. :func:`prepare_drill` observes both sites and makes the plan (Ramen's test-failover gate).
 2. :func:`start_drill` takes the app (the placement hold: no other operation runs meanwhile) and
-   writes the journal. A scheduled drill needs no approval: it never touches production routing
-   and writes nothing to the primary but its canary.
+   writes the journal. An isolated drill (the monthly default) needs no approval: it never touches
+   production routing, never promotes, and writes nothing to the primary but its canary. A
+   promote-mode drill force-promotes the secondary's images while the primary serves, so it asks
+   for the same typed approval as a failover (:func:`approve_drill`), and :func:`start_drill`
+   refuses it without one.
 3. :func:`run_drill` runs the drill steps, then the cleanup steps whatever happened, probing the
    primary's ``/status/writable`` on every poll; it builds the report, stores it, and releases the
    app only when cleanup left the secondary a healthy replica.
@@ -32,14 +35,26 @@ from drkit.domain.drill import (
     scratch_image,
     scratch_namespace,
 )
-from drkit.domain.errors import CommandFailed, NotFound, StandbyError
+from drkit.domain.errors import CommandFailed, NotFound, PreconditionFailed, StandbyError
 from drkit.domain.models import KindRef, ProtectedApp
-from drkit.domain.operations import Approval, Facts, Journal, new_journal, new_op_id
+from drkit.domain.operations import (
+    Approval,
+    Facts,
+    Journal,
+    Plan,
+    check_approval,
+    new_journal,
+    new_op_id,
+    plan_changes,
+)
 from drkit.domain.placement import begin, released
 from drkit.jobs.backup import standby_version
-from drkit.jobs.drill_report import load_reports, store_report
+from drkit.jobs.drill_report import INTEGRITY, load_reports, store_report
 from drkit.jobs.operations import (
+    REAPPROVALS,
+    Changed,
     Executor,
+    OperationHooks,
     Prepared,
     StepCallback,
     Timeouts,
@@ -49,7 +64,7 @@ from drkit.jobs.operations import (
     write_journal,
 )
 from drkit.jobs.requests import DrillRequest, default
-from drkit.jobs.world import World, observe_placed, read_placement, update_placement
+from drkit.jobs.world import StoreRef, World, observe_placed, read_placement, update_placement
 
 PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
 PV = KindRef(version="v1", kind="PersistentVolume")
@@ -109,6 +124,7 @@ def prepare_drill(
     if mode not in ("promote", "isolated"):
         raise StandbyError(f"drill mode {mode!r} is unknown", hint="use 'isolated' or 'promote'")
     app = world.config.app(app_name)
+    world.use_key(key)  # the placement and the journals are checked with it
     probing = world.probing()  # bounded, parallel probes (see drkit.adapters.probes)
     placed, view = observe_placed(probing, app)
     record = placed.record
@@ -124,8 +140,64 @@ def prepare_drill(
     return Prepared(plan=make_drill_plan(app, facts, mode), facts=facts)
 
 
-def start_drill(world: World, prepared: Prepared, approval: Approval | None = None) -> Journal:
-    """Take the app and write the journal (refused plans are journaled as refused, not started)."""
+def needs_approval(plan: Plan) -> bool:
+    """Whether the drill of ``plan`` waits for a person: a runnable promote-mode drill (it forces a
+    promote on the secondary while the primary serves). An isolated drill runs unattended."""
+    return plan.kind == "drill" and plan.runnable and drill_mode(plan.steps) == "promote"
+
+
+def approve_drill(
+    prepared: Prepared, hooks: OperationHooks, replan: Callable[[], Prepared]
+) -> tuple[Prepared, Approval | None, str]:
+    """The typed approval of a promote-mode drill, as a failover's: the plan, then observe again.
+
+    Returns the plan to start with its approval and the app's name as typed; ``(prepared, None, "")``
+    when the drill needs none (isolated, or refused: :func:`start_drill` journals the refusal).
+    ``hooks.consent`` asks (the flow's form or the CLI's prompt); after the approval the world is
+    observed again (``replan``), and a plan that changed is put to the approver again with both
+    shown, as for the operations. A plan now refused is returned to be journaled as refused.
+    """
+    plan = prepared.plan
+    if not needs_approval(plan):
+        return prepared, None, ""
+    approval, typed = hooks.consent(plan)
+    for _ in range(REAPPROVALS):
+        again = replan()
+        if not again.plan.runnable:
+            return again, approval, typed
+        changes = plan_changes(plan, again.plan)
+        if not changes:
+            return again, approval, typed
+        approval, typed = hooks.consent(again.plan, Changed(approved=plan, now=again.plan, changes=tuple(changes)))
+        plan = again.plan
+    raise PreconditionFailed(
+        f"drill of {plan.app}: the plan changed after each of {REAPPROVALS} approvals; nothing was changed",
+        hint="wait until the sites settle, then start the drill again",
+    )
+
+
+def start_drill(
+    world: World, prepared: Prepared, approval: Approval | None = None, typed_app: str = ""
+) -> Journal:
+    """Take the app and write the journal (refused plans are journaled as refused, not started).
+
+    A promote-mode drill needs ``approval`` and the app's name typed (``typed_app``), checked as a
+    failover's (:func:`~drkit.domain.operations.check_approval`); without them it is refused with
+    :class:`PreconditionFailed` and nothing is written.
+    """
+    if needs_approval(prepared.plan):
+        plan = prepared.plan
+        problems = (["no typed approval was given (app name, approver, reason)"] if approval is None
+                    else check_approval(plan, approval, typed_app))  # fmt: skip
+        if problems:
+            raise PreconditionFailed(
+                f"promote-mode drill of {plan.app} on {plan.target} refused: " + "; ".join(problems)
+                + "; it force-promotes the secondary's images, so it needs the typed approval a failover needs;"
+                " nothing was changed",
+                hint="approve it in the drill run's form, or run `standby drill run --mode promote` (it prompts;"
+                " --yes --reason WHY to approve); an isolated drill (the default) needs no approval",
+                context={"app": plan.app, "site": plan.target},
+            )
     now = world.clock.now()
     op_id = new_op_id("drill", now, secrets.token_bytes(3))
     given = (approval or SCHEDULED).model_copy(update={"at": now})
@@ -266,8 +338,9 @@ def finish_drill(
         if cleaned:
             update_placement(world, app, lambda p: released(p, journal.op_id, now), required=journal.source)
         ref = world.stores(first=journal.source)[0]
-        history = [r for r in load_reports(ref.store, ref.layout, app.name) if r.drill_id != report.drill_id]
-        stored = store_report(ref.store, ref.layout, report, history)
+        key = world.state_key()
+        history = [r for r in _reports(world, ref, app.name) if r.drill_id != report.drill_id]
+        stored = store_report(ref.store, ref.layout, report, history, key=key)
     except StandbyError as failure:
         problems.append(f"the report of drill {journal.op_id} could not be stored: {failure}"
                         f" (run the drill cleanup again to finish it: standby drill cleanup --app {app.name})")  # fmt: skip
@@ -285,6 +358,7 @@ def drill_cleanup(
     :class:`StandbyError` naming the step when the secondary cannot be made a healthy replica.
     """
     app = world.config.app(app_name)
+    world.use_key(key)  # the placement and the journals are checked with it
     record = read_placement(world, app).record
     unfinished = [j for j in list_journals(world, app.name)
                   if j.kind == "drill" and (j.status not in ("completed", "failed", "refused") or record.operation == j.op_id)]  # fmt: skip
@@ -331,13 +405,24 @@ def drill_cleanup(
     return done
 
 
+def _reports(world: World, ref: StoreRef, app: str) -> list[DrillReport]:
+    """The app's reports in one store, checked with the world's key; each report refused by its
+    integrity check is warned about once (and left out)."""
+    skipped: list[str] = []
+    reports = load_reports(ref.store, ref.layout, app, key=world.state_key(), skipped=skipped, store_name=ref.name)
+    for line in skipped:
+        if INTEGRITY in line:
+            world.warn(f"{line}; that report is not used")
+    return reports
+
+
 def drill_reports(world: World, app_name: str) -> list[DrillReport]:
-    """The app's stored drill reports, oldest first."""
+    """The app's stored drill reports whose integrity check passes, oldest first."""
     app = world.config.app(app_name)
     out: dict[str, DrillReport] = {}
     for ref in world.stores():
         try:
-            for report in load_reports(ref.store, ref.layout, app.name):
+            for report in _reports(world, ref, app.name):
                 out.setdefault(report.drill_id, report)
         except StandbyError:
             continue

@@ -1,12 +1,17 @@
 """The drill report in every format an auditor reads (JSON, Markdown, self-contained HTML, a PNG
 timeline, table rows), and where it is kept (``<prefix>/drills/<app>/<drill-id>/``, ``report.json``
 written last). Every value is escaped where it lands; the report names Secrets, never their values.
+
+With a key, ``report.json`` carries a MAC (``mac``, ``mac_key_id``: see
+:mod:`drkit.domain.signed_state`) bound to its app and drill id, and a report read back (the
+History of the next drill, ``standby drill report``) is used only when it passes.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,10 +22,12 @@ from pydantic import ValidationError
 
 from drkit.adapters.objectstore import ObjectStore
 from drkit.charts import render_png
+from drkit.domain import crypto
 from drkit.domain.drill import DrillReport, DrillStep
-from drkit.domain.errors import StandbyError
+from drkit.domain.errors import IntegrityError, StandbyError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.markdown import md_inline
+from drkit.domain.signed_state import report_context, seal, unseal
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -38,6 +45,8 @@ _MODES = {
 }
 _CANARY_KEYS = ("verdict", "path", "sha256", "written_at")
 _SMOKE_KEYS = ("status", "writable", "login", "round_trip")
+INTEGRITY = "integrity check failed"
+"""How the line of a report refused by its integrity check starts (after its key)."""
 
 
 # ------------------------------------------------------------------------------------ formatting
@@ -201,9 +210,14 @@ def _title(report: DrillReport) -> str:
 # -------------------------------------------------------------------------------------------- json
 
 
-def report_json(report: DrillReport) -> bytes:
-    """The report as JSON (indent 2), ``schema_version`` its first field."""
-    return report.model_dump_json(indent=2).encode("utf-8")
+def report_json(report: DrillReport, key: crypto.MasterKey | None = None) -> bytes:
+    """The report as JSON (indent 2), ``schema_version`` its first field; with ``key``, its ``mac``
+    and ``mac_key_id`` last."""
+    if key is None:
+        return report.model_dump_json(indent=2).encode("utf-8")
+    sealed = seal(report.model_dump(mode="json"), key, what="drill-report",
+                  context=report_context(report.app, report.drill_id))  # fmt: skip
+    return json.dumps(sealed, indent=2, ensure_ascii=False).encode("utf-8")
 
 
 # ---------------------------------------------------------------------------------------- markdown
@@ -467,11 +481,13 @@ def history_rows(reports: Sequence[DrillReport]) -> list[dict[str, Any]]:
 
 
 def store_report(
-    store: ObjectStore, layout: StoreLayout, report: DrillReport, history: Sequence[DrillReport]
-) -> dict[str, str]:
+    store: ObjectStore, layout: StoreLayout, report: DrillReport, history: Sequence[DrillReport],
+    *, key: crypto.MasterKey | None = None,
+) -> dict[str, str]:  # fmt: skip
     """Write the chart, Markdown, HTML and, last, JSON of ``report``; format (md, html, png, json) -> key.
 
-    ``report.json`` is written last: its presence marks the report complete (:func:`load_reports`).
+    ``report.json`` is written last: its presence marks the report complete (:func:`load_reports`);
+    with ``key`` it is signed.
     """
     png = timeline_png(report)
     keys = {
@@ -491,17 +507,20 @@ def store_report(
         report_html(report, history, png).encode("utf-8"),
         content_type="text/html; charset=utf-8",
     )
-    store.put(keys["json"], report_json(report), content_type="application/json")
+    store.put(keys["json"], report_json(report, key), content_type="application/json")
     return keys
 
 
 def load_reports(
-    store: ObjectStore, layout: StoreLayout, app: str, *, skipped: list[str] | None = None
-) -> list[DrillReport]:
+    store: ObjectStore, layout: StoreLayout, app: str, *, skipped: list[str] | None = None,
+    key: crypto.MasterKey | None = None, store_name: str = "",
+) -> list[DrillReport]:  # fmt: skip
     """Every complete report (``report.json``) of ``app``, oldest first.
 
-    A report that cannot be read or parsed, or that names another app or drill than its folder,
-    is skipped; ``skipped`` (when given) receives one line per skipped key saying why. Listing the
+    A report that cannot be read or parsed, that names another app or drill than its folder, or
+    (with ``key``) whose MAC does not pass for its folder's app and drill, is skipped; ``skipped``
+    (when given) receives one line per skipped key saying why (``<key>: integrity check failed:
+    drill report <id> of app <app> in the store of <store_name> ...`` for the last). Listing the
     store itself may still fail (the store's error says how).
     """
     found: list[DrillReport] = []
@@ -510,8 +529,13 @@ def load_reports(
         if drill_id is None:
             continue
         why = ""
+        where = f" in the store of {store_name}" if store_name else ""
         try:
-            report = DrillReport.model_validate_json(store.get(info.key))
+            body = unseal(json.loads(store.get(info.key)), key, what="drill-report",
+                          context=report_context(app, drill_id), name=f"drill report {drill_id} of app {app}{where}")  # fmt: skip
+            report = DrillReport.model_validate(body)
+        except IntegrityError as error:
+            why = error.message
         except StandbyError as error:
             why = error.message
         except (ValidationError, ValueError) as error:

@@ -71,6 +71,7 @@ from drkit.domain.resume import (
     resume_refusals,
     way_back,
 )
+from drkit.domain.signed_state import journal_context, seal, unseal
 from drkit.jobs.backup import missing_key_id, read_index, resolve_run
 from drkit.jobs.requests import OperationRequest
 from drkit.jobs.steps import STEPS, RoutingHook, Run
@@ -211,6 +212,8 @@ def trial_key(
         if not sealed:
             return KeyTrial(run=run_id, sealed=False, given_key_id=given)
         entry = min(sealed, key=lambda e: e.size)  # the cheapest trial
+        if key is not None and entry.key_id in key.key_ids:
+            given = entry.key_id  # a key ring: its older key that sealed the run
         trial = KeyTrial(run=run_id, sealed=True, needed_key_id=entry.key_id, given_key_id=given, path=entry.path)
         if key is None or entry.key_id not in key.key_ids:
             return trial
@@ -250,6 +253,7 @@ def prepare(
     app = world.config.app(app_name)
     if target is not None:
         world.config.site(target)
+    world.use_key(key)  # the placement and the holder's journal are checked with it
     probing = world.probing()  # bounded, parallel probes: what does not answer is shown unreachable
     placement, view = observe_placed(probing, app)
     record = placement.record
@@ -342,9 +346,11 @@ def _index_age(
 
 def write_journal(world: World, journal: Journal, *, required: str | None = "") -> None:
     """Write the journal to the store of ``required`` (the target's by default; None: none is) and
-    every other store that answers."""
+    every other store that answers; signed with the world's key (see :func:`read_journal`)."""
     must = journal.target if required == "" else required
-    body = journal.model_dump_json(indent=1).encode()
+    sealed = seal(journal.model_dump(mode="json"), world.state_key(), what="journal",
+                  context=journal_context(journal.app, journal.op_id))  # fmt: skip
+    body = json.dumps(sealed, indent=1).encode()
     for ref in world.stores(first=must):
         spare = must is None or must not in ref.sites
         try:
@@ -355,21 +361,50 @@ def write_journal(world: World, journal: Journal, *, required: str | None = "") 
                 raise
 
 
+def _open_journal(world: World, data: bytes, app: str, op_id: str, store: str) -> Journal:
+    """A stored journal once its MAC is checked against where it was found (app, operation id);
+    :class:`IntegrityError` naming it and ``store`` when it fails (warned about once)."""
+    name = f"journal of operation {op_id} of app {app} in the store of {store}"
+    try:
+        body = unseal(json.loads(data), world.key, what="journal", context=journal_context(app, op_id), name=name)
+    except IntegrityError as error:
+        world.warn(f"{error.message}; that copy is not used")
+        raise
+    return Journal.model_validate(body)
+
+
 def read_journal(world: World, op_id: str, app: str | None = None) -> Journal:
-    """The journal of ``op_id`` from the first store that holds it (the newest when several do)."""
+    """The journal of ``op_id`` from the first store that holds it (the one that got furthest when
+    several do).
+
+    With a key (:attr:`World.key`) only copies whose MAC passes are used; :class:`IntegrityError`
+    (one line naming the journal and the store) when copies were found and none passes: a forged
+    journal is never resumed or aborted.
+    """
     parse_op_id(op_id)
+    world.state_key()  # says once when the state is unauthenticated
     apps = [app] if app else [a.name for a in world.config.apps]
     found: list[Journal] = []
     errors: list[str] = []
+    refused: list[IntegrityError] = []
     refs = world.stores()
     for ref in [world.spare(r) for r in refs] if len(refs) > 1 else refs:  # any copy will do
         for name in apps:
             try:
-                found.append(Journal.model_validate(json.loads(ref.store.get(ref.layout.journal_key(name, op_id)))))
+                data = ref.store.get(ref.layout.journal_key(name, op_id))
+                found.append(_open_journal(world, data, name, op_id, ref.name))
             except NotFound:
                 continue
+            except IntegrityError as error:
+                refused.append(error)
             except StandbyError as error:
                 errors.append(str(error))
+    if not found and refused:
+        raise IntegrityError(
+            "; ".join(e.message for e in refused) + f"; operation {op_id} is not resumed or aborted from it",
+            hint=f"nothing was changed; {refused[0].hint} (see \"integrity check failed\" in the operator's guide)",
+            context={"op_id": op_id},
+        )
     if not found:
         raise NotFound(
             f"no journal of operation {op_id} in any reachable store" + (f" ({'; '.join(errors)})" if errors else ""),
@@ -379,14 +414,21 @@ def read_journal(world: World, op_id: str, app: str | None = None) -> Journal:
 
 
 def list_journals(world: World, app: str) -> list[Journal]:
-    """Every journal of ``app`` in the reachable stores, oldest first."""
+    """Every journal of ``app`` in the reachable stores whose integrity check passes, oldest first
+    (a copy that fails it is warned about and left out)."""
+    world.state_key()  # says once when the state is unauthenticated
     out: dict[str, Journal] = {}
     refs = world.stores()
     for ref in [world.spare(r) for r in refs] if len(refs) > 1 else refs:  # any copy will do
+        prefix = ref.layout.operations_prefix(app)
         try:
-            keys = [o.key for o in ref.store.list(ref.layout.operations_prefix(app))]
+            keys = [o.key for o in ref.store.list(prefix)]
             for key in keys:
-                journal = Journal.model_validate(json.loads(ref.store.get(key)))
+                op_id = key[len(prefix) :].removesuffix(".json")
+                try:
+                    journal = _open_journal(world, ref.store.get(key), app, op_id, ref.name)
+                except IntegrityError:
+                    continue
                 known = out.get(journal.op_id)
                 if known is None or progress(journal) > progress(known):  # the copy that got furthest
                     out[journal.op_id] = journal
@@ -564,6 +606,7 @@ class Executor:
     on_step: StepCallback = field(default=lambda j, r: None)
 
     def __post_init__(self) -> None:
+        self.world.use_key(self.key)  # the journal and placement it writes are signed with it
         if self.journal.approval is None:
             raise PreconditionFailed(f"operation {self.journal.op_id} was never approved", hint="start it anew")
         self.app = self.world.config.app(self.journal.app)
@@ -663,6 +706,7 @@ def resume(
        the steps done that it does the same way.
     4. Take the hold back when it was released, and execute the steps not done.
     """
+    world.use_key(key)  # the journal and the placement are checked with it
     journal = read_journal(world, op_id)
     if journal.status == "completed":
         return journal
@@ -909,6 +953,7 @@ def run_operation(
     """
     app = request.app
     master_key = key()
+    world.use_key(master_key)  # it signs and checks the placement and the journal too
     prepared = hooks.plan(world, app, kind, target, master_key)
     plan = prepared.plan
     if plan.nothing_to_do:

@@ -221,12 +221,19 @@ class AbortRequest(KeyedRequest):
 
 
 class DrillOptions(Request):
-    """What a drill takes besides the app: its mode."""
+    """What a drill takes besides the app: its mode, and how long a promote-mode drill waits for its approval."""
 
     mode: Mode = Field(
         "isolated",
         description="isolated: a scratch copy of the secondary's latest snapshot in the namespace NAMESPACE-drill, mirroring"
-        " never stops; promote: force-promote the secondary's images, then demote and resync",
+        " never stops; promote: force-promote the secondary's images, then demote and resync (asks for the typed"
+        " approval a failover asks for)",
+    )
+    approval_timeout: int = Field(
+        3600,
+        gt=0,
+        description="promote mode: seconds to wait for the typed approval; the run then fails with nothing changed"
+        " (an isolated drill asks for none)",
     )
 
 
@@ -241,8 +248,8 @@ class DrillAppsRequest(DrillOptions, EveryAppRequest):
     """
 
     def one(self, app: str) -> DrillRequest:
-        """The request of ``app``'s own drill: this one's mode and key source."""
-        return DrillRequest(app=app, mode=self.mode, key_source=self.key_source)
+        """The request of ``app``'s own drill: this one's mode, key source and approval timeout."""
+        return DrillRequest(app=app, mode=self.mode, key_source=self.key_source, approval_timeout=self.approval_timeout)
 
 
 class DrillCleanupRequest(KeyedRequest):

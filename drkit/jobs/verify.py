@@ -15,6 +15,9 @@ Every bad object is named with its path and the reason; nothing stops at the fir
 :func:`run_verify` (flow and CLI) first catches up the stores of the app's sites
 (:func:`~drkit.jobs.backup_sync.catch_up`: a complete run a store missed is copied from one that
 holds it), then verifies the run in every store, so a backup is proven readable from each site.
+Then every retained run of every store is checked against the key ring
+(:func:`~drkit.jobs.keys.retained_run_keys`: the key ids it needs and one trial decrypt per id), and
+a run whose key id the ring lacks is named: after a rotation, it shows which older keys are still needed.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from drkit.domain.models import RestoreSpec, Site, StandbyConfig
 from drkit.domain.transforms import TransformContext, sanitize, storage_class_map
 from drkit.jobs.backup import app_stores, read_index, resolve_run, store_label
 from drkit.jobs.backup_sync import CatchUp, catch_up
+from drkit.jobs.keys import RunKeys, retained_run_keys
 from drkit.jobs.progress import Progress
 from drkit.jobs.requests import VerifyRequest
 from drkit.jobs.sites import cluster_for
@@ -227,12 +231,15 @@ class VerifyResult:
         """How many objects, indexes and ``latest`` pointers failed their integrity check (MAC,
         authentication, or unsealed with a key), across stores and the catch-up."""
         return sum(1 for p in self.problems() if INTEGRITY in p)
+    keys: tuple[RunKeys, ...] = field(default=())
+    """Every retained run of every store against the key ring (empty: not checked)."""
 
     @property
     def ok(self) -> bool:
-        """Whether every store was verified and every object passed in each."""
+        """Whether every store was verified, every object passed in each, and the ring opens every retained run."""
         caught_up = self.sync is None or self.sync.ok
-        return bool(self.reports) and all(r.ok for r in self.reports) and not self.unverified and caught_up
+        opened = all(k.ok for k in self.keys)
+        return bool(self.reports) and all(r.ok for r in self.reports) and not self.unverified and caught_up and opened
 
     @property
     def run_id(self) -> str:
@@ -252,7 +259,8 @@ class VerifyResult:
     def problems(self) -> list[str]:
         """Every bad object (named with its store) and every store not verified."""
         missed = [f"not caught up: {p}" for p in self.sync.problems] if self.sync is not None else []
-        return [p for r in self.reports for p in r.problems()] + list(self.unverified) + missed
+        keys = [k.problem() for k in self.keys if not k.ok]
+        return [p for r in self.reports for p in r.problems()] + list(self.unverified) + missed + keys
 
     def lines(self) -> list[str]:
         """What was caught up, then each store's report, then the stores not verified."""
@@ -260,6 +268,10 @@ class VerifyResult:
         for report in self.reports:
             out += report.lines()
         out += [f"not verified: {u}" for u in self.unverified]
+        if self.keys:
+            bad = [k for k in self.keys if not k.ok]
+            out.append(f"key ring: {len(self.keys)} retained run(s) checked, {len(bad)} not opened")
+            out += [f"bad: {k.problem()}" for k in bad]
         if self.integrity_failures:
             out.append(f"integrity check failures: {self.integrity_failures} (refused, never restored)")
         if self.unauthenticated and not self.reports:
@@ -297,8 +309,10 @@ def verify_stores(
     progress: Progress | None = None,
     restore: RestoreSpec | None = None,
     sync: bool = True,
+    every_run: bool = True,
 ) -> VerifyResult:
-    """Catch the stores up (``sync``), then verify the run in each store that answers.
+    """Catch the stores up (``sync``), then verify the run in each store that answers, then
+    (``every_run``) check every retained run of each store against the key ring.
 
     The dry-run creates on ``target`` are made once, from the first store verified. When no store
     can be verified at all, the first store's error is raised (a :class:`TransientError` is retried).
@@ -319,7 +333,11 @@ def verify_stores(
             unverified.append(f"store of {store_label(ref)}: {error}")
     if not reports and first_error is not None and not isinstance(first_error, IntegrityError):
         raise first_error
-    return VerifyResult(app=app, reports=tuple(reports), unverified=tuple(unverified), sync=caught,
+    keys: list[RunKeys] = []
+    if every_run:
+        keys, unread = retained_run_keys(refs, site.name, app, key)
+        unverified += unread
+    return VerifyResult(app=app, reports=tuple(reports), unverified=tuple(unverified), sync=caught, keys=tuple(keys),
                         unauthenticated=key is None)  # fmt: skip
 
 

@@ -5,7 +5,9 @@
   them fakes.
 * The placement record is read from every site's store (the highest epoch wins, so a failover
   works while the lost site's store is down) and written by compare-and-swap to each of them
-  (:func:`read_placement`, :func:`write_placement`).
+  (:func:`read_placement`, :func:`write_placement`). With a key (:attr:`World.key`) each copy is
+  signed, and a copy whose MAC fails is reported and not used (:mod:`drkit.domain.signed_state`);
+  without one, the run says once that its state is unauthenticated (:meth:`World.state_key`).
 * :func:`observe_app` asks both sites what they say of an app's images (role, mirror state) and
   measures the secondary's lag from its status: the input of plans and of ``standby status``;
   :func:`observe_placed` reads the placement at the same time.
@@ -17,8 +19,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import cast
@@ -29,13 +33,24 @@ from drkit.adapters.objectstore import ObjectStore
 from drkit.adapters.probes import Probe, SpareStore, bounded, in_parallel
 from drkit.adapters.rbd import RbdMirror
 from drkit.adapters.volumes import VolumeControl, volumes_for
-from drkit.domain.errors import Conflict, NotFound, StandbyError, TransientError
+from drkit.domain import crypto
+from drkit.domain.errors import (
+    Conflict,
+    IntegrityError,
+    NotFound,
+    PreconditionFailed,
+    StandbyError,
+    TransientError,
+)
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import ProtectedApp, Site, StandbyConfig
 from drkit.domain.placement import AppView, Placement, Role, SiteView, home_placement
 from drkit.domain.rbd_status import parse_image_status
 from drkit.domain.rpo import exact_lag, image_lag
+from drkit.domain.signed_state import UNAUTHENTICATED, placement_context, seal, unseal
 from drkit.jobs.appdriver import NexusFactory
+
+log = logging.getLogger("standby.security")
 
 
 class SiteBundle:
@@ -174,6 +189,38 @@ class World:
     """How to reach an app's Nexus from its URL; HTTP when None (tests hand a fake's)."""
     unanswered: dict[str, float] = field(default_factory=dict)
     """Stores that did not answer a spare call, and when: left alone for a while (see :meth:`spare`)."""
+    key: crypto.MasterKey | None = None
+    """The backup key (a ring after a rotation): it signs and checks the state read and written
+    through this world (placement records, journals, drill reports); None: unauthenticated."""
+    notices: list[str] = field(default_factory=list)
+    """Security warnings already said in this run (each is said once: see :meth:`warn`)."""
+    on_warning: Callable[[str], None] | None = None
+    """How :meth:`warn` says a line (the CLI prints it on stderr); None: logger ``standby.security``."""
+
+    def use_key(self, key: crypto.MasterKey | None) -> World:
+        """This world, signing and checking its state with ``key`` from now on (None: unchanged).
+
+        The jobs given a key (operations, resume, abort, drills) call it first, so everything they
+        read is checked; the CLI and the flows load the key before their first read."""
+        if key is not None:
+            self.key = key
+        return self
+
+    def state_key(self) -> crypto.MasterKey | None:
+        """:attr:`key`; when there is none, the run says once that its state is unauthenticated."""
+        if self.key is None:
+            self.warn(UNAUTHENTICATED)
+        return self.key
+
+    def warn(self, line: str) -> None:
+        """Say ``line`` once per run (:attr:`on_warning`, else logger ``standby.security``); kept in
+        :attr:`notices`."""
+        if line not in self.notices:
+            self.notices.append(line)
+            if self.on_warning is not None:
+                self.on_warning(line)
+            else:
+                log.warning("%s", line)
 
     def spare(self, ref: StoreRef) -> StoreRef:
         """``ref`` for a copy the run can do without: the journal, placement record or backup run
@@ -195,7 +242,8 @@ class World:
         that site's ``probe_timeout``, and what did not answer is not asked again (see
         :mod:`drkit.adapters.probes`). Use it to look, never to act."""
         sites = {name: b.probing() for name, b in self.sites.items()}
-        return World(config=self.config, sites=sites, clock=self.clock, nexus_factory=self.nexus_factory)
+        return World(config=self.config, sites=sites, clock=self.clock, nexus_factory=self.nexus_factory,
+                     key=self.key, notices=self.notices, on_warning=self.on_warning)  # fmt: skip
 
     def bundle(self, site: str) -> SiteBundle:
         """The bundle of ``site`` (a ``ConfigError`` names the known sites)."""
@@ -236,12 +284,16 @@ class StoreRef:
         return StoreRef(self.name, (*self.sites, site), self.store, self.layout)
 
 
-def build_world(config: StandbyConfig, *, clock: Clock | None = None, timeout: float | None = None) -> World:
-    """Real adapters for every site of ``config`` (``timeout`` overrides each call's timeout)."""
+def build_world(
+    config: StandbyConfig, *, clock: Clock | None = None, timeout: float | None = None,
+    key: crypto.MasterKey | None = None,
+) -> World:  # fmt: skip
+    """Real adapters for every site of ``config`` (``timeout`` overrides each call's timeout); ``key``
+    signs and checks the state (see :attr:`World.key`)."""
     from drkit.jobs.sites import store_for
 
     bundles = {site.name: SiteBundle(site, store_for(site), timeout=timeout) for site in config.sites}
-    return World(config=config, sites=bundles, clock=clock or SystemClock())
+    return World(config=config, sites=bundles, clock=clock or SystemClock(), key=key)
 
 
 # --------------------------------------------------------------------------------------- placement
@@ -254,16 +306,29 @@ class PlacementRead:
     record: Placement
     etags: dict[str, str | None]
     errors: dict[str, str]
+    refused: dict[str, str] = field(default_factory=dict)
+    """Stores whose copy failed its integrity check, and why: not used; the next write replaces it."""
+
+
+def _placement_name(app: str, store: str) -> str:
+    return f"placement record of app {app} in the store of {store}"
 
 
 def read_placement(world: World, app: ProtectedApp) -> PlacementRead:
-    """The record with the highest epoch among the reachable stores, or the home placement.
+    """The record with the highest epoch among the reachable stores' authenticated copies, or the
+    home placement when no store holds one.
 
-    :class:`TransientError` when no store answers.
+    With a key (:attr:`World.key`), a copy whose MAC fails (forged, copied from another app,
+    written without the key) is not used: it is named in :attr:`PlacementRead.refused` and warned
+    about once. :class:`IntegrityError` when copies were found but none passes (the primary is
+    not decided from a forgery); :class:`TransientError` when no store answers.
     """
+    key = world.state_key()
     found: list[Placement] = []
     etags: dict[str, str | None] = {}
     errors: dict[str, str] = {}
+    refused: dict[str, str] = {}
+    hints: list[str] = []
     refs = world.stores()
     if len(refs) > 1:  # the highest epoch wins among those that answer: each one is a spare
         refs = [world.spare(ref) for ref in refs]
@@ -285,7 +350,13 @@ def read_placement(world: World, app: ProtectedApp) -> PlacementRead:
         data, etag = answer
         etags[name] = etag
         try:
-            found.append(Placement.model_validate(json.loads(data)))
+            body = unseal(json.loads(data), key, what="placement", context=placement_context(app.name),
+                          name=_placement_name(app.name, name))  # fmt: skip
+            found.append(Placement.model_validate(body))
+        except IntegrityError as error:
+            refused[name] = error.message
+            hints.append(error.hint)
+            world.warn(f"{error.message}; that copy is not used (the next write of the record replaces it)")
         except ValueError as error:
             raise StandbyError(
                 f"placement record of app {app.name} in the store of {name} is not valid: {str(error)[:200]}",
@@ -298,8 +369,14 @@ def read_placement(world: World, app: ProtectedApp) -> PlacementRead:
             hint="check the sites' s3 settings and endpoints; nothing was changed",
             context={"app": app.name},
         )
+    if refused and not found:
+        raise IntegrityError(
+            "; ".join(refused.values()) + f"; no copy passes, so the primary of app {app.name} is not decided",
+            hint=f"nothing was changed; {hints[0]} (see \"integrity check failed\" in the operator's guide)",
+            context={"app": app.name, "stores": ", ".join(refused)},
+        )
     record = max(found, key=lambda p: p.epoch) if found else home_placement(app)
-    return PlacementRead(record=record, etags=etags, errors=errors)
+    return PlacementRead(record=record, etags=etags, errors=errors, refused=refused)
 
 
 def write_placement(
@@ -312,7 +389,9 @@ def write_placement(
     """
     if new.epoch <= read.record.epoch:
         return read
-    body = new.model_dump_json(indent=2).encode()
+    key = world.state_key()
+    sealed = seal(new.model_dump(mode="json"), key, what="placement", context=placement_context(app.name))
+    body = json.dumps(sealed, indent=2).encode()
     etags: dict[str, str | None] = {}
     errors = dict(read.errors)
     for ref in world.stores(first=required):
@@ -320,18 +399,18 @@ def write_placement(
         if not must:
             ref = world.spare(ref)
         name, store, layout = ref.name, ref.store, ref.layout
-        key = layout.placement_key(app.name)
+        where = layout.placement_key(app.name)
         if name not in read.etags:
             if not must:
                 continue
-            etag = _etag_now(store, key, app, name, new)  # it must take the record: ask it again, directly
+            etag = _etag_now(world, store, layout.placement_key(app.name), app, name, new)  # it must take it: ask again
         else:
             etag = read.etags[name]
         try:
             if etag is None:
-                etags[name] = store.put(key, body, if_none_match=True, content_type="application/json")
+                etags[name] = store.put(where, body, if_none_match=True, content_type="application/json")
             else:
-                etags[name] = store.put(key, body, if_match=etag, content_type="application/json")
+                etags[name] = store.put(where, body, if_match=etag, content_type="application/json")
         except Conflict:
             raise
         except StandbyError as error:
@@ -341,16 +420,22 @@ def write_placement(
     return PlacementRead(record=new, etags=etags, errors=errors)
 
 
-def _etag_now(store: ObjectStore, key: str, app: ProtectedApp, name: str, new: Placement) -> str | None:
+def _etag_now(world: World, store: ObjectStore, key: str, app: ProtectedApp, name: str, new: Placement) -> str | None:
     """The ETag of the record in a store that did not answer the read (None: no record there);
-    :class:`Conflict` when its record is already as new as ``new`` (another writer got there)."""
+    :class:`Conflict` when its record is already as new as ``new`` (another writer got there). A
+    copy failing its integrity check is replaced whatever its epoch (it was reported)."""
     try:
         data, etag = store.read(key)
     except NotFound:
         return None
     try:
-        epoch = int(json.loads(data).get("epoch", 0))
-    except (ValueError, AttributeError):
+        body = unseal(json.loads(data), world.key, what="placement", context=placement_context(app.name),
+                      name=_placement_name(app.name, name))  # fmt: skip
+        epoch = int(body.get("epoch", 0))
+    except IntegrityError as error:
+        world.warn(f"{error.message}; that copy is not used (the next write of the record replaces it)")
+        return etag
+    except (ValueError, TypeError):
         epoch = 0
     if epoch >= new.epoch:
         raise Conflict(
@@ -369,16 +454,61 @@ def update_placement(
     return write_placement(world, app, read, change(read.record), required=required).record
 
 
+def sign_placement(world: World, app: ProtectedApp) -> Placement | None:
+    """Sign the app's placement record as it stands, once checked against both sites: the way to
+    adopt a record written before the key was used (or without it). None when a copy passes (or
+    there is none): the next write replaces the copies that fail.
+
+    :class:`PreconditionFailed` (nothing written) without a key, when an operation holds the app
+    (finish or abort it first), or when a site does not answer or says otherwise than the record
+    (a forged primary is not signed). The record is written with its epoch grown by one, by
+    compare-and-swap, to every store that answers: copies failing their check are replaced.
+    """
+    from drkit.domain.placement import disagreements
+
+    if world.key is None:
+        raise PreconditionFailed(
+            f"placement record of app {app.name}: no key is loaded to sign it with",
+            hint="load the backup key (--key-env VAR, STANDBY_BACKUP_KEY by default) and run this again",
+        )
+    with suppress(IntegrityError):
+        read_placement(world, app)
+        return None  # a copy passes (or there is none): nothing to adopt
+    unchecked = replace(world, key=None, notices=[UNAUTHENTICATED], on_warning=None)  # said: it is on purpose
+    read = read_placement(unchecked, app)
+    record = read.record
+    if record.operation:
+        raise PreconditionFailed(
+            f"placement record of app {app.name} is held by {record.operation_kind} {record.operation}; not signed",
+            hint=f"finish or abort that operation with the Standby that started it, then sign the record:"
+            f" standby operation sign-placement --app {app.name}",
+        )
+    view = observe_app(world.probing(), app, record)
+    wrong = disagreements(record, view) + [f"{s} does not answer" for s in view.unreachable()]
+    if wrong:
+        raise PreconditionFailed(
+            f"placement record of app {app.name} (primary {record.primary}, epoch {record.epoch}) is not signed: "
+            + "; ".join(wrong),
+            hint="check the record against the sites (standby status); a forged record is deleted, not signed",
+        )
+    new = record.model_copy(update={"epoch": record.epoch + 1, "updated_at": world.clock.now()})
+    return write_placement(world, app, read, new, required=record.primary).record
+
+
 def placed_config(world: World) -> StandbyConfig:
     """The configuration with each app's primary and secondary as its placement says now.
 
     Backups read from the current primary and the RPO is measured from the current primary to
-    the current secondary; an app without a readable record keeps its configured home.
+    the current secondary; an app without a readable record keeps its configured home (a record
+    refused by its integrity check is warned about, see :func:`read_placement`).
     """
     apps = []
     for app in world.config.apps:
         try:
             record = read_placement(world, app).record
+        except IntegrityError as error:
+            world.warn(f"{error.message}; app {app.name} is taken to be on its home site {app.primary_site}")
+            record = home_placement(app)
         except StandbyError:
             record = home_placement(app)
         apps.append(app.model_copy(update={"primary_site": record.primary, "secondary_site": record.secondary}))
@@ -479,10 +609,12 @@ def observe_app(
     )
 
 
-def load_placed_config(path: Path | StandbyConfig | None = None) -> StandbyConfig:
+def load_placed_config(
+    path: Path | StandbyConfig | None = None, *, key: crypto.MasterKey | None = None
+) -> StandbyConfig:
     """Load the configuration file (or take a loaded one) and apply each app's placement (see
-    :func:`placed_config`)."""
+    :func:`placed_config`), checked with ``key`` when given."""
     from drkit.config import load_config
 
     config = load_config(path)
-    return placed_config(build_world(config))
+    return placed_config(build_world(config, key=key))

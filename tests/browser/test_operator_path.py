@@ -1,10 +1,13 @@
 """The operator's path through the real Prefect UI, in Debian's chromium driven by Playwright.
 
-A real ``prefect server`` with its UI, the ``relocate``, ``failover`` and ``failback`` deployments
-served as ``make up`` serves them (``serve_operations.py``), and the real two-site lab. In the
-browser the test does what the operator's guide (docs/operator-guide.md) tells an operator to do:
+A real ``prefect server`` with its UI and API authentication (as ``make server`` runs it), the
+``relocate``, ``failover`` and ``failback`` deployments served as ``make up`` serves them
+(``serve_operations.py``), and the real two-site lab. In the browser the test does what the
+operator's guide (docs/operator-guide.md) tells an operator to do:
 
-1. opens the UI, goes to Deployments, opens ``failover``, and starts it from Run -> Custom run,
+0. opens the UI, which asks to sign in: a wrong auth string is refused, the right one lets it in
+   (the API refuses a call without it);
+1. goes to Deployments, opens ``failover``, and starts it from Run -> Custom run,
    filling the form (app, target site, dry_run off, a run name);
 2. sees the run Paused and, in its Resume dialog, the plan (markdown) above the approval form;
 3. fills in and submits the approval form, with the acknowledgements the plan asks for (none
@@ -35,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from drkit.domain import crypto
@@ -44,6 +48,7 @@ from drkit.jobs.world import World
 from lab import seeds
 from tests.labfixture import Lab
 from tests.labhelpers import (
+    api_auth,
     assert_home,
     fresh_backup,
     placement,
@@ -120,6 +125,7 @@ def served(ui_server: str, client: Any, lab: Lab) -> Iterator[None]:
             proc.kill()
             proc.wait(10)
         print(f"\nserve log: {log}")
+    assert api_auth() not in log.read_text(errors="replace"), "the API's auth string is in the serve log"
 
 
 @pytest.fixture
@@ -236,10 +242,27 @@ def test_an_operator_fails_over_nexus_from_the_prefect_ui(
     before, journals = placement(world), len(list_journals(world, "nexus"))
     run_name = f"ui-failover-{uuid.uuid4().hex[:6]}"
 
-    # 1. Open the UI, go to Deployments, open failover, Run -> Custom run, fill in the form.
+    # 0. Open the UI: its API needs the auth string, so it asks to sign in (the V1 UI's login form).
     # Prefect 3.8.8 opens its new V2 UI at /; the guide and this test use the V1 UI's routes
     # (its side bar has "Switch to V2 UI"), where the approval form was checked.
     started = time.monotonic()
+    assert httpx.post(f"{ui_server}/api/flows/filter", json={}, timeout=10).status_code == 401
+    page.goto(f"{ui_server}/dashboard")
+    password = page.get_by_placeholder("admin:pass")
+    expect(password).to_be_visible()
+    expect(password).to_have_attribute("type", "password")  # the screenshot shows dots, not the string
+    password.fill("standby:not-the-auth-string")
+    page.get_by_role("button", name="Login", exact=True).click()
+    expect(page.get_by_text("Authentication failed.").first).to_be_visible()
+    expect(password).to_be_visible()  # still on the login page
+    page.reload()  # the login page afresh, without the first attempt's notices, for the screenshot
+    expect(password).to_be_visible()
+    password.fill(api_auth())
+    _shot(page, shots, "00-sign-in.png")
+    page.get_by_role("button", name="Login", exact=True).click()
+    expect(password).to_be_hidden()
+
+    # 1. Go to Deployments, open failover, Run -> Custom run, fill in the form.
     page.goto(f"{ui_server}/dashboard")
     page.get_by_role("button", name="Deployments", exact=True).click()
     expect(page.get_by_role("link", name="relocate", exact=True).first).to_be_visible()
@@ -319,6 +342,19 @@ def test_an_operator_fails_over_nexus_from_the_prefect_ui(
     outcomes = {t.strip() for t in table.get_by_role("row").locator("td:nth-child(3)").all_inner_texts()}
     assert outcomes and outcomes <= {"done", "skipped"}, outcomes
     _shot(page, shots, "05-timeline.png", full=True)
+
+    # The auth string is in no log and no artifact of the run.
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+    arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+    texts = [*(entry.message for entry in logs), *(str(a.data) + str(a.description) for a in arts)]
+    assert logs and arts and not [t for t in texts if api_auth() in t]
 
     # The lab agrees: Nexus on site-b, the approver in the journal.
     record = placement(world)

@@ -35,7 +35,7 @@ from lab.s3 import start_moto
 from tests.apiservers import seeded_sites
 
 PASSWORD = "blocks-test-admin-pw-4410"
-KEY_TEXT = base64.b64encode(bytes(range(40, 72))).decode()
+KEY_TEXT = base64.b64encode(bytes(range(210, 242))).decode()
 S3_KEY, S3_SECRET = "blocks-test-key", "blocks-test-secret-9d1e"
 ROOT = Path(__file__).resolve().parents[2]
 

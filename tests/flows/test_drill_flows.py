@@ -26,7 +26,7 @@ from drkit.testing.dr import FakeDr, fake_dr
 from flows.drill import drill
 
 ROOT = Path(__file__).resolve().parents[2]
-RAW_KEY = bytes(range(64, 96))
+RAW_KEY = bytes(range(170, 202))
 
 
 def _two_apps(monkeypatch: pytest.MonkeyPatch, *, backed_up: bool) -> FakeDr:

@@ -1,6 +1,7 @@
 """Two drills in a row on the lab's real Ceph, one in each mode: the first through the Prefect flow
-(promote), the second isolated (a scratch copy of B's latest complete snapshot in nexus-dr-drill;
-B's image is never promoted and replication never stops).
+(promote, approved through the Prefect API as from the run's form), the second isolated (a scratch
+copy of B's latest complete snapshot in nexus-dr-drill; B's image is never promoted and
+replication never stops).
 
 Each proves a canary written on A is on B with the same sha256, uploads and downloads on B, then
 cleans up: B a healthy replica (up+replaying, a fresh snapshot complete), nothing of the drill
@@ -13,6 +14,7 @@ import base64
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,7 @@ from drkit.jobs import backup as backups
 from drkit.jobs.drill import drill_reports, leftovers, prepare_drill, run_drill, start_drill
 from drkit.jobs.world import World, build_world, read_placement
 from flows.drill import drill
+from tests.approver import Approver
 from tests.lab.conftest import Lab
 
 pytestmark = pytest.mark.lab
@@ -80,8 +83,14 @@ def test_two_drills_in_a_row_pass_and_leave_b_a_healthy_replica(
     stores = backups.app_stores(world, config.app("nexus"), "site-a", spare=False)
     backups.run_backup(config.app("nexus"), b.site, b.cluster, stores, key=key, clock=SystemClock())
 
-    first = drill(app="nexus", config=str(lab.root / "standby.yaml"), mode="promote", key_source="env:STANDBY_BACKUP_KEY")
+    # A promote-mode drill pauses for the typed approval a failover asks for; answered through the API.
+    run_name = f"drill-{uuid.uuid4().hex[:6]}"
+    answer = {"confirm_app": "nexus", "approver": "lab-test", "reason": "promote-mode drill on the lab"}
+    with Approver(run_name, [answer], timeout=300) as approver:
+        first = drill.with_options(flow_run_name=run_name)(app="nexus", config=str(lab.root / "standby.yaml"),
+                                                       mode="promote", key_source="env:STANDBY_BACKUP_KEY")  # fmt: skip
     assert first["passed"], first
+    assert approver.keys == ["approval-1"]
     _clean(world)
     for name in ("drill-report-nexus", "drill-history-nexus", "drill-timeline-nexus", "drill-plan-nexus"):
         assert Artifact.get(name) is not None, name

@@ -37,7 +37,7 @@ from tests.labhelpers import (
 )
 
 pytestmark = pytest.mark.lab
-KEY_TEXT = base64.b64encode(bytes(range(90, 122))).decode()
+KEY_TEXT = base64.b64encode(bytes(range(192, 224))).decode()
 PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
 CONFIG_MAP = KindRef(version="v1", kind="ConfigMap")
 

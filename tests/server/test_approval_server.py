@@ -54,7 +54,7 @@ __all__ = ["real_server"]
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_VAR = "STANDBY_BACKUP_KEY"
-KEY_TEXT = base64.b64encode(bytes(range(90, 122))).decode()
+KEY_TEXT = base64.b64encode(bytes(range(192, 224))).decode()
 PLAN_ARTIFACT = "operation-plan-nexus"
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from drkit.domain import crypto
 from drkit.domain.abort import judge_hold, next_commands
-from drkit.domain.errors import OperationFailed, PreconditionFailed
+from drkit.domain.errors import IntegrityError, OperationFailed, PreconditionFailed
 from drkit.domain.operations import Journal, StepRecord
 from drkit.jobs.abort import abort_operation, plan_abort
 from drkit.jobs.drill import prepare_drill, run_drill, start_drill
@@ -257,7 +257,7 @@ def test_every_failed_step_names_its_next_commands() -> None:
 def test_a_drill_whose_cleanup_failed_is_released_by_abort() -> None:
     dr = fake_dr()
     _backup(dr, "site-a")
-    journal = start_drill(dr.world, prepare_drill(dr.world, APP, "promote", key=KEY))
+    journal = start_drill(dr.world, prepare_drill(dr.world, APP, "promote", key=KEY), _approval(), APP)
 
     def failing(ex: object, name: str) -> object:
         if name == "cleanup-volumes":
@@ -451,8 +451,13 @@ def test_a_failback_failed_past_its_promote_fails_over_back_to_the_survivor_by_t
 def test_an_abort_without_the_key_that_opens_the_kept_workload_is_refused_before_any_change() -> None:
     dr = fake_dr()
     failed = _failed_relocate(dr)
-    for key in (None, crypto.MasterKey(bytes(range(1, 33)))):
-        with pytest.raises(PreconditionFailed, match=f"abort of {failed.op_id} refused, nothing changed"):
-            abort_operation(dr.world, failed.op_id, _approval(), APP, key=key, timeouts=FAST)
-        assert read_journal(dr.world, failed.op_id).abort is None and _held(dr) == failed.op_id
-        assert dr.mirror.promoted == []
+    with pytest.raises(PreconditionFailed, match=f"abort of {failed.op_id} refused, nothing changed"):
+        abort_operation(dr.world, failed.op_id, _approval(), APP, key=None, timeouts=FAST)
+    assert read_journal(dr.world, failed.op_id).abort is None and _held(dr) == failed.op_id
+    # another key does not even open the journal, which the operation's key signed
+    with pytest.raises(IntegrityError, match=f"integrity check failed: journal of operation {failed.op_id}"):
+        abort_operation(dr.world, failed.op_id, _approval(), APP, key=crypto.MasterKey(bytes(range(1, 33))),
+                        timeouts=FAST)  # fmt: skip
+    dr.world.key = KEY
+    assert read_journal(dr.world, failed.op_id).abort is None and _held(dr) == failed.op_id
+    assert dr.mirror.promoted == []

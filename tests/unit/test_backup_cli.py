@@ -275,3 +275,30 @@ def test_unknown_run_is_one_line(config: Path) -> None:
     assert result.exit_code == 1
     lines = stderr_lines(result)
     assert len(lines) == 1 and "has no index" in lines[0] and "standby backup list" in lines[0], lines
+
+
+def test_after_a_key_rotation_runs_from_before_and_after_verify_and_restore_with_the_ring(
+    config: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On moto S3 and the fake apiserver, through the CLI's route (the ring in the environment)."""
+    before = standby(config, "run", "--app", "nexus")
+    assert before.exit_code == 0, before.output
+    made = runner.invoke(standby_app, ["key", "generate"])
+    new_text, new_id = made.stdout.strip(), MasterKey.parse(made.stdout.strip()).key_id
+    monkeypatch.setenv("STANDBY_BACKUP_KEY", f"{new_text},{env['STANDBY_BACKUP_KEY']}")  # rotated: new key first
+    after = standby(config, "run", "--app", "nexus")
+    assert after.exit_code == 0, after.output
+    assert f"encryption key id: {new_id}" in after.stdout and "9 new" in after.stdout
+    for run in (run_id_of(before), run_id_of(after)):
+        verified = standby(config, "verify", run, "--app", "nexus")
+        assert verified.exit_code == 0, verified.output
+        assert f"verify {run} of app nexus (site site-a): OK" in verified.stdout
+        assert "key ring: 4 retained run(s) checked, 0 not opened" in verified.stdout  # 2 runs x 2 stores
+        restored = standby(config, "restore", run, "--app", "nexus", "--target-site", "site-b",
+                           "--namespace", "nexus-dr-drill", "--dry-run")  # fmt: skip
+        assert restored.exit_code == 0, restored.output
+        assert f"would restore backup {run}" in restored.stdout and "created: 9" in restored.stdout
+    monkeypatch.setenv("STANDBY_BACKUP_KEY", new_text)  # the older key dropped too early
+    short = standby(config, "verify", "--app", "nexus")
+    assert short.exit_code != 0
+    assert f"run {run_id_of(before)} is sealed with key id {KEY_ID}, which the key ring lacks" in short.output

@@ -49,6 +49,8 @@ def test_a_real_command_gets_the_environment_without_the_backup_key_s3_keys_or_a
         "AWS_SESSION_TOKEN": "aws-session-token",
         "SITE_S3_ID": "site-s3-id",
         "SITE_S3_SECRET": "site-s3-secret",
+        "PREFECT_API_AUTH_STRING": "standby:prefect-api-auth",  # the Prefect API's credentials
+        "PREFECT_API_KEY": "pnu_prefect-api-key",
     }
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)

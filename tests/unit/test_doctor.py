@@ -19,8 +19,8 @@ from drkit.testing.dr import IMAGE, NS, POOL, FakeDr, fake_dr
 from standby import doctor_cli
 from standby.cli import app as cli
 
-KEY = crypto.MasterKey(bytes(range(64, 96)))
-OTHER_KEY = crypto.MasterKey(bytes(range(96, 128)))
+KEY = crypto.MasterKey(bytes(range(128, 160)))
+OTHER_KEY = crypto.MasterKey(bytes(range(160, 192)))
 ENV = "STANDBY_BACKUP_KEY"
 
 
@@ -237,14 +237,14 @@ def test_after_a_move_the_roles_and_so_the_permissions_checked_follow_the_placem
 def cli_world(monkeypatch: pytest.MonkeyPatch) -> FakeDr:
     dr = _backed_up()
     monkeypatch.setattr(doctor_cli, "world_of", lambda config, **names: dr.world)
-    monkeypatch.setenv(ENV, base64.b64encode(bytes(range(64, 96))).decode())
+    monkeypatch.setenv(ENV, base64.b64encode(bytes(range(128, 160))).decode())
     return dr
 
 
 def test_the_command_exits_0_when_all_pass_and_1_naming_the_failed_line(cli_world: FakeDr) -> None:
     result = CliRunner().invoke(cli, ["doctor"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip().splitlines()[-1] == "15 passed, 0 failed"
+    assert result.output.strip().splitlines()[-1] == "16 passed, 0 failed"
     cli_world.mirror.schedules["site-a"].clear()
     result = CliRunner().invoke(cli, ["doctor", "--app", "nexus"])
     assert result.exit_code == 1
@@ -254,7 +254,7 @@ def test_the_command_exits_0_when_all_pass_and_1_naming_the_failed_line(cli_worl
 
 
 def test_json_holds_every_check_and_the_verdict(cli_world: FakeDr, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENV, base64.b64encode(bytes(range(96, 128))).decode())
+    monkeypatch.setenv(ENV, base64.b64encode(bytes(range(160, 192))).decode())
     result = CliRunner().invoke(cli, ["doctor", "--json"])
     assert result.exit_code == 1
     doc = json.loads(result.output)

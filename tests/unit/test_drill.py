@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from drkit.domain import crypto
 from drkit.domain.drill import Mode
 from drkit.domain.errors import StandbyError
-from drkit.domain.operations import Journal, StepRecord
+from drkit.domain.operations import Approval, Journal, StepRecord
 from drkit.jobs.backup import run_backup
 from drkit.jobs.drill import (
     DrillOutcome,
@@ -30,6 +31,8 @@ from drkit.jobs.world import read_placement
 from drkit.testing.dr import IMAGE, NS, PASSWORD, FakeDr, fake_dr
 
 KEY = crypto.MasterKey(bytes(range(64, 96)))
+APPROVAL = Approval(approver="tester", reason="promote-mode drill", at=datetime(2026, 11, 30, tzinfo=UTC))
+"""The typed approval a promote-mode drill needs (an isolated drill ignores it)."""
 FAST = Timeouts(default=30.0, poll=1.0)
 
 
@@ -47,7 +50,7 @@ def _ready(**knobs: object) -> FakeDr:
 def _drill(
     dr: FakeDr, on_step: Callable[[Journal, StepRecord], None] | None = None, mode: Mode = "promote"
 ) -> DrillOutcome:
-    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", mode, key=KEY))
+    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", mode, key=KEY), APPROVAL, "nexus")
     assert journal.status == "approved", journal.error
     return run_drill(dr.world, journal, key=KEY, timeouts=FAST, on_step=on_step)
 
@@ -301,7 +304,7 @@ def _corrupt_scratch(dr: FakeDr) -> None:
 
 def test_every_step_goes_through_the_callers_step_runner_and_a_failed_cleanup_is_told_apart() -> None:
     dr = _ready()
-    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", "promote", key=KEY))
+    journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", "promote", key=KEY), APPROVAL, "nexus")
     ran: list[str] = []
 
     def runner(ex: Executor, name: str) -> object:  # as the flow's Prefect task does
