@@ -975,6 +975,10 @@ NEXUS_URL_FIELD = "      url_field: status.url            # the Nexus CR reports
 """The nexus app's ``checks.url_field`` line in ``standby.example.yaml``; the lab adds ``urls`` after it."""
 
 
+LAB_PROBE_TIMEOUT = "10s"
+"""``probe_timeout`` of each lab site (the default, 3 s, is for a site's own control plane)."""
+
+
 def _write_config(root: Path, stores: dict[str, S3Store]) -> None:
     """``standby.yaml``: the example with the lab's ports and paths, and each site's S3."""
     text = (ROOT / "standby.example.yaml").read_text()
@@ -998,6 +1002,12 @@ def _write_config(root: Path, stores: dict[str, S3Store]) -> None:
         raise LabError("standby.example.yaml: the nexus app's checks.url_field line moved; update lab._write_config")
     text = text.replace(NEXUS_URL_FIELD, f"{NEXUS_URL_FIELD}      urls:\n{nexus_urls}", 1)
     text = text.replace(".lab/kubeconfig,", f".lab/{rbac.STANDBY_KUBECONFIG},")
+    # Each site's probe_timeout: the lab shares a small machine with its tests (two labs, Prefect and
+    # a browser under `make test`), where site B's rbd, run through the toolbox exec, can take more
+    # than the 3 s default to answer; a plan would then show a healthy site as unreachable.
+    if text.count("    timezone: UTC\n") != len(SITES):
+        raise LabError("standby.example.yaml: each site's `timezone: UTC` line moved; update lab._write_config")
+    text = text.replace("    timezone: UTC\n", f"    timezone: UTC\n    probe_timeout: {LAB_PROBE_TIMEOUT}\n")
     # The example's relative paths (".lab/..."), not the absolute ones written above: a lab folder
     # named ".lab" (make demo's) has ".lab/" inside its own absolute paths too.
     text = re.sub(r"(?<![/\w])\.lab/", lambda _: f"{root}/", text)

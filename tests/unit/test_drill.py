@@ -30,7 +30,7 @@ from drkit.jobs.operations import Executor, Timeouts, list_journals
 from drkit.jobs.world import read_placement
 from drkit.testing.dr import IMAGE, NS, PASSWORD, FakeDr, fake_dr
 
-KEY = crypto.MasterKey(bytes(range(64, 96)))
+KEY = crypto.MasterKey(bytes(range(160, 192)))
 APPROVAL = Approval(approver="tester", reason="promote-mode drill", at=datetime(2026, 11, 30, tzinfo=UTC))
 """The typed approval a promote-mode drill needs (an isolated drill ignores it)."""
 FAST = Timeouts(default=30.0, poll=1.0)

@@ -99,7 +99,7 @@ def cli_world(monkeypatch: pytest.MonkeyPatch) -> FakeDr:
     dr = _ready()
     monkeypatch.setattr(drill_cli, "world_of", lambda config, **names: dr.world)
     monkeypatch.setattr(drill_cli, "run_drill", functools.partial(run_drill, timeouts=FAST))
-    monkeypatch.setenv("STANDBY_BACKUP_KEY", base64.b64encode(bytes(range(64, 96))).decode())  # KEY's bytes
+    monkeypatch.setenv("STANDBY_BACKUP_KEY", base64.b64encode(bytes(range(160, 192))).decode())  # KEY's bytes
     return dr
 
 

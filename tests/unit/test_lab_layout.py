@@ -125,3 +125,12 @@ def test_s3_saves_and_loads_its_bucket(tmp_path: Path) -> None:
         assert lab_s3.load_bucket(client, "bkt", tmp_path / "nothing-saved") == 0
     finally:
         server.stop()
+
+
+def test_each_lab_site_waits_the_labs_probe_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Site B's rbd runs through the toolbox exec on a machine shared with the tests: the lab's plans
+    give each site longer than the 3 s default before calling it unreachable."""
+    monkeypatch.setenv("STANDBY_LAB_PORT_BASE", "21800")
+    config = load_config(_config(tmp_path, "per-site"))
+    for site in ("site-a", "site-b"):
+        assert config.site(site).probe_timeout.total_seconds() == 10.0

@@ -32,7 +32,7 @@ def dr(monkeypatch: pytest.MonkeyPatch) -> FakeDr:
     monkeypatch.setattr(drill_flows, "resolve_config", lambda _config: world.world.config)
     monkeypatch.setattr(drill_flows, "build_world", lambda _config: world.world)
     monkeypatch.setattr(drill_flows, "run_drill", _fast_run_drill)
-    monkeypatch.setenv("STANDBY_BACKUP_KEY", base64.b64encode(bytes(range(64, 96))).decode())  # KEY's bytes
+    monkeypatch.setenv("STANDBY_BACKUP_KEY", base64.b64encode(bytes(range(160, 192))).decode())  # KEY's bytes
     return world
 
 
