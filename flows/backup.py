@@ -82,7 +82,7 @@ def _back_up(config: str | None, request: BackupRequest) -> dict[str, Any]:
     request = request.model_copy(update={"site": site_name})
     with app_slot(app):
         summary = back_up_app(config, request)
-        kept = apply_retention(config, app, site_name, request.retention)
+        kept = apply_retention(config, app, site_name, request.retention, request.key_source)
     result = {
         "run_id": summary.run_id,
         "status": summary.status,

@@ -72,14 +72,17 @@ def _pick(
     return cfg, chosen, cfg.site(site or chosen.primary_site)
 
 
-def _read_run(cfg: StandbyConfig, app: ProtectedApp, where: Site, run: str | None) -> tuple[StoreRef, BackupIndex]:
+def _read_run(
+    cfg: StandbyConfig, app: ProtectedApp, where: Site, run: str | None, key: crypto.MasterKey | None
+) -> tuple[StoreRef, BackupIndex]:
     """Run ``run`` (or the newest complete one) from the first store of the app's sites that holds
-    it, the source's own first; the first store's error when none does."""
+    it, the source's own first (authenticated with ``key``); the first store's error when none does."""
     first: StandbyError | None = None
     for ref in app_stores(build_world(cfg), app, where.name):
+        label = jobs.store_label(ref)
         try:
-            run_id = jobs.resolve_run(ref.store, ref.layout, where.name, app.name, run)
-            return ref, jobs.read_index(ref.store, ref.layout, where.name, app.name, run_id)
+            run_id = jobs.resolve_run(ref.store, ref.layout, where.name, app.name, run, key=key, label=label)
+            return ref, jobs.read_index(ref.store, ref.layout, where.name, app.name, run_id, key=key, label=label)
         except StandbyError as error:
             first = first or error
     assert first is not None
@@ -136,15 +139,18 @@ def run_cmd(
 
 
 @backup_app.command("list")
-def list_cmd(config: ConfigOption = None, app: AppOption = None, site: SiteOption = None) -> None:
+def list_cmd(
+    config: ConfigOption = None, app: AppOption = None, site: SiteOption = None, key_env: KeyEnvOption = KEY_ENV
+) -> None:
     """List, per store of the app's sites, the finished runs it holds, oldest first (``*`` marks its ``latest``).
 
-    A run complete in one store but not in another is named at the end, with how to catch up.
+    A run complete in one store but not in another is named at the end, with how to catch up. With
+    a key, sealed indexes are opened and checked; a run that fails its check is named.
     """
 
     def action() -> list[str]:
-        cfg, chosen, where = _pick(config, app, site)
-        held = holdings(app_stores(build_world(cfg), chosen, where.name), where.name, chosen.name)
+        cfg, chosen, where = _pick(config, app, site, key_env)
+        held = holdings(app_stores(build_world(cfg), chosen, where.name), where.name, chosen.name, key=_key(key_env))
         if all(h.failure is not None for h in held):
             raise held[0].failure  # type: ignore[misc]
         return store_rows(held, chosen.name, where.name)
@@ -167,6 +173,11 @@ def store_rows(held: list[StoreRuns], app: str, site: str) -> list[str]:
                 f" new={index.metadata.objects_new:<5} bytes={index.metadata.bytes_uploaded}"
                 f" warnings={len(index.warnings)}" + (f" same-as={index.same_as}" if index.same_as else "")
             )
+        rows += [f"  refused: {why}" for why in h.refused]
+        if h.unsealed:
+            rows.append(f"  left out (written without a key, unauthenticated): {', '.join(h.unsealed)}")
+        if h.locked:
+            rows.append(f"  left out (sealed with a key the loaded ring lacks): {', '.join(h.locked)}")
     readable = [h for h in held if not h.error]
     newest = {h.store: max(h.complete, key=parse_run_id) for h in readable if h.complete}
     for run in sorted({r for h in readable for r in h.complete}, key=parse_run_id):
@@ -187,12 +198,13 @@ def show_cmd(
     config: ConfigOption = None,
     app: AppOption = None,
     site: SiteOption = None,
+    key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
-    """Show one run's index: metadata, warnings and every object."""
+    """Show one run's index: metadata, warnings and every object (a sealed index needs the key)."""
 
     def action() -> list[str]:
-        cfg, chosen, where = _pick(config, app, site)
-        ref, index = _read_run(cfg, chosen, where, None if run == "latest" else run)
+        cfg, chosen, where = _pick(config, app, site, key_env)
+        ref, index = _read_run(cfg, chosen, where, None if run == "latest" else run, _key(key_env))
         layout = ref.layout
         lines = [
             f"run {index.run_id} of app {index.app} on site {index.site}: {index.status}"
@@ -295,7 +307,8 @@ def decrypt_cmd(
 
     def action() -> str:
         cfg, chosen, where = _pick(config, app, site, key_env)
-        ref, index = _read_run(cfg, chosen, where, run)
+        key = _key(key_env)
+        ref, index = _read_run(cfg, chosen, where, run, key)
         store, run_id = ref.store, index.run_id
         found = [e for e in index.objects if obj in (e.key, e.path)]
         if not found:
@@ -304,7 +317,8 @@ def decrypt_cmd(
                 hint=f"list its objects with `standby backup show {run_id}`",
             )
         entry = found[0]
-        key = _key(key_env, required=entry.encrypted)
+        if key is None and entry.encrypted:
+            _key(key_env, required=True)
         text: str = yaml.safe_dump(open_blob(entry, store.get(entry.key), key), sort_keys=True)
         return text
 

@@ -226,7 +226,7 @@ def _app_status(world: World, name: str) -> dict[str, Any]:
         view = observe_app(world, app, record)
     journals = list_journals(world, name)
     last = journals[-1] if journals else None
-    backup, _ = find_backup(world, name, record.primary, record.primary)
+    backup, _ = find_backup(world, name, record.primary, record.primary, world.key)
     states = {s: v.states for s, v in view.sites.items()}
     warnings = ([] if refused else disagreements(record, view)) + view.split_brain()
     warnings += [f"{s} unreachable: {view.sites[s].error}" for s in view.unreachable()]

@@ -30,6 +30,7 @@ from prefect.events import emit_event
 from blocks.config import resolve_config
 from drkit.adapters.clock import SystemClock
 from drkit.domain import crypto
+from drkit.domain.backup_index import UNAUTHENTICATED
 from drkit.domain.errors import ConfigError, TransientError
 from drkit.domain.models import S3Location
 from drkit.domain.retention import RetentionPolicy
@@ -183,6 +184,8 @@ def back_up_app(config_path: str | None, request: BackupRequest) -> BackupSummar
     create_markdown_artifact(
         markdown=summary_markdown(summary), key=f"backup-{app}-{site}", description=f"backup {summary.run_id}"
     )
+    for notice in summary.notices:
+        logger.warning("%s", notice)
     if summary.missed:
         for line in summary.store_lines():
             logger.warning("%s", line)
@@ -211,12 +214,13 @@ def back_up_app(config_path: str | None, request: BackupRequest) -> BackupSummar
     cache_policy=NO_CACHE,
 )
 def apply_retention(
-    config_path: str | None, app: str, site: str, policy: RetentionPolicy
+    config_path: str | None, app: str, site: str, policy: RetentionPolicy, key_source: str = ""
 ) -> dict[str, RetentionResult]:
     """In every store of the app's sites: delete runs outside the GFS policy (never the newest
     complete one), then unreferenced blobs. A store that does not answer is skipped with a warning
-    (it is pruned next time); returns the result per store."""
+    (it is pruned next time); returns the result per store. ``key_source`` opens sealed indexes."""
     logger = get_run_logger()
+    key = master_key(key_source) if key_source else None
     cfg = resolve_config(config_path)
     chosen, where = cfg.app(app), cfg.site(site)
     results: dict[str, RetentionResult] = {}
@@ -224,7 +228,7 @@ def apply_retention(
     for ref in jobs.app_stores(build_world(cfg), chosen, site):
         name = jobs.store_label(ref)
         try:
-            result = jobs.apply_retention(ref.store, where, chosen, policy, layout=ref.layout)
+            result = jobs.apply_retention(ref.store, where, chosen, policy, layout=ref.layout, key=key)
         except TransientError as error:
             logger.warning("retention of %s skipped in the store of %s: %s", app, name, error)
             failed.append(error)
@@ -255,10 +259,13 @@ def verify_run(config_path: str | None, request: VerifyRequest) -> VerifyResult:
     decrypt, validate; dry-run create on ``dry_run_site`` when given."""
     cfg = resolve_config(config_path)
     app, site = request.app, request.site or cfg.app(request.app).primary_site
+    key = master_key(request.key_source)
+    if key is None:
+        get_run_logger().warning("%s", UNAUTHENTICATED)
     report = run_verify(
         cfg,
         request.model_copy(update={"site": site}),
-        key=master_key(request.key_source),
+        key=key,
         progress=_progress(f"verify-backup-progress-{app}-{site}", f"verify of {app}"),
     )
     text = "\n".join(f"- {line}" for line in report.lines())
@@ -284,10 +291,13 @@ def restore_app(config_path: str | None, request: RestoreRequest) -> RestoreSumm
     cfg = resolve_config(config_path)
     app, target_site = request.app, request.target_site
     check_restore_namespace(cfg.app(app), request.namespace)  # before anything, the progress artifact too
+    key = master_key(request.key_source)
+    if key is None:
+        get_run_logger().warning("%s", UNAUTHENTICATED)
     summary = run_restore(
         cfg,
         request,
-        key=master_key(request.key_source),
+        key=key,
         progress=_progress(f"restore-progress-{app}-{target_site}", f"restore of {app} into {target_site}"),
     )
     text = "\n".join(f"- {line}" for line in summary.lines())

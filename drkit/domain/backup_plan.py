@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from drkit.domain import crypto
-from drkit.domain.backup_index import BackupIndex, IndexEntry, RunMetadata
+from drkit.domain.backup_index import BackupIndex, IndexEntry, RunMetadata, seal_path
 from drkit.domain.layout import RunId, StoreLayout, logical_path
 from drkit.domain.models import KindRef
 from drkit.domain.restore_order import RESTORE_ORDER, sort_for_restore
@@ -100,15 +100,17 @@ def plan_backup(
         namespace, name = meta.get("namespace") or None, str(meta.get("name", ""))
         path = logical_path(api_version, kind, namespace, name)
         plaintext = canonical_yaml(clean)
-        address = crypto.content_address(plaintext, path=path, key=key)
+        bound = seal_path(path, app=app, site=site) if key is not None else None
+        address = crypto.content_address(plaintext, path=bound or path, key=key)
         blob_key = layout.blob_key(site, app, address, encrypted=key is not None)
-        ident = {"api_version": api_version, "kind": kind, "namespace": namespace, "name": name, "path": path}
+        ident = {"api_version": api_version, "kind": kind, "namespace": namespace, "name": name, "path": path,
+                 "bound_to": bound}  # fmt: skip
         if blob_key in reuse:
             entries.append(reuse[blob_key].model_copy(update=ident))
             continue
         if blob_key not in uploads:
             stored = (
-                plaintext if key is None else crypto.encrypt(plaintext, key=key, path=path, random=random)
+                plaintext if key is None or bound is None else crypto.encrypt(plaintext, key=key, path=bound, random=random)
             )
             uploads[blob_key] = Upload(blob_key, stored, path)
         entries.append(entry_for_stored(ident, blob_key, address, uploads[blob_key].data, key, str(run_id)))

@@ -10,6 +10,7 @@ docs/architecture.md; catching up a store that missed runs is :mod:`drkit.jobs.b
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,12 +25,14 @@ from drkit.adapters.objectstore import ObjectStore
 from drkit.adapters.runner import hide_from_commands
 from drkit.domain import crypto
 from drkit.domain.backup_index import (
+    UNAUTHENTICATED,
     BackupIndex,
     IndexEntry,
     IndexPointer,
     decode_index,
     encode_index,
     encode_pointer,
+    index_context,
     resolve_pointer,
     same_entries,
 )
@@ -142,6 +145,9 @@ class BackupSummary:
     """Per store the run was meant for (the source's own first): complete there or not, and why."""
     source_store: str = ""
     """The store of the source site (the first one written)."""
+    notices: tuple[str, ...] = ()
+    """What the operator must know that is not a warning of the run: a previous run not reused (its
+    integrity check failed), backups unauthenticated (no key)."""
 
     @property
     def complete_on(self) -> tuple[str, ...]:
@@ -184,22 +190,88 @@ class BackupSummary:
             + (f", unchanged: points at run {self.same_as})" if self.same_as else ")"),
         ]
         out += [f"warning: {w}" for w in self.warnings]
+        out += [f"note: {n}" for n in self.notices]
         return out + self.store_lines()
 
 
 # ----------------------------------------------------------------------------------------- reads
 
 
-def read_latest(store: ObjectStore, layout: StoreLayout, site: str, app: str) -> str | None:
-    """The run id ``latest`` names, or ``None`` when the app has no complete run yet."""
+LATEST_FORMAT = "standby.backup.latest/2"
+"""``format`` of an authenticated ``latest`` (JSON with a MAC); without a key ``latest`` is the run id."""
+
+
+def _store_name(label: str) -> str:
+    return f" in the store of {label}" if label else ""
+
+
+def latest_bytes(site: str, app: str, run_id: str, key: crypto.MasterKey | None) -> bytes:
+    """What ``latest`` holds: the run id, or with a key JSON of it with its MAC (``what="latest"``)."""
+    if key is None:
+        return f"{run_id}\n".encode()
+    body = {"format": LATEST_FORMAT, "run_id": run_id}
+    mac = crypto.state_mac(key, crypto.canonical_json(body), what="latest", context=index_context(app, site, run_id))
+    return crypto.canonical_json({**body, "key_id": key.key_id, "mac": mac}) + b"\n"
+
+
+def write_latest(
+    store: ObjectStore, layout: StoreLayout, site: str, app: str, run_id: str, key: crypto.MasterKey | None
+) -> None:
+    """Point ``latest`` at ``run_id`` (authenticated with ``key``)."""
+    store.put(layout.latest_key(site, app), latest_bytes(site, app, run_id, key), content_type="text/plain")
+
+
+def read_latest(
+    store: ObjectStore,
+    layout: StoreLayout,
+    site: str,
+    app: str,
+    *,
+    key: crypto.MasterKey | None = None,
+    label: str = "",
+) -> str | None:
+    """The run id ``latest`` names, or ``None`` when the app has no complete run yet.
+
+    With ``key``, ``latest`` must carry a MAC that holds for this app, site and run: a plaintext or
+    forged ``latest`` is an :class:`IntegrityError` naming it and the store (``label``).
+    """
+    where = layout.latest_key(site, app)
     try:
-        text = store.get(layout.latest_key(site, app)).decode().strip()
+        data = store.get(where)
     except NotFound as error:
-        if error.context.get("key") == layout.latest_key(site, app):
+        if error.context.get("key") == where:
             return None
         raise
-    parse_run_id(text)
-    return text
+    name = f"`latest` of app {app} (site {site}){_store_name(label)}"
+    text = data.decode(errors="replace").strip()
+    if not text.startswith("{"):
+        if key is not None:
+            raise IntegrityError(
+                f"integrity check failed: {name} is not authenticated (written without a key, or before backups"
+                " were sealed); with a key loaded it is refused",
+                hint=f"run a new backup with the key (`standby backup run --app {app}`), or give the run id"
+                " to restore explicitly",
+                context={"key": where, "store": label, "unsealed": True},
+            )
+        parse_run_id(text)
+        return text
+    try:
+        found = json.loads(text)
+        run_id, mac, mac_key_id = str(found["run_id"]), str(found["mac"]), str(found["key_id"])
+        if found.get("format") != LATEST_FORMAT:
+            raise ValueError(found.get("format"))
+    except (ValueError, KeyError, TypeError):
+        raise IntegrityError(
+            f"integrity check failed: {name} is not a valid `latest`",
+            hint=f"run a new backup (`standby backup run --app {app}`), or give the run id explicitly",
+            context={"key": where, "store": label},
+        ) from None
+    parse_run_id(run_id)
+    if key is not None:
+        body = crypto.canonical_json({"format": LATEST_FORMAT, "run_id": run_id})
+        crypto.check_state_mac(key, body, mac, mac_key_id, what="latest",
+                               context=index_context(app, site, run_id), name=name)  # fmt: skip
+    return run_id
 
 
 @dataclass(frozen=True)
@@ -225,14 +297,24 @@ def _get_index(store: ObjectStore, layout: StoreLayout, site: str, app: str, run
         ) from None
 
 
-def _decode(data: bytes, layout: StoreLayout, site: str, app: str, run_id: str) -> BackupIndex | IndexPointer:
-    key = layout.index_key(site, app, run_id)
-    found = decode_index(data, key=key, layout=layout)
+def _decode(
+    data: bytes,
+    layout: StoreLayout,
+    site: str,
+    app: str,
+    run_id: str,
+    *,
+    key: crypto.MasterKey | None,
+    label: str,
+) -> BackupIndex | IndexPointer:
+    where = layout.index_key(site, app, run_id)
+    name = f"the index of run {run_id} of app {app} (site {site}){_store_name(label)}"
+    found = decode_index(data, key=where, layout=layout, secret=key, name=name)
     if (found.run_id, found.app, found.site) != (run_id, app, site):
         raise IntegrityError(
-            f"{key} holds the index of run {found.run_id} of app {found.app} on site {found.site}",
+            f"{where} holds the index of run {found.run_id} of app {found.app} on site {found.site}",
             hint="this run cannot be trusted; use another run and check who writes to the bucket",
-            context={"key": key, "run": run_id},
+            context={"key": where, "run": run_id},
         )
     return found
 
@@ -245,15 +327,19 @@ def load_run(
     run_id: str,
     *,
     full: dict[str, tuple[BackupIndex, str]] | None = None,
+    key: crypto.MasterKey | None = None,
+    label: str = "",
 ) -> LoadedRun:
     """Read run ``run_id``'s index and, when it is a pointer, the full index it names (one hop).
 
     ``full`` caches full indexes by run id (with their bytes' sha256) across calls; the pointer's
-    recorded sha256 is checked against the cached one too.
+    recorded sha256 is checked against the cached one too. With ``key`` every index read must be
+    sealed and authenticated (:func:`~drkit.domain.backup_index.decode_index`); ``label`` names the
+    store in errors.
     """
     cache = {} if full is None else full
     data = _get_index(store, layout, site, app, run_id)
-    found = _decode(data, layout, site, app, run_id)
+    found = _decode(data, layout, site, app, run_id, key=key, label=label)
     if isinstance(found, BackupIndex):
         cache[run_id] = (found, hashlib.sha256(data).hexdigest())
         return LoadedRun(found, run_id, cache[run_id][1])
@@ -270,7 +356,7 @@ def load_run(
             hint="that run was deleted by hand or by a retention bug; use another run, run a new backup",
             context={"key": target_key, "run": run_id, "same_as": found.same_as},
         ) from None
-    target = _decode(target_data, layout, site, app, found.same_as)
+    target = _decode(target_data, layout, site, app, found.same_as, key=key, label=label)
     digest = hashlib.sha256(target_data).hexdigest()
     resolved = resolve_pointer(found, target, target_sha256=digest, target_key=target_key)
     if isinstance(target, BackupIndex):
@@ -278,17 +364,41 @@ def load_run(
     return LoadedRun(resolved, found.same_as, digest)
 
 
-def read_index(store: ObjectStore, layout: StoreLayout, site: str, app: str, run_id: str) -> BackupIndex:
-    """The index of one run, pointer resolved; :class:`NotFound` names the run when it has none."""
-    return load_run(store, layout, site, app, run_id).index
+def read_index(
+    store: ObjectStore,
+    layout: StoreLayout,
+    site: str,
+    app: str,
+    run_id: str,
+    *,
+    key: crypto.MasterKey | None = None,
+    label: str = "",
+) -> BackupIndex:
+    """The index of one run, pointer resolved (authenticated with ``key``); :class:`NotFound` names
+    the run when it has none."""
+    return load_run(store, layout, site, app, run_id, key=key, label=label).index
 
 
-def resolve_run(store: ObjectStore, layout: StoreLayout, site: str, app: str, run_id: str | None) -> str:
-    """``run_id``, or the newest complete run (``latest``); :class:`NotFound` when there is none."""
+def resolve_run(
+    store: ObjectStore,
+    layout: StoreLayout,
+    site: str,
+    app: str,
+    run_id: str | None,
+    *,
+    key: crypto.MasterKey | None = None,
+    label: str = "",
+) -> str:
+    """``run_id``, or the newest complete run (``latest``); :class:`NotFound` when there is none.
+
+    With ``key``, ``latest`` must be authenticated, and a ``latest`` naming an older run than the
+    newest complete run whose index is authenticated in this store is refused (a rollback must not
+    restore old Secrets): :func:`check_not_rolled_back`.
+    """
     if run_id:
         parse_run_id(run_id)
         return run_id
-    found = read_latest(store, layout, site, app)
+    found = read_latest(store, layout, site, app, key=key, label=label)
     if found is None:
         raise NotFound(
             f"app {app} has no complete backup on site {site} yet",
@@ -296,7 +406,49 @@ def resolve_run(store: ObjectStore, layout: StoreLayout, site: str, app: str, ru
             " to copy the newest complete run from another store",
             context={"site": site, "app": app},
         )
+    if key is not None:
+        check_not_rolled_back(store, layout, site, app, found, key=key, label=label)
     return found
+
+
+def missing_key_id(error: IntegrityError, key: crypto.MasterKey | None) -> str | None:
+    """The key id a sealed index or ``latest`` needs, when ``error`` only says that the loaded key
+    (ring) is not it (no key, or another one); ``None`` for any other integrity failure."""
+    needed = error.context.get("expected_key_id")
+    if needed and (key is None or needed not in key.key_ids):
+        return str(needed)
+    return None
+
+
+def check_not_rolled_back(
+    store: ObjectStore,
+    layout: StoreLayout,
+    site: str,
+    app: str,
+    latest: str,
+    *,
+    key: crypto.MasterKey,
+    label: str = "",
+) -> None:
+    """Refuse ``latest`` when a complete run started later (a later second) is authenticated in the
+    store (one LIST; every index newer than ``latest`` is read, normally none). Runs that fail their
+    checks are skipped."""
+    since = parse_run_id(latest).started  # runs of the same second are not ordered by their id: not counted
+    newer = [run for run, _ in iter_index_keys(store, layout, site, app) if parse_run_id(run).started > since]
+    for run in sorted(newer, key=parse_run_id, reverse=True):
+        try:
+            index = read_index(store, layout, site, app, run, key=key, label=label)
+        except (IntegrityError, NotFound):
+            continue
+        if index.status == "complete":
+            raise IntegrityError(
+                f"integrity check failed: `latest` of app {app} (site {site}){_store_name(label)} names run"
+                f" {latest}, older than run {run}, complete and authenticated there (rolled back?);"
+                " refused, nothing restored",
+                hint=f"check who writes to the bucket; `standby backup verify --app {app}` moves `latest` to the"
+                f" newest complete run, or give the run id (--run {run}) explicitly",
+                context={"store": label, "latest": latest, "newest": run},
+            )
 
 
 def iter_index_keys(
@@ -313,16 +465,33 @@ def iter_index_keys(
             yield str(run), info.key
 
 
-def list_runs(store: ObjectStore, layout: StoreLayout, site: str, app: str) -> list[BackupIndex]:
-    """The indexes of every finished run of ``app``, oldest first, pointers resolved.
+def list_runs(
+    store: ObjectStore,
+    layout: StoreLayout,
+    site: str,
+    app: str,
+    *,
+    key: crypto.MasterKey | None = None,
+    label: str = "",
+    refused: list[tuple[str, IntegrityError]] | None = None,
+) -> list[BackupIndex]:
+    """The indexes of every finished run of ``app``, oldest first, pointers resolved (authenticated
+    with ``key``).
 
     Each full index is read once: pointer runs reuse the one they name (its sha256 still checked).
+    With ``refused``, a run whose index fails its checks is left out and appended there (run id,
+    error); without it the first such error is raised.
     """
     full: dict[str, tuple[BackupIndex, str]] = {}
-    return [
-        load_run(store, layout, site, app, run, full=full).index
-        for run, _ in iter_index_keys(store, layout, site, app)
-    ]
+    out: list[BackupIndex] = []
+    for run, _ in iter_index_keys(store, layout, site, app):
+        try:
+            out.append(load_run(store, layout, site, app, run, full=full, key=key, label=label).index)
+        except IntegrityError as error:
+            if refused is None:
+                raise
+            refused.append((run, error))
+    return out
 
 
 # ------------------------------------------------------------------------------------------ backup
@@ -457,18 +626,34 @@ def app_stores(world: World, app: ProtectedApp, source: str, *, spare: bool = Tr
     return refs[:1] + [world.spare(ref) for ref in refs[1:]]  # a store that does not answer: caught up later
 
 
-def _hold(targets: list[StoreRef], site: str, app: str) -> tuple[dict[str, LoadedRun | None], dict[str, StandbyError]]:
-    """Each answering store's newest complete run (``latest``), and why the others did not answer."""
+def _hold(
+    targets: list[StoreRef], site: str, app: str, key: crypto.MasterKey | None, notices: list[str]
+) -> tuple[dict[str, LoadedRun | None], dict[str, StandbyError]]:
+    """Each answering store's newest complete run (``latest``), and why the others did not answer.
+
+    A previous run that fails its integrity checks (or, with a key, is not authenticated) is not
+    reused: the store is written as if it had no run yet, and ``notices`` says why.
+    """
     held: dict[str, LoadedRun | None] = {}
     failed: dict[str, StandbyError] = {}
     for ref in targets:
+        label = store_label(ref)
         try:
-            previous = read_latest(ref.store, ref.layout, site, app)
-            held[store_label(ref)] = (
-                load_run(ref.store, ref.layout, site, app, previous) if previous is not None else None
+            previous = read_latest(ref.store, ref.layout, site, app, key=key, label=label)
+            held[label] = (
+                load_run(ref.store, ref.layout, site, app, previous, key=key, label=label)
+                if previous is not None
+                else None
             )
+        except IntegrityError as error:
+            held[label] = None
+            if error.context.get("unsealed"):
+                notices.append(f"store of {label}: the previous run was written without a key (before backups were"
+                               " sealed): not reused, every object is uploaded again")  # fmt: skip
+            else:
+                notices.append(f"previous run not reused: {error.message}")
         except StandbyError as error:
-            failed[store_label(ref)] = error
+            failed[label] = error
     return held, failed
 
 
@@ -557,13 +742,13 @@ def _write_run(
     same_as: str | None = None
     if before is not None and same_entries(index.objects, before.index.objects):
         same_as = before.full_run
-        data = encode_pointer(index, target=before.full_run, target_sha256=before.full_sha256)
+        data = encode_pointer(index, target=before.full_run, target_sha256=before.full_sha256, key=key)
     else:
-        data = encode_index(index, ref.layout)
+        data = encode_index(index, ref.layout, key=key)
     ref.store.put(index_key, data, if_none_match=True, content_type="application/gzip")
     written.append(store_label(ref))
     if index.status == "complete":
-        ref.store.put(ref.layout.latest_key(site, app), f"{plan.run_id}\n".encode(), content_type="text/plain")
+        write_latest(ref.store, ref.layout, site, app, str(plan.run_id), key)
     outcome = StoreOutcome(
         store=store_label(ref),
         complete=True,
@@ -606,7 +791,8 @@ def run_backup(
     selection, kinds, calls = list_objects(cluster, app, page_size=page_size)
     if key is None:
         _refuse_plain_secrets(selection, app, site.name)
-    held, failed = _hold(targets, site.name, app.name)
+    notices: list[str] = []
+    held, failed = _hold(targets, site.name, app.name, key, notices)
     answering = [ref for ref in targets if store_label(ref) in held]
     if not answering:
         raise failed[store_label(targets[0])]
@@ -671,6 +857,7 @@ def run_backup(
         same_as=lead_outcome.same_as,
         stores=tuple(outcomes[store_label(ref)] for ref in targets),
         source_store=store_label(targets[0]),
+        notices=tuple(notices) + (() if key is not None else (UNAUTHENTICATED,)),
     )
 
 
@@ -715,6 +902,19 @@ class RetentionResult:
     blobs_deleted: int
 
 
+def _retention_runs(
+    store: ObjectStore, layout: StoreLayout, site: str, app: str, key: crypto.MasterKey | None
+) -> list[BackupIndex]:
+    refused: list[tuple[str, IntegrityError]] = []
+    runs = list_runs(store, layout, site, app, key=key, refused=refused)
+    for run, error in refused:  # unsealed (older) runs are pruned by their own index; anything else stops
+        try:
+            runs.append(read_index(store, layout, site, app, run))
+        except IntegrityError:
+            raise error from None
+    return sorted(runs, key=lambda i: parse_run_id(i.run_id))
+
+
 def apply_retention(
     store: ObjectStore,
     site: Site,
@@ -724,16 +924,19 @@ def apply_retention(
     dry_run: bool = False,
     tz: tzinfo | None = None,
     layout: StoreLayout | None = None,
+    key: crypto.MasterKey | None = None,
 ) -> RetentionResult:
     """GFS retention of ``app``'s runs, then the blobs no kept run references.
 
     Only a ``complete`` run counts as complete; the newest complete run is never deleted. Must not
     run while a backup of the same app runs (its new blobs are in no index yet): the flows hold one
     concurrency slot per app for both. ``layout`` is the store's (the site's own by default):
-    each store of a run is pruned on its own.
+    each store of a run is pruned on its own. With ``key``, sealed indexes are read (and checked);
+    a run an older Standby wrote unsealed is still pruned by its own index (read, not trusted: it
+    only decides what is deleted), so an upgrade keeps its history until retention lets it go.
     """
     layout = layout or StoreLayout(site.s3.prefix)
-    indexes = {i.run_id: i for i in list_runs(store, layout, site.name, app.name)}
+    indexes = {i.run_id: i for i in _retention_runs(store, layout, site.name, app.name, key)}
     runs = [
         RunInfo(run_id=r, started=i.started, complete=i.status == "complete", same_as=i.same_as)
         for r, i in indexes.items()

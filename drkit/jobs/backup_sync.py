@@ -21,14 +21,16 @@ from dataclasses import dataclass, field
 from drkit.domain import crypto
 from drkit.domain.backup_index import BackupIndex, IndexEntry, encode_index
 from drkit.domain.backup_plan import BackupPlan, known_blobs
-from drkit.domain.errors import Conflict, StandbyError
+from drkit.domain.errors import Conflict, IntegrityError, StandbyError
 from drkit.domain.layout import parse_run_id
 from drkit.jobs.backup import (
     list_runs,
+    missing_key_id,
     plan_for_store,
     read_latest,
     store_label,
     upload_blobs,
+    write_latest,
 )
 from drkit.jobs.world import StoreRef
 
@@ -42,6 +44,12 @@ class StoreRuns:
     latest: str | None = None
     error: str = ""
     """Why the store could not be read (then it holds nothing we know of)."""
+    refused: tuple[str, ...] = ()
+    """Runs (and ``latest``) left out because their integrity check failed, one line each."""
+    unsealed: tuple[str, ...] = ()
+    """With a key: runs (or ``latest``) written without one (by an older Standby), left out."""
+    locked: tuple[str, ...] = ()
+    """Runs (or ``latest``) sealed with a key the loaded ring lacks (or with no key loaded), left out."""
     failure: StandbyError | None = field(default=None, repr=False, compare=False)
     """The error itself (to raise when no store answered)."""
 
@@ -55,17 +63,32 @@ def _newest(runs: Sequence[str]) -> str | None:
     return max(runs, key=parse_run_id) if runs else None
 
 
-def holdings(refs: Sequence[StoreRef], site: str, app: str) -> list[StoreRuns]:
-    """Per store (in ``refs`` order), the finished runs of ``app`` taken on ``site``."""
+def holdings(
+    refs: Sequence[StoreRef], site: str, app: str, *, key: crypto.MasterKey | None = None
+) -> list[StoreRuns]:
+    """Per store (in ``refs`` order), the finished runs of ``app`` taken on ``site``.
+
+    With ``key`` only authenticated runs count; the others (and a ``latest`` that fails its check)
+    are named in :attr:`StoreRuns.refused`.
+    """
     out: list[StoreRuns] = []
     for ref in refs:
+        label = store_label(ref)
+        refused: list[tuple[str, IntegrityError]] = []
+        latest: str | None = None
         try:
-            runs = tuple(list_runs(ref.store, ref.layout, site, app))
-            latest = read_latest(ref.store, ref.layout, site, app)
+            runs = tuple(list_runs(ref.store, ref.layout, site, app, key=key, label=label, refused=refused))
+            try:
+                latest = read_latest(ref.store, ref.layout, site, app, key=key, label=label)
+            except IntegrityError as error:
+                refused.append(("latest", error))
         except StandbyError as error:
-            out.append(StoreRuns(store=store_label(ref), error=str(error), failure=error))
+            out.append(StoreRuns(store=label, error=str(error), failure=error))
             continue
-        out.append(StoreRuns(store=store_label(ref), runs=runs, latest=latest))
+        locked = tuple(run for run, e in refused if missing_key_id(e, key) is not None)
+        failed = tuple(e.message for run, e in refused if not e.context.get("unsealed") and run not in locked)
+        old = tuple(run for run, e in refused if e.context.get("unsealed"))
+        out.append(StoreRuns(store=label, runs=runs, latest=latest, refused=failed, unsealed=old, locked=locked))
     return out
 
 
@@ -88,6 +111,8 @@ class CatchUp:
     site: str
     copied: tuple[Copied, ...] = field(default=())
     problems: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())
+    """What is left out but is no failure: runs written without a key, with a key loaded."""
 
     @property
     def ok(self) -> bool:
@@ -98,7 +123,7 @@ class CatchUp:
         """One line per run copied and per problem."""
         out = [f"caught up: run {c.run_id} copied from the store of {c.source} into the store of {c.into}"
                f" ({c.blobs} blob(s), {c.bytes} bytes)" for c in self.copied]  # fmt: skip
-        return out + [f"not caught up: {p}" for p in self.problems]
+        return out + [f"not caught up: {p}" for p in self.problems] + [f"note: {n}" for n in self.notes]
 
 
 def copy_run(
@@ -123,7 +148,7 @@ def copy_run(
     stored = upload_blobs(into.store, mine, key, workers=workers)
     copy = index.model_copy(update={"objects": stored.entries, "same_as": None})
     try:
-        into.store.put(into.layout.index_key(site, app, index.run_id), encode_index(copy, into.layout),
+        into.store.put(into.layout.index_key(site, app, index.run_id), encode_index(copy, into.layout, key=key),
                        if_none_match=True, content_type="application/gzip")  # fmt: skip
     except Conflict:
         pass  # another writer finished it first: the run is complete there
@@ -146,8 +171,13 @@ def catch_up(
     (older runs it lacks were pruned by retention, or predate it). With ``runs``, those runs.
     ``latest`` is moved to the store's newest complete run when it names an older one.
     """
-    held = holdings(refs, site, app)
+    held = holdings(refs, site, app, key=key)
     problems = [f"store of {h.store}: {h.error}" for h in held if h.error]
+    problems += [f"store of {h.store}: {why}" for h in held for why in h.refused]
+    notes = [f"store of {h.store}: left out, written without a key (unauthenticated): {', '.join(h.unsealed)}"
+             for h in held if h.unsealed]  # fmt: skip
+    notes += [f"store of {h.store}: left out, sealed with a key the loaded ring lacks: {', '.join(h.locked)}"
+              for h in held if h.locked]  # fmt: skip
     answering = [(ref, h) for ref, h in zip(refs, held, strict=True) if not h.error]
     by_run: dict[str, tuple[StoreRef, BackupIndex]] = {}
     for ref, h in answering:
@@ -179,7 +209,7 @@ def catch_up(
         top = _newest(done)
         if top is not None and (h.latest is None or parse_run_id(top) > parse_run_id(h.latest)):
             try:
-                ref.store.put(ref.layout.latest_key(site, app), f"{top}\n".encode(), content_type="text/plain")
+                write_latest(ref.store, ref.layout, site, app, top, key)
             except StandbyError as error:
                 problems.append(f"store of {h.store}: `latest` could not be moved to run {top}: {error}")
-    return CatchUp(app=app, site=site, copied=tuple(copied), problems=tuple(problems))
+    return CatchUp(app=app, site=site, copied=tuple(copied), problems=tuple(problems), notes=tuple(notes))

@@ -33,10 +33,19 @@ from drkit.domain.doctor import (
     judge_schedule,
     needed_access,
 )
-from drkit.domain.errors import AccessDenied, ConfigError, Conflict, NotFound, StandbyError, TransientError
+from drkit.domain.errors import (
+    AccessDenied,
+    ConfigError,
+    Conflict,
+    IntegrityError,
+    NotFound,
+    StandbyError,
+    TransientError,
+)
+from drkit.domain.layout import parse_run_id
 from drkit.domain.models import KindRef, ProtectedApp
 from drkit.domain.placement import home_placement
-from drkit.jobs.backup import key_from_text, load_run, read_latest
+from drkit.jobs.backup import key_from_text, load_run, missing_key_id, read_latest
 from drkit.jobs.keys import run_keys
 from drkit.jobs.world import StoreRef, World, read_placement
 
@@ -207,17 +216,32 @@ def backup_checks(
     where = "/".join(ref.sites)
     newest = None
     errors: list[str] = []
+    sealed_for: tuple[str, str, datetime, str] | None = None  # run, site, started, key id: sealed for another key
     for site in world.config.sites:
         try:
-            run = read_latest(ref.store, ref.layout, site.name, app.name)
+            run = None
+            run = read_latest(ref.store, ref.layout, site.name, app.name, key=key, label=where)
             if run is None:
                 continue
-            loaded = load_run(ref.store, ref.layout, site.name, app.name, run)
+            loaded = load_run(ref.store, ref.layout, site.name, app.name, run, key=key, label=where)
+        except IntegrityError as error:
+            needed = missing_key_id(error, key)
+            if needed is None:
+                errors.append(error.message)
+                continue
+            run = run or read_latest(ref.store, ref.layout, site.name, app.name, label=where)
+            if run is not None:  # its age from its id (the index is sealed for a key not loaded)
+                sealed_for = (run, site.name, parse_run_id(run).started, needed)
+            continue
         except StandbyError as error:
             errors.append(error.message)
             continue
         if newest is None or loaded.index.finished > newest.index.finished:
             newest = loaded
+    if newest is None and sealed_for is not None:
+        run, site_name, started, needed = sealed_for
+        return [judge_backup_age(where, app.name, (run, site_name, started), now, max_age),
+                judge_key(where, app.name, run, [needed], key.key_id if key else None, key_env=key_env)]  # fmt: skip
     if newest is None:
         return [judge_backup_age(where, app.name, None, now, max_age, "; ".join(errors)),
                 judge_key(where, app.name, None, (), key.key_id if key else None, key_env=key_env)]  # fmt: skip

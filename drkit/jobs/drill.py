@@ -137,7 +137,7 @@ def prepare_drill(
     probing = world.probing()  # bounded, parallel probes (see drkit.adapters.probes)
     placed, view = observe_placed(probing, app)
     record = placed.record
-    run_id, error = find_backup(probing, app.name, record.primary, record.secondary)
+    run_id, error = find_backup(probing, app.name, record.primary, record.secondary, key)
     reachable = view.sites[record.secondary].reachable
     left = leftovers(probing, app, record.secondary) if reachable else ()
     installed = drill_namespace_present(probing, app, record.secondary) if reachable and mode == "isolated" else None

@@ -15,8 +15,8 @@ from drkit.adapters.objectstore import ObjectStore
 from drkit.domain import crypto
 from drkit.domain.backup_index import BackupIndex
 from drkit.domain.blobs import open_blob
-from drkit.domain.errors import StandbyError
-from drkit.jobs.backup import list_runs, store_label
+from drkit.domain.errors import IntegrityError, StandbyError
+from drkit.jobs.backup import list_runs, missing_key_id, store_label
 from drkit.jobs.world import StoreRef
 
 
@@ -81,8 +81,15 @@ def retained_run_keys(
     unread: list[str] = []
     for ref in refs:
         name = store_label(ref) if len(refs) > 1 else ""
+        refused: list[tuple[str, IntegrityError]] = []  # runs whose index fails its check: named by the verify
         try:
-            found += [run_keys(ref.store, index, key, store_name=name) for index in list_runs(ref.store, ref.layout, site, app)]
+            found += [run_keys(ref.store, index, key, store_name=name)
+                      for index in list_runs(ref.store, ref.layout, site, app, key=key, label=store_label(ref),
+                                             refused=refused)]  # fmt: skip
         except StandbyError as error:
             unread.append(f"store of {store_label(ref)}: runs not read for the key check: {error}")
+        for run, failure in refused:  # an index signed with a key the ring lacks: that key is missing
+            needed = missing_key_id(failure, key)
+            if needed is not None:
+                found.append(RunKeys(run=run, needed=(needed,), missing=(needed,), store=name))
     return found, unread

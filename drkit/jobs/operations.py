@@ -41,6 +41,7 @@ from drkit.domain.errors import (
     StandbyError,
     TransientError,
 )
+from drkit.domain.layout import parse_run_id
 from drkit.domain.markdown import md_inline
 from drkit.domain.models import STEP_LIMITS, ProtectedApp
 from drkit.domain.operations import (
@@ -71,7 +72,7 @@ from drkit.domain.resume import (
     way_back,
 )
 from drkit.domain.signed_state import journal_context, seal, unseal
-from drkit.jobs.backup import read_index, resolve_run
+from drkit.jobs.backup import missing_key_id, read_index, resolve_run
 from drkit.jobs.requests import OperationRequest
 from drkit.jobs.steps import STEPS, RoutingHook, Run
 from drkit.jobs.world import (
@@ -146,18 +147,35 @@ class Prepared:
     """Taking the app writes against these ETags: a record changed since the plan is a conflict."""
 
 
-def find_backup(world: World, app_name: str, source: str, target: str) -> tuple[str | None, str]:
+def find_backup(
+    world: World, app_name: str, source: str, target: str, key: crypto.MasterKey | None = None
+) -> tuple[str | None, str]:
     """The newest complete backup of ``app`` taken on ``source``, in the target's own store only
-    (the store the restore reads; a disaster may have taken the other)."""
-    run_id, error, _ = _find_backup(world, app_name, source, target)
+    (the store the restore reads; a disaster may have taken the other); authenticated with ``key``."""
+    run_id, error, _ = _find_backup(world, app_name, source, target, key)
     return run_id, error
 
 
-def _find_backup(world: World, app_name: str, source: str, target: str) -> tuple[str | None, str, bool]:
-    """:func:`find_backup`, and whether the target's store answered (it may answer with no backup)."""
+def _find_backup(
+    world: World, app_name: str, source: str, target: str, key: crypto.MasterKey | None = None
+) -> tuple[str | None, str, bool]:
+    """:func:`find_backup`, and whether the target's store answered (it may answer with no backup).
+
+    With ``key``, ``latest`` and the run's index must be authenticated: a forged or rolled-back
+    backup is an error here, so the plan's backup guard fails before anything changes."""
     ref = world.stores(first=target)[0]
+    label = "/".join(ref.sites)
     try:
-        return resolve_run(ref.store, ref.layout, source, app_name, None), "", True
+        try:
+            run = resolve_run(ref.store, ref.layout, source, app_name, None, key=key, label=label)
+            if key is not None:
+                read_index(ref.store, ref.layout, source, app_name, run, key=key, label=label)
+        except IntegrityError as error:
+            if missing_key_id(error, key) is None:
+                raise
+            # sealed with a key this ring does not hold: the key guard (trial_key) names the key needed
+            run = resolve_run(ref.store, ref.layout, source, app_name, None, label=label)
+        return run, "", True
     except NotFound as error:
         return None, f"store of {'/'.join(ref.sites)} (the target's own): {error}", True
     except StandbyError as error:
@@ -183,7 +201,13 @@ def trial_key(
     if run_id is None:
         return KeyTrial(run=None, sealed=_seals(app, key), given_key_id=given)
     for ref in world.stores(first=target)[:1]:  # the target's own store: the one the restore reads
-        index = read_index(ref.store, ref.layout, source, app.name, run_id)
+        try:
+            index = read_index(ref.store, ref.layout, source, app.name, run_id, key=key, label="/".join(ref.sites))
+        except IntegrityError as error:
+            needed = missing_key_id(error, key)
+            if needed is None:
+                raise
+            return KeyTrial(run=run_id, sealed=True, needed_key_id=needed, given_key_id=given)
         sealed = [e for e in index.objects if e.encrypted]
         if not sealed:
             return KeyTrial(run=run_id, sealed=False, given_key_id=given)
@@ -191,7 +215,7 @@ def trial_key(
         if key is not None and entry.key_id in key.key_ids:
             given = entry.key_id  # a key ring: its older key that sealed the run
         trial = KeyTrial(run=run_id, sealed=True, needed_key_id=entry.key_id, given_key_id=given, path=entry.path)
-        if key is None or given != entry.key_id:
+        if key is None or entry.key_id not in key.key_ids:
             return trial
         try:
             open_blob(entry, ref.store.get(entry.key), key)
@@ -201,10 +225,12 @@ def trial_key(
     raise NotFound(f"backup {run_id} of app {app.name}: no store for {target}")
 
 
-def _backup_age(world: World, app: str, source: str, target: str, run_id: str) -> float | None:
+def _backup_age(
+    world: World, app: str, source: str, target: str, run_id: str, key: crypto.MasterKey | None = None
+) -> float | None:
     ref = world.stores(first=target)[0]
     try:
-        index = read_index(ref.store, ref.layout, source, app, run_id)
+        index = read_index(ref.store, ref.layout, source, app, run_id, key=key)
     except StandbyError:
         return None
     return (world.clock.now() - index.finished).total_seconds()
@@ -232,14 +258,14 @@ def prepare(
     placement, view = observe_placed(probing, app)
     record = placement.record
     backup_target = app.primary_site if kind == "failback" else (target or record.secondary)
-    run_id, error, reachable = _find_backup(probing, app.name, record.primary, backup_target)
+    run_id, error, reachable = _find_backup(probing, app.name, record.primary, backup_target, key)
     trial: KeyTrial | None = None
     age: float | None = None
     try:
         if run_id is not None or reachable:
             trial = trial_key(probing, app, record.primary, backup_target, run_id, key)
         if run_id is not None:
-            age = _backup_age(probing, app.name, record.primary, backup_target, run_id)
+            age = _backup_age(probing, app.name, record.primary, backup_target, run_id, key)
     except StandbyError as failure:
         error = f"{error}; {failure.message}" if error else failure.message
         trial = KeyTrial(run=run_id, sealed=True, given_key_id=key.key_id if key else None, opened=False,
@@ -273,7 +299,7 @@ def prepare_resume(world: World, journal: Journal, *, key: crypto.MasterKey | No
     trial: KeyTrial | None = None
     try:
         if run_id is not None:
-            age = _index_age(probing, app.name, made_on, stored.target, run_id)
+            age = _index_age(probing, app.name, made_on, stored.target, run_id, key)
         trial = trial_key(probing, app, made_on, stored.target, run_id, key)
     except StandbyError as failure:  # NotFound: the store answered without the run
         reachable = isinstance(failure, NotFound)
@@ -299,11 +325,20 @@ def _final_backup_run(journal: Journal) -> str | None:
     return None
 
 
-def _index_age(world: World, app: str, made_on: str, target: str, run_id: str) -> float:
-    """The age of backup ``run_id`` in the target's own store (:class:`NotFound` when it is not there)."""
+def _index_age(
+    world: World, app: str, made_on: str, target: str, run_id: str, key: crypto.MasterKey | None = None
+) -> float:
+    """The age of backup ``run_id`` in the target's own store (:class:`NotFound` when it is not there),
+    its index authenticated with ``key``; sealed for a key not loaded, from its run id (the key guard
+    names the key needed)."""
     ref = world.stores(first=target)[0]
-    index = read_index(ref.store, ref.layout, made_on, app, run_id)
-    return (world.clock.now() - index.finished).total_seconds()
+    try:
+        finished = read_index(ref.store, ref.layout, made_on, app, run_id, key=key, label="/".join(ref.sites)).finished
+    except IntegrityError as error:
+        if missing_key_id(error, key) is None:
+            raise
+        finished = parse_run_id(run_id).started
+    return (world.clock.now() - finished).total_seconds()
 
 
 # ------------------------------------------------------------------------------------------ journal

@@ -28,7 +28,7 @@ from drkit.adapters.clock import Clock, SystemClock
 from drkit.adapters.kube import ClusterApi, kind_of
 from drkit.adapters.objectstore import ObjectStore
 from drkit.domain import crypto
-from drkit.domain.backup_index import IndexEntry
+from drkit.domain.backup_index import UNAUTHENTICATED, IndexEntry
 from drkit.domain.blobs import open_blob
 from drkit.domain.drill import scratch_namespace
 from drkit.domain.errors import (
@@ -68,6 +68,8 @@ class RestoreSummary:
     updated: tuple[str, ...] = field(default=())
     skipped: tuple[str, ...] = field(default=())
     bound_pvcs: tuple[str, ...] = field(default=())
+    notices: tuple[str, ...] = field(default=())
+    """What the operator must know beyond the objects: backups unauthenticated (no key)."""
 
     def lines(self) -> list[str]:
         """Human summary."""
@@ -82,7 +84,7 @@ class RestoreSummary:
         out += [f"  skipped {p}" for p in self.skipped]
         if self.bound_pvcs:
             out.append(f"PVCs Bound: {', '.join(self.bound_pvcs)}")
-        return out
+        return out + [f"note: {n}" for n in self.notices]
 
 
 def _retarget(obj: dict[str, Any], source_ns: str, target_ns: str) -> dict[str, Any]:
@@ -287,15 +289,17 @@ def restore_backup(
     scratch image). ``layout`` is the store's (``source``'s own by default), ``store_name`` names it
     in errors (the sites using it).
 
-    Nothing is applied until every entry of the run was read and matched its manifest, every object
+    With ``key`` the index and ``latest`` must be authenticated (their MACs) and every entry sealed
+    (:mod:`drkit.domain.backup_index`). Nothing is applied until every entry of the run was read and
+    matched its manifest, every object
     to restore passed the app's allow-list (:mod:`drkit.domain.restore_scope`) and the target's
     server-side validation (a ``dryRun=All`` pass); each failure refuses the whole restore.
     """
     check_restore_namespace(app, namespace)
     layout = layout or StoreLayout(source.s3.prefix)
     where = f"store of {store_name or source.name}"
-    run = resolve_run(store, layout, source.name, app.name, run_id)
-    index = read_index(store, layout, source.name, app.name, run)
+    run = resolve_run(store, layout, source.name, app.name, run_id, key=key, label=store_name)
+    index = read_index(store, layout, source.name, app.name, run, key=key, label=store_name)
     context = context_for(app, source, target_site)
     target_ns = namespace or app.namespace
     excluded = frozenset(exclude_kinds)
@@ -357,6 +361,7 @@ def restore_backup(
         updated=tuple(updated),
         skipped=tuple(skipped),
         bound_pvcs=bound,
+        notices=() if key is not None else (UNAUTHENTICATED,),
     )
 
 

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.objectstore import ObjectStore
 from drkit.domain import crypto
-from drkit.domain.backup_index import IndexEntry
+from drkit.domain.backup_index import UNAUTHENTICATED, IndexEntry
 from drkit.domain.blobs import open_blob
 from drkit.domain.errors import Conflict, IntegrityError, NotFound, StandbyError, TransientError
 from drkit.domain.layout import StoreLayout
@@ -43,6 +43,9 @@ from drkit.jobs.progress import Progress
 from drkit.jobs.requests import VerifyRequest
 from drkit.jobs.sites import cluster_for
 from drkit.jobs.world import StoreRef, build_world
+
+INTEGRITY = "integrity check failed"
+"""The words every integrity failure's message holds (counted by :attr:`VerifyResult.integrity_failures`)."""
 
 K8S_VERSION = "1.31.0"
 """Kubernetes version whose schemas validate built-in kinds (the lab's apiserver reports v1.31)."""
@@ -153,8 +156,8 @@ def verify_backup(
     default); ``store_name`` names the store in the report.
     """
     layout = layout or StoreLayout(site.s3.prefix)
-    run = resolve_run(store, layout, site.name, app, run_id)
-    index = read_index(store, layout, site.name, app, run)
+    run = resolve_run(store, layout, site.name, app, run_id, key=key, label=store_name)
+    index = read_index(store, layout, site.name, app, run, key=key, label=store_name)
     spec = restore or RestoreSpec()
     context = TransformContext(
         source_site=site.name,
@@ -164,7 +167,7 @@ def verify_backup(
         transforms=spec.transforms,
     )
     bad: list[BadObject] = []
-    notes: list[str] = []
+    notes: list[str] = [] if key is not None else [UNAUTHENTICATED]
     if index.same_as is not None:
         notes.append(f"run {run} is unchanged since run {index.same_as}: its objects are that run's")
     total = len(index.objects)
@@ -220,6 +223,14 @@ class VerifyResult:
     unverified: tuple[str, ...] = field(default=())
     """Stores that could not be verified (unreachable, or missing the run), with the reason."""
     sync: CatchUp | None = None
+    unauthenticated: bool = False
+    """No key was loaded: nothing read could be authenticated."""
+
+    @property
+    def integrity_failures(self) -> int:
+        """How many objects, indexes and ``latest`` pointers failed their integrity check (MAC,
+        authentication, or unsealed with a key), across stores and the catch-up."""
+        return sum(1 for p in self.problems() if INTEGRITY in p)
     keys: tuple[RunKeys, ...] = field(default=())
     """Every retained run of every store against the key ring (empty: not checked)."""
 
@@ -256,11 +267,16 @@ class VerifyResult:
         out = self.sync.lines() if self.sync is not None else []
         for report in self.reports:
             out += report.lines()
+        out += [f"not verified: {u}" for u in self.unverified]
         if self.keys:
             bad = [k for k in self.keys if not k.ok]
             out.append(f"key ring: {len(self.keys)} retained run(s) checked, {len(bad)} not opened")
             out += [f"bad: {k.problem()}" for k in bad]
-        return out + [f"not verified: {u}" for u in self.unverified]
+        if self.integrity_failures:
+            out.append(f"integrity check failures: {self.integrity_failures} (refused, never restored)")
+        if self.unauthenticated and not self.reports:
+            out.append(f"note: {UNAUTHENTICATED}")
+        return out
 
 
 Checked = TypeVar("Checked", VerifyReport, VerifyResult)
@@ -315,13 +331,14 @@ def verify_stores(
         except StandbyError as error:
             first_error = first_error or error
             unverified.append(f"store of {store_label(ref)}: {error}")
-    if not reports and first_error is not None:
+    if not reports and first_error is not None and not isinstance(first_error, IntegrityError):
         raise first_error
     keys: list[RunKeys] = []
     if every_run:
         keys, unread = retained_run_keys(refs, site.name, app, key)
         unverified += unread
-    return VerifyResult(app=app, reports=tuple(reports), unverified=tuple(unverified), sync=caught, keys=tuple(keys))
+    return VerifyResult(app=app, reports=tuple(reports), unverified=tuple(unverified), sync=caught, keys=tuple(keys),
+                        unauthenticated=key is None)  # fmt: skip
 
 
 def run_verify(

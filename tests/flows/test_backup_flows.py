@@ -26,6 +26,7 @@ from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFi
 
 import tasks.backup as backup_tasks
 from drkit.domain.backup import BackupIndex, decode_index
+from drkit.domain.crypto import MasterKey
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import KindRef
 from flows.backup import backup
@@ -182,7 +183,8 @@ def test_verify_flow_names_a_tampered_object(config: str, env: Env, fast_retries
                       aws_secret_access_key="testing")  # fmt: skip
     layout = StoreLayout(prefix)
     key = layout.index_key("site-a", "nexus", result["run_id"])
-    index = decode_index(s3.get_object(Bucket="standby", Key=key)["Body"].read(), key=key, layout=layout)
+    index = decode_index(s3.get_object(Bucket="standby", Key=key)["Body"].read(), key=key, layout=layout,
+                         secret=MasterKey.parse(KEY_TEXT))  # fmt: skip
     assert isinstance(index, BackupIndex)
     victim = next(e for e in index.objects if e.kind == "Ingress")
     s3.put_object(Bucket="standby", Key=victim.key, Body=b"tampered")

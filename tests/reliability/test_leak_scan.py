@@ -1,4 +1,5 @@
-"""No Secret value and no Nexus password anywhere after a backup, a drill and a failover in the lab, in plaintext or base64.
+"""No Secret value and no Nexus password anywhere after a backup, a drill and a failover in the lab, in plaintext or base64;
+no Secret name in clear in the backups (the index is sealed with a key).
 
 The three run as Prefect flows under the test server (so their logs, artifacts and events exist);
 the failover's approval form is answered through the API, as the UI does. Then every object in
@@ -75,7 +76,17 @@ def _text_of(key: str, data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _sources(world: World, flow_run_ids: list[Any]) -> Iterator[tuple[str, str]]:
+def _secret_names(world: World) -> set[str]:
+    """The names of the Secrets of the app's namespace on both sites (long enough to be told apart)."""
+    return {
+        str(obj["metadata"]["name"])
+        for site in ("site-a", "site-b")
+        for obj in world.bundle(site).cluster.list(SECRET, seeds.NAMESPACE)
+        if len(str(obj["metadata"]["name"])) >= 6
+    }
+
+
+def _sources(world: World, flow_run_ids: list[Any], *, stores_only: bool = False) -> Iterator[tuple[str, str]]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
     from prefect.events.filters import EventFilter
@@ -83,6 +94,8 @@ def _sources(world: World, flow_run_ids: list[Any]) -> Iterator[tuple[str, str]]
     for ref in world.stores():
         for info in ref.store.list(ref.layout.prefix + "/"):
             yield f"s3:{ref.name}:{info.key}", _text_of(info.key, ref.store.get(info.key))
+    if stores_only:
+        return
     with get_client(sync_client=True) as client:  # the API pages: at most 200 logs or artifacts, 50 events
         log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=flow_run_ids))
         for offset in range(0, 100_000, 200):
@@ -198,6 +211,13 @@ def test_no_secret_in_bucket_logs_artifacts_events_journals_or_reports(
         record_property("figure", f"leak scan: {scanned} sources, {len(needles)} needles, {len(found)} found")
         assert scanned > 50
         assert not found, found[:5]
+        # with a key the backups (sealed index and blobs) name no Secret either: only app, site, run ids
+        names = _secret_names(world)
+        assert names, "the app's namespace holds no Secret to look for"
+        named = [f"Secret name {name} in {where}" for where, text in _sources(world, [], stores_only=True)
+                 if "/backups/" in where for name in names if name in text]  # fmt: skip
+        record_property("figure", f"Secret names in clear in the backups: {len(named)} ({len(names)} names)")
+        assert not named, named[:5]
     finally:
         # Home again (A primary, B replaying) for the lab's other tests: a backup on B, a failback.
         key = crypto.MasterKey(base64.b64decode(KEY_TEXT))

@@ -94,7 +94,7 @@ def test_backup_of_10000_objects_over_http(
     started = time.monotonic()
     layout = StoreLayout(site.s3.prefix)
     index = read_index(
-        store, layout, site.name, app.name, resolve_run(store, layout, site.name, app.name, summary.run_id)
+        store, layout, site.name, app.name, resolve_run(store, layout, site.name, app.name, summary.run_id), key=ops.KEY
     )
     assert len(index.objects) == summary.objects
     assert len({e.path for e in index.objects}) == summary.objects

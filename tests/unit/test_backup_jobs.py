@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -99,13 +100,14 @@ def test_backup_lists_each_kind_once_and_never_gets(
     assert cluster.calls["list"] == len(plan_lists(app)) == summary.list_calls
     kinds = {
         e.kind
-        for e in jobs.read_index(store, StoreLayout("standby"), "site-a", "nexus", summary.run_id).objects
+        for e in jobs.read_index(store, StoreLayout("standby"), "site-a", "nexus", summary.run_id, key=KEY).objects
     }
     assert kinds == {"Namespace", "Secret", "ConfigMap", "PersistentVolume", "PersistentVolumeClaim",
                      "VolumeReplication", "Nexus", "Service", "Ingress"}  # fmt: skip
     assert summary.objects == 9 and summary.objects_new == 9 and summary.key_id == KEY.key_id
     layout = StoreLayout("standby")
-    assert store.get(layout.latest_key("site-a", "nexus")).decode().strip() == summary.run_id
+    stored = json.loads(store.get(layout.latest_key("site-a", "nexus")))
+    assert stored["run_id"] == summary.run_id and stored["key_id"] == KEY.key_id and len(stored["mac"]) == 64
 
 
 def test_no_plaintext_secret_anywhere_in_the_store(
@@ -113,7 +115,7 @@ def test_no_plaintext_secret_anywhere_in_the_store(
 ) -> None:
     summary = run(app, site_a, cluster, store)
     assert summary.status == "complete" and summary.objects_new > 0 and store.objects
-    index = jobs.read_index(store, StoreLayout("standby"), "site-a", "nexus", summary.run_id)
+    index = jobs.read_index(store, StoreLayout("standby"), "site-a", "nexus", summary.run_id, key=KEY)
     assert any(e.kind == "Secret" for e in index.objects)  # the secret was backed up, just not in clear
     needles = [PASSWORD.encode(), base64.b64encode(PASSWORD.encode())]
     for key, data in store.objects.items():
@@ -156,9 +158,9 @@ def test_a_kind_that_cannot_be_listed_is_a_partial_failure(
     assert summary.status == "partially-failed"
     assert any("Ingress" in w and "403" in w for w in summary.warnings)
     layout = StoreLayout("standby")
-    index = jobs.read_index(store, layout, "site-a", "nexus", summary.run_id)
+    index = jobs.read_index(store, layout, "site-a", "nexus", summary.run_id, key=KEY)
     assert index.status == "partially-failed" and index.warnings == summary.warnings
-    assert jobs.read_latest(store, layout, "site-a", "nexus") == first.run_id  # latest = newest complete
+    assert jobs.read_latest(store, layout, "site-a", "nexus", key=KEY) == first.run_id  # latest = newest complete
 
 
 def test_apiserver_5xx_is_transient_and_raised(
@@ -194,11 +196,11 @@ def test_s3_failing_on_nth_put_leaves_no_index_and_latest_intact(
     with pytest.raises(TransientError, match="unreachable or failing"):
         run(app, site_a, cluster, store, clock=clock(datetime(2026, 11, 21, tzinfo=UTC)), workers=1)
     assert {k for k in store.objects if k.endswith("/index.json.gz")} == indexes_before
-    assert jobs.read_latest(store, layout, "site-a", "nexus") == first.run_id
+    assert jobs.read_latest(store, layout, "site-a", "nexus", key=KEY) == first.run_id
     store.fail_put_after = None
     again = run(app, site_a, cluster, store, clock=clock(datetime(2026, 11, 22, tzinfo=UTC)))
     assert again.status == "complete" and again.objects_new + again.objects_reused == 9
-    assert jobs.read_latest(store, layout, "site-a", "nexus") == again.run_id
+    assert jobs.read_latest(store, layout, "site-a", "nexus", key=KEY) == again.run_id
     require_ok(verify_backup(store, site_a, "nexus", run_id=None, key=KEY))
 
 
@@ -218,7 +220,7 @@ def test_verify_names_tampered_and_missing_objects(
 ) -> None:
     summary = run(app, site_a, cluster, store)
     assert verify_backup(store, site_a, "nexus", run_id=summary.run_id, key=KEY).ok
-    index = jobs.read_index(store, StoreLayout("standby"), "site-a", "nexus", summary.run_id)
+    index = jobs.read_index(store, StoreLayout("standby"), "site-a", "nexus", summary.run_id, key=KEY)
     secret = next(e for e in index.objects if e.kind == "Secret")
     service = next(e for e in index.objects if e.kind == "Service")
     data = bytearray(store.objects[secret.key])
@@ -238,10 +240,10 @@ def test_verify_with_a_wrong_key_names_the_key_ids(
 ) -> None:
     run(app, site_a, cluster, store)
     wrong = MasterKey(bytes(32))
-    report = verify_backup(store, site_a, "nexus", run_id=None, key=wrong)
-    assert len(report.bad) == 9
-    assert all(KEY.key_id in b.reason and wrong.key_id in b.reason for b in report.bad)
-    assert PASSWORD not in "\n".join(report.lines())
+    with pytest.raises(IntegrityError) as caught:  # `latest` and the index are MACed: the key is checked first
+        verify_backup(store, site_a, "nexus", run_id=None, key=wrong)
+    assert KEY.key_id in caught.value.message and wrong.key_id in caught.value.message
+    assert PASSWORD not in str(caught.value)
 
 
 def test_verify_dry_run_on_a_target(
@@ -332,10 +334,10 @@ def test_retention_keeps_newest_and_deletes_only_unreferenced_blobs(
             run(app, site_a, cluster, store, clock=clock(datetime(2026, 11, 1 + day, tzinfo=UTC))).run_id
         )
     blobs_before = {i.key for i in store.list(layout.blobs_prefix("site-a", "nexus"))}
-    result = jobs.apply_retention(store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0))
+    result = jobs.apply_retention(store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0), key=KEY)
     assert result.decision.keep == (runs[4], runs[3]) and set(result.runs_deleted) == set(runs[:3])
     assert result.blobs_deleted == 3  # the three old ConfigMap versions; shared blobs stay
-    assert [i.run_id for i in jobs.list_runs(store, layout, "site-a", "nexus")] == [runs[3], runs[4]]
+    assert [i.run_id for i in jobs.list_runs(store, layout, "site-a", "nexus", key=KEY)] == [runs[3], runs[4]]
     assert len(blobs_before) - result.blobs_deleted == len(
         list(store.list(layout.blobs_prefix("site-a", "nexus")))
     )
@@ -372,7 +374,7 @@ CM = KindRef(version="v1", kind="ConfigMap")
 
 def _stored(store: FakeObjectStore, run_id: str) -> BackupIndex | IndexPointer:
     key = LAYOUT.index_key("site-a", "nexus", run_id)
-    return decode_index(store.get(key), key=key, layout=LAYOUT)
+    return decode_index(store.get(key), key=key, layout=LAYOUT, secret=KEY)
 
 
 def _day(n: int) -> TickingClock:
@@ -390,13 +392,13 @@ def test_unchanged_rerun_writes_a_small_pointer_to_the_full_index(
         pointer = _stored(store, later.run_id)
         # one hop: the third run points at the FULL index of the first, not at the second's pointer
         assert isinstance(pointer, IndexPointer) and pointer.same_as == first.run_id == later.same_as
-        assert later.index_bytes < 500 < first.index_bytes
+        assert later.index_bytes < 1000 < first.index_bytes  # sealed: base64 ciphertext and a MAC
         assert pointer.previous_run == (first.run_id if later is second else second.run_id)
-    resolved = jobs.read_index(store, LAYOUT, "site-a", "nexus", third.run_id)
+    resolved = jobs.read_index(store, LAYOUT, "site-a", "nexus", third.run_id, key=KEY)
     assert resolved.run_id == third.run_id and resolved.same_as == first.run_id
-    assert resolved.objects == jobs.read_index(store, LAYOUT, "site-a", "nexus", first.run_id).objects
-    assert jobs.read_latest(store, LAYOUT, "site-a", "nexus") == third.run_id
-    listed = jobs.list_runs(store, LAYOUT, "site-a", "nexus")
+    assert resolved.objects == jobs.read_index(store, LAYOUT, "site-a", "nexus", first.run_id, key=KEY).objects
+    assert jobs.read_latest(store, LAYOUT, "site-a", "nexus", key=KEY) == third.run_id
+    listed = jobs.list_runs(store, LAYOUT, "site-a", "nexus", key=KEY)
     assert [(i.run_id, i.same_as, len(i.objects)) for i in listed] == [
         (first.run_id, None, 9),
         (second.run_id, first.run_id, 9),
@@ -443,16 +445,16 @@ def test_tampered_or_missing_pointer_target_is_detected(
     assert isinstance(full, BackupIndex)
     # a valid full index with one object less: only the pointer's recorded sha256 can tell
     forged = full.model_copy(update={"objects": full.objects[:-1]})
-    store.objects[target_key] = encode_index(forged, LAYOUT)
+    store.objects[target_key] = encode_index(forged, LAYOUT, key=KEY)  # as a key holder could
     with pytest.raises(IntegrityError, match=f"{second.run_id} points at run {first.run_id}.*tampered"):
         verify_backup(store, site_a, "nexus", run_id=None, key=KEY)
     with pytest.raises(IntegrityError, match="tampered"):
-        jobs.list_runs(store, LAYOUT, "site-a", "nexus")
+        jobs.list_runs(store, LAYOUT, "site-a", "nexus", key=KEY)
     del store.objects[target_key]
     with pytest.raises(IntegrityError, match=f"points at run {first.run_id}, whose index is missing"):
-        jobs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id)
+        jobs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id, key=KEY)
     store.objects[target_key] = genuine
-    assert jobs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id).same_as == first.run_id
+    assert jobs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id, key=KEY).same_as == first.run_id
 
 
 def test_an_index_stored_under_another_run_id_is_refused(
@@ -465,7 +467,7 @@ def test_an_index_stored_under_another_run_id_is_refused(
         LAYOUT.index_key("site-a", "nexus", first.run_id)
     ]
     with pytest.raises(IntegrityError, match=f"holds the index of run {first.run_id}"):
-        jobs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id)
+        jobs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id, key=KEY)
 
 
 def test_retention_keeps_the_full_index_a_kept_pointer_names_and_its_blobs(
@@ -476,7 +478,7 @@ def test_retention_keeps_the_full_index_a_kept_pointer_names_and_its_blobs(
     cluster.patch(CM, "nexus-ddrs-nxrm-ha-properties", "nexus-dr", {"data": {"day": "1"}})
     full = run(app, site_a, cluster, store, clock=_day(1)).run_id
     pointers = [run(app, site_a, cluster, store, clock=_day(d)).run_id for d in (2, 3, 4)]
-    result = jobs.apply_retention(store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0))
+    result = jobs.apply_retention(store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0), key=KEY)
     assert result.decision.keep == (pointers[2], pointers[1], full)
     assert any("points here" in why for why in result.decision.reasons[full])
     assert set(result.runs_deleted) == {pointers[0], old}

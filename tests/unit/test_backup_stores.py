@@ -105,7 +105,7 @@ def test_a_store_down_misses_the_run_then_the_next_run_and_verify_catch_it_up() 
     assert not b.objects and _complete(a, dr, first.run_id)
 
     b.unreachable = False
-    held = holdings(app_stores(dr.world, dr.world.config.app("nexus"), "site-a"), "site-a", "nexus")
+    held = holdings(app_stores(dr.world, dr.world.config.app("nexus"), "site-a"), "site-a", "nexus", key=KEY)
     rows = store_rows(held, "nexus", "site-a")
     assert "store of site-b: no finished backup of app nexus on site site-a" in rows
     assert any(r.startswith(f"run {first.run_id} is complete in the store of site-a but missing from the store of"
@@ -125,7 +125,7 @@ def test_a_store_down_misses_the_run_then_the_next_run_and_verify_catch_it_up() 
     assert _complete(b, dr, first.run_id) and len(result.reports) == 2
     layout = dr.world.bundle("site-a").layout
     assert read_latest(b, layout, "site-a", "nexus") == second.run_id  # latest stays the newest
-    assert store_rows(holdings(refs, "site-a", "nexus"), "nexus", "site-a")[-1].startswith("* ")  # none missing
+    assert store_rows(holdings(refs, "site-a", "nexus", key=KEY), "nexus", "site-a")[-1].startswith("* ")  # none missing
 
 
 def test_catch_up_copies_the_runs_newer_than_a_stores_newest_and_moves_latest() -> None:

@@ -96,7 +96,10 @@ def _plant(
 ) -> None:
     """Add to run ``run_id`` a plaintext blob holding ``manifest`` and an entry naming ``as_entry``."""
     key = LAYOUT.index_key("site-a", "nexus", run_id)
-    index = decode_index(store.get(key), key=key, layout=LAYOUT)
+    try:
+        index = decode_index(store.get(key), key=key, layout=LAYOUT)
+    except IntegrityError:  # sealed (a run with a key): read as a key holder; written back unsealed, as a forger can
+        index = decode_index(store.get(key), key=key, layout=LAYOUT, secret=KEY)
     assert isinstance(index, BackupIndex)
     data = yaml.safe_dump(manifest).encode()
     digest = hashlib.sha256(data).hexdigest()

@@ -211,10 +211,11 @@ def test_a_key_whose_id_matches_but_does_not_decrypt_is_refused_by_the_trial() -
     _backup(dr, "site-a")
     app = dr.world.config.app("nexus")
     ref = dr.world.stores()[0]
-    run = ref.store.get(ref.layout.latest_key("site-a", "nexus")).decode().strip()
-    from drkit.jobs.backup import read_index
+    from drkit.jobs.backup import read_index, read_latest
 
-    index = read_index(ref.store, ref.layout, "site-a", app.name, run)
+    run = read_latest(ref.store, ref.layout, "site-a", "nexus", key=KEY)
+    assert run is not None
+    index = read_index(ref.store, ref.layout, "site-a", app.name, run, key=KEY)
     sealed = min((e for e in index.objects if e.encrypted), key=lambda e: e.size)
     blob = bytearray(ref.store.get(sealed.key))
     blob[-1] ^= 1  # one bit of the sealed object flipped: its tag no longer verifies
