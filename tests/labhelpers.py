@@ -107,6 +107,12 @@ def runs_nexus(world: World, site: str) -> bool:
     return any(world.bundle(site).cluster.list(NEXUS, seeds.NAMESPACE))
 
 
+LAB_KEY_TEXT = base64.b64encode(bytes(range(210, 242))).decode()
+"""The backup key of every test that uses the session's lab: the lab's placement record, journals
+and backup indexes are signed with the key in use, and a key the next test does not hold would make
+it refuse them as forged (as it should). A test of a wrong key uses another one on purpose."""
+
+
 def fresh_backup(world: World, site: str, key: crypto.MasterKey, *, every_store: bool = True) -> str:
     """Back the app up from ``site``, which must be its placed primary, into every site's store; the
     new run's id.

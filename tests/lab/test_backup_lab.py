@@ -32,9 +32,10 @@ from flows.backup import backup
 from flows.restore import restore
 from lab import seeds
 from tests.lab.conftest import Lab
+from tests.labhelpers import LAB_KEY_TEXT
 
 pytestmark = pytest.mark.lab
-KEY_TEXT = base64.b64encode(bytes(range(100, 132))).decode()
+KEY_TEXT = LAB_KEY_TEXT  # the lab's one key (tests/labhelpers.py)
 SEEDED_ON_B = {"Namespace", "Secret"}
 
 

@@ -11,7 +11,6 @@ lab's ceph.conf, which is the Ceph host's file (``mode: local``), not Standby's 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,9 +23,10 @@ from flows.backup import backup
 from flows.restore import restore
 from flows.rpo_sample import rpo_sample
 from tests.lab.conftest import Lab
+from tests.labhelpers import LAB_KEY_TEXT
 
 pytestmark = pytest.mark.lab
-KEY_TEXT = base64.b64encode(bytes(range(150, 182))).decode()
+KEY_TEXT = LAB_KEY_TEXT  # the lab's one key (tests/labhelpers.py)
 NAME = "standby-lab-test"
 
 

@@ -23,10 +23,10 @@ from drkit.jobs import backup as backups
 from drkit.jobs.world import World, placed_config
 from lab import ceph, seeds
 from tests.lab.conftest import Lab
-from tests.labhelpers import home_world, key_of
+from tests.labhelpers import LAB_KEY_TEXT, home_world, key_of
 
 pytestmark = pytest.mark.lab
-KEY_TEXT = base64.b64encode(bytes(range(140, 172))).decode()
+KEY_TEXT = LAB_KEY_TEXT  # the lab's one key (tests/labhelpers.py)
 WRONG_KEY_TEXT = base64.b64encode(bytes(range(180, 212))).decode()
 
 

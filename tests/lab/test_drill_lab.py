@@ -10,7 +10,6 @@ left on B, Nexus still served by A throughout. The report is stored as JSON, Mar
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import sys
@@ -31,9 +30,10 @@ from drkit.jobs.world import World, build_world, read_placement
 from flows.drill import drill
 from tests.approver import Approver
 from tests.lab.conftest import Lab
+from tests.labhelpers import LAB_KEY_TEXT
 
 pytestmark = pytest.mark.lab
-KEY_TEXT = base64.b64encode(bytes(range(140, 172))).decode()
+KEY_TEXT = LAB_KEY_TEXT  # the lab's one key (tests/labhelpers.py)
 HTML_COPY = Path("/tmp/standby-drill-report.html")
 
 

@@ -7,7 +7,6 @@ placement record at home, site B replaying.
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime
 
@@ -26,6 +25,7 @@ from lab import ceph, seeds
 from lab import lab as lab_mod
 from tests.lab.conftest import Lab
 from tests.labhelpers import (
+    LAB_KEY_TEXT,
     assert_home,
     fresh_backup,
     home_world,
@@ -37,7 +37,7 @@ from tests.labhelpers import (
 )
 
 pytestmark = pytest.mark.lab
-KEY_TEXT = base64.b64encode(bytes(range(192, 224))).decode()
+KEY_TEXT = LAB_KEY_TEXT  # the lab's one key (tests/labhelpers.py)
 PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
 CONFIG_MAP = KindRef(version="v1", kind="ConfigMap")
 

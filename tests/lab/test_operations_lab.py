@@ -29,10 +29,10 @@ from drkit.jobs.world import World, build_world, placed_config, read_placement
 from lab import lab as lab_mod
 from lab import seeds
 from tests.lab.conftest import Lab
-from tests.labhelpers import fresh_backup, master_key, nexus_client, roles, runs_nexus, sync_now
+from tests.labhelpers import LAB_KEY_TEXT, fresh_backup, master_key, nexus_client, roles, runs_nexus, sync_now
 
 pytestmark = pytest.mark.lab
-KEY_TEXT = base64.b64encode(bytes(range(210, 242))).decode()
+KEY_TEXT = LAB_KEY_TEXT  # the lab's one key (tests/labhelpers.py)
 REPO = "dr-canary"
 
 

@@ -34,9 +34,10 @@ from drkit.jobs.world import World, build_world, placed_config, read_placement
 from lab import lab as lab_mod
 from lab import seeds
 from tests.labfixture import Lab
+from tests.labhelpers import LAB_KEY_TEXT
 
 pytestmark = pytest.mark.lab
-KEY_TEXT = base64.b64encode(bytes(range(200, 232))).decode()
+KEY_TEXT = LAB_KEY_TEXT  # the lab's one key (tests/labhelpers.py)
 SECRET = KindRef(group="", version="v1", kind="Secret")
 
 

@@ -17,7 +17,6 @@ lab is untouched (placement epoch, image roles, Nexus on site-a only).
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from drkit.jobs.operations import approve, execute, list_journals, prepare
 from drkit.jobs.world import World
 from tests.labfixture import Lab
 from tests.labhelpers import (
+    LAB_KEY_TEXT,
     assert_home,
     fresh_backup,
     home_world,
@@ -54,7 +54,7 @@ __all__ = ["real_server"]
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_VAR = "STANDBY_BACKUP_KEY"
-KEY_TEXT = base64.b64encode(bytes(range(192, 224))).decode()
+KEY_TEXT = LAB_KEY_TEXT  # the lab's one key (tests/labhelpers.py)
 PLAN_ARTIFACT = "operation-plan-nexus"
 
 
