@@ -15,7 +15,7 @@ import typer
 
 from drkit.domain.drill import DrillReport
 from drkit.domain.errors import StandbyError
-from drkit.domain.operations import parse_op_id, plan_markdown
+from drkit.domain.operations import parse_op_id
 from drkit.jobs.backup import key_from_env
 from drkit.jobs.drill import (
     approve_drill,
@@ -25,9 +25,10 @@ from drkit.jobs.drill import (
     run_drill,
     start_drill,
 )
-from drkit.jobs.drill_report import report_markdown, verdict
 from drkit.jobs.operations import summary_lines
 from drkit.jobs.requests import DrillRequest, default, describe
+from drkit.views.drill_report import report_markdown, verdict
+from drkit.views.operations import plan_markdown
 from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, echo_step, fail, guarded, world_of
 from standby.ops_cli import Yes, _CliHooks
 

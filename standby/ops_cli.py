@@ -22,9 +22,8 @@ from typing import Annotated, Any
 import typer
 
 from drkit.domain import crypto
-from drkit.domain.abort import abort_markdown
 from drkit.domain.errors import ConfigError, IntegrityError, OperationFailed, PreconditionFailed, StandbyError
-from drkit.domain.operations import Approval, Journal, Kind, Plan, StepRecord, parse_op_id, plan_markdown
+from drkit.domain.operations import Approval, Journal, Kind, Plan, StepRecord, parse_op_id
 from drkit.jobs.abort import abort_operation, plan_abort
 from drkit.jobs.backup import key_from_env
 from drkit.jobs.operations import (
@@ -49,6 +48,7 @@ from drkit.jobs.requests import (
     describe,
 )
 from drkit.jobs.world import PlacementRead, World, observe_placed, read_placement
+from drkit.views.operations import abort_markdown, plan_markdown
 from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, echo_step, fail, guarded, world_of
 
 operation_app = typer.Typer(no_args_is_help=True, help="List, show, resume or abort DR operations.")

@@ -40,6 +40,7 @@ from drkit.jobs.requests import BackupRequest, RestoreRequest, VerifyRequest
 from drkit.jobs.restore import RestoreSummary, check_restore_namespace, run_restore
 from drkit.jobs.verify import VerifyResult, require_ok, run_verify
 from drkit.jobs.world import build_world, load_placed_config
+from drkit.views.backup import summary_markdown
 from tasks.retrying import retry_transient
 
 RETRIES = 3
@@ -125,36 +126,6 @@ def index_url(location: S3Location, key: str) -> str:
     if location.endpoint:
         return f"{location.endpoint.rstrip('/')}/{location.bucket}/{key}"
     return f"s3://{location.bucket}/{key}"
-
-
-def summary_markdown(summary: BackupSummary) -> str:
-    """The markdown summary of a run (counts and names only, never object contents)."""
-    rows = [
-        ("status", summary.status),
-        ("run id", summary.run_id),
-        ("objects", str(summary.objects)),
-        ("new", str(summary.objects_new)),
-        ("reused", str(summary.objects_reused)),
-        ("bytes uploaded", str(summary.bytes_uploaded)),
-        ("duration", f"{summary.duration.total_seconds():.2f} s"),
-        ("LIST calls", str(summary.list_calls)),
-        ("key id", summary.key_id or "(no key: no Secrets)"),
-        ("previous run", summary.previous_run or "(none)"),
-        ("index", f"`{summary.index_key}`"),
-    ]
-    text = f"# Backup of {summary.app} on {summary.site}\n\n| field | value |\n|---|---|\n"
-    text += "".join(f"| {k} | {v} |\n" for k, v in rows)
-    if summary.warnings:
-        text += "\n## Warnings (partially failed)\n\n" + "".join(f"- {w}\n" for w in summary.warnings)
-    if summary.stores:
-        text += "\n## Stores\n\n| store | complete | why not |\n|---|---|---|\n"
-        text += "".join(
-            f"| {o.store} | {'yes' if o.complete else '**no**'}{'' if o.latest or not o.complete else ' (latest not updated)'}"
-            f" | {o.reason} |\n"
-            for o in summary.stores
-        )
-        text += "".join(f"\n**{line}**\n" for line in summary.store_lines() if line.startswith(("WARNING", "catch up")))
-    return text
 
 
 # ------------------------------------------------------------------------------------------ tasks

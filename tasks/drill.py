@@ -17,11 +17,13 @@ from prefect.events import emit_event
 
 from drkit.domain import crypto
 from drkit.domain.drill import DrillReport, Mode
-from drkit.domain.operations import Approval, Journal, plan_markdown
+from drkit.domain.operations import Approval, Journal
 from drkit.jobs.drill import DrillOutcome, prepare_drill, start_drill
-from drkit.jobs.drill_report import history_rows, report_markdown, timeline_png
 from drkit.jobs.operations import Prepared
 from drkit.jobs.world import World
+from drkit.views.drill_chart import timeline_png
+from drkit.views.drill_report import history_rows, report_markdown
+from drkit.views.operations import plan_markdown
 from tasks.events import DRILL_FAILED_EVENT, DRILL_PASSED_EVENT, app_resource
 from tasks.retrying import retry_transient
 

@@ -33,7 +33,7 @@ from prefect.utilities.asyncutils import run_coro_as_sync
 from pydantic import Field, create_model
 
 from drkit.domain import crypto
-from drkit.domain.abort import AbortPlan, abort_markdown, check_abort_approval
+from drkit.domain.abort import AbortPlan, check_abort_approval
 from drkit.domain.errors import ConfigError, PreconditionFailed, StandbyError, TransientError
 from drkit.domain.models import ProtectedApp
 from drkit.domain.operations import (
@@ -42,13 +42,12 @@ from drkit.domain.operations import (
     Kind,
     Plan,
     check_approval,
-    plan_markdown,
-    timeline_rows,
 )
 from drkit.jobs.abort import abort_operation, plan_abort
 from drkit.jobs.operations import Changed, Executor, OperationHooks, Prepared, approve, prepare
 from drkit.jobs.steps import RoutingHook
 from drkit.jobs.world import World
+from drkit.views.operations import abort_markdown, plan_markdown, timeline_rows
 from tasks.backup import app_slot
 from tasks.retrying import retry_transient
 

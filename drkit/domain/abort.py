@@ -194,20 +194,6 @@ def check_abort_approval(app: str, approval: Approval, typed_app: str) -> list[s
     return out
 
 
-def abort_markdown(plan: AbortPlan) -> str:
-    """The abort's plan as Markdown, for the CLI and the approval form."""
-    lines = [f"# abort of {plan.kind} {plan.op_id} of {plan.app}: back to {plan.source}", ""]
-    if plan.nothing_to_do:
-        lines += [f"**Nothing to do:** {plan.nothing_to_do}.", ""]
-    if plan.refusal:
-        lines += [f"**Refused:** {plan.refusal}", ""]
-    if plan.steps:
-        lines += ["| # | step | site |", "|---|---|---|"]
-        lines += [f"| {n} | {s.title} | {s.site} |" for n, s in enumerate(plan.steps, 1)]
-        lines += ["", f"Then the hold on {plan.app} is released."]
-    return "\n".join(lines) + "\n"
-
-
 def progress(journal: Journal) -> int:
     """How far ``journal`` got (steps and abort steps finished, an end recorded): the newest copy of a
     journal found in several stores is the one that got furthest."""

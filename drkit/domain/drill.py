@@ -2,8 +2,8 @@
 
 A drill is an operation (:mod:`drkit.domain.operations`) whose cleanup phase always runs. Its
 :class:`DrillReport` is built from the drill's journal and what the drill measured
-(:func:`build_report`), then rendered as JSON (with a schema version), Markdown and HTML
-(:mod:`drkit.jobs.drill_report`).
+(:func:`build_report`), then stored as JSON (with a schema version: :mod:`drkit.jobs.drill_report`)
+and rendered as Markdown and HTML (:mod:`drkit.views.drill_report`, :mod:`drkit.views.drill_html`).
 """
 
 from __future__ import annotations

@@ -11,13 +11,12 @@ was observed). It is written to the object store after every step; resuming read
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
 
 from drkit.domain.errors import ConfigError, PreconditionFailed
-from drkit.domain.markdown import md_inline
 from drkit.domain.models import Model, ProtectedApp
 from drkit.domain.placement import AppView, Placement, disagreements
 
@@ -288,7 +287,8 @@ def _replaying(view: AppView, site: str) -> Check:
     )
 
 
-def _age(seconds: float | None) -> str:
+def backup_age(seconds: float | None) -> str:
+    """How old a backup is, for a plan's guard and its Markdown: ``taken 2.5h ago``."""
     if seconds is None:
         return "age unknown"
     seconds = max(0.0, seconds)
@@ -357,7 +357,7 @@ def _common_checks(facts: Facts, op_kind: str, target: str) -> list[Check]:
             _check(
                 "backup readable from the target",
                 facts.backup_run is not None,
-                f"newest complete backup in {target}'s store: {facts.backup_run} ({_age(facts.backup_age_seconds)})"
+                f"newest complete backup in {target}'s store: {facts.backup_run} ({backup_age(facts.backup_age_seconds)})"
                 if facts.backup_run
                 else facts.backup_error,
             )
@@ -559,60 +559,3 @@ def _make_plan(app: ProtectedApp, facts: Facts, kind: Kind, target: str | None) 
     if target == record.primary and not record.operation:
         return plan.model_copy(update={"nothing_to_do": f"{app.name} already runs on {target} (placement epoch {record.epoch})"})
     return plan
-
-
-# ------------------------------------------------------------------------------------------ render
-
-
-def _seconds(value: float | None) -> str:
-    return "unknown" if value is None else str(timedelta(seconds=round(value)))
-
-
-def plan_markdown(plan: Plan, op_id: str = "") -> str:
-    """The plan as Markdown, for the artifact, the CLI and the approval form.
-
-    Every value is quoted through :func:`~drkit.domain.markdown.md_inline`: check details, errors and
-    names may come from the cluster, the bucket or a placement record, and must not add a link, an
-    image, HTML or a table row to the form an operator approves.
-    """
-    e = md_inline
-    head = f"# {e(plan.kind)} of {e(plan.app)}: {e(plan.source)} → {e(plan.target)}"
-    lines = [head + (f" ({e(op_id)})" if op_id else ""), ""]
-    if plan.nothing_to_do:
-        lines += [f"**Nothing to do:** {e(plan.nothing_to_do)}.", ""]
-    lines += [f"**Data at risk** (the secondary's lag): {_seconds(plan.lag_seconds)}", ""]
-    if plan.final_backup:
-        lines += [f"**Restores from:** a final backup of {e(plan.source)} taken by this operation before the app stops", ""]
-    elif plan.backup_run:
-        lines += [f"**Restores from:** backup {e(plan.backup_run)} ({_age(plan.backup_age_seconds)})", ""]
-    lines += ["| precondition | result | seen |", "|---|---|---|"]
-    lines += [f"| {e(c.name)} | {'pass' if c.ok else '**FAIL**'} | {e(c.detail)} |" for c in plan.checks]
-    lines += ["", "| # | step | site |", "|---|---|---|"]
-    lines += [f"| {n} | {e(s.title)} | {e(s.site)} |" for n, s in enumerate(plan.steps, 1)]
-    lines += ["", "**Forced:** " + ("; ".join(e(f) for f in plan.forced) or "nothing")]
-    lines += ["**Cannot be fenced:** " + ("; ".join(e(u) for u in plan.unfenced) or "nothing")]
-    if plan.takes_over:
-        lines += [f"**Takes over the hold of:** {e(plan.takes_over)} (its journal records it)"]
-    acks = [a for a, need in (("data loss", plan.needs_data_loss_ack), ("unfenced old primary", plan.needs_unfenced_ack),
-                              (f"taking over {e(plan.takes_over or '')}", bool(plan.takes_over))) if need]  # fmt: skip
-    if acks:
-        lines += [f"**Approval must acknowledge:** {', '.join(acks)}"]
-    if plan.refusals:
-        lines += ["", "**Refused:** " + "; ".join(f"{e(c.name)}: {e(c.detail)}" for c in plan.refusals)]
-    return "\n".join(lines) + "\n"
-
-
-def timeline_rows(journal: Journal) -> list[dict[str, Any]]:
-    """One row per step: name, site, outcome, start, end and seconds, for tables and reports."""
-    return [
-        {
-            "step": s.name,
-            "site": s.site,
-            "outcome": s.outcome,
-            "started": s.started_at.isoformat() if s.started_at else "",
-            "ended": s.ended_at.isoformat() if s.ended_at else "",
-            "seconds": None if s.seconds is None else round(s.seconds, 2),
-            "error": s.error,
-        }
-        for s in journal.steps
-    ]

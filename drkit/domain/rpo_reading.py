@@ -257,3 +257,14 @@ def evaluate(
     for image, pts in reading.exact_points.items():
         points[image] = remember([*points.get(image, ()), *pts])
     return RpoMemory(breach=decision.state, health=health, points=points), alerts
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    """Everything one sampler run produced."""
+
+    at: datetime
+    samplings: tuple[SiteSampling, ...]
+    readings: tuple[AppReading, ...]
+    keys: tuple[str, ...] = ()
+    alerts: tuple[RpoAlert, ...] = ()

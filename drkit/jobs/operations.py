@@ -42,7 +42,6 @@ from drkit.domain.errors import (
     TransientError,
 )
 from drkit.domain.layout import parse_run_id
-from drkit.domain.markdown import md_inline
 from drkit.domain.models import STEP_LIMITS, ProtectedApp
 from drkit.domain.operations import (
     Approval,
@@ -60,7 +59,6 @@ from drkit.domain.operations import (
     new_op_id,
     parse_op_id,
     plan_changes,
-    plan_markdown,
 )
 from drkit.domain.placement import Placement, begin, released
 from drkit.domain.resume import (
@@ -83,6 +81,7 @@ from drkit.jobs.world import (
     update_placement,
     write_placement,
 )
+from drkit.views.operations import changed_plan_markdown
 
 StepCallback = Callable[[Journal, StepRecord], None]
 
@@ -1011,12 +1010,7 @@ class Changed:
 
     def markdown(self) -> str:
         """Both plans and the differences, for the approval form and the CLI."""
-        lines = [self.headline, ""]
-        lines += [f"- {md_inline(c)}" for c in self.changes]  # they quote what was observed
-        if self.done:
-            lines += ["", "Steps already done (kept, not run again): " + ", ".join(md_inline(d) for d in self.done)]
-        return "\n".join([*lines, "", "## The plan now", "", plan_markdown(self.now), "## The plan approved before", "",
-                          plan_markdown(self.approved)])  # fmt: skip
+        return changed_plan_markdown(self.headline, self.changes, self.now, self.approved, self.done)
 
 
 def _approved_as_it_stands(

@@ -11,7 +11,6 @@ comes from the injected :class:`~drkit.adapters.clock.Clock`; rows and memory go
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from drkit.adapters.clock import Clock
@@ -28,6 +27,7 @@ from drkit.domain.rpo_reading import (
     ExactMode,
     RpoAlert,
     RpoMemory,
+    SampleRun,
     SiteSampling,
     choose_sample,
     evaluate,
@@ -309,17 +309,6 @@ def records_for(
     layouts = {name: StoreLayout(config.site(name).s3.prefix) for name in stores}
     home = state_site or (config.apps[0].secondary_site if config.apps[0].secondary_site in stores else None)
     return ParquetSampleStore(stores, layouts, state_site=home)
-
-
-@dataclass(frozen=True)
-class SampleRun:
-    """Everything one sampler run produced."""
-
-    at: datetime
-    samplings: tuple[SiteSampling, ...]
-    readings: tuple[AppReading, ...]
-    keys: tuple[str, ...] = ()
-    alerts: tuple[RpoAlert, ...] = ()
 
 
 def run_sample(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -24,7 +24,6 @@ from drkit.domain.durations import parse_window
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import ProtectedApp, StandbyConfig
 from drkit.domain.rpo import (
-    BreachInterval,
     Sawtooth,
     SyncedPoint,
     Window,
@@ -35,48 +34,9 @@ from drkit.domain.rpo import (
     worst_intervals,
     worst_lag,
 )
+from drkit.domain.rpo_report import AppReport, SeriesStats
+from drkit.domain.rpo_report import RpoReport as RpoReport  # re-exported: the report type the jobs return
 from drkit.jobs.requests import RpoReportRequest
-
-
-@dataclass(frozen=True)
-class SeriesStats:
-    """Figures of one lag series (an image, or the app) over the window."""
-
-    name: str
-    source: str
-    start: datetime
-    end: datetime
-    p50: float | None
-    p95: float | None
-    p99: float | None
-    max: float | None
-    within_target: float | None
-    worst: tuple[BreachInterval, ...] = ()
-    points: tuple[SyncedPoint, ...] = ()
-    samples: tuple[tuple[datetime, float], ...] = ()
-    longest_gap: float | None = None
-    """Seconds of the longest stretch with no observation (in which the lag is assumed to grow)."""
-
-
-@dataclass
-class AppReport:
-    """One app's section of the report."""
-
-    app: str
-    target: timedelta
-    overall: SeriesStats | None
-    images: list[SeriesStats] = field(default_factory=list)
-
-
-@dataclass
-class RpoReport:
-    """The report: window, per-app sections and their PNG charts."""
-
-    start: datetime
-    end: datetime
-    apps: list[AppReport]
-    stamp: str = ""
-
 
 # --------------------------------------------------------------------------------------- figures
 

@@ -1,5 +1,6 @@
 """What the RPO commands and artifacts show: sampling and lag rows, the sampler's JSON, the
-report's table, markdown and lag chart. Shapes only; the figures come from :mod:`drkit.jobs`.
+report's table, markdown and lag chart. Shapes only, of the records in
+:mod:`drkit.domain.rpo_reading` and :mod:`drkit.domain.rpo_report`; the figures come from :mod:`drkit.jobs`.
 """
 
 from __future__ import annotations
@@ -9,11 +10,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from drkit.charts import render_png
 from drkit.domain.rpo import BreachInterval, Sawtooth, SyncedPoint, Window
-from drkit.domain.rpo_reading import AppReading, SiteSampling
-from drkit.jobs.rpo import SampleRun
-from drkit.jobs.rpo_report import AppReport, RpoReport
+from drkit.domain.rpo_reading import AppReading, SampleRun, SiteSampling
+from drkit.domain.rpo_report import AppReport, RpoReport
+from drkit.views.charts import render_png
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

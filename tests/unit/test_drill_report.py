@@ -14,17 +14,12 @@ from drkit.domain.drill import Availability, DrillReport, build_report
 from drkit.domain.errors import ConfigError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.operations import Journal, Plan, StepRecord, StepSpec
-from drkit.jobs.drill_report import (
-    history_rows,
-    load_reports,
-    report_html,
-    report_json,
-    report_markdown,
-    store_report,
-    timeline_png,
-)
+from drkit.jobs.drill_report import load_reports, report_json, store_report
 from drkit.testing.dr import fake_config
 from drkit.testing.objectstore import FakeObjectStore
+from drkit.views.drill_chart import timeline_png
+from drkit.views.drill_html import report_html
+from drkit.views.drill_report import history_rows, report_markdown
 
 T0 = datetime(2026, 11, 30, 8, 15, tzinfo=UTC)
 DRILL_ID = "drill-20261130T081500Z-a1b2c3"

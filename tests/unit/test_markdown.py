@@ -8,13 +8,13 @@ import re
 import pytest
 
 from drkit.domain import crypto
-from drkit.domain.markdown import md_inline
-from drkit.domain.operations import plan_markdown
 from drkit.jobs.backup import run_backup
-from drkit.jobs.drill_report import report_markdown
 from drkit.jobs.operations import prepare
 from drkit.jobs.world import placed_config, read_placement
 from drkit.testing.dr import fake_dr
+from drkit.views.drill_report import report_markdown
+from drkit.views.markdown import md_inline
+from drkit.views.operations import plan_markdown
 from tests.unit.test_drill_report import _journal, _report
 
 KEY = crypto.MasterKey(bytes(range(32)))
