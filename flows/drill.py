@@ -11,13 +11,13 @@ from prefect.states import State
 from blocks.config import resolve_config
 from drkit.domain.drill import Mode, canary_check
 from drkit.domain.errors import PreconditionFailed, StandbyError
-from drkit.jobs.drill import approve_drill, drill_cleanup, drill_reports, run_drill
+from drkit.jobs.drill import drill_cleanup
+from drkit.jobs.drill_runbook import run_drill_runbook
 from drkit.jobs.requests import DrillAppsRequest, DrillCleanupRequest, DrillRequest, default, documented
 from drkit.jobs.world import build_world
 from tasks.backup import master_key
-from tasks.drill import begin_drill, emit_drill_event, plan_drill, publish_report
+from tasks.drill import FlowDrillHooks
 from tasks.fanout import app_runner, every_app
-from tasks.operations import FlowHooks, run_step
 
 
 def _flow_run_url() -> str:
@@ -101,27 +101,15 @@ def _every_app(config: str | None, request: DrillAppsRequest) -> dict[str, Any]:
 
 
 def _drill(config: str | None, request: DrillRequest) -> dict[str, Any]:
-    """Steps 1 to 6 for one app."""
+    """Steps 1 to 6 for one app: the drill's runbook with the flow's hooks (tasks, the approval
+    form, artifacts and events: :class:`tasks.drill.FlowDrillHooks`)."""
     app = request.app
-    logger = get_run_logger()
     world = build_world(resolve_config(config))
     world.on_warning = get_run_logger().warning  # "integrity check failed", "state is unauthenticated"
     key = master_key(request.key_source)
-    prepared = plan_drill(world, app, request.mode, key)
-    prepared, approval, typed = approve_drill(prepared, FlowHooks(world, request.approval_timeout),
-                                              lambda: plan_drill(world, app, request.mode, key))  # fmt: skip
-    journal = begin_drill(world, prepared, approval, typed)
-    if approval is not None:
-        logger.info("promote-mode drill of %s approved by %s: %s", app, approval.approver, approval.reason)
-    if journal.status == "refused":
-        raise PreconditionFailed(f"drill of {app} refused: {journal.error}", hint="see the drill-plan artifact")
-    outcome = run_drill(world, journal, key=key, step=run_step,
-                        flow_run_url=_flow_run_url())  # fmt: skip
-    history = [r for r in drill_reports(world, app) if r.drill_id != outcome.report.drill_id]
-    publish_report(outcome, history)
-    emit_drill_event(outcome.report, outcome.stored.get("json", ""))
-    logger.info("drill %s of %s: %s; report %s", journal.op_id, app,
-                "passed" if outcome.report.passed else "FAILED", outcome.stored.get("html", "(not stored)"))  # fmt: skip
+    hooks = FlowDrillHooks(world, request.approval_timeout, _flow_run_url())
+    outcome = run_drill_runbook(world, app, request.mode, key, hooks)
+    journal = outcome.journal
     if outcome.store_error:
         raise StandbyError(outcome.store_error, hint="the drill ran; fix the store and see the artifacts")
     if outcome.cleanup_error:

@@ -13,20 +13,16 @@ from typing import Annotated
 
 import typer
 
-from drkit.domain.drill import DrillReport
+from drkit.domain import crypto
+from drkit.domain.drill import DrillReport, Mode
 from drkit.domain.errors import StandbyError
-from drkit.domain.operations import parse_op_id
+from drkit.domain.operations import Approval, Journal, Plan, StepRecord, parse_op_id
 from drkit.jobs.backup import key_from_env
-from drkit.jobs.drill import (
-    approve_drill,
-    drill_cleanup,
-    drill_reports,
-    prepare_drill,
-    run_drill,
-    start_drill,
-)
-from drkit.jobs.operations import summary_lines
+from drkit.jobs.drill import DrillOutcome, drill_cleanup, drill_reports, prepare_drill
+from drkit.jobs.drill_runbook import DrillHooks, run_drill_runbook
+from drkit.jobs.operations import Changed, Prepared, summary_lines
 from drkit.jobs.requests import DrillRequest, default, describe
+from drkit.jobs.world import World
 from drkit.views.drill_report import report_markdown, verdict
 from drkit.views.operations import plan_markdown
 from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, echo_step, fail, guarded, world_of
@@ -53,32 +49,52 @@ def run(
     request = guarded(lambda: DrillRequest(app=app, mode=mode, key_source=f"env:{key_env}"))  # type: ignore[arg-type]
     world = world_of(config, app=app, key_env=key_env)
     key = guarded(lambda: key_from_env(key_env))
-    prepared = guarded(lambda: prepare_drill(world, app, request.mode, key=key))
-    typer.echo(plan_markdown(prepared.plan))
-    hooks = _CliHooks(yes=yes, reason=reason, ack_loss=False, ack_unfenced=False)  # the operations' prompt
-    prepared, approval, typed = guarded(
-        lambda: approve_drill(prepared, hooks, lambda: prepare_drill(world, app, request.mode, key=key))
-    )
-    journal = guarded(lambda: start_drill(world, prepared, approval, typed))
-    if approval is not None:
+    hooks = _CliDrillHooks(world, yes=yes, reason=reason)
+    outcome = guarded(lambda: run_drill_runbook(world, app, request.mode, key, hooks))
+    if not outcome.report.passed or outcome.store_error:
+        raise typer.Exit(1)
+
+
+class _CliDrillHooks(DrillHooks):
+    """The CLI's side of :func:`~drkit.jobs.drill_runbook.run_drill_runbook`: print the plan and each
+    step, prompt for a promote-mode drill (or ``--yes``) as the operations do, print the verdict."""
+
+    refusal_hint = "the plan above names each refused guard"
+
+    def __init__(self, world: World, *, yes: bool, reason: str) -> None:
+        self.world = world
+        self.approver = _CliHooks(yes=yes, reason=reason, ack_loss=False, ack_unfenced=False)  # the operations' prompt
+
+    def plan(self, world: World, app: str, mode: Mode, key: crypto.MasterKey | None) -> Prepared:
+        prepared = prepare_drill(world, app, mode, key=key)
+        typer.echo(plan_markdown(prepared.plan))
+        return prepared
+
+    def consent(self, plan: Plan, changed: Changed | None = None) -> tuple[Approval, str]:
+        return self.approver.consent(plan, changed)
+
+    def approved(self, journal: Journal, approval: Approval) -> None:
         typer.echo(f"drill {journal.op_id} approved by {approval.approver}; running", err=True)
-    if journal.status == "refused":
+
+    def refused(self, journal: Journal) -> None:
         typer.echo(f"error: drill refused: {journal.error}", err=True)
         typer.echo(journal.op_id)
         raise typer.Exit(1)
-    outcome = run_drill(world, journal, key=key, on_step=echo_step)
-    report = outcome.report
-    typer.echo(f"drill {report.drill_id} of {app}: {verdict(report)}")
-    for check in report.checks:
-        typer.echo(f"  {'pass' if check.ok else 'FAIL'}  {check.name}: {check.value} (target {check.target})")
-    if outcome.stored:
-        typer.echo(f"report: {outcome.stored.get('html')} (and report.json, report.md) in bucket "
-                   f"{world.bundle(report.primary).site.s3.bucket}")  # fmt: skip
-    if outcome.store_error:
-        typer.echo(f"error: {outcome.store_error}", err=True)
-    typer.echo(report.drill_id)
-    if not report.passed or outcome.store_error:
-        raise typer.Exit(1)
+
+    def on_step(self, journal: Journal, record: StepRecord) -> None:
+        echo_step(journal, record)
+
+    def finished(self, outcome: DrillOutcome) -> None:
+        report = outcome.report
+        typer.echo(f"drill {report.drill_id} of {report.app}: {verdict(report)}")
+        for check in report.checks:
+            typer.echo(f"  {'pass' if check.ok else 'FAIL'}  {check.name}: {check.value} (target {check.target})")
+        if outcome.stored:
+            typer.echo(f"report: {outcome.stored.get('html')} (and report.json, report.md) in bucket "
+                       f"{self.world.bundle(report.primary).site.s3.bucket}")  # fmt: skip
+        if outcome.store_error:
+            typer.echo(f"error: {outcome.store_error}", err=True)
+        typer.echo(report.drill_id)
 
 
 @drill_app.command("cleanup")

@@ -11,6 +11,8 @@
    primary's ``/status/writable`` on every poll; it builds the report, stores it, and releases the
    app only when cleanup left the secondary a healthy replica.
 4. :func:`drill_cleanup` runs the cleanup alone (after a killed drill, or again): idempotent.
+
+The flow and the CLI run 1 to 3 through one sequence, :func:`drkit.jobs.drill_runbook.run_drill_runbook`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from drkit.adapters.clock import Clock
 from drkit.domain import crypto
@@ -55,7 +57,6 @@ from drkit.jobs.operations import (
     REAPPROVALS,
     Changed,
     Executor,
-    OperationHooks,
     Prepared,
     StepCallback,
     Timeouts,
@@ -158,8 +159,17 @@ def needs_approval(plan: Plan) -> bool:
     return plan.kind == "drill" and plan.runnable and drill_mode(plan.steps) == "promote"
 
 
+class Approver(Protocol):
+    """Who is asked for a promote-mode drill's typed approval: the flow's form or the CLI's prompt
+    (:class:`~drkit.jobs.drill_runbook.DrillHooks`, or an operation's hooks)."""
+
+    def consent(self, plan: Plan, changed: Changed | None = None) -> tuple[Approval, str]:
+        """The approval of ``plan`` and the app name typed; raise to stop."""
+        ...
+
+
 def approve_drill(
-    prepared: Prepared, hooks: OperationHooks, replan: Callable[[], Prepared]
+    prepared: Prepared, hooks: Approver, replan: Callable[[], Prepared]
 ) -> tuple[Prepared, Approval | None, str]:
     """The typed approval of a promote-mode drill, as a failover's: the plan, then observe again.
 

@@ -14,6 +14,7 @@ import pytest
 from prefect.artifacts import Artifact
 
 import flows.drill as drill_flows
+from drkit.jobs import drill_runbook
 from drkit.jobs.backup import run_backup
 from drkit.jobs.drill import list_journals
 from drkit.jobs.world import read_placement
@@ -31,7 +32,7 @@ def dr(monkeypatch: pytest.MonkeyPatch) -> FakeDr:
     run_backup(world.world.config.app("nexus"), b.site, b.cluster, b.store, key=KEY, clock=world.clock)
     monkeypatch.setattr(drill_flows, "resolve_config", lambda _config: world.world.config)
     monkeypatch.setattr(drill_flows, "build_world", lambda _config: world.world)
-    monkeypatch.setattr(drill_flows, "run_drill", _fast_run_drill)
+    monkeypatch.setattr(drill_runbook, "run_drill", _fast_run_drill)  # the sequence the flow runs
     monkeypatch.setenv("STANDBY_BACKUP_KEY", base64.b64encode(bytes(range(160, 192))).decode())  # KEY's bytes
     return world
 

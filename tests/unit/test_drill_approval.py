@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from drkit.domain.errors import PreconditionFailed
 from drkit.domain.operations import Approval, Plan
+from drkit.jobs import drill_runbook
 from drkit.jobs.drill import (
     approve_drill,
     list_journals,
@@ -98,7 +99,7 @@ def test_a_plan_that_changed_after_the_approval_is_approved_again_with_both_show
 def cli_world(monkeypatch: pytest.MonkeyPatch) -> FakeDr:
     dr = _ready()
     monkeypatch.setattr(drill_cli, "world_of", lambda config, **names: dr.world)
-    monkeypatch.setattr(drill_cli, "run_drill", functools.partial(run_drill, timeouts=FAST))
+    monkeypatch.setattr(drill_runbook, "run_drill", functools.partial(run_drill, timeouts=FAST))
     monkeypatch.setenv("STANDBY_BACKUP_KEY", base64.b64encode(bytes(range(160, 192))).decode())  # KEY's bytes
     return dr
 
