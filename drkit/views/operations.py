@@ -79,16 +79,17 @@ def abort_markdown(plan: AbortPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _utc(t: datetime) -> str:
-    """``2026-11-30 08:15:01Z``: to the second, in UTC."""
+def _clock(t: datetime) -> str:
+    """``08:15:01Z``: the time of day to the second, in UTC (the day is in the operation's id)."""
     if t.tzinfo is not None:
         t = t.astimezone(UTC)
-    return f"{t:%Y-%m-%d %H:%M:%S}Z"
+    return f"{t:%H:%M:%S}Z"
 
 
 TIMELINE_COLUMNS = ("step", "site", "outcome", "start", "duration", "started", "error")
 """The timeline's columns: ``start`` is the offset from the operation's start (its first step's
-start), ``duration`` the step's, both in seconds; ``started`` is the time, to the second, in UTC."""
+start), ``duration`` the step's, both in seconds; ``started`` is the time of day, to the second, in UTC
+(as the drill report's steps; the day is in the operation's id)."""
 
 
 def timeline_rows(journal: Journal) -> list[dict[str, Any]]:
@@ -109,7 +110,7 @@ def timeline_rows(journal: Journal) -> list[dict[str, Any]]:
                 "outcome": s.outcome,
                 "start": offset,
                 "duration": "" if s.seconds is None else f"{s.seconds:.1f} s",
-                "started": _utc(s.started_at) if s.started_at is not None else "",
+                "started": _clock(s.started_at) if s.started_at is not None else "",
                 "error": s.error,
             }
         )
