@@ -74,7 +74,7 @@ from drkit.domain.resume import (
 from drkit.domain.signed_state import journal_context, seal, unseal
 from drkit.jobs.backup import missing_key_id, read_index, resolve_run
 from drkit.jobs.requests import OperationRequest
-from drkit.jobs.steps import STEPS, RoutingHook, Run
+from drkit.jobs.steps import STEPS, RoutingHook, Run, new_run
 from drkit.jobs.world import (
     PlacementRead,
     World,
@@ -611,9 +611,9 @@ class Executor:
             raise PreconditionFailed(f"operation {self.journal.op_id} was never approved", hint="start it anew")
         self.app = self.world.config.app(self.journal.app)
         self.limits = self.timeouts or Timeouts.for_app(self.app)
-        self.run = Run(world=self.world, app=self.app, plan=self.journal.plan, op_id=self.journal.op_id,
-                       key=self.key, backup_run=self.journal.plan.backup_run, routing_hook=self.routing_hook,
-                       seen={s.name: s.observed for s in self.journal.steps if s.outcome in ("done", "skipped")})  # fmt: skip
+        self.run = new_run(self.world, self.app, self.journal.plan, self.journal.op_id, self.key,
+                           backup_run=self.journal.plan.backup_run, routing_hook=self.routing_hook,
+                           seen={s.name: s.observed for s in self.journal.steps if s.outcome in ("done", "skipped")})  # fmt: skip
 
     def pending(self) -> list[str]:
         """The names of the steps not done yet, in order."""

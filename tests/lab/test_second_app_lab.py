@@ -21,7 +21,7 @@ import pytest
 
 from drkit.config import load_config
 from drkit.domain.models import KindRef, StandbyConfig
-from drkit.jobs.appdriver import AppDriver, driver_for
+from drkit.jobs.drivers import AppDriver, driver_for
 from drkit.jobs.requests import RestoreRequest
 from drkit.jobs.restore import run_restore
 from drkit.jobs.world import World, build_world
