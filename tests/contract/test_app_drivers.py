@@ -18,6 +18,7 @@ import pytest
 
 from drkit.adapters.kube import ClusterApi
 from drkit.domain import crypto
+from drkit.domain.drill import canary_check
 from drkit.domain.errors import ConfigError, NotFound, PreconditionFailed
 from drkit.domain.models import KindRef, ProtectedApp, Site
 from drkit.domain.operations import Approval
@@ -86,6 +87,13 @@ def test_the_canary_round_trips_where_the_driver_has_one() -> None:
         else:
             with pytest.raises(PreconditionFailed, match=f"checks.kind '{kind}' has no canary"):
                 driver.write_canary("standby-drill/t/canary.bin", b"canary")
+
+
+@pytest.mark.parametrize("kind", ["http", "nexus"])
+def test_the_drill_gate_agrees_with_the_shipped_drivers_canary(kind: str) -> None:
+    dr = fake_dr()
+    driver = _driver(dr, kind)
+    assert canary_check(driver.app).ok is driver.canary
 
 
 def test_an_unknown_kind_is_refused_naming_the_app_the_kind_and_the_known_kinds() -> None:
