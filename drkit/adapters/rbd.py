@@ -13,86 +13,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from drkit.adapters.runner import LocalRunner, Runner, command_failed
+from drkit.adapters.toolbox import helper_text
 from drkit.domain.errors import CommandFailed, Conflict, StandbyError, TransientError
 from drkit.domain.models import CephAccess
 
 COPY_MARK = "standby.drill.copied"
 """Image metadata key a finished scratch copy carries (its record, JSON)."""
 
-# Run by ``python3 -c`` where ``rbd`` runs (this machine or Rook's toolbox), with librbd (python3-rbd).
-# argv[1] is a JSON document: pool, image, dest, mark, and for local mode cluster/conf/keyring/id.
-#
-# What it copies: the image's HEAD while the secondary is idle. Measured in the lab (Ceph 16.2):
-# rbd-mirror creates a non-primary snapshot *before* it writes that sync's data to HEAD, so reading
-# the newest complete non-primary snapshot by id gives the state *before* that sync (a write made
-# before the primary's snapshot was missing from it), while HEAD holds it. HEAD equals the newest
-# complete snapshot's primary point exactly while no newer (incomplete) snapshot exists, and a sync
-# always starts by creating one: so the copy is kept only when the newest mirror snapshot is the
-# same complete non-primary one before and after it; otherwise it is thrown away and retried.
-COPY_SCRIPT = r"""
-import json, sys, time
-import rados, rbd
-a = json.loads(sys.argv[1])
-MARK = a["mark"]
-NON_PRIMARY = (rbd.RBD_SNAP_MIRROR_STATE_NON_PRIMARY, rbd.RBD_SNAP_MIRROR_STATE_NON_PRIMARY_DEMOTED)
-def out(doc, code=0):
-    print(json.dumps(doc)); sys.exit(code)
-kw = {"clustername": a.get("cluster") or "ceph"}
-if a.get("id"): kw["rados_id"] = a["id"]
-cluster = rados.Rados(**kw)
-if a.get("conf"): cluster.conf_read_file(a["conf"])
-else:
-    cluster.conf_read_file(); cluster.conf_parse_env()
-if a.get("keyring"): cluster.conf_set("keyring", a["keyring"])
-cluster.connect(timeout=int(a.get("timeout", 30)))
-ioctx = cluster.open_ioctx(a["pool"])
-lib = rbd.RBD()
-def record(name):
-    with rbd.Image(ioctx, name, read_only=True) as img:
-        if img.mirror_image_get_info().get("state") != rbd.RBD_MIRROR_IMAGE_DISABLED:
-            out({"error": "mirrored", "message": "image %s is mirrored: not a scratch copy" % name}, 3)
-        try:
-            return json.loads(img.metadata_get(MARK))
-        except (KeyError, rbd.Error):
-            return None
-def newest(img):
-    best = None
-    for snap in img.list_snaps():
-        if img.snap_get_namespace_type(snap["id"]) != rbd.RBD_SNAP_NAMESPACE_TYPE_MIRROR:
-            continue
-        if best is None or snap["id"] > best["id"]:
-            ns = img.snap_get_mirror_namespace(snap["id"])
-            best = {"id": snap["id"], "non_primary": ns["state"] in NON_PRIMARY, "complete": bool(ns.get("complete")),
-                    "primary_snap_id": ns.get("primary_snap_id")}
-    return best
-if a["dest"] in lib.list(ioctx):
-    done = record(a["dest"])
-    if done is not None:
-        out(dict(done, reused=True))
-    lib.remove(ioctx, a["dest"])  # an unfinished copy of an earlier attempt
-started, why = time.monotonic(), ""
-for attempt in range(1, int(a.get("attempts", 40)) + 1):
-    with rbd.Image(ioctx, a["image"], read_only=True) as img:
-        if img.mirror_image_get_info().get("primary"):
-            out({"error": "primary", "message": "%s is primary here: not a replica to copy" % a["image"]}, 4)
-        before = newest(img)
-        if before is None or not before["non_primary"]:
-            out({"error": "no-snapshot", "message": "%s has no non-primary mirror snapshot" % a["image"]}, 4)
-        if not before["complete"]:
-            why = "a sync is in flight (snapshot %s incomplete)" % before["id"]
-            time.sleep(0.5); continue
-        img.copy(ioctx, a["dest"])
-        after = newest(img)
-    if after == before:
-        done = {"dest": a["dest"], "snap_id": before["id"], "primary_snap_id": before["primary_snap_id"],
-                "attempts": attempt, "seconds": round(time.monotonic() - started, 3)}
-        with rbd.Image(ioctx, a["dest"]) as copy:
-            copy.metadata_set(MARK, json.dumps(done))
-        out(done)
-    why = "a sync started during the copy (snapshot %s -> %s)" % (before["id"], after and after["id"])
-    lib.remove(ioctx, a["dest"])
-out({"error": "busy", "message": why}, 5)
-"""
+COPY_HELPER = "rbd_helper"
+"""The librbd program that makes a scratch copy (:mod:`drkit.adapters.toolbox.rbd_helper`), run by
+``python3 -c`` with the Python where ``rbd`` runs (this machine's, or the toolbox pod's)."""
 
 # rbd's exit codes that a retry can cure: EBUSY (demotion not propagated yet), EROFS (promote snapshot).
 RETRYABLE_EXIT_CODES = frozenset({16, 30, 110})
@@ -139,7 +69,7 @@ def mirrored_image(pool: str, name: str, site: str) -> Conflict:
 
 
 def copy_failed(pool: str, image: str, dest: str, site: str, *, code: int, message: str) -> StandbyError:
-    """The scratch copy of ``pool/image`` to ``pool/dest`` stopped with :data:`COPY_SCRIPT`'s ``code``.
+    """The scratch copy of ``pool/image`` to ``pool/dest`` stopped with :data:`COPY_HELPER`'s exit ``code``.
 
     3: ``dest`` is mirrored (:class:`Conflict`); 4: ``image`` is no replica to copy; 5: syncs kept
     changing the image (:class:`TransientError`, retried).
@@ -203,7 +133,7 @@ class RbdMirror(Protocol):
     def copy_latest_synced(self, pool: str, image: str, dest: str) -> dict[str, Any]:
         """Copy the data of the newest *complete* non-primary mirror snapshot of the secondary image
         ``image`` into the new plain image ``dest`` (not mirrored; replication of ``image`` goes on;
-        see :data:`COPY_SCRIPT` for how it stays consistent). Idempotent: when ``dest`` already
+        see :mod:`drkit.adapters.toolbox.rbd_helper` for how it stays consistent). Idempotent: when ``dest`` already
         holds a finished copy, its record is returned. Returns ``{"dest", "snap_id",
         "primary_snap_id", "attempts", "seconds"}`` (``snap_id`` on this site's image)."""
         ...
@@ -334,7 +264,7 @@ class RbdCli:
         """See :class:`RbdMirror`."""
         args = {"pool": pool, "image": image, "dest": dest, "mark": COPY_MARK, "timeout": str(int(self.timeout)),
                 **(self.access or {})}  # fmt: skip
-        argv = [self.python, "-c", COPY_SCRIPT, json.dumps(args)]
+        argv = [self.python, "-c", helper_text(COPY_HELPER), json.dumps(args)]
         what = f"copy of the latest synced snapshot of {pool}/{image} to {pool}/{dest} on {self.site}"
         result = self.runner.run(argv, description=what, accept=(0, 3, 4, 5), timeout=self.copy_timeout)
         try:

@@ -50,6 +50,7 @@ from drkit.jobs.steps import (
     kept_path,
     kept_path_of,
     kept_workload,
+    new_run,
 )
 from drkit.jobs.world import World, read_placement, update_placement
 
@@ -309,9 +310,7 @@ def abort_operation(
         update_placement(world, app, lambda p: begin(p, op_id, journal.kind, now), required=journal.source)
     elif record.operation != op_id:
         raise Conflict(f"app {app.name} is held by {record.operation}; the abort of {op_id} stops")
-    run = Run(
-        world=world, app=app, plan=journal.plan, op_id=op_id, key=key, backup_run=journal.plan.backup_run
-    )
+    run = new_run(world, app, journal.plan, op_id, key, backup_run=journal.plan.backup_run)
     for name in [r.name for r in rollback.steps if r.outcome not in ("done", "skipped")]:
         try:
             journal = _run(run, journal, name, timeouts, callback)

@@ -48,7 +48,7 @@ from drkit.domain.placement import AppView, Placement, Role, SiteView, home_plac
 from drkit.domain.rbd_status import parse_image_status
 from drkit.domain.rpo import exact_lag, image_lag
 from drkit.domain.signed_state import UNAUTHENTICATED, placement_context, seal, unseal
-from drkit.jobs.appdriver import NexusFactory
+from drkit.jobs.drivers.nexus import NexusFactory
 
 log = logging.getLogger("standby.security")
 

@@ -21,7 +21,7 @@ import pytest
 
 from drkit.config import load_config
 from drkit.domain.models import KindRef, StandbyConfig
-from drkit.jobs.appdriver import AppDriver, driver_for
+from drkit.jobs.drivers import AppDriver, driver_for
 from drkit.jobs.requests import RestoreRequest
 from drkit.jobs.restore import run_restore
 from drkit.jobs.world import World, build_world
@@ -113,7 +113,7 @@ def test_second_app_by_config_only_moves_from_a_to_b_with_its_data(
     assert done["status"] == "complete" and done["objects"] == 6, done
 
     # 4. Stop on A (delete the workload: nothing answers), take a last mirror snapshot, demote.
-    on_a.remove_workload()
+    on_a.stop()
     _wait("web stopped on site-a", lambda: not on_a.answers(url_a), timeout=60)
     control_a = world.volumes(app, "site-a")
     control_a.demote(volume)

@@ -26,8 +26,8 @@ from drkit.domain.models import (
 )
 from drkit.domain.restore_order import sort_for_restore
 from drkit.domain.transforms import ApplyFieldTransform, context_for, sanitize, selects
-from drkit.jobs.appdriver import driver_for
 from drkit.jobs.backup import run_backup
+from drkit.jobs.drivers import driver_for
 from drkit.jobs.restore import restore_backup
 from drkit.testing.clock import FakeClock
 from drkit.testing.kube import FakeCluster

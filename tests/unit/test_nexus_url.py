@@ -11,7 +11,7 @@ from drkit.adapters.nexus import NexusApi
 from drkit.config import load_config
 from drkit.domain.errors import PreconditionFailed
 from drkit.domain.models import KindRef
-from drkit.jobs.appdriver import AppDriver
+from drkit.jobs.drivers.nexus import NexusDriver
 from drkit.testing.dr import NEXUS, NS, FakeDr, fake_dr
 from lab import lab
 
@@ -30,7 +30,7 @@ class Recording:
         return self.dr.nexus_factory(url, password, site)
 
 
-def _driver(dr: FakeDr, url: str | None = None, **checks: object) -> tuple[AppDriver, Recording]:
+def _driver(dr: FakeDr, url: str | None = None, **checks: object) -> tuple[NexusDriver, Recording]:
     bundle = dr.world.bundle("site-a")
     app = dr.world.config.app("nexus")
     if checks:
@@ -39,7 +39,7 @@ def _driver(dr: FakeDr, url: str | None = None, **checks: object) -> tuple[AppDr
     if url is not None:
         bundle.cluster.patch(CR, NEXUS, NS, {"status": {"url": url}})
     record = Recording(dr)
-    return AppDriver(app=app, site=bundle.site, cluster=bundle.cluster, nexus_factory=record), record
+    return NexusDriver(app=app, site=bundle.site, cluster=bundle.cluster, nexus_factory=record), record
 
 
 def test_an_https_url_from_the_cr_gets_the_password() -> None:
@@ -58,7 +58,7 @@ def test_an_http_url_from_the_cr_is_refused_in_one_line_and_gets_no_password(url
     for call in (
         driver.writable,
         driver.api,
-        driver.freeze,
+        driver.quiesce,
         lambda: driver.smoke("t1"),
         lambda: driver.answers(url),
     ):

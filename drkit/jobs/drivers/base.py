@@ -1,0 +1,115 @@
+"""The app-driver protocol: what the steps of an operation or a drill ask of a protected app.
+
+Steps never look at an app's kind: they build the app's driver on a site (:func:`drkit.jobs.drivers.driver_for`)
+and call this protocol. A driver answers for one app on one site:
+
+* *reading*: the object the app runs as (kept by the stop step so an abort can start it again),
+  its URL there, whether anything answers at a URL, whether it is up and writable;
+* *fence/stop* (:meth:`AppDriver.stop`), with *quiesce* before it and *release* after a start
+  where the app has them (a read-only freeze: a no-op for an app without one);
+* *start from the restored state* (:meth:`AppDriver.start`): the driver names what to restore
+  from the backup to start the app, the step restores it;
+* *smoke* after a move, and the drill's *canary* written on the primary and read on the replica;
+* *what it needs backed up* (:meth:`AppDriver.backup_kinds`).
+
+A driver is cheap to build (no I/O until called), so a step builds one per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from drkit.adapters.kube import ClusterApi
+from drkit.domain.models import KindRef, ProtectedApp, Site
+
+if TYPE_CHECKING:
+    from drkit.jobs.world import World
+
+Restore = Callable[[tuple[str, ...]], None]
+"""Restores the named kinds of the app's backup into the app's namespace on the driver's site."""
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    """What a smoke test saw (no secret in it)."""
+
+    readable: bool
+    writable: bool
+    login: bool
+    path: str
+    sha256: str
+    round_trip: bool
+    failed: tuple[str, ...] = ()
+    """The configured HTTP checks that did not pass, e.g. ``GET /healthz``."""
+
+    @property
+    def ok(self) -> bool:
+        """Every check passed."""
+        return self.readable and self.writable and self.login and self.round_trip and not self.failed
+
+
+@runtime_checkable
+class AppDriver(Protocol):
+    """Stop, start, smoke-test and canary one protected app on one site."""
+
+    kind: ClassVar[str]
+    """The ``checks.kind`` this driver serves."""
+    canary: ClassVar[bool]
+    """Whether :meth:`write_canary` and :meth:`read_canary` work (the drill needs them)."""
+    app: ProtectedApp
+    site: Site
+
+    def workload_object(self) -> dict[str, Any] | None:
+        """The object the app runs as on the site (None: absent, the app is not there)."""
+        ...
+
+    def url(self) -> str | None:
+        """Where the app answers on the site, while it runs there."""
+        ...
+
+    def answers(self, url: str) -> bool:
+        """Whether anything still answers at ``url`` (a stopped app must not)."""
+        ...
+
+    def writable(self) -> bool:
+        """Whether the app is up and writable (every health check passes)."""
+        ...
+
+    def quiesce(self) -> bool:
+        """Make the app read-only before it stops; False when it has no such state or cannot be reached."""
+        ...
+
+    def release(self) -> None:
+        """Lift a quiesce carried over in the replicated data (no-op when there is none)."""
+        ...
+
+    def stop(self) -> bool:
+        """Stop (fence) the app on the site; False when it was already stopped."""
+        ...
+
+    def start(self, restore: Restore) -> None:
+        """Start the app from the restored state, restoring through ``restore`` what it runs as."""
+        ...
+
+    def smoke(self, tag: str) -> SmokeResult:
+        """The health and smoke checks; ``tag`` names what a check writes."""
+        ...
+
+    def write_canary(self, path: str, data: bytes) -> None:
+        """Store ``data`` at ``path`` in the app (the drill's canary)."""
+        ...
+
+    def read_canary(self, path: str) -> bytes | None:
+        """The data stored at ``path`` in the app (None: not there)."""
+        ...
+
+    def backup_kinds(self) -> tuple[KindRef, ...]:
+        """The kinds the app's backup holds."""
+        ...
+
+
+DriverFactory = Callable[[ProtectedApp, Site, ClusterApi, "World | None"], AppDriver]
+"""Builds the driver of an app on a site: ``(app, site, cluster, world)``; ``world`` (the run's,
+when there is one) is where a driver takes the clients a test hands it."""
