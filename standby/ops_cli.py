@@ -13,17 +13,16 @@ failover with ``--take-over``).
 from __future__ import annotations
 
 import getpass
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from drkit.domain import crypto
 from drkit.domain.abort import abort_markdown
-from drkit.domain.errors import ConfigError, IntegrityError, OperationFailed, PreconditionFailed, StandbyError
+from drkit.domain.errors import ConfigError, OperationFailed, PreconditionFailed, StandbyError
 from drkit.domain.operations import Approval, Journal, Kind, Plan, StepRecord, parse_op_id, plan_markdown
 from drkit.jobs.abort import abort_operation, plan_abort
 from drkit.jobs.backup import key_from_env
@@ -48,10 +47,24 @@ from drkit.jobs.requests import (
     default,
     describe,
 )
-from drkit.jobs.world import PlacementRead, World, observe_placed, read_placement
-from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, echo_step, fail, guarded, world_of
+from drkit.jobs.world import World, read_placement
+from standby.common import (
+    KEY_ENV,
+    ConfigOption,
+    JsonAlias,
+    KeyEnvOption,
+    OutputOption,
+    echo_step,
+    emit,
+    fail,
+    group,
+    guarded,
+    output_of,
+    world_of,
+)
 
-operation_app = typer.Typer(no_args_is_help=True, help="List, show, resume or abort DR operations.")
+operation_app = group("List, show, resume or abort DR operations.")
+AppOption = Annotated[str, typer.Option("--app", "-a", help="protected app")]
 
 REFUSED, USAGE, HELD = 1, 2, 3
 """Exit statuses: refused (nothing changed), a usage or configuration error, failed part-way (the app is held)."""
@@ -144,7 +157,7 @@ AckUnfenced = Annotated[
 
 
 def relocate(
-    app: Annotated[str, typer.Option("--app", help="protected app")],
+    app: Annotated[str, typer.Option("--app", "-a", help="protected app")],
     to: Annotated[str, typer.Option("--to", help="site to move the app to")],
     config: ConfigOption = None, dry_run: DryRun = default(OperationRequest, "dry_run"), yes: Yes = False, reason: Reason = "planned relocation",
     key_env: KeyEnvOption = KEY_ENV,
@@ -156,7 +169,7 @@ def relocate(
 
 
 def failover(
-    app: Annotated[str, typer.Option("--app", help="protected app")],
+    app: Annotated[str, typer.Option("--app", "-a", help="protected app")],
     to: Annotated[str, typer.Option("--to", help="site to recover the app on")],
     config: ConfigOption = None, dry_run: DryRun = default(OperationRequest, "dry_run"), yes: Yes = False, reason: Reason = "disaster failover",
     acknowledge_data_loss: AckLoss = False, acknowledge_unfenced: AckUnfenced = False,
@@ -173,7 +186,7 @@ def failover(
 
 
 def failback(
-    app: Annotated[str, typer.Option("--app", help="protected app")],
+    app: Annotated[str, typer.Option("--app", "-a", help="protected app")],
     config: ConfigOption = None, dry_run: DryRun = default(OperationRequest, "dry_run"), yes: Yes = False, reason: Reason = "failback home",
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:  # fmt: skip
@@ -184,88 +197,37 @@ def failback(
 
 
 def status(
-    app: Annotated[str | None, typer.Option("--app", help="only this app")] = None,
+    app: Annotated[str | None, typer.Option("--app", "-a", help="only this app", show_default="every app")] = None,
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+    output: OutputOption = None,
+    as_json: JsonAlias = False,
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
-    """Per app: recorded and observed primary, mirroring, lag, last backup and last operation."""
+    """Per app: home, recorded and observed primary, mirroring per site, lag, last backup and its age
+    (from any site's store), last operation; then each warning."""
+    from drkit.jobs.status import app_status
+    from drkit.views.status import status_text
+
     world = world_of(config, app=app, key_env=key_env).probing()  # bounded, parallel probes: a site down costs seconds
-    apps = [world.config.app(app)] if app else list(world.config.apps)
-    out: dict[str, Any] = {"apps": {}}
-    for a in apps:
-        out["apps"][a.name] = guarded(lambda a=a: _app_status(world, a.name))  # type: ignore[misc]
-    if as_json:
-        typer.echo(json.dumps(out, default=str))
-        return
-    for name, st in out["apps"].items():
-        typer.echo(
-            f"{name}: primary {st['primary'] or 'unknown'} (observed: {st['observed_primary'] or 'none'}), home {st['home']},"
-            f" epoch {st['epoch']}"
-        )
-        typer.echo(f"  mirroring: {st['mirroring']}; lag: {st['lag_seconds']}")
-        typer.echo(f"  last backup: {st['last_backup'] or '-'}; last operation: {st['last_operation'] or '-'}")
-        for warning in st["warnings"]:
-            typer.echo(f"  warning: {warning}")
-
-
-def _app_status(world: World, name: str) -> dict[str, Any]:
-    from drkit.domain.placement import disagreements, home_placement
-    from drkit.jobs.operations import find_backup
-    from drkit.jobs.world import observe_app
-
-    app = world.config.app(name)
-    refused = ""
-    placed: PlacementRead | None
-    try:
-        placed, view = observe_placed(world, app)
-        record = placed.record
-    except IntegrityError as error:  # no copy of the record passes: show what the sites say
-        refused, placed = error.message, None
-        record = home_placement(app)
-        view = observe_app(world, app, record)
-    journals = list_journals(world, name)
-    last = journals[-1] if journals else None
-    backup, _ = find_backup(world, name, record.primary, record.primary, world.key)
-    states = {s: v.states for s, v in view.sites.items()}
-    warnings = ([] if refused else disagreements(record, view)) + view.split_brain()
-    warnings += [f"{s} unreachable: {view.sites[s].error}" for s in view.unreachable()]
-    if placed is not None:
-        warnings += [f"store of {s} unreachable: {error}" for s, error in placed.errors.items()]
-        warnings += list(placed.refused.values())  # a copy failing its integrity check: not used
-    else:
-        warnings.append(refused)
-    hold = hold_of(world, record)
-    if hold is not None:
-        warnings.append(f"operation {hold.op_id} holds the app ({hold.state}: {hold.detail})")
-    observed = view.primaries()
-    return {
-        "primary": None if refused else record.primary,
-        "secondary": None if refused else record.secondary,
-        "home": app.primary_site,
-        "epoch": None if refused else record.epoch,
-        "observed_primary": observed[0] if len(observed) == 1 else (None if not observed else ",".join(observed)),
-        "mirroring": states,
-        "lag_seconds": view.lag_seconds,
-        "last_backup": backup,
-        "last_operation": f"{last.op_id} {last.status}" if last else None,
-        "operation_in_progress": record.operation,
-        "warnings": warnings,
-    }
+    names = [app] if app else [a.name for a in world.config.apps]
+    statuses = [guarded(lambda n=n: app_status(world, n)) for n in names]  # type: ignore[misc]
+    data = {"apps": {st.app: st.as_json() for st in statuses}}
+    emit(output_of(output, as_json), data, lambda: status_text(statuses))
 
 
 @operation_app.command("show")
 def operation_show(
     op_id: Annotated[str, typer.Argument(help="operation id")],
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="the whole journal as JSON")] = False,
+    output: OutputOption = None,
+    as_json: JsonAlias = False,
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
-    """Print an operation's journal."""
+    """Print an operation's journal (-o json or yaml: the whole journal)."""
     guarded(lambda: parse_op_id(op_id))
     world = world_of(config, key_env=key_env)
     journal = guarded(lambda: read_journal(world, op_id))
-    typer.echo(journal.model_dump_json(indent=2) if as_json else "\n".join(summary_lines(journal)))
+    emit(output_of(output, as_json), journal.model_dump(mode="json"), lambda: "\n".join(summary_lines(journal)))
 
 
 @operation_app.command("resume")
@@ -341,9 +303,10 @@ def operation_abort(
 
 @operation_app.command("list")
 def operation_list(
-    app: Annotated[str, typer.Option("--app", help="protected app")],
+    app: AppOption,
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+    output: OutputOption = None,
+    as_json: JsonAlias = False,
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Every operation of APP (oldest first) with its state, and which one holds the app."""
@@ -365,11 +328,13 @@ def operation_list(
     if hold is not None and hold.op_id not in {j.op_id for j in journals}:
         rows.append({"op_id": hold.op_id, "kind": hold.kind, "source": "", "target": "", "created_at": "",
                      "state": f"holds the app ({hold.state}: {hold.detail})", "error": ""})  # fmt: skip
-    if as_json:
-        typer.echo(json.dumps({"app": app, "operations": rows}))
+    fmt = output_of(output, as_json)
+    if fmt != "table":
+        emit(fmt, {"app": app, "operations": rows}, str)
         return
     if not rows:
         typer.echo(f"no operation of {app} in any reachable store")
+        return
     for row in rows:
         where = f" {row['source']} -> {row['target']}" if row["source"] else ""
         typer.echo(f"{row['op_id']}  {row['kind']}{where}: {row['state']}")
@@ -377,7 +342,7 @@ def operation_list(
 
 @operation_app.command("sign-placement")
 def sign_placement_cmd(
-    app: Annotated[str, typer.Option("--app", help="protected app")],
+    app: Annotated[str, typer.Option("--app", "-a", help="protected app")],
     config: ConfigOption = None,
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
