@@ -12,7 +12,7 @@ Conventions (the kubectl, velero and prefect habits):
 * ``-o/--output table|json|yaml`` on every command that prints records; ``table`` (the default)
   is for people, the others for scripts. An older ``--json`` is kept as a hidden alias of ``-o json``.
 * Durations are written with their unit (``30s``, ``10m``, ``26h``); a bare number is seconds.
-* A renamed option keeps its old spelling as a hidden alias that says, on stderr, what replaces it.
+* A renamed option keeps its old spelling as a hidden alias (deprecated: scripts keep working).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-import click
 import typer
 import yaml
 
@@ -36,7 +35,7 @@ T = TypeVar("T")
 CONFIG_ENV = "STANDBY_CONFIG"
 BLOCK_PREFIX = "block:"
 ROOT_CONFIG = "standby.config"
-"""Where the root command's ``--config`` waits for the sub-command (``click.Context.meta``)."""
+"""Where the root command's ``--config`` waits for the sub-command (the context's ``meta``, shared with the sub-command's)."""
 
 
 def group(help: str, **settings: Any) -> typer.Typer:
@@ -52,7 +51,7 @@ def group(help: str, **settings: Any) -> typer.Typer:
     )
 
 
-def _config_value(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Any:
+def _config_value(ctx: typer.Context, value: Path | None) -> Any:
     """The ``--config`` of a command: its own, else the root command's, else ``$STANDBY_CONFIG``.
 
     ``block:NAME`` is loaded here, from Prefect (its site, app, Secret and AWS credentials blocks),
@@ -71,7 +70,7 @@ def _config_value(ctx: click.Context, _param: click.Parameter, value: Path | Non
     return guarded(lambda: resolve_config(ref))
 
 
-def root_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+def root_config(ctx: typer.Context, value: Path | None) -> Path | None:
     """The root command's ``--config``: kept for the sub-command (see :func:`_config_value`)."""
     if value is not None:
         ctx.meta[ROOT_CONFIG] = value
@@ -116,15 +115,18 @@ def emit(output: Output, data: Any, table: Callable[[], str]) -> None:
             typer.echo(text)
 
 
-def duration(value: str) -> float:
+def duration(value: str | float) -> float:
     """The ``parser`` of a duration option: ``30s``, ``10m``, ``2h``, ``1d`` or a bare number of
-    seconds, as seconds; anything else is a usage error naming the option."""
+    seconds, as seconds; anything else is a usage error naming the option (a default in seconds
+    passes as it is)."""
     from drkit.domain.durations import parse_duration
 
+    if isinstance(value, int | float):
+        return float(value)
     try:
         return parse_duration(value.strip()).total_seconds()
     except ValueError:
-        raise click.BadParameter(
+        raise typer.BadParameter(
             f"{value!r} is not a duration; write it with its unit, e.g. 30s, 10m, 2h (a bare number is seconds)"
         ) from None
 
@@ -135,11 +137,6 @@ def duration_text(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
-
-
-def renamed(old: str, new: str) -> None:
-    """Say on stderr that ``old`` (a hidden alias kept for scripts) is now ``new``."""
-    typer.echo(f"warning: {old} is deprecated; use {new}", err=True)
 
 
 def _hidden_key_env(name: str) -> str:
@@ -153,6 +150,7 @@ KeyEnvOption = Annotated[
     typer.Option(
         "--key-env",
         help="environment variable holding the backup master key (base64 of 32 bytes)",
+        metavar="VAR",
         callback=_hidden_key_env,
     ),
 ]

@@ -53,6 +53,7 @@ from standby.common import (
     ConfigOption,
     JsonAlias,
     KeyEnvOption,
+    Output,
     OutputOption,
     echo_step,
     emit,
@@ -64,7 +65,7 @@ from standby.common import (
 )
 
 operation_app = group("List, show, resume or abort DR operations.")
-AppOption = Annotated[str, typer.Option("--app", "-a", help="protected app")]
+AppOption = Annotated[str, typer.Option("--app", "-a", help="protected app", metavar="APP")]
 
 REFUSED, USAGE, HELD = 1, 2, 3
 """Exit statuses: refused (nothing changed), a usage or configuration error, failed part-way (the app is held)."""
@@ -76,19 +77,22 @@ class _CliHooks(OperationHooks):
     refusal_hint = "the plan above names each refused guard"
 
     def __init__(
-        self, *, yes: bool, reason: str, ack_loss: bool, ack_unfenced: bool, take_over: str | None = None
-    ) -> None:
+        self, *, yes: bool, reason: str, ack_loss: bool, ack_unfenced: bool, take_over: str | None = None,
+        output: Output = "table",
+    ) -> None:  # fmt: skip
         self.yes, self.reason, self.ack_loss, self.ack_unfenced = yes, reason, ack_loss, ack_unfenced
         self.take_over = take_over
+        self.output = output
+        """``table``: the plan in Markdown; ``json``/``yaml`` (a dry run): the plan as data, the rest on stderr."""
         self.journal: Journal | None = None
 
     def plan(self, world: World, app: str, kind: Kind, target: str | None, key: crypto.MasterKey | None) -> Prepared:
         prepared = prepare(world, app, kind, target, key=key, take_over=self.take_over)
-        typer.echo(plan_markdown(prepared.plan))
+        emit(self.output, prepared.plan.model_dump(mode="json"), lambda: plan_markdown(prepared.plan))
         return prepared
 
     def say(self, message: str) -> None:
-        typer.echo(message)
+        typer.echo(message, err=self.output != "table")
 
     def consent(self, plan: Plan, changed: Changed | None = None) -> tuple[Approval, str]:
         if changed is not None:
@@ -131,9 +135,13 @@ class _CliHooks(OperationHooks):
 def _operate(
     kind: Kind, request: OperationRequest, target: str | None, config: Path | None, *, yes: bool,
     reason: str, ack_loss: bool, ack_unfenced: bool, key_env: str, take_over: str | None = None,
+    output: Output | None = None,
 ) -> None:  # fmt: skip
+    if output not in (None, "table") and not request.dry_run:
+        raise typer.BadParameter(f"-o {output} prints the plan of a dry run: add --dry-run", param_hint="-o")
     world = world_of(config, app=request.app, site=target, key_env=key_env)
-    hooks = _CliHooks(yes=yes, reason=reason, ack_loss=ack_loss, ack_unfenced=ack_unfenced, take_over=take_over)
+    hooks = _CliHooks(yes=yes, reason=reason, ack_loss=ack_loss, ack_unfenced=ack_unfenced, take_over=take_over,
+                      output=output or "table")  # fmt: skip
     try:
         result = run_operation(world, request, kind, target, hooks, key=lambda: key_from_env(key_env))
     except StandbyError as error:
@@ -151,49 +159,54 @@ Yes = Annotated[bool, typer.Option("--yes", help="skip the confirmation prompt")
 DryRun = Annotated[bool, typer.Option("--dry-run", help=describe(OperationRequest, "dry_run"))]
 Reason = Annotated[str, typer.Option("--reason", help="why (recorded in the journal) with --yes")]
 AckLoss = Annotated[bool, typer.Option("--acknowledge-data-loss", help="with --yes: accept losing the lag")]
+PlanOutput = Annotated[
+    Output | None,
+    typer.Option("--output", "-o", help="with --dry-run: the plan as table (Markdown), json or yaml", show_default="table"),
+]
 AckUnfenced = Annotated[
     bool, typer.Option("--acknowledge-unfenced", help="with --yes: accept an old primary that cannot be fenced")
 ]
 
 
 def relocate(
-    app: Annotated[str, typer.Option("--app", "-a", help="protected app")],
-    to: Annotated[str, typer.Option("--to", help="site to move the app to")],
+    app: Annotated[str, typer.Option("--app", "-a", help="protected app", metavar="APP")],
+    to: Annotated[str, typer.Option("--to", help="site to move the app to", metavar="SITE")],
     config: ConfigOption = None, dry_run: DryRun = default(OperationRequest, "dry_run"), yes: Yes = False, reason: Reason = "planned relocation",
-    key_env: KeyEnvOption = KEY_ENV,
+    key_env: KeyEnvOption = KEY_ENV, output: PlanOutput = None,
 ) -> None:  # fmt: skip
     """Planned move of APP to a site, with no data loss (both sites must answer)."""
     request = guarded(lambda: RelocateRequest(app=app, to=to, dry_run=dry_run, key_source=f"env:{key_env}"))
     _operate("relocate", request, request.to, config, yes=yes, reason=reason, ack_loss=False,
-             ack_unfenced=False, key_env=key_env)  # fmt: skip
+             ack_unfenced=False, key_env=key_env, output=output)  # fmt: skip
 
 
 def failover(
-    app: Annotated[str, typer.Option("--app", "-a", help="protected app")],
-    to: Annotated[str, typer.Option("--to", help="site to recover the app on")],
+    app: Annotated[str, typer.Option("--app", "-a", help="protected app", metavar="APP")],
+    to: Annotated[str, typer.Option("--to", help="site to recover the app on", metavar="SITE")],
     config: ConfigOption = None, dry_run: DryRun = default(OperationRequest, "dry_run"), yes: Yes = False, reason: Reason = "disaster failover",
     acknowledge_data_loss: AckLoss = False, acknowledge_unfenced: AckUnfenced = False,
     key_env: KeyEnvOption = KEY_ENV,
     take_over: Annotated[str | None, typer.Option("--take-over", metavar="OP-ID",
                                                   help=describe(FailoverRequest, "take_over"))] = None,
+    output: PlanOutput = None,
 ) -> None:  # fmt: skip
     """Disaster move of APP: fence what answers, promote (by force if needed), start, smoke."""
     request = guarded(lambda: FailoverRequest(app=app, to=to, dry_run=dry_run, key_source=f"env:{key_env}",
                                               take_over=take_over))  # fmt: skip
     _operate("failover", request, request.to, config, yes=yes, reason=reason,
              ack_loss=acknowledge_data_loss, ack_unfenced=acknowledge_unfenced, key_env=key_env,
-             take_over=request.take_over)  # fmt: skip
+             take_over=request.take_over, output=output)  # fmt: skip
 
 
 def failback(
-    app: Annotated[str, typer.Option("--app", "-a", help="protected app")],
+    app: Annotated[str, typer.Option("--app", "-a", help="protected app", metavar="APP")],
     config: ConfigOption = None, dry_run: DryRun = default(OperationRequest, "dry_run"), yes: Yes = False, reason: Reason = "failback home",
-    key_env: KeyEnvOption = KEY_ENV,
+    key_env: KeyEnvOption = KEY_ENV, output: PlanOutput = None,
 ) -> None:  # fmt: skip
     """Bring APP home after a failover: demote and resync the home site, then relocate."""
     request = guarded(lambda: FailbackRequest(app=app, dry_run=dry_run, key_source=f"env:{key_env}"))
     _operate("failback", request, None, config, yes=yes, reason=reason, ack_loss=False,
-             ack_unfenced=False, key_env=key_env)  # fmt: skip
+             ack_unfenced=False, key_env=key_env, output=output)  # fmt: skip
 
 
 def status(
@@ -242,7 +255,7 @@ def operation_resume(
     """Observe again, plan again, and run what is left of an operation; finished steps are skipped.
 
     When what is left differs from the plan approved (a site came back, an image changed role),
-    both plans are printed and the typed approval is asked again (``--yes`` refuses instead).
+    both plans are printed and the typed approval is asked again (--yes refuses instead).
     """
     guarded(lambda: parse_op_id(op_id))
     world = world_of(config, key_env=key_env)
@@ -342,7 +355,7 @@ def operation_list(
 
 @operation_app.command("sign-placement")
 def sign_placement_cmd(
-    app: Annotated[str, typer.Option("--app", "-a", help="protected app")],
+    app: Annotated[str, typer.Option("--app", "-a", help="protected app", metavar="APP")],
     config: ConfigOption = None,
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:

@@ -192,7 +192,7 @@ def test_restore_dry_run_into_site_b(config: Path) -> None:
     assert several.exit_code == 2 and "pass --app nexus|web" in several.stderr, several.output
     assert standby(config, "run", "--app", "nexus").exit_code == 0
     dry = standby(
-        config, "restore", "--app", "nexus", "--target-site", "site-b", "--namespace", "nexus-dr-drill", "--dry-run"
+        config, "restore", "--app", "nexus", "--to", "site-b", "--namespace", "nexus-dr-drill", "--dry-run"
     )
     assert dry.exit_code == 0, dry.output
     assert "would restore backup" in dry.stdout and "created: 9, updated: 0, skipped (exist): 0" in dry.stdout
@@ -202,7 +202,7 @@ def test_restore_dry_run_into_site_b(config: Path) -> None:
 
 def test_restore_into_a_namespace_not_the_apps_is_refused_in_one_line(config: Path) -> None:
     assert standby(config, "run", "--app", "nexus").exit_code == 0
-    refused = standby(config, "restore", "--app", "nexus", "--target-site", "site-b", "--namespace", "kube-system")
+    refused = standby(config, "restore", "--app", "nexus", "--to", "site-b", "--namespace", "kube-system")
     assert refused.exit_code != 0 and refused.stdout == ""
     line = refused.stderr.strip()
     assert "\n" not in line and "namespace kube-system" in line and "app nexus" in line
@@ -294,7 +294,7 @@ def test_after_a_key_rotation_runs_from_before_and_after_verify_and_restore_with
         assert verified.exit_code == 0, verified.output
         assert f"verify {run} of app nexus (site site-a): OK" in verified.stdout
         assert "key ring: 4 retained run(s) checked, 0 not opened" in verified.stdout  # 2 runs x 2 stores
-        restored = standby(config, "restore", run, "--app", "nexus", "--target-site", "site-b",
+        restored = standby(config, "restore", run, "--app", "nexus", "--to", "site-b",
                            "--namespace", "nexus-dr-drill", "--dry-run")  # fmt: skip
         assert restored.exit_code == 0, restored.output
         assert f"would restore backup {run}" in restored.stdout and "created: 9" in restored.stdout
