@@ -76,7 +76,7 @@ def test_the_config_default_is_printed_not_swallowed_as_markup() -> None:
 
 def test_the_same_option_has_the_same_short_name_everywhere() -> None:
     spelled: dict[str, set[str]] = {}
-    for path, command in COMMANDS:
+    for _path, command in COMMANDS:
         for param in command.params:
             if type(param).__name__ == "TyperOption" and not param.hidden:
                 long = max(param.opts, key=len)
