@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import re
 import uuid
@@ -302,3 +303,23 @@ def test_after_a_key_rotation_runs_from_before_and_after_verify_and_restore_with
     short = standby(config, "verify", "--app", "nexus")
     assert short.exit_code != 0
     assert f"run {run_id_of(before)} is sealed with key id {KEY_ID}, which the key ring lacks" in short.output
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_list_show_and_verify_print_records_with_o(config: Path, fmt: str) -> None:
+    run = run_id_of(standby(config, "run", "--app", "nexus"))
+
+    def data(*args: str) -> Any:
+        result = standby(config, *args, "-a", "nexus", "-o", fmt)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout) if fmt == "json" else yaml.safe_load(result.stdout)
+
+    listed = data("list")
+    assert listed["app"] == "nexus" and listed["site"] == "site-a"
+    assert [r["run_id"] for s in listed["stores"] for r in s["runs"]] == [run] * len(listed["stores"])
+    assert all(s["latest"] == run for s in listed["stores"])
+    shown = data("show", "latest")
+    assert shown["index"]["run_id"] == run and shown["index"]["objects"] and shown["store"]
+    verified = data("verify", run)
+    assert verified["ok"] is True and verified["run_id"] == run and verified["problems"] == []
+    assert all(s["run_id"] == run and s["bad"] == [] for s in verified["stores"])
