@@ -344,7 +344,7 @@ def restore_cmd(
 ) -> None:
     """Restore a run (or the newest complete run) of an app into the site --to names, in restore order."""
     if (to or target_site) is None:
-        raise typer.BadParameter("say which site to restore into: --to SITE", param_hint="--to")
+        raise typer.BadParameter("missing: name the site to restore into, e.g. --to site-b", param_hint="--to")
     target_site = to or target_site
     assert target_site is not None
     chosen_policy: Literal["skip", "update"] = policy

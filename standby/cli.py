@@ -39,7 +39,12 @@ from standby.key_cli import key_app
 from standby.ops_cli import register as register_operations
 from standby.rpo_cli import rpo_app
 
-app = group("Standby: DR pipelines for Ceph RBD mirroring.", add_completion=True)
+app = group(
+    "Standby: DR pipelines for Ceph RBD mirroring.\n\nBackups to S3 in every site's store, measured RPO,"
+    " drills, relocate, failover and failback of apps whose volumes Ceph RBD mirrors to a second site."
+    " Every command that prints records takes -o table|json|yaml.",
+    add_completion=True,
+)
 config_app = group("Check the configuration file.")
 lab_app = group("The local two-site lab (real Ceph, fake apiservers, S3).")
 blocks_app = group("Prefect blocks.")
@@ -83,12 +88,7 @@ def _root(
         bool, typer.Option("--version", help="print the version and exit", callback=_version, is_eager=True)
     ] = False,
 ) -> None:
-    """Standby: DR pipelines for Ceph RBD mirroring.
-
-    Backups to S3 in every site's store, measured RPO, drills, relocate, failover and failback of
-    apps whose volumes Ceph RBD mirrors to a second site. Every command that prints records takes
-    -o table|json|yaml.
-    """
+    """The root command's options: the configuration for every sub-command, and --version."""
 
 
 @config_app.command("check")
