@@ -53,6 +53,7 @@ USE_CASES: tuple[tuple[str, type[requests.Request]], ...] = (
     ("drill (flow `drill`, every configured app when `app` is empty; `standby drill run`, one app)",
      requests.DrillAppsRequest),
     ("drill cleanup (flow `drill-cleanup`, `standby drill cleanup`)", requests.DrillCleanupRequest),
+    ("status (flow `status`, `standby status`)", requests.StatusRequest),
 )
 
 

@@ -1,10 +1,10 @@
 """``standby backup``: manifest backups to S3, without a Prefect server.
 
-    standby backup run     --config FILE --app APP [--site SITE]     # prints the run id on its last line
-    standby backup list    [--app APP] [--site SITE]             # per store: the runs it holds
-    standby backup show    RUN [--app APP] [--objects]
-    standby backup verify  [RUN] [--dry-run-site SITE]
-    standby backup restore [RUN] --target-site SITE [--namespace NS] [--policy skip|update] [--dry-run]
+    standby backup run     -c FILE -a APP [-s SITE]              # prints the run id on its last line
+    standby backup list    [-a APP] [-s SITE] [-o table|json|yaml]  # per store: the runs it holds
+    standby backup show    RUN [-a APP] [-o table|json|yaml]
+    standby backup verify  [RUN] [--dry-run-site SITE] [-o table|json|yaml]
+    standby backup restore [RUN] --to SITE [-n NS] [--policy skip|update] [--dry-run] [--timeout 2m]
     standby backup decrypt OBJECT --key-env VAR [--run RUN]        # one object's manifest
 
 The encryption key is read from an environment variable (``--key-env``, default
@@ -13,8 +13,9 @@ The encryption key is read from an environment variable (``--key-env``, default
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 import yaml
@@ -34,16 +35,28 @@ from drkit.jobs.requests import BackupRequest, RestoreRequest, VerifyRequest, de
 from drkit.jobs.restore import run_restore
 from drkit.jobs.verify import run_verify
 from drkit.jobs.world import StoreRef, build_world, load_placed_config
-from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, guarded
-
-backup_app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Manifest backups to S3: run, list, verify, restore."
+from standby.common import (
+    KEY_ENV,
+    ConfigOption,
+    KeyEnvOption,
+    OutputOption,
+    duration,
+    duration_text,
+    emit,
+    group,
+    guarded,
 )
 
-AppOption = Annotated[str | None, typer.Option("--app", "-a", help="app name [default: the only app]")]
-SiteOption = Annotated[
-    str | None, typer.Option("--site", "-s", help="site the backup reads from [default: the app's primary]")
+backup_app = group("Manifest backups to S3: run, list, show, verify, restore, decrypt.")
+
+AppOption = Annotated[
+    str | None, typer.Option("--app", "-a", help="app name", show_default="the only app", metavar="APP")
 ]
+SiteOption = Annotated[
+    str | None,
+    typer.Option("--site", "-s", help="site the backup was taken on", show_default="the app's primary", metavar="SITE"),
+]
+RunArgument = Annotated[str | None, typer.Argument(help="run id", show_default="latest")]
 
 
 @backup_app.callback()
@@ -140,22 +153,52 @@ def run_cmd(
 
 @backup_app.command("list")
 def list_cmd(
-    config: ConfigOption = None, app: AppOption = None, site: SiteOption = None, key_env: KeyEnvOption = KEY_ENV
+    config: ConfigOption = None,
+    app: AppOption = None,
+    site: SiteOption = None,
+    key_env: KeyEnvOption = KEY_ENV,
+    output: OutputOption = None,
 ) -> None:
-    """List, per store of the app's sites, the finished runs it holds, oldest first (``*`` marks its ``latest``).
+    """List, per store of the app's sites, the finished runs it holds, oldest first (* marks its latest).
 
     A run complete in one store but not in another is named at the end, with how to catch up. With
     a key, sealed indexes are opened and checked; a run that fails its check is named.
     """
 
-    def action() -> list[str]:
+    def action() -> tuple[list[StoreRuns], str, str]:
         cfg, chosen, where = _pick(config, app, site, key_env)
         held = holdings(app_stores(build_world(cfg), chosen, where.name), where.name, chosen.name, key=_key(key_env))
         if all(h.failure is not None for h in held):
             raise held[0].failure  # type: ignore[misc]
-        return store_rows(held, chosen.name, where.name)
+        return held, chosen.name, where.name
 
-    _echo(guarded(action))
+    held, name, source = guarded(action)
+    emit(output or "table", stores_json(held, name, source), lambda: "\n".join(store_rows(held, name, source)))
+
+
+def stores_json(held: list[StoreRuns], app: str, site: str) -> dict[str, Any]:
+    """The ``backup list -o json`` object: per store, its runs (as ``backup list`` prints them)."""
+    return {
+        "app": app,
+        "site": site,
+        "stores": [
+            {
+                "store": h.store,
+                "error": h.error or None,
+                "latest": h.latest,
+                "runs": [
+                    {"run_id": i.run_id, "status": i.status, "objects": len(i.objects),
+                     "objects_new": i.metadata.objects_new, "bytes_uploaded": i.metadata.bytes_uploaded,
+                     "warnings": len(i.warnings), "same_as": i.same_as}
+                    for i in h.runs
+                ],
+                "refused": list(h.refused),
+                "unsealed": list(h.unsealed),
+                "locked": list(h.locked),
+            }
+            for h in held
+        ],
+    }
 
 
 def store_rows(held: list[StoreRuns], app: str, site: str) -> list[str]:
@@ -199,12 +242,17 @@ def show_cmd(
     app: AppOption = None,
     site: SiteOption = None,
     key_env: KeyEnvOption = KEY_ENV,
+    output: OutputOption = None,
 ) -> None:
     """Show one run's index: metadata, warnings and every object (a sealed index needs the key)."""
+    fmt = output or "table"
 
     def action() -> list[str]:
         cfg, chosen, where = _pick(config, app, site, key_env)
         ref, index = _read_run(cfg, chosen, where, None if run == "latest" else run, _key(key_env))
+        if fmt != "table":
+            emit(fmt, {"store": jobs.store_label(ref), "index": index.model_dump(mode="json")}, str)
+            return []
         layout = ref.layout
         lines = [
             f"run {index.run_id} of app {index.app} on site {index.site}: {index.status}"
@@ -227,14 +275,15 @@ def show_cmd(
 
 @backup_app.command("verify")
 def verify_cmd(
-    run: Annotated[str | None, typer.Argument(help="run id [default: latest]")] = None,
+    run: RunArgument = None,
     config: ConfigOption = None,
     app: AppOption = None,
     site: SiteOption = None,
     dry_run_site: Annotated[
-        str | None, typer.Option("--dry-run-site", help=describe(VerifyRequest, "dry_run_site"))
+        str | None, typer.Option("--dry-run-site", help=describe(VerifyRequest, "dry_run_site"), metavar="SITE")
     ] = default(VerifyRequest, "dry_run_site"),
     key_env: KeyEnvOption = KEY_ENV,
+    output: OutputOption = None,
 ) -> None:
     """Check every blob's checksum, decrypt, validate the manifests; name every bad object (exit 1)."""
 
@@ -243,7 +292,7 @@ def verify_cmd(
         request = VerifyRequest(app=chosen.name, site=where.name, run_id=run, dry_run_site=dry_run_site,
                                 key_source=f"env:{key_env}")  # fmt: skip
         report = run_verify(cfg, request, key=_key(key_env))
-        _echo(report.lines())
+        emit(output or "table", verify_json(report), lambda: "\n".join(report.lines()))
         if not report.ok:
             raise typer.Exit(1)
         return []
@@ -251,35 +300,54 @@ def verify_cmd(
     guarded(action)
 
 
+def verify_json(report: Any) -> dict[str, Any]:
+    """The ``backup verify -o json`` object: the verdict, then each store's report."""
+    return {
+        "ok": report.ok,
+        "run_id": report.run_id,
+        "checked": report.checked,
+        "encrypted": report.encrypted,
+        "problems": report.problems(),
+        "stores": [dataclasses.asdict(r) for r in getattr(report, "reports", (report,))],
+        "unverified": list(getattr(report, "unverified", ())),
+    }
+
+
 @backup_app.command("restore")
 def restore_cmd(
-    target_site: Annotated[str, typer.Option("--target-site", "-t", help="site to restore into")],
-    run: Annotated[str | None, typer.Argument(help="run id [default: latest]")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="site to restore into (required)", metavar="SITE")] = None,
+    run: RunArgument = None,
     config: ConfigOption = None,
     app: AppOption = None,
     site: SiteOption = None,
     namespace: Annotated[
-        str | None, typer.Option("--namespace", "-n", help=describe(RestoreRequest, "namespace"))
+        str | None, typer.Option("--namespace", "-n", help=describe(RestoreRequest, "namespace"), metavar="NAMESPACE")
     ] = default(RestoreRequest, "namespace"),
-    policy: Annotated[str, typer.Option("--policy", help=describe(RestoreRequest, "policy"))] = default(
-        RestoreRequest, "policy"
+    policy: Annotated[Literal["skip", "update"], typer.Option("--policy", help=describe(RestoreRequest, "policy"))] = (
+        default(RestoreRequest, "policy")
     ),
     dry_run: Annotated[bool, typer.Option("--dry-run", help=describe(RestoreRequest, "dry_run"))] = default(
         RestoreRequest, "dry_run"
     ),
     exclude_kind: Annotated[
         list[str] | None,
-        typer.Option("--exclude-kind", help=describe(RestoreRequest, "exclude_kinds") + " (repeatable)"),
+        typer.Option("--exclude-kind", help=describe(RestoreRequest, "exclude_kinds") + " (repeatable)", metavar="KIND"),
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", help=describe(RestoreRequest, "bound_timeout"))
+        float,
+        typer.Option("--timeout", parser=duration, metavar="DURATION",
+                     help="how long to wait for the restored PVCs to be Bound, e.g. 2m (a bare number is seconds)",
+                     show_default=duration_text(default(RestoreRequest, "bound_timeout"))),
     ] = default(RestoreRequest, "bound_timeout"),
     key_env: KeyEnvOption = KEY_ENV,
+    target_site: Annotated[str | None, typer.Option("--target-site", "-t", hidden=True, help="deprecated: --to")] = None,
 ) -> None:
-    """Restore a run (or the newest complete run) of an app into a site, in restore order."""
-    if policy not in ("skip", "update"):
-        raise typer.BadParameter("--policy must be skip or update")
-    chosen_policy: Literal["skip", "update"] = "update" if policy == "update" else "skip"
+    """Restore a run (or the newest complete run) of an app into the site --to names, in restore order."""
+    if (to or target_site) is None:
+        raise typer.BadParameter("missing: name the site to restore into, e.g. --to site-b", param_hint="--to")
+    target_site = to or target_site
+    assert target_site is not None
+    chosen_policy: Literal["skip", "update"] = policy
 
     def action() -> list[str]:
         cfg, chosen, where = _pick(config, app, site, key_env)
@@ -300,7 +368,7 @@ def decrypt_cmd(
     config: ConfigOption = None,
     app: AppOption = None,
     site: SiteOption = None,
-    run: Annotated[str | None, typer.Option("--run", help="run id [default: latest]")] = None,
+    run: Annotated[str | None, typer.Option("--run", help="run id", show_default="latest")] = None,
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Print the manifest of ONE object of a run, decrypted with the key in --key-env."""

@@ -1,14 +1,16 @@
 """The ``standby`` command.
 
-Subcommands that need the configuration take ``--config FILE``, defaulting to ``$STANDBY_CONFIG``,
-then ``./standby.yaml``. A user's mistake ends with one line on stderr naming what to fix and a
-non-zero exit status (2 for bad input), never with a traceback.
+The configuration is ``-c/--config FILE|block:NAME``, given to the root command (``standby -c
+FILE status``) or to the sub-command, defaulting to ``$STANDBY_CONFIG``, then ``./standby.yaml``
+(the conventions every sub-command follows are in :mod:`standby.common`). A user's mistake ends
+with one line on stderr naming what to fix and a non-zero exit status (2 for bad input), never
+with a traceback. ``--version`` prints the version; ``--install-completion`` and
+``--show-completion`` set up shell completion (bash, zsh, fish, PowerShell).
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +21,16 @@ import typer
 from drkit.config import load_config
 from drkit.jobs.sites import transport_warnings
 from standby.backup_cli import backup_app
+from standby.common import (
+    CONFIG_DEFAULT,
+    CONFIG_HELP,
+    JsonAlias,
+    OutputOption,
+    emit,
+    group,
+    output_of,
+    root_config,
+)
 from standby.common import fail as fail
 from standby.common import guarded as guarded
 from standby.doctor_cli import doctor
@@ -27,12 +39,15 @@ from standby.key_cli import key_app
 from standby.ops_cli import register as register_operations
 from standby.rpo_cli import rpo_app
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Standby: DR pipelines for Ceph RBD mirroring."
+app = group(
+    "Standby: DR pipelines for Ceph RBD mirroring.\n\nBackups to S3 in every site's store, measured RPO,"
+    " drills, relocate, failover and failback of apps whose volumes Ceph RBD mirrors to a second site."
+    " Every command that prints records takes -o table|json|yaml.",
+    add_completion=True,
 )
-config_app = typer.Typer(no_args_is_help=True, help="Check the configuration file.")
-lab_app = typer.Typer(no_args_is_help=True, help="The local two-site lab (real Ceph, fake apiservers, S3).")
-blocks_app = typer.Typer(no_args_is_help=True, help="Prefect blocks.")
+config_app = group("Check the configuration file.")
+lab_app = group("The local two-site lab (real Ceph, fake apiservers, S3).")
+blocks_app = group("Prefect blocks.")
 app.add_typer(config_app, name="config")
 app.add_typer(lab_app, name="lab")
 app.add_typer(blocks_app, name="blocks")
@@ -46,13 +61,34 @@ app.command("doctor")(doctor)
 app.add_typer(drill_app, name="drill")
 app.add_typer(key_app, name="key")
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="configuration file [default: $STANDBY_CONFIG, then ./standby.yaml]"),
-]
 LabDirOption = Annotated[
-    Path | None, typer.Option("--lab-dir", help="lab state folder [default: $STANDBY_LAB_DIR, then ./.lab]")
+    Path | None, typer.Option("--lab-dir", help="lab state folder", show_default="$STANDBY_LAB_DIR, then ./.lab")
 ]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"standby {version('standby')}")
+        except PackageNotFoundError:  # pragma: no cover - a source tree without its metadata
+            typer.echo("standby (version unknown: not installed)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help=CONFIG_HELP + "; for every sub-command that reads it",
+                     show_default=CONFIG_DEFAULT, callback=root_config, metavar="FILE|block:NAME"),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", help="print the version and exit", callback=_version, is_eager=True)
+    ] = False,
+) -> None:
+    """The root command's options: the configuration for every sub-command, and --version."""
 
 
 @config_app.command("check")
@@ -120,23 +156,20 @@ def lab_reset(lab_dir: LabDirOption = None) -> None:
 @lab_app.command("status")
 def lab_status(
     lab_dir: LabDirOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object for scripts")] = False,
+    output: OutputOption = None,
+    as_json: JsonAlias = False,
 ) -> None:
     """Show what the lab runs: kubeconfig, config, S3, Nexus URLs and mirror states."""
     lab_mod = lab_module()
 
     status = guarded(lambda: lab_mod.status(lab_mod.lab_dir(lab_dir)))
-    if as_json:
-        typer.echo(json.dumps(status.to_json(), indent=None))
-    else:
-        typer.echo(lab_mod.describe(status))
-        if not status.running:
-            raise typer.Exit(3)
+    fmt = output_of(output, as_json)
+    emit(fmt, status.to_json(), lambda: str(lab_mod.describe(status)))
+    if fmt == "table" and not status.running:
+        raise typer.Exit(3)
 
 
-lab_site_app = typer.Typer(
-    no_args_is_help=True, help="Lose and regain one lab site (SIGSTOP/SIGCONT; its data stays in RAM)."
-)
+lab_site_app = group("Lose and regain one lab site (SIGSTOP/SIGCONT; its data stays in RAM).")
 lab_app.add_typer(lab_site_app, name="site")
 SiteArgument = Annotated[str, typer.Argument(help="the lab site: site-a or site-b")]
 

@@ -14,7 +14,6 @@ Standby's credential on that site may already get it).
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Annotated
 
@@ -27,16 +26,30 @@ from drkit.domain.keyring import KEY_BLOCK
 from drkit.jobs.backup import key_from_env, key_from_text
 from drkit.jobs.doctor import job_secret_ring, run_doctor
 from drkit.jobs.world import World
-from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, fail, guarded, world_of
+from standby.common import (
+    KEY_ENV,
+    ConfigOption,
+    JsonAlias,
+    KeyEnvOption,
+    OutputOption,
+    emit,
+    fail,
+    guarded,
+    output_of,
+    world_of,
+)
 
 
 def doctor(
-    app: Annotated[str | None, typer.Option("--app", help="only this app [default: every app]")] = None,
+    app: Annotated[
+        str | None, typer.Option("--app", "-a", help="only this app", show_default="every app", metavar="APP")
+    ] = None,
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object: ok, and every check")] = False,
+    output: OutputOption = None,
+    as_json: JsonAlias = False,
     key_env: KeyEnvOption = KEY_ENV,
     max_backup_age: Annotated[
-        str, typer.Option("--max-backup-age", help="oldest acceptable newest backup per store, e.g. 26h")
+        str, typer.Option("--max-backup-age", help="oldest acceptable newest backup per store, e.g. 26h", metavar="DURATION")
     ] = "26h",
     key_block: Annotated[
         str, typer.Option("--key-block", help="the flows' Prefect Secret block to compare (when PREFECT_API_URL is set)")
@@ -55,8 +68,9 @@ def doctor(
     routes = key_routes(world, key, key_env, key_block, job_secret)
     checks = guarded(lambda: run_doctor(world, apps, key=key, key_env=key_env, max_backup_age=limit, key_routes=routes))
     ok = all(c.ok for c in checks)
-    if as_json:
-        typer.echo(json.dumps({"ok": ok, "checks": [c.model_dump() for c in checks]}))
+    fmt = output_of(output, as_json)
+    if fmt != "table":
+        emit(fmt, {"ok": ok, "checks": [c.model_dump(mode="json") for c in checks]}, str)
     else:
         for check in checks:
             typer.echo(check.line())

@@ -25,17 +25,32 @@ from drkit.jobs.requests import DrillRequest, default, describe
 from drkit.jobs.world import World
 from drkit.views.drill_report import report_markdown, verdict
 from drkit.views.operations import plan_markdown
-from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, echo_step, fail, guarded, world_of
+from standby.common import (
+    KEY_ENV,
+    ConfigOption,
+    JsonAlias,
+    KeyEnvOption,
+    OutputOption,
+    echo_step,
+    emit,
+    fail,
+    group,
+    guarded,
+    output_of,
+    world_of,
+)
 from standby.ops_cli import Yes, _CliHooks
 
-drill_app = typer.Typer(no_args_is_help=True, help="The DR drill: prove the app on the secondary, clean up.")
-AppOption = Annotated[str, typer.Option("--app", help="protected app")]
+drill_app = group("The DR drill: prove the app on the secondary, clean up.")
+AppOption = Annotated[str, typer.Option("--app", "-a", help="protected app", metavar="APP")]
 
 
 @drill_app.command("run")
 def run(
     app: AppOption,
-    mode: Annotated[str, typer.Option("--mode", help=describe(DrillRequest, "mode"))] = default(DrillRequest, "mode"),
+    mode: Annotated[
+        str, typer.Option("--mode", help=describe(DrillRequest, "mode"), metavar="[isolated|promote]")
+    ] = default(DrillRequest, "mode"),
     config: ConfigOption = None,
     key_env: KeyEnvOption = KEY_ENV,
     yes: Yes = False,
@@ -108,10 +123,15 @@ def cleanup(app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption =
 
 
 @drill_app.command("list")
-def list_(app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption = KEY_ENV) -> None:
+def list_(
+    app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption = KEY_ENV, output: OutputOption = None
+) -> None:
     """The app's drills, oldest first: id, verdict, RTO, RPO (reports failing their integrity check left out)."""
     world = world_of(config, app=app, key_env=key_env)
     reports = guarded(lambda: drill_reports(world, app))
+    if output not in (None, "table"):
+        emit(output, {"app": app, "drills": [r.model_dump(mode="json") | {"verdict": verdict(r)} for r in reports]}, str)
+        return
     if not reports:
         typer.echo(f"no drill of {app} has a stored report yet")
     for r in reports:
@@ -124,10 +144,11 @@ def list_(app: AppOption, config: ConfigOption = None, key_env: KeyEnvOption = K
 def show(
     drill_id: Annotated[str, typer.Argument(help="drill id (the last line of `standby drill run`)")],
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+    output: OutputOption = None,
+    as_json: JsonAlias = False,
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
-    """Print one drill's report (Markdown, or JSON with --json)."""
+    """Print one drill's report (Markdown; -o json or yaml: the whole report)."""
     guarded(lambda: parse_op_id(drill_id))
     world = world_of(config, key_env=key_env)
 
@@ -141,4 +162,4 @@ def show(
                            hint="list them: standby drill list --app APP")  # fmt: skip
 
     report, history = guarded(find)
-    typer.echo(report.model_dump_json(indent=2) if as_json else report_markdown(report, history))
+    emit(output_of(output, as_json), report.model_dump(mode="json"), lambda: report_markdown(report, history))

@@ -24,12 +24,9 @@ from drkit.domain import crypto
 from drkit.domain.errors import ConfigError
 from drkit.domain.keyring import KEY_BLOCK, new_key_text, rotated, split_ring
 from drkit.jobs.backup import key_from_env, key_from_text
-from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, guarded, world_of
+from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, group, guarded, world_of
 
-key_app = typer.Typer(
-    no_args_is_help=True, add_completion=False,
-    help="The backup master key: generate, id, check, export, rotate (a key ring).",
-)  # fmt: skip
+key_app = group("The backup master key: generate, id, check, export, rotate (a key ring).")
 
 BlockOption = Annotated[
     str | None, typer.Option("--block", help="Prefect Secret block holding the key ring (the flows' key_source secret:NAME)")
@@ -127,7 +124,9 @@ def key_id(
 @key_app.command("check")
 def check(
     config: ConfigOption = None,
-    app: Annotated[str | None, typer.Option("--app", help="only this app [default: every app]")] = None,
+    app: Annotated[
+        str | None, typer.Option("--app", "-a", help="only this app", show_default="every app", metavar="APP")
+    ] = None,
     key_env: KeyEnvOption = KEY_ENV,
     block: BlockOption = None,
 ) -> None:
@@ -164,7 +163,8 @@ def export(block: BlockDefaultOption = KEY_BLOCK) -> None:
 def rotate(
     block: BlockDefaultOption = KEY_BLOCK,
     new_key_env: Annotated[
-        str | None, typer.Option("--new-key-env", help="take the new key from this variable [default: generate one]")
+        str | None,
+        typer.Option("--new-key-env", help="take the new key from this variable", show_default="generate one"),
     ] = None,
     drop: Annotated[
         list[str] | None, typer.Option("--drop", help="key id of an older key no retained run needs any more")

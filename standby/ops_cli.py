@@ -13,16 +13,15 @@ failover with ``--take-over``).
 from __future__ import annotations
 
 import getpass
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from drkit.domain import crypto
-from drkit.domain.errors import ConfigError, IntegrityError, OperationFailed, PreconditionFailed, StandbyError
+from drkit.domain.errors import ConfigError, OperationFailed, PreconditionFailed, StandbyError
 from drkit.domain.operations import Approval, Journal, Kind, Plan, StepRecord, parse_op_id
 from drkit.jobs.abort import abort_operation, plan_abort
 from drkit.jobs.backup import key_from_env
@@ -47,11 +46,26 @@ from drkit.jobs.requests import (
     default,
     describe,
 )
-from drkit.jobs.world import PlacementRead, World, observe_placed, read_placement
+from drkit.jobs.world import World, read_placement
 from drkit.views.operations import abort_markdown, plan_markdown
-from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, echo_step, fail, guarded, world_of
+from standby.common import (
+    KEY_ENV,
+    ConfigOption,
+    JsonAlias,
+    KeyEnvOption,
+    Output,
+    OutputOption,
+    echo_step,
+    emit,
+    fail,
+    group,
+    guarded,
+    output_of,
+    world_of,
+)
 
-operation_app = typer.Typer(no_args_is_help=True, help="List, show, resume or abort DR operations.")
+operation_app = group("List, show, resume or abort DR operations.")
+AppOption = Annotated[str, typer.Option("--app", "-a", help="protected app", metavar="APP")]
 
 REFUSED, USAGE, HELD = 1, 2, 3
 """Exit statuses: refused (nothing changed), a usage or configuration error, failed part-way (the app is held)."""
@@ -63,19 +77,22 @@ class _CliHooks(OperationHooks):
     refusal_hint = "the plan above names each refused guard"
 
     def __init__(
-        self, *, yes: bool, reason: str, ack_loss: bool, ack_unfenced: bool, take_over: str | None = None
-    ) -> None:
+        self, *, yes: bool, reason: str, ack_loss: bool, ack_unfenced: bool, take_over: str | None = None,
+        output: Output = "table",
+    ) -> None:  # fmt: skip
         self.yes, self.reason, self.ack_loss, self.ack_unfenced = yes, reason, ack_loss, ack_unfenced
         self.take_over = take_over
+        self.output = output
+        """``table``: the plan in Markdown; ``json``/``yaml`` (a dry run): the plan as data, the rest on stderr."""
         self.journal: Journal | None = None
 
     def plan(self, world: World, app: str, kind: Kind, target: str | None, key: crypto.MasterKey | None) -> Prepared:
         prepared = prepare(world, app, kind, target, key=key, take_over=self.take_over)
-        typer.echo(plan_markdown(prepared.plan))
+        emit(self.output, prepared.plan.model_dump(mode="json"), lambda: plan_markdown(prepared.plan))
         return prepared
 
     def say(self, message: str) -> None:
-        typer.echo(message)
+        typer.echo(message, err=self.output != "table")
 
     def consent(self, plan: Plan, changed: Changed | None = None) -> tuple[Approval, str]:
         if changed is not None:
@@ -118,9 +135,13 @@ class _CliHooks(OperationHooks):
 def _operate(
     kind: Kind, request: OperationRequest, target: str | None, config: Path | None, *, yes: bool,
     reason: str, ack_loss: bool, ack_unfenced: bool, key_env: str, take_over: str | None = None,
+    output: Output | None = None,
 ) -> None:  # fmt: skip
+    if output not in (None, "table") and not request.dry_run:
+        raise typer.BadParameter(f"-o {output} prints the plan of a dry run: add --dry-run", param_hint="-o")
     world = world_of(config, app=request.app, site=target, key_env=key_env)
-    hooks = _CliHooks(yes=yes, reason=reason, ack_loss=ack_loss, ack_unfenced=ack_unfenced, take_over=take_over)
+    hooks = _CliHooks(yes=yes, reason=reason, ack_loss=ack_loss, ack_unfenced=ack_unfenced, take_over=take_over,
+                      output=output or "table")  # fmt: skip
     try:
         result = run_operation(world, request, kind, target, hooks, key=lambda: key_from_env(key_env))
     except StandbyError as error:
@@ -138,134 +159,88 @@ Yes = Annotated[bool, typer.Option("--yes", help="skip the confirmation prompt")
 DryRun = Annotated[bool, typer.Option("--dry-run", help=describe(OperationRequest, "dry_run"))]
 Reason = Annotated[str, typer.Option("--reason", help="why (recorded in the journal) with --yes")]
 AckLoss = Annotated[bool, typer.Option("--acknowledge-data-loss", help="with --yes: accept losing the lag")]
+PlanOutput = Annotated[
+    Output | None,
+    typer.Option("--output", "-o", help="with --dry-run: the plan as table (Markdown), json or yaml", show_default="table"),
+]
 AckUnfenced = Annotated[
     bool, typer.Option("--acknowledge-unfenced", help="with --yes: accept an old primary that cannot be fenced")
 ]
 
 
 def relocate(
-    app: Annotated[str, typer.Option("--app", help="protected app")],
-    to: Annotated[str, typer.Option("--to", help="site to move the app to")],
+    app: Annotated[str, typer.Option("--app", "-a", help="protected app", metavar="APP")],
+    to: Annotated[str, typer.Option("--to", help="site to move the app to", metavar="SITE")],
     config: ConfigOption = None, dry_run: DryRun = default(OperationRequest, "dry_run"), yes: Yes = False, reason: Reason = "planned relocation",
-    key_env: KeyEnvOption = KEY_ENV,
+    key_env: KeyEnvOption = KEY_ENV, output: PlanOutput = None,
 ) -> None:  # fmt: skip
     """Planned move of APP to a site, with no data loss (both sites must answer)."""
     request = guarded(lambda: RelocateRequest(app=app, to=to, dry_run=dry_run, key_source=f"env:{key_env}"))
     _operate("relocate", request, request.to, config, yes=yes, reason=reason, ack_loss=False,
-             ack_unfenced=False, key_env=key_env)  # fmt: skip
+             ack_unfenced=False, key_env=key_env, output=output)  # fmt: skip
 
 
 def failover(
-    app: Annotated[str, typer.Option("--app", help="protected app")],
-    to: Annotated[str, typer.Option("--to", help="site to recover the app on")],
+    app: Annotated[str, typer.Option("--app", "-a", help="protected app", metavar="APP")],
+    to: Annotated[str, typer.Option("--to", help="site to recover the app on", metavar="SITE")],
     config: ConfigOption = None, dry_run: DryRun = default(OperationRequest, "dry_run"), yes: Yes = False, reason: Reason = "disaster failover",
     acknowledge_data_loss: AckLoss = False, acknowledge_unfenced: AckUnfenced = False,
     key_env: KeyEnvOption = KEY_ENV,
     take_over: Annotated[str | None, typer.Option("--take-over", metavar="OP-ID",
                                                   help=describe(FailoverRequest, "take_over"))] = None,
+    output: PlanOutput = None,
 ) -> None:  # fmt: skip
     """Disaster move of APP: fence what answers, promote (by force if needed), start, smoke."""
     request = guarded(lambda: FailoverRequest(app=app, to=to, dry_run=dry_run, key_source=f"env:{key_env}",
                                               take_over=take_over))  # fmt: skip
     _operate("failover", request, request.to, config, yes=yes, reason=reason,
              ack_loss=acknowledge_data_loss, ack_unfenced=acknowledge_unfenced, key_env=key_env,
-             take_over=request.take_over)  # fmt: skip
+             take_over=request.take_over, output=output)  # fmt: skip
 
 
 def failback(
-    app: Annotated[str, typer.Option("--app", help="protected app")],
+    app: Annotated[str, typer.Option("--app", "-a", help="protected app", metavar="APP")],
     config: ConfigOption = None, dry_run: DryRun = default(OperationRequest, "dry_run"), yes: Yes = False, reason: Reason = "failback home",
-    key_env: KeyEnvOption = KEY_ENV,
+    key_env: KeyEnvOption = KEY_ENV, output: PlanOutput = None,
 ) -> None:  # fmt: skip
     """Bring APP home after a failover: demote and resync the home site, then relocate."""
     request = guarded(lambda: FailbackRequest(app=app, dry_run=dry_run, key_source=f"env:{key_env}"))
     _operate("failback", request, None, config, yes=yes, reason=reason, ack_loss=False,
-             ack_unfenced=False, key_env=key_env)  # fmt: skip
+             ack_unfenced=False, key_env=key_env, output=output)  # fmt: skip
 
 
 def status(
-    app: Annotated[str | None, typer.Option("--app", help="only this app")] = None,
+    app: Annotated[str | None, typer.Option("--app", "-a", help="only this app", show_default="every app")] = None,
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+    output: OutputOption = None,
+    as_json: JsonAlias = False,
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
-    """Per app: recorded and observed primary, mirroring, lag, last backup and last operation."""
+    """Per app: home, recorded and observed primary, mirroring per site, lag, last backup and its age
+    (from any site's store), last operation; then each warning."""
+    from drkit.jobs.status import app_status
+    from drkit.views.status import status_text
+
     world = world_of(config, app=app, key_env=key_env).probing()  # bounded, parallel probes: a site down costs seconds
-    apps = [world.config.app(app)] if app else list(world.config.apps)
-    out: dict[str, Any] = {"apps": {}}
-    for a in apps:
-        out["apps"][a.name] = guarded(lambda a=a: _app_status(world, a.name))  # type: ignore[misc]
-    if as_json:
-        typer.echo(json.dumps(out, default=str))
-        return
-    for name, st in out["apps"].items():
-        typer.echo(
-            f"{name}: primary {st['primary'] or 'unknown'} (observed: {st['observed_primary'] or 'none'}), home {st['home']},"
-            f" epoch {st['epoch']}"
-        )
-        typer.echo(f"  mirroring: {st['mirroring']}; lag: {st['lag_seconds']}")
-        typer.echo(f"  last backup: {st['last_backup'] or '-'}; last operation: {st['last_operation'] or '-'}")
-        for warning in st["warnings"]:
-            typer.echo(f"  warning: {warning}")
-
-
-def _app_status(world: World, name: str) -> dict[str, Any]:
-    from drkit.domain.placement import disagreements, home_placement
-    from drkit.jobs.operations import find_backup
-    from drkit.jobs.world import observe_app
-
-    app = world.config.app(name)
-    refused = ""
-    placed: PlacementRead | None
-    try:
-        placed, view = observe_placed(world, app)
-        record = placed.record
-    except IntegrityError as error:  # no copy of the record passes: show what the sites say
-        refused, placed = error.message, None
-        record = home_placement(app)
-        view = observe_app(world, app, record)
-    journals = list_journals(world, name)
-    last = journals[-1] if journals else None
-    backup, _ = find_backup(world, name, record.primary, record.primary, world.key)
-    states = {s: v.states for s, v in view.sites.items()}
-    warnings = ([] if refused else disagreements(record, view)) + view.split_brain()
-    warnings += [f"{s} unreachable: {view.sites[s].error}" for s in view.unreachable()]
-    if placed is not None:
-        warnings += [f"store of {s} unreachable: {error}" for s, error in placed.errors.items()]
-        warnings += list(placed.refused.values())  # a copy failing its integrity check: not used
-    else:
-        warnings.append(refused)
-    hold = hold_of(world, record)
-    if hold is not None:
-        warnings.append(f"operation {hold.op_id} holds the app ({hold.state}: {hold.detail})")
-    observed = view.primaries()
-    return {
-        "primary": None if refused else record.primary,
-        "secondary": None if refused else record.secondary,
-        "home": app.primary_site,
-        "epoch": None if refused else record.epoch,
-        "observed_primary": observed[0] if len(observed) == 1 else (None if not observed else ",".join(observed)),
-        "mirroring": states,
-        "lag_seconds": view.lag_seconds,
-        "last_backup": backup,
-        "last_operation": f"{last.op_id} {last.status}" if last else None,
-        "operation_in_progress": record.operation,
-        "warnings": warnings,
-    }
+    names = [app] if app else [a.name for a in world.config.apps]
+    statuses = [guarded(lambda n=n: app_status(world, n)) for n in names]  # type: ignore[misc]
+    data = {"apps": {st.app: st.as_json() for st in statuses}}
+    emit(output_of(output, as_json), data, lambda: status_text(statuses))
 
 
 @operation_app.command("show")
 def operation_show(
     op_id: Annotated[str, typer.Argument(help="operation id")],
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="the whole journal as JSON")] = False,
+    output: OutputOption = None,
+    as_json: JsonAlias = False,
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
-    """Print an operation's journal."""
+    """Print an operation's journal (-o json or yaml: the whole journal)."""
     guarded(lambda: parse_op_id(op_id))
     world = world_of(config, key_env=key_env)
     journal = guarded(lambda: read_journal(world, op_id))
-    typer.echo(journal.model_dump_json(indent=2) if as_json else "\n".join(summary_lines(journal)))
+    emit(output_of(output, as_json), journal.model_dump(mode="json"), lambda: "\n".join(summary_lines(journal)))
 
 
 @operation_app.command("resume")
@@ -280,7 +255,7 @@ def operation_resume(
     """Observe again, plan again, and run what is left of an operation; finished steps are skipped.
 
     When what is left differs from the plan approved (a site came back, an image changed role),
-    both plans are printed and the typed approval is asked again (``--yes`` refuses instead).
+    both plans are printed and the typed approval is asked again (--yes refuses instead).
     """
     guarded(lambda: parse_op_id(op_id))
     world = world_of(config, key_env=key_env)
@@ -341,9 +316,10 @@ def operation_abort(
 
 @operation_app.command("list")
 def operation_list(
-    app: Annotated[str, typer.Option("--app", help="protected app")],
+    app: AppOption,
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+    output: OutputOption = None,
+    as_json: JsonAlias = False,
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:
     """Every operation of APP (oldest first) with its state, and which one holds the app."""
@@ -365,11 +341,13 @@ def operation_list(
     if hold is not None and hold.op_id not in {j.op_id for j in journals}:
         rows.append({"op_id": hold.op_id, "kind": hold.kind, "source": "", "target": "", "created_at": "",
                      "state": f"holds the app ({hold.state}: {hold.detail})", "error": ""})  # fmt: skip
-    if as_json:
-        typer.echo(json.dumps({"app": app, "operations": rows}))
+    fmt = output_of(output, as_json)
+    if fmt != "table":
+        emit(fmt, {"app": app, "operations": rows}, str)
         return
     if not rows:
         typer.echo(f"no operation of {app} in any reachable store")
+        return
     for row in rows:
         where = f" {row['source']} -> {row['target']}" if row["source"] else ""
         typer.echo(f"{row['op_id']}  {row['kind']}{where}: {row['state']}")
@@ -377,7 +355,7 @@ def operation_list(
 
 @operation_app.command("sign-placement")
 def sign_placement_cmd(
-    app: Annotated[str, typer.Option("--app", help="protected app")],
+    app: Annotated[str, typer.Option("--app", "-a", help="protected app", metavar="APP")],
     config: ConfigOption = None,
     key_env: KeyEnvOption = KEY_ENV,
 ) -> None:

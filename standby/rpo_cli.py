@@ -25,13 +25,22 @@ from drkit.domain.errors import ConfigError, ParseError
 from drkit.domain.rbd_status import DEFAULT_STALE_AFTER, parse_status, zone
 from drkit.domain.rpo import image_lag
 from drkit.jobs.requests import RpoReportRequest, RpoSampleRequest, RpoWatchRequest, default, describe
-from standby.common import ConfigOption, fail, guarded
+from standby.common import (
+    ConfigOption,
+    JsonAlias,
+    OutputOption,
+    duration,
+    duration_text,
+    emit,
+    fail,
+    group,
+    guarded,
+    output_of,
+)
 
 T = TypeVar("T")
 
-rpo_app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Replication lag (RPO) of mirrored images."
-)
+rpo_app = group("Replication lag (RPO) of mirrored images.")
 
 
 @rpo_app.callback()
@@ -64,16 +73,18 @@ def parse_report(
 @rpo_app.command("parse")
 def parse_cmd(
     now: Annotated[
-        float | None, typer.Option("--now", help="evaluate at this UNIX time [default: the current time]")
+        float | None, typer.Option("--now", help="evaluate at this UNIX time", show_default="the current time")
     ] = None,
     tz: Annotated[
         str, typer.Option("--tz", help="IANA zone rbd printed last_update in (the Ceph host's zone)")
     ] = "UTC",
-    site: Annotated[str, typer.Option("--site", help="name of the site the status was read on")] = "",
+    site: Annotated[str, typer.Option("--site", "-s", help="name of the site the status was read on")] = "",
     pool: Annotated[str, typer.Option("--pool", help="pool name, for the record")] = "",
     stale_after: Annotated[
         float,
-        typer.Option("--stale-after", help="seconds after which a status is stale"),
+        typer.Option("--stale-after", parser=duration, metavar="DURATION",
+                     help="age after which a status is stale, e.g. 10m (a bare number is seconds)",
+                     show_default=duration_text(DEFAULT_STALE_AFTER.total_seconds())),
     ] = DEFAULT_STALE_AFTER.total_seconds(),
 ) -> None:
     """Read image or pool status JSON on stdin; print each image's health and lag as one JSON object."""
@@ -88,7 +99,9 @@ def parse_cmd(
     typer.echo(json.dumps(report))
 
 
-AppOpt = Annotated[str | None, typer.Option("--app", help="only this app [default: every app]")]
+AppOpt = Annotated[
+    str | None, typer.Option("--app", "-a", help="only this app", show_default="every app", metavar="APP")
+]
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -104,9 +117,10 @@ def sample_cmd(
     config: ConfigOption = None,
     app: AppOpt = None,
     exact: Annotated[
-        str, typer.Option("--exact", help=describe(RpoSampleRequest, "exact"))
+        str, typer.Option("--exact", help=describe(RpoSampleRequest, "exact"), metavar="[auto|always|never]")
     ] = default(RpoSampleRequest, "exact"),
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    output: OutputOption = None,
+    as_json: JsonAlias = False,
     record: Annotated[
         bool, typer.Option("--record", help="also append to S3 and update the breach state (no events)")
     ] = False,
@@ -135,8 +149,9 @@ def sample_cmd(
         )
 
     result = guarded(run)
-    if as_json:
-        typer.echo(json.dumps(views.sample_json(result)))
+    fmt = output_of(output, as_json)
+    if fmt != "table":
+        emit(fmt, views.sample_json(result), str)
         return
     for s in views.sampling_rows(result.samplings):
         if not s["valid"]:
@@ -151,21 +166,33 @@ def sample_cmd(
 def watch_cmd(
     config: ConfigOption = None,
     app: AppOpt = None,
-    minutes: Annotated[
-        float, typer.Option("--minutes", help=describe(RpoWatchRequest, "minutes"))
-    ] = default(RpoWatchRequest, "minutes"),
+    for_: Annotated[
+        float | None,
+        typer.Option("--for", parser=duration, metavar="DURATION", help="how long this run watches, e.g. 10m",
+                     show_default=duration_text(60 * default(RpoWatchRequest, "minutes"))),
+    ] = None,
     every: Annotated[
-        float, typer.Option("--every", help=describe(RpoWatchRequest, "every_seconds"))
+        float,
+        typer.Option("--every", parser=duration, metavar="DURATION",
+                     help="time between two listings of an image on its secondary (a bare number is seconds)",
+                     show_default=duration_text(default(RpoWatchRequest, "every_seconds"))),
     ] = default(RpoWatchRequest, "every_seconds"),
     busy_every: Annotated[
-        float, typer.Option("--busy-every", help=describe(RpoWatchRequest, "busy_every_seconds"))
+        float,
+        typer.Option("--busy-every", parser=duration, metavar="DURATION",
+                     help="time between two listings while a sync is in progress (its first 30 s)",
+                     show_default=duration_text(default(RpoWatchRequest, "busy_every_seconds"))),
     ] = default(RpoWatchRequest, "busy_every_seconds"),
     record: Annotated[
         bool, typer.Option("--record/--no-record", help="append the completion points to S3")
     ] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    output: OutputOption = None,
+    as_json: JsonAlias = False,
+    minutes: Annotated[float | None, typer.Option("--minutes", hidden=True, help="deprecated: --for")] = None,
 ) -> None:
-    """Time each snapshot's completion on the secondary (snap ls every --every s) for --minutes."""
+    """Time each snapshot's completion on the secondary (a listing every --every) for the --for duration."""
+    if minutes is None:  # --minutes: the deprecated spelling
+        minutes = default(RpoWatchRequest, "minutes") if for_ is None else for_ / 60
     from drkit.adapters.clock import SystemClock
     from drkit.jobs import rpo as jobs
     from drkit.jobs import rpo_watch
@@ -185,8 +212,9 @@ def watch_cmd(
         return rpo_watch.watch(cfg, rbds, request, records=records, clock=SystemClock())
 
     result = guarded(run)
-    if as_json:
-        typer.echo(json.dumps(result.to_json()))
+    fmt = output_of(output, as_json)
+    if fmt != "table":
+        emit(fmt, result.to_json(), str)
         return
     typer.echo(
         _table(
@@ -215,7 +243,8 @@ def report_cmd(
     chart: Annotated[
         Path | None, typer.Option("--chart", help="also write the chart PNG here (one app: this file)")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the table as JSON")] = False,
+    output: OutputOption = None,
+    as_json: JsonAlias = False,
 ) -> None:
     """Report p50/p95/p99/max lag and % within target over the window, from the recorded samples."""
     from drkit.adapters.clock import SystemClock
@@ -244,7 +273,7 @@ def report_cmd(
             )
             target.write_bytes(png)
             typer.echo(f"chart of {name}: {target}", err=True)
-    typer.echo(json.dumps(views.report_table(report)) if as_json else views.report_markdown(report))
+    emit(output_of(output, as_json), views.report_table(report), lambda: views.report_markdown(report))
 
 
 if __name__ == "__main__":  # pragma: no cover

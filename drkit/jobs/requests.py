@@ -256,6 +256,13 @@ class DrillCleanupRequest(KeyedRequest):
     """Return the secondary to a healthy replica after a drill; safe to run again."""
 
 
+class StatusRequest(Request):
+    """Read every app's status (``standby status``) and publish it as a table."""
+
+    app: str | None = Field(None, description="only this app; every protected app when empty")
+    key_source: KeySource = KEY_SOURCE
+
+
 CONFIG_DESCRIPTION = (
     "path of the Standby configuration file (YAML), or block:NAME, NAME being a Standby Configuration block;"
     " when empty, $STANDBY_CONFIG, then ./standby.yaml"

@@ -286,7 +286,7 @@ def run_watch(
         raise ConfigError(
             f"rpo watch: every ({every.total_seconds()} s) and duration ({duration.total_seconds()} s)"
             " must be positive",
-            hint="e.g. --every 1 --minutes 10",
+            hint="e.g. --every 1s --for 10m",
         )
     watches = watches_for(config, apps)
     if not watches:

@@ -9,6 +9,7 @@ one line naming the block and the field, and is not retried.
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -304,3 +305,21 @@ def test_standby_blocks_import_saves_a_yaml_file_as_blocks(env: Env, tmp_path: P
     assert again.exit_code == 0 and f"Secret block '{name}-key' exists" in again.output
     missing = CliRunner().invoke(app, ["blocks", "import", str(tmp_path / "none.yaml"), "--name", name])
     assert missing.exit_code == 2 and "configuration file not found" in missing.output
+
+
+def test_the_cli_reads_the_configuration_from_blocks_like_the_flows(
+    saved: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``standby -c block:NAME`` (or ``$STANDBY_CONFIG=block:NAME``): no YAML, kubeconfig or S3 file."""
+    from typer.testing import CliRunner
+
+    from standby.cli import app
+
+    monkeypatch.setenv("STANDBY_BACKUP_KEY", KEY_TEXT)
+    ran = CliRunner().invoke(app, ["-c", f"block:{saved}", "backup", "run", "-a", "nexus"])
+    assert ran.exit_code == 0, ran.output
+    run_id = ran.stdout.strip().splitlines()[-1]
+    monkeypatch.setenv("STANDBY_CONFIG", f"block:{saved}")
+    listed = CliRunner().invoke(app, ["backup", "list", "-a", "nexus", "-o", "json"])
+    assert listed.exit_code == 0, listed.output
+    assert run_id in [r["run_id"] for s in json.loads(listed.stdout)["stores"] for r in s["runs"]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import re
 import uuid
@@ -192,7 +193,7 @@ def test_restore_dry_run_into_site_b(config: Path) -> None:
     assert several.exit_code == 2 and "pass --app nexus|web" in several.stderr, several.output
     assert standby(config, "run", "--app", "nexus").exit_code == 0
     dry = standby(
-        config, "restore", "--app", "nexus", "--target-site", "site-b", "--namespace", "nexus-dr-drill", "--dry-run"
+        config, "restore", "--app", "nexus", "--to", "site-b", "--namespace", "nexus-dr-drill", "--dry-run"
     )
     assert dry.exit_code == 0, dry.output
     assert "would restore backup" in dry.stdout and "created: 9, updated: 0, skipped (exist): 0" in dry.stdout
@@ -202,7 +203,7 @@ def test_restore_dry_run_into_site_b(config: Path) -> None:
 
 def test_restore_into_a_namespace_not_the_apps_is_refused_in_one_line(config: Path) -> None:
     assert standby(config, "run", "--app", "nexus").exit_code == 0
-    refused = standby(config, "restore", "--app", "nexus", "--target-site", "site-b", "--namespace", "kube-system")
+    refused = standby(config, "restore", "--app", "nexus", "--to", "site-b", "--namespace", "kube-system")
     assert refused.exit_code != 0 and refused.stdout == ""
     line = refused.stderr.strip()
     assert "\n" not in line and "namespace kube-system" in line and "app nexus" in line
@@ -294,7 +295,7 @@ def test_after_a_key_rotation_runs_from_before_and_after_verify_and_restore_with
         assert verified.exit_code == 0, verified.output
         assert f"verify {run} of app nexus (site site-a): OK" in verified.stdout
         assert "key ring: 4 retained run(s) checked, 0 not opened" in verified.stdout  # 2 runs x 2 stores
-        restored = standby(config, "restore", run, "--app", "nexus", "--target-site", "site-b",
+        restored = standby(config, "restore", run, "--app", "nexus", "--to", "site-b",
                            "--namespace", "nexus-dr-drill", "--dry-run")  # fmt: skip
         assert restored.exit_code == 0, restored.output
         assert f"would restore backup {run}" in restored.stdout and "created: 9" in restored.stdout
@@ -302,3 +303,23 @@ def test_after_a_key_rotation_runs_from_before_and_after_verify_and_restore_with
     short = standby(config, "verify", "--app", "nexus")
     assert short.exit_code != 0
     assert f"run {run_id_of(before)} is sealed with key id {KEY_ID}, which the key ring lacks" in short.output
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_list_show_and_verify_print_records_with_o(config: Path, fmt: str) -> None:
+    run = run_id_of(standby(config, "run", "--app", "nexus"))
+
+    def data(*args: str) -> Any:
+        result = standby(config, *args, "-a", "nexus", "-o", fmt)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout) if fmt == "json" else yaml.safe_load(result.stdout)
+
+    listed = data("list")
+    assert listed["app"] == "nexus" and listed["site"] == "site-a"
+    assert [r["run_id"] for s in listed["stores"] for r in s["runs"]] == [run] * len(listed["stores"])
+    assert all(s["latest"] == run for s in listed["stores"])
+    shown = data("show", "latest")
+    assert shown["index"]["run_id"] == run and shown["index"]["objects"] and shown["store"]
+    verified = data("verify", run)
+    assert verified["ok"] is True and verified["run_id"] == run and verified["problems"] == []
+    assert all(s["run_id"] == run and s["bad"] == [] for s in verified["stores"])

@@ -25,6 +25,7 @@ EXPECTED = {
     "nightly": "backup",
     "verify": "verify-backup",
     "sampler": "rpo-sample",
+    "status": "status",
     "watcher": "rpo-watch",
     "daily": "rpo-report",
     "on-demand": "restore",

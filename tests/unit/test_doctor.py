@@ -253,11 +253,16 @@ def test_the_command_exits_0_when_all_pass_and_1_naming_the_failed_line(cli_worl
     assert "(fix: on site-a: rbd mirror snapshot schedule add" in failed[0]
 
 
-def test_json_holds_every_check_and_the_verdict(cli_world: FakeDr, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("spelling", [["--json"], ["-o", "json"], ["-o", "yaml"]])
+def test_json_holds_every_check_and_the_verdict(
+    cli_world: FakeDr, monkeypatch: pytest.MonkeyPatch, spelling: list[str]
+) -> None:
+    import yaml
+
     monkeypatch.setenv(ENV, base64.b64encode(bytes(range(160, 192))).decode())
-    result = CliRunner().invoke(cli, ["doctor", "--json"])
+    result = CliRunner().invoke(cli, ["doctor", *spelling])
     assert result.exit_code == 1
-    doc = json.loads(result.output)
+    doc = yaml.safe_load(result.output) if "yaml" in spelling else json.loads(result.output)
     assert doc["ok"] is False
     bad = [c for c in doc["checks"] if not c["ok"]]
     assert [(c["site"], c["check"]) for c in bad] == [("site-a/site-b", "backup-key nexus")]

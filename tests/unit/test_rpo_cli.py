@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from standby.rpo_cli import rpo_app
@@ -158,8 +159,6 @@ def test_as_a_process() -> None:
 
 
 def _watch_config(tmp_path: Path) -> Path:
-    import yaml
-
     from tests.rpo_config import rpo_config_doc
 
     path = tmp_path / "standby.yaml"
@@ -167,7 +166,15 @@ def _watch_config(tmp_path: Path) -> Path:
     return path
 
 
-def test_watch_lists_the_secondary_and_prints_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "spelling",
+    [["--minutes", "0.02", "--every", "0.3", "--json"], ["--for", "1200ms", "--every", "300ms", "-o", "json"],
+     ["--for", "1.2s", "--every", "0.3", "-o", "yaml"]],
+    ids=["deprecated --minutes and --json", "durations and -o json", "-o yaml"],
+)  # fmt: skip
+def test_watch_lists_the_secondary_and_prints_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelling: list[str]
+) -> None:
     from datetime import UTC, datetime, timedelta
 
     from drkit.jobs import sites
@@ -182,10 +189,10 @@ def test_watch_lists_the_secondary_and_prints_json(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(sites, "rbd_for", lambda site, *_: {"site-a": a, "site-b": b}[site.name])
     config = _watch_config(tmp_path)
     result = CliRunner().invoke(
-        rpo_app, ["watch", "-c", str(config), "--minutes", "0.02", "--every", "0.3", "--no-record", "--json"]
+        rpo_app, ["watch", "-c", str(config), "--no-record", *spelling]
     )
     assert result.exit_code == 0, result.output
-    out = json.loads(result.stdout)
+    out = json.loads(result.stdout) if "yaml" not in spelling else yaml.safe_load(result.stdout)
     assert out["polls"] >= 2 and out["images"][0]["points_written"] == 1 and out["images"][0]["failures"] == 0
 
 
@@ -204,3 +211,29 @@ def test_watch_bad_arguments_exit_2_with_one_line(tmp_path: Path, args: list[str
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and match in lines[0], lines
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "yaml"])
+def test_sample_prints_each_image_as_table_json_or_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from drkit.jobs import sites
+    from drkit.testing.rbd import FakeRbdMirror
+
+    a, b = FakeRbdMirror(site="site-a"), FakeRbdMirror(site="site-b")
+    point = datetime.now(UTC) - timedelta(seconds=30)
+    a.add_image("replicapool", "img", primary=True, peer_site="site-b")
+    b.add_image("replicapool", "img", peer_site="site-a")
+    snap = a.add_snapshot("replicapool", "img", created_at=point)
+    b.add_snapshot("replicapool", "img", created_at=point, primary_snap_id=snap)
+    monkeypatch.setattr(sites, "rbd_for", lambda site, *_: {"site-a": a, "site-b": b}[site.name])
+    result = CliRunner().invoke(rpo_app, ["sample", "-c", str(_watch_config(tmp_path)), "-o", fmt])
+    assert result.exit_code == 0, result.output
+    if fmt == "table":
+        header, row = result.stdout.splitlines()[:2]
+        assert header.split()[:4] == ["app", "image", "site", "health"] and row.split()[:3] == ["nexus", "img", "site-b"]
+        return
+    out = json.loads(result.stdout) if fmt == "json" else yaml.safe_load(result.stdout)
+    assert "nexus" in json.dumps(out) and "img" in json.dumps(out)
