@@ -13,11 +13,11 @@ from drkit.domain.drill import Mode, canary_check
 from drkit.domain.errors import PreconditionFailed, StandbyError
 from drkit.jobs.drill import approve_drill, drill_cleanup, drill_reports, run_drill
 from drkit.jobs.requests import DrillAppsRequest, DrillCleanupRequest, DrillRequest, default, documented
-from drkit.jobs.world import build_world
 from tasks.backup import master_key
 from tasks.drill import begin_drill, emit_drill_event, plan_drill, publish_report
 from tasks.fanout import app_runner, every_app
 from tasks.operations import FlowHooks, run_step
+from tasks.world import world_for_run
 
 
 def _flow_run_url() -> str:
@@ -104,8 +104,7 @@ def _drill(config: str | None, request: DrillRequest) -> dict[str, Any]:
     """Steps 1 to 6 for one app."""
     app = request.app
     logger = get_run_logger()
-    world = build_world(resolve_config(config))
-    world.on_warning = get_run_logger().warning  # "integrity check failed", "state is unauthenticated"
+    world = world_for_run(config)
     key = master_key(request.key_source)
     prepared = plan_drill(world, app, request.mode, key)
     prepared, approval, typed = approve_drill(prepared, FlowHooks(world, request.approval_timeout),
@@ -147,7 +146,6 @@ def drill_cleanup_flow(
        resync, and wait until replaying with a fresh snapshot complete and the lag under target.
     """
     request = DrillCleanupRequest(app=app, key_source=key_source)
-    world = build_world(resolve_config(config))
-    world.on_warning = get_run_logger().warning  # "integrity check failed", "state is unauthenticated"
+    world = world_for_run(config)
     journal = drill_cleanup(world, app, key=master_key(request.key_source))
     return {"drill_id": journal.op_id, "status": journal.status, "steps": {s.name: s.outcome for s in journal.steps}}

@@ -242,7 +242,7 @@ def _app_status(world: World, name: str) -> dict[str, Any]:
     return {
         "primary": None if refused else record.primary,
         "secondary": None if refused else record.secondary,
-        "home": app.primary_site,
+        "home": app.home_site,
         "epoch": None if refused else record.epoch,
         "observed_primary": observed[0] if len(observed) == 1 else (None if not observed else ",".join(observed)),
         "mirroring": states,
