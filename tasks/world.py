@@ -20,6 +20,7 @@ from blocks: keep its result storage private.)
 from __future__ import annotations
 
 from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
 
 from blocks.config import resolve_config
 from drkit.domain.models import StandbyConfig
@@ -38,7 +39,10 @@ def world_in_task(config: StandbyConfig, *, key_source: str | None = None) -> Wo
     """A World built from an already resolved configuration (a task in another process: see the
     module's docstring); otherwise as :func:`world_for_run`."""
     world = build_world(config)
-    world.on_warning = get_run_logger().warning
+    try:
+        world.on_warning = get_run_logger().warning
+    except MissingContextError:  # outside a run (a script): logger standby.security
+        pass
     if key_source:
         world.use_key(master_key(key_source))
     return world
