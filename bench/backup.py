@@ -131,7 +131,7 @@ def seed(srv: KubeApiServer, objects: int, namespaces: int) -> None:
 
 def app_for(ns: str) -> ProtectedApp:
     return ProtectedApp.model_validate({
-        "name": ns, "namespace": ns, "primary_site": "site-a", "secondary_site": "site-b",
+        "name": ns, "namespace": ns, "home_site": "site-a", "secondary_site": "site-b",
         "backup": {"kinds": ["v1/Secret", "v1/ConfigMap", "v1/PersistentVolumeClaim"]},
         "volumes": [{"pvc": "data", "image": f"img-{ns}"}],
         "workload": {"kind": "v1/ConfigMap", "name": "obj-000"},

@@ -51,7 +51,7 @@ from drkit.domain.operations import Approval, Journal, Kind, StepRecord
 from drkit.domain.rbd_status import parse_snap_ls
 from drkit.jobs import backup as backups
 from drkit.jobs.operations import approve, execute, prepare, read_journal
-from drkit.jobs.world import World, build_world, placed_config
+from drkit.jobs.world import World, build_world, read_placement
 
 PORT_BASE = os.environ.get("STANDBY_BENCH_PORT_BASE", "19800")
 APP = "nexus"
@@ -195,9 +195,10 @@ def plan_only(world: World, key: crypto.MasterKey, kind: Kind, target: str | Non
 
 def fresh_backup(world: World, key: crypto.MasterKey, site: str) -> None:
     """Back the app up from ``site`` (its current primary), as the nightly backup would."""
-    app = placed_config(world).app(APP)
-    if app.primary_site != site:
-        raise OperationFailed(f"backup: {APP} runs on {app.primary_site}, not {site}")
+    app = world.config.app(APP)
+    primary = read_placement(world, app).record.primary
+    if primary != site:
+        raise OperationFailed(f"backup: {APP} runs on {primary}, not {site}")
     b = world.bundle(site)
     started = time.perf_counter()
     summary = backups.run_backup(app, b.site, b.cluster, backups.app_stores(world, app, site), key=key,

@@ -327,7 +327,7 @@ def watch_day(line: list[Sync], model: WatchModel | None = None) -> tuple[list[S
     site = {"ceph": {"mode": "rook-toolbox"}, "pool": "replicapool", "s3": {"bucket": "bench"}}
     config = StandbyConfig.model_validate(
         {"sites": [{"name": "site-a", **site}, {"name": "site-b", **site}],
-         "apps": [{"name": "x", "namespace": "x", "primary_site": "site-a", "secondary_site": "site-b",
+         "apps": [{"name": "x", "namespace": "x", "home_site": "site-a", "secondary_site": "site-b",
                    "volumes": [{"pvc": "d", "image": "b"}], "workload": {"kind": "apps/v1/StatefulSet", "name": "x"},
                    "mirroring": {"control": "rbd"}, "snapshot_interval": "1m", "rpo_target": "5m"}]}
     )  # fmt: skip

@@ -1,6 +1,7 @@
 """The configuration from Prefect blocks: ``config="block:<name>"``, and saving a YAML file as blocks.
 
-:func:`resolve_config` is what the flows and tasks call with their ``config`` parameter: a
+:func:`resolve_config` is what a flow calls, once, with its ``config`` parameter (through
+:func:`tasks.world.world_for_run`, which builds the run's World from it): a
 ``block:<name>`` reference loads the :class:`~blocks.standby_blocks.StandbyConfiguration` of that
 name, its site and app blocks, and the Secret and ``AwsCredentials`` blocks they name; anything
 else is a path to the YAML file (empty: ``$STANDBY_CONFIG``, which may itself be ``block:<name>``,

@@ -7,8 +7,8 @@ them: a site names a Prefect ``Secret`` block (kubeconfig content) and a prefect
 ``AwsCredentials`` block (S3 keys). The backup key is a ``Secret`` block too
 (``key_source="secret:<name>"``).
 
-Blocks build the clients, as prefect-aws's do, and hold no other logic; loading and checking them
-is :mod:`blocks.config`.
+Blocks hold data and no logic: loading and checking them is :mod:`blocks.config`, and the
+clients are built by the run's World (:mod:`drkit.jobs.world`) from the configuration they load.
 """
 
 from __future__ import annotations
@@ -18,11 +18,7 @@ from typing import ClassVar
 from prefect.blocks.core import Block
 from pydantic import Field
 
-from drkit.adapters.kube import KubeCluster
-from drkit.adapters.objectstore import S3ObjectStore
-from drkit.adapters.rbd import RbdCli
 from drkit.domain.models import ProtectedApp, Site
-from drkit.jobs.sites import cluster_for, rbd_for, store_for
 
 
 class StandbySite(Block):
@@ -47,23 +43,6 @@ class StandbySite(Block):
         " endpoint, bucket and region are site.s3's); when empty, site.s3 names them",
     )
 
-    def resolved_site(self) -> Site:
-        """The site with its credentials, read from the Secret and AwsCredentials blocks named."""
-        from blocks.config import load_site
-
-        return load_site(self, self._block_document_name or "(unsaved)")
-
-    def cluster(self) -> KubeCluster:
-        """The site's Kubernetes API."""
-        return cluster_for(self.resolved_site())
-
-    def store(self) -> S3ObjectStore:
-        """The site's object store."""
-        return store_for(self.resolved_site())
-
-    def rbd(self) -> RbdCli:
-        """The site's ``rbd`` (local, or through Rook's toolbox pod)."""
-        return rbd_for(self.resolved_site())
 
 
 class StandbyApp(Block):

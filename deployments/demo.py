@@ -61,8 +61,8 @@ def snapshot_later(config: Path, seconds: float) -> threading.Timer:
 
     cfg = load_config(config)
     app = cfg.apps[0]
-    pool, image = cfg.site(app.primary_site).pool, app.volumes[0].image
-    site_a = ceph.sites(lab_mod.lab_dir(), lab_mod.port_base())[app.primary_site]
+    pool, image = cfg.site(app.home_site).pool, app.volumes[0].image
+    site_a = ceph.sites(lab_mod.lab_dir(), lab_mod.port_base())[app.home_site]
     timer = threading.Timer(
         seconds, ceph.run, args=(site_a.cli("mirror", "image", "snapshot", f"{pool}/{image}"),)
     )

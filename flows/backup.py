@@ -13,9 +13,9 @@ from blocks.config import resolve_config
 from drkit.domain.errors import PreconditionFailed, StandbyError
 from drkit.domain.retention import RetentionPolicy
 from drkit.jobs.requests import BackupAppsRequest, BackupRequest, default, documented
-from drkit.jobs.world import load_placed_config
-from tasks.backup import app_slot, apply_retention, back_up_app, emit_backup_event, master_key
+from tasks.backup import app_slot, apply_retention, back_up_app, emit_backup_event
 from tasks.fanout import app_runner, every_app
+from tasks.world import world_for_run
 
 BACKUP_FANOUT = 4
 """Apps backed up at once when every app is: a backup is LIST and PUT calls (I/O, not CPU), so a few
@@ -78,11 +78,12 @@ def backup(
 def _back_up(config: str | None, request: BackupRequest) -> dict[str, Any]:
     """Steps 1 to 4 for one app."""
     app = request.app
-    site_name = request.site or load_placed_config(resolve_config(config), key=master_key(request.key_source)).app(app).primary_site
+    world = world_for_run(config, key_source=request.key_source)
+    site_name = request.site or world.placement(app).primary
     request = request.model_copy(update={"site": site_name})
     with app_slot(app):
-        summary = back_up_app(config, request)
-        kept = apply_retention(config, app, site_name, request.retention, request.key_source)
+        summary = back_up_app(world, request)
+        kept = apply_retention(world, app, site_name, request.retention)
     result = {
         "run_id": summary.run_id,
         "status": summary.status,

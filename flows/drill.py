@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.context import get_run_context
 from prefect.states import State
 
@@ -14,10 +14,10 @@ from drkit.domain.errors import PreconditionFailed, StandbyError
 from drkit.jobs.drill import drill_cleanup
 from drkit.jobs.drill_runbook import run_drill_runbook
 from drkit.jobs.requests import DrillAppsRequest, DrillCleanupRequest, DrillRequest, default, documented
-from drkit.jobs.world import build_world
 from tasks.backup import master_key
 from tasks.drill import FlowDrillHooks
 from tasks.fanout import app_runner, every_app
+from tasks.world import world_for_run
 
 
 def _flow_run_url() -> str:
@@ -104,8 +104,7 @@ def _drill(config: str | None, request: DrillRequest) -> dict[str, Any]:
     """Steps 1 to 6 for one app: the drill's runbook with the flow's hooks (tasks, the approval
     form, artifacts and events: :class:`tasks.drill.FlowDrillHooks`)."""
     app = request.app
-    world = build_world(resolve_config(config))
-    world.on_warning = get_run_logger().warning  # "integrity check failed", "state is unauthenticated"
+    world = world_for_run(config)
     key = master_key(request.key_source)
     hooks = FlowDrillHooks(world, request.approval_timeout, _flow_run_url())
     outcome = run_drill_runbook(world, app, request.mode, key, hooks)
@@ -135,7 +134,6 @@ def drill_cleanup_flow(
        resync, and wait until replaying with a fresh snapshot complete and the lag under target.
     """
     request = DrillCleanupRequest(app=app, key_source=key_source)
-    world = build_world(resolve_config(config))
-    world.on_warning = get_run_logger().warning  # "integrity check failed", "state is unauthenticated"
+    world = world_for_run(config)
     journal = drill_cleanup(world, app, key=master_key(request.key_source))
     return {"drill_id": journal.op_id, "status": journal.status, "steps": {s.name: s.outcome for s in journal.steps}}

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
-from blocks.config import resolve_config
 from drkit.domain.operations import Kind
 from drkit.jobs.operations import run_operation
 from drkit.jobs.requests import (
@@ -18,17 +17,16 @@ from drkit.jobs.requests import (
     default,
     documented,
 )
-from drkit.jobs.world import build_world
 from tasks.backup import master_key
 from tasks.operations import FlowHooks, abort_runbook
+from tasks.world import world_for_run
 
 
 def operate(
     kind: Kind, request: OperationRequest, target: str | None, config: str | None, take_over: str | None = None
 ) -> dict[str, Any]:
     """The runbook shared by the three flows (see their docstrings), with the flows' hooks."""
-    world = build_world(resolve_config(config))
-    world.on_warning = get_run_logger().warning  # "integrity check failed", "state is unauthenticated"
+    world = world_for_run(config)
     hooks = FlowHooks(world, request.approval_timeout, take_over)
     result = run_operation(world, request, kind, target, hooks, key=lambda: master_key(request.key_source))
     return result.as_dict()
@@ -127,7 +125,6 @@ def abort_operation(
        skips what is done.
     """
     request = AbortRequest(app=app, op_id=op_id, key_source=key_source, approval_timeout=approval_timeout)
-    world = build_world(resolve_config(config))
-    world.on_warning = get_run_logger().warning  # "integrity check failed", "state is unauthenticated"
+    world = world_for_run(config)
     return abort_runbook(world, request.app, request.op_id, request.approval_timeout,
                          lambda: master_key(request.key_source))  # fmt: skip

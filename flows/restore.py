@@ -6,10 +6,9 @@ from typing import Any, Literal
 
 from prefect import flow
 
-from blocks.config import resolve_config
 from drkit.jobs.requests import RestoreRequest, default, documented
-from drkit.jobs.world import load_placed_config
-from tasks.backup import master_key, restore_app
+from tasks.backup import restore_app
+from tasks.world import world_for_run
 
 
 @flow(name="restore")
@@ -29,7 +28,8 @@ def restore(
 ) -> dict[str, Any]:
     """Restore an app's objects from a backup run into a site.
 
-    1. Pick the run (the newest complete run unless given) and read its index.
+    1. Pick the run (the newest complete run unless given; taken on ``source_site``, else on the
+       app's current primary) and read its index from the target's own store.
     2. Check and decrypt every blob; sanitise each manifest for the target site (claimRef removed,
        ``Retain``, storage class rewritten when the sites differ, ``imageName`` kept).
     3. Apply in restore order: namespaces, Secrets and ConfigMaps, PVs, PVCs, VolumeReplications,
@@ -37,11 +37,12 @@ def restore(
     4. Wait until every restored PVC is Bound (skipped with ``dry_run``).
     5. Publish the summary as artifact ``restore-<app>-<target_site>``.
     """
-    source = source_site or load_placed_config(resolve_config(config), key=master_key(key_source)).app(app).primary_site
+    world = world_for_run(config, key_source=key_source)
+    source = source_site or world.placement(app).primary
     request = RestoreRequest(app=app, target_site=target_site, source_site=source, run_id=run_id,
                              namespace=namespace, policy=policy, dry_run=dry_run, key_source=key_source,
                              exclude_kinds=tuple(exclude_kinds), bound_timeout=bound_timeout)  # fmt: skip
-    summary = restore_app(config, request)
+    summary = restore_app(world, request)
     return {
         "run_id": summary.run_id,
         "created": list(summary.created),

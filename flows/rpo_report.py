@@ -6,6 +6,7 @@ from prefect import flow
 
 from drkit.jobs.requests import RpoReportRequest, default, documented
 from tasks import rpo
+from tasks.world import world_for_run
 
 
 @flow(name="rpo-report", log_prints=True)
@@ -26,7 +27,7 @@ def rpo_report(
     5. Publish the table (`rpo-report-table`) and markdown (`rpo-report`) artifacts.
     """
     request = RpoReportRequest(since=since, app=app)
-    cfg = rpo.load_standby_config(config)
-    report = rpo.build_report(cfg, request)
-    chart_keys = rpo.store_charts(cfg, report)
+    world = world_for_run(config)
+    report = rpo.build_report(world, request)
+    chart_keys = rpo.store_charts(world, report)
     return rpo.publish_report(report, chart_keys)

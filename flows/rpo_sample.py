@@ -6,6 +6,7 @@ from prefect import flow
 
 from drkit.jobs.requests import ExactMode, RpoSampleRequest, default, documented
 from tasks import rpo
+from tasks.world import world_for_run
 
 
 @flow(name="rpo-sample", log_prints=True)
@@ -18,7 +19,8 @@ def rpo_sample(
 ) -> dict[str, object]:
     """Sample the mirror status of both sites and record each app's lag.
 
-    1. Load the configuration (sites, apps and their RPO targets).
+    1. Load the configuration (sites, apps and their RPO targets) once, and each app's placement:
+       the lag is the current secondary's, measured from the current primary.
     2. Sample each site: ONE `rbd mirror pool status --verbose` per pool; a failed site is marked
        invalid with its reason, and the run fails only when no site answers.
     3. Measure each app's lag (its oldest image); exact mode (snap ls on both sites) when a breach
@@ -28,13 +30,13 @@ def rpo_sample(
        once per crossing, and `standby.mirror.unhealthy` for down, error or split-brain images.
     """
     request = RpoSampleRequest(app=app, exact=exact, compact=compact)
-    cfg = rpo.load_standby_config(config)
-    samplings = rpo.sample_sites(cfg)
-    readings = rpo.measure_apps(cfg, samplings, request.exact, request.app)
-    keys = rpo.record_samples(cfg, samplings, readings)
+    world = world_for_run(config)
+    samplings = rpo.sample_sites(world)
+    readings = rpo.measure_apps(world, samplings, request.exact, request.app)
+    keys = rpo.record_samples(world, samplings, readings)
     if request.compact:
-        rpo.compact_yesterday(cfg)
-    events = rpo.evaluate_breaches(cfg, readings)
+        rpo.compact_yesterday(world)
+    events = rpo.evaluate_breaches(world, readings)
     rpo.emit_rpo_events(events)
     return {
         "apps": {r.app: r.lag.lag_seconds for r in readings},

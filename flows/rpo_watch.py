@@ -6,6 +6,7 @@ from prefect import flow
 
 from drkit.jobs.requests import BusyPollSeconds, Minutes, PollSeconds, RpoWatchRequest, default, documented
 from tasks import rpo
+from tasks.world import world_for_run
 
 
 @flow(name="rpo-watch", log_prints=True)
@@ -33,5 +34,5 @@ def rpo_watch(
     """
     request = RpoWatchRequest(app=app, minutes=minutes, every_seconds=every_seconds,
                               busy_every_seconds=busy_every_seconds)  # fmt: skip
-    cfg = rpo.load_standby_config(config)
-    return rpo.watch_completions(cfg, request)
+    world = world_for_run(config)
+    return rpo.watch_completions(world, request)

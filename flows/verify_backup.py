@@ -6,10 +6,9 @@ from typing import Any
 
 from prefect import flow
 
-from blocks.config import resolve_config
 from drkit.jobs.requests import VerifyRequest, default, documented
-from drkit.jobs.world import load_placed_config
-from tasks.backup import app_slot, master_key, verify_run
+from tasks.backup import app_slot, verify_run
+from tasks.world import world_for_run
 
 
 @flow(name="verify-backup")
@@ -34,11 +33,12 @@ def verify_backup(
     6. Fail naming every bad object and every store not verified or not caught up; publish the
        report as artifact ``verify-backup-<app>-<site>``.
     """
-    site_name = site or load_placed_config(resolve_config(config), key=master_key(key_source)).app(app).primary_site
+    world = world_for_run(config, key_source=key_source)
+    site_name = site or world.placement(app).primary
     request = VerifyRequest(app=app, site=site_name, run_id=run_id, key_source=key_source,
                             dry_run_site=dry_run_site)  # fmt: skip
     with app_slot(app):  # the catch-up writes blobs before their index: never beside retention
-        report = verify_run(config, request)
+        report = verify_run(world, request)
     return {"run_id": report.run_id, "checked": report.checked, "encrypted": report.encrypted,
             "stores": [r.store or site_name for r in report.reports],
             "caught_up": report.sync.lines() if report.sync else []}

@@ -27,14 +27,14 @@ from drkit.domain.backup_index import BackupIndex
 from drkit.domain.blobs import open_blob
 from drkit.domain.errors import ConfigError, NotFound, StandbyError
 from drkit.domain.layout import parse_run_id
-from drkit.domain.models import ProtectedApp, Site, StandbyConfig
+from drkit.domain.models import ProtectedApp, Site
 from drkit.jobs import backup as jobs
 from drkit.jobs.backup import app_stores
 from drkit.jobs.backup_sync import StoreRuns, holdings
 from drkit.jobs.requests import BackupRequest, RestoreRequest, VerifyRequest, default, describe
 from drkit.jobs.restore import run_restore
 from drkit.jobs.verify import run_verify
-from drkit.jobs.world import StoreRef, build_world, load_placed_config
+from drkit.jobs.world import StoreRef, World, build_world
 from standby.common import (
     KEY_ENV,
     ConfigOption,
@@ -66,13 +66,15 @@ def _group() -> None:
 
 def _pick(
     config: Path | None, app: str | None, site: str | None, key_env: str = KEY_ENV
-) -> tuple[StandbyConfig, ProtectedApp, Site]:
-    plain = load_config(config)  # names are checked before any credentials are read
+) -> tuple[World, ProtectedApp, Site]:
+    """The command's one World, the app, and the site its backups are taken on: ``site``, else the
+    app's current primary (its placement, checked with the key when set)."""
+    cfg = load_config(config)  # names are checked before any credentials are read
     if app is not None:
-        plain.app(app)
+        cfg.app(app)
     if site is not None:
-        plain.site(site)
-    cfg = load_placed_config(config, key=_key(key_env))  # the placement is checked with the key when set
+        cfg.site(site)
+    world = build_world(cfg, key=_key(key_env))
     if app is None:
         if len(cfg.apps) != 1:
             raise ConfigError(
@@ -82,16 +84,16 @@ def _pick(
         chosen = cfg.apps[0]
     else:
         chosen = cfg.app(app)
-    return cfg, chosen, cfg.site(site or chosen.primary_site)
+    return world, chosen, cfg.site(site or world.placement(chosen.name).primary)
 
 
 def _read_run(
-    cfg: StandbyConfig, app: ProtectedApp, where: Site, run: str | None, key: crypto.MasterKey | None
+    world: World, app: ProtectedApp, where: Site, run: str | None, key: crypto.MasterKey | None
 ) -> tuple[StoreRef, BackupIndex]:
     """Run ``run`` (or the newest complete one) from the first store of the app's sites that holds
     it, the source's own first (authenticated with ``key``); the first store's error when none does."""
     first: StandbyError | None = None
-    for ref in app_stores(build_world(cfg), app, where.name):
+    for ref in app_stores(world, app, where.name):
         label = jobs.store_label(ref)
         try:
             run_id = jobs.resolve_run(ref.store, ref.layout, where.name, app.name, run, key=key, label=label)
@@ -134,10 +136,10 @@ def run_cmd(
     """
 
     def action() -> jobs.BackupSummary:
-        cfg, chosen, where = _pick(config, app, site, key_env)
+        world, chosen, where = _pick(config, app, site, key_env)
         request = BackupRequest(app=chosen.name, site=where.name, key_source=f"env:{key_env}")
         return jobs.back_up(
-            cfg,
+            world,
             request,
             key=_key(key_env),
             clock=SystemClock(),
@@ -166,8 +168,8 @@ def list_cmd(
     """
 
     def action() -> tuple[list[StoreRuns], str, str]:
-        cfg, chosen, where = _pick(config, app, site, key_env)
-        held = holdings(app_stores(build_world(cfg), chosen, where.name), where.name, chosen.name, key=_key(key_env))
+        world, chosen, where = _pick(config, app, site, key_env)
+        held = holdings(app_stores(world, chosen, where.name), where.name, chosen.name, key=_key(key_env))
         if all(h.failure is not None for h in held):
             raise held[0].failure  # type: ignore[misc]
         return held, chosen.name, where.name
@@ -248,8 +250,8 @@ def show_cmd(
     fmt = output or "table"
 
     def action() -> list[str]:
-        cfg, chosen, where = _pick(config, app, site, key_env)
-        ref, index = _read_run(cfg, chosen, where, None if run == "latest" else run, _key(key_env))
+        world, chosen, where = _pick(config, app, site, key_env)
+        ref, index = _read_run(world, chosen, where, None if run == "latest" else run, _key(key_env))
         if fmt != "table":
             emit(fmt, {"store": jobs.store_label(ref), "index": index.model_dump(mode="json")}, str)
             return []
@@ -288,10 +290,10 @@ def verify_cmd(
     """Check every blob's checksum, decrypt, validate the manifests; name every bad object (exit 1)."""
 
     def action() -> list[str]:
-        cfg, chosen, where = _pick(config, app, site, key_env)
+        world, chosen, where = _pick(config, app, site, key_env)
         request = VerifyRequest(app=chosen.name, site=where.name, run_id=run, dry_run_site=dry_run_site,
                                 key_source=f"env:{key_env}")  # fmt: skip
-        report = run_verify(cfg, request, key=_key(key_env))
+        report = run_verify(world, request, key=world.key)
         emit(output or "table", verify_json(report), lambda: "\n".join(report.lines()))
         if not report.ok:
             raise typer.Exit(1)
@@ -350,13 +352,13 @@ def restore_cmd(
     chosen_policy: Literal["skip", "update"] = policy
 
     def action() -> list[str]:
-        cfg, chosen, where = _pick(config, app, site, key_env)
+        world, chosen, where = _pick(config, app, site, key_env)
         request = RestoreRequest(app=chosen.name, target_site=target_site, source_site=where.name, run_id=run,
                                  namespace=namespace, policy=chosen_policy, dry_run=dry_run,
                                  exclude_kinds=tuple(exclude_kind or ()), bound_timeout=timeout,
                                  key_source=f"env:{key_env}")  # fmt: skip
-        cfg.site(target_site)  # an unknown site is named before any credentials are read
-        summary = run_restore(cfg, request, key=_key(key_env))
+        world.config.site(target_site)  # an unknown site is named before any credentials are read
+        summary = run_restore(world, request, key=world.key)
         return summary.lines()
 
     _echo(guarded(action))
@@ -374,9 +376,9 @@ def decrypt_cmd(
     """Print the manifest of ONE object of a run, decrypted with the key in --key-env."""
 
     def action() -> str:
-        cfg, chosen, where = _pick(config, app, site, key_env)
-        key = _key(key_env)
-        ref, index = _read_run(cfg, chosen, where, run, key)
+        world, chosen, where = _pick(config, app, site, key_env)
+        key = world.key
+        ref, index = _read_run(world, chosen, where, run, key)
         store, run_id = ref.store, index.run_id
         found = [e for e in index.objects if obj in (e.key, e.path)]
         if not found:

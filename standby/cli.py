@@ -105,7 +105,7 @@ def config_check(file: Annotated[Path, typer.Argument(help="configuration file t
             typer.echo(f"  {warning}")
     for a in cfg.apps:
         typer.echo(
-            f"  app {a.name}: namespace {a.namespace}, {a.primary_site} -> {a.secondary_site}, "
+            f"  app {a.name}: namespace {a.namespace}, home {a.home_site} -> {a.secondary_site}, "
             f"{len(a.volumes)} volume(s), interval {a.snapshot_interval}, rpo target {a.rpo_target}"
         )
 

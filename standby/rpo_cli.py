@@ -16,7 +16,7 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -38,7 +38,26 @@ from standby.common import (
     output_of,
 )
 
+if TYPE_CHECKING:
+    from drkit.jobs.world import World
+
 T = TypeVar("T")
+
+
+def _world(config: Path | None, app: str | None = None) -> World:
+    """The command's one World; an unknown ``app`` is named before any
+    credentials are read. Each app's placement is read once, when first needed."""
+    from drkit.jobs.world import build_world
+
+    cfg = load_config(config)
+    if app:
+        cfg.app(app)  # an unknown app is a ConfigError naming the known ones
+    world = build_world(cfg)
+    return world
+
+
+def _stores(world: World) -> dict[str, Any]:
+    return {name: b.store for name, b in world.sites.items()}
 
 rpo_app = group("Replication lag (RPO) of mirrored images.")
 
@@ -128,8 +147,6 @@ def sample_cmd(
     """Sample both sites once and print each app image's lag (one pool-status call per site)."""
     from drkit.adapters.clock import SystemClock
     from drkit.jobs import rpo as jobs
-    from drkit.jobs.sites import rbd_for, store_for
-    from drkit.jobs.world import load_placed_config
     from drkit.views import rpo as views
 
     if exact not in ("auto", "always", "never"):
@@ -139,13 +156,18 @@ def sample_cmd(
     request = guarded(lambda: RpoSampleRequest(app=app, exact=exact))  # type: ignore[arg-type]
 
     def run() -> jobs.SampleRun:
-        cfg = load_placed_config(config)
-        if app:
-            cfg.app(app)  # an unknown app is a ConfigError naming the known ones
-        rbds = {s.name: rbd_for(s) for s in cfg.sites}
-        records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites}) if record else None
+        world = _world(config, app)
+        cfg, placements = world.config, world.placements()
+        rbds = {name: b.rbd for name, b in world.sites.items()}
+        records = jobs.records_for(cfg, _stores(world), placements=placements) if record else None
         return jobs.run_sample(
-            cfg, rbds, clock=SystemClock(), records=records, exact=request.exact, apps=[app] if app else None
+            cfg,
+            rbds,
+            clock=SystemClock(),
+            records=records,
+            exact=request.exact,
+            apps=[app] if app else None,
+            placements=placements,
         )
 
     result = guarded(run)
@@ -196,20 +218,17 @@ def watch_cmd(
     from drkit.adapters.clock import SystemClock
     from drkit.jobs import rpo as jobs
     from drkit.jobs import rpo_watch
-    from drkit.jobs.sites import rbd_for, store_for
-    from drkit.jobs.world import load_placed_config
 
     request = guarded(
         lambda: RpoWatchRequest(app=app, minutes=minutes, every_seconds=every, busy_every_seconds=busy_every)
     )
 
     def run() -> rpo_watch.WatchReport:
-        if app:
-            load_config(config).app(app)  # an unknown app is named before any credentials are read
-        cfg = load_placed_config(config)
-        rbds = {s.name: rbd_for(s) for s in cfg.sites}
-        records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites}) if record else None
-        return rpo_watch.watch(cfg, rbds, request, records=records, clock=SystemClock())
+        world = _world(config, app)
+        cfg, placements = world.config, world.placements()
+        rbds = {name: b.rbd for name, b in world.sites.items()}
+        records = jobs.records_for(cfg, _stores(world), placements=placements) if record else None
+        return rpo_watch.watch(cfg, rbds, request, records=records, clock=SystemClock(), placements=placements)
 
     result = guarded(run)
     fmt = output_of(output, as_json)
@@ -251,18 +270,15 @@ def report_cmd(
     from drkit.domain.durations import parse_window
     from drkit.jobs import rpo as jobs
     from drkit.jobs import rpo_report as reports
-    from drkit.jobs.sites import store_for
-    from drkit.jobs.world import load_placed_config
     from drkit.views import rpo as views
 
     def run() -> reports.RpoReport:
         parse_window(since)  # a bad window is named before any credentials are read
         request = RpoReportRequest(since=since, app=app)
-        if app:
-            load_config(config).app(app)  # an unknown app is named before any credentials are read
-        cfg = load_placed_config(config)
-        records = jobs.records_for(cfg, {s.name: store_for(s) for s in cfg.sites})
-        return reports.report(cfg, records, request, clock=SystemClock())
+        world = _world(config, app)
+        cfg, placements = world.config, world.placements()
+        records = jobs.records_for(cfg, _stores(world), placements=placements)
+        return reports.report(cfg, records, request, clock=SystemClock(), placements=placements)
 
     report = guarded(run)
     if chart is not None:

@@ -5,9 +5,12 @@
 * Artifacts have stable lowercase-dashed keys: ``backup-<app>-<site>`` (markdown summary),
   ``backup-index-<app>-<site>`` (link to the index), ``backup-progress-<app>-<site>`` (progress),
   ``verify-backup-<app>-<site>`` and ``restore-<app>-<site>``.
-* ``config_path`` is a YAML file's path or ``block:<name>`` (see :mod:`blocks.config`).
-* The master key never passes through Prefect: tasks take a *key source* (``env:VAR``,
-  ``secret:BLOCK``, or ``none``) and load the key themselves. Only its key id is logged.
+* The tasks take the run's :class:`~drkit.jobs.world.World` (built once by the flow, see
+  :mod:`tasks.world`), never a configuration path; the default site is the app's current primary
+  (:meth:`World.placement <drkit.jobs.world.World.placement>`).
+* The master key never passes through Prefect's parameters: the flow loads it once from a *key
+  source* (``env:VAR``, ``secret:BLOCK``, or ``none``) into the World (:attr:`World.key`), and
+  the tasks use that. Only its key id is logged.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.events import emit_event
 
-from blocks.config import resolve_config
 from drkit.adapters.clock import SystemClock
 from drkit.domain import crypto
 from drkit.domain.backup_index import UNAUTHENTICATED
@@ -39,7 +41,7 @@ from drkit.jobs.backup import BackupSummary, RetentionResult
 from drkit.jobs.requests import BackupRequest, RestoreRequest, VerifyRequest
 from drkit.jobs.restore import RestoreSummary, check_restore_namespace, run_restore
 from drkit.jobs.verify import VerifyResult, require_ok, run_verify
-from drkit.jobs.world import build_world, load_placed_config
+from drkit.jobs.world import World
 from drkit.views.backup import summary_markdown
 from tasks.retrying import retry_transient
 
@@ -138,15 +140,16 @@ def index_url(location: S3Location, key: str) -> str:
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def back_up_app(config_path: str | None, request: BackupRequest) -> BackupSummary:
-    """LIST the app's objects, upload new blobs, write the index then ``latest``; publish artifacts."""
+def back_up_app(world: World, request: BackupRequest) -> BackupSummary:
+    """LIST the app's objects, upload new blobs, write the index then ``latest``; publish artifacts.
+
+    The site is ``request.site``, else the app's current primary; the key is the World's."""
     logger = get_run_logger()
-    cfg = resolve_config(config_path)
-    key = master_key(request.key_source)
-    app, site = request.app, request.site or load_placed_config(cfg, key=key).app(request.app).primary_site
+    cfg, key = world.config, world.key
+    app, site = request.app, request.site or world.placement(request.app).primary
     logger.info("backing up app %s from site %s (key id %s)", app, site, key.key_id if key else "none")
     summary = jobs.back_up(
-        cfg,
+        world,
         request.model_copy(update={"site": site}),
         key=key,
         clock=SystemClock(),
@@ -184,19 +187,16 @@ def back_up_app(config_path: str | None, request: BackupRequest) -> BackupSummar
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def apply_retention(
-    config_path: str | None, app: str, site: str, policy: RetentionPolicy, key_source: str = ""
-) -> dict[str, RetentionResult]:
+def apply_retention(world: World, app: str, site: str, policy: RetentionPolicy) -> dict[str, RetentionResult]:
     """In every store of the app's sites: delete runs outside the GFS policy (never the newest
     complete one), then unreferenced blobs. A store that does not answer is skipped with a warning
-    (it is pruned next time); returns the result per store. ``key_source`` opens sealed indexes."""
+    (it is pruned next time); returns the result per store. The World's key opens sealed indexes."""
     logger = get_run_logger()
-    key = master_key(key_source) if key_source else None
-    cfg = resolve_config(config_path)
-    chosen, where = cfg.app(app), cfg.site(site)
+    key = world.key
+    chosen, where = world.config.app(app), world.config.site(site)
     results: dict[str, RetentionResult] = {}
     failed: list[TransientError] = []
-    for ref in jobs.app_stores(build_world(cfg), chosen, site):
+    for ref in jobs.app_stores(world, chosen, site):
         name = jobs.store_label(ref)
         try:
             result = jobs.apply_retention(ref.store, where, chosen, policy, layout=ref.layout, key=key)
@@ -225,16 +225,16 @@ def apply_retention(
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def verify_run(config_path: str | None, request: VerifyRequest) -> VerifyResult:
+def verify_run(world: World, request: VerifyRequest) -> VerifyResult:
     """Catch up the stores that missed a run, then in every store check every blob of the run,
-    decrypt, validate; dry-run create on ``dry_run_site`` when given."""
-    cfg = resolve_config(config_path)
-    app, site = request.app, request.site or cfg.app(request.app).primary_site
-    key = master_key(request.key_source)
+    decrypt, validate; dry-run create on ``dry_run_site`` when given. The runs read are those
+    taken on ``request.site``, else on the app's current primary (as the backup took them)."""
+    app, site = request.app, request.site or world.placement(request.app).primary
+    key = world.key
     if key is None:
         get_run_logger().warning("%s", UNAUTHENTICATED)
     report = run_verify(
-        cfg,
+        world,
         request.model_copy(update={"site": site}),
         key=key,
         progress=_progress(f"verify-backup-progress-{app}-{site}", f"verify of {app}"),
@@ -257,16 +257,17 @@ def verify_run(config_path: str | None, request: VerifyRequest) -> VerifyResult:
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
-def restore_app(config_path: str | None, request: RestoreRequest) -> RestoreSummary:
-    """Restore a run into ``target_site`` in restore order; wait for PVCs to be Bound. Re-entrant."""
-    cfg = resolve_config(config_path)
+def restore_app(world: World, request: RestoreRequest) -> RestoreSummary:
+    """Restore a run into ``target_site`` in restore order; wait for PVCs to be Bound. Re-entrant.
+
+    The run is one taken on ``request.source_site``, else on the app's current primary."""
     app, target_site = request.app, request.target_site
-    check_restore_namespace(cfg.app(app), request.namespace)  # before anything, the progress artifact too
-    key = master_key(request.key_source)
+    check_restore_namespace(world.config.app(app), request.namespace)  # before anything, the progress artifact too
+    key = world.key
     if key is None:
         get_run_logger().warning("%s", UNAUTHENTICATED)
     summary = run_restore(
-        cfg,
+        world,
         request,
         key=key,
         progress=_progress(f"restore-progress-{app}-{target_site}", f"restore of {app} into {target_site}"),

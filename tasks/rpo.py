@@ -4,6 +4,11 @@ Retries happen only for :class:`~drkit.domain.errors.TransientError` (``retry_co
 a sampler whose every site timed out is retried, a malformed configuration is not. Artifacts use
 stable lowercase-dashed keys: ``rpo-current-lag``, ``rpo-sample-sites``, ``rpo-report-table``,
 ``rpo-report``, ``rpo-report-chart-<app>``, ``rpo-watch``.
+
+The tasks take the run's :class:`~drkit.jobs.world.World` (built once by the flow with
+:func:`tasks.world.world_for_run`): its sites' ``rbd`` and stores, built once, and each app's
+placement, read once: the lag is measured from the current primary to the current secondary, and
+the samples and charts go to the current secondary's store.
 """
 
 from __future__ import annotations
@@ -17,40 +22,34 @@ from prefect.artifacts import create_image_artifact, create_markdown_artifact, c
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from blocks.config import resolve_config
 from drkit.adapters.clock import SystemClock
-from drkit.domain.models import StandbyConfig
+from drkit.adapters.rbd import RbdMirror
 from drkit.jobs import rpo as jobs
 from drkit.jobs import rpo_report as reports
 from drkit.jobs import rpo_watch as watch_jobs
 from drkit.jobs.requests import ExactMode, RpoReportRequest, RpoWatchRequest
-from drkit.jobs.sites import rbd_for, store_for
-from drkit.jobs.world import load_placed_config
+from drkit.jobs.world import World
 from drkit.views import rpo as views
 from tasks.events import Event, rpo_event
 from tasks.retrying import retry_transient
-
-
-@task(cache_policy=NO_CACHE)
-def load_standby_config(config_path: str | None) -> StandbyConfig:
-    """Load the configuration: a YAML file's path or ``block:<name>`` ($STANDBY_CONFIG, then
-    ./standby.yaml when empty), with each app's placement applied."""
-    return load_placed_config(resolve_config(config_path))
-
 
 CLOCK = SystemClock()
 """The tasks' clock (the engine reads time only through the one it is given)."""
 
 
-def _records(config: StandbyConfig) -> jobs.RpoRecords:
-    return jobs.records_for(config, {s.name: store_for(s) for s in config.sites})
+def _records(world: World) -> jobs.RpoRecords:
+    stores = {name: b.store for name, b in world.sites.items()}
+    return jobs.records_for(world.config, stores, placements=world.placements())
+
+
+def _rbds(world: World) -> dict[str, RbdMirror]:
+    return {name: b.rbd for name, b in world.sites.items()}
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
-def sample_sites(config: StandbyConfig) -> tuple[jobs.SiteSampling, ...]:
+def sample_sites(world: World) -> tuple[jobs.SiteSampling, ...]:
     """One ``rbd mirror pool status --verbose`` per site; fails only when no site answers."""
-    rbds = {s.name: rbd_for(s) for s in config.sites}
-    samplings = jobs.sample_sites(rbds, config, clock=CLOCK)
+    samplings = jobs.sample_sites(_rbds(world), world.config, clock=CLOCK)
     logger = get_run_logger()
     for s in samplings:
         if not s.valid:
@@ -62,13 +61,20 @@ def sample_sites(config: StandbyConfig) -> tuple[jobs.SiteSampling, ...]:
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
 def measure_apps(
-    config: StandbyConfig, samplings: tuple[jobs.SiteSampling, ...], exact: ExactMode, app: str | None
+    world: World, samplings: tuple[jobs.SiteSampling, ...], exact: ExactMode, app: str | None
 ) -> tuple[jobs.AppReading, ...]:
-    """Per-app lag; exact mode (snap ls on both sites) for the images that need it."""
-    rbds = {s.name: rbd_for(s) for s in config.sites}
-    known = jobs.known_points(_records(config), [a.name for a in config.apps if not app or a.name == app])
+    """Per-app lag of the current secondary; exact mode (snap ls on both sites) for the images that need it."""
+    config = world.config
+    known = jobs.known_points(_records(world), [a.name for a in config.apps if not app or a.name == app])
     readings = jobs.measure_apps(
-        config, samplings, clock=CLOCK, rbds=rbds, exact=exact, apps=[app] if app else None, known=known
+        config,
+        samplings,
+        clock=CLOCK,
+        rbds=_rbds(world),
+        exact=exact,
+        apps=[app] if app else None,
+        known=known,
+        placements=world.placements(),
     )
     create_table_artifact(table=views.reading_rows(readings), key="rpo-current-lag",
                           description="Lag of each app image now, with its source (status, exact)")  # fmt: skip
@@ -77,24 +83,24 @@ def measure_apps(
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=5, retry_condition_fn=retry_transient)
 def record_samples(
-    config: StandbyConfig, samplings: tuple[jobs.SiteSampling, ...], readings: tuple[jobs.AppReading, ...]
+    world: World, samplings: tuple[jobs.SiteSampling, ...], readings: tuple[jobs.AppReading, ...]
 ) -> list[str]:
     """Append this run's rows to each site's parquet partition of today."""
-    return jobs.record(_records(config), samplings, readings, CLOCK.now())
+    return jobs.record(_records(world), samplings, readings, CLOCK.now())
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=5, retry_condition_fn=retry_transient)
-def compact_yesterday(config: StandbyConfig) -> list[str]:
+def compact_yesterday(world: World) -> list[str]:
     """Merge the parts of yesterday's partition of each site (no-op when already compacted)."""
-    records = _records(config)
+    records = _records(world)
     day = (CLOCK.now() - timedelta(days=1)).date()
     return [k for site in records.stores if (k := records.compact(site, day))]
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=5, retry_condition_fn=retry_transient)
-def evaluate_breaches(config: StandbyConfig, readings: tuple[jobs.AppReading, ...]) -> list[Event]:
+def evaluate_breaches(world: World, readings: tuple[jobs.AppReading, ...]) -> list[Event]:
     """Breach hysteresis against the saved memory; returns the events to emit (once per crossing)."""
-    return [rpo_event(a) for a in jobs.evaluate_and_remember(_records(config), readings)]
+    return [rpo_event(a) for a in jobs.evaluate_and_remember(_records(world), readings)]
 
 
 @task(cache_policy=NO_CACHE)
@@ -108,16 +114,17 @@ def emit_rpo_events(events: list[Event]) -> int:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
-def build_report(config: StandbyConfig, request: RpoReportRequest) -> reports.RpoReport:
+def build_report(world: World, request: RpoReportRequest) -> reports.RpoReport:
     """Read the window back and compute the figures per app and image."""
-    return reports.report(config, _records(config), request, clock=CLOCK)
+    return reports.report(world.config, _records(world), request, clock=CLOCK, placements=world.placements())
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
-def store_charts(config: StandbyConfig, report: reports.RpoReport) -> dict[str, str]:
+def store_charts(world: World, report: reports.RpoReport) -> dict[str, str]:
     """Render each app's lag chart (PNG), store it under the report keys; app -> S3 key."""
     charts = views.render_charts(report)
-    keys = reports.store_charts(config, {s.name: store_for(s) for s in config.sites}, report, charts)
+    stores = {name: b.store for name, b in world.sites.items()}
+    keys = reports.store_charts(world.config, stores, report, charts, placements=world.placements())
     for app_name, key in keys.items():
         png = charts[app_name]
         # The lab's S3 is not browser-reachable: the artifact embeds the PNG as a data URL.
@@ -138,14 +145,13 @@ def publish_report(report: reports.RpoReport, chart_keys: dict[str, str]) -> str
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient)
-def watch_completions(config: StandbyConfig, request: RpoWatchRequest) -> dict[str, Any]:
+def watch_completions(world: World, request: RpoWatchRequest) -> dict[str, Any]:
     """List each protected image's snapshots on its secondary every ``every_seconds`` for ``minutes``.
 
     New completion points are appended to the secondary's parquet partition every minute and at the
     end (see :mod:`drkit.jobs.rpo_watch`).
     """
     logger = get_run_logger()
-    rbds = {s.name: rbd_for(s) for s in config.sites}
 
     def progress(watches: Any) -> None:
         for w in watches:
@@ -153,7 +159,15 @@ def watch_completions(config: StandbyConfig, request: RpoWatchRequest) -> dict[s
                 "%s: %d polls, %d failures, %d points written", w.label, w.polls, w.failures, w.written
             )
 
-    report = watch_jobs.watch(config, rbds, request, records=_records(config), clock=CLOCK, on_flush=progress)
+    report = watch_jobs.watch(
+        world.config,
+        _rbds(world),
+        request,
+        records=_records(world),
+        clock=CLOCK,
+        on_flush=progress,
+        placements=world.placements(),
+    )
     if report.slow_rounds:
         logger.warning("%d rounds took longer than %ss: images are listed less often than asked",
                        report.slow_rounds, request.every_seconds)  # fmt: skip

@@ -30,7 +30,7 @@ from drkit.domain.models import KindRef
 from drkit.domain.placement import Placement
 from drkit.domain.rbd_status import parse_snap_ls
 from drkit.jobs import backup as backups
-from drkit.jobs.world import World, build_world, placed_config, read_placement
+from drkit.jobs.world import World, build_world, read_placement
 from lab import seeds
 from lab.controllers import SYSTEM_PYTHON
 from lab.procs import answers, start_service, stop_daemon
@@ -123,8 +123,8 @@ def fresh_backup(world: World, site: str, key: crypto.MasterKey, *, every_store:
     ``every_store=False`` (a site and its store are down): the other stores are spare copies, as in
     the nightly backup, and only the source's own store must take the run.
     """
-    app = placed_config(world).app("nexus")
-    assert app.primary_site == site
+    app = world.config.app("nexus")
+    assert read_placement(world, app).record.primary == site
     b = world.bundle(site)
     stores = backups.app_stores(world, app, site, spare=not every_store)
     summary = backups.run_backup(app, b.site, b.cluster, stores, key=key, clock=SystemClock())

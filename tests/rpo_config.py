@@ -16,7 +16,7 @@ def rpo_config_doc(
             {
                 "name": app,
                 "namespace": "nexus-dr",
-                "primary_site": "site-a",
+                "home_site": "site-a",
                 "secondary_site": "site-b",
                 "volumes": [{"pvc": "data", "image": image}],
                 "workload": {"kind": "apps/v1/StatefulSet", "name": "nexus"},

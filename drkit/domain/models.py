@@ -9,6 +9,7 @@ Loading them from YAML (file I/O) is in :mod:`drkit.config`.
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,6 +37,10 @@ _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 """A duration written as ``"5m"``, ``"300s"``, ``"1h"`` or a number of seconds."""
+
+
+class DeprecatedField(FutureWarning):
+    """A configuration field read under an older name (shown to users: a ``FutureWarning``)."""
 
 
 class Model(BaseModel):
@@ -547,8 +552,12 @@ class ProtectedApp(Model):
 
     name: str = Field(..., pattern=_NAME, description="app name, e.g. nexus")
     namespace: str = Field(..., pattern=_NAME, description="namespace of the app (the same on both sites)")
-    primary_site: str = Field(..., description="site where the app normally runs")
-    secondary_site: str = Field(..., description="site that holds the mirrored data")
+    home_site: str = Field(
+        ...,
+        description="site where the app normally runs (its home; where it runs now is its placement record)."
+        " Formerly primary_site, still read with a warning",
+    )
+    secondary_site: str = Field(..., description="the app's other site, which holds the mirrored data while it is home")
     backup: BackupSelection = Field(default_factory=BackupSelection, description="objects to back up")
     volumes: tuple[Volume, ...] = Field(..., min_length=1, description="the app's PVCs and RBD images")
     workload: Workload = Field(..., description="the object that runs the app")
@@ -563,6 +572,39 @@ class ProtectedApp(Model):
     limits: Limits = Field(
         default_factory=Limits, description="how long each step of an operation or drill may take"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_home_name(cls, data: Any) -> Any:
+        """``primary_site``, the older name of ``home_site``, is read as it with a warning."""
+        if isinstance(data, dict) and "primary_site" in data:
+            data = dict(data)
+            older = data.pop("primary_site")
+            if "home_site" in data and data["home_site"] != older:
+                raise ValueError("primary_site (the older name of home_site) and home_site differ; keep home_site")
+            data["home_site"] = older
+            warnings.warn(
+                f"app {data.get('name', '?')}: primary_site is the older name of home_site; rename it"
+                " (it is read as home_site)",
+                DeprecatedField,
+                stacklevel=2,
+            )
+        return data
+
+    @property
+    def primary_site(self) -> str:
+        """Deprecated: :attr:`home_site` (where the app runs *now* is its placement record)."""
+        warnings.warn(
+            "ProtectedApp.primary_site is deprecated: use home_site, or the placement record for the current"
+            " primary",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.home_site
+
+    def other_site(self, site: str) -> str:
+        """The app's site that is not ``site``."""
+        return self.secondary_site if site == self.home_site else self.home_site
 
     @model_validator(mode="after")
     def _one_startup(self) -> ProtectedApp:
@@ -588,8 +630,8 @@ class ProtectedApp(Model):
 
     @model_validator(mode="after")
     def _sites_differ(self) -> ProtectedApp:
-        if self.primary_site == self.secondary_site:
-            raise ValueError("primary_site and secondary_site must be different sites")
+        if self.home_site == self.secondary_site:
+            raise ValueError("home_site and secondary_site must be different sites")
         if self.rpo_target < self.snapshot_interval:
             raise ValueError(
                 f"rpo_target ({self.rpo_target}) is below snapshot_interval ({self.snapshot_interval});"
@@ -620,7 +662,7 @@ class StandbyConfig(Model):
                     raise ValueError(
                         f"app {app.name}: apps[{i}].checks.urls: unknown site {site!r}; known sites: {', '.join(names)}"
                     )
-            for field in ("primary_site", "secondary_site"):
+            for field in ("home_site", "secondary_site"):
                 value = getattr(app, field)
                 if value not in names:
                     raise ValueError(

@@ -462,7 +462,7 @@ def _failover(app: ProtectedApp, facts: Facts, target: str) -> Plan:
 
 def _failback(app: ProtectedApp, facts: Facts) -> Plan:
     view, record = facts.view, facts.placement
-    home, current = app.primary_site, record.primary
+    home, current = app.home_site, record.primary
     relocate = _relocate(app, facts, home, "failback")
     kept = ("no other operation", "target's store answers", "backup key opens the backup")
     checks = [c for c in relocate.checks if c.name in kept]
@@ -544,11 +544,11 @@ def _make_plan(app: ProtectedApp, facts: Facts, kind: Kind, target: str | None) 
     Raises :class:`PreconditionFailed` only for a request that names no valid target.
     """
     record = facts.placement
-    sites = (app.primary_site, app.secondary_site)
+    sites = (app.home_site, app.secondary_site)
     if kind == "failback":
-        if record.primary == app.primary_site and not record.operation:
-            plan = _relocate(app, facts, app.primary_site, "failback")
-            return plan.model_copy(update={"nothing_to_do": f"{app.name} already runs on its home site {app.primary_site}"})
+        if record.primary == app.home_site and not record.operation:
+            plan = _relocate(app, facts, app.home_site, "failback")
+            return plan.model_copy(update={"nothing_to_do": f"{app.name} already runs on its home site {app.home_site}"})
         return _failback(app, facts)
     if target not in sites:
         raise PreconditionFailed(

@@ -1,7 +1,9 @@
 """Placement: which site is an app's primary *now*, as a record, and what the sites say of it.
 
-The configuration names an app's *home* (``primary_site``) and its other site; after a failover
-the current primary is the other one. The record (:class:`Placement`) lives in the object store
+The configuration names an app's *home* (``home_site``) and its other site; after a failover
+the current primary is the other one. Jobs never read the roles from the configuration: they are
+given the app's :class:`Placement` (read once per run by the World) and use its ``primary`` and
+``secondary`` (:func:`roles` where a job may be given none: the app is then on its home). The record (:class:`Placement`) lives in the object store
 (``<prefix>/placement/<app>.json``) and is only changed by compare-and-swap; its ``epoch`` grows by
 one with every write. While an operation runs, the record names it, which is also the app's lock.
 
@@ -11,6 +13,7 @@ returns readable reasons; an empty list means record and reality agree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
@@ -41,7 +44,13 @@ class Placement(Model):
 
 def home_placement(app: ProtectedApp) -> Placement:
     """The placement before any record exists: the app on its home site."""
-    return Placement(app=app.name, primary=app.primary_site, secondary=app.secondary_site)
+    return Placement(app=app.name, primary=app.home_site, secondary=app.secondary_site)
+
+
+def roles(app: ProtectedApp, placements: Mapping[str, Placement] | None) -> tuple[str, str]:
+    """The app's current ``(primary, secondary)``: its record in ``placements``, else its home."""
+    record = (placements or {}).get(app.name) or home_placement(app)
+    return record.primary, record.secondary
 
 
 def begin(current: Placement, op_id: str, kind: str, now: datetime, *, take_over: str | None = None) -> Placement:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from drkit.domain.models import ProtectedApp
 from drkit.domain.rbd_status import MirrorSample, PoolStatus
 from drkit.domain.rpo import (
     AppLag,
@@ -84,8 +83,8 @@ class AppReading:
     exact_errors: Mapping[str, str] = field(default_factory=dict)
 
 
-def choose_sample(samplings: Iterable[SiteSampling], app: ProtectedApp, image: str) -> MirrorSample | None:
-    """The sample describing ``image``'s copy on the app's secondary site.
+def choose_sample(samplings: Iterable[SiteSampling], secondary: str, image: str) -> MirrorSample | None:
+    """The sample describing ``image``'s copy on ``secondary``, the app's current secondary site.
 
     Any split-brain or error seen from either side wins (never a healthy lag then). Otherwise the
     secondary's own status is preferred to the primary's ``peer_sites`` view of it.
@@ -94,9 +93,9 @@ def choose_sample(samplings: Iterable[SiteSampling], app: ProtectedApp, image: s
     bad = [s for s in found if s.health in NO_LAG]
     if bad:
         return bad[0]
-    own = [s for s in found if s.site == app.secondary_site and not s.from_peer]
-    peer = [s for s in found if s.site == app.secondary_site and s.from_peer]
-    other = [s for s in found if s.site != app.secondary_site]
+    own = [s for s in found if s.site == secondary and not s.from_peer]
+    peer = [s for s in found if s.site == secondary and s.from_peer]
+    other = [s for s in found if s.site != secondary]
     for group in (own, peer, other):
         if group:
             return group[0]

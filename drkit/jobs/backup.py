@@ -41,7 +41,7 @@ from drkit.domain.blobs import addressed_plaintext
 from drkit.domain.errors import ConfigError, Conflict, IntegrityError, NotFound, StandbyError, TransientError
 from drkit.domain.keyring import parse_ring
 from drkit.domain.layout import RunId, StoreLayout, new_run_id, parse_run_id
-from drkit.domain.models import ProtectedApp, Site, StandbyConfig
+from drkit.domain.models import ProtectedApp, Site
 from drkit.domain.retention import (
     RetentionDecision,
     RetentionPolicy,
@@ -52,7 +52,7 @@ from drkit.domain.retention import (
 from drkit.domain.selection import ListCall, Selection, plan_lists, select_objects
 from drkit.jobs.progress import Progress as Progress  # re-exported for the tasks
 from drkit.jobs.requests import KEY_ENV, BackupRequest
-from drkit.jobs.world import StoreRef, World, build_world
+from drkit.jobs.world import StoreRef, World
 
 
 def _no_progress(done: int, total: int, message: str) -> None:
@@ -619,7 +619,7 @@ def app_stores(world: World, app: ProtectedApp, source: str, *, spare: bool = Tr
     Sites sharing endpoint, bucket and prefix share one store, written once. With ``spare`` (the
     nightly backup), every store but the source's is a spare copy (:meth:`World.spare`).
     """
-    sites = {source, app.primary_site, app.secondary_site}
+    sites = {source, app.home_site, app.secondary_site}
     refs = [ref for ref in world.stores(first=source) if sites & set(ref.sites)]
     if not spare:
         return refs
@@ -869,23 +869,22 @@ def _labelled(progress: Progress, label: str) -> Progress:
 
 
 def back_up(
-    config: StandbyConfig,
+    world: World,
     request: BackupRequest,
     *,
     key: crypto.MasterKey | None,
     clock: Clock,
     progress: Progress = _no_progress,
 ) -> BackupSummary:
-    """The backup use case (flow and CLI): ``request`` against the sites of ``config``.
+    """The backup use case (flow and CLI): ``request`` in ``world``.
 
-    The site is ``request.site``, or the app's primary in ``config`` (the placed primary when
-    ``config`` comes from ``load_placed_config``). The run is written to every store of the app's
-    sites (:func:`app_stores`), the source's own first. Retention is a separate step
-    (:func:`apply_retention` with ``request.retention``), run under the app's concurrency slot.
+    The site is ``request.site``, or the app's current primary (:meth:`World.placement`). The run
+    is written to every store of the app's sites (:func:`app_stores`), the source's own first.
+    Retention is a separate step (:func:`apply_retention` with ``request.retention``), run under
+    the app's concurrency slot.
     """
-    app = config.app(request.app)
-    site = config.site(request.site or app.primary_site)
-    world = build_world(config)
+    app = world.config.app(request.app)
+    site = world.config.site(request.site or world.placement(app.name).primary)
     cluster = world.bundle(site.name).cluster
     return run_backup(app, site, cluster, app_stores(world, app, site.name), key=key, clock=clock, progress=progress)
 

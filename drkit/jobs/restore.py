@@ -40,15 +40,14 @@ from drkit.domain.errors import (
     TransientError,
 )
 from drkit.domain.layout import StoreLayout
-from drkit.domain.models import KindRef, ProtectedApp, Site, StandbyConfig
+from drkit.domain.models import KindRef, ProtectedApp, Site
 from drkit.domain.restore_order import sort_for_restore
 from drkit.domain.restore_scope import RestoreScope, entry_mismatch
 from drkit.domain.transforms import context_for, sanitize
 from drkit.jobs.backup import read_index, resolve_run
 from drkit.jobs.progress import Progress as Progress  # re-exported for the tasks
 from drkit.jobs.requests import RestoreRequest, default
-from drkit.jobs.sites import cluster_for
-from drkit.jobs.world import build_world
+from drkit.jobs.world import World
 
 Policy = Literal["skip", "update"]
 PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
@@ -387,28 +386,30 @@ def check_restore_namespace(app: ProtectedApp, namespace: str | None) -> None:
 
 
 def run_restore(
-    config: StandbyConfig,
+    world: World,
     request: RestoreRequest,
     *,
     key: crypto.MasterKey | None,
     progress: Progress | None = None,
 ) -> RestoreSummary:
-    """The restore use case (flow and CLI): ``request`` against the sites of ``config``.
+    """The restore use case (flow and CLI): ``request`` in ``world``.
 
-    The source is ``request.source_site``, or the app's primary in ``config`` (the placed primary
-    when ``config`` comes from ``load_placed_config``). The backup is read from the target site's
-    own store only: a restore in a disaster must not depend on the lost site's store.
+    The source is ``request.source_site``, or the app's current primary (its placement,
+    :meth:`World.placement`, where the backups are taken). The backup is read from the target
+    site's own store only: a restore in a disaster must not depend on the lost site's store.
     """
+    config = world.config
     app = config.app(request.app)
     check_restore_namespace(app, request.namespace)
-    source, target = config.site(request.source_site or app.primary_site), config.site(request.target_site)
-    ref = build_world(config).stores(first=target.name)[0]
+    source = config.site(request.source_site or world.placement(app.name).primary)
+    target = config.site(request.target_site)
+    ref = world.stores(first=target.name)[0]
     try:
         return restore_backup(
             ref.store,
             source,
             app,
-            cluster_for(target),
+            world.bundle(target.name).cluster,
             target,
             key=key,
             run_id=request.run_id,

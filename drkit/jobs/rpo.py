@@ -20,6 +20,7 @@ from drkit.adapters.rpo_store import COLUMNS, ParquetSampleStore, SampleStore, r
 from drkit.domain.errors import ParseError, StandbyError, TransientError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import Site, StandbyConfig
+from drkit.domain.placement import Placement, roles
 from drkit.domain.rbd_status import DEFAULT_STALE_AFTER, MirrorSample, parse_pool_status, parse_snap_ls
 from drkit.domain.rpo import ImageLag, SyncedPoint, app_lag, exact_lag, points_from_snapshots
 from drkit.domain.rpo_reading import (
@@ -192,8 +193,13 @@ def measure_apps(
     suspect_ratio: float = 0.8,
     apps: Sequence[str] | None = None,
     known: Mapping[str, Mapping[str, Sequence[SyncedPoint]]] | None = None,
+    placements: Mapping[str, Placement] | None = None,
 ) -> tuple[AppReading, ...]:
     """Per-app lag from the samplings; exact mode for the images that need it.
+
+    The lag is the current secondary's, from the current primary: the roles are the apps'
+    ``placements`` (:meth:`World.placements <drkit.jobs.world.World.placements>`); an app without
+    one is on its home.
 
     ``known`` holds, per app and image, the exact points kept from earlier runs
     (:attr:`RpoMemory.points`): a new listing can tighten their completion bounds, and the
@@ -208,9 +214,10 @@ def measure_apps(
     points: dict[tuple[str, str], tuple[SyncedPoint, ...]] = {}
     errors: dict[tuple[str, str], str] = {}
     for app in chosen:
-        secondary, primary = config.site(app.secondary_site), config.site(app.primary_site)
+        primary_name, secondary_name = roles(app, placements)
+        secondary, primary = config.site(secondary_name), config.site(primary_name)
         for volume in app.volumes:
-            sample = choose_sample(samplings, app, volume.image)
+            sample = choose_sample(samplings, secondary.name, volume.image)
             probe = status_lag(sample, volume.image, secondary.pool, secondary.name, probe_at)
             if rbds is None or not needs_exact(probe, exact, app.rpo_target, suspect_ratio):
                 continue
@@ -235,10 +242,10 @@ def measure_apps(
     at = clock.now()
     readings: list[AppReading] = []
     for app in chosen:
-        secondary = config.site(app.secondary_site)
+        secondary = config.site(roles(app, placements)[1])
         lags: list[ImageLag] = []
         for volume in app.volumes:
-            sample = choose_sample(samplings, app, volume.image)
+            sample = choose_sample(samplings, secondary.name, volume.image)
             lag = status_lag(sample, volume.image, secondary.pool, secondary.name, at)
             pts = points.get((app.name, volume.image))
             if pts is not None:
@@ -299,15 +306,21 @@ def evaluate_and_remember(records: SampleStore, readings: Sequence[AppReading]) 
 
 
 def records_for(
-    config: StandbyConfig, stores: Mapping[str, ObjectStore], state_site: str | None = None
+    config: StandbyConfig,
+    stores: Mapping[str, ObjectStore],
+    state_site: str | None = None,
+    *,
+    placements: Mapping[str, Placement] | None = None,
 ) -> ParquetSampleStore:
     """The sample store over the sites' object stores, each with its own prefix.
 
-    The memory is kept with the first app's secondary site, which survives the loss of the
-    primary, unless ``state_site`` says otherwise.
+    The memory is kept with the first app's current secondary site (its ``placements``; its
+    home's other site without one), which survives the loss of the primary, unless
+    ``state_site`` says otherwise.
     """
     layouts = {name: StoreLayout(config.site(name).s3.prefix) for name in stores}
-    home = state_site or (config.apps[0].secondary_site if config.apps[0].secondary_site in stores else None)
+    secondary = roles(config.apps[0], placements)[1]
+    home = state_site or (secondary if secondary in stores else None)
     return ParquetSampleStore(stores, layouts, state_site=home)
 
 
@@ -319,11 +332,15 @@ def run_sample(
     records: SampleStore | None = None,
     exact: ExactMode = default(RpoSampleRequest, "exact"),
     apps: Sequence[str] | None = None,
+    placements: Mapping[str, Placement] | None = None,
 ) -> SampleRun:
-    """One sampler run: sample, measure, and (with ``records``) record, remember and alert."""
+    """One sampler run: sample, measure, and (with ``records``) record, remember and alert; the
+    roles are the apps' ``placements`` (see :func:`measure_apps`)."""
     samplings = sample_sites(rbds, config, clock=clock)
     known = known_points(records, apps or [a.name for a in config.apps]) if records is not None else None
-    readings = measure_apps(config, samplings, clock=clock, rbds=rbds, exact=exact, apps=apps, known=known)
+    readings = measure_apps(
+        config, samplings, clock=clock, rbds=rbds, exact=exact, apps=apps, known=known, placements=placements
+    )
     at = readings[0].lag.at if readings else clock.now()
     if records is None:
         return SampleRun(at=at, samplings=samplings, readings=readings)

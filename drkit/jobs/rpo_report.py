@@ -22,7 +22,8 @@ from drkit.adapters.objectstore import ObjectStore
 from drkit.adapters.rpo_store import SampleStore
 from drkit.domain.durations import parse_window
 from drkit.domain.layout import StoreLayout
-from drkit.domain.models import ProtectedApp, StandbyConfig
+from drkit.domain.models import StandbyConfig
+from drkit.domain.placement import Placement, roles
 from drkit.domain.rpo import (
     Sawtooth,
     SyncedPoint,
@@ -42,9 +43,10 @@ from drkit.jobs.requests import RpoReportRequest
 
 
 def image_points(
-    rows: pd.DataFrame, app: ProtectedApp, image: str, tz: str | None = None
+    rows: pd.DataFrame, secondary: str, image: str, tz: str | None = None
 ) -> tuple[list[SyncedPoint], str]:
-    """Synced points of ``image`` from exact rows and from the secondary's status rows; and the label.
+    """Synced points of ``image`` from exact rows and from the status rows of ``secondary`` (the
+    app's current secondary site); and the label.
 
     ``tz`` is the secondary's zone, in which rbd printed ``last_update`` (see
     :func:`~drkit.domain.rpo.latest_instant`: the bound must hold in a DST fall-back hour too).
@@ -59,7 +61,7 @@ def image_points(
     status = rows[
         (rows["kind"] == "status")
         & (rows["image"] == image)
-        & (rows["site"] == app.secondary_site)
+        & (rows["site"] == secondary)
         & rows["local_snapshot_time"].notna()
         & rows["health"].isin(["ok", "syncing"])
     ]
@@ -153,8 +155,10 @@ def build_report(
     end: datetime,
     *,
     apps: Sequence[str] | None = None,
+    placements: Mapping[str, Placement] | None = None,
 ) -> RpoReport:
-    """The report over ``[start, end]`` from the recorded samples."""
+    """The report over ``[start, end]`` from the recorded samples of each app's current secondary
+    (its ``placements``; the home's other site without one)."""
     rows = records.read(start, end)
     report = RpoReport(start=start, end=end, apps=[], stamp=f"{end.astimezone(UTC):%Y%m%dT%H%M%SZ}")
     for app in config.apps:
@@ -164,13 +168,10 @@ def build_report(
         all_points: list[list[SyncedPoint]] = []
         labels = set()
         ends: list[datetime] = []
+        secondary = roles(app, placements)[1]
         for volume in app.volumes:
-            points, label = image_points(rows, app, volume.image, config.site(app.secondary_site).timezone)
-            st = rows[
-                (rows["kind"] == "status")
-                & (rows["image"] == volume.image)
-                & (rows["site"] == app.secondary_site)
-            ]
+            points, label = image_points(rows, secondary, volume.image, config.site(secondary).timezone)
+            st = rows[(rows["kind"] == "status") & (rows["image"] == volume.image) & (rows["site"] == secondary)]
             samples = [
                 (t.to_pydatetime(), float(v) if pd.notna(v) else math.nan)
                 for t, v in zip(st["sampled_at"], st["lag_seconds"], strict=True)
@@ -204,20 +205,34 @@ def build_report(
     return report
 
 
-def report(config: StandbyConfig, records: SampleStore, request: RpoReportRequest, *, clock: Clock) -> RpoReport:
+def report(
+    config: StandbyConfig,
+    records: SampleStore,
+    request: RpoReportRequest,
+    *,
+    clock: Clock,
+    placements: Mapping[str, Placement] | None = None,
+) -> RpoReport:
     """The report use case (flow and CLI): the window ``request.since`` ending now."""
     window = parse_window(request.since)
     end = clock.now()
-    return build_report(config, records, end - window, end, apps=[request.app] if request.app else None)
+    apps = [request.app] if request.app else None
+    return build_report(config, records, end - window, end, apps=apps, placements=placements)
 
 
 def store_charts(
-    config: StandbyConfig, stores: Mapping[str, ObjectStore], report: RpoReport, charts: Mapping[str, bytes]
+    config: StandbyConfig,
+    stores: Mapping[str, ObjectStore],
+    report: RpoReport,
+    charts: Mapping[str, bytes],
+    *,
+    placements: Mapping[str, Placement] | None = None,
 ) -> dict[str, str]:
-    """Store each app's chart (PNG) in its secondary-site store, under the report's keys; app -> key."""
+    """Store each app's chart (PNG) in its current secondary's store (its ``placements``), under the
+    report's keys; app -> key."""
     keys = {}
     for app_name, png in charts.items():
-        site = config.site(config.app(app_name).secondary_site)
+        site = config.site(roles(config.app(app_name), placements)[1])
         key = StoreLayout(site.s3.prefix).rpo_report_key(app_name, report.stamp, "lag.png")
         stores[site.name].put(key, png, content_type="image/png")
         keys[app_name] = key

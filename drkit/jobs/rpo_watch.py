@@ -23,6 +23,7 @@ from drkit.adapters.rbd import RbdMirror
 from drkit.adapters.rpo_store import COLUMNS, SampleStore
 from drkit.domain.errors import ConfigError, StandbyError
 from drkit.domain.models import ProtectedApp, Site, StandbyConfig
+from drkit.domain.placement import Placement, roles
 from drkit.domain.rbd_status import parse_snap_ls
 from drkit.domain.rpo import SyncedPoint, points_from_snapshots, remember
 from drkit.jobs.requests import RpoWatchRequest, default
@@ -98,19 +99,25 @@ class ImageWatch:
         }
 
 
-def watches_for(config: StandbyConfig, apps: Sequence[str] | None = None) -> list[ImageWatch]:
-    """One :class:`ImageWatch` per volume of the chosen apps (every app when ``apps`` is empty)."""
+def watches_for(
+    config: StandbyConfig,
+    apps: Sequence[str] | None = None,
+    *,
+    placements: Mapping[str, Placement] | None = None,
+) -> list[ImageWatch]:
+    """One :class:`ImageWatch` per volume of the chosen apps (every app when ``apps`` is empty),
+    from each app's current primary to its current secondary (its ``placements``; home without one)."""
     chosen: list[ProtectedApp] = [config.app(name) for name in apps] if apps else list(config.apps)
-    return [
-        ImageWatch(
-            app=app.name,
-            image=volume.image,
-            primary=config.site(app.primary_site),
-            secondary=config.site(app.secondary_site),
-        )
-        for app in chosen
-        for volume in app.volumes
-    ]
+    watches = []
+    for app in chosen:
+        primary, secondary = roles(app, placements)
+        for volume in app.volumes:
+            watches.append(
+                ImageWatch(
+                    app=app.name, image=volume.image, primary=config.site(primary), secondary=config.site(secondary)
+                )
+            )
+    return watches
 
 
 def _row(w: ImageWatch, kind: str, at: datetime, **more: Any) -> dict[str, Any]:
@@ -275,6 +282,7 @@ def run_watch(
     flush_every: timedelta = DEFAULT_FLUSH_EVERY,
     apps: Sequence[str] | None = None,
     on_flush: Callable[[Sequence[ImageWatch]], None] | None = None,
+    placements: Mapping[str, Placement] | None = None,
 ) -> WatchReport:
     """Poll every ``every`` for ``duration``, flushing points every ``flush_every`` (see module doc).
 
@@ -288,7 +296,7 @@ def run_watch(
             " must be positive",
             hint="e.g. --every 1s --for 10m",
         )
-    watches = watches_for(config, apps)
+    watches = watches_for(config, apps, placements=placements)
     if not watches:
         raise ConfigError("rpo watch: the configuration protects no volume", hint="add apps with volumes")
     missing = sorted({s.name for w in watches for s in (w.primary, w.secondary)} - set(rbds))
@@ -368,8 +376,10 @@ def watch(
     records: SampleStore | None,
     clock: Clock,
     on_flush: Callable[[Sequence[ImageWatch]], None] | None = None,
+    placements: Mapping[str, Placement] | None = None,
 ) -> WatchReport:
-    """The watch use case (flow and CLI): :func:`run_watch` as ``request`` asks."""
+    """The watch use case (flow and CLI): :func:`run_watch` as ``request`` asks, the roles from
+    ``placements``."""
     return run_watch(
         config,
         rbds,
@@ -380,4 +390,5 @@ def watch(
         busy_every=timedelta(seconds=request.busy_every_seconds),
         apps=[request.app] if request.app else None,
         on_flush=on_flush,
+        placements=placements,
     )

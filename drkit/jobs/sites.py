@@ -2,8 +2,9 @@
 
 This is the one place that turns a :class:`~drkit.domain.models.Site` into the real adapters:
 ``ClusterApi`` (kubeconfig context or in-cluster), ``ObjectStore`` (S3) and ``RbdMirror`` (local
-``rbd`` or exec into Rook's toolbox). Jobs take the adapters as arguments, so tests can hand them
-fakes; the tasks and the CLI call :func:`cluster_for`, :func:`store_for` and :func:`rbd_for`.
+``rbd`` or exec into Rook's toolbox). Only the run's World (:mod:`drkit.jobs.world`) calls
+:func:`cluster_for`, :func:`store_for` and :func:`rbd_for`; jobs take the World or the adapters as
+arguments, so tests can hand them fakes.
 A site configured from Prefect blocks carries its credentials in memory (:attr:`Site.secrets`);
 they are used instead of the kubeconfig file and S3 keys its settings would name.
 

@@ -86,14 +86,14 @@ def app_status(world: World, name: str) -> AppStatus:
         warnings += list(placed.refused.values())  # a copy failing its integrity check: not used
     else:
         warnings.append(refused)
-    backup = last_backup(world, name, (app.primary_site, app.secondary_site), warnings)
+    backup = last_backup(world, name, (app.home_site, app.secondary_site), warnings)
     hold = hold_of(world, record)
     if hold is not None:
         warnings.append(f"operation {hold.op_id} holds the app ({hold.state}: {hold.detail})")
     observed = view.primaries()
     return AppStatus(
         app=name,
-        home=app.primary_site,
+        home=app.home_site,
         primary=None if refused else record.primary,
         secondary=None if refused else record.secondary,
         epoch=None if refused else record.epoch,

@@ -34,15 +34,14 @@ from drkit.domain.backup_index import UNAUTHENTICATED, IndexEntry
 from drkit.domain.blobs import open_blob
 from drkit.domain.errors import Conflict, IntegrityError, NotFound, StandbyError, TransientError
 from drkit.domain.layout import StoreLayout
-from drkit.domain.models import RestoreSpec, Site, StandbyConfig
+from drkit.domain.models import RestoreSpec, Site
 from drkit.domain.transforms import TransformContext, sanitize, storage_class_map
 from drkit.jobs.backup import app_stores, read_index, resolve_run, store_label
 from drkit.jobs.backup_sync import CatchUp, catch_up
 from drkit.jobs.keys import RunKeys, retained_run_keys
 from drkit.jobs.progress import Progress
 from drkit.jobs.requests import VerifyRequest
-from drkit.jobs.sites import cluster_for
-from drkit.jobs.world import StoreRef, build_world
+from drkit.jobs.world import StoreRef, World
 
 INTEGRITY = "integrity check failed"
 """The words every integrity failure's message holds (counted by :attr:`VerifyResult.integrity_failures`)."""
@@ -342,28 +341,29 @@ def verify_stores(
 
 
 def run_verify(
-    config: StandbyConfig,
+    world: World,
     request: VerifyRequest,
     *,
     key: crypto.MasterKey | None,
     progress: Progress | None = None,
 ) -> VerifyResult:
-    """The verify use case (flow and CLI): ``request`` against the sites of ``config``.
+    """The verify use case (flow and CLI): ``request`` in ``world``.
 
-    The backups read are those taken on ``request.site``, or on the app's primary in ``config``;
-    they are caught up and verified in every store of the app's sites (:func:`verify_stores`).
+    The backups read are those taken on ``request.site``, or on the app's current primary (its
+    placement, :meth:`World.placement`, as the backup took them); they are caught up and verified
+    in every store of the app's sites (:func:`verify_stores`).
     """
+    config = world.config
     app = config.app(request.app)
-    where = config.site(request.site or app.primary_site)
+    where = config.site(request.site or world.placement(app.name).primary)
     target = config.site(request.dry_run_site) if request.dry_run_site else None
-    world = build_world(config)
     return verify_stores(
         app_stores(world, app, where.name),
         where,
         app.name,
         run_id=request.run_id,
         key=key,
-        target=cluster_for(target) if target else None,
+        target=world.bundle(target.name).cluster if target else None,
         target_site=target,
         progress=progress,
         restore=app.restore,

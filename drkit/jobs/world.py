@@ -1,13 +1,13 @@
-"""The world an operation sees: one adapter bundle per site, the placement record, an observation.
+"""The world a run sees: one adapter bundle per site, the apps' placement, an observation.
 
-* :class:`World` is built once per run (:func:`build_world`) from the configuration: each site's
-  ``ClusterApi``, ``RbdMirror`` and ``ObjectStore``. Jobs take it as an argument, so tests hand
-  them fakes.
-* The placement record is read from every site's store (the highest epoch wins, so a failover
-  works while the lost site's store is down) and written by compare-and-swap to each of them
-  (:func:`read_placement`, :func:`write_placement`). With a key (:attr:`World.key`) each copy is
-  signed, and a copy whose MAC fails is reported and not used (:mod:`drkit.domain.signed_state`);
-  without one, the run says once that its state is unauthenticated (:meth:`World.state_key`).
+* :class:`World` is built once per run (:func:`build_world`) from the resolved configuration, which
+  it keeps (:attr:`World.config`): each site's ``ObjectStore``, and its ``ClusterApi`` and
+  ``RbdMirror`` when first used. Jobs and tasks take it (or the part they need) as an argument,
+  never a configuration path, so tests hand them fakes. This module and :mod:`drkit.jobs.sites` are
+  the only places that build clients.
+* Where each app runs *now* is its placement record, read once per run (:meth:`World.placement`);
+  the configuration names only its home. The record is read and written by
+  :mod:`drkit.jobs.placement` (its names are also importable from here).
 * :func:`observe_app` asks both sites what they say of an app's images (role, mirror state) and
   measures the secondary's lag from its status: the input of plans and of ``standby status``;
   :func:`observe_placed` reads the placement at the same time.
@@ -18,13 +18,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import cast
 
 from drkit.adapters.clock import Clock, SystemClock
@@ -34,21 +31,38 @@ from drkit.adapters.probes import Probe, SpareStore, bounded, in_parallel
 from drkit.adapters.rbd import RbdMirror
 from drkit.adapters.volumes import VolumeControl, volumes_for
 from drkit.domain import crypto
-from drkit.domain.errors import (
-    Conflict,
-    IntegrityError,
-    NotFound,
-    PreconditionFailed,
-    StandbyError,
-    TransientError,
-)
+from drkit.domain.errors import IntegrityError, StandbyError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import ProtectedApp, Site, StandbyConfig
 from drkit.domain.placement import AppView, Placement, Role, SiteView, home_placement
 from drkit.domain.rbd_status import parse_image_status
 from drkit.domain.rpo import exact_lag, image_lag
-from drkit.domain.signed_state import UNAUTHENTICATED, placement_context, seal, unseal
+from drkit.domain.signed_state import UNAUTHENTICATED
 from drkit.jobs.drivers.nexus import NexusFactory
+from drkit.jobs.placement import (
+    PlacementRead,
+    read_placement,
+    sign_placement,
+    update_placement,
+    write_placement,
+)
+
+__all__ = [
+    "SPARE_TIMEOUT",
+    "PlacementRead",
+    "SiteBundle",
+    "StoreRef",
+    "World",
+    "build_world",
+    "observe_app",
+    "observe_placed",
+    "read_placement",
+    "secondary_lag",
+    "sign_placement",
+    "site_views",
+    "update_placement",
+    "write_placement",
+]
 
 log = logging.getLogger("standby.security")
 
@@ -196,6 +210,8 @@ class World:
     """Security warnings already said in this run (each is said once: see :meth:`warn`)."""
     on_warning: Callable[[str], None] | None = None
     """How :meth:`warn` says a line (the CLI prints it on stderr); None: logger ``standby.security``."""
+    placements_read: dict[str, Placement] = field(default_factory=dict)
+    """Each app's placement as this run knows it: read once (:meth:`placement`), then as written."""
 
     def use_key(self, key: crypto.MasterKey | None) -> World:
         """This world, signing and checking its state with ``key`` from now on (None: unchanged).
@@ -205,6 +221,34 @@ class World:
         if key is not None:
             self.key = key
         return self
+
+    def placement(self, app: str) -> Placement:
+        """Where ``app`` runs now (its primary and secondary), read once per run from the stores.
+
+        Backups, verify, restore, the RPO jobs and status all take the roles from here; a record
+        this run writes replaces it (:func:`~drkit.jobs.placement.write_placement`). Without a
+        record the app is on its home; a record that cannot be read (no store answers, or no copy
+        passes its integrity check) is warned about once and the app taken to be on its home site.
+        """
+        chosen = self.config.app(app)
+        if app not in self.placements_read:
+            try:
+                record = read_placement(self, chosen).record
+            except IntegrityError as error:
+                self.warn(f"{error.message}; app {app} is taken to be on its home site {chosen.home_site}")
+                record = home_placement(chosen)
+            except StandbyError as error:
+                self.warn(
+                    f"placement of app {app} not read ({error.message});"
+                    f" it is taken to be on its home site {chosen.home_site}"
+                )
+                record = home_placement(chosen)
+            self.placements_read.setdefault(app, record)
+        return self.placements_read[app]
+
+    def placements(self) -> dict[str, Placement]:
+        """:meth:`placement` of every configured app, by name."""
+        return {a.name: self.placement(a.name) for a in self.config.apps}
 
     def state_key(self) -> crypto.MasterKey | None:
         """:attr:`key`; when there is none, the run says once that its state is unauthenticated."""
@@ -243,7 +287,8 @@ class World:
         :mod:`drkit.adapters.probes`). Use it to look, never to act."""
         sites = {name: b.probing() for name, b in self.sites.items()}
         return World(config=self.config, sites=sites, clock=self.clock, nexus_factory=self.nexus_factory,
-                     key=self.key, notices=self.notices, on_warning=self.on_warning)  # fmt: skip
+                     key=self.key, notices=self.notices, on_warning=self.on_warning,
+                     placements_read=self.placements_read)  # fmt: skip
 
     def bundle(self, site: str) -> SiteBundle:
         """The bundle of ``site`` (a ``ConfigError`` names the known sites)."""
@@ -296,225 +341,6 @@ def build_world(
     return World(config=config, sites=bundles, clock=clock or SystemClock(), key=key)
 
 
-# --------------------------------------------------------------------------------------- placement
-
-
-@dataclass(frozen=True)
-class PlacementRead:
-    """The placement record as read, with each store's ETag (None: no record there)."""
-
-    record: Placement
-    etags: dict[str, str | None]
-    errors: dict[str, str]
-    refused: dict[str, str] = field(default_factory=dict)
-    """Stores whose copy failed its integrity check, and why: not used; the next write replaces it."""
-
-
-def _placement_name(app: str, store: str) -> str:
-    return f"placement record of app {app} in the store of {store}"
-
-
-def read_placement(world: World, app: ProtectedApp) -> PlacementRead:
-    """The record with the highest epoch among the reachable stores' authenticated copies, or the
-    home placement when no store holds one.
-
-    With a key (:attr:`World.key`), a copy whose MAC fails (forged, copied from another app,
-    written without the key) is not used: it is named in :attr:`PlacementRead.refused` and warned
-    about once. :class:`IntegrityError` when copies were found but none passes (the primary is
-    not decided from a forgery); :class:`TransientError` when no store answers.
-    """
-    key = world.state_key()
-    found: list[Placement] = []
-    etags: dict[str, str | None] = {}
-    errors: dict[str, str] = {}
-    refused: dict[str, str] = {}
-    hints: list[str] = []
-    refs = world.stores()
-    if len(refs) > 1:  # the highest epoch wins among those that answer: each one is a spare
-        refs = [world.spare(ref) for ref in refs]
-
-    def read(ref: StoreRef) -> tuple[bytes, str] | StandbyError:
-        try:
-            return ref.store.read(ref.layout.placement_key(app.name))
-        except StandbyError as error:
-            return error
-
-    for ref, answer in zip(refs, in_parallel(*(lambda r=r: read(r) for r in refs)), strict=True):
-        name, layout = ref.name, ref.layout
-        if isinstance(answer, NotFound):
-            etags[name] = None
-            continue
-        if isinstance(answer, StandbyError):
-            errors[name] = str(answer)
-            continue
-        data, etag = answer
-        etags[name] = etag
-        try:
-            body = unseal(json.loads(data), key, what="placement", context=placement_context(app.name),
-                          name=_placement_name(app.name, name))  # fmt: skip
-            found.append(Placement.model_validate(body))
-        except IntegrityError as error:
-            refused[name] = error.message
-            hints.append(error.hint)
-            world.warn(f"{error.message}; that copy is not used (the next write of the record replaces it)")
-        except ValueError as error:
-            raise StandbyError(
-                f"placement record of app {app.name} in the store of {name} is not valid: {str(error)[:200]}",
-                hint=f"inspect {layout.placement_key(app.name)}; delete it to fall back to the home site",
-                context={"site": name, "app": app.name},
-            ) from None
-    if not etags:
-        raise TransientError(
-            f"no object store answered for the placement of app {app.name}: " + "; ".join(errors.values()),
-            hint="check the sites' s3 settings and endpoints; nothing was changed",
-            context={"app": app.name},
-        )
-    if refused and not found:
-        raise IntegrityError(
-            "; ".join(refused.values()) + f"; no copy passes, so the primary of app {app.name} is not decided",
-            hint=f"nothing was changed; {hints[0]} (see \"integrity check failed\" in the operator's guide)",
-            context={"app": app.name, "stores": ", ".join(refused)},
-        )
-    record = max(found, key=lambda p: p.epoch) if found else home_placement(app)
-    return PlacementRead(record=record, etags=etags, errors=errors, refused=refused)
-
-
-def write_placement(
-    world: World, app: ProtectedApp, read: PlacementRead, new: Placement, *, required: str
-) -> PlacementRead:
-    """Write ``new`` by compare-and-swap to every store that answered ``read``.
-
-    The store of site ``required`` must take it; a :class:`Conflict` anywhere means another writer
-    got there first and nothing more is written. Other stores that fail are named in ``errors``.
-    """
-    if new.epoch <= read.record.epoch:
-        return read
-    key = world.state_key()
-    sealed = seal(new.model_dump(mode="json"), key, what="placement", context=placement_context(app.name))
-    body = json.dumps(sealed, indent=2).encode()
-    etags: dict[str, str | None] = {}
-    errors = dict(read.errors)
-    for ref in world.stores(first=required):
-        must = required in ref.sites
-        if not must:
-            ref = world.spare(ref)
-        name, store, layout = ref.name, ref.store, ref.layout
-        where = layout.placement_key(app.name)
-        if name not in read.etags:
-            if not must:
-                continue
-            etag = _etag_now(world, store, layout.placement_key(app.name), app, name, new)  # it must take it: ask again
-        else:
-            etag = read.etags[name]
-        try:
-            if etag is None:
-                etags[name] = store.put(where, body, if_none_match=True, content_type="application/json")
-            else:
-                etags[name] = store.put(where, body, if_match=etag, content_type="application/json")
-        except Conflict:
-            raise
-        except StandbyError as error:
-            if required in ref.sites:
-                raise
-            errors[name] = str(error)
-    return PlacementRead(record=new, etags=etags, errors=errors)
-
-
-def _etag_now(world: World, store: ObjectStore, key: str, app: ProtectedApp, name: str, new: Placement) -> str | None:
-    """The ETag of the record in a store that did not answer the read (None: no record there);
-    :class:`Conflict` when its record is already as new as ``new`` (another writer got there). A
-    copy failing its integrity check is replaced whatever its epoch (it was reported)."""
-    try:
-        data, etag = store.read(key)
-    except NotFound:
-        return None
-    try:
-        body = unseal(json.loads(data), world.key, what="placement", context=placement_context(app.name),
-                      name=_placement_name(app.name, name))  # fmt: skip
-        epoch = int(body.get("epoch", 0))
-    except IntegrityError as error:
-        world.warn(f"{error.message}; that copy is not used (the next write of the record replaces it)")
-        return etag
-    except (ValueError, TypeError):
-        epoch = 0
-    if epoch >= new.epoch:
-        raise Conflict(
-            f"placement record of app {app.name} in the store of {name} has epoch {epoch}, not older than {new.epoch}",
-            hint="another writer got there first; plan again",
-            context={"app": app.name, "site": name},
-        )
-    return etag
-
-
-def update_placement(
-    world: World, app: ProtectedApp, change: Callable[[Placement], Placement], *, required: str
-) -> Placement:
-    """Read the record, apply ``change``, write it back by compare-and-swap."""
-    read = read_placement(world, app)
-    return write_placement(world, app, read, change(read.record), required=required).record
-
-
-def sign_placement(world: World, app: ProtectedApp) -> Placement | None:
-    """Sign the app's placement record as it stands, once checked against both sites: the way to
-    adopt a record written before the key was used (or without it). None when a copy passes (or
-    there is none): the next write replaces the copies that fail.
-
-    :class:`PreconditionFailed` (nothing written) without a key, when an operation holds the app
-    (finish or abort it first), or when a site does not answer or says otherwise than the record
-    (a forged primary is not signed). The record is written with its epoch grown by one, by
-    compare-and-swap, to every store that answers: copies failing their check are replaced.
-    """
-    from drkit.domain.placement import disagreements
-
-    if world.key is None:
-        raise PreconditionFailed(
-            f"placement record of app {app.name}: no key is loaded to sign it with",
-            hint="load the backup key (--key-env VAR, STANDBY_BACKUP_KEY by default) and run this again",
-        )
-    with suppress(IntegrityError):
-        read_placement(world, app)
-        return None  # a copy passes (or there is none): nothing to adopt
-    unchecked = replace(world, key=None, notices=[UNAUTHENTICATED], on_warning=None)  # said: it is on purpose
-    read = read_placement(unchecked, app)
-    record = read.record
-    if record.operation:
-        raise PreconditionFailed(
-            f"placement record of app {app.name} is held by {record.operation_kind} {record.operation}; not signed",
-            hint=f"finish or abort that operation with the Standby that started it, then sign the record:"
-            f" standby operation sign-placement --app {app.name}",
-        )
-    view = observe_app(world.probing(), app, record)
-    wrong = disagreements(record, view) + [f"{s} does not answer" for s in view.unreachable()]
-    if wrong:
-        raise PreconditionFailed(
-            f"placement record of app {app.name} (primary {record.primary}, epoch {record.epoch}) is not signed: "
-            + "; ".join(wrong),
-            hint="check the record against the sites (standby status); a forged record is deleted, not signed",
-        )
-    new = record.model_copy(update={"epoch": record.epoch + 1, "updated_at": world.clock.now()})
-    return write_placement(world, app, read, new, required=record.primary).record
-
-
-def placed_config(world: World) -> StandbyConfig:
-    """The configuration with each app's primary and secondary as its placement says now.
-
-    Backups read from the current primary and the RPO is measured from the current primary to
-    the current secondary; an app without a readable record keeps its configured home (a record
-    refused by its integrity check is warned about, see :func:`read_placement`).
-    """
-    apps = []
-    for app in world.config.apps:
-        try:
-            record = read_placement(world, app).record
-        except IntegrityError as error:
-            world.warn(f"{error.message}; app {app.name} is taken to be on its home site {app.primary_site}")
-            record = home_placement(app)
-        except StandbyError:
-            record = home_placement(app)
-        apps.append(app.model_copy(update={"primary_site": record.primary, "secondary_site": record.secondary}))
-    return world.config.model_copy(update={"apps": tuple(apps)})
-
-
 # --------------------------------------------------------------------------------------- observing
 
 
@@ -544,7 +370,7 @@ def secondary_lag(world: World, app: ProtectedApp, secondary: str, *, exact_firs
     from drkit.jobs.rpo import exact_points
 
     b = world.bundle(secondary)
-    primary = world.bundle(app.primary_site if secondary == app.secondary_site else app.secondary_site)
+    primary = world.bundle(app.other_site(secondary))
 
     def exact(image: str) -> float | None:
         points = exact_points(b.rbd, primary.rbd, b.site.pool, image, secondary_tz=b.site.timezone,
@@ -580,7 +406,7 @@ def secondary_lag(world: World, app: ProtectedApp, secondary: str, *, exact_firs
 
 def site_views(world: World, app: ProtectedApp) -> dict[str, SiteView]:
     """What each of the app's two sites says of its images, both asked at the same time."""
-    names = (app.primary_site, app.secondary_site)
+    names = (app.home_site, app.secondary_site)
     views = in_parallel(*(lambda n=n: _site_view(world, app, n) for n in names))
     return dict(zip(names, views, strict=True))
 
@@ -607,14 +433,3 @@ def observe_app(
         lag_seconds=lag,
         observed_at=world.clock.now(),
     )
-
-
-def load_placed_config(
-    path: Path | StandbyConfig | None = None, *, key: crypto.MasterKey | None = None
-) -> StandbyConfig:
-    """Load the configuration file (or take a loaded one) and apply each app's placement (see
-    :func:`placed_config`), checked with ``key`` when given."""
-    from drkit.config import load_config
-
-    config = load_config(path)
-    return placed_config(build_world(config, key=key))

@@ -50,7 +50,7 @@ def fake_config(
     kinds = ["v1/Secret", "v1/ConfigMap", "v1/PersistentVolumeClaim", "v1/Service", "networking.k8s.io/v1/Ingress",
              f"{NEXUS_API}/Nexus"] + ([f"{VR_API}/VolumeReplication"] if control != "rbd" else [])  # fmt: skip
     app = {
-        "name": "nexus", "namespace": NS, "primary_site": "site-a", "secondary_site": "site-b",
+        "name": "nexus", "namespace": NS, "home_site": "site-a", "secondary_site": "site-b",
         "backup": {"kinds": kinds}, "volumes": [{"pvc": PVC, "image": IMAGE}],
         "workload": {"kind": f"{NEXUS_API}/Nexus", "name": NEXUS},
         "mirroring": {"control": control, "volume_replication_class": "rbd-volumereplicationclass"},

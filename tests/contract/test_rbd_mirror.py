@@ -340,7 +340,7 @@ def _config() -> StandbyConfig:
                 {
                     "name": "demo",
                     "namespace": "demo",
-                    "primary_site": "site-a",
+                    "home_site": "site-a",
                     "secondary_site": "site-b",
                     "volumes": [{"pvc": "data", "image": "contract-fake"}],
                     "workload": {"kind": "apps/v1/StatefulSet", "name": "demo"},

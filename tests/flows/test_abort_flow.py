@@ -32,8 +32,7 @@ def test_abort_operation_flow_asks_again_until_the_typed_approval_is_right_then_
 ) -> None:
     dr = fake_dr()
     failed = _failed_relocate(dr)
-    monkeypatch.setattr(flows_ops, "resolve_config", lambda config: dr.world.config)
-    monkeypatch.setattr(flows_ops, "build_world", lambda config: dr.world)
+    monkeypatch.setattr(flows_ops, "world_for_run", lambda _config, **_: dr.world)
     monkeypatch.setenv("STANDBY_BACKUP_KEY", base64.b64encode(bytes(range(32))).decode())  # the key of _failed_relocate
     asked: list[str] = []
 

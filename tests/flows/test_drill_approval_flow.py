@@ -31,7 +31,7 @@ def dr(monkeypatch: pytest.MonkeyPatch) -> FakeDr:
     b = world.world.bundle("site-a")
     run_backup(world.world.config.app("nexus"), b.site, b.cluster, b.store, key=KEY, clock=world.clock)
     monkeypatch.setattr(drill_flows, "resolve_config", lambda _config: world.world.config)
-    monkeypatch.setattr(drill_flows, "build_world", lambda _config: world.world)
+    monkeypatch.setattr(drill_flows, "world_for_run", lambda _config, **_: world.world)
     monkeypatch.setattr(drill_runbook, "run_drill", _fast_run_drill)  # the sequence the flow runs
     monkeypatch.setenv("STANDBY_BACKUP_KEY", base64.b64encode(bytes(range(160, 192))).decode())  # KEY's bytes
     return world

@@ -2,7 +2,8 @@
 
 The world holds the example's two apps: ``nexus`` (checks.kind nexus: a canary is possible) and
 ``web`` (checks.kind http: the drill gate refuses it before changing anything). The flow's seams
-(``resolve_config``, ``build_world``) are pointed at the fake world with ``monkeypatch``.
+(``world_for_run``, and ``resolve_config`` for the apps' names) are pointed at the fake world with
+``monkeypatch``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _two_apps(monkeypatch: pytest.MonkeyPatch, *, backed_up: bool) -> FakeDr:
         run_backup(dr.world.config.app("nexus"), b.site, b.cluster, b.store, key=crypto.MasterKey(RAW_KEY),
                    clock=dr.clock)  # fmt: skip
     monkeypatch.setattr(drill_flows, "resolve_config", lambda _config: dr.world.config)
-    monkeypatch.setattr(drill_flows, "build_world", lambda _config: dr.world)
+    monkeypatch.setattr(drill_flows, "world_for_run", lambda _config, **_: dr.world)
     monkeypatch.setenv("STANDBY_BACKUP_KEY", base64.b64encode(RAW_KEY).decode())
     return dr
 

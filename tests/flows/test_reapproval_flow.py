@@ -22,8 +22,7 @@ def test_a_failover_approved_before_site_a_came_back_pauses_again_with_both_plan
     dr = fake_dr()
     _backup(dr, "site-a")
     dr.lose("site-a")
-    monkeypatch.setattr(flows_ops, "resolve_config", lambda config: dr.world.config)
-    monkeypatch.setattr(flows_ops, "build_world", lambda config: dr.world)
+    monkeypatch.setattr(flows_ops, "world_for_run", lambda _config, **_: dr.world)
     monkeypatch.setenv("STANDBY_BACKUP_KEY", base64.b64encode(bytes(range(32))).decode())  # KEY
     assert KEY.key_id
     pauses: list[tuple[str, str, set[str]]] = []

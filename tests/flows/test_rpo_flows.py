@@ -1,7 +1,7 @@
 """``rpo-sample`` and ``rpo-report`` under the Prefect test harness, on fakes (rbd and S3).
 
-The tasks build their adapters through ``drkit.jobs.sites``; the tests point those builders at
-fakes with ``monkeypatch`` (the seam the tasks use), then assert final state, artifacts and events.
+The run's World builds its adapters through ``drkit.jobs.sites``; the tests point those builders at
+fakes with ``monkeypatch`` (the seam the World uses), then assert final state, artifacts and events.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from prefect.artifacts import Artifact
 from prefect.events.clients import AssertingEventsClient
 from prefect.events.worker import EventsWorker
 
+from drkit.jobs import sites as site_adapters
+from drkit.testing.kube import FakeCluster
 from drkit.testing.objectstore import FakeObjectStore
 from drkit.testing.rbd import FakeRbdMirror
 from flows.automations import AUTOMATION_NAME, ensure_rpo_breach_automation
 from flows.rpo_report import rpo_report
 from flows.rpo_sample import rpo_sample
 from flows.rpo_watch import rpo_watch
-from tasks import rpo as rpo_tasks
 from tasks.events import BREACH_EVENT
 from tests.rpo_config import rpo_config_doc
 
@@ -58,8 +59,9 @@ class Fakes:
 @pytest.fixture
 def fakes(monkeypatch: pytest.MonkeyPatch) -> Fakes:
     f = Fakes()
-    monkeypatch.setattr(rpo_tasks, "rbd_for", lambda site: {"site-a": f.a, "site-b": f.b}[site.name])
-    monkeypatch.setattr(rpo_tasks, "store_for", lambda site: f.store)
+    monkeypatch.setattr(site_adapters, "rbd_for", lambda site, *_: {"site-a": f.a, "site-b": f.b}[site.name])
+    monkeypatch.setattr(site_adapters, "store_for", lambda site, **_: f.store)
+    monkeypatch.setattr(site_adapters, "cluster_for", lambda site: FakeCluster(site=site.name))  # the toolbox's apiserver
     return f
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from drkit.adapters.clock import SystemClock
 from drkit.jobs import backup as backups
-from drkit.jobs.world import World, placed_config
+from drkit.jobs.world import World
 from lab import ceph, seeds
 from tests.lab.conftest import Lab
 from tests.labhelpers import LAB_KEY_TEXT, home_world, key_of
@@ -44,10 +44,10 @@ def _failed(doc: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _back_up_every_app(world: World) -> None:
     key = key_of(KEY_TEXT)
-    config = placed_config(world)
-    for app in config.apps:
-        b = world.bundle(app.primary_site)
-        stores = backups.app_stores(world, app, app.primary_site, spare=False)  # every store required
+    for app in world.config.apps:
+        primary = world.placement(app.name).primary
+        b = world.bundle(primary)
+        stores = backups.app_stores(world, app, primary, spare=False)  # every store required
         summary = backups.run_backup(app, b.site, b.cluster, stores, key=key, clock=SystemClock())
         assert summary.status == "complete" and all(s.complete for s in summary.stores), summary
 

@@ -25,7 +25,7 @@ from drkit.domain import crypto
 from drkit.domain.operations import Approval, Journal
 from drkit.jobs.operations import approve, execute, prepare, read_journal
 from drkit.jobs.rpo import run_sample
-from drkit.jobs.world import World, build_world, placed_config, read_placement
+from drkit.jobs.world import World, build_world, read_placement
 from lab import lab as lab_mod
 from lab import seeds
 from tests.lab.conftest import Lab
@@ -105,7 +105,9 @@ def test_relocate_there_and_back_with_volume_replication(lab: Lab, world: World,
 
     # After the move, a backup reads from B, and the RPO is measured on A (the new secondary).
     fresh_backup(world, "site-b", key)
-    reading = run_sample(placed_config(world), {s: world.bundle(s).rbd for s in ("site-a", "site-b")}, clock=world.clock)
+    placements = {"nexus": read_placement(world, world.config.app("nexus")).record}
+    rbds = {s: world.bundle(s).rbd for s in ("site-a", "site-b")}
+    reading = run_sample(world.config, rbds, clock=world.clock, placements=placements)
     assert [r.secondary_site for r in reading.readings if r.app == "nexus"] == ["site-a"]
 
     # Back home through the CLI: the plan, then the operation id as the last line, exit 0.
@@ -214,7 +216,9 @@ def test_failover_with_site_a_down_then_failback(lab: Lab, world: World, key: cr
         fresh_backup(world, "site-b", key, every_store=False)
     finally:
         lab_mod.site_up(lab.root, "site-a", log=lambda m: None)
-    reading = run_sample(placed_config(world), {s: world.bundle(s).rbd for s in ("site-a", "site-b")}, clock=world.clock)
+    placements = {"nexus": read_placement(world, world.config.app("nexus")).record}
+    rbds = {s: world.bundle(s).rbd for s in ("site-a", "site-b")}
+    reading = run_sample(world.config, rbds, clock=world.clock, placements=placements)
     assert [r.secondary_site for r in reading.readings if r.app == "nexus"] == ["site-a"]
 
     back = _operate(world, "failback", None, key)

@@ -54,7 +54,7 @@ def _app(name: str, image: str, target: str) -> ProtectedApp:
         {
             "name": name,
             "namespace": "rpo-test",
-            "primary_site": "site-a",
+            "home_site": "site-a",
             "secondary_site": "site-b",
             "volumes": [{"pvc": "data", "image": image}],
             "workload": {"kind": "apps/v1/StatefulSet", "name": name},

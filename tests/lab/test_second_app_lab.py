@@ -76,9 +76,7 @@ def world(lab: Lab, config: StandbyConfig) -> Iterator[World]:
     b.delete(KindRef(version="v1", kind="PersistentVolume"), seeds.WEB_PV)
     sts = KindRef(group="apps", version="v1", kind="StatefulSet")
     if not a.list(sts, seeds.WEB_NAMESPACE):  # the test got as far as stopping it on A
-        run_restore(
-            admin_config, RestoreRequest(app=APP, target_site="site-a", source_site="site-a"), key=None
-        )
+        run_restore(admin, RestoreRequest(app=APP, target_site="site-a", source_site="site-a"), key=None)
     _wait("web healthy on site-a again", lambda: driver_for(app, admin.bundle("site-a").site, a).writable())
 
 

@@ -30,7 +30,7 @@ from drkit.domain.models import KindRef
 from drkit.domain.operations import Approval
 from drkit.jobs import backup as backups
 from drkit.jobs.operations import approve, execute, prepare
-from drkit.jobs.world import World, build_world, placed_config, read_placement
+from drkit.jobs.world import World, build_world, read_placement
 from lab import lab as lab_mod
 from lab import seeds
 from tests.labfixture import Lab
@@ -223,7 +223,7 @@ def test_no_secret_in_bucket_logs_artifacts_events_journals_or_reports(
         # Home again (A primary, B replaying) for the lab's other tests: a backup on B, a failback.
         key = crypto.MasterKey(base64.b64decode(KEY_TEXT))
         b = world.bundle("site-b")
-        app = placed_config(world).app("nexus")
+        app = world.config.app("nexus")
         backups.run_backup(app, b.site, b.cluster, backups.app_stores(world, app, "site-b", spare=False), key=key,
                            clock=SystemClock())  # fmt: skip
         prepared = prepare(world, "nexus", "failback", None, key=key)

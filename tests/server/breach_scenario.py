@@ -15,10 +15,11 @@ from pathlib import Path
 
 import yaml
 
+from drkit.jobs import sites
+from drkit.testing.kube import FakeCluster
 from drkit.testing.objectstore import FakeObjectStore
 from drkit.testing.rbd import FakeRbdMirror
 from flows.rpo_sample import rpo_sample
-from tasks import rpo as rpo_tasks
 from tests.rpo_config import rpo_config_doc
 
 POOL, IMAGE = "replicapool", "csi-vol-e2e"
@@ -30,8 +31,9 @@ def main() -> int:
     config = Path(tempfile.mkdtemp()) / "standby.yaml"
     config.write_text(yaml.safe_dump(doc))
     store, a, b = FakeObjectStore(), FakeRbdMirror(site="site-a"), FakeRbdMirror(site="site-b")
-    rpo_tasks.rbd_for = lambda s, *_: {"site-a": a, "site-b": b}[s.name]  # type: ignore[assignment]
-    rpo_tasks.store_for = lambda s, **_: store  # type: ignore[assignment]
+    sites.rbd_for = lambda s, *_: {"site-a": a, "site-b": b}[s.name]  # type: ignore[assignment]
+    sites.store_for = lambda s, **_: store  # type: ignore[assignment]
+    sites.cluster_for = lambda s: FakeCluster(site=s.name)  # type: ignore[assignment]
     results = []
     for lag in (30, 600):
         point = datetime.now(UTC) - timedelta(seconds=lag)

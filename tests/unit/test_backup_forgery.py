@@ -32,7 +32,7 @@ from drkit.jobs.backup_sync import holdings
 from drkit.jobs.drill import prepare_drill, start_drill
 from drkit.jobs.restore import restore_backup
 from drkit.jobs.verify import verify_stores
-from drkit.jobs.world import StoreRef, placed_config, read_placement
+from drkit.jobs.world import StoreRef, read_placement
 from drkit.testing.dr import FakeDr, fake_dr
 from drkit.testing.kube import FakeCluster
 from tests.unit.test_operations import KEY, _backup
@@ -56,7 +56,7 @@ def _restore(dr: FakeDr, **options: Any) -> FakeCluster:
     """Restore ``latest`` of site-a's backup into an empty cluster; it must be refused."""
     ref = _ref(dr)
     target = FakeCluster(site="site-b")
-    cfg = placed_config(dr.world)
+    cfg = dr.world.config
     with pytest.raises(IntegrityError) as caught:
         restore_backup(ref.store, cfg.site(SITE), cfg.app(APP), target, cfg.site("site-b"), key=KEY,
                        layout=ref.layout, clock=dr.clock, **options)  # fmt: skip
@@ -205,14 +205,14 @@ def test_verify_counts_integrity_failures_and_refuses_the_run(dr: FakeDr) -> Non
     _, _, index = _genuine(dr)
     config_map = next(e for e in index.objects if e.kind == "Service")  # any non-Secret entry to copy
     _forge_index(dr, index.model_copy(update={"objects": (*index.objects, _plain_entry(dr, config_map, PWNED, **HARMLESS))}))
-    result = verify_stores(dr.world.stores(), placed_config(dr.world).site(SITE), APP, run_id=None, key=KEY)
+    result = verify_stores(dr.world.stores(), dr.world.config.site(SITE), APP, run_id=None, key=KEY)
     assert not result.ok and result.integrity_failures >= 1
     assert any(line.startswith("integrity check failures: ") for line in result.lines())
 
 
 def test_without_a_key_every_run_says_backups_are_unauthenticated() -> None:
     dr = fake_dr()
-    cfg = placed_config(dr.world)
+    cfg = dr.world.config
     app = cfg.app(APP).model_copy(update={"backup": cfg.app(APP).backup.model_copy(
         update={"kinds": tuple(k for k in cfg.app(APP).backup.kinds if k.kind != "Secret")})})  # fmt: skip
     b = dr.world.bundle(SITE)
@@ -245,7 +245,7 @@ def test_no_secret_name_nor_namespace_in_clear_in_the_bucket_with_a_key(dr: Fake
 def test_an_unsealed_run_from_before_stays_readable_without_a_key_and_the_next_keyed_backup_moves_on() -> None:
     """An upgrade: runs written without a key (as before sealed indexes) and a plain `latest`."""
     dr = fake_dr()
-    cfg = placed_config(dr.world)
+    cfg = dr.world.config
     app = cfg.app(APP).model_copy(update={"backup": cfg.app(APP).backup.model_copy(
         update={"kinds": tuple(k for k in cfg.app(APP).backup.kinds if k.kind != "Secret")})})  # fmt: skip
     b = dr.world.bundle(SITE)

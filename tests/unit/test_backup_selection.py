@@ -81,7 +81,7 @@ def _app(**backup: Any) -> ProtectedApp:
         {
             "name": "nexus",
             "namespace": "nexus-dr",
-            "primary_site": "site-a",
+            "home_site": "site-a",
             "secondary_site": "site-b",
             "volumes": [{"pvc": "data-0", "image": "csi-vol-1"}],
             "workload": {"kind": "operator.alaudadevops.io/v1alpha1/Nexus", "name": "nexus-ddrs"},

@@ -14,6 +14,7 @@ from drkit.config import load_config, parse_config
 from drkit.domain.bounded_yaml import YamlLimits, YamlTooLarge, expanded_size, load_bounded
 from drkit.domain.durations import parse_duration
 from drkit.domain.errors import ConfigError
+from drkit.domain.models import DeprecatedField
 from standby.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ def test_example_config_is_valid() -> None:
     [
         (("rpo_target: 5m", "rpo_target: soon"), "apps[0].rpo_target: expected a duration like"),
         (("client_id: standby,", "client_id: standby, colour: red,"), "sites[0].ceph.colour: unknown field"),
-        (("primary_site: site-a", "primary_site: site-c"), "unknown site 'site-c'"),
+        (("home_site: site-a", "home_site: site-c"), "unknown site 'site-c'"),
         (("bucket: standby", "bucket: x"), "sites[0].s3.bucket: String should have at least 3 characters"),
         (("  - name: nexus", "  - name: Nexus!"), "apps[0].name: String should match pattern"),
         (("rpo_target: 5m", "rpo_target: 30s"), "below snapshot_interval"),
@@ -87,7 +88,7 @@ def test_cli_config_check(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(app, ["config", "check", str(EXAMPLE)])
     assert ok.exit_code == 0, ok.output
-    assert "app nexus: namespace nexus-dr, site-a -> site-b" in ok.stdout
+    assert "app nexus: namespace nexus-dr, home site-a -> site-b" in ok.stdout
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(EXAMPLE.read_text().replace("rpo_target: 5m", "rpo_target: soon"))
@@ -157,3 +158,18 @@ def test_expanded_size_counts_each_alias_use() -> None:
     node = yaml.compose(_laughs(3, width=2))
     # root mapping 1 + 3 keys + l0 (1 + 2) + l1 (1 + 2 * 3) + l2 (1 + 2 * 7)
     assert expanded_size(node, 1000) == 1 + 3 + 3 + 7 + 15
+
+
+def test_primary_site_is_read_as_home_site_with_a_warning() -> None:
+    """``primary_site``, the older name of ``home_site``, is still accepted in YAML (and as an
+    attribute), each with a warning naming the new name."""
+    older = EXAMPLE.read_text().replace("home_site: site-a", "primary_site: site-a", 1)
+    with pytest.warns(DeprecatedField, match="app nexus: primary_site is the older name of home_site"):
+        cfg = parse_config(older, source=Path("old.yaml"))
+    assert cfg.app("nexus").home_site == "site-a"
+    assert "primary_site" not in cfg.app("nexus").model_dump()
+    with pytest.warns(DeprecationWarning, match="use home_site"):
+        assert cfg.app("nexus").primary_site == "site-a"
+    both = EXAMPLE.read_text().replace("home_site: site-a", "primary_site: site-b\n    home_site: site-a", 1)
+    with pytest.raises(ConfigError, match=r"primary_site .* and home_site differ"):
+        parse_config(both, source=Path("both.yaml"))

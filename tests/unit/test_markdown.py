@@ -10,7 +10,7 @@ import pytest
 from drkit.domain import crypto
 from drkit.jobs.backup import run_backup
 from drkit.jobs.operations import prepare
-from drkit.jobs.world import placed_config, read_placement
+from drkit.jobs.world import read_placement
 from drkit.testing.dr import fake_dr
 from drkit.views.drill_report import report_markdown
 from drkit.views.markdown import md_inline
@@ -58,7 +58,7 @@ def _cells(row: str) -> int:
 
 def test_a_forged_operation_kind_in_the_placement_record_reaches_the_plan_inert() -> None:
     dr = fake_dr()
-    app = placed_config(dr.world).app("nexus")
+    app = dr.world.config.app("nexus")
     b = dr.world.bundle("site-a")
     run_backup(app, b.site, b.cluster, b.store, key=KEY, clock=dr.clock)
     record = read_placement(dr.world, app).record.model_copy(

@@ -13,7 +13,7 @@ from drkit.domain.errors import ConfigError, Conflict, PreconditionFailed, Stand
 from drkit.domain.operations import Approval, Journal, StepRecord
 from drkit.jobs.backup import run_backup
 from drkit.jobs.operations import Timeouts, approve, execute, prepare, read_journal, resume
-from drkit.jobs.world import placed_config, read_placement
+from drkit.jobs.world import read_placement
 from drkit.testing.dr import IMAGE, NEXUS, NS, FakeDr, fake_dr
 
 KEY = crypto.MasterKey(bytes(range(32)))
@@ -25,9 +25,8 @@ class Killed(BaseException):
 
 
 def _backup(dr: FakeDr, site: str) -> str:
-    cfg = placed_config(dr.world)
-    app = cfg.app("nexus")
-    assert app.primary_site == site
+    app = dr.world.config.app("nexus")
+    assert read_placement(dr.world, app).record.primary == site
     b = dr.world.bundle(site)
     return run_backup(app, b.site, b.cluster, b.store, key=KEY, clock=dr.clock).run_id
 
@@ -79,7 +78,7 @@ def test_relocate_there_and_back_loses_nothing_and_forces_nothing(control: str) 
     assert dr.mirror.promoted == [("site-b", IMAGE, False)]
     assert set(dr.nexus) == {"site-b"}
     assert not dr.clusters["site-a"].objects.get(("v1", "PersistentVolumeClaim", NS, f"nexus-data-{NEXUS}-nxrm-ha-0"))
-    assert placed_config(dr.world).app("nexus").primary_site == "site-b"
+    assert read_placement(dr.world, dr.world.config.app("nexus")).record.primary == "site-b"
     _backup(dr, "site-b")
     back = execute(dr.world, _start(dr, "relocate", "site-a"), key=KEY, timeouts=FAST)
     assert back.status == "completed"

@@ -178,6 +178,7 @@ def test_watch_lists_the_secondary_and_prints_json(
     from datetime import UTC, datetime, timedelta
 
     from drkit.jobs import sites
+    from drkit.testing.kube import FakeCluster
     from drkit.testing.rbd import FakeRbdMirror
 
     a, b = FakeRbdMirror(site="site-a"), FakeRbdMirror(site="site-b")
@@ -187,6 +188,7 @@ def test_watch_lists_the_secondary_and_prints_json(
     snap = a.add_snapshot("replicapool", "img", created_at=point)
     b.add_snapshot("replicapool", "img", created_at=point, primary_snap_id=snap)
     monkeypatch.setattr(sites, "rbd_for", lambda site, *_: {"site-a": a, "site-b": b}[site.name])
+    monkeypatch.setattr(sites, "cluster_for", lambda site: FakeCluster(site=site.name))  # the toolbox's apiserver
     config = _watch_config(tmp_path)
     result = CliRunner().invoke(
         rpo_app, ["watch", "-c", str(config), "--no-record", *spelling]

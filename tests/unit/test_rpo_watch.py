@@ -229,7 +229,7 @@ def test_watched_points_reach_the_report() -> None:
     store = FakeObjectStore(site="site-b")
     _run(world, 20, records=_records(store))
     rows = _records(store).read(T0 - timedelta(minutes=1), T0 + timedelta(minutes=1))
-    points, label = image_points(rows, _config().apps[0], IMAGE)
+    points, label = image_points(rows, _config().apps[0].secondary_site, IMAGE)
     assert label == "watch"
     assert [p.data_time for p in points] == [(T0 + timedelta(seconds=2)).replace(microsecond=0)]
 

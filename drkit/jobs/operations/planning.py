@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from drkit.domain import crypto
-from drkit.domain.blobs import open_blob
 from drkit.domain.errors import (
     IntegrityError,
     NotFound,
@@ -25,6 +24,7 @@ from drkit.domain.operations import (
     make_plan,
 )
 from drkit.jobs.backup import missing_key_id, read_index, resolve_run
+from drkit.jobs.keys import run_keys
 from drkit.jobs.operations.journal import hold_of
 from drkit.jobs.world import (
     PlacementRead,
@@ -113,10 +113,12 @@ def trial_key(
         trial = KeyTrial(run=run_id, sealed=True, needed_key_id=entry.key_id, given_key_id=given, path=entry.path)
         if key is None or entry.key_id not in key.key_ids:
             return trial
-        try:
-            open_blob(entry, ref.store.get(entry.key), key)
-        except StandbyError as error:
-            return trial.model_copy(update={"opened": False, "error": error.message[:200]})
+        keys = run_keys(ref.store, index, key)  # one trial decrypt per key id, as verify and doctor do
+        if keys.missing:  # objects reused from a run sealed with a key the ring lacks
+            return trial.model_copy(update={"needed_key_id": keys.missing[0]})
+        if keys.error:
+            path, _, why = keys.error.partition(": ")
+            return trial.model_copy(update={"opened": False, "path": path, "error": why[:200]})
         return trial.model_copy(update={"opened": True})
     raise NotFound(f"backup {run_id} of app {app.name}: no store for {target}")
 
@@ -153,7 +155,7 @@ def prepare(
     probing = world.probing()  # bounded, parallel probes: what does not answer is shown unreachable
     placement, view = observe_placed(probing, app)
     record = placement.record
-    backup_target = app.primary_site if kind == "failback" else (target or record.secondary)
+    backup_target = app.home_site if kind == "failback" else (target or record.secondary)
     run_id, error, reachable = _find_backup(probing, app.name, record.primary, backup_target, key)
     trial: KeyTrial | None = None
     age: float | None = None

@@ -64,7 +64,7 @@ class Run:
 
     def other(self, site: str) -> str:
         """The app's other site."""
-        return self.app.secondary_site if site == self.app.primary_site else self.app.primary_site
+        return self.app.secondary_site if site == self.app.home_site else self.app.home_site
 
     def volumes(self, site: str) -> VolumeControl:
         """Volume control on ``site``, by the run's volume path."""
