@@ -222,6 +222,7 @@ def test_sample_prints_each_image_as_table_json_or_yaml(
     from datetime import UTC, datetime, timedelta
 
     from drkit.jobs import sites
+    from drkit.testing.kube import FakeCluster
     from drkit.testing.rbd import FakeRbdMirror
 
     a, b = FakeRbdMirror(site="site-a"), FakeRbdMirror(site="site-b")
@@ -231,6 +232,7 @@ def test_sample_prints_each_image_as_table_json_or_yaml(
     snap = a.add_snapshot("replicapool", "img", created_at=point)
     b.add_snapshot("replicapool", "img", created_at=point, primary_snap_id=snap)
     monkeypatch.setattr(sites, "rbd_for", lambda site, *_: {"site-a": a, "site-b": b}[site.name])
+    monkeypatch.setattr(sites, "cluster_for", lambda site: FakeCluster(site=site.name))  # the toolbox's apiserver
     result = CliRunner().invoke(rpo_app, ["sample", "-c", str(_watch_config(tmp_path)), "-o", fmt])
     assert result.exit_code == 0, result.output
     if fmt == "table":
