@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 from bench import rpo_parse
 from drkit.domain.models import StandbyConfig
-from drkit.domain.rbd_status import MirrorSample, MirrorSnapshot
+from drkit.domain.rbd_models import MirrorSample, MirrorSnapshot
 from drkit.domain.rpo import (
     Sawtooth,
     SyncedPoint,

@@ -18,16 +18,9 @@ from typing import Literal, NamedTuple
 from pydantic import AwareDatetime, Field, model_validator
 
 from drkit.domain.models import Model
-from drkit.domain.rbd_status import (
-    DEFAULT_STALE_AFTER,
-    Health,
-    LagSource,
-    MirrorMode,
-    MirrorSample,
-    MirrorSnapshot,
-    Role,
-    zone,
-)
+from drkit.domain.rbd_models import Health, LagSource, MirrorMode, MirrorSample, MirrorSnapshot, Role
+from drkit.domain.rbd_readers import zone
+from drkit.domain.rbd_status import DEFAULT_STALE_AFTER
 
 DEFAULT_SKEW_TOLERANCE = timedelta(seconds=5)
 """A consistency point up to this far in the future is clock skew: the lag is clamped to 0 and flagged."""

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from drkit.domain.models import ProtectedApp
-from drkit.domain.rbd_status import MirrorSample, PoolStatus
+from drkit.domain.rbd_models import MirrorSample, PoolStatus
 from drkit.domain.rpo import (
     AppLag,
     BreachState,

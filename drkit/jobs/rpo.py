@@ -21,7 +21,8 @@ from drkit.adapters.rpo_store import COLUMNS, ParquetSampleStore, SampleStore, r
 from drkit.domain.errors import ParseError, StandbyError, TransientError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import Site, StandbyConfig
-from drkit.domain.rbd_status import DEFAULT_STALE_AFTER, MirrorSample, parse_pool_status, parse_snap_ls
+from drkit.domain.rbd_models import MirrorSample
+from drkit.domain.rbd_status import DEFAULT_STALE_AFTER, parse_pool_status, parse_snap_ls
 from drkit.domain.rpo import ImageLag, SyncedPoint, app_lag, exact_lag, points_from_snapshots
 from drkit.domain.rpo_reading import (
     AppReading,

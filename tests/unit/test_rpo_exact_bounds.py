@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from drkit.domain.rbd_status import MirrorSample, MirrorSnapshot
+from drkit.domain.rbd_models import MirrorSample, MirrorSnapshot
 from drkit.domain.rpo import (
     Sawtooth,
     SyncedPoint,

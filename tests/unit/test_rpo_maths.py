@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from drkit.domain.rbd_status import MirrorSample, MirrorSnapshot, parse_image_status
+from drkit.domain.rbd_models import MirrorSample, MirrorSnapshot
+from drkit.domain.rbd_status import parse_image_status
 from drkit.domain.rpo import (
     AppLag,
     BreachState,
