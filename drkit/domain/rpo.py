@@ -1,6 +1,7 @@
-"""RPO maths: per-image and per-app lag, exact synced points, the sawtooth and its figures, breach
-hysteresis. Pure functions of samples and an injected ``now``; parsing is in
-:mod:`drkit.domain.rbd_status`.
+"""RPO maths: per-image and per-app lag (from a status sample, a journal estimate or exact synced
+points) and breach hysteresis. Pure functions of samples and an injected ``now``; parsing is in
+:mod:`drkit.domain.rbd_status`, the synced points and their completion bounds in
+:mod:`drkit.domain.rpo_points`, the sawtooth and its figures in :mod:`drkit.domain.rpo_sawtooth`.
 
 What the figures mean (status mode an upper bound, what bounds a completion, why exact points are
 remembered, the sawtooth) is in docs/architecture.md, "What the RPO figures mean".
@@ -8,19 +9,16 @@ remembered, the sawtooth) is in docs/architecture.md, "What the RPO figures mean
 
 from __future__ import annotations
 
-import bisect
-import heapq
-import itertools
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Literal, NamedTuple
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field
 
 from drkit.domain.models import Model
-from drkit.domain.rbd_models import Health, LagSource, MirrorMode, MirrorSample, MirrorSnapshot, Role
-from drkit.domain.rbd_readers import zone
+from drkit.domain.rbd_models import Health, LagSource, MirrorMode, MirrorSample, Role
 from drkit.domain.rbd_status import DEFAULT_STALE_AFTER
+from drkit.domain.rpo_points import PointLike, _points
 
 DEFAULT_SKEW_TOLERANCE = timedelta(seconds=5)
 """A consistency point up to this far in the future is clock skew: the lag is clamped to 0 and flagged."""
@@ -223,154 +221,6 @@ def app_lag(app: str, lags: Sequence[ImageLag], at: datetime | None = None) -> A
 # ------------------------------------------------------------------------------------ exact mode
 
 
-class SyncedPoint(Model):
-    """One consistency point: the primary's snapshot time and when B completed its copy."""
-
-    data_time: AwareDatetime = Field(..., description="creation time on the primary: the recoverable point")
-    completed_at: AwareDatetime | None = Field(
-        None, description="when B's copy was complete (or an upper bound); None = complete, time unknown"
-    )
-
-    @model_validator(mode="after")
-    def _order(self) -> SyncedPoint:
-        if self.completed_at is not None and self.completed_at < self.data_time:
-            raise ValueError("completed_at is before data_time: a snapshot cannot be synced before it exists")
-        return self
-
-
-PointLike = SyncedPoint | tuple[datetime, datetime | None]
-
-
-def _points(points: Iterable[PointLike]) -> list[SyncedPoint]:
-    return [
-        p if isinstance(p, SyncedPoint) else SyncedPoint(data_time=p[0], completed_at=p[1]) for p in points
-    ]
-
-
-WHOLE_SECOND = timedelta(seconds=1)
-"""rbd prints snapshot times and ``last_update`` in whole seconds (truncated)."""
-
-
-def latest_instant(printed: datetime, tz: tzinfo | str | None = None) -> datetime:
-    """An instant strictly after every instant that the whole-second wall-clock text of ``printed`` can denote.
-
-    ``printed`` is what the parsers return for a time rbd printed without a zone (``snap ls``
-    ``timestamp``, status ``last_update``): the whole second, read in the site's zone with
-    ``fold=0``. The true instant is within ``[printed, printed + 1 s)``, or, in a DST fall-back
-    hour, possibly one hour later (``fold=1``). Used where a time must be an UPPER bound.
-    """
-    out = printed
-    if tz is not None:
-        local = printed.astimezone(zone(tz))
-        out = max(out, local.replace(fold=1).astimezone(UTC))
-    return out + WHOLE_SECOND
-
-
-def tighten(points: Iterable[PointLike]) -> tuple[SyncedPoint, ...]:
-    """Merge points by data time (the smallest bound wins) and apply B's ordering.
-
-    B syncs one snapshot at a time, in order: a point is complete no later than any newer point,
-    so its bound is also the smallest bound of every newer point. A bound is never before the data
-    time (clock skew between the sites' OSDs clamps it up, which can only raise the lag).
-    """
-    best: dict[datetime, datetime | None] = {}
-    for p in _points(points):
-        if p.data_time not in best:
-            best[p.data_time] = p.completed_at
-        elif p.completed_at is not None:
-            old = best[p.data_time]
-            best[p.data_time] = p.completed_at if old is None else min(old, p.completed_at)
-    out: list[SyncedPoint] = []
-    newer: datetime | None = None
-    for data in sorted(best, reverse=True):
-        bound = best[data]
-        if newer is not None and (bound is None or newer < bound):
-            bound = newer
-        if bound is not None:
-            bound = max(bound, data)
-            newer = bound if newer is None else min(newer, bound)
-        out.append(SyncedPoint(data_time=data, completed_at=bound))
-    return tuple(reversed(out))
-
-
-def remember(points: Iterable[PointLike], keep: int = 16) -> tuple[SyncedPoint, ...]:
-    """The newest ``keep`` points after :func:`tighten`: what a sampler carries to its next run.
-
-    Older points cannot get a tighter bound any more once a newer B snapshot was seen after them.
-    """
-    return tighten(points)[-keep:] if keep > 0 else ()
-
-
-def points_from_snapshots(
-    secondary: Sequence[MirrorSnapshot],
-    primary_times: Mapping[int, datetime],
-    listed_at: datetime | None = None,
-    *,
-    known: Iterable[PointLike] = (),
-    status: MirrorSample | None = None,
-    tz: tzinfo | str | None = None,
-) -> tuple[SyncedPoint, ...]:
-    """Synced points, with the tightest SOUND completion bounds one sample allows (see module doc).
-
-    ``secondary`` is B's ``rbd snap ls --all``; ``primary_times`` maps A's snapshot id to its creation
-    time (``{s.id: s.created_at for s in parse_snap_ls(a_json, tz=...)}``); ``listed_at`` is a time
-    read AFTER both listings returned; ``known`` are the points kept from earlier samples
-    (:func:`remember`); ``status`` is B's status of the image at this sample; ``tz`` is B's zone
-    (for the DST fall-back hour, see :func:`latest_instant`).
-
-    Evidence, each an upper bound of the completion time (the smallest wins):
-
-    * a non-primary snapshot listed complete was complete by ``listed_at``;
-    * B creates snapshot ``k + 1`` only once ``k`` is complete (one sync at a time, in order), so the
-      creation of ANY listed non-primary snapshot, complete or not, bounds every older synced point,
-      including the ones only seen in earlier samples. Its printed time is truncated to the second,
-      hence :func:`latest_instant`;
-    * a status whose ``local_snapshot_timestamp`` is ``T`` and ``last_update`` is ``u``: the point
-      ``T`` was complete when the description was built, before ``u`` was written;
-    * ordering: no point completes after a newer one (:func:`tighten`).
-
-    ``last_snapshot_sync_seconds`` is NOT used: it times ``copy_image`` only, so creation + it is
-    a LOWER bound of the completion (it would under-report the lag).
-    """
-    ordered = sorted((s for s in secondary if s.non_primary), key=lambda s: s.id)
-    found: list[SyncedPoint] = list(_points(known))
-    # (B snapshot creation bound, its primary data time or None): bounds every older point.
-    starts: list[tuple[int, datetime, datetime | None]] = []
-    for snap in ordered:
-        data_time = primary_times.get(snap.primary_snap_id) if snap.primary_snap_id is not None else None
-        if snap.created_at is not None:
-            starts.append((snap.id, latest_instant(snap.created_at, tz), data_time))
-        if snap.complete and data_time is not None:
-            found.append(SyncedPoint(data_time=data_time, completed_at=listed_at))
-    listed_ids = {
-        primary_times[s.primary_snap_id]: s.id
-        for s in ordered
-        if s.complete and s.primary_snap_id is not None and s.primary_snap_id in primary_times
-    }
-    if (
-        status is not None
-        and status.health in ("ok", "syncing", "stale")
-        and status.mode == "snapshot"
-        and status.local_snapshot_time is not None
-        and status.last_update is not None
-    ):
-        found.append(
-            SyncedPoint(
-                data_time=status.local_snapshot_time, completed_at=latest_instant(status.last_update, tz)
-            )
-        )
-    out: list[SyncedPoint] = []
-    for p in tighten(found):
-        bound = p.completed_at
-        own_id = listed_ids.get(p.data_time)
-        for snap_id, created, data in starts:
-            newer = (data is not None and data > p.data_time) or (own_id is not None and snap_id > own_id)
-            if newer and (bound is None or created < bound):
-                bound = created
-        out.append(SyncedPoint(data_time=p.data_time, completed_at=bound))
-    return tighten(out)
-
-
 def exact_lag(
     image: str,
     points: Iterable[PointLike],
@@ -410,192 +260,6 @@ def exact_lag(
     if problem:
         return result(None, problem, skew)
     return result(lag, f"exact: newest synced point {newest.isoformat()}", skew)
-
-
-# -------------------------------------------------------------------------------------- sawtooth
-
-
-class Window(Model):
-    """A time window ``[start, end]``."""
-
-    start: AwareDatetime = Field(..., description="start of the window")
-    end: AwareDatetime = Field(..., description="end of the window")
-
-    @model_validator(mode="after")
-    def _positive(self) -> Window:
-        if self.end <= self.start:
-            raise ValueError("window end must be after its start")
-        return self
-
-    @property
-    def length(self) -> timedelta:
-        """``end - start``."""
-        return self.end - self.start
-
-
-class BreachInterval(Model):
-    """A maximal interval where the lag was over the target (or unknown)."""
-
-    start: AwareDatetime = Field(..., description="first instant over target")
-    end: AwareDatetime = Field(..., description="instant the lag fell back to the target or below")
-    peak: timedelta | None = Field(..., description="highest lag in the interval; None = lag unknown")
-
-    @property
-    def duration(self) -> timedelta:
-        """``end - start``."""
-        return self.end - self.start
-
-
-class _Segment(NamedTuple):
-    """A piece of the sawtooth: on ``[start, end)`` the lag is ``t - base`` (unknown if base is None)."""
-
-    start: datetime
-    end: datetime
-    base: datetime | None
-
-
-class Sawtooth:
-    """The lag function ``L(t)`` rebuilt from synced points; the engine behind the helpers below.
-
-    Points whose ``completed_at`` is ``None`` cannot be placed in time and are ignored, which can only
-    raise ``L`` (an upper bound stays an upper bound).
-    """
-
-    def __init__(self, points: Iterable[PointLike]) -> None:
-        placed = sorted(
-            ((p.completed_at, p.data_time) for p in _points(points) if p.completed_at is not None),
-        )
-        self._times: list[datetime] = []
-        self._bases: list[datetime] = []
-        best: datetime | None = None
-        for completed, data in placed:
-            if best is not None and data <= best:
-                continue  # an older point completing later changes nothing
-            best = data
-            if self._times and self._times[-1] == completed:
-                self._bases[-1] = data
-            else:
-                self._times.append(completed)
-                self._bases.append(data)
-
-    def base_at(self, t: datetime) -> datetime | None:
-        """The newest data point complete at ``t`` (completion at ``t`` included)."""
-        i = bisect.bisect_right(self._times, t)
-        return self._bases[i - 1] if i else None
-
-    def lag_at(self, t: datetime) -> timedelta | None:
-        """``L(t)``; ``None`` before the first completion."""
-        base = self.base_at(t)
-        return None if base is None else max(t - base, _ZERO)
-
-    def segments(self, window: Window) -> list[_Segment]:
-        """The window cut at each completion: on each piece ``L`` is linear (or unknown)."""
-        cuts = [t for t in self._times if window.start < t < window.end]
-        edges = [window.start, *cuts, window.end]
-        return [_Segment(a, b, self.base_at(a)) for a, b in itertools.pairwise(edges)]
-
-
-def lag_series(points: Iterable[PointLike], times: Iterable[datetime]) -> list[timedelta | None]:
-    """``L(t)`` at each of ``times``; ``None`` where no point had completed yet."""
-    saw = Sawtooth(points)
-    return [saw.lag_at(t) for t in times]
-
-
-def worst_lag(points: Iterable[PointLike], window_start: datetime, window_end: datetime) -> timedelta | None:
-    """The exact supremum of ``L`` over ``[window_start, window_end]``.
-
-    ``L`` rises with slope 1 between completions, so the supremum is the left limit just before a
-    completion (or the value at the window's end). ``None`` when ``L`` is unknown anywhere in the
-    window (no point complete by ``window_start``): an unknown stretch has no worst value to report.
-    """
-    window = Window(start=window_start, end=window_end)
-    worst: timedelta | None = None
-    for seg in Sawtooth(points).segments(window):
-        if seg.base is None:
-            return None
-        peak = max(seg.end - seg.base, _ZERO)
-        worst = peak if worst is None else max(worst, peak)
-    return worst
-
-
-def time_within_target(points: Iterable[PointLike], window: Window, target: timedelta) -> float:
-    """Share of ``window`` (0..1) during which ``L(t) <= target``; unknown time counts as outside."""
-    inside = _ZERO
-    for seg in Sawtooth(points).segments(window):
-        if seg.base is None:
-            continue
-        limit = min(seg.end, seg.base + target)
-        if limit > seg.start:
-            inside += limit - seg.start
-    return inside / window.length
-
-
-def percentiles(
-    points: Iterable[PointLike], window: Window, qs: Sequence[float] = (50, 95, 99)
-) -> dict[float, timedelta | None]:
-    """Time-weighted percentiles of ``L`` over ``window``, exactly.
-
-    On each segment ``L`` rises with slope 1 from ``L(start)``, so the time spent at a lag ``<= x``,
-    ``F(x) = sum(clip(x - L(start), 0, length))``, is piecewise linear in ``x`` with a slope equal to
-    the number of segments covering ``x``. A sweep over the breakpoints inverts it exactly.
-    Unknown time counts as an infinite lag, so a percentile that falls in it is ``None``.
-    """
-    for q in qs:
-        if not 0 <= q <= 100:
-            raise ValueError(f"percentile must be within 0..100, got {q}")
-    total = window.length.total_seconds()
-    events: list[tuple[float, int]] = []  # (lag, slope change)
-    for seg in Sawtooth(points).segments(window):
-        if seg.base is not None:
-            lo = (seg.start - seg.base).total_seconds()
-            events += [(lo, 1), (lo + (seg.end - seg.start).total_seconds(), -1)]
-    events.sort()
-    out: dict[float, timedelta | None] = {}
-    wanted = sorted((q / 100 * total, q) for q in qs)
-    f, slope, x_prev, i = 0.0, 0, events[0][0] if events else 0.0, 0
-    for need, q in wanted:
-        while i < len(events) and f + slope * (events[i][0] - x_prev) < need:
-            f += slope * (events[i][0] - x_prev)
-            x_prev = events[i][0]
-            slope += events[i][1]
-            i += 1
-        if slope > 0 and f + slope * ((events[i][0] if i < len(events) else x_prev) - x_prev) >= need:
-            out[q] = timedelta(seconds=max(x_prev + (need - f) / slope, 0.0))
-        elif events and need <= f + 1e-9:
-            out[q] = timedelta(seconds=max(x_prev, 0.0))
-        else:
-            out[q] = None
-    return {q: out[q] for q in qs}
-
-
-def worst_intervals(
-    points: Iterable[PointLike], window: Window, target: timedelta, k: int = 5
-) -> list[BreachInterval]:
-    """The ``k`` worst maximal intervals of ``window`` where ``L > target`` (or ``L`` is unknown).
-
-    Ranked by peak lag, unknown first (an unknown stretch may hide any lag), then by duration.
-    """
-    runs: list[tuple[datetime, datetime, timedelta | None, bool]] = []  # start, end, peak, unknown
-    for seg in Sawtooth(points).segments(window):
-        run: tuple[datetime, datetime, timedelta | None, bool]
-        if seg.base is None:
-            run = (seg.start, seg.end, None, True)
-        elif seg.end - seg.base > target:  # L(t) > target  <=>  t > base + target
-            run = (max(seg.start, seg.base + target), seg.end, seg.end - seg.base, False)
-        else:
-            continue
-        if runs and runs[-1][1] == run[0] and runs[-1][3] == run[3]:
-            prev = runs[-1]
-            peak = None if run[3] else max(prev[2] or _ZERO, run[2] or _ZERO)
-            runs[-1] = (prev[0], run[1], peak, run[3])
-        else:
-            runs.append(run)
-    best = heapq.nsmallest(
-        k,
-        runs,
-        key=lambda r: (0 if r[3] else 1, -(r[2] or _ZERO).total_seconds(), -(r[1] - r[0]).total_seconds()),
-    )
-    return [BreachInterval(start=s, end=e, peak=p) for s, e, p, _ in best]
 
 
 # ----------------------------------------------------------------------------- breach hysteresis

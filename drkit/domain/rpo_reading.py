@@ -13,15 +13,8 @@ from typing import Any, Literal
 
 from drkit.domain.models import ProtectedApp
 from drkit.domain.rbd_models import MirrorSample, PoolStatus
-from drkit.domain.rpo import (
-    AppLag,
-    BreachState,
-    ImageLag,
-    SyncedPoint,
-    evaluate_breach,
-    image_lag,
-    remember,
-)
+from drkit.domain.rpo import AppLag, BreachState, ImageLag, evaluate_breach, image_lag
+from drkit.domain.rpo_points import SyncedPoint, remember
 
 ExactMode = Literal["auto", "always", "never"]
 """When exact mode (``rbd snap ls`` on both sites) runs: on suspicion, always, or never."""

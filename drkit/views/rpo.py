@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from drkit.charts import render_png
-from drkit.domain.rpo import BreachInterval, Sawtooth, SyncedPoint, Window
+from drkit.domain.rpo_points import SyncedPoint
 from drkit.domain.rpo_reading import AppReading, SiteSampling
+from drkit.domain.rpo_sawtooth import BreachInterval, Sawtooth, Window
 from drkit.jobs.rpo import SampleRun
 from drkit.jobs.rpo_report import AppReport, RpoReport
 

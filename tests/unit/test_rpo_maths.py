@@ -15,16 +15,17 @@ from drkit.domain.rpo import (
     AppLag,
     BreachState,
     ImageLag,
-    SyncedPoint,
-    Window,
     app_lag,
     evaluate_breach,
     exact_lag,
     image_lag,
     journal_lag_estimate,
+)
+from drkit.domain.rpo_points import SyncedPoint, points_from_snapshots
+from drkit.domain.rpo_sawtooth import (
+    Window,
     lag_series,
     percentiles,
-    points_from_snapshots,
     time_within_target,
     worst_intervals,
     worst_lag,
