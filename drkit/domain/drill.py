@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from drkit.domain.models import KindRef, Model, ProtectedApp
+from drkit.domain.model_base import Model
+from drkit.domain.models import KindRef, ProtectedApp
 from drkit.domain.operations import (
     LAG_INTERVALS,
     Check,

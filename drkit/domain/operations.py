@@ -18,7 +18,8 @@ from pydantic import Field
 
 from drkit.domain.errors import ConfigError, PreconditionFailed
 from drkit.domain.markdown import md_inline
-from drkit.domain.models import Model, ProtectedApp
+from drkit.domain.model_base import Model
+from drkit.domain.models import ProtectedApp
 from drkit.domain.placement import AppView, Placement, disagreements
 
 Kind = Literal["relocate", "failover", "failback", "drill"]

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from drkit.domain.models import Model
+from drkit.domain.model_base import Model
 
 MirrorState = Literal[
     "unknown", "error", "syncing", "starting_replay", "replaying", "stopping_replay", "stopped"

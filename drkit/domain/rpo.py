@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from drkit.domain.models import Model
+from drkit.domain.model_base import Model
 from drkit.domain.rbd_models import Health, LagSource, MirrorMode, MirrorSample, Role
 from drkit.domain.rbd_status import DEFAULT_STALE_AFTER
 from drkit.domain.rpo_points import PointLike, _points

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from drkit.domain.models import Model
+from drkit.domain.model_base import Model
 from drkit.domain.rbd_models import MirrorSample, MirrorSnapshot
 from drkit.domain.rbd_readers import zone
 

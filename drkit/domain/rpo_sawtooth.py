@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from drkit.domain.models import Model
+from drkit.domain.model_base import Model
 from drkit.domain.rpo import _ZERO
 from drkit.domain.rpo_points import PointLike, _points
 

@@ -28,8 +28,9 @@ import httpx
 
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.nexus import HttpNexus, NexusApi
+from drkit.domain.app_checks import HttpCheck, NexusRoundTrip
 from drkit.domain.errors import NotFound, PreconditionFailed, StandbyError, TransientError
-from drkit.domain.models import HttpCheck, KindRef, NexusRoundTrip, ProtectedApp, Site
+from drkit.domain.models import KindRef, ProtectedApp, Site
 
 SECRET = KindRef(version="v1", kind="Secret")
 NexusFactory = Callable[[str, str, str], NexusApi]

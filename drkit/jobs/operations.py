@@ -43,7 +43,7 @@ from drkit.domain.errors import (
 )
 from drkit.domain.layout import parse_run_id
 from drkit.domain.markdown import md_inline
-from drkit.domain.models import STEP_LIMITS, ProtectedApp
+from drkit.domain.models import ProtectedApp
 from drkit.domain.operations import (
     Approval,
     Facts,
@@ -72,6 +72,7 @@ from drkit.domain.resume import (
     way_back,
 )
 from drkit.domain.signed_state import journal_context, seal, unseal
+from drkit.domain.step_limits import STEP_LIMITS
 from drkit.jobs.backup import missing_key_id, read_index, resolve_run
 from drkit.jobs.requests import OperationRequest
 from drkit.jobs.steps import STEPS, RoutingHook, Run
