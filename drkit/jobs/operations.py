@@ -73,7 +73,7 @@ from drkit.domain.resume import (
 )
 from drkit.domain.signed_state import journal_context, seal, unseal
 from drkit.domain.step_limits import STEP_LIMITS
-from drkit.jobs.backup import missing_key_id, read_index, resolve_run
+from drkit.jobs.backup_runs import missing_key_id, read_index, resolve_run
 from drkit.jobs.requests import OperationRequest
 from drkit.jobs.steps import STEPS, RoutingHook, Run
 from drkit.jobs.world import (
