@@ -2,7 +2,7 @@
 
 1. :func:`prepare` reads the placement, observes both sites, finds the backup the target can read,
    tries the backup key on it (:func:`trial_key`: one sealed object decrypted) and makes the plan
-   (:func:`drkit.domain.operations.make_plan`). It looks through :meth:`World.probing`: sites and
+   (:func:`drkit.domain.operation_plan.make_plan`). It looks through :meth:`World.probing`: sites and
    stores are asked in parallel, each call bounded by the site's ``probe_timeout``, so a site that
    is down shows as unreachable in the plan within seconds.
 2. :func:`approve` checks the approval against the plan, takes the app (the placement record's
@@ -44,6 +44,7 @@ from drkit.domain.errors import (
 from drkit.domain.layout import parse_run_id
 from drkit.domain.markdown import md_inline
 from drkit.domain.models import ProtectedApp
+from drkit.domain.operation_plan import make_plan, plan_changes
 from drkit.domain.operations import (
     Approval,
     Facts,
@@ -55,11 +56,9 @@ from drkit.domain.operations import (
     Reapproval,
     StepRecord,
     check_approval,
-    make_plan,
     new_journal,
     new_op_id,
     parse_op_id,
-    plan_changes,
     plan_markdown,
 )
 from drkit.domain.placement import Placement, begin, released
