@@ -22,7 +22,7 @@
       when both deployments run, the watcher modelled as it runs (:class:`WatchModel`: call time,
       fast polls during a sync, overlapping runs that start late with empty memory); the 2 s target
       is asserted, and never under-reporting too;
-    * exact: the sampler's exact points alone (:func:`drkit.domain.rpo.points_from_snapshots` with
+    * exact: the sampler's exact points alone (:func:`drkit.domain.rpo_points.points_from_snapshots` with
       the points kept across samples, as ``rpo-sample`` does); never under-reports (asserted), but
       misses the points B prunes between samples;
     * status: the status points alone;
@@ -44,16 +44,9 @@ from typing import Any, NamedTuple
 
 from bench import rpo_parse
 from drkit.domain.models import StandbyConfig
-from drkit.domain.rbd_status import MirrorSample, MirrorSnapshot
-from drkit.domain.rpo import (
-    Sawtooth,
-    SyncedPoint,
-    latest_instant,
-    points_from_snapshots,
-    remember,
-    tighten,
-    worst_lag,
-)
+from drkit.domain.rbd_models import MirrorSample, MirrorSnapshot
+from drkit.domain.rpo_points import SyncedPoint, latest_instant, points_from_snapshots, remember, tighten
+from drkit.domain.rpo_sawtooth import Sawtooth, worst_lag
 from drkit.jobs import rpo_watch
 
 DAY0 = datetime(2026, 11, 21, tzinfo=UTC)

@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from drkit.domain.models import Duration, KindSpec, StandbyConfig
+from drkit.domain.model_base import Duration
+from drkit.domain.models import KindSpec, StandbyConfig
 from drkit.jobs import requests
 
 HEADER = """# Configuration reference

@@ -29,7 +29,9 @@ from drkit.domain.errors import ConfigError, NotFound, StandbyError
 from drkit.domain.layout import parse_run_id
 from drkit.domain.models import ProtectedApp, Site
 from drkit.jobs import backup as jobs
+from drkit.jobs import backup_runs
 from drkit.jobs.backup import app_stores
+from drkit.jobs.backup_summary import BackupSummary
 from drkit.jobs.backup_sync import StoreRuns, holdings
 from drkit.jobs.requests import BackupRequest, RestoreRequest, VerifyRequest, default, describe
 from drkit.jobs.restore import run_restore
@@ -96,8 +98,8 @@ def _read_run(
     for ref in app_stores(world, app, where.name):
         label = jobs.store_label(ref)
         try:
-            run_id = jobs.resolve_run(ref.store, ref.layout, where.name, app.name, run, key=key, label=label)
-            return ref, jobs.read_index(ref.store, ref.layout, where.name, app.name, run_id, key=key, label=label)
+            run_id = backup_runs.resolve_run(ref.store, ref.layout, where.name, app.name, run, key=key, label=label)
+            return ref, backup_runs.read_index(ref.store, ref.layout, where.name, app.name, run_id, key=key, label=label)
         except StandbyError as error:
             first = first or error
     assert first is not None
@@ -135,7 +137,7 @@ def run_cmd(
     catches that store up).
     """
 
-    def action() -> jobs.BackupSummary:
+    def action() -> BackupSummary:
         world, chosen, where = _pick(config, app, site, key_env)
         request = BackupRequest(app=chosen.name, site=where.name, key_source=f"env:{key_env}")
         return jobs.back_up(

@@ -22,7 +22,8 @@ import typer
 
 from drkit.config import load_config
 from drkit.domain.errors import ConfigError, ParseError
-from drkit.domain.rbd_status import DEFAULT_STALE_AFTER, parse_status, zone
+from drkit.domain.rbd_readers import zone
+from drkit.domain.rbd_status import DEFAULT_STALE_AFTER, parse_status
 from drkit.domain.rpo import image_lag
 from drkit.jobs.requests import RpoReportRequest, RpoSampleRequest, RpoWatchRequest, default, describe
 from standby.common import (

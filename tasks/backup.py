@@ -37,7 +37,9 @@ from drkit.domain.errors import ConfigError, TransientError
 from drkit.domain.models import S3Location
 from drkit.domain.retention import RetentionPolicy
 from drkit.jobs import backup as jobs
-from drkit.jobs.backup import BackupSummary, RetentionResult
+from drkit.jobs import backup_retention
+from drkit.jobs.backup_retention import RetentionResult
+from drkit.jobs.backup_summary import BackupSummary
 from drkit.jobs.requests import BackupRequest, RestoreRequest, VerifyRequest
 from drkit.jobs.restore import RestoreSummary, check_restore_namespace, run_restore
 from drkit.jobs.verify import VerifyResult, require_ok, run_verify
@@ -199,7 +201,7 @@ def apply_retention(world: World, app: str, site: str, policy: RetentionPolicy) 
     for ref in jobs.app_stores(world, chosen, site):
         name = jobs.store_label(ref)
         try:
-            result = jobs.apply_retention(ref.store, where, chosen, policy, layout=ref.layout, key=key)
+            result = backup_retention.apply_retention(ref.store, where, chosen, policy, layout=ref.layout, key=key)
         except TransientError as error:
             logger.warning("retention of %s skipped in the store of %s: %s", app, name, error)
             failed.append(error)

@@ -1,17 +1,17 @@
-"""Kubernetes access: the ``ClusterApi`` protocol, its real adapter, and exec into a pod.
+"""Kubernetes access: the ``ClusterApi`` protocol and its real adapter, :class:`KubeCluster`.
 
 The real adapter drives the official ``kubernetes`` client's ``DynamicClient``, so custom
 resources (VolumeReplication, Nexus, ...) are handled like built-ins. Errors become Standby errors
-naming the object, the site (context) and the next action.
+naming the object, the site (context) and the next action (:mod:`drkit.adapters.kube_errors`);
+exec into a pod is :mod:`drkit.adapters.kube_exec`.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -20,18 +20,10 @@ from typing import Any, Protocol
 import yaml
 
 from drkit.adapters.cachedir import private_dir, write_private
-from drkit.adapters.runner import CommandResult, Redactor, check, tail
+from drkit.adapters.kube_errors import api_call
 from drkit.domain.access import Access as Access
-from drkit.domain.access import access_denied
-from drkit.domain.errors import (
-    CommandTimedOut,
-    ConfigError,
-    Conflict,
-    NotFound,
-    StandbyError,
-    TransientError,
-)
-from drkit.domain.models import KindRef, KubeAccess, toolbox_target
+from drkit.domain.errors import ConfigError, NotFound
+from drkit.domain.models import KindRef, KubeAccess
 
 Obj = dict[str, Any]
 
@@ -95,104 +87,6 @@ def kind_of(obj: Obj) -> KindRef:
     """The :class:`KindRef` of a manifest."""
     group, _, version = obj["apiVersion"].rpartition("/")
     return KindRef(group=group, version=version, kind=obj["kind"])
-
-
-# -------------------------------------------------------------------------------- error messages
-# Shared with the fake (drkit.testing.kube) so both raise the same errors with the same words.
-
-
-def kind_not_served(site: str, what: str, detail: str, *, hint: str = "") -> NotFound:
-    """The apiserver does not serve the kind (its CRD is not installed)."""
-    return NotFound(
-        f"{what} on {site}: kind not served ({detail})",
-        hint=hint or "install its CRD",
-        context={"site": site, "object": what},
-    )
-
-
-def status_error(site: str, what: str, status: int, reason: str, *, not_found_hint: str = "") -> StandbyError:
-    """The Standby error for an HTTP ``status`` the apiserver answered to ``what``.
-
-    404 -> :class:`NotFound`; 409 -> :class:`Conflict`; 401/403 -> :class:`AccessDenied` (one line
-    naming the verb, resource and site, and the RBAC rule to add, or that the token is expired or
-    wrong; never retried); 400/415/422 -> :class:`StandbyError` (an invalid manifest); any other ->
-    :class:`TransientError`.
-    """
-    ctx = {"site": site, "object": what}
-    message = f"{what} on {site}: {status} {reason}"
-    if status == 404:
-        return NotFound(message, hint=not_found_hint, context=ctx)
-    if status == 409:
-        return Conflict(message, hint="re-read the object and retry", context=ctx)
-    if status in (401, 403):
-        return access_denied(site, what, status, reason)
-    if status in (400, 415, 422):
-        return StandbyError(message, hint="the manifest is invalid for this cluster", context=ctx)
-    return TransientError(message, hint="the apiserver failed; the call is retried", context=ctx)
-
-
-def apiserver_unreachable(site: str, what: str, cause: str) -> TransientError:
-    """The apiserver did not answer (``cause``: the client's exception name)."""
-    return TransientError(
-        f"{what} on {site}: apiserver unreachable ({cause})",
-        hint=f"check site {site}'s apiserver; the call is retried",
-        context={"site": site, "object": what},
-    )
-
-
-def untrusted_certificate(site: str, what: str, detail: str) -> ConfigError:
-    """The apiserver's TLS certificate failed verification: a configuration mistake, not retried."""
-    return ConfigError(
-        f"{what} on {site}: the apiserver's TLS certificate is not trusted ({detail})",
-        hint=f"fix certificate-authority(-data) of site {site}'s kubeconfig context, or its server URL",
-        context={"site": site, "object": what},
-    )
-
-
-def api_call(site: str, what: str, fn: Callable[[], Any], *, not_found_hint: str = "") -> Any:
-    """Run one Kubernetes API call, turning the client's errors into Standby's (naming site and object).
-
-    Statuses map as :func:`status_error` says; a timeout or an unreachable apiserver ->
-    :class:`TransientError` (retried by the flows); an untrusted TLS certificate -> ``ConfigError``.
-    A refused exec WebSocket handshake (reported by the client as status 0) counts as its HTTP status.
-    """
-    from kubernetes.client.exceptions import ApiException
-    from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
-    from urllib3.exceptions import HTTPError as Urllib3Error
-
-    try:
-        return fn()
-    except ResourceNotFoundError as exc:
-        raise kind_not_served(site, what, str(exc), hint=not_found_hint) from None
-    except (ApiException, DynamicApiError) as exc:
-        status = int(getattr(exc, "status", 0) or 0)
-        if status == 0:
-            status = _handshake_status(exc)
-        raise status_error(site, what, status, _reason(exc), not_found_hint=not_found_hint) from None
-    except (Urllib3Error, OSError) as exc:
-        tls = _tls_problem(exc)
-        if tls:
-            raise untrusted_certificate(site, what, tls) from None
-        raise apiserver_unreachable(site, what, type(exc).__name__) from None
-
-
-def _tls_problem(exc: BaseException) -> str:
-    """The TLS verification failure behind a connection error (urllib3 nests it in ``reason``), or ''."""
-    import ssl
-
-    seen: object = exc
-    for _ in range(6):
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return str(seen.verify_message or "certificate verify failed")
-        if isinstance(seen, ssl.SSLError):
-            return str(seen.reason or "TLS error")
-        if not isinstance(seen, BaseException):
-            return ""
-        nested = getattr(seen, "reason", None)
-        if not isinstance(nested, BaseException) and seen.args and isinstance(seen.args[0], BaseException):
-            nested = seen.args[0]
-        seen = nested if isinstance(nested, BaseException) else (seen.__cause__ or seen.__context__)
-    return ""
 
 
 @functools.cache
@@ -413,152 +307,3 @@ class KubeCluster:
             body, _request_timeout=self.timeout))  # fmt: skip
         status = answer.status
         return bool(status and status.allowed), str((status and status.reason) or "")
-
-
-def _handshake_status(exc: Any) -> int:
-    """The HTTP status of a refused exec WebSocket handshake (the client reports it as status 0)."""
-    import re
-
-    m = re.search(r"Handshake status (\d{3})", str(getattr(exc, "reason", "") or ""))
-    return int(m.group(1)) if m else 0
-
-
-def _reason(exc: Any) -> str:
-    import json
-
-    body = getattr(exc, "body", None)
-    try:
-        data = json.loads(body) if body else {}
-        return str(data.get("message") or data.get("reason") or getattr(exc, "reason", ""))
-    except (TypeError, ValueError):
-        return str(getattr(exc, "reason", "") or exc)
-
-
-class KubeExecRunner:
-    """A :class:`~drkit.adapters.runner.Runner` that execs into Rook's toolbox pod.
-
-    This is how Rook users run ``rbd``: ``kubectl exec -n rook-ceph deploy/rook-ceph-tools -- rbd ...``.
-    ``toolbox`` is ``namespace/deployment`` (the first running pod of the Deployment: its name is
-    random, so RBAC must allow listing pods and exec on any pod of the namespace) or
-    ``namespace/pod/name`` (that pod only, e.g. a toolbox StatefulSet's ``standby-tools-0``: RBAC
-    names it in ``resourceNames``, and exec is granted on nothing else).
-    """
-
-    def __init__(
-        self,
-        api_client: Any,
-        deployment: str,
-        *,
-        site: str,
-        redact: Redactor | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        namespace, kind, name = toolbox_target(deployment)
-        self.api_client = api_client
-        self.namespace, self.deployment = namespace, name
-        self.named_pod = name if kind == "pod" else None
-        self.site = site
-        self.redact = redact or Redactor()
-        self.timeout = timeout  # per API request (the pod lookup and opening the exec stream)
-        self._cached_pod: str | None = None
-
-    def _pod(self) -> str:
-        """The first running pod of the deployment (remembered until a command fails)."""
-        if self._cached_pod is not None:
-            return self._cached_pod
-        from kubernetes import client
-
-        apps, core = client.AppsV1Api(self.api_client), client.CoreV1Api(self.api_client)
-        hint = "deploy Rook's toolbox or use ceph mode 'local'"
-        named = self.named_pod
-        if named is not None:
-            where = f"toolbox pod {self.namespace}/{named}"
-            pod = api_call(self.site, where, lambda: core.read_namespaced_pod(
-                named, self.namespace, _request_timeout=self.timeout), not_found_hint=hint)  # fmt: skip
-            if not (pod.status and pod.status.phase == "Running"):
-                raise TransientError(
-                    f"{where} on {self.site} is not running ({pod.status.phase if pod.status else 'no status'})",
-                    hint="wait for the toolbox pod; the call is retried",
-                    context={"site": self.site},
-                )
-            self._cached_pod = named
-            return named
-        where = f"deployment {self.namespace}/{self.deployment}"
-        dep = api_call(self.site, where, lambda: apps.read_namespaced_deployment(
-            self.deployment, self.namespace, _request_timeout=self.timeout), not_found_hint=hint)  # fmt: skip
-        labels = dep.spec.selector.match_labels or {}
-        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        pods = api_call(self.site, f"pods of {where}", lambda: core.list_namespaced_pod(
-            self.namespace, label_selector=selector, _request_timeout=self.timeout)).items  # fmt: skip
-        running = sorted(
-            str(p.metadata.name) for p in pods if p.metadata and p.status and p.status.phase == "Running"
-        )
-        if not running:
-            raise TransientError(
-                f"{where} on {self.site} has no running pod",
-                hint="wait for the toolbox pod; the call is retried",
-                context={"site": self.site},
-            )
-        self._cached_pod = running[0]
-        return running[0]
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        description: str,
-        accept: Iterable[int] = (0,),
-        timeout: float = 30.0,
-        stdin: bytes | None = None,
-    ) -> CommandResult:
-        """Run ``argv`` in the toolbox pod; see :class:`~drkit.adapters.runner.Runner`."""
-        from kubernetes import client
-        from kubernetes.stream import stream
-        from websocket import WebSocketException
-
-        pod = self._pod()
-        core = client.CoreV1Api(self.api_client)
-        started = time.monotonic()
-        try:
-            resp = api_call(self.site, f"exec into {self.namespace}/{pod}", lambda: stream(
-                core.connect_get_namespaced_pod_exec, pod, self.namespace, command=list(argv),
-                stderr=True, stdin=stdin is not None, stdout=True, tty=False, _preload_content=False,
-                _request_timeout=self.timeout,
-            ))  # fmt: skip
-        except StandbyError:
-            self._cached_pod = None  # the pod may have gone: look it up again next time
-            raise
-        out: list[str] = []
-        err: list[str] = []
-        try:
-            if stdin is not None:
-                resp.write_stdin(stdin.decode())
-            while resp.is_open():
-                if time.monotonic() - started > timeout:
-                    raise CommandTimedOut(
-                        f"{description}: timed out after {timeout:.0f}s in {self.namespace}/{pod} on {self.site}",
-                        argv=[self.redact(a) for a in argv], exit_code=None,
-                        output_tail=tail(self.redact("".join(err))),
-                    )  # fmt: skip
-                resp.update(timeout=0.5)
-                out.append(resp.read_stdout() if resp.peek_stdout() else "")
-                err.append(resp.read_stderr() if resp.peek_stderr() else "")
-            code = resp.returncode
-        except (WebSocketException, OSError) as exc:
-            self._cached_pod = None
-            raise TransientError(
-                f"{description}: exec stream to {self.namespace}/{pod} on {self.site} broke ({type(exc).__name__})",
-                hint=f"check site {self.site}'s apiserver and the toolbox pod; the call is retried",
-                context={"site": self.site, "pod": pod},
-            ) from None
-        finally:
-            resp.close()
-        result = CommandResult(
-            argv=tuple(self.redact(a) for a in argv),
-            exit_code=int(code if code is not None else -1),
-            stdout=self.redact("".join(out)),
-            stderr=self.redact("".join(err)),
-            seconds=time.monotonic() - started,
-        )
-        check(result, description=description, accept=accept, context={"site": self.site, "pod": pod})
-        return result

@@ -25,7 +25,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from drkit.domain.models import Model
+from drkit.domain.model_base import Model
 from drkit.domain.operations import Approval, HoldState, Journal, Plan, Rollback, StepRecord, StepSpec
 
 POINT_OF_NO_RETURN = "promote-target"

@@ -34,7 +34,7 @@ from pydantic import AwareDatetime, Field, TypeAdapter, ValidationError, field_v
 from drkit.domain import crypto
 from drkit.domain.errors import ConfigError, IntegrityError
 from drkit.domain.layout import StoreLayout, logical_path, parse_run_id
-from drkit.domain.models import Model
+from drkit.domain.model_base import Model
 
 INDEX_FORMAT: Final = "standby.backup.index/2"
 """``format`` of a stored full index (:class:`StoredIndex`)."""

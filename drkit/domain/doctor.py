@@ -26,7 +26,8 @@ from pydantic import Field
 
 from drkit.domain.access import Access
 from drkit.domain.durations import parse_duration
-from drkit.domain.models import KindRef, Model, ProtectedApp
+from drkit.domain.model_base import Model
+from drkit.domain.models import KindRef, ProtectedApp
 
 Role = Literal["primary", "secondary"]
 

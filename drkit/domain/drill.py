@@ -13,17 +13,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from drkit.domain.models import KindRef, Model, ProtectedApp
-from drkit.domain.operations import (
-    LAG_INTERVALS,
-    Check,
-    Facts,
-    Journal,
-    Plan,
-    StepRecord,
-    StepSpec,
-    key_check,
-)
+from drkit.domain.model_base import Model
+from drkit.domain.models import KindRef, ProtectedApp
+from drkit.domain.operation_plan import LAG_INTERVALS, key_check
+from drkit.domain.operations import Check, Facts, Journal, Plan, StepRecord, StepSpec
 from drkit.domain.placement import disagreements
 
 SCHEMA_VERSION = 1

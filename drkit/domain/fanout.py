@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from drkit.domain.errors import StandbyError
-from drkit.domain.models import Model
+from drkit.domain.model_base import Model
 
 Verdict = Literal["passed", "failed", "skipped"]
 """How one app's run ended: completed, failed (with the reason), or not run (with the reason)."""

@@ -20,7 +20,8 @@ from typing import Literal
 from pydantic import Field
 
 from drkit.domain.errors import Conflict
-from drkit.domain.models import Model, ProtectedApp
+from drkit.domain.model_base import Model
+from drkit.domain.models import ProtectedApp
 
 Role = Literal["primary", "secondary", "absent", "unknown"]
 """An image's role on one site: ``unknown`` when the site could not be asked."""

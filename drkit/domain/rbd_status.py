@@ -1,5 +1,8 @@
-"""Parsing of ``rbd`` JSON (image status, pool status, snapshot listings) into typed mirror samples:
-pure, no I/O, time injected.
+"""The samples of ``rbd`` mirror status: each image's health (:func:`classify`), its role and its
+:class:`~drkit.domain.rbd_models.MirrorSample`, and the entry points that parse ``rbd`` JSON (image
+status, pool status, snapshot listings): pure, no I/O, time injected. The records are in
+:mod:`drkit.domain.rbd_models`, the small readers (zones, times, descriptions, one site's status) in
+:mod:`drkit.domain.rbd_readers`.
 
 Every time leaves this module as an aware ``datetime``; malformed JSON or a wrong shape raises
 :class:`~drkit.domain.errors.ParseError` in one line. What rbd prints and how it is read is in
@@ -8,28 +11,22 @@ docs/architecture.md, "What rbd prints".
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, Literal, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
 
-from pydantic import AwareDatetime, Field
-
-from drkit.domain.errors import ConfigError, ParseError
-from drkit.domain.models import Model
-
-MirrorState = Literal[
-    "unknown", "error", "syncing", "starting_replay", "replaying", "stopping_replay", "stopped"
-]
-"""The replay state after ``up+``/``down+`` in rbd's ``state`` field."""
-Health = Literal["ok", "syncing", "stale", "down", "split-brain", "error", "unknown"]
-"""Standby's verdict on one image's replication."""
-Role = Literal["primary", "secondary", "unknown"]
-MirrorMode = Literal["snapshot", "journal", "unknown"]
-LagSource = Literal["status", "exact", "journal-estimate"]
-"""Where a lag figure comes from: the 30 s status, the exact synced points, or a journal estimate."""
+from drkit.domain.errors import ParseError
+from drkit.domain.rbd_models import (
+    Health,
+    MirrorDaemon,
+    MirrorMode,
+    MirrorSample,
+    MirrorSnapshot,
+    PoolStatus,
+    Role,
+    SiteStatus,
+)
+from drkit.domain.rbd_readers import _int, load_json, parse_ctime, parse_site_status, zone
 
 STATUS_CADENCE = timedelta(seconds=30)
 """rbd-mirror rewrites each image status every 30 s (hard-coded), and at once on state changes."""
@@ -39,317 +36,7 @@ DEFAULT_STALE_AFTER = 2 * STATUS_CADENCE + timedelta(seconds=15)
 FUTURE_TOLERANCE = timedelta(minutes=2)
 """A ``last_update`` further than this in the future means a wrong zone or a skewed clock: unknown."""
 
-_MIRROR_STATES: frozenset[str] = frozenset(get_args(MirrorState))
-_LAST_UPDATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$")
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1
-    )
-}
 _PRIMARY = "local image is primary"
-
-
-# ------------------------------------------------------------------------------------------- models
-
-
-class SyncProgress(Model):
-    """A snapshot sync running on the non-primary side."""
-
-    snapshot_time: AwareDatetime | None = Field(
-        None, description="creation time on the primary of the snapshot being synced"
-    )
-    percent: float | None = Field(None, description="share of the snapshot's objects copied, 0-100")
-    eta: timedelta | None = Field(None, description="rbd-mirror's estimate of the time until synced")
-
-
-class JournalPosition(Model):
-    """A position in an image's journal (journal-mode mirroring)."""
-
-    tag_tid: int = Field(..., description="journal tag transaction id")
-    entry_tid: int = Field(..., description="journal entry transaction id")
-    object_number: int = Field(..., description="journal object number")
-
-
-class ReplayDetails(Model):
-    """The JSON that follows ``"replaying, "`` in a description; absent keys stay ``None``."""
-
-    mode: MirrorMode = Field(..., description="mirroring mode the keys belong to")
-    replay_state: str | None = Field(None, description="snapshot mode: 'idle' or 'syncing'")
-    local_snapshot_time: AwareDatetime | None = Field(
-        None, description="consistency point of the newest complete snapshot on the non-primary side"
-    )
-    remote_snapshot_time: AwareDatetime | None = Field(
-        None, description="creation time of the newest complete snapshot on the primary side"
-    )
-    last_snapshot_sync: timedelta | None = Field(None, description="how long the last snapshot sync took")
-    last_snapshot_bytes: int | None = Field(None, description="bytes copied by the last snapshot sync")
-    bytes_per_second: float | None = Field(None, description="recent replay throughput")
-    bytes_per_snapshot: float | None = Field(None, description="rolling mean of bytes per snapshot")
-    syncing: SyncProgress | None = Field(None, description="the sync in progress, if any")
-    entries_behind_primary: int | None = Field(None, description="journal mode: entries not yet replayed")
-    entries_per_second: float | None = Field(None, description="journal mode: replay rate")
-    primary_position: JournalPosition | None = Field(None, description="journal mode: primary's position")
-    non_primary_position: JournalPosition | None = Field(
-        None, description="journal mode: position replayed on the non-primary side"
-    )
-
-
-class SiteStatus(Model):
-    """One site's status of one image, as rbd prints it (the top level, or one ``peer_sites`` entry)."""
-
-    site_name: str = Field("", description="site name ('' when rbd does not know it)")
-    mirror_uuid: str | None = Field(None, description="peer's mirror uuid (peer entries only)")
-    raw_state: str = Field("", description="rbd's state as printed, e.g. 'up+replaying'")
-    up: bool = Field(False, description="whether an rbd-mirror daemon is reporting the image")
-    state: MirrorState = Field("unknown", description="replay state after 'up+'/'down+'")
-    description: str = Field("", description="rbd-mirror's free-text description")
-    last_update: AwareDatetime | None = Field(None, description="when the status was last written")
-    details: ReplayDetails | None = Field(None, description="parsed JSON part of the description")
-    details_error: str | None = Field(None, description="why the description's JSON could not be read")
-
-
-class MirrorSample(Model):
-    """The replication state of one image's non-primary copy, read from one status document."""
-
-    image: str = Field(..., description="RBD image name")
-    global_id: str = Field("", description="mirror global image id")
-    pool: str = Field("", description="RBD pool name ('' when not given)")
-    site: str = Field("", description="site whose copy this sample describes ('' when unknown)")
-    observed_from: str = Field("", description="site whose rbd printed the status ('' when not given)")
-    from_peer: bool = Field(False, description="read from the primary's peer_sites[] entry")
-    role: Role = Field(..., description="role of the image at 'site'")
-    state: MirrorState = Field(..., description="replay state")
-    up: bool = Field(..., description="whether an rbd-mirror daemon is reporting the image")
-    raw_state: str = Field(..., description="rbd's state as printed, e.g. 'up+replaying'")
-    description: str = Field(..., description="rbd-mirror's description")
-    health: Health = Field(..., description="Standby's verdict at 'sampled_at'")
-    reason: str = Field(..., description="human explanation of the health")
-    mode: MirrorMode = Field(..., description="mirroring mode seen in the description")
-    source: LagSource = Field(..., description="how a lag read from this sample is obtained")
-    sampled_at: AwareDatetime = Field(..., description="the injected 'now' the health was judged at")
-    last_update: AwareDatetime | None = Field(None, description="when rbd-mirror last wrote the status")
-    local_snapshot_time: AwareDatetime | None = Field(
-        None, description="newest complete consistency point on the non-primary side (snapshot mode)"
-    )
-    remote_snapshot_time: AwareDatetime | None = Field(
-        None, description="newest complete snapshot on the primary side (snapshot mode)"
-    )
-    syncing: SyncProgress | None = Field(None, description="the snapshot sync in progress, if any")
-    last_snapshot_sync: timedelta | None = Field(None, description="duration of the last snapshot sync")
-    entries_behind: int | None = Field(None, description="journal mode: entries behind the primary")
-    entries_per_second: float | None = Field(None, description="journal mode: replay rate")
-
-
-class MirrorDaemon(Model):
-    """One rbd-mirror daemon from ``pool status --verbose``."""
-
-    service_id: str | None = Field(None, description="daemon service id")
-    hostname: str | None = Field(None, description="host running it")
-    health: str | None = Field(None, description="OK, WARNING, ERROR or UNKNOWN")
-    leader: bool | None = Field(None, description="whether it leads the pool's replayers")
-
-
-class PoolStatus(Model):
-    """``rbd mirror pool status --verbose``: the summary and one sample per image."""
-
-    health: str = Field("UNKNOWN", description="summary health (OK, WARNING, ERROR, UNKNOWN)")
-    daemon_health: str = Field("UNKNOWN", description="rbd-mirror daemons' health")
-    image_health: str = Field("UNKNOWN", description="images' health")
-    states: dict[str, int] = Field(default_factory=dict, description="image count per replay state")
-    daemons: tuple[MirrorDaemon, ...] = Field((), description="the rbd-mirror daemons")
-    samples: tuple[MirrorSample, ...] = Field((), description="one sample per image")
-
-
-class MirrorSnapshot(Model):
-    """One mirror-namespace snapshot from ``rbd snap ls --all --format json``."""
-
-    id: int = Field(..., description="snapshot id on this image")
-    name: str = Field(..., description="e.g. .mirror.non_primary.<global-id>.<uuid>")
-    created_at: AwareDatetime | None = Field(
-        None, description="creation time on this cluster (OSD clock); None when rbd prints ''"
-    )
-    state: str = Field(..., description="'primary', 'non-primary' or 'demoted'")
-    non_primary: bool = Field(..., description="a copy of a primary snapshot (has primary_snap_id)")
-    complete: bool = Field(..., description="fully synced (non-primary) or fully created (primary)")
-    primary_mirror_uuid: str | None = Field(None, description="mirror uuid of the primary (non-primary)")
-    primary_snap_id: int | None = Field(None, description="id of the primary snapshot it copies")
-    last_copied_object_number: int | None = Field(None, description="sync progress (non-primary)")
-    mirror_peer_uuids: tuple[str, ...] = Field((), description="peers still linked to it")
-
-
-# ---------------------------------------------------------------------------------- small readers
-
-
-def zone(value: str | tzinfo) -> tzinfo:
-    """The IANA zone ``value`` (``"Europe/Paris"``), or ``value`` itself when it is a ``tzinfo``."""
-    if isinstance(value, tzinfo):
-        return value
-    try:
-        return ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"unknown time zone {value!r}", hint="give an IANA zone such as 'UTC' or 'Europe/Paris'"
-        ) from None
-
-
-def load_json(text: str | bytes, what: str) -> Any:
-    """``json.loads`` raising :class:`ParseError` that names ``what`` was expected."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    if not text.strip():
-        raise ParseError(f"expected {what}, got empty input")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ParseError(
-            f"expected {what}, got invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-
-
-def parse_last_update(value: object, tz: tzinfo, where: str) -> datetime | None:
-    """Read rbd's ``"2026-11-21 20:35:29"`` (no zone) as a time in ``tz``; ``None`` when empty."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ParseError(f"{where}: expected last_update as 'YYYY-MM-DD HH:MM:SS', got {value!r}")
-    match = _LAST_UPDATE.match(value.strip())
-    if not match:
-        raise ParseError(f"{where}: expected last_update as 'YYYY-MM-DD HH:MM:SS', got {value!r}")
-    year, month, day, hour, minute, second = (int(g) for g in match.groups())
-    try:
-        local = datetime(year, month, day, hour, minute, second, tzinfo=tz)
-    except ValueError as exc:
-        raise ParseError(f"{where}: invalid last_update {value!r}: {exc}") from None
-    if local.year <= 1970:  # timestr(0): never written
-        return None
-    return local.astimezone(UTC)
-
-
-def parse_ctime(value: object, tz: tzinfo, where: str) -> datetime | None:
-    """Read C ``ctime()`` text (``"Sat Nov 21 20:35:29 2026"``) in ``tz``; ``None`` when ``''``."""
-    if value is None or value == "":
-        return None
-    parts = value.split() if isinstance(value, str) else []
-    try:
-        _, mon, day, hms, year = parts
-        hour, minute, second = (int(p) for p in hms.split(":"))
-        local = datetime(int(year), _MONTHS[mon], int(day), hour, minute, second, tzinfo=tz)
-    except (ValueError, KeyError):
-        raise ParseError(
-            f"{where}: expected a timestamp like 'Sat Nov 21 20:35:29 2026', got {value!r}"
-        ) from None
-    return local.astimezone(UTC)
-
-
-def _epoch(value: object) -> datetime | None:
-    """An epoch number as an aware UTC time; ``None`` when absent or 0 (never "1970")."""
-    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if value <= 0:
-        return None
-    return datetime.fromtimestamp(value, tz=UTC)
-
-
-def _num(obj: Mapping[str, Any], key: str) -> float | None:
-    value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _int(obj: Mapping[str, Any], key: str) -> int | None:
-    value = _num(obj, key)
-    return None if value is None else int(value)
-
-
-def _position(value: object) -> JournalPosition | None:
-    if not isinstance(value, Mapping):
-        return None
-    tag, entry, number = _int(value, "tag_tid"), _int(value, "entry_tid"), _int(value, "object_number")
-    if tag is None or entry is None or number is None:
-        return None
-    return JournalPosition(tag_tid=tag, entry_tid=entry, object_number=number)
-
-
-def parse_description(description: str) -> tuple[ReplayDetails | None, str | None]:
-    """Split ``"replaying, {json}"`` into its details; ``(None, reason)`` when the JSON is unreadable.
-
-    A description without JSON (``"local image is primary"``) gives ``(None, None)``.
-    """
-    brace = description.find("{")
-    if brace < 0:
-        return None, None
-    try:
-        data = json.loads(description[brace:])
-    except json.JSONDecodeError as exc:
-        return None, f"unreadable replay details in description ({exc.msg})"
-    if not isinstance(data, Mapping):
-        return None, "replay details in description are not a JSON object"
-    journal = "entries_behind_primary" in data or "primary_position" in data
-    snapshot_keys = ("local_snapshot_timestamp", "remote_snapshot_timestamp", "replay_state")
-    snapshot = any(k in data for k in snapshot_keys)
-    mode: MirrorMode = "journal" if journal else "snapshot" if snapshot else "unknown"
-    syncing = None
-    if "syncing_snapshot_timestamp" in data or "syncing_percent" in data:
-        eta = _num(data, "seconds_until_synced")
-        syncing = SyncProgress(
-            snapshot_time=_epoch(data.get("syncing_snapshot_timestamp")),
-            percent=_num(data, "syncing_percent"),
-            eta=None if eta is None else timedelta(seconds=eta),
-        )
-    sync_seconds = _num(data, "last_snapshot_sync_seconds")
-    replay_state = data.get("replay_state")
-    details = ReplayDetails(
-        mode=mode,
-        replay_state=replay_state if isinstance(replay_state, str) else None,
-        local_snapshot_time=_epoch(data.get("local_snapshot_timestamp")),
-        remote_snapshot_time=_epoch(data.get("remote_snapshot_timestamp")),
-        last_snapshot_sync=None if sync_seconds is None else timedelta(seconds=sync_seconds),
-        last_snapshot_bytes=_int(data, "last_snapshot_bytes"),
-        bytes_per_second=_num(data, "bytes_per_second"),
-        bytes_per_snapshot=_num(data, "bytes_per_snapshot"),
-        syncing=syncing,
-        entries_behind_primary=_int(data, "entries_behind_primary"),
-        entries_per_second=_num(data, "entries_per_second"),
-        primary_position=_position(data.get("primary_position")),
-        non_primary_position=_position(data.get("non_primary_position")),
-    )
-    return details, None
-
-
-def _text(obj: Mapping[str, Any], key: str, where: str) -> str:
-    value = obj.get(key, "")
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ParseError(f"{where}: expected {key!r} to be a string, got {type(value).__name__}")
-    return value
-
-
-def parse_site_status(obj: Mapping[str, Any], tz: tzinfo, where: str, *, site_name: str = "") -> SiteStatus:
-    """Read one status object (the image's top level, or a ``peer_sites`` entry)."""
-    raw_state = _text(obj, "state", where).strip()
-    up_text, plus, state_text = raw_state.partition("+")
-    if not plus:
-        up_text, state_text = "", raw_state
-    state: MirrorState = state_text if state_text in _MIRROR_STATES else "unknown"  # type: ignore[assignment]
-    description = _text(obj, "description", where)
-    details, details_error = parse_description(description)
-    uuid = obj.get("mirror_uuids", obj.get("mirror_uuid"))
-    if isinstance(uuid, list):  # tolerated: a list of one uuid
-        uuid = ",".join(str(u) for u in uuid)
-    return SiteStatus(
-        site_name=_text(obj, "site_name", where) or site_name,
-        mirror_uuid=uuid if isinstance(uuid, str) and uuid else None,
-        raw_state=raw_state,
-        up=up_text == "up",
-        state=state,
-        description=description,
-        last_update=parse_last_update(obj.get("last_update"), tz, where),
-        details=details,
-        details_error=details_error,
-    )
 
 
 # --------------------------------------------------------------------------------- classification

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, tzinfo
 from pydantic import AwareDatetime, Field
 
 from drkit.domain.backup_index import BackupIndex
-from drkit.domain.models import Model
+from drkit.domain.model_base import Model
 
 
 class RunInfo(Model):

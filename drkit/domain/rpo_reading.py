@@ -11,16 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from drkit.domain.rbd_status import MirrorSample, PoolStatus
-from drkit.domain.rpo import (
-    AppLag,
-    BreachState,
-    ImageLag,
-    SyncedPoint,
-    evaluate_breach,
-    image_lag,
-    remember,
-)
+from drkit.domain.rbd_models import MirrorSample, PoolStatus
+from drkit.domain.rpo import AppLag, BreachState, ImageLag, evaluate_breach, image_lag
+from drkit.domain.rpo_points import SyncedPoint, remember
 
 ExactMode = Literal["auto", "always", "never"]
 """When exact mode (``rbd snap ls`` on both sites) runs: on suspicion, always, or never."""

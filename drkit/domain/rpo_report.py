@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from drkit.domain.rpo import BreachInterval, SyncedPoint
+from drkit.domain.rpo_points import SyncedPoint
+from drkit.domain.rpo_sawtooth import BreachInterval
 
 
 @dataclass(frozen=True)

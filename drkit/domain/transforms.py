@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from drkit.domain import fieldpath
-from drkit.domain.models import (
+from drkit.domain.models import ProtectedApp, Site
+from drkit.domain.restore_spec import (
     DEFAULT_STORAGE_CLASS_FIELDS,
     FieldTransform,
     ObjectSelector,
-    ProtectedApp,
-    Site,
     StorageClassField,
 )
 

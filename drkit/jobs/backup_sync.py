@@ -23,15 +23,8 @@ from drkit.domain.backup_index import BackupIndex, IndexEntry, encode_index
 from drkit.domain.backup_plan import BackupPlan, known_blobs
 from drkit.domain.errors import Conflict, IntegrityError, StandbyError
 from drkit.domain.layout import parse_run_id
-from drkit.jobs.backup import (
-    list_runs,
-    missing_key_id,
-    plan_for_store,
-    read_latest,
-    store_label,
-    upload_blobs,
-    write_latest,
-)
+from drkit.jobs.backup import plan_for_store, store_label, upload_blobs
+from drkit.jobs.backup_runs import list_runs, missing_key_id, read_latest, write_latest
 from drkit.jobs.world import StoreRef
 
 

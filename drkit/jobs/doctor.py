@@ -45,7 +45,8 @@ from drkit.domain.errors import (
 from drkit.domain.layout import parse_run_id
 from drkit.domain.models import KindRef, ProtectedApp
 from drkit.domain.placement import home_placement
-from drkit.jobs.backup import key_from_text, load_run, missing_key_id, read_latest
+from drkit.jobs.backup import key_from_text
+from drkit.jobs.backup_runs import load_run, missing_key_id, read_latest
 from drkit.jobs.keys import run_keys
 from drkit.jobs.world import StoreRef, World, read_placement
 

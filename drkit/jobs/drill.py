@@ -40,16 +40,8 @@ from drkit.domain.drill import (
 )
 from drkit.domain.errors import CommandFailed, NotFound, PreconditionFailed, StandbyError
 from drkit.domain.models import KindRef, ProtectedApp
-from drkit.domain.operations import (
-    Approval,
-    Facts,
-    Journal,
-    Plan,
-    check_approval,
-    new_journal,
-    new_op_id,
-    plan_changes,
-)
+from drkit.domain.operation_plan import plan_changes
+from drkit.domain.operations import Approval, Facts, Journal, Plan, check_approval, new_journal, new_op_id
 from drkit.domain.placement import begin, released
 from drkit.jobs.backup import standby_version
 from drkit.jobs.drill_report import INTEGRITY, load_reports, store_report

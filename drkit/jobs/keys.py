@@ -16,7 +16,8 @@ from drkit.domain import crypto
 from drkit.domain.backup_index import BackupIndex
 from drkit.domain.blobs import open_blob
 from drkit.domain.errors import IntegrityError, StandbyError
-from drkit.jobs.backup import list_runs, missing_key_id, store_label
+from drkit.jobs.backup import store_label
+from drkit.jobs.backup_runs import list_runs, missing_key_id
 from drkit.jobs.world import StoreRef
 
 

@@ -44,7 +44,7 @@ from drkit.domain.models import KindRef, ProtectedApp, Site
 from drkit.domain.restore_order import sort_for_restore
 from drkit.domain.restore_scope import RestoreScope, entry_mismatch
 from drkit.domain.transforms import context_for, sanitize
-from drkit.jobs.backup import read_index, resolve_run
+from drkit.jobs.backup_runs import read_index, resolve_run
 from drkit.jobs.progress import Progress as Progress  # re-exported for the tasks
 from drkit.jobs.requests import RestoreRequest, default
 from drkit.jobs.world import World

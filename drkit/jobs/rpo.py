@@ -21,8 +21,10 @@ from drkit.domain.errors import ParseError, StandbyError, TransientError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import Site, StandbyConfig
 from drkit.domain.placement import Placement, roles
-from drkit.domain.rbd_status import DEFAULT_STALE_AFTER, MirrorSample, parse_pool_status, parse_snap_ls
-from drkit.domain.rpo import ImageLag, SyncedPoint, app_lag, exact_lag, points_from_snapshots
+from drkit.domain.rbd_models import MirrorSample
+from drkit.domain.rbd_status import DEFAULT_STALE_AFTER, parse_pool_status, parse_snap_ls
+from drkit.domain.rpo import ImageLag, app_lag, exact_lag
+from drkit.domain.rpo_points import SyncedPoint, points_from_snapshots
 from drkit.domain.rpo_reading import (
     AppReading,
     ExactMode,
@@ -173,7 +175,7 @@ def exact_points(
     """Synced points of ``image``: ``rbd snap ls --all`` on the secondary and on the primary.
 
     ``known`` are the points kept from earlier samples (their bounds may tighten now) and ``status``
-    B's status of the image in this run (see :func:`~drkit.domain.rpo.points_from_snapshots`).
+    B's status of the image in this run (see :func:`~drkit.domain.rpo_points.points_from_snapshots`).
     The listing time is the clock read after both listings returned (an upper bound).
     """
     b_snaps = parse_snap_ls(secondary.snapshots(pool, image), tz=secondary_tz)

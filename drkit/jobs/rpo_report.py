@@ -2,7 +2,7 @@
 per app and image, from the rows in the :class:`~drkit.adapters.rpo_store.SampleStore`.
 
 Figures come from the sawtooth rebuilt from synced points (exact, watch and status points merged,
-:func:`~drkit.domain.rpo.tighten`), so the worst case between samples counts; with no point in the
+:func:`~drkit.domain.rpo_points.tighten`), so the worst case between samples counts; with no point in the
 window they fall back to the status lags at sample times (``status-samples``). Tables, markdown and
 charts are in :mod:`drkit.views.rpo`.
 """
@@ -24,19 +24,17 @@ from drkit.domain.durations import parse_window
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import StandbyConfig
 from drkit.domain.placement import Placement, roles
-from drkit.domain.rpo import (
+from drkit.domain.rpo_points import SyncedPoint, latest_instant, tighten
+from drkit.domain.rpo_report import AppReport, SeriesStats
+from drkit.domain.rpo_report import RpoReport as RpoReport  # re-exported: the report type the jobs return
+from drkit.domain.rpo_sawtooth import (
     Sawtooth,
-    SyncedPoint,
     Window,
-    latest_instant,
     percentiles,
-    tighten,
     time_within_target,
     worst_intervals,
     worst_lag,
 )
-from drkit.domain.rpo_report import AppReport, SeriesStats
-from drkit.domain.rpo_report import RpoReport as RpoReport  # re-exported: the report type the jobs return
 from drkit.jobs.requests import RpoReportRequest
 
 # --------------------------------------------------------------------------------------- figures
@@ -49,7 +47,7 @@ def image_points(
     app's current secondary site); and the label.
 
     ``tz`` is the secondary's zone, in which rbd printed ``last_update`` (see
-    :func:`~drkit.domain.rpo.latest_instant`: the bound must hold in a DST fall-back hour too).
+    :func:`~drkit.domain.rpo_points.latest_instant`: the bound must hold in a DST fall-back hour too).
     """
     found: list[tuple[datetime, datetime]] = []
     kinds = set()

@@ -4,7 +4,7 @@ The secondary keeps only its newest complete snapshot, so a sampler every few mi
 consistency points. For each protected image the watcher lists the secondary's ``rbd snap ls
 --all`` every ``every`` (every ``busy_every`` while a sync is in progress) and the primary's only
 when a new snapshot appears. Each listing bounds every completion it shows by the clock read after
-the call (never early, see :func:`~drkit.domain.rpo.points_from_snapshots`). New or tightened
+the call (never early, see :func:`~drkit.domain.rpo_points.points_from_snapshots`). New or tightened
 points go to the secondary's sample partition as ``kind=point, source=watch`` rows every
 ``flush_every`` and at the end, with one ``kind=watch`` coverage row per image; the run fails when
 an image still cannot be listed at its end or rows could not be written.
@@ -25,7 +25,7 @@ from drkit.domain.errors import ConfigError, StandbyError
 from drkit.domain.models import ProtectedApp, Site, StandbyConfig
 from drkit.domain.placement import Placement, roles
 from drkit.domain.rbd_status import parse_snap_ls
-from drkit.domain.rpo import SyncedPoint, points_from_snapshots, remember
+from drkit.domain.rpo_points import SyncedPoint, points_from_snapshots, remember
 from drkit.jobs.requests import RpoWatchRequest, default
 
 DEFAULT_EVERY = timedelta(seconds=default(RpoWatchRequest, "every_seconds"))

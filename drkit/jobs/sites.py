@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from drkit.adapters.kube import KubeCluster, KubeExecRunner
+from drkit.adapters.kube import KubeCluster
+from drkit.adapters.kube_exec import KubeExecRunner
 from drkit.adapters.objectstore import S3Credentials, S3ObjectStore
 from drkit.adapters.rbd import RbdCli
 from drkit.domain.models import Site

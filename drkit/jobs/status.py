@@ -18,7 +18,8 @@ from drkit.domain.errors import IntegrityError, NotFound, StandbyError
 from drkit.domain.layout import parse_run_id
 from drkit.domain.placement import AppView, Placement, SiteView, disagreements, home_placement
 from drkit.domain.status import AppStatus, BackupSeen
-from drkit.jobs.backup import missing_key_id, resolve_run, store_label
+from drkit.jobs.backup import store_label
+from drkit.jobs.backup_runs import missing_key_id, resolve_run
 from drkit.jobs.operations import hold_of, list_journals
 from drkit.jobs.world import PlacementRead, World, observe_app, observe_placed
 

@@ -34,9 +34,11 @@ from drkit.domain.backup_index import UNAUTHENTICATED, IndexEntry
 from drkit.domain.blobs import open_blob
 from drkit.domain.errors import Conflict, IntegrityError, NotFound, StandbyError, TransientError
 from drkit.domain.layout import StoreLayout
-from drkit.domain.models import RestoreSpec, Site
+from drkit.domain.models import Site
+from drkit.domain.restore_spec import RestoreSpec
 from drkit.domain.transforms import TransformContext, sanitize, storage_class_map
-from drkit.jobs.backup import app_stores, read_index, resolve_run, store_label
+from drkit.jobs.backup import app_stores, store_label
+from drkit.jobs.backup_runs import read_index, resolve_run
 from drkit.jobs.backup_sync import CatchUp, catch_up
 from drkit.jobs.keys import RunKeys, retained_run_keys
 from drkit.jobs.progress import Progress

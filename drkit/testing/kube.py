@@ -1,6 +1,6 @@
 """A Kubernetes apiserver in memory that speaks :class:`~drkit.adapters.kube.ClusterApi`: :class:`FakeCluster`.
 
-Its errors come from the builders in :mod:`drkit.adapters.kube` (the same types and words as the
+Its errors come from the builders in :mod:`drkit.adapters.kube_errors` (the same types and words as the
 real adapter), with reasons worded as a real apiserver's Status messages.
 """
 
@@ -14,14 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from drkit.adapters.kube import (
-    Access,
-    KindInfo,
-    apiserver_unreachable,
-    kind_not_served,
-    kind_of,
-    status_error,
-)
+from drkit.adapters.kube import Access, KindInfo, kind_of
+from drkit.adapters.kube_errors import apiserver_unreachable, kind_not_served, status_error
 from drkit.domain.merge_patch import merge_patch
 from drkit.domain.models import KindRef
 from drkit.domain.selection import LabelSelector

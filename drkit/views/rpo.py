@@ -10,9 +10,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from drkit.domain.rpo import BreachInterval, Sawtooth, SyncedPoint, Window
+from drkit.domain.rpo_points import SyncedPoint
 from drkit.domain.rpo_reading import AppReading, SampleRun, SiteSampling
 from drkit.domain.rpo_report import AppReport, RpoReport
+from drkit.domain.rpo_sawtooth import BreachInterval, Sawtooth, Window
 from drkit.views.charts import render_png
 
 if TYPE_CHECKING:

@@ -266,6 +266,7 @@ class Handler(BaseHTTPRequestHandler):
                 namespace=str(resource.get("namespace") or ""), name=str(resource.get("name") or ""),
             )  # fmt: skip
         else:
+            assert path is not None  # exactly one of the two is set (checked above)
             asked = Attributes(verb=str(path.get("verb") or ""), path=str(path.get("path") or ""))
         status: dict[str, Any] = {"allowed": True}
         if self.api.tokens.enabled:

@@ -13,7 +13,8 @@ import pytest
 from kubernetes import client
 from prefect.states import Failed
 
-from drkit.adapters.kube import KubeCluster, KubeExecRunner
+from drkit.adapters.kube import KubeCluster
+from drkit.adapters.kube_exec import KubeExecRunner
 from drkit.domain.errors import AccessDenied, PreconditionFailed, TransientError, is_retryable
 from drkit.domain.models import KindRef, KubeAccess
 from lab.kubeapi import KubeApiServer, write_kubeconfig

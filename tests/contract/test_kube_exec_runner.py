@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from drkit.adapters.kube import KubeExecRunner
+from drkit.adapters.kube_exec import KubeExecRunner
 from drkit.domain.errors import NotFound, TransientError
 from lab.kubeapi import KubeApiServer
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from drkit.adapters.clock import SystemClock
-from drkit.adapters.kube import KubeExecRunner
+from drkit.adapters.kube_exec import KubeExecRunner
 from drkit.adapters.rbd import RbdCli, RbdMirror
 from drkit.adapters.runner import CommandResult, Runner
 from drkit.domain.doctor import effective_schedule, judge_peers

@@ -11,7 +11,8 @@ import pytest
 
 from drkit.adapters.rpo_store import COLUMNS, ParquetSampleStore, SampleStore
 from drkit.domain.layout import StoreLayout
-from drkit.domain.rpo import BreachState, SyncedPoint
+from drkit.domain.rpo import BreachState
+from drkit.domain.rpo_points import SyncedPoint
 from drkit.domain.rpo_reading import RpoMemory
 from tests.contract.test_objectstore import _fake_factory, _s3_factory, moto_endpoint  # noqa: F401
 

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from drkit.domain import crypto
 from drkit.domain.keyring import split_ring
-from drkit.jobs.backup import BackupSummary, app_stores, run_backup
+from drkit.jobs.backup import app_stores, run_backup
+from drkit.jobs.backup_summary import BackupSummary
 from drkit.jobs.restore import restore_backup
 from drkit.jobs.verify import require_ok, verify_stores
 from drkit.testing.dr import NS, PASSWORD, FakeDr, fake_dr

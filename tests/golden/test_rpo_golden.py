@@ -22,8 +22,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from drkit.domain.errors import ParseError
-from drkit.domain.rbd_status import parse_image_status, parse_last_update, parse_snap_ls, parse_status
-from drkit.domain.rpo import exact_lag, image_lag, points_from_snapshots
+from drkit.domain.rbd_readers import parse_last_update
+from drkit.domain.rbd_status import parse_image_status, parse_snap_ls, parse_status
+from drkit.domain.rpo import exact_lag, image_lag
+from drkit.domain.rpo_points import points_from_snapshots
 
 GOLDEN = Path(__file__).parent / "rbd"
 FILES = (

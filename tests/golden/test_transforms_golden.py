@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from drkit.domain.backup import canonical_yaml
-from drkit.domain.models import DEFAULT_STORAGE_CLASS_FIELDS, ObjectSelector, StorageClassField
+from drkit.domain.restore_spec import DEFAULT_STORAGE_CLASS_FIELDS, ObjectSelector, StorageClassField
 from drkit.domain.transforms import TransformContext, normalize, sanitize
 
 HERE = Path(__file__).parent / "manifests"

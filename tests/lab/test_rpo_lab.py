@@ -24,7 +24,8 @@ from drkit.config import load_config
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import ProtectedApp, StandbyConfig
 from drkit.domain.rbd_status import parse_snap_ls
-from drkit.domain.rpo import SyncedPoint, worst_lag
+from drkit.domain.rpo_points import SyncedPoint
+from drkit.domain.rpo_sawtooth import worst_lag
 from drkit.jobs import rpo as jobs
 from drkit.jobs import rpo_watch
 from drkit.jobs.sites import rbd_for, store_for

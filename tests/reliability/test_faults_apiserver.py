@@ -19,7 +19,8 @@ from drkit.adapters.objectstore import S3ObjectStore
 from drkit.domain.errors import StandbyError, TransientError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.operations import Journal, StepRecord
-from drkit.jobs.backup import read_latest, run_backup
+from drkit.jobs.backup import run_backup
+from drkit.jobs.backup_runs import read_latest
 from drkit.jobs.operations import execute, resume
 from drkit.jobs.verify import require_ok, verify_backup
 from drkit.testing.dr import fake_dr

@@ -15,7 +15,8 @@ from datetime import timedelta
 import pytest
 
 from drkit.domain.errors import StandbyError, TransientError
-from drkit.jobs.backup import read_latest, run_backup
+from drkit.jobs.backup import run_backup
+from drkit.jobs.backup_runs import read_latest
 from drkit.jobs.drill import drill_cleanup
 from drkit.jobs.operations import execute, read_journal, resume
 from drkit.jobs.rpo import RpoRecords, run_sample

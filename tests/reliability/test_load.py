@@ -21,7 +21,8 @@ from drkit.adapters.objectstore import S3ObjectStore
 from drkit.domain.blobs import open_blob
 from drkit.domain.layout import StoreLayout
 from drkit.domain.operations import Journal, StepRecord
-from drkit.jobs.backup import read_index, resolve_run, run_backup
+from drkit.jobs.backup import run_backup
+from drkit.jobs.backup_runs import read_index, resolve_run
 from drkit.jobs.drill import list_journals, prepare_drill, start_drill
 from drkit.jobs.operations import execute
 from drkit.jobs.rpo import RpoRecords, run_sample, sample_site

@@ -15,16 +15,11 @@ import pytest
 
 from drkit.config import parse_config
 from drkit.domain import fieldpath
+from drkit.domain.app_checks import Checks, HttpCheck, NexusRoundTrip
 from drkit.domain.errors import ConfigError
-from drkit.domain.models import (
-    Checks,
-    FieldTransform,
-    HttpCheck,
-    NexusRoundTrip,
-    ObjectSelector,
-    StandbyConfig,
-)
+from drkit.domain.models import StandbyConfig
 from drkit.domain.restore_order import sort_for_restore
+from drkit.domain.restore_spec import FieldTransform, ObjectSelector
 from drkit.domain.transforms import ApplyFieldTransform, context_for, sanitize, selects
 from drkit.jobs.backup import run_backup
 from drkit.jobs.drivers import driver_for

@@ -27,7 +27,8 @@ from drkit.domain.backup_plan import canonical_yaml, plan_backup
 from drkit.domain.blobs import open_blob
 from drkit.domain.errors import IntegrityError, PreconditionFailed
 from drkit.domain.layout import logical_path, parse_run_id
-from drkit.jobs.backup import read_index, read_latest, run_backup
+from drkit.jobs.backup import run_backup
+from drkit.jobs.backup_runs import read_index, read_latest
 from drkit.jobs.backup_sync import holdings
 from drkit.jobs.drill import prepare_drill, start_drill
 from drkit.jobs.restore import restore_backup

@@ -18,6 +18,8 @@ from drkit.domain.models import KindRef, ProtectedApp, Site, StandbyConfig
 from drkit.domain.retention import RetentionPolicy
 from drkit.domain.selection import plan_lists
 from drkit.jobs import backup as jobs
+from drkit.jobs import backup_retention, backup_runs
+from drkit.jobs.backup_summary import BackupSummary
 from drkit.jobs.restore import restore_backup
 from drkit.jobs.verify import require_ok, verify_backup
 from drkit.testing.clock import FakeClock
@@ -85,7 +87,7 @@ def clock(
 
 def run(
     app: ProtectedApp, site: Site, cluster: FakeCluster, store: FakeObjectStore, **kw: object
-) -> jobs.BackupSummary:
+) -> BackupSummary:
     options: dict[str, object] = {"key": KEY, "clock": clock()}
     options.update(kw)
     return jobs.run_backup(app, site, cluster, store, **options)  # type: ignore[arg-type]
@@ -100,7 +102,7 @@ def test_backup_lists_each_kind_once_and_never_gets(
     assert cluster.calls["list"] == len(plan_lists(app)) == summary.list_calls
     kinds = {
         e.kind
-        for e in jobs.read_index(store, StoreLayout("standby"), "site-a", "nexus", summary.run_id, key=KEY).objects
+        for e in backup_runs.read_index(store, StoreLayout("standby"), "site-a", "nexus", summary.run_id, key=KEY).objects
     }
     assert kinds == {"Namespace", "Secret", "ConfigMap", "PersistentVolume", "PersistentVolumeClaim",
                      "VolumeReplication", "Nexus", "Service", "Ingress"}  # fmt: skip
@@ -115,7 +117,7 @@ def test_no_plaintext_secret_anywhere_in_the_store(
 ) -> None:
     summary = run(app, site_a, cluster, store)
     assert summary.status == "complete" and summary.objects_new > 0 and store.objects
-    index = jobs.read_index(store, StoreLayout("standby"), "site-a", "nexus", summary.run_id, key=KEY)
+    index = backup_runs.read_index(store, StoreLayout("standby"), "site-a", "nexus", summary.run_id, key=KEY)
     assert any(e.kind == "Secret" for e in index.objects)  # the secret was backed up, just not in clear
     needles = [PASSWORD.encode(), base64.b64encode(PASSWORD.encode())]
     for key, data in store.objects.items():
@@ -158,9 +160,9 @@ def test_a_kind_that_cannot_be_listed_is_a_partial_failure(
     assert summary.status == "partially-failed"
     assert any("Ingress" in w and "403" in w for w in summary.warnings)
     layout = StoreLayout("standby")
-    index = jobs.read_index(store, layout, "site-a", "nexus", summary.run_id, key=KEY)
+    index = backup_runs.read_index(store, layout, "site-a", "nexus", summary.run_id, key=KEY)
     assert index.status == "partially-failed" and index.warnings == summary.warnings
-    assert jobs.read_latest(store, layout, "site-a", "nexus", key=KEY) == first.run_id  # latest = newest complete
+    assert backup_runs.read_latest(store, layout, "site-a", "nexus", key=KEY) == first.run_id  # latest = newest complete
 
 
 def test_apiserver_5xx_is_transient_and_raised(
@@ -196,11 +198,11 @@ def test_s3_failing_on_nth_put_leaves_no_index_and_latest_intact(
     with pytest.raises(TransientError, match="unreachable or failing"):
         run(app, site_a, cluster, store, clock=clock(datetime(2026, 11, 21, tzinfo=UTC)), workers=1)
     assert {k for k in store.objects if k.endswith("/index.json.gz")} == indexes_before
-    assert jobs.read_latest(store, layout, "site-a", "nexus", key=KEY) == first.run_id
+    assert backup_runs.read_latest(store, layout, "site-a", "nexus", key=KEY) == first.run_id
     store.fail_put_after = None
     again = run(app, site_a, cluster, store, clock=clock(datetime(2026, 11, 22, tzinfo=UTC)))
     assert again.status == "complete" and again.objects_new + again.objects_reused == 9
-    assert jobs.read_latest(store, layout, "site-a", "nexus", key=KEY) == again.run_id
+    assert backup_runs.read_latest(store, layout, "site-a", "nexus", key=KEY) == again.run_id
     require_ok(verify_backup(store, site_a, "nexus", run_id=None, key=KEY))
 
 
@@ -220,7 +222,7 @@ def test_verify_names_tampered_and_missing_objects(
 ) -> None:
     summary = run(app, site_a, cluster, store)
     assert verify_backup(store, site_a, "nexus", run_id=summary.run_id, key=KEY).ok
-    index = jobs.read_index(store, StoreLayout("standby"), "site-a", "nexus", summary.run_id, key=KEY)
+    index = backup_runs.read_index(store, StoreLayout("standby"), "site-a", "nexus", summary.run_id, key=KEY)
     secret = next(e for e in index.objects if e.kind == "Secret")
     service = next(e for e in index.objects if e.kind == "Service")
     data = bytearray(store.objects[secret.key])
@@ -334,10 +336,10 @@ def test_retention_keeps_newest_and_deletes_only_unreferenced_blobs(
             run(app, site_a, cluster, store, clock=clock(datetime(2026, 11, 1 + day, tzinfo=UTC))).run_id
         )
     blobs_before = {i.key for i in store.list(layout.blobs_prefix("site-a", "nexus"))}
-    result = jobs.apply_retention(store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0), key=KEY)
+    result = backup_retention.apply_retention(store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0), key=KEY)
     assert result.decision.keep == (runs[4], runs[3]) and set(result.runs_deleted) == set(runs[:3])
     assert result.blobs_deleted == 3  # the three old ConfigMap versions; shared blobs stay
-    assert [i.run_id for i in jobs.list_runs(store, layout, "site-a", "nexus", key=KEY)] == [runs[3], runs[4]]
+    assert [i.run_id for i in backup_runs.list_runs(store, layout, "site-a", "nexus", key=KEY)] == [runs[3], runs[4]]
     assert len(blobs_before) - result.blobs_deleted == len(
         list(store.list(layout.blobs_prefix("site-a", "nexus")))
     )
@@ -394,11 +396,11 @@ def test_unchanged_rerun_writes_a_small_pointer_to_the_full_index(
         assert isinstance(pointer, IndexPointer) and pointer.same_as == first.run_id == later.same_as
         assert later.index_bytes < 1000 < first.index_bytes  # sealed: base64 ciphertext and a MAC
         assert pointer.previous_run == (first.run_id if later is second else second.run_id)
-    resolved = jobs.read_index(store, LAYOUT, "site-a", "nexus", third.run_id, key=KEY)
+    resolved = backup_runs.read_index(store, LAYOUT, "site-a", "nexus", third.run_id, key=KEY)
     assert resolved.run_id == third.run_id and resolved.same_as == first.run_id
-    assert resolved.objects == jobs.read_index(store, LAYOUT, "site-a", "nexus", first.run_id, key=KEY).objects
-    assert jobs.read_latest(store, LAYOUT, "site-a", "nexus", key=KEY) == third.run_id
-    listed = jobs.list_runs(store, LAYOUT, "site-a", "nexus", key=KEY)
+    assert resolved.objects == backup_runs.read_index(store, LAYOUT, "site-a", "nexus", first.run_id, key=KEY).objects
+    assert backup_runs.read_latest(store, LAYOUT, "site-a", "nexus", key=KEY) == third.run_id
+    listed = backup_runs.list_runs(store, LAYOUT, "site-a", "nexus", key=KEY)
     assert [(i.run_id, i.same_as, len(i.objects)) for i in listed] == [
         (first.run_id, None, 9),
         (second.run_id, first.run_id, 9),
@@ -449,12 +451,12 @@ def test_tampered_or_missing_pointer_target_is_detected(
     with pytest.raises(IntegrityError, match=f"{second.run_id} points at run {first.run_id}.*tampered"):
         verify_backup(store, site_a, "nexus", run_id=None, key=KEY)
     with pytest.raises(IntegrityError, match="tampered"):
-        jobs.list_runs(store, LAYOUT, "site-a", "nexus", key=KEY)
+        backup_runs.list_runs(store, LAYOUT, "site-a", "nexus", key=KEY)
     del store.objects[target_key]
     with pytest.raises(IntegrityError, match=f"points at run {first.run_id}, whose index is missing"):
-        jobs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id, key=KEY)
+        backup_runs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id, key=KEY)
     store.objects[target_key] = genuine
-    assert jobs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id, key=KEY).same_as == first.run_id
+    assert backup_runs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id, key=KEY).same_as == first.run_id
 
 
 def test_an_index_stored_under_another_run_id_is_refused(
@@ -467,7 +469,7 @@ def test_an_index_stored_under_another_run_id_is_refused(
         LAYOUT.index_key("site-a", "nexus", first.run_id)
     ]
     with pytest.raises(IntegrityError, match=f"holds the index of run {first.run_id}"):
-        jobs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id, key=KEY)
+        backup_runs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id, key=KEY)
 
 
 def test_retention_keeps_the_full_index_a_kept_pointer_names_and_its_blobs(
@@ -478,7 +480,7 @@ def test_retention_keeps_the_full_index_a_kept_pointer_names_and_its_blobs(
     cluster.patch(CM, "nexus-ddrs-nxrm-ha-properties", "nexus-dr", {"data": {"day": "1"}})
     full = run(app, site_a, cluster, store, clock=_day(1)).run_id
     pointers = [run(app, site_a, cluster, store, clock=_day(d)).run_id for d in (2, 3, 4)]
-    result = jobs.apply_retention(store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0), key=KEY)
+    result = backup_retention.apply_retention(store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0), key=KEY)
     assert result.decision.keep == (pointers[2], pointers[1], full)
     assert any("points here" in why for why in result.decision.reasons[full])
     assert set(result.runs_deleted) == {pointers[0], old}

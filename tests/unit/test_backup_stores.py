@@ -23,7 +23,9 @@ from drkit.domain.errors import IntegrityError, TransientError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import S3Location
 from drkit.domain.operations import Approval
-from drkit.jobs.backup import BackupSummary, app_stores, read_latest, run_backup
+from drkit.jobs.backup import app_stores, run_backup
+from drkit.jobs.backup_runs import read_latest
+from drkit.jobs.backup_summary import BackupSummary
 from drkit.jobs.backup_sync import catch_up, holdings
 from drkit.jobs.operations import Timeouts, approve, execute, prepare
 from drkit.jobs.restore import restore_backup

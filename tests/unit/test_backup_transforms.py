@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from drkit.domain.models import ObjectSelector, StorageClassField
+from drkit.domain.restore_spec import ObjectSelector, StorageClassField
 from drkit.domain.transforms import (
     PvClaimRef,
     PvRetain,

@@ -12,8 +12,9 @@ from pydantic import SecretStr
 
 from blocks.config import reduce_kubeconfig, site_kubeconfig
 from drkit.config import load_config
+from drkit.domain.durations import parse_duration
 from drkit.domain.errors import ConfigError
-from drkit.domain.models import SiteSecrets, StandbyConfig, parse_duration
+from drkit.domain.models import SiteSecrets, StandbyConfig
 from drkit.jobs.sites import cluster_for, s3_credentials_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,8 @@ from drkit.domain import crypto
 from drkit.domain.doctor import judge_key_routes
 from drkit.domain.errors import ConfigError
 from drkit.domain.keyring import join_ring, new_key_text, parse_ring, rotated, split_ring, weakness
-from drkit.jobs.backup import BackupSummary, app_stores, key_from_text, run_backup
+from drkit.jobs.backup import app_stores, key_from_text, run_backup
+from drkit.jobs.backup_summary import BackupSummary
 from drkit.jobs.doctor import job_secret_ring
 from drkit.jobs.operations import trial_key
 from drkit.jobs.restore import restore_backup

@@ -12,8 +12,9 @@ import pytest
 from drkit.config import parse_config
 from drkit.domain import crypto
 from drkit.domain.errors import ConfigError, StandbyError
-from drkit.domain.models import STEP_LIMITS, StandbyConfig
+from drkit.domain.models import StandbyConfig
 from drkit.domain.operations import Approval, Journal
+from drkit.domain.step_limits import STEP_LIMITS
 from drkit.jobs.backup import run_backup
 from drkit.jobs.drill import prepare_drill, run_drill, start_drill
 from drkit.jobs.operations import Timeouts, approve, execute, prepare

@@ -15,16 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from drkit.domain.rbd_status import MirrorSample, MirrorSnapshot
-from drkit.domain.rpo import (
-    Sawtooth,
-    SyncedPoint,
-    latest_instant,
-    points_from_snapshots,
-    remember,
-    tighten,
-    worst_lag,
-)
+from drkit.domain.rbd_models import MirrorSample, MirrorSnapshot
+from drkit.domain.rpo_points import SyncedPoint, latest_instant, points_from_snapshots, remember, tighten
+from drkit.domain.rpo_sawtooth import Sawtooth, worst_lag
 from drkit.jobs import rpo as jobs
 
 T0 = datetime(2026, 11, 21, 12, tzinfo=UTC)

@@ -11,7 +11,8 @@ from drkit.domain.durations import parse_window
 from drkit.domain.errors import ConfigError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import StandbyConfig
-from drkit.domain.rpo import SyncedPoint, worst_lag
+from drkit.domain.rpo_points import SyncedPoint
+from drkit.domain.rpo_sawtooth import worst_lag
 from drkit.jobs import rpo as jobs
 from drkit.jobs.rpo_report import app_points
 from drkit.testing.clock import FakeClock

@@ -9,21 +9,23 @@ from typing import Any
 
 import pytest
 
-from drkit.domain.rbd_status import MirrorSample, MirrorSnapshot, parse_image_status
+from drkit.domain.rbd_models import MirrorSample, MirrorSnapshot
+from drkit.domain.rbd_status import parse_image_status
 from drkit.domain.rpo import (
     AppLag,
     BreachState,
     ImageLag,
-    SyncedPoint,
-    Window,
     app_lag,
     evaluate_breach,
     exact_lag,
     image_lag,
     journal_lag_estimate,
+)
+from drkit.domain.rpo_points import SyncedPoint, points_from_snapshots
+from drkit.domain.rpo_sawtooth import (
+    Window,
     lag_series,
     percentiles,
-    points_from_snapshots,
     time_within_target,
     worst_intervals,
     worst_lag,

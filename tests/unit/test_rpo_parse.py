@@ -10,12 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from drkit.domain.errors import ConfigError, ParseError, StandbyError
+from drkit.domain.rbd_models import MirrorSample
+from drkit.domain.rbd_readers import parse_ctime, parse_last_update
 from drkit.domain.rbd_status import (
     DEFAULT_STALE_AFTER,
-    MirrorSample,
-    parse_ctime,
     parse_image_status,
-    parse_last_update,
     parse_pool_status,
     parse_snap_ls,
     parse_status,

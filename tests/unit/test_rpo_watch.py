@@ -17,7 +17,8 @@ from drkit.adapters.rpo_store import ParquetSampleStore
 from drkit.domain.errors import ConfigError, StandbyError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import StandbyConfig
-from drkit.domain.rpo import SyncedPoint, tighten, worst_lag
+from drkit.domain.rpo_points import SyncedPoint, tighten
+from drkit.domain.rpo_sawtooth import worst_lag
 from drkit.jobs import rpo_watch as watch
 from drkit.jobs.rpo_report import image_points
 from drkit.testing.objectstore import FakeObjectStore

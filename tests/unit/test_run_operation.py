@@ -211,7 +211,7 @@ def test_a_key_whose_id_matches_but_does_not_decrypt_is_refused_by_the_trial() -
     _backup(dr, "site-a")
     app = dr.world.config.app("nexus")
     ref = dr.world.stores()[0]
-    from drkit.jobs.backup import read_index, read_latest
+    from drkit.jobs.backup_runs import read_index, read_latest
 
     run = read_latest(ref.store, ref.layout, "site-a", "nexus", key=KEY)
     assert run is not None

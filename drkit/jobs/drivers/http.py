@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 
 from drkit.adapters.kube import ClusterApi
+from drkit.domain.app_checks import HttpCheck
 from drkit.domain.errors import NotFound, PreconditionFailed, TransientError
-from drkit.domain.models import HttpCheck, KindRef, ProtectedApp, Site
+from drkit.domain.models import KindRef, ProtectedApp, Site
 from drkit.jobs.drivers.base import Restore, SmokeResult
 
 if TYPE_CHECKING:

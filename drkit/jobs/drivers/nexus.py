@@ -26,8 +26,9 @@ import httpx
 
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.nexus import HttpNexus, NexusApi
+from drkit.domain.app_checks import NexusRoundTrip
 from drkit.domain.errors import NotFound, PreconditionFailed, StandbyError, TransientError
-from drkit.domain.models import KindRef, NexusRoundTrip, ProtectedApp, Site
+from drkit.domain.models import KindRef, ProtectedApp, Site
 from drkit.jobs.drivers.base import SmokeResult
 from drkit.jobs.drivers.http import HttpDriver
 

@@ -15,15 +15,15 @@ from drkit.domain.errors import (
 )
 from drkit.domain.layout import parse_run_id
 from drkit.domain.models import ProtectedApp
+from drkit.domain.operation_plan import make_plan
 from drkit.domain.operations import (
     Facts,
     Journal,
     KeyTrial,
     Kind,
     Plan,
-    make_plan,
 )
-from drkit.jobs.backup import missing_key_id, read_index, resolve_run
+from drkit.jobs.backup_runs import missing_key_id, read_index, resolve_run
 from drkit.jobs.keys import run_keys
 from drkit.jobs.operations.journal import hold_of
 from drkit.jobs.world import (

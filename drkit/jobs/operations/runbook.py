@@ -14,13 +14,13 @@ from drkit.domain.errors import (
     PreconditionFailed,
     StandbyError,
 )
+from drkit.domain.operation_plan import plan_changes
 from drkit.domain.operations import (
     Approval,
     Journal,
     Kind,
     Plan,
     StepRecord,
-    plan_changes,
 )
 from drkit.jobs.operations.execute import Executor, approve
 from drkit.jobs.operations.planning import Prepared, prepare

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from drkit.domain.models import STEP_LIMITS, ProtectedApp
+from drkit.domain.models import ProtectedApp
+from drkit.domain.step_limits import STEP_LIMITS
 
 
 @dataclass(frozen=True)
