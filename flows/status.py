@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
-from blocks.config import resolve_config
 from drkit.jobs.requests import StatusRequest, default, documented
-from drkit.jobs.world import build_world
-from tasks.backup import master_key
 from tasks.status import STATUS_ARTIFACT, publish_status, read_status
+from tasks.world import world_for_run
 
 
 @flow(name="status")
@@ -29,10 +27,9 @@ def status(
     3. Publish one row per app (the warnings in the artifact's description).
     """
     request = StatusRequest(app=app, key_source=key_source)
-    cfg = resolve_config(config)
+    world = world_for_run(config, key_source=request.key_source)
+    cfg = world.config
     names = [cfg.app(request.app).name] if request.app else [a.name for a in cfg.apps]
-    world = build_world(cfg, key=master_key(request.key_source))
-    world.on_warning = get_run_logger().warning
     statuses = [read_status(world, name) for name in names]
     publish_status(statuses)
     return {"artifact": STATUS_ARTIFACT, "apps": {st.app: st.as_json() for st in statuses}}

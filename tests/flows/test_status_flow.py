@@ -33,8 +33,7 @@ def test_the_status_flow_publishes_one_row_per_app_with_the_backup_from_any_site
                         at=datetime(2026, 11, 30, tzinfo=UTC))  # fmt: skip
     assert execute(dr.world, approve(dr.world, prepared, approval, "nexus"), key=KEY,
                    timeouts=Timeouts(default=30.0, poll=1.0)).status == "completed"  # fmt: skip
-    monkeypatch.setattr(status_flows, "resolve_config", lambda _config: dr.world.config)
-    monkeypatch.setattr(status_flows, "build_world", lambda _config, **_kw: dr.world)
+    monkeypatch.setattr(status_flows, "world_for_run", lambda _config, **_kw: dr.world)
     state = status(key_source="none", return_state=True)
     assert state.is_completed(), state.message
     assert state.result()["apps"]["nexus"]["last_backup"] == run_id
@@ -48,7 +47,6 @@ def test_the_status_flow_publishes_one_row_per_app_with_the_backup_from_any_site
 
 def test_an_unknown_app_fails_the_run_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
     dr = fake_dr()
-    monkeypatch.setattr(status_flows, "resolve_config", lambda _config: dr.world.config)
-    monkeypatch.setattr(status_flows, "build_world", lambda _config, **_kw: dr.world)
+    monkeypatch.setattr(status_flows, "world_for_run", lambda _config, **_kw: dr.world)
     state = status(app="nope", key_source="none", return_state=True)
     assert state.is_failed() and "unknown app 'nope'" in str(state.message)
