@@ -29,7 +29,7 @@ check: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 test: setup check
-	$(PY) -m pytest -q -n 3 --durations=30
+	$(PY) -m pytest -q -n 5 --durations=30
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit tests/golden

@@ -4,7 +4,8 @@ It is registered by the root ``tests/conftest.py`` so that lab tests in any fold
 ``tests/contract``) share ONE lab; ``tests/lab/conftest.py`` re-exports :class:`Lab`. The lab lives
 in ``$STANDBY_TEST_LAB_DIR`` (default ``/tmp/standby-test-lab``) with its own ports
 (``$STANDBY_TEST_LAB_PORT_BASE``, default 17800), so it never touches a lab started with
-``make lab-up``. Under pytest-xdist each worker gets ``<dir>-gwN`` and ports ``base + 1000 * N``;
+``make lab-up``. Under pytest-xdist each worker gets ``<dir>-gwN`` and ports ``base + stride * N``
+(``$STANDBY_TEST_LAB_PORT_STRIDE``, default 1000);
 ``tests/conftest.py`` groups the lab tests so that each group runs on one worker. Set ``STANDBY_KEEP_LAB=1`` to leave it running after the session.
 ``STANDBY_LAB_S3=per-site`` gives the session's lab one S3 store per site (default: see
 :data:`lab.lab.DEFAULT_S3_LAYOUT`). A test that moves the app must leave the lab at home (a
@@ -13,6 +14,7 @@ failback, or :func:`lab.lab.reset`), as the next test expects it there.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,11 +25,16 @@ from typing import Any
 
 import pytest
 
-# Under pytest-xdist each worker that runs lab tests gets its own lab: its own folder and ports.
+# Under pytest-xdist each worker that runs lab tests gets its own lab: its own folder and ports
+# (``STANDBY_TEST_LAB_PORT_STRIDE`` apart, 1000 by default, 200 at least: a lab uses its first 114
+# ports, and tests/lab/test_ceph_lab.py's own Ceph 12 ports from CEPH_LAB_OFFSET on).
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 _WORKER_INDEX = int(_WORKER[2:]) if _WORKER.startswith("gw") and _WORKER[2:].isdigit() else 0
+PORT_STRIDE = int(os.environ.get("STANDBY_TEST_LAB_PORT_STRIDE", "1000"))
+CEPH_LAB_OFFSET = 3 * PORT_STRIDE // 4
+"""Where tests/lab/test_ceph_lab.py's own Ceph starts, above the worker's port base."""
 os.environ["STANDBY_LAB_PORT_BASE"] = str(
-    int(os.environ.get("STANDBY_TEST_LAB_PORT_BASE", "17800")) + 1000 * _WORKER_INDEX
+    int(os.environ.get("STANDBY_TEST_LAB_PORT_BASE", "17800")) + PORT_STRIDE * _WORKER_INDEX
 )
 
 from lab import ceph  # noqa: E402  (after the port base is set)
@@ -75,11 +82,20 @@ class Lab:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def _base_dir() -> Path:
+    return Path(os.environ.get("STANDBY_TEST_LAB_DIR", "/tmp/standby-test-lab"))
+
+
+SESSION_LAB: list[Path] = []
+"""The folder of this process's session lab, once the fixture started it."""
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
-    root = Path(os.environ.get("STANDBY_TEST_LAB_DIR", "/tmp/standby-test-lab"))
+    root = _base_dir()
     if _WORKER:
         root = root.with_name(f"{root.name}-{_WORKER}")
+    SESSION_LAB[:] = [root]
     lab_mod.down(root, log=lambda m: None)  # what a killed session may have left running
     shutil.rmtree(root, ignore_errors=True)
     try:
@@ -92,6 +108,28 @@ def lab() -> Iterator[Lab]:
         print(f"lab kept running in {root}")
         return
     lab_mod.down(root, log=lambda m: None)
+
+
+def group_notes(config: pytest.Config) -> Path | None:
+    """Under pytest-xdist, the folder where the workers of this run note each lab group they finished
+    (``<group>.json``: the folder of the lab it ran on); None in a single process."""
+    uid = getattr(config, "workerinput", {}).get("testrunuid")
+    if not uid:
+        return None
+    base = _base_dir()
+    return base.with_name(f"{base.name}-groups") / str(uid)
+
+
+def note_group_done(config: pytest.Config, group: str) -> None:
+    """Note that this worker ran the last test of ``group`` (on this process's lab, if it started one)."""
+    notes = group_notes(config)
+    if notes is None:
+        return
+    notes.mkdir(parents=True, exist_ok=True)
+    root = str(SESSION_LAB[0]) if SESSION_LAB else None
+    tmp = notes / f".{group}.json"
+    tmp.write_text(json.dumps({"group": group, "root": root, "worker": _WORKER}))
+    tmp.replace(notes / f"{group}.json")
 
 
 def delete_mirrored_image(lab: Lab, image: str, pool: str = "replicapool", timeout: float = 20.0) -> None:

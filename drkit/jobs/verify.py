@@ -107,7 +107,11 @@ class VerifyReport:
 @lru_cache(maxsize=1)
 def _validator() -> Any:
     import kubernetes_validate
+    from kubernetes_validate import utils
 
+    # kubernetes_validate parses its schema files (``_definitions.json`` is megabytes) on every call:
+    # read each once per process (they are package data, never written; validation only reads them).
+    utils.schema_contents = lru_cache(maxsize=None)(utils.schema_contents)
     return kubernetes_validate
 
 

@@ -1,6 +1,6 @@
 """The real two-site Ceph lab (lab/ceph.py): bring-up, idempotence, mirroring, restart and tear-down.
 
-These tests start real Ceph daemons (Debian's 16.2 packages) on mon ports 500 above the session lab's, so they are
+These tests start real Ceph daemons (Debian's 16.2 packages) on mon ports 750 above the session lab's (tests/labfixture.py's CEPH_LAB_OFFSET), so they are
 marked ``lab`` and skipped when the packages are missing. They run in order on one module-scoped lab
 and take about 1.5 minutes on 2 cores.
 """
@@ -29,6 +29,7 @@ from lab.ceph import (
     run,
     wait_for,
 )
+from tests.labfixture import CEPH_LAB_OFFSET
 
 pytestmark = [
     pytest.mark.lab,
@@ -36,7 +37,7 @@ pytestmark = [
 ]
 
 # Clear of the session lab (+0..+111) and of a `make lab-up` lab (16800..16911).
-PORT_BASE = int(os.environ["STANDBY_LAB_PORT_BASE"]) + 500  # set by tests/labfixture.py, per xdist worker
+PORT_BASE = int(os.environ["STANDBY_LAB_PORT_BASE"]) + CEPH_LAB_OFFSET  # set by tests/labfixture.py, per worker
 DAEMONS = ("mon", "osd", "mgr", "rbd-mirror")
 
 

@@ -6,22 +6,29 @@ request of Standby's was denied (the manifests are enough), that every verb x re
 shipped rule was used at least once (nothing shipped is unused), and that no ClusterRole grants
 anything namespaced (Secrets, claims, the workload CR) across namespaces. The module's name sorts last in
 ``tests/lab``, so pytest runs it after the others; it skips, saying why, when only part of the lab
-tests ran (a subset); under pytest-xdist the whole of tests/lab is one group on one worker and lab.
+tests ran (a subset). Under pytest-xdist tests/lab runs in two groups, each on one worker with a lab
+of its own (tests/conftest.py); this test is handed out last, waits until each group's worker noted
+that it finished (tests/labfixture.py), and reads the audit logs of both labs together.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
 
 from lab import lab as lab_mod
 from lab import rbac
+from tests.conftest import LAB_DIR_GROUPS, lab_group
 from tests.lab.conftest import Lab, deselected
 from tests.lab.rbac_audit import coverage, cross_namespace, read_audit
+from tests.labfixture import group_notes
 
 pytestmark = pytest.mark.lab
 HERE = Path(__file__).resolve().parent
+GROUPS_WAIT = 3000.0  # seconds: how long to wait for the other tests/lab groups to finish
 
 
 def _why_not_whole(request: pytest.FixtureRequest) -> str | None:
@@ -38,10 +45,34 @@ def _why_not_whole(request: pytest.FixtureRequest) -> str | None:
     return None
 
 
-def test_every_shipped_rule_was_used_and_nothing_was_denied(lab: Lab, request: pytest.FixtureRequest) -> None:
+def _audited_labs(request: pytest.FixtureRequest) -> list[Path]:
+    """The folders of the labs every tests/lab test ran on: this session's one lab in a single process;
+    under pytest-xdist, the lab of each group, once its worker noted that the group finished."""
+    notes = group_notes(request.config)
+    if notes is None:
+        lab: Lab = request.getfixturevalue("lab")
+        return [lab.root]
+    groups = sorted({lab_group(item.nodeid) for item in request.session.items} & set(LAB_DIR_GROUPS))
+    deadline = time.monotonic() + GROUPS_WAIT
+    roots: list[Path] = []
+    for group in groups:
+        note = notes / f"{group}.json"
+        while not note.exists():
+            if time.monotonic() > deadline:
+                pytest.fail(f"lab group {group} did not finish within {GROUPS_WAIT:.0f} s (its worker crashed?)")
+            time.sleep(1.0)
+        root = json.loads(note.read_text())["root"]
+        if root:
+            roots.append(Path(root))
+    return roots
+
+
+@pytest.mark.timeout(GROUPS_WAIT + 300)
+def test_every_shipped_rule_was_used_and_nothing_was_denied(request: pytest.FixtureRequest) -> None:
     why = _why_not_whole(request)
     if why:
         pytest.skip(why)
+    roots = _audited_labs(request)
     failed = request.session.testsfailed
     lines: list[str] = []
     denied: list[str] = []
@@ -50,14 +81,16 @@ def test_every_shipped_rule_was_used_and_nothing_was_denied(lab: Lab, request: p
     wide: list[str] = []
     for site in lab_mod.SITES:
         wide += [f"{site}: {g}" for g in cross_namespace(rbac.site_manifests(site))]
-        cov = coverage(site, rbac.site_manifests(site), read_audit(rbac.audit_log(lab.root, site)))
+        entries = [e for root in roots for e in read_audit(rbac.audit_log(root, site))]
+        cov = coverage(site, rbac.site_manifests(site), entries)
         assert cov.requests > 0, f"no request of Standby's in {site}'s audit log: is the lab using its token?"
         denied += cov.denied
         uncovered += cov.uncovered
         unused += [f"{site}: {g}" for g in cov.unused]
         lines += [f"{site}: {n:5d} x {g}" for g, n in sorted(cov.used.items(), key=lambda kv: str(kv[0]))]
         print(
-            f"{site}: {cov.requests} requests by Standby, {len(cov.used) - len(cov.unused)}/{len(cov.used)} grants used"
+            f"{site}: {cov.requests} requests by Standby in {len(roots)} lab(s),"
+            f" {len(cov.used) - len(cov.unused)}/{len(cov.used)} grants used"
         )
     print("\n".join(lines))
     note = f" ({failed} earlier test(s) failed, which may explain it)" if failed else ""
