@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy drkit standby blocks flows tasks deployments
 	$(VENV)/bin/lint-imports
 

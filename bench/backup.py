@@ -106,8 +106,11 @@ def seed(srv: KubeApiServer, objects: int, namespaces: int) -> None:
         for i in range(per_ns):
             name = f"obj-{i:03d}"
             if i % 2:
-                body = {"metadata": {"name": name, "namespace": ns, "labels": {"app": ns}},
-                        "type": "Opaque", "data": {"token": base64.b64encode(os.urandom(24)).decode()}}  # fmt: skip
+                body = {
+                    "metadata": {"name": name, "namespace": ns, "labels": {"app": ns}},
+                    "type": "Opaque",
+                    "data": {"token": base64.b64encode(os.urandom(24)).decode()},
+                }
                 srv.store.create("secrets", body, namespace=ns)
             else:
                 text = "".join(f"key.{j}={ns}-{i}-{j}\n" for j in range(20))
@@ -116,27 +119,53 @@ def seed(srv: KubeApiServer, objects: int, namespaces: int) -> None:
                     "data": {"app.properties": text},
                 }
                 srv.store.create("configmaps", body, namespace=ns)
-        srv.store.create("persistentvolumes", {
-            "metadata": {"name": f"pv-{ns}"},
-            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "ceph-rbd",
-                     "persistentVolumeReclaimPolicy": "Delete",
-                     "csi": {"driver": "rbd.csi.ceph.com", "volumeHandle": f"h-{ns}", "volumeAttributes": {"imageName": f"img-{ns}"}}},
-        })  # fmt: skip
-        srv.store.create("persistentvolumeclaims", {
-            "metadata": {"name": "data", "namespace": ns},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
-                     "storageClassName": "ceph-rbd", "volumeName": f"pv-{ns}"},
-        }, namespace=ns)  # fmt: skip
+        srv.store.create(
+            "persistentvolumes",
+            {
+                "metadata": {"name": f"pv-{ns}"},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": "ceph-rbd",
+                    "persistentVolumeReclaimPolicy": "Delete",
+                    "csi": {
+                        "driver": "rbd.csi.ceph.com",
+                        "volumeHandle": f"h-{ns}",
+                        "volumeAttributes": {"imageName": f"img-{ns}"},
+                    },
+                },
+            },
+        )
+        srv.store.create(
+            "persistentvolumeclaims",
+            {
+                "metadata": {"name": "data", "namespace": ns},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}},
+                    "storageClassName": "ceph-rbd",
+                    "volumeName": f"pv-{ns}",
+                },
+            },
+            namespace=ns,
+        )
 
 
 def app_for(ns: str) -> ProtectedApp:
-    return ProtectedApp.model_validate({
-        "name": ns, "namespace": ns, "home_site": "site-a", "secondary_site": "site-b",
-        "backup": {"kinds": ["v1/Secret", "v1/ConfigMap", "v1/PersistentVolumeClaim"]},
-        "volumes": [{"pvc": "data", "image": f"img-{ns}"}],
-        "workload": {"kind": "v1/ConfigMap", "name": "obj-000"},
-        "mirroring": {"control": "rbd"}, "snapshot_interval": "1m", "rpo_target": "5m",
-    })  # fmt: skip
+    return ProtectedApp.model_validate(
+        {
+            "name": ns,
+            "namespace": ns,
+            "home_site": "site-a",
+            "secondary_site": "site-b",
+            "backup": {"kinds": ["v1/Secret", "v1/ConfigMap", "v1/PersistentVolumeClaim"]},
+            "volumes": [{"pvc": "data", "image": f"img-{ns}"}],
+            "workload": {"kind": "v1/ConfigMap", "name": "obj-000"},
+            "mirroring": {"control": "rbd"},
+            "snapshot_interval": "1m",
+            "rpo_target": "5m",
+        }
+    )
 
 
 def standby_run(
@@ -256,12 +285,18 @@ def print_table(r: dict[str, Figures], objects: int, namespaces: int) -> None:
     kinds = 5  # Namespace, Secret, ConfigMap, PVC, PV lists per app
     blob_rerun = s.bytes_rerun - s.index_bytes_rerun
     print("ratios")
-    print(f"  requests per object: standby {s.requests / s.objects:.3f}, naive {n.requests / n.objects:.3f};"
-          f" standby requests / (kinds x namespaces) = {s.requests / (kinds * namespaces):.2f}")  # fmt: skip
-    print(f"  re-run bytes / first bytes: blobs {blob_rerun / s.bytes_first:.2%},"
-          f" with indexes {s.bytes_rerun / s.bytes_first:.2%} (target <= 2%)")  # fmt: skip
-    print(f"  speed-up vs naive: first run {n.seconds / s.seconds:.1f}x, unchanged re-run"
-          f" {n.seconds_rerun / s.seconds_rerun:.1f}x (target >= 5x)")  # fmt: skip
+    print(
+        f"  requests per object: standby {s.requests / s.objects:.3f}, naive {n.requests / n.objects:.3f};"
+        f" standby requests / (kinds x namespaces) = {s.requests / (kinds * namespaces):.2f}"
+    )
+    print(
+        f"  re-run bytes / first bytes: blobs {blob_rerun / s.bytes_first:.2%},"
+        f" with indexes {s.bytes_rerun / s.bytes_first:.2%} (target <= 2%)"
+    )
+    print(
+        f"  speed-up vs naive: first run {n.seconds / s.seconds:.1f}x, unchanged re-run"
+        f" {n.seconds_rerun / s.seconds_rerun:.1f}x (target >= 5x)"
+    )
 
 
 if __name__ == "__main__":

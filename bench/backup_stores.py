@@ -41,11 +41,23 @@ from lab.s3 import start_moto
 
 def _ref(endpoint: str, site: str, bucket: str, *, create: bool = True) -> tuple[StoreRef, CountingStore]:
     if create:
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
-                     aws_secret_access_key="bench").create_bucket(Bucket=bucket)  # fmt: skip
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        ).create_bucket(Bucket=bucket)
     location = S3Location(endpoint=endpoint, bucket=bucket, prefix="bench")
-    store = CountingStore(S3ObjectStore(location, site=site, credentials=S3Credentials("bench", "bench"),
-                                        max_attempts=1, connect_timeout=1))  # fmt: skip
+    store = CountingStore(
+        S3ObjectStore(
+            location,
+            site=site,
+            credentials=S3Credentials("bench", "bench"),
+            max_attempts=1,
+            connect_timeout=1,
+        )
+    )
     return StoreRef(site, (site,), store, StoreLayout("bench")), store  # type: ignore[arg-type]
 
 
@@ -67,8 +79,14 @@ def main() -> None:
         cfg = client.Configuration()
         cfg.host = srv.url
         cluster = KubeCluster(client.ApiClient(cfg), site="site-a", cache_dir=Path(tempfile.mkdtemp()))
-        site = Site.model_validate({"name": "site-a", "ceph": {"mode": "rook-toolbox"}, "pool": "p",
-                                    "s3": {"endpoint": endpoint, "bucket": "one", "prefix": "bench"}})  # fmt: skip
+        site = Site.model_validate(
+            {
+                "name": "site-a",
+                "ceph": {"mode": "rook-toolbox"},
+                "pool": "p",
+                "s3": {"endpoint": endpoint, "bucket": "one", "prefix": "bench"},
+            }
+        )
         apps = [app_for(f"app-{n:03d}") for n in range(namespaces)]
         one, one_store = _ref(endpoint, "site-a", "one")
         a, a_store = _ref(endpoint, "site-a", "site-a")
@@ -86,7 +104,9 @@ def main() -> None:
         double = timed([a, b])
         pair = (a_store.puts, a_store.bytes, b_store.puts, b_store.bytes)
         blobs_equal = a_store.bytes - a_store.index_bytes == b_store.bytes - b_store.index_bytes
-        srv.store.create("configmaps", {"metadata": {"name": "changed", "namespace": "app-000"}}, namespace="app-000")
+        srv.store.create(
+            "configmaps", {"metadata": {"name": "changed", "namespace": "app-000"}}, namespace="app-000"
+        )
         degraded = timed([a, dead])
         started = time.perf_counter()
         copied = 0
@@ -100,12 +120,18 @@ def main() -> None:
         moto.stop()
     print(f"backup of {objects} objects in {namespaces} apps (moto S3, in process)")
     print(f"  one store:             {single:6.2f} s  {one_store.puts:6d} PUTs  {one_store.bytes:10d} bytes")
-    print(f"  two stores:            {double:6.2f} s  {pair[0]:6d} + {pair[2]:d} PUTs  {pair[1]} + {pair[3]} bytes"
-          f" (blob bytes equal, sealed once: {blobs_equal})")  # fmt: skip
+    print(
+        f"  two stores:            {double:6.2f} s  {pair[0]:6d} + {pair[2]:d} PUTs  {pair[1]} + {pair[3]} bytes"
+        f" (blob bytes equal, sealed once: {blobs_equal})"
+    )
     print(f"  site-b down, next run: {degraded:6.2f} s  (complete in site-a's store only)")
-    print(f"  catch-up of site-b:    {caught:6.2f} s  {copied} run(s) copied, {b_store.puts - pair[2]} PUTs,"
-          f" {b_store.bytes - pair[3]} bytes")  # fmt: skip
-    print(f"ratio two stores / one store: {double / single:.2f} (time), {(pair[0] + pair[2]) / one_store.puts:.2f} (PUTs)")
+    print(
+        f"  catch-up of site-b:    {caught:6.2f} s  {copied} run(s) copied, {b_store.puts - pair[2]} PUTs,"
+        f" {b_store.bytes - pair[3]} bytes"
+    )
+    print(
+        f"ratio two stores / one store: {double / single:.2f} (time), {(pair[0] + pair[2]) / one_store.puts:.2f} (PUTs)"
+    )
     print(f"ratio catch-up / one full run: {caught / single:.2f} (time)")
 
 

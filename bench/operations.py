@@ -201,8 +201,9 @@ def fresh_backup(world: World, key: crypto.MasterKey, site: str) -> None:
         raise OperationFailed(f"backup: {APP} runs on {primary}, not {site}")
     b = world.bundle(site)
     started = time.perf_counter()
-    summary = backups.run_backup(app, b.site, b.cluster, backups.app_stores(world, app, site), key=key,
-                                 clock=SystemClock())  # fmt: skip
+    summary = backups.run_backup(
+        app, b.site, b.cluster, backups.app_stores(world, app, site), key=key, clock=SystemClock()
+    )
     if summary.status != "complete":
         raise OperationFailed(f"backup from {site}: {summary.status}: {'; '.join(summary.warnings)}")
     print(
@@ -237,8 +238,9 @@ def scenario(
     config = load_config(root / "standby.yaml")
     # The production default probe_timeout (the lab's own is longer, for its shared test machine).
     default = Site.model_fields["probe_timeout"].default
-    config = config.model_copy(update={"sites": tuple(s.model_copy(update={"probe_timeout": default})
-                                                      for s in config.sites)})  # fmt: skip
+    config = config.model_copy(
+        update={"sites": tuple(s.model_copy(update={"probe_timeout": default}) for s in config.sites)}
+    )
     world = build_world(config, timeout=20.0)
     out = []
     fresh_backup(world, key, "site-a")

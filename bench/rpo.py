@@ -237,10 +237,22 @@ class Sampler:
             if copied
             else None
         )
-        sample = MirrorSample(image="img", role="secondary", state="replaying", up=True, raw_state="up+replaying",
-                              description="replaying", health="ok", reason="", mode="snapshot", source="status",
-                              sampled_at=t, last_update=_floor(tick),
-                              local_snapshot_time=_floor(self.datas[k]), last_snapshot_sync=sync_s)  # fmt: skip
+        sample = MirrorSample(
+            image="img",
+            role="secondary",
+            state="replaying",
+            up=True,
+            raw_state="up+replaying",
+            description="replaying",
+            health="ok",
+            reason="",
+            mode="snapshot",
+            source="status",
+            sampled_at=t,
+            last_update=_floor(tick),
+            local_snapshot_time=_floor(self.datas[k]),
+            last_snapshot_sync=sync_s,
+        )
         return sample, sync_s
 
 
@@ -295,16 +307,34 @@ class TimelineRbd:
         secondary, primary = self.sampler.listings(self.at + self.call / 2)
         if image == "a":
             return [
-                {"id": j, "name": f".mirror.primary.{j}", "timestamp": _ctime(t),
-                 "namespace": {"type": "mirror", "state": "primary", "mirror_peer_uuids": [], "complete": True}}
+                {
+                    "id": j,
+                    "name": f".mirror.primary.{j}",
+                    "timestamp": _ctime(t),
+                    "namespace": {
+                        "type": "mirror",
+                        "state": "primary",
+                        "mirror_peer_uuids": [],
+                        "complete": True,
+                    },
+                }
                 for j, t in sorted(primary.items())
-            ]  # fmt: skip
+            ]
         return [
-            {"id": snap.id, "name": snap.name, "timestamp": _ctime(snap.created_at or DAY0),
-             "namespace": {"type": "mirror", "state": "non-primary", "complete": snap.complete,
-                           "primary_mirror_uuid": "u", "primary_snap_id": snap.primary_snap_id}}
+            {
+                "id": snap.id,
+                "name": snap.name,
+                "timestamp": _ctime(snap.created_at or DAY0),
+                "namespace": {
+                    "type": "mirror",
+                    "state": "non-primary",
+                    "complete": snap.complete,
+                    "primary_mirror_uuid": "u",
+                    "primary_snap_id": snap.primary_snap_id,
+                },
+            }
             for snap in secondary
-        ]  # fmt: skip
+        ]
 
 
 def watch_day(line: list[Sync], model: WatchModel | None = None) -> tuple[list[SyncedPoint], int]:
@@ -319,11 +349,23 @@ def watch_day(line: list[Sync], model: WatchModel | None = None) -> tuple[list[S
     rbd = TimelineRbd(line, model.call)
     site = {"ceph": {"mode": "rook-toolbox"}, "pool": "replicapool", "s3": {"bucket": "bench"}}
     config = StandbyConfig.model_validate(
-        {"sites": [{"name": "site-a", **site}, {"name": "site-b", **site}],
-         "apps": [{"name": "x", "namespace": "x", "home_site": "site-a", "secondary_site": "site-b",
-                   "volumes": [{"pvc": "d", "image": "b"}], "workload": {"kind": "apps/v1/StatefulSet", "name": "x"},
-                   "mirroring": {"control": "rbd"}, "snapshot_interval": "1m", "rpo_target": "5m"}]}
-    )  # fmt: skip
+        {
+            "sites": [{"name": "site-a", **site}, {"name": "site-b", **site}],
+            "apps": [
+                {
+                    "name": "x",
+                    "namespace": "x",
+                    "home_site": "site-a",
+                    "secondary_site": "site-b",
+                    "volumes": [{"pvc": "d", "image": "b"}],
+                    "workload": {"kind": "apps/v1/StatefulSet", "name": "x"},
+                    "mirroring": {"control": "rbd"},
+                    "snapshot_interval": "1m",
+                    "rpo_target": "5m",
+                }
+            ],
+        }
+    )
     rbds = {"site-a": _PrimaryView(rbd), "site-b": rbd}
     recorded: list[SyncedPoint] = []
     polls = 0

@@ -131,19 +131,27 @@ def _kubeconfig(label: str, secret_name: str, context: str | None) -> str:
         try:
             data = load_bounded(value)
         except YamlTooLarge as exc:
-            raise ConfigError(f"{where}: {what} is not read as a kubeconfig: {exc}", hint=fix,
-                              context={"block": secret_name}) from None  # fmt: skip
+            raise ConfigError(
+                f"{where}: {what} is not read as a kubeconfig: {exc}",
+                hint=fix,
+                context={"block": secret_name},
+            ) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             at = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{where}: {what} is not valid YAML{at}", hint=fix, context={"block": secret_name}) from None
+            raise ConfigError(
+                f"{where}: {what} is not valid YAML{at}", hint=fix, context={"block": secret_name}
+            ) from None
         text = value
     else:
         data, text = value, yaml.safe_dump(value)
     contexts = data.get("contexts") if isinstance(data, dict) else None
     if not isinstance(contexts, list):
-        raise ConfigError(f"{where}: {what} is not a kubeconfig (no contexts list)", hint=fix,
-                          context={"block": secret_name})  # fmt: skip
+        raise ConfigError(
+            f"{where}: {what} is not a kubeconfig (no contexts list)",
+            hint=fix,
+            context={"block": secret_name},
+        )
     names = [str(c.get("name")) for c in contexts if isinstance(c, dict)]
     wanted = context or data.get("current-context")
     if wanted not in names:
@@ -165,7 +173,9 @@ def _load(cls: type[B], name: str, *, where: str) -> B:
         if "Unable to find block document" not in str(exc):
             raise
         known = _known(cls)
-        listed = f" (known: {', '.join(known)})" if known else f" (there is no {cls.get_block_type_name()} block)"
+        listed = (
+            f" (known: {', '.join(known)})" if known else f" (there is no {cls.get_block_type_name()} block)"
+        )
         raise ConfigError(
             f"{where}: {kind} does not exist{listed}",
             hint="create it (standby blocks import FILE --name NAME saves a YAML configuration as blocks),"
@@ -229,8 +239,9 @@ def import_config(config: StandbyConfig, name: str) -> list[str]:
                 region_name=s3.region,
             ).save(aws_name, overwrite=True)
             saved.append(f"AwsCredentials {aws_name} (S3 keys of {site.name})")
-            s3 = s3.model_copy(update={"access_key_id_env": None, "secret_access_key_env": None,
-                                       "credentials_file": None})  # fmt: skip
+            s3 = s3.model_copy(
+                update={"access_key_id_env": None, "secret_access_key_env": None, "credentials_file": None}
+            )
         block_name = f"{name}-{site.name}"
         plain = site.model_copy(update={"kube": kube, "s3": s3})
         StandbySite(site=plain, kubeconfig_secret=secret_name, aws_credentials=aws_name).save(
@@ -241,7 +252,7 @@ def import_config(config: StandbyConfig, name: str) -> list[str]:
     app_blocks = [_save_app(app, name) for app in config.apps]
     saved += [f"Standby App {n}" for n in app_blocks]
     StandbyConfiguration(sites=site_blocks, apps=app_blocks).save(name, overwrite=True)
-    saved.append(f"Standby Configuration {name} (config=\"{PREFIX}{name}\")")
+    saved.append(f'Standby Configuration {name} (config="{PREFIX}{name}")')
     return saved
 
 
@@ -287,8 +298,15 @@ def reduce_kubeconfig(
     cluster, user = named("clusters", spec.get("cluster")), named("users", spec.get("user"))
     cluster["cluster"] = _inline(dict(cluster.get("cluster") or {}), ("certificate-authority",), base)
     user["user"] = _inline(dict(user.get("user") or {}), ("client-certificate", "client-key"), base)
-    out: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "current-context": wanted, "preferences": {},
-           "contexts": [ctx], "clusters": [cluster], "users": [user]}  # fmt: skip
+    out: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": wanted,
+        "preferences": {},
+        "contexts": [ctx],
+        "clusters": [cluster],
+        "users": [user],
+    }
     return yaml.safe_dump(out, sort_keys=False), str(wanted)
 
 
@@ -296,5 +314,7 @@ def _inline(section: dict[str, Any], keys: tuple[str, ...], base: Path) -> dict[
     for key in keys:
         if key in section and f"{key}-data" not in section:
             path = Path(os.path.expanduser(str(section.pop(key))))
-            section[f"{key}-data"] = base64.b64encode((path if path.is_absolute() else base / path).read_bytes()).decode()
+            section[f"{key}-data"] = base64.b64encode(
+                (path if path.is_absolute() else base / path).read_bytes()
+            ).decode()
     return section

@@ -44,7 +44,6 @@ class StandbySite(Block):
     )
 
 
-
 class StandbyApp(Block):
     """A protected application: namespace, objects, volumes, mirroring control and targets."""
 
@@ -62,7 +61,7 @@ class StandbyConfiguration(Block):
     _block_type_slug: ClassVar[str] = "standby-config"
     _description: ClassVar[str] = (
         "A Standby configuration: its sites and protected apps, by block name. Flows take it as"
-        " config=\"block:<name>\"."
+        ' config="block:<name>".'
     )
 
     sites: list[str] = Field(..., min_length=2, description="names of the Standby Site blocks (at least two)")

@@ -90,8 +90,10 @@ def run_jobs(config: Path) -> dict[str, Any]:
     results["drill"] = drill(app="nexus", config=str(config), key_source=f"secret:{KEY_BLOCK}")
     print(json.dumps(results["drill"], indent=2, default=str))
     report = results["drill"]["report"]
-    print(f"drill report: s3://standby/{report.get('html')} (also report.md and report.json);"
-          " in the UI: Artifacts, drill-report-nexus and drill-timeline-nexus")  # fmt: skip
+    print(
+        f"drill report: s3://standby/{report.get('html')} (also report.md and report.json);"
+        " in the UI: Artifacts, drill-report-nexus and drill-timeline-nexus"
+    )
     say("rpo-sample: rbd mirror pool status on both sites")
     results["rpo_sample"] = rpo_sample(config=str(config))
     print(json.dumps(results["rpo_sample"], indent=2, default=str))
@@ -125,7 +127,9 @@ def main() -> int:
         print(f"demo: the Prefect server did not start: {exc}", file=sys.stderr)
         return 1
     os.environ.update(server.client_env())  # before Prefect is imported: its settings read them once
-    print(f"Prefect API {api}; UI {api.removesuffix('/api')} (sign in with the auth string in {server.auth_file()})")
+    print(
+        f"Prefect API {api}; UI {api.removesuffix('/api')} (sign in with the auth string in {server.auth_file()})"
+    )
     from blocks.registry import register_all
 
     print("registered blocks:", ", ".join(register_all()))
@@ -141,11 +145,17 @@ def main() -> int:
 
     say("6. where to look")
     ui = api.removesuffix("/api")
-    print(f"  sign in:    the auth string in {server.auth_file()} (the UI's login form; PREFECT_API_AUTH_STRING for clients)")
+    print(
+        f"  sign in:    the auth string in {server.auth_file()} (the UI's login form; PREFECT_API_AUTH_STRING for clients)"
+    )
     print(f"  flow runs:  {ui}/runs")
-    print(f"  artifacts:  {ui}/artifacts   (backup summary, index link, drill report and timeline, RPO table and chart)")
+    print(
+        f"  artifacts:  {ui}/artifacts   (backup summary, index link, drill report and timeline, RPO table and chart)"
+    )
     print(f"  lab:        .venv/bin/standby lab status   (kubeconfig {st.kubeconfig})")
-    print("  schedules:  make up   (serves every deployment: backups, RPO, the monthly drill, relocate/failover/failback)")
+    print(
+        "  schedules:  make up   (serves every deployment: backups, RPO, the monthly drill, relocate/failover/failback)"
+    )
     print("  stop:       make down")
     return 0
 

@@ -51,7 +51,9 @@ def declared(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
         name = item.get("name", "(no name)")
         unknown = set(item) - SERVED_KEYS - WORKER_KEYS
         if unknown:
-            raise ValueError(f"{path}: deployment {name}: unknown key(s) {sorted(unknown)}; serve.py would ignore them")
+            raise ValueError(
+                f"{path}: deployment {name}: unknown key(s) {sorted(unknown)}; serve.py would ignore them"
+            )
         missing = [k for k in ("name", "entrypoint", "description", "tags") if not item.get(k)]
         if missing:
             raise ValueError(f"{path}: deployment {name}: missing {', '.join(missing)}")

@@ -106,8 +106,13 @@ def start() -> str:
     prefect = Path(sys.executable).with_name("prefect")
     argv = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port())]
     # PREFECT_UI_API_URL: without it the UI calls the API on port 4200 whatever the server's port.
-    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_UI_ENABLED": "true",
-           "PREFECT_UI_API_URL": api_url(), "PREFECT_SERVER_API_AUTH_STRING": auth_string()}  # fmt: skip
+    env = {
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_UI_ENABLED": "true",
+        "PREFECT_UI_API_URL": api_url(),
+        "PREFECT_SERVER_API_AUTH_STRING": auth_string(),
+    }
     start_service(
         "prefect-server", argv, run_dir(), port=port(), ready=healthy, env=env, cwd=ROOT, timeout=120
     )
@@ -125,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     command = (argv or sys.argv[1:] or ["status"])[0]
     try:
         if command == "start":
-            print(f"Prefect server: {start().removesuffix('/api')} (UI), API {api_url()}; sign in (and set"
-                  f" PREFECT_API_AUTH_STRING) with the auth string in {auth_file()}")
+            print(
+                f"Prefect server: {start().removesuffix('/api')} (UI), API {api_url()}; sign in (and set"
+                f" PREFECT_API_AUTH_STRING) with the auth string in {auth_file()}"
+            )
         elif command == "stop":
             print("Prefect server stopped" if stop() else "no Prefect server was running")
         else:

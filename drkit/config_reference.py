@@ -39,8 +39,10 @@ defaults of the matching `standby` command come from these models.
 """
 
 USE_CASES: tuple[tuple[str, type[requests.Request]], ...] = (
-    ("backup (flow `backup`, every configured app when `app` is empty; `standby backup run`, one app)",
-     requests.BackupAppsRequest),
+    (
+        "backup (flow `backup`, every configured app when `app` is empty; `standby backup run`, one app)",
+        requests.BackupAppsRequest,
+    ),
     ("verify (flow `verify-backup`, `standby backup verify`)", requests.VerifyRequest),
     ("restore (flow `restore`, `standby backup restore`)", requests.RestoreRequest),
     ("RPO sample (flow `rpo-sample`, `standby rpo sample`)", requests.RpoSampleRequest),
@@ -51,8 +53,10 @@ USE_CASES: tuple[tuple[str, type[requests.Request]], ...] = (
     ("failback (flow `failback`, `standby failback`)", requests.FailbackRequest),
     ("abort (flow `abort-operation`, `standby operation abort`)", requests.AbortRequest),
     ("drill (flow `drill`, `standby drill run`)", requests.DrillRequest),
-    ("drill (flow `drill`, every configured app when `app` is empty; `standby drill run`, one app)",
-     requests.DrillAppsRequest),
+    (
+        "drill (flow `drill`, every configured app when `app` is empty; `standby drill run`, one app)",
+        requests.DrillAppsRequest,
+    ),
     ("drill cleanup (flow `drill-cleanup`, `standby drill cleanup`)", requests.DrillCleanupRequest),
     ("status (flow `status`, `standby status`)", requests.StatusRequest),
 )
@@ -89,8 +93,14 @@ def type_name(tp: Any) -> str:
         return "mapping"
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return f"mapping ({tp.__name__})"
-    plain: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path",
-                             timedelta: "duration"}  # fmt: skip
+    plain: dict[Any, str] = {
+        str: "string",
+        int: "integer",
+        float: "number",
+        bool: "boolean",
+        Path: "path",
+        timedelta: "duration",
+    }
     return plain.get(tp) or str(getattr(tp, "__name__", tp))
 
 
@@ -169,7 +179,12 @@ def walk(model: type[BaseModel], path: str) -> Iterator[tuple[str, type[BaseMode
 def undocumented() -> list[str]:
     """Fields without a description, as ``Model.field`` (the reference would show a blank)."""
     models = [m for _, m in walk(StandbyConfig, "")] + [m for _, u in USE_CASES for _, m in walk(u, "")]
-    return [f"{m.__name__}.{n}" for m in models for n, i in m.model_fields.items() if not (i.description or "").strip()]
+    return [
+        f"{m.__name__}.{n}"
+        for m in models
+        for n, i in m.model_fields.items()
+        if not (i.description or "").strip()
+    ]
 
 
 def reference() -> str:

@@ -116,20 +116,31 @@ def drill_automations(notification_block: str | None = None) -> list[Automation]
     if notification_block:
         block_id = getattr(Block.load(notification_block), "_block_document_id", None)
         action = SendNotification(block_document_id=block_id, subject=DRILL_SUBJECT, body=DRILL_BODY)
-        overdue_action = SendNotification(block_document_id=block_id, subject="DR drill overdue", body=OVERDUE_BODY)
+        overdue_action = SendNotification(
+            block_document_id=block_id, subject="DR drill overdue", body=OVERDUE_BODY
+        )
     return [
         Automation(
             name=DRILL_FAILED,
             description="Turn standby.drill.failed events into a notification (see flows/automations.py).",
-            trigger=EventTrigger(match={"prefect.resource.id": APP_RESOURCES}, expect={DRILL_FAILED_EVENT},
-                                 posture=Posture.Reactive, threshold=1),
+            trigger=EventTrigger(
+                match={"prefect.resource.id": APP_RESOURCES},
+                expect={DRILL_FAILED_EVENT},
+                posture=Posture.Reactive,
+                threshold=1,
+            ),
             actions=[action],
         ),
         Automation(
             name=DRILL_OVERDUE,
             description="No standby.drill.passed event in 35 days (see flows/automations.py).",
-            trigger=EventTrigger(match={"prefect.resource.id": APP_RESOURCES}, expect={DRILL_PASSED_EVENT},
-                                 posture=Posture.Proactive, threshold=1, within=35 * 24 * 3600),
+            trigger=EventTrigger(
+                match={"prefect.resource.id": APP_RESOURCES},
+                expect={DRILL_PASSED_EVENT},
+                posture=Posture.Proactive,
+                threshold=1,
+                within=35 * 24 * 3600,
+            ),
             actions=[overdue_action],
         ),
     ]

@@ -33,8 +33,7 @@ def _on_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> N
     )
 
 
-@flow(name="backup", on_failure=[_on_failure], log_prints=False,
-      task_runner=app_runner(BACKUP_FANOUT))  # fmt: skip
+@flow(name="backup", on_failure=[_on_failure], log_prints=False, task_runner=app_runner(BACKUP_FANOUT))
 @documented(BackupAppsRequest)
 def backup(
     app: str | None = default(BackupAppsRequest, "app"),
@@ -67,11 +66,20 @@ def backup(
         def run_one(name: str) -> State[Any]:
             one = request.one(name)
             return backup.with_options(flow_run_name=f"backup of {name}")(
-                app=name, config=config, site=one.site, key_source=one.key_source, retention=one.retention,
-                return_state=True)  # fmt: skip
+                app=name,
+                config=config,
+                site=one.site,
+                key_source=one.key_source,
+                retention=one.retention,
+                return_state=True,
+            )
 
-        return every_app("backup", [a.name for a in cfg.apps], run_one,
-                         lambda r: f"run {r['run_id']}: {r['objects']} objects, {r['objects_new']} new")  # fmt: skip
+        return every_app(
+            "backup",
+            [a.name for a in cfg.apps],
+            run_one,
+            lambda r: f"run {r['run_id']}: {r['objects']} objects, {r['objects_new']} new",
+        )
     return _back_up(config, request.one(request.app))
 
 
@@ -104,7 +112,9 @@ def _back_up(config: str | None, request: BackupRequest) -> dict[str, Any]:
         raise StandbyError(
             f"backup {summary.run_id} of app {app} is complete in the store of {', '.join(summary.complete_on)}"
             " but missed "
-            + "; ".join(f"the store of {o.store}: {o.reason or 'latest not updated'}" for o in summary.missed),
+            + "; ".join(
+                f"the store of {o.store}: {o.reason or 'latest not updated'}" for o in summary.missed
+            ),
             hint=f"fix that store; the next backup writes to it again, and `standby backup verify --app {app}`"
             " copies this run into it",
             context={"run": summary.run_id, "missed": [o.store for o in summary.missed]},

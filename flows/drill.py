@@ -11,7 +11,7 @@ from prefect.states import State
 from blocks.config import resolve_config
 from drkit.domain.drill import Mode, canary_check
 from drkit.domain.errors import PreconditionFailed, StandbyError
-from drkit.jobs.drill import drill_cleanup
+from drkit.jobs.drill_cleanup import drill_cleanup
 from drkit.jobs.drill_runbook import run_drill_runbook
 from drkit.jobs.requests import DrillAppsRequest, DrillCleanupRequest, DrillRequest, default, documented
 from tasks.backup import master_key
@@ -74,9 +74,11 @@ def drill(
     request = DrillAppsRequest(app=app, mode=mode, key_source=key_source, approval_timeout=approval_timeout)
     if request.app is None:
         if request.mode == "promote":
-            raise PreconditionFailed("a promote-mode drill of every app is refused: each forced promote needs its own"
-                                     " typed approval; nothing was changed",
-                                     hint="give app=NAME (one promote-mode drill per run), or use mode isolated")  # fmt: skip
+            raise PreconditionFailed(
+                "a promote-mode drill of every app is refused: each forced promote needs its own"
+                " typed approval; nothing was changed",
+                hint="give app=NAME (one promote-mode drill per run), or use mode isolated",
+            )
         return _every_app(config, request)
     return _drill(config, request.one(request.app))
 
@@ -93,11 +95,17 @@ def _every_app(config: str | None, request: DrillAppsRequest) -> dict[str, Any]:
     def run_one(name: str) -> State[Any]:
         one = request.one(name)
         return drill.with_options(flow_run_name=f"drill of {name}")(
-            app=name, config=config, mode=one.mode, key_source=one.key_source, approval_timeout=one.approval_timeout,
-            return_state=True)  # fmt: skip
+            app=name,
+            config=config,
+            mode=one.mode,
+            key_source=one.key_source,
+            approval_timeout=one.approval_timeout,
+            return_state=True,
+        )
 
-    return every_app("drill", [a.name for a in cfg.apps], run_one,
-                     lambda r: f"drill {r['drill_id']} passed", skip=skip)  # fmt: skip
+    return every_app(
+        "drill", [a.name for a in cfg.apps], run_one, lambda r: f"drill {r['drill_id']} passed", skip=skip
+    )
 
 
 def _drill(config: str | None, request: DrillRequest) -> dict[str, Any]:
@@ -112,14 +120,23 @@ def _drill(config: str | None, request: DrillRequest) -> dict[str, Any]:
     if outcome.store_error:
         raise StandbyError(outcome.store_error, hint="the drill ran; fix the store and see the artifacts")
     if outcome.cleanup_error:
-        raise StandbyError(f"drill {journal.op_id}: cleanup did not leave the secondary healthy: {outcome.cleanup_error}",
-                           hint=f"run the drill-cleanup deployment (standby drill cleanup --app {app}); the drill"
-                           " holds the app until then")  # fmt: skip
+        raise StandbyError(
+            f"drill {journal.op_id}: cleanup did not leave the secondary healthy: {outcome.cleanup_error}",
+            hint=f"run the drill-cleanup deployment (standby drill cleanup --app {app}); the drill"
+            " holds the app until then",
+        )
     if not outcome.report.passed:
-        raise StandbyError(f"drill {journal.op_id} of {app} failed: {outcome.journal.error}",
-                           hint="read the drill-report artifact")  # fmt: skip
-    return {"drill_id": journal.op_id, "passed": True, "report": outcome.stored,
-            "rto_s": outcome.report.rto_promotion_to_writable_s, "rpo_s": outcome.report.rpo_achieved_s}
+        raise StandbyError(
+            f"drill {journal.op_id} of {app} failed: {outcome.journal.error}",
+            hint="read the drill-report artifact",
+        )
+    return {
+        "drill_id": journal.op_id,
+        "passed": True,
+        "report": outcome.stored,
+        "rto_s": outcome.report.rto_promotion_to_writable_s,
+        "rpo_s": outcome.report.rpo_achieved_s,
+    }
 
 
 @flow(name="drill-cleanup")
@@ -136,4 +153,8 @@ def drill_cleanup_flow(
     request = DrillCleanupRequest(app=app, key_source=key_source)
     world = world_for_run(config)
     journal = drill_cleanup(world, app, key=master_key(request.key_source))
-    return {"drill_id": journal.op_id, "status": journal.status, "steps": {s.name: s.outcome for s in journal.steps}}
+    return {
+        "drill_id": journal.op_id,
+        "status": journal.status,
+        "steps": {s.name: s.outcome for s in journal.steps},
+    }

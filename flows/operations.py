@@ -23,7 +23,11 @@ from tasks.world import world_for_run
 
 
 def operate(
-    kind: Kind, request: OperationRequest, target: str | None, config: str | None, take_over: str | None = None
+    kind: Kind,
+    request: OperationRequest,
+    target: str | None,
+    config: str | None,
+    take_over: str | None = None,
 ) -> dict[str, Any]:
     """The runbook shared by the three flows (see their docstrings), with the flows' hooks."""
     world = world_for_run(config)
@@ -52,8 +56,9 @@ def relocate(
     4. Tidy the source (PVC/PV removed, image kept), record the placement, wait until the source
        replays from the target.
     """
-    request = RelocateRequest(app=app, to=to, dry_run=dry_run, key_source=key_source,
-                              approval_timeout=approval_timeout)  # fmt: skip
+    request = RelocateRequest(
+        app=app, to=to, dry_run=dry_run, key_source=key_source, approval_timeout=approval_timeout
+    )
     return operate("relocate", request, request.to, config)
 
 
@@ -79,8 +84,14 @@ def failover(
        (bounded); restore the volumes, promote (forced when needed), start, smoke test, route.
     4. Record the placement.
     """
-    request = FailoverRequest(app=app, to=to, dry_run=dry_run, key_source=key_source,
-                              approval_timeout=approval_timeout, take_over=take_over)  # fmt: skip
+    request = FailoverRequest(
+        app=app,
+        to=to,
+        dry_run=dry_run,
+        key_source=key_source,
+        approval_timeout=approval_timeout,
+        take_over=take_over,
+    )
     return operate("failover", request, request.to, config, request.take_over)
 
 
@@ -101,7 +112,9 @@ def failback(
        resync them, wait until replaying with a fresh snapshot complete.
     4. Relocate home, as the relocate flow does.
     """
-    request = FailbackRequest(app=app, dry_run=dry_run, key_source=key_source, approval_timeout=approval_timeout)
+    request = FailbackRequest(
+        app=app, dry_run=dry_run, key_source=key_source, approval_timeout=approval_timeout
+    )
     return operate("failback", request, None, config)
 
 
@@ -126,5 +139,6 @@ def abort_operation(
     """
     request = AbortRequest(app=app, op_id=op_id, key_source=key_source, approval_timeout=approval_timeout)
     world = world_for_run(config)
-    return abort_runbook(world, request.app, request.op_id, request.approval_timeout,
-                         lambda: master_key(request.key_source))  # fmt: skip
+    return abort_runbook(
+        world, request.app, request.op_id, request.approval_timeout, lambda: master_key(request.key_source)
+    )

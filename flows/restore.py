@@ -39,9 +39,18 @@ def restore(
     """
     world = world_for_run(config, key_source=key_source)
     source = source_site or world.placement(app).primary
-    request = RestoreRequest(app=app, target_site=target_site, source_site=source, run_id=run_id,
-                             namespace=namespace, policy=policy, dry_run=dry_run, key_source=key_source,
-                             exclude_kinds=tuple(exclude_kinds), bound_timeout=bound_timeout)  # fmt: skip
+    request = RestoreRequest(
+        app=app,
+        target_site=target_site,
+        source_site=source,
+        run_id=run_id,
+        namespace=namespace,
+        policy=policy,
+        dry_run=dry_run,
+        key_source=key_source,
+        exclude_kinds=tuple(exclude_kinds),
+        bound_timeout=bound_timeout,
+    )
     summary = restore_app(world, request)
     return {
         "run_id": summary.run_id,

@@ -32,7 +32,8 @@ def rpo_watch(
        partition, where `rpo-report` reads them. Failed listings are counted; the run fails when
        an image still cannot be listed at its end, or when points could not be written.
     """
-    request = RpoWatchRequest(app=app, minutes=minutes, every_seconds=every_seconds,
-                              busy_every_seconds=busy_every_seconds)  # fmt: skip
+    request = RpoWatchRequest(
+        app=app, minutes=minutes, every_seconds=every_seconds, busy_every_seconds=busy_every_seconds
+    )
     world = world_for_run(config)
     return rpo.watch_completions(world, request)

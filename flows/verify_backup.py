@@ -35,10 +35,15 @@ def verify_backup(
     """
     world = world_for_run(config, key_source=key_source)
     site_name = site or world.placement(app).primary
-    request = VerifyRequest(app=app, site=site_name, run_id=run_id, key_source=key_source,
-                            dry_run_site=dry_run_site)  # fmt: skip
+    request = VerifyRequest(
+        app=app, site=site_name, run_id=run_id, key_source=key_source, dry_run_site=dry_run_site
+    )
     with app_slot(app):  # the catch-up writes blobs before their index: never beside retention
         report = verify_run(world, request)
-    return {"run_id": report.run_id, "checked": report.checked, "encrypted": report.encrypted,
-            "stores": [r.store or site_name for r in report.reports],
-            "caught_up": report.sync.lines() if report.sync else []}
+    return {
+        "run_id": report.run_id,
+        "checked": report.checked,
+        "encrypted": report.encrypted,
+        "stores": [r.store or site_name for r in report.reports],
+        "caught_up": report.sync.lines() if report.sync else [],
+    }

@@ -71,16 +71,37 @@ def standby_caps(pool: str) -> tuple[tuple[str, str], ...]:
 def standby_keyring(site: CephSite) -> Path:
     """The lab's keyring of ``client.standby`` on ``site`` (mode 600)."""
     return site.dir / f"keyring.client.{STANDBY_CLIENT_ID}"
+
+
 STOP_ORDER: tuple[str, ...] = ("rbd-mirror", "mgr", "osd", "mon")
 
 #: mgr modules that are not always-on: never loaded, which halves the mgr's memory.
 #: ``rbd_support`` (snapshot schedules) is always-on and stays.
 MGR_DISABLED_MODULES: tuple[str, ...] = (
-    "alerts", "cephadm", "dashboard", "diskprediction_local", "influx", "insights", "iostat",
-    "k8sevents", "localpool", "mds_autoscaler", "mirroring", "nfs", "osd_perf_query", "osd_support",
-    "prometheus", "restful", "rook", "selftest", "snap_schedule", "stats", "telegraf",
-    "test_orchestrator", "zabbix",
-)  # fmt: skip
+    "alerts",
+    "cephadm",
+    "dashboard",
+    "diskprediction_local",
+    "influx",
+    "insights",
+    "iostat",
+    "k8sevents",
+    "localpool",
+    "mds_autoscaler",
+    "mirroring",
+    "nfs",
+    "osd_perf_query",
+    "osd_support",
+    "prometheus",
+    "restful",
+    "rook",
+    "selftest",
+    "snap_schedule",
+    "stats",
+    "telegraf",
+    "test_orchestrator",
+    "zabbix",
+)
 
 #: Debian package -> something on disk that proves it is installed.
 REQUIRED: tuple[tuple[str, str], ...] = (

@@ -183,10 +183,16 @@ class LabControllers:
         gen = meta.get("generation", 1)
         found = self.image_of_pvc(meta["namespace"], spec["dataSource"]["name"])
         if isinstance(found, str):
-            self.set_status(VR, vr, {
-                "state": "Unknown", "message": found, "observedGeneration": gen,
-                "conditions": [_condition("Validated", False, "PrerequisiteNotMet", found)],
-            })  # fmt: skip
+            self.set_status(
+                VR,
+                vr,
+                {
+                    "state": "Unknown",
+                    "message": found,
+                    "observedGeneration": gen,
+                    "conditions": [_condition("Validated", False, "PrerequisiteNotMet", found)],
+                },
+            )
             return
         pool, image = found
         spec_img = f"{pool}/{image}"
@@ -213,8 +219,11 @@ class LabControllers:
             self._auto_resync(spec_img)
         state = "Primary" if primary else "Secondary"
         ok = (desired == "primary") == primary or desired == "resync"
-        reason = {True: "Promoted", False: "Demoted"}[primary] if ok else (
-            "FailedToPromote" if desired == "primary" else "FailedToDemote")  # fmt: skip
+        reason = (
+            {True: "Promoted", False: "Demoted"}[primary]
+            if ok
+            else ("FailedToPromote" if desired == "primary" else "FailedToDemote")
+        )
         conditions.append(_condition("Completed", ok, reason, message))
         conditions.append(_condition("Degraded", not ok, "Healthy" if ok else "VolumeDegraded", message))
         resyncing = desired == "resync" and memo.resynced_generation == gen
@@ -222,9 +231,11 @@ class LabControllers:
             _condition("Resyncing", resyncing, "ResyncTriggered" if resyncing else "NotResyncing")
         )
         status: dict[str, Any] = {
-            "state": state, "message": message or f"volume is {state.lower()}",
-            "observedGeneration": gen, "conditions": conditions,
-        }  # fmt: skip
+            "state": state,
+            "message": message or f"volume is {state.lower()}",
+            "observedGeneration": gen,
+            "conditions": conditions,
+        }
         if primary:
             status.update(self._last_sync(spec_img, memo))
         self.set_status(VR, vr, status)
@@ -347,13 +358,30 @@ class LabControllers:
         password = base64.b64decode(secret["data"]["password"]).decode()
         cs = self.site.ceph
         argv = [
-            SYSTEM_PYTHON, "-m", "lab.nexus_sim", "--host", "127.0.0.1", "--port", str(self.site.nexus_port),
-            "--rbd-pool", pool, "--rbd-image", image,
-            "--ceph-conf", str(cs.conf), "--ceph-cluster", cs.cluster,
-            "--ceph-id", "admin", "--keyring", str(cs.keyring),
-            "--pid-file", str(pid_file.with_suffix(".sim.pid")),
-            "--log-file", str(log_file),
-        ]  # fmt: skip
+            SYSTEM_PYTHON,
+            "-m",
+            "lab.nexus_sim",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.site.nexus_port),
+            "--rbd-pool",
+            pool,
+            "--rbd-image",
+            image,
+            "--ceph-conf",
+            str(cs.conf),
+            "--ceph-cluster",
+            cs.cluster,
+            "--ceph-id",
+            "admin",
+            "--keyring",
+            str(cs.keyring),
+            "--pid-file",
+            str(pid_file.with_suffix(".sim.pid")),
+            "--log-file",
+            str(log_file),
+        ]
         pid = start_daemon(self.site.name, argv, run_dir, env={"NEXUS_ADMIN_PASSWORD": password}, cwd=ROOT)
         ready = self._wait_ready(url, pid)
         if ready:
@@ -415,11 +443,26 @@ class LabControllers:
         pool, image = found
         cs = self.site.ceph
         argv = [
-            SYSTEM_PYTHON, "-m", "lab.webapp_sim", "--port", str(self.site.web_port),
-            "--rbd-pool", pool, "--rbd-image", image, "--ceph-conf", str(cs.conf),
-            "--ceph-cluster", cs.cluster, "--ceph-id", "admin", "--keyring", str(cs.keyring),
-            "--pid-file", str(pid_file.with_suffix(".sim.pid")),
-        ]  # fmt: skip
+            SYSTEM_PYTHON,
+            "-m",
+            "lab.webapp_sim",
+            "--port",
+            str(self.site.web_port),
+            "--rbd-pool",
+            pool,
+            "--rbd-image",
+            image,
+            "--ceph-conf",
+            str(cs.conf),
+            "--ceph-cluster",
+            cs.cluster,
+            "--ceph-id",
+            "admin",
+            "--keyring",
+            str(cs.keyring),
+            "--pid-file",
+            str(pid_file.with_suffix(".sim.pid")),
+        ]
         pid = start_daemon(self.site.name, argv, run_dir, cwd=ROOT)
         if self._wait_ready(f"http://127.0.0.1:{self.site.web_port}", pid, "/healthz"):
             self.web_backoff.pop(key, None)

@@ -141,8 +141,14 @@ def s3_stores(root: Path, ports: Ports, layout: str) -> dict[str, S3Store]:
         shared = S3Store("s3", ports.s3, BUCKET, ACCESS_KEY, SECRET_KEY, root / "s3" / "credentials")
         return {site: shared for site in SITES}
     return {
-        site: S3Store(f"s3-{site}", ports.s3_of(site), f"{BUCKET}-{site}", f"{ACCESS_KEY}-{site}",
-                      f"{SECRET_KEY}-{site}", root / "s3" / f"credentials-{site}")
+        site: S3Store(
+            f"s3-{site}",
+            ports.s3_of(site),
+            f"{BUCKET}-{site}",
+            f"{ACCESS_KEY}-{site}",
+            f"{SECRET_KEY}-{site}",
+            root / "s3" / f"credentials-{site}",
+        )
         for site in SITES
     }
 
@@ -246,15 +252,19 @@ def describe(st: LabStatus) -> str:
     lines.append(f"  config:     {st.config}")
     if st.s3_layout == "shared" and st.s3:
         one = st.s3[SITES[0]]
-        lines.append(f"  s3:         {one.endpoint} bucket {one.bucket}, shared by both sites "
-                     f"(credentials in {one.credentials_file})")  # fmt: skip
+        lines.append(
+            f"  s3:         {one.endpoint} bucket {one.bucket}, shared by both sites "
+            f"(credentials in {one.credentials_file})"
+        )
     else:
         lines.append("  s3:         one store per site")
     for s in SITES:
         lines.append(f"  {s}{' DOWN (frozen)' if st.down.get(s) else ''}: ceph {st.ceph_confs[s]}")
         if st.s3_layout != "shared" and s in st.s3:
             mine = st.s3[s]
-            lines.append(f"    s3: {mine.endpoint} bucket {mine.bucket} (credentials in {mine.credentials_file})")
+            lines.append(
+                f"    s3: {mine.endpoint} bucket {mine.bucket} (credentials in {mine.credentials_file})"
+            )
         lines.append(f"    nexus: {st.nexus_urls.get(s) or '-'}")
         lines.append(f"    mirror {seeds.POOL}/{seeds.IMAGE_NAME}: {st.mirror.get(s) or '-'}")
     if any(st.nexus_urls.values()):
@@ -294,8 +304,10 @@ def up(root: Path, log: Log = print) -> LabStatus:
     cs = _ceph_up(root, ports)
     lost = [s for s in SITES if before.get(s) and _fsids(root).get(s) != before[s]]
     if lost and not fresh:
-        log(f"lab: warning: the Ceph of {' and '.join(lost)} lost its data; the lab cannot come back as it "
-            "was left and starts again from its seeds (Ceph, apiservers and S3)")  # fmt: skip
+        log(
+            f"lab: warning: the Ceph of {' and '.join(lost)} lost its data; the lab cannot come back as it "
+            "was left and starts again from its seeds (Ceph, apiservers and S3)"
+        )
         _stop_workloads(root, log)
         ceph.ceph_down(root)
         shutil.rmtree(root / "ceph", ignore_errors=True)
@@ -489,7 +501,9 @@ def reset(root: Path, log: Log = print) -> LabStatus:
 
 def _primary(cs: ceph.CephSite, image: str) -> bool | None:
     """Whether ``image`` is primary on ``cs`` (None: the site has no such image)."""
-    proc = ceph.run(cs.cli("info", f"{seeds.POOL}/{image}", "--format", "json"), 30, check=False, site=cs.name)
+    proc = ceph.run(
+        cs.cli("info", f"{seeds.POOL}/{image}", "--format", "json"), 30, check=False, site=cs.name
+    )
     if proc.returncode != 0:
         return None
     return bool((json.loads(proc.stdout).get("mirroring") or {}).get("primary"))
@@ -534,8 +548,12 @@ def _image_home(cs: dict[str, ceph.CephSite], image: str, log: Log) -> None:
             )
             # rbd-mirror may still hold the image for a moment (EROFS, EBUSY): try again, as a controller would.
             wait_until(
-                lambda: ceph.run(a.cli("mirror", "image", "promote", spec), 60, check=False, site=a.name).returncode
-                == 0,
+                lambda: (
+                    ceph.run(
+                        a.cli("mirror", "image", "promote", spec), 60, check=False, site=a.name
+                    ).returncode
+                    == 0
+                ),
                 timeout=90,
                 what=f"a plain promote of {spec} on site-a",
             )
@@ -555,7 +573,10 @@ def _wait_mirroring_home(cs: dict[str, ceph.CephSite], image: str, timeout: floa
     spec = f"{seeds.POOL}/{image}"
 
     def healthy() -> bool:
-        sa, sb = ceph.mirror_image_status(a, seeds.POOL, image), ceph.mirror_image_status(b, seeds.POOL, image)
+        sa, sb = (
+            ceph.mirror_image_status(a, seeds.POOL, image),
+            ceph.mirror_image_status(b, seeds.POOL, image),
+        )
         if sb.get("state") == "up+error" and "split-brain" in str(sb.get("description", "")):
             ceph.run(b.cli("mirror", "image", "resync", spec), 60, check=False, site=b.name)
         return str(sb.get("state")) == "up+replaying" and str(sa.get("state")) == "up+stopped"
@@ -704,10 +725,13 @@ def _fail_over_mgr(root: Path, site: str, frozen_for: float, log: Log) -> None:
     restarts its daemons; this gives the same fresh sessions without losing anything in RAM.
     """
     _after_freeze(
-        root, site, log, ("mgr", "fail", "x"),
+        root,
+        site,
+        log,
+        ("mgr", "fail", "x"),
         done=f"failed over ceph-mgr (down {frozen_for:.0f}s): rbd-mirror reports its status again",
         failed="could not fail over ceph-mgr ({}); rbd-mirror may report UNKNOWN",
-    )  # fmt: skip
+    )
 
 
 def _repeer_osd(root: Path, site: str, frozen_for: float, log: Log) -> None:
@@ -718,10 +742,13 @@ def _repeer_osd(root: Path, site: str, frozen_for: float, log: Log) -> None:
     clears it within seconds; a real site that comes back restarts its OSDs, with the same effect.
     """
     _after_freeze(
-        root, site, log, ("osd", "down", "0"),
+        root,
+        site,
+        log,
+        ("osd", "down", "0"),
         done=f"re-peered osd.0 (down {frozen_for:.0f}s, past half its PGs' read lease)",
         failed="could not re-peer osd.0 ({}); its PGs may stay laggy",
-    )  # fmt: skip
+    )
 
 
 def _after_freeze(root: Path, site: str, log: Log, args: tuple[str, ...], *, done: str, failed: str) -> None:
@@ -876,10 +903,22 @@ def _start_s3(root: Path, stores: dict[str, S3Store]) -> None:
         if running:
             ready = partial(_answers_below_500, url)
         argv = [
-            sys.executable, "-m", "lab.s3", "--port", str(store.port), "--bucket", store.bucket,
-            "--access-key", store.access_key, "--secret-key", store.secret_key,
-            "--state-dir", str(root / "s3" / "state" / store.daemon), "--ready-file", str(ready_file),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "lab.s3",
+            "--port",
+            str(store.port),
+            "--bucket",
+            store.bucket,
+            "--access-key",
+            store.access_key,
+            "--secret-key",
+            store.secret_key,
+            "--state-dir",
+            str(root / "s3" / "state" / store.daemon),
+            "--ready-file",
+            str(ready_file),
+        ]
         start_service(store.daemon, argv, run, port=store.port, ready=ready, cwd=ROOT, timeout=120)
         store.credentials_file.write_text(credentials_file_text(store.access_key, store.secret_key))
         store.credentials_file.chmod(0o600)
@@ -896,16 +935,26 @@ def _start_apiserver(root: Path, ports: Ports, site: str, cs: ceph.CephSite) -> 
     exec_env["PATH"] = f"/usr/bin:/bin:{os.environ.get('PATH', '')}".rstrip(":")
     env_args = [a for k, v in exec_env.items() for a in ("--exec-env", f"{k}={v}")]
     argv = [
-        sys.executable, "-m", "lab.kubeapi", "serve",
-        "--port", str(port),
-        "--state-dir", str(root / "kube" / site),
-        "--exec-allow", "rbd,ceph,python3",
-        "--exec-pod-label", f"app={seeds.TOOLBOX}",
+        sys.executable,
+        "-m",
+        "lab.kubeapi",
+        "serve",
+        "--port",
+        str(port),
+        "--state-dir",
+        str(root / "kube" / site),
+        "--exec-allow",
+        "rbd,ceph,python3",
+        "--exec-pod-label",
+        f"app={seeds.TOOLBOX}",
         *env_args,
-        "--controllers", "lab.controllers:install",
-        "--admin-token-file", str(rbac.admin_token_file(root)),
-        "--tls-dir", str(rbac.tls_dir(root)),
-    ]  # fmt: skip
+        "--controllers",
+        "lab.controllers:install",
+        "--admin-token-file",
+        str(rbac.admin_token_file(root)),
+        "--tls-dir",
+        str(rbac.tls_dir(root)),
+    ]
     env = {
         "STANDBY_LAB_DIR": str(root),
         "STANDBY_LAB_SITE": site,
@@ -931,7 +980,12 @@ def _write_kubeconfig(root: Path, ports: Ports) -> None:
     clusters = {s: kube_url(ports, s) for s in SITES}
     token = rbac.admin_token(root)
     write_kubeconfig(
-        root / rbac.ADMIN_KUBECONFIG, clusters, "site-a", {s: token for s in SITES}, "admin", rbac.ca_file(root)
+        root / rbac.ADMIN_KUBECONFIG,
+        clusters,
+        "site-a",
+        {s: token for s in SITES},
+        "admin",
+        rbac.ca_file(root),
     )
 
 
@@ -946,7 +1000,9 @@ def _install_standby_access(root: Path, ports: Ports) -> None:
         rbac.apply(client, rbac.site_manifests(site))
         tokens[site] = rbac.mint_token(client)
     clusters = {s: kube_url(ports, s) for s in SITES}
-    write_kubeconfig(root / rbac.STANDBY_KUBECONFIG, clusters, "site-a", tokens, "standby", rbac.ca_file(root))
+    write_kubeconfig(
+        root / rbac.STANDBY_KUBECONFIG, clusters, "site-a", tokens, "standby", rbac.ca_file(root)
+    )
 
 
 def kube_url(ports: Ports, site: str) -> str:
@@ -983,8 +1039,10 @@ def _write_config(root: Path, stores: dict[str, S3Store]) -> None:
     """``standby.yaml``: the example with the lab's ports and paths, and each site's S3."""
     text = (ROOT / "standby.example.yaml").read_text()
     if _EXAMPLE_S3 not in text or _EXAMPLE_S3_CREDENTIALS not in text or "    s3: *s3\n" not in text:
-        raise LabError("standby.example.yaml no longer has the S3 blocks the lab rewrites",
-                       hint="update lab.lab._write_config along with the example")  # fmt: skip
+        raise LabError(
+            "standby.example.yaml no longer has the S3 blocks the lab rewrites",
+            hint="update lab.lab._write_config along with the example",
+        )
     a, b = stores["site-a"], stores["site-b"]
     text = text.replace(_EXAMPLE_S3, f"    s3: &s3\n      endpoint: {a.endpoint}\n      bucket: {a.bucket}\n")
     text = text.replace(_EXAMPLE_S3_CREDENTIALS, f"      credentials_file: {a.credentials_file}\n")
@@ -999,14 +1057,18 @@ def _write_config(root: Path, stores: dict[str, S3Store]) -> None:
     # admin password is sent only to an https URL or a configured one (never to an http status.url).
     nexus_urls = "".join(f"        {s}: http://127.0.0.1:{ports.nexus(s)}\n" for s in SITES)
     if NEXUS_URL_FIELD not in text:
-        raise LabError("standby.example.yaml: the nexus app's checks.url_field line moved; update lab._write_config")
+        raise LabError(
+            "standby.example.yaml: the nexus app's checks.url_field line moved; update lab._write_config"
+        )
     text = text.replace(NEXUS_URL_FIELD, f"{NEXUS_URL_FIELD}      urls:\n{nexus_urls}", 1)
     text = text.replace(".lab/kubeconfig,", f".lab/{rbac.STANDBY_KUBECONFIG},")
     # Each site's probe_timeout: the lab shares a small machine with its tests (two labs, Prefect and
     # a browser under `make test`), where site B's rbd, run through the toolbox exec, can take more
     # than the 3 s default to answer; a plan would then show a healthy site as unreachable.
     if text.count("    timezone: UTC\n") != len(SITES):
-        raise LabError("standby.example.yaml: each site's `timezone: UTC` line moved; update lab._write_config")
+        raise LabError(
+            "standby.example.yaml: each site's `timezone: UTC` line moved; update lab._write_config"
+        )
     text = text.replace("    timezone: UTC\n", f"    timezone: UTC\n    probe_timeout: {LAB_PROBE_TIMEOUT}\n")
     # The example's relative paths (".lab/..."), not the absolute ones written above: a lab folder
     # named ".lab" (make demo's) has ".lab/" inside its own absolute paths too.

@@ -38,8 +38,13 @@ def credentials_file_text(access_key: str = ACCESS_KEY, secret_key: str = SECRET
 def _client(url: str, access_key: str, secret_key: str) -> Any:
     import boto3
 
-    return boto3.client("s3", endpoint_url=url, region_name=REGION, aws_access_key_id=access_key,
-                        aws_secret_access_key=secret_key)  # fmt: skip
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+    )
 
 
 def start_moto(
@@ -75,8 +80,14 @@ def save_bucket(client: Any, bucket: str, state_dir: Path) -> int:
             got = client.get_object(Bucket=bucket, Key=item["Key"])
             blob = f"{len(index):08d}"
             (tmp / "blobs" / blob).write_bytes(got["Body"].read())
-            index.append({"key": item["Key"], "blob": blob, "content_type": got.get("ContentType"),
-                          "metadata": got.get("Metadata") or {}})  # fmt: skip
+            index.append(
+                {
+                    "key": item["Key"],
+                    "blob": blob,
+                    "content_type": got.get("ContentType"),
+                    "metadata": got.get("Metadata") or {},
+                }
+            )
     (tmp / STATE_INDEX).write_text(json.dumps({"bucket": bucket, "objects": index}, indent=1) + "\n")
     old = state_dir.with_name(state_dir.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -109,13 +120,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bucket", default="standby")
     parser.add_argument("--access-key", default=ACCESS_KEY)
     parser.add_argument("--secret-key", default=SECRET_KEY)
-    parser.add_argument("--state-dir", type=Path, default=None,
-                        help="save the bucket here on SIGTERM, load it from here at start")  # fmt: skip
-    parser.add_argument("--ready-file", type=Path, default=None,
-                        help="written (with this PID) once the saved objects are back")  # fmt: skip
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="save the bucket here on SIGTERM, load it from here at start",
+    )
+    parser.add_argument(
+        "--ready-file",
+        type=Path,
+        default=None,
+        help="written (with this PID) once the saved objects are back",
+    )
     args = parser.parse_args(argv)
 
-    server, url = start_moto(args.bucket, port=args.port, access_key=args.access_key, secret_key=args.secret_key)
+    server, url = start_moto(
+        args.bucket, port=args.port, access_key=args.access_key, secret_key=args.secret_key
+    )
     client = _client(url, args.access_key, args.secret_key)
     if args.state_dir is not None:
         loaded = load_bucket(client, args.bucket, args.state_dir)

@@ -46,7 +46,9 @@ def _meta(name: str, namespace: str | None = None, **labels: str) -> dict[str, A
     return meta
 
 
-def _mirrored_pv(name: str, claim: tuple[str, str], size: str, handle: str, attributes: dict[str, str]) -> Obj:
+def _mirrored_pv(
+    name: str, claim: tuple[str, str], size: str, handle: str, attributes: dict[str, str]
+) -> Obj:
     """A PV the Ceph CSI driver provisioned on a mirrored image, bound to ``claim`` (namespace, name)."""
     namespace, claim_name = claim
     return {
@@ -65,7 +67,12 @@ def _mirrored_pv(name: str, claim: tuple[str, str], size: str, handle: str, attr
                 "namespace": namespace,
                 "name": claim_name,
             },
-            "csi": {"driver": CSI_DRIVER, "fsType": "ext4", "volumeHandle": handle, "volumeAttributes": attributes},
+            "csi": {
+                "driver": CSI_DRIVER,
+                "fsType": "ext4",
+                "volumeHandle": handle,
+                "volumeAttributes": attributes,
+            },
         },
     }
 

@@ -28,7 +28,9 @@ def add_rbd_arguments(parser: argparse.ArgumentParser, *, required: bool) -> Non
     parser.add_argument("--rbd-pool", required=required, help="RADOS pool of --rbd-image")
     parser.add_argument("--ceph-conf", required=required, help="ceph.conf of the cluster holding the image")
     parser.add_argument("--ceph-cluster", default="ceph", help="cluster name (default ceph)")
-    parser.add_argument("--ceph-id", default="admin", help="cephx client id without 'client.' (default admin)")
+    parser.add_argument(
+        "--ceph-id", default="admin", help="cephx client id without 'client.' (default admin)"
+    )
     parser.add_argument("--keyring", help="keyring path (default: from ceph.conf)")
     parser.add_argument("--connect-timeout", type=int, default=15, help="seconds to reach the cluster")
 

@@ -56,7 +56,9 @@ AppOption = Annotated[
 ]
 SiteOption = Annotated[
     str | None,
-    typer.Option("--site", "-s", help="site the backup was taken on", show_default="the app's primary", metavar="SITE"),
+    typer.Option(
+        "--site", "-s", help="site the backup was taken on", show_default="the app's primary", metavar="SITE"
+    ),
 ]
 RunArgument = Annotated[str | None, typer.Argument(help="run id", show_default="latest")]
 
@@ -98,8 +100,12 @@ def _read_run(
     for ref in app_stores(world, app, where.name):
         label = jobs.store_label(ref)
         try:
-            run_id = backup_runs.resolve_run(ref.store, ref.layout, where.name, app.name, run, key=key, label=label)
-            return ref, backup_runs.read_index(ref.store, ref.layout, where.name, app.name, run_id, key=key, label=label)
+            run_id = backup_runs.resolve_run(
+                ref.store, ref.layout, where.name, app.name, run, key=key, label=label
+            )
+            return ref, backup_runs.read_index(
+                ref.store, ref.layout, where.name, app.name, run_id, key=key, label=label
+            )
         except StandbyError as error:
             first = first or error
     assert first is not None
@@ -177,7 +183,9 @@ def list_cmd(
         return held, chosen.name, where.name
 
     held, name, source = guarded(action)
-    emit(output or "table", stores_json(held, name, source), lambda: "\n".join(store_rows(held, name, source)))
+    emit(
+        output or "table", stores_json(held, name, source), lambda: "\n".join(store_rows(held, name, source))
+    )
 
 
 def stores_json(held: list[StoreRuns], app: str, site: str) -> dict[str, Any]:
@@ -191,9 +199,15 @@ def stores_json(held: list[StoreRuns], app: str, site: str) -> dict[str, Any]:
                 "error": h.error or None,
                 "latest": h.latest,
                 "runs": [
-                    {"run_id": i.run_id, "status": i.status, "objects": len(i.objects),
-                     "objects_new": i.metadata.objects_new, "bytes_uploaded": i.metadata.bytes_uploaded,
-                     "warnings": len(i.warnings), "same_as": i.same_as}
+                    {
+                        "run_id": i.run_id,
+                        "status": i.status,
+                        "objects": len(i.objects),
+                        "objects_new": i.metadata.objects_new,
+                        "bytes_uploaded": i.metadata.bytes_uploaded,
+                        "warnings": len(i.warnings),
+                        "same_as": i.same_as,
+                    }
                     for i in h.runs
                 ],
                 "refused": list(h.refused),
@@ -212,7 +226,9 @@ def store_rows(held: list[StoreRuns], app: str, site: str) -> list[str]:
         if h.error:
             rows.append(f"store of {h.store}: not readable: {h.error}")
             continue
-        rows.append(f"store of {h.store}:" + ("" if h.runs else f" no finished backup of app {app} on site {site}"))
+        rows.append(
+            f"store of {h.store}:" + ("" if h.runs else f" no finished backup of app {app} on site {site}")
+        )
         for index in h.runs:
             mark = "*" if index.run_id == h.latest else " "
             rows.append(
@@ -228,8 +244,12 @@ def store_rows(held: list[StoreRuns], app: str, site: str) -> list[str]:
     readable = [h for h in held if not h.error]
     newest = {h.store: max(h.complete, key=parse_run_id) for h in readable if h.complete}
     for run in sorted({r for h in readable for r in h.complete}, key=parse_run_id):
-        missing = [h.store for h in readable if run not in h.complete
-                   and (h.store not in newest or parse_run_id(run) > parse_run_id(newest[h.store]))]  # fmt: skip
+        missing = [
+            h.store
+            for h in readable
+            if run not in h.complete
+            and (h.store not in newest or parse_run_id(run) > parse_run_id(newest[h.store]))
+        ]
         if missing:
             rows.append(
                 f"run {run} is complete in the store of {', '.join(h.store for h in readable if run in h.complete)}"
@@ -284,7 +304,8 @@ def verify_cmd(
     app: AppOption = None,
     site: SiteOption = None,
     dry_run_site: Annotated[
-        str | None, typer.Option("--dry-run-site", help=describe(VerifyRequest, "dry_run_site"), metavar="SITE")
+        str | None,
+        typer.Option("--dry-run-site", help=describe(VerifyRequest, "dry_run_site"), metavar="SITE"),
     ] = default(VerifyRequest, "dry_run_site"),
     key_env: KeyEnvOption = KEY_ENV,
     output: OutputOption = None,
@@ -293,8 +314,13 @@ def verify_cmd(
 
     def action() -> list[str]:
         world, chosen, where = _pick(config, app, site, key_env)
-        request = VerifyRequest(app=chosen.name, site=where.name, run_id=run, dry_run_site=dry_run_site,
-                                key_source=f"env:{key_env}")  # fmt: skip
+        request = VerifyRequest(
+            app=chosen.name,
+            site=where.name,
+            run_id=run,
+            dry_run_site=dry_run_site,
+            key_source=f"env:{key_env}",
+        )
         report = run_verify(world, request, key=world.key)
         emit(output or "table", verify_json(report), lambda: "\n".join(report.lines()))
         if not report.ok:
@@ -319,46 +345,67 @@ def verify_json(report: Any) -> dict[str, Any]:
 
 @backup_app.command("restore")
 def restore_cmd(
-    to: Annotated[str | None, typer.Option("--to", help="site to restore into (required)", metavar="SITE")] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="site to restore into (required)", metavar="SITE")
+    ] = None,
     run: RunArgument = None,
     config: ConfigOption = None,
     app: AppOption = None,
     site: SiteOption = None,
     namespace: Annotated[
-        str | None, typer.Option("--namespace", "-n", help=describe(RestoreRequest, "namespace"), metavar="NAMESPACE")
+        str | None,
+        typer.Option("--namespace", "-n", help=describe(RestoreRequest, "namespace"), metavar="NAMESPACE"),
     ] = default(RestoreRequest, "namespace"),
-    policy: Annotated[Literal["skip", "update"], typer.Option("--policy", help=describe(RestoreRequest, "policy"))] = (
-        default(RestoreRequest, "policy")
-    ),
+    policy: Annotated[
+        Literal["skip", "update"], typer.Option("--policy", help=describe(RestoreRequest, "policy"))
+    ] = (default(RestoreRequest, "policy")),
     dry_run: Annotated[bool, typer.Option("--dry-run", help=describe(RestoreRequest, "dry_run"))] = default(
         RestoreRequest, "dry_run"
     ),
     exclude_kind: Annotated[
         list[str] | None,
-        typer.Option("--exclude-kind", help=describe(RestoreRequest, "exclude_kinds") + " (repeatable)", metavar="KIND"),
+        typer.Option(
+            "--exclude-kind", help=describe(RestoreRequest, "exclude_kinds") + " (repeatable)", metavar="KIND"
+        ),
     ] = None,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", parser=duration, metavar="DURATION",
-                     help="how long to wait for the restored PVCs to be Bound, e.g. 2m (a bare number is seconds)",
-                     show_default=duration_text(default(RestoreRequest, "bound_timeout"))),
+        typer.Option(
+            "--timeout",
+            parser=duration,
+            metavar="DURATION",
+            help="how long to wait for the restored PVCs to be Bound, e.g. 2m (a bare number is seconds)",
+            show_default=duration_text(default(RestoreRequest, "bound_timeout")),
+        ),
     ] = default(RestoreRequest, "bound_timeout"),
     key_env: KeyEnvOption = KEY_ENV,
-    target_site: Annotated[str | None, typer.Option("--target-site", "-t", hidden=True, help="deprecated: --to")] = None,
+    target_site: Annotated[
+        str | None, typer.Option("--target-site", "-t", hidden=True, help="deprecated: --to")
+    ] = None,
 ) -> None:
     """Restore a run (or the newest complete run) of an app into the site --to names, in restore order."""
     if (to or target_site) is None:
-        raise typer.BadParameter("missing: name the site to restore into, e.g. --to site-b", param_hint="--to")
+        raise typer.BadParameter(
+            "missing: name the site to restore into, e.g. --to site-b", param_hint="--to"
+        )
     target_site = to or target_site
     assert target_site is not None
     chosen_policy: Literal["skip", "update"] = policy
 
     def action() -> list[str]:
         world, chosen, where = _pick(config, app, site, key_env)
-        request = RestoreRequest(app=chosen.name, target_site=target_site, source_site=where.name, run_id=run,
-                                 namespace=namespace, policy=chosen_policy, dry_run=dry_run,
-                                 exclude_kinds=tuple(exclude_kind or ()), bound_timeout=timeout,
-                                 key_source=f"env:{key_env}")  # fmt: skip
+        request = RestoreRequest(
+            app=chosen.name,
+            target_site=target_site,
+            source_site=where.name,
+            run_id=run,
+            namespace=namespace,
+            policy=chosen_policy,
+            dry_run=dry_run,
+            exclude_kinds=tuple(exclude_kind or ()),
+            bound_timeout=timeout,
+            key_source=f"env:{key_env}",
+        )
         world.config.site(target_site)  # an unknown site is named before any credentials are read
         summary = run_restore(world, request, key=world.key)
         return summary.lines()

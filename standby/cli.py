@@ -62,7 +62,8 @@ app.add_typer(drill_app, name="drill")
 app.add_typer(key_app, name="key")
 
 LabDirOption = Annotated[
-    Path | None, typer.Option("--lab-dir", help="lab state folder", show_default="$STANDBY_LAB_DIR, then ./.lab")
+    Path | None,
+    typer.Option("--lab-dir", help="lab state folder", show_default="$STANDBY_LAB_DIR, then ./.lab"),
 ]
 
 
@@ -81,8 +82,14 @@ def _version(value: bool) -> None:
 def _root(
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help=CONFIG_HELP + "; for every sub-command that reads it",
-                     show_default=CONFIG_DEFAULT, callback=root_config, metavar="FILE|block:NAME"),
+        typer.Option(
+            "--config",
+            "-c",
+            help=CONFIG_HELP + "; for every sub-command that reads it",
+            show_default=CONFIG_DEFAULT,
+            callback=root_config,
+            metavar="FILE|block:NAME",
+        ),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", help="print the version and exit", callback=_version, is_eager=True)
@@ -124,8 +131,11 @@ def lab_module() -> ModuleType:
     if (checkout / "lab" / "lab.py").is_file() and (checkout / "pyproject.toml").is_file():
         sys.path.insert(0, str(checkout))
         return importlib.import_module("lab.lab")
-    raise fail("error: `standby lab` needs a source checkout of Standby (the lab is not in the installed"
-               f" package; none in {checkout}) (next: run it from the checkout's folder, e.g. `make lab-up`)", 2)  # fmt: skip
+    raise fail(
+        "error: `standby lab` needs a source checkout of Standby (the lab is not in the installed"
+        f" package; none in {checkout}) (next: run it from the checkout's folder, e.g. `make lab-up`)",
+        2,
+    )
 
 
 @lab_app.command("up")
@@ -206,7 +216,9 @@ def blocks_import(
     name: Annotated[str, typer.Option("--name", help="name of the Standby Configuration block")],
     backup_key: Annotated[
         str | None,
-        typer.Option("--backup-key", help="also create this Secret block with a new backup key, unless it exists"),
+        typer.Option(
+            "--backup-key", help="also create this Secret block with a new backup key, unless it exists"
+        ),
     ] = None,
 ) -> None:
     """Save FILE as Prefect blocks; flows then take config="block:NAME" and need no file.
@@ -233,8 +245,10 @@ def _ensure_backup_key(name: str) -> str:
         return f"backup key: Secret block {name!r} exists"
     except ValueError:
         Secret(value=new_key_text()).save(name)
-        return (f"backup key: created Secret block {name!r} (keep a copy outside Prefect: without it,"
-                " encrypted Secrets cannot be restored)")  # fmt: skip
+        return (
+            f"backup key: created Secret block {name!r} (keep a copy outside Prefect: without it,"
+            " encrypted Secrets cannot be restored)"
+        )
 
 
 def usage_line(error: typer.BadParameter | typer.TyperException) -> str:

@@ -83,7 +83,12 @@ CONFIG_DEFAULT = "$STANDBY_CONFIG, then ./standby.yaml"
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", help=CONFIG_HELP, show_default=CONFIG_DEFAULT, callback=_config_value, metavar="FILE|block:NAME"
+        "--config",
+        "-c",
+        help=CONFIG_HELP,
+        show_default=CONFIG_DEFAULT,
+        callback=_config_value,
+        metavar="FILE|block:NAME",
     ),
 ]
 """``-c/--config``; at run time the value is the path, or the configuration loaded from ``block:NAME``."""
@@ -91,7 +96,12 @@ ConfigOption = Annotated[
 Output = Literal["table", "json", "yaml"]
 OutputOption = Annotated[
     Output | None,
-    typer.Option("--output", "-o", help="output format: table for people, json or yaml for scripts", show_default="table"),
+    typer.Option(
+        "--output",
+        "-o",
+        help="output format: table for people, json or yaml for scripts",
+        show_default="table",
+    ),
 ]
 JsonAlias = Annotated[bool, typer.Option("--json", hidden=True, help="deprecated: -o json")]
 

@@ -49,14 +49,23 @@ def doctor(
     as_json: JsonAlias = False,
     key_env: KeyEnvOption = KEY_ENV,
     max_backup_age: Annotated[
-        str, typer.Option("--max-backup-age", help="oldest acceptable newest backup per store, e.g. 26h", metavar="DURATION")
+        str,
+        typer.Option(
+            "--max-backup-age", help="oldest acceptable newest backup per store, e.g. 26h", metavar="DURATION"
+        ),
     ] = "26h",
     key_block: Annotated[
-        str, typer.Option("--key-block", help="the flows' Prefect Secret block to compare (when PREFECT_API_URL is set)")
+        str,
+        typer.Option(
+            "--key-block", help="the flows' Prefect Secret block to compare (when PREFECT_API_URL is set)"
+        ),
     ] = KEY_BLOCK,
     job_secret: Annotated[
         str | None,
-        typer.Option("--job-secret", help="the Kubernetes job's Secret to compare, SITE/NAMESPACE/NAME (read if allowed)"),
+        typer.Option(
+            "--job-secret",
+            help="the Kubernetes job's Secret to compare, SITE/NAMESPACE/NAME (read if allowed)",
+        ),
     ] = None,
 ) -> None:
     """Check tokens and RBAC, mirroring peers, daemons and snapshot schedules on every site, and each
@@ -66,7 +75,9 @@ def doctor(
     apps = [world.config.app(app)] if app else list(world.config.apps)
     key = guarded(lambda: key_from_env(key_env))
     routes = key_routes(world, key, key_env, key_block, job_secret)
-    checks = guarded(lambda: run_doctor(world, apps, key=key, key_env=key_env, max_backup_age=limit, key_routes=routes))
+    checks = guarded(
+        lambda: run_doctor(world, apps, key=key, key_env=key_env, max_backup_age=limit, key_routes=routes)
+    )
     ok = all(c.ok for c in checks)
     fmt = output_of(output, as_json)
     if fmt != "table":
@@ -83,7 +94,9 @@ def doctor(
 Route = tuple[str, tuple[str, ...] | None, str]
 
 
-def key_routes(world: World, key: crypto.MasterKey | None, key_env: str, block: str, job_secret: str | None) -> list[Route]:
+def key_routes(
+    world: World, key: crypto.MasterKey | None, key_env: str, block: str, job_secret: str | None
+) -> list[Route]:
     """Each route's key ids, or ``None`` and why it was not seen (see the module docstring)."""
     routes: list[Route] = [(f"${key_env}", key.key_ids, "") if key else (f"${key_env}", None, "no key in it")]
     if os.environ.get("PREFECT_API_URL"):
@@ -95,17 +108,21 @@ def key_routes(world: World, key: crypto.MasterKey | None, key_env: str, block: 
         except StandbyError as error:
             routes.append((f"Secret block {block}", None, error.message))
         except Exception as error:  # a Prefect API that does not answer is one line, not a crash
-            routes.append((f"Secret block {block}", None, f"the Prefect API did not answer ({type(error).__name__})"))
+            routes.append(
+                (f"Secret block {block}", None, f"the Prefect API did not answer ({type(error).__name__})")
+            )
     else:
         routes.append((f"Secret block {block}", None, "PREFECT_API_URL is not set"))
     if job_secret:
         parts = job_secret.split("/")
         if len(parts) != 3 or not all(parts):
-            raise fail(f"error: --job-secret {job_secret!r} is not SITE/NAMESPACE/NAME"
-                       " (next: e.g. --job-secret site-a/standby/standby-backup-key)", 2)
+            raise fail(
+                f"error: --job-secret {job_secret!r} is not SITE/NAMESPACE/NAME"
+                " (next: e.g. --job-secret site-a/standby/standby-backup-key)",
+                2,
+            )
         site, namespace, name = parts
         guarded(lambda: world.config.site(site))
         ids, why = job_secret_ring(world, site, namespace, name, key_env)
         routes.append((f"Secret {namespace}/{name} on {site}", ids, why))
     return routes
-

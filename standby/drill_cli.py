@@ -18,7 +18,9 @@ from drkit.domain.drill import DrillReport, Mode
 from drkit.domain.errors import StandbyError
 from drkit.domain.operations import Approval, Journal, Plan, StepRecord, parse_op_id
 from drkit.jobs.backup import key_from_env
-from drkit.jobs.drill import DrillOutcome, drill_cleanup, drill_reports, prepare_drill
+from drkit.jobs.drill import DrillOutcome, prepare_drill
+from drkit.jobs.drill_cleanup import drill_cleanup
+from drkit.jobs.drill_report import drill_reports
 from drkit.jobs.drill_runbook import DrillHooks, run_drill_runbook
 from drkit.jobs.operations import Changed, Prepared, summary_lines
 from drkit.jobs.requests import DrillRequest, default, describe
@@ -54,13 +56,16 @@ def run(
     config: ConfigOption = None,
     key_env: KeyEnvOption = KEY_ENV,
     yes: Yes = False,
-    reason: Annotated[str, typer.Option("--reason", help="why (recorded in the journal) with --yes, promote mode")] = (
-        "promote-mode drill"
-    ),
+    reason: Annotated[
+        str, typer.Option("--reason", help="why (recorded in the journal) with --yes, promote mode")
+    ] = ("promote-mode drill"),
 ) -> None:
     """Run a drill of APP now; exit 0 only when it passed (promote mode asks for the typed approval first)."""
     if mode not in ("promote", "isolated"):
-        raise fail(f"error: --mode must be promote or isolated, not {mode!r} (next: use --mode isolated, the default)", 2)
+        raise fail(
+            f"error: --mode must be promote or isolated, not {mode!r} (next: use --mode isolated, the default)",
+            2,
+        )
     request = guarded(lambda: DrillRequest(app=app, mode=mode, key_source=f"env:{key_env}"))  # type: ignore[arg-type]
     world = world_of(config, app=app, key_env=key_env)
     key = guarded(lambda: key_from_env(key_env))
@@ -78,7 +83,9 @@ class _CliDrillHooks(DrillHooks):
 
     def __init__(self, world: World, *, yes: bool, reason: str) -> None:
         self.world = world
-        self.approver = _CliHooks(yes=yes, reason=reason, ack_loss=False, ack_unfenced=False)  # the operations' prompt
+        self.approver = _CliHooks(
+            yes=yes, reason=reason, ack_loss=False, ack_unfenced=False
+        )  # the operations' prompt
 
     def plan(self, world: World, app: str, mode: Mode, key: crypto.MasterKey | None) -> Prepared:
         prepared = prepare_drill(world, app, mode, key=key)
@@ -103,10 +110,14 @@ class _CliDrillHooks(DrillHooks):
         report = outcome.report
         typer.echo(f"drill {report.drill_id} of {report.app}: {verdict(report)}")
         for check in report.checks:
-            typer.echo(f"  {'pass' if check.ok else 'FAIL'}  {check.name}: {check.value} (target {check.target})")
+            typer.echo(
+                f"  {'pass' if check.ok else 'FAIL'}  {check.name}: {check.value} (target {check.target})"
+            )
         if outcome.stored:
-            typer.echo(f"report: {outcome.stored.get('html')} (and report.json, report.md) in bucket "
-                       f"{self.world.bundle(report.primary).site.s3.bucket}")  # fmt: skip
+            typer.echo(
+                f"report: {outcome.stored.get('html')} (and report.json, report.md) in bucket "
+                f"{self.world.bundle(report.primary).site.s3.bucket}"
+            )
         if outcome.store_error:
             typer.echo(f"error: {outcome.store_error}", err=True)
         typer.echo(report.drill_id)
@@ -130,14 +141,20 @@ def list_(
     world = world_of(config, app=app, key_env=key_env)
     reports = guarded(lambda: drill_reports(world, app))
     if output not in (None, "table"):
-        emit(output, {"app": app, "drills": [r.model_dump(mode="json") | {"verdict": verdict(r)} for r in reports]}, str)
+        emit(
+            output,
+            {"app": app, "drills": [r.model_dump(mode="json") | {"verdict": verdict(r)} for r in reports]},
+            str,
+        )
         return
     if not reports:
         typer.echo(f"no drill of {app} has a stored report yet")
     for r in reports:
         rto = "-" if r.rto_promotion_to_writable_s is None else f"{r.rto_promotion_to_writable_s:.1f}s"
         rpo = "-" if r.rpo_achieved_s is None else f"{r.rpo_achieved_s:.1f}s"
-        typer.echo(f"{r.drill_id}  {verdict(r):8}  {r.mode:8}  RTO {rto:>7}  RPO {rpo:>7}  {r.started_at:%Y-%m-%d %H:%M}")
+        typer.echo(
+            f"{r.drill_id}  {verdict(r):8}  {r.mode:8}  RTO {rto:>7}  RPO {rpo:>7}  {r.started_at:%Y-%m-%d %H:%M}"
+        )
 
 
 @drill_app.command("show")
@@ -158,8 +175,9 @@ def show(
             for r in reports:
                 if r.drill_id == drill_id:
                     return r, [h for h in reports if h.drill_id != drill_id]
-        raise StandbyError(f"no stored report of drill {drill_id}",
-                           hint="list them: standby drill list --app APP")  # fmt: skip
+        raise StandbyError(
+            f"no stored report of drill {drill_id}", hint="list them: standby drill list --app APP"
+        )
 
     report, history = guarded(find)
     emit(output_of(output, as_json), report.model_dump(mode="json"), lambda: report_markdown(report, history))

@@ -29,10 +29,16 @@ from standby.common import KEY_ENV, ConfigOption, KeyEnvOption, group, guarded, 
 key_app = group("The backup master key: generate, id, check, export, rotate (a key ring).")
 
 BlockOption = Annotated[
-    str | None, typer.Option("--block", help="Prefect Secret block holding the key ring (the flows' key_source secret:NAME)")
+    str | None,
+    typer.Option(
+        "--block", help="Prefect Secret block holding the key ring (the flows' key_source secret:NAME)"
+    ),
 ]
 BlockDefaultOption = Annotated[
-    str, typer.Option("--block", help="Prefect Secret block holding the key ring (the flows' key_source secret:NAME)")
+    str,
+    typer.Option(
+        "--block", help="Prefect Secret block holding the key ring (the flows' key_source secret:NAME)"
+    ),
 ]
 
 
@@ -58,24 +64,29 @@ def _block_exists(name: str) -> bool:
 def _ring(key_env: str, block: str | None, stdin: bool = False) -> crypto.MasterKey:
     """The ring from ``--block``, ``--stdin`` or ``--key-env``; a ConfigError when it holds no key."""
     if block:
-        key, where = key_from_text(_block_text(block), source=f"Prefect Secret block {block!r}"), f"Secret block {block!r}"
+        key, where = (
+            key_from_text(_block_text(block), source=f"Prefect Secret block {block!r}"),
+            f"Secret block {block!r}",
+        )
     elif stdin:
         key, where = key_from_text(sys.stdin.read(), source="standard input"), "standard input"
     else:
         key, where = key_from_env(key_env), f"environment variable {key_env}"
     if key is None:
-        raise ConfigError(f"{where} holds no backup key",
-                          hint=f"export {key_env}=\"$(standby key export --block {KEY_BLOCK})\", or pass --block NAME;"
-                          " a new key: `standby key generate`")  # fmt: skip
+        raise ConfigError(
+            f"{where} holds no backup key",
+            hint=f'export {key_env}="$(standby key export --block {KEY_BLOCK})", or pass --block NAME;'
+            " a new key: `standby key generate`",
+        )
     return key
 
 
 def _routes_after(block: str) -> list[str]:
     """What to update on the other routes once the Secret block ``block`` holds a new ring."""
     return [
-        f"  CLI:        export {KEY_ENV}=\"$(standby key export --block {block})\"",
+        f'  CLI:        export {KEY_ENV}="$(standby key export --block {block})"',
         f"  Kubernetes: kubectl -n standby create secret generic {KEY_BLOCK}"
-        f" --from-literal={KEY_ENV}=\"$(standby key export --block {block})\" --dry-run=client -o yaml | kubectl apply -f -",
+        f' --from-literal={KEY_ENV}="$(standby key export --block {block})" --dry-run=client -o yaml | kubectl apply -f -',
         f"  vault:      standby key export --block {block}   # keep the whole ring",
         "  then:       standby doctor   # its key-routes line compares the rings it can see",
     ]
@@ -98,13 +109,17 @@ def generate(
         from tasks.backup import save_secret_key_text
 
         if _block_exists(block):
-            raise ConfigError(f"Prefect Secret block {block!r} already holds a key; generate does not replace it",
-                              hint=f"rotate it: `standby key rotate --block {block}` (older runs stay readable)")  # fmt: skip
+            raise ConfigError(
+                f"Prefect Secret block {block!r} already holds a key; generate does not replace it",
+                hint=f"rotate it: `standby key rotate --block {block}` (older runs stay readable)",
+            )
         save_secret_key_text(block, text, overwrite=False)
 
     guarded(save)
     typer.echo(f"created Prefect Secret block {block!r} with key id {key_id}")
-    typer.echo(f"next: keep a copy in your vault (`standby key export --block {block}`), and set the other routes:")
+    typer.echo(
+        f"next: keep a copy in your vault (`standby key export --block {block}`), and set the other routes:"
+    )
     for line in _routes_after(block)[:2]:
         typer.echo(line)
 
@@ -113,7 +128,9 @@ def generate(
 def key_id(
     key_env: KeyEnvOption = KEY_ENV,
     block: BlockOption = None,
-    stdin: Annotated[bool, typer.Option("--stdin", help="read the key ring's text from standard input")] = False,
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="read the key ring's text from standard input")
+    ] = False,
 ) -> None:
     """Print the key ids of the loaded ring, one a line, the current one first (`ID current`, `ID older`)."""
     key = guarded(lambda: _ring(key_env, block, stdin))
@@ -139,12 +156,22 @@ def check(
     apps = [world.config.app(app)] if app else list(world.config.apps)
     now = world.clock.now()
     route = f"--block {block}" if block else key_env
-    checks = guarded(lambda: [c for ref in world.stores() for a in apps
-                              for c in backup_checks(world, ref, a, key=key, key_env=route, now=now, max_age=DEFAULT_MAX_BACKUP_AGE)
-                              if c.check.startswith("backup-key")])  # fmt: skip
+    checks = guarded(
+        lambda: [
+            c
+            for ref in world.stores()
+            for a in apps
+            for c in backup_checks(
+                world, ref, a, key=key, key_env=route, now=now, max_age=DEFAULT_MAX_BACKUP_AGE
+            )
+            if c.check.startswith("backup-key")
+        ]
+    )
     for one in checks:
         typer.echo(one.line())
-    typer.echo(f"key ring {', '.join(key.key_ids)}: {sum(c.ok for c in checks)} of {len(checks)} store check(s) passed")
+    typer.echo(
+        f"key ring {', '.join(key.key_ids)}: {sum(c.ok for c in checks)} of {len(checks)} store check(s) passed"
+    )
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
 
@@ -164,7 +191,9 @@ def rotate(
     block: BlockDefaultOption = KEY_BLOCK,
     new_key_env: Annotated[
         str | None,
-        typer.Option("--new-key-env", help="take the new key from this variable", show_default="generate one"),
+        typer.Option(
+            "--new-key-env", help="take the new key from this variable", show_default="generate one"
+        ),
     ] = None,
     drop: Annotated[
         list[str] | None, typer.Option("--drop", help="key id of an older key no retained run needs any more")
@@ -180,8 +209,10 @@ def rotate(
         if new_key_env is not None:
             fresh = os.environ.get(new_key_env, "").strip()
             if not fresh:
-                raise ConfigError(f"environment variable {new_key_env} holds no key",
-                                  hint="export it, or leave --new-key-env out to generate the new key")  # fmt: skip
+                raise ConfigError(
+                    f"environment variable {new_key_env} holds no key",
+                    hint="export it, or leave --new-key-env out to generate the new key",
+                )
         else:
             fresh = new_key_text()
         ring_text = rotated(old, fresh, drop=tuple(drop or ()))
@@ -191,8 +222,10 @@ def rotate(
         return ring, ring_text
 
     ring, _ = guarded(action)
-    typer.echo(f"Prefect Secret block {block!r} now holds the key ring {', '.join(ring.key_ids)}:"
-               f" new runs are sealed with key id {ring.key_id}")  # fmt: skip
+    typer.echo(
+        f"Prefect Secret block {block!r} now holds the key ring {', '.join(ring.key_ids)}:"
+        f" new runs are sealed with key id {ring.key_id}"
+    )
     typer.echo("update the other routes now (they still hold the old ring):")
     for line in _routes_after(block):
         typer.echo(line)

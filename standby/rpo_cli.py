@@ -60,6 +60,7 @@ def _world(config: Path | None, app: str | None = None) -> World:
 def _stores(world: World) -> dict[str, Any]:
     return {name: b.store for name, b in world.sites.items()}
 
+
 rpo_app = group("Replication lag (RPO) of mirrored images.")
 
 
@@ -93,7 +94,8 @@ def parse_report(
 @rpo_app.command("parse")
 def parse_cmd(
     now: Annotated[
-        float | None, typer.Option("--now", help="evaluate at this UNIX time", show_default="the current time")
+        float | None,
+        typer.Option("--now", help="evaluate at this UNIX time", show_default="the current time"),
     ] = None,
     tz: Annotated[
         str, typer.Option("--tz", help="IANA zone rbd printed last_update in (the Ceph host's zone)")
@@ -102,9 +104,13 @@ def parse_cmd(
     pool: Annotated[str, typer.Option("--pool", help="pool name, for the record")] = "",
     stale_after: Annotated[
         float,
-        typer.Option("--stale-after", parser=duration, metavar="DURATION",
-                     help="age after which a status is stale, e.g. 10m (a bare number is seconds)",
-                     show_default=duration_text(DEFAULT_STALE_AFTER.total_seconds())),
+        typer.Option(
+            "--stale-after",
+            parser=duration,
+            metavar="DURATION",
+            help="age after which a status is stale, e.g. 10m (a bare number is seconds)",
+            show_default=duration_text(DEFAULT_STALE_AFTER.total_seconds()),
+        ),
     ] = DEFAULT_STALE_AFTER.total_seconds(),
 ) -> None:
     """Read image or pool status JSON on stdin; print each image's health and lag as one JSON object."""
@@ -191,20 +197,33 @@ def watch_cmd(
     app: AppOpt = None,
     for_: Annotated[
         float | None,
-        typer.Option("--for", parser=duration, metavar="DURATION", help="how long this run watches, e.g. 10m",
-                     show_default=duration_text(60 * default(RpoWatchRequest, "minutes"))),
+        typer.Option(
+            "--for",
+            parser=duration,
+            metavar="DURATION",
+            help="how long this run watches, e.g. 10m",
+            show_default=duration_text(60 * default(RpoWatchRequest, "minutes")),
+        ),
     ] = None,
     every: Annotated[
         float,
-        typer.Option("--every", parser=duration, metavar="DURATION",
-                     help="time between two listings of an image on its secondary (a bare number is seconds)",
-                     show_default=duration_text(default(RpoWatchRequest, "every_seconds"))),
+        typer.Option(
+            "--every",
+            parser=duration,
+            metavar="DURATION",
+            help="time between two listings of an image on its secondary (a bare number is seconds)",
+            show_default=duration_text(default(RpoWatchRequest, "every_seconds")),
+        ),
     ] = default(RpoWatchRequest, "every_seconds"),
     busy_every: Annotated[
         float,
-        typer.Option("--busy-every", parser=duration, metavar="DURATION",
-                     help="time between two listings while a sync is in progress (its first 30 s)",
-                     show_default=duration_text(default(RpoWatchRequest, "busy_every_seconds"))),
+        typer.Option(
+            "--busy-every",
+            parser=duration,
+            metavar="DURATION",
+            help="time between two listings while a sync is in progress (its first 30 s)",
+            show_default=duration_text(default(RpoWatchRequest, "busy_every_seconds")),
+        ),
     ] = default(RpoWatchRequest, "busy_every_seconds"),
     record: Annotated[
         bool, typer.Option("--record/--no-record", help="append the completion points to S3")
@@ -229,7 +248,9 @@ def watch_cmd(
         cfg, placements = world.config, world.placements()
         rbds = {name: b.rbd for name, b in world.sites.items()}
         records = jobs.records_for(cfg, _stores(world), placements=placements) if record else None
-        return rpo_watch.watch(cfg, rbds, request, records=records, clock=SystemClock(), placements=placements)
+        return rpo_watch.watch(
+            cfg, rbds, request, records=records, clock=SystemClock(), placements=placements
+        )
 
     result = guarded(run)
     fmt = output_of(output, as_json)
@@ -256,9 +277,9 @@ def watch_cmd(
 @rpo_app.command("report")
 def report_cmd(
     config: ConfigOption = None,
-    since: Annotated[
-        str, typer.Option("--since", help=describe(RpoReportRequest, "since"))
-    ] = default(RpoReportRequest, "since"),
+    since: Annotated[str, typer.Option("--since", help=describe(RpoReportRequest, "since"))] = default(
+        RpoReportRequest, "since"
+    ),
     app: AppOpt = None,
     chart: Annotated[
         Path | None, typer.Option("--chart", help="also write the chart PNG here (one app: this file)")
@@ -285,9 +306,7 @@ def report_cmd(
     if chart is not None:
         charts = views.render_charts(report)
         for name, png in charts.items():
-            target = (
-                chart if len(charts) == 1 else chart.with_name(f"{chart.stem}-{name}{chart.suffix}")
-            )
+            target = chart if len(charts) == 1 else chart.with_name(f"{chart.stem}-{name}{chart.suffix}")
             target.write_bytes(png)
             typer.echo(f"chart of {name}: {target}", err=True)
     emit(output_of(output, as_json), views.report_table(report), lambda: views.report_markdown(report))

@@ -201,7 +201,9 @@ def apply_retention(world: World, app: str, site: str, policy: RetentionPolicy) 
     for ref in jobs.app_stores(world, chosen, site):
         name = jobs.store_label(ref)
         try:
-            result = backup_retention.apply_retention(ref.store, where, chosen, policy, layout=ref.layout, key=key)
+            result = backup_retention.apply_retention(
+                ref.store, where, chosen, policy, layout=ref.layout, key=key
+            )
         except TransientError as error:
             logger.warning("retention of %s skipped in the store of %s: %s", app, name, error)
             failed.append(error)
@@ -246,8 +248,11 @@ def verify_run(world: World, request: VerifyRequest) -> VerifyResult:
         markdown=f"# Verify backup of {app}\n\n{text}\n",
         key=f"verify-backup-{app}-{site}",
         description=f"verify of backup {report.run_id}: "
-        + (f"{report.checked} object(s) passed in {len(report.reports)} store(s)" if report.ok
-           else f"{len(report.problems())} problem(s)"),
+        + (
+            f"{report.checked} object(s) passed in {len(report.reports)} store(s)"
+            if report.ok
+            else f"{len(report.problems())} problem(s)"
+        ),
     )
     return require_ok(report)
 
@@ -264,7 +269,9 @@ def restore_app(world: World, request: RestoreRequest) -> RestoreSummary:
 
     The run is one taken on ``request.source_site``, else on the app's current primary."""
     app, target_site = request.app, request.target_site
-    check_restore_namespace(world.config.app(app), request.namespace)  # before anything, the progress artifact too
+    check_restore_namespace(
+        world.config.app(app), request.namespace
+    )  # before anything, the progress artifact too
     key = world.key
     if key is None:
         get_run_logger().warning("%s", UNAUTHENTICATED)

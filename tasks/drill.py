@@ -19,7 +19,8 @@ from prefect.events import emit_event
 from drkit.domain import crypto
 from drkit.domain.drill import DrillReport, Mode
 from drkit.domain.operations import Approval, Journal, Plan
-from drkit.jobs.drill import DrillOutcome, drill_reports, prepare_drill, start_drill
+from drkit.jobs.drill import DrillOutcome, prepare_drill, start_drill
+from drkit.jobs.drill_report import drill_reports
 from drkit.jobs.drill_runbook import DrillHooks
 from drkit.jobs.operations import Changed, Executor, Prepared
 from drkit.jobs.world import World
@@ -31,19 +32,32 @@ from tasks.operations import FlowHooks, run_step
 from tasks.retrying import retry_transient
 
 
-@task(name="plan-drill", retries=2, retry_delay_seconds=[2.0, 10.0], retry_condition_fn=retry_transient,
-      cache_policy=NO_CACHE)  # fmt: skip
+@task(
+    name="plan-drill",
+    retries=2,
+    retry_delay_seconds=[2.0, 10.0],
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
 def plan_drill(world: World, app: str, mode: Mode, key: crypto.MasterKey | None = None) -> Prepared:
     """Observe both sites and make the drill's plan (the backup key tried); publish it as ``drill-plan-<app>``."""
     prepared = prepare_drill(world, app, mode, key=key)
-    create_markdown_artifact(markdown=plan_markdown(prepared.plan), key=f"drill-plan-{app}",
-                             description=f"drill plan of {app}")  # fmt: skip
+    create_markdown_artifact(
+        markdown=plan_markdown(prepared.plan), key=f"drill-plan-{app}", description=f"drill plan of {app}"
+    )
     return prepared
 
 
-@task(name="start-drill", retries=2, retry_delay_seconds=[2.0, 10.0], retry_condition_fn=retry_transient,
-      cache_policy=NO_CACHE)  # fmt: skip
-def begin_drill(world: World, prepared: Prepared, approval: Approval | None = None, typed_app: str = "") -> Journal:
+@task(
+    name="start-drill",
+    retries=2,
+    retry_delay_seconds=[2.0, 10.0],
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def begin_drill(
+    world: World, prepared: Prepared, approval: Approval | None = None, typed_app: str = ""
+) -> Journal:
     """Take the app and write the journal (a refused plan is journaled as refused); a promote-mode
     drill needs its typed approval (see :func:`drkit.jobs.drill.start_drill`)."""
     return start_drill(world, prepared, approval, typed_app)
@@ -52,26 +66,43 @@ def begin_drill(world: World, prepared: Prepared, approval: Approval | None = No
 def emit_drill_event(report: DrillReport, report_key: str) -> None:
     """``standby.drill.passed`` or ``standby.drill.failed`` about ``standby.app.<app>``."""
     failed = [c.name for c in report.checks if not c.ok]
-    reason = report.refused or (f"failed step {report.failed_step}" if report.failed_step else "; ".join(failed))
+    reason = report.refused or (
+        f"failed step {report.failed_step}" if report.failed_step else "; ".join(failed)
+    )
     emit_event(
         event=DRILL_PASSED_EVENT if report.passed else DRILL_FAILED_EVENT,
         resource=app_resource(report.app, report.secondary),
-        payload={"drill_id": report.drill_id, "mode": report.mode, "reason": reason or "passed",
-                 "rto_s": report.rto_promotion_to_writable_s, "rpo_s": report.rpo_achieved_s, "report": report_key},
-    )  # fmt: skip
+        payload={
+            "drill_id": report.drill_id,
+            "mode": report.mode,
+            "reason": reason or "passed",
+            "rto_s": report.rto_promotion_to_writable_s,
+            "rpo_s": report.rpo_achieved_s,
+            "report": report_key,
+        },
+    )
 
 
 def publish_report(outcome: DrillOutcome, history: list[DrillReport]) -> None:
     """The report, history and timeline artifacts of a finished drill."""
     report = outcome.report
     app = report.app
-    create_markdown_artifact(markdown=report_markdown(report, history), key=f"drill-report-{app}",
-                             description=f"drill {report.drill_id}: {'passed' if report.passed else 'FAILED'}")  # fmt: skip
-    create_table_artifact(table=history_rows([*history, report]), key=f"drill-history-{app}",
-                          description=f"drills of {app}, newest last")  # fmt: skip
+    create_markdown_artifact(
+        markdown=report_markdown(report, history),
+        key=f"drill-report-{app}",
+        description=f"drill {report.drill_id}: {'passed' if report.passed else 'FAILED'}",
+    )
+    create_table_artifact(
+        table=history_rows([*history, report]),
+        key=f"drill-history-{app}",
+        description=f"drills of {app}, newest last",
+    )
     png = base64.b64encode(timeline_png(report)).decode()
-    create_image_artifact(image_url=f"data:image/png;base64,{png}", key=f"drill-timeline-{app}",
-                          description=f"per-step timeline of drill {report.drill_id}")  # fmt: skip
+    create_image_artifact(
+        image_url=f"data:image/png;base64,{png}",
+        key=f"drill-timeline-{app}",
+        description=f"per-step timeline of drill {report.drill_id}",
+    )
 
 
 class FlowDrillHooks(DrillHooks):
@@ -104,7 +135,9 @@ class FlowDrillHooks(DrillHooks):
 
     def approved(self, journal: Journal, approval: Approval) -> None:
         """Log who approved it and why."""
-        get_run_logger().info("promote-mode drill of %s approved by %s: %s", journal.app, approval.approver, approval.reason)
+        get_run_logger().info(
+            "promote-mode drill of %s approved by %s: %s", journal.app, approval.approver, approval.reason
+        )
 
     def step(self, executor: Executor, name: str) -> object:
         """One ``operation-step`` task (its event and log line)."""
@@ -116,5 +149,10 @@ class FlowDrillHooks(DrillHooks):
         history = [r for r in drill_reports(self.world, report.app) if r.drill_id != report.drill_id]
         publish_report(outcome, history)
         emit_drill_event(report, outcome.stored.get("json", ""))
-        get_run_logger().info("drill %s of %s: %s; report %s", report.drill_id, report.app,
-                              "passed" if report.passed else "FAILED", outcome.stored.get("html", "(not stored)"))  # fmt: skip
+        get_run_logger().info(
+            "drill %s of %s: %s; report %s",
+            report.drill_id,
+            report.app,
+            "passed" if report.passed else "FAILED",
+            outcome.stored.get("html", "(not stored)"),
+        )

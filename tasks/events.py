@@ -33,8 +33,12 @@ class Event:
 
 def app_resource(app: str, site: str) -> dict[str, str]:
     """The resource of an event about ``app`` (``standby.app.<app>``) seen on ``site``."""
-    return {"prefect.resource.id": f"standby.app.{app}", "prefect.resource.name": app,
-            "standby.app": app, "standby.site": site}  # fmt: skip
+    return {
+        "prefect.resource.id": f"standby.app.{app}",
+        "prefect.resource.name": app,
+        "standby.app": app,
+        "standby.site": site,
+    }
 
 
 def rpo_event(alert: RpoAlert) -> Event:

@@ -52,16 +52,21 @@ def app_run(job: str, app: str, run: RunOne, describe: Describe) -> AppOutcome:
         state = run(app)
         flow_run = str(state.state_details.flow_run_id or "")
         if state.is_completed():
-            return AppOutcome(app=app, verdict="passed", detail=_described(describe, state), flow_run=flow_run)
+            return AppOutcome(
+                app=app, verdict="passed", detail=_described(describe, state), flow_run=flow_run
+            )
         detail = (state.message or state.name or "no message").removeprefix(_EXCEPTION_PREFIX)
-    except Exception as exc:  # the run could not start (e.g. a parameter refused): still only this app's failure
+    except (
+        Exception
+    ) as exc:  # the run could not start (e.g. a parameter refused): still only this app's failure
         detail, flow_run = f"{type(exc).__name__}: {exc}", ""
     get_run_logger().warning("%s of %s failed: %s", job, app, detail)
     return AppOutcome(app=app, verdict="failed", detail=detail[:500], flow_run=flow_run)
 
 
-def every_app(job: str, apps: Sequence[str], run: RunOne, describe: Describe,
-              skip: Mapping[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+def every_app(
+    job: str, apps: Sequence[str], run: RunOne, describe: Describe, skip: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``job`` once per app of ``apps`` (as many at once as the flow's task runner allows),
     publish the ``<job>-apps`` table, and raise naming every failed app once all have ended.
 

@@ -63,14 +63,29 @@ def emit_operation_event(what: str, journal: Journal, payload: dict[str, Any] | 
             "standby.app": journal.app,
             "standby.site": journal.target,
         },
-        related=[{"prefect.resource.id": f"standby.operation.{journal.op_id}", "prefect.resource.role": "operation"}],
-        payload={"op_id": journal.op_id, "kind": journal.kind, "source": journal.source,
-                 "target": journal.target, **(payload or {})},
+        related=[
+            {
+                "prefect.resource.id": f"standby.operation.{journal.op_id}",
+                "prefect.resource.role": "operation",
+            }
+        ],
+        payload={
+            "op_id": journal.op_id,
+            "kind": journal.kind,
+            "source": journal.source,
+            "target": journal.target,
+            **(payload or {}),
+        },
     )
 
 
-@task(name="plan-operation", retries=2, retry_delay_seconds=[2.0, 10.0], retry_condition_fn=retry_transient,
-      cache_policy=NO_CACHE)  # fmt: skip
+@task(
+    name="plan-operation",
+    retries=2,
+    retry_delay_seconds=[2.0, 10.0],
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
 def plan_operation(
     world: World,
     app: str,
@@ -82,7 +97,9 @@ def plan_operation(
     """Observe both sites and make the plan (the backup key tried); publish it as ``operation-plan-<app>``."""
     prepared = prepare(world, app, kind, target, key=key, take_over=take_over)  # type: ignore[arg-type]
     create_markdown_artifact(
-        markdown=plan_markdown(prepared.plan), key=f"operation-plan-{app}", description=f"{kind} plan of {app}"
+        markdown=plan_markdown(prepared.plan),
+        key=f"operation-plan-{app}",
+        description=f"{kind} plan of {app}",
     )
     return prepared
 
@@ -97,14 +114,25 @@ def approval_model(plan: Plan) -> type[RunInput]:
     if plan.needs_data_loss_ack:
         lag = "unknown" if plan.lag_seconds is None else f"{plan.lag_seconds:.0f} s"
         fields["acknowledge_data_loss"] = (
-            bool, Field(False, description=f"I accept losing the writes not yet on {plan.target} (about {lag})"))  # fmt: skip
+            bool,
+            Field(False, description=f"I accept losing the writes not yet on {plan.target} (about {lag})"),
+        )
     if plan.needs_unfenced_ack:
         fields["acknowledge_unfenced"] = (
-            bool, Field(False, description="I accept that the old primary could not be stopped or demoted"))  # fmt: skip
+            bool,
+            Field(False, description="I accept that the old primary could not be stopped or demoted"),
+        )
     if plan.takes_over:
-        fields["acknowledge_take_over"] = (bool, Field(False, description=(
-            f"I take over the hold of operation {plan.takes_over}: it failed or its process is gone, and it will"
-            " be recorded as taken over")))  # fmt: skip
+        fields["acknowledge_take_over"] = (
+            bool,
+            Field(
+                False,
+                description=(
+                    f"I take over the hold of operation {plan.takes_over}: it failed or its process is gone, and it will"
+                    " be recorded as taken over"
+                ),
+            ),
+        )
     return create_model(f"Approve{plan.kind.capitalize()}", __base__=RunInput, **fields)
 
 
@@ -133,11 +161,13 @@ def wait_for_approval(
             key=f"approval-{attempt}" if round == 1 else f"approval-{round}-{attempt}",
         )
         approval = Approval(
-            approver=str(answer.approver), reason=str(answer.reason),
+            approver=str(answer.approver),
+            reason=str(answer.reason),
             data_loss=bool(getattr(answer, "acknowledge_data_loss", False)),
             unfenced=bool(getattr(answer, "acknowledge_unfenced", False)),
-            take_over=bool(getattr(answer, "acknowledge_take_over", False)), at=datetime.now(UTC),
-        )  # fmt: skip
+            take_over=bool(getattr(answer, "acknowledge_take_over", False)),
+            at=datetime.now(UTC),
+        )
         problems = check_approval(plan, approval, str(answer.confirm_app))
         if not problems:
             return approval, str(answer.confirm_app)
@@ -145,8 +175,13 @@ def wait_for_approval(
     raise RuntimeError("unreachable")
 
 
-@task(name="approve-operation", retries=2, retry_delay_seconds=[2.0, 10.0], retry_condition_fn=retry_transient,
-      cache_policy=NO_CACHE)  # fmt: skip
+@task(
+    name="approve-operation",
+    retries=2,
+    retry_delay_seconds=[2.0, 10.0],
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
 def take_app(world: World, prepared: Prepared, approval: Approval, typed: str) -> Journal:
     """Take the app (placement hold, compare-and-swap) and write the journal."""
     journal = approve(world, prepared, approval, typed)
@@ -165,13 +200,22 @@ def webhook_routing(block_name: str) -> RoutingHook:
         try:
             block: Any = Webhook.load(block_name)
         except ValueError:
-            raise ConfigError(f"Prefect Webhook block {block_name!r} (routing of app {app.name}) does not exist",
-                              hint=f"create it, or fix apps[{app.name}].routing.webhook_block") from None  # fmt: skip
-        payload = {"app": app.name, "namespace": app.namespace, "site": site, "event": "standby.routing.switch"}
+            raise ConfigError(
+                f"Prefect Webhook block {block_name!r} (routing of app {app.name}) does not exist",
+                hint=f"create it, or fix apps[{app.name}].routing.webhook_block",
+            ) from None
+        payload = {
+            "app": app.name,
+            "namespace": app.namespace,
+            "site": site,
+            "event": "standby.routing.switch",
+        }
         answer: Any = run_coro_as_sync(block.call(payload))  # Webhook.call is async only
         if not 200 <= int(answer.status_code) < 300:
-            raise TransientError(f"routing webhook {block_name!r} answered {answer.status_code} for app {app.name}",
-                                 hint="check the webhook's receiver; the step polls again")  # fmt: skip
+            raise TransientError(
+                f"routing webhook {block_name!r} answered {answer.status_code} for app {app.name}",
+                hint="check the webhook's receiver; the step polls again",
+            )
 
     return call
 
@@ -189,19 +233,23 @@ class Tracker:
     def update(self, journal: Journal) -> None:
         """Move the progress bar and publish the timeline."""
         done = sum(s.outcome in ("done", "skipped") for s in journal.steps)
-        update_progress_artifact(self.progress, 100.0 * done / self.total, description=f"{done}/{self.total} steps")
+        update_progress_artifact(
+            self.progress, 100.0 * done / self.total, description=f"{done}/{self.total} steps"
+        )
         create_table_artifact(
-            table=timeline_rows(journal), key=f"operation-timeline-{journal.app}",
+            table=timeline_rows(journal),
+            key=f"operation-timeline-{journal.app}",
             description=f"{journal.kind} {journal.op_id}: {journal.status}",
-        )  # fmt: skip
+        )
 
 
 @task(name="operation-step", cache_policy=NO_CACHE, task_run_name="{name}")
 def run_step(executor: Executor, name: str) -> str:
     """One step: observe, act if needed, verify; the journal is written before it returns."""
     record = executor.step(name)
-    emit_operation_event("step", executor.journal, {"step": name, "outcome": record.outcome,
-                                                    "seconds": record.seconds})  # fmt: skip
+    emit_operation_event(
+        "step", executor.journal, {"step": name, "outcome": record.outcome, "seconds": record.seconds}
+    )
     get_run_logger().info("step %s on %s: %s", name, record.site, record.outcome)
     return record.outcome
 
@@ -281,13 +329,21 @@ class FlowHooks(OperationHooks):
 # ------------------------------------------------------------------------------------------ abort
 
 
-@task(name="plan-abort", retries=2, retry_delay_seconds=[2.0, 10.0], retry_condition_fn=retry_transient,
-      cache_policy=NO_CACHE)  # fmt: skip
+@task(
+    name="plan-abort",
+    retries=2,
+    retry_delay_seconds=[2.0, 10.0],
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
 def plan_abort_task(world: World, op_id: str) -> tuple[AbortPlan, Journal]:
     """Read the journal, ask the target, plan the abort; publish it as ``operation-abort-<app>``."""
     plan, journal = plan_abort(world, op_id)
-    create_markdown_artifact(markdown=abort_markdown(plan), key=f"operation-abort-{journal.app}",
-                             description=f"abort of {journal.kind} {op_id}")  # fmt: skip
+    create_markdown_artifact(
+        markdown=abort_markdown(plan),
+        key=f"operation-abort-{journal.app}",
+        description=f"abort of {journal.kind} {op_id}",
+    )
     return plan, journal
 
 
@@ -304,8 +360,12 @@ def wait_for_abort_approval(plan: AbortPlan, *, timeout: int) -> tuple[Approval,
         text = abort_markdown(plan)
         if problems:
             text = "**Not approved, please fix:** " + "; ".join(problems) + "\n\n" + text
-        answer: Any = pause_flow_run(wait_for_input=model.with_initial_data(description=text), timeout=timeout,
-                                     poll_interval=1, key=f"abort-approval-{attempt}")  # fmt: skip
+        answer: Any = pause_flow_run(
+            wait_for_input=model.with_initial_data(description=text),
+            timeout=timeout,
+            poll_interval=1,
+            key=f"abort-approval-{attempt}",
+        )
         approval = Approval(approver=str(answer.approver), reason=str(answer.reason), at=datetime.now(UTC))
         problems = check_abort_approval(plan.app, approval, str(answer.confirm_app))
         if not problems:
@@ -333,11 +393,15 @@ def abort_runbook(world: World, app: str, op_id: str, approval_timeout: int, key
     world.use_key(master_key)  # the journal is checked before its abort is planned
     plan, journal = plan_abort_task(world, op_id)
     if journal.app != app:
-        raise ConfigError(f"operation {op_id} is of app {journal.app}, not {app}", hint=f"pass app={journal.app}")
+        raise ConfigError(
+            f"operation {op_id} is of app {journal.app}, not {app}", hint=f"pass app={journal.app}"
+        )
     if plan.nothing_to_do:
         return {"status": journal.status, "op_id": op_id, "reason": plan.nothing_to_do}
     if plan.refusal:
-        raise PreconditionFailed(f"abort of {op_id} refused: {plan.refusal}", hint="see the operation-abort artifact")
+        raise PreconditionFailed(
+            f"abort of {op_id} refused: {plan.refusal}", hint="see the operation-abort artifact"
+        )
     approval, typed = wait_for_abort_approval(plan, timeout=approval_timeout)
     with app_slot(app):
         done = run_abort(world, op_id, approval, typed, master_key)

@@ -54,8 +54,11 @@ def sample_sites(world: World) -> tuple[jobs.SiteSampling, ...]:
     for s in samplings:
         if not s.valid:
             logger.warning("sample of %s invalid: `%s`: %s", s.site, s.command, s.error)
-    create_table_artifact(table=views.sampling_rows(samplings), key="rpo-sample-sites",
-                          description="One pool-status call per site: valid or not, and why")  # fmt: skip
+    create_table_artifact(
+        table=views.sampling_rows(samplings),
+        key="rpo-sample-sites",
+        description="One pool-status call per site: valid or not, and why",
+    )
     return samplings
 
 
@@ -76,8 +79,11 @@ def measure_apps(
         known=known,
         placements=world.placements(),
     )
-    create_table_artifact(table=views.reading_rows(readings), key="rpo-current-lag",
-                          description="Lag of each app image now, with its source (status, exact)")  # fmt: skip
+    create_table_artifact(
+        table=views.reading_rows(readings),
+        key="rpo-current-lag",
+        description="Lag of each app image now, with its source (status, exact)",
+    )
     return readings
 
 
@@ -128,17 +134,22 @@ def store_charts(world: World, report: reports.RpoReport) -> dict[str, str]:
     for app_name, key in keys.items():
         png = charts[app_name]
         # The lab's S3 is not browser-reachable: the artifact embeds the PNG as a data URL.
-        create_image_artifact(image_url="data:image/png;base64," + base64.b64encode(png).decode(),
-                              key=f"rpo-report-chart-{app_name}",
-                              description=f"Lag of {app_name} over the window; stored at {key}")  # fmt: skip
+        create_image_artifact(
+            image_url="data:image/png;base64," + base64.b64encode(png).decode(),
+            key=f"rpo-report-chart-{app_name}",
+            description=f"Lag of {app_name} over the window; stored at {key}",
+        )
     return keys
 
 
 @task(cache_policy=NO_CACHE)
 def publish_report(report: reports.RpoReport, chart_keys: dict[str, str]) -> str:
     """Table and markdown artifacts of the report."""
-    create_table_artifact(table=views.report_table(report), key="rpo-report-table",
-                          description="p50/p95/p99/max lag, % within target, per app and image")  # fmt: skip
+    create_table_artifact(
+        table=views.report_table(report),
+        key="rpo-report-table",
+        description="p50/p95/p99/max lag, % within target, per app and image",
+    )
     markdown = views.report_markdown(report, chart_keys)
     create_markdown_artifact(markdown=markdown, key="rpo-report", description="RPO report")
     return markdown
@@ -169,12 +180,23 @@ def watch_completions(world: World, request: RpoWatchRequest) -> dict[str, Any]:
         placements=world.placements(),
     )
     if report.slow_rounds:
-        logger.warning("%d rounds took longer than %ss: images are listed less often than asked",
-                       report.slow_rounds, request.every_seconds)  # fmt: skip
+        logger.warning(
+            "%d rounds took longer than %ss: images are listed less often than asked",
+            report.slow_rounds,
+            request.every_seconds,
+        )
     for image in report.images:
         if image["failures"]:
-            logger.warning("%s/%s: %s listings failed; last: %s", image["site"], image["image"],
-                           image["failures"], image["last_error"])  # fmt: skip
-    create_table_artifact(table=list(report.images), key="rpo-watch",
-                          description="Completion watcher: polls, failures and points per image")  # fmt: skip
+            logger.warning(
+                "%s/%s: %s listings failed; last: %s",
+                image["site"],
+                image["image"],
+                image["failures"],
+                image["last_error"],
+            )
+    create_table_artifact(
+        table=list(report.images),
+        key="rpo-watch",
+        description="Completion watcher: polls, failures and points per image",
+    )
     return report.to_json()

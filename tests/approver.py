@@ -18,9 +18,13 @@ class Approver:
     """Resume the flow run named ``name`` with ``answers``, one per pause (each pause has a new key)."""
 
     def __init__(
-        self, name: str, answers: list[dict[str, Any]], *, before: Callable[[], None] | None = None,
+        self,
+        name: str,
+        answers: list[dict[str, Any]],
+        *,
+        before: Callable[[], None] | None = None,
         timeout: float = 120.0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.name, self.answers, self.before, self.timeout = name, answers, before, timeout
         self.keys: list[str] = []
         self.error: BaseException | None = None
@@ -41,7 +45,9 @@ class Approver:
 
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[self.name])))
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[self.name]))
+            )
             for run in runs:
                 state = run.state
                 if state is not None and state.is_paused():
@@ -49,7 +55,9 @@ class Approver:
                     if key not in self.keys:
                         return run, key
                 if state is not None and state.is_final():
-                    raise AssertionError(f"{self.name} ended {state.name} while an answer was left: {state.message}")
+                    raise AssertionError(
+                        f"{self.name} ended {state.name} while an answer was left: {state.message}"
+                    )
             time.sleep(0.2)
         raise AssertionError(f"{self.name} did not pause within {self.timeout:.0f}s")
 

@@ -139,4 +139,5 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             note_group_done(item.config, group)
     return result
 
+
 __all__ = ["lab", "prefect_harness"]

@@ -63,7 +63,9 @@ def poll(what: str, probe: Callable[[], Any], timeout: float, interval: float = 
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
 
 
-def master_key(monkeypatch: pytest.MonkeyPatch, text: str, var: str = "STANDBY_BACKUP_KEY") -> crypto.MasterKey:
+def master_key(
+    monkeypatch: pytest.MonkeyPatch, text: str, var: str = "STANDBY_BACKUP_KEY"
+) -> crypto.MasterKey:
     """Set ``$var`` to the base64 key ``text`` and read it back as the jobs do."""
     monkeypatch.setenv(var, text)
     found = backups.key_from_env(var)
@@ -82,8 +84,11 @@ def sync_now(world: World, primary: str, secondary: str, timeout: float = 90.0) 
     """Take a mirror snapshot on ``primary`` and wait until ``secondary`` holds it complete."""
     pa, pb = world.bundle(primary), world.bundle(secondary)
     pa.rbd.mirror_snapshot(pa.site.pool, seeds.IMAGE_NAME)
-    newest = max(s.id for s in parse_snap_ls(pa.rbd.snapshots(pa.site.pool, seeds.IMAGE_NAME), tz="UTC")
-                 if not s.non_primary)  # fmt: skip
+    newest = max(
+        s.id
+        for s in parse_snap_ls(pa.rbd.snapshots(pa.site.pool, seeds.IMAGE_NAME), tz="UTC")
+        if not s.non_primary
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         synced = parse_snap_ls(pb.rbd.snapshots(pb.site.pool, seeds.IMAGE_NAME), tz="UTC")
@@ -181,8 +186,16 @@ def nexus_simulator(tmp: Path, password: str) -> Iterator[str]:
     env = {"NEXUS_ADMIN_PASSWORD": password, "PYTHONPATH": str(ROOT)}
     run = tmp / "run"
     try:
-        start_service("nexus-sim", argv, run, port=port, env=env, cwd=ROOT, timeout=30,
-                      ready=lambda: answers(f"{url}/service/rest/v1/status", timeout=1))  # fmt: skip
+        start_service(
+            "nexus-sim",
+            argv,
+            run,
+            port=port,
+            env=env,
+            cwd=ROOT,
+            timeout=30,
+            ready=lambda: answers(f"{url}/service/rest/v1/status", timeout=1),
+        )
         yield url
     finally:
         stop_daemon(run / "nexus-sim.pid", timeout=30)
@@ -206,16 +219,36 @@ def prefect_server(*, ui: bool = False, port: int | None = None) -> Iterator[str
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     auth = f"standby-test:{secrets.token_urlsafe(18)}"
-    argv = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
-            "--port", str(port)]  # fmt: skip
-    env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "PREFECT_UI_ENABLED": "true" if ui else "false", "PREFECT_SERVER_API_AUTH_STRING": auth}  # fmt: skip
+    argv = [
+        str(Path(sys.executable).with_name("prefect")),
+        "server",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    env = {
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_UI_ENABLED": "true" if ui else "false",
+        "PREFECT_SERVER_API_AUTH_STRING": auth,
+    }
     if ui:  # without it the UI calls the API on port 4200, whatever the server's port
         env["PREFECT_UI_API_URL"] = f"{base}/api"
     before = os.environ.get("PREFECT_API_AUTH_STRING")
     try:
-        start_service("prefect-server", argv, home / "run", port=port, env=env, cwd=ROOT, timeout=120,
-                      ready=lambda: answers(f"{base}/api/health"))  # fmt: skip
+        start_service(
+            "prefect-server",
+            argv,
+            home / "run",
+            port=port,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+            ready=lambda: answers(f"{base}/api/health"),
+        )
         os.environ["PREFECT_API_AUTH_STRING"] = auth
         with temporary_settings({PREFECT_API_AUTH_STRING: auth}):
             yield base

@@ -64,8 +64,9 @@ def private_dir(path: Path | None = None) -> Path:
         log.warning(
             "cache folder %s %s; not used (a fresh private folder is used instead)."
             " Fix: remove it, or make it a folder of this user with mode 700",
-            wanted, reason,
-        )  # fmt: skip
+            wanted,
+            reason,
+        )
         return Path(tempfile.mkdtemp(prefix="standby-"))
     return wanted
 

@@ -161,7 +161,9 @@ class KubeCluster:
                     detail = type(exc).__name__
             else:
                 where = (
-                    "in-cluster config" if access.in_cluster else f"kubeconfig {access.kubeconfig or '(default)'}"
+                    "in-cluster config"
+                    if access.in_cluster
+                    else f"kubeconfig {access.kubeconfig or '(default)'}"
                 )
             raise ConfigError(
                 f"site {site}: cannot load {where}, context {access.context or '(current)'}: {detail}",
@@ -174,8 +176,12 @@ class KubeCluster:
     @property
     def dyn(self) -> Any:
         if self._dyn is None:
-            self._dyn = self._call("discovery", lambda: self._dynamic.DynamicClient(
-                self.api_client, cache_file=str(self._cache_file), discoverer=_private_discoverer()))  # fmt: skip
+            self._dyn = self._call(
+                "discovery",
+                lambda: self._dynamic.DynamicClient(
+                    self.api_client, cache_file=str(self._cache_file), discoverer=_private_discoverer()
+                ),
+            )
         return self._dyn
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
@@ -294,16 +300,24 @@ class KubeCluster:
             return False
         return True
 
-
     def can_i(self, access: Access) -> tuple[bool, str]:
         """See :class:`ClusterApi`: ``POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews``."""
         from kubernetes import client
 
-        attrs = client.V1ResourceAttributes(verb=access.verb, group=access.group, resource=access.resource,
-                                            namespace=access.namespace or None, name=access.name or None)  # fmt: skip
-        body = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attrs))
+        attrs = client.V1ResourceAttributes(
+            verb=access.verb,
+            group=access.group,
+            resource=access.resource,
+            namespace=access.namespace or None,
+            name=access.name or None,
+        )
+        body = client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attrs)
+        )
         api = client.AuthorizationV1Api(self.api_client)
-        answer = self._call(f"access review ({access})", lambda: api.create_self_subject_access_review(
-            body, _request_timeout=self.timeout))  # fmt: skip
+        answer = self._call(
+            f"access review ({access})",
+            lambda: api.create_self_subject_access_review(body, _request_timeout=self.timeout),
+        )
         status = answer.status
         return bool(status and status.allowed), str((status and status.reason) or "")

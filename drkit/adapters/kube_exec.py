@@ -53,8 +53,12 @@ class KubeExecRunner:
         named = self.named_pod
         if named is not None:
             where = f"toolbox pod {self.namespace}/{named}"
-            pod = api_call(self.site, where, lambda: core.read_namespaced_pod(
-                named, self.namespace, _request_timeout=self.timeout), not_found_hint=hint)  # fmt: skip
+            pod = api_call(
+                self.site,
+                where,
+                lambda: core.read_namespaced_pod(named, self.namespace, _request_timeout=self.timeout),
+                not_found_hint=hint,
+            )
             if not (pod.status and pod.status.phase == "Running"):
                 raise TransientError(
                     f"{where} on {self.site} is not running ({pod.status.phase if pod.status else 'no status'})",
@@ -64,12 +68,23 @@ class KubeExecRunner:
             self._cached_pod = named
             return named
         where = f"deployment {self.namespace}/{self.deployment}"
-        dep = api_call(self.site, where, lambda: apps.read_namespaced_deployment(
-            self.deployment, self.namespace, _request_timeout=self.timeout), not_found_hint=hint)  # fmt: skip
+        dep = api_call(
+            self.site,
+            where,
+            lambda: apps.read_namespaced_deployment(
+                self.deployment, self.namespace, _request_timeout=self.timeout
+            ),
+            not_found_hint=hint,
+        )
         labels = dep.spec.selector.match_labels or {}
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        pods = api_call(self.site, f"pods of {where}", lambda: core.list_namespaced_pod(
-            self.namespace, label_selector=selector, _request_timeout=self.timeout)).items  # fmt: skip
+        pods = api_call(
+            self.site,
+            f"pods of {where}",
+            lambda: core.list_namespaced_pod(
+                self.namespace, label_selector=selector, _request_timeout=self.timeout
+            ),
+        ).items
         running = sorted(
             str(p.metadata.name) for p in pods if p.metadata and p.status and p.status.phase == "Running"
         )
@@ -100,11 +115,22 @@ class KubeExecRunner:
         core = client.CoreV1Api(self.api_client)
         started = time.monotonic()
         try:
-            resp = api_call(self.site, f"exec into {self.namespace}/{pod}", lambda: stream(
-                core.connect_get_namespaced_pod_exec, pod, self.namespace, command=list(argv),
-                stderr=True, stdin=stdin is not None, stdout=True, tty=False, _preload_content=False,
-                _request_timeout=self.timeout,
-            ))  # fmt: skip
+            resp = api_call(
+                self.site,
+                f"exec into {self.namespace}/{pod}",
+                lambda: stream(
+                    core.connect_get_namespaced_pod_exec,
+                    pod,
+                    self.namespace,
+                    command=list(argv),
+                    stderr=True,
+                    stdin=stdin is not None,
+                    stdout=True,
+                    tty=False,
+                    _preload_content=False,
+                    _request_timeout=self.timeout,
+                ),
+            )
         except StandbyError:
             self._cached_pod = None  # the pod may have gone: look it up again next time
             raise
@@ -117,9 +143,10 @@ class KubeExecRunner:
                 if time.monotonic() - started > timeout:
                     raise CommandTimedOut(
                         f"{description}: timed out after {timeout:.0f}s in {self.namespace}/{pod} on {self.site}",
-                        argv=[self.redact(a) for a in argv], exit_code=None,
+                        argv=[self.redact(a) for a in argv],
+                        exit_code=None,
                         output_tail=tail(self.redact("".join(err))),
-                    )  # fmt: skip
+                    )
                 resp.update(timeout=0.5)
                 out.append(resp.read_stdout() if resp.peek_stdout() else "")
                 err.append(resp.read_stderr() if resp.peek_stderr() else "")

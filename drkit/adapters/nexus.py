@@ -114,8 +114,10 @@ def nexus_unreachable(url: str, site: str, what: str, cause: str) -> TransientEr
 
 def no_component(url: str, site: str, repository: str, path: str) -> NotFound:
     """There is no component at ``repository``/``path`` to delete."""
-    return NotFound(f"{nexus_at(url, site)}: no component {repository}/{path.strip('/')} to delete",
-                    context={"url": url, "site": site})  # fmt: skip
+    return NotFound(
+        f"{nexus_at(url, site)}: no component {repository}/{path.strip('/')} to delete",
+        context={"url": url, "site": site},
+    )
 
 
 class HttpNexus:
@@ -167,7 +169,9 @@ class HttpNexus:
                 context={"url": self.base_url, "site": self.site},
             ) from None
         except httpx.HTTPError as exc:
-            raise nexus_unreachable(self.base_url, self.site, f"{method} {path}", type(exc).__name__) from None
+            raise nexus_unreachable(
+                self.base_url, self.site, f"{method} {path}", type(exc).__name__
+            ) from None
 
     def _fail(self, resp: httpx.Response, what: str) -> StandbyError:
         return nexus_answered(self.base_url, self.site, what, resp.status_code, resp.text)

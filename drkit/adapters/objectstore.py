@@ -268,7 +268,9 @@ class S3ObjectStore:
                 "aws_secret_access_key": credentials.secret_access_key,
                 "aws_session_token": credentials.session_token,
             }
-        self._client: Any = _s3_client(endpoint_url=location.endpoint, verify=location.verify_tls, config=config, **keys)
+        self._client: Any = _s3_client(
+            endpoint_url=location.endpoint, verify=location.verify_tls, config=config, **keys
+        )
 
     @classmethod
     def from_location(

@@ -36,14 +36,18 @@ RETRYABLE_EXIT_CODES = frozenset({16, 30, 110})
 def retryable(error: CommandFailed) -> StandbyError:
     """``error``, or a :class:`TransientError` when its exit code is one a retry can cure."""
     if error.exit_code in RETRYABLE_EXIT_CODES and not isinstance(error, TransientError):
-        return TransientError(str(error), hint="retried: the peer may still be propagating", context=error.context)
+        return TransientError(
+            str(error), hint="retried: the peer may still be propagating", context=error.context
+        )
     return error
 
 
 def rbd_failed(what: str, site: str, *, argv: Sequence[str], exit_code: int, output: str) -> StandbyError:
     """``rbd`` exited with ``exit_code`` for ``what`` (e.g. ``promote of pool/image``) on ``site``."""
     return retryable(
-        command_failed(f"{what} on {site}", argv=argv, exit_code=exit_code, output=output, context={"site": site})
+        command_failed(
+            f"{what} on {site}", argv=argv, exit_code=exit_code, output=output, context={"site": site}
+        )
     )
 
 
@@ -64,8 +68,11 @@ def not_json(what: str, site: str, *, argv: Sequence[str], output: str) -> Stand
 
 def mirrored_image(pool: str, name: str, site: str) -> Conflict:
     """Standby was asked to remove a mirrored image (it removes only plain scratch images)."""
-    return Conflict(f"{pool}/{name} on {site} is mirrored: Standby removes only plain scratch images",
-                    hint="remove it by hand if it really must go", context={"site": site})  # fmt: skip
+    return Conflict(
+        f"{pool}/{name} on {site} is mirrored: Standby removes only plain scratch images",
+        hint="remove it by hand if it really must go",
+        context={"site": site},
+    )
 
 
 def copy_failed(pool: str, image: str, dest: str, site: str, *, code: int, message: str) -> StandbyError:
@@ -77,11 +84,18 @@ def copy_failed(pool: str, image: str, dest: str, site: str, *, code: int, messa
     what = f"copy of the latest synced snapshot of {pool}/{image} to {pool}/{dest} on {site}"
     ctx = {"site": site}
     if code == 3:
-        return Conflict(f"{what}: {message}", hint=f"{pool}/{dest} is not a scratch image: rename it", context=ctx)
+        return Conflict(
+            f"{what}: {message}", hint=f"{pool}/{dest} is not a scratch image: rename it", context=ctx
+        )
     if code == 5:
-        return TransientError(f"{what}: {message}", hint="retried: syncs kept changing the image", context=ctx)
-    return StandbyError(f"{what}: {message}", hint="the drill copies a replica: check that"
-                        f" {pool}/{image} is non-primary on {site} and replaying", context=ctx)  # fmt: skip
+        return TransientError(
+            f"{what}: {message}", hint="retried: syncs kept changing the image", context=ctx
+        )
+    return StandbyError(
+        f"{what}: {message}",
+        hint=f"the drill copies a replica: check that {pool}/{image} is non-primary on {site} and replaying",
+        context=ctx,
+    )
 
 
 class RbdMirror(Protocol):
@@ -166,18 +180,33 @@ class RbdCli:
         if access.keyring:
             argv += ["--keyring", str(access.keyring)]
         runner = LocalRunner(context={"site": site}, hide=frozenset(hide_env))
-        found = {"cluster": access.cluster, "id": access.client_id, "conf": str(access.conf or ""),
-                 "keyring": str(access.keyring or "")}  # fmt: skip
+        found = {
+            "cluster": access.cluster,
+            "id": access.client_id,
+            "conf": str(access.conf or ""),
+            "keyring": str(access.keyring or ""),
+        }
         # librbd lives in the system Python (python3-rbd), not in a virtualenv.
-        return cls(runner=runner, site=site, base_argv=tuple(argv), timeout=access.timeout.total_seconds(),
-                   access=found, python="/usr/bin/python3")  # fmt: skip
+        return cls(
+            runner=runner,
+            site=site,
+            base_argv=tuple(argv),
+            timeout=access.timeout.total_seconds(),
+            access=found,
+            python="/usr/bin/python3",
+        )
 
     @classmethod
     def toolbox(cls, access: CephAccess, runner: Runner, *, site: str) -> RbdCli:
         """Run ``rbd`` in Rook's toolbox pod through ``runner``, as the cephx user ``client_id`` (its
         keyring must be where the toolbox's ceph.conf looks: Rook's toolbox reads ``/etc/ceph/keyring``)."""
-        return cls(runner=runner, site=site, base_argv=("rbd", "--id", access.client_id),
-                   timeout=access.timeout.total_seconds(), access={"id": access.client_id})  # fmt: skip
+        return cls(
+            runner=runner,
+            site=site,
+            base_argv=("rbd", "--id", access.client_id),
+            timeout=access.timeout.total_seconds(),
+            access={"id": access.client_id},
+        )
 
     def _run(self, args: list[str], description: str, *, as_json: bool = False) -> str:
         argv = [*self.base_argv, *args, *(["--format", "json"] if as_json else [])]
@@ -230,8 +259,12 @@ class RbdCli:
         try:
             data = json.loads(out)
         except ValueError:
-            raise not_json(f"mirror snapshot schedules of pool {pool}", self.site, argv=[*self.base_argv, *args],
-                           output=out) from None  # fmt: skip
+            raise not_json(
+                f"mirror snapshot schedules of pool {pool}",
+                self.site,
+                argv=[*self.base_argv, *args],
+                output=out,
+            ) from None
         return list(data) if isinstance(data, list) else []
 
     def snapshots(self, pool: str, image: str) -> list[dict[str, Any]]:
@@ -262,19 +295,29 @@ class RbdCli:
 
     def copy_latest_synced(self, pool: str, image: str, dest: str) -> dict[str, Any]:
         """See :class:`RbdMirror`."""
-        args = {"pool": pool, "image": image, "dest": dest, "mark": COPY_MARK, "timeout": str(int(self.timeout)),
-                **(self.access or {})}  # fmt: skip
+        args = {
+            "pool": pool,
+            "image": image,
+            "dest": dest,
+            "mark": COPY_MARK,
+            "timeout": str(int(self.timeout)),
+            **(self.access or {}),
+        }
         argv = [self.python, "-c", helper_text(COPY_HELPER), json.dumps(args)]
         what = f"copy of the latest synced snapshot of {pool}/{image} to {pool}/{dest} on {self.site}"
         result = self.runner.run(argv, description=what, accept=(0, 3, 4, 5), timeout=self.copy_timeout)
         try:
             doc: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
-            raise StandbyError(f"{what}: the librbd script printed no JSON: {result.stderr.strip()[-300:]!r}",
-                               hint="check that python3-rbd is installed where rbd runs",
-                               context={"site": self.site}) from None  # fmt: skip
+            raise StandbyError(
+                f"{what}: the librbd script printed no JSON: {result.stderr.strip()[-300:]!r}",
+                hint="check that python3-rbd is installed where rbd runs",
+                context={"site": self.site},
+            ) from None
         if result.exit_code in (3, 4, 5):
-            raise copy_failed(pool, image, dest, self.site, code=result.exit_code, message=str(doc.get("message")))
+            raise copy_failed(
+                pool, image, dest, self.site, code=result.exit_code, message=str(doc.get("message"))
+            )
         return doc
 
     def remove_image(self, pool: str, name: str) -> bool:

@@ -91,25 +91,79 @@ def rows_for(
 
     for s in samplings:
         if not s.valid:
-            add(s.site, kind="invalid", sampled_at=s.taken_at, site=s.site, observed_from=s.site, pool=s.pool,
-                reason=s.error, command=s.command)  # fmt: skip
+            add(
+                s.site,
+                kind="invalid",
+                sampled_at=s.taken_at,
+                site=s.site,
+                observed_from=s.site,
+                pool=s.pool,
+                reason=s.error,
+                command=s.command,
+            )
         for m in s.samples:
             lag = image_lag(m, s.taken_at)
-            add(s.site, kind="status", sampled_at=s.taken_at, site=m.site, observed_from=s.site, pool=m.pool,
-                image=m.image, health=lag.health, state=m.raw_state, source=m.source, lag_seconds=lag.lag_seconds,
-                local_snapshot_time=m.local_snapshot_time, last_update=m.last_update, reason=lag.reason)  # fmt: skip
+            add(
+                s.site,
+                kind="status",
+                sampled_at=s.taken_at,
+                site=m.site,
+                observed_from=s.site,
+                pool=m.pool,
+                image=m.image,
+                health=lag.health,
+                state=m.raw_state,
+                source=m.source,
+                lag_seconds=lag.lag_seconds,
+                local_snapshot_time=m.local_snapshot_time,
+                last_update=m.last_update,
+                reason=lag.reason,
+            )
     for r in readings:
-        add(r.secondary_site, kind="app", sampled_at=r.lag.at, site=r.secondary_site, pool=r.pool, app=r.app,
-            image=r.lag.worst_image, health=None, source=r.lag.source, lag_seconds=r.lag.lag_seconds,
-            target_seconds=r.target.total_seconds(), reason=r.lag.reason)  # fmt: skip
+        add(
+            r.secondary_site,
+            kind="app",
+            sampled_at=r.lag.at,
+            site=r.secondary_site,
+            pool=r.pool,
+            app=r.app,
+            image=r.lag.worst_image,
+            health=None,
+            source=r.lag.source,
+            lag_seconds=r.lag.lag_seconds,
+            target_seconds=r.target.total_seconds(),
+            reason=r.lag.reason,
+        )
         for img in r.lag.images:
-            add(r.secondary_site, kind="image", sampled_at=img.at, site=img.site, pool=r.pool, app=r.app,
-                image=img.image, health=img.health, state=img.raw_state, source=img.source,
-                lag_seconds=img.lag_seconds, target_seconds=r.target.total_seconds(), reason=img.reason)  # fmt: skip
+            add(
+                r.secondary_site,
+                kind="image",
+                sampled_at=img.at,
+                site=img.site,
+                pool=r.pool,
+                app=r.app,
+                image=img.image,
+                health=img.health,
+                state=img.raw_state,
+                source=img.source,
+                lag_seconds=img.lag_seconds,
+                target_seconds=r.target.total_seconds(),
+                reason=img.reason,
+            )
         for image, pts in r.exact_points.items():
             for p in pts:
-                add(r.secondary_site, kind="point", sampled_at=r.lag.at, site=r.secondary_site, pool=r.pool,
-                    app=r.app, image=image, source="exact", data_time=p.data_time, completed_at=p.completed_at)  # fmt: skip
+                add(
+                    r.secondary_site,
+                    kind="point",
+                    sampled_at=r.lag.at,
+                    site=r.secondary_site,
+                    pool=r.pool,
+                    app=r.app,
+                    image=image,
+                    source="exact",
+                    data_time=p.data_time,
+                    completed_at=p.completed_at,
+                )
     return rows
 
 

@@ -129,7 +129,9 @@ class LocalRunner:
             ) from None
         except subprocess.TimeoutExpired as exc:
             out = self.redact(_text(exc.stdout) + _text(exc.stderr))
-            raise timed_out(description, argv=shown, timeout=timeout, output=out, context=self.context) from None
+            raise timed_out(
+                description, argv=shown, timeout=timeout, output=out, context=self.context
+            ) from None
         result = CommandResult(
             argv=tuple(shown),
             exit_code=proc.returncode,
@@ -148,9 +150,12 @@ def check(
     if result.exit_code in set(accept):
         return
     raise command_failed(
-        description, argv=result.argv, exit_code=result.exit_code, output=result.stderr or result.stdout,
+        description,
+        argv=result.argv,
+        exit_code=result.exit_code,
+        output=result.stderr or result.stdout,
         context=context,
-    )  # fmt: skip
+    )
 
 
 # Shared with the fakes (drkit.testing) so a faked command fails with the same error and words.
@@ -161,7 +166,11 @@ def command_failed(
 ) -> CommandFailed:
     """A command (``description`` names it and the site) exited with ``exit_code``, printing ``output``."""
     return CommandFailed(
-        f"{description} failed", argv=argv, exit_code=exit_code, output_tail=tail(output), context=dict(context)
+        f"{description} failed",
+        argv=argv,
+        exit_code=exit_code,
+        output_tail=tail(output),
+        context=dict(context),
     )
 
 

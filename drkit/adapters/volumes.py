@@ -248,7 +248,9 @@ class VrVolumes:
         return ok, seen
 
 
-def volumes_for(app: ProtectedApp, cluster: ClusterApi, rbd: RbdMirror, pool: str, *, auto_resync: bool = False) -> VolumeControl:
+def volumes_for(
+    app: ProtectedApp, cluster: ClusterApi, rbd: RbdMirror, pool: str, *, auto_resync: bool = False
+) -> VolumeControl:
     """The app's volume control on one site, by its ``mirroring.control``."""
     direct = RbdVolumes(rbd, pool)
     if app.mirroring.control == "rbd":

@@ -87,10 +87,18 @@ def judge_hold(
         )
     if journal.status == "failed":
         failed = next((r.name for r in journal.steps if r.outcome == "failed"), "")
-        return HoldState(op_id=op_id, kind=journal.kind, state="failed",
-                         detail=f"failed at step {failed}" if failed else "failed")  # fmt: skip
-    return HoldState(op_id=op_id, kind=journal.kind, state="abandoned",
-                     detail=f"its journal says {journal.status}, yet it holds the app")  # fmt: skip
+        return HoldState(
+            op_id=op_id,
+            kind=journal.kind,
+            state="failed",
+            detail=f"failed at step {failed}" if failed else "failed",
+        )
+    return HoldState(
+        op_id=op_id,
+        kind=journal.kind,
+        state="abandoned",
+        detail=f"its journal says {journal.status}, yet it holds the app",
+    )
 
 
 def _index(plan: Plan, step: str) -> int:
@@ -108,15 +116,19 @@ def next_commands(plan: Plan, op_id: str, step: str) -> str:
     resume, abort = f"standby operation resume {op_id}", f"standby operation abort {op_id}"
     back = f"standby failover --app {plan.app} --to {plan.source} --take-over {op_id}"
     if plan.kind == "drill":
-        return (f"run the cleanup again: standby drill cleanup --app {plan.app} (or: {abort}); if {plan.source}"
-                f" is lost: standby failover --app {plan.app} --to {plan.target} --take-over {op_id}")  # fmt: skip
+        return (
+            f"run the cleanup again: standby drill cleanup --app {plan.app} (or: {abort}); if {plan.source}"
+            f" is lost: standby failover --app {plan.app} --to {plan.target} --take-over {op_id}"
+        )
     if _before_point(plan, step):
         return f"fix what the error names, then: {resume}; or roll back to {plan.source}: {abort}"
     if step == POINT_OF_NO_RETURN:
         lost = f"if {plan.source} is lost: standby failover --app {plan.app} --to {plan.target} --take-over {op_id}"
         if plan.kind in ("relocate", "failback"):
-            return (f"the plain promote stalled: the target never got the demotion snapshot; {resume}; or, while"
-                    f" {plan.target} is not primary, roll back: {abort}; {lost}")  # fmt: skip
+            return (
+                f"the plain promote stalled: the target never got the demotion snapshot; {resume}; or, while"
+                f" {plan.target} is not primary, roll back: {abort}; {lost}"
+            )
         return f"fix what the error names, then: {resume}; or, while {plan.target} is not primary: {abort}"
     return f"past the point of no return ({plan.target} promoted): fix, then {resume}; or go back: {back}"
 
@@ -139,20 +151,29 @@ def abort_refusal(journal: Journal, target_primary: bool | None) -> str:
     resume = f"standby operation resume {op}"
     back = f"standby failover --app {app} --to {journal.source} --take-over {op}"
     if journal.status == "completed":
-        return (f"{journal.kind} {op} of {app} completed: there is nothing to roll back; to move the app back:"
-                f" standby relocate --app {app} --to {journal.source}")  # fmt: skip
+        return (
+            f"{journal.kind} {op} of {app} completed: there is nothing to roll back; to move the app back:"
+            f" standby relocate --app {app} --to {journal.source}"
+        )
     if journal.taken_over_by:
         return f"{journal.kind} {op} of {app} was taken over by {journal.taken_over_by}: abort or resume that one"
     done = past_point(journal)
     if done or target_primary:
         why = f"step {done} is done" if done else f"{journal.target}'s images are primary"
-        return (f"{journal.kind} {op} of {app} is past its point of no return ({why}): rolling back could lose"
-                f" writes made on {journal.target}; finish it: {resume}; or go back: {back}")  # fmt: skip
-    started = journal.step(POINT_OF_NO_RETURN).outcome != "pending" if POINT_OF_NO_RETURN in {
-        s.name for s in journal.steps} else False  # fmt: skip
+        return (
+            f"{journal.kind} {op} of {app} is past its point of no return ({why}): rolling back could lose"
+            f" writes made on {journal.target}; finish it: {resume}; or go back: {back}"
+        )
+    started = (
+        journal.step(POINT_OF_NO_RETURN).outcome != "pending"
+        if POINT_OF_NO_RETURN in {s.name for s in journal.steps}
+        else False
+    )
     if started and target_primary is None:
-        return (f"{journal.kind} {op} of {app}: its promote on {journal.target} started and {journal.target} does"
-                f" not answer, so whether it is primary is unknown; abort again once it answers, or: {resume}")  # fmt: skip
+        return (
+            f"{journal.kind} {op} of {app}: its promote on {journal.target} started and {journal.target} does"
+            f" not answer, so whether it is primary is unknown; abort again once it answers, or: {resume}"
+        )
     return ""
 
 
@@ -171,8 +192,13 @@ def rollback_steps(journal: Journal) -> tuple[StepSpec, ...]:
     ]
     names = {s.name: s.outcome for s in journal.steps}
     if names.get("restore-volumes", "pending") != "pending":
-        steps.append(StepSpec(name="abort-tidy-target", title="remove what was restored on the target (image kept)",
-                              site=target))  # fmt: skip
+        steps.append(
+            StepSpec(
+                name="abort-tidy-target",
+                title="remove what was restored on the target (image kept)",
+                site=target,
+            )
+        )
     return tuple(steps)
 
 

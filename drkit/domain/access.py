@@ -48,7 +48,9 @@ class Access:
     @property
     def role(self) -> str:
         """Which shipped role gets the rule."""
-        return f"the standby Role in namespace {self.namespace}" if self.namespace else "the standby ClusterRole"
+        return (
+            f"the standby Role in namespace {self.namespace}" if self.namespace else "the standby ClusterRole"
+        )
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,8 @@ class IndexEntry(Model):
     key_id: str | None = Field(None, description="id of the master key that encrypted the blob")
     stored_by: str = Field(..., description="run id of the run that uploaded the blob")
     bound_to: str | None = Field(
-        None, description="what an encrypted blob is bound to (seal_path, format 2); empty: its path only (format 1)"
+        None,
+        description="what an encrypted blob is bound to (seal_path, format 2); empty: its path only (format 1)",
     )
 
 
@@ -211,17 +212,27 @@ def _pack(model: Model) -> bytes:
     return gzip.compress(text.encode(), compresslevel=9, mtime=0)
 
 
-def _seal(data: bytes, facts: RunFacts, key: crypto.MasterKey | None, random: crypto.RandomBytes | None) -> bytes:
+def _seal(
+    data: bytes, facts: RunFacts, key: crypto.MasterKey | None, random: crypto.RandomBytes | None
+) -> bytes:
     """``data`` as stored: as is without a key, else a :class:`SealedIndex` (encrypted, MACed)."""
     if key is None:
         return data
     path = index_path(facts.app, facts.site, facts.run_id)
     extra = {} if random is None else {"random": random}
     sealed = base64.b64encode(crypto.encrypt(data, key=key, path=path, **extra)).decode()
-    clear = {"app": facts.app, "site": facts.site, "run_id": facts.run_id, "status": facts.status,
-             "key_id": key.key_id, "sealed": sealed}  # fmt: skip
+    clear = {
+        "app": facts.app,
+        "site": facts.site,
+        "run_id": facts.run_id,
+        "status": facts.status,
+        "key_id": key.key_id,
+        "sealed": sealed,
+    }
     body = SealedIndex(**clear, mac="").body()
-    mac = crypto.state_mac(key, body, what="index", context=index_context(facts.app, facts.site, facts.run_id))
+    mac = crypto.state_mac(
+        key, body, what="index", context=index_context(facts.app, facts.site, facts.run_id)
+    )
     return _pack(SealedIndex(**clear, mac=mac))
 
 
@@ -255,7 +266,9 @@ def encode_index(
         blob = layout.blob_key(index.site, index.app, e.address, encrypted=e.encrypted)
         bound = seal_path(path, app=index.app, site=index.site) if e.bound_to is not None else None
         if (path, blob) != (e.path, e.key) or e.encrypted != (e.key_id is not None) or bound != e.bound_to:
-            raise ValueError(f"{e.path}: key {e.key}, path or binding cannot be derived from the entry (got {blob})")
+            raise ValueError(
+                f"{e.path}: key {e.key}, path or binding cannot be derived from the entry (got {blob})"
+            )
         fields = e.model_dump(include=set(StoredEntry.model_fields) - {"blob_format"})
         entries.append(StoredEntry(**fields, blob_format=BLOB_FORMAT if bound is not None else None))
     return _seal(_pack(StoredIndex(**index.facts(), objects=tuple(entries))), index, key, random)
@@ -271,7 +284,9 @@ def encode_pointer(
 ) -> bytes:
     """The stored bytes of a pointer: ``index``'s run facts, its objects being full index ``target``'s
     (sealed with ``key`` when given)."""
-    pointer = IndexPointer(**index.facts(), same_as=target, same_as_sha256=target_sha256, objects=len(index.objects))
+    pointer = IndexPointer(
+        **index.facts(), same_as=target, same_as_sha256=target_sha256, objects=len(index.objects)
+    )
     return _seal(_pack(pointer), index, key, random)
 
 
@@ -284,9 +299,14 @@ def _unseal(envelope: SealedIndex, *, key: str, secret: crypto.MasterKey | None,
             context={"key": key, "expected_key_id": envelope.key_id},
         )
     crypto.check_state_mac(
-        secret, envelope.body(), envelope.mac, envelope.key_id, what="index",
-        context=index_context(envelope.app, envelope.site, envelope.run_id), name=name,
-    )  # fmt: skip
+        secret,
+        envelope.body(),
+        envelope.mac,
+        envelope.key_id,
+        what="index",
+        context=index_context(envelope.app, envelope.site, envelope.run_id),
+        name=name,
+    )
     try:
         blob = base64.b64decode(envelope.sealed, validate=True)
     except (binascii.Error, ValueError):
@@ -338,8 +358,11 @@ def decode_index(
     if isinstance(stored, SealedIndex):
         inner = _parse(_unseal(stored, key=key, secret=secret, name=name), key)
         if isinstance(inner, SealedIndex) or (inner.app, inner.site, inner.run_id, inner.status) != (
-            stored.app, stored.site, stored.run_id, stored.status
-        ):  # fmt: skip
+            stored.app,
+            stored.site,
+            stored.run_id,
+            stored.status,
+        ):
             raise IntegrityError(
                 f"integrity check failed: {name}: the sealed index does not match its envelope",
                 hint=f"do not use {name}: check the object store for tampering",
@@ -365,7 +388,9 @@ def decode_index(
             raise _bad_index(key, f"entry {e.kind} {e.namespace or ''}/{e.name}: {error}") from None
         bound = seal_path(path, app=stored.app, site=stored.site) if e.blob_format == BLOB_FORMAT else None
         fields = e.model_dump(exclude={"blob_format"})
-        objects.append(IndexEntry(**fields, path=path, key=blob, encrypted=e.key_id is not None, bound_to=bound))
+        objects.append(
+            IndexEntry(**fields, path=path, key=blob, encrypted=e.key_id is not None, bound_to=bound)
+        )
     return BackupIndex(**stored.facts(), objects=tuple(objects))
 
 

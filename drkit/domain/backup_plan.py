@@ -103,14 +103,22 @@ def plan_backup(
         bound = seal_path(path, app=app, site=site) if key is not None else None
         address = crypto.content_address(plaintext, path=bound or path, key=key)
         blob_key = layout.blob_key(site, app, address, encrypted=key is not None)
-        ident = {"api_version": api_version, "kind": kind, "namespace": namespace, "name": name, "path": path,
-                 "bound_to": bound}  # fmt: skip
+        ident = {
+            "api_version": api_version,
+            "kind": kind,
+            "namespace": namespace,
+            "name": name,
+            "path": path,
+            "bound_to": bound,
+        }
         if blob_key in reuse:
             entries.append(reuse[blob_key].model_copy(update=ident))
             continue
         if blob_key not in uploads:
             stored = (
-                plaintext if key is None or bound is None else crypto.encrypt(plaintext, key=key, path=bound, random=random)
+                plaintext
+                if key is None or bound is None
+                else crypto.encrypt(plaintext, key=key, path=bound, random=random)
             )
             uploads[blob_key] = Upload(blob_key, stored, path)
         entries.append(entry_for_stored(ident, blob_key, address, uploads[blob_key].data, key, str(run_id)))

@@ -79,8 +79,13 @@ def judge_kinds(site: str, unserved: Sequence[str]) -> Check:
     """The apiserver serves every kind the apps need (a missing CRD stops a restore halfway)."""
     if not unserved:
         return Check(site=site, check="api-kinds", ok=True, seen="every kind the apps need is served")
-    return Check(site=site, check="api-kinds", ok=False, seen=f"not served on {site}: {', '.join(unserved)}",
-                 fix=f"install the CRD of {unserved[0]} on {site} (as on the other site) before a move there")  # fmt: skip
+    return Check(
+        site=site,
+        check="api-kinds",
+        ok=False,
+        seen=f"not served on {site}: {', '.join(unserved)}",
+        fix=f"install the CRD of {unserved[0]} on {site} (as on the other site) before a move there",
+    )
 
 
 def judge_rbac(site: str, what: str, answers: Sequence[tuple[Access, bool]]) -> Check:
@@ -97,11 +102,13 @@ def judge_rbac(site: str, what: str, answers: Sequence[tuple[Access, bool]]) -> 
         else ""
     )
     return Check(
-        site=site, check="rbac", ok=False,
+        site=site,
+        check="rbac",
+        ok=False,
         seen=f"{len(denied)} of {len(answers)} permission(s) for {what} denied: {first}{more}",
         fix=f"add {first.rule} to {first.role} on {site} (deployments/kubernetes/{site}/standby-rbac.yaml)"
         + (", and the others named" if len(denied) > 1 else ""),
-    )  # fmt: skip
+    )
 
 
 # -------------------------------------------------------------------------------------- mirroring
@@ -113,14 +120,24 @@ def judge_peers(site: str, pool: str, info: Mapping[str, Any], others: Iterable[
     peers = [p for p in info.get("peers") or () if isinstance(p, dict)]
     names = ", ".join(f"{p.get('site_name') or p.get('uuid')} ({p.get('direction', '?')})" for p in peers)
     if mode == "disabled":
-        return Check(site=site, check="mirror-peers", ok=False, seen=f"mirroring is disabled on pool {pool}",
-                     fix=f"rbd mirror pool enable {pool} image, then peer it with the other site"
-                     " (rbd mirror pool peer bootstrap create/import)")  # fmt: skip
+        return Check(
+            site=site,
+            check="mirror-peers",
+            ok=False,
+            seen=f"mirroring is disabled on pool {pool}",
+            fix=f"rbd mirror pool enable {pool} image, then peer it with the other site"
+            " (rbd mirror pool peer bootstrap create/import)",
+        )
     if not peers:
         other = ", ".join(others)
-        return Check(site=site, check="mirror-peers", ok=False, seen=f"pool {pool} ({mode} mode) has no peer",
-                     fix=f"peer pool {pool} with {other}: rbd mirror pool peer bootstrap create on one site,"
-                     " bootstrap import --direction rx-tx on the other")  # fmt: skip
+        return Check(
+            site=site,
+            check="mirror-peers",
+            ok=False,
+            seen=f"pool {pool} ({mode} mode) has no peer",
+            fix=f"peer pool {pool} with {other}: rbd mirror pool peer bootstrap create on one site,"
+            " bootstrap import --direction rx-tx on the other",
+        )
     return Check(
         site=site, check="mirror-peers", ok=True, seen=f"pool {pool} ({mode} mode) peered with {names}"
     )
@@ -138,9 +155,14 @@ def judge_daemon(site: str, pool: str, status: Mapping[str, Any]) -> Check:
     seen = f"daemon health {summary.get('daemon_health', '?')}, {len(healthy)} of {len(daemons)} daemon(s) OK"
     if healthy:
         return Check(site=site, check="mirror-daemon", ok=True, seen=seen)
-    return Check(site=site, check="mirror-daemon", ok=False, seen=seen + f" (pool {pool})",
-                 fix=f"start rbd-mirror on {site} (Rook: the CephRBDMirror resource and its pod); without it"
-                 f" {site} receives no snapshots")  # fmt: skip
+    return Check(
+        site=site,
+        check="mirror-daemon",
+        ok=False,
+        seen=seen + f" (pool {pool})",
+        fix=f"start rbd-mirror on {site} (Rook: the CephRBDMirror resource and its pod); without it"
+        f" {site} receives no snapshots",
+    )
 
 
 def rbd_interval(interval: timedelta) -> str:
@@ -177,8 +199,9 @@ def effective_schedule(schedules: Iterable[Mapping[str, Any]], image: str) -> tu
     return None, ""
 
 
-def judge_schedule(site: str, pool: str, app: ProtectedApp, schedules: Sequence[Mapping[str, Any]], *,
-                   toolbox: bool = False) -> Check:  # fmt: skip
+def judge_schedule(
+    site: str, pool: str, app: ProtectedApp, schedules: Sequence[Mapping[str, Any]], *, toolbox: bool = False
+) -> Check:
     """Each of ``app``'s images is snapshotted at least every ``snapshot_interval`` on ``site``."""
     want = app.snapshot_interval
     bad: list[str] = []
@@ -188,19 +211,30 @@ def judge_schedule(site: str, pool: str, app: ProtectedApp, schedules: Sequence[
         if every is None:
             bad.append(f"{pool}/{volume.image} has no mirror-snapshot schedule")
         elif every > want:
-            bad.append(f"{pool}/{volume.image} is snapshotted every {rbd_interval(every)} ({level} level),"
-                       f" less often than snapshot_interval {rbd_interval(want)}")  # fmt: skip
+            bad.append(
+                f"{pool}/{volume.image} is snapshotted every {rbd_interval(every)} ({level} level),"
+                f" less often than snapshot_interval {rbd_interval(want)}"
+            )
         else:
             good.append(f"every {rbd_interval(every)} ({level} level)")
     check = f"snapshot-schedule {app.name}"
     if not bad:
-        return Check(site=site, check=check, ok=True,
-                     seen=f"{len(good)} image(s) {', '.join(sorted(set(good)))}; snapshot_interval {rbd_interval(want)}")  # fmt: skip
+        return Check(
+            site=site,
+            check=check,
+            ok=True,
+            seen=f"{len(good)} image(s) {', '.join(sorted(set(good)))}; snapshot_interval {rbd_interval(want)}",
+        )
     where = " in the toolbox pod" if toolbox else ""
     image = next(v.image for v in app.volumes if v.image in bad[0])
-    return Check(site=site, check=check, ok=False, seen="; ".join(bad),
-                 fix=f"on {site}{where}: rbd mirror snapshot schedule add --pool {pool} --image {image}"
-                 f" {rbd_interval(want)}")  # fmt: skip
+    return Check(
+        site=site,
+        check=check,
+        ok=False,
+        seen="; ".join(bad),
+        fix=f"on {site}{where}: rbd mirror snapshot schedule add --pool {pool} --image {image}"
+        f" {rbd_interval(want)}",
+    )
 
 
 # ---------------------------------------------------------------------------------------- backups
@@ -215,34 +249,62 @@ def _age(delta: timedelta) -> str:
     return f"{seconds // 86400}d"
 
 
-def judge_backup_age(store: str, app: str, newest: tuple[str, str, datetime] | None, now: datetime,
-                     max_age: timedelta, why_none: str = "") -> Check:  # fmt: skip
+def judge_backup_age(
+    store: str,
+    app: str,
+    newest: tuple[str, str, datetime] | None,
+    now: datetime,
+    max_age: timedelta,
+    why_none: str = "",
+) -> Check:
     """The newest complete backup of ``app`` in ``store`` (``(run, source site, finished)``) is
     younger than ``max_age``."""
     check = f"backup-age {app}"
     if newest is None:
-        return Check(site=store, check=check, ok=False,
-                     seen=f"no complete backup of app {app} in this store" + (f" ({why_none})" if why_none else ""),
-                     fix=f"standby backup run --app {app} (a failover restores from the target's store)")  # fmt: skip
+        return Check(
+            site=store,
+            check=check,
+            ok=False,
+            seen=f"no complete backup of app {app} in this store" + (f" ({why_none})" if why_none else ""),
+            fix=f"standby backup run --app {app} (a failover restores from the target's store)",
+        )
     run, source, finished = newest
     age = now - finished
     seen = f"newest run {run} (from {source}) finished {_age(age)} ago; limit {_age(max_age)}"
     if age <= max_age:
         return Check(site=store, check=check, ok=True, seen=seen)
-    return Check(site=store, check=check, ok=False, seen=seen,
-                 fix=f"standby backup run --app {app}, and check the nightly backup deployment's runs")  # fmt: skip
+    return Check(
+        site=store,
+        check=check,
+        ok=False,
+        seen=seen,
+        fix=f"standby backup run --app {app}, and check the nightly backup deployment's runs",
+    )
 
 
-def judge_key(store: str, app: str, run: str | None, sealed_with: Sequence[str], given: str | None, *,
-              key_env: str, trial_error: str = "", ring: Sequence[str] = ()) -> Check:  # fmt: skip
+def judge_key(
+    store: str,
+    app: str,
+    run: str | None,
+    sealed_with: Sequence[str],
+    given: str | None,
+    *,
+    key_env: str,
+    trial_error: str = "",
+    ring: Sequence[str] = (),
+) -> Check:
     """The key given opens ``run``, the newest backup of ``app`` in ``store``: every sealed object's key
     id is the given key's or, with a key ring (``ring``: its ids, the current one first), one of the
     ring's; and one object per key id decrypted (``trial_error`` says why one did not)."""
     check = f"backup-key {app}"
     held = tuple(ring) or ((given,) if given else ())
     if run is None:
-        return Check(site=store, check=check, ok=True, seen="no backup to open yet"
-                     + ("" if given else f" (no key in ${key_env})"))  # fmt: skip
+        return Check(
+            site=store,
+            check=check,
+            ok=True,
+            seen="no backup to open yet" + ("" if given else f" (no key in ${key_env})"),
+        )
     ids = sorted(set(sealed_with))
     if not ids:
         note = f"key id {given} given" if given else f"no key in ${key_env}"
@@ -250,28 +312,52 @@ def judge_key(store: str, app: str, run: str | None, sealed_with: Sequence[str],
             site=store, check=check, ok=True, seen=f"run {run} holds no sealed object ({note}; none needed)"
         )
     if given is None:
-        return Check(site=store, check=check, ok=False,
-                     seen=f"run {run} holds objects sealed with key id {', '.join(ids)}; no key in ${key_env}",
-                     fix=f"export {key_env}=<base64 of the 32-byte master key with id {ids[0]}> (or pass --key-env VAR);"
-                     " without it a restore of this app stops at its Secrets")  # fmt: skip
+        return Check(
+            site=store,
+            check=check,
+            ok=False,
+            seen=f"run {run} holds objects sealed with key id {', '.join(ids)}; no key in ${key_env}",
+            fix=f"export {key_env}=<base64 of the 32-byte master key with id {ids[0]}> (or pass --key-env VAR);"
+            " without it a restore of this app stops at its Secrets",
+        )
     missing = [i for i in ids if i not in held]
     if missing:
-        holds = (f"the key in ${key_env} has id {given}" if len(held) == 1
-                 else f"the key ring in ${key_env} holds key ids {', '.join(held)}")  # fmt: skip
-        return Check(site=store, check=check, ok=False,
-                     seen=f"run {run} is sealed with key id {', '.join(ids)}, but {holds}",
-                     fix=f"put the master key with id {missing[0]} in ${key_env} (the id is printed by every backup"
-                     " run), or keep it in the ring as an older key (`standby key rotate` does); a new key opens"
-                     " only backups taken after it")  # fmt: skip
+        holds = (
+            f"the key in ${key_env} has id {given}"
+            if len(held) == 1
+            else f"the key ring in ${key_env} holds key ids {', '.join(held)}"
+        )
+        return Check(
+            site=store,
+            check=check,
+            ok=False,
+            seen=f"run {run} is sealed with key id {', '.join(ids)}, but {holds}",
+            fix=f"put the master key with id {missing[0]} in ${key_env} (the id is printed by every backup"
+            " run), or keep it in the ring as an older key (`standby key rotate` does); a new key opens"
+            " only backups taken after it",
+        )
     if trial_error:
-        return Check(site=store, check=check, ok=False, seen=f"run {run}: a sealed object failed to open: {trial_error}",
-                     fix="run `standby backup verify` for the run and take a new backup")  # fmt: skip
+        return Check(
+            site=store,
+            check=check,
+            ok=False,
+            seen=f"run {run}: a sealed object failed to open: {trial_error}",
+            fix="run `standby backup verify` for the run and take a new backup",
+        )
     if ids == [given] and len(held) == 1:
-        return Check(site=store, check=check, ok=True,
-                     seen=f"run {run} sealed with key id {given}, the key given; one object decrypted")  # fmt: skip
-    return Check(site=store, check=check, ok=True,
-                 seen=f"run {run} sealed with key id {', '.join(ids)}, held by the key ring (current key id"
-                 f" {given}); one object per key id decrypted")  # fmt: skip
+        return Check(
+            site=store,
+            check=check,
+            ok=True,
+            seen=f"run {run} sealed with key id {given}, the key given; one object decrypted",
+        )
+    return Check(
+        site=store,
+        check=check,
+        ok=True,
+        seen=f"run {run} sealed with key id {', '.join(ids)}, held by the key ring (current key id"
+        f" {given}); one object per key id decrypted",
+    )
 
 
 def judge_key_routes(routes: Sequence[tuple[str, tuple[str, ...] | None, str]]) -> Check:
@@ -284,15 +370,28 @@ def judge_key_routes(routes: Sequence[tuple[str, tuple[str, ...] | None, str]]) 
     tail = f"; not seen: {'; '.join(unseen)}" if unseen else ""
     described = "; ".join(f"{name}: {', '.join(ids) or 'no key'}" for name, ids in seen)
     if len(seen) < 2:
-        return Check(site="keys", check="key-routes", ok=True,
-                     seen=f"{len(seen)} route seen, nothing to compare ({described or 'none'}){tail}")  # fmt: skip
+        return Check(
+            site="keys",
+            check="key-routes",
+            ok=True,
+            seen=f"{len(seen)} route seen, nothing to compare ({described or 'none'}){tail}",
+        )
     first_name, first = seen[0]
     differ = [(name, ids) for name, ids in seen[1:] if ids != first]
     if not differ:
-        return Check(site="keys", check="key-routes", ok=True,
-                     seen=f"{len(seen)} routes hold the same key ring ({', '.join(first) or 'no key'}){tail}")  # fmt: skip
+        return Check(
+            site="keys",
+            check="key-routes",
+            ok=True,
+            seen=f"{len(seen)} routes hold the same key ring ({', '.join(first) or 'no key'}){tail}",
+        )
     name = differ[0][0]
-    return Check(site="keys", check="key-routes", ok=False, seen=f"the key rings differ: {described}{tail}",
-                 fix=f"make {name} hold the same ring as {first_name}: `standby key export --block NAME` prints"
-                 " the flows' ring; put it in the environment variable and in the Kubernetes Secret"
-                 " (docs/operator-guide.md, Keys)")  # fmt: skip
+    return Check(
+        site="keys",
+        check="key-routes",
+        ok=False,
+        seen=f"the key rings differ: {described}{tail}",
+        fix=f"make {name} hold the same ring as {first_name}: `standby key export --block NAME` prints"
+        " the flows' ring; put it in the environment variable and in the Kubernetes Secret"
+        " (docs/operator-guide.md, Keys)",
+    )

@@ -24,8 +24,16 @@ Mode = Literal["promote", "isolated"]
 OVERDUE_AFTER = timedelta(days=35)
 """A drill is overdue when none has passed for this long."""
 
-CLEANUP_STEPS = ("scratch-cleanup-app", "scratch-cleanup-volumes", "scratch-remove-image",
-                 "cleanup-app", "cleanup-volumes", "demote-drill", "resync-drill", "drill-healthy")  # fmt: skip
+CLEANUP_STEPS = (
+    "scratch-cleanup-app",
+    "scratch-cleanup-volumes",
+    "scratch-remove-image",
+    "cleanup-app",
+    "cleanup-volumes",
+    "demote-drill",
+    "resync-drill",
+    "drill-healthy",
+)
 """The steps of the cleanup phase (either mode's), which always runs."""
 SCRATCH_SUFFIX = "-drill"
 """Isolated mode: the scratch namespace is ``<app namespace>-drill``, each scratch image ``<image>-drill``."""
@@ -105,12 +113,19 @@ class DrillReport(Model):
     steps: tuple[DrillStep, ...] = Field(..., description="every step")
     checks: tuple[CheckResult, ...] = Field(..., description="each check against its target")
     rto_promotion_to_writable_s: float | None = Field(
-        None, description="promotion (isolated: the scratch copy) start to Nexus writable")
+        None, description="promotion (isolated: the scratch copy) start to Nexus writable"
+    )
     rto_start_to_canary_s: float | None = Field(None, description="drill start to canary verified")
-    rpo_achieved_s: float | None = Field(None, description="the secondary's lag at promotion (isolated: at the copy)")
+    rpo_achieved_s: float | None = Field(
+        None, description="the secondary's lag at promotion (isolated: at the copy)"
+    )
     recovery_point: datetime | None = Field(None, description="time on the primary of the data recovered")
-    canary: dict[str, Any] = Field(default_factory=dict, description="canary path, sha256, written at, verdict")
-    smoke: dict[str, Any] = Field(default_factory=dict, description="status, writable, login, upload/download")
+    canary: dict[str, Any] = Field(
+        default_factory=dict, description="canary path, sha256, written at, verdict"
+    )
+    smoke: dict[str, Any] = Field(
+        default_factory=dict, description="status, writable, login, upload/download"
+    )
     availability: Availability = Field(default_factory=Availability, description="primary availability")
     cleanup_s: float | None = Field(None, description="cleanup phase duration")
     protection_gap_s: float | None = Field(None, description="time the secondary held no consistent copy")
@@ -124,9 +139,16 @@ def _phase(name: str) -> Literal["drill", "cleanup"]:
 
 
 def _step(record: StepRecord) -> DrillStep:
-    return DrillStep(name=record.name, site=record.site, phase=_phase(record.name), outcome=record.outcome,
-                     started_at=record.started_at, ended_at=record.ended_at, seconds=record.seconds,
-                     error=record.error)  # fmt: skip
+    return DrillStep(
+        name=record.name,
+        site=record.site,
+        phase=_phase(record.name),
+        outcome=record.outcome,
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        seconds=record.seconds,
+        error=record.error,
+    )
 
 
 def _between(a: datetime | None, b: datetime | None) -> float | None:
@@ -134,10 +156,18 @@ def _between(a: datetime | None, b: datetime | None) -> float | None:
 
 
 def build_report(
-    app: ProtectedApp, journal: Journal, mode: Mode, *, measured: dict[str, Any], availability: Availability,
-    final_states: dict[str, str], versions: dict[str, str], flow_run_url: str = "",
-    rto_target: timedelta = timedelta(seconds=60), interrupted: str = "",
-) -> DrillReport:  # fmt: skip
+    app: ProtectedApp,
+    journal: Journal,
+    mode: Mode,
+    *,
+    measured: dict[str, Any],
+    availability: Availability,
+    final_states: dict[str, str],
+    versions: dict[str, str],
+    flow_run_url: str = "",
+    rto_target: timedelta = timedelta(seconds=60),
+    interrupted: str = "",
+) -> DrillReport:
     """The report of a finished (or refused) drill from its journal and what it measured.
 
     ``measured`` holds what the steps observed: ``canary`` (path, sha256, written_at, verified),
@@ -153,41 +183,93 @@ def build_report(
     rto = _between(promote.started_at if promote else None, start.ended_at if start else None)
     canary_rto = _between(first, smoke.ended_at if smoke and smoke.outcome == "done" else None)
     cleanup = [s for s in journal.steps if s.name in CLEANUP_STEPS]
-    cleanup_s = _between(min((s.started_at for s in cleanup if s.started_at), default=None),
-                         max((s.ended_at for s in cleanup if s.ended_at), default=None))  # fmt: skip
+    cleanup_s = _between(
+        min((s.started_at for s in cleanup if s.started_at), default=None),
+        max((s.ended_at for s in cleanup if s.ended_at), default=None),
+    )
     resync = steps.get("resync-drill")
-    gap = resync.seconds if resync and mode == "promote" and resync.outcome == "done" else (0.0 if mode == "isolated" else None)
+    gap = (
+        resync.seconds
+        if resync and mode == "promote" and resync.outcome == "done"
+        else (0.0 if mode == "isolated" else None)
+    )
     canary = dict(measured.get("canary") or {})
     smoke_seen = dict(measured.get("smoke") or {})
     rpo = measured.get("rpo_achieved_s")
     healthy = all(str(v).startswith("up+replaying") for v in final_states.values()) and bool(final_states)
     cleaned = all(s.outcome in ("done", "skipped") for s in cleanup) and bool(cleanup)
     checks = [
-        CheckResult(name="canary readable with the same sha256", ok=bool(canary.get("verified")),
-                    value=str(canary.get("verdict", "not checked")), target="same sha256 as written on the primary"),
-        CheckResult(name="upload and download on the secondary", ok=bool(smoke_seen.get("round_trip")),
-                    value="ok" if smoke_seen.get("round_trip") else "failed or not run", target="round trip"),
-        CheckResult(name="login with the Secret's password", ok=bool(smoke_seen.get("login")),
-                    value="ok" if smoke_seen.get("login") else "failed or not run", target="200"),
-        CheckResult(name="RTO: promotion to writable", ok=rto is not None and rto <= rto_target.total_seconds(),
-                    value="-" if rto is None else f"{rto:.1f}s", target=f"<= {rto_target.total_seconds():.0f}s"),
-        CheckResult(name="achieved RPO", ok=rpo is not None and rpo <= app.rpo_target.total_seconds(),
-                    value="-" if rpo is None else f"{rpo:.1f}s", target=f"<= {app.rpo_target.total_seconds():.0f}s"),
-        CheckResult(name="cleanup done", ok=cleaned, value="done" if cleaned else "incomplete", target="every cleanup step done"),
-        CheckResult(name="secondary a healthy replica", ok=healthy,
-                    value=", ".join(f"{k}: {v}" for k, v in final_states.items()) or "unknown", target="up+replaying"),
-    ]  # fmt: skip
+        CheckResult(
+            name="canary readable with the same sha256",
+            ok=bool(canary.get("verified")),
+            value=str(canary.get("verdict", "not checked")),
+            target="same sha256 as written on the primary",
+        ),
+        CheckResult(
+            name="upload and download on the secondary",
+            ok=bool(smoke_seen.get("round_trip")),
+            value="ok" if smoke_seen.get("round_trip") else "failed or not run",
+            target="round trip",
+        ),
+        CheckResult(
+            name="login with the Secret's password",
+            ok=bool(smoke_seen.get("login")),
+            value="ok" if smoke_seen.get("login") else "failed or not run",
+            target="200",
+        ),
+        CheckResult(
+            name="RTO: promotion to writable",
+            ok=rto is not None and rto <= rto_target.total_seconds(),
+            value="-" if rto is None else f"{rto:.1f}s",
+            target=f"<= {rto_target.total_seconds():.0f}s",
+        ),
+        CheckResult(
+            name="achieved RPO",
+            ok=rpo is not None and rpo <= app.rpo_target.total_seconds(),
+            value="-" if rpo is None else f"{rpo:.1f}s",
+            target=f"<= {app.rpo_target.total_seconds():.0f}s",
+        ),
+        CheckResult(
+            name="cleanup done",
+            ok=cleaned,
+            value="done" if cleaned else "incomplete",
+            target="every cleanup step done",
+        ),
+        CheckResult(
+            name="secondary a healthy replica",
+            ok=healthy,
+            value=", ".join(f"{k}: {v}" for k, v in final_states.items()) or "unknown",
+            target="up+replaying",
+        ),
+    ]
     failed = interrupted or next((s.name for s in journal.steps if s.outcome == "failed"), "")
     refused = journal.error if journal.status == "refused" else ""
     return DrillReport(
-        drill_id=journal.op_id, app=app.name, mode=mode, primary=journal.source, secondary=journal.target,
-        started_at=first, ended_at=last, passed=not refused and all(c.ok for c in checks) and not failed,
-        refused=refused, failed_step=failed, steps=tuple(_step(s) for s in journal.steps), checks=tuple(checks),
-        rto_promotion_to_writable_s=rto, rto_start_to_canary_s=canary_rto, rpo_achieved_s=rpo,
-        recovery_point=measured.get("recovery_point"), canary=canary, smoke=smoke_seen, availability=availability,
-        cleanup_s=cleanup_s, protection_gap_s=gap, final_mirror_state=final_states, versions=versions,
+        drill_id=journal.op_id,
+        app=app.name,
+        mode=mode,
+        primary=journal.source,
+        secondary=journal.target,
+        started_at=first,
+        ended_at=last,
+        passed=not refused and all(c.ok for c in checks) and not failed,
+        refused=refused,
+        failed_step=failed,
+        steps=tuple(_step(s) for s in journal.steps),
+        checks=tuple(checks),
+        rto_promotion_to_writable_s=rto,
+        rto_start_to_canary_s=canary_rto,
+        rpo_achieved_s=rpo,
+        recovery_point=measured.get("recovery_point"),
+        canary=canary,
+        smoke=smoke_seen,
+        availability=availability,
+        cleanup_s=cleanup_s,
+        protection_gap_s=gap,
+        final_mirror_state=final_states,
+        versions=versions,
         flow_run_url=flow_run_url,
-    )  # fmt: skip
+    )
 
 
 def make_drill_plan(app: ProtectedApp, facts: Facts, mode: Mode = "promote") -> Plan:
@@ -205,35 +287,108 @@ def make_drill_plan(app: ProtectedApp, facts: Facts, mode: Mode = "promote") -> 
         checks.append(drill_namespace_check(app, secondary, facts.drill_namespace))
         images = ", ".join(scratch_image(i) for i in view.images) or "the scratch images"
         steps = [
-            StepSpec(name="canary", title="write a canary asset with random content on the primary", site=primary),
-            StepSpec(name="drill-snapshot", title="take a mirror snapshot and wait until the secondary has it", site=primary),
-            StepSpec(name="scratch-copy", title=f"copy the secondary's latest complete mirror snapshot to {images} (replication goes on)", site=secondary),
-            StepSpec(name="scratch-restore", title=f"restore the Secret, ConfigMaps, PV (on the scratch image) and PVC into namespace {ns}", site=secondary),
-            StepSpec(name="scratch-start", title=f"restore and start {app.workload.kind.kind} {app.workload.name} in {ns}, wait until writable", site=secondary),
-            StepSpec(name="drill-smoke", title="smoke test and the canary's sha256 on the scratch copy", site=secondary),
+            StepSpec(
+                name="canary", title="write a canary asset with random content on the primary", site=primary
+            ),
+            StepSpec(
+                name="drill-snapshot",
+                title="take a mirror snapshot and wait until the secondary has it",
+                site=primary,
+            ),
+            StepSpec(
+                name="scratch-copy",
+                title=f"copy the secondary's latest complete mirror snapshot to {images} (replication goes on)",
+                site=secondary,
+            ),
+            StepSpec(
+                name="scratch-restore",
+                title=f"restore the Secret, ConfigMaps, PV (on the scratch image) and PVC into namespace {ns}",
+                site=secondary,
+            ),
+            StepSpec(
+                name="scratch-start",
+                title=f"restore and start {app.workload.kind.kind} {app.workload.name} in {ns}, wait until writable",
+                site=secondary,
+            ),
+            StepSpec(
+                name="drill-smoke",
+                title="smoke test and the canary's sha256 on the scratch copy",
+                site=secondary,
+            ),
             StepSpec(name="scratch-cleanup-app", title=f"remove the app from namespace {ns}", site=secondary),
-            StepSpec(name="scratch-cleanup-volumes", title=f"empty namespace {ns} (it stays, with its Role) and remove the PV", site=secondary),
+            StepSpec(
+                name="scratch-cleanup-volumes",
+                title=f"empty namespace {ns} (it stays, with its Role) and remove the PV",
+                site=secondary,
+            ),
             StepSpec(name="scratch-remove-image", title=f"remove {images}", site=secondary),
-            StepSpec(name="drill-healthy", title="wait until replaying, a fresh snapshot complete, lag under target", site=secondary),
-        ]  # fmt: skip
-        return Plan(kind="drill", app=app.name, source=primary, target=secondary, checks=tuple(checks),
-                    steps=tuple(steps), lag_seconds=view.lag_seconds, backup_run=facts.backup_run)  # fmt: skip
+            StepSpec(
+                name="drill-healthy",
+                title="wait until replaying, a fresh snapshot complete, lag under target",
+                site=secondary,
+            ),
+        ]
+        return Plan(
+            kind="drill",
+            app=app.name,
+            source=primary,
+            target=secondary,
+            checks=tuple(checks),
+            steps=tuple(steps),
+            lag_seconds=view.lag_seconds,
+            backup_run=facts.backup_run,
+        )
     steps = [
-        StepSpec(name="canary", title="write a canary asset with random content on the primary", site=primary),
-        StepSpec(name="drill-snapshot", title="take a mirror snapshot and wait until the secondary has it", site=primary),
-        StepSpec(name="restore-volumes", title="restore the Secret, PV (imageName kept) and PVC from the backup", site=secondary),
-        StepSpec(name="drill-promote", title="promote the secondary's images **(forced)** while the primary serves", site=secondary, force=True),
-        StepSpec(name="start-target", title=f"restore and start {app.workload.kind.kind} {app.workload.name}, wait until writable", site=secondary),
-        StepSpec(name="drill-smoke", title="smoke test and the canary's sha256 on the secondary", site=secondary),
+        StepSpec(
+            name="canary", title="write a canary asset with random content on the primary", site=primary
+        ),
+        StepSpec(
+            name="drill-snapshot",
+            title="take a mirror snapshot and wait until the secondary has it",
+            site=primary,
+        ),
+        StepSpec(
+            name="restore-volumes",
+            title="restore the Secret, PV (imageName kept) and PVC from the backup",
+            site=secondary,
+        ),
+        StepSpec(
+            name="drill-promote",
+            title="promote the secondary's images **(forced)** while the primary serves",
+            site=secondary,
+            force=True,
+        ),
+        StepSpec(
+            name="start-target",
+            title=f"restore and start {app.workload.kind.kind} {app.workload.name}, wait until writable",
+            site=secondary,
+        ),
+        StepSpec(
+            name="drill-smoke", title="smoke test and the canary's sha256 on the secondary", site=secondary
+        ),
         StepSpec(name="cleanup-app", title="remove the app from the secondary", site=secondary),
-        StepSpec(name="cleanup-volumes", title="remove the PVC and PV (Retain: the image is kept)", site=secondary),
+        StepSpec(
+            name="cleanup-volumes", title="remove the PVC and PV (Retain: the image is kept)", site=secondary
+        ),
         StepSpec(name="demote-drill", title="demote the secondary's images", site=secondary),
         StepSpec(name="resync-drill", title="resync the secondary from the primary", site=secondary),
-        StepSpec(name="drill-healthy", title="wait until replaying, a fresh snapshot complete, lag under target", site=secondary),
-    ]  # fmt: skip
-    return Plan(kind="drill", app=app.name, source=primary, target=secondary, checks=tuple(checks), steps=tuple(steps),
-                lag_seconds=view.lag_seconds, backup_run=facts.backup_run,
-                forced=tuple(f"promote of {i} on {secondary} (reverted by the cleanup)" for i in view.images))  # fmt: skip
+        StepSpec(
+            name="drill-healthy",
+            title="wait until replaying, a fresh snapshot complete, lag under target",
+            site=secondary,
+        ),
+    ]
+    return Plan(
+        kind="drill",
+        app=app.name,
+        source=primary,
+        target=secondary,
+        checks=tuple(checks),
+        steps=tuple(steps),
+        lag_seconds=view.lag_seconds,
+        backup_run=facts.backup_run,
+        forced=tuple(f"promote of {i} on {secondary} (reverted by the cleanup)" for i in view.images),
+    )
 
 
 def drill_namespace_check(app: ProtectedApp, site: str, present: bool | None) -> Check:
@@ -241,20 +396,30 @@ def drill_namespace_check(app: ProtectedApp, site: str, present: bool | None) ->
     that bind Standby's Role in it); Standby never creates or deletes it, so no ClusterRole needs to
     grant Secrets or claims in every namespace. ``present`` None: the site could not be asked."""
     ns = scratch_namespace(app)
-    return Check(name="drill namespace installed", ok=present is not False,
-                 detail=f"{ns} on {site}" if present else "not checked (site unreachable)" if present is None else
-                 f"namespace {ns} does not exist on {site}: install it once with Standby's Role in it (as"
-                 f" deployments/kubernetes/site-b/standby-rbac.yaml does), or drill with mode promote")  # fmt: skip
+    return Check(
+        name="drill namespace installed",
+        ok=present is not False,
+        detail=f"{ns} on {site}"
+        if present
+        else "not checked (site unreachable)"
+        if present is None
+        else f"namespace {ns} does not exist on {site}: install it once with Standby's Role in it (as"
+        f" deployments/kubernetes/site-b/standby-rbac.yaml does), or drill with mode promote",
+    )
 
 
 def canary_check(app: ProtectedApp) -> Check:
     """The gate's ``canary possible`` guard, known from the configuration alone: the drill writes its
     canary through the Nexus API, so only an app with ``checks.kind: nexus`` can be drilled."""
     ok = app.checks.kind == "nexus"
-    return Check(name="canary possible", ok=ok,
-                 detail="written and read through the Nexus API" if ok else
-                 f"checks.kind is {app.checks.kind!r}: the drill writes its canary through the Nexus API, so only"
-                 " apps with checks.kind nexus can be drilled; backup, restore, the operations and the RPO work for this app")  # fmt: skip
+    return Check(
+        name="canary possible",
+        ok=ok,
+        detail="written and read through the Nexus API"
+        if ok
+        else f"checks.kind is {app.checks.kind!r}: the drill writes its canary through the Nexus API, so only"
+        " apps with checks.kind nexus can be drilled; backup, restore, the operations and the RPO work for this app",
+    )
 
 
 def _gate(app: ProtectedApp, facts: Facts) -> list[Check]:
@@ -265,23 +430,53 @@ def _gate(app: ProtectedApp, facts: Facts) -> list[Check]:
     limit = LAG_INTERVALS * app.snapshot_interval.total_seconds()
     lag = view.lag_seconds
     sv = view.sites[secondary]
-    bad = [f"{i}: {sv.states.get(i, 'no status')}" for i in view.images if not sv.states.get(i, "").startswith("up+replaying")]
+    bad = [
+        f"{i}: {sv.states.get(i, 'no status')}"
+        for i in view.images
+        if not sv.states.get(i, "").startswith("up+replaying")
+    ]
     return [
-        Check(name="no other operation", ok=not held, detail=f"{record.operation_kind} {held} holds the app" if held else "none running"),
-        Check(name="both sites reachable", ok=not view.unreachable(), detail=", ".join(view.unreachable()) or "yes"),
-        Check(name="record agrees with the sites", ok=not wrong and view.primaries() == [primary],
-              detail="; ".join(wrong) or f"primary on: {', '.join(view.primaries()) or 'none'}"),
-        Check(name="mirroring healthy", ok=sv.reachable and not bad, detail=", ".join(bad) or f"{secondary} replaying every image"),
-        Check(name="lag", ok=lag is not None and lag <= limit,
-              detail=("unknown" if lag is None else f"{lag:.0f}s") + f" (limit {limit:.0f}s = {LAG_INTERVALS} x snapshot interval)"),
-        Check(name="backup readable", ok=facts.backup_run is not None,
-              detail=f"latest complete backup {facts.backup_run}" if facts.backup_run else facts.backup_error),
+        Check(
+            name="no other operation",
+            ok=not held,
+            detail=f"{record.operation_kind} {held} holds the app" if held else "none running",
+        ),
+        Check(
+            name="both sites reachable",
+            ok=not view.unreachable(),
+            detail=", ".join(view.unreachable()) or "yes",
+        ),
+        Check(
+            name="record agrees with the sites",
+            ok=not wrong and view.primaries() == [primary],
+            detail="; ".join(wrong) or f"primary on: {', '.join(view.primaries()) or 'none'}",
+        ),
+        Check(
+            name="mirroring healthy",
+            ok=sv.reachable and not bad,
+            detail=", ".join(bad) or f"{secondary} replaying every image",
+        ),
+        Check(
+            name="lag",
+            ok=lag is not None and lag <= limit,
+            detail=("unknown" if lag is None else f"{lag:.0f}s")
+            + f" (limit {limit:.0f}s = {LAG_INTERVALS} x snapshot interval)",
+        ),
+        Check(
+            name="backup readable",
+            ok=facts.backup_run is not None,
+            detail=f"latest complete backup {facts.backup_run}" if facts.backup_run else facts.backup_error,
+        ),
         key_check(facts.key),
         canary_check(app),
-        Check(name="nothing of the app on the secondary", ok=not facts.secondary_objects,
-              detail=(", ".join(facts.secondary_objects) + f"; run: standby drill cleanup --app {app.name}")
-              if facts.secondary_objects else "clean"),
-    ]  # fmt: skip
+        Check(
+            name="nothing of the app on the secondary",
+            ok=not facts.secondary_objects,
+            detail=(", ".join(facts.secondary_objects) + f"; run: standby drill cleanup --app {app.name}")
+            if facts.secondary_objects
+            else "clean",
+        ),
+    ]
 
 
 def overdue(last_passed: datetime | None, now: datetime, after: timedelta = OVERDUE_AFTER) -> bool:

@@ -46,7 +46,9 @@ MIN_REPEAT = 6
 MAX_PRINTABLE_BYTES = 27
 MIN_DISTINCT_BYTES = 16
 
-GENERATE_HINT = "generate a key with `standby key generate` (32 random bytes in base64) and store it as a secret"
+GENERATE_HINT = (
+    "generate a key with `standby key generate` (32 random bytes in base64) and store it as a secret"
+)
 
 
 def split_ring(text: str) -> list[str]:

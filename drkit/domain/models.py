@@ -128,7 +128,9 @@ class SiteSecrets(Model):
     )
     s3_access_key_id: SecretStr | None = Field(None, description="S3 access key id")
     s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret access key")
-    s3_session_token: SecretStr | None = Field(None, description="S3 session token, when the keys are temporary")
+    s3_session_token: SecretStr | None = Field(
+        None, description="S3 session token, when the keys are temporary"
+    )
 
 
 class Site(Model):
@@ -292,7 +294,9 @@ class ProtectedApp(Model):
         description="site where the app normally runs (its home; where it runs now is its placement record)."
         " Formerly primary_site, still read with a warning",
     )
-    secondary_site: str = Field(..., description="the app's other site, which holds the mirrored data while it is home")
+    secondary_site: str = Field(
+        ..., description="the app's other site, which holds the mirrored data while it is home"
+    )
     backup: BackupSelection = Field(default_factory=BackupSelection, description="objects to back up")
     volumes: tuple[Volume, ...] = Field(..., min_length=1, description="the app's PVCs and RBD images")
     workload: Workload = Field(..., description="the object that runs the app")
@@ -316,7 +320,9 @@ class ProtectedApp(Model):
             data = dict(data)
             older = data.pop("primary_site")
             if "home_site" in data and data["home_site"] != older:
-                raise ValueError("primary_site (the older name of home_site) and home_site differ; keep home_site")
+                raise ValueError(
+                    "primary_site (the older name of home_site) and home_site differ; keep home_site"
+                )
             data["home_site"] = older
             warnings.warn(
                 f"app {data.get('name', '?')}: primary_site is the older name of home_site; rename it"

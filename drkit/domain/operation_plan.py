@@ -27,12 +27,18 @@ def _lag_check(app: ProtectedApp, view: AppView) -> Check:
     lag = view.lag_seconds
     if lag is None:
         return _check("lag", False, f"the secondary's lag is unknown (limit {limit:.0f}s)")
-    return _check("lag", lag <= limit, f"{lag:.0f}s (limit {limit:.0f}s = {LAG_INTERVALS} x snapshot interval)")
+    return _check(
+        "lag", lag <= limit, f"{lag:.0f}s (limit {limit:.0f}s = {LAG_INTERVALS} x snapshot interval)"
+    )
 
 
 def _replaying(view: AppView, site: str) -> Check:
     sv = view.sites[site]
-    bad = [f"{i}: {sv.states.get(i, 'no status')}" for i in view.images if not sv.states.get(i, "").startswith("up+replaying")]
+    bad = [
+        f"{i}: {sv.states.get(i, 'no status')}"
+        for i in view.images
+        if not sv.states.get(i, "").startswith("up+replaying")
+    ]
     return _check(
         "mirroring healthy",
         sv.reachable and not bad,
@@ -51,21 +57,30 @@ def key_check(trial: KeyTrial | None) -> Check:
     if trial.given_key_id is None:
         needed = f" with key id {trial.needed_key_id}" if trial.needed_key_id else ""
         return _check(
-            name, False, f"{what} holds sealed objects{needed} but no backup key was given: load the key"
+            name,
+            False,
+            f"{what} holds sealed objects{needed} but no backup key was given: load the key"
             f"{' whose id is ' + trial.needed_key_id if trial.needed_key_id else ''} ($STANDBY_BACKUP_KEY for the CLI,"
             " the flow's key block for a deployment)",
         )
     if trial.needed_key_id is not None and trial.given_key_id != trial.needed_key_id:
         return _check(
-            name, False, f"{what} is sealed with key id {trial.needed_key_id}; the key given has id"
+            name,
+            False,
+            f"{what} is sealed with key id {trial.needed_key_id}; the key given has id"
             f" {trial.given_key_id}: load the key whose id is {trial.needed_key_id}",
         )
     if trial.opened is False:
-        return _check(name, False, f"key id {trial.given_key_id} matches, but {trial.path} of {what} did not"
-                      f" decrypt: {trial.error}")  # fmt: skip
+        return _check(
+            name,
+            False,
+            f"key id {trial.given_key_id} matches, but {trial.path} of {what} did not decrypt: {trial.error}",
+        )
     if trial.opened:
         return _check(name, True, f"key {trial.given_key_id} decrypted {trial.path} of {what}")
     return _check(name, True, f"key {trial.given_key_id} will seal {what}")
+
+
 def _hold_check(facts: Facts, op_kind: str, target: str) -> Check:
     """No other operation holds the app; a failover may take over the hold of a failed, stale or
     abandoned one when the operator names it (``--take-over``); a live one is always refused."""
@@ -75,17 +90,27 @@ def _hold_check(facts: Facts, op_kind: str, target: str) -> Check:
     if held == facts.resuming:
         return _check("no other operation", True, f"held by {held} itself, which is resumed")
     if facts.holder is None:  # not judged (the planner did not read the holder's journal): refuse
-        return _check("no other operation", False, f"{facts.placement.operation_kind} {held} holds the app;"
-                      f" see: standby operation list --app {app}")  # fmt: skip
+        return _check(
+            "no other operation",
+            False,
+            f"{facts.placement.operation_kind} {held} holds the app; see: standby operation list --app {app}",
+        )
     holder = facts.holder
     what = f"{holder.kind or facts.placement.operation_kind} {held}"
     seen = f" ({holder.detail})" if holder.detail else ""
     if holder.state == "live":
-        return _check("no other operation", False, f"{what} holds the app and is live{seen}: wait for it to end")
+        return _check(
+            "no other operation", False, f"{what} holds the app and is live{seen}: wait for it to end"
+        )
     if facts.take_over == held and op_kind == "failover":
-        return _check("no other operation", True, f"taking over the hold of {holder.state} {what}{seen} (acknowledged)")
-    way = (f"take it over: standby failover --app {app} --to {target} --take-over {held}" if op_kind == "failover"
-           else f"standby operation resume {held}, or standby operation abort {held}")  # fmt: skip
+        return _check(
+            "no other operation", True, f"taking over the hold of {holder.state} {what}{seen} (acknowledged)"
+        )
+    way = (
+        f"take it over: standby failover --app {app} --to {target} --take-over {held}"
+        if op_kind == "failover"
+        else f"standby operation resume {held}, or standby operation abort {held}"
+    )
     wrong = f"; --take-over names {facts.take_over}, not it" if facts.take_over else ""
     return _check("no other operation", False, f"{holder.state} {what} holds the app{seen}{wrong}; {way}")
 
@@ -131,26 +156,57 @@ def _common_checks(facts: Facts, op_kind: str, target: str) -> list[Check]:
 
 def _start_steps(app: ProtectedApp, target: str, force: bool) -> list[StepSpec]:
     return [
-        StepSpec(name="restore-volumes", title="restore the Secret, PV (imageName kept) and PVC from the backup", site=target),
-        StepSpec(name="promote-target", title="promote the images" + (" **(forced)**" if force else " (not forced)"), site=target, force=force),
-        StepSpec(name="start-target", title=f"restore and start {app.workload.kind.kind} {app.workload.name}, wait until writable", site=target),
-        StepSpec(name="smoke-target", title="smoke test: status, writable, login, upload and download", site=target),
+        StepSpec(
+            name="restore-volumes",
+            title="restore the Secret, PV (imageName kept) and PVC from the backup",
+            site=target,
+        ),
+        StepSpec(
+            name="promote-target",
+            title="promote the images" + (" **(forced)**" if force else " (not forced)"),
+            site=target,
+            force=force,
+        ),
+        StepSpec(
+            name="start-target",
+            title=f"restore and start {app.workload.kind.kind} {app.workload.name}, wait until writable",
+            site=target,
+        ),
+        StepSpec(
+            name="smoke-target", title="smoke test: status, writable, login, upload and download", site=target
+        ),
         StepSpec(name="routing", title="switch routing to the target", site=target),
-    ]  # fmt: skip
+    ]
 
 
 def _relocate_steps(app: ProtectedApp, source: str, target: str) -> list[StepSpec]:
     return [
-        StepSpec(name="final-backup", title=f"back up the app's manifests on {source} into {target}'s store (restored below)", site=source),
-        StepSpec(name="stop-source", title="freeze and stop the app, wait until its volumes are released", site=source),
-        StepSpec(name="final-snapshot", title="take a final mirror snapshot and wait until the target has it", site=source),
+        StepSpec(
+            name="final-backup",
+            title=f"back up the app's manifests on {source} into {target}'s store (restored below)",
+            site=source,
+        ),
+        StepSpec(
+            name="stop-source",
+            title="freeze and stop the app, wait until its volumes are released",
+            site=source,
+        ),
+        StepSpec(
+            name="final-snapshot",
+            title="take a final mirror snapshot and wait until the target has it",
+            site=source,
+        ),
         StepSpec(name="demote-source", title="demote the images", site=source),
-        StepSpec(name="wait-demotion", title="wait until the target holds the demotion snapshot", site=target),
+        StepSpec(
+            name="wait-demotion", title="wait until the target holds the demotion snapshot", site=target
+        ),
         *_start_steps(app, target, force=False),
-        StepSpec(name="tidy-source", title="remove the app's PVC/PV (Retain; the image is kept)", site=source),
+        StepSpec(
+            name="tidy-source", title="remove the app's PVC/PV (Retain; the image is kept)", site=source
+        ),
         StepSpec(name="placement", title=f"record {target} as the primary", site=target),
         StepSpec(name="mirroring-healthy", title=f"wait until {source} replays from {target}", site=source),
-    ]  # fmt: skip
+    ]
 
 
 def _relocate(app: ProtectedApp, facts: Facts, target: str, kind: Kind) -> Plan:
@@ -162,7 +218,11 @@ def _relocate(app: ProtectedApp, facts: Facts, target: str, kind: Kind) -> Plan:
         checks.append(_check(f"{name} reachable", sv.reachable, sv.error or "answered"))
     if all(view.sites[n].reachable for n in (source, target)):
         primaries = view.primaries()
-        checks.append(_check("exactly one primary", primaries == [source], f"primary on: {', '.join(primaries) or 'none'}"))
+        checks.append(
+            _check(
+                "exactly one primary", primaries == [source], f"primary on: {', '.join(primaries) or 'none'}"
+            )
+        )
         checks.append(_replaying(view, target))
         checks.append(_lag_check(app, view))
         wrong = disagreements(record, view)
@@ -170,13 +230,23 @@ def _relocate(app: ProtectedApp, facts: Facts, target: str, kind: Kind) -> Plan:
     else:
         down = ", ".join(view.unreachable())
         checks.append(
-            _check("planned move possible", False, f"{down} unreachable: a relocate needs both sites;"
-                   f" use: standby failover --app {app.name} --to {target}")
-        )  # fmt: skip
+            _check(
+                "planned move possible",
+                False,
+                f"{down} unreachable: a relocate needs both sites;"
+                f" use: standby failover --app {app.name} --to {target}",
+            )
+        )
     return Plan(
-        kind=kind, app=app.name, source=source, target=target, checks=tuple(checks),
-        steps=tuple(_relocate_steps(app, source, target)), lag_seconds=view.lag_seconds, final_backup=True,
-    )  # fmt: skip
+        kind=kind,
+        app=app.name,
+        source=source,
+        target=target,
+        checks=tuple(checks),
+        steps=tuple(_relocate_steps(app, source, target)),
+        lag_seconds=view.lag_seconds,
+        final_backup=True,
+    )
 
 
 def _failover(app: ProtectedApp, facts: Facts, target: str) -> Plan:
@@ -190,16 +260,26 @@ def _failover(app: ProtectedApp, facts: Facts, target: str) -> Plan:
     unfenced = () if source_up else (f"{source} ({why} its app and images cannot be stopped or demoted)",)
     forced = () if source_up else tuple(f"promote of {i} on {target}" for i in view.images)
     steps = [
-        StepSpec(name="fence-source", title="stop the app and demote the images where reachable", site=source),
+        StepSpec(
+            name="fence-source", title="stop the app and demote the images where reachable", site=source
+        ),
         StepSpec(name="wait-inflight-sync", title="let a sync in flight finish (bounded wait)", site=target),
         *_start_steps(app, target, force=not source_up),
         StepSpec(name="placement", title=f"record {target} as the primary", site=target),
-    ]  # fmt: skip
+    ]
     return Plan(
-        kind="failover", app=app.name, source=source, target=target, checks=tuple(checks), steps=tuple(steps),
-        lag_seconds=view.lag_seconds, forced=forced, unfenced=unfenced,
-        needs_data_loss_ack=not source_up, needs_unfenced_ack=not source_up,
-    )  # fmt: skip
+        kind="failover",
+        app=app.name,
+        source=source,
+        target=target,
+        checks=tuple(checks),
+        steps=tuple(steps),
+        lag_seconds=view.lag_seconds,
+        forced=forced,
+        unfenced=unfenced,
+        needs_data_loss_ack=not source_up,
+        needs_unfenced_ack=not source_up,
+    )
 
 
 def _failback(app: ProtectedApp, facts: Facts) -> Plan:
@@ -214,18 +294,34 @@ def _failback(app: ProtectedApp, facts: Facts) -> Plan:
     if view.sites[current].reachable:
         roles = view.sites[current].roles
         ok = all(roles.get(i) == "primary" for i in view.images)
-        checks.append(_check(f"{current} is primary", ok, ", ".join(f"{i}: {roles.get(i)}" for i in view.images)))
+        checks.append(
+            _check(f"{current} is primary", ok, ", ".join(f"{i}: {roles.get(i)}" for i in view.images))
+        )
     steps = [
         StepSpec(name="stop-old", title="stop the app on the old primary", site=home),
-        StepSpec(name="demote-old", title="demote the old primary's images (it loses what the survivor lacks)", site=home),
+        StepSpec(
+            name="demote-old",
+            title="demote the old primary's images (it loses what the survivor lacks)",
+            site=home,
+        ),
         StepSpec(name="resync-old", title="resync the old primary from the survivor", site=home),
-        StepSpec(name="wait-in-sync", title="wait until replaying, a fresh snapshot complete, lag under target", site=home),
+        StepSpec(
+            name="wait-in-sync",
+            title="wait until replaying, a fresh snapshot complete, lag under target",
+            site=home,
+        ),
         *relocate.steps,
-    ]  # fmt: skip
+    ]
     return Plan(
-        kind="failback", app=app.name, source=current, target=home, checks=tuple(checks), steps=tuple(steps),
-        lag_seconds=view.lag_seconds, final_backup=True,
-    )  # fmt: skip
+        kind="failback",
+        app=app.name,
+        source=current,
+        target=home,
+        checks=tuple(checks),
+        steps=tuple(steps),
+        lag_seconds=view.lag_seconds,
+        final_backup=True,
+    )
 
 
 def make_plan(app: ProtectedApp, facts: Facts, kind: Kind, target: str | None) -> Plan:
@@ -258,18 +354,26 @@ def plan_changes(approved: Plan, now: Plan) -> list[str]:
     for label, attr in (("source", "source"), ("target", "target"), ("backup to restore", "backup_run")):
         if getattr(approved, attr) != getattr(now, attr):
             out.append(f"{label}: {getattr(approved, attr)} -> {getattr(now, attr)}")
+
     def steps(plan: Plan) -> list[tuple[str, str, bool]]:
         return [(s.name, s.site, s.force) for s in plan.steps]
 
     if steps(approved) != steps(now):
         forced = {s.name for s in now.steps if s.force} - {s.name for s in approved.steps if s.force}
         unforced = {s.name for s in approved.steps if s.force} - {s.name for s in now.steps if s.force}
-        detail = [f"{n} is now forced" for n in sorted(forced)] + [f"{n} is no longer forced" for n in sorted(unforced)]
+        detail = [f"{n} is now forced" for n in sorted(forced)] + [
+            f"{n} is no longer forced" for n in sorted(unforced)
+        ]
         out.append("steps changed" + (f" ({'; '.join(detail)})" if detail else ""))
     for label, attr in (("forced", "forced"), ("cannot be fenced", "unfenced")):
         if getattr(approved, attr) != getattr(now, attr):
-            out.append(f"{label}: {'; '.join(getattr(approved, attr)) or 'nothing'} -> {'; '.join(getattr(now, attr)) or 'nothing'}")
-    for label, attr in (("data-loss acknowledgement", "needs_data_loss_ack"), ("unfenced acknowledgement", "needs_unfenced_ack")):
+            out.append(
+                f"{label}: {'; '.join(getattr(approved, attr)) or 'nothing'} -> {'; '.join(getattr(now, attr)) or 'nothing'}"
+            )
+    for label, attr in (
+        ("data-loss acknowledgement", "needs_data_loss_ack"),
+        ("unfenced acknowledgement", "needs_unfenced_ack"),
+    ):
         if getattr(approved, attr) != getattr(now, attr):
             out.append(f"{label}: {'needed' if getattr(now, attr) else 'no longer needed'}")
     before = {c.name: c.ok for c in approved.checks}
@@ -290,7 +394,9 @@ def _make_plan(app: ProtectedApp, facts: Facts, kind: Kind, target: str | None) 
     if kind == "failback":
         if record.primary == app.home_site and not record.operation:
             plan = _relocate(app, facts, app.home_site, "failback")
-            return plan.model_copy(update={"nothing_to_do": f"{app.name} already runs on its home site {app.home_site}"})
+            return plan.model_copy(
+                update={"nothing_to_do": f"{app.name} already runs on its home site {app.home_site}"}
+            )
         return _failback(app, facts)
     if target not in sites:
         raise PreconditionFailed(
@@ -299,5 +405,7 @@ def _make_plan(app: ProtectedApp, facts: Facts, kind: Kind, target: str | None) 
         )
     plan = _failover(app, facts, target) if kind == "failover" else _relocate(app, facts, target, kind)
     if target == record.primary and not record.operation:
-        return plan.model_copy(update={"nothing_to_do": f"{app.name} already runs on {target} (placement epoch {record.epoch})"})
+        return plan.model_copy(
+            update={"nothing_to_do": f"{app.name} already runs on {target} (placement epoch {record.epoch})"}
+        )
     return plan

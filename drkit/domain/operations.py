@@ -59,12 +59,19 @@ class Plan(Model):
     needs_unfenced_ack: bool = Field(False, description="approval must acknowledge an unfenced old primary")
     nothing_to_do: str = Field("", description="set when the app already is where the plan would put it")
     backup_run: str | None = Field(
-        None, description="the backup (taken on the source) the target restores; None for a move that takes its own"
+        None,
+        description="the backup (taken on the source) the target restores; None for a move that takes its own",
     )
     backup_age_seconds: float | None = Field(None, description="age of that backup when the plan was made")
-    final_backup: bool = Field(False, description="the operation takes its own backup of the source before stopping it")
-    takes_over: str | None = Field(None, description="the failed, stale or abandoned operation whose hold it takes over")
-    backup_site: str | None = Field(None, description="the site the restored backup was taken on, when not the source")
+    final_backup: bool = Field(
+        False, description="the operation takes its own backup of the source before stopping it"
+    )
+    takes_over: str | None = Field(
+        None, description="the failed, stale or abandoned operation whose hold it takes over"
+    )
+    backup_site: str | None = Field(
+        None, description="the site the restored backup was taken on, when not the source"
+    )
 
     @property
     def refusals(self) -> list[Check]:
@@ -84,13 +91,21 @@ class KeyTrial(Model):
     (a trial); this record is what it saw, and :func:`key_check` judges it.
     """
 
-    run: str | None = Field(None, description="the backup run tried; None when the target's store holds none yet")
-    sealed: bool = Field(..., description="whether the run holds sealed objects (with no run: whether the app's backup will)")
+    run: str | None = Field(
+        None, description="the backup run tried; None when the target's store holds none yet"
+    )
+    sealed: bool = Field(
+        ..., description="whether the run holds sealed objects (with no run: whether the app's backup will)"
+    )
     needed_key_id: str | None = Field(None, description="id of the key that sealed the run's objects")
     given_key_id: str | None = Field(None, description="id of the key given to this operation; None: no key")
-    opened: bool | None = Field(None, description="the trial decryption passed, failed, or was not tried (None)")
+    opened: bool | None = Field(
+        None, description="the trial decryption passed, failed, or was not tried (None)"
+    )
     path: str = Field("", description="the object decrypted as a trial")
     error: str = Field("", description="why the trial failed")
+
+
 class HoldState(Model):
     """What the operation holding an app is doing: told from its journal (see :func:`drkit.domain.abort.judge_hold`)."""
 
@@ -112,10 +127,15 @@ class Facts(Model):
     key: KeyTrial | None = Field(None, description="the trial of the backup key (None: not tried)")
     secondary_objects: tuple[str, ...] = Field((), description="the app's objects found on the secondary")
     drill_namespace: bool | None = Field(
-        None, description="whether the isolated drill's namespace exists on the secondary (None: not looked)")
+        None, description="whether the isolated drill's namespace exists on the secondary (None: not looked)"
+    )
     holder: HoldState | None = Field(None, description="the state of the operation holding the app, if any")
-    take_over: str | None = Field(None, description="the operation whose hold the operator asked to take over")
-    resuming: str | None = Field(None, description="the operation being resumed: its own hold is no other operation")
+    take_over: str | None = Field(
+        None, description="the operation whose hold the operator asked to take over"
+    )
+    resuming: str | None = Field(
+        None, description="the operation being resumed: its own hold is no other operation"
+    )
 
 
 class Approval(Model):
@@ -161,7 +181,9 @@ class Rollback(Model):
 
     def with_step(self, record: StepRecord) -> Rollback:
         """A copy with ``record`` replacing the step of the same name."""
-        return self.model_copy(update={"steps": tuple(record if s.name == record.name else s for s in self.steps)})
+        return self.model_copy(
+            update={"steps": tuple(record if s.name == record.name else s for s in self.steps)}
+        )
 
 
 class Reapproval(Model):
@@ -191,7 +213,9 @@ class Journal(Model):
     abort: Rollback | None = Field(None, description="the abort of this operation, once asked for")
     took_over: str | None = Field(None, description="the failed operation whose hold this one took over")
     taken_over_by: str | None = Field(None, description="the operation that took over this one's hold")
-    reapprovals: tuple[Reapproval, ...] = Field((), description="plans approved again at a resume, oldest first")
+    reapprovals: tuple[Reapproval, ...] = Field(
+        (), description="plans approved again at a resume, oldest first"
+    )
 
     def step(self, name: str) -> StepRecord:
         """The record of step ``name``."""

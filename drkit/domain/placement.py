@@ -54,7 +54,9 @@ def roles(app: ProtectedApp, placements: Mapping[str, Placement] | None) -> tupl
     return record.primary, record.secondary
 
 
-def begin(current: Placement, op_id: str, kind: str, now: datetime, *, take_over: str | None = None) -> Placement:
+def begin(
+    current: Placement, op_id: str, kind: str, now: datetime, *, take_over: str | None = None
+) -> Placement:
     """The record taking the app for ``op_id``; :class:`Conflict` when another operation holds it
     (unless it is ``take_over``, the failed operation whose hold ``op_id`` takes over)."""
     if current.operation and current.operation not in (op_id, take_over):
@@ -130,9 +132,7 @@ class AppView(Model):
             where = [n for n, v in self.sites.items() if v.reachable and v.roles.get(image) == "primary"]
             if len(where) > 1:
                 out.append(f"{image} is primary on {' and '.join(where)}")
-            errors = [
-                n for n, v in self.sites.items() if "split-brain" in v.descriptions.get(image, "")
-            ]
+            errors = [n for n, v in self.sites.items() if "split-brain" in v.descriptions.get(image, "")]
             if errors:
                 out.append(f"{image} reports split-brain on {', '.join(errors)}")
         return out

@@ -57,7 +57,9 @@ def done_steps(journal: Journal) -> frozenset[str]:
 def moved(journal: Journal) -> bool:
     """Whether the operation may have changed the world: a step outside :data:`CHANGES_NOTHING`
     is done, running or failed."""
-    return any(r.outcome in ("done", "running", "failed") and r.name not in CHANGES_NOTHING for r in journal.steps)
+    return any(
+        r.outcome in ("done", "running", "failed") and r.name not in CHANGES_NOTHING for r in journal.steps
+    )
 
 
 def _starting_state(check: Check) -> bool:
@@ -110,8 +112,14 @@ def resume_changes(stored: Plan, now: Plan, done: Collection[str]) -> list[str]:
     before, after = _remaining(stored, done), _remaining(now, done)
     if [(s.name, s.site, s.force) for s in before] != [(s.name, s.site, s.force) for s in after]:
         was = {s.name: s for s in before}
-        detail = [f"{s.name} is now forced" for s in after if s.force and not (s.name in was and was[s.name].force)]
-        detail += [f"{s.name} is no longer forced" for s in before if s.force and not (s.name in again and again[s.name].force)]
+        detail = [
+            f"{s.name} is now forced" for s in after if s.force and not (s.name in was and was[s.name].force)
+        ]
+        detail += [
+            f"{s.name} is no longer forced"
+            for s in before
+            if s.force and not (s.name in again and again[s.name].force)
+        ]
         if detail:
             out.append(f"remaining steps changed: {'; '.join(detail)}")
         else:
@@ -119,15 +127,23 @@ def resume_changes(stored: Plan, now: Plan, done: Collection[str]) -> list[str]:
     remaining = {s.name for s in before} | {s.name for s in after}
     if "fence-source" in remaining:
         if _unfenced_sites(stored) != _unfenced_sites(now):
-            out.append(f"cannot be fenced: {', '.join(_unfenced_sites(stored)) or 'nothing'} ->"
-                       f" {', '.join(_unfenced_sites(now)) or 'nothing'}")  # fmt: skip
+            out.append(
+                f"cannot be fenced: {', '.join(_unfenced_sites(stored)) or 'nothing'} ->"
+                f" {', '.join(_unfenced_sites(now)) or 'nothing'}"
+            )
         if stored.needs_unfenced_ack != now.needs_unfenced_ack:
-            out.append(f"unfenced acknowledgement: {'needed' if now.needs_unfenced_ack else 'no longer needed'}")
+            out.append(
+                f"unfenced acknowledgement: {'needed' if now.needs_unfenced_ack else 'no longer needed'}"
+            )
     if POINT_OF_NO_RETURN in remaining:
         if stored.forced != now.forced:
-            out.append(f"forced: {'; '.join(stored.forced) or 'nothing'} -> {'; '.join(now.forced) or 'nothing'}")
+            out.append(
+                f"forced: {'; '.join(stored.forced) or 'nothing'} -> {'; '.join(now.forced) or 'nothing'}"
+            )
         if stored.needs_data_loss_ack != now.needs_data_loss_ack:
-            out.append(f"data-loss acknowledgement: {'needed' if now.needs_data_loss_ack else 'no longer needed'}")
+            out.append(
+                f"data-loss acknowledgement: {'needed' if now.needs_data_loss_ack else 'no longer needed'}"
+            )
     if remaining & READS_BACKUP and not stored.final_backup and stored.backup_run != now.backup_run:
         out.append(f"backup to restore: {stored.backup_run} -> {now.backup_run}")
     return out
@@ -139,15 +155,19 @@ def way_back(journal: Journal) -> str:
     op, app, plan = journal.op_id, journal.app, journal.plan
     over = f"standby failover --app {app} --to {{}} --take-over {op}"
     if past_point(journal):
-        return (f"past the point of no return, fail over taking over its hold: {over.format(plan.target)}"
-                f" (or back: {over.format(plan.source)})")  # fmt: skip
+        return (
+            f"past the point of no return, fail over taking over its hold: {over.format(plan.target)}"
+            f" (or back: {over.format(plan.source)})"
+        )
     return f"roll it back to {plan.source}: standby operation abort {op}; or, if {plan.source} is lost: {over.format(plan.target)}"
 
 
 def refused_hint(journal: Journal) -> str:
     """The hint of a resume refused by a failed guard."""
-    return (f"nothing was changed; fix what the guard names, then: standby operation resume {journal.op_id};"
-            f" or {way_back(journal)}")
+    return (
+        f"nothing was changed; fix what the guard names, then: standby operation resume {journal.op_id};"
+        f" or {way_back(journal)}"
+    )
 
 
 def rebased_steps(journal: Journal, now: Plan) -> list[tuple[StepSpec, bool]]:
@@ -157,6 +177,11 @@ def rebased_steps(journal: Journal, now: Plan) -> list[tuple[StepSpec, bool]]:
     done = {r.name for r in journal.steps if r.outcome == "done"}
     stored = {s.name: s for s in journal.plan.steps}
     return [
-        (s, s.name in done and s.name in stored and (stored[s.name].site, stored[s.name].force) == (s.site, s.force))
+        (
+            s,
+            s.name in done
+            and s.name in stored
+            and (stored[s.name].site, stored[s.name].force) == (s.site, s.force),
+        )
         for s in now.steps
     ]

@@ -98,5 +98,7 @@ def unseal(
             " was used",
             context={"object": name},
         )
-    crypto.check_state_mac(key, crypto.canonical_json(body), mac, key_id, what=what, context=context, name=name)
+    crypto.check_state_mac(
+        key, crypto.canonical_json(body), mac, key_id, what=what, context=context, name=name
+    )
     return body

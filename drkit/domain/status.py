@@ -29,12 +29,16 @@ class AppStatus(BaseModel):
 
     app: str = Field(..., description="the protected app")
     home: str = Field(..., description="the site the configuration names as the app's home")
-    primary: str | None = Field(..., description="the placement record's primary; None when no copy of it passes")
+    primary: str | None = Field(
+        ..., description="the placement record's primary; None when no copy of it passes"
+    )
     secondary: str | None = Field(..., description="the placement record's secondary")
     epoch: int | None = Field(..., description="the placement record's epoch")
     observed_primary: str | None = Field(..., description="the site(s) on which every image is primary")
     mirroring: dict[str, dict[str, str]] = Field(..., description="site -> image -> rbd mirror state")
-    mirroring_health: dict[str, str] = Field(..., description="site -> one line: role and state, or unreachable")
+    mirroring_health: dict[str, str] = Field(
+        ..., description="site -> one line: role and state, or unreachable"
+    )
     lag_seconds: float | None = Field(..., description="the secondary's measured lag; None when unknown")
     last_backup: BackupSeen | None = Field(..., description="the newest complete backup in any store")
     last_operation: str | None = Field(..., description="the newest operation's id and status")

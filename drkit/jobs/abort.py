@@ -11,7 +11,7 @@
    the hold and marks the operation ``aborted``.
 
 Every step observes first, so re-running an abort after a kill converges: what is done is skipped.
-A drill is aborted by its cleanup (:func:`drkit.jobs.drill.drill_cleanup`), which also releases it.
+A drill is aborted by its cleanup (:func:`drkit.jobs.drill_cleanup.drill_cleanup`), which also releases it.
 """
 
 from __future__ import annotations
@@ -68,32 +68,52 @@ def _target_primary(world: World, journal: Journal) -> bool | None:
 def plan_abort(world: World, op_id: str, *, timeouts: Timeouts | None = None) -> tuple[AbortPlan, Journal]:
     """What aborting ``op_id`` would do, or why it is refused (nothing changes)."""
     journal = read_journal(world, op_id)
-    base = {"op_id": op_id, "app": journal.app, "kind": journal.kind, "source": journal.source,
-            "target": journal.target}  # fmt: skip
+    base = {
+        "op_id": op_id,
+        "app": journal.app,
+        "kind": journal.kind,
+        "source": journal.source,
+        "target": journal.target,
+    }
     if journal.status == "aborted":
         return AbortPlan(**base, nothing_to_do=f"{op_id} was aborted already"), journal
     app = world.config.app(journal.app)
     record = read_placement(world, app).record
     refusal = ""
     if record.operation not in (None, op_id):
-        refusal = (f"app {journal.app} is held by {record.operation_kind} {record.operation}, not by {op_id}:"
-                   f" abort that one instead (standby operation abort {record.operation})")  # fmt: skip
+        refusal = (
+            f"app {journal.app} is held by {record.operation_kind} {record.operation}, not by {op_id}:"
+            f" abort that one instead (standby operation abort {record.operation})"
+        )
     elif (
         journal.abort is None
     ):  # a running abort was already judged; only the operation's own liveness matters
         limits = timeouts or Timeouts()
-        hold = judge_hold(op_id, journal.kind, journal, world.clock.now(),
-                          lambda step: limits.of(step) if step else limits.default)  # fmt: skip
+        hold = judge_hold(
+            op_id,
+            journal.kind,
+            journal,
+            world.clock.now(),
+            lambda step: limits.of(step) if step else limits.default,
+        )
         if hold.state == "live":
-            refusal = (f"{journal.kind} {op_id} of {journal.app} is live ({hold.detail}): it may still be acting;"
-                       " wait until it fails or goes stale, then abort it")  # fmt: skip
+            refusal = (
+                f"{journal.kind} {op_id} of {journal.app} is live ({hold.detail}): it may still be acting;"
+                " wait until it fails or goes stale, then abort it"
+            )
     if journal.kind == "drill":  # its cleanup is its rollback
-        steps = tuple(StepSpec(name=s.name, title=s.title, site=s.site) for s in journal.plan.steps
-                      if s.name in CLEANUP_STEPS)  # fmt: skip
+        steps = tuple(
+            StepSpec(name=s.name, title=s.title, site=s.site)
+            for s in journal.plan.steps
+            if s.name in CLEANUP_STEPS
+        )
         return AbortPlan(**base, refusal=refusal, steps=() if refusal else steps), journal
     refusal = refusal or abort_refusal(journal, _target_primary(world, journal))
-    steps = tuple(StepSpec(name=r.name, title=r.title, site=r.site) for r in journal.abort.steps) if journal.abort \
-        else rollback_steps(journal)  # fmt: skip
+    steps = (
+        tuple(StepSpec(name=r.name, title=r.title, site=r.site) for r in journal.abort.steps)
+        if journal.abort
+        else rollback_steps(journal)
+    )
     return AbortPlan(**base, refusal=refusal, steps=() if refusal else steps), journal
 
 
@@ -158,8 +178,12 @@ class _TidyTarget(TidySource):
 
 
 def _steps(journal: Journal) -> dict[str, Any]:
-    return {"abort-promote-source": _PromoteSource(), "abort-start-source": _StartSource(journal),
-            "abort-smoke-source": Smoke(), "abort-tidy-target": _TidyTarget()}  # fmt: skip
+    return {
+        "abort-promote-source": _PromoteSource(),
+        "abort-start-source": _StartSource(journal),
+        "abort-smoke-source": Smoke(),
+        "abort-tidy-target": _TidyTarget(),
+    }
 
 
 # ---------------------------------------------------------------------------------------- running
@@ -208,8 +232,10 @@ def _run(run: Run, journal: Journal, name: str, timeouts: Timeouts, on_step: Ste
         except (TransientError, CommandFailed) as error:
             last = str(error)
         if world.clock.monotonic() >= deadline:
-            raise _Failed(record.model_copy(update={"observed": seen}),
-                          f"not done after {limit:.0f}s" + (f"; last error: {last}" if last else ""))  # fmt: skip
+            raise _Failed(
+                record.model_copy(update={"observed": seen}),
+                f"not done after {limit:.0f}s" + (f"; last error: {last}" if last else ""),
+            )
         world.clock.sleep(timeouts.poll)
     return put(record.model_copy(update={"outcome": "done", "ended_at": world.clock.now(), "observed": seen}))
 
@@ -290,7 +316,7 @@ def abort_operation(
     _try_the_key(journal, key)
     if journal.kind == "drill":
         if drill_cleanup is None:
-            from drkit.jobs.drill import drill_cleanup as cleanup
+            from drkit.jobs.drill_cleanup import drill_cleanup as cleanup
         else:
             cleanup = drill_cleanup
         return cleanup(world, journal.app, key=key, timeouts=timeouts, on_step=callback)
@@ -323,9 +349,12 @@ def abort_operation(
     now = world.clock.now()
     update_placement(world, app, lambda p: released(p, op_id, now), required=journal.source)
     assert journal.abort is not None
-    done = journal.model_copy(update={
-        "status": "aborted", "finished_at": now,
-        "abort": journal.abort.model_copy(update={"status": "completed", "finished_at": now}),
-    })  # fmt: skip
+    done = journal.model_copy(
+        update={
+            "status": "aborted",
+            "finished_at": now,
+            "abort": journal.abort.model_copy(update={"status": "completed", "finished_at": now}),
+        }
+    )
     _write(world, done)
     return done

@@ -198,8 +198,10 @@ def _hold(
         except IntegrityError as error:
             held[label] = None
             if error.context.get("unsealed"):
-                notices.append(f"store of {label}: the previous run was written without a key (before backups were"
-                               " sealed): not reused, every object is uploaded again")  # fmt: skip
+                notices.append(
+                    f"store of {label}: the previous run was written without a key (before backups were"
+                    " sealed): not reused, every object is uploaded again"
+                )
             else:
                 notices.append(f"previous run not reused: {error.message}")
         except StandbyError as error:
@@ -207,7 +209,9 @@ def _hold(
     return held, failed
 
 
-def fetch_blobs(source: StoreRef, wanted: list[tuple[str, IndexEntry]], *, workers: int = 8) -> dict[str, bytes]:
+def fetch_blobs(
+    source: StoreRef, wanted: list[tuple[str, IndexEntry]], *, workers: int = 8
+) -> dict[str, bytes]:
     """The stored bytes of each ``(key, entry)`` of ``wanted``, read from ``source``'s store at the
     entry's key and checked against its recorded sha256 and size; returned by ``key`` (the key the
     bytes are copied to in another store)."""
@@ -361,9 +365,15 @@ def run_backup(
         random=random,
         order=app.restore.order,
     )
-    facts: dict[str, Any] = {"app": app.name, "site": site.name, "started": started, "cluster": cluster.site,
-                             "standby_version": standby_version(), "kinds_listed": kinds,
-                             "warnings": selection.warnings}  # fmt: skip
+    facts: dict[str, Any] = {
+        "app": app.name,
+        "site": site.name,
+        "started": started,
+        "cluster": cluster.site,
+        "standby_version": standby_version(),
+        "kinds_listed": kinds,
+        "warnings": selection.warnings,
+    }
     outcomes: dict[str, StoreOutcome] = {}
     first: _Written | None = None
     written: list[str] = []
@@ -372,11 +382,31 @@ def run_backup(
         told = progress if len(targets) == 1 else _labelled(progress, name)
         try:
             mine = held[name]
-            store_plan = plan if ref is lead else plan_for_store(
-                plan, ref, known_blobs([mine.index]) if mine is not None else {}, source=lead, site=site.name,
-                app=app.name, previous_run=mine.index.run_id if mine is not None else None, workers=workers)  # fmt: skip
-            done = _write_run(ref, store_plan, held[name], key=key, facts=facts, workers=workers,
-                              progress=told, clock=clock, written=written)  # fmt: skip
+            store_plan = (
+                plan
+                if ref is lead
+                else plan_for_store(
+                    plan,
+                    ref,
+                    known_blobs([mine.index]) if mine is not None else {},
+                    source=lead,
+                    site=site.name,
+                    app=app.name,
+                    previous_run=mine.index.run_id if mine is not None else None,
+                    workers=workers,
+                )
+            )
+            done = _write_run(
+                ref,
+                store_plan,
+                held[name],
+                key=key,
+                facts=facts,
+                workers=workers,
+                progress=told,
+                clock=clock,
+                written=written,
+            )
         except StandbyError as error:
             failed[name] = error
             outcomes[name] = StoreOutcome(store=name, complete=name in written, reason=str(error))
@@ -436,4 +466,6 @@ def back_up(
     app = world.config.app(request.app)
     site = world.config.site(request.site or world.placement(app.name).primary)
     cluster = world.bundle(site.name).cluster
-    return run_backup(app, site, cluster, app_stores(world, app, site.name), key=key, clock=clock, progress=progress)
+    return run_backup(
+        app, site, cluster, app_stores(world, app, site.name), key=key, clock=clock, progress=progress
+    )

@@ -30,7 +30,9 @@ def latest_bytes(site: str, app: str, run_id: str, key: crypto.MasterKey | None)
     if key is None:
         return f"{run_id}\n".encode()
     body = {"format": LATEST_FORMAT, "run_id": run_id}
-    mac = crypto.state_mac(key, crypto.canonical_json(body), what="latest", context=index_context(app, site, run_id))
+    mac = crypto.state_mac(
+        key, crypto.canonical_json(body), what="latest", context=index_context(app, site, run_id)
+    )
     return crypto.canonical_json({**body, "key_id": key.key_id, "mac": mac}) + b"\n"
 
 
@@ -89,8 +91,9 @@ def read_latest(
     parse_run_id(run_id)
     if key is not None:
         body = crypto.canonical_json({"format": LATEST_FORMAT, "run_id": run_id})
-        crypto.check_state_mac(key, body, mac, mac_key_id, what="latest",
-                               context=index_context(app, site, run_id), name=name)  # fmt: skip
+        crypto.check_state_mac(
+            key, body, mac, mac_key_id, what="latest", context=index_context(app, site, run_id), name=name
+        )
     return run_id
 
 

@@ -30,7 +30,9 @@ class StoreOutcome:
         if not self.latest:
             why = f": {self.reason}" if self.reason else ""
             return f"store of {self.store}: complete, `latest` not updated{why}"
-        return f"store of {self.store}: complete ({self.bytes_uploaded} bytes uploaded, index {self.index_key})"
+        return (
+            f"store of {self.store}: complete ({self.bytes_uploaded} bytes uploaded, index {self.index_key})"
+        )
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,9 @@ def holdings(
         locked = tuple(run for run, e in refused if missing_key_id(e, key) is not None)
         failed = tuple(e.message for run, e in refused if not e.context.get("unsealed") and run not in locked)
         old = tuple(run for run, e in refused if e.context.get("unsealed"))
-        out.append(StoreRuns(store=label, runs=runs, latest=latest, refused=failed, unsealed=old, locked=locked))
+        out.append(
+            StoreRuns(store=label, runs=runs, latest=latest, refused=failed, unsealed=old, locked=locked)
+        )
     return out
 
 
@@ -114,8 +116,11 @@ class CatchUp:
 
     def lines(self) -> list[str]:
         """One line per run copied and per problem."""
-        out = [f"caught up: run {c.run_id} copied from the store of {c.source} into the store of {c.into}"
-               f" ({c.blobs} blob(s), {c.bytes} bytes)" for c in self.copied]  # fmt: skip
+        out = [
+            f"caught up: run {c.run_id} copied from the store of {c.source} into the store of {c.into}"
+            f" ({c.blobs} blob(s), {c.bytes} bytes)"
+            for c in self.copied
+        ]
         return out + [f"not caught up: {p}" for p in self.problems] + [f"note: {n}" for n in self.notes]
 
 
@@ -136,17 +141,24 @@ def copy_run(
     """
     site, app = index.site, index.app
     plan = BackupPlan(parse_run_id(index.run_id), index.objects, (), index.previous_run)
-    mine = plan_for_store(plan, into, known, source=source, site=site, app=app,
-                          previous_run=index.previous_run, workers=workers)  # fmt: skip
+    mine = plan_for_store(
+        plan, into, known, source=source, site=site, app=app, previous_run=index.previous_run, workers=workers
+    )
     stored = upload_blobs(into.store, mine, key, workers=workers)
     copy = index.model_copy(update={"objects": stored.entries, "same_as": None})
     try:
-        into.store.put(into.layout.index_key(site, app, index.run_id), encode_index(copy, into.layout, key=key),
-                       if_none_match=True, content_type="application/gzip")  # fmt: skip
+        into.store.put(
+            into.layout.index_key(site, app, index.run_id),
+            encode_index(copy, into.layout, key=key),
+            if_none_match=True,
+            content_type="application/gzip",
+        )
     except Conflict:
         pass  # another writer finished it first: the run is complete there
     known.update(known_blobs([copy]))
-    return Copied(index.run_id, store_label(into), store_label(source), len(stored.uploads), stored.bytes_to_upload)
+    return Copied(
+        index.run_id, store_label(into), store_label(source), len(stored.uploads), stored.bytes_to_upload
+    )
 
 
 def catch_up(
@@ -167,10 +179,16 @@ def catch_up(
     held = holdings(refs, site, app, key=key)
     problems = [f"store of {h.store}: {h.error}" for h in held if h.error]
     problems += [f"store of {h.store}: {why}" for h in held for why in h.refused]
-    notes = [f"store of {h.store}: left out, written without a key (unauthenticated): {', '.join(h.unsealed)}"
-             for h in held if h.unsealed]  # fmt: skip
-    notes += [f"store of {h.store}: left out, sealed with a key the loaded ring lacks: {', '.join(h.locked)}"
-              for h in held if h.locked]  # fmt: skip
+    notes = [
+        f"store of {h.store}: left out, written without a key (unauthenticated): {', '.join(h.unsealed)}"
+        for h in held
+        if h.unsealed
+    ]
+    notes += [
+        f"store of {h.store}: left out, sealed with a key the loaded ring lacks: {', '.join(h.locked)}"
+        for h in held
+        if h.locked
+    ]
     answering = [(ref, h) for ref, h in zip(refs, held, strict=True) if not h.error]
     by_run: dict[str, tuple[StoreRef, BackupIndex]] = {}
     for ref, h in answering:
@@ -184,7 +202,11 @@ def catch_up(
         if runs is not None:
             wanted = [r for r in runs if r not in have]
         else:
-            wanted = [r for r in by_run if r not in have and (newest is None or parse_run_id(r) > parse_run_id(newest))]
+            wanted = [
+                r
+                for r in by_run
+                if r not in have and (newest is None or parse_run_id(r) > parse_run_id(newest))
+            ]
         known = known_blobs(h.runs)
         done = list(have)
         for run in sorted(wanted, key=parse_run_id):
@@ -195,8 +217,10 @@ def catch_up(
             try:
                 copied.append(copy_run(source, ref, index, known, key=key, workers=workers))
             except StandbyError as error:
-                problems.append(f"store of {h.store}: run {run} could not be copied from the store of"
-                                f" {store_label(source)}: {error}")  # fmt: skip
+                problems.append(
+                    f"store of {h.store}: run {run} could not be copied from the store of"
+                    f" {store_label(source)}: {error}"
+                )
                 break
             done.append(run)
         top = _newest(done)

@@ -58,10 +58,14 @@ DEFAULT_MAX_BACKUP_AGE = timedelta(hours=26)
 
 
 def run_doctor(
-    world: World, apps: list[ProtectedApp], *, key: crypto.MasterKey | None, key_env: str,
+    world: World,
+    apps: list[ProtectedApp],
+    *,
+    key: crypto.MasterKey | None,
+    key_env: str,
     max_backup_age: timedelta = DEFAULT_MAX_BACKUP_AGE,
     key_routes: Sequence[tuple[str, tuple[str, ...] | None, str]] = (),
-) -> list[Check]:  # fmt: skip
+) -> list[Check]:
     """Every check, sites first (in configuration order), then stores, then (``key_routes`` given:
     each route's key ids, or why it was not seen) whether the routes hold the same key ring."""
     roles = _roles(world, apps)
@@ -141,8 +145,15 @@ def kube_checks(world: World, site: str, apps: list[tuple[ProtectedApp, Role]]) 
         return [Check(site=site, check="kube-token", ok=False, seen=error.message, fix=error.hint)]
     except StandbyError as error:
         fix = f"check the apiserver of {site} and sites[{site}].kube"
-        return [Check(site=site, check="kube-token", ok=False, seen=f"not checked: {error.message}",
-                      fix=fix if isinstance(error, TransientError) else error.hint or fix)]  # fmt: skip
+        return [
+            Check(
+                site=site,
+                check="kube-token",
+                ok=False,
+                seen=f"not checked: {error.message}",
+                fix=fix if isinstance(error, TransientError) else error.hint or fix,
+            )
+        ]
     token = Check(
         site=site, check="kube-token", ok=True, seen="the apiserver answers and accepts Standby's credential"
     )
@@ -163,8 +174,15 @@ def mirror_checks(world: World, site: str, apps: list[ProtectedApp]) -> list[Che
         schedules = rbd.snapshot_schedules(pool)
     except StandbyError as error:
         fix = f"check the Ceph cluster of {site} and sites[{site}].ceph (rbd must answer there)"
-        return [Check(site=site, check="mirror-peers", ok=False, seen=f"rbd did not answer: {error.message}",
-                      fix=fix if isinstance(error, TransientError) else error.hint or fix)]  # fmt: skip
+        return [
+            Check(
+                site=site,
+                check="mirror-peers",
+                ok=False,
+                seen=f"rbd did not answer: {error.message}",
+                fix=fix if isinstance(error, TransientError) else error.hint or fix,
+            )
+        ]
     toolbox = b.site.ceph.mode == "rook-toolbox"
     return checks + [judge_schedule(site, pool, app, schedules, toolbox=toolbox) for app in apps]
 
@@ -178,8 +196,10 @@ def conditional_writes(ref: StoreRef) -> Check:
     the placement record."""
     where, store = "/".join(ref.sites), ref.store
     key = ref.layout.doctor_probe_key(ref.name, secrets.token_hex(6))
-    fix = ("use an S3 service that honours If-None-Match and If-Match on PutObject (AWS S3, recent MinIO"
-           " or Ceph RGW); without them the placement record's compare-and-swap is not safe")  # fmt: skip
+    fix = (
+        "use an S3 service that honours If-None-Match and If-Match on PutObject (AWS S3, recent MinIO"
+        " or Ceph RGW); without them the placement record's compare-and-swap is not safe"
+    )
     wrong: list[str] = []
     try:
         etag = store.put(key, b"standby doctor probe 1", if_none_match=True, content_type="text/plain")
@@ -200,24 +220,41 @@ def conditional_writes(ref: StoreRef) -> Check:
             wrong.append("a put with the current ETag was refused")
         store.delete([key])
     except StandbyError as error:
-        return Check(site=where, check="store-conditional-writes", ok=False, seen=f"the store failed: {error.message}",
-                     fix=error.hint or "check the sites' s3 settings")  # fmt: skip
+        return Check(
+            site=where,
+            check="store-conditional-writes",
+            ok=False,
+            seen=f"the store failed: {error.message}",
+            fix=error.hint or "check the sites' s3 settings",
+        )
     if wrong:
         return Check(site=where, check="store-conditional-writes", ok=False, seen="; ".join(wrong), fix=fix)
-    return Check(site=where, check="store-conditional-writes", ok=True,
-                 seen="If-None-Match and If-Match honoured (probe written, swapped, deleted)")  # fmt: skip
+    return Check(
+        site=where,
+        check="store-conditional-writes",
+        ok=True,
+        seen="If-None-Match and If-Match honoured (probe written, swapped, deleted)",
+    )
 
 
 def backup_checks(
-    world: World, ref: StoreRef, app: ProtectedApp, *, key: crypto.MasterKey | None, key_env: str,
-    now: datetime, max_age: timedelta,
-) -> list[Check]:  # fmt: skip
+    world: World,
+    ref: StoreRef,
+    app: ProtectedApp,
+    *,
+    key: crypto.MasterKey | None,
+    key_env: str,
+    now: datetime,
+    max_age: timedelta,
+) -> list[Check]:
     """``backup-age`` and ``backup-key`` of ``app``'s newest complete backup in the store ``ref``
     (taken from whichever site: the newest run of any)."""
     where = "/".join(ref.sites)
     newest = None
     errors: list[str] = []
-    sealed_for: tuple[str, str, datetime, str] | None = None  # run, site, started, key id: sealed for another key
+    sealed_for: tuple[str, str, datetime, str] | None = (
+        None  # run, site, started, key id: sealed for another key
+    )
     for site in world.config.sites:
         try:
             run = None
@@ -241,17 +278,32 @@ def backup_checks(
             newest = loaded
     if newest is None and sealed_for is not None:
         run, site_name, started, needed = sealed_for
-        return [judge_backup_age(where, app.name, (run, site_name, started), now, max_age),
-                judge_key(where, app.name, run, [needed], key.key_id if key else None, key_env=key_env)]  # fmt: skip
+        return [
+            judge_backup_age(where, app.name, (run, site_name, started), now, max_age),
+            judge_key(where, app.name, run, [needed], key.key_id if key else None, key_env=key_env),
+        ]
     if newest is None:
-        return [judge_backup_age(where, app.name, None, now, max_age, "; ".join(errors)),
-                judge_key(where, app.name, None, (), key.key_id if key else None, key_env=key_env)]  # fmt: skip
+        return [
+            judge_backup_age(where, app.name, None, now, max_age, "; ".join(errors)),
+            judge_key(where, app.name, None, (), key.key_id if key else None, key_env=key_env),
+        ]
     index = newest.index
     age = judge_backup_age(where, app.name, (index.run_id, index.site, index.finished), now, max_age)
     opened = run_keys(ref.store, index, key)
     ids = [e.key_id or "?" for e in index.objects if e.encrypted]
-    return [age, judge_key(where, app.name, index.run_id, ids, key.key_id if key else None, key_env=key_env,
-                           trial_error=opened.error, ring=key.key_ids if key else ())]  # fmt: skip
+    return [
+        age,
+        judge_key(
+            where,
+            app.name,
+            index.run_id,
+            ids,
+            key.key_id if key else None,
+            key_env=key_env,
+            trial_error=opened.error,
+            ring=key.key_ids if key else (),
+        ),
+    ]
 
 
 # -------------------------------------------------------------------------------------------- keys
@@ -259,7 +311,9 @@ def backup_checks(
 SECRET = KindRef(version="v1", kind="Secret")
 
 
-def job_secret_ring(world: World, site: str, namespace: str, name: str, var: str) -> tuple[tuple[str, ...] | None, str]:
+def job_secret_ring(
+    world: World, site: str, namespace: str, name: str, var: str
+) -> tuple[tuple[str, ...] | None, str]:
     """The key ids of the ring in the Kubernetes job's Secret ``namespace/name`` (its ``var`` entry)
     on ``site``, or ``None`` and why not: read only when Standby's credential may already get it
     (an access review first; no permission is added for this)."""
@@ -267,8 +321,10 @@ def job_secret_ring(world: World, site: str, namespace: str, name: str, var: str
         cluster = world.bundle(site).cluster
         allowed, _ = cluster.can_i(Access("get", "", "secrets", namespace, name))
         if not allowed:
-            return None, (f"Standby's credential on {site} may not read Secret {namespace}/{name} (compare"
-                          " `standby key id` with the job's ring by hand)")  # fmt: skip
+            return None, (
+                f"Standby's credential on {site} may not read Secret {namespace}/{name} (compare"
+                " `standby key id` with the job's ring by hand)"
+            )
         data = (cluster.get(SECRET, name, namespace).get("data") or {}).get(var)
     except StandbyError as error:
         return None, f"Secret {namespace}/{name} on {site} not read: {error.message}"

@@ -44,7 +44,7 @@ from drkit.domain.operation_plan import plan_changes
 from drkit.domain.operations import Approval, Facts, Journal, Plan, check_approval, new_journal, new_op_id
 from drkit.domain.placement import begin, released
 from drkit.jobs.backup import standby_version
-from drkit.jobs.drill_report import INTEGRITY, load_reports, store_report
+from drkit.jobs.drill_report import store_report, store_reports
 from drkit.jobs.operations import (
     REAPPROVALS,
     Changed,
@@ -53,16 +53,17 @@ from drkit.jobs.operations import (
     StepCallback,
     Timeouts,
     find_backup,
-    list_journals,
     trial_key,
     write_journal,
 )
 from drkit.jobs.requests import DrillRequest, default
-from drkit.jobs.world import StoreRef, World, observe_placed, read_placement, update_placement
+from drkit.jobs.world import World, observe_placed, update_placement
 
 PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
 PV = KindRef(version="v1", kind="PersistentVolume")
-SCHEDULED = Approval(approver="standby (scheduled drill)", reason="monthly DR drill", at=datetime(2026, 1, 1, tzinfo=UTC))
+SCHEDULED = Approval(
+    approver="standby (scheduled drill)", reason="monthly DR drill", at=datetime(2026, 1, 1, tzinfo=UTC)
+)
 
 
 NAMESPACE = KindRef(version="v1", kind="Namespace")
@@ -88,7 +89,9 @@ def leftovers(world: World, app: ProtectedApp, site: str) -> tuple[str, ...]:
         except NotFound:
             pass
     for kind in (app.workload.kind, *scratch_kinds(app)):
-        found += [f"{kind.kind}/{o['metadata']['name']} in {scratch_ns}" for o in cluster.list(kind, scratch_ns)]
+        found += [
+            f"{kind.kind}/{o['metadata']['name']} in {scratch_ns}" for o in cluster.list(kind, scratch_ns)
+        ]
     images = {v.image for v in app.volumes} | {scratch_image(v.image) for v in app.volumes}
     for pv in cluster.list(PV):
         attrs = ((pv.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {}
@@ -115,7 +118,11 @@ def drill_namespace_present(world: World, app: ProtectedApp, site: str) -> bool:
 
 
 def prepare_drill(
-    world: World, app_name: str, mode: Mode = default(DrillRequest, "mode"), *, key: crypto.MasterKey | None = None
+    world: World,
+    app_name: str,
+    mode: Mode = default(DrillRequest, "mode"),
+    *,
+    key: crypto.MasterKey | None = None,
 ) -> Prepared:
     """Observe and plan a drill (nothing changes).
 
@@ -133,15 +140,24 @@ def prepare_drill(
     run_id, error = find_backup(probing, app.name, record.primary, record.secondary, key)
     reachable = view.sites[record.secondary].reachable
     left = leftovers(probing, app, record.secondary) if reachable else ()
-    installed = drill_namespace_present(probing, app, record.secondary) if reachable and mode == "isolated" else None
+    installed = (
+        drill_namespace_present(probing, app, record.secondary) if reachable and mode == "isolated" else None
+    )
     trial = None
     if run_id is not None:
         try:
             trial = trial_key(probing, app, record.primary, record.secondary, run_id, key)
         except StandbyError as failure:
             error = failure.message
-    facts = Facts(placement=record, view=view, backup_run=run_id, backup_error=error, secondary_objects=left, key=trial,
-                  drill_namespace=installed)
+    facts = Facts(
+        placement=record,
+        view=view,
+        backup_run=run_id,
+        backup_error=error,
+        secondary_objects=left,
+        key=trial,
+        drill_namespace=installed,
+    )
     return Prepared(plan=make_drill_plan(app, facts, mode), facts=facts)
 
 
@@ -182,7 +198,9 @@ def approve_drill(
         changes = plan_changes(plan, again.plan)
         if not changes:
             return again, approval, typed
-        approval, typed = hooks.consent(again.plan, Changed(approved=plan, now=again.plan, changes=tuple(changes)))
+        approval, typed = hooks.consent(
+            again.plan, Changed(approved=plan, now=again.plan, changes=tuple(changes))
+        )
         plan = again.plan
     raise PreconditionFailed(
         f"drill of {plan.app}: the plan changed after each of {REAPPROVALS} approvals; nothing was changed",
@@ -201,11 +219,15 @@ def start_drill(
     """
     if needs_approval(prepared.plan):
         plan = prepared.plan
-        problems = (["no typed approval was given (app name, approver, reason)"] if approval is None
-                    else check_approval(plan, approval, typed_app))  # fmt: skip
+        problems = (
+            ["no typed approval was given (app name, approver, reason)"]
+            if approval is None
+            else check_approval(plan, approval, typed_app)
+        )
         if problems:
             raise PreconditionFailed(
-                f"promote-mode drill of {plan.app} on {plan.target} refused: " + "; ".join(problems)
+                f"promote-mode drill of {plan.app} on {plan.target} refused: "
+                + "; ".join(problems)
                 + "; it force-promotes the secondary's images, so it needs the typed approval a failover needs;"
                 " nothing was changed",
                 hint="approve it in the drill run's form, or run `standby drill run --mode promote` (it prompts;"
@@ -252,7 +274,9 @@ class Probe:
 
     def result(self) -> Availability:
         """What the probes saw."""
-        return Availability(probes=self.probes, writable=self.writable, longest_unwritable_s=round(self.longest, 1))
+        return Availability(
+            probes=self.probes, writable=self.writable, longest_unwritable_s=round(self.longest, 1)
+        )
 
 
 @dataclass(frozen=True)
@@ -273,8 +297,12 @@ def _measured(journal: Journal) -> dict[str, Any]:
     canary = dict(smoke.get("canary") or next((s.observed for s in journal.steps if s.name == "canary"), {}))
     rpo = promote.get("rpo") or {}
     point = rpo.get("recovery_point")
-    return {"canary": canary, "smoke": smoke.get("smoke") or {}, "rpo_achieved_s": rpo.get("rpo_achieved_s"),
-            "recovery_point": datetime.fromisoformat(point) if point else None}  # fmt: skip
+    return {
+        "canary": canary,
+        "smoke": smoke.get("smoke") or {},
+        "rpo_achieved_s": rpo.get("rpo_achieved_s"),
+        "recovery_point": datetime.fromisoformat(point) if point else None,
+    }
 
 
 def _final_states(world: World, app: ProtectedApp, site: str) -> dict[str, str]:
@@ -326,24 +354,50 @@ def run_drill(
     failure = _phase(ex, [n for n in ex.pending() if n not in CLEANUP_STEPS], step)
     cleanup_failure = _phase(ex, [n for n in ex.pending() if n in CLEANUP_STEPS], step)
     mode = drill_mode(ex.journal.steps)
-    outcome = finish_drill(world, ex, app, mode, probe.result(), failure or cleanup_failure,
-                           cleaned=not cleanup_failure, flow_run_url=flow_run_url)  # fmt: skip
+    outcome = finish_drill(
+        world,
+        ex,
+        app,
+        mode,
+        probe.result(),
+        failure or cleanup_failure,
+        cleaned=not cleanup_failure,
+        flow_run_url=flow_run_url,
+    )
     return replace(outcome, cleanup_error=cleanup_failure)
 
 
 def finish_drill(
-    world: World, ex: Executor, app: ProtectedApp, mode: Mode, availability: Availability, error: str, *,
-    cleaned: bool, flow_run_url: str = "", interrupted: str = "",
-) -> DrillOutcome:  # fmt: skip
+    world: World,
+    ex: Executor,
+    app: ProtectedApp,
+    mode: Mode,
+    availability: Availability,
+    error: str,
+    *,
+    cleaned: bool,
+    flow_run_url: str = "",
+    interrupted: str = "",
+) -> DrillOutcome:
     """Build and store the report; release the app when the cleanup is done; write the final journal."""
     journal = ex.journal
     versions = {"standby": standby_version(), "python": platform.python_version()}
-    report = build_report(app, journal, mode, measured=_measured(journal), availability=availability,
-                          final_states=_final_states(world, app, journal.target), versions=versions,
-                          flow_run_url=flow_run_url, interrupted=interrupted)  # fmt: skip
+    report = build_report(
+        app,
+        journal,
+        mode,
+        measured=_measured(journal),
+        availability=availability,
+        final_states=_final_states(world, app, journal.target),
+        versions=versions,
+        flow_run_url=flow_run_url,
+        interrupted=interrupted,
+    )
     now = world.clock.now()
     status = "completed" if report.passed and not error else "failed"
-    why = error or ("; ".join(f"{c.name}: {c.value}" for c in report.checks if not c.ok) if not report.passed else "")
+    why = error or (
+        "; ".join(f"{c.name}: {c.value}" for c in report.checks if not c.ok) if not report.passed else ""
+    )
     journal = journal.model_copy(update={"status": status, "error": why, "finished_at": now})
     stored: dict[str, str] = {}
     problems = []
@@ -353,91 +407,11 @@ def finish_drill(
             update_placement(world, app, lambda p: released(p, journal.op_id, now), required=journal.source)
         ref = world.stores(first=journal.source)[0]
         key = world.state_key()
-        history = [r for r in _reports(world, ref, app.name) if r.drill_id != report.drill_id]
+        history = [r for r in store_reports(world, ref, app.name) if r.drill_id != report.drill_id]
         stored = store_report(ref.store, ref.layout, report, history, key=key)
     except StandbyError as failure:
-        problems.append(f"the report of drill {journal.op_id} could not be stored: {failure}"
-                        f" (run the drill cleanup again to finish it: standby drill cleanup --app {app.name})")  # fmt: skip
+        problems.append(
+            f"the report of drill {journal.op_id} could not be stored: {failure}"
+            f" (run the drill cleanup again to finish it: standby drill cleanup --app {app.name})"
+        )
     return DrillOutcome(journal=journal, report=report, stored=stored, store_error="; ".join(problems))
-
-
-def drill_cleanup(
-    world: World, app_name: str, *, key: crypto.MasterKey | None, timeouts: Timeouts | None = None,
-    on_step: StepCallback | None = None,
-) -> Journal:  # fmt: skip
-    """Run the cleanup of the app's last unfinished drill, or a fresh cleanup; idempotent.
-
-    Every cleanup step observes first, so on a clean secondary nothing is done. An interrupted
-    drill gets its running step marked failed ("interrupted"), its cleanup, and its report. Raises a
-    :class:`StandbyError` naming the step when the secondary cannot be made a healthy replica.
-    """
-    app = world.config.app(app_name)
-    world.use_key(key)  # the placement and the journals are checked with it
-    record = read_placement(world, app).record
-    unfinished = [j for j in list_journals(world, app.name)
-                  if j.kind == "drill" and (j.status not in ("completed", "failed", "refused") or record.operation == j.op_id)]  # fmt: skip
-    now = world.clock.now()
-    interrupted = ""
-    if unfinished:
-        journal = unfinished[-1]
-        for step in journal.steps:
-            if step.outcome == "running":
-                interrupted = interrupted or step.name
-                journal = journal.with_step(step.model_copy(update={
-                    "outcome": "failed", "ended_at": now, "error": "interrupted: the drill's process stopped"}))  # fmt: skip
-    else:  # a fresh cleanup undoes either mode's drill: every cleanup step observes first
-        prepared = prepare_drill(world, app.name, "isolated")
-        both = [*prepared.plan.steps, *make_drill_plan(app, prepared.facts, "promote").steps]
-        named = {s.name: s for s in both if s.name in CLEANUP_STEPS}
-        plan = prepared.plan.model_copy(update={
-            "steps": tuple(named[n] for n in CLEANUP_STEPS if n in named), "checks": ()})  # fmt: skip
-        journal = new_journal(new_op_id("drill", now, secrets.token_bytes(3)), plan, now).model_copy(
-            update={"status": "approved", "approval": SCHEDULED.model_copy(update={"reason": "drill cleanup", "at": now})})
-    write_journal(world, journal)
-    if record.operation not in (None, journal.op_id):
-        raise StandbyError(f"app {app.name} is held by {record.operation_kind} {record.operation}; cleanup refused",
-                           hint=f"resume that operation first: standby operation resume {record.operation}, or roll"
-                           f" it back: standby operation abort {record.operation}")  # fmt: skip
-    ex = Executor(world, journal, key, timeouts, None, on_step or (lambda j, r: None))
-    error = _phase(ex, [n for n in ex.pending() if n in CLEANUP_STEPS])
-    if error:
-        raise StandbyError(error, hint=f"fix what it names and run the drill cleanup again: standby drill cleanup"
-                           f" --app {app.name}; the drill {journal.op_id} holds the app until then; if"
-                           f" {journal.source} is lost: standby failover --app {app.name} --to {journal.target}"
-                           f" --take-over {journal.op_id}")  # fmt: skip
-    if unfinished:
-        failed = next((s for s in ex.journal.steps if s.outcome == "failed"), None)
-        why = f"step {failed.name} failed: {failed.error}" if failed else ""
-        if interrupted:
-            why = f"interrupted at step {interrupted}: the drill's process stopped; drill-cleanup finished it"
-        mode = drill_mode(ex.journal.steps)
-        return finish_drill(world, ex, app, mode, Availability(), why, cleaned=True, interrupted=interrupted).journal
-    now = world.clock.now()
-    update_placement(world, app, lambda p: released(p, journal.op_id, now), required=journal.source)
-    done = ex.journal.model_copy(update={"status": "completed", "finished_at": now})
-    write_journal(world, done)
-    return done
-
-
-def _reports(world: World, ref: StoreRef, app: str) -> list[DrillReport]:
-    """The app's reports in one store, checked with the world's key; each report refused by its
-    integrity check is warned about once (and left out)."""
-    skipped: list[str] = []
-    reports = load_reports(ref.store, ref.layout, app, key=world.state_key(), skipped=skipped, store_name=ref.name)
-    for line in skipped:
-        if INTEGRITY in line:
-            world.warn(f"{line}; that report is not used")
-    return reports
-
-
-def drill_reports(world: World, app_name: str) -> list[DrillReport]:
-    """The app's stored drill reports whose integrity check passes, oldest first."""
-    app = world.config.app(app_name)
-    out: dict[str, DrillReport] = {}
-    for ref in world.stores():
-        try:
-            for report in _reports(world, ref, app.name):
-                out.setdefault(report.drill_id, report)
-        except StandbyError:
-            continue
-    return sorted(out.values(), key=lambda r: r.started_at)

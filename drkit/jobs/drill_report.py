@@ -21,6 +21,7 @@ from drkit.domain.drill import DrillReport
 from drkit.domain.errors import IntegrityError, StandbyError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.signed_state import report_context, seal, unseal
+from drkit.jobs.world import StoreRef, World
 from drkit.views.drill_chart import TIMELINE_CHART, timeline_png
 from drkit.views.drill_html import report_html
 from drkit.views.drill_report import report_markdown
@@ -29,14 +30,17 @@ INTEGRITY = "integrity check failed"
 """How the line of a report refused by its integrity check starts (after its key)."""
 
 
-
 def report_json(report: DrillReport, key: crypto.MasterKey | None = None) -> bytes:
     """The report as JSON (indent 2), ``schema_version`` its first field; with ``key``, its ``mac``
     and ``mac_key_id`` last."""
     if key is None:
         return report.model_dump_json(indent=2).encode("utf-8")
-    sealed = seal(report.model_dump(mode="json"), key, what="drill-report",
-                  context=report_context(report.app, report.drill_id))  # fmt: skip
+    sealed = seal(
+        report.model_dump(mode="json"),
+        key,
+        what="drill-report",
+        context=report_context(report.app, report.drill_id),
+    )
     return json.dumps(sealed, indent=2, ensure_ascii=False).encode("utf-8")
 
 
@@ -44,9 +48,13 @@ def report_json(report: DrillReport, key: crypto.MasterKey | None = None) -> byt
 
 
 def store_report(
-    store: ObjectStore, layout: StoreLayout, report: DrillReport, history: Sequence[DrillReport],
-    *, key: crypto.MasterKey | None = None,
-) -> dict[str, str]:  # fmt: skip
+    store: ObjectStore,
+    layout: StoreLayout,
+    report: DrillReport,
+    history: Sequence[DrillReport],
+    *,
+    key: crypto.MasterKey | None = None,
+) -> dict[str, str]:
     """Write the chart, Markdown, HTML and, last, JSON of ``report``; format (md, html, png, json) -> key.
 
     ``report.json`` is written last: its presence marks the report complete (:func:`load_reports`);
@@ -75,9 +83,14 @@ def store_report(
 
 
 def load_reports(
-    store: ObjectStore, layout: StoreLayout, app: str, *, skipped: list[str] | None = None,
-    key: crypto.MasterKey | None = None, store_name: str = "",
-) -> list[DrillReport]:  # fmt: skip
+    store: ObjectStore,
+    layout: StoreLayout,
+    app: str,
+    *,
+    skipped: list[str] | None = None,
+    key: crypto.MasterKey | None = None,
+    store_name: str = "",
+) -> list[DrillReport]:
     """Every complete report (``report.json``) of ``app``, oldest first.
 
     A report that cannot be read or parsed, that names another app or drill than its folder, or
@@ -94,8 +107,13 @@ def load_reports(
         why = ""
         where = f" in the store of {store_name}" if store_name else ""
         try:
-            body = unseal(json.loads(store.get(info.key)), key, what="drill-report",
-                          context=report_context(app, drill_id), name=f"drill report {drill_id} of app {app}{where}")  # fmt: skip
+            body = unseal(
+                json.loads(store.get(info.key)),
+                key,
+                what="drill-report",
+                context=report_context(app, drill_id),
+                name=f"drill report {drill_id} of app {app}{where}",
+            )
             report = DrillReport.model_validate(body)
         except IntegrityError as error:
             why = error.message
@@ -111,3 +129,29 @@ def load_reports(
         if why and skipped is not None:
             skipped.append(f"{info.key}: {why}")
     return sorted(found, key=lambda r: (r.started_at, r.drill_id))
+
+
+def store_reports(world: World, ref: StoreRef, app: str) -> list[DrillReport]:
+    """The app's reports in one store, checked with the world's key; each report refused by its
+    integrity check is warned about once (and left out)."""
+    skipped: list[str] = []
+    reports = load_reports(
+        ref.store, ref.layout, app, key=world.state_key(), skipped=skipped, store_name=ref.name
+    )
+    for line in skipped:
+        if INTEGRITY in line:
+            world.warn(f"{line}; that report is not used")
+    return reports
+
+
+def drill_reports(world: World, app_name: str) -> list[DrillReport]:
+    """The app's stored drill reports whose integrity check passes, oldest first."""
+    app = world.config.app(app_name)
+    out: dict[str, DrillReport] = {}
+    for ref in world.stores():
+        try:
+            for report in store_reports(world, ref, app.name):
+                out.setdefault(report.drill_id, report)
+        except StandbyError:
+            continue
+    return sorted(out.values(), key=lambda r: r.started_at)

@@ -99,7 +99,14 @@ def run_drill_runbook(
             hint=hooks.refusal_hint,
             context={"app": app, "op_id": journal.op_id},
         )
-    outcome = run_drill(world, journal, key=key, timeouts=hooks.timeouts, step=hooks.step, on_step=hooks.on_step,
-                        flow_run_url=hooks.flow_run_url)  # fmt: skip
+    outcome = run_drill(
+        world,
+        journal,
+        key=key,
+        timeouts=hooks.timeouts,
+        step=hooks.step,
+        on_step=hooks.on_step,
+        flow_run_url=hooks.flow_run_url,
+    )
     hooks.finished(outcome)
     return outcome

@@ -45,14 +45,18 @@ class RunKeys:
         """One line naming the run, what it needs and what failed ('' when ok)."""
         where = f"store of {self.store}: " if self.store else ""
         if self.missing:
-            return (f"{where}run {self.run} is sealed with key id {', '.join(self.missing)}, which the key ring"
-                    " lacks: it cannot be restored until that key is added to the ring")  # fmt: skip
+            return (
+                f"{where}run {self.run} is sealed with key id {', '.join(self.missing)}, which the key ring"
+                " lacks: it cannot be restored until that key is added to the ring"
+            )
         if self.error:
             return f"{where}run {self.run}: a sealed object failed to open: {self.error}"
         return ""
 
 
-def run_keys(store: ObjectStore, index: BackupIndex, key: crypto.MasterKey | None, *, store_name: str = "") -> RunKeys:
+def run_keys(
+    store: ObjectStore, index: BackupIndex, key: crypto.MasterKey | None, *, store_name: str = ""
+) -> RunKeys:
     """The key ids ``index``'s run needs against ``key``'s ring, and one trial decrypt per id it holds
     (the smallest object sealed with it: what a restore does first)."""
     sealed = [e for e in index.objects if e.encrypted]
@@ -70,7 +74,9 @@ def run_keys(store: ObjectStore, index: BackupIndex, key: crypto.MasterKey | Non
         except StandbyError as failure:
             error = f"{entry.path}: {failure.message}"
             break
-    return RunKeys(run=index.run_id, needed=needed, missing=missing, opened=opened, error=error, store=store_name)
+    return RunKeys(
+        run=index.run_id, needed=needed, missing=missing, opened=opened, error=error, store=store_name
+    )
 
 
 def retained_run_keys(
@@ -82,11 +88,16 @@ def retained_run_keys(
     unread: list[str] = []
     for ref in refs:
         name = store_label(ref) if len(refs) > 1 else ""
-        refused: list[tuple[str, IntegrityError]] = []  # runs whose index fails its check: named by the verify
+        refused: list[
+            tuple[str, IntegrityError]
+        ] = []  # runs whose index fails its check: named by the verify
         try:
-            found += [run_keys(ref.store, index, key, store_name=name)
-                      for index in list_runs(ref.store, ref.layout, site, app, key=key, label=store_label(ref),
-                                             refused=refused)]  # fmt: skip
+            found += [
+                run_keys(ref.store, index, key, store_name=name)
+                for index in list_runs(
+                    ref.store, ref.layout, site, app, key=key, label=store_label(ref), refused=refused
+                )
+            ]
         except StandbyError as error:
             unread.append(f"store of {store_label(ref)}: runs not read for the key check: {error}")
         for run, failure in refused:  # an index signed with a key the ring lacks: that key is missing

@@ -89,8 +89,13 @@ def read_placement(world: World, app: ProtectedApp) -> PlacementRead:
         data, etag = answer
         etags[name] = etag
         try:
-            body = unseal(json.loads(data), key, what="placement", context=placement_context(app.name),
-                          name=_placement_name(app.name, name))  # fmt: skip
+            body = unseal(
+                json.loads(data),
+                key,
+                what="placement",
+                context=placement_context(app.name),
+                name=_placement_name(app.name, name),
+            )
             found.append(Placement.model_validate(body))
         except IntegrityError as error:
             refused[name] = error.message
@@ -110,8 +115,9 @@ def read_placement(world: World, app: ProtectedApp) -> PlacementRead:
         )
     if refused and not found:
         raise IntegrityError(
-            "; ".join(refused.values()) + f"; no copy passes, so the primary of app {app.name} is not decided",
-            hint=f"nothing was changed; {hints[0]} (see \"integrity check failed\" in the operator's guide)",
+            "; ".join(refused.values())
+            + f"; no copy passes, so the primary of app {app.name} is not decided",
+            hint=f'nothing was changed; {hints[0]} (see "integrity check failed" in the operator\'s guide)',
             context={"app": app.name, "stores": ", ".join(refused)},
         )
     record = max(found, key=lambda p: p.epoch) if found else home_placement(app)
@@ -142,7 +148,9 @@ def write_placement(
         if name not in read.etags:
             if not must:
                 continue
-            etag = _etag_now(world, store, layout.placement_key(app.name), app, name, new)  # it must take it: ask again
+            etag = _etag_now(
+                world, store, layout.placement_key(app.name), app, name, new
+            )  # it must take it: ask again
         else:
             etag = read.etags[name]
         try:
@@ -160,7 +168,9 @@ def write_placement(
     return PlacementRead(record=new, etags=etags, errors=errors)
 
 
-def _etag_now(world: World, store: ObjectStore, key: str, app: ProtectedApp, name: str, new: Placement) -> str | None:
+def _etag_now(
+    world: World, store: ObjectStore, key: str, app: ProtectedApp, name: str, new: Placement
+) -> str | None:
     """The ETag of the record in a store that did not answer the read (None: no record there);
     :class:`Conflict` when its record is already as new as ``new`` (another writer got there). A
     copy failing its integrity check is replaced whatever its epoch (it was reported)."""
@@ -169,8 +179,13 @@ def _etag_now(world: World, store: ObjectStore, key: str, app: ProtectedApp, nam
     except NotFound:
         return None
     try:
-        body = unseal(json.loads(data), world.key, what="placement", context=placement_context(app.name),
-                      name=_placement_name(app.name, name))  # fmt: skip
+        body = unseal(
+            json.loads(data),
+            world.key,
+            what="placement",
+            context=placement_context(app.name),
+            name=_placement_name(app.name, name),
+        )
         epoch = int(body.get("epoch", 0))
     except IntegrityError as error:
         world.warn(f"{error.message}; that copy is not used (the next write of the record replaces it)")

@@ -64,7 +64,8 @@ class AppRequest(Request):
 
 
 KeySource = Annotated[
-    str, Field(description="backup master key: env:VARIABLE, secret:PREFECT_SECRET_BLOCK, or none (no Secrets)")
+    str,
+    Field(description="backup master key: env:VARIABLE, secret:PREFECT_SECRET_BLOCK, or none (no Secrets)"),
 ]
 """Where the backup master key comes from (the key itself never passes through a request)."""
 
@@ -169,7 +170,9 @@ class RpoWatchRequest(RpoRequest):
     """Time each mirror snapshot's completion on the secondary, within one poll."""
 
     minutes: Minutes = Field(10.0, description="how long this run watches, in minutes")
-    every_seconds: PollSeconds = Field(1.0, description="seconds between two listings of an image on its secondary")
+    every_seconds: PollSeconds = Field(
+        1.0, description="seconds between two listings of an image on its secondary"
+    )
     busy_every_seconds: BusyPollSeconds = Field(
         0.25, description="seconds between two listings while a sync is in progress (its first 30 s)"
     )
@@ -186,7 +189,9 @@ class OperationRequest(KeyedRequest):
 
     dry_run: bool = Field(False, description="publish the plan and stop; change nothing")
     approval_timeout: int = Field(
-        3600, gt=0, description="seconds to wait for the typed approval; the run then fails with nothing changed"
+        3600,
+        gt=0,
+        description="seconds to wait for the typed approval; the run then fails with nothing changed",
     )
 
 
@@ -214,9 +219,13 @@ class FailbackRequest(OperationRequest):
 class AbortRequest(KeyedRequest):
     """Roll an operation back to its source, before its point of no return (the target's promote)."""
 
-    op_id: str = Field(..., min_length=1, description="id of the operation to abort (standby operation list --app APP)")
+    op_id: str = Field(
+        ..., min_length=1, description="id of the operation to abort (standby operation list --app APP)"
+    )
     approval_timeout: int = Field(
-        3600, gt=0, description="seconds to wait for the typed approval; the run then fails with nothing changed"
+        3600,
+        gt=0,
+        description="seconds to wait for the typed approval; the run then fails with nothing changed",
     )
 
 
@@ -249,7 +258,9 @@ class DrillAppsRequest(DrillOptions, EveryAppRequest):
 
     def one(self, app: str) -> DrillRequest:
         """The request of ``app``'s own drill: this one's mode, key source and approval timeout."""
-        return DrillRequest(app=app, mode=self.mode, key_source=self.key_source, approval_timeout=self.approval_timeout)
+        return DrillRequest(
+            app=app, mode=self.mode, key_source=self.key_source, approval_timeout=self.approval_timeout
+        )
 
 
 class DrillCleanupRequest(KeyedRequest):
@@ -302,7 +313,9 @@ def documented(model: type[BaseModel]) -> Callable[[F], F]:
             if name == "config":
                 text = CONFIG_DESCRIPTION
                 if param.default is not None:
-                    raise TypeError(f"{fn.__name__}: write `config: str | None = None` (empty: $STANDBY_CONFIG)")
+                    raise TypeError(
+                        f"{fn.__name__}: write `config: str | None = None` (empty: $STANDBY_CONFIG)"
+                    )
             elif name not in model.model_fields:
                 raise TypeError(f"{fn.__name__}: parameter {name!r} is not a field of {model.__name__}")
             else:

@@ -89,9 +89,14 @@ def app_points(per_image: Sequence[Sequence[SyncedPoint]]) -> list[SyncedPoint]:
 
 
 def series_stats(
-    name: str, points: Sequence[SyncedPoint], source: str, start: datetime, end: datetime, target: timedelta,
+    name: str,
+    points: Sequence[SyncedPoint],
+    source: str,
+    start: datetime,
+    end: datetime,
+    target: timedelta,
     samples: Sequence[tuple[datetime, float]] = (),
-) -> SeriesStats | None:  # fmt: skip
+) -> SeriesStats | None:
     """Figures of one series; ``None`` when there is nothing to measure."""
     completed = [p.completed_at for p in points if p.completed_at is not None]
     if completed:
@@ -169,7 +174,9 @@ def build_report(
         secondary = roles(app, placements)[1]
         for volume in app.volumes:
             points, label = image_points(rows, secondary, volume.image, config.site(secondary).timezone)
-            st = rows[(rows["kind"] == "status") & (rows["image"] == volume.image) & (rows["site"] == secondary)]
+            st = rows[
+                (rows["kind"] == "status") & (rows["image"] == volume.image) & (rows["site"] == secondary)
+            ]
             samples = [
                 (t.to_pydatetime(), float(v) if pd.notna(v) else math.nan)
                 for t, v in zip(st["sampled_at"], st["lag_seconds"], strict=True)

@@ -114,7 +114,10 @@ def watches_for(
         for volume in app.volumes:
             watches.append(
                 ImageWatch(
-                    app=app.name, image=volume.image, primary=config.site(primary), secondary=config.site(secondary)
+                    app=app.name,
+                    image=volume.image,
+                    primary=config.site(primary),
+                    secondary=config.site(secondary),
                 )
             )
     return watches

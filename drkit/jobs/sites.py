@@ -81,7 +81,9 @@ def s3_credentials_for(site: Site) -> S3Credentials | None:
     if secrets and secrets.s3_access_key_id and secrets.s3_secret_access_key:
         token = secrets.s3_session_token.get_secret_value() if secrets.s3_session_token else None
         return S3Credentials(
-            secrets.s3_access_key_id.get_secret_value(), secrets.s3_secret_access_key.get_secret_value(), token
+            secrets.s3_access_key_id.get_secret_value(),
+            secrets.s3_secret_access_key.get_secret_value(),
+            token,
         )
     return S3Credentials.from_location(site.s3)
 

@@ -98,7 +98,9 @@ def app_status(world: World, name: str) -> AppStatus:
         primary=None if refused else record.primary,
         secondary=None if refused else record.secondary,
         epoch=None if refused else record.epoch,
-        observed_primary=observed[0] if len(observed) == 1 else (None if not observed else ",".join(observed)),
+        observed_primary=observed[0]
+        if len(observed) == 1
+        else (None if not observed else ",".join(observed)),
         mirroring={s: dict(v.states) for s, v in view.sites.items()},
         mirroring_health={s: site_health(v) for s, v in view.sites.items()},
         lag_seconds=view.lag_seconds,

@@ -236,6 +236,7 @@ class VerifyResult:
         """How many objects, indexes and ``latest`` pointers failed their integrity check (MAC,
         authentication, or unsealed with a key), across stores and the catch-up."""
         return sum(1 for p in self.problems() if INTEGRITY in p)
+
     keys: tuple[RunKeys, ...] = field(default=())
     """Every retained run of every store against the key ring (empty: not checked)."""
 
@@ -244,7 +245,13 @@ class VerifyResult:
         """Whether every store was verified, every object passed in each, and the ring opens every retained run."""
         caught_up = self.sync is None or self.sync.ok
         opened = all(k.ok for k in self.keys)
-        return bool(self.reports) and all(r.ok for r in self.reports) and not self.unverified and caught_up and opened
+        return (
+            bool(self.reports)
+            and all(r.ok for r in self.reports)
+            and not self.unverified
+            and caught_up
+            and opened
+        )
 
     @property
     def run_id(self) -> str:
@@ -328,11 +335,21 @@ def verify_stores(
     first_error: StandbyError | None = None
     for ref in refs:
         try:
-            reports.append(verify_backup(
-                ref.store, site, app, run_id=run_id, key=key, target=None if reports else target,
-                target_site=target_site, progress=progress, restore=restore, layout=ref.layout,
-                store_name=store_label(ref) if len(refs) > 1 else "",
-            ))  # fmt: skip
+            reports.append(
+                verify_backup(
+                    ref.store,
+                    site,
+                    app,
+                    run_id=run_id,
+                    key=key,
+                    target=None if reports else target,
+                    target_site=target_site,
+                    progress=progress,
+                    restore=restore,
+                    layout=ref.layout,
+                    store_name=store_label(ref) if len(refs) > 1 else "",
+                )
+            )
         except StandbyError as error:
             first_error = first_error or error
             unverified.append(f"store of {store_label(ref)}: {error}")
@@ -342,8 +359,14 @@ def verify_stores(
     if every_run:
         keys, unread = retained_run_keys(refs, site.name, app, key)
         unverified += unread
-    return VerifyResult(app=app, reports=tuple(reports), unverified=tuple(unverified), sync=caught, keys=tuple(keys),
-                        unauthenticated=key is None)  # fmt: skip
+    return VerifyResult(
+        app=app,
+        reports=tuple(reports),
+        unverified=tuple(unverified),
+        sync=caught,
+        keys=tuple(keys),
+        unauthenticated=key is None,
+    )
 
 
 def run_verify(

@@ -72,9 +72,14 @@ class SiteBundle:
     (reading the placement needs only the store)."""
 
     def __init__(
-        self, site: Site, store: ObjectStore, cluster: ClusterApi | None = None, rbd: RbdMirror | None = None,
-        *, timeout: float | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        site: Site,
+        store: ObjectStore,
+        cluster: ClusterApi | None = None,
+        rbd: RbdMirror | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
         self.site = site
         self.store = store
         self._cluster = cluster
@@ -286,9 +291,16 @@ class World:
         that site's ``probe_timeout``, and what did not answer is not asked again (see
         :mod:`drkit.adapters.probes`). Use it to look, never to act."""
         sites = {name: b.probing() for name, b in self.sites.items()}
-        return World(config=self.config, sites=sites, clock=self.clock, nexus_factory=self.nexus_factory,
-                     key=self.key, notices=self.notices, on_warning=self.on_warning,
-                     placements_read=self.placements_read)  # fmt: skip
+        return World(
+            config=self.config,
+            sites=sites,
+            clock=self.clock,
+            nexus_factory=self.nexus_factory,
+            key=self.key,
+            notices=self.notices,
+            on_warning=self.on_warning,
+            placements_read=self.placements_read,
+        )
 
     def bundle(self, site: str) -> SiteBundle:
         """The bundle of ``site`` (a ``ConfigError`` names the known sites)."""
@@ -330,9 +342,12 @@ class StoreRef:
 
 
 def build_world(
-    config: StandbyConfig, *, clock: Clock | None = None, timeout: float | None = None,
+    config: StandbyConfig,
+    *,
+    clock: Clock | None = None,
+    timeout: float | None = None,
     key: crypto.MasterKey | None = None,
-) -> World:  # fmt: skip
+) -> World:
     """Real adapters for every site of ``config`` (``timeout`` overrides each call's timeout); ``key``
     signs and checks the state (see :attr:`World.key`)."""
     from drkit.jobs.sites import store_for
@@ -359,7 +374,9 @@ def _site_view(world: World, app: ProtectedApp, site: str) -> SiteView:
     return SiteView(site=site, reachable=True, roles=roles, states=states, descriptions=descriptions)
 
 
-def secondary_lag(world: World, app: ProtectedApp, secondary: str, *, exact_first: bool = False) -> float | None:
+def secondary_lag(
+    world: World, app: ProtectedApp, secondary: str, *, exact_first: bool = False
+) -> float | None:
     """The secondary's lag in seconds (its oldest image); None when unknown.
 
     From the secondary's status (an upper bound: rbd-mirror writes it every 30 s, so it can show
@@ -373,8 +390,15 @@ def secondary_lag(world: World, app: ProtectedApp, secondary: str, *, exact_firs
     primary = world.bundle(app.other_site(secondary))
 
     def exact(image: str) -> float | None:
-        points = exact_points(b.rbd, primary.rbd, b.site.pool, image, secondary_tz=b.site.timezone,
-                              primary_tz=primary.site.timezone, clock=world.clock)  # fmt: skip
+        points = exact_points(
+            b.rbd,
+            primary.rbd,
+            b.site.pool,
+            image,
+            secondary_tz=b.site.timezone,
+            primary_tz=primary.site.timezone,
+            clock=world.clock,
+        )
         return exact_lag(image, points, world.clock.now()).lag_seconds
 
     def status(image: str) -> tuple[float | None, bool]:

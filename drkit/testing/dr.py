@@ -45,18 +45,38 @@ def fake_config(
 ) -> StandbyConfig:
     """The lab's configuration, on fakes (paths and endpoints are never used); with
     ``per_site_stores`` each site names its own S3 endpoint and bucket."""
-    sites = [{"name": s, "ceph": {"mode": "local", "cluster": s, "conf": f"/fake/{s}.conf"}, "pool": POOL,
-              "storage_class": "ceph-rbd", "s3": _s3(s, per_site_stores)} for s in SITES]  # fmt: skip
-    kinds = ["v1/Secret", "v1/ConfigMap", "v1/PersistentVolumeClaim", "v1/Service", "networking.k8s.io/v1/Ingress",
-             f"{NEXUS_API}/Nexus"] + ([f"{VR_API}/VolumeReplication"] if control != "rbd" else [])  # fmt: skip
+    sites = [
+        {
+            "name": s,
+            "ceph": {"mode": "local", "cluster": s, "conf": f"/fake/{s}.conf"},
+            "pool": POOL,
+            "storage_class": "ceph-rbd",
+            "s3": _s3(s, per_site_stores),
+        }
+        for s in SITES
+    ]
+    kinds = [
+        "v1/Secret",
+        "v1/ConfigMap",
+        "v1/PersistentVolumeClaim",
+        "v1/Service",
+        "networking.k8s.io/v1/Ingress",
+        f"{NEXUS_API}/Nexus",
+    ] + ([f"{VR_API}/VolumeReplication"] if control != "rbd" else [])
     app = {
-        "name": "nexus", "namespace": NS, "home_site": "site-a", "secondary_site": "site-b",
-        "backup": {"kinds": kinds}, "volumes": [{"pvc": PVC, "image": IMAGE}],
+        "name": "nexus",
+        "namespace": NS,
+        "home_site": "site-a",
+        "secondary_site": "site-b",
+        "backup": {"kinds": kinds},
+        "volumes": [{"pvc": PVC, "image": IMAGE}],
         "workload": {"kind": f"{NEXUS_API}/Nexus", "name": NEXUS},
         "mirroring": {"control": control, "volume_replication_class": "rbd-volumereplicationclass"},
-        "snapshot_interval": "1m", "rpo_target": "5m",
-        "checks": {"kind": "nexus", "admin_secret": "nexus-root-password"}, "routing": {"mode": routing},
-    }  # fmt: skip
+        "snapshot_interval": "1m",
+        "rpo_target": "5m",
+        "checks": {"kind": "nexus", "admin_secret": "nexus-root-password"},
+        "routing": {"mode": routing},
+    }
     return StandbyConfig.model_validate({"sites": sites, "apps": [app]})
 
 
@@ -70,35 +90,81 @@ def seed_common() -> list[dict[str, Any]]:
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NS)},
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(f"{NS}-drill")},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": _meta("nexus-root-password", NS), "type": "Opaque",
-         "data": {"password": base64.b64encode(PASSWORD.encode()).decode()}},
-    ]  # fmt: skip
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": _meta("nexus-root-password", NS),
+            "type": "Opaque",
+            "data": {"password": base64.b64encode(PASSWORD.encode()).decode()},
+        },
+    ]
 
 
 def seed_app(*, with_vr: bool = True) -> list[dict[str, Any]]:
     """What the primary holds: PV, PVC, VolumeReplication, Nexus CR, Service and Ingress."""
     attrs = {"imageName": IMAGE, "pool": POOL, "clusterID": "rook-ceph"}
     objs: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": _meta(PV),
-         "spec": {"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "ceph-rbd",
-                  "persistentVolumeReclaimPolicy": "Delete",
-                  "claimRef": {"kind": "PersistentVolumeClaim", "namespace": NS, "name": PVC},
-                  "csi": {"driver": "rook-ceph.rbd.csi.ceph.com", "volumeHandle": "0001-fake",
-                          "volumeAttributes": attrs}}},
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(PVC, NS),
-         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}},
-                  "storageClassName": "ceph-rbd", "volumeName": PV}},
-        {"apiVersion": NEXUS_API, "kind": "Nexus", "metadata": _meta(NEXUS, NS),
-         "spec": {"externalURL": "http://nexus.fake"}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": _meta(f"{NEXUS}-nxrm-ha", NS),
-         "spec": {"ports": [{"port": 8081}]}},
-        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": _meta(NEXUS, NS), "spec": {"rules": []}},
-    ]  # fmt: skip
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": _meta(PV),
+            "spec": {
+                "capacity": {"storage": "5Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "ceph-rbd",
+                "persistentVolumeReclaimPolicy": "Delete",
+                "claimRef": {"kind": "PersistentVolumeClaim", "namespace": NS, "name": PVC},
+                "csi": {
+                    "driver": "rook-ceph.rbd.csi.ceph.com",
+                    "volumeHandle": "0001-fake",
+                    "volumeAttributes": attrs,
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": _meta(PVC, NS),
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "5Gi"}},
+                "storageClassName": "ceph-rbd",
+                "volumeName": PV,
+            },
+        },
+        {
+            "apiVersion": NEXUS_API,
+            "kind": "Nexus",
+            "metadata": _meta(NEXUS, NS),
+            "spec": {"externalURL": "http://nexus.fake"},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(f"{NEXUS}-nxrm-ha", NS),
+            "spec": {"ports": [{"port": 8081}]},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": _meta(NEXUS, NS),
+            "spec": {"rules": []},
+        },
+    ]
     if with_vr:
-        objs.append({"apiVersion": VR_API, "kind": "VolumeReplication", "metadata": _meta(PVC, NS),
-                     "spec": {"autoResync": True, "volumeReplicationClass": "rbd-volumereplicationclass",
-                              "replicationState": "primary",
-                              "dataSource": {"apiGroup": "", "kind": "PersistentVolumeClaim", "name": PVC}}})  # fmt: skip
+        objs.append(
+            {
+                "apiVersion": VR_API,
+                "kind": "VolumeReplication",
+                "metadata": _meta(PVC, NS),
+                "spec": {
+                    "autoResync": True,
+                    "volumeReplicationClass": "rbd-volumereplicationclass",
+                    "replicationState": "primary",
+                    "dataSource": {"apiGroup": "", "kind": "PersistentVolumeClaim", "name": PVC},
+                },
+            }
+        )
     return objs
 
 
@@ -149,7 +215,10 @@ class FakeDr:
                     continue
                 image = _image_of(cluster, vr["spec"]["dataSource"]["name"])
                 if image is None:
-                    vr["status"] = {"state": "Unknown", "conditions": [_cond("Completed", False, "PrerequisiteNotMet")]}
+                    vr["status"] = {
+                        "state": "Unknown",
+                        "conditions": [_cond("Completed", False, "PrerequisiteNotMet")],
+                    }
                     continue
                 want = vr["spec"]["replicationState"]
                 status = vr.setdefault("status", {})
@@ -159,18 +228,25 @@ class FakeDr:
                         rbd.promote(POOL, image)
                     elif want == "secondary" and primary:
                         rbd.demote(POOL, image)
-                    elif want == "resync" and not primary and status.get("resynced") != vr["metadata"]["resourceVersion"]:
+                    elif (
+                        want == "resync"
+                        and not primary
+                        and status.get("resynced") != vr["metadata"]["resourceVersion"]
+                    ):
                         rbd.resync(POOL, image)
                         status["resynced"] = vr["metadata"]["resourceVersion"]
                     primary = rbd.image_info(POOL, image)["mirroring"]["primary"]
                 except StandbyError:
                     pass
                 ok = (want == "primary") == primary or want == "resync"
-                status.update(state="Primary" if primary else "Secondary", conditions=[
-                    _cond("Completed", ok, "Promoted" if primary else "Demoted"),
-                    _cond("Degraded", not ok, "Healthy" if ok else "VolumeDegraded"),
-                    _cond("Resyncing", False, "NotResyncing"),
-                ])  # fmt: skip
+                status.update(
+                    state="Primary" if primary else "Secondary",
+                    conditions=[
+                        _cond("Completed", ok, "Promoted" if primary else "Demoted"),
+                        _cond("Degraded", not ok, "Healthy" if ok else "VolumeDegraded"),
+                        _cond("Resyncing", False, "NotResyncing"),
+                    ],
+                )
 
         return reconcile
 
@@ -187,14 +263,25 @@ class FakeDr:
                 ns = cr["metadata"].get("namespace", NS)
                 image = _image_of(cluster, f"nexus-data-{cr['metadata']['name']}-nxrm-ha-0", ns)
                 scratch = self.mirror.scratch.get((site, image or ""))  # a plain image: writable
-                if image is None or site in self.mirror.down or (
-                        scratch is None and (image not in self.mirror.images or not self.mirror.images[image].primary[site])):
+                if (
+                    image is None
+                    or site in self.mirror.down
+                    or (
+                        scratch is None
+                        and (image not in self.mirror.images or not self.mirror.images[image].primary[site])
+                    )
+                ):
                     cr["status"] = {"phase": "Pending", "url": None}
                     continue
                 data = scratch["data"] if scratch is not None else self.mirror.images[image].data[site]
                 url = f"https://nexus.{site}.fake"  # the driver sends the password only over https
-                self.nexus[site] = FakeNexus(url=url, site=site, data=data, password=PASSWORD,
-                                             fail_writes=site in self.nexus_fail_writes)  # fmt: skip
+                self.nexus[site] = FakeNexus(
+                    url=url,
+                    site=site,
+                    data=data,
+                    password=PASSWORD,
+                    fail_writes=site in self.nexus_fail_writes,
+                )
                 cr["status"] = {"phase": "Running", "url": url}
 
         return reconcile
@@ -234,15 +321,27 @@ def fake_dr(
     config = fake_config(control=control, routing=routing, per_site_stores=per_site_stores)
     mirror = FakeMirrorPair(POOL, [IMAGE], now=clock.now)
     shared = FakeObjectStore(site="site-a")
-    stores = {s.name: FakeObjectStore(site=s.name, bucket=s.s3.bucket, endpoint=str(s.s3.endpoint))
-              if per_site_stores else shared for s in config.sites}  # fmt: skip
+    stores = {
+        s.name: FakeObjectStore(site=s.name, bucket=s.s3.bucket, endpoint=str(s.s3.endpoint))
+        if per_site_stores
+        else shared
+        for s in config.sites
+    }
     clusters = {s: FakeCluster(site=s) for s in SITES}
     for cluster in clusters.values():
         cluster.seed(*seed_common())
     clusters["site-a"].seed(*seed_app(with_vr=control != "rbd"))
-    bundles = {s.name: SiteBundle(s, stores[s.name], clusters[s.name], mirror.site(s.name)) for s in config.sites}
-    dr = FakeDr(world=World(config=config, sites=bundles, clock=clock), mirror=mirror, clusters=clusters,
-                store=stores["site-a"], clock=clock, stores=stores)  # fmt: skip
+    bundles = {
+        s.name: SiteBundle(s, stores[s.name], clusters[s.name], mirror.site(s.name)) for s in config.sites
+    }
+    dr = FakeDr(
+        world=World(config=config, sites=bundles, clock=clock),
+        mirror=mirror,
+        clusters=clusters,
+        store=stores["site-a"],
+        clock=clock,
+        stores=stores,
+    )
     dr.world.nexus_factory = dr.nexus_factory
     for site, cluster in clusters.items():
         cluster.controllers = [dr.vr_controller(site), dr.nexus_controller(site)]

@@ -131,8 +131,11 @@ class FakeCluster:
     def _info(self, kind: KindRef) -> tuple[str, bool]:
         found = self.kinds.get((kind.api_version, kind.kind))
         if found is None:
-            raise kind_not_served(self.site, f"kind {kind}", "No matches found for"
-                                  f" {{'api_version': '{kind.api_version}', 'kind': '{kind.kind}'}}")  # fmt: skip
+            raise kind_not_served(
+                self.site,
+                f"kind {kind}",
+                f"No matches found for {{'api_version': '{kind.api_version}', 'kind': '{kind.kind}'}}",
+            )
         return found
 
     @staticmethod
@@ -164,9 +167,12 @@ class FakeCluster:
 
     def _store_new(self, obj: dict[str, Any]) -> dict[str, Any]:
         kind = KindRef.model_validate(
-            {"group": obj["apiVersion"].rpartition("/")[0], "version": obj["apiVersion"].rpartition("/")[2],
-             "kind": obj["kind"]}
-        )  # fmt: skip
+            {
+                "group": obj["apiVersion"].rpartition("/")[0],
+                "version": obj["apiVersion"].rpartition("/")[2],
+                "kind": obj["kind"],
+            }
+        )
         _, namespaced = self._info(kind)
         body = copy.deepcopy(obj)
         meta = body.setdefault("metadata", {})
@@ -211,7 +217,9 @@ class FakeCluster:
             _, namespaced = self._info(kind)
             if kind.kind in self.unlistable:
                 self._enter("list", what)
-                raise status_error(self.site, what, 403, f"{self.kinds[(kind.api_version, kind.kind)][0]} is forbidden")
+                raise status_error(
+                    self.site, what, 403, f"{self.kinds[(kind.api_version, kind.kind)][0]} is forbidden"
+                )
             selector = LabelSelector.parse(label_selector)
             matching = [
                 copy.deepcopy(o)
@@ -261,9 +269,14 @@ class FakeCluster:
             live = self._live(what, ident)
             wanted = meta.get("resourceVersion")
             if wanted and wanted != live["metadata"]["resourceVersion"]:
-                raise status_error(self.site, what, 409, f"Operation cannot be fulfilled on {self._named(ident)}:"
-                                   " the object has been modified; please apply your changes to the latest version"
-                                   " and try again")  # fmt: skip
+                raise status_error(
+                    self.site,
+                    what,
+                    409,
+                    f"Operation cannot be fulfilled on {self._named(ident)}:"
+                    " the object has been modified; please apply your changes to the latest version"
+                    " and try again",
+                )
             if dry_run:
                 return copy.deepcopy(obj)
             body = copy.deepcopy(obj)
@@ -305,4 +318,7 @@ class FakeCluster:
             self._enter("create", f"access review ({access})")
             if access in self.denied:
                 return False, ""
-            return True, 'RBAC: allowed by RoleBinding "standby/standby" of Role "standby" to ServiceAccount "standby/standby"'
+            return (
+                True,
+                'RBAC: allowed by RoleBinding "standby/standby" of Role "standby" to ServiceAccount "standby/standby"',
+            )

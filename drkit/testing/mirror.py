@@ -49,9 +49,15 @@ class FakeMirrorPair:
     """Both sides of snapshot-mode mirroring of a pool's images."""
 
     def __init__(
-        self, pool: str, images: list[str], *, sites: tuple[str, str] = ("site-a", "site-b"),
-        primary: str = "site-a", now: Callable[[], datetime] | None = None, schedule: str | None = "1m",
-    ) -> None:  # fmt: skip
+        self,
+        pool: str,
+        images: list[str],
+        *,
+        sites: tuple[str, str] = ("site-a", "site-b"),
+        primary: str = "site-a",
+        now: Callable[[], datetime] | None = None,
+        schedule: str | None = "1m",
+    ) -> None:
         self.pool = pool
         self.sites = sites
         self.now = now or (lambda: datetime.now(UTC))
@@ -98,12 +104,22 @@ class FakeMirrorPair:
         img = self.images[image]
         snap_id = img.next_id
         img.next_id += 1
-        img.snaps[site].append({
-            "id": snap_id, "name": f".mirror.primary.{snap_id:08x}", "size": 67108864, "protected": "false",
-            "timestamp": self._ctime(self.now()),
-            "namespace": {"type": "mirror", "state": state, "mirror_peer_uuids": ["peer"], "complete": True},
-            "_data": copy.deepcopy(img.data[site]),
-        })  # fmt: skip
+        img.snaps[site].append(
+            {
+                "id": snap_id,
+                "name": f".mirror.primary.{snap_id:08x}",
+                "size": 67108864,
+                "protected": "false",
+                "timestamp": self._ctime(self.now()),
+                "namespace": {
+                    "type": "mirror",
+                    "state": state,
+                    "mirror_peer_uuids": ["peer"],
+                    "complete": True,
+                },
+                "_data": copy.deepcopy(img.data[site]),
+            }
+        )
         self._copy(image, site)
         return snap_id
 
@@ -123,11 +139,18 @@ class FakeMirrorPair:
         img.next_id += 1
         copied["name"] = f".mirror.non_primary.{copied['id']:08x}"
         copied["namespace"] = {
-            "type": "mirror", "state": "demoted" if newest["namespace"]["state"] == "demoted" else "non-primary",
-            "mirror_peer_uuids": [], "complete": True, "primary_mirror_uuid": "peer-uuid",
-            "primary_snap_id": newest["id"], "last_copied_object_number": 16,
-        }  # fmt: skip
-        img.snaps[peer] = [*[s for s in img.snaps[peer] if "primary_snap_id" not in s["namespace"]][-1:], copied]
+            "type": "mirror",
+            "state": "demoted" if newest["namespace"]["state"] == "demoted" else "non-primary",
+            "mirror_peer_uuids": [],
+            "complete": True,
+            "primary_mirror_uuid": "peer-uuid",
+            "primary_snap_id": newest["id"],
+            "last_copied_object_number": 16,
+        }
+        img.snaps[peer] = [
+            *[s for s in img.snaps[peer] if "primary_snap_id" not in s["namespace"]][-1:],
+            copied,
+        ]
         img.data[peer] = copy.deepcopy(newest["_data"])
 
     def resume_syncs(self) -> None:
@@ -145,15 +168,25 @@ class FakeMirrorPair:
         """A pool-level call: it times out on a site that is down."""
         self.calls.append((site, op, False))
         if site in self.down:
-            raise timed_out(f"{op} of pool {self.pool} on {site}", argv=["rbd", *op.split(), self.pool], timeout=30,
-                            output="", context={"site": site})  # fmt: skip
+            raise timed_out(
+                f"{op} of pool {self.pool} on {site}",
+                argv=["rbd", *op.split(), self.pool],
+                timeout=30,
+                output="",
+                context={"site": site},
+            )
 
     def _enter(self, site: str, op: str, image: str, *, force: bool = False) -> _Image:
         self.calls.append((site, op, force))
         argv = ["rbd", *op.split(), f"{self.pool}/{image}"]
         if site in self.down or not self.hangs[site].hold():
-            raise timed_out(f"{op} of {self.pool}/{image} on {site}", argv=argv, timeout=30, output="",
-                            context={"site": site})  # fmt: skip
+            raise timed_out(
+                f"{op} of {self.pool}/{image} on {site}",
+                argv=argv,
+                timeout=30,
+                output="",
+                context={"site": site},
+            )
         if image not in self.images:
             raise image_missing(f"{op} of {self.pool}/{image}", site, argv=argv, image=image)
         return self.images[image]
@@ -166,19 +199,34 @@ class FakeMirrorPair:
         elif site in img.split:
             state, description = "up+error", "split-brain"
         elif img.primary[peer]:
-            done = [s for s in img.snaps[site] if s["namespace"].get("complete") and "primary_snap_id" in s["namespace"]]
-            body: dict[str, Any] = {"replay_state": "syncing" if self.paused else "idle", "last_snapshot_bytes": 0}
+            done = [
+                s
+                for s in img.snaps[site]
+                if s["namespace"].get("complete") and "primary_snap_id" in s["namespace"]
+            ]
+            body: dict[str, Any] = {
+                "replay_state": "syncing" if self.paused else "idle",
+                "last_snapshot_bytes": 0,
+            }
             if done:
-                source = next((p for p in img.snaps[peer] if p["id"] == done[-1]["namespace"]["primary_snap_id"]), None)
+                source = next(
+                    (p for p in img.snaps[peer] if p["id"] == done[-1]["namespace"]["primary_snap_id"]), None
+                )
                 when = datetime.strptime(source["timestamp"], "%a %b %d %H:%M:%S %Y") if source else None
                 if when is not None:
                     body["local_snapshot_timestamp"] = int(when.replace(tzinfo=UTC).timestamp())
             state, description = "up+replaying", "replaying, " + json.dumps(body, separators=(",", ":"))
         else:
             state, description = "up+unknown", "remote image is not primary"
-        return {"name": image, "global_id": f"gid-{image}", "state": state, "description": description,
-                "daemon_service": {"service_id": "1", "instance_id": "1", "daemon_id": "local"},
-                "last_update": stamp, "peer_sites": []}  # fmt: skip
+        return {
+            "name": image,
+            "global_id": f"gid-{image}",
+            "state": state,
+            "description": description,
+            "daemon_service": {"service_id": "1", "instance_id": "1", "daemon_id": "local"},
+            "last_update": stamp,
+            "peer_sites": [],
+        }
 
 
 @dataclass
@@ -194,20 +242,47 @@ class FakeSiteRbd:
             self.pair._enter(self.site, "mirror pool status", "")
         images = [self.pair._status(self.site, name) for name in sorted(self.pair.images)]
         if self.site in self.pair.daemon_down:  # as Ceph 16 reports a pool whose rbd-mirror is gone
-            return {"summary": {"health": "WARNING", "daemon_health": "WARNING", "image_health": "OK",
-                                "states": {}}, "daemons": [], "images": images}  # fmt: skip
-        daemon = {"service_id": "1", "instance_id": "1", "client_id": "local", "hostname": "fake", "leader": True,
-                  "health": "OK"}  # fmt: skip
-        return {"summary": {"health": "OK", "daemon_health": "OK", "image_health": "OK", "states": {}},
-                "daemons": [daemon], "images": images}  # fmt: skip
+            return {
+                "summary": {
+                    "health": "WARNING",
+                    "daemon_health": "WARNING",
+                    "image_health": "OK",
+                    "states": {},
+                },
+                "daemons": [],
+                "images": images,
+            }
+        daemon = {
+            "service_id": "1",
+            "instance_id": "1",
+            "client_id": "local",
+            "hostname": "fake",
+            "leader": True,
+            "health": "OK",
+        }
+        return {
+            "summary": {"health": "OK", "daemon_health": "OK", "image_health": "OK", "states": {}},
+            "daemons": [daemon],
+            "images": images,
+        }
 
     def pool_info(self, pool: str) -> dict[str, Any]:
         """See :class:`~drkit.adapters.rbd.RbdMirror` (shaped as Ceph 16.2 prints it)."""
         self.pair._reach(self.site, "mirror pool info")
         peer = self.pair.peer(self.site)
-        peers = [] if self.site in self.pair.unpeered else [
-            {"uuid": f"uuid-{peer}", "direction": "rx-tx", "site_name": peer, "mirror_uuid": f"mirror-{peer}",
-             "client_name": "client.rbd-mirror-peer"}]  # fmt: skip
+        peers = (
+            []
+            if self.site in self.pair.unpeered
+            else [
+                {
+                    "uuid": f"uuid-{peer}",
+                    "direction": "rx-tx",
+                    "site_name": peer,
+                    "mirror_uuid": f"mirror-{peer}",
+                    "client_name": "client.rbd-mirror-peer",
+                }
+            ]
+        )
         return {"mode": "image", "site_name": self.site, "peers": peers}
 
     def snapshot_schedules(self, pool: str) -> list[dict[str, Any]]:
@@ -216,8 +291,14 @@ class FakeSiteRbd:
         out = []
         for image, intervals in sorted(self.pair.schedules[self.site].items()):
             if intervals:
-                out.append({"pool": pool, "namespace": "" if image else "-", "image": image or "-",
-                            "items": [{"interval": i, "start_time": ""} for i in intervals]})  # fmt: skip
+                out.append(
+                    {
+                        "pool": pool,
+                        "namespace": "" if image else "-",
+                        "image": image or "-",
+                        "items": [{"interval": i, "start_time": ""} for i in intervals],
+                    }
+                )
         return out
 
     def image_status(self, pool: str, image: str) -> dict[str, Any]:
@@ -230,7 +311,10 @@ class FakeSiteRbd:
         if (self.site, image) in self.pair.scratch and self.site not in self.pair.down:
             return {"name": image, "mirroring": {"state": "disabled"}}
         img = self.pair._enter(self.site, "info", image)
-        return {"name": image, "mirroring": {"mode": "snapshot", "state": "enabled", "primary": img.primary[self.site]}}
+        return {
+            "name": image,
+            "mirroring": {"mode": "snapshot", "state": "enabled", "primary": img.primary[self.site]},
+        }
 
     def snapshots(self, pool: str, image: str) -> list[dict[str, Any]]:
         """See :class:`~drkit.adapters.rbd.RbdMirror`."""
@@ -241,19 +325,27 @@ class FakeSiteRbd:
         """See :class:`~drkit.adapters.rbd.RbdMirror`."""
         img = self.pair._enter(self.site, "promote", image, force=force)
         if self.site in self.pair.fail_promote:
-            raise rbd_failed(f"promote of {pool}/{image}", self.site, exit_code=22,
-                             argv=["rbd", "mirror", "image", "promote", f"{pool}/{image}"],
-                             output="rbd: error promoting image to primary: (22) Invalid argument (fake)")  # fmt: skip
+            raise rbd_failed(
+                f"promote of {pool}/{image}",
+                self.site,
+                exit_code=22,
+                argv=["rbd", "mirror", "image", "promote", f"{pool}/{image}"],
+                output="rbd: error promoting image to primary: (22) Invalid argument (fake)",
+            )
         peer = self.pair.peer(self.site)
         newest = img.snaps[self.site][-1] if img.snaps[self.site] else None
         demoted = newest is not None and newest["namespace"].get("state") == "demoted"
         own = demoted and newest is not None and "primary_snap_id" not in newest["namespace"]
         ready = own or (not img.primary[peer] and demoted)  # Ceph: a side that demoted itself is an orphan
         if not force and not ready:
-            raise rbd_failed(f"promote of {pool}/{image}", self.site, exit_code=16,
-                             argv=["rbd", "mirror", "image", "promote", f"{pool}/{image}"],
-                             output="rbd: error promoting image to primary: image is primary within a remote"
-                             " cluster or demotion is not propagated yet")  # fmt: skip
+            raise rbd_failed(
+                f"promote of {pool}/{image}",
+                self.site,
+                exit_code=16,
+                argv=["rbd", "mirror", "image", "promote", f"{pool}/{image}"],
+                output="rbd: error promoting image to primary: image is primary within a remote"
+                " cluster or demotion is not propagated yet",
+            )
         img.primary[self.site] = True
         self.pair.promoted.append((self.site, image, force))
         self.pair._snapshot(image, self.site, "primary")
@@ -271,9 +363,13 @@ class FakeSiteRbd:
         """See :class:`~drkit.adapters.rbd.RbdMirror`."""
         img = self.pair._enter(self.site, "resync", image)
         if img.primary[self.site]:
-            raise rbd_failed(f"resync of {pool}/{image}", self.site, exit_code=22,
-                             argv=["rbd", "mirror", "image", "resync", f"{pool}/{image}"],
-                             output="rbd: cannot resync a primary image")  # fmt: skip
+            raise rbd_failed(
+                f"resync of {pool}/{image}",
+                self.site,
+                exit_code=22,
+                argv=["rbd", "mirror", "image", "resync", f"{pool}/{image}"],
+                output="rbd: cannot resync a primary image",
+            )
         img.split.discard(self.site)
         img.snaps[self.site] = []
         self.pair._copy(image, self.pair.peer(self.site))
@@ -282,26 +378,47 @@ class FakeSiteRbd:
         """See :class:`~drkit.adapters.rbd.RbdMirror`."""
         img = self.pair._enter(self.site, "mirror snapshot", image)
         if not img.primary[self.site]:
-            raise rbd_failed(f"mirror snapshot of {pool}/{image}", self.site, exit_code=22,
-                             argv=["rbd", "mirror", "image", "snapshot", f"{pool}/{image}"],
-                             output="rbd: failed to create mirror snapshot: (22) Invalid argument")  # fmt: skip
+            raise rbd_failed(
+                f"mirror snapshot of {pool}/{image}",
+                self.site,
+                exit_code=22,
+                argv=["rbd", "mirror", "image", "snapshot", f"{pool}/{image}"],
+                output="rbd: failed to create mirror snapshot: (22) Invalid argument",
+            )
         self.pair._snapshot(image, self.site, "primary")
 
     def copy_latest_synced(self, pool: str, image: str, dest: str) -> dict[str, Any]:
         """See :class:`~drkit.adapters.rbd.RbdMirror`: the data of the newest complete non-primary snapshot."""
         img = self.pair._enter(self.site, "copy latest synced", image)
         if dest in self.pair.images:
-            raise copy_failed(pool, image, dest, self.site, code=3, message=f"image {dest} is mirrored: not a scratch copy")
+            raise copy_failed(
+                pool, image, dest, self.site, code=3, message=f"image {dest} is mirrored: not a scratch copy"
+            )
         done = self.pair.scratch.get((self.site, dest))
         if done is not None:
             return {**done["record"], "reused": True}
-        snaps = [s for s in img.snaps[self.site] if "primary_snap_id" in s["namespace"] and s["namespace"]["complete"]]
+        snaps = [
+            s
+            for s in img.snaps[self.site]
+            if "primary_snap_id" in s["namespace"] and s["namespace"]["complete"]
+        ]
         if not snaps:
-            raise copy_failed(pool, image, dest, self.site, code=5, message="a sync is in flight (no complete"
-                              " non-primary mirror snapshot)")  # fmt: skip
+            raise copy_failed(
+                pool,
+                image,
+                dest,
+                self.site,
+                code=5,
+                message="a sync is in flight (no complete non-primary mirror snapshot)",
+            )
         newest = max(snaps, key=lambda s: s["id"])
-        record = {"dest": dest, "snap_id": newest["id"], "primary_snap_id": newest["namespace"]["primary_snap_id"],
-                  "attempts": 1, "seconds": 0.0}  # fmt: skip
+        record = {
+            "dest": dest,
+            "snap_id": newest["id"],
+            "primary_snap_id": newest["namespace"]["primary_snap_id"],
+            "attempts": 1,
+            "seconds": 0.0,
+        }
         self.pair.scratch[(self.site, dest)] = {"data": copy.deepcopy(newest["_data"]), "record": record}
         return dict(record)
 

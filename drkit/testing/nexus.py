@@ -80,7 +80,9 @@ class FakeNexus:
         if self.fail_writes or self.data.get("frozen"):
             raise nexus_answered(self.url, self.site, f"uploading {repository}/{path}", 503)
         if repository not in self._repos():
-            raise nexus_answered(self.url, self.site, f"uploading {repository}/{path}", 400, "no such repository")
+            raise nexus_answered(
+                self.url, self.site, f"uploading {repository}/{path}", 400, "no such repository"
+            )
         self._repos()[repository]["/" + path.strip("/")] = bytes(data)
 
     def download(self, repository: str, path: str) -> bytes:
@@ -95,12 +97,17 @@ class FakeNexus:
         """See :class:`~drkit.adapters.nexus.NexusApi`."""
         self._enter("GET search/assets", auth=True)
         return [
-            Asset(id=f"a-{hashlib.sha1(p.encode(), usedforsecurity=False).hexdigest()[:12]}",
-                  repository=repository, path=p, download_url=f"{self.url}/repository/{repository}{p}",
-                  sha1=hashlib.sha1(d, usedforsecurity=False).hexdigest(), sha256=hashlib.sha256(d).hexdigest())
+            Asset(
+                id=f"a-{hashlib.sha1(p.encode(), usedforsecurity=False).hexdigest()[:12]}",
+                repository=repository,
+                path=p,
+                download_url=f"{self.url}/repository/{repository}{p}",
+                sha1=hashlib.sha1(d, usedforsecurity=False).hexdigest(),
+                sha256=hashlib.sha256(d).hexdigest(),
+            )
             for p, d in sorted(self._repos().get(repository, {}).items())
             if name is None or p == name
-        ]  # fmt: skip
+        ]
 
     def delete(self, repository: str, path: str) -> None:
         """See :class:`~drkit.adapters.nexus.NexusApi`."""
@@ -111,4 +118,6 @@ class FakeNexus:
     def delete_component(self, component_id: str) -> None:
         """See :class:`~drkit.adapters.nexus.NexusApi`."""
         self._enter("DELETE component", auth=True)
-        raise nexus_answered(self.url, self.site, f"deleting component {component_id}", 404, "Component not found")
+        raise nexus_answered(
+            self.url, self.site, f"deleting component {component_id}", 404, "Component not found"
+        )

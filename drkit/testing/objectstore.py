@@ -98,7 +98,9 @@ class FakeObjectStore:
                 if_none_match, if_match = False, None
             if if_none_match and key in self.objects:
                 raise exists_already(key, self.bucket, self.endpoint, self.site)
-            if if_match is not None and (key not in self.objects or self._etag(self.objects[key]) != if_match):
+            if if_match is not None and (
+                key not in self.objects or self._etag(self.objects[key]) != if_match
+            ):
                 raise changed_since_read(key, self.bucket, self.endpoint, self.site)
             self.objects[key] = bytes(data)
             return self._etag(data)

@@ -51,10 +51,14 @@ class FakeRbdMirror:
         """Plain (not mirrored) images, e.g. scratch copies: ``(pool, name) -> record``."""
         self.daemon_up = True
         self.peers: list[dict[str, Any]] = [
-            {"uuid": "1249475d-ff0c-4913-8db7-3fe35b267222", "direction": "rx-tx",
-             "site_name": "site-b" if site == "site-a" else "site-a",
-             "mirror_uuid": "d57da44b-a553-4649-afa9-015e079f0233", "client_name": "client.rbd-mirror-peer"}
-        ]  # fmt: skip
+            {
+                "uuid": "1249475d-ff0c-4913-8db7-3fe35b267222",
+                "direction": "rx-tx",
+                "site_name": "site-b" if site == "site-a" else "site-a",
+                "mirror_uuid": "d57da44b-a553-4649-afa9-015e079f0233",
+                "client_name": "client.rbd-mirror-peer",
+            }
+        ]
         """The pool's peers, as ``rbd mirror pool info`` lists them."""
         self.schedules: list[dict[str, Any]] = []
         """Mirror-snapshot schedules, as ``rbd mirror snapshot schedule ls --recursive`` lists them."""
@@ -174,10 +178,17 @@ class FakeRbdMirror:
         argv = ["rbd", *args, "--format", "json"]
         what = f"{op} of {pool}/{image}" if image else f"{op} of pool {pool}"
         if self.timeout:
-            raise timed_out(f"{what} on {self.site}", argv=argv, timeout=30, output="", context={"site": self.site})
+            raise timed_out(
+                f"{what} on {self.site}", argv=argv, timeout=30, output="", context={"site": self.site}
+            )
         if self.exit_code is not None:
-            raise rbd_failed(what, self.site, argv=argv, exit_code=self.exit_code,
-                             output=f"rbd: {op} failed: (fake) error {self.exit_code}")  # fmt: skip
+            raise rbd_failed(
+                what,
+                self.site,
+                argv=argv,
+                exit_code=self.exit_code,
+                output=f"rbd: {op} failed: (fake) error {self.exit_code}",
+            )
         if self.malformed_json:
             raise not_json(what, self.site, argv=argv, output='{"summary":{"hea')
 
@@ -229,7 +240,9 @@ class FakeRbdMirror:
 
     def snapshot_schedules(self, pool: str) -> list[dict[str, Any]]:
         """See :class:`drkit.adapters.rbd.RbdMirror`."""
-        self._call("mirror snapshot schedules", ["mirror", "snapshot", "schedule", "ls", "--pool", pool], pool)
+        self._call(
+            "mirror snapshot schedules", ["mirror", "snapshot", "schedule", "ls", "--pool", pool], pool
+        )
         return [dict(s) for s in json.loads(json.dumps(self.schedules)) if s.get("pool") == pool]
 
     def image_info(self, pool: str, image: str) -> dict[str, Any]:
@@ -284,9 +297,13 @@ class FakeRbdMirror:
         self._call("mirror snapshot", ["mirror", "image", "snapshot", f"{pool}/{image}"], pool, image)
         doc = self._doc(pool, image)
         if doc.get("description") != "local image is primary":
-            raise rbd_failed(f"mirror snapshot of {pool}/{image}", self.site, exit_code=22,
-                             argv=["rbd", "mirror", "image", "snapshot", f"{pool}/{image}"],
-                             output="rbd: failed to create mirror snapshot: (22) Invalid argument")  # fmt: skip
+            raise rbd_failed(
+                f"mirror snapshot of {pool}/{image}",
+                self.site,
+                exit_code=22,
+                argv=["rbd", "mirror", "image", "snapshot", f"{pool}/{image}"],
+                output="rbd: failed to create mirror snapshot: (22) Invalid argument",
+            )
         snap_id = self.add_snapshot(pool, image, created_at=self.now())
         doc.setdefault("snapshots", []).append(
             {
@@ -302,17 +319,33 @@ class FakeRbdMirror:
         self._call("copy latest synced", ["python3", "-c", "copy", f"{pool}/{image}"], pool, image)
         self._doc(pool, image)
         if (pool, dest) in self.images:
-            raise copy_failed(pool, image, dest, self.site, code=3, message=f"image {dest} is mirrored: not a scratch copy")
+            raise copy_failed(
+                pool, image, dest, self.site, code=3, message=f"image {dest} is mirrored: not a scratch copy"
+            )
         if (pool, dest) in self.plain:
             return {**self.plain[(pool, dest)], "reused": True}
-        done = [s for s in self.snaps.get((pool, image), [])
-                if s["namespace"].get("primary_snap_id") is not None and s["namespace"].get("complete")]  # fmt: skip
+        done = [
+            s
+            for s in self.snaps.get((pool, image), [])
+            if s["namespace"].get("primary_snap_id") is not None and s["namespace"].get("complete")
+        ]
         if not done:
-            raise copy_failed(pool, image, dest, self.site, code=5, message="a sync is in flight (no complete"
-                              " non-primary mirror snapshot)")  # fmt: skip
+            raise copy_failed(
+                pool,
+                image,
+                dest,
+                self.site,
+                code=5,
+                message="a sync is in flight (no complete non-primary mirror snapshot)",
+            )
         newest = max(done, key=lambda s: int(s["id"]))
-        record = {"dest": dest, "snap_id": newest["id"], "primary_snap_id": newest["namespace"]["primary_snap_id"],
-                  "attempts": 1, "seconds": 0.0}  # fmt: skip
+        record = {
+            "dest": dest,
+            "snap_id": newest["id"],
+            "primary_snap_id": newest["namespace"]["primary_snap_id"],
+            "attempts": 1,
+            "seconds": 0.0,
+        }
         self.plain[(pool, dest)] = record
         return dict(record)
 

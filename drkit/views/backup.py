@@ -86,5 +86,7 @@ def summary_markdown(summary: Summary) -> str:
             f" | {o.reason} |\n"
             for o in summary.stores
         )
-        text += "".join(f"\n**{line}**\n" for line in summary.store_lines() if line.startswith(("WARNING", "catch up")))
+        text += "".join(
+            f"\n**{line}**\n" for line in summary.store_lines() if line.startswith(("WARNING", "catch up"))
+        )
     return text

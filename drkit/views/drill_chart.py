@@ -46,8 +46,11 @@ def timeline_png(report: DrillReport) -> bytes:
         ax.grid(axis="x", color="#e5e5e5", linewidth=0.8)
         ax.set_axisbelow(True)
         ax.set_title(f"{report.app} drill ({report.mode}): {verdict(report)}\n{report.drill_id}", fontsize=11)
-        handles = [Patch(color=colors["drill"], label="drill phase"), Patch(color=colors["cleanup"], label="cleanup phase"),
-                   Patch(color=colors["failed"], label="failed step")]  # fmt: skip
+        handles = [
+            Patch(color=colors["drill"], label="drill phase"),
+            Patch(color=colors["cleanup"], label="cleanup phase"),
+            Patch(color=colors["failed"], label="failed step"),
+        ]
         # below the axis, where no bar can hide behind it
         ax.legend(
             handles=handles,
@@ -60,4 +63,3 @@ def timeline_png(report: DrillReport) -> bytes:
         fig.tight_layout()
 
     return render_png((10, max(3.0, 0.42 * len(steps) + 1.6)), draw)
-

@@ -99,20 +99,30 @@ def report_html(report: DrillReport, history: Sequence[DrillReport], chart_png: 
         rows.append(f'<tr><th scope="row">{_e(row.label)}</th><td class="wrap">{value}</td></tr>')
     checks = _html_table(
         CHECK_COLUMNS,
-        [("" if c.ok else "fail", _cells(("wrap", "pass" if c.ok else "FAIL", "wrap", "wrap"), r))
-         for c, r in zip(report.checks, check_rows(report), strict=True)],
-    )  # fmt: skip
+        [
+            ("" if c.ok else "fail", _cells(("wrap", "pass" if c.ok else "FAIL", "wrap", "wrap"), r))
+            for c, r in zip(report.checks, check_rows(report), strict=True)
+        ],
+    )
     steps = _html_table(
         STEP_COLUMNS,
-        [("fail" if s.outcome == "failed" else s.outcome, _cells(_STEP_CLASSES, step_row(s))) for s in report.steps],
-    )  # fmt: skip
+        [
+            ("fail" if s.outcome == "failed" else s.outcome, _cells(_STEP_CLASSES, step_row(s)))
+            for s in report.steps
+        ],
+    )
     before = earlier(report, history)
     if before:
         past = _html_table(
             HISTORY_COLUMNS,
-            [("" if h.passed else "fail", _cells(("time", "", "", _VERDICT_CLASS[verdict(h)], *_NUMS), history_row(h)))
-             for h in before[:HISTORY_ROWS]],
-        )  # fmt: skip
+            [
+                (
+                    "" if h.passed else "fail",
+                    _cells(("time", "", "", _VERDICT_CLASS[verdict(h)], *_NUMS), history_row(h)),
+                )
+                for h in before[:HISTORY_ROWS]
+            ],
+        )
         if len(before) > HISTORY_ROWS:
             past += f"<p>{len(before) - HISTORY_ROWS} older drills not listed.</p>"
     else:
@@ -153,4 +163,3 @@ kept serving, {_e(when(report.started_at))} to {_e(when(report.ended_at))}.</p>
 </body>
 </html>
 """
-

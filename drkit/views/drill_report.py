@@ -138,8 +138,16 @@ def check_rows(report: DrillReport) -> list[list[str]]:
 
 
 def step_row(s: DrillStep) -> list[str]:
-    return [s.phase, s.name, s.site, s.outcome, _clock(s.started_at), _clock(s.ended_at), _num(s.seconds),
-            s.error or ""]  # fmt: skip
+    return [
+        s.phase,
+        s.name,
+        s.site,
+        s.outcome,
+        _clock(s.started_at),
+        _clock(s.ended_at),
+        _num(s.seconds),
+        s.error or "",
+    ]
 
 
 STEP_COLUMNS = ("phase", "step", "site", "outcome", "start", "end", "seconds", "error")
@@ -260,5 +268,3 @@ def history_rows(reports: Sequence[DrillReport]) -> list[dict[str, Any]]:
         }
         for h in reports
     ]
-
-

@@ -32,9 +32,15 @@ def plan_markdown(plan: Plan, op_id: str = "") -> str:
         lines += [f"**Nothing to do:** {e(plan.nothing_to_do)}.", ""]
     lines += [f"**Data at risk** (the secondary's lag): {_seconds(plan.lag_seconds)}", ""]
     if plan.final_backup:
-        lines += [f"**Restores from:** a final backup of {e(plan.source)} taken by this operation before the app stops", ""]
+        lines += [
+            f"**Restores from:** a final backup of {e(plan.source)} taken by this operation before the app stops",
+            "",
+        ]
     elif plan.backup_run:
-        lines += [f"**Restores from:** backup {e(plan.backup_run)} ({backup_age(plan.backup_age_seconds)})", ""]
+        lines += [
+            f"**Restores from:** backup {e(plan.backup_run)} ({backup_age(plan.backup_age_seconds)})",
+            "",
+        ]
     lines += ["| precondition | result | seen |", "|---|---|---|"]
     lines += [f"| {e(c.name)} | {'pass' if c.ok else '**FAIL**'} | {e(c.detail)} |" for c in plan.checks]
     lines += ["", "| # | step | site |", "|---|---|---|"]
@@ -43,8 +49,15 @@ def plan_markdown(plan: Plan, op_id: str = "") -> str:
     lines += ["**Cannot be fenced:** " + ("; ".join(e(u) for u in plan.unfenced) or "nothing")]
     if plan.takes_over:
         lines += [f"**Takes over the hold of:** {e(plan.takes_over)} (its journal records it)"]
-    acks = [a for a, need in (("data loss", plan.needs_data_loss_ack), ("unfenced old primary", plan.needs_unfenced_ack),
-                              (f"taking over {e(plan.takes_over or '')}", bool(plan.takes_over))) if need]  # fmt: skip
+    acks = [
+        a
+        for a, need in (
+            ("data loss", plan.needs_data_loss_ack),
+            ("unfenced old primary", plan.needs_unfenced_ack),
+            (f"taking over {e(plan.takes_over or '')}", bool(plan.takes_over)),
+        )
+        if need
+    ]
     if acks:
         lines += [f"**Approval must acknowledge:** {', '.join(acks)}"]
     if plan.refusals:
@@ -61,8 +74,18 @@ def changed_plan_markdown(
     lines += [f"- {md_inline(c)}" for c in changes]
     if done:
         lines += ["", "Steps already done (kept, not run again): " + ", ".join(md_inline(d) for d in done)]
-    return "\n".join([*lines, "", "## The plan now", "", plan_markdown(now), "## The plan approved before", "",
-                      plan_markdown(approved)])  # fmt: skip
+    return "\n".join(
+        [
+            *lines,
+            "",
+            "## The plan now",
+            "",
+            plan_markdown(now),
+            "## The plan approved before",
+            "",
+            plan_markdown(approved),
+        ]
+    )
 
 
 def abort_markdown(plan: AbortPlan) -> str:

@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--audit-log", default=None, help="audit log path (default <state-dir>/audit.jsonl)")
     s.add_argument("--tls", action="store_true", help="serve HTTPS (self-signed, <state-dir>/tls.crt)")
-    s.add_argument("--tls-dir", default=None, help="serve HTTPS with DIR/tls.crt and tls.key (made if absent)")
+    s.add_argument(
+        "--tls-dir", default=None, help="serve HTTPS with DIR/tls.crt and tls.key (made if absent)"
+    )
     return p
 
 

@@ -63,7 +63,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None or m.end() == pos:
-            raise Unsupported(f"CEL at {text[pos:pos + 20]!r} is not supported by the lab's apiserver")
+            raise Unsupported(f"CEL at {text[pos : pos + 20]!r} is not supported by the lab's apiserver")
         op, single, double, ident = m.groups()
         if op is not None:
             out.append(("op", op))
@@ -297,14 +297,23 @@ def compile_policy(obj: dict[str, Any]) -> Policy:
     rules = tuple(constraints.get("resourceRules") or ())
     for rule in rules:
         _only("spec.matchConstraints.resourceRules[]", rule, _RULE_FIELDS)
-    conditions = tuple((str(c["name"]), compile_expression(c["expression"])) for c in spec.get("matchConditions") or ())
-    variables = tuple((str(v["name"]), compile_expression(v["expression"])) for v in spec.get("variables") or ())
+    conditions = tuple(
+        (str(c["name"]), compile_expression(c["expression"])) for c in spec.get("matchConditions") or ()
+    )
+    variables = tuple(
+        (str(v["name"]), compile_expression(v["expression"])) for v in spec.get("variables") or ()
+    )
     validations = []
     for v in spec.get("validations") or ():
         _only("spec.validations[]", v, _VALIDATION_FIELDS)
-        validations.append((str(v["expression"]), compile_expression(v["expression"]),
-                            str(v.get("message") or f"failed expression: {v['expression']}"),
-                            str(v.get("reason") or "Invalid")))  # fmt: skip
+        validations.append(
+            (
+                str(v["expression"]),
+                compile_expression(v["expression"]),
+                str(v.get("message") or f"failed expression: {v['expression']}"),
+                str(v.get("reason") or "Invalid"),
+            )
+        )
     return Policy(name, failure == "Fail", rules, conditions, variables, tuple(validations))
 
 
@@ -327,8 +336,9 @@ def check_stored(kind: str, obj: Any) -> None:
             check_binding(obj)
     except (Unsupported, KeyError, TypeError) as exc:
         name = (obj.get("metadata") or {}).get("name")
-        raise ApiError(422, f'{kind}.admissionregistration.k8s.io "{name}" is invalid: {exc}',
-                       reason="Invalid") from None  # fmt: skip
+        raise ApiError(
+            422, f'{kind}.admissionregistration.k8s.io "{name}" is invalid: {exc}', reason="Invalid"
+        ) from None
 
 
 def _matches(rule: dict[str, Any], group: str, version: str, resource: str, operation: str) -> bool:
@@ -336,8 +346,12 @@ def _matches(rule: dict[str, Any], group: str, version: str, resource: str, oper
         items = rule.get(field) or ()
         return "*" in items or value in items
 
-    return (has("apiGroups", group) and has("apiVersions", version) and has("resources", resource)
-            and has("operations", operation))  # fmt: skip
+    return (
+        has("apiGroups", group)
+        and has("apiVersions", version)
+        and has("resources", resource)
+        and has("operations", operation)
+    )
 
 
 @dataclass(frozen=True)
@@ -359,16 +373,22 @@ class Review:
 def admit(policies: list[dict[str, Any]], bindings: list[dict[str, Any]], review: Review) -> None:
     """Raise the real apiserver's denial when a bound policy that matches ``review`` refuses it."""
     by_name = {str((p.get("metadata") or {}).get("name")): p for p in policies}
-    request = {"operation": review.operation, "name": review.name, "namespace": review.namespace,
-               "userInfo": {"username": review.username, "groups": list(review.groups)},
-               "resource": {"group": review.group, "version": review.version, "resource": review.resource}}  # fmt: skip
+    request = {
+        "operation": review.operation,
+        "name": review.name,
+        "namespace": review.namespace,
+        "userInfo": {"username": review.username, "groups": list(review.groups)},
+        "resource": {"group": review.group, "version": review.version, "resource": review.resource},
+    }
     for binding in bindings:
         spec = binding.get("spec") or {}
         raw = by_name.get(str(spec.get("policyName")))
         if raw is None:
             continue
         policy = compile_policy(raw)
-        if not any(_matches(r, review.group, review.version, review.resource, review.operation) for r in policy.rules):
+        if not any(
+            _matches(r, review.group, review.version, review.resource, review.operation) for r in policy.rules
+        ):
             continue
         env: Env = {"request": request, "object": review.obj, "oldObject": review.old}
         failure = ""
@@ -399,8 +419,10 @@ def admit(policies: list[dict[str, Any]], bindings: list[dict[str, Any]], review
         if denied is not None:
             message, reason = denied
             bname = (binding.get("metadata") or {}).get("name")
-            head = f'{review.resource}.{review.group}' if review.group else review.resource
-            text = (f'{head} "{review.name}" is forbidden: ValidatingAdmissionPolicy \'{policy.name}\' with binding'
-                    f" '{bname}' denied request: {message}")  # fmt: skip
+            head = f"{review.resource}.{review.group}" if review.group else review.resource
+            text = (
+                f"{head} \"{review.name}\" is forbidden: ValidatingAdmissionPolicy '{policy.name}' with binding"
+                f" '{bname}' denied request: {message}"
+            )
             code = 403 if reason == "Forbidden" else 422
             raise ApiError(code, text, reason=reason)

@@ -129,6 +129,13 @@ def apply(rt: ResourceType, obj: dict[str, Any]) -> None:
 
 
 _NO_SPEC = {
-    "secrets", "configmaps", "events", "storageclasses", "serviceaccounts",
-    "roles", "clusterroles", "rolebindings", "clusterrolebindings",
+    "secrets",
+    "configmaps",
+    "events",
+    "storageclasses",
+    "serviceaccounts",
+    "roles",
+    "clusterroles",
+    "rolebindings",
+    "clusterrolebindings",
 }

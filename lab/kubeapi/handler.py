@@ -207,7 +207,9 @@ class Handler(BaseHTTPRequestHandler):
     def _admit(self, req: Request, user: User) -> None:
         """Validating admission (see :mod:`lab.kubeapi.admission`): refuse a policy the lab cannot
         enforce, and run the bound policies on every create, update, patch and delete."""
-        operation = {"create": "CREATE", "update": "UPDATE", "patch": "UPDATE", "delete": "DELETE"}.get(req.verb)
+        operation = {"create": "CREATE", "update": "UPDATE", "patch": "UPDATE", "delete": "DELETE"}.get(
+            req.verb
+        )
         if operation is None or req.sub:
             return
         if req.rt.group == admission.GROUP and req.verb in ("create", "update"):
@@ -222,18 +224,37 @@ class Handler(BaseHTTPRequestHandler):
         if req.verb in ("create", "update"):
             new = req.body if isinstance(req.body, dict) else None
         elif req.verb == "patch":  # the object as the patch would leave it
-            new = store.patch(req.rt, req.namespace, req.name or "", req.body, req.content_type,
-                              field_manager=req.query.get("fieldManager"), strict=req.strict, dry_run=True)  # fmt: skip
+            new = store.patch(
+                req.rt,
+                req.namespace,
+                req.name or "",
+                req.body,
+                req.content_type,
+                field_manager=req.query.get("fieldManager"),
+                strict=req.strict,
+                dry_run=True,
+            )
             if old is None:
                 operation = "CREATE"
         if req.verb == "update" and old is None:
             operation = "CREATE"
         name = req.name or str(((new or {}).get("metadata") or {}).get("name") or "")
-        admission.admit(policies, bindings, admission.Review(
-            group=req.rt.group, version=req.rt.version, resource=req.rt.plural, operation=operation, name=name,
-            namespace=req.namespace or "", username=user.name, groups=user.groups, obj=new,
-            old=old if operation != "CREATE" else None,
-        ))  # fmt: skip
+        admission.admit(
+            policies,
+            bindings,
+            admission.Review(
+                group=req.rt.group,
+                version=req.rt.version,
+                resource=req.rt.plural,
+                operation=operation,
+                name=name,
+                namespace=req.namespace or "",
+                username=user.name,
+                groups=user.groups,
+                obj=new,
+                old=old if operation != "CREATE" else None,
+            ),
+        )
 
     def _token_request(self, req: Request) -> dict[str, Any]:
         """``create serviceaccounts/<name>/token``: mint a bearer token for an existing ServiceAccount."""
@@ -250,21 +271,31 @@ class Handler(BaseHTTPRequestHandler):
         """``create selfsubjectaccessreviews``: would the caller be allowed ``spec.resourceAttributes``
         (or ``spec.nonResourceAttributes``)? Answered by the same authorizer, never stored."""
         if req.verb != "create" or req.name:
-            raise ApiError(405, "the server does not allow this method on the requested resource",
-                           reason="MethodNotAllowed")  # fmt: skip
+            raise ApiError(
+                405,
+                "the server does not allow this method on the requested resource",
+                reason="MethodNotAllowed",
+            )
         spec = (req.body or {}).get("spec") if isinstance(req.body, dict) else None
         resource = (spec or {}).get("resourceAttributes")
         path = (spec or {}).get("nonResourceAttributes")
         if (resource is None) == (path is None):
-            raise ApiError(422, "SelfSubjectAccessReview.authorization.k8s.io is invalid: spec.resourceAttributes:"
-                           " Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes"
-                           " must be specified", reason="Invalid")  # fmt: skip
+            raise ApiError(
+                422,
+                "SelfSubjectAccessReview.authorization.k8s.io is invalid: spec.resourceAttributes:"
+                ' Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes'
+                " must be specified",
+                reason="Invalid",
+            )
         if resource is not None:
             asked = Attributes(
-                verb=str(resource.get("verb") or ""), api_group=str(resource.get("group") or ""),
-                resource=str(resource.get("resource") or ""), subresource=str(resource.get("subresource") or ""),
-                namespace=str(resource.get("namespace") or ""), name=str(resource.get("name") or ""),
-            )  # fmt: skip
+                verb=str(resource.get("verb") or ""),
+                api_group=str(resource.get("group") or ""),
+                resource=str(resource.get("resource") or ""),
+                subresource=str(resource.get("subresource") or ""),
+                namespace=str(resource.get("namespace") or ""),
+                name=str(resource.get("name") or ""),
+            )
         else:
             assert path is not None  # exactly one of the two is set (checked above)
             asked = Attributes(verb=str(path.get("verb") or ""), path=str(path.get("path") or ""))
@@ -334,7 +365,19 @@ class Handler(BaseHTTPRequestHandler):
         method = self.command
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
         if sub == "token" and method == "POST":
-            return Request("create", method, rt, ns, name, sub, query, query_lists, self._decode(raw, ctype), ctype, self.headers)
+            return Request(
+                "create",
+                method,
+                rt,
+                ns,
+                name,
+                sub,
+                query,
+                query_lists,
+                self._decode(raw, ctype),
+                ctype,
+                self.headers,
+            )
         if sub == "exec":
             if method not in ("GET", "POST"):
                 raise ApiError(405, "the server does not allow this method on the requested resource")

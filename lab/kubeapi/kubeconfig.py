@@ -29,7 +29,9 @@ def write_kubeconfig(
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": n, "cluster": {"server": url, **cluster_extra}} for n, url in clusters.items()],
-        "users": [{"name": f"{n}-{user_suffix}", "user": {"token": tokens.get(n, "fake-token")}} for n in clusters],
+        "users": [
+            {"name": f"{n}-{user_suffix}", "user": {"token": tokens.get(n, "fake-token")}} for n in clusters
+        ],
         "contexts": [
             {"name": n, "context": {"cluster": n, "user": f"{n}-{user_suffix}", "namespace": "default"}}
             for n in clusters

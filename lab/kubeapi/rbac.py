@@ -259,7 +259,16 @@ def bootstrap_objects() -> list[dict[str, Any]]:
         binding("system:discovery", ["system:authenticated"]),
         role("system:public-info-viewer", public),
         binding("system:public-info-viewer", ["system:authenticated", "system:unauthenticated"]),
-        role("system:basic-user", [], [{"apiGroups": ["authorization.k8s.io"], "verbs": ["create"],
-                                         "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]}]),
+        role(
+            "system:basic-user",
+            [],
+            [
+                {
+                    "apiGroups": ["authorization.k8s.io"],
+                    "verbs": ["create"],
+                    "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                }
+            ],
+        ),
         binding("system:basic-user", ["system:authenticated"]),
     ]

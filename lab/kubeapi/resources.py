@@ -66,17 +66,23 @@ _BUILTINS: list[ResourceType] = [
     ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
     # Stored; the lab enforces the policies it can evaluate (see lab.kubeapi.admission).
     ResourceType(
-        "admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", False,
-        (), ("status",),
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        False,
+        (),
+        ("status",),
     ),
     ResourceType(
-        "admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding",
-        "validatingadmissionpolicybindings", False,
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        False,
     ),
     # Reviews are not stored: ``create`` answers one (see lab.kubeapi.handler); discovery says create only.
-    ResourceType(
-        "authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False
-    ),
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False),
     ResourceType(
         "apiextensions.k8s.io",
         "v1",
@@ -89,7 +95,12 @@ _BUILTINS: list[ResourceType] = [
 ]
 
 GROUP_PRIORITY = [
-    "", "apps", "networking.k8s.io", "rbac.authorization.k8s.io", "storage.k8s.io", "apiextensions.k8s.io",
+    "",
+    "apps",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "apiextensions.k8s.io",
     "authorization.k8s.io",
 ]
 

@@ -47,7 +47,7 @@ def validate_name(rt: ResourceType, obj: dict[str, Any]) -> None:
     name = (obj.get("metadata") or {}).get("name") or ""
     if rt.group == "rbac.authorization.k8s.io":  # RBAC names are path segments ("system:discovery")
         if name in (".", "..") or "/" in name or "%" in name:
-            msg = f'Invalid value: "{name}": may not contain \'/\' or \'%\' and may not be \'.\' or \'..\''
+            msg = f"Invalid value: \"{name}\": may not contain '/' or '%' and may not be '.' or '..'"
             _raise(rt, obj, [_cause("FieldValueInvalid", "metadata.name", msg)], False)
         return
     pattern = _DNS_LABEL if rt.plural in _LABEL_NAMES else _DNS_SUBDOMAIN

@@ -98,12 +98,21 @@ def served(ui_server: str, client: Any, lab: Lab) -> Iterator[None]:
 
     with temporary_settings({PREFECT_API_URL: f"{ui_server}/api"}):
         Secret(value=KEY_TEXT).save(KEY_BLOCK, overwrite=True)
-    env = {**os.environ, "PREFECT_API_URL": f"{ui_server}/api", "PYTHONPATH": str(ROOT),
-           "STANDBY_CONFIG": str(lab.root / "standby.yaml")}  # fmt: skip
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": f"{ui_server}/api",
+        "PYTHONPATH": str(ROOT),
+        "STANDBY_CONFIG": str(lab.root / "standby.yaml"),
+    }
     log = Path(tempfile.mkdtemp(prefix="standby-serve-")) / "serve.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.browser.serve_operations"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.browser.serve_operations"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         from prefect.exceptions import ObjectNotFound
 
@@ -144,8 +153,10 @@ def page(shots: Path) -> Iterator[Any]:
 
     chromium = os.environ.get("STANDBY_CHROMIUM", "/usr/bin/chromium")
     if not Path(chromium).exists():
-        pytest.fail(f"no chromium at {chromium}: run scripts/sysdeps.sh (apt-get install chromium) "
-                    "or set STANDBY_CHROMIUM")  # fmt: skip
+        pytest.fail(
+            f"no chromium at {chromium}: run scripts/sysdeps.sh (apt-get install chromium) "
+            "or set STANDBY_CHROMIUM"
+        )
     args = ["--no-sandbox"] if os.geteuid() == 0 else []  # chromium refuses to sandbox as root
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=args)
@@ -219,11 +230,15 @@ def _until_paused(client: Any, run_id: Any, timeout: float = 180.0) -> None:
             )
 
             logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
-            arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+            arts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
             text = "\n".join(f"{entry.level} {entry.message}" for entry in logs)
             plans = "\n".join(f"--- {a.key}\n{a.data}" for a in arts if a.key and "plan" in a.key)
-            raise AssertionError(f"the run ended {state.name} before its approval pause: {state.message}\n"
-                                 f"{text[-4000:]}\n{plans[-4000:]}")  # fmt: skip
+            raise AssertionError(
+                f"the run ended {state.name} before its approval pause: {state.message}\n"
+                f"{text[-4000:]}\n{plans[-4000:]}"
+            )
         time.sleep(1)
     raise AssertionError(f"the run did not pause within {timeout:.0f}s")
 
@@ -352,7 +367,9 @@ def test_an_operator_fails_over_nexus_from_the_prefect_ui(
     )
 
     logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
-    arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+    arts = client.read_artifacts(
+        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+    )
     texts = [*(entry.message for entry in logs), *(str(a.data) + str(a.description) for a in arts)]
     assert logs and arts and not [t for t in texts if api_auth() in t]
 
@@ -369,7 +386,9 @@ def test_an_operator_fails_over_nexus_from_the_prefect_ui(
     assert not journal.plan.forced and not journal.plan.unfenced, journal.plan  # site-a was fenced
     assert acks == [], f"the plan of a failover with site-a up asks no acknowledgement, the form had {acks}"
     assert (journal.approval.data_loss, journal.approval.unfenced) == (
-        journal.plan.needs_data_loss_ack, journal.plan.needs_unfenced_ack)  # fmt: skip
+        journal.plan.needs_data_loss_ack,
+        journal.plan.needs_unfenced_ack,
+    )
     print(f"operator path total {time.monotonic() - started:.1f}s (form to timeline)")
 
     # Home again with the jobs API (a failback: resync site-a, then relocate), so the lab is left
@@ -377,8 +396,16 @@ def test_an_operator_fails_over_nexus_from_the_prefect_ui(
     fresh_backup(world, "site-b", key)
     prepared = prepare(world, "nexus", "failback", None, key=key)
     assert prepared.plan.runnable, prepared.plan.refusals
-    back = execute(world, approve(world, prepared, Approval(approver="browser-test", reason="back home",
-                                                             at=datetime.now(UTC)), "nexus"), key=key)  # fmt: skip
+    back = execute(
+        world,
+        approve(
+            world,
+            prepared,
+            Approval(approver="browser-test", reason="back home", at=datetime.now(UTC)),
+            "nexus",
+        ),
+        key=key,
+    )
     assert back.status == "completed", back.error
     if back.finished_at:
         print(f"failback through the jobs API {(back.finished_at - back.created_at).total_seconds():.1f}s")

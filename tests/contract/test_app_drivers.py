@@ -29,7 +29,9 @@ from drkit.jobs.world import World, read_placement
 from drkit.testing.dr import FakeDr, fake_dr
 
 KEY = crypto.MasterKey(bytes(range(32)))
-PROTOCOL = [name for name in dir(AppDriver) if not name.startswith("_") and callable(getattr(AppDriver, name))]
+PROTOCOL = [
+    name for name in dir(AppDriver) if not name.startswith("_") and callable(getattr(AppDriver, name))
+]
 assert len(PROTOCOL) == 12, PROTOCOL  # every method of the protocol is checked
 
 
@@ -122,7 +124,9 @@ class ToyDriver:
     seen: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, app: ProtectedApp, site: Site, cluster: ClusterApi, world: World | None = None) -> ToyDriver:
+    def build(
+        cls, app: ProtectedApp, site: Site, cluster: ClusterApi, world: World | None = None
+    ) -> ToyDriver:
         return cls(app=app, site=site, cluster=cluster)
 
     def _note(self, call: str) -> None:
@@ -191,8 +195,12 @@ def test_a_new_kind_is_registered_and_relocated_without_touching_the_steps(toy: 
     prepared = prepare(dr.world, "nexus", "relocate", "site-b", key=KEY)
     assert prepared.plan.runnable, [c for c in prepared.plan.checks if not c.ok]
     approval = Approval(approver="tester", reason="unit", at=datetime(2026, 11, 30, tzinfo=UTC))
-    done = execute(dr.world, approve(dr.world, prepared, approval, "nexus"), key=KEY,
-                   timeouts=Timeouts(default=30.0, poll=1.0))  # fmt: skip
+    done = execute(
+        dr.world,
+        approve(dr.world, prepared, approval, "nexus"),
+        key=KEY,
+        timeouts=Timeouts(default=30.0, poll=1.0),
+    )
     assert done.status == "completed", done.error
     assert read_placement(dr.world, app).record.primary == "site-b"
     assert ("quiesce", "site-a") in ToyDriver.calls and ("stop", "site-a") in ToyDriver.calls

@@ -57,12 +57,20 @@ def site(tmp_path: Path) -> Iterator[Site]:
     }
     with rbac_server(tmp_path, ADMIN, ("app", "rook-ceph-tools"), rules) as (srv, admin):
         core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
-        apps.create_namespaced_deployment("rook-ceph", {
-            "metadata": {"name": "rook-ceph-tools", "labels": {"app": "rook-ceph-tools"}},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "rook-ceph-tools"}},
-                     "template": {"metadata": {"labels": {"app": "rook-ceph-tools"}},
-                                  "spec": {"containers": [{"name": "tools", "image": "rook/ceph"}]}}},
-        })  # fmt: skip
+        apps.create_namespaced_deployment(
+            "rook-ceph",
+            {
+                "metadata": {"name": "rook-ceph-tools", "labels": {"app": "rook-ceph-tools"}},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": "rook-ceph-tools"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "rook-ceph-tools"}},
+                        "spec": {"containers": [{"name": "tools", "image": "rook/ceph"}]},
+                    },
+                },
+            },
+        )
         token = core.create_namespaced_service_account_token(
             "standby",
             "standby",

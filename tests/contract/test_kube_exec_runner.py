@@ -40,10 +40,14 @@ def test_a_hung_apiserver_is_a_timeout_not_a_hang(kubeapi: KubeApiServer) -> Non
         _runner(kubeapi.url, timeout=1.0).run(["rbd", "ls"], description="list images")
 
 
-def test_a_named_toolbox_pod_that_is_missing_is_not_found_and_nothing_is_listed(kubeapi: KubeApiServer) -> None:
+def test_a_named_toolbox_pod_that_is_missing_is_not_found_and_nothing_is_listed(
+    kubeapi: KubeApiServer,
+) -> None:
     cfg = client.Configuration()
     cfg.host = kubeapi.url
-    runner = KubeExecRunner(client.ApiClient(cfg), "rook-ceph/pod/standby-tools-0", site="site-x", timeout=2.0)
+    runner = KubeExecRunner(
+        client.ApiClient(cfg), "rook-ceph/pod/standby-tools-0", site="site-x", timeout=2.0
+    )
     kubeapi.stats.reset()
     with pytest.raises(NotFound) as err:
         runner.run(["rbd", "ls"], description="list images")
@@ -51,7 +55,9 @@ def test_a_named_toolbox_pod_that_is_missing_is_not_found_and_nothing_is_listed(
     assert kubeapi.stats.snapshot()["by_verb"] == {"get": 1}  # one get of that pod: no list, no Deployment
 
 
-@pytest.mark.parametrize("text", ["rook-ceph", "rook-ceph/", "rook-ceph/deploy/x", "rook-ceph/pod/", "a/b/c/d"])
+@pytest.mark.parametrize(
+    "text", ["rook-ceph", "rook-ceph/", "rook-ceph/deploy/x", "rook-ceph/pod/", "a/b/c/d"]
+)
 def test_a_toolbox_setting_of_another_shape_is_refused(text: str) -> None:
     from drkit.domain.models import toolbox_target
 

@@ -174,8 +174,16 @@ def test_exec_needs_create_on_pods_exec(cluster: Cluster) -> None:
     pod = core_admin.list_namespaced_pod("app").items[0].metadata.name
     core = client.CoreV1Api(_api(cluster.server.url, cluster.mint()))
     with pytest.raises(ApiException) as err:
-        stream(core.connect_get_namespaced_pod_exec, pod, "app", command=["echo", "hi"],
-               stderr=True, stdin=False, stdout=True, tty=False)  # fmt: skip
+        stream(
+            core.connect_get_namespaced_pod_exec,
+            pod,
+            "app",
+            command=["echo", "hi"],
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+        )
     reason = str(err.value.reason).replace("\\", "")
     assert "Handshake status 403" in reason
     assert (
@@ -186,8 +194,16 @@ def test_exec_needs_create_on_pods_exec(cluster: Cluster) -> None:
     role = rbac.read_namespaced_role("standby", "app")
     role.rules.append(client.V1PolicyRule(api_groups=[""], resources=["pods/exec"], verbs=["create"]))
     rbac.replace_namespaced_role("standby", "app", role)
-    out = stream(core.connect_get_namespaced_pod_exec, pod, "app", command=["echo", "hi"],
-                 stderr=True, stdin=False, stdout=True, tty=False)  # fmt: skip
+    out = stream(
+        core.connect_get_namespaced_pod_exec,
+        pod,
+        "app",
+        command=["echo", "hi"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+    )
     assert out.strip() == "hi"
 
 

@@ -26,9 +26,13 @@ def nexus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def nexus(request: pytest.FixtureRequest) -> Iterator[NexusApi]:
     """The real adapter against the simulator, and the fake: one contract."""
     if request.param == "fake":
-        yield FakeNexus(url="http://nexus.fake", site="site-x", data={}, password=PASSWORD, given_password=PASSWORD)
+        yield FakeNexus(
+            url="http://nexus.fake", site="site-x", data={}, password=PASSWORD, given_password=PASSWORD
+        )
         return
-    with HttpNexus(request.getfixturevalue("nexus_url"), username="admin", password=PASSWORD, site="site-x") as api:
+    with HttpNexus(
+        request.getfixturevalue("nexus_url"), username="admin", password=PASSWORD, site="site-x"
+    ) as api:
         yield api
 
 

@@ -95,8 +95,14 @@ def _fake_env() -> Env:
     snap = a.add_snapshot(POOL, image, created_at=now - timedelta(seconds=40))
     b.add_snapshot(POOL, image, created_at=now - timedelta(seconds=39), primary_snap_id=snap)
     for side in (a, b):  # as the lab schedules its app images on both sites
-        side.schedules = [{"pool": POOL, "namespace": "", "image": "csi-vol-app", "items": [{"interval": "1m",
-                           "start_time": ""}]}]  # fmt: skip
+        side.schedules = [
+            {
+                "pool": POOL,
+                "namespace": "",
+                "image": "csi-vol-app",
+                "items": [{"interval": "1m", "start_time": ""}],
+            }
+        ]
     return Env("fake", a, b, image)
 
 

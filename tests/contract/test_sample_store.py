@@ -21,7 +21,9 @@ T0 = datetime(2026, 11, 21, 23, 50, tzinfo=UTC)
 
 @pytest.fixture(params=["fake", "s3"])
 def make(request: pytest.FixtureRequest) -> Callable[[], SampleStore]:
-    factory = _fake_factory() if request.param == "fake" else _s3_factory(request.getfixturevalue("moto_endpoint"))
+    factory = (
+        _fake_factory() if request.param == "fake" else _s3_factory(request.getfixturevalue("moto_endpoint"))
+    )
 
     def build() -> SampleStore:
         stores: dict[str, Any] = {"site-a": factory(), "site-b": factory()}
@@ -32,7 +34,11 @@ def make(request: pytest.FixtureRequest) -> Callable[[], SampleStore]:
 
 
 def _row(at: datetime, lag: float | None, **more: object) -> dict[str, object]:
-    return {c: None for c in COLUMNS} | {"kind": "app", "sampled_at": at, "app": "nexus", "lag_seconds": lag} | more
+    return (
+        {c: None for c in COLUMNS}
+        | {"kind": "app", "sampled_at": at, "app": "nexus", "lag_seconds": lag}
+        | more
+    )
 
 
 def test_rows_come_back_per_window_and_site_with_their_types(make: Callable[[], SampleStore]) -> None:

@@ -76,8 +76,12 @@ def lab_volume(lab: Lab) -> Iterator[tuple[ProtectedApp, Volume]]:
     image = f"vc-{uuid.uuid4().hex[:8]}"
     ceph.create_mirrored_image(a, b, POOL, image, size_mb=16, schedule=None)
     ceph.run(a.cli("mirror", "image", "snapshot", f"{POOL}/{image}"))
-    ceph.wait_for(lambda: ceph.mirror_image_status(b, POOL, image).get("state") == "up+replaying", 120, 1.0,
-                  f"{image} replaying on site-b")  # fmt: skip
+    ceph.wait_for(
+        lambda: ceph.mirror_image_status(b, POOL, image).get("state") == "up+replaying",
+        120,
+        1.0,
+        f"{image} replaying on site-b",
+    )
     config = lab.admin_config()
     base = config.app("nexus")
     volume = Volume(pvc="vc-data", image=image)
@@ -86,14 +90,37 @@ def lab_volume(lab: Lab) -> Iterator[tuple[ProtectedApp, Volume]]:
     for site in ("site-a", "site-b"):
         cluster = world.bundle(site).cluster
         cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-        cluster.create({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"pv-{image}"},
-                        "spec": {"capacity": {"storage": "16Mi"}, "accessModes": ["ReadWriteOnce"],
-                                 "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "ceph-rbd",
-                                 "csi": {"driver": "rook-ceph.rbd.csi.ceph.com", "volumeHandle": image,
-                                         "volumeAttributes": {"pool": POOL, "imageName": image}}}})  # fmt: skip
-        cluster.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "vc-data", "namespace": NS},
-                        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "16Mi"}},
-                                 "storageClassName": "ceph-rbd", "volumeName": f"pv-{image}"}})  # fmt: skip
+        cluster.create(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"pv-{image}"},
+                "spec": {
+                    "capacity": {"storage": "16Mi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "storageClassName": "ceph-rbd",
+                    "csi": {
+                        "driver": "rook-ceph.rbd.csi.ceph.com",
+                        "volumeHandle": image,
+                        "volumeAttributes": {"pool": POOL, "imageName": image},
+                    },
+                },
+            }
+        )
+        cluster.create(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "vc-data", "namespace": NS},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "16Mi"}},
+                    "storageClassName": "ceph-rbd",
+                    "volumeName": f"pv-{image}",
+                },
+            }
+        )
     yield app, volume
     from drkit.adapters.volumes import PVC_KIND, VR_KIND
     from drkit.domain.models import KindRef
@@ -107,10 +134,14 @@ def lab_volume(lab: Lab) -> Iterator[tuple[ProtectedApp, Volume]]:
     delete_mirrored_image(lab, image)
 
 
-@pytest.fixture(params=[
-    "fake-rbd", "fake-vr",
-    pytest.param("lab-rbd", marks=pytest.mark.lab), pytest.param("lab-vr", marks=pytest.mark.lab),
-])  # fmt: skip
+@pytest.fixture(
+    params=[
+        "fake-rbd",
+        "fake-vr",
+        pytest.param("lab-rbd", marks=pytest.mark.lab),
+        pytest.param("lab-vr", marks=pytest.mark.lab),
+    ]
+)
 def pair(request: pytest.FixtureRequest) -> Pair:
     kind, _, path = request.param.partition("-")
     control = "rbd" if path == "rbd" else "volume-replication"

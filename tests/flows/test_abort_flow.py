@@ -19,8 +19,14 @@ from tests.unit.test_abort import _failed_relocate
 
 
 def test_the_failover_form_has_the_take_over_switch_only_when_the_plan_takes_over() -> None:
-    base = Plan(kind="failover", app="nexus", source="site-a", target="site-b",
-                checks=(Check(name="x", ok=True),), steps=(StepSpec(name="placement", title="t", site="site-b"),))  # fmt: skip
+    base = Plan(
+        kind="failover",
+        app="nexus",
+        source="site-a",
+        target="site-b",
+        checks=(Check(name="x", ok=True),),
+        steps=(StepSpec(name="placement", title="t", site="site-b"),),
+    )
     assert "acknowledge_take_over" not in approval_model(base).model_json_schema()["properties"]
     taking = base.model_copy(update={"takes_over": "relocate-20261130T080000Z-abcdef"})
     switch = approval_model(taking).model_json_schema()["properties"]["acknowledge_take_over"]
@@ -33,7 +39,9 @@ def test_abort_operation_flow_asks_again_until_the_typed_approval_is_right_then_
     dr = fake_dr()
     failed = _failed_relocate(dr)
     monkeypatch.setattr(flows_ops, "world_for_run", lambda _config, **_: dr.world)
-    monkeypatch.setenv("STANDBY_BACKUP_KEY", base64.b64encode(bytes(range(32))).decode())  # the key of _failed_relocate
+    monkeypatch.setenv(
+        "STANDBY_BACKUP_KEY", base64.b64encode(bytes(range(32))).decode()
+    )  # the key of _failed_relocate
     asked: list[str] = []
 
     def approver(wait_for_input: Any, timeout: int, poll_interval: int, key: str) -> Any:

@@ -179,12 +179,21 @@ def test_verify_flow_names_a_tampered_object(config: str, env: Env, fast_retries
     result = backup(app="nexus", config=config)
     assert verify_backup(app="nexus", config=config, dry_run_site="site-b")["checked"] == 9
     prefix = yaml.safe_load(Path(config).read_text())["sites"][0]["s3"]["prefix"]
-    s3 = boto3.client("s3", endpoint_url=env.s3_url, region_name="us-east-1", aws_access_key_id="testing",
-                      aws_secret_access_key="testing")  # fmt: skip
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env.s3_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     layout = StoreLayout(prefix)
     key = layout.index_key("site-a", "nexus", result["run_id"])
-    index = decode_index(s3.get_object(Bucket="standby", Key=key)["Body"].read(), key=key, layout=layout,
-                         secret=MasterKey.parse(KEY_TEXT))  # fmt: skip
+    index = decode_index(
+        s3.get_object(Bucket="standby", Key=key)["Body"].read(),
+        key=key,
+        layout=layout,
+        secret=MasterKey.parse(KEY_TEXT),
+    )
     assert isinstance(index, BackupIndex)
     victim = next(e for e in index.objects if e.kind == "Ingress")
     s3.put_object(Bucket="standby", Key=victim.key, Body=b"tampered")
@@ -199,7 +208,9 @@ def test_restore_flow_dry_run_then_real_into_site_b(config: str, env: Env) -> No
     dry = restore(app="nexus", target_site="site-b", config=config, dry_run=True, namespace="nexus-dr-drill")
     assert len(dry["created"]) == 9 and dry["bound_pvcs"] == []  # a new namespace: nothing exists there
     assert env.site_b.store.try_get("namespaces", None, "nexus-dr-drill") is None
-    done = restore(app="nexus", target_site="site-b", config=config, namespace="nexus-dr-drill", bound_timeout=30)
+    done = restore(
+        app="nexus", target_site="site-b", config=config, namespace="nexus-dr-drill", bound_timeout=30
+    )
     assert done["bound_pvcs"] == [f"nexus-dr-drill/{seeds.PVC_NAME}"]
     pv = env.site_b.store.get("persistentvolumes", None, seeds.PV_NAME)
     assert pv["spec"]["csi"]["volumeAttributes"]["imageName"] == seeds.IMAGE_NAME
@@ -210,7 +221,9 @@ def test_restore_flow_dry_run_then_real_into_site_b(config: str, env: Env) -> No
 
 def test_restore_flow_refuses_a_namespace_not_the_apps_and_applies_nothing(config: str, env: Env) -> None:
     backup(app="nexus", config=config)
-    state = restore(app="nexus", target_site="site-b", config=config, namespace="kube-system", return_state=True)
+    state = restore(
+        app="nexus", target_site="site-b", config=config, namespace="kube-system", return_state=True
+    )
     message = str(state.message)
     assert state.is_failed() and "namespace kube-system" in message and "nexus-dr-drill" in message
     assert env.site_b.store.try_get("secrets", "kube-system", seeds.ADMIN_SECRET) is None
@@ -253,7 +266,9 @@ def test_every_app_gets_its_own_backup_run_and_one_apps_failure_is_its_own(
     kept, and the whole run fails naming web and why."""
     assert [a["name"] for a in yaml.safe_load(Path(config).read_text())["apps"]] == ["nexus", "web"]
     before = len(_events("standby.backup.failed", "standby.app.web", at_least=0, timeout=0))
-    rule = env.site_a.add_fault({"match": {"method": "GET", "path_regex": "/namespaces/web-dr/"}, "status": 403})
+    rule = env.site_a.add_fault(
+        {"match": {"method": "GET", "path_regex": "/namespaces/web-dr/"}, "status": 403}
+    )
     state = backup(config=config, return_state=True)
     assert state.is_failed() and rule.hits >= 1
     message = str(state.message)

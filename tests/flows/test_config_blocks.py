@@ -56,8 +56,12 @@ class Env:
         for site in data["sites"]:
             site["kube"] = {"kubeconfig": str(kubeconfig), "context": site["name"]}
             site["ceph"] = {"mode": "local", "conf": "/nonexistent/ceph.conf"}
-            site["s3"] = {"endpoint": self.s3_url, "bucket": "standby", "prefix": prefix,
-                          "credentials_file": str(creds)}  # fmt: skip
+            site["s3"] = {
+                "endpoint": self.s3_url,
+                "bucket": "standby",
+                "prefix": prefix,
+                "credentials_file": str(creds),
+            }
         path = folder / "standby.yaml"
         path.write_text(yaml.safe_dump(data))
         return path
@@ -122,8 +126,14 @@ def test_backup_and_restore_run_from_blocks_alone(saved: str) -> None:
         assert [c["name"] for c in kube["contexts"]] == [site.name]  # only the site's own context
     result = backup(app="nexus", config=f"block:{saved}", key_source=f"secret:{saved}-key")
     assert result["status"] == "complete" and result["objects"] == 9
-    restored = restore(app="nexus", target_site="site-b", config=f"block:{saved}", dry_run=True,
-                       key_source=f"secret:{saved}-key", exclude_kinds=["VolumeReplication"])  # fmt: skip
+    restored = restore(
+        app="nexus",
+        target_site="site-b",
+        config=f"block:{saved}",
+        dry_run=True,
+        key_source=f"secret:{saved}-key",
+        exclude_kinds=["VolumeReplication"],
+    )
     assert restored["run_id"] == result["run_id"] and restored["created"]
 
 
@@ -278,8 +288,15 @@ def test_a_bad_block_fails_the_run_once_before_any_task(case: str, saved: str, f
     given and rpo-sample."""
     make, expected = BAD[case]
     config = make(saved)
-    restored = restore(app="nexus", target_site="site-b", source_site="site-a", config=config, dry_run=True,
-                       key_source=f"secret:{saved}-key", return_state=True)  # fmt: skip
+    restored = restore(
+        app="nexus",
+        target_site="site-b",
+        source_site="site-a",
+        config=config,
+        dry_run=True,
+        key_source=f"secret:{saved}-key",
+        return_state=True,
+    )
     _check(restored, expected)
     assert _task_run_counts(restored) == []
     _check(rpo_sample(config=config, return_state=True), expected)

@@ -16,7 +16,7 @@ from prefect.artifacts import Artifact
 import flows.drill as drill_flows
 from drkit.jobs import drill_runbook
 from drkit.jobs.backup import run_backup
-from drkit.jobs.drill import list_journals
+from drkit.jobs.operations import list_journals
 from drkit.jobs.world import read_placement
 from drkit.testing.dr import IMAGE, FakeDr, fake_dr
 from flows.drill import drill
@@ -57,7 +57,9 @@ def test_a_promote_mode_drill_pauses_for_the_typed_approval_and_refuses_a_wrong_
         {"confirm_app": "nexus", "approver": "oncall@example.com", "reason": "quarterly promote drill"},
     ]
     with Approver(name, answers, before=lambda: _untouched(dr)) as approver:
-        result = drill.with_options(flow_run_name=name)(app="nexus", mode="promote", key_source="env:STANDBY_BACKUP_KEY")
+        result = drill.with_options(flow_run_name=name)(
+            app="nexus", mode="promote", key_source="env:STANDBY_BACKUP_KEY"
+        )
     assert approver.keys == ["approval-1", "approval-2"]  # the misspelt name was asked again
     assert result["passed"] is True
     journal = list_journals(dr.world, "nexus")[-1]
@@ -68,8 +70,13 @@ def test_a_promote_mode_drill_pauses_for_the_typed_approval_and_refuses_a_wrong_
 
 
 def test_a_promote_mode_drill_whose_approval_never_comes_fails_with_nothing_changed(dr: FakeDr) -> None:
-    state = drill(app="nexus", mode="promote", key_source="env:STANDBY_BACKUP_KEY", approval_timeout=2,
-                  return_state=True)  # fmt: skip
+    state = drill(
+        app="nexus",
+        mode="promote",
+        key_source="env:STANDBY_BACKUP_KEY",
+        approval_timeout=2,
+        return_state=True,
+    )
     assert state.is_failed(), state.message
     _untouched(dr)
 

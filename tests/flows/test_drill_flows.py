@@ -37,8 +37,14 @@ def _two_apps(monkeypatch: pytest.MonkeyPatch, *, backed_up: bool) -> FakeDr:
     dr.world.config = dr.world.config.model_copy(update={"apps": (*dr.world.config.apps, web)})
     if backed_up:
         b = dr.world.bundle("site-a")
-        run_backup(dr.world.config.app("nexus"), b.site, b.cluster, b.store, key=crypto.MasterKey(RAW_KEY),
-                   clock=dr.clock)  # fmt: skip
+        run_backup(
+            dr.world.config.app("nexus"),
+            b.site,
+            b.cluster,
+            b.store,
+            key=crypto.MasterKey(RAW_KEY),
+            clock=dr.clock,
+        )
     monkeypatch.setattr(drill_flows, "resolve_config", lambda _config: dr.world.config)
     monkeypatch.setattr(drill_flows, "world_for_run", lambda _config, **_: dr.world)
     monkeypatch.setenv("STANDBY_BACKUP_KEY", base64.b64encode(RAW_KEY).decode())
@@ -69,8 +75,11 @@ def test_the_drill_of_every_app_drills_nexus_and_skips_web_with_the_gates_reason
     assert state.is_completed(), state.message
     apps = state.result()["apps"]
     assert apps["nexus"]["verdict"] == "passed" and apps["nexus"]["detail"].endswith(" passed")
-    assert apps["web"] == {"verdict": "skipped", "detail": f"drill refused by its gate: canary possible: {reason}",
-                           "flow_run": ""}  # fmt: skip
+    assert apps["web"] == {
+        "verdict": "skipped",
+        "detail": f"drill refused by its gate: canary possible: {reason}",
+        "flow_run": "",
+    }
     rows = _rows()
     assert rows["web"]["verdict"] == "skipped" and reason in rows["web"]["detail"]
     assert rows["nexus"]["verdict"] == "passed"

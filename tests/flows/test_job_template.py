@@ -101,9 +101,18 @@ def test_the_variables_left_to_a_run_are_the_harmless_ones() -> None:
     variables = template()["variables"]
     assert variables["additionalProperties"] is False
     assert set(variables["properties"]) == {
-        "name", "image_pull_policy", "backoff_limit", "finished_job_ttl", "job_watch_timeout_seconds",
-        "pod_watch_timeout_seconds", "stream_output", "cpu_request", "cpu_limit", "memory_request", "memory_limit",
-    }  # fmt: skip
+        "name",
+        "image_pull_policy",
+        "backoff_limit",
+        "finished_job_ttl",
+        "job_watch_timeout_seconds",
+        "pod_watch_timeout_seconds",
+        "stream_output",
+        "cpu_request",
+        "cpu_limit",
+        "memory_request",
+        "memory_limit",
+    }
     resources = _container(rendered({"cpu_request": "250m", "memory_limit": "1Gi"}))["resources"]
     assert resources["requests"]["cpu"] == "250m" and resources["limits"]["memory"] == "1Gi"
 
@@ -121,7 +130,9 @@ def pool() -> str:
 
 
 @pytest.mark.parametrize("variable", sorted(HOSTILE))
-def test_the_server_refuses_a_deployment_or_run_that_sets_image_command_or_env(pool: str, variable: str) -> None:
+def test_the_server_refuses_a_deployment_or_run_that_sets_image_command_or_env(
+    pool: str, variable: str
+) -> None:
     from prefect import flow
     from prefect.client.orchestration import get_client
     from prefect.exceptions import PrefectHTTPStatusError
@@ -133,12 +144,20 @@ def test_the_server_refuses_a_deployment_or_run_that_sets_image_command_or_env(p
     with get_client(sync_client=True) as client:
         flow_id = client.create_flow(probe)
         with pytest.raises(PrefectHTTPStatusError) as refused:
-            client.create_deployment(flow_id=flow_id, name=f"bad-{uuid.uuid4().hex[:6]}", work_pool_name=pool,
-                                     job_variables={variable: HOSTILE[variable]})  # fmt: skip
+            client.create_deployment(
+                flow_id=flow_id,
+                name=f"bad-{uuid.uuid4().hex[:6]}",
+                work_pool_name=pool,
+                job_variables={variable: HOSTILE[variable]},
+            )
         assert refused.value.response.status_code == 422
         assert "Additional properties are not allowed" in refused.value.response.text
-        ok = client.create_deployment(flow_id=flow_id, name=f"ok-{uuid.uuid4().hex[:6]}", work_pool_name=pool,
-                                      job_variables={"cpu_request": "250m"})  # fmt: skip
+        ok = client.create_deployment(
+            flow_id=flow_id,
+            name=f"ok-{uuid.uuid4().hex[:6]}",
+            work_pool_name=pool,
+            job_variables={"cpu_request": "250m"},
+        )
         with pytest.raises(PrefectHTTPStatusError) as run_refused:
             client.create_flow_run_from_deployment(ok, job_variables={variable: HOSTILE[variable]})
         assert run_refused.value.response.status_code == 422

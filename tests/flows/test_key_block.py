@@ -46,7 +46,11 @@ def test_generate_export_rotate_through_a_secret_block_keep_older_runs_readable(
     assert f"with key id {first_id}" in made.stdout and first_text not in made.stdout  # only its id
     assert runner.invoke(cli, ["key", "id", "--block", name]).stdout.splitlines() == [f"{first_id} current"]
     again = runner.invoke(cli, ["key", "generate", "--block", name])
-    assert again.exit_code == 2 and "already holds a key" in again.stderr and "standby key rotate" in again.stderr
+    assert (
+        again.exit_code == 2
+        and "already holds a key" in again.stderr
+        and "standby key rotate" in again.stderr
+    )
 
     dr = fake_dr(per_site_stores=True)
     old = master_key(f"secret:{name}")  # what the flows load
@@ -68,7 +72,9 @@ def test_generate_export_rotate_through_a_secret_block_keep_older_runs_readable(
     app = dr.world.config.app("nexus")
     site_a, b = dr.world.bundle("site-a").site, dr.world.bundle("site-b")
     for run in (before, after):
-        result = require_ok(verify_stores(app_stores(dr.world, app, "site-a"), site_a, "nexus", run_id=run.run_id, key=ring))
+        result = require_ok(
+            verify_stores(app_stores(dr.world, app, "site-a"), site_a, "nexus", run_id=run.run_id, key=ring)
+        )
         assert len(result.keys) == 4  # two runs in each of two stores, every one opened by the ring
         target = FakeCluster(site="site-b")
         restore_backup(b.store, site_a, app, target, b.site, key=ring, run_id=run.run_id, layout=b.layout)

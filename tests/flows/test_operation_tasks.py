@@ -43,7 +43,9 @@ def test_routing_webhook_posts_the_app_and_its_new_site(
     Webhook(url=url, method="POST", allow_private_urls=True).save("route-nexus", overwrite=True)
     app = fake_config().app("nexus")
     webhook_routing("route-nexus")(app, "site-b")
-    assert got == [{"app": "nexus", "namespace": "nexus-dr", "site": "site-b", "event": "standby.routing.switch"}]
+    assert got == [
+        {"app": "nexus", "namespace": "nexus-dr", "site": "site-b", "event": "standby.routing.switch"}
+    ]
     status[0] = 500
     with pytest.raises(TransientError, match="answered 500 for app nexus"):
         webhook_routing("route-nexus")(app, "site-b")
@@ -52,8 +54,14 @@ def test_routing_webhook_posts_the_app_and_its_new_site(
 
 
 def test_the_approval_form_asks_only_the_acknowledgements_the_plan_needs() -> None:
-    base = Plan(kind="failover", app="nexus", source="site-a", target="site-b",
-                checks=(Check(name="x", ok=True),), steps=(StepSpec(name="placement", title="t", site="site-b"),))  # fmt: skip
+    base = Plan(
+        kind="failover",
+        app="nexus",
+        source="site-a",
+        target="site-b",
+        checks=(Check(name="x", ok=True),),
+        steps=(StepSpec(name="placement", title="t", site="site-b"),),
+    )
     plain = approval_model(base).model_json_schema()
     assert set(plain["required"]) == {"confirm_app", "approver", "reason"}
     assert "acknowledge_data_loss" not in plain["properties"]

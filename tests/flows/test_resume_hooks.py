@@ -26,7 +26,9 @@ def _resume_in_a_flow(dr: FakeDr, op_id: str) -> dict[str, Any]:
     return resume_flow()
 
 
-def test_a_flow_resume_pauses_for_the_new_plan_only_when_the_world_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_flow_resume_pauses_for_the_new_plan_only_when_the_world_moved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     forms: list[str] = []
 
     def approver(wait_for_input: Any, timeout: int, poll_interval: int, key: str) -> Any:
@@ -36,7 +38,10 @@ def test_a_flow_resume_pauses_for_the_new_plan_only_when_the_world_moved(monkeyp
 
     monkeypatch.setattr(tasks_ops, "pause_flow_run", approver)
     still = fake_dr()
-    assert _resume_in_a_flow(still, _failover_with_site_a_lost(still).op_id) == {"status": "completed", "reapprovals": 0}
+    assert _resume_in_a_flow(still, _failover_with_site_a_lost(still).op_id) == {
+        "status": "completed",
+        "reapprovals": 0,
+    }
     assert forms == []
     back = fake_dr()
     left = _failover_with_site_a_lost(back)

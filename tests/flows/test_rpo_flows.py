@@ -61,7 +61,9 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Fakes:
     f = Fakes()
     monkeypatch.setattr(site_adapters, "rbd_for", lambda site, *_: {"site-a": f.a, "site-b": f.b}[site.name])
     monkeypatch.setattr(site_adapters, "store_for", lambda site, **_: f.store)
-    monkeypatch.setattr(site_adapters, "cluster_for", lambda site: FakeCluster(site=site.name))  # the toolbox's apiserver
+    monkeypatch.setattr(
+        site_adapters, "cluster_for", lambda site: FakeCluster(site=site.name)
+    )  # the toolbox's apiserver
     return f
 
 
@@ -112,11 +114,18 @@ def test_rpo_sample_records_and_emits_breach_once_then_recovered(
     assert len(_emitted(events, "standby.rpo.recovered")) == 1
 
 
-def test_rpo_sample_with_no_app_measures_every_configured_app_each_on_its_own(tmp_path: Path, fakes: Fakes) -> None:
+def test_rpo_sample_with_no_app_measures_every_configured_app_each_on_its_own(
+    tmp_path: Path, fakes: Fakes
+) -> None:
     """The sampler deployment names no app: one pool-status call per site serves every app, and an
     app whose image the sites do not report gets an unknown lag with its reason, the others a figure."""
     doc = rpo_config_doc(IMAGE, pool=POOL)
-    web = {**doc["apps"][0], "name": "web", "namespace": "web-dr", "volumes": [{"pvc": "data-web-0", "image": "csi-vol-web"}]}
+    web = {
+        **doc["apps"][0],
+        "name": "web",
+        "namespace": "web-dr",
+        "volumes": [{"pvc": "data-web-0", "image": "csi-vol-web"}],
+    }
     doc["apps"].append(web)
     path = tmp_path / "standby.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -126,7 +135,9 @@ def test_rpo_sample_with_no_app_measures_every_configured_app_each_on_its_own(tm
     assert result["apps"]["nexus"] is not None and result["apps"]["web"] is None  # type: ignore[index]
     rows = {r["app"]: r for r in json.loads(str(Artifact.get("rpo-current-lag").data))}  # type: ignore[union-attr]
     assert rows["nexus"]["lag_seconds"] is not None and rows["nexus"]["image"] == IMAGE
-    assert rows["web"]["image"] == "csi-vol-web" and rows["web"]["lag_seconds"] is None and rows["web"]["reason"]
+    assert (
+        rows["web"]["image"] == "csi-vol-web" and rows["web"]["lag_seconds"] is None and rows["web"]["reason"]
+    )
 
 
 def test_rpo_sample_marks_a_failed_site_invalid_and_goes_on(tmp_path: Path, fakes: Fakes) -> None:
@@ -176,10 +187,19 @@ def test_rpo_report_publishes_chart_table_and_markdown(tmp_path: Path, fakes: Fa
     data = [now - timedelta(seconds=s) for s in (1500, 1440, 1380, 1320, 920, 860, 800, 740, 680, 620, 560)]
     rows = [
         {c: None for c in jobs.COLUMNS}
-        | {"kind": "point", "sampled_at": d + timedelta(seconds=5), "site": "site-b", "pool": POOL,
-           "app": "nexus", "image": IMAGE, "source": "exact", "data_time": d, "completed_at": d + timedelta(seconds=2)}
+        | {
+            "kind": "point",
+            "sampled_at": d + timedelta(seconds=5),
+            "site": "site-b",
+            "pool": POOL,
+            "app": "nexus",
+            "image": IMAGE,
+            "source": "exact",
+            "data_time": d,
+            "completed_at": d + timedelta(seconds=2),
+        }
         for d in data
-    ]  # fmt: skip
+    ]
     records = jobs.records_for(load_config(config_path), {"site-a": fakes.store, "site-b": fakes.store})
     records.append("site-b", rows, now)
     markdown = rpo_report(config=str(config_path), since="1h")

@@ -25,14 +25,28 @@ def test_the_status_flow_publishes_one_row_per_app_with_the_backup_from_any_site
 ) -> None:
     dr = fake_dr()
     b = dr.world.bundle("site-a")
-    run_id = run_backup(dr.world.config.app("nexus"), b.site, b.cluster, b.store, key=KEY, clock=dr.clock).run_id
+    run_id = run_backup(
+        dr.world.config.app("nexus"), b.site, b.cluster, b.store, key=KEY, clock=dr.clock
+    ).run_id
     dr.clock.advance(600)
     dr.lose("site-a")
     prepared = prepare(dr.world, "nexus", "failover", "site-b", key=KEY)
-    approval = Approval(approver="tester", reason="outage", data_loss=True, unfenced=True,
-                        at=datetime(2026, 11, 30, tzinfo=UTC))  # fmt: skip
-    assert execute(dr.world, approve(dr.world, prepared, approval, "nexus"), key=KEY,
-                   timeouts=Timeouts(default=30.0, poll=1.0)).status == "completed"  # fmt: skip
+    approval = Approval(
+        approver="tester",
+        reason="outage",
+        data_loss=True,
+        unfenced=True,
+        at=datetime(2026, 11, 30, tzinfo=UTC),
+    )
+    assert (
+        execute(
+            dr.world,
+            approve(dr.world, prepared, approval, "nexus"),
+            key=KEY,
+            timeouts=Timeouts(default=30.0, poll=1.0),
+        ).status
+        == "completed"
+    )
     monkeypatch.setattr(status_flows, "world_for_run", lambda _config, **_kw: dr.world)
     state = status(key_source="none", return_state=True)
     assert state.is_completed(), state.message

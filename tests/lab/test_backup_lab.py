@@ -74,9 +74,13 @@ def _bucket_bytes(config: StandbyConfig) -> dict[str, bytes]:
     creds = configparser.ConfigParser()
     creds.read(str(s3.credentials_file))
     section = creds[s3.profile]
-    client = boto3.client("s3", endpoint_url=s3.endpoint, region_name=s3.region,
-                          aws_access_key_id=section["aws_access_key_id"],
-                          aws_secret_access_key=section["aws_secret_access_key"])  # fmt: skip
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint,
+        region_name=s3.region,
+        aws_access_key_id=section["aws_access_key_id"],
+        aws_secret_access_key=section["aws_secret_access_key"],
+    )
     out: dict[str, bytes] = {}
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=s3.bucket):
         for item in page.get("Contents", []):

@@ -37,7 +37,9 @@ pytestmark = [
 ]
 
 # Clear of the session lab (+0..+111) and of a `make lab-up` lab (16800..16911).
-PORT_BASE = int(os.environ["STANDBY_LAB_PORT_BASE"]) + CEPH_LAB_OFFSET  # set by tests/labfixture.py, per worker
+PORT_BASE = (
+    int(os.environ["STANDBY_LAB_PORT_BASE"]) + CEPH_LAB_OFFSET
+)  # set by tests/labfixture.py, per worker
 DAEMONS = ("mon", "osd", "mgr", "rbd-mirror")
 
 

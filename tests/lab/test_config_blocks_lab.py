@@ -31,14 +31,20 @@ NAME = "standby-lab-test"
 
 
 @pytest.fixture
-def blocks_only(lab: Lab, prefect_harness: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+def blocks_only(
+    lab: Lab, prefect_harness: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[str]:
     lines = import_config(load_config(lab.root / "standby.yaml"), NAME)
     assert any(line.startswith("Secret standby-lab-test-site-a-kubeconfig") for line in lines)
     assert any(line.startswith("AwsCredentials standby-lab-test-site-b-s3") for line in lines)
     Secret(value=KEY_TEXT).save(f"{NAME}-key", overwrite=True)
     hidden: list[Path] = []
     try:  # the S3 credentials of either layout: s3/credentials (shared) or s3/credentials-SITE (per-site)
-        for path in [lab.root / "standby.yaml", lab.kubeconfig, *sorted((lab.root / "s3").glob("credentials*"))]:
+        for path in [
+            lab.root / "standby.yaml",
+            lab.kubeconfig,
+            *sorted((lab.root / "s3").glob("credentials*")),
+        ]:
             path.rename(path.with_name(path.name + ".hidden"))
             hidden.append(path)
         assert len(hidden) >= 3, hidden
@@ -64,8 +70,14 @@ def test_flows_complete_from_a_block_only_configuration(lab: Lab, blocks_only: s
     result = backup(app="nexus", config=blocks_only, key_source=key)
     assert result["status"] == "complete" and result["objects"] > 0
 
-    restored = restore(app="nexus", target_site="site-b", config=blocks_only, dry_run=True, key_source=key,
-                       exclude_kinds=["VolumeReplication"])  # fmt: skip
+    restored = restore(
+        app="nexus",
+        target_site="site-b",
+        config=blocks_only,
+        dry_run=True,
+        key_source=key,
+        exclude_kinds=["VolumeReplication"],
+    )
     assert restored["run_id"] == result["run_id"] and restored["created"]
 
     sampled = rpo_sample(config=blocks_only, app="nexus", compact=False)

@@ -32,8 +32,14 @@ WRONG_KEY_TEXT = base64.b64encode(bytes(range(180, 212))).decode()
 
 def _doctor(lab: Lab, key_text: str, *args: str) -> tuple[int, dict[str, Any]]:
     env = {**os.environ, "STANDBY_CONFIG": str(lab.root / "standby.yaml"), "STANDBY_BACKUP_KEY": key_text}
-    done = subprocess.run([sys.executable, "-m", "standby.cli", "doctor", "--json", *args], capture_output=True,
-                          text=True, env=env, timeout=300, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "standby.cli", "doctor", "--json", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert done.stdout.strip(), done.stderr[-2000:]
     return done.returncode, json.loads(done.stdout)
 
@@ -53,8 +59,13 @@ def _back_up_every_app(world: World) -> None:
 
 
 def _schedule(site: ceph.CephSite, verb: str) -> None:
-    ceph.run(site.cli("mirror", "snapshot", "schedule", verb, "--pool", seeds.POOL, "--image", seeds.IMAGE_NAME, "1m"),
-             30, site=site.name)  # fmt: skip
+    ceph.run(
+        site.cli(
+            "mirror", "snapshot", "schedule", verb, "--pool", seeds.POOL, "--image", seeds.IMAGE_NAME, "1m"
+        ),
+        30,
+        site=site.name,
+    )
 
 
 @pytest.mark.timeout(600)
@@ -79,12 +90,16 @@ def test_doctor_passes_on_the_lab_and_names_a_lost_schedule_and_a_wrong_key(lab:
     assert _failed(doc) == [("site-b", "snapshot-schedule nexus")], doc
     line = next(c for c in doc["checks"] if not c["ok"])
     assert line["seen"] == f"{seeds.POOL}/{seeds.IMAGE_NAME} has no mirror-snapshot schedule"
-    assert line["fix"] == (f"on site-b in the toolbox pod: rbd mirror snapshot schedule add --pool {seeds.POOL}"
-                           f" --image {seeds.IMAGE_NAME} 1m")  # fmt: skip
+    assert line["fix"] == (
+        f"on site-b in the toolbox pod: rbd mirror snapshot schedule add --pool {seeds.POOL}"
+        f" --image {seeds.IMAGE_NAME} 1m"
+    )
 
     code, doc = _doctor(lab, WRONG_KEY_TEXT)
     assert code == 1
-    stores = sorted({c["site"] for c in doc["checks"] if c["check"].startswith("backup-key")})  # one per store
+    stores = sorted(
+        {c["site"] for c in doc["checks"] if c["check"].startswith("backup-key")}
+    )  # one per store
     assert stores and _failed(doc) == [(s, f"backup-key {a}") for s in stores for a in ("nexus", "web")], doc
     wrong, right = key_of(WRONG_KEY_TEXT).key_id, key_of(KEY_TEXT).key_id
     line = next(c for c in doc["checks"] if c["check"] == "backup-key nexus")

@@ -25,7 +25,8 @@ from drkit.domain import crypto
 from drkit.domain.drill import DrillReport
 from drkit.domain.operations import Journal, StepRecord
 from drkit.jobs import backup as backups
-from drkit.jobs.drill import drill_reports, leftovers, prepare_drill, run_drill, start_drill
+from drkit.jobs.drill import leftovers, prepare_drill, run_drill, start_drill
+from drkit.jobs.drill_report import drill_reports
 from drkit.jobs.world import World, build_world, read_placement
 from flows.drill import drill
 from tests.approver import Approver
@@ -69,8 +70,10 @@ def _check(report: DrillReport) -> None:
 def _timings(report: DrillReport) -> str:
     total = (report.ended_at - report.started_at).total_seconds() if report.ended_at else float("nan")
     steps = ", ".join(f"{s.name} {s.seconds:.1f}s" for s in report.steps if s.seconds is not None)
-    return (f"{report.mode}: total {total:.1f}s, RTO {report.rto_promotion_to_writable_s:.1f}s,"
-            f" RPO {report.rpo_achieved_s}s, cleanup {report.cleanup_s}s, gap {report.protection_gap_s}s; {steps}")
+    return (
+        f"{report.mode}: total {total:.1f}s, RTO {report.rto_promotion_to_writable_s:.1f}s,"
+        f" RPO {report.rpo_achieved_s}s, cleanup {report.cleanup_s}s, gap {report.protection_gap_s}s; {steps}"
+    )
 
 
 @pytest.mark.timeout(900)
@@ -87,8 +90,12 @@ def test_two_drills_in_a_row_pass_and_leave_b_a_healthy_replica(
     run_name = f"drill-{uuid.uuid4().hex[:6]}"
     answer = {"confirm_app": "nexus", "approver": "lab-test", "reason": "promote-mode drill on the lab"}
     with Approver(run_name, [answer], timeout=300) as approver:
-        first = drill.with_options(flow_run_name=run_name)(app="nexus", config=str(lab.root / "standby.yaml"),
-                                                       mode="promote", key_source="env:STANDBY_BACKUP_KEY")  # fmt: skip
+        first = drill.with_options(flow_run_name=run_name)(
+            app="nexus",
+            config=str(lab.root / "standby.yaml"),
+            mode="promote",
+            key_source="env:STANDBY_BACKUP_KEY",
+        )
     assert first["passed"], first
     assert approver.keys == ["approval-1"]
     _clean(world)
@@ -118,8 +125,14 @@ def test_two_drills_in_a_row_pass_and_leave_b_a_healthy_replica(
 
     # A second isolated drill in a row, through the CLI (isolated is its default mode).
     env = {**os.environ, "STANDBY_CONFIG": str(lab.root / "standby.yaml"), "STANDBY_BACKUP_KEY": KEY_TEXT}
-    cli = subprocess.run([sys.executable, "-m", "standby.cli", "drill", "run", "--app", "nexus"],
-                         capture_output=True, text=True, env=env, timeout=600, check=False)  # fmt: skip
+    cli = subprocess.run(
+        [sys.executable, "-m", "standby.cli", "drill", "run", "--app", "nexus"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     assert cli.returncode == 0, cli.stdout[-1500:] + cli.stderr[-1500:]
     third_id = cli.stdout.strip().splitlines()[-1]
     _clean(world)

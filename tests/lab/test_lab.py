@@ -60,9 +60,19 @@ def test_kubectl_lists_the_app_on_site_a(lab: Lab) -> None:
 def test_kubectl_exec_runs_rbd_in_the_toolbox(lab: Lab) -> None:
     for site in ("site-a", "site-b"):
         res = lab.kubectl(
-            site, "exec", "-n", "rook-ceph", "deploy/rook-ceph-tools", "--",
-            "rbd", "mirror", "pool", "status", "--format", "json",
-        )  # fmt: skip
+            site,
+            "exec",
+            "-n",
+            "rook-ceph",
+            "deploy/rook-ceph-tools",
+            "--",
+            "rbd",
+            "mirror",
+            "pool",
+            "status",
+            "--format",
+            "json",
+        )
         assert res.returncode == 0, res.stderr
         summary = json.loads(res.stdout)["summary"]
         assert summary["health"] in ("OK", "WARNING"), summary
@@ -92,7 +102,10 @@ def test_lab_status_shows_image_replaying_on_b(lab: Lab) -> None:
         assert stores["site-a"] == stores["site-b"]
     else:
         assert data["s3"]["layout"] == "per-site"
-        assert {s: st["bucket"] for s, st in stores.items()} == {"site-a": "standby-site-a", "site-b": "standby-site-b"}
+        assert {s: st["bucket"] for s, st in stores.items()} == {
+            "site-a": "standby-site-a",
+            "site-b": "standby-site-b",
+        }
         assert stores["site-a"]["endpoint"] != stores["site-b"]["endpoint"]
     for store in stores.values():
         assert store["endpoint"].startswith("http://127.0.0.1:") and Path(store["credentials_file"]).is_file()
@@ -102,8 +115,12 @@ def test_lab_status_shows_image_replaying_on_b(lab: Lab) -> None:
     # The generated config is valid for Standby itself.
     check = subprocess.run(
         [sys.executable, "-m", "standby.cli", "config", "check", data["config"]],
-        capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
     assert check.returncode == 0, check.stderr
 
 
@@ -128,8 +145,12 @@ def test_lab_down_when_nothing_is_up(tmp_path: Path) -> None:
     lab_mod.down(tmp_path / "never-up", log=lambda m: None)
     res = subprocess.run(
         [sys.executable, "-m", "standby.cli", "lab", "down", "--lab-dir", str(tmp_path / "empty")],
-        capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
     assert res.returncode == 0, res.stderr
 
 

@@ -54,7 +54,11 @@ def _app_objects(lab: Lab, site: str) -> dict[str, list[str]]:
     cluster = lab.admin_cluster(site)
     found = {
         kind.kind: sorted(o["metadata"]["name"] for o in cluster.list(kind, seeds.NAMESPACE))
-        for kind in (KindRef(group="operator.alaudadevops.io", version="v1alpha1", kind="Nexus"), VR_KIND, PVC)
+        for kind in (
+            KindRef(group="operator.alaudadevops.io", version="v1alpha1", kind="Nexus"),
+            VR_KIND,
+            PVC,
+        )
     }
     try:
         cluster.get(KindRef(version="v1", kind="PersistentVolume"), seeds.PV_NAME)
@@ -86,8 +90,12 @@ def test_down_and_up_keep_a_relocated_nexus_where_it_was_left(lab: Lab) -> None:
         assert there.status == "completed", there.error
         assert roles(world) == {"site-a": False, "site-b": True}
         left = {site: _app_objects(lab, site) for site in ("site-a", "site-b")}
-        assert left["site-a"] == {"Nexus": [], "VolumeReplication": [], "PersistentVolumeClaim": [],
-                                  "PersistentVolume": []}  # fmt: skip
+        assert left["site-a"] == {
+            "Nexus": [],
+            "VolumeReplication": [],
+            "PersistentVolumeClaim": [],
+            "PersistentVolume": [],
+        }
 
         lab_mod.down(lab.root, log=print)
         lab_mod.up(lab.root, log=print)
@@ -132,11 +140,20 @@ def test_reset_puts_a_messed_up_lab_back_to_its_seeds(lab: Lab) -> None:
     a, b = lab.admin_cluster("site-a"), lab.admin_cluster("site-b")
     # A mess no operation would leave: Nexus gone from A, an extra object on each site, a stray
     # object in S3, and site-b's image force-promoted while site-a's is primary (split-brain).
-    a.delete(KindRef(group="operator.alaudadevops.io", version="v1alpha1", kind="Nexus"), seeds.NEXUS_NAME,
-             seeds.NAMESPACE)  # fmt: skip
+    a.delete(
+        KindRef(group="operator.alaudadevops.io", version="v1alpha1", kind="Nexus"),
+        seeds.NEXUS_NAME,
+        seeds.NAMESPACE,
+    )
     for cluster in (a, b):
-        cluster.create({"apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": "left-behind", "namespace": seeds.NAMESPACE}, "data": {"x": "1"}})  # fmt: skip
+        cluster.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "left-behind", "namespace": seeds.NAMESPACE},
+                "data": {"x": "1"},
+            }
+        )
     ref = world.stores()[0]
     ref.store.put("standby/left-behind.json", json.dumps({"junk": True}).encode())
     spec = f"{seeds.POOL}/{seeds.IMAGE_NAME}"
@@ -148,12 +165,17 @@ def test_reset_puts_a_messed_up_lab_back_to_its_seeds(lab: Lab) -> None:
     world = _world(lab)
     assert_home(world)
     for cluster in (a, b):
-        assert not any(o["metadata"]["name"] == "left-behind" for o in cluster.list(CONFIG_MAP, seeds.NAMESPACE))
+        assert not any(
+            o["metadata"]["name"] == "left-behind" for o in cluster.list(CONFIG_MAP, seeds.NAMESPACE)
+        )
     assert _s3_keys(lab) == [], "reset empties S3"
     assert lab_mod.read_record(lab.root)["seeded"] is True
     for site, want in (("site-a", "up+stopped"), ("site-b", "up+replaying")):
         for image in (seeds.IMAGE_NAME, seeds.WEB_IMAGE):
-            assert ceph.mirror_image_status(lab.sites[site], seeds.POOL, image)["state"] == want, (site, image)
+            assert ceph.mirror_image_status(lab.sites[site], seeds.POOL, image)["state"] == want, (
+                site,
+                image,
+            )
     # The seeds' apps run on site-a only: Nexus (writable) and the web app.
     with nexus_client(world, "site-a") as api:
         assert api.writable()

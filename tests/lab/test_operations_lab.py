@@ -88,7 +88,9 @@ def world(lab: Lab) -> Iterator[World]:
 
 
 @pytest.mark.timeout(600)
-def test_relocate_there_and_back_with_volume_replication(lab: Lab, world: World, key: crypto.MasterKey) -> None:
+def test_relocate_there_and_back_with_volume_replication(
+    lab: Lab, world: World, key: crypto.MasterKey
+) -> None:
     sha = _upload(world, "site-a", "relocate-vr")
     fresh_backup(world, "site-a", key)
 
@@ -113,8 +115,14 @@ def test_relocate_there_and_back_with_volume_replication(lab: Lab, world: World,
     # Back home through the CLI: the plan, then the operation id as the last line, exit 0.
     sync_now(world, "site-b", "site-a")  # the lag guard wants A's first snapshot after the move
     env = {**os.environ, "STANDBY_CONFIG": str(lab.root / "standby.yaml"), "STANDBY_BACKUP_KEY": KEY_TEXT}
-    cli = subprocess.run([sys.executable, "-m", "standby.cli", "relocate", "--app", "nexus", "--to", "site-a", "--yes"],
-                         capture_output=True, text=True, env=env, timeout=600, check=False)  # fmt: skip
+    cli = subprocess.run(
+        [sys.executable, "-m", "standby.cli", "relocate", "--app", "nexus", "--to", "site-a", "--yes"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     assert cli.returncode == 0, cli.stderr[-2000:]
     last = cli.stdout.strip().splitlines()[-1]
     assert last.startswith("relocate-"), cli.stdout[-500:]
@@ -128,14 +136,18 @@ def test_relocate_there_and_back_with_rbd(lab: Lab, world: World, key: crypto.Ma
     base = world.config
     app = base.app("nexus")
     kinds = tuple(k for k in app.backup.kinds if k.kind != "VolumeReplication")
-    rbd_app = app.model_copy(update={
-        "mirroring": app.mirroring.model_copy(update={"control": "rbd"}),
-        "backup": app.backup.model_copy(update={"kinds": kinds}),
-    })  # fmt: skip
+    rbd_app = app.model_copy(
+        update={
+            "mirroring": app.mirroring.model_copy(update={"control": "rbd"}),
+            "backup": app.backup.model_copy(update={"kinds": kinds}),
+        }
+    )
     rbd_world = World(config=base.model_copy(update={"apps": (rbd_app,)}), sites=world.sites)
     site_a = world.bundle("site-a").cluster
     vr = site_a.get(VR_KIND, seeds.PVC_NAME, seeds.NAMESPACE)
-    site_a.delete(VR_KIND, seeds.PVC_NAME, seeds.NAMESPACE)  # a VR would fight rbd; deleting it keeps mirroring
+    site_a.delete(
+        VR_KIND, seeds.PVC_NAME, seeds.NAMESPACE
+    )  # a VR would fight rbd; deleting it keeps mirroring
     try:
         sha = _upload(rbd_world, "site-a", "relocate-rbd")
         # No backup taken by hand, either way: each move backs up its running source itself first.
@@ -153,7 +165,9 @@ def test_relocate_there_and_back_with_rbd(lab: Lab, world: World, key: crypto.Ma
         assert _download_sha(rbd_world, "site-a", "relocate-rbd") == sha
     finally:
         meta = {k: vr["metadata"][k] for k in ("name", "namespace", "labels") if k in vr["metadata"]}
-        site_a.create({"apiVersion": vr["apiVersion"], "kind": vr["kind"], "metadata": meta, "spec": vr["spec"]})
+        site_a.create(
+            {"apiVersion": vr["apiVersion"], "kind": vr["kind"], "metadata": meta, "spec": vr["spec"]}
+        )
     _assert_home(world)
     _wait_replaying(world, "site-b")
 
@@ -167,17 +181,27 @@ def test_relocate_with_a_wrong_key_or_none_is_refused_and_nexus_keeps_serving(
     base_env = {k: v for k, v in os.environ.items() if k != "STANDBY_BACKUP_KEY"}
     base_env["STANDBY_CONFIG"] = str(lab.root / "standby.yaml")
     for label, env, expected in (
-        ("wrong key", {**base_env, "STANDBY_BACKUP_KEY": wrong},
-         f"the key given has id {crypto.MasterKey(base64.b64decode(wrong)).key_id}"),
+        (
+            "wrong key",
+            {**base_env, "STANDBY_BACKUP_KEY": wrong},
+            f"the key given has id {crypto.MasterKey(base64.b64decode(wrong)).key_id}",
+        ),
         ("no key", base_env, "but no backup key was given"),
-    ):  # fmt: skip
-        cli = subprocess.run([sys.executable, "-m", "standby.cli", "relocate", "--app", "nexus", "--to", "site-b", "--yes"],
-                             capture_output=True, text=True, env=env, timeout=300, check=False)  # fmt: skip
+    ):
+        cli = subprocess.run(
+            [sys.executable, "-m", "standby.cli", "relocate", "--app", "nexus", "--to", "site-b", "--yes"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
         assert cli.returncode == 1, (label, cli.stdout[-1500:], cli.stderr[-1500:])
         # a wrong key cannot check the placement record an earlier operation signed: refused before the plan
         signed = f"integrity check failed: placement record of app nexus in the store of site-a is signed with key id {key.key_id}"
         assert ("backup key opens the backup" in cli.stderr and expected in cli.stderr) or (
-            label == "wrong key" and signed in cli.stderr), (label, cli.stderr[-1500:])  # fmt: skip
+            label == "wrong key" and signed in cli.stderr
+        ), (label, cli.stderr[-1500:])
         assert f"load the key whose id is {key.key_id}" in cli.stderr, (label, cli.stderr[-1500:])
         _assert_home(world)  # nothing was stopped, demoted or taken
         sha = _upload(world, "site-a", f"after-refusal-{label.replace(' ', '-')}")
@@ -202,9 +226,28 @@ def test_failover_with_site_a_down_then_failback(lab: Lab, world: World, key: cr
         # The failover itself through the CLI alone (no Prefect server in the lab tests): placement and
         # journals come from site B's own store, site A's store being frozen with the rest of site A.
         env = {**os.environ, "STANDBY_CONFIG": str(lab.root / "standby.yaml"), "STANDBY_BACKUP_KEY": KEY_TEXT}
-        cli = subprocess.run([sys.executable, "-m", "standby.cli", "failover", "--app", "nexus", "--to", "site-b",
-                              "--yes", "--reason", "site-a lost", "--acknowledge-data-loss", "--acknowledge-unfenced"],
-                             capture_output=True, text=True, env=env, timeout=600, check=False)  # fmt: skip
+        cli = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "standby.cli",
+                "failover",
+                "--app",
+                "nexus",
+                "--to",
+                "site-b",
+                "--yes",
+                "--reason",
+                "site-a lost",
+                "--acknowledge-data-loss",
+                "--acknowledge-unfenced",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            check=False,
+        )
         assert cli.returncode == 0, cli.stdout[-2000:] + cli.stderr[-2000:]
         op_id = cli.stdout.strip().splitlines()[-1]
         assert op_id.startswith("failover-"), cli.stdout[-500:]
@@ -243,15 +286,25 @@ def test_second_operation_on_the_same_app_is_refused(lab: Lab, world: World, key
         from drkit.domain.placement import released
         from drkit.jobs.world import update_placement
 
-        update_placement(world, world.config.app("nexus"),
-                         lambda p: released(p, first.op_id, datetime.now(UTC)), required="site-b")  # fmt: skip
+        update_placement(
+            world,
+            world.config.app("nexus"),
+            lambda p: released(p, first.op_id, datetime.now(UTC)),
+            required="site-b",
+        )
     _assert_home(world)
 
 
 def test_cli_status_json_names_the_primary(lab: Lab) -> None:
     env = {**os.environ, "STANDBY_CONFIG": str(lab.root / "standby.yaml")}
-    out = subprocess.run([sys.executable, "-m", "standby.cli", "status", "--json"], capture_output=True,
-                         text=True, env=env, timeout=120, check=False)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "standby.cli", "status", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     import json
 

@@ -36,11 +36,20 @@ def test_a_plan_and_the_status_with_site_a_frozen_show_it_unreachable_with_the_r
         assert prepared.facts.view.sites["site-b"].reachable
         plan = prepared.plan
         # no key is given here: the key guard may refuse too (the test is about reachability)
-        assert {c.name for c in plan.refusals} <= {"backup readable from the target", "backup key opens the backup"}, plan.refusals
+        assert {c.name for c in plan.refusals} <= {
+            "backup readable from the target",
+            "backup key opens the backup",
+        }, plan.refusals
         assert plan.needs_unfenced_ack and any(reason in line for line in plan.unfenced), plan.unfenced
         env = {**os.environ, "STANDBY_CONFIG": str(lab.root / "standby.yaml")}
-        out = subprocess.run([sys.executable, "-m", "standby.cli", "status", "--json"], capture_output=True,
-                             text=True, env=env, timeout=120, check=False)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-m", "standby.cli", "status", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
         assert out.returncode == 0, out.stderr
         warnings = json.loads(out.stdout)["apps"]["nexus"]["warnings"]
         assert any(w.startswith("site-a unreachable:") and reason in w for w in warnings), warnings

@@ -150,8 +150,15 @@ def image(lab: Lab) -> Iterator[str]:
 def _stop_rbd_mirror(site: ceph.CephSite) -> None:
     pid = int(site.pid_file("rbd-mirror").read_text().strip())
     os.kill(pid, signal.SIGTERM)
-    ceph.wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3],
-                  30, 0.2, "rbd-mirror to stop")  # fmt: skip
+    ceph.wait_for(
+        lambda: (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3]
+        ),
+        30,
+        0.2,
+        "rbd-mirror to stop",
+    )
 
 
 def test_measured_lag_never_under_reports_exact_is_within_2s_and_status_within_one_cadence(
@@ -218,9 +225,15 @@ def test_watcher_times_each_completion_within_2s_and_the_worst_case_lag_too(lab:
     def watch() -> None:
         try:
             reports.append(
-                rpo_watch.run_watch(config, rbds, records=records, clock=CLOCK, duration=timedelta(seconds=50),
-                                    flush_every=timedelta(seconds=20))
-            )  # fmt: skip
+                rpo_watch.run_watch(
+                    config,
+                    rbds,
+                    records=records,
+                    clock=CLOCK,
+                    duration=timedelta(seconds=50),
+                    flush_every=timedelta(seconds=20),
+                )
+            )
         except BaseException as exc:  # re-raised in the test thread
             errors.append(exc)
 
@@ -261,7 +274,9 @@ def test_watcher_times_each_completion_within_2s_and_the_worst_case_lag_too(lab:
         if lower is not None:
             assert points[data] > lower, f"completion of {data} bounded at {points[data]}, before {lower}"
             strict += 1
-    assert strict >= 4, f"each on-demand snapshot's completion must be checked against a lower bound ({strict})"
+    assert strict >= 4, (
+        f"each on-demand snapshot's completion must be checked against a lower bound ({strict})"
+    )
     assert min(late) >= -POLL_SLACK, f"a completion bound is before the truth: {late}"
     assert max(late) <= 2.0, f"a completion bound is over 2 s after the truth: {late}"
     # from just after the first watched completion: before it, the truth has no base (the recorder
@@ -309,9 +324,7 @@ def test_stopped_rbd_mirror_breaches_within_one_sample_then_recovers(lab: Lab, i
     assert lags[-1] is not None and lags[-1] > target.total_seconds(), lags
     assert all(x is not None for x in lags), "exact mode must give a lag while the daemon is down"
     crossing = next(i for i, x in enumerate(lags) if x is not None and x > target.total_seconds())
-    assert [a.kind for a in runs[crossing].alerts].count("breach") == 1, (
-        "breach at the first sample over"
-    )
+    assert [a.kind for a in runs[crossing].alerts].count("breach") == 1, "breach at the first sample over"
     all_alerts = [a.kind for r in runs for a in r.alerts]
     assert all_alerts.count("breach") == 1
     breach = next(a for a in runs[crossing].alerts if a.kind == "breach")
@@ -340,7 +353,9 @@ def test_split_brain_is_reported_never_as_a_healthy_lag(lab: Lab) -> None:
         ceph.run(b.cli("mirror", "image", "promote", "--force", f"{POOL}/{image}"), 120)
 
         def split() -> jobs.AppReading | None:
-            reading = jobs.measure_apps(config, jobs.sample_sites(rbds, config, clock=CLOCK), clock=CLOCK, rbds=rbds)[0]
+            reading = jobs.measure_apps(
+                config, jobs.sample_sites(rbds, config, clock=CLOCK), clock=CLOCK, rbds=rbds
+            )[0]
             return reading if reading.lag.images[0].health == "split-brain" else None
 
         reading = ceph.wait_for(split, 60, 1.0, f"{image} reported as split-brain")

@@ -64,7 +64,10 @@ def world(lab: Lab, config: StandbyConfig) -> Iterator[World]:
     if on_b.role(volume) == "primary":
         # A must be B's replica before B is demoted, or A never gets B's demotion snapshot and no
         # orderly promote of A is possible (both sides demoted: only a forced promote would do).
-        _wait("site-a replaying web from site-b", lambda: on_a.mirror_state(volume)[0].startswith("up+replaying"))
+        _wait(
+            "site-a replaying web from site-b",
+            lambda: on_a.mirror_state(volume)[0].startswith("up+replaying"),
+        )
         on_b.demote(volume)
         _wait("web image secondary on site-b", lambda: on_b.settled(volume, "secondary")[0])
     on_a.promote(volume, force=False)

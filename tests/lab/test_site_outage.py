@@ -38,8 +38,13 @@ def standby(lab: Lab, *args: str, timeout: float = 60) -> tuple[subprocess.Compl
     started = time.monotonic()
     res = subprocess.run(
         [STANDBY, *args, "--lab-dir", str(lab.root)],
-        capture_output=True, text=True, env=env, timeout=timeout, check=False, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
+    )
     return res, time.monotonic() - started
 
 
@@ -75,7 +80,9 @@ def test_site_a_lost_and_regained_with_its_data(lab: Lab) -> None:
         nexus.upload("outage", path, payload)
     others = {
         # site B's S3 (its own daemon in the per-site layout, else the shared one)
-        read_pid(next(p for p in (lab.root / "run" / "s3-site-b.pid", lab.root / "run" / "s3.pid") if p.exists())),
+        read_pid(
+            next(p for p in (lab.root / "run" / "s3-site-b.pid", lab.root / "run" / "s3.pid") if p.exists())
+        ),
         read_pid(lab.root / "run" / "kube-site-b.pid"),
         *ceph.ceph_status(lab.root)["site-b"].values(),
     }
@@ -108,7 +115,9 @@ def test_site_a_lost_and_regained_with_its_data(lab: Lab) -> None:
         data = json.loads(res.stdout)
         assert set(data) == {"running", "kubeconfig", "config", "s3", "sites"}
         per_site = data["s3"].get("layout") == "per-site"  # then each site names its own store
-        assert set(data["sites"]["site-a"]) == {"ceph_conf", "nexus_url", "mirror", "down"} | ({"s3"} if per_site else set())
+        assert set(data["sites"]["site-a"]) == {"ceph_conf", "nexus_url", "mirror", "down"} | (
+            {"s3"} if per_site else set()
+        )
         assert data["running"] is True
         assert data["sites"]["site-a"]["down"] is True
         assert data["sites"]["site-a"]["nexus_url"] is None
@@ -121,7 +130,9 @@ def test_site_a_lost_and_regained_with_its_data(lab: Lab) -> None:
         assert "site-b DOWN" not in res.stdout
 
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
-        assert not answers(kube_a, timeout=1.0, verify=ca) and answers(kube_b, verify=ca), "still only site-a is down"
+        assert not answers(kube_a, timeout=1.0, verify=ca) and answers(kube_b, verify=ca), (
+            "still only site-a is down"
+        )
     finally:
         started = time.monotonic()
         continued = lab_mod.site_up(lab.root, "site-a", log=lambda m: None)
@@ -183,7 +194,11 @@ def test_a_freeze_past_half_the_read_lease_gets_new_pg_intervals_on_up(lab: Lab)
     assert any("re-peered osd.0" in line for line in said), said
     poll("osd.0 on site-a to boot again", lambda: osd_up_from(lab, "site-a") > before, timeout=60)
     probe = f"{seeds.POOL}/lease-probe-{os.getpid()}"
-    poll("site-a to take a write", lambda: ceph.run(site.cli("create", probe, "--size", "1M"), 30, check=False).returncode == 0, timeout=60)  # fmt: skip
+    poll(
+        "site-a to take a write",
+        lambda: ceph.run(site.cli("create", probe, "--size", "1M"), 30, check=False).returncode == 0,
+        timeout=60,
+    )
     ceph.run(site.cli("rm", probe), 60)
     poll("site-a's rbd-mirror to report OK", lambda: mirror_daemon_healthy(lab, "site-a"), timeout=90)
 
@@ -215,8 +230,12 @@ def test_lab_down_stops_a_frozen_site_then_up_restores_the_lab(lab: Lab) -> None
 def test_unknown_site_is_one_line_naming_it(tmp_path: Path, action: str) -> None:
     res = subprocess.run(
         [STANDBY, "lab", "site", action, "site-z", "--lab-dir", str(tmp_path / "lab")],
-        capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
     assert res.returncode != 0
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr

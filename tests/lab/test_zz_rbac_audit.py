@@ -59,7 +59,9 @@ def _audited_labs(request: pytest.FixtureRequest) -> list[Path]:
         note = notes / f"{group}.json"
         while not note.exists():
             if time.monotonic() > deadline:
-                pytest.fail(f"lab group {group} did not finish within {GROUPS_WAIT:.0f} s (its worker crashed?)")
+                pytest.fail(
+                    f"lab group {group} did not finish within {GROUPS_WAIT:.0f} s (its worker crashed?)"
+                )
             time.sleep(1.0)
         root = json.loads(note.read_text())["root"]
         if root:

@@ -48,8 +48,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not _RUN["families"] or cache is None:
         return
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=False, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
     except OSError:
         commit = ""
     # Under pytest-xdist each worker records the families it ran; workers of one run (same

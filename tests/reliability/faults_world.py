@@ -30,8 +30,14 @@ def app_and_site(s3_url: str, prefix: str) -> tuple[ProtectedApp, Site]:
     data = yaml.safe_load((ROOT / "standby.example.yaml").read_text())
     for site in data["sites"]:
         site["ceph"] = {"mode": "local", "conf": "/nonexistent/ceph.conf"}
-        site["s3"] = {"endpoint": s3_url, "bucket": "standby", "prefix": prefix, "region": "us-east-1",
-                      "access_key_id_env": "REL_FAULT_KEY", "secret_access_key_env": "REL_FAULT_SECRET"}  # fmt: skip
+        site["s3"] = {
+            "endpoint": s3_url,
+            "bucket": "standby",
+            "prefix": prefix,
+            "region": "us-east-1",
+            "access_key_id_env": "REL_FAULT_KEY",
+            "secret_access_key_env": "REL_FAULT_SECRET",
+        }
     os.environ.setdefault("REL_FAULT_KEY", S3_KEY)
     os.environ.setdefault("REL_FAULT_SECRET", S3_KEY)
     cfg = parse_config(yaml.safe_dump(data), source=Path("reliability.yaml"), base=ROOT)
@@ -39,7 +45,9 @@ def app_and_site(s3_url: str, prefix: str) -> tuple[ProtectedApp, Site]:
 
 
 @contextlib.contextmanager
-def app_over_http(tmp: Path, password: str, *, tick_interval: float = 0.2) -> Iterator[tuple[KubeApiServer, str]]:
+def app_over_http(
+    tmp: Path, password: str, *, tick_interval: float = 0.2
+) -> Iterator[tuple[KubeApiServer, str]]:
     """Site A's fake apiserver seeded with the app, and a moto S3 with the bucket ``standby``.
 
     Yields the apiserver and the S3 URL (for :func:`app_and_site`); both stopped on exit.

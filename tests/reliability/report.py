@@ -74,14 +74,22 @@ def render(run: dict[str, Any]) -> str:
         chosen = {k: v for k, v in sorted(families.items()) if k.startswith(prefix)}
         if not chosen:
             continue
-        lines += [f"## {title}", "", blurb, "", "| family | passed | skipped | seconds | what |",
-                  "| --- | --- | --- | --- | --- |"]  # fmt: skip
+        lines += [
+            f"## {title}",
+            "",
+            blurb,
+            "",
+            "| family | passed | skipped | seconds | what |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for name, fam in chosen.items():
             ran = fam["passed"] + fam["failed"]
             total_passed += fam["passed"]
             total_ran += ran
-            lines.append(f"| `{name}` | {fam['passed']}/{ran} | {fam['skipped']} | {fam['seconds']:.1f} |"
-                         f" {describe(name)} |")  # fmt: skip
+            lines.append(
+                f"| `{name}` | {fam['passed']}/{ran} | {fam['skipped']} | {fam['seconds']:.1f} |"
+                f" {describe(name)} |"
+            )
         if prefix == "bad_":
             n = sum(v["passed"] for v in chosen.values())
             lines += ["", f"Bad inputs passed: **{n}**."]

@@ -51,9 +51,12 @@ def test_bad_argument_is_one_line_and_exit_2(
 
 @pytest.mark.parametrize(
     ("argv", "named"),
-    [(["nope"], "No such command 'nope'"), (["backup", "run", "--bogus"], "standby backup run: No such option"),
-     (["rpo", "sample", "--exact"], "Option '--exact' requires an argument")],
+    [
+        (["nope"], "No such command 'nope'"),
+        (["backup", "run", "--bogus"], "standby backup run: No such option"),
+        (["rpo", "sample", "--exact"], "Option '--exact' requires an argument"),
+    ],
     ids=["unknown command", "unknown option", "option without its value"],
-)  # fmt: skip
+)
 def test_usage_errors_are_one_line_naming_the_command(argv: list[str], named: str) -> None:
     assert_cli_error(standby(*argv), EXIT_BAD_INPUT, named)

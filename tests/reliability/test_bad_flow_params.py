@@ -40,8 +40,15 @@ def _flows() -> dict[str, Callable[..., Any]]:
     from flows.rpo_sample import rpo_sample
     from flows.rpo_watch import rpo_watch
 
-    return {"backup": backup, "drill": drill, "failover": failover, "relocate": relocate, "restore": restore,
-            "rpo-sample": rpo_sample, "rpo-watch": rpo_watch}  # fmt: skip
+    return {
+        "backup": backup,
+        "drill": drill,
+        "failover": failover,
+        "relocate": relocate,
+        "restore": restore,
+        "rpo-sample": rpo_sample,
+        "rpo-watch": rpo_watch,
+    }
 
 
 CASES: dict[str, tuple[str, dict[str, Any], str]] = {

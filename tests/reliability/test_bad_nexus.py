@@ -83,8 +83,10 @@ def _check(error: StandbyError, url: str) -> str:
 
 @pytest.mark.parametrize("call", list(CALLS))
 def test_401_wrong_password_is_not_retried_and_names_the_secret(simulator: str, call: str) -> None:
-    with HttpNexus(simulator, username="admin", password=WRONG, site="site-b") as api, \
-            pytest.raises(PreconditionFailed) as info:  # fmt: skip
+    with (
+        HttpNexus(simulator, username="admin", password=WRONG, site="site-b") as api,
+        pytest.raises(PreconditionFailed) as info,
+    ):
         CALLS[call](api)
     assert "401" in _check(info.value, simulator) and "admin password" in str(info.value)
 
@@ -92,39 +94,49 @@ def test_401_wrong_password_is_not_retried_and_names_the_secret(simulator: str, 
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_server_errors_are_transient_and_name_the_status(answering: Callable[..., str], status: int) -> None:
     url = answering(status, b"<html>\n<h1>Internal error</h1>\n</html>")
-    with HttpNexus(url, username="admin", password=PASSWORD, site="site-b") as api, \
-            pytest.raises(TransientError) as info:  # fmt: skip
+    with (
+        HttpNexus(url, username="admin", password=PASSWORD, site="site-b") as api,
+        pytest.raises(TransientError) as info,
+    ):
         api.upload("dr-smoke", "canary.bin", b"x")
     assert str(status) in _check(info.value, url)
 
 
 def test_403_is_a_precondition_naming_the_password(answering: Callable[..., str]) -> None:
     url = answering(403, b'{"message": "forbidden"}')
-    with HttpNexus(url, username="admin", password=PASSWORD, site="site-b") as api, \
-            pytest.raises(PreconditionFailed) as info:  # fmt: skip
+    with (
+        HttpNexus(url, username="admin", password=PASSWORD, site="site-b") as api,
+        pytest.raises(PreconditionFailed) as info,
+    ):
         api.freeze()
     assert "403" in _check(info.value, url)
 
 
 def test_a_hang_is_a_timeout_naming_the_call(answering: Callable[..., str]) -> None:
     url = answering(200, b"{}", delay=3.0)
-    with HttpNexus(url, username="admin", password=PASSWORD, site="site-b", timeout=0.5) as api, \
-            pytest.raises(TransientError) as info:  # fmt: skip
+    with (
+        HttpNexus(url, username="admin", password=PASSWORD, site="site-b", timeout=0.5) as api,
+        pytest.raises(TransientError) as info,
+    ):
         api.upload("dr-smoke", "canary.bin", b"x")
     assert "did not answer" in _check(info.value, url)
 
 
 def test_nobody_listening_is_unreachable() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    with HttpNexus(url, username="admin", password=PASSWORD, site="site-b", timeout=2) as api, \
-            pytest.raises(TransientError) as info:  # fmt: skip
+    with (
+        HttpNexus(url, username="admin", password=PASSWORD, site="site-b", timeout=2) as api,
+        pytest.raises(TransientError) as info,
+    ):
         api.download("dr-smoke", "canary.bin")
     assert "unreachable" in _check(info.value, url)
 
 
 def test_garbage_json_is_one_line(answering: Callable[..., str]) -> None:
     url = answering(200, b"<html>not json</html>")
-    with HttpNexus(url, username="admin", password=PASSWORD, site="site-b") as api, \
-            pytest.raises(StandbyError) as info:  # fmt: skip
+    with (
+        HttpNexus(url, username="admin", password=PASSWORD, site="site-b") as api,
+        pytest.raises(StandbyError) as info,
+    ):
         api.search("dr-smoke")
     _check(info.value, url)

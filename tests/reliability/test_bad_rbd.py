@@ -35,8 +35,9 @@ def _rbd(tmp: Path, output: str, *, code: int = 0, stderr: str = "", sleep: floa
     script = tmp / "rbd"
     script.write_text(f"#!/bin/sh\nsleep {sleep}\ncat '{out}'\necho '{stderr}' >&2\nexit {code}\n")
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    return RbdCli(runner=LocalRunner(context={"site": "site-b"}), site="site-b", base_argv=(str(script),),
-                  timeout=1.0)  # fmt: skip
+    return RbdCli(
+        runner=LocalRunner(context={"site": "site-b"}), site="site-b", base_argv=(str(script),), timeout=1.0
+    )
 
 
 def _golden() -> dict[str, Any]:

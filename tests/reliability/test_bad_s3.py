@@ -43,8 +43,12 @@ class AuthS3:
 def auth_s3() -> Iterator[AuthS3]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -56,8 +60,12 @@ def auth_s3() -> Iterator[AuthS3]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        setup = {"endpoint_url": url, "region_name": "us-east-1", "aws_access_key_id": "setup",
-                 "aws_secret_access_key": "setup"}  # fmt: skip
+        setup = {
+            "endpoint_url": url,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "setup",
+            "aws_secret_access_key": "setup",
+        }
         boto3.client("s3", **setup).create_bucket(Bucket=BUCKET)
         iam = boto3.client("iam", **setup)
         keys = {}
@@ -78,16 +86,24 @@ def auth_s3() -> Iterator[AuthS3]:
         proc.wait(timeout=30)
 
 
-def _config(servers: Servers, tmp: Path, monkeypatch: pytest.MonkeyPatch, url: str, key: tuple[str, str],
-            **s3: object) -> Path:  # fmt: skip
+def _config(
+    servers: Servers, tmp: Path, monkeypatch: pytest.MonkeyPatch, url: str, key: tuple[str, str], **s3: object
+) -> Path:
     monkeypatch.setenv("REL_S3_KEY", key[0])
     monkeypatch.setenv("REL_S3_SECRET", key[1])
-    return write_config(servers, tmp, endpoint=url, access_key_id_env="REL_S3_KEY",
-                        secret_access_key_env="REL_S3_SECRET", **s3)  # fmt: skip
+    return write_config(
+        servers,
+        tmp,
+        endpoint=url,
+        access_key_id_env="REL_S3_KEY",
+        secret_access_key_env="REL_S3_SECRET",
+        **s3,
+    )
 
 
-def test_the_allowed_key_works(auth_s3: AuthS3, servers: Servers, tmp_path: Path, env: dict[str, str],
-                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_the_allowed_key_works(
+    auth_s3: AuthS3, servers: Servers, tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The control: the same setup with the right key lists (so the refusals below are real)."""
     config = _config(servers, tmp_path, monkeypatch, auth_s3.url, auth_s3.allowed)
     result = standby("backup", "list", "--config", str(config), "--app", "nexus")
@@ -105,9 +121,14 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("command", ["list", "run"])
 def test_s3_refusals_are_one_line_naming_bucket_site_and_settings(
-    auth_s3: AuthS3, servers: Servers, tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-    case: str, command: str,
-) -> None:  # fmt: skip
+    auth_s3: AuthS3,
+    servers: Servers,
+    tmp_path: Path,
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    command: str,
+) -> None:
     who, s3, code, expected = CASES[case]
     key = {"allowed": auth_s3.allowed, "denied": auth_s3.denied, None: (auth_s3.allowed[0], "w" * 40)}.get(
         who,
@@ -119,8 +140,9 @@ def test_s3_refusals_are_one_line_naming_bucket_site_and_settings(
     assert key[1] not in line  # the secret key is never printed
 
 
-def test_nobody_listening_is_one_line(servers: Servers, tmp_path: Path, env: dict[str, str],
-                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_nobody_listening_is_one_line(
+    servers: Servers, tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"http://127.0.0.1:{_free_port()}"
     # Two attempts, not the default five: the message is the same, the backoff between is not needed.
     config = _config(servers, tmp_path, monkeypatch, url, ("a", "b"), max_attempts=2)

@@ -18,8 +18,8 @@ import pytest
 
 from drkit.domain.operations import Journal, StepRecord
 from drkit.jobs.abort import abort_operation
-from drkit.jobs.drill import drill_cleanup, list_journals
-from drkit.jobs.operations import execute, read_journal, resume
+from drkit.jobs.drill_cleanup import drill_cleanup
+from drkit.jobs.operations import execute, list_journals, read_journal, resume
 from drkit.jobs.world import read_placement
 from drkit.testing.dr import IMAGE, FakeDr, fake_dr
 from tests.unit import test_drill as drills
@@ -51,8 +51,19 @@ def test_operation_killed_after_boundary_resumes_to_one_promote(kind: str, bound
     assert {s for s, n in dr.nexus.items() if n.running} == {target}
 
 
-PROMOTE_STEPS = ("canary", "drill-snapshot", "restore-volumes", "drill-promote", "start-target", "drill-smoke",
-                 "cleanup-app", "cleanup-volumes", "demote-drill", "resync-drill", "drill-healthy")  # fmt: skip
+PROMOTE_STEPS = (
+    "canary",
+    "drill-snapshot",
+    "restore-volumes",
+    "drill-promote",
+    "start-target",
+    "drill-smoke",
+    "cleanup-app",
+    "cleanup-volumes",
+    "demote-drill",
+    "resync-drill",
+    "drill-healthy",
+)
 DRILL_KILLS = [("promote", s) for s in PROMOTE_STEPS] + [("isolated", s) for s in drills.ISOLATED_STEPS]
 
 
@@ -98,8 +109,13 @@ def _before_point(kind: str) -> int:
     """How many step boundaries an operation crosses before its target's promote acts."""
     dr = _up(kind)
     seen: list[tuple[str, str]] = []
-    execute(dr.world, ops._start(dr, kind, "site-b"), key=ops.KEY, timeouts=ops.FAST,
-            on_step=lambda j, r: seen.append((r.name, r.outcome)))  # fmt: skip
+    execute(
+        dr.world,
+        ops._start(dr, kind, "site-b"),
+        key=ops.KEY,
+        timeouts=ops.FAST,
+        on_step=lambda j, r: seen.append((r.name, r.outcome)),
+    )
     return seen.index(("promote-target", "running")) + 1
 
 
@@ -114,13 +130,17 @@ def _killed_operation(kind: str, boundary: int) -> tuple[FakeDr, str]:
 
 
 def _abort(dr: FakeDr, op_id: str, on_step: Callable[[Journal, StepRecord], None] | None = None) -> Journal:
-    return abort_operation(dr.world, op_id, ops._approval(), "nexus", key=ops.KEY, timeouts=ops.FAST, on_step=on_step)
+    return abort_operation(
+        dr.world, op_id, ops._approval(), "nexus", key=ops.KEY, timeouts=ops.FAST, on_step=on_step
+    )
 
 
 ABORT_BOUNDARIES = [(kind, k) for kind in ABORT_KINDS for k in range(_before_point(kind))]
 
 
-@pytest.mark.parametrize(("kind", "boundary"), ABORT_BOUNDARIES, ids=[f"{k}-{b}" for k, b in ABORT_BOUNDARIES])
+@pytest.mark.parametrize(
+    ("kind", "boundary"), ABORT_BOUNDARIES, ids=[f"{k}-{b}" for k, b in ABORT_BOUNDARIES]
+)
 def test_operation_killed_before_its_promote_is_aborted_and_a_killed_abort_re_run_converges(
     kind: str, boundary: int
 ) -> None:
@@ -137,8 +157,12 @@ def test_operation_killed_before_its_promote_is_aborted_and_a_killed_abort_re_ru
         else:
             done = read_journal(world.world, op)
         assert done.status == "aborted" and done.abort is not None and done.abort.status == "completed", done
-        assert all(site == "site-a" and not forced for site, _, forced in world.mirror.promoted), world.mirror.promoted
+        assert all(site == "site-a" and not forced for site, _, forced in world.mirror.promoted), (
+            world.mirror.promoted
+        )
         assert world.mirror.images[IMAGE].primary == {"site-a": True, "site-b": False}
-        assert {s for s, n in world.nexus.items() if n.running} == {"site-a"} and world.nexus["site-a"].writable()
+        assert {s for s, n in world.nexus.items() if n.running} == {"site-a"} and world.nexus[
+            "site-a"
+        ].writable()
         assert ops._read(world, "site-a", "canary.bin")
         assert read_placement(world.world, world.world.config.app("nexus")).record.operation is None

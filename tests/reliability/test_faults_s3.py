@@ -17,7 +17,7 @@ import pytest
 from drkit.domain.errors import StandbyError, TransientError
 from drkit.jobs.backup import run_backup
 from drkit.jobs.backup_runs import read_latest
-from drkit.jobs.drill import drill_cleanup
+from drkit.jobs.drill_cleanup import drill_cleanup
 from drkit.jobs.operations import execute, read_journal, resume
 from drkit.jobs.rpo import RpoRecords, run_sample
 from drkit.jobs.verify import require_ok, verify_backup
@@ -58,8 +58,10 @@ def test_backup_put_fails_then_rerun_completes_and_verifies(k: int) -> None:
 
 
 def _records(dr: FakeDr) -> RpoRecords:
-    return RpoRecords({s: dr.world.bundle(s).store for s in ("site-a", "site-b")},
-                      {s: dr.world.bundle(s).layout for s in ("site-a", "site-b")})  # fmt: skip
+    return RpoRecords(
+        {s: dr.world.bundle(s).store for s in ("site-a", "site-b")},
+        {s: dr.world.bundle(s).layout for s in ("site-a", "site-b")},
+    )
 
 
 def _sample(dr: FakeDr) -> object:

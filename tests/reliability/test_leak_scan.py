@@ -87,7 +87,9 @@ def _secret_names(world: World) -> set[str]:
     }
 
 
-def _sources(world: World, flow_run_ids: list[Any], *, stores_only: bool = False) -> Iterator[tuple[str, str]]:
+def _sources(
+    world: World, flow_run_ids: list[Any], *, stores_only: bool = False
+) -> Iterator[tuple[str, str]]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
     from prefect.events.filters import EventFilter
@@ -182,8 +184,13 @@ def test_no_secret_in_bucket_logs_artifacts_events_journals_or_reports(
     run_ids.append(state.state_details.flow_run_id)
 
     stop = threading.Event()
-    answer = {"confirm_app": "nexus", "approver": "leak-scan", "reason": "reliability battery",
-              "acknowledge_data_loss": True, "acknowledge_unfenced": True}  # fmt: skip
+    answer = {
+        "confirm_app": "nexus",
+        "approver": "leak-scan",
+        "reason": "reliability battery",
+        "acknowledge_data_loss": True,
+        "acknowledge_unfenced": True,
+    }
     errors: list[BaseException] = []
     approver = threading.Thread(
         target=_approve_when_paused, args=("leak-scan-failover", answer, stop, errors), daemon=True
@@ -215,8 +222,13 @@ def test_no_secret_in_bucket_logs_artifacts_events_journals_or_reports(
         # with a key the backups (sealed index and blobs) name no Secret either: only app, site, run ids
         names = _secret_names(world)
         assert names, "the app's namespace holds no Secret to look for"
-        named = [f"Secret name {name} in {where}" for where, text in _sources(world, [], stores_only=True)
-                 if "/backups/" in where for name in names if name in text]  # fmt: skip
+        named = [
+            f"Secret name {name} in {where}"
+            for where, text in _sources(world, [], stores_only=True)
+            if "/backups/" in where
+            for name in names
+            if name in text
+        ]
         record_property("figure", f"Secret names in clear in the backups: {len(named)} ({len(names)} names)")
         assert not named, named[:5]
     finally:
@@ -224,11 +236,18 @@ def test_no_secret_in_bucket_logs_artifacts_events_journals_or_reports(
         key = crypto.MasterKey(base64.b64decode(KEY_TEXT))
         b = world.bundle("site-b")
         app = world.config.app("nexus")
-        backups.run_backup(app, b.site, b.cluster, backups.app_stores(world, app, "site-b", spare=False), key=key,
-                           clock=SystemClock())  # fmt: skip
+        backups.run_backup(
+            app,
+            b.site,
+            b.cluster,
+            backups.app_stores(world, app, "site-b", spare=False),
+            key=key,
+            clock=SystemClock(),
+        )
         prepared = prepare(world, "nexus", "failback", None, key=key)
         assert prepared.plan.runnable, prepared.plan.refusals
-        journal = approve(world, prepared, Approval(approver="leak-scan", reason="home", at=datetime.now(UTC)),
-                          "nexus")  # fmt: skip
+        journal = approve(
+            world, prepared, Approval(approver="leak-scan", reason="home", at=datetime.now(UTC)), "nexus"
+        )
         done = execute(world, journal, key=key)
         assert done.status == "completed", done.error

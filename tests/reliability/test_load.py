@@ -23,8 +23,8 @@ from drkit.domain.layout import StoreLayout
 from drkit.domain.operations import Journal, StepRecord
 from drkit.jobs.backup import run_backup
 from drkit.jobs.backup_runs import read_index, resolve_run
-from drkit.jobs.drill import list_journals, prepare_drill, start_drill
-from drkit.jobs.operations import execute
+from drkit.jobs.drill import prepare_drill, start_drill
+from drkit.jobs.operations import execute, list_journals
 from drkit.jobs.rpo import RpoRecords, run_sample, sample_site
 from drkit.jobs.rpo_watch import run_watch
 from drkit.jobs.verify import require_ok, validate_manifest, verify_backup
@@ -79,8 +79,13 @@ def test_backup_of_10000_objects_over_http(
     api, s3 = big_cluster
     app, site = app_and_site(s3, f"load-{uuid.uuid4().hex[:8]}")
     for i in range(10_000):
-        api.store.create("configmaps", {"metadata": {"name": f"load-{i:05d}", "namespace": app.namespace},
-                                        "data": {"i": str(i), "pad": "x" * (i % 200)}})  # fmt: skip
+        api.store.create(
+            "configmaps",
+            {
+                "metadata": {"name": f"load-{i:05d}", "namespace": app.namespace},
+                "data": {"i": str(i), "pad": "x" * (i % 200)},
+            },
+        )
     cfg = client.Configuration()
     cfg.host = api.url
     kube = KubeCluster(client.ApiClient(cfg), site="site-a", timeout=60)
@@ -95,7 +100,12 @@ def test_backup_of_10000_objects_over_http(
     started = time.monotonic()
     layout = StoreLayout(site.s3.prefix)
     index = read_index(
-        store, layout, site.name, app.name, resolve_run(store, layout, site.name, app.name, summary.run_id), key=ops.KEY
+        store,
+        layout,
+        site.name,
+        app.name,
+        resolve_run(store, layout, site.name, app.name, summary.run_id),
+        key=ops.KEY,
     )
     assert len(index.objects) == summary.objects
     assert len({e.path for e in index.objects}) == summary.objects
@@ -132,14 +142,24 @@ def test_backup_sampler_watcher_and_drill_at_once_lose_nothing(record_property: 
     def backups() -> list[Any]:  # with the drill's key: the drill restores from the newest backup
         b = dr.world.bundle("site-a")
         app = dr.world.config.app("nexus")
-        return [run_backup(app, b.site, b.cluster, b.store, key=drills.KEY, clock=dr.clock).run_id for _ in range(3)]
+        return [
+            run_backup(app, b.site, b.cluster, b.store, key=drills.KEY, clock=dr.clock).run_id
+            for _ in range(3)
+        ]
 
     def samples() -> list[Any]:
         return [run_sample(dr.world.config, rbds, clock=SystemClock(), records=records) for _ in range(5)]
 
     def watch() -> Any:
-        return run_watch(dr.world.config, rbds, records=records, clock=SystemClock(), duration=timedelta(seconds=1.5),
-                         every=timedelta(seconds=0.1), busy_every=timedelta(seconds=0.1))  # fmt: skip
+        return run_watch(
+            dr.world.config,
+            rbds,
+            records=records,
+            clock=SystemClock(),
+            duration=timedelta(seconds=1.5),
+            every=timedelta(seconds=0.1),
+            busy_every=timedelta(seconds=0.1),
+        )
 
     def drill() -> Any:
         return drills._drill(dr, mode="isolated")

@@ -80,14 +80,17 @@ class FlowProcess:
     def __init__(self, api: str, config: Path, logs: Path, kind: str, to: str, approval_timeout: int) -> None:
         self.name = f"{kind}-{uuid.uuid4().hex[:8]}"
         self.log = logs / f"{self.name}.log"
-        call = (f"from flows.operations import {kind}; {kind}.with_options(flow_run_name={self.name!r})("
-                f"app='nexus', to={to!r}, config={str(config)!r}, key_source='env:{KEY_VAR}', "
-                f"approval_timeout={approval_timeout})")  # fmt: skip
+        call = (
+            f"from flows.operations import {kind}; {kind}.with_options(flow_run_name={self.name!r})("
+            f"app='nexus', to={to!r}, config={str(config)!r}, key_source='env:{KEY_VAR}', "
+            f"approval_timeout={approval_timeout})"
+        )
         env = {**os.environ, "PREFECT_API_URL": api, "PYTHONPATH": str(ROOT), KEY_VAR: KEY_TEXT}
         self.started = time.monotonic()
         with self.log.open("w") as out:
-            self.proc = subprocess.Popen([sys.executable, "-c", call], cwd=ROOT, env=env, stdout=out,
-                                         stderr=subprocess.STDOUT)  # fmt: skip
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", call], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]

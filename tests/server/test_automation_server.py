@@ -64,8 +64,12 @@ def _breach(api: str) -> list[dict[str, object]]:
     env = {**os.environ, "PREFECT_API_URL": api, "PYTHONPATH": str(ROOT)}
     run = subprocess.run(
         [sys.executable, "-m", "tests.server.breach_scenario"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     results: list[dict[str, object]] = json.loads(run.stdout.strip().splitlines()[-1])
     assert [r["events"] for r in results] == [[], ["standby.rpo.breach"]]
@@ -110,9 +114,13 @@ def test_without_a_block_the_automation_runs_the_served_notice_deployment(real_s
     env = {**os.environ, "PREFECT_API_URL": real_server, "PYTHONPATH": str(ROOT)}
     env.pop("STANDBY_NOTIFICATION_BLOCK", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.server.serve_notice"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "tests.server.serve_notice"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert server.stdout is not None
         first = server.stdout.readline()

@@ -37,8 +37,14 @@ def lab_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.setenv("STANDBY_PREFECT_PORT", str(free_port()))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    started = subprocess.run([sys.executable, "-m", "deployments.server", "start"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=180)  # fmt: skip
+    started = subprocess.run(
+        [sys.executable, "-m", "deployments.server", "start"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     try:
         assert started.returncode == 0, started.stderr[-3000:]
         yield tmp_path / "prefect"
@@ -48,7 +54,9 @@ def lab_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
         server.stop()
 
 
-def test_make_servers_api_refuses_an_unauthenticated_call_and_accepts_its_auth_string(lab_server: Path) -> None:
+def test_make_servers_api_refuses_an_unauthenticated_call_and_accepts_its_auth_string(
+    lab_server: Path,
+) -> None:
     api, auth = server.api_url(), server.auth_string()
     assert _status(api, None) == 401
     assert _status(api, "standby:a-guess") == 401
@@ -61,24 +69,46 @@ def test_make_servers_api_refuses_an_unauthenticated_call_and_accepts_its_auth_s
     # a second start reuses the running server and checks it still wants the same auth string
     assert server.start() == api
     env = {**os.environ, "PYTHONPATH": str(ROOT), **server.client_env()}
-    probe = "from prefect import get_client\nwith get_client(sync_client=True) as c: print(len(c.read_flows()))"
-    allowed = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    probe = (
+        "from prefect import get_client\nwith get_client(sync_client=True) as c: print(len(c.read_flows()))"
+    )
+    allowed = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
     assert allowed.returncode == 0 and allowed.stdout.strip() == "0", allowed.stderr[-2000:]
     env.pop("PREFECT_API_AUTH_STRING")
-    refused = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
     assert refused.returncode != 0 and "401" in refused.stderr, refused.stderr[-2000:]
 
 
-def test_a_server_without_authentication_is_not_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_server_without_authentication_is_not_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A server of this home started before authentication (no auth string) is refused by ``start``."""
     from lab.procs import LabError, start_service
 
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.setenv("STANDBY_PREFECT_PORT", str(free_port()))
-    argv = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
-            "--port", str(server.port())]  # fmt: skip
-    start_service("prefect-server", argv, server.run_dir(), port=server.port(), ready=server.healthy,
-                  env={"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}, timeout=120)  # fmt: skip
+    argv = [
+        str(Path(sys.executable).with_name("prefect")),
+        "server",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(server.port()),
+    ]
+    start_service(
+        "prefect-server",
+        argv,
+        server.run_dir(),
+        port=server.port(),
+        ready=server.healthy,
+        env={"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"},
+        timeout=120,
+    )
     try:
         with pytest.raises(LabError, match="answers without authentication"):
             server.start()

@@ -187,7 +187,9 @@ def test_a_failover_takes_over_a_failed_relocate_only_with_the_acknowledgement()
     (hold,) = [c for c in plan.refusals if c.name == "no other operation"]
     assert f"failed relocate {failed.op_id} holds the app" in hold.detail
     assert f"standby failover --app nexus --to site-b --take-over {failed.op_id}" in hold.detail
-    wrong = prepare(dr.world, APP, "failover", "site-b", take_over="relocate-20261130T080000Z-000000", key=KEY).plan
+    wrong = prepare(
+        dr.world, APP, "failover", "site-b", take_over="relocate-20261130T080000Z-000000", key=KEY
+    ).plan
     assert any("--take-over names relocate-20261130T080000Z-000000" in c.detail for c in wrong.refusals)
     prepared = prepare(dr.world, APP, "failover", "site-b", take_over=failed.op_id, key=KEY)
     assert prepared.plan.runnable and prepared.plan.takes_over == failed.op_id
@@ -427,6 +429,7 @@ def test_a_failback_failed_past_its_promote_fails_over_back_to_the_survivor_by_t
 
     dr = _scenario("failback")
     journal = approve(dr.world, prepare(dr.world, APP, "failback", None, key=KEY), _approval(), APP)
+
     def refuse_the_start(_j: Journal, record: StepRecord) -> None:
         if record.name == "start-target" and record.outcome == "running":
             dr.clusters["site-a"].fail_next(1, status=403)  # A's apiserver refuses the workload
@@ -456,8 +459,9 @@ def test_an_abort_without_the_key_that_opens_the_kept_workload_is_refused_before
     assert read_journal(dr.world, failed.op_id).abort is None and _held(dr) == failed.op_id
     # another key does not even open the journal, which the operation's key signed
     with pytest.raises(IntegrityError, match=f"integrity check failed: journal of operation {failed.op_id}"):
-        abort_operation(dr.world, failed.op_id, _approval(), APP, key=crypto.MasterKey(bytes(range(1, 33))),
-                        timeouts=FAST)  # fmt: skip
+        abort_operation(
+            dr.world, failed.op_id, _approval(), APP, key=crypto.MasterKey(bytes(range(1, 33))), timeouts=FAST
+        )
     dr.world.key = KEY
     assert read_journal(dr.world, failed.op_id).abort is None and _held(dr) == failed.op_id
     assert dr.mirror.promoted == []

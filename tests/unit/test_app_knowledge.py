@@ -151,8 +151,13 @@ def test_restore_order_comes_from_the_app() -> None:
     assert app.restore.order[1:3] == (("ConfigMap",), ("Secret",))
     items = ["Service", "Secret", "Nexus", "ConfigMap", "Widget", "Namespace"]
     assert sort_for_restore(items, str, app.workload.kind, app.restore.order) == [
-        "Namespace", "ConfigMap", "Secret", "Widget", "Nexus", "Service",
-    ]  # fmt: skip
+        "Namespace",
+        "ConfigMap",
+        "Secret",
+        "Widget",
+        "Nexus",
+        "Service",
+    ]
     assert _config().app("web").restore.order[0] == ("Namespace",)  # the default
 
 

@@ -160,7 +160,10 @@ def test_run_rerun_list_show_verify(config: Path) -> None:
     listed = standby(config, "list", "--app", "nexus")
     assert listed.exit_code == 0, listed.output
     sections = store_sections(listed.stdout)
-    assert list(sections) == ["store of site-a:", "store of site-b:"]  # each site has its own prefix: 2 stores
+    assert list(sections) == [
+        "store of site-a:",
+        "store of site-b:",
+    ]  # each site has its own prefix: 2 stores
     for lines in sections.values():  # the run landed complete in both
         rows = {line[2:].split()[0]: line for line in lines}
         assert list(rows) == [first_id, second_id]  # oldest first
@@ -249,7 +252,9 @@ def test_run_without_a_key_refuses_secrets_on_one_line(config: Path, monkeypatch
     assert seeds.ADMIN_SECRET in lines[0] and "no backup encryption key" in lines[0]
     assert "STANDBY_BACKUP_KEY" in lines[0]
     listed = standby(config, "list", "--app", "nexus")  # nothing was written
-    assert listed.exit_code == 0 and listed.stdout.startswith("store of site-a: no finished backup of app nexus")
+    assert listed.exit_code == 0 and listed.stdout.startswith(
+        "store of site-a: no finished backup of app nexus"
+    )
 
 
 @pytest.mark.parametrize(
@@ -286,7 +291,9 @@ def test_after_a_key_rotation_runs_from_before_and_after_verify_and_restore_with
     assert before.exit_code == 0, before.output
     made = runner.invoke(standby_app, ["key", "generate"])
     new_text, new_id = made.stdout.strip(), MasterKey.parse(made.stdout.strip()).key_id
-    monkeypatch.setenv("STANDBY_BACKUP_KEY", f"{new_text},{env['STANDBY_BACKUP_KEY']}")  # rotated: new key first
+    monkeypatch.setenv(
+        "STANDBY_BACKUP_KEY", f"{new_text},{env['STANDBY_BACKUP_KEY']}"
+    )  # rotated: new key first
     after = standby(config, "run", "--app", "nexus")
     assert after.exit_code == 0, after.output
     assert f"encryption key id: {new_id}" in after.stdout and "9 new" in after.stdout
@@ -295,8 +302,18 @@ def test_after_a_key_rotation_runs_from_before_and_after_verify_and_restore_with
         assert verified.exit_code == 0, verified.output
         assert f"verify {run} of app nexus (site site-a): OK" in verified.stdout
         assert "key ring: 4 retained run(s) checked, 0 not opened" in verified.stdout  # 2 runs x 2 stores
-        restored = standby(config, "restore", run, "--app", "nexus", "--to", "site-b",
-                           "--namespace", "nexus-dr-drill", "--dry-run")  # fmt: skip
+        restored = standby(
+            config,
+            "restore",
+            run,
+            "--app",
+            "nexus",
+            "--to",
+            "site-b",
+            "--namespace",
+            "nexus-dr-drill",
+            "--dry-run",
+        )
         assert restored.exit_code == 0, restored.output
         assert f"would restore backup {run}" in restored.stdout and "created: 9" in restored.stdout
     monkeypatch.setenv("STANDBY_BACKUP_KEY", new_text)  # the older key dropped too early

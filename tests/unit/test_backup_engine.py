@@ -211,7 +211,17 @@ def test_stored_index_is_stable_compact_and_round_trips() -> None:
     assert parsed["metadata"]["kinds_listed"] == ["v1/ConfigMap", "v1/Secret"]
     assert parsed["started"] == "2026-11-21T22:05:01Z"
     entry = parsed["objects"][0]  # derivable fields are not stored
-    assert set(entry) == {"api_version", "kind", "name", "address", "sha256", "size", "key_id", "stored_by", "blob_format"}
+    assert set(entry) == {
+        "api_version",
+        "kind",
+        "name",
+        "address",
+        "sha256",
+        "size",
+        "key_id",
+        "stored_by",
+        "blob_format",
+    }
     assert "blobs/sha256" not in gzip.decompress(data).decode()
     plain = json.dumps(index.model_dump(mode="json"), indent=2).encode()
     assert len(data) < len(plain) / 4

@@ -59,8 +59,17 @@ def _restore(dr: FakeDr, **options: Any) -> FakeCluster:
     target = FakeCluster(site="site-b")
     cfg = dr.world.config
     with pytest.raises(IntegrityError) as caught:
-        restore_backup(ref.store, cfg.site(SITE), cfg.app(APP), target, cfg.site("site-b"), key=KEY,
-                       layout=ref.layout, clock=dr.clock, **options)  # fmt: skip
+        restore_backup(
+            ref.store,
+            cfg.site(SITE),
+            cfg.app(APP),
+            target,
+            cfg.site("site-b"),
+            key=KEY,
+            layout=ref.layout,
+            clock=dr.clock,
+            **options,
+        )
     message = caught.value.message
     assert "\n" not in message and "integrity check failed" in message, message
     assert target.objects == {}  # nothing applied
@@ -80,9 +89,22 @@ def _plain_entry(dr: FakeDr, entry: IndexEntry, manifest: dict[str, Any], **iden
     address = hashlib.sha256(data).hexdigest()
     key = ref.layout.blob_key(SITE, APP, address, encrypted=False)
     ref.store.put(key, data)
-    fields = {**ident, "path": logical_path(ident["api_version"], ident["kind"], ident["namespace"], ident["name"])}
-    return entry.model_copy(update={**fields, "key": key, "address": address, "sha256": hashlib.sha256(data).hexdigest(),
-                                    "size": len(data), "encrypted": False, "key_id": None, "bound_to": None})  # fmt: skip
+    fields = {
+        **ident,
+        "path": logical_path(ident["api_version"], ident["kind"], ident["namespace"], ident["name"]),
+    }
+    return entry.model_copy(
+        update={
+            **fields,
+            "key": key,
+            "address": address,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "encrypted": False,
+            "key_id": None,
+            "bound_to": None,
+        }
+    )
 
 
 @pytest.fixture
@@ -103,30 +125,49 @@ def test_a_blob_moved_to_another_path_is_refused(dr: FakeDr) -> None:
 def test_a_plaintext_blob_where_the_index_says_sealed_is_refused(dr: FakeDr) -> None:
     ref, _, index = _genuine(dr)
     secret = next(e for e in index.objects if e.kind == "Secret")
-    plain = canonical_yaml({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret.name,
-                            "namespace": secret.namespace}, "data": {"password": "b3duZWQ="}})  # fmt: skip
+    plain = canonical_yaml(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": secret.name, "namespace": secret.namespace},
+            "data": {"password": "b3duZWQ="},
+        }
+    )
     ref.store.put(secret.key, plain)  # the index still says sealed
     _restore(dr)
     with pytest.raises(IntegrityError, match="is plaintext where the index says sealed"):
-        open_blob(secret.model_copy(update={"sha256": hashlib.sha256(plain).hexdigest(), "size": len(plain)}),
-                  plain, KEY)  # fmt: skip
+        open_blob(
+            secret.model_copy(update={"sha256": hashlib.sha256(plain).hexdigest(), "size": len(plain)}),
+            plain,
+            KEY,
+        )
 
 
 def test_a_plaintext_entry_in_a_rewritten_index_is_refused_with_a_key(dr: FakeDr) -> None:
     _, _, index = _genuine(dr)
     secret = next(e for e in index.objects if e.kind == "Secret")
-    manifest = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret.name, "namespace": secret.namespace},
-                "data": {"password": "b3duZWQ="}}  # fmt: skip
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": secret.name, "namespace": secret.namespace},
+        "data": {"password": "b3duZWQ="},
+    }
     ident = secret.model_dump(include={"api_version", "kind", "namespace", "name"})
     forged = _plain_entry(dr, secret, manifest, **ident)
-    _forge_index(dr, index.model_copy(update={"objects": tuple(forged if e == secret else e for e in index.objects)}))
+    _forge_index(
+        dr, index.model_copy(update={"objects": tuple(forged if e == secret else e for e in index.objects)})
+    )
     _restore(dr)
     with pytest.raises(IntegrityError, match="stored in plaintext, but a backup key is loaded"):
         open_blob(forged, _ref(dr).store.get(forged.key), KEY)
 
 
-PWNED = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pwned", "namespace": "kube-system"},
-         "data": {"token": "cHduZWQ="}}  # fmt: skip
+PWNED = {
+    "apiVersion": "v1",
+    "kind": "Secret",
+    "metadata": {"name": "pwned", "namespace": "kube-system"},
+    "data": {"token": "cHduZWQ="},
+}
 HARMLESS = {"api_version": "v1", "kind": "ConfigMap", "namespace": "nexus-dr", "name": "harmless"}
 
 
@@ -134,7 +175,9 @@ def test_a_forged_index_entry_fails_the_index_mac(dr: FakeDr) -> None:
     """An entry "ConfigMap nexus-dr/harmless" whose blob is a Secret kube-system/pwned."""
     ref, run, index = _genuine(dr)
     config_map = next(e for e in index.objects if e.kind == "Service")  # any non-Secret entry to copy
-    forged = index.model_copy(update={"objects": (*index.objects, _plain_entry(dr, config_map, PWNED, **HARMLESS))})
+    forged = index.model_copy(
+        update={"objects": (*index.objects, _plain_entry(dr, config_map, PWNED, **HARMLESS))}
+    )
     _forge_index(dr, forged)  # unsealed: refused with a key
     _restore(dr, exclude_kinds=("Secret",))
     # sealed with the forger's own key but claiming the real key id: the MAC does not hold
@@ -145,7 +188,9 @@ def test_a_forged_index_entry_fails_the_index_mac(dr: FakeDr) -> None:
     target = _restore(dr, exclude_kinds=("Secret",))
     assert ("Secret", "kube-system", "pwned") not in {(k[1], k[2], k[3]) for k in target.objects}
     # the genuine envelope with one clear field changed fails too
-    genuine = SealedIndex.model_validate(json.loads(gzip.decompress(encode_index(index, ref.layout, key=KEY))))
+    genuine = SealedIndex.model_validate(
+        json.loads(gzip.decompress(encode_index(index, ref.layout, key=KEY)))
+    )
     changed = genuine.model_copy(update={"status": "partially-failed"})
     ref.store.put(ref.layout.index_key(SITE, APP, run), gzip.compress(changed.model_dump_json().encode()))
     _restore(dr)
@@ -170,8 +215,15 @@ def test_a_blob_from_the_other_site_is_refused(dr: FakeDr) -> None:
     secret = next(e for e in index.objects if e.kind == "Secret")
     manifest = open_blob(secret, ref.store.get(secret.key), KEY)
     manifest["data"] = {"password": "b2xkLXJldm9rZWQ="}  # what site-b holds: another value
-    theirs = plan_backup([manifest], layout=ref.layout, site="site-b", app=APP,
-                         run_id=parse_run_id(index.run_id), workload=None, key=KEY)  # fmt: skip
+    theirs = plan_backup(
+        [manifest],
+        layout=ref.layout,
+        site="site-b",
+        app=APP,
+        run_id=parse_run_id(index.run_id),
+        workload=None,
+        key=KEY,
+    )
     blob = theirs.uploads[0].data
     # with an index that pins its sha256 (only a key holder can write one), the binding still refuses it
     pinned = secret.model_copy(update={"sha256": hashlib.sha256(blob).hexdigest(), "size": len(blob)})
@@ -181,14 +233,21 @@ def test_a_blob_from_the_other_site_is_refused(dr: FakeDr) -> None:
     # a bucket writer copies it over site-a's blob and rewrites the index to match: refused
     ref.store.put(secret.key, blob)
     _restore(dr)
-    _forge_index(dr, index.model_copy(update={"objects": tuple(pinned if e == secret else e for e in index.objects)}))
+    _forge_index(
+        dr, index.model_copy(update={"objects": tuple(pinned if e == secret else e for e in index.objects)})
+    )
     _restore(dr)
 
 
 def test_a_drill_and_a_failover_refuse_to_start_from_a_forged_backup(dr: FakeDr) -> None:
     _, _, index = _genuine(dr)
     config_map = next(e for e in index.objects if e.kind == "Service")  # any non-Secret entry to copy
-    _forge_index(dr, index.model_copy(update={"objects": (*index.objects, _plain_entry(dr, config_map, PWNED, **HARMLESS))}))
+    _forge_index(
+        dr,
+        index.model_copy(
+            update={"objects": (*index.objects, _plain_entry(dr, config_map, PWNED, **HARMLESS))}
+        ),
+    )
     for mode in ("isolated", "promote"):
         journal = start_drill(dr.world, prepare_drill(dr.world, APP, mode, key=KEY))  # type: ignore[arg-type]
         assert journal.status == "refused" and "backup readable" in journal.error
@@ -205,7 +264,12 @@ def test_a_drill_and_a_failover_refuse_to_start_from_a_forged_backup(dr: FakeDr)
 def test_verify_counts_integrity_failures_and_refuses_the_run(dr: FakeDr) -> None:
     _, _, index = _genuine(dr)
     config_map = next(e for e in index.objects if e.kind == "Service")  # any non-Secret entry to copy
-    _forge_index(dr, index.model_copy(update={"objects": (*index.objects, _plain_entry(dr, config_map, PWNED, **HARMLESS))}))
+    _forge_index(
+        dr,
+        index.model_copy(
+            update={"objects": (*index.objects, _plain_entry(dr, config_map, PWNED, **HARMLESS))}
+        ),
+    )
     result = verify_stores(dr.world.stores(), dr.world.config.site(SITE), APP, run_id=None, key=KEY)
     assert not result.ok and result.integrity_failures >= 1
     assert any(line.startswith("integrity check failures: ") for line in result.lines())
@@ -214,14 +278,28 @@ def test_verify_counts_integrity_failures_and_refuses_the_run(dr: FakeDr) -> Non
 def test_without_a_key_every_run_says_backups_are_unauthenticated() -> None:
     dr = fake_dr()
     cfg = dr.world.config
-    app = cfg.app(APP).model_copy(update={"backup": cfg.app(APP).backup.model_copy(
-        update={"kinds": tuple(k for k in cfg.app(APP).backup.kinds if k.kind != "Secret")})})  # fmt: skip
+    app = cfg.app(APP).model_copy(
+        update={
+            "backup": cfg.app(APP).backup.model_copy(
+                update={"kinds": tuple(k for k in cfg.app(APP).backup.kinds if k.kind != "Secret")}
+            )
+        }
+    )
     b = dr.world.bundle(SITE)
     summary = run_backup(app, b.site, b.cluster, b.store, key=None, clock=dr.clock)
     assert f"note: {UNAUTHENTICATED}" in summary.lines()
     ref = _ref(dr)
-    restored = restore_backup(ref.store, cfg.site(SITE), app, FakeCluster(site="site-b"), cfg.site("site-b"),
-                              key=None, layout=ref.layout, clock=dr.clock, dry_run=True)  # fmt: skip
+    restored = restore_backup(
+        ref.store,
+        cfg.site(SITE),
+        app,
+        FakeCluster(site="site-b"),
+        cfg.site("site-b"),
+        key=None,
+        layout=ref.layout,
+        clock=dr.clock,
+        dry_run=True,
+    )
     assert f"note: {UNAUTHENTICATED}" in restored.lines()
     verified = verify_stores(dr.world.stores(), cfg.site(SITE), APP, run_id=None, key=None, sync=False)
     assert any(UNAUTHENTICATED in line for line in verified.lines())
@@ -238,17 +316,30 @@ def test_no_secret_name_nor_namespace_in_clear_in_the_bucket_with_a_key(dr: Fake
     for key, data in ref.store.objects.items():
         if not key.startswith(ref.layout.app_root(SITE, APP)):
             continue
-        text = data if key.endswith((".enc", "latest")) else gzip.decompress(data) if key.endswith(".gz") else data
+        text = (
+            data
+            if key.endswith((".enc", "latest"))
+            else gzip.decompress(data)
+            if key.endswith(".gz")
+            else data
+        )
         for name in names:
             assert name.encode() not in text, (key, name)
 
 
-def test_an_unsealed_run_from_before_stays_readable_without_a_key_and_the_next_keyed_backup_moves_on() -> None:
+def test_an_unsealed_run_from_before_stays_readable_without_a_key_and_the_next_keyed_backup_moves_on() -> (
+    None
+):
     """An upgrade: runs written without a key (as before sealed indexes) and a plain `latest`."""
     dr = fake_dr()
     cfg = dr.world.config
-    app = cfg.app(APP).model_copy(update={"backup": cfg.app(APP).backup.model_copy(
-        update={"kinds": tuple(k for k in cfg.app(APP).backup.kinds if k.kind != "Secret")})})  # fmt: skip
+    app = cfg.app(APP).model_copy(
+        update={
+            "backup": cfg.app(APP).backup.model_copy(
+                update={"kinds": tuple(k for k in cfg.app(APP).backup.kinds if k.kind != "Secret")}
+            )
+        }
+    )
     b = dr.world.bundle(SITE)
     old = run_backup(app, b.site, b.cluster, b.store, key=None, clock=dr.clock).run_id
     ref = _ref(dr)

@@ -102,10 +102,21 @@ def test_backup_lists_each_kind_once_and_never_gets(
     assert cluster.calls["list"] == len(plan_lists(app)) == summary.list_calls
     kinds = {
         e.kind
-        for e in backup_runs.read_index(store, StoreLayout("standby"), "site-a", "nexus", summary.run_id, key=KEY).objects
+        for e in backup_runs.read_index(
+            store, StoreLayout("standby"), "site-a", "nexus", summary.run_id, key=KEY
+        ).objects
     }
-    assert kinds == {"Namespace", "Secret", "ConfigMap", "PersistentVolume", "PersistentVolumeClaim",
-                     "VolumeReplication", "Nexus", "Service", "Ingress"}  # fmt: skip
+    assert kinds == {
+        "Namespace",
+        "Secret",
+        "ConfigMap",
+        "PersistentVolume",
+        "PersistentVolumeClaim",
+        "VolumeReplication",
+        "Nexus",
+        "Service",
+        "Ingress",
+    }
     assert summary.objects == 9 and summary.objects_new == 9 and summary.key_id == KEY.key_id
     layout = StoreLayout("standby")
     stored = json.loads(store.get(layout.latest_key("site-a", "nexus")))
@@ -162,7 +173,9 @@ def test_a_kind_that_cannot_be_listed_is_a_partial_failure(
     layout = StoreLayout("standby")
     index = backup_runs.read_index(store, layout, "site-a", "nexus", summary.run_id, key=KEY)
     assert index.status == "partially-failed" and index.warnings == summary.warnings
-    assert backup_runs.read_latest(store, layout, "site-a", "nexus", key=KEY) == first.run_id  # latest = newest complete
+    assert (
+        backup_runs.read_latest(store, layout, "site-a", "nexus", key=KEY) == first.run_id
+    )  # latest = newest complete
 
 
 def test_apiserver_5xx_is_transient_and_raised(
@@ -242,7 +255,9 @@ def test_verify_with_a_wrong_key_names_the_key_ids(
 ) -> None:
     run(app, site_a, cluster, store)
     wrong = MasterKey(bytes(32))
-    with pytest.raises(IntegrityError) as caught:  # `latest` and the index are MACed: the key is checked first
+    with pytest.raises(
+        IntegrityError
+    ) as caught:  # `latest` and the index are MACed: the key is checked first
         verify_backup(store, site_a, "nexus", run_id=None, key=wrong)
     assert KEY.key_id in caught.value.message and wrong.key_id in caught.value.message
     assert PASSWORD not in str(caught.value)
@@ -285,9 +300,7 @@ def test_restore_into_site_b(
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain" and "claimRef" not in pv["spec"]
     again = restore_backup(store, site_a, app, target, site_b, key=KEY, clock=FakeClock())
     assert again.created == () and len(again.skipped) == 9
-    updated = restore_backup(
-        store, site_a, app, target, site_b, key=KEY, policy="update", clock=FakeClock()
-    )
+    updated = restore_backup(store, site_a, app, target, site_b, key=KEY, policy="update", clock=FakeClock())
     assert len(updated.updated) == 9
 
 
@@ -336,10 +349,15 @@ def test_retention_keeps_newest_and_deletes_only_unreferenced_blobs(
             run(app, site_a, cluster, store, clock=clock(datetime(2026, 11, 1 + day, tzinfo=UTC))).run_id
         )
     blobs_before = {i.key for i in store.list(layout.blobs_prefix("site-a", "nexus"))}
-    result = backup_retention.apply_retention(store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0), key=KEY)
+    result = backup_retention.apply_retention(
+        store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0), key=KEY
+    )
     assert result.decision.keep == (runs[4], runs[3]) and set(result.runs_deleted) == set(runs[:3])
     assert result.blobs_deleted == 3  # the three old ConfigMap versions; shared blobs stay
-    assert [i.run_id for i in backup_runs.list_runs(store, layout, "site-a", "nexus", key=KEY)] == [runs[3], runs[4]]
+    assert [i.run_id for i in backup_runs.list_runs(store, layout, "site-a", "nexus", key=KEY)] == [
+        runs[3],
+        runs[4],
+    ]
     assert len(blobs_before) - result.blobs_deleted == len(
         list(store.list(layout.blobs_prefix("site-a", "nexus")))
     )
@@ -398,7 +416,10 @@ def test_unchanged_rerun_writes_a_small_pointer_to_the_full_index(
         assert pointer.previous_run == (first.run_id if later is second else second.run_id)
     resolved = backup_runs.read_index(store, LAYOUT, "site-a", "nexus", third.run_id, key=KEY)
     assert resolved.run_id == third.run_id and resolved.same_as == first.run_id
-    assert resolved.objects == backup_runs.read_index(store, LAYOUT, "site-a", "nexus", first.run_id, key=KEY).objects
+    assert (
+        resolved.objects
+        == backup_runs.read_index(store, LAYOUT, "site-a", "nexus", first.run_id, key=KEY).objects
+    )
     assert backup_runs.read_latest(store, LAYOUT, "site-a", "nexus", key=KEY) == third.run_id
     listed = backup_runs.list_runs(store, LAYOUT, "site-a", "nexus", key=KEY)
     assert [(i.run_id, i.same_as, len(i.objects)) for i in listed] == [
@@ -456,7 +477,10 @@ def test_tampered_or_missing_pointer_target_is_detected(
     with pytest.raises(IntegrityError, match=f"points at run {first.run_id}, whose index is missing"):
         backup_runs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id, key=KEY)
     store.objects[target_key] = genuine
-    assert backup_runs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id, key=KEY).same_as == first.run_id
+    assert (
+        backup_runs.read_index(store, LAYOUT, "site-a", "nexus", second.run_id, key=KEY).same_as
+        == first.run_id
+    )
 
 
 def test_an_index_stored_under_another_run_id_is_refused(
@@ -480,7 +504,9 @@ def test_retention_keeps_the_full_index_a_kept_pointer_names_and_its_blobs(
     cluster.patch(CM, "nexus-ddrs-nxrm-ha-properties", "nexus-dr", {"data": {"day": "1"}})
     full = run(app, site_a, cluster, store, clock=_day(1)).run_id
     pointers = [run(app, site_a, cluster, store, clock=_day(d)).run_id for d in (2, 3, 4)]
-    result = backup_retention.apply_retention(store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0), key=KEY)
+    result = backup_retention.apply_retention(
+        store, site_a, app, RetentionPolicy(daily=2, weekly=0, monthly=0), key=KEY
+    )
     assert result.decision.keep == (pointers[2], pointers[1], full)
     assert any("points here" in why for why in result.decision.reasons[full])
     assert set(result.runs_deleted) == {pointers[0], old}

@@ -67,17 +67,28 @@ def test_a_run_lands_complete_in_both_stores_with_the_same_sealed_bytes() -> Non
     dr = fake_dr(per_site_stores=True)
     a, b = dr.stores["site-a"], dr.stores["site-b"]
     summary = _backup(dr)
-    assert [(o.store, o.complete, o.latest) for o in summary.stores] == [("site-a", True, True), ("site-b", True, True)]
+    assert [(o.store, o.complete, o.latest) for o in summary.stores] == [
+        ("site-a", True, True),
+        ("site-b", True, True),
+    ]
     assert summary.missed == () and summary.complete_on == ("site-a", "site-b")
     assert _complete(a, dr, summary.run_id) and _complete(b, dr, summary.run_id)
     layout = dr.world.bundle("site-a").layout
-    assert read_latest(a, layout, "site-a", "nexus") == read_latest(b, layout, "site-a", "nexus") == summary.run_id
+    assert (
+        read_latest(a, layout, "site-a", "nexus")
+        == read_latest(b, layout, "site-a", "nexus")
+        == summary.run_id
+    )
     assert _blobs(a) == _blobs(b) and len(_blobs(a)) == summary.objects  # sealed once, the same bytes in each
     for ref in app_stores(dr.world, dr.world.config.app("nexus"), "site-a"):
         site = dr.world.bundle("site-a").site
-        assert require_ok(verify_stores([ref], site, "nexus", run_id=None, key=KEY)).checked == summary.objects
+        assert (
+            require_ok(verify_stores([ref], site, "nexus", run_id=None, key=KEY)).checked == summary.objects
+        )
     again = _backup(dr)  # nothing changed: a pointer in each store, no blob uploaded anywhere
-    assert [(o.complete, o.same_as, o.bytes_uploaded) for o in again.stores] == [(True, summary.run_id, 0)] * 2
+    assert [(o.complete, o.same_as, o.bytes_uploaded) for o in again.stores] == [
+        (True, summary.run_id, 0)
+    ] * 2
 
 
 def test_the_shared_store_layout_is_written_once() -> None:
@@ -103,15 +114,22 @@ def test_a_store_down_misses_the_run_then_the_next_run_and_verify_catch_it_up() 
     (missed,) = first.missed
     assert missed.store == "site-b" and not missed.complete and "memory://fake-s3-site-b" in missed.reason
     text = "\n".join(first.lines())
-    assert "store of site-b: NOT complete (no index there)" in text and "standby backup verify --app nexus" in text
+    assert (
+        "store of site-b: NOT complete (no index there)" in text
+        and "standby backup verify --app nexus" in text
+    )
     assert not b.objects and _complete(a, dr, first.run_id)
 
     b.unreachable = False
     held = holdings(app_stores(dr.world, dr.world.config.app("nexus"), "site-a"), "site-a", "nexus", key=KEY)
     rows = store_rows(held, "nexus", "site-a")
     assert "store of site-b: no finished backup of app nexus on site site-a" in rows
-    assert any(r.startswith(f"run {first.run_id} is complete in the store of site-a but missing from the store of"
-                            " site-b") for r in rows)  # fmt: skip
+    assert any(
+        r.startswith(
+            f"run {first.run_id} is complete in the store of site-a but missing from the store of site-b"
+        )
+        for r in rows
+    )
 
     dr.clock.advance(60)
     second = _backup(dr)  # the next run writes to every store again
@@ -121,13 +139,18 @@ def test_a_store_down_misses_the_run_then_the_next_run_and_verify_catch_it_up() 
 
     site = dr.world.bundle("site-a").site
     refs = app_stores(dr.world, dr.world.config.app("nexus"), "site-a")
-    result = require_ok(verify_stores(refs, site, "nexus", run_id=first.run_id, key=KEY))  # copies the missed run
+    result = require_ok(
+        verify_stores(refs, site, "nexus", run_id=first.run_id, key=KEY)
+    )  # copies the missed run
     assert result.sync is not None and [(c.run_id, c.into, c.source) for c in result.sync.copied] == [
-        (first.run_id, "site-b", "site-a")]  # fmt: skip
+        (first.run_id, "site-b", "site-a")
+    ]
     assert _complete(b, dr, first.run_id) and len(result.reports) == 2
     layout = dr.world.bundle("site-a").layout
     assert read_latest(b, layout, "site-a", "nexus") == second.run_id  # latest stays the newest
-    assert store_rows(holdings(refs, "site-a", "nexus", key=KEY), "nexus", "site-a")[-1].startswith("* ")  # none missing
+    assert store_rows(holdings(refs, "site-a", "nexus", key=KEY), "nexus", "site-a")[-1].startswith(
+        "* "
+    )  # none missing
 
 
 def test_catch_up_copies_the_runs_newer_than_a_stores_newest_and_moves_latest() -> None:
@@ -225,13 +248,20 @@ def test_a_failover_with_site_as_store_down_completes_from_site_bs_store() -> No
 def test_a_failover_whose_target_store_lacks_the_backup_is_refused_naming_the_store() -> None:
     dr = fake_dr(per_site_stores=True)
     a = dr.world.bundle("site-a")
-    run_backup(dr.world.config.app("nexus"), a.site, a.cluster, a.store, key=KEY, clock=dr.clock)  # site-a only
+    run_backup(
+        dr.world.config.app("nexus"), a.site, a.cluster, a.store, key=KEY, clock=dr.clock
+    )  # site-a only
     prepared = prepare(dr.world, "nexus", "failover", "site-b", key=KEY)
     (check,) = [c for c in prepared.plan.checks if c.name == "backup readable from the target"]
     assert not check.ok and not prepared.plan.runnable
     assert "store of site-b (the target's own)" in check.detail, check.detail
-    assert "standby backup verify --app nexus" in check.detail and "standby backup run --app nexus" in check.detail
-    caught = catch_up(app_stores(dr.world, dr.world.config.app("nexus"), "site-a"), "site-a", "nexus", key=KEY)
+    assert (
+        "standby backup verify --app nexus" in check.detail
+        and "standby backup run --app nexus" in check.detail
+    )
+    caught = catch_up(
+        app_stores(dr.world, dr.world.config.app("nexus"), "site-a"), "site-a", "nexus", key=KEY
+    )
     assert len(caught.copied) == 1  # the way out the message names
     assert prepare(dr.world, "nexus", "failover", "site-b", key=KEY).plan.runnable
 
@@ -251,12 +281,21 @@ def moto_url() -> Iterator[str]:
 def _s3_ref(url: str, site: str, prefix: str, *, create: bool = True) -> StoreRef:
     bucket = f"{site}-{uuid.uuid4().hex[:8]}"
     if create:
-        boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="stores",
-                     aws_secret_access_key="stores-secret",
-                     config=Config(s3={"addressing_style": "path"})).create_bucket(Bucket=bucket)  # fmt: skip
-    store = S3ObjectStore(S3Location(endpoint=url, bucket=bucket, prefix=prefix), site=site,
-                          credentials=S3Credentials("stores", "stores-secret"), max_attempts=1,
-                          connect_timeout=1)  # fmt: skip
+        boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="stores",
+            aws_secret_access_key="stores-secret",
+            config=Config(s3={"addressing_style": "path"}),
+        ).create_bucket(Bucket=bucket)
+    store = S3ObjectStore(
+        S3Location(endpoint=url, bucket=bucket, prefix=prefix),
+        site=site,
+        credentials=S3Credentials("stores", "stores-secret"),
+        max_attempts=1,
+        connect_timeout=1,
+    )
     return StoreRef(site, (site,), store, StoreLayout(prefix))
 
 
@@ -284,7 +323,9 @@ def test_over_http_two_buckets_take_the_run_and_a_dead_endpoint_is_caught_up(mot
     assert b.store.exists(b.layout.index_key("site-a", "nexus", first.run_id))
     target, site_b = FakeCluster(site="site-b"), dr.world.bundle("site-b").site
     done = restore_backup(b.store, src.site, app, target, site_b, key=KEY, dry_run=True, layout=b.layout)
-    assert done.run_id == second.run_id and len(done.created) == second.objects  # read from site-b's bucket alone
+    assert (
+        done.run_id == second.run_id and len(done.created) == second.objects
+    )  # read from site-b's bucket alone
 
 
 def test_verify_fails_naming_a_store_it_could_not_reach_and_passes_once_it_answers() -> None:
@@ -294,7 +335,9 @@ def test_verify_fails_naming_a_store_it_could_not_reach_and_passes_once_it_answe
     refs = app_stores(dr.world, dr.world.config.app("nexus"), "site-a")
     dr.stores["site-b"].unreachable = True
     result = verify_stores(refs, site, "nexus", run_id=None, key=KEY)
-    assert not result.ok and [r.store for r in result.reports] == ["site-a"] and result.run_id == summary.run_id
+    assert (
+        not result.ok and [r.store for r in result.reports] == ["site-a"] and result.run_id == summary.run_id
+    )
     assert result.unverified[0].startswith("store of site-b: object store memory://fake-s3-site-b")
     with pytest.raises(IntegrityError, match="store of site-b") as info:
         require_ok(result)
@@ -312,7 +355,9 @@ def test_a_failover_with_site_as_store_swallowing_requests_asks_it_once_then_goe
     dr.freeze("site-a")
     dr.lose("site-a")
     frozen = dr.stores["site-a"]
-    frozen.hang = Hang(limit=3.5)  # a blocked call gives up after 3.5 s (past the 3 s probe timeout), as a timeout would
+    frozen.hang = Hang(
+        limit=3.5
+    )  # a blocked call gives up after 3.5 s (past the 3 s probe timeout), as a timeout would
     frozen.hang.freeze()
     prepared = prepare(dr.world, "nexus", "failover", "site-b", key=KEY)
     assert prepared.plan.runnable, [c for c in prepared.plan.checks if not c.ok]

@@ -53,17 +53,25 @@ def test_every_help_shows_its_defaults_and_no_rst(path: tuple[str, ...], command
         shown = getattr(param, "show_default", None)
         if isinstance(shown, str):
             assert f"[default: ({shown})]" in text, (param.name, text)
-        elif isinstance(param.default, str | int | float) and not isinstance(param.default, bool) and param.default:
+        elif (
+            isinstance(param.default, str | int | float)
+            and not isinstance(param.default, bool)
+            and param.default
+        ):
             assert f"[default: {param.default}]" in text, (param.name, text)
     assert "[default: ]" not in text, text
 
 
 @pytest.mark.parametrize(
     ("path", "choices"),
-    [(("backup", "restore"), "<skip|update>"), (("drill", "run"), "[isolated|promote]"),
-     (("rpo", "sample"), "[auto|always|never]"), (("status",), "<table|json|yaml>"),
-     (("failover",), "<table|json|yaml>")],
-)  # fmt: skip
+    [
+        (("backup", "restore"), "<skip|update>"),
+        (("drill", "run"), "[isolated|promote]"),
+        (("rpo", "sample"), "[auto|always|never]"),
+        (("status",), "<table|json|yaml>"),
+        (("failover",), "<table|json|yaml>"),
+    ],
+)
 def test_choices_are_listed(path: tuple[str, ...], choices: str) -> None:
     assert choices in _help(path)
 
@@ -94,9 +102,11 @@ def test_version_and_completion() -> None:
     script = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="standby")
     assert script.exit_code == 0 and "_STANDBY_COMPLETE" in script.output, script.output
     completed = CliRunner().invoke(
-        app, [], prog_name="standby",
+        app,
+        [],
+        prog_name="standby",
         env={"_STANDBY_COMPLETE": "complete_bash", "COMP_WORDS": "standby back", "COMP_CWORD": "1"},
-    )  # fmt: skip
+    )
     assert "backup" in completed.output, completed.output
 
 
@@ -144,7 +154,9 @@ def test_a_block_that_cannot_be_loaded_is_one_line_and_exit_2(monkeypatch: pytes
     from drkit.domain.errors import ConfigError
 
     def missing(ref: str) -> Any:
-        raise ConfigError("Standby Configuration block 'nope' does not exist", hint="run standby blocks import")
+        raise ConfigError(
+            "Standby Configuration block 'nope' does not exist", hint="run standby blocks import"
+        )
 
     monkeypatch.setattr(blocks.config, "resolve_config", missing)
     result = CliRunner().invoke(app, ["status", "-c", "block:nope"])
@@ -194,7 +206,9 @@ def test_operations_list_and_show_print_as_data(world: FakeDr, fmt: str) -> None
     from drkit.jobs.operations import Timeouts, execute
     from tests.unit.test_operations import _start
 
-    done = execute(world.world, _start(world, "relocate", "site-b"), key=KEY, timeouts=Timeouts(default=30.0, poll=1.0))
+    done = execute(
+        world.world, _start(world, "relocate", "site-b"), key=KEY, timeouts=Timeouts(default=30.0, poll=1.0)
+    )
     listed = _out(["operation", "list", "-a", "nexus"], fmt)
     assert [r["op_id"] for r in listed["operations"]] == [done.op_id]
     shown = _out(["operation", "show", done.op_id], fmt)

@@ -56,8 +56,13 @@ def test_a_real_command_gets_the_environment_without_the_backup_key_s3_keys_or_a
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PLAIN_SETTING", "kept")
     assert key_from_env("MY_OTHER_KEY") is not None
-    site = site.model_copy(update={"s3": site.s3.model_copy(
-        update={"access_key_id_env": "SITE_S3_ID", "secret_access_key_env": "SITE_S3_SECRET"})})  # fmt: skip
+    site = site.model_copy(
+        update={
+            "s3": site.s3.model_copy(
+                update={"access_key_id_env": "SITE_S3_ID", "secret_access_key_env": "SITE_S3_SECRET"}
+            )
+        }
+    )
     S3Credentials.from_location(site.s3)
     seen = _seen(LocalRunner(env={"CEPH_ARGS": "--id standby"}))
     assert not set(secrets) & set(seen)
@@ -70,10 +75,14 @@ def test_the_site_rbd_runner_hides_the_sites_s3_variables_even_before_they_are_r
 ) -> None:
     cfg = load_config(ROOT / "standby.example.yaml")
     site = cfg.sites[0]
-    site = site.model_copy(update={
-        "ceph": site.ceph.model_copy(update={"mode": "local", "conf": Path("/nonexistent/ceph.conf")}),
-        "s3": site.s3.model_copy(update={"access_key_id_env": "EARLY_ID", "secret_access_key_env": "EARLY_SECRET"}),
-    })  # fmt: skip
+    site = site.model_copy(
+        update={
+            "ceph": site.ceph.model_copy(update={"mode": "local", "conf": Path("/nonexistent/ceph.conf")}),
+            "s3": site.s3.model_copy(
+                update={"access_key_id_env": "EARLY_ID", "secret_access_key_env": "EARLY_SECRET"}
+            ),
+        }
+    )
     monkeypatch.setenv("EARLY_ID", "early-id")
     monkeypatch.setenv("EARLY_SECRET", "early-secret")
     rbd = rbd_for(site)

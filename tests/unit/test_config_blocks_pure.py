@@ -46,18 +46,27 @@ def test_a_loaded_config_is_taken_as_it_is(config: StandbyConfig) -> None:
 
 def test_site_secrets_travel_in_memory_and_are_never_dumped(config: StandbyConfig) -> None:
     site = config.sites[0]
-    secret = SiteSecrets(s3_access_key_id=SecretStr("AKIA-TEST"), s3_secret_access_key=SecretStr("s3-secret-x"))
+    secret = SiteSecrets(
+        s3_access_key_id=SecretStr("AKIA-TEST"), s3_secret_access_key=SecretStr("s3-secret-x")
+    )
     with_keys = site.with_secrets(secret)
     assert site.secrets is None and with_keys.secrets == secret
-    placed = config.model_copy(update={"sites": (with_keys, config.sites[1])}).model_copy(update={"apps": config.apps})
+    placed = config.model_copy(update={"sites": (with_keys, config.sites[1])}).model_copy(
+        update={"apps": config.apps}
+    )
     assert placed.sites[0].secrets == secret  # kept through copies (placement makes them)
     assert "s3-secret-x" not in placed.model_dump_json() and "s3-secret-x" not in repr(with_keys)
     creds = s3_credentials_for(with_keys)
-    assert creds is not None and (creds.access_key_id, creds.secret_access_key) == ("AKIA-TEST", "s3-secret-x")
+    assert creds is not None and (creds.access_key_id, creds.secret_access_key) == (
+        "AKIA-TEST",
+        "s3-secret-x",
+    )
 
 
 def test_the_kubeconfig_in_memory_is_used_instead_of_any_file(config: StandbyConfig) -> None:
-    kube = yaml.safe_dump({**KUBECONFIG, "clusters": [{"name": "a", "cluster": {"server": "http://127.0.0.1:1"}}]})
+    kube = yaml.safe_dump(
+        {**KUBECONFIG, "clusters": [{"name": "a", "cluster": {"server": "http://127.0.0.1:1"}}]}
+    )
     site = config.sites[0].with_secrets(SiteSecrets(kubeconfig=SecretStr(kube)))
     assert cluster_for(site).api_client.configuration.host == "http://127.0.0.1:1"
     bad = config.sites[0].with_secrets(SiteSecrets(kubeconfig=SecretStr("contexts: [\n  token: token-a")))
@@ -71,8 +80,12 @@ def test_a_kubeconfig_is_cut_down_to_one_context_with_files_inlined(tmp_path: Pa
     text, context = reduce_kubeconfig(KUBECONFIG, None, base=tmp_path, site="site-a")
     data = yaml.safe_load(text)
     assert context == "site-a" and data["current-context"] == "site-a"
-    assert [c["name"] for c in data["contexts"]] == ["site-a"] and [u["name"] for u in data["users"]] == ["ua"]
-    assert data["clusters"][0]["cluster"]["certificate-authority-data"] == base64.b64encode(b"CA-BYTES").decode()
+    assert [c["name"] for c in data["contexts"]] == ["site-a"] and [u["name"] for u in data["users"]] == [
+        "ua"
+    ]
+    assert (
+        data["clusters"][0]["cluster"]["certificate-authority-data"] == base64.b64encode(b"CA-BYTES").decode()
+    )
     assert "token-b" not in text
     with pytest.raises(ConfigError, match="the kubeconfig has no context 'site-z'"):
         reduce_kubeconfig(KUBECONFIG, "site-z", base=tmp_path, site="site-a")

@@ -24,8 +24,15 @@ def test_the_reference_names_every_section_and_key_of_the_example(tmp_path: Path
     out = tmp_path / "ref.md"
     assert main(["--output", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
-    for heading in ("### top level: StandbyConfig", "### `sites[].s3`: S3Location", "### `apps[].checks`: Checks",
-                    "### restore (flow `restore`", "#### `retention`: RetentionPolicy"):  # fmt: skip
+    for heading in (
+        "### top level: StandbyConfig",
+        "### `sites[].s3`: S3Location",
+        "### `apps[].checks`: Checks",
+        "### restore (flow `restore`",
+        "#### `retention`: RetentionPolicy",
+    ):
         assert heading in text, heading
     assert "| `rpo_target` | duration | **required** |" in text
-    assert "| `bound_timeout` | number | `120.0` | seconds to wait for the restored PVCs to be Bound |" in text
+    assert (
+        "| `bound_timeout` | number | `120.0` | seconds to wait for the restored PVCs to be Bound |" in text
+    )

@@ -27,12 +27,20 @@ def test_a_state_mac_binds_the_body_what_it_is_and_its_context() -> None:
     body = crypto.canonical_json({"primary": "site-a", "epoch": 3})
     ctx = {"app": "nexus", "site": "site-a"}
     mac = crypto.state_mac(key, body, what="placement", context=ctx)
-    crypto.check_state_mac(key, body, mac, key.key_id, what="placement", context=ctx, name="placement of nexus")
+    crypto.check_state_mac(
+        key, body, mac, key.key_id, what="placement", context=ctx, name="placement of nexus"
+    )
     forged = crypto.canonical_json({"primary": "site-b", "epoch": 3})
-    for b, what, c in ((forged, "placement", ctx), (body, "journal", ctx), (body, "placement", {**ctx, "app": "web"})):
+    for b, what, c in (
+        (forged, "placement", ctx),
+        (body, "journal", ctx),
+        (body, "placement", {**ctx, "app": "web"}),
+    ):
         with pytest.raises(IntegrityError, match="integrity check failed: placement of nexus"):
             crypto.check_state_mac(key, b, mac, key.key_id, what=what, context=c, name="placement of nexus")
     other = crypto.MasterKey(b"\x04" * 32)
     with pytest.raises(IntegrityError, match="does not hold"):
-        crypto.check_state_mac(other, body, mac, key.key_id, what="placement", context=ctx, name="placement of nexus")
+        crypto.check_state_mac(
+            other, body, mac, key.key_id, what="placement", context=ctx, name="placement of nexus"
+        )
     assert crypto.canonical_json({"b": 1, "a": 2}) == b'{"a":2,"b":1}'

@@ -62,7 +62,9 @@ def test_serve_builds_exactly_what_the_yaml_declares(monkeypatch: pytest.MonkeyP
         assert d.parameters == y.get("parameters", {}), name
         assert len(d.schedules) == len(y.get("schedules", [])), name
         limit = d.concurrency_limit
-        assert (limit if limit is None or isinstance(limit, int) else limit.limit) == y.get("concurrency_limit")
+        assert (limit if limit is None or isinstance(limit, int) else limit.limit) == y.get(
+            "concurrency_limit"
+        )
         # the schema the served deployment sends to the server, from which the UI draws its form
         form = d._parameter_openapi_schema.model_dump()["properties"]
         assert form and all((p.get("description") or "").strip() for p in form.values()), (name, form)
@@ -88,10 +90,15 @@ def test_each_schedule_is_valid(name: str) -> None:
     for spec in DECLARED[name].get("schedules", []):
         made = serve.schedule(spec)
         if "cron" in spec:
-            assert isinstance(made, CronSchedule) and spec.get("timezone"), (name, "a cron needs its timezone")
+            assert isinstance(made, CronSchedule) and spec.get("timezone"), (
+                name,
+                "a cron needs its timezone",
+            )
             assert made.timezone == spec["timezone"]
         else:
-            assert isinstance(made, IntervalSchedule) and made.interval.total_seconds() == spec["interval"] > 0
+            assert (
+                isinstance(made, IntervalSchedule) and made.interval.total_seconds() == spec["interval"] > 0
+            )
 
 
 @pytest.mark.parametrize("name", sorted(DECLARED))
@@ -103,7 +110,11 @@ def test_every_parameter_of_the_run_form_has_a_description(name: str) -> None:
     missing = [p for p, spec in props.items() if not (spec.get("description") or "").strip()]
     assert not missing, (name, missing)
     # The UI renders a description as Markdown: a placeholder like <name> vanishes as an HTML tag.
-    tagged = {p: spec["description"] for p, spec in props.items() if re.search(r"<[A-Za-z_-]+>", spec["description"])}
+    tagged = {
+        p: spec["description"]
+        for p, spec in props.items()
+        if re.search(r"<[A-Za-z_-]+>", spec["description"])
+    }
     assert not tagged, (name, tagged)
     assert DECLARED[name]["description"].strip() and DECLARED[name]["tags"], name
 
@@ -148,4 +159,6 @@ def test_the_scheduled_protection_covers_every_configured_app(name: str) -> None
     flow.validate_parameters(dict(y.get("parameters", {})))  # no app: valid, every app
     flow.validate_parameters({**y.get("parameters", {}), "app": "nexus"})  # one app, as before
     form = parameter_schema(flow.fn).model_dump()["properties"]["app"]
-    assert form.get("default") is None and "every" in form["description"] and "when empty" in form["description"]
+    assert (
+        form.get("default") is None and "every" in form["description"] and "when empty" in form["description"]
+    )

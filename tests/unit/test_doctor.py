@@ -52,12 +52,22 @@ def test_a_healthy_world_passes_every_check() -> None:
     found = _doctor(_backed_up())
     assert _failed(found) == {}
     assert set(found) == {
-        ("site-a", "kube-token"), ("site-a", "api-kinds"), ("site-a", "rbac"), ("site-a", "mirror-peers"), ("site-a", "mirror-daemon"),
-        ("site-a", "snapshot-schedule nexus"), ("site-b", "kube-token"), ("site-b", "api-kinds"), ("site-b", "rbac"),
-        ("site-b", "mirror-peers"), ("site-b", "mirror-daemon"), ("site-b", "snapshot-schedule nexus"),
-        ("site-a/site-b", "store-conditional-writes"), ("site-a/site-b", "backup-age nexus"),
+        ("site-a", "kube-token"),
+        ("site-a", "api-kinds"),
+        ("site-a", "rbac"),
+        ("site-a", "mirror-peers"),
+        ("site-a", "mirror-daemon"),
+        ("site-a", "snapshot-schedule nexus"),
+        ("site-b", "kube-token"),
+        ("site-b", "api-kinds"),
+        ("site-b", "rbac"),
+        ("site-b", "mirror-peers"),
+        ("site-b", "mirror-daemon"),
+        ("site-b", "snapshot-schedule nexus"),
+        ("site-a/site-b", "store-conditional-writes"),
+        ("site-a/site-b", "backup-age nexus"),
         ("site-a/site-b", "backup-key nexus"),
-    }  # fmt: skip
+    }
     assert "key id" in found[("site-a/site-b", "backup-key nexus")].seen
     assert (
         "nexus (primary)" in found[("site-a", "rbac")].seen
@@ -94,9 +104,13 @@ def test_the_most_specific_schedule_level_wins_as_in_rbd_support() -> None:
     # As Ceph 16.2.15 lists them (`rbd mirror snapshot schedule ls --pool P --recursive --format json`).
     listed = [
         {"pool": POOL, "namespace": "-", "image": "-", "items": [{"interval": "1m", "start_time": ""}]},
-        {"pool": POOL, "namespace": "", "image": IMAGE, "items": [{"interval": "1h", "start_time": ""},
-                                                                 {"interval": "30m", "start_time": ""}]},
-    ]  # fmt: skip
+        {
+            "pool": POOL,
+            "namespace": "",
+            "image": IMAGE,
+            "items": [{"interval": "1h", "start_time": ""}, {"interval": "30m", "start_time": ""}],
+        },
+    ]
     assert effective_schedule(listed, IMAGE) == (timedelta(minutes=30), "image")
     assert effective_schedule(listed, "other") == (timedelta(minutes=1), "pool")
     assert effective_schedule([], IMAGE) == (None, "")
@@ -105,8 +119,15 @@ def test_the_most_specific_schedule_level_wins_as_in_rbd_support() -> None:
     assert "in the toolbox pod" in judge_schedule("site-b", POOL, app, [], toolbox=True).fix
 
 
-@pytest.mark.parametrize(("interval", "text"), [(timedelta(minutes=1), "1m"), (timedelta(seconds=90), "1m"),
-                                                (timedelta(hours=2), "2h"), (timedelta(days=1), "1d")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("interval", "text"),
+    [
+        (timedelta(minutes=1), "1m"),
+        (timedelta(seconds=90), "1m"),
+        (timedelta(hours=2), "2h"),
+        (timedelta(days=1), "1d"),
+    ],
+)
 def test_intervals_are_written_as_rbd_takes_them(interval: timedelta, text: str) -> None:
     assert rbd_interval(interval) == text
 
@@ -222,8 +243,12 @@ def test_after_a_move_the_roles_and_so_the_permissions_checked_follow_the_placem
 
     dr = _backed_up()
     app = dr.world.config.app("nexus")
-    update_placement(dr.world, app, lambda p: p.model_copy(update={"primary": "site-b", "secondary": "site-a",
-                                                                    "epoch": p.epoch + 1}), required="site-b")  # fmt: skip
+    update_placement(
+        dr.world,
+        app,
+        lambda p: p.model_copy(update={"primary": "site-b", "secondary": "site-a", "epoch": p.epoch + 1}),
+        required="site-b",
+    )
     dr.clusters["site-a"].denied.add(Access("create", "", "secrets", NS))
     found = _doctor(dr)
     assert "nexus (secondary)" in found[("site-a", "rbac")].seen and not found[("site-a", "rbac")].ok
@@ -280,8 +305,16 @@ def test_the_rbac_audit_counts_doctor_s_self_reviews_as_the_cluster_default_role
     from lab import rbac as lab_rbac
     from tests.lab.rbac_audit import STANDBY_USER, coverage
 
-    review = {"user": STANDBY_USER, "verb": "create", "apiGroup": "authorization.k8s.io",
-              "resource": "selfsubjectaccessreviews", "subresource": "", "namespace": "", "name": "", "code": 201}  # fmt: skip
+    review = {
+        "user": STANDBY_USER,
+        "verb": "create",
+        "apiGroup": "authorization.k8s.io",
+        "resource": "selfsubjectaccessreviews",
+        "subresource": "",
+        "namespace": "",
+        "name": "",
+        "code": 201,
+    }
     other = {**review, "apiGroup": "", "resource": "pods", "verb": "list", "namespace": "nexus-dr"}
     cov = coverage("site-a", lab_rbac.site_manifests("site-a"), [review, review])
     assert cov.requests == 2 and cov.uncovered == () and cov.denied == ()

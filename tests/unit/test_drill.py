@@ -19,13 +19,13 @@ from drkit.domain.operations import Approval, Journal, StepRecord
 from drkit.jobs.backup import run_backup
 from drkit.jobs.drill import (
     DrillOutcome,
-    drill_cleanup,
-    drill_reports,
     leftovers,
     prepare_drill,
     run_drill,
     start_drill,
 )
+from drkit.jobs.drill_cleanup import drill_cleanup
+from drkit.jobs.drill_report import drill_reports
 from drkit.jobs.operations import Executor, Timeouts, list_journals
 from drkit.jobs.world import read_placement
 from drkit.testing.dr import IMAGE, NS, PASSWORD, FakeDr, fake_dr
@@ -78,7 +78,11 @@ def test_a_drill_proves_the_canary_on_b_and_leaves_b_a_healthy_replica() -> None
     assert report.protection_gap_s is not None and report.cleanup_s is not None
     assert report.final_mirror_state == {IMAGE: "up+replaying"}
     assert report.availability.probes > 0 and report.availability.writable == report.availability.probes
-    assert sorted(outcome.stored) == ["html", "json", "md", "png"] or set(outcome.stored) >= {"json", "md", "html"}
+    assert sorted(outcome.stored) == ["html", "json", "md", "png"] or set(outcome.stored) >= {
+        "json",
+        "md",
+        "html",
+    }
     assert _healthy_and_clean(dr)
     assert [f for s, _, f in dr.mirror.promoted] == [True]  # B force-promoted once, then demoted and resynced
 
@@ -90,19 +94,31 @@ def test_two_drills_in_a_row_both_pass_and_the_second_has_the_first_in_its_histo
     dr.mirror.site("site-a").mirror_snapshot("replicapool", IMAGE)  # the schedule's snapshot, an hour on
     second = _drill(dr)
     assert first.report.passed and second.report.passed
-    assert [r.drill_id for r in drill_reports(dr.world, "nexus")] == [first.report.drill_id, second.report.drill_id]
+    assert [r.drill_id for r in drill_reports(dr.world, "nexus")] == [
+        first.report.drill_id,
+        second.report.drill_id,
+    ]
     md = dr.store.get(second.stored["md"]).decode()
     assert first.report.drill_id in md
 
 
 def test_the_gate_refuses_with_reasons() -> None:
     dr = _ready()
-    dr.clusters["site-b"].seed({"apiVersion": "operator.alaudadevops.io/v1alpha1", "kind": "Nexus",
-                                "metadata": {"name": "nexus-ddrs", "namespace": "nexus-dr"}, "spec": {}})  # fmt: skip
+    dr.clusters["site-b"].seed(
+        {
+            "apiVersion": "operator.alaudadevops.io/v1alpha1",
+            "kind": "Nexus",
+            "metadata": {"name": "nexus-ddrs", "namespace": "nexus-dr"},
+            "spec": {},
+        }
+    )
     for mode in ("promote", "isolated"):
         journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", mode, key=KEY))  # type: ignore[arg-type]
         assert journal.status == "refused"
-        assert "nothing of the app on the secondary: Nexus/nexus-ddrs; run: standby drill cleanup --app nexus" in journal.error
+        assert (
+            "nothing of the app on the secondary: Nexus/nexus-ddrs; run: standby drill cleanup --app nexus"
+            in journal.error
+        )
         assert read_placement(dr.world, dr.world.config.app("nexus")).record.operation is None
     with pytest.raises(StandbyError, match="unknown"):
         prepare_drill(dr.world, "nexus", "bogus")  # type: ignore[arg-type]
@@ -144,15 +160,36 @@ def _faults() -> dict[str, tuple[str, Callable[[FakeDr], Callable[[Journal, Step
     """fault -> (the step that must be named, how to inject it)."""
     return {
         "Nexus not writable on B": ("start-target", lambda dr: dr.nexus_fail_writes.add("site-b")),  # type: ignore[func-returns-value]
-        "canary checksum mismatch": ("drill-smoke", lambda dr: _at("start-target", "done", lambda: _corrupt_canary(dr))),
+        "canary checksum mismatch": (
+            "drill-smoke",
+            lambda dr: _at("start-target", "done", lambda: _corrupt_canary(dr)),
+        ),
         "promote failing": ("drill-promote", lambda dr: dr.mirror.fail_promote.add("site-b")),  # type: ignore[func-returns-value]
-        "apiserver 5xx": ("restore-volumes", lambda dr: _at("drill-snapshot", "done",
-                                                            lambda: dr.clusters["site-b"].fail_next(10_000))),
-        "S3 down for the report": ("", lambda dr: _at("drill-healthy", "done", lambda: setattr(dr.store, "unreachable", True))),
-        **{f"killed at {step}": (step, lambda dr, step=step: _at(step, "running", _die)) for step in
-           ("canary", "drill-snapshot", "restore-volumes", "drill-promote", "start-target", "drill-smoke",
-            "cleanup-app", "cleanup-volumes", "demote-drill", "resync-drill", "drill-healthy")},
-    }  # fmt: skip
+        "apiserver 5xx": (
+            "restore-volumes",
+            lambda dr: _at("drill-snapshot", "done", lambda: dr.clusters["site-b"].fail_next(10_000)),
+        ),
+        "S3 down for the report": (
+            "",
+            lambda dr: _at("drill-healthy", "done", lambda: setattr(dr.store, "unreachable", True)),
+        ),
+        **{
+            f"killed at {step}": (step, lambda dr, step=step: _at(step, "running", _die))
+            for step in (
+                "canary",
+                "drill-snapshot",
+                "restore-volumes",
+                "drill-promote",
+                "start-target",
+                "drill-smoke",
+                "cleanup-app",
+                "cleanup-volumes",
+                "demote-drill",
+                "resync-drill",
+                "drill-healthy",
+            )
+        },
+    }
 
 
 def _die() -> None:
@@ -226,7 +263,9 @@ def test_an_isolated_drill_proves_the_canary_on_a_scratch_copy_and_never_promote
     def watch(journal: Journal, record: StepRecord) -> None:
         if record.name == "drill-smoke" and record.outcome == "done":
             b = dr.clusters["site-b"]
-            seen["pvc"] = b.objects.get(("v1", "PersistentVolumeClaim", SCRATCH_NS, "nexus-data-nexus-ddrs-nxrm-ha-0"))
+            seen["pvc"] = b.objects.get(
+                ("v1", "PersistentVolumeClaim", SCRATCH_NS, "nexus-data-nexus-ddrs-nxrm-ha-0")
+            )
             seen["pvs"] = [o for k, o in b.objects.items() if k[1] == "PersistentVolume"]
             seen["app-ns-nexus"] = [k for k in b.objects if k[1] == "Nexus" and k[2] == NS]
             seen["replaying"] = dr.mirror.site("site-b").image_status("replicapool", IMAGE)["state"]
@@ -244,10 +283,16 @@ def test_an_isolated_drill_proves_the_canary_on_a_scratch_copy_and_never_promote
     (pv,) = seen["pvs"]  # type: ignore[misc]
     assert pv["metadata"]["name"].endswith("-drill")
     assert pv["spec"]["csi"]["volumeAttributes"]["imageName"] == SCRATCH_IMAGE
-    assert pv["spec"].get("claimRef", {"namespace": SCRATCH_NS})["namespace"] == SCRATCH_NS  # sanitize drops it
+    assert (
+        pv["spec"].get("claimRef", {"namespace": SCRATCH_NS})["namespace"] == SCRATCH_NS
+    )  # sanitize drops it
     assert seen["pvc"]["spec"]["volumeName"] == pv["metadata"]["name"]  # type: ignore[index]
     assert [s.name for s in report.steps if s.phase == "cleanup"] == [
-        "scratch-cleanup-app", "scratch-cleanup-volumes", "scratch-remove-image", "drill-healthy"]
+        "scratch-cleanup-app",
+        "scratch-cleanup-volumes",
+        "scratch-remove-image",
+        "drill-healthy",
+    ]
     assert _isolated_clean(dr)
 
 
@@ -268,8 +313,18 @@ def test_remove_image_refuses_a_mirrored_image() -> None:
     assert IMAGE in dr.mirror.images
 
 
-ISOLATED_STEPS = ("canary", "drill-snapshot", "scratch-copy", "scratch-restore", "scratch-start", "drill-smoke",
-                  "scratch-cleanup-app", "scratch-cleanup-volumes", "scratch-remove-image", "drill-healthy")  # fmt: skip
+ISOLATED_STEPS = (
+    "canary",
+    "drill-snapshot",
+    "scratch-copy",
+    "scratch-restore",
+    "scratch-start",
+    "drill-smoke",
+    "scratch-cleanup-app",
+    "scratch-cleanup-volumes",
+    "scratch-remove-image",
+    "drill-healthy",
+)
 
 
 @pytest.mark.parametrize("step", ISOLATED_STEPS)
@@ -337,7 +392,11 @@ def test_an_app_without_a_nexus_api_is_refused_by_the_gate_not_midway() -> None:
     for mode in ("promote", "isolated"):
         plan = make_drill_plan(web, nexus.facts, mode)  # type: ignore[arg-type]
         refused = [c for c in plan.refusals if c.name == "canary possible"]
-        assert refused and "checks.kind is 'http'" in refused[0].detail and "backup, restore" in refused[0].detail
+        assert (
+            refused
+            and "checks.kind is 'http'" in refused[0].detail
+            and "backup, restore" in refused[0].detail
+        )
         assert not plan.runnable
 
 
@@ -347,7 +406,11 @@ def test_a_drill_with_a_key_that_does_not_open_the_backup_is_refused_at_the_gate
     wrong = crypto.MasterKey(bytes(range(1, 33)))
     for key, said in ((wrong, f"the key given has id {wrong.key_id}"), (None, "but no backup key was given")):
         journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", mode, key=key))  # type: ignore[arg-type]
-        assert journal.status == "refused" and "backup key opens the backup" in journal.error and said in journal.error
+        assert (
+            journal.status == "refused"
+            and "backup key opens the backup" in journal.error
+            and said in journal.error
+        )
         assert f"load the key whose id is {KEY.key_id}" in journal.error
     assert (dr.mirror.promoted == [] and dr.mirror.scratch == {}) or not dr.mirror.scratch
     assert read_placement(dr.world, dr.world.config.app("nexus")).record.operation is None
@@ -361,7 +424,9 @@ def test_an_isolated_drill_is_refused_before_any_change_when_its_namespace_is_no
     assert not check.ok and f"namespace {SCRATCH_NS} does not exist on site-b" in check.detail
     journal = start_drill(dr.world, prepared)
     assert journal.status == "refused" and "drill namespace installed" in journal.error
-    assert ("v1", "Namespace", "", SCRATCH_NS) not in dr.clusters["site-b"].objects  # never created by Standby
+    assert ("v1", "Namespace", "", SCRATCH_NS) not in dr.clusters[
+        "site-b"
+    ].objects  # never created by Standby
     assert dr.mirror.scratch == {}
     promote = prepare_drill(dr.world, "nexus", "promote", key=KEY)  # promote mode does not use it
     assert "drill namespace installed" not in [c.name for c in promote.plan.checks]
@@ -369,7 +434,11 @@ def test_an_isolated_drill_is_refused_before_any_change_when_its_namespace_is_no
 
 def test_objects_left_in_the_drill_namespace_are_leftovers_and_drill_cleanup_empties_it() -> None:
     dr = _ready()
-    dr.clusters["site-b"].seed({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "stray", "namespace": SCRATCH_NS}})
-    assert leftovers(dr.world, dr.world.config.app("nexus"), "site-b") == (f"ConfigMap/stray in {SCRATCH_NS}",)
+    dr.clusters["site-b"].seed(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "stray", "namespace": SCRATCH_NS}}
+    )
+    assert leftovers(dr.world, dr.world.config.app("nexus"), "site-b") == (
+        f"ConfigMap/stray in {SCRATCH_NS}",
+    )
     journal = start_drill(dr.world, prepare_drill(dr.world, "nexus", "isolated", key=KEY))
     assert journal.status == "refused" and "ConfigMap/stray in nexus-dr-drill" in journal.error

@@ -20,13 +20,12 @@ from drkit.domain.operations import Approval, Plan
 from drkit.jobs import drill_runbook
 from drkit.jobs.drill import (
     approve_drill,
-    list_journals,
     needs_approval,
     prepare_drill,
     run_drill,
     start_drill,
 )
-from drkit.jobs.operations import Changed, OperationHooks, Prepared, read_journal
+from drkit.jobs.operations import Changed, OperationHooks, Prepared, list_journals, read_journal
 from drkit.jobs.world import read_placement
 from drkit.testing.dr import IMAGE, FakeDr
 from standby import drill_cli
@@ -56,16 +55,24 @@ def test_a_promote_mode_drill_without_its_typed_approval_is_refused_and_nothing_
     dr = _ready()
     prepared = prepare_drill(dr.world, "nexus", "promote", key=KEY)
     assert needs_approval(prepared.plan)
-    with pytest.raises(PreconditionFailed, match="promote-mode drill of nexus on site-b refused: no typed approval"):
+    with pytest.raises(
+        PreconditionFailed, match="promote-mode drill of nexus on site-b refused: no typed approval"
+    ):
         start_drill(dr.world, prepared)
-    with pytest.raises(PreconditionFailed, match=r"type the app's name \('nexus'\) to confirm; got 'nexsu'") as error:
+    with pytest.raises(
+        PreconditionFailed, match=r"type the app's name \('nexus'\) to confirm; got 'nexsu'"
+    ) as error:
         start_drill(dr.world, prepared, APPROVAL, "nexsu")
     assert "\n" not in str(error.value) and "standby drill run --mode promote" in (error.value.hint or "")
     with pytest.raises(PreconditionFailed, match="name the approver"):
         start_drill(dr.world, prepared, APPROVAL.model_copy(update={"approver": " "}), "nexus")
     _untouched(dr)
     journal = start_drill(dr.world, prepared, APPROVAL, "nexus")
-    assert journal.status == "approved" and journal.approval is not None and journal.approval.approver == "tester"
+    assert (
+        journal.status == "approved"
+        and journal.approval is not None
+        and journal.approval.approver == "tester"
+    )
 
 
 def test_an_isolated_drill_needs_no_approval() -> None:
@@ -89,7 +96,9 @@ def test_a_plan_that_changed_after_the_approval_is_approved_again_with_both_show
     changed = hooks.shown[1][1]
     assert changed is not None and changed.approved == first.plan and changed.now == moved
     assert any("backup to restore" in c for c in changed.changes)
-    assert prepared.plan == moved and approval is not None and approval.approver == "second" and typed == "nexus"
+    assert (
+        prepared.plan == moved and approval is not None and approval.approver == "second" and typed == "nexus"
+    )
 
 
 # ------------------------------------------------------------------------------------------- CLI
@@ -105,8 +114,9 @@ def cli_world(monkeypatch: pytest.MonkeyPatch) -> FakeDr:
 
 
 def test_the_cli_prompts_for_a_promote_mode_drill_and_refuses_a_wrong_app_name(cli_world: FakeDr) -> None:
-    result = CliRunner().invoke(app, ["drill", "run", "--app", "nexus", "--mode", "promote"],
-                                input="nexsu\noncall\nquarterly\n")  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["drill", "run", "--app", "nexus", "--mode", "promote"], input="nexsu\noncall\nquarterly\n"
+    )
     assert result.exit_code == 1, result.output
     assert "type the app's name (nexus) to confirm" in result.output
     last = result.output.strip().splitlines()[-1]
@@ -116,14 +126,20 @@ def test_the_cli_prompts_for_a_promote_mode_drill_and_refuses_a_wrong_app_name(c
 
 
 def test_the_cli_runs_a_promote_mode_drill_typed_right_or_with_yes(cli_world: FakeDr) -> None:
-    typed = CliRunner().invoke(app, ["drill", "run", "--app", "nexus", "--mode", "promote"],
-                               input="nexus\noncall\nquarterly\n")  # fmt: skip
+    typed = CliRunner().invoke(
+        app, ["drill", "run", "--app", "nexus", "--mode", "promote"], input="nexus\noncall\nquarterly\n"
+    )
     assert typed.exit_code == 0, typed.output
     # Each drill's journal by the id the CLI prints last (the fake clock gives both drills one
     # timestamp, so the order of the list does not say which came last).
     journal = read_journal(cli_world.world, typed.output.strip().splitlines()[-1])
-    assert journal.approval is not None and (journal.approval.approver, journal.approval.reason) == ("oncall", "quarterly")
-    yes = CliRunner().invoke(app, ["drill", "run", "--app", "nexus", "--mode", "promote", "--yes", "--reason", "game day"])
+    assert journal.approval is not None and (journal.approval.approver, journal.approval.reason) == (
+        "oncall",
+        "quarterly",
+    )
+    yes = CliRunner().invoke(
+        app, ["drill", "run", "--app", "nexus", "--mode", "promote", "--yes", "--reason", "game day"]
+    )
     assert yes.exit_code == 0, yes.output
     assert "type the app's name" not in yes.output
     journal = read_journal(cli_world.world, yes.output.strip().splitlines()[-1])

@@ -52,34 +52,54 @@ def _journal(*, fail: str = "", error: str = "", refused: str = "") -> Journal:
             continue
         records.append(
             StepRecord(
-                name=name, title=name, site=site, outcome="failed" if name == fail else "done",
-                started_at=T0 + timedelta(seconds=start), ended_at=T0 + timedelta(seconds=start + seconds),
+                name=name,
+                title=name,
+                site=site,
+                outcome="failed" if name == fail else "done",
+                started_at=T0 + timedelta(seconds=start),
+                ended_at=T0 + timedelta(seconds=start + seconds),
                 error=error if name == fail else "",
             )
-        )  # fmt: skip
+        )
     return Journal(
-        op_id=DRILL_ID, kind="drill", app="nexus", source="site-a", target="site-b",
-        status="refused" if refused else "completed", created_at=T0, plan=plan, steps=tuple(records),
+        op_id=DRILL_ID,
+        kind="drill",
+        app="nexus",
+        source="site-a",
+        target="site-b",
+        status="refused" if refused else "completed",
+        created_at=T0,
+        plan=plan,
+        steps=tuple(records),
         error=refused,
-    )  # fmt: skip
+    )
 
 
 def _report(
     journal: Journal | None = None, *, flow_run_url: str = FLOW_URL, rpo: float = 42.0
 ) -> DrillReport:
     measured: dict[str, Any] = {
-        "canary": {"path": "drills/canary-a1b2c3.txt", "sha256": "9f" * 32, "written_at": T0.isoformat(),
-                   "verified": True, "verdict": "same sha256"},
+        "canary": {
+            "path": "drills/canary-a1b2c3.txt",
+            "sha256": "9f" * 32,
+            "written_at": T0.isoformat(),
+            "verified": True,
+            "verdict": "same sha256",
+        },
         "smoke": {"status": 200, "writable": True, "login": True, "round_trip": True},
         "rpo_achieved_s": rpo,
         "recovery_point": T0 + timedelta(seconds=59.5 - rpo),
-    }  # fmt: skip
+    }
     return build_report(
-        fake_config().app("nexus"), journal or _journal(), "promote", measured=measured,
+        fake_config().app("nexus"),
+        journal or _journal(),
+        "promote",
+        measured=measured,
         availability=Availability(probes=130, writable=129, longest_unwritable_s=1.0),
-        final_states={IMAGE: "up+replaying"}, versions={"standby": "0.1.0", "ceph": "16.2.11", "python": "3.11.2"},
+        final_states={IMAGE: "up+replaying"},
+        versions={"standby": "0.1.0", "ceph": "16.2.11", "python": "3.11.2"},
         flow_run_url=flow_run_url,
-    )  # fmt: skip
+    )
 
 
 def _earlier(
@@ -87,10 +107,14 @@ def _earlier(
 ) -> DrillReport:
     start = report.started_at - timedelta(days=days)
     return report.model_copy(
-        update={"drill_id": f"drill-{start:%Y%m%dT%H%M%SZ}-{suffix}", "started_at": start,
-                "ended_at": start + timedelta(seconds=130), "rto_promotion_to_writable_s": rto,
-                "rpo_achieved_s": rpo}
-    )  # fmt: skip
+        update={
+            "drill_id": f"drill-{start:%Y%m%dT%H%M%SZ}-{suffix}",
+            "started_at": start,
+            "ended_at": start + timedelta(seconds=130),
+            "rto_promotion_to_writable_s": rto,
+            "rpo_achieved_s": rpo,
+        }
+    )
 
 
 class RecordingStore(FakeObjectStore):

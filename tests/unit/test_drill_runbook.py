@@ -9,9 +9,9 @@ from drkit.domain import crypto
 from drkit.domain.drill import Mode
 from drkit.domain.errors import PreconditionFailed
 from drkit.domain.operations import Approval, Journal, Plan, StepRecord
-from drkit.jobs.drill import DrillOutcome, list_journals
+from drkit.jobs.drill import DrillOutcome
 from drkit.jobs.drill_runbook import DrillHooks, run_drill_runbook
-from drkit.jobs.operations import Changed, Executor, Prepared
+from drkit.jobs.operations import Changed, Executor, Prepared, list_journals
 from drkit.jobs.world import World, read_placement
 from drkit.testing.dr import IMAGE, FakeDr
 from tests.unit.test_drill import APPROVAL, FAST, KEY, _healthy_and_clean, _ready
@@ -97,10 +97,18 @@ def _untouched(dr: FakeDr) -> None:
 
 def test_a_refused_plan_is_journaled_and_nothing_runs() -> None:
     dr = _ready()
-    dr.clusters["site-b"].seed({"apiVersion": "operator.alaudadevops.io/v1alpha1", "kind": "Nexus",
-                                "metadata": {"name": "nexus-ddrs", "namespace": "nexus-dr"}, "spec": {}})  # fmt: skip
+    dr.clusters["site-b"].seed(
+        {
+            "apiVersion": "operator.alaudadevops.io/v1alpha1",
+            "kind": "Nexus",
+            "metadata": {"name": "nexus-ddrs", "namespace": "nexus-dr"},
+            "spec": {},
+        }
+    )
     hooks = Recorded()
-    with pytest.raises(PreconditionFailed, match=r"drill of nexus refused: .*nothing of the app on the secondary") as error:
+    with pytest.raises(
+        PreconditionFailed, match=r"drill of nexus refused: .*nothing of the app on the secondary"
+    ) as error:
         run_drill_runbook(dr.world, "nexus", "isolated", KEY, hooks)
     (journal,) = list_journals(dr.world, "nexus")
     assert journal.status == "refused"

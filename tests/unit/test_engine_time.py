@@ -9,10 +9,18 @@ import pytest
 
 JOBS = Path(__file__).resolve().parents[2] / "drkit" / "jobs"
 FORBIDDEN = {
-    ("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today"),
-    ("time", "time"), ("time", "monotonic"), ("time", "sleep"), ("time", "perf_counter"),
-    ("time", "process_time"), ("time", "time_ns"), ("time", "monotonic_ns"),
-}  # fmt: skip
+    ("datetime", "now"),
+    ("datetime", "utcnow"),
+    ("datetime", "today"),
+    ("date", "today"),
+    ("time", "time"),
+    ("time", "monotonic"),
+    ("time", "sleep"),
+    ("time", "perf_counter"),
+    ("time", "process_time"),
+    ("time", "time_ns"),
+    ("time", "monotonic_ns"),
+}
 CALLABLE_TIME = {"Callable[[], datetime]", "Callable[[], float]", "Now"}
 """Annotations of a parameter that passes time as a bare callable instead of a Clock."""
 PENDING: set[str] = set()
@@ -60,7 +68,9 @@ def test_no_wall_clock_in_the_engine(path: Path) -> None:
     if path.name in PENDING:
         assert reads, f"{path.name} no longer reads the wall clock: drop it from PENDING"
     else:
-        assert reads == [], "read time through the injected Clock (drkit.adapters.clock):\n" + "\n".join(reads)
+        assert reads == [], "read time through the injected Clock (drkit.adapters.clock):\n" + "\n".join(
+            reads
+        )
 
 
 def test_the_check_finds_a_read(tmp_path: Path) -> None:

@@ -149,7 +149,9 @@ def test_after_a_rotation_runs_from_before_and_after_both_restore_and_verify_wit
         result = require_ok(verify_stores(refs, site_a, "nexus", run_id=run.run_id, key=ring))
         assert result.encrypted > 0 and {k.run for k in result.keys} == {before.run_id, after.run_id}
         target = FakeCluster(site="site-b")
-        done = restore_backup(b.store, site_a, app, target, b.site, key=ring, run_id=run.run_id, layout=b.layout)
+        done = restore_backup(
+            b.store, site_a, app, target, b.site, key=ring, run_id=run.run_id, layout=b.layout
+        )
         assert done.run_id == run.run_id
         secret = next(o for (_, kind, ns, _), o in target.objects.items() if kind == "Secret" and ns == NS)
         assert PASSWORD in {base64.b64decode(v).decode() for v in secret["data"].values()}
@@ -183,7 +185,10 @@ def test_key_check_passes_with_the_ring_and_names_the_key_id_a_run_needs(
     monkeypatch.setenv("STANDBY_BACKUP_KEY", OLD)
     bad = CliRunner().invoke(cli, ["key", "check"])
     assert bad.exit_code == 1
-    assert f"run {after.run_id} is sealed with key id {_id(NEW)}, but the key in $STANDBY_BACKUP_KEY" in bad.stdout
+    assert (
+        f"run {after.run_id} is sealed with key id {_id(NEW)}, but the key in $STANDBY_BACKUP_KEY"
+        in bad.stdout
+    )
 
 
 # -------------------------------------------------------------------------------- routes that agree
@@ -192,7 +197,9 @@ def test_key_check_passes_with_the_ring_and_names_the_key_id_a_run_needs(
 def test_key_routes_agree_when_every_seen_ring_is_the_same() -> None:
     a, b = (_id(NEW), _id(OLD)), (_id(NEW),)
     assert judge_key_routes([("$STANDBY_BACKUP_KEY", a, ""), ("Secret block k", a, "")]).ok
-    one = judge_key_routes([("$STANDBY_BACKUP_KEY", a, ""), ("Secret block k", None, "PREFECT_API_URL is not set")])
+    one = judge_key_routes(
+        [("$STANDBY_BACKUP_KEY", a, ""), ("Secret block k", None, "PREFECT_API_URL is not set")]
+    )
     assert one.ok and "not seen: Secret block k: PREFECT_API_URL is not set" in one.seen
     differ = judge_key_routes([("$STANDBY_BACKUP_KEY", a, ""), ("Secret standby/k on site-a", b, "")])
     assert not differ.ok and "Secret standby/k on site-a" in differ.fix and _id(OLD) in differ.seen
@@ -201,10 +208,14 @@ def test_key_routes_agree_when_every_seen_ring_is_the_same() -> None:
 def test_doctor_reads_the_job_secret_only_when_its_credential_already_may() -> None:
     dr = fake_dr()
     cluster = dr.clusters["site-a"]
-    cluster.seed({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "standby-backup-key", "namespace": "standby"},
-        "data": {"STANDBY_BACKUP_KEY": base64.b64encode(f"{NEW},{OLD}".encode()).decode()},
-    })  # fmt: skip
+    cluster.seed(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "standby-backup-key", "namespace": "standby"},
+            "data": {"STANDBY_BACKUP_KEY": base64.b64encode(f"{NEW},{OLD}".encode()).decode()},
+        }
+    )
     ids, why = job_secret_ring(dr.world, "site-a", "standby", "standby-backup-key", "STANDBY_BACKUP_KEY")
     assert ids == (_id(NEW), _id(OLD)) and why == ""
     cluster.denied.add(Access("get", "", "secrets", "standby", "standby-backup-key"))
@@ -212,24 +223,38 @@ def test_doctor_reads_the_job_secret_only_when_its_credential_already_may() -> N
     assert ids is None and "may not read Secret standby/standby-backup-key" in why
 
 
-def test_doctor_fails_key_routes_when_the_job_secret_holds_another_ring(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_fails_key_routes_when_the_job_secret_holds_another_ring(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from standby import doctor_cli
 
     dr, _, _ = _rotated_world()
     monkeypatch.setattr(doctor_cli, "world_of", lambda config, **names: dr.world)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setenv("STANDBY_BACKUP_KEY", f"{NEW},{OLD}")
-    dr.clusters["site-a"].seed({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "standby-backup-key", "namespace": "standby"},
-        "data": {"STANDBY_BACKUP_KEY": base64.b64encode(OLD.encode()).decode()},  # not updated after the rotation
-    })  # fmt: skip
+    dr.clusters["site-a"].seed(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "standby-backup-key", "namespace": "standby"},
+            "data": {
+                "STANDBY_BACKUP_KEY": base64.b64encode(OLD.encode()).decode()
+            },  # not updated after the rotation
+        }
+    )
     args = ["doctor", "--job-secret", "site-a/standby/standby-backup-key"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1
     failed = [ln for ln in result.stdout.splitlines() if " FAIL " in ln]
-    assert len(failed) == 1 and "key-routes" in failed[0] and "Secret standby/standby-backup-key on site-a" in failed[0]
+    assert (
+        len(failed) == 1
+        and "key-routes" in failed[0]
+        and "Secret standby/standby-backup-key on site-a" in failed[0]
+    )
     assert "not seen: Secret block standby-backup-key: PREFECT_API_URL is not set" in failed[0]
-    monkeypatch.setenv("STANDBY_BACKUP_KEY", OLD)  # the same ring as the job's: the routes agree, but the new run fails
+    monkeypatch.setenv(
+        "STANDBY_BACKUP_KEY", OLD
+    )  # the same ring as the job's: the routes agree, but the new run fails
     agreed = CliRunner().invoke(cli, args)
     routes = next(ln for ln in agreed.stdout.splitlines() if "key-routes" in ln)
     assert " pass " in routes and "2 routes hold the same key ring" in routes

@@ -18,7 +18,14 @@ def test_every_tests_lab_module_but_the_ceph_one_is_in_one_of_the_tests_lab_grou
 
 
 def test_lab_groups_go_first_slow_modules_next_and_the_audit_last() -> None:
-    units = ["tests/unit/test_config.py", AUDIT_GROUP, SLOW_MODULES[1], "lab-2", SLOW_MODULES[0], *LAB_DIR_GROUPS]
+    units = [
+        "tests/unit/test_config.py",
+        AUDIT_GROUP,
+        SLOW_MODULES[1],
+        "lab-2",
+        SLOW_MODULES[0],
+        *LAB_DIR_GROUPS,
+    ]
     ranked = sorted(units, key=_unit_rank)
     assert set(ranked[:3]) == {"lab-2", *LAB_DIR_GROUPS}
     assert ranked[3:5] == [SLOW_MODULES[0], SLOW_MODULES[1]]

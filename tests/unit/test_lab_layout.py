@@ -29,7 +29,9 @@ def test_shared_layout_gives_both_sites_one_store(tmp_path: Path, monkeypatch: p
     assert a.credentials_file == tmp_path / "s3" / "credentials"
 
 
-def test_per_site_layout_gives_each_site_its_own_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_per_site_layout_gives_each_site_its_own_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("STANDBY_LAB_PORT_BASE", "21800")
     config = load_config(_config(tmp_path, "per-site"))
     a, b = (config.site(s).s3 for s in ("site-a", "site-b"))
@@ -51,7 +53,9 @@ def test_a_lab_folder_named_dot_lab_gets_each_path_once(
     config = load_config(_config(root, layout))
     for site in ("site-a", "site-b"):
         s3 = config.site(site).s3
-        assert s3.credentials_file is not None and str(s3.credentials_file).startswith(str(root / "s3" / "credentials"))
+        assert s3.credentials_file is not None and str(s3.credentials_file).startswith(
+            str(root / "s3" / "credentials")
+        )
         assert str(s3.credentials_file).count(".lab") == 1, s3.credentials_file
         assert str(config.site(site).kube.kubeconfig).count(".lab") == 1
 
@@ -59,10 +63,16 @@ def test_a_lab_folder_named_dot_lab_gets_each_path_once(
 def test_status_json_names_each_sites_store(tmp_path: Path) -> None:
     for layout in lab_mod.S3_LAYOUTS:
         stores = lab_mod.s3_stores(tmp_path, lab_mod.Ports(21800), layout)
-        st = lab_mod.LabStatus(dir=tmp_path, running=False, kubeconfig=tmp_path / "k", config=tmp_path / "c",
-                               s3_endpoint=stores["site-a"].endpoint,
-                               ceph_confs={s: tmp_path / s for s in lab_mod.SITES}, s3_layout=layout,
-                               s3=stores)  # fmt: skip
+        st = lab_mod.LabStatus(
+            dir=tmp_path,
+            running=False,
+            kubeconfig=tmp_path / "k",
+            config=tmp_path / "c",
+            s3_endpoint=stores["site-a"].endpoint,
+            ceph_confs={s: tmp_path / s for s in lab_mod.SITES},
+            s3_layout=layout,
+            s3=stores,
+        )
         data = st.to_json()
         assert data["s3"]["layout"] == layout
         buckets = {s: data["sites"][s]["s3"]["bucket"] for s in lab_mod.SITES}
@@ -74,7 +84,9 @@ def test_status_json_names_each_sites_store(tmp_path: Path) -> None:
         assert "one store per site" in lab_mod.describe(st) or layout == "shared"
 
 
-def test_a_used_lab_keeps_its_layout_and_refuses_another(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_used_lab_keeps_its_layout_and_refuses_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("STANDBY_LAB_S3", "per-site")
     assert lab_mod._settle_layout(tmp_path, fresh=True) == "per-site"
     monkeypatch.delenv("STANDBY_LAB_S3")
@@ -108,14 +120,26 @@ def test_s3_saves_and_loads_its_bucket(tmp_path: Path) -> None:
     state = tmp_path / "state"
     server, url = lab_s3.start_moto("bkt")
     try:
-        client = boto3.client("s3", endpoint_url=url, region_name=lab_s3.REGION,
-                              aws_access_key_id="k", aws_secret_access_key="s")  # fmt: skip
-        client.put_object(Bucket="bkt", Key="a/placement.json", Body=b'{"primary": "site-b"}',
-                          ContentType="application/json", Metadata={"epoch": "3"})  # fmt: skip
+        client = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name=lab_s3.REGION,
+            aws_access_key_id="k",
+            aws_secret_access_key="s",
+        )
+        client.put_object(
+            Bucket="bkt",
+            Key="a/placement.json",
+            Body=b'{"primary": "site-b"}',
+            ContentType="application/json",
+            Metadata={"epoch": "3"},
+        )
         client.put_object(Bucket="bkt", Key="b/blob", Body=bytes(range(256)) * 10)
         etag = client.head_object(Bucket="bkt", Key="a/placement.json")["ETag"]
         assert lab_s3.save_bucket(client, "bkt", state) == 2
-        client.delete_objects(Bucket="bkt", Delete={"Objects": [{"Key": "a/placement.json"}, {"Key": "b/blob"}]})
+        client.delete_objects(
+            Bucket="bkt", Delete={"Objects": [{"Key": "a/placement.json"}, {"Key": "b/blob"}]}
+        )
         assert lab_s3.load_bucket(client, "bkt", state) == 2
         got = client.get_object(Bucket="bkt", Key="a/placement.json")
         assert got["Body"].read() == b'{"primary": "site-b"}'

@@ -105,15 +105,36 @@ def test_explicit_timeouts_still_win() -> None:
 
 
 def test_timeouts_for_an_app_map_every_limit_to_its_steps() -> None:
-    limits = {"startup": "1m", "smoke": "2m", "promote": "3m", "resync": "4h", "in_sync": "5h",
-              "inflight_sync": "6s", "mirroring_healthy": "7m", "default": "8m"}  # fmt: skip
+    limits = {
+        "startup": "1m",
+        "smoke": "2m",
+        "promote": "3m",
+        "resync": "4h",
+        "in_sync": "5h",
+        "inflight_sync": "6s",
+        "mirroring_healthy": "7m",
+        "default": "8m",
+    }
     dr = fake_dr()
     _configured(dr, limits=limits)
     t = Timeouts.for_app(dr.world.config.app("nexus"))
-    expected = {"start-target": 60, "scratch-start": 60, "smoke-target": 120, "drill-smoke": 120,
-                "promote-target": 180, "drill-promote": 180, "resync-old": 4 * 3600, "resync-drill": 4 * 3600,
-                "wait-in-sync": 5 * 3600, "drill-healthy": 5 * 3600, "wait-inflight-sync": 6,
-                "mirroring-healthy": 420, "stop-source": 480, "restore-volumes": 480, "cleanup-app": 480}  # fmt: skip
+    expected = {
+        "start-target": 60,
+        "scratch-start": 60,
+        "smoke-target": 120,
+        "drill-smoke": 120,
+        "promote-target": 180,
+        "drill-promote": 180,
+        "resync-old": 4 * 3600,
+        "resync-drill": 4 * 3600,
+        "wait-in-sync": 5 * 3600,
+        "drill-healthy": 5 * 3600,
+        "wait-inflight-sync": 6,
+        "mirroring-healthy": 420,
+        "stop-source": 480,
+        "restore-volumes": 480,
+        "cleanup-app": 480,
+    }
     assert {step: t.of(step) for step in expected} == expected
     assert t.describe("resync-old") == "14400s (limits.resync of app nexus)"
     assert t.describe("tidy-source") == "480s (limits.default of app nexus)"
@@ -124,8 +145,16 @@ def test_the_default_limits_are_the_former_constants() -> None:
     app = fake_dr().world.config.app("nexus")
     assert app.checks.startup_timeout is None and app.limits.startup is None
     configured, constants = Timeouts.for_app(app), Timeouts()
-    for step in ("wait-inflight-sync", "promote-target", "resync-old", "wait-in-sync", "mirroring-healthy",
-                 "start-target", "smoke-target", "stop-source"):  # fmt: skip
+    for step in (
+        "wait-inflight-sync",
+        "promote-target",
+        "resync-old",
+        "wait-in-sync",
+        "mirroring-healthy",
+        "start-target",
+        "smoke-target",
+        "stop-source",
+    ):
         assert configured.of(step) == constants.of(step), step
 
 

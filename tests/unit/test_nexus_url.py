@@ -78,7 +78,9 @@ def test_an_http_url_the_configuration_names_gets_the_password() -> None:
     assert record.sent == [url]
 
 
-def test_the_lab_config_names_its_loopback_nexus_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_lab_config_names_its_loopback_nexus_urls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("STANDBY_LAB_PORT_BASE", "17300")
     ports = lab.Ports(17300)
     lab._write_config(tmp_path, lab.s3_stores(tmp_path, ports, "per-site"))

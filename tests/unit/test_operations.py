@@ -77,7 +77,9 @@ def test_relocate_there_and_back_loses_nothing_and_forces_nothing(control: str) 
     assert _read(dr, "site-b", "one.bin") == sha
     assert dr.mirror.promoted == [("site-b", IMAGE, False)]
     assert set(dr.nexus) == {"site-b"}
-    assert not dr.clusters["site-a"].objects.get(("v1", "PersistentVolumeClaim", NS, f"nexus-data-{NEXUS}-nxrm-ha-0"))
+    assert not dr.clusters["site-a"].objects.get(
+        ("v1", "PersistentVolumeClaim", NS, f"nexus-data-{NEXUS}-nxrm-ha-0")
+    )
     assert read_placement(dr.world, dr.world.config.app("nexus")).record.primary == "site-b"
     _backup(dr, "site-b")
     back = execute(dr.world, _start(dr, "relocate", "site-a"), key=KEY, timeouts=FAST)
@@ -174,7 +176,9 @@ def test_approval_needs_the_typed_app_name_an_approver_and_a_reason() -> None:
 def test_a_second_operation_on_the_same_app_is_refused() -> None:
     dr = fake_dr()
     _backup(dr, "site-a")
-    racing = prepare(dr.world, "nexus", "relocate", "site-b", key=KEY)  # planned before the first one took the app
+    racing = prepare(
+        dr.world, "nexus", "relocate", "site-b", key=KEY
+    )  # planned before the first one took the app
     first = _start(dr, "relocate", "site-b")
     plan = prepare(dr.world, "nexus", "failover", "site-b", key=KEY).plan
     assert any(c.name == "no other operation" and first.op_id in c.detail for c in plan.refusals)
@@ -234,7 +238,9 @@ def _scenario(kind: str) -> FakeDr:
         _sync(dr, "site-a")
         dr.lose("site-a")
     if kind == "failback":
-        execute(dr.world, _start(dr, "failover", "site-b", data_loss=True, unfenced=True), key=KEY, timeouts=FAST)
+        execute(
+            dr.world, _start(dr, "failover", "site-b", data_loss=True, unfenced=True), key=KEY, timeouts=FAST
+        )
         _backup(dr, "site-b")
         dr.regain("site-a")
         dr.mirror.promoted.clear()

@@ -21,7 +21,10 @@ CONFIG = str(Path(__file__).resolve().parents[2] / "standby.example.yaml")
     ("argv", "expected"),
     [
         (["relocate", "--app", "nope", "--to", "site-b"], "unknown app 'nope'; known apps: nexus"),
-        (["failover", "--app", "nexus", "--to", "site-z"], "unknown site 'site-z'; known sites: site-a, site-b"),
+        (
+            ["failover", "--app", "nexus", "--to", "site-z"],
+            "unknown site 'site-z'; known sites: site-a, site-b",
+        ),
         (["failback", "--app", "nope"], "unknown app 'nope'"),
         (["operation", "show", "not-an-id"], "'not-an-id' is not an operation id"),
         (["operation", "resume", "relocate-2026"], "is not an operation id"),
@@ -74,7 +77,10 @@ def test_a_refused_plan_is_one_error_line_after_the_plan(fake_world: FakeDr) -> 
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     last = result.output.strip().splitlines()[-1]
-    assert last.startswith("error: relocate of nexus refused:") and "standby failover --app nexus --to site-b" in last
+    assert (
+        last.startswith("error: relocate of nexus refused:")
+        and "standby failover --app nexus --to site-b" in last
+    )
 
 
 def test_a_failover_without_the_acknowledgements_is_refused_and_nothing_moves(fake_world: FakeDr) -> None:
@@ -97,8 +103,21 @@ def test_a_plan_that_changed_after_yes_approved_it_is_refused_with_both_plans_sh
         return prepared
 
     monkeypatch.setattr(ops_cli, "prepare", plan_then_site_a_returns)
-    result = CliRunner().invoke(app, ["failover", "--app", "nexus", "--to", "site-b", "--yes", "--reason", "outage",
-                                      "--acknowledge-data-loss", "--acknowledge-unfenced"])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "failover",
+            "--app",
+            "nexus",
+            "--to",
+            "site-b",
+            "--yes",
+            "--reason",
+            "outage",
+            "--acknowledge-data-loss",
+            "--acknowledge-unfenced",
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert "The world changed after the approval" in result.output
     assert "promote-target is no longer forced" in result.output

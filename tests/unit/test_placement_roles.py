@@ -44,7 +44,9 @@ def test_after_a_failover_the_run_takes_the_written_placement_and_the_config_kee
     assert dr.world.config.app("nexus").home_site == "site-a"
     assert dr.world.placement("nexus").primary == "site-b"  # the failover's write replaced what was read
     assert dr.world.placements()["nexus"].secondary == "site-a"
-    fresh = World(config=dr.world.config, sites=dr.world.sites, clock=dr.clock)  # another run: reads the record
+    fresh = World(
+        config=dr.world.config, sites=dr.world.sites, clock=dr.clock
+    )  # another run: reads the record
     assert fresh.placement("nexus") == read_placement(dr.world, dr.world.config.app("nexus")).record
 
 

@@ -51,7 +51,9 @@ def test_documented_refuses_a_restated_default_an_unknown_parameter_and_a_hand_w
     def restated(app: str, bound_timeout: float = 60.0) -> None:
         """Doc."""
 
-    with pytest.raises(TypeError, match=r"default of 'bound_timeout' is 60\.0, but RestoreRequest says 120\.0"):
+    with pytest.raises(
+        TypeError, match=r"default of 'bound_timeout' is 60\.0, but RestoreRequest says 120\.0"
+    ):
         documented(RestoreRequest)(restated)
 
     def unknown(app: str, colour: str = "red") -> None:

@@ -98,7 +98,9 @@ def _plant(
     key = LAYOUT.index_key("site-a", "nexus", run_id)
     try:
         index = decode_index(store.get(key), key=key, layout=LAYOUT)
-    except IntegrityError:  # sealed (a run with a key): read as a key holder; written back unsealed, as a forger can
+    except (
+        IntegrityError
+    ):  # sealed (a run with a key): read as a key holder; written back unsealed, as a forger can
         index = decode_index(store.get(key), key=key, layout=LAYOUT, secret=KEY)
     assert isinstance(index, BackupIndex)
     data = yaml.safe_dump(manifest).encode()
@@ -107,19 +109,29 @@ def _plant(
     store.put(blob, data)
     api_version, kind, namespace, name = as_entry
     entry = IndexEntry(
-        api_version=api_version, kind=kind, namespace=namespace, name=name,
-        path=logical_path(api_version, kind, namespace, name), key=blob, address=digest, sha256=digest,
-        size=len(data), encrypted=False, stored_by=run_id,
-    )  # fmt: skip
+        api_version=api_version,
+        kind=kind,
+        namespace=namespace,
+        name=name,
+        path=logical_path(api_version, kind, namespace, name),
+        key=blob,
+        address=digest,
+        sha256=digest,
+        size=len(data),
+        encrypted=False,
+        stored_by=run_id,
+    )
     store.objects[key] = encode_index(index.model_copy(update={"objects": (*index.objects, entry)}), LAYOUT)
 
 
 def _plant_as_itself(store: FakeObjectStore, run_id: str, manifest: dict[str, Any]) -> None:
     meta = manifest["metadata"]
     _plant(
-        store, run_id, manifest,
+        store,
+        run_id,
+        manifest,
         as_entry=(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"]),
-    )  # fmt: skip
+    )
 
 
 PWNED = {
@@ -157,9 +169,16 @@ def test_an_entry_whose_blob_holds_another_object_refuses_the_whole_run(
     before = dict(target.objects)
     with pytest.raises(IntegrityError) as caught:
         restore_backup(
-            store, site_a, keyless_app, target, site_b, key=None, exclude_kinds=exclude,
-            store_name="site-b", clock=FakeClock(),
-        )  # fmt: skip
+            store,
+            site_a,
+            keyless_app,
+            target,
+            site_b,
+            key=None,
+            exclude_kinds=exclude,
+            store_name="site-b",
+            clock=FakeClock(),
+        )
     message = str(caught.value)
     assert "the blob of ConfigMap nexus-dr/harmless holds Secret kube-system/pwned" in message
     assert run_id in message and "store of site-b" in message and "\n" not in message
@@ -213,9 +232,12 @@ def test_a_pv_of_an_image_that_is_not_the_apps_is_refused(
     keyless_app: ProtectedApp, site_a: Site, site_b: Site
 ) -> None:
     _refused(
-        keyless_app, site_a, site_b, _pv("pvc-stolen", "csi-vol-of-another-app"),
+        keyless_app,
+        site_a,
+        site_b,
+        _pv("pvc-stolen", "csi-vol-of-another-app"),
         r"PersistentVolume pvc-stolen: it names image csi-vol-of-another-app, not one of the app's images",
-    )  # fmt: skip
+    )
 
 
 def test_an_object_in_another_namespace_is_refused(
@@ -299,8 +321,12 @@ def test_an_object_the_apiserver_rejects_in_dry_run_stops_the_restore_before_any
 ) -> None:
     store = FakeObjectStore(site="site-a")
     run_id = _backup(keyless_app, site_a, store, None)
-    bad = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "zz-bad", "namespace": "nexus-dr"},
-           "data": {"port": 8081}}  # fmt: skip
+    bad = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "zz-bad", "namespace": "nexus-dr"},
+        "data": {"port": 8081},
+    }
     _plant_as_itself(store, run_id, bad)
     target = kube_cluster(apiserver, "site-b", tmp_path)
     kinds = [*keyless_app.backup.kinds, PV]
@@ -364,26 +390,81 @@ def test_scope_accepts_the_apps_objects(app: ProtectedApp) -> None:
 @pytest.mark.parametrize(
     ("obj", "namespaced", "why"),
     [
-        ({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}, False, "not the app's Namespace"),
-        ({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "p"}, "spec": {}}, False, "no RBD image"),
-        ({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "p", "namespace": "nexus-dr"},
-          "spec": {"csi": {"volumeAttributes": {"imageName": seeds.IMAGE_NAME}}}}, False, "has no namespace"),
-        ({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "p"},
-          "spec": {"csi": {"volumeAttributes": {"imageName": seeds.IMAGE_NAME}},
-                   "claimRef": {"namespace": "other", "name": "c"}}}, False, "claimRef names namespace other"),
-        ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}, True, "not in the app's namespace"),
-        ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "nexus-dr"}}, False,
-         "cluster-scoped"),
-        ({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "c", "namespace": "nexus-dr"}}, True,
-         "kind is not one of the app's"),
-        ({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
-          "metadata": {"name": "t", "namespace": "nexus-dr"}}, True, "the cluster makes"),
-        ({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c", "namespace": "nexus-dr"},
-          "spec": {"volumeName": "pvc-of-someone-else"}}, True, "bound to PV pvc-of-someone-else"),
-        ({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "s"}}, None,
-         "cluster-scoped"),
+        (
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}},
+            False,
+            "not the app's Namespace",
+        ),
+        (
+            {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "p"}, "spec": {}},
+            False,
+            "no RBD image",
+        ),
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": "p", "namespace": "nexus-dr"},
+                "spec": {"csi": {"volumeAttributes": {"imageName": seeds.IMAGE_NAME}}},
+            },
+            False,
+            "has no namespace",
+        ),
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": "p"},
+                "spec": {
+                    "csi": {"volumeAttributes": {"imageName": seeds.IMAGE_NAME}},
+                    "claimRef": {"namespace": "other", "name": "c"},
+                },
+            },
+            False,
+            "claimRef names namespace other",
+        ),
+        (
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+            True,
+            "not in the app's namespace",
+        ),
+        (
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "nexus-dr"}},
+            False,
+            "cluster-scoped",
+        ),
+        (
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "c", "namespace": "nexus-dr"}},
+            True,
+            "kind is not one of the app's",
+        ),
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "kubernetes.io/service-account-token",
+                "metadata": {"name": "t", "namespace": "nexus-dr"},
+            },
+            True,
+            "the cluster makes",
+        ),
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "c", "namespace": "nexus-dr"},
+                "spec": {"volumeName": "pvc-of-someone-else"},
+            },
+            True,
+            "bound to PV pvc-of-someone-else",
+        ),
+        (
+            {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "s"}},
+            None,
+            "cluster-scoped",
+        ),
     ],
-)  # fmt: skip
+)
 def test_scope_refuses(app: ProtectedApp, obj: dict[str, Any], namespaced: bool | None, why: str) -> None:
     reason = _scope(app).refusal(obj, namespaced=namespaced, run_pvs=frozenset({seeds.PV_NAME}))
     assert reason is not None and why in reason
@@ -409,10 +490,18 @@ def test_landing_outside_the_target_namespace_is_refused(app: ProtectedApp) -> N
 
 def test_entry_mismatch_names_both() -> None:
     entry = IndexEntry(
-        api_version="v1", kind="ConfigMap", namespace="nexus-dr", name="harmless",
-        path=logical_path("v1", "ConfigMap", "nexus-dr", "harmless"), key="k", address="0" * 64, sha256="0" * 64,
-        size=1, encrypted=False, stored_by="20260101T000000Z-abcdef",
-    )  # fmt: skip
+        api_version="v1",
+        kind="ConfigMap",
+        namespace="nexus-dr",
+        name="harmless",
+        path=logical_path("v1", "ConfigMap", "nexus-dr", "harmless"),
+        key="k",
+        address="0" * 64,
+        sha256="0" * 64,
+        size=1,
+        encrypted=False,
+        stored_by="20260101T000000Z-abcdef",
+    )
     assert (
         entry_mismatch(entry, PWNED)
         == "the blob of ConfigMap nexus-dr/harmless holds Secret kube-system/pwned"

@@ -95,7 +95,9 @@ def test_the_source_came_back_so_the_resume_asks_again_then_fences_instead_of_fo
     assert "## The plan now" in text and "## The plan approved before" in text and "restore-volumes" in text
     assert done.status == "completed", done.error
     assert dr.mirror.promoted == [("site-b", IMAGE, False)]  # fenced, then a plain promote
-    assert {s for s, n in dr.nexus.items() if n.running} == {"site-b"} and dr.mirror.images[IMAGE].split == set()
+    assert {s for s, n in dr.nexus.items() if n.running} == {"site-b"} and dr.mirror.images[
+        IMAGE
+    ].split == set()
     assert done.step("fence-source").outcome == "done" and done.step("restore-volumes").outcome == "done"
     [again] = done.reapprovals
     assert again.plan_before.unfenced and not done.plan.unfenced and not done.plan.forced
@@ -120,7 +122,9 @@ def test_the_target_promoted_behind_standbys_back_refuses_the_resume_and_changes
     left = _killed_at(dr, _start(dr, "relocate", "site-b"), "final-backup", "running")
     dr.mirror.site("site-b").promote("replicapool", IMAGE, force=True)  # someone, by hand
     promoted = list(dr.mirror.promoted)
-    with pytest.raises(PreconditionFailed, match=r"refused, the world having changed: .*exactly one primary") as caught:
+    with pytest.raises(
+        PreconditionFailed, match=r"refused, the world having changed: .*exactly one primary"
+    ) as caught:
         resume(dr.world, left.op_id, key=KEY, timeouts=FAST, hooks=Hooks())
     hint = caught.value.hint
     assert hint.startswith("nothing was changed") and f"standby operation abort {left.op_id}" in hint
@@ -142,7 +146,10 @@ def test_the_source_lost_after_its_fence_asks_again_for_a_forced_promote_and_its
     hooks = Hooks()
     done = resume(dr.world, left.op_id, key=KEY, timeouts=FAST, hooks=hooks)
     [asked] = hooks.asked
-    assert "promote-target is now forced" in asked.markdown() and "data-loss acknowledgement: needed" in asked.markdown()
+    assert (
+        "promote-target is now forced" in asked.markdown()
+        and "data-loss acknowledgement: needed" in asked.markdown()
+    )
     assert asked.done == ("fence-source",)  # done: kept, not run again
     assert done.status == "completed" and done.approval is not None and done.approval.data_loss
     assert dr.mirror.promoted == [("site-b", IMAGE, True)]
@@ -162,7 +169,9 @@ def test_a_drill_is_not_resumed_but_cleaned_up() -> None:
     dr = fake_dr()
     _backup(dr, "site-a")
     relocate = _killed_at(dr, _start(dr, "relocate", "site-b"), "final-backup")
-    drill = relocate.model_copy(update={"op_id": relocate.op_id.replace("relocate", "drill", 1), "kind": "drill"})
+    drill = relocate.model_copy(
+        update={"op_id": relocate.op_id.replace("relocate", "drill", 1), "kind": "drill"}
+    )
     write_journal(dr.world, drill)
     with pytest.raises(PreconditionFailed, match="standby drill cleanup --app nexus"):
         resume(dr.world, drill.op_id, key=KEY, timeouts=FAST)
@@ -171,13 +180,25 @@ def test_a_drill_is_not_resumed_but_cleaned_up() -> None:
 def test_done_steps_are_kept_and_skipped_ones_compared() -> None:
     spec = StepSpec(name="fence-source", title="fence", site="site-a")
     promote = StepSpec(name="promote-target", title="promote", site="site-b", force=True)
-    plan = Plan(kind="failover", app="nexus", source="site-a", target="site-b", checks=(), steps=(spec, promote),
-                unfenced=("site-a (unreachable: refused)",), forced=("promote of x on site-b",))  # fmt: skip
+    plan = Plan(
+        kind="failover",
+        app="nexus",
+        source="site-a",
+        target="site-b",
+        checks=(),
+        steps=(spec, promote),
+        unfenced=("site-a (unreachable: refused)",),
+        forced=("promote of x on site-b",),
+    )
     other_reason = plan.model_copy(update={"unfenced": ("site-a (unreachable: timed out)",)})
     assert resume_changes(plan, other_reason, done=()) == []  # why it is unreachable may vary
-    fencible = plan.model_copy(update={"unfenced": (), "forced": (), "steps": (spec, promote.model_copy(update={"force": False}))})
+    fencible = plan.model_copy(
+        update={"unfenced": (), "forced": (), "steps": (spec, promote.model_copy(update={"force": False}))}
+    )
     assert resume_changes(plan, fencible, done=()) != []
-    assert resume_changes(plan, fencible, done=("fence-source", "promote-target")) != []  # done: not as it was done
+    assert (
+        resume_changes(plan, fencible, done=("fence-source", "promote-target")) != []
+    )  # done: not as it was done
     assert resume_changes(plan, plan.model_copy(update={"lag_seconds": 99.0}), done=("fence-source",)) == []
 
 
@@ -192,7 +213,9 @@ def cli_world(monkeypatch: pytest.MonkeyPatch) -> FakeDr:
     return dr
 
 
-def test_cli_resume_with_yes_refuses_a_changed_plan_showing_both_and_changes_nothing(cli_world: FakeDr) -> None:
+def test_cli_resume_with_yes_refuses_a_changed_plan_showing_both_and_changes_nothing(
+    cli_world: FakeDr,
+) -> None:
     left = _failover_with_site_a_lost(cli_world)
     cli_world.regain("site-a")
     result = CliRunner().invoke(app, ["operation", "resume", left.op_id, "--yes"])
@@ -208,7 +231,9 @@ def test_cli_resume_with_yes_refuses_a_changed_plan_showing_both_and_changes_not
 def test_cli_resume_asks_for_the_typed_approval_of_the_new_plan(cli_world: FakeDr) -> None:
     left = _failover_with_site_a_lost(cli_world)
     cli_world.regain("site-a")
-    result = CliRunner().invoke(app, ["operation", "resume", left.op_id], input="nexus\ntester\nsite-a is back\n")
+    result = CliRunner().invoke(
+        app, ["operation", "resume", left.op_id], input="nexus\ntester\nsite-a is back\n"
+    )
     assert result.exit_code == 0, result.output
     assert "The world changed since" in result.output
     assert result.output.strip().splitlines()[-1] == left.op_id

@@ -168,10 +168,13 @@ def _watch_config(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     "spelling",
-    [["--minutes", "0.02", "--every", "0.3", "--json"], ["--for", "1200ms", "--every", "300ms", "-o", "json"],
-     ["--for", "1.2s", "--every", "0.3", "-o", "yaml"]],
+    [
+        ["--minutes", "0.02", "--every", "0.3", "--json"],
+        ["--for", "1200ms", "--every", "300ms", "-o", "json"],
+        ["--for", "1.2s", "--every", "0.3", "-o", "yaml"],
+    ],
     ids=["deprecated --minutes and --json", "durations and -o json", "-o yaml"],
-)  # fmt: skip
+)
 def test_watch_lists_the_secondary_and_prints_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelling: list[str]
 ) -> None:
@@ -188,11 +191,11 @@ def test_watch_lists_the_secondary_and_prints_json(
     snap = a.add_snapshot("replicapool", "img", created_at=point)
     b.add_snapshot("replicapool", "img", created_at=point, primary_snap_id=snap)
     monkeypatch.setattr(sites, "rbd_for", lambda site, *_: {"site-a": a, "site-b": b}[site.name])
-    monkeypatch.setattr(sites, "cluster_for", lambda site: FakeCluster(site=site.name))  # the toolbox's apiserver
+    monkeypatch.setattr(
+        sites, "cluster_for", lambda site: FakeCluster(site=site.name)
+    )  # the toolbox's apiserver
     config = _watch_config(tmp_path)
-    result = CliRunner().invoke(
-        rpo_app, ["watch", "-c", str(config), "--no-record", *spelling]
-    )
+    result = CliRunner().invoke(rpo_app, ["watch", "-c", str(config), "--no-record", *spelling])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout) if "yaml" not in spelling else yaml.safe_load(result.stdout)
     assert out["polls"] >= 2 and out["images"][0]["points_written"] == 1 and out["images"][0]["failures"] == 0
@@ -232,12 +235,18 @@ def test_sample_prints_each_image_as_table_json_or_yaml(
     snap = a.add_snapshot("replicapool", "img", created_at=point)
     b.add_snapshot("replicapool", "img", created_at=point, primary_snap_id=snap)
     monkeypatch.setattr(sites, "rbd_for", lambda site, *_: {"site-a": a, "site-b": b}[site.name])
-    monkeypatch.setattr(sites, "cluster_for", lambda site: FakeCluster(site=site.name))  # the toolbox's apiserver
+    monkeypatch.setattr(
+        sites, "cluster_for", lambda site: FakeCluster(site=site.name)
+    )  # the toolbox's apiserver
     result = CliRunner().invoke(rpo_app, ["sample", "-c", str(_watch_config(tmp_path)), "-o", fmt])
     assert result.exit_code == 0, result.output
     if fmt == "table":
         header, row = result.stdout.splitlines()[:2]
-        assert header.split()[:4] == ["app", "image", "site", "health"] and row.split()[:3] == ["nexus", "img", "site-b"]
+        assert header.split()[:4] == ["app", "image", "site", "health"] and row.split()[:3] == [
+            "nexus",
+            "img",
+            "site-b",
+        ]
         return
     out = json.loads(result.stdout) if fmt == "json" else yaml.safe_load(result.stdout)
     assert "nexus" in json.dumps(out) and "img" in json.dumps(out)

@@ -139,46 +139,91 @@ def test_reconstruction_never_under_reports_on_random_timelines(seed: int) -> No
 def test_whole_second_prints_are_bounded_above() -> None:
     # B created k+1 at 10.7 s, printed "10": k may have completed at 10.5 s, after the printed time
     b = [
-        MirrorSnapshot(id=1, name="n1", created_at=at(2), state="non-primary", non_primary=True,
-                       complete=True, primary_snap_id=7),
-        MirrorSnapshot(id=2, name="n2", created_at=at(10), state="non-primary", non_primary=True,
-                       complete=False, primary_snap_id=8),
-    ]  # fmt: skip
+        MirrorSnapshot(
+            id=1,
+            name="n1",
+            created_at=at(2),
+            state="non-primary",
+            non_primary=True,
+            complete=True,
+            primary_snap_id=7,
+        ),
+        MirrorSnapshot(
+            id=2,
+            name="n2",
+            created_at=at(10),
+            state="non-primary",
+            non_primary=True,
+            complete=False,
+            primary_snap_id=8,
+        ),
+    ]
     (point,) = points_from_snapshots(b, {7: at(0), 8: at(9)}, listed_at=at(30))
     assert point.completed_at == at(11)
 
 
 def test_a_later_listing_tightens_a_remembered_point() -> None:
     first = [
-        MirrorSnapshot(id=1, name="n1", created_at=at(2), state="non-primary", non_primary=True,
-                       complete=True, primary_snap_id=7),
-    ]  # fmt: skip
+        MirrorSnapshot(
+            id=1,
+            name="n1",
+            created_at=at(2),
+            state="non-primary",
+            non_primary=True,
+            complete=True,
+            primary_snap_id=7,
+        ),
+    ]
     known = points_from_snapshots(first, {7: at(0)}, listed_at=at(50))
     assert known == (SyncedPoint(data_time=at(0), completed_at=at(50)),)
     # 60 s later B shows only point 9 (7 and 8 pruned); 8's creation bounds 7, unseen: 9's creation
     later = [
-        MirrorSnapshot(id=3, name="n3", created_at=at(70), state="non-primary", non_primary=True,
-                       complete=True, primary_snap_id=9),
-    ]  # fmt: skip
+        MirrorSnapshot(
+            id=3,
+            name="n3",
+            created_at=at(70),
+            state="non-primary",
+            non_primary=True,
+            complete=True,
+            primary_snap_id=9,
+        ),
+    ]
     points = points_from_snapshots(later, {9: at(65)}, listed_at=at(110), known=known)
     assert points == (
         SyncedPoint(data_time=at(0), completed_at=at(50)),  # 9's creation (71) is later than 50
         SyncedPoint(data_time=at(65), completed_at=at(110)),
     )
     in_progress = [
-        MirrorSnapshot(id=2, name="n2", created_at=at(20), state="non-primary", non_primary=True,
-                       complete=False, primary_snap_id=8),
-    ]  # fmt: skip
+        MirrorSnapshot(
+            id=2,
+            name="n2",
+            created_at=at(20),
+            state="non-primary",
+            non_primary=True,
+            complete=False,
+            primary_snap_id=8,
+        ),
+    ]
     (tight,) = points_from_snapshots(in_progress, {8: at(19)}, listed_at=at(25), known=known)
     assert tight == SyncedPoint(data_time=at(0), completed_at=at(21))
 
 
 def test_status_bounds_its_point_by_last_update_plus_a_second() -> None:
     status = MirrorSample(
-        image="img", role="secondary", state="replaying", up=True, raw_state="up+replaying",
-        description="replaying", health="ok", reason="", mode="snapshot", source="status",
-        sampled_at=at(100), last_update=at(40), local_snapshot_time=at(30),
-    )  # fmt: skip
+        image="img",
+        role="secondary",
+        state="replaying",
+        up=True,
+        raw_state="up+replaying",
+        description="replaying",
+        health="ok",
+        reason="",
+        mode="snapshot",
+        source="status",
+        sampled_at=at(100),
+        last_update=at(40),
+        local_snapshot_time=at(30),
+    )
     assert points_from_snapshots([], {}, listed_at=at(100), status=status) == (
         SyncedPoint(data_time=at(30), completed_at=at(41)),
     )
@@ -188,14 +233,32 @@ def test_status_bounds_its_point_by_last_update_plus_a_second() -> None:
 
 def test_last_snapshot_sync_seconds_is_not_used() -> None:
     b = [
-        MirrorSnapshot(id=1, name="n1", created_at=at(2), state="non-primary", non_primary=True,
-                       complete=True, primary_snap_id=7),
-    ]  # fmt: skip
+        MirrorSnapshot(
+            id=1,
+            name="n1",
+            created_at=at(2),
+            state="non-primary",
+            non_primary=True,
+            complete=True,
+            primary_snap_id=7,
+        ),
+    ]
     status = MirrorSample(
-        image="img", role="secondary", state="replaying", up=True, raw_state="up+replaying",
-        description="replaying", health="ok", reason="", mode="snapshot", source="status",
-        sampled_at=at(60), last_update=at(55), local_snapshot_time=at(0), last_snapshot_sync=timedelta(seconds=3),
-    )  # fmt: skip
+        image="img",
+        role="secondary",
+        state="replaying",
+        up=True,
+        raw_state="up+replaying",
+        description="replaying",
+        health="ok",
+        reason="",
+        mode="snapshot",
+        source="status",
+        sampled_at=at(60),
+        last_update=at(55),
+        local_snapshot_time=at(0),
+        last_snapshot_sync=timedelta(seconds=3),
+    )
     (point,) = points_from_snapshots(b, {7: at(0)}, listed_at=at(60), status=status)
     assert point.completed_at == at(56)  # the status write, not creation + 3 s (a lower bound)
 

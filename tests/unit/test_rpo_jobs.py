@@ -75,10 +75,14 @@ def test_breach_memory_round_trips() -> None:
 
 
 def test_app_points_follow_the_oldest_image() -> None:
-    a = [SyncedPoint(data_time=T0, completed_at=T0 + timedelta(seconds=5)),
-         SyncedPoint(data_time=T0 + timedelta(seconds=60), completed_at=T0 + timedelta(seconds=65))]  # fmt: skip
-    b = [SyncedPoint(data_time=T0, completed_at=T0 + timedelta(seconds=7)),
-         SyncedPoint(data_time=T0 + timedelta(seconds=60), completed_at=T0 + timedelta(seconds=100))]  # fmt: skip
+    a = [
+        SyncedPoint(data_time=T0, completed_at=T0 + timedelta(seconds=5)),
+        SyncedPoint(data_time=T0 + timedelta(seconds=60), completed_at=T0 + timedelta(seconds=65)),
+    ]
+    b = [
+        SyncedPoint(data_time=T0, completed_at=T0 + timedelta(seconds=7)),
+        SyncedPoint(data_time=T0 + timedelta(seconds=60), completed_at=T0 + timedelta(seconds=100)),
+    ]
     app = app_points([a, b])
     worst = worst_lag(app, T0 + timedelta(seconds=10), T0 + timedelta(seconds=120))
     assert worst == timedelta(seconds=100)  # b's sync completing at +100 s decides
@@ -126,7 +130,9 @@ def test_sampler_keeps_points_across_runs_and_a_later_listing_tightens_them() ->
 
     # run 1: point 1 listed complete, the status not rewritten since: bounded by the listing only
     state(p1, None, written=T0 - timedelta(seconds=5))
-    run1 = jobs.run_sample(config, rbds, clock=FakeClock(T0 + timedelta(seconds=50)), records=records, exact="always")
+    run1 = jobs.run_sample(
+        config, rbds, clock=FakeClock(T0 + timedelta(seconds=50)), records=records, exact="always"
+    )
     assert run1.readings[0].exact_points[image] == (
         SyncedPoint(data_time=p1, completed_at=T0 + timedelta(seconds=50)),
     )
@@ -134,7 +140,9 @@ def test_sampler_keeps_points_across_runs_and_a_later_listing_tightens_them() ->
     # run 2: B and A pruned point 1; point 2 (created on B at 21 s) proves point 1 complete by 22 s
     state(p2, p2, written=T0 + timedelta(seconds=190))
     b.add_snapshot(pool, image, created_at=T0 + timedelta(seconds=150), primary_snap_id=99, complete=False)
-    jobs.run_sample(config, rbds, clock=FakeClock(T0 + timedelta(seconds=200)), records=records, exact="always")
+    jobs.run_sample(
+        config, rbds, clock=FakeClock(T0 + timedelta(seconds=200)), records=records, exact="always"
+    )
     assert records.load_memory("nexus").points[image] == (
         SyncedPoint(data_time=p1, completed_at=T0 + timedelta(seconds=22)),
         SyncedPoint(

@@ -17,9 +17,17 @@ TARGET = timedelta(minutes=5)
 
 
 def _lag(health: str, seconds: float | None, source: str = "status", reason: str = "r") -> ImageLag:
-    return ImageLag(image="img", pool="p", site="site-b", at=T, health=health,  # type: ignore[arg-type]
-                    lag=None if seconds is None else timedelta(seconds=seconds), reason=reason,
-                    source=source, raw_state="up+replaying")  # type: ignore[arg-type]  # fmt: skip
+    return ImageLag(
+        image="img",
+        pool="p",
+        site="site-b",
+        at=T,
+        health=health,  # type: ignore[arg-type]
+        lag=None if seconds is None else timedelta(seconds=seconds),
+        reason=reason,
+        source=source,
+        raw_state="up+replaying",
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -51,10 +59,13 @@ def test_needs_exact(health: str, seconds: float | None, mode: str, expected: bo
         ("ok", None, "ok", 40, "status"),  # no exact figure: the status lag stands
     ],
 )
-def test_merge_exact(status_health: str, exact_seconds: float | None, health: str, seconds: float,
-                     reason: str) -> None:  # fmt: skip
+def test_merge_exact(
+    status_health: str, exact_seconds: float | None, health: str, seconds: float, reason: str
+) -> None:
     status = _lag(status_health, 40, reason="status")
-    exact = _lag("ok", exact_seconds, source="exact", reason="exact").model_copy(update={"pool": "", "site": ""})
+    exact = _lag("ok", exact_seconds, source="exact", reason="exact").model_copy(
+        update={"pool": "", "site": ""}
+    )
     merged = merge_exact(status, exact, "p", "site-b")
     assert (merged.health, merged.lag_seconds, merged.reason) == (health, seconds, reason)
     assert (merged.pool, merged.site, merged.raw_state) == ("p", "site-b", "up+replaying")
@@ -62,8 +73,15 @@ def test_merge_exact(status_health: str, exact_seconds: float | None, health: st
 
 def _reading(seconds: float | None, health: str = "ok") -> AppReading:
     image = _lag(health, seconds)
-    lag = AppLag(app="nexus", at=T, lag=image.lag, images=(image,), worst_image="img", source="status",
-                 reason=image.reason)  # fmt: skip
+    lag = AppLag(
+        app="nexus",
+        at=T,
+        lag=image.lag,
+        images=(image,),
+        worst_image="img",
+        source="status",
+        reason=image.reason,
+    )
     return AppReading(app="nexus", target=TARGET, lag=lag, secondary_site="site-b", pool="p")
 
 

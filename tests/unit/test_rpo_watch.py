@@ -293,8 +293,12 @@ def test_a_site_without_rbd_access_is_a_config_error() -> None:
     world = World()
     with pytest.raises(ConfigError, match="no rbd access to site site-a"):
         watch.run_watch(
-            _config(), {"site-b": world.b}, records=None, duration=timedelta(seconds=1), clock=world.clock(),
-        )  # fmt: skip
+            _config(),
+            {"site-b": world.b},
+            records=None,
+            duration=timedelta(seconds=1),
+            clock=world.clock(),
+        )
 
 
 def test_a_primary_that_cannot_be_listed_fails_the_run_and_claims_no_coverage() -> None:
@@ -316,7 +320,10 @@ def test_a_worker_clock_behind_the_cluster_is_detected() -> None:
     world = World()
     world.snapshot(T0 + timedelta(seconds=2), start=0.4, done=3.3)
     report = watch.run_watch(
-        _config(), world.rbds, records=None, duration=timedelta(seconds=20),
+        _config(),
+        world.rbds,
+        records=None,
+        duration=timedelta(seconds=20),
         clock=world.clock(timedelta(seconds=-5)),
-    )  # fmt: skip
+    )
     assert report.images[0]["skew_clamps"] >= 1

@@ -66,7 +66,9 @@ def _key(calls: list[str]) -> crypto.MasterKey:
     return KEY
 
 
-def _run(dr: FakeDr, hooks: Recorder, kind: str = "relocate", to: str = "site-b", **options: bool) -> OperationResult:
+def _run(
+    dr: FakeDr, hooks: Recorder, kind: str = "relocate", to: str = "site-b", **options: bool
+) -> OperationResult:
     """Run ``kind`` of nexus to ``to`` through the shared runbook; the key's loading is a call too."""
     request = (FailoverRequest if kind == "failover" else RelocateRequest)(app="nexus", to=to, **options)
     return run_operation(dr.world, request, kind, to, hooks, key=lambda: _key(hooks.calls))  # type: ignore[arg-type]
@@ -87,8 +89,10 @@ def test_a_relocate_asks_once_holds_the_app_around_the_steps_and_reports_each() 
     steps = [s.name for s in result.plan.steps]
     assert hooks.calls[:3] == ["key", "consent", "hold nexus"]
     assert hooks.calls[3:] == [c for name in steps for c in (f"step {name}", "progress")] + [
-        "progress", "ended", "release nexus"
-    ]  # fmt: skip
+        "progress",
+        "ended",
+        "release nexus",
+    ]
     assert hooks.ended_with == (result.journal, None)
     outcomes = {s.name: s.outcome for s in result.journal.steps}
     assert set(outcomes.values()) <= {"done", "skipped"}
@@ -102,7 +106,11 @@ def test_a_dry_run_stops_after_the_plan_without_asking() -> None:
     _backup(dr, "site-a")
     hooks = Recorder()
     result = _run(dr, hooks, dry_run=True)
-    assert (result.status, result.journal, hooks.calls) == ("dry-run", None, ["key"])  # the plan tries the key
+    assert (result.status, result.journal, hooks.calls) == (
+        "dry-run",
+        None,
+        ["key"],
+    )  # the plan tries the key
     assert hooks.said == ["dry run: nothing was changed"]
     assert result.as_dict() == {"status": "dry-run", "steps": [s.name for s in result.plan.steps]}
     _untouched(dr)
@@ -124,7 +132,9 @@ def test_a_refused_plan_raises_with_the_hooks_hint_before_asking() -> None:
     dr.lose("site-a")
     hooks = Recorder()
     hooks.refusal_hint = "see the operation-plan artifact"
-    with pytest.raises(PreconditionFailed, match=r"relocate of nexus refused: .*planned move possible: site-a unreachable") as info:  # fmt: skip
+    with pytest.raises(
+        PreconditionFailed, match=r"relocate of nexus refused: .*planned move possible: site-a unreachable"
+    ) as info:
         _run(dr, hooks)
     assert info.value.hint == "see the operation-plan artifact"
     assert hooks.calls == ["key"]
@@ -176,8 +186,9 @@ def test_a_failed_step_is_reported_to_the_hooks_then_raised() -> None:
 OTHER_KEY = crypto.MasterKey(bytes(range(1, 33)))
 
 
-def _run_with(dr: FakeDr, hooks: Recorder, key: crypto.MasterKey | None, kind: str = "relocate",
-              to: str = "site-b") -> OperationResult:  # fmt: skip
+def _run_with(
+    dr: FakeDr, hooks: Recorder, key: crypto.MasterKey | None, kind: str = "relocate", to: str = "site-b"
+) -> OperationResult:
     request = (FailoverRequest if kind == "failover" else RelocateRequest)(app="nexus", to=to)
     return run_operation(dr.world, request, kind, to, hooks, key=lambda: key)  # type: ignore[arg-type]
 
@@ -187,8 +198,11 @@ def test_a_wrong_key_is_refused_by_the_plan_and_the_app_keeps_running_on_its_sou
     dr = fake_dr()
     _backup(dr, "site-a")
     hooks = Recorder()
-    with pytest.raises(PreconditionFailed, match=rf"backup key opens the backup: run \S+ is sealed with key id"
-                       rf" {KEY.key_id}; the key given has id {OTHER_KEY.key_id}") as info:  # fmt: skip
+    with pytest.raises(
+        PreconditionFailed,
+        match=rf"backup key opens the backup: run \S+ is sealed with key id"
+        rf" {KEY.key_id}; the key given has id {OTHER_KEY.key_id}",
+    ) as info:
         _run_with(dr, hooks, OTHER_KEY, kind)
     assert "load the key whose id is " + KEY.key_id in str(info.value)
     assert hooks.calls == []  # never asked: nothing to approve
@@ -201,7 +215,9 @@ def test_no_key_for_a_sealed_backup_is_refused_naming_the_key_id_needed(kind: st
     dr = fake_dr()
     _backup(dr, "site-a")
     hooks = Recorder()
-    with pytest.raises(PreconditionFailed, match=rf"holds sealed objects with key id {KEY.key_id} but no backup key"):
+    with pytest.raises(
+        PreconditionFailed, match=rf"holds sealed objects with key id {KEY.key_id} but no backup key"
+    ):
         _run_with(dr, hooks, None, kind)
     _untouched(dr)
 
@@ -220,7 +236,10 @@ def test_a_key_whose_id_matches_but_does_not_decrypt_is_refused_by_the_trial() -
     blob = bytearray(ref.store.get(sealed.key))
     blob[-1] ^= 1  # one bit of the sealed object flipped: its tag no longer verifies
     ref.store.put(sealed.key, bytes(blob))
-    with pytest.raises(PreconditionFailed, match=rf"key id {KEY.key_id} matches, but {sealed.path} of run {run} did not decrypt"):
+    with pytest.raises(
+        PreconditionFailed,
+        match=rf"key id {KEY.key_id} matches, but {sealed.path} of run {run} did not decrypt",
+    ):
         _run_with(dr, Recorder(), KEY, "failover")
     _untouched(dr)
 
@@ -231,7 +250,9 @@ def test_a_failover_plan_names_the_backup_it_restores_and_its_age() -> None:
     dr.clock.advance(3 * 3600)
     hooks = Recorder()
     result = _run_with(dr, hooks, KEY, "failover")
-    assert result.plan.backup_run is not None and result.plan.backup_age_seconds == pytest.approx(3 * 3600, abs=5)
+    assert result.plan.backup_run is not None and result.plan.backup_age_seconds == pytest.approx(
+        3 * 3600, abs=5
+    )
     check = next(c for c in result.plan.checks if c.name == "backup readable from the target")
     assert "taken 3.0h ago" in check.detail
     trial = next(c for c in result.plan.checks if c.name == "backup key opens the backup")
@@ -252,7 +273,9 @@ def test_relocate_there_and_back_needs_no_backup_taken_by_hand() -> None:
 
 def test_a_relocate_with_no_key_is_refused_when_the_app_backs_up_secrets() -> None:
     dr = fake_dr()  # no backup yet: the final backup would have to seal the admin Secret
-    with pytest.raises(PreconditionFailed, match="the backup this operation takes holds sealed objects but no backup key"):
+    with pytest.raises(
+        PreconditionFailed, match="the backup this operation takes holds sealed objects but no backup key"
+    ):
         _run_with(dr, Recorder(), None, "relocate")
     _untouched(dr)
 
@@ -264,8 +287,18 @@ class ComesBack(Recorder):
     """Approves; while the first approval is pending, site-a comes back."""
 
     def __init__(self, dr: FakeDr) -> None:
-        super().__init__((Approval(approver="tester", reason="outage", data_loss=True, unfenced=True,
-                                   at=datetime(2026, 11, 30, tzinfo=UTC)), "nexus"))  # fmt: skip
+        super().__init__(
+            (
+                Approval(
+                    approver="tester",
+                    reason="outage",
+                    data_loss=True,
+                    unfenced=True,
+                    at=datetime(2026, 11, 30, tzinfo=UTC),
+                ),
+                "nexus",
+            )
+        )
         self.dr = dr
 
     def consent(self, plan: Plan, changed: Changed | None = None) -> tuple[Approval, str]:
@@ -305,8 +338,12 @@ class Races(Recorder):
         from drkit.jobs.world import update_placement
 
         app = self.dr.world.config.app("nexus")
-        update_placement(self.dr.world, app, lambda p: begin(p, "failover-20261130T080000Z-abcdef", "failover",
-                                                             self.dr.clock.now()), required="site-b")  # fmt: skip
+        update_placement(
+            self.dr.world,
+            app,
+            lambda p: begin(p, "failover-20261130T080000Z-abcdef", "failover", self.dr.clock.now()),
+            required="site-b",
+        )
         return super().consent(plan, changed)
 
 
@@ -314,7 +351,9 @@ def test_an_approval_that_outlived_its_plan_is_refused_when_the_new_plan_is() ->
     dr = fake_dr()
     _backup(dr, "site-a")
     hooks = Races(dr)
-    with pytest.raises(PreconditionFailed, match="refused after its approval, the world having changed: no other operation"):
+    with pytest.raises(
+        PreconditionFailed, match="refused after its approval, the world having changed: no other operation"
+    ):
         _run_with(dr, hooks, KEY, "relocate")
     assert dr.mirror.promoted == [] and dr.nexus["site-a"].running
 

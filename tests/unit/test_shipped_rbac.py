@@ -28,16 +28,25 @@ def test_no_cluster_role_grants_secrets_claims_or_the_workload_across_namespaces
 
 def test_the_check_catches_a_cluster_wide_secret_grant() -> None:
     wide = [
-        {"kind": "ClusterRole", "metadata": {"name": "x"},
-         "rules": [{"apiGroups": [""], "resources": ["secrets", "persistentvolumes"], "verbs": ["list"]}]},
-        {"kind": "ClusterRoleBinding", "metadata": {"name": "x"}, "roleRef": {"kind": "ClusterRole", "name": "x"},
-         "subjects": [{"kind": "ServiceAccount", "name": "standby", "namespace": "standby"}]},
-    ]  # fmt: skip
+        {
+            "kind": "ClusterRole",
+            "metadata": {"name": "x"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets", "persistentvolumes"], "verbs": ["list"]}],
+        },
+        {
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "x"},
+            "roleRef": {"kind": "ClusterRole", "name": "x"},
+            "subjects": [{"kind": "ServiceAccount", "name": "standby", "namespace": "standby"}],
+        },
+    ]
     assert cross_namespace(wide) == [Grant("x", None, "", "secrets", "list")]
 
 
 def _exec_grants(site: str) -> list[Grant]:
-    return [g for g in grants(rbac.site_manifests(site)) if g.resource in ("pods/exec", "*/exec", "pods/*", "*")]
+    return [
+        g for g in grants(rbac.site_manifests(site)) if g.resource in ("pods/exec", "*/exec", "pods/*", "*")
+    ]
 
 
 def test_exec_is_granted_on_the_configured_toolbox_pod_only() -> None:
@@ -57,7 +66,9 @@ def test_the_drill_namespace_is_installed_with_a_role_on_the_drill_target() -> N
     app = CONFIG.app("nexus")
     objects = rbac.site_manifests(app.secondary_site)
     ns = scratch_namespace(app)
-    assert {"kind": "Namespace", "name": ns} in [{"kind": o["kind"], "name": o["metadata"]["name"]} for o in objects]
+    assert {"kind": "Namespace", "name": ns} in [
+        {"kind": o["kind"], "name": o["metadata"]["name"]} for o in objects
+    ]
     scoped = {g.resource for g in grants(objects) if g.namespace == ns}
     assert {"secrets", "persistentvolumeclaims", "nexuses", "namespaces"} <= scoped
 
@@ -82,5 +93,11 @@ def test_the_pv_policy_lists_the_apps_images_and_their_drill_copies(site: str) -
     expected |= {scratch_image(v.image) for a in drilled for v in a.volumes}
     assert listed == expected
     rules = policy["spec"]["matchConstraints"]["resourceRules"]
-    assert rules == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE", "DELETE"],
-                      "resources": ["persistentvolumes"]}]  # fmt: skip
+    assert rules == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE", "DELETE"],
+            "resources": ["persistentvolumes"],
+        }
+    ]

@@ -17,8 +17,8 @@ from drkit.domain.errors import IntegrityError, PreconditionFailed
 from drkit.domain.placement import Placement
 from drkit.domain.signed_state import UNAUTHENTICATED, journal_context, placement_context, seal, unseal
 from drkit.jobs.abort import abort_operation
-from drkit.jobs.drill import drill_reports, prepare_drill, run_drill, start_drill
-from drkit.jobs.drill_report import load_reports
+from drkit.jobs.drill import prepare_drill, run_drill, start_drill
+from drkit.jobs.drill_report import drill_reports, load_reports
 from drkit.jobs.operations import approve, list_journals, prepare, read_journal, resume, write_journal
 from drkit.jobs.world import read_placement, sign_placement, update_placement
 from drkit.testing.dr import IMAGE, FakeDr, fake_dr
@@ -37,8 +37,16 @@ def _placement_key(dr: FakeDr, site: str = "site-a") -> str:
 
 def _forge_placement(dr: FakeDr, site: str = "site-a", **fields: object) -> None:
     """What a writer of the bucket puts there: a record with a huge epoch and the primary flipped."""
-    record = {"app": APP, "primary": "site-b", "secondary": "site-a", "epoch": 10**9, "operation": None,
-              "operation_kind": None, "updated_at": "2026-11-30T00:00:00Z", **fields}  # fmt: skip
+    record = {
+        "app": APP,
+        "primary": "site-b",
+        "secondary": "site-a",
+        "epoch": 10**9,
+        "operation": None,
+        "operation_kind": None,
+        "updated_at": "2026-11-30T00:00:00Z",
+        **fields,
+    }
     dr.stores[site].put(_placement_key(dr, site), json.dumps(record).encode())
 
 
@@ -73,7 +81,9 @@ def test_a_forged_placement_record_is_refused_and_a_failover_does_not_answer_not
 def test_a_placement_record_signed_with_another_key_or_copied_from_another_app_is_refused() -> None:
     dr = _signed_world()
     other_app = Placement(app="other", primary="site-b", secondary="site-a", epoch=3).model_dump(mode="json")
-    copied = seal(other_app, KEY, what="placement", context=placement_context("other"))  # genuine, for another app
+    copied = seal(
+        other_app, KEY, what="placement", context=placement_context("other")
+    )  # genuine, for another app
     foreign = seal({**other_app, "app": APP}, OTHER, what="placement", context=placement_context(APP))
     for forged, why in ((copied, "does not match its MAC"), (foreign, f"signed with key id {OTHER.key_id}")):
         dr.store.put(_placement_key(dr), json.dumps(forged).encode())
@@ -91,7 +101,9 @@ def test_a_record_written_with_the_key_is_signed_and_read_back() -> None:
     assert dr.world.notices == []  # nothing to warn about
 
 
-def test_when_the_stores_disagree_the_authenticated_copy_wins_and_the_failing_one_is_named_then_replaced() -> None:
+def test_when_the_stores_disagree_the_authenticated_copy_wins_and_the_failing_one_is_named_then_replaced() -> (
+    None
+):
     dr = _signed_world(per_site_stores=True)
     app = dr.world.config.app(APP)
     update_placement(dr.world, app, lambda p: p.model_copy(update={"epoch": p.epoch + 1}), required="site-a")
@@ -117,11 +129,13 @@ def _forged_journal(dr: FakeDr) -> str:
     resync of A), without a MAC, and a placement record holding the app for it. Its id."""
     elsewhere = fake_dr()
     _backup(elsewhere, "site-a")
-    journal = approve(elsewhere.world, prepare(elsewhere.world, APP, "relocate", "site-b", key=KEY),
-                      _approval(), APP)  # fmt: skip
+    journal = approve(
+        elsewhere.world, prepare(elsewhere.world, APP, "relocate", "site-b", key=KEY), _approval(), APP
+    )
     data = journal.model_dump(mode="json")
-    data["plan"]["steps"] = [{**s, "force": True} if s["name"] == "promote-target" else s
-                             for s in data["plan"]["steps"]]  # fmt: skip
+    data["plan"]["steps"] = [
+        {**s, "force": True} if s["name"] == "promote-target" else s for s in data["plan"]["steps"]
+    ]
     dr.store.put(dr.world.bundle("site-a").layout.journal_key(APP, journal.op_id), json.dumps(data).encode())
     return journal.op_id
 
@@ -134,7 +148,9 @@ def test_a_forged_journal_is_never_resumed_or_aborted_and_nothing_changes() -> N
         resume(dr.world, op_id, key=KEY, timeouts=FAST)
     line = refused.value.message
     assert "\n" not in line
-    assert line.startswith(f"integrity check failed: journal of operation {op_id} of app {APP} in the store of site-a")
+    assert line.startswith(
+        f"integrity check failed: journal of operation {op_id} of app {APP} in the store of site-a"
+    )
     assert f"operation {op_id} is not resumed or aborted from it" in line
     with pytest.raises(IntegrityError, match=f"journal of operation {op_id}"):
         abort_operation(dr.world, op_id, _approval(), APP, key=KEY, timeouts=FAST)
@@ -144,7 +160,9 @@ def test_a_forged_journal_is_never_resumed_or_aborted_and_nothing_changes() -> N
     assert op_id not in [j.op_id for j in list_journals(dr.world, APP)]  # listed as warned, not used
 
 
-def test_resume_of_a_forged_journal_on_the_command_line_is_one_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_of_a_forged_journal_on_the_command_line_is_one_error_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     dr = _signed_world()
     op_id = _forged_journal(dr)
     monkeypatch.setattr(ops_cli, "world_of", lambda config, **names: dr.world)
@@ -203,7 +221,10 @@ def test_a_forged_drill_report_is_refused_when_read_back() -> None:
     assert drill_reports(dr.world, APP) == []
     warned = [n for n in dr.world.notices if n.startswith(key)]
     assert len(warned) == 1
-    assert f"integrity check failed: drill report {report.drill_id} of app {APP} in the store of site-a" in warned[0]
+    assert (
+        f"integrity check failed: drill report {report.drill_id} of app {APP} in the store of site-a"
+        in warned[0]
+    )
     unsigned = {k: v for k, v in forged.items() if k not in ("mac", "mac_key_id")}
     dr.store.put(key, json.dumps(unsigned).encode())
     skipped: list[str] = []
@@ -256,7 +277,9 @@ def test_sign_placement_on_the_command_line(monkeypatch: pytest.MonkeyPatch) -> 
     assert result.output.strip().endswith(f"signed with key id {KEY.key_id}: primary site-a, epoch 2")
 
 
-def test_status_with_a_record_refused_everywhere_shows_what_the_sites_say(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_with_a_record_refused_everywhere_shows_what_the_sites_say(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     dr = _signed_world()
     _forge_placement(dr)
     monkeypatch.setattr(ops_cli, "world_of", lambda config, **names: dr.world)
@@ -264,8 +287,10 @@ def test_status_with_a_record_refused_everywhere_shows_what_the_sites_say(monkey
     assert result.exit_code == 0, result.output
     status = json.loads(result.output.strip().splitlines()[-1])["apps"][APP]
     assert status["primary"] is None and status["observed_primary"] == "site-a"
-    assert any(w.startswith("integrity check failed: placement record of app nexus in the store of site-a")
-               for w in status["warnings"])  # fmt: skip
+    assert any(
+        w.startswith("integrity check failed: placement record of app nexus in the store of site-a")
+        for w in status["warnings"]
+    )
 
 
 def test_a_command_without_the_key_says_once_on_stderr_that_state_is_unauthenticated(

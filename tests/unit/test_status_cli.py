@@ -32,12 +32,19 @@ def _backup_on_a_then_fail_over_to_b(monkeypatch: pytest.MonkeyPatch) -> tuple[F
     """A backup taken on site-a, an hour (and a bit) later site-a is lost and the app fails over."""
     dr = fake_dr()
     b = dr.world.bundle("site-a")
-    run_id = run_backup(dr.world.config.app("nexus"), b.site, b.cluster, b.store, key=KEY, clock=dr.clock).run_id
+    run_id = run_backup(
+        dr.world.config.app("nexus"), b.site, b.cluster, b.store, key=KEY, clock=dr.clock
+    ).run_id
     dr.clock.advance(HOUR + 125)
     dr.lose("site-a")
     prepared = prepare(dr.world, "nexus", "failover", "site-b", key=KEY)
-    approval = Approval(approver="tester", reason="outage", data_loss=True, unfenced=True,
-                        at=datetime(2026, 11, 30, tzinfo=UTC))  # fmt: skip
+    approval = Approval(
+        approver="tester",
+        reason="outage",
+        data_loss=True,
+        unfenced=True,
+        at=datetime(2026, 11, 30, tzinfo=UTC),
+    )
     done = execute(dr.world, approve(dr.world, prepared, approval, "nexus"), key=KEY, timeouts=FAST)
     assert done.status == "completed", done.error
     monkeypatch.setattr(ops_cli, "world_of", lambda config, **names: dr.world)
@@ -70,8 +77,19 @@ def test_status_json_keeps_its_shape_and_adds_the_backup_fields(monkeypatch: pyt
         result = CliRunner().invoke(app, argv)
         assert result.exit_code == 0, result.output
         st = json.loads(result.output.strip().splitlines()[-1])["apps"]["nexus"]
-        old = {"primary", "secondary", "home", "epoch", "observed_primary", "mirroring", "lag_seconds",
-               "last_backup", "last_operation", "operation_in_progress", "warnings"}  # fmt: skip
+        old = {
+            "primary",
+            "secondary",
+            "home",
+            "epoch",
+            "observed_primary",
+            "mirroring",
+            "lag_seconds",
+            "last_backup",
+            "last_operation",
+            "operation_in_progress",
+            "warnings",
+        }
         assert old <= set(st), sorted(st)
         assert st["last_backup"] == run_id and st["last_backup_site"] == "site-a"
         assert st["last_backup_age_seconds"] > HOUR and st["last_backup_at"].startswith("2026-11-30T08:00")
@@ -81,7 +99,9 @@ def test_status_json_keeps_its_shape_and_adds_the_backup_fields(monkeypatch: pyt
     assert yaml.safe_load(result.output)["apps"]["nexus"]["last_backup"] == run_id
 
 
-def test_status_of_a_healthy_pair_shows_the_roles_and_the_lag_with_its_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_of_a_healthy_pair_shows_the_roles_and_the_lag_with_its_unit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     dr = fake_dr()
     monkeypatch.setattr(ops_cli, "world_of", lambda config, **names: dr.world)
     result = CliRunner().invoke(app, ["status", "--app", "nexus"])
@@ -101,31 +121,54 @@ def status_columns(output: str) -> list[str]:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, "-"), (9.79905, "9.8s"), (59.96, "60.0s"), (75, "1m15s"), (3725, "1h02m"), (2 * 86400 + 5000, "2d1h")],
+    [
+        (None, "-"),
+        (9.79905, "9.8s"),
+        (59.96, "60.0s"),
+        (75, "1m15s"),
+        (3725, "1h02m"),
+        (2 * 86400 + 5000, "2d1h"),
+    ],
 )
 def test_durations_carry_their_unit(seconds: float | None, text: str) -> None:
     assert duration_text(seconds) == text
 
 
 def test_a_site_health_line_names_role_and_state_or_each_image_when_they_differ() -> None:
-    same = SiteView(site="a", reachable=True, roles={"i1": "primary", "i2": "primary"},
-                    states={"i1": "up+stopped", "i2": "up+stopped"})  # fmt: skip
+    same = SiteView(
+        site="a",
+        reachable=True,
+        roles={"i1": "primary", "i2": "primary"},
+        states={"i1": "up+stopped", "i2": "up+stopped"},
+    )
     assert site_health(same) == "primary up+stopped"
-    mixed = SiteView(site="a", reachable=True, roles={"i1": "primary", "i2": "secondary"},
-                     states={"i1": "up+stopped", "i2": "up+replaying"})  # fmt: skip
+    mixed = SiteView(
+        site="a",
+        reachable=True,
+        roles={"i1": "primary", "i2": "secondary"},
+        states={"i1": "up+stopped", "i2": "up+replaying"},
+    )
     assert site_health(mixed) == "i1=primary up+stopped, i2=secondary up+replaying"
     assert site_health(SiteView(site="a", reachable=False, error="no answer")) == "unreachable"
 
 
 def test_the_rows_have_one_mirroring_column_per_site_and_the_backup_age() -> None:
     at = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
-    st = AppStatus(app="nexus", home="site-a", primary="site-b", secondary="site-a", epoch=3,
-                   observed_primary="site-b", mirroring={}, mirroring_health={"site-a": "unreachable",
-                   "site-b": "primary up+stopped"}, lag_seconds=None,
-                   last_backup=BackupSeen(run_id="20261130T080000Z-abc123", site="site-a", store="site-a",
-                                          taken_at=at),
-                   last_operation="failover-x completed", operation_in_progress=None,
-                   observed_at=at.replace(hour=9, minute=30))  # fmt: skip
+    st = AppStatus(
+        app="nexus",
+        home="site-a",
+        primary="site-b",
+        secondary="site-a",
+        epoch=3,
+        observed_primary="site-b",
+        mirroring={},
+        mirroring_health={"site-a": "unreachable", "site-b": "primary up+stopped"},
+        lag_seconds=None,
+        last_backup=BackupSeen(run_id="20261130T080000Z-abc123", site="site-a", store="site-a", taken_at=at),
+        last_operation="failover-x completed",
+        operation_in_progress=None,
+        observed_at=at.replace(hour=9, minute=30),
+    )
     (row,) = status_rows([st])
     assert row["MIRRORING SITE-A"] == "unreachable" and row["MIRRORING SITE-B"] == "primary up+stopped"
     assert row["BACKUP AGE"] == "1h30m" and row["LAG"] == "-" and row["WARNINGS"] == "0"

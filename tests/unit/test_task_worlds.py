@@ -26,8 +26,14 @@ def _tasks() -> list[Task]:  # type: ignore[type-arg]
 
 
 def test_every_task_given_a_world_has_no_cache_policy() -> None:
-    given = [t for t in _tasks() if any("World" in str(p.annotation) for p in inspect.signature(t.fn).parameters.values())]
-    assert len(given) >= 10, [t.name for t in given]  # backup, verify, restore, retention, rpo, drill, operations
+    given = [
+        t
+        for t in _tasks()
+        if any("World" in str(p.annotation) for p in inspect.signature(t.fn).parameters.values())
+    ]
+    assert len(given) >= 10, [
+        t.name for t in given
+    ]  # backup, verify, restore, retention, rpo, drill, operations
     assert [t.name for t in given if t.cache_policy is not NO_CACHE] == []
 
 

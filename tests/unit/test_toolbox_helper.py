@@ -92,10 +92,14 @@ def _cli(tmp: Path, state: dict[str, object], monkeypatch: pytest.MonkeyPatch) -
     python.write_text(f"#!/bin/sh\nPYTHONPATH='{libs}' exec '{sys.executable}' -s \"$@\"\n")
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("STAND_IN_RBD", json.dumps(state))
-    return RbdCli(runner=LocalRunner(context={"site": "site-b"}), site="site-b", python=str(python), timeout=5.0)
+    return RbdCli(
+        runner=LocalRunner(context={"site": "site-b"}), site="site-b", python=str(python), timeout=5.0
+    )
 
 
-def test_the_helper_copies_the_replica_and_records_the_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_helper_copies_the_replica_and_records_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cli = _cli(tmp_path, {"images": {"img": {}}}, monkeypatch)
     record = cli.copy_latest_synced("pool", "img", "img-drill")
     assert record["dest"] == "img-drill" and record["snap_id"] == 7 and record["primary_snap_id"] == 41

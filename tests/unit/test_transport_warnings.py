@@ -26,19 +26,31 @@ def _kubeconfig(server: str, insecure: bool) -> dict[str, Any]:
     if insecure:
         cluster["insecure-skip-tls-verify"] = True
     return {
-        "apiVersion": "v1", "kind": "Config", "current-context": "a",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "a",
         "clusters": [{"name": "ca", "cluster": cluster}],
         "users": [{"name": "ua", "user": {"token": "t"}}],
         "contexts": [{"name": "a", "context": {"cluster": "ca", "user": "ua"}}],
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True), ("localhost", True),
-     ("LOCALHOST", True), ("10.0.0.1", False), ("s3.example.com", False), ("localhost.evil.com", False),
-     ("", False), (None, False)],
-)  # fmt: skip
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("10.0.0.1", False),
+        ("s3.example.com", False),
+        ("localhost.evil.com", False),
+        ("", False),
+        (None, False),
+    ],
+)
 def test_loopback_is_127_0_0_0_8_ipv6_one_and_localhost(host: str | None, loopback: bool) -> None:
     assert is_loopback(host) is loopback
 
@@ -47,8 +59,14 @@ def test_an_http_s3_endpoint_is_warned_about_outside_loopback_only() -> None:
     line = s3_endpoint_warning("site-b", "http://minio.dr.example:9000")
     assert line is not None and "\n" not in line
     assert "site-b" in line and "http://minio.dr.example:9000" in line and "sites[site-b].s3.endpoint" in line
-    for quiet in ("https://minio.dr.example:9000", "http://127.0.0.1:16902", "http://[::1]:9000",
-                  "http://localhost:9000", None, ""):  # fmt: skip
+    for quiet in (
+        "https://minio.dr.example:9000",
+        "http://127.0.0.1:16902",
+        "http://[::1]:9000",
+        "http://localhost:9000",
+        None,
+        "",
+    ):
         assert s3_endpoint_warning("site-b", quiet) is None
 
 

@@ -14,15 +14,25 @@ T0 = datetime(2026, 11, 30, 8, 15, 0, 250_000, tzinfo=UTC)
 def _journal(*records: StepRecord) -> Journal:
     specs = tuple(StepSpec(name=r.name, title=r.title, site=r.site) for r in records)
     plan = Plan(kind="failover", app="nexus", source="site-a", target="site-b", checks=(), steps=specs)
-    return Journal(op_id="failover-20261130T081500Z-a1b2c3", kind="failover", app="nexus", source="site-a",
-                   target="site-b", status="running", created_at=T0 - timedelta(minutes=5), plan=plan,
-                   steps=records)  # fmt: skip
+    return Journal(
+        op_id="failover-20261130T081500Z-a1b2c3",
+        kind="failover",
+        app="nexus",
+        source="site-a",
+        target="site-b",
+        status="running",
+        created_at=T0 - timedelta(minutes=5),
+        plan=plan,
+        steps=records,
+    )
 
 
 def _step(name: str, start: float | None, seconds: float | None, outcome: str = "done") -> StepRecord:
     started = None if start is None else T0 + timedelta(seconds=start)
     ended = None if started is None or seconds is None else started + timedelta(seconds=seconds)
-    return StepRecord(name=name, title=name, site="site-b", outcome=outcome, started_at=started, ended_at=ended)
+    return StepRecord(
+        name=name, title=name, site="site-b", outcome=outcome, started_at=started, ended_at=ended
+    )
 
 
 def test_each_step_shows_its_offset_and_duration_in_seconds() -> None:
@@ -54,5 +64,14 @@ def test_times_are_shown_in_utc_whatever_zone_they_were_recorded_in() -> None:
 
 def test_a_journal_not_started_has_no_offsets() -> None:
     rows = timeline_rows(_journal(_step("fence-source", None, None, outcome="pending")))
-    assert rows == [{"step": "fence-source", "site": "site-b", "outcome": "pending", "start": "", "duration": "",
-                     "started": "", "error": ""}]  # fmt: skip
+    assert rows == [
+        {
+            "step": "fence-source",
+            "site": "site-b",
+            "outcome": "pending",
+            "start": "",
+            "duration": "",
+            "started": "",
+            "error": "",
+        }
+    ]

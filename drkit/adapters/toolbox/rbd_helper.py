@@ -99,10 +99,14 @@ def main(argument: str) -> NoReturn:
     for attempt in range(1, int(a.get("attempts", 40)) + 1):
         with rbd.Image(ioctx, a["image"], read_only=True) as img:
             if img.mirror_image_get_info().get("primary"):
-                out({"error": "primary", "message": f"{a['image']} is primary here: not a replica to copy"}, 4)
+                out(
+                    {"error": "primary", "message": f"{a['image']} is primary here: not a replica to copy"}, 4
+                )
             before = newest(rbd, img)
             if before is None or not before["non_primary"]:
-                out({"error": "no-snapshot", "message": f"{a['image']} has no non-primary mirror snapshot"}, 4)
+                out(
+                    {"error": "no-snapshot", "message": f"{a['image']} has no non-primary mirror snapshot"}, 4
+                )
             if not before["complete"]:
                 why = f"a sync is in flight (snapshot {before['id']} incomplete)"
                 time.sleep(0.5)

@@ -20,7 +20,16 @@ from drkit.jobs.drivers.nexus import NexusDriver
 if TYPE_CHECKING:
     from drkit.jobs.world import World
 
-__all__ = ["DRIVERS", "AppDriver", "DriverFactory", "Restore", "SmokeResult", "driver_for", "kinds", "register"]
+__all__ = [
+    "DRIVERS",
+    "AppDriver",
+    "DriverFactory",
+    "Restore",
+    "SmokeResult",
+    "driver_for",
+    "kinds",
+    "register",
+]
 
 DRIVERS: dict[str, DriverFactory] = {
     HttpDriver.kind: HttpDriver.build,

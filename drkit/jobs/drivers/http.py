@@ -60,7 +60,9 @@ class HttpDriver:
     cluster: ClusterApi
 
     @classmethod
-    def build(cls, app: ProtectedApp, site: Site, cluster: ClusterApi, world: World | None = None) -> HttpDriver:
+    def build(
+        cls, app: ProtectedApp, site: Site, cluster: ClusterApi, world: World | None = None
+    ) -> HttpDriver:
         """The driver of ``app`` on ``site`` (a :data:`~drkit.jobs.drivers.base.DriverFactory`)."""
         return cls(app=app, site=site, cluster=cluster)
 

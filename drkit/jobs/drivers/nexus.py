@@ -53,7 +53,9 @@ class NexusDriver(HttpDriver):
     nexus_factory: NexusFactory = _http_nexus
 
     @classmethod
-    def build(cls, app: ProtectedApp, site: Site, cluster: ClusterApi, world: World | None = None) -> NexusDriver:
+    def build(
+        cls, app: ProtectedApp, site: Site, cluster: ClusterApi, world: World | None = None
+    ) -> NexusDriver:
         """The driver of ``app`` on ``site``; the run's world may hand the Nexus client (:attr:`World.nexus_factory`)."""
         factory = world.nexus_factory if world is not None else None
         return cls(app=app, site=site, cluster=cluster, nexus_factory=factory or _http_nexus)
@@ -155,8 +157,10 @@ class NexusDriver(HttpDriver):
     def _running_api(self, what: str, where: str) -> NexusApi:
         api = self.api()
         if api is None:
-            raise StandbyError(f"{self.app.name} on {self.site.name} reports no URL: the canary cannot be {what}",
-                               hint=f"check that the app runs on {where}")  # fmt: skip
+            raise StandbyError(
+                f"{self.app.name} on {self.site.name} reports no URL: the canary cannot be {what}",
+                hint=f"check that the app runs on {where}",
+            )
         return api
 
     def write_canary(self, path: str, data: bytes) -> None:

@@ -66,8 +66,9 @@ def approve(
     op_id = op_id or new_op_id(plan.kind, now, secrets.token_bytes(3))
     app = world.config.app(plan.app)
     took = plan.takes_over
-    journal = new_journal(op_id, plan, now).model_copy(update={"status": "approved", "approval": approval,
-                                                               "took_over": took})  # fmt: skip
+    journal = new_journal(op_id, plan, now).model_copy(
+        update={"status": "approved", "approval": approval, "took_over": took}
+    )
     write_journal(world, journal)
     read = prepared.placement or read_placement(world, app)
     try:
@@ -89,7 +90,9 @@ def approve(
 def _not_taken(world: World, app: ProtectedApp, plan: Plan, op_id: str, error: Conflict) -> Conflict:
     """Why taking the app failed: another operation holds it now, or the record moved since the plan."""
     try:
-        begin(read_placement(world, app).record, op_id, plan.kind, world.clock.now(), take_over=plan.takes_over)
+        begin(
+            read_placement(world, app).record, op_id, plan.kind, world.clock.now(), take_over=plan.takes_over
+        )
     except Conflict as held:
         return held
     except StandbyError:
@@ -112,13 +115,17 @@ def _finish(world: World, journal: Journal, status: str, error: str = "") -> Jou
     return done
 
 
-def _run_step(run: Run, journal: Journal, record: StepRecord, timeouts: Timeouts, on_step: StepCallback) -> Journal:
+def _run_step(
+    run: Run, journal: Journal, record: StepRecord, timeouts: Timeouts, on_step: StepCallback
+) -> Journal:
     world, spec = run.world, next(s for s in run.plan.steps if s.name == record.name)
     step = STEPS[spec.name]
     seen = step.observe(run, spec)
     if step.satisfied(seen):
         now = world.clock.now()
-        record = record.model_copy(update={"outcome": "skipped", "started_at": now, "ended_at": now, "observed": seen})
+        record = record.model_copy(
+            update={"outcome": "skipped", "started_at": now, "ended_at": now, "observed": seen}
+        )
         run.seen[record.name] = seen
         journal = journal.with_step(record)
         write_journal(world, journal)
@@ -139,13 +146,18 @@ def _run_step(run: Run, journal: Journal, record: StepRecord, timeouts: Timeouts
             seen = step.observe(run, spec)
             if step.satisfied(seen):
                 break
-        except (TransientError, CommandFailed) as error:  # a call that may pass: poll again until the deadline
+        except (
+            TransientError,
+            CommandFailed,
+        ) as error:  # a call that may pass: poll again until the deadline
             last_error = str(error)
         if world.clock.monotonic() >= deadline:
             if spec.name in timeouts.continue_after:
                 seen = {**seen, "timed_out": True}
                 break
-            why = f"not done after {timeouts.describe(spec.name)}" + (f"; last error: {last_error}" if last_error else "")
+            why = f"not done after {timeouts.describe(spec.name)}" + (
+                f"; last error: {last_error}" if last_error else ""
+            )
             raise _StepFailed(record.model_copy(update={"observed": seen}), why)
         world.clock.sleep(timeouts.poll)
     record = record.model_copy(update={"outcome": "done", "ended_at": world.clock.now(), "observed": seen})
@@ -183,12 +195,21 @@ class Executor:
     def __post_init__(self) -> None:
         self.world.use_key(self.key)  # the journal and placement it writes are signed with it
         if self.journal.approval is None:
-            raise PreconditionFailed(f"operation {self.journal.op_id} was never approved", hint="start it anew")
+            raise PreconditionFailed(
+                f"operation {self.journal.op_id} was never approved", hint="start it anew"
+            )
         self.app = self.world.config.app(self.journal.app)
         self.limits = self.timeouts or Timeouts.for_app(self.app)
-        self.run = new_run(self.world, self.app, self.journal.plan, self.journal.op_id, self.key,
-                           backup_run=self.journal.plan.backup_run, routing_hook=self.routing_hook,
-                           seen={s.name: s.observed for s in self.journal.steps if s.outcome in ("done", "skipped")})  # fmt: skip
+        self.run = new_run(
+            self.world,
+            self.app,
+            self.journal.plan,
+            self.journal.op_id,
+            self.key,
+            backup_run=self.journal.plan.backup_run,
+            routing_hook=self.routing_hook,
+            seen={s.name: s.observed for s in self.journal.steps if s.outcome in ("done", "skipped")},
+        )
 
     def pending(self) -> list[str]:
         """The names of the steps not done yet, in order."""
@@ -217,10 +238,14 @@ class Executor:
             return self.journal
         left = self.pending()
         if left:
-            raise PreconditionFailed(f"operation {self.journal.op_id} still has steps to run: {', '.join(left)}")
+            raise PreconditionFailed(
+                f"operation {self.journal.op_id} still has steps to run: {', '.join(left)}"
+            )
         now = self.world.clock.now()
         op_id = self.journal.op_id
-        update_placement(self.world, self.app, lambda p: released(p, op_id, now), required=self.journal.target)
+        update_placement(
+            self.world, self.app, lambda p: released(p, op_id, now), required=self.journal.target
+        )
         self.journal = _finish(self.world, self.journal, "completed")
         return self.journal
 
@@ -247,7 +272,9 @@ def _fail(world: World, journal: Journal, record: StepRecord, why: str) -> tuple
     """The journal with ``record`` failed (written when the store answers), and the error to raise."""
     record = record.model_copy(update={"outcome": "failed", "ended_at": world.clock.now(), "error": why})
     journal = journal.with_step(record)
-    message = f"{journal.kind} {journal.op_id} of {journal.app}: step {record.name} on {record.site} failed: {why}"
+    message = (
+        f"{journal.kind} {journal.op_id} of {journal.app}: step {record.name} on {record.site} failed: {why}"
+    )
     try:
         journal = _finish(world, journal, "failed", message)
     except StandbyError as error:

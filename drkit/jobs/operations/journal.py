@@ -29,14 +29,20 @@ def write_journal(world: World, journal: Journal, *, required: str | None = "") 
     """Write the journal to the store of ``required`` (the target's by default; None: none is) and
     every other store that answers; signed with the world's key (see :func:`read_journal`)."""
     must = journal.target if required == "" else required
-    sealed = seal(journal.model_dump(mode="json"), world.state_key(), what="journal",
-                  context=journal_context(journal.app, journal.op_id))  # fmt: skip
+    sealed = seal(
+        journal.model_dump(mode="json"),
+        world.state_key(),
+        what="journal",
+        context=journal_context(journal.app, journal.op_id),
+    )
     body = json.dumps(sealed, indent=1).encode()
     for ref in world.stores(first=must):
         spare = must is None or must not in ref.sites
         try:
             store = world.spare(ref).store if spare else ref.store
-            store.put(ref.layout.journal_key(journal.app, journal.op_id), body, content_type="application/json")
+            store.put(
+                ref.layout.journal_key(journal.app, journal.op_id), body, content_type="application/json"
+            )
         except StandbyError:
             if not spare:
                 raise
@@ -47,7 +53,9 @@ def _open_journal(world: World, data: bytes, app: str, op_id: str, store: str) -
     :class:`IntegrityError` naming it and ``store`` when it fails (warned about once)."""
     name = f"journal of operation {op_id} of app {app} in the store of {store}"
     try:
-        body = unseal(json.loads(data), world.key, what="journal", context=journal_context(app, op_id), name=name)
+        body = unseal(
+            json.loads(data), world.key, what="journal", context=journal_context(app, op_id), name=name
+        )
     except IntegrityError as error:
         world.warn(f"{error.message}; that copy is not used")
         raise
@@ -83,12 +91,13 @@ def read_journal(world: World, op_id: str, app: str | None = None) -> Journal:
     if not found and refused:
         raise IntegrityError(
             "; ".join(e.message for e in refused) + f"; operation {op_id} is not resumed or aborted from it",
-            hint=f"nothing was changed; {refused[0].hint} (see \"integrity check failed\" in the operator's guide)",
+            hint=f'nothing was changed; {refused[0].hint} (see "integrity check failed" in the operator\'s guide)',
             context={"op_id": op_id},
         )
     if not found:
         raise NotFound(
-            f"no journal of operation {op_id} in any reachable store" + (f" ({'; '.join(errors)})" if errors else ""),
+            f"no journal of operation {op_id} in any reachable store"
+            + (f" ({'; '.join(errors)})" if errors else ""),
             hint="check the id (the last line of the command that started it) and the stores' reachability",
         )
     return max(found, key=progress)
@@ -128,8 +137,13 @@ def hold_of(world: World, record: Placement, timeouts: Timeouts | None = None) -
     except StandbyError:
         journal = None
     limits = timeouts or Timeouts()
-    return judge_hold(record.operation, record.operation_kind or "", journal, world.clock.now(),
-                      lambda step: limits.of(step) if step else limits.default)  # fmt: skip
+    return judge_hold(
+        record.operation,
+        record.operation_kind or "",
+        journal,
+        world.clock.now(),
+        lambda step: limits.of(step) if step else limits.default,
+    )
 
 
 def mark_taken_over(world: World, old_id: str, app: str, new_id: str) -> str:
@@ -143,8 +157,11 @@ def mark_taken_over(world: World, old_id: str, app: str, new_id: str) -> str:
     status = "failed" if old.status in ("approved", "running") else old.status
     why = f"{old.error}; {note}" if old.error else note
     try:
-        write_journal(world, old.model_copy(update={"taken_over_by": new_id, "status": status, "error": why}),
-                      required=None)  # fmt: skip
+        write_journal(
+            world,
+            old.model_copy(update={"taken_over_by": new_id, "status": status, "error": why}),
+            required=None,
+        )
     except StandbyError as failure:
         return f"the journal of {old_id} could not be written: {failure.message}"
     return ""
@@ -152,7 +169,9 @@ def mark_taken_over(world: World, old_id: str, app: str, new_id: str) -> str:
 
 def summary_lines(journal: Journal) -> list[str]:
     """A short human account of an operation."""
-    out = [f"{journal.kind} {journal.op_id} of {journal.app}: {journal.source} -> {journal.target}: {journal.status}"]
+    out = [
+        f"{journal.kind} {journal.op_id} of {journal.app}: {journal.source} -> {journal.target}: {journal.status}"
+    ]
     if journal.took_over:
         out.append(f"  took over {journal.took_over}")
     if journal.taken_over_by:

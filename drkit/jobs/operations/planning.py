@@ -85,7 +85,12 @@ def _seals(app: ProtectedApp, key: crypto.MasterKey | None) -> bool:
 
 
 def trial_key(
-    world: World, app: ProtectedApp, source: str, target: str, run_id: str | None, key: crypto.MasterKey | None
+    world: World,
+    app: ProtectedApp,
+    source: str,
+    target: str,
+    run_id: str | None,
+    key: crypto.MasterKey | None,
 ) -> KeyTrial:
     """Whether ``key`` opens backup ``run_id`` (taken on ``source``) as the target's store holds it.
 
@@ -98,7 +103,9 @@ def trial_key(
         return KeyTrial(run=None, sealed=_seals(app, key), given_key_id=given)
     for ref in world.stores(first=target)[:1]:  # the target's own store: the one the restore reads
         try:
-            index = read_index(ref.store, ref.layout, source, app.name, run_id, key=key, label="/".join(ref.sites))
+            index = read_index(
+                ref.store, ref.layout, source, app.name, run_id, key=key, label="/".join(ref.sites)
+            )
         except IntegrityError as error:
             needed = missing_key_id(error, key)
             if needed is None:
@@ -110,7 +117,9 @@ def trial_key(
         entry = min(sealed, key=lambda e: e.size)  # the cheapest trial
         if key is not None and entry.key_id in key.key_ids:
             given = entry.key_id  # a key ring: its older key that sealed the run
-        trial = KeyTrial(run=run_id, sealed=True, needed_key_id=entry.key_id, given_key_id=given, path=entry.path)
+        trial = KeyTrial(
+            run=run_id, sealed=True, needed_key_id=entry.key_id, given_key_id=given, path=entry.path
+        )
         if key is None or entry.key_id not in key.key_ids:
             return trial
         keys = run_keys(ref.store, index, key)  # one trial decrypt per key id, as verify and doctor do
@@ -166,10 +175,24 @@ def prepare(
             age = _backup_age(probing, app.name, record.primary, backup_target, run_id, key)
     except StandbyError as failure:
         error = f"{error}; {failure.message}" if error else failure.message
-        trial = KeyTrial(run=run_id, sealed=True, given_key_id=key.key_id if key else None, opened=False,
-                         error=f"the backup could not be read: {failure.message[:200]}")  # fmt: skip
-    facts = Facts(placement=record, view=view, backup_run=run_id, backup_error=error, backup_age_seconds=age,
-                  store_reachable=reachable, key=trial, holder=hold_of(probing, record), take_over=take_over)  # fmt: skip
+        trial = KeyTrial(
+            run=run_id,
+            sealed=True,
+            given_key_id=key.key_id if key else None,
+            opened=False,
+            error=f"the backup could not be read: {failure.message[:200]}",
+        )
+    facts = Facts(
+        placement=record,
+        view=view,
+        backup_run=run_id,
+        backup_error=error,
+        backup_age_seconds=age,
+        store_reachable=reachable,
+        key=trial,
+        holder=hold_of(probing, record),
+        take_over=take_over,
+    )
     return Prepared(plan=make_plan(app, facts, kind, target), facts=facts, placement=placement)
 
 
@@ -187,9 +210,14 @@ def prepare_resume(world: World, journal: Journal, *, key: crypto.MasterKey | No
     app = world.config.app(journal.app)
     probing = world.probing()  # observation only: the resume acts through the world itself
     placement, view = observe_placed(probing, app)
-    record = placement.record.model_copy(update={
-        "primary": stored.source, "secondary": stored.target, "operation": journal.op_id,
-        "operation_kind": journal.kind})  # fmt: skip
+    record = placement.record.model_copy(
+        update={
+            "primary": stored.source,
+            "secondary": stored.target,
+            "operation": journal.op_id,
+            "operation_kind": journal.kind,
+        }
+    )
     taken = _final_backup_run(journal)
     run_id = taken or stored.backup_run
     made_on = stored.backup_site or stored.source
@@ -202,12 +230,24 @@ def prepare_resume(world: World, journal: Journal, *, key: crypto.MasterKey | No
     except StandbyError as failure:  # NotFound: the store answered without the run
         reachable = isinstance(failure, NotFound)
         error = f"store of {stored.target} (the target's own): {failure.message}"
-        trial = KeyTrial(run=run_id, sealed=True, given_key_id=key.key_id if key else None, opened=False,
-                         error=f"backup {run_id} could not be read: {failure.message[:200]}")  # fmt: skip
+        trial = KeyTrial(
+            run=run_id,
+            sealed=True,
+            given_key_id=key.key_id if key else None,
+            opened=False,
+            error=f"backup {run_id} could not be read: {failure.message[:200]}",
+        )
         run_id = None if not stored.final_backup else run_id
-    facts = Facts(placement=record, view=view, backup_run=None if stored.final_backup else run_id,
-                  backup_error=error, backup_age_seconds=age, store_reachable=reachable, key=trial,
-                  resuming=journal.op_id)  # fmt: skip
+    facts = Facts(
+        placement=record,
+        view=view,
+        backup_run=None if stored.final_backup else run_id,
+        backup_error=error,
+        backup_age_seconds=age,
+        store_reachable=reachable,
+        key=trial,
+        resuming=journal.op_id,
+    )
     plan = make_plan(app, facts, journal.kind, stored.target)
     # a hold it took over is taken already (both journals record it): not asked again; where the
     # restored backup was made is kept from the approval
@@ -231,7 +271,9 @@ def _index_age(
     names the key needed)."""
     ref = world.stores(first=target)[0]
     try:
-        finished = read_index(ref.store, ref.layout, made_on, app, run_id, key=key, label="/".join(ref.sites)).finished
+        finished = read_index(
+            ref.store, ref.layout, made_on, app, run_id, key=key, label="/".join(ref.sites)
+        ).finished
     except IntegrityError as error:
         if missing_key_id(error, key) is None:
             raise

@@ -68,7 +68,11 @@ def resume(
     if journal.status == "completed":
         return journal
     if journal.taken_over_by or journal.abort is not None:
-        why = f"was taken over by {journal.taken_over_by}" if journal.taken_over_by else "is being or was aborted"
+        why = (
+            f"was taken over by {journal.taken_over_by}"
+            if journal.taken_over_by
+            else "is being or was aborted"
+        )
         raise PreconditionFailed(
             f"operation {op_id} of {journal.app} {why}: it cannot resume",
             hint=f"see: standby operation list --app {journal.app}"
@@ -81,8 +85,10 @@ def resume(
         )
     if journal.approval is None or journal.status == "refused":
         why = "was refused" if journal.status == "refused" else "was never approved"
-        raise PreconditionFailed(f"operation {op_id} of {journal.app} {why}: it cannot resume",
-                                 hint=f"start it anew: standby {journal.kind} --app {journal.app}")  # fmt: skip
+        raise PreconditionFailed(
+            f"operation {op_id} of {journal.app} {why}: it cannot resume",
+            hint=f"start it anew: standby {journal.kind} --app {journal.app}",
+        )
     app = world.config.app(journal.app)
     stored = journal
     journal = _replanned(world, journal, key, hooks)
@@ -132,7 +138,9 @@ def _replanned(
             if consent is None:
                 if hooks is not None:
                     left = ", ".join(r.name for r in journal.steps if r.name not in done) or "none"
-                    hooks.say(f"{journal.op_id}: observed again; what is left is as approved ({left}): resuming")
+                    hooks.say(
+                        f"{journal.op_id}: observed again; what is left is as approved ({left}): resuming"
+                    )
                 return journal
             return _rebased(world, journal, plan, consent, changes)
         if hooks is None:
@@ -142,15 +150,23 @@ def _replanned(
                 hint=f"approve the new plan: standby operation resume {journal.op_id} (without --yes); or "
                 + way_back(journal),
             )
-        changed = Changed(approved=approved, now=plan, changes=tuple(now_changes), done=tuple(sorted(done)),
-                          resuming=journal.op_id, way_back=way_back(journal),
-                          headline=f"**The world changed since {journal.op_id} was approved; the plan was made again"
-                          " and must be approved again before the operation resumes.**")  # fmt: skip
+        changed = Changed(
+            approved=approved,
+            now=plan,
+            changes=tuple(now_changes),
+            done=tuple(sorted(done)),
+            resuming=journal.op_id,
+            way_back=way_back(journal),
+            headline=f"**The world changed since {journal.op_id} was approved; the plan was made again"
+            " and must be approved again before the operation resumes.**",
+        )
         consent = hooks.consent(plan, changed)
         problems = check_approval(plan, consent[0], consent[1])
         if problems:
-            raise PreconditionFailed(f"approval of the new plan of {journal.op_id} refused: " + "; ".join(problems),
-                                     hint=f"nothing was changed; resume again: standby operation resume {journal.op_id}")  # fmt: skip
+            raise PreconditionFailed(
+                f"approval of the new plan of {journal.op_id} refused: " + "; ".join(problems),
+                hint=f"nothing was changed; resume again: standby operation resume {journal.op_id}",
+            )
         if read_journal(world, journal.op_id, journal.app) != journal:  # an approval may take long
             raise PreconditionFailed(
                 f"operation {journal.op_id} of {journal.app} changed while its new plan was being approved (taken"
@@ -172,9 +188,19 @@ def _rebased(
     :func:`resume` writes it once the app is held, before anything runs."""
     approval, _ = consent
     old = {r.name: r for r in journal.steps}
-    steps = tuple(old[s.name] if keep else StepRecord(name=s.name, title=s.title, site=s.site)
-                  for s, keep in rebased_steps(journal, plan))  # fmt: skip
-    earlier = Reapproval(at=world.clock.now(), changes=changes, plan_before=journal.plan,
-                         approval_before=journal.approval)  # fmt: skip
-    return journal.model_copy(update={"plan": plan, "approval": approval, "steps": steps, "error": "",
-                                      "reapprovals": (*journal.reapprovals, earlier)})  # fmt: skip
+    steps = tuple(
+        old[s.name] if keep else StepRecord(name=s.name, title=s.title, site=s.site)
+        for s, keep in rebased_steps(journal, plan)
+    )
+    earlier = Reapproval(
+        at=world.clock.now(), changes=changes, plan_before=journal.plan, approval_before=journal.approval
+    )
+    return journal.model_copy(
+        update={
+            "plan": plan,
+            "approval": approval,
+            "steps": steps,
+            "error": "",
+            "reapprovals": (*journal.reapprovals, earlier),
+        }
+    )

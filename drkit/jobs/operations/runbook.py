@@ -160,7 +160,9 @@ def run_operation(
     plan = prepared.plan
     with hooks.hold(app):
         journal = hooks.take(world, prepared, approval, typed)
-        executor = Executor(world, journal, master_key, routing_hook=hooks.routing(app), on_step=hooks.on_step)
+        executor = Executor(
+            world, journal, master_key, routing_hook=hooks.routing(app), on_step=hooks.on_step
+        )
         try:
             for name in executor.pending():
                 hooks.step(executor, name)
@@ -192,7 +194,9 @@ class Changed:
     """At a resume: the operation resumed."""
     way_back: str = ""
     """At a resume: the commands that lead out instead of approving (abort, or a failover taking over)."""
-    headline: str = "**The world changed after the approval; the plan was made again and must be approved again.**"
+    headline: str = (
+        "**The world changed after the approval; the plan was made again and must be approved again.**"
+    )
 
     def markdown(self) -> str:
         """Both plans and the differences, for the approval form and the CLI."""

@@ -1,5 +1,4 @@
-"""How long each step of an operation may take (:class:`Timeouts`).
-"""
+"""How long each step of an operation may take (:class:`Timeouts`)."""
 
 from __future__ import annotations
 
@@ -49,7 +48,9 @@ class Timeouts:
         """The limits configured for ``app`` (its ``limits``, and ``checks.startup_timeout``)."""
         older = app.limits.startup is None and app.checks.startup_timeout is not None
         startup = "checks.startup_timeout" if older else "limits.startup"
-        fields = {step: startup if name == "startup" else f"limits.{name}" for step, name in STEP_LIMITS.items()}
+        fields = {
+            step: startup if name == "startup" else f"limits.{name}" for step, name in STEP_LIMITS.items()
+        }
         return cls(
             default=app.limits.default.total_seconds(),
             poll=poll,

@@ -117,11 +117,26 @@ VOLUME_PATHS: dict[str, VolumePath] = {"drill": rbd_volumes}
 
 
 def new_run(
-    world: World, app: ProtectedApp, plan: Plan, op_id: str, key: crypto.MasterKey | None, *,
-    backup_run: str | None, routing_hook: RoutingHook | None = None, seen: dict[str, Seen] | None = None,
-) -> Run:  # fmt: skip
+    world: World,
+    app: ProtectedApp,
+    plan: Plan,
+    op_id: str,
+    key: crypto.MasterKey | None,
+    *,
+    backup_run: str | None,
+    routing_hook: RoutingHook | None = None,
+    seen: dict[str, Seen] | None = None,
+) -> Run:
     """A run of ``plan`` (``seen``: what its finished steps observed, from the journal), driving
     volumes by the path of its kind."""
-    return Run(world=world, app=app, plan=plan, op_id=op_id, key=key, backup_run=backup_run,
-               routing_hook=routing_hook, seen=dict(seen or {}),
-               volume_path=VOLUME_PATHS.get(plan.kind, app_volumes))  # fmt: skip
+    return Run(
+        world=world,
+        app=app,
+        plan=plan,
+        op_id=op_id,
+        key=key,
+        backup_run=backup_run,
+        routing_hook=routing_hook,
+        seen=dict(seen or {}),
+        volume_path=VOLUME_PATHS.get(plan.kind, app_volumes),
+    )

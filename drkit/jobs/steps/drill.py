@@ -57,8 +57,12 @@ class Canary:
         data = f"standby drill canary {run.op_id} ".encode() + secrets.token_bytes(4096)
         path = f"standby-drill/{run.op_id}/canary.bin"
         run.driver(spec.site).write_canary(path, data)
-        run.memo["canary"] = {"written": True, "path": path, "sha256": hashlib.sha256(data).hexdigest(),
-                              "written_at": run.world.clock.now().isoformat()}  # fmt: skip
+        run.memo["canary"] = {
+            "written": True,
+            "path": path,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "written_at": run.world.clock.now().isoformat(),
+        }
 
 
 class DrillPromote(Promote):
@@ -69,8 +73,11 @@ class DrillPromote(Promote):
         if "rpo" not in run.memo:
             lag = secondary_lag(run.world, run.app, spec.site, exact_first=True)
             now = run.world.clock.now()
-            run.memo["rpo"] = {"rpo_achieved_s": lag, "promoted_at": now.isoformat(),
-                               "recovery_point": None if lag is None else (now - timedelta(seconds=lag)).isoformat()}  # fmt: skip
+            run.memo["rpo"] = {
+                "rpo_achieved_s": lag,
+                "promoted_at": now.isoformat(),
+                "recovery_point": None if lag is None else (now - timedelta(seconds=lag)).isoformat(),
+            }
         super().act(run, spec, seen)
 
     def observe(self, run: Run, spec: StepSpec) -> Seen:
@@ -97,11 +104,23 @@ class DrillSmoke:
             data = driver.read_canary(canary["path"])
             got = "missing" if data is None else hashlib.sha256(data).hexdigest()
         verified = bool(canary.get("sha256")) and got == canary["sha256"]
-        verdict = "same sha256" if verified else ("not found on the secondary" if got == "missing" else "sha256 differs")
-        smoke = {"readable": result.readable, "writable": result.writable, "login": result.login,
-                 "round_trip": result.round_trip, "path": result.path}  # fmt: skip
-        run.memo["drill-smoke"] = {"ok": result.ok and verified, "smoke": smoke,
-                                   "canary": {**canary, "verified": verified, "verdict": verdict}}  # fmt: skip
+        verdict = (
+            "same sha256"
+            if verified
+            else ("not found on the secondary" if got == "missing" else "sha256 differs")
+        )
+        smoke = {
+            "readable": result.readable,
+            "writable": result.writable,
+            "login": result.login,
+            "round_trip": result.round_trip,
+            "path": result.path,
+        }
+        run.memo["drill-smoke"] = {
+            "ok": result.ok and verified,
+            "smoke": smoke,
+            "canary": {**canary, "verified": verified, "verdict": verdict},
+        }
         if not verified:
             raise StandbyError(
                 f"drill {run.op_id}: the canary {canary.get('path')} written on {run.plan.source} is {verdict} on"
@@ -163,7 +182,9 @@ class ScratchCopy:
     def observe(self, run: Run, spec: StepSpec) -> Seen:
         earlier = run.seen.get(spec.name) or {}
         done = run.memo.get("scratch-copy") or (earlier if earlier.get("copies") else None)
-        present = {v.image: _plain_image_exists(run, spec.site, scratch_image(v.image)) for v in run.app.volumes}
+        present = {
+            v.image: _plain_image_exists(run, spec.site, scratch_image(v.image)) for v in run.app.volumes
+        }
         seen: Seen = {"present": present}
         if done:
             seen.update(copies=done["copies"], rpo=done["rpo"])
@@ -178,8 +199,9 @@ class ScratchCopy:
         points = []
         for volume in run.app.volumes:
             record = b.rbd.copy_latest_synced(b.site.pool, volume.image, scratch_image(volume.image))
-            at = (_snap_time(run, run.other(spec.site), volume.image, record.get("primary_snap_id"))
-                  or _snap_time(run, spec.site, volume.image, record.get("snap_id")))  # fmt: skip
+            at = _snap_time(
+                run, run.other(spec.site), volume.image, record.get("primary_snap_id")
+            ) or _snap_time(run, spec.site, volume.image, record.get("snap_id"))
             copies[volume.image] = {**record, "recovery_point": at.isoformat() if at else None}
             points.append(at)
         now = run.world.clock.now()
@@ -189,8 +211,11 @@ class ScratchCopy:
         if lag is None:
             lag = secondary_lag(run.world, run.app, spec.site, exact_first=True)
             point = None if lag is None else now - timedelta(seconds=lag)
-        rpo = {"rpo_achieved_s": lag, "copied_at": now.isoformat(),
-               "recovery_point": point.isoformat() if point else None}  # fmt: skip
+        rpo = {
+            "rpo_achieved_s": lag,
+            "copied_at": now.isoformat(),
+            "recovery_point": point.isoformat() if point else None,
+        }
         run.memo["scratch-copy"] = {"copies": copies, "rpo": rpo}
 
 
@@ -215,7 +240,9 @@ def _to_scratch(run: Run) -> Callable[[dict[str, Any]], dict[str, Any]]:
                     ref["namespace"] = ns
                     ref.pop("uid", None)
                     ref.pop("resourceVersion", None)
-        elif obj.get("kind") == "PersistentVolumeClaim" and meta.get("name") in pvcs and spec.get("volumeName"):
+        elif (
+            obj.get("kind") == "PersistentVolumeClaim" and meta.get("name") in pvcs and spec.get("volumeName")
+        ):
             spec["volumeName"] = scratch_image(spec["volumeName"])
         return obj
 
@@ -225,9 +252,11 @@ def _to_scratch(run: Run) -> Callable[[dict[str, Any]], dict[str, Any]]:
 def _scratch_pvs(run: Run, site: str) -> list[dict[str, Any]]:
     images = {scratch_image(v.image) for v in run.app.volumes}
     return [
-        pv for pv in run.world.bundle(site).cluster.list(PV)
-        if (((pv.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {}).get("imageName") in images
-    ]  # fmt: skip
+        pv
+        for pv in run.world.bundle(site).cluster.list(PV)
+        if (((pv.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {}).get("imageName")
+        in images
+    ]
 
 
 class ScratchRestore:
@@ -249,8 +278,12 @@ class ScratchRestore:
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
         # The drill namespace is installed once with its Role (never created here: see the plan's guard).
-        run.restore(spec.site, exclude=(run.app.workload.kind.kind, VR_KIND.kind, *ROUTING_KINDS, NAMESPACE.kind),
-                    namespace=scratch_namespace(run.app), rewrite=_to_scratch(run))  # fmt: skip
+        run.restore(
+            spec.site,
+            exclude=(run.app.workload.kind.kind, VR_KIND.kind, *ROUTING_KINDS, NAMESPACE.kind),
+            namespace=scratch_namespace(run.app),
+            rewrite=_to_scratch(run),
+        )
 
 
 class ScratchTidy:
@@ -275,7 +308,9 @@ class ScratchTidy:
         pvs = _scratch_pvs(run, spec.site)
         for pv in pvs:  # Retain: the scratch image is removed by its own step, never by a provisioner
             if (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Retain":
-                cluster.patch(PV, pv["metadata"]["name"], None, {"spec": {"persistentVolumeReclaimPolicy": "Retain"}})
+                cluster.patch(
+                    PV, pv["metadata"]["name"], None, {"spec": {"persistentVolumeReclaimPolicy": "Retain"}}
+                )
         for kind in scratch_kinds(run.app):
             for obj in cluster.list(kind, ns):
                 cluster.delete(kind, obj["metadata"]["name"], ns)
@@ -287,7 +322,10 @@ class ScratchRemoveImage:
     """Remove the scratch images (plain images only: a mirrored image is refused)."""
 
     def observe(self, run: Run, spec: StepSpec) -> Seen:
-        return {scratch_image(v.image): _plain_image_exists(run, spec.site, scratch_image(v.image)) for v in run.app.volumes}
+        return {
+            scratch_image(v.image): _plain_image_exists(run, spec.site, scratch_image(v.image))
+            for v in run.app.volumes
+        }
 
     def satisfied(self, seen: Seen) -> bool:
         return not any(seen.values())

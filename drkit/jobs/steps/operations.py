@@ -24,8 +24,13 @@ class WaitDemotion:
         for volume in run.app.volumes:
             snaps = parse_snap_ls(b.rbd.snapshots(b.site.pool, volume.image), tz=b.site.timezone)
             newest = max(snaps, key=lambda s: s.id, default=None)
-            ready = newest is not None and newest.non_primary and newest.state == "demoted" and newest.complete
-            out[volume.image] = {"ready": ready or roles[volume.image] == "primary", "role": roles[volume.image]}
+            ready = (
+                newest is not None and newest.non_primary and newest.state == "demoted" and newest.complete
+            )
+            out[volume.image] = {
+                "ready": ready or roles[volume.image] == "primary",
+                "role": roles[volume.image],
+            }
         return out
 
     def satisfied(self, seen: Seen) -> bool:
@@ -104,7 +109,10 @@ class FinalBackup:
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
         source = run.world.bundle(spec.site)
         must = {spec.site, run.plan.target}  # the source's store, and the target's, which the restore reads
-        stores = [ref if must & set(ref.sites) else run.world.spare(ref) for ref in app_stores(run.world, run.app, spec.site, spare=False)]
+        stores = [
+            ref if must & set(ref.sites) else run.world.spare(ref)
+            for ref in app_stores(run.world, run.app, spec.site, spare=False)
+        ]
         summary = run_backup(run.app, source.site, source.cluster, stores, key=run.key, clock=run.world.clock)
         target = store_label(run.world.stores(first=run.plan.target)[0])
         missed = [o for o in summary.stores if o.store == target and not o.complete]

@@ -76,9 +76,14 @@ class Run:
         return driver_for(app or self.app, b.site, b.cluster, self.world)
 
     def restore(
-        self, site: str, *, include: tuple[str, ...] | None = None, exclude: tuple[str, ...] = (),
-        namespace: str | None = None, rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        site: str,
+        *,
+        include: tuple[str, ...] | None = None,
+        exclude: tuple[str, ...] = (),
+        namespace: str | None = None,
+        rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
         """Restore the plan's backup (taken on the plan's ``backup_site``, else its source) into ``site``;
         existing objects are kept.
 
@@ -93,10 +98,21 @@ class Run:
         b = self.world.bundle(site)
         ref = self.world.stores(first=site)[0]  # the target's own store only
         restore_backup(
-            ref.store, source, self.app, b.cluster, b.site, key=self.key, run_id=run_id,
-            include_kinds=include, exclude_kinds=exclude, namespace=namespace, rewrite=rewrite,
-            clock=self.world.clock, layout=ref.layout, store_name="/".join(ref.sites),
-        )  # fmt: skip
+            ref.store,
+            source,
+            self.app,
+            b.cluster,
+            b.site,
+            key=self.key,
+            run_id=run_id,
+            include_kinds=include,
+            exclude_kinds=exclude,
+            namespace=namespace,
+            rewrite=rewrite,
+            clock=self.world.clock,
+            layout=ref.layout,
+            store_name="/".join(ref.sites),
+        )
 
     @property
     def restore_run(self) -> str | None:

@@ -46,8 +46,11 @@ def kept_workload(kept: dict[str, Any], key: crypto.MasterKey | None, path: str)
     if "manifest" in kept:
         return dict(kept["manifest"])
     if key is None:
-        raise NotFound(f"the kept workload object {path} is sealed with key id {kept.get('key_id')}, but no key"
-                       " was given", hint=f"give the master key whose id is {kept.get('key_id')}")  # fmt: skip
+        raise NotFound(
+            f"the kept workload object {path} is sealed with key id {kept.get('key_id')}, but no key"
+            " was given",
+            hint=f"give the master key whose id is {kept.get('key_id')}",
+        )
     return dict(json.loads(crypto.decrypt(base64.b64decode(kept["sealed"]), key=key, path=path)))
 
 
@@ -126,9 +129,14 @@ class Smoke:
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
         result = run.driver(spec.site).smoke(run.op_id)
         run.memo[f"smoke:{spec.site}"] = {
-            "ok": result.ok, "readable": result.readable, "writable": result.writable,
-            "login": result.login, "path": result.path, "sha256": result.sha256, "round_trip": result.round_trip,
-        }  # fmt: skip
+            "ok": result.ok,
+            "readable": result.readable,
+            "writable": result.writable,
+            "login": result.login,
+            "path": result.path,
+            "sha256": result.sha256,
+            "round_trip": result.round_trip,
+        }
 
 
 # ---------------------------------------------------------------------------------------- volumes
@@ -148,7 +156,10 @@ class _Settle:
     def observe(self, run: Run, spec: StepSpec) -> Seen:
         control = run.volumes(spec.site)
         settled = {v.image: control.settled(v, self.want) for v in run.app.volumes}
-        return {"settled": {i: ok for i, (ok, _) in settled.items()}, "seen": {i: s for i, (_, s) in settled.items()}}
+        return {
+            "settled": {i: ok for i, (ok, _) in settled.items()},
+            "seen": {i: s for i, (_, s) in settled.items()},
+        }
 
     def satisfied(self, seen: Seen) -> bool:
         return all(seen["settled"].values())
@@ -206,7 +217,8 @@ class FinalSnapshot:
     def satisfied(self, seen: Seen) -> bool:
         taken = seen["taken"] or {}
         return all(
-            img["copied"] and (img["newest"] or 0) >= taken.get(name, 0) for name, img in seen["images"].items()
+            img["copied"] and (img["newest"] or 0) >= taken.get(name, 0)
+            for name, img in seen["images"].items()
         ) and bool(taken)
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
@@ -288,9 +300,11 @@ def app_pvs(run: Run, site: str) -> list[dict[str, Any]]:
     images = {v.image for v in run.app.volumes}
     pvs = run.world.bundle(site).cluster.list(PV)
     return [
-        pv for pv in pvs
-        if (((pv.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {}).get("imageName") in images
-    ]  # fmt: skip
+        pv
+        for pv in pvs
+        if (((pv.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {}).get("imageName")
+        in images
+    ]
 
 
 class RestoreVolumes:
@@ -301,7 +315,9 @@ class RestoreVolumes:
         phases = {}
         for volume in run.app.volumes:
             try:
-                phases[volume.pvc] = (cluster.get(PVC, volume.pvc, run.app.namespace).get("status") or {}).get("phase")
+                phases[volume.pvc] = (
+                    cluster.get(PVC, volume.pvc, run.app.namespace).get("status") or {}
+                ).get("phase")
             except NotFound:
                 phases[volume.pvc] = None
         return {"pvcs": phases}
@@ -345,7 +361,9 @@ class TidySource:
         pvs = app_pvs(run, spec.site)
         for pv in pvs:
             if (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Retain":
-                cluster.patch(PV, pv["metadata"]["name"], None, {"spec": {"persistentVolumeReclaimPolicy": "Retain"}})
+                cluster.patch(
+                    PV, pv["metadata"]["name"], None, {"spec": {"persistentVolumeReclaimPolicy": "Retain"}}
+                )
         for volume in run.app.volumes:
             cluster.delete(VR_KIND, volume.pvc, ns)
             cluster.delete(PVC, volume.pvc, ns)
