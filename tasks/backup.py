@@ -44,7 +44,7 @@ from drkit.jobs.requests import BackupRequest, RestoreRequest, VerifyRequest
 from drkit.jobs.restore import RestoreSummary, check_restore_namespace, run_restore
 from drkit.jobs.verify import VerifyResult, require_ok, run_verify
 from drkit.jobs.world import World
-from drkit.views.backup import summary_markdown
+from drkit.views.backup import report_lines_markdown, summary_markdown
 from tasks.retrying import retry_transient
 
 RETRIES = 3
@@ -243,9 +243,8 @@ def verify_run(world: World, request: VerifyRequest) -> VerifyResult:
         key=key,
         progress=_progress(f"verify-backup-progress-{app}-{site}", f"verify of {app}"),
     )
-    text = "\n".join(f"- {line}" for line in report.lines())
     create_markdown_artifact(
-        markdown=f"# Verify backup of {app}\n\n{text}\n",
+        markdown=report_lines_markdown(f"Verify backup of {app}", report.lines()),
         key=f"verify-backup-{app}-{site}",
         description=f"verify of backup {report.run_id}: "
         + (
@@ -281,8 +280,10 @@ def restore_app(world: World, request: RestoreRequest) -> RestoreSummary:
         key=key,
         progress=_progress(f"restore-progress-{app}-{target_site}", f"restore of {app} into {target_site}"),
     )
-    text = "\n".join(f"- {line}" for line in summary.lines())
-    create_markdown_artifact(markdown=f"# Restore of {app}\n\n{text}\n", key=f"restore-{app}-{target_site}")
+    create_markdown_artifact(
+        markdown=report_lines_markdown(f"Restore of {app}", summary.lines()),
+        key=f"restore-{app}-{target_site}",
+    )
     return summary
 
 

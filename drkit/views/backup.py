@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Protocol
 
+from drkit.views.markdown import md_inline
+
 
 class StoreResult(Protocol):
     """One store's outcome of a run (:class:`drkit.jobs.backup.StoreOutcome`)."""
@@ -90,3 +92,11 @@ def summary_markdown(summary: Summary) -> str:
             f"\n**{line}**\n" for line in summary.store_lines() if line.startswith(("WARNING", "catch up"))
         )
     return text
+
+
+def report_lines_markdown(title: str, lines: Sequence[str]) -> str:
+    """A verify or restore report as Markdown (the ``verify-backup-…`` and ``restore-…`` artifacts):
+    a title, then one bullet per line of the report. Every line is quoted inert: object names and
+    errors come from the bucket and the cluster, and must not add a link, an image or HTML."""
+    bullets = "\n".join(f"- {md_inline(line)}" for line in lines)
+    return f"# {md_inline(title)}\n\n{bullets}\n"
