@@ -253,12 +253,29 @@ def prefect_server(*, ui: bool = False, port: int | None = None) -> Iterator[str
         with temporary_settings({PREFECT_API_AUTH_STRING: auth}):
             yield base
     finally:
+        _drain_prefect_workers()  # while the server still answers
         if before is None:
             os.environ.pop("PREFECT_API_AUTH_STRING", None)
         else:
             os.environ["PREFECT_API_AUTH_STRING"] = before
         stop_daemon(home / "run" / "prefect-server.pid", timeout=20)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _drain_prefect_workers(timeout: float = 30.0) -> None:
+    """Send this process's queued events and logs before their server stops.
+
+    Runs started in this process against a test's own server leave events and logs queued in
+    Prefect's process-wide workers. Left there, they are sent at the session's end to a server
+    that is gone: the harness's teardown drains every worker with no time limit, and each event
+    waits out its connection retries (a worker's teardown hung 300 s so, under ``make test``).
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        with contextlib.suppress(Exception):  # nothing started: nothing to send
+            worker.drain_all(timeout=timeout)
 
 
 def api_auth() -> str:
