@@ -27,7 +27,7 @@ def publish_status(statuses: list[AppStatus]) -> str:
     warnings = [f"{st.app}: {w}" for st in statuses for w in st.warnings]
     described = "; ".join(warnings) if warnings else "no warnings"
     create_table_artifact(
-        table=status_rows(statuses),
+        table=status_rows(statuses, unknown="—"),  # a lone "-" would show as a list bullet
         key=STATUS_ARTIFACT,
         description=f"Standby status of {len(statuses)} app(s): {described}",
     )

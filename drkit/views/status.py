@@ -36,10 +36,11 @@ def status_sites(statuses: Sequence[AppStatus]) -> list[str]:
     return sites
 
 
-def status_rows(statuses: Sequence[AppStatus]) -> list[dict[str, str]]:
+def status_rows(statuses: Sequence[AppStatus], *, unknown: str = "-") -> list[dict[str, str]]:
     """One row per app (column name -> cell): app, home, primary, observed primary, one mirroring
     column per site, lag, last backup (its run id and the site it was taken on), its age, the last
-    operation, and how many warnings follow."""
+    operation, and how many warnings follow. An unknown cell reads ``unknown`` (``-`` as in
+    ``kubectl get``; a Prefect table renders its cells as Markdown, where a lone ``-`` is a bullet)."""
     sites = status_sites(statuses)
     rows = []
     for st in statuses:
@@ -58,7 +59,7 @@ def status_rows(statuses: Sequence[AppStatus]) -> list[dict[str, str]]:
             "LAST OPERATION": st.last_operation or "-",
             "WARNINGS": str(len(st.warnings)),
         }
-        rows.append(row)
+        rows.append({column: unknown if cell == "-" else cell for column, cell in row.items()})
     return rows
 
 

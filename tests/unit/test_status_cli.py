@@ -172,3 +172,5 @@ def test_the_rows_have_one_mirroring_column_per_site_and_the_backup_age() -> Non
     (row,) = status_rows([st])
     assert row["MIRRORING SITE-A"] == "unreachable" and row["MIRRORING SITE-B"] == "primary up+stopped"
     assert row["BACKUP AGE"] == "1h30m" and row["LAG"] == "-" and row["WARNINGS"] == "0"
+    (shown,) = status_rows([st], unknown="—")  # the artifact's cells: Markdown, where "-" is a bullet
+    assert shown["LAG"] == "—" and shown["BACKUP AGE"] == "1h30m" and "-" not in shown.values()
