@@ -6,8 +6,11 @@
     {"images": [{"image": "...", "health": "ok", "lag_seconds": 12.0, "reason": "...",
                  "source": "status", "state": "up+replaying", "role": "secondary"}]}
 
-``lag_seconds`` is ``null`` when the lag is unknown. Unparseable input ends with one line on stderr
-and exit status 2.
+``lag_seconds`` is ``null`` when the lag is unknown. A journal-mode image has no measured lag
+(``lag_seconds`` null, ``source`` ``journal-estimate``): its object adds the ESTIMATE and what it
+comes from, ``lag_estimate_seconds`` (status age + entries behind / replay rate; ``null`` when it
+cannot be estimated), ``entries_behind``, ``entries_per_second`` and ``status_age_seconds``.
+Unparseable input ends with one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -77,17 +80,23 @@ def parse_report(
     images = []
     for sample in samples:
         lag = image_lag(sample, now, stale_after=stale_after)
-        images.append(
-            {
-                "image": lag.image,
-                "health": lag.health,
-                "lag_seconds": lag.lag_seconds,
-                "reason": lag.reason,
-                "source": lag.source,
-                "state": lag.raw_state,
-                "role": lag.role,
+        image: dict[str, Any] = {
+            "image": lag.image,
+            "health": lag.health,
+            "lag_seconds": lag.lag_seconds,
+            "reason": lag.reason,
+            "source": lag.source,
+            "state": lag.raw_state,
+            "role": lag.role,
+        }
+        if lag.mode == "journal":  # an estimate, labelled as one; never in lag_seconds
+            image |= {
+                "lag_estimate_seconds": lag.lag_estimate_seconds,
+                "entries_behind": lag.entries_behind,
+                "entries_per_second": lag.entries_per_second,
+                "status_age_seconds": lag.status_age_seconds,
             }
-        )
+        images.append(image)
     return {"images": images}
 
 
@@ -186,9 +195,10 @@ def sample_cmd(
         if not s["valid"]:
             typer.echo(f"warning: {s['site']}: `{s['command']}`: {s['reason']}", err=True)
     rows = views.reading_rows(result.readings)
-    typer.echo(
-        _table(rows, ["app", "image", "site", "health", "lag_seconds", "source", "target_seconds", "reason"])
-    )
+    columns = ["app", "image", "site", "health", "lag_seconds", "source", "target_seconds", "reason"]
+    if any(r["source"] == "journal-estimate" for r in rows):  # journal mode: the estimate, apart
+        columns[5:5] = ["lag_estimate_seconds", "entries_behind", "status_age_seconds"]
+    typer.echo(_table(rows, columns))
 
 
 @rpo_app.command("watch")

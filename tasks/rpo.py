@@ -82,7 +82,8 @@ def measure_apps(
     create_table_artifact(
         table=views.reading_rows(readings),
         key="rpo-current-lag",
-        description="Lag of each app image now, with its source (status, exact)",
+        description="Lag of each app image now, with its source (status, exact; journal-estimate: an"
+        " estimate, in lag_estimate_seconds)",
     )
     return readings
 

@@ -19,7 +19,7 @@ import pandas as pd
 from drkit.adapters.objectstore import ObjectStore
 from drkit.domain.errors import NotFound
 from drkit.domain.layout import StoreLayout
-from drkit.domain.rpo import image_lag
+from drkit.domain.rpo import ImageLag, image_lag
 from drkit.domain.rpo_reading import AppReading, RpoMemory, SiteSampling
 
 COLUMNS = (
@@ -41,10 +41,25 @@ COLUMNS = (
     "completed_at",
     "reason",
     "command",
+    "lag_estimate_seconds",
+    "entries_behind",
+    "entries_per_second",
+    "status_age_seconds",
 )
-"""Columns of a sample row. ``kind`` is status, image, app, point, watch or invalid."""
+"""Columns of a sample row. ``kind`` is status, image, app, point, watch or invalid.
+
+``lag_seconds`` is a measure (status or exact); a journal-mode image's figure is an estimate, in
+``lag_estimate_seconds``, with the ``entries_behind``, ``entries_per_second`` and
+``status_age_seconds`` it comes from (parts written before these columns read them as empty)."""
 _TIME_COLUMNS = ("sampled_at", "local_snapshot_time", "last_update", "data_time", "completed_at")
-_FLOAT_COLUMNS = ("lag_seconds", "target_seconds")
+_FLOAT_COLUMNS = (
+    "lag_seconds",
+    "target_seconds",
+    "lag_estimate_seconds",
+    "entries_behind",
+    "entries_per_second",
+    "status_age_seconds",
+)
 PARQUET = "application/vnd.apache.parquet"
 
 
@@ -75,6 +90,16 @@ class SampleStore(Protocol):
     def save_memory(self, app: str, memory: RpoMemory) -> None:
         """Persist the memory of ``app``."""
         ...
+
+
+def _journal(lag: ImageLag) -> dict[str, Any]:
+    """The journal-mode columns of an image's row (all empty for a snapshot-mode image)."""
+    return {
+        "lag_estimate_seconds": lag.lag_estimate_seconds,
+        "entries_behind": lag.entries_behind,
+        "entries_per_second": lag.entries_per_second,
+        "status_age_seconds": lag.status_age_seconds,
+    }
 
 
 def rows_for(
@@ -118,6 +143,7 @@ def rows_for(
                 local_snapshot_time=m.local_snapshot_time,
                 last_update=m.last_update,
                 reason=lag.reason,
+                **_journal(lag),
             )
     for r in readings:
         add(
@@ -133,6 +159,8 @@ def rows_for(
             lag_seconds=r.lag.lag_seconds,
             target_seconds=r.target.total_seconds(),
             reason=r.lag.reason,
+            lag_estimate_seconds=r.lag.lag_estimate_seconds,
+            entries_behind=r.lag.entries_behind,
         )
         for img in r.lag.images:
             add(
@@ -149,6 +177,7 @@ def rows_for(
                 lag_seconds=img.lag_seconds,
                 target_seconds=r.target.total_seconds(),
                 reason=img.reason,
+                **_journal(img),
             )
         for image, pts in r.exact_points.items():
             for p in pts:
@@ -233,7 +262,11 @@ class ParquetSampleStore:
         frames = [pd.read_parquet(io.BytesIO(self.stores[site].get(k))) for k in self.day_keys(site, day)]
         if not frames:
             return frame([])
-        return pd.concat(frames, ignore_index=True).drop_duplicates().reset_index(drop=True)
+        df = pd.concat(frames, ignore_index=True).drop_duplicates().reset_index(drop=True)
+        for col in _FLOAT_COLUMNS:  # a part written before the column existed
+            if col not in df.columns:
+                df[col] = pd.Series(float("nan"), index=df.index, dtype="float64")
+        return df
 
     def compact(self, site: str, day: date) -> str | None:
         """See :class:`SampleStore`: the merged part is written before the parts are deleted."""

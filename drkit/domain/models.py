@@ -303,6 +303,13 @@ class ProtectedApp(Model):
     mirroring: Mirroring = Field(..., description="how images are promoted and demoted")
     snapshot_interval: Duration = Field(..., description="mirror snapshot schedule interval, e.g. 1m")
     rpo_target: Duration = Field(..., description="largest acceptable lag of the secondary site")
+    rpo_max_entries_behind: int | None = Field(
+        None,
+        ge=1,
+        description="journal-mode images (as their mirror status reports): an RPO breach when one is"
+        " more than this many journal entries behind its primary (rbd's entries_behind_primary), beside"
+        " rpo_target judged on the estimated lag; empty: rpo_target only",
+    )
     checks: Checks = Field(default_factory=Checks, description="health and smoke checks")
     restore: RestoreSpec = Field(
         default_factory=RestoreSpec, description="restore order, storage-class fields and field changes"

@@ -74,6 +74,8 @@ class AppReading:
     pool: str
     exact_points: Mapping[str, tuple[SyncedPoint, ...]] = field(default_factory=dict)
     exact_errors: Mapping[str, str] = field(default_factory=dict)
+    max_entries_behind: int | None = None
+    """The app's ``rpo_max_entries_behind``: the breach limit on a journal-mode image's entries."""
 
 
 def choose_sample(samplings: Iterable[SiteSampling], secondary: str, image: str) -> MirrorSample | None:
@@ -114,10 +116,11 @@ def status_lag(sample: MirrorSample | None, image: str, pool: str, site: str, no
 def needs_exact(probe: ImageLag, mode: ExactMode, target: timedelta, suspect_ratio: float = 0.8) -> bool:
     """Whether exact mode runs for an image whose status lag is ``probe``.
 
-    Never for split-brain or error. In ``auto`` mode, when a breach is suspected (status lag over
-    ``suspect_ratio`` x target) or the status gives no figure (daemon down, stale status).
+    Never for split-brain or error, nor for a journal-mode image (it has no mirror snapshots to
+    list: its figure is the estimate). In ``auto`` mode, when a breach is suspected (status lag
+    over ``suspect_ratio`` x target) or the status gives no figure (daemon down, stale status).
     """
-    if probe.health in NO_LAG or mode == "never":
+    if probe.health in NO_LAG or mode == "never" or probe.mode == "journal":
         return False
     return mode == "always" or probe.lag is None or probe.lag > target * suspect_ratio
 
@@ -199,7 +202,9 @@ def evaluate(
     A breach or a recovery is alerted once per crossing (:func:`~drkit.domain.rpo.evaluate_breach`),
     an unhealthy image once per entry into down, error or split-brain.
     """
-    decision = evaluate_breach(memory.breach, reading.lag, reading.target, clear_ratio)
+    decision = evaluate_breach(
+        memory.breach, reading.lag, reading.target, clear_ratio, max_entries_behind=reading.max_entries_behind
+    )
     lag = reading.lag
     alerts: list[RpoAlert] = []
     if decision.event is not None:
@@ -212,6 +217,10 @@ def evaluate(
                 payload={
                     "app": reading.app,
                     "lag_seconds": lag.lag_seconds,
+                    "lag_estimate_seconds": lag.lag_estimate_seconds,
+                    "estimated": lag.estimated,
+                    "entries_behind": lag.entries_behind,
+                    "max_entries_behind": reading.max_entries_behind,
                     "target_seconds": reading.target.total_seconds(),
                     "source": lag.source,
                     "worst_image": lag.worst_image,

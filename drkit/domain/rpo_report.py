@@ -1,5 +1,7 @@
 """The RPO report as records: per app and image, the figures of a lag series over a window.
 
+A journal-mode image's estimates make series of their own (``estimated``), apart from the measured ones.
+
 Built by :mod:`drkit.jobs.rpo_report` from the recorded samples; shown by :mod:`drkit.views.rpo`.
 """
 
@@ -30,6 +32,8 @@ class SeriesStats:
     samples: tuple[tuple[datetime, float], ...] = ()
     longest_gap: float | None = None
     """Seconds of the longest stretch with no observation (in which the lag is assumed to grow)."""
+    estimated: bool = False
+    """A series of journal-mode ESTIMATES (``source`` ``journal-estimate``), never mixed with measures."""
 
 
 @dataclass
@@ -40,6 +44,8 @@ class AppReport:
     target: timedelta
     overall: SeriesStats | None
     images: list[SeriesStats] = field(default_factory=list)
+    estimated: list[SeriesStats] = field(default_factory=list)
+    """Journal-mode estimates: the app's (when it has one) first, then each image's."""
 
 
 @dataclass

@@ -3,7 +3,8 @@
 One sample of a site is one ``rbd mirror pool status --verbose`` call per pool. A failed call is
 kept as an invalid :class:`SiteSampling` with its reason; :func:`sample_sites` fails only when no
 site could be sampled. Each app's lag comes from the secondary's status, or from both sites'
-snapshot listings (exact mode) when :func:`~drkit.domain.rpo_reading.needs_exact` says so. Time
+snapshot listings (exact mode) when :func:`~drkit.domain.rpo_reading.needs_exact` says so; a
+journal-mode image's figure is an estimate (:func:`~drkit.domain.rpo.journal_lag_estimate`). Time
 comes from the injected :class:`~drkit.adapters.clock.Clock`; rows and memory go to a
 :class:`~drkit.adapters.rpo_store.SampleStore`; alerts are returned, the Prefect task emits them.
 """
@@ -262,6 +263,7 @@ def measure_apps(
                 pool=secondary.pool,
                 exact_points={i: p for (a, i), p in points.items() if a == app.name},
                 exact_errors={i: e for (a, i), e in errors.items() if a == app.name},
+                max_entries_behind=app.rpo_max_entries_behind,
             )
         )
     return tuple(readings)

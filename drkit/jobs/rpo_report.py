@@ -3,8 +3,10 @@ per app and image, from the rows in the :class:`~drkit.adapters.rpo_store.Sample
 
 Figures come from the sawtooth rebuilt from synced points (exact, watch and status points merged,
 :func:`~drkit.domain.rpo_points.tighten`), so the worst case between samples counts; with no point in the
-window they fall back to the status lags at sample times (``status-samples``). Tables, markdown and
-charts are in :mod:`drkit.views.rpo`.
+window they fall back to the status lags at sample times (``status-samples``). A journal-mode image
+has no synced points: its ESTIMATES (``lag_estimate_seconds``) make separate series, named
+``(estimated)``, whose percentiles never mix with the measured ones. Tables, markdown and charts are
+in :mod:`drkit.views.rpo`.
 """
 
 from __future__ import annotations
@@ -147,6 +149,39 @@ def longest_gap(observed: Sequence[datetime], start: datetime, end: datetime) ->
     return max((b - a).total_seconds() for a, b in itertools.pairwise(edges))
 
 
+def estimate_stats(
+    name: str, rows: pd.DataFrame, target: timedelta, observed: Sequence[datetime]
+) -> SeriesStats | None:
+    """Figures of the journal-mode ESTIMATES in ``rows`` (their ``lag_estimate_seconds``), a series
+    of its own (``estimated``, source ``journal-estimate``); ``None`` when no row has one.
+
+    The percentiles are over the estimates at sample times only: journal mode has no synced points
+    to rebuild a sawtooth from.
+    """
+    column = rows["lag_estimate_seconds"] if "lag_estimate_seconds" in rows else pd.Series(dtype="float64")
+    samples = [
+        (t.to_pydatetime(), float(v)) for t, v in zip(rows["sampled_at"], column, strict=True) if pd.notna(v)
+    ]
+    if not samples:
+        return None
+    s = pd.Series([v for _, v in samples])
+    start, end = samples[0][0], samples[-1][0]
+    return SeriesStats(
+        name=name,
+        source="journal-estimate",
+        start=start,
+        end=end,
+        p50=float(s.quantile(0.5)),
+        p95=float(s.quantile(0.95)),
+        p99=float(s.quantile(0.99)),
+        max=float(s.max()),
+        within_target=float((s <= target.total_seconds()).mean()),
+        samples=tuple(samples),
+        longest_gap=longest_gap(observed, start, end) if end > start else None,
+        estimated=True,
+    )
+
+
 def _sec(v: timedelta | None) -> float | None:
     return None if v is None else v.total_seconds()
 
@@ -172,6 +207,8 @@ def build_report(
         labels = set()
         ends: list[datetime] = []
         secondary = roles(app, placements)[1]
+        estimated: list[SeriesStats] = []
+        journal = 0
         for volume in app.volumes:
             points, label = image_points(rows, secondary, volume.image, config.site(secondary).timezone)
             st = rows[
@@ -185,18 +222,23 @@ def build_report(
                 "sampled_at"
             ]
             last = min(end, seen.max().to_pydatetime()) if len(seen) else end  # no figures past the data
-            ends.append(last)
+            observed = [t.to_pydatetime() for t in seen]
             stats = series_stats(volume.image, points, label, start, last, app.rpo_target, samples)
             if stats is not None:
-                stats = replace(
-                    stats, longest_gap=longest_gap([t.to_pydatetime() for t in seen], stats.start, stats.end)
-                )
+                stats = replace(stats, longest_gap=longest_gap(observed, stats.start, stats.end))
                 section.images.append(stats)
+            guess = estimate_stats(f"{volume.image} (estimated)", st, app.rpo_target, observed)
+            if guess is not None:
+                estimated.append(guess)
+            if guess is not None and not points:
+                journal += 1  # journal mode: no measured series to combine into the app's
+                continue
+            ends.append(last)
             all_points.append(points)
             labels.add(label)
-        if all(all_points):
+        if all_points and all(all_points):
             section.overall = series_stats(
-                f"app {app.name}",
+                f"app {app.name}" + (" (measured images)" if journal else ""),
                 app_points(all_points),
                 "+".join(sorted(labels)),
                 start,
@@ -206,6 +248,14 @@ def build_report(
             gaps = [i.longest_gap for i in section.images if i.longest_gap is not None]
             if section.overall is not None and gaps:
                 section.overall = replace(section.overall, longest_gap=max(gaps))
+        app_rows = rows[(rows["kind"] == "app") & (rows["app"] == app.name)]
+        overall_guess = estimate_stats(
+            f"app {app.name} (estimated)",
+            app_rows,
+            app.rpo_target,
+            [t.to_pydatetime() for t in app_rows["sampled_at"]],
+        )
+        section.estimated = [g for g in (overall_guess, *estimated) if g is not None]
         report.apps.append(section)
     return report
 

@@ -405,7 +405,8 @@ def secondary_lag(
         doc = b.rbd.image_status(b.site.pool, image)
         now = world.clock.now()
         sample = parse_image_status(doc, now=now, tz=b.site.timezone, site=secondary, pool=b.site.pool)
-        return image_lag(sample, now).lag_seconds, sample.health in ("split-brain", "error")
+        # journal mode has no measured lag: its estimate stands in (labelled where the RPO shows it)
+        return image_lag(sample, now).lag_or_estimate_seconds, sample.health in ("split-brain", "error")
 
     worst = 0.0
     for volume in app.volumes:

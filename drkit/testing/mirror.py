@@ -19,7 +19,10 @@ its calls block while frozen), ``paused`` (syncs held back), ``fail_promote`` (s
 fail), ``calls`` (every call as ``(site, op, force)``); for ``standby doctor``: ``schedules`` (per
 site, the mirror-snapshot schedules: image name, or ``""`` for the pool level, to intervals; every
 image is scheduled every ``schedule`` on both sites at first, as the lab does), ``unpeered`` (sites
-whose pool has no peer) and ``daemon_down`` (sites whose rbd-mirror is not running).
+whose pool has no peer) and ``daemon_down`` (sites whose rbd-mirror is not running); for the RPO
+of journal-mode images: ``journal`` (image name to ``(entries_behind, entries_per_second)``: that
+image's secondary reports a journal-mode replaying status with these figures, its snapshots still
+carrying the data).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 from drkit.adapters.rbd import copy_failed, image_missing, mirrored_image, rbd_failed
 from drkit.adapters.runner import timed_out
 from drkit.testing.hang import Hang
+from drkit.testing.rbd import FakeRbdMirror
 
 
 @dataclass
@@ -87,6 +91,8 @@ class FakeMirrorPair:
         }
         self.unpeered: set[str] = set()
         self.daemon_down: set[str] = set()
+        self.journal: dict[str, tuple[int, float]] = {}
+        """Images mirrored in journal mode: name -> (entries_behind, entries_per_second) reported."""
 
     def site(self, name: str) -> FakeSiteRbd:
         """The ``RbdMirror`` of one side."""
@@ -216,6 +222,8 @@ class FakeMirrorPair:
                 if when is not None:
                     body["local_snapshot_timestamp"] = int(when.replace(tzinfo=UTC).timestamp())
             state, description = "up+replaying", "replaying, " + json.dumps(body, separators=(",", ":"))
+            if image in self.journal:
+                state, description = "up+replaying", FakeRbdMirror.journal_description(*self.journal[image])
         else:
             state, description = "up+unknown", "remote image is not primary"
         return {
@@ -311,9 +319,10 @@ class FakeSiteRbd:
         if (self.site, image) in self.pair.scratch and self.site not in self.pair.down:
             return {"name": image, "mirroring": {"state": "disabled"}}
         img = self.pair._enter(self.site, "info", image)
+        mode = "journal" if image in self.pair.journal else "snapshot"
         return {
             "name": image,
-            "mirroring": {"mode": "snapshot", "state": "enabled", "primary": img.primary[self.site]},
+            "mirroring": {"mode": mode, "state": "enabled", "primary": img.primary[self.site]},
         }
 
     def snapshots(self, pool: str, image: str) -> list[dict[str, Any]]:

@@ -81,9 +81,14 @@ class FakeRbdMirror:
         last_update: datetime | None = None,
         state: str = "up+replaying",
         description: str | None = None,
+        entries_behind: int | None = None,
+        entries_per_second: float = 0.0,
     ) -> None:
-        """Add (or replace) a mirrored image; a secondary gets a snapshot-mode replaying description."""
+        """Add (or replace) a mirrored image; a secondary gets a snapshot-mode replaying description,
+        or a journal-mode one when ``entries_behind`` is given (see :meth:`journal_description`)."""
         when = last_update or self.now()
+        if entries_behind is not None and description is None:
+            description = self.journal_description(entries_behind, entries_per_second)
         doc: dict[str, Any] = {
             "name": image,
             "global_id": hashlib.md5(f"{pool}/{image}".encode(), usedforsecurity=False).hexdigest(),
@@ -115,6 +120,21 @@ class FakeRbdMirror:
                     "last_update": self._stamp(when),
                 }
             ]
+
+    @staticmethod
+    def journal_description(entries_behind: int, entries_per_second: float = 0.0) -> str:
+        """A journal-mode replaying description, keys as Ceph 16 prints them (``tests/golden/rbd``):
+        the primary's position is ``entries_behind`` entries ahead of the replayed one."""
+        body: dict[str, Any] = {
+            "bytes_per_second": round(entries_per_second * 4096, 1),
+            "entries_behind_primary": entries_behind,
+            "entries_per_second": entries_per_second,
+            "non_primary_position": {"entry_tid": 100, "object_number": 4, "tag_tid": 3},
+            "primary_position": {"entry_tid": 100 + entries_behind, "object_number": 4, "tag_tid": 3},
+        }
+        if entries_behind > 0 and entries_per_second > 0:
+            body["seconds_until_synced"] = int(entries_behind / entries_per_second)
+        return "replaying, " + json.dumps(body, separators=(",", ":"), sort_keys=True)
 
     @staticmethod
     def _replaying(local_snapshot_time: datetime | None) -> str:
@@ -251,12 +271,14 @@ class FakeRbdMirror:
         if (pool, image) in self.plain:
             return {"name": image, "size": 67108864, "features": ["layering", "exclusive-lock"]}
         doc = self._doc(pool, image)
+        descriptions = [doc.get("description", ""), *(p.get("description", "") for p in doc["peer_sites"])]
+        journal = any("entries_behind_primary" in str(d) for d in descriptions)
         return {
             "name": image,
             "size": 67108864,
-            "features": ["layering", "exclusive-lock"],
+            "features": ["layering", "exclusive-lock", *(["journaling"] if journal else [])],
             "mirroring": {
-                "mode": "snapshot",
+                "mode": "journal" if journal else "snapshot",
                 "state": "enabled",
                 "global_id": doc["global_id"],
                 "primary": doc.get("description") == "local image is primary",

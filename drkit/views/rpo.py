@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from drkit.domain.rpo_points import SyncedPoint
 from drkit.domain.rpo_reading import AppReading, SampleRun, SiteSampling
-from drkit.domain.rpo_report import AppReport, RpoReport
+from drkit.domain.rpo_report import AppReport, RpoReport, SeriesStats
 from drkit.domain.rpo_sawtooth import BreachInterval, Sawtooth, Window
 from drkit.views.charts import render_png
 
@@ -22,7 +22,12 @@ if TYPE_CHECKING:
 
 
 def reading_rows(readings: Sequence[AppReading]) -> list[dict[str, Any]]:
-    """One row per app image: what ``standby rpo sample`` prints and the flow's table shows."""
+    """One row per app image: what ``standby rpo sample`` prints and the flow's table shows.
+
+    ``lag_seconds`` is a measure; a journal-mode image's figure is in ``lag_estimate_seconds``
+    (``source`` ``journal-estimate``), with the ``entries_behind``, ``entries_per_second`` and
+    ``status_age_seconds`` it is estimated from.
+    """
     out = []
     for r in readings:
         for img in r.lag.images:
@@ -32,11 +37,15 @@ def reading_rows(readings: Sequence[AppReading]) -> list[dict[str, Any]]:
                     "image": img.image,
                     "site": img.site,
                     "health": img.health,
-                    "lag_seconds": None if img.lag_seconds is None else round(img.lag_seconds, 1),
+                    "lag_seconds": _r(img.lag_seconds),
                     "source": img.source,
                     "target_seconds": r.target.total_seconds(),
-                    "app_lag_seconds": None if r.lag.lag_seconds is None else round(r.lag.lag_seconds, 1),
+                    "app_lag_seconds": _r(r.lag.lag_seconds),
                     "reason": img.reason,
+                    "lag_estimate_seconds": _r(img.lag_estimate_seconds),
+                    "entries_behind": img.entries_behind,
+                    "entries_per_second": img.entries_per_second,
+                    "status_age_seconds": _r(img.status_age_seconds),
                 }
             )
     return out
@@ -67,6 +76,10 @@ def sample_json(run: SampleRun) -> dict[str, Any]:
             {
                 "app": r.app,
                 "lag_seconds": r.lag.lag_seconds,
+                "lag_estimate_seconds": r.lag.lag_estimate_seconds,
+                "estimated": r.lag.estimated,
+                "entries_behind": r.lag.entries_behind,
+                "max_entries_behind": r.max_entries_behind,
                 "target_seconds": r.target.total_seconds(),
                 "source": r.lag.source,
                 "worst_image": r.lag.worst_image,
@@ -99,16 +112,18 @@ def _interval(b: BreachInterval) -> str:
 
 
 def report_table(report: RpoReport) -> list[dict[str, Any]]:
-    """One row per app and per image (the table artifact, ``standby rpo report --json``)."""
+    """One row per app and per image (the table artifact, ``standby rpo report --json``); the
+    journal-mode estimates' rows come last, ``estimated`` true, source ``journal-estimate``."""
     rows = []
     for a in report.apps:
-        for s in [a.overall, *a.images]:
+        for s in [a.overall, *a.images, *a.estimated]:
             if s is None:
                 continue
             rows.append(
                 {
                     "app": a.app,
                     "series": s.name,
+                    "estimated": s.estimated,
                     "source": s.source,
                     "p50_s": _r(s.p50),
                     "p95_s": _r(s.p95),
@@ -135,30 +150,42 @@ def report_markdown(report: RpoReport, chart_keys: Mapping[str, str] | None = No
         " behind) or `status-samples` (lag at sample times only). `longest gap` is the longest"
         " stretch with no observation (sample, point or watcher coverage): within it the lag is"
         " assumed to keep growing, an upper bound, so a long gap makes the figures pessimistic.",
+        "Journal-mode images have no synced points: their figures are ESTIMATES (status age +"
+        " entries behind / replay rate), in a table of their own, never mixed with the measures.",
         "",
     ]
     for a in report.apps:
         lines += [f"## {a.app} (target {a.target.total_seconds():.0f} s)", ""]
-        if a.overall is None and not a.images:
+        if a.overall is None and not a.images and not a.estimated:
             lines += ["No samples in the window.", ""]
             continue
-        lines += [
-            "| series | source | p50 s | p95 s | p99 s | max s | within target | longest gap s | worst interval |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for s in [a.overall, *a.images]:
-            if s is None:
-                continue
-            within = "-" if s.within_target is None else f"{100 * s.within_target:.2f} %"
-            worst = _interval(s.worst[0]) if s.worst else "-"
-            lines.append(
-                f"| {s.name} | {s.source} | {_f(s.p50)} | {_f(s.p95)} | {_f(s.p99)} | {_f(s.max)}"
-                f" | {within} | {_f(s.longest_gap)} | {worst} |"
-            )
+        measured = [s for s in [a.overall, *a.images] if s is not None]
+        if measured:
+            lines += _series_table(measured)
+        if a.estimated:
+            if measured:
+                lines.append("")
+            lines += ["Estimated lag (journal mode, at sample times; not a measure):", ""]
+            lines += _series_table(a.estimated)
         if chart_keys and a.app in chart_keys:
             lines += ["", f"Chart: `{chart_keys[a.app]}`"]
         lines.append("")
     return "\n".join(lines)
+
+
+def _series_table(series: Sequence[SeriesStats]) -> list[str]:
+    lines = [
+        "| series | source | p50 s | p95 s | p99 s | max s | within target | longest gap s | worst interval |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in series:
+        within = "-" if s.within_target is None else f"{100 * s.within_target:.2f} %"
+        worst = _interval(s.worst[0]) if s.worst else "-"
+        lines.append(
+            f"| {s.name} | {s.source} | {_f(s.p50)} | {_f(s.p95)} | {_f(s.p99)} | {_f(s.max)}"
+            f" | {within} | {_f(s.longest_gap)} | {worst} |"
+        )
+    return lines
 
 
 def _sawtooth_xy(
@@ -177,7 +204,8 @@ def _sawtooth_xy(
 
 
 def render_chart(section: AppReport, start: datetime, end: datetime) -> bytes:
-    """A PNG of the app's lag over time: each image's sawtooth, status samples, the target line."""
+    """A PNG of the app's lag over time: each image's sawtooth, status samples, the target line, and
+    a journal-mode image's estimates as a dotted line of crosses labelled ESTIMATE."""
 
     def draw(fig: Figure, ax: Axes) -> None:
         for s in section.images:
@@ -189,6 +217,19 @@ def render_chart(section: AppReport, start: datetime, end: datetime) -> bytes:
                 ax.scatter(
                     when, [v for _, v in s.samples], s=8, alpha=0.6, label=f"{s.name} (status at samples)"
                 )
+        for s in section.estimated:
+            if s.name.startswith("app ") or not s.samples:
+                continue  # each image's estimates are drawn; the app's is their max
+            when = [t for t, _ in s.samples]
+            ax.plot(
+                when,
+                [v for _, v in s.samples],
+                linestyle=":",
+                marker="x",
+                markersize=4,
+                linewidth=1,
+                label=f"{s.name[: -len(' (estimated)')]} (journal ESTIMATE)",
+            )
         ax.axhline(section.target.total_seconds(), color="red", linestyle="--", label="RPO target")
         ax.set_xlim(start, end)  # type: ignore[arg-type]
         ax.set_ylim(bottom=0)
@@ -205,5 +246,5 @@ def render_charts(report: RpoReport) -> dict[str, bytes]:
     return {
         a.app: render_chart(a, report.start, report.end)
         for a in report.apps
-        if a.images or a.overall is not None
+        if a.images or a.overall is not None or a.estimated
     }

@@ -258,3 +258,37 @@ def test_breach_automation_is_created_in_code() -> None:
     assert BREACH_EVENT in trigger.expect  # type: ignore[union-attr]
     assert trigger.match.model_dump().get("prefect.resource.id") == "standby.app.*"  # type: ignore[union-attr]
     assert found[0].actions[0].type == "do-nothing"
+
+
+def test_rpo_sample_of_a_journal_mode_image_reports_an_estimate_and_a_breach_that_says_so(
+    tmp_path: Path, fakes: Fakes, events: EventsWorker
+) -> None:
+    """The status reports journal mode: the figure is an ESTIMATE (never ``lag_seconds``), judged
+    against the target, and ``rpo_max_entries_behind`` bounds the backlog."""
+    doc = rpo_config_doc(IMAGE, pool=POOL, target="5m")
+    doc["apps"][0]["rpo_max_entries_behind"] = 50_000
+    path = tmp_path / "standby.yaml"
+    path.write_text(yaml.safe_dump(doc))
+
+    def journal(behind: int, rate: float) -> None:
+        fakes.a.add_image(
+            POOL, IMAGE, primary=True, peer_site="site-b", entries_behind=behind, entries_per_second=rate
+        )
+        fakes.b.add_image(POOL, IMAGE, peer_site="site-a", entries_behind=behind, entries_per_second=rate)
+
+    journal(100, 50.0)  # 2 s of backlog
+    first = rpo_sample(config=str(path))
+    assert first["events"] == [] and first["apps"]["nexus"] is None  # type: ignore[index]
+    assert 2 <= first["estimated"]["nexus"] < 30  # type: ignore[index,operator]
+    (row,) = json.loads(str(Artifact.get("rpo-current-lag").data))  # type: ignore[union-attr]
+    assert row["source"] == "journal-estimate" and row["lag_seconds"] is None
+    assert row["entries_behind"] == 100 and row["lag_estimate_seconds"] >= 2
+    assert not any(op == "snapshots" for op, _, _ in fakes.b.calls)  # no exact mode for journal
+
+    journal(60_000, 100.0)  # 600 s of backlog, and over the entries limit
+    assert rpo_sample(config=str(path))["events"] == [BREACH_EVENT]
+    (breach,) = _emitted(events, BREACH_EVENT)
+    assert breach.payload["estimated"] is True and breach.payload["lag_seconds"] is None  # type: ignore[attr-defined]
+    assert breach.payload["lag_estimate_seconds"] >= 600 and breach.payload["entries_behind"] == 60_000  # type: ignore[attr-defined]
+    assert breach.payload["reason"].startswith("estimated lag")  # type: ignore[attr-defined]
+    assert breach.payload["source"] == "journal-estimate"  # type: ignore[attr-defined]

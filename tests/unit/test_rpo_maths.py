@@ -155,7 +155,8 @@ def test_journal_estimate(behind: int, eps: float, lag: float | None) -> None:
     smp = sample(desc=JOURNAL.format(behind=behind, eps=eps), last_update=10, now=20)
     result = image_lag(smp, at(20))
     assert result.source == "journal-estimate"
-    assert result.lag_seconds == lag
+    assert result.lag_seconds is None  # an estimate is never a measured lag
+    assert result.lag_estimate_seconds == lag
     assert result.mode == "journal"
     if lag is None:
         assert "entries behind" in result.reason
