@@ -23,7 +23,9 @@ AUTOMATION_NAME = "standby-rpo-breach"
 SUBJECT = "RPO breach: {{ event.resource['standby.app'] }}"
 BODY = (
     "App {{ event.resource['standby.app'] }} (secondary {{ event.resource['standby.site'] }}) lags"
-    " {{ event.payload.lag_seconds }}s against a target of {{ event.payload.target_seconds }}s"
+    "{% if event.payload.estimated %} an ESTIMATED {{ event.payload.lag_estimate_seconds }}s (journal"
+    " mode){% else %} {{ event.payload.lag_seconds }}s{% endif %}"
+    " against a target of {{ event.payload.target_seconds }}s"
     " (source {{ event.payload.source }}): {{ event.payload.reason }}"
 )
 

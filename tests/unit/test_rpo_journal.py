@@ -420,3 +420,23 @@ def test_a_plans_lag_of_a_journal_image_is_its_estimate_not_unknown() -> None:
     dr.mirror.journal[IMAGE] = (200, 100.0)  # 2 s of backlog, status written now
     app = dr.world.config.apps[0]
     assert secondary_lag(dr.world, app, "site-b") == 2.0
+
+
+@pytest.mark.parametrize(
+    ("payload", "shown"),
+    [
+        ({"estimated": True, "lag_estimate_seconds": 600.0, "lag_seconds": None}, "lags an ESTIMATED 600.0s"),
+        ({"lag_seconds": 400.0}, "lags 400.0s against"),  # an event of a snapshot-mode app, as before
+    ],
+)
+def test_the_breach_notification_says_estimated(payload: dict[str, Any], shown: str) -> None:
+    """The automation's message, rendered by Prefect's own (sandboxed) template renderer."""
+    from prefect.server.utilities.user_templates import render_user_template_sync
+
+    from flows.automations import BODY
+
+    event = {
+        "resource": {"standby.app": "vm", "standby.site": "site-b"},
+        "payload": {"target_seconds": 300.0, "source": "journal-estimate", "reason": "r", **payload},
+    }
+    assert shown in render_user_template_sync(BODY, {"event": event})
