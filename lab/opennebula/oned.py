@@ -276,6 +276,7 @@ class Oned:
                 *system,
                 *(("DISK", d) for d in expanded_disks),
                 *(("NIC", n) for n in expanded_nics),
+                ("TM_MAD_SYSTEM", ""),
                 ("VMID", str(vm_id)),
             ]
             self._next_id("vms")
@@ -427,6 +428,8 @@ class Oned:
                     oid,
                 )
             self._start(vm, method)
+            template = [(k, v) for k, v in from_json(vm["template"]) if k != "TM_MAD_SYSTEM"]
+            vm["template"] = to_json([*template, ("TM_MAD_SYSTEM", ds["tm_mad"])])
             vm["deploy_id"] = f"one-{oid}"
             vm["history"] = {"hostname": host["name"], "hid": host_id, "ds_id": ds_id, "stime": self.now()}
             self.save()
@@ -650,7 +653,7 @@ class Oned:
     def vnpool_info(self, flt: int = -2, start: int = -1, end: int = -1) -> str:
         with self._lock:
             vnets = _in_range(self.data["vnets"], flt, start, end)
-            return xmlbody.pool("VNET_POOL", (xmlbody.vnet_xml(v) for v in vnets))
+            return xmlbody.pool("VNET_POOL", (xmlbody.vnet_xml(v, short=True) for v in vnets))
 
     def datastore_info(self, oid: int, decrypt: bool = False) -> str:
         with self._lock:

@@ -8,6 +8,7 @@ and the contract tests check that they do.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 from xml.sax.saxutils import escape
@@ -33,13 +34,17 @@ def el(name: str, value: object) -> str:
 
 
 def template_xml(name: str, template: Template) -> str:
-    """A ``TEMPLATE`` (or ``USER_TEMPLATE``) element; vectors become nested elements."""
+    """A ``TEMPLATE`` (or ``USER_TEMPLATE``) element; vectors become nested elements.
+
+    Attributes come out sorted by name (a name's repeats in order), and so do a vector's: oned
+    keeps a template in a multimap and a vector in a map, and writes them in that order.
+    """
     parts = []
-    for key, value in template:
+    for key, value in sorted(template, key=lambda attr: attr[0]):
         if isinstance(value, str):
             parts.append(f"<{key}>{cdata(value)}</{key}>")
         else:
-            inner = "".join(f"<{k}>{cdata(v)}</{k}>" for k, v in value)
+            inner = "".join(f"<{k}>{cdata(v)}</{k}>" for k, v in sorted(value))
             parts.append(f"<{key}>{inner}</{key}>")
     return f"<{name}>{''.join(parts)}</{name}>"
 
@@ -66,7 +71,6 @@ def vm_xml(vm: Mapping[str, Any]) -> str:
             f"<OID>{vm['id']}</OID><SEQ>0</SEQ>{el('HOSTNAME', h['hostname'])}{el('HID', h['hid'])}"
             f"<CID>0</CID>{el('STIME', h['stime'])}{el('ETIME', h.get('etime', 0))}"
             f"<VM_MAD>{cdata('kvm')}</VM_MAD><TM_MAD>{cdata('ceph')}</TM_MAD>{el('DS_ID', h['ds_id'])}"
-            f"<PLAN_ID>-1</PLAN_ID><ACTION_ID>-1</ACTION_ID>"
             f"{el('PSTIME', h['stime'])}<PETIME>{h['stime']}</PETIME>{el('RSTIME', h['stime'])}"
             f"<RETIME>0</RETIME><ESTIME>0</ESTIME><EETIME>0</EETIME>"
             f"<ACTION>0</ACTION><UID>-1</UID><GID>-1</GID><REQUEST_ID>-1</REQUEST_ID>"
@@ -104,18 +108,32 @@ def image_xml(image: Mapping[str, Any], datastore_name: str) -> str:
         f"{el('DATASTORE', datastore_name)}{ids('VMS', image['vms'])}<CLONES/><APP_CLONES/>"
         f"{template_xml('TEMPLATE', from_json(image['template']))}"
         "<SNAPSHOTS><ALLOW_ORPHANS><![CDATA[NO]]></ALLOW_ORPHANS><CURRENT_BASE>-1</CURRENT_BASE>"
-        "<NEXT_SNAPSHOT>0</NEXT_SNAPSHOT></SNAPSHOTS>"
+        "<NEXT_SNAPSHOT>0</NEXT_SNAPSHOT></SNAPSHOTS><BACKUP_INCREMENTS/>"
         "</IMAGE>"
     )
 
 
-def vnet_xml(vnet: Mapping[str, Any]) -> str:
+def vnet_xml(vnet: Mapping[str, Any], *, short: bool = False) -> str:
+    """A ``VNET`` as ``one.vn.info`` answers it, or (``short``) as in ``one.vnpool.info``, whose
+    address ranges carry ``ALLOCATED`` instead of their leases."""
     ar = vnet["ar"]
     leases = vnet.get("leases", {})
     lease_xml = "".join(
         f"<LEASE>{el('IP', ip)}{el('MAC', mac_of(ip))}{el('VM', vm_id)}</LEASE>"
         for ip, vm_id in leases.items()
     )
+    ar_head = f"<AR_ID><![CDATA[0]]></AR_ID><IP>{cdata(ar['ip'])}</IP><MAC>{cdata(mac_of(ar['ip']))}</MAC>"
+    ar_size = f"<SIZE>{ar['size']}</SIZE><TYPE><![CDATA[IP4]]></TYPE>"
+    last_ip = str(ipaddress.IPv4Address(ar["ip"]) + int(ar["size"]) - 1)
+    ar_full = (
+        f"{ar_head}{ar_size}<MAC_END>{cdata(mac_of(last_ip))}</MAC_END><IP_END>{cdata(last_ip)}</IP_END>"
+        f"<USED_LEASES>{len(leases)}</USED_LEASES><LEASES>{lease_xml}</LEASES>"
+    )
+    allocated = "".join(
+        f" {int(ipaddress.IPv4Address(ip)) - int(ipaddress.IPv4Address(ar['ip']))} {vm_id}"
+        for ip, vm_id in leases.items()
+    )
+    ar_short = f"<ALLOCATED>{cdata(allocated)}</ALLOCATED>{ar_head}{ar_size}"
     return (
         "<VNET>"
         f"{el('ID', vnet['id'])}{OWNER}{el('NAME', vnet['name'])}{lock_xml(vnet.get('lock'))}{PERMISSIONS}"
@@ -125,11 +143,7 @@ def vnet_xml(vnet: Mapping[str, Any]) -> str:
         f"<OUTER_VLAN_ID_AUTOMATIC>0</OUTER_VLAN_ID_AUTOMATIC>{el('USED_LEASES', len(leases))}"
         "<VROUTERS/><UPDATED_VMS/><OUTDATED_VMS/><UPDATING_VMS/><ERROR_VMS/>"
         f"{template_xml('TEMPLATE', from_json(vnet['template']))}"
-        "<AR_POOL><AR>"
-        f"<AR_ID><![CDATA[0]]></AR_ID><IP>{cdata(ar['ip'])}</IP><MAC>{cdata(mac_of(ar['ip']))}</MAC>"
-        f"<SIZE>{ar['size']}</SIZE><TYPE><![CDATA[IP4]]></TYPE><MAC_END>{cdata(mac_of(ar['ip']))}</MAC_END>"
-        f"<USED_LEASES>{len(leases)}</USED_LEASES><LEASES>{lease_xml}</LEASES>"
-        "</AR></AR_POOL>"
+        f"<AR_POOL><AR>{ar_short if short else ar_full}</AR></AR_POOL>"
         "</VNET>"
     )
 

@@ -39,7 +39,7 @@ from drkit.domain.errors import (
     is_retryable,
 )
 from drkit.testing.opennebula import FakeOneFrontend, fake_site_a, fake_site_b
-from lab.opennebula import control
+from lab.opennebula import control, schemas
 from lab.opennebula.oned import Oned
 from lab.opennebula.seeds import seed_for
 from lab.opennebula.server import FrontendServer, make_server, serve_in_thread
@@ -543,3 +543,35 @@ def test_lab_control_starts_and_stops_a_site_front_end(tmp_path: Path) -> None:
         assert control.stop_frontend(tmp_path, "site-b")
     assert not control.running(tmp_path, "site-b")
     assert (info.state_dir / "oned.json").exists()
+
+
+def test_lab_bodies_follow_opennebula_610_schemas(tmp_path: Path) -> None:
+    a = Oned(tmp_path / "a", site="site-a", seed=seed_for("site-a"))
+    b = Oned(tmp_path / "b", site="site-b", seed=seed_for("site-b"))
+    bodies = [
+        a.vm_info(0),
+        a.vm_info(1),
+        a.vmpool_infoextended(-2, -1, -1, -1),
+        a.imagepool_info(),
+        a.vnpool_info(),
+    ]
+    bodies += [a.image_info(i) for i in (0, 1, 2)] + [a.vn_info(i) for i in (0, 1)]
+    bodies += [a.datastore_info(i) for i in (0, 1, 2)] + [a.template_info(i) for i in (0, 1)]
+    a.set_lock("vms", 0, 1)
+    a.set_lock("images", 0, 4)
+    bodies += [a.vm_info(0), a.image_info(0)]
+    image_id = b.image_allocate(B_IMAGE, 100)
+    vm_id = b.vm_allocate(B_VM.format(image=image_id))
+    bodies += [b.vm_info(vm_id), b.image_info(image_id), b.vnpool_info(), b.datastore_info(100)]
+    b.vm_deploy(vm_id, 0)
+    bodies.append(b.vm_info(vm_id))
+    b.vm_action("terminate", vm_id)
+    bodies += [b.vm_info(vm_id), b.vmpool_infoextended(-2, -1, -1, -2), b.image_info(image_id)]
+    assert [problem for body in bodies for problem in schemas.problems(body)] == []
+
+
+def test_the_schema_check_finds_a_body_oned_would_not_send() -> None:
+    assert schemas.problems("<IMAGE><ID>0</ID><NAME>x</NAME></IMAGE>") == [
+        "IMAGE: Element 'NAME': This element is not expected. Expected is ( UID )."
+    ]
+    assert schemas.problems("<VM_POOL><VM><ID>zero</ID></VM></VM_POOL>")
