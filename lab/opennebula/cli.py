@@ -13,7 +13,7 @@ from lab.opennebula.server import make_server
 from lab.simserve import serve_until_stopped
 
 LOG = logging.getLogger("opennebula")
-EXIT_USAGE, EXIT_BIND = 2, 3
+EXIT_USAGE, EXIT_BIND = 2, 7  # as lab.nexus_sim
 
 
 def build_parser() -> argparse.ArgumentParser:
