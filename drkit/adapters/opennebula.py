@@ -108,7 +108,7 @@ def frontend_at(site: str, endpoint: str) -> str:
 
 def redact_endpoint(endpoint: str) -> str:
     """``endpoint`` without any ``user:password@`` in it."""
-    return re.sub(r"//[^/@]*@", "//", endpoint)
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^/@]*@", r"\1", endpoint)
 
 
 def one_error(site: str, endpoint: str, what: str, code: int, detail: str) -> OpenNebulaError:
@@ -497,7 +497,13 @@ class PyoneFrontend:
         self.site = site_name
         self.endpoint = endpoint
         self.timeout = timeout
-        self._server: Any = pyone.OneServer(endpoint, session=session)
+        if not endpoint.startswith(("http://", "https://")):  # pyone would take anything else for gRPC
+            raise OpenNebulaError(
+                f"OpenNebula on {site_name}: the endpoint {redact_endpoint(endpoint)!r} is not an XML-RPC URL",
+                hint=f"set {site_name}'s front-end endpoint to oned's XML-RPC URL, e.g. http://HOST:2633/RPC2",
+                context={"site": site_name, "endpoint": redact_endpoint(endpoint)},
+            )
+        self._server: Any = pyone.OneServer(endpoint, session=session, protocol="xmlrpc")
         self._server._ServerProxy__transport = _timed_transport(endpoint, timeout)
 
     def __repr__(self) -> str:

@@ -7,6 +7,7 @@ these tests, which is the fidelity check of the lab's XML.
 
 from __future__ import annotations
 
+import socket
 import xmlrpc.client
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from drkit.adapters.opennebula import (
     OneParseError,
     OneUnreachable,
     PyoneFrontend,
+    redact_endpoint,
 )
 from drkit.domain.errors import (
     Conflict,
@@ -575,3 +577,28 @@ def test_the_schema_check_finds_a_body_oned_would_not_send() -> None:
         "IMAGE: Element 'NAME': This element is not expected. Expected is ( UID )."
     ]
     assert schemas.problems("<VM_POOL><VM><ID>zero</ID></VM></VM_POOL>")
+
+
+def test_a_front_end_that_accepts_but_never_answers_times_out() -> None:
+    with socket.socket() as listener:  # connections queue in the backlog; nothing ever reads them
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}/RPC2"
+        with pytest.raises(OneUnreachable) as err:
+            PyoneFrontend("site-a", endpoint, SESSION, timeout=0.2).vm(0)
+    assert "no answer within 0.2s" in str(err.value) and is_retryable(err.value)
+
+
+@pytest.mark.parametrize("endpoint", ["oned.example:2634", "", "ftp://oned/RPC2"])
+def test_an_endpoint_that_is_not_an_xmlrpc_url_is_refused_at_once(endpoint: str) -> None:
+    with pytest.raises(OpenNebulaError) as err:
+        PyoneFrontend("site-b", endpoint, SESSION)
+    assert "site-b" in str(err.value) and "XML-RPC" in str(err.value) and PASSWORD not in str(err.value)
+
+
+def test_credentials_in_an_endpoint_never_reach_a_message() -> None:
+    assert redact_endpoint("http://oneadmin:s3cret@oned:2633/RPC2") == "http://oned:2633/RPC2"
+    assert redact_endpoint("oneadmin:s3cret@oned:2633") == "oned:2633"
+    with pytest.raises(OneUnreachable) as err:
+        PyoneFrontend("site-a", f"http://oneadmin:s3cret@127.0.0.1:{free_port()}/RPC2", SESSION).version()
+    assert "s3cret" not in f"{err.value} {err.value.context}"
