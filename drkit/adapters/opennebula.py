@@ -701,3 +701,8 @@ def _timed_transport(endpoint: str, timeout: float) -> Any:
     transport.set_https(endpoint.startswith("https"))
     transport.set_https_verify(True)
     return transport
+
+
+def _conforms(adapter: PyoneFrontend) -> OneFrontend:
+    """mypy checks here that the adapter implements the whole protocol."""
+    return adapter

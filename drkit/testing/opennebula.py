@@ -15,7 +15,8 @@ Fault knobs (set them at any time):
 * ``broken``: names of calls (``"vm"``, ``"image"``, ``"vms_labelled"``...) whose reply "cannot be
   parsed" (``OneParseError``).
 
-:func:`fake_site_a` and :func:`fake_site_b` hold what the lab seeds on each site.
+:func:`fake_site_a` and :func:`fake_site_b` hold what the lab seeds on each site. Templates are
+read in OpenNebula's text syntax only (what the protocol takes); the lab's front-end also reads XML.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from drkit.adapters.opennebula import (
     VM_ACTIONS,
     OneDatastore,
     OneDisk,
+    OneFrontend,
     OneImage,
     OneNic,
     OneVm,
@@ -700,3 +702,8 @@ def fake_site_b(session: str = "oneadmin:fake") -> FakeOneFrontend:
     fe.add_vnet(1, "drill-b", "br9", "172.16.99.10", 20, [])
     fe.next_vm = fe.next_image = 100
     return fe
+
+
+def _conforms(fake: FakeOneFrontend) -> OneFrontend:
+    """mypy checks here that the fake implements the whole protocol."""
+    return fake
