@@ -602,3 +602,22 @@ def test_credentials_in_an_endpoint_never_reach_a_message() -> None:
     with pytest.raises(OneUnreachable) as err:
         PyoneFrontend("site-a", f"http://oneadmin:s3cret@127.0.0.1:{free_port()}/RPC2", SESSION).version()
     assert "s3cret" not in f"{err.value} {err.value.context}"
+
+
+def test_lab_vm_pool_filters_as_oned(lab_a: tuple[Oned, FrontendServer]) -> None:
+    _, server = lab_a
+    one = pyone.OneServer(server.endpoint, session=SESSION)
+
+    def names(*args: object) -> list[str]:
+        return [vm.NAME for vm in one.vmpool.infoextended(*args).VM]
+
+    assert names(-2, -1, -1, -1) == ["web-0", "db-0"]
+    assert names(-2, 1, 1, -1) == ["db-0"]  # an ID range
+    assert names(-2, 1, -2, -1) == ["db-0"]  # an end below -1 is a page size: offset 1, page of 2
+    assert names(-2, 0, -2, -1) == ["web-0", "db-0"]
+    assert names(-2, -1, -1, -1, "VM.USER_TEMPLATE.STANDBY_APP=vms&VM.NAME=db") == ["db-0"]
+    assert names(-2, -1, -1, -1, "VM.TEMPLATE.NIC.NETWORK=backend-a") == ["db-0"]
+    one.vm.action("terminate-hard", 0)
+    assert names(-2, -1, -1, -1) == ["db-0"]  # DONE left out
+    assert names(-2, -1, -1, -2) == ["web-0", "db-0"]  # any state, DONE included
+    assert names(-2, -1, -1, 6) == ["web-0"]  # DONE only
