@@ -126,3 +126,15 @@ def is_retryable(error: BaseException) -> bool:
 
 class ParseError(StandbyError):
     """Text from an external tool (``rbd ... --format json``) is not what was expected. Never retried."""
+
+
+class OpenNebulaError(StandbyError):
+    """An OpenNebula front-end failed a call: ``code`` is oned's error code when it gave one
+    (``0x2000`` INTERNAL, for a template it could not parse), else 0. The adapter raises subclasses
+    that are also the matching kind above (``NotFound``, ``Conflict``, ``TransientError``...)."""
+
+    def __init__(
+        self, message: str, *, code: int = 0, hint: str = "", context: Mapping[str, object] | None = None
+    ) -> None:
+        super().__init__(message, hint=hint, context=context)
+        self.code = code
