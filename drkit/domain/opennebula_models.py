@@ -47,7 +47,8 @@ class OpenNebulaAccess(Model):
         None,
         min_length=1,
         description="name of a Prefect Secret block holding the session 'user:password' (read by the"
-        " flows, which run where Prefect is; the CLI needs credentials_file or credentials_env)",
+        " flows, and by the CLI given --config block:NAME; the CLI given a YAML file needs"
+        " credentials_file or credentials_env)",
     )
     verify_tls: bool = Field(True, description="verify the endpoint's TLS certificate (https)")
     timeout: Duration = Field(
