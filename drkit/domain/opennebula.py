@@ -39,6 +39,7 @@ from drkit.domain.opennebula_records import (
     VmPlan,
 )
 from drkit.domain.opennebula_template import Template, is_secret_key
+from drkit.domain.operations import Check
 
 __all__ = [
     "Decision",
@@ -49,10 +50,12 @@ __all__ = [
     "TargetSite",
     "VmPlan",
     "bind_images",
+    "is_protected",
     "plan_image",
     "rbd_image",
     "translate_vm",
     "unbound",
+    "vm_guard",
 ]
 
 RUNTIME_KEYS = frozenset(
@@ -350,7 +353,11 @@ def translate_vm(
     mirrored: Collection[str] | None = None,
 ) -> VmPlan:
     """``vm``'s way to ``target`` by ``app``'s rules (``source_is_home``: it moves away from its home
-    site; ``mirrored``: the app's RBD images, whose disks are carried; others are source-only)."""
+    site; ``mirrored``: the app's RBD images, whose disks are carried; others are source-only).
+
+    ``vm``'s templates are whole (a backup's secret values joined back with
+    :func:`~drkit.domain.opennebula_template.join_secrets`): the target needs them; no decision
+    shows a value whose name may hold a secret."""
     work = _Work(vm)
     saved = {i.id: i for i in images}
     datastore_id = target_datastore(app, target, work)
@@ -455,3 +462,32 @@ def bind_images(plan: VmPlan, ids: Mapping[str, int]) -> Template:
 def unbound(plan: VmPlan, ids: Mapping[str, int]) -> list[str]:
     """The images of ``plan`` neither reused nor in ``ids``: those still to register."""
     return [p.name for p in plan.images if p.reuse is None and p.name not in ids]
+
+
+def is_protected(app: OpenNebulaApp, vm_id: int, user_template: Mapping[str, Any]) -> bool:
+    """Whether the VM ``vm_id`` (with ``user_template``) is one of ``app``'s: named in ``vm_ids``, or
+    carrying ``vm_label``'s KEY with its VALUE (compared as text, the key in any case)."""
+    if app.vm_ids is not None:
+        return vm_id in app.vm_ids
+    label = app.label()
+    if label is None:
+        return False
+    key, value = label
+    found = {str(k).upper(): v for k, v in user_template.items()}.get(key.upper())
+    return isinstance(found, str | int | float) and str(found) == value
+
+
+def vm_guard(plans: Sequence[VmPlan], target: str) -> Check:
+    """The plan's guard over its VMs' translations: failed with every refusal, one per clause, or
+    passed with what will be done on ``target``."""
+    refusals = [str(r) for p in plans for r in p.refusals]
+    if refusals:
+        return Check(name="VM definitions fit the target", ok=False, detail="; ".join(refusals))
+    images = [i for p in plans for i in p.images]
+    reused = sum(1 for i in images if i.reuse is not None)
+    return Check(
+        name="VM definitions fit the target",
+        ok=True,
+        detail=f"{len(plans)} VM(s) on {target}: {len(images) - reused} image(s) to register, {reused}"
+        f" reused, {sum(len(p.decisions) for p in plans)} decision(s) recorded",
+    )

@@ -14,9 +14,11 @@ from drkit.domain.opennebula import (
     TargetSite,
     VmPlan,
     bind_images,
+    is_protected,
     rbd_image,
     translate_vm,
     unbound,
+    vm_guard,
 )
 from drkit.domain.opennebula_models import OpenNebulaApp
 from drkit.domain.opennebula_records import Named, TargetImage
@@ -401,3 +403,25 @@ def test_the_translated_template_renders_and_parses_back_as_it_was() -> None:
     assert text.startswith('NAME="alpine-0"\n')
     assert 'DISK=[\n  IMAGE_ID="12",\n  TARGET="vda",' in text
     assert parse_template(text) == template
+
+
+def test_the_plan_guard_fails_with_every_refusal_and_passes_with_what_will_be_done() -> None:
+    ok = vm_guard([go()], "site-b")
+    assert ok.ok and ok.detail.startswith("1 VM(s) on site-b: 1 image(s) to register, 0 reused, ")
+    taken = site_b(images=(TargetImage(id=9, name="alpine-0-0", source="one/one-42"),))
+    failed = vm_guard([go(rules(unmapped_nic="refuse"), target=taken)], "site-b")
+    assert not failed.ok
+    assert failed.detail.count("VM 0 alpine-0: ") == 2
+    assert (
+        "NIC 1: network private-a has no mapping" in failed.detail
+        and "the name alpine-0-0 is taken" in failed.detail
+    )
+
+
+def test_the_vms_of_an_app_by_id_or_by_label() -> None:
+    by_id = rules()
+    assert is_protected(by_id, 0, {}) and not is_protected(by_id, 1, {"DR": "standby"})
+    by_label = rules(vm_ids=None, vm_label="DR=standby")
+    assert is_protected(by_label, 7, {"DR": "standby"}) and is_protected(by_label, 7, {"dr": "standby"})
+    assert not is_protected(by_label, 7, {"DR": "standby-not"}) and not is_protected(by_label, 7, {})
+    assert not is_protected(by_label, 7, {"DR": {"X": "standby"}})
