@@ -369,6 +369,10 @@ class ProtectedApp(Model):
             raise ValueError(problem)
         return self
 
+    def pool_on(self, site: Site) -> str:
+        """The RBD pool of the app's images on ``site``: a VM app's image pool, else the site's pool."""
+        return self.opennebula.image_pool if self.opennebula is not None else site.pool
+
     def volume_mode(self, volume: Volume) -> Literal["snapshot", "journal"]:
         """The RBD mirroring mode of ``volume``: its own, else the app's ``mirroring.mode``."""
         return volume.mode or self.mirroring.mode

@@ -81,6 +81,9 @@ def test_the_guides_vm_app_is_valid_beside_the_kubernetes_apps() -> None:
     assert vm.opennebula.network_map(source_is_home=True) == {"public-a": "public-b"}
     assert vm.opennebula.network_map(source_is_home=False) == {"public-b": "public-a"}
     assert vm.opennebula.describe() == "VMs labelled DR=standby"
+    # The VMs' images are in the image pool (the guide's 'one'), the Kubernetes apps' in the site's.
+    assert vm.pool_on(cfg.site("site-b")) == "one"
+    assert cfg.app("web").pool_on(cfg.site("site-b")) == cfg.site("site-b").pool == "replicapool"
     a, b = cfg.site("site-a").opennebula, cfg.site("site-b").opennebula
     assert a is not None and b is not None
     assert a.credentials_file == ROOT / "one-a.auth"  # relative: against the file's folder

@@ -198,8 +198,8 @@ def newest_primary_copied(run: Run, primary: str, secondary: str) -> Seen:
     out: Seen = {}
     for volume in run.app.volumes:
         pa, pb = run.world.bundle(primary), run.world.bundle(secondary)
-        a = parse_snap_ls(pa.rbd.snapshots(pa.site.pool, volume.image), tz=pa.site.timezone)
-        b = parse_snap_ls(pb.rbd.snapshots(pb.site.pool, volume.image), tz=pb.site.timezone)
+        a = parse_snap_ls(pa.rbd.snapshots(run.app.pool_on(pa.site), volume.image), tz=pa.site.timezone)
+        b = parse_snap_ls(pb.rbd.snapshots(run.app.pool_on(pb.site), volume.image), tz=pb.site.timezone)
         newest = max((s.id for s in a if not s.non_primary), default=None)
         copied = any(s.non_primary and s.complete and s.primary_snap_id == newest for s in b)
         out[volume.image] = {"newest": newest, "copied": newest is not None and copied}
