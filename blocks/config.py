@@ -53,8 +53,38 @@ def resolve_config(config: str | None) -> StandbyConfig:
     """
     ref = (config or os.environ.get(ENV_VAR) or "").strip()
     if ref.startswith(PREFIX):
-        return load_config_block(ref[len(PREFIX) :].strip())
-    return load_config(Path(ref) if ref else None)
+        return with_opennebula_sessions(load_config_block(ref[len(PREFIX) :].strip()))
+    return with_opennebula_sessions(load_config(Path(ref) if ref else None))
+
+
+def with_opennebula_sessions(config: StandbyConfig) -> StandbyConfig:
+    """``config`` with the OpenNebula session of each site whose front-end names a Prefect Secret
+    block (``sites[].opennebula.credentials_secret``) read into its in-memory secrets."""
+    sites = []
+    for site in config.sites:
+        front = site.opennebula
+        if front is None or front.credentials_secret is None:
+            sites.append(site)
+            continue
+        name, where = front.credentials_secret, f"site {site.name}: opennebula.credentials_secret"
+        value: Any = _load(Secret, name, where=where).get()
+        if not isinstance(value, str) or ":" not in value.strip() or value.strip().startswith(":"):
+            raise ConfigError(
+                f"{where}: Secret block {name!r} does not hold an OpenNebula session 'user:password'",
+                hint="store the front-end's user:password in that block (one line, no quotes)",
+                context={"site": site.name, "block": name},
+            )
+        session = SecretStr(value.strip())
+        held = site.secrets
+        secrets = (
+            held.model_copy(update={"opennebula_session": session})
+            if held is not None
+            else SiteSecrets(opennebula_session=session)
+        )
+        sites.append(site.with_secrets(secrets))
+    if all(a is b for a, b in zip(sites, config.sites, strict=True)):
+        return config
+    return config.model_copy(update={"sites": tuple(sites)})
 
 
 def load_config_block(name: str) -> StandbyConfig:

@@ -111,8 +111,9 @@ def config_check(file: Annotated[Path, typer.Argument(help="configuration file t
         for warning in transport_warnings(site):
             typer.echo(f"  {warning}")
     for a in cfg.apps:
+        runs = f"namespace {a.namespace}" if a.opennebula is None else a.opennebula.describe()
         typer.echo(
-            f"  app {a.name}: namespace {a.namespace}, home {a.home_site} -> {a.secondary_site}, "
+            f"  app {a.name}: {runs}, home {a.home_site} -> {a.secondary_site}, "
             f"{len(a.volumes)} volume(s), interval {a.snapshot_interval}, rpo target {a.rpo_target}"
         )
 

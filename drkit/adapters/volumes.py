@@ -158,13 +158,17 @@ class VrVolumes:
 
     def _vr(self, volume: Volume) -> dict[str, Any] | None:
         try:
-            return self.cluster.get(VR_KIND, volume.pvc, self.app.namespace)
+            return self.cluster.get(
+                VR_KIND, self.app.claim(volume, "mirroring.control volume-replication"), self.app.namespace
+            )
         except NotFound:
             return None
 
     def _has_claim(self, volume: Volume) -> bool:
         try:
-            self.cluster.get(PVC_KIND, volume.pvc, self.app.namespace)
+            self.cluster.get(
+                PVC_KIND, self.app.claim(volume, "mirroring.control volume-replication"), self.app.namespace
+            )
         except NotFound:
             return False
         return True
@@ -184,7 +188,12 @@ class VrVolumes:
         spec = vr.get("spec") or {}
         if spec.get("replicationState") != state or bool(spec.get("autoResync")) != self.auto_resync:
             patch = {"spec": {"replicationState": state, "autoResync": self.auto_resync}}
-            self.cluster.patch(VR_KIND, volume.pvc, self.app.namespace, patch)
+            self.cluster.patch(
+                VR_KIND,
+                self.app.claim(volume, "mirroring.control volume-replication"),
+                self.app.namespace,
+                patch,
+            )
 
     def manifest(self, volume: Volume, state: str) -> dict[str, Any]:
         """The VolumeReplication of ``volume`` asking for ``state``."""

@@ -37,10 +37,11 @@ SmokeCheck = Annotated[HttpCheck | NexusRoundTrip, Field(discriminator="kind")]
 class Checks(Model):
     """How to tell that the app is healthy, and how to smoke-test it."""
 
-    kind: Literal["nexus", "http"] = Field(
+    kind: Literal["nexus", "http", "opennebula"] = Field(
         "nexus",
         description="driver: 'nexus' adds a read-only freeze before a stop and the admin login;"
-        " 'http' only runs the listed checks",
+        " 'http' only runs the listed checks; 'opennebula': virtual machines on an OpenNebula"
+        " front-end per site (the app's 'opennebula' section), the listed checks run against their guest",
     )
     url_field: str = Field(
         "status.url", description="dotted path of the workload object's field holding the app URL"
@@ -82,7 +83,7 @@ class Checks(Model):
         """The HTTP health checks in force: the configured ones, else the driver's defaults."""
         if self.health is not None:
             return self.health
-        return () if self.kind == "nexus" else (HttpCheck(path=self.health_path),)
+        return (HttpCheck(path=self.health_path),) if self.kind == "http" else ()
 
     def smoke_checks(self) -> tuple[HttpCheck | NexusRoundTrip, ...]:
         """The smoke checks in force (run after the health checks): configured, else the driver's defaults."""

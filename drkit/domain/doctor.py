@@ -56,18 +56,20 @@ NAMESPACE = KindRef(version="v1", kind="Namespace")
 def needed_access(app: ProtectedApp, role: Role) -> list[tuple[str, KindRef, str, str]]:
     """What ``app`` needs on a site where it is ``role``: ``(verb, kind, namespace, name)``, the
     namespace empty for cluster-scoped kinds (the caller resolves each kind's resource name)."""
+    if app.namespace is None or app.workload is None:  # a VM app: nothing of Kubernetes
+        return []
     kinds = list(app.backup.kinds)
-    needs: list[tuple[str, KindRef, str, str]] = []
+    ns, needs = app.namespace, list[tuple[str, KindRef, str, str]]()
     if role == "primary":
-        needs += [("list", k, app.namespace, "") for k in kinds]
+        needs += [("list", k, ns, "") for k in kinds]
         needs += [("list", PV, "", "")] if app.backup.include_pvs else []
-        needs += [("list", NAMESPACE, "", ""), ("get", app.workload.kind, app.namespace, "")]
+        needs += [("list", NAMESPACE, "", ""), ("get", app.workload.kind, ns, "")]
     else:
-        needs += [("create", k, app.namespace, "") for k in kinds]
+        needs += [("create", k, ns, "") for k in kinds]
         needs += [("create", PV, "", "")] if app.backup.include_pvs else []
         needs += [("create", NAMESPACE, "", "")]
     if app.checks.admin_secret:  # read to freeze the app on its primary and to smoke-test it after a move
-        needs.append(("get", KindRef(version="v1", kind="Secret"), app.namespace, app.checks.admin_secret))
+        needs.append(("get", KindRef(version="v1", kind="Secret"), ns, app.checks.admin_secret))
     unique: list[tuple[str, KindRef, str, str]] = []
     for need in needs:
         if need not in unique:

@@ -41,14 +41,19 @@ SCRATCH_SUFFIX = "-drill"
 
 def scratch_namespace(app: ProtectedApp) -> str:
     """The namespace an isolated drill runs the app in on the secondary."""
-    return f"{app.namespace}{SCRATCH_SUFFIX}"
+    return f"{app.kube_namespace('drill')}{SCRATCH_SUFFIX}"
 
 
 def scratch_kinds(app: ProtectedApp) -> list[KindRef]:
     """The app's backed-up kinds that an isolated drill may leave in its scratch namespace (the
     workload is removed by its own step; PVs and the namespace itself are not namespaced objects)."""
-    skip = {"PersistentVolume", "Namespace", app.workload.kind.kind}
+    skip = {"PersistentVolume", "Namespace", app.kube_workload("drill").kind.kind}
     return [k for k in app.backup.kinds if k.kind not in skip]
+
+
+def _workload(app: ProtectedApp) -> str:
+    workload = app.kube_workload("drill")
+    return f"{workload.kind.kind} {workload.name}"
 
 
 def scratch_image(image: str) -> str:
@@ -307,7 +312,7 @@ def make_drill_plan(app: ProtectedApp, facts: Facts, mode: Mode = "promote") -> 
             ),
             StepSpec(
                 name="scratch-start",
-                title=f"restore and start {app.workload.kind.kind} {app.workload.name} in {ns}, wait until writable",
+                title=f"restore and start {_workload(app)} in {ns}, wait until writable",
                 site=secondary,
             ),
             StepSpec(
@@ -360,7 +365,7 @@ def make_drill_plan(app: ProtectedApp, facts: Facts, mode: Mode = "promote") -> 
         ),
         StepSpec(
             name="start-target",
-            title=f"restore and start {app.workload.kind.kind} {app.workload.name}, wait until writable",
+            title=f"restore and start {_workload(app)}, wait until writable",
             site=secondary,
         ),
         StepSpec(

@@ -19,6 +19,14 @@ from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, model_valid
 from drkit.domain.app_checks import Checks
 from drkit.domain.errors import ConfigError
 from drkit.domain.model_base import _NAME, Duration, Model
+from drkit.domain.opennebula_models import (
+    OpenNebulaAccess,
+    OpenNebulaApp,
+    kind_problem,
+    unsupported,
+    vm_defaults,
+    vm_sites_problem,
+)
 from drkit.domain.restore_spec import RestoreSpec
 from drkit.domain.step_limits import STARTUP_DEFAULT, STEP_LIMITS, Limits
 
@@ -131,6 +139,9 @@ class SiteSecrets(Model):
     s3_session_token: SecretStr | None = Field(
         None, description="S3 session token, when the keys are temporary"
     )
+    opennebula_session: SecretStr | None = Field(
+        None, description="OpenNebula session 'user:password', from opennebula.credentials_secret"
+    )
 
 
 class Site(Model):
@@ -147,6 +158,9 @@ class Site(Model):
     pool: str = Field(..., min_length=1, description="RBD pool holding the mirrored images")
     storage_class: str | None = Field(None, description="storage class of the app's PVs on this site")
     s3: S3Location = Field(..., description="object store for backups, samples and reports")
+    opennebula: OpenNebulaAccess | None = Field(
+        None, description="the site's OpenNebula front-end, for apps of checks.kind opennebula"
+    )
     probe_timeout: Duration = Field(
         timedelta(seconds=3),
         gt=timedelta(0),
@@ -238,8 +252,13 @@ class BackupSelection(Model):
 class Volume(Model):
     """One persistent volume of the app and its mirrored RBD image."""
 
-    pvc: str = Field(..., pattern=_NAME, description="PVC name in the app's namespace")
-    image: str = Field(..., min_length=1, description="RBD image name (the PV's volumeAttributes.imageName)")
+    pvc: str | None = Field(None, pattern=_NAME, description="PVC name in the app's namespace (not for VMs)")
+    image: str = Field(
+        ..., min_length=1, description="RBD image name (the PV's imageName; a VM's, e.g. one-7)"
+    )
+    mode: Literal["snapshot", "journal"] | None = Field(
+        None, description="RBD mirroring mode of this image, when it differs from the app's mirroring.mode"
+    )
 
 
 class Workload(Model):
@@ -288,7 +307,9 @@ class ProtectedApp(Model):
     """An application protected by Standby: its namespace, objects, volumes and targets."""
 
     name: str = Field(..., pattern=_NAME, description="app name, e.g. nexus")
-    namespace: str = Field(..., pattern=_NAME, description="namespace of the app (the same on both sites)")
+    namespace: str | None = Field(
+        None, pattern=_NAME, description="namespace of the app (the same on both sites); VMs have none"
+    )
     home_site: str = Field(
         ...,
         description="site where the app normally runs (its home; where it runs now is its placement record)."
@@ -299,7 +320,7 @@ class ProtectedApp(Model):
     )
     backup: BackupSelection = Field(default_factory=BackupSelection, description="objects to back up")
     volumes: tuple[Volume, ...] = Field(..., min_length=1, description="the app's PVCs and RBD images")
-    workload: Workload = Field(..., description="the object that runs the app")
+    workload: Workload | None = Field(None, description="the object that runs the app; VMs have none")
     mirroring: Mirroring = Field(..., description="how images are promoted and demoted")
     snapshot_interval: Duration = Field(..., description="mirror snapshot schedule interval, e.g. 1m")
     rpo_target: Duration = Field(..., description="largest acceptable lag of the secondary site")
@@ -314,7 +335,12 @@ class ProtectedApp(Model):
     restore: RestoreSpec = Field(
         default_factory=RestoreSpec, description="restore order, storage-class fields and field changes"
     )
-    routing: Routing = Field(default_factory=Routing, description="how users reach the app after a move")
+    routing: Routing = Field(
+        default_factory=Routing, description="how users reach the app after a move ('none' for VMs if absent)"
+    )
+    opennebula: OpenNebulaApp | None = Field(
+        None, description="the VMs of an app of checks.kind opennebula and how they cross sites"
+    )
     limits: Limits = Field(
         default_factory=Limits, description="how long each step of an operation or drill may take"
     )
@@ -338,6 +364,43 @@ class ProtectedApp(Model):
                 stacklevel=2,
             )
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vm_defaults(cls, data: Any) -> Any:
+        return vm_defaults(data)
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> ProtectedApp:
+        if problem := kind_problem(self):
+            raise ValueError(problem)
+        return self
+
+    def pool_on(self, site: Site) -> str:
+        """The RBD pool of the app's images on ``site``: a VM app's image pool, else the site's pool."""
+        return self.opennebula.image_pool if self.opennebula is not None else site.pool
+
+    def volume_mode(self, volume: Volume) -> Literal["snapshot", "journal"]:
+        """The RBD mirroring mode of ``volume``: its own, else the app's ``mirroring.mode``."""
+        return volume.mode or self.mirroring.mode
+
+    def kube_namespace(self, command: str) -> str:
+        """The app's namespace; :meth:`unsupported` for ``command`` when its kind has none (a VM app)."""
+        if self.namespace is None:
+            raise unsupported(self.name, self.checks.kind, command)
+        return self.namespace
+
+    def kube_workload(self, command: str) -> Workload:
+        """The app's workload object; :meth:`unsupported` for ``command`` when its kind has none (a VM app)."""
+        if self.workload is None:
+            raise unsupported(self.name, self.checks.kind, command)
+        return self.workload
+
+    def claim(self, volume: Volume, command: str) -> str:
+        """``volume``'s PVC name; :meth:`unsupported` for ``command`` when its kind has none (a VM app)."""
+        if volume.pvc is None:
+            raise unsupported(self.name, self.checks.kind, command)
+        return volume.pvc
 
     @property
     def primary_site(self) -> str:
@@ -405,6 +468,8 @@ class StandbyConfig(Model):
         if dupes:
             raise ValueError(f"app names must be unique; repeated: {', '.join(dupes)}")
         for i, app in enumerate(self.apps):
+            if problem := vm_sites_problem(self.sites, app, i):
+                raise ValueError(problem)
             for site in app.checks.urls:
                 if site not in names:
                     raise ValueError(

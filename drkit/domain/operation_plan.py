@@ -155,6 +155,7 @@ def _common_checks(facts: Facts, op_kind: str, target: str) -> list[Check]:
 
 
 def _start_steps(app: ProtectedApp, target: str, force: bool) -> list[StepSpec]:
+    workload = app.kube_workload("an operation (relocate, failover, failback)")
     return [
         StepSpec(
             name="restore-volumes",
@@ -169,7 +170,7 @@ def _start_steps(app: ProtectedApp, target: str, force: bool) -> list[StepSpec]:
         ),
         StepSpec(
             name="start-target",
-            title=f"restore and start {app.workload.kind.kind} {app.workload.name}, wait until writable",
+            title=f"restore and start {workload.kind.kind} {workload.name}, wait until writable",
             site=target,
         ),
         StepSpec(

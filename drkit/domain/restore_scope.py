@@ -90,11 +90,12 @@ class RestoreScope:
     @classmethod
     def of(cls, app: ProtectedApp) -> RestoreScope:
         """The scope of ``app``."""
+        workload = app.kube_workload("restore")
         return cls(
             app=app.name,
-            namespace=app.namespace,
+            namespace=app.kube_namespace("restore"),
             kinds=frozenset((k.api_version, k.kind) for k in app.backup.kinds),
-            workload=(app.workload.kind.api_version, app.workload.kind.kind, app.workload.name),
+            workload=(workload.kind.api_version, workload.kind.kind, workload.name),
             images=frozenset(v.image for v in app.volumes),
             pvs_by_name=app.backup.include_pvs,
         )

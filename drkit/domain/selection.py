@@ -193,17 +193,18 @@ def plan_lists(
 ) -> tuple[ListCall, ...]:
     """The LIST calls that fetch everything :func:`select_objects` may keep, without duplicates."""
     scoped = frozenset(cluster_scoped)
+    app_ns, app_workload = app.kube_namespace("backup"), app.kube_workload("backup")
     selector = str(LabelSelector.parse(app.backup.label_selector)) or None
     calls: list[ListCall] = []
     if include_namespace:
-        calls.append(ListCall(NAMESPACE, None, None, f"metadata.name={app.namespace}"))
+        calls.append(ListCall(NAMESPACE, None, None, f"metadata.name={app_ns}"))
     for kind in app.backup.kinds:
-        namespace = None if is_cluster_scoped(kind, scoped) else app.namespace
+        namespace = None if is_cluster_scoped(kind, scoped) else app_ns
         calls.append(ListCall(kind, namespace, selector))
-    workload = app.workload.kind
+    workload = app_workload.kind
     if workload not in app.backup.kinds or selector:
-        namespace = None if is_cluster_scoped(workload, scoped) else app.namespace
-        calls.append(ListCall(workload, namespace, None, f"metadata.name={app.workload.name}"))
+        namespace = None if is_cluster_scoped(workload, scoped) else app_ns
+        calls.append(ListCall(workload, namespace, None, f"metadata.name={app_workload.name}"))
     if app.backup.include_pvs:
         calls.append(ListCall(PERSISTENT_VOLUME, None, purpose="claimed-pvs"))
     unique: dict[tuple[object, ...], ListCall] = {}
@@ -282,7 +283,7 @@ def select_objects(
     warnings: list[str] = []
     claims = {o["metadata"]["name"]: o for o in selected.values() if o.get("kind") == "PersistentVolumeClaim"}
     for volume in app.volumes:
-        if volume.pvc not in claims:
+        if app.claim(volume, "backup") not in claims:
             warnings.append(f"PVC {app.namespace}/{volume.pvc} of app {app.name} was not found by the backup")
     if app.backup.include_pvs:
         for name, claim in sorted(claims.items()):

@@ -358,7 +358,7 @@ def run_backup(
         site=site.name,
         app=app.name,
         run_id=run_id,
-        workload=app.workload.kind,
+        workload=app.kube_workload("backup").kind,
         key=key,
         known=known_blobs([before.index]) if before is not None else {},
         previous_run=before.index.run_id if before is not None else None,

@@ -77,18 +77,19 @@ def leftovers(world: World, app: ProtectedApp, site: str) -> tuple[str, ...]:
     cluster = b.cluster
     found = []
     scratch_ns = scratch_namespace(app)
+    ns, workload = app.kube_namespace("drill"), app.kube_workload("drill")
     try:
-        cluster.get(app.workload.kind, app.workload.name, app.namespace)
-        found.append(f"{app.workload.kind.kind}/{app.workload.name}")
+        cluster.get(workload.kind, workload.name, ns)
+        found.append(f"{workload.kind.kind}/{workload.name}")
     except NotFound:
         pass
     for volume in app.volumes:
         try:
-            cluster.get(PVC, volume.pvc, app.namespace)
+            cluster.get(PVC, app.claim(volume, "drill"), ns)
             found.append(f"PersistentVolumeClaim/{volume.pvc}")
         except NotFound:
             pass
-    for kind in (app.workload.kind, *scratch_kinds(app)):
+    for kind in (workload.kind, *scratch_kinds(app)):
         found += [
             f"{kind.kind}/{o['metadata']['name']} in {scratch_ns}" for o in cluster.list(kind, scratch_ns)
         ]

@@ -300,10 +300,12 @@ def restore_backup(
     run = resolve_run(store, layout, source.name, app.name, run_id, key=key, label=store_name)
     index = read_index(store, layout, source.name, app.name, run, key=key, label=store_name)
     context = context_for(app, source, target_site)
-    target_ns = namespace or app.namespace
+    app_ns = app.kube_namespace("restore")
+    target_ns = namespace or app_ns
     excluded = frozenset(exclude_kinds)
     included = None if include_kinds is None else frozenset(include_kinds)
-    ordered = sort_for_restore(index.objects, lambda e: e.kind, app.workload.kind, app.restore.order)
+    workload = app.kube_workload("restore").kind
+    ordered = sort_for_restore(index.objects, lambda e: e.kind, workload, app.restore.order)
     read = _read_run(store, ordered, key, run=run, where=where)
     chosen = [
         manifest
@@ -314,7 +316,7 @@ def restore_backup(
     scope = RestoreScope.of(app)
     manifests = []
     for manifest in chosen:
-        moved = _retarget(sanitize(manifest, context), app.namespace, target_ns)
+        moved = _retarget(sanitize(manifest, context), app_ns, target_ns)
         final = rewrite(moved) if rewrite is not None else moved
         why = scope.landing_refusal(final, target_ns)
         if why is not None:
@@ -366,7 +368,7 @@ def restore_backup(
 
 def restore_namespaces(app: ProtectedApp) -> tuple[str, str]:
     """The namespaces a restore of ``app`` may go into: its own, and its drill namespace."""
-    return app.namespace, scratch_namespace(app)
+    return app.kube_namespace("restore"), scratch_namespace(app)
 
 
 def check_restore_namespace(app: ProtectedApp, namespace: str | None) -> None:

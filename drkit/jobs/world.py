@@ -310,7 +310,7 @@ class World:
     def volumes(self, app: ProtectedApp, site: str, *, auto_resync: bool = False) -> VolumeControl:
         """The app's volume control on ``site``, by its ``mirroring.control``."""
         b = self.bundle(site)
-        return volumes_for(app, b.cluster, b.rbd, b.site.pool, auto_resync=auto_resync)
+        return volumes_for(app, b.cluster, b.rbd, app.pool_on(b.site), auto_resync=auto_resync)
 
     def stores(self, first: str | None = None) -> list[StoreRef]:
         """Each distinct store once (sites sharing endpoint, bucket and prefix share one); the store
@@ -393,7 +393,7 @@ def secondary_lag(
         points = exact_points(
             b.rbd,
             primary.rbd,
-            b.site.pool,
+            app.pool_on(b.site),
             image,
             secondary_tz=b.site.timezone,
             primary_tz=primary.site.timezone,
@@ -402,9 +402,10 @@ def secondary_lag(
         return exact_lag(image, points, world.clock.now()).lag_seconds
 
     def status(image: str) -> tuple[float | None, bool]:
-        doc = b.rbd.image_status(b.site.pool, image)
+        pool = app.pool_on(b.site)
+        doc = b.rbd.image_status(pool, image)
         now = world.clock.now()
-        sample = parse_image_status(doc, now=now, tz=b.site.timezone, site=secondary, pool=b.site.pool)
+        sample = parse_image_status(doc, now=now, tz=b.site.timezone, site=secondary, pool=pool)
         # journal mode has no measured lag: its estimate stands in (labelled where the RPO shows it)
         return image_lag(sample, now).lag_or_estimate_seconds, sample.health in ("split-brain", "error")
 

@@ -69,16 +69,21 @@ class HttpDriver:
     @property
     def workload(self) -> KindRef:
         """The kind of the app's workload object."""
-        return self.app.workload.kind
+        return self.app.kube_workload(f"the {self.kind} driver").kind
+
+    @property
+    def workload_name(self) -> str:
+        """The name of the app's workload object."""
+        return self.app.kube_workload(f"the {self.kind} driver").name
 
     def _where(self) -> str:
-        return f"{self.workload.kind} {self.app.namespace}/{self.app.workload.name} on {self.site.name}"
+        return f"{self.workload.kind} {self.app.namespace}/{self.workload_name} on {self.site.name}"
 
     # ------------------------------------------------------------------------------------ reading
     def workload_object(self) -> dict[str, Any] | None:
         """The workload object, or None when absent."""
         try:
-            return self.cluster.get(self.workload, self.app.workload.name, self.app.namespace)
+            return self.cluster.get(self.workload, self.workload_name, self.app.namespace)
         except NotFound:
             return None
 
@@ -120,7 +125,7 @@ class HttpDriver:
 
     def stop(self) -> bool:
         """Delete the workload object; False when it was already gone."""
-        return self.cluster.delete(self.workload, self.app.workload.name, self.app.namespace)
+        return self.cluster.delete(self.workload, self.workload_name, self.app.namespace)
 
     def start(self, restore: Restore) -> None:
         """Restore the workload object from the backup: its controller starts the app."""

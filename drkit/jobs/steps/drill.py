@@ -267,10 +267,11 @@ class ScratchRestore:
         ns = scratch_namespace(run.app)
         phases = {}
         for volume in run.app.volumes:
+            claim = run.app.claim(volume, "drill")
             try:
-                phases[volume.pvc] = (cluster.get(PVC, volume.pvc, ns).get("status") or {}).get("phase")
+                phases[claim] = (cluster.get(PVC, claim, ns).get("status") or {}).get("phase")
             except NotFound:
-                phases[volume.pvc] = None
+                phases[claim] = None
         return {"namespace": ns, "pvcs": phases}
 
     def satisfied(self, seen: Seen) -> bool:
@@ -280,7 +281,7 @@ class ScratchRestore:
         # The drill namespace is installed once with its Role (never created here: see the plan's guard).
         run.restore(
             spec.site,
-            exclude=(run.app.workload.kind.kind, VR_KIND.kind, *ROUTING_KINDS, NAMESPACE.kind),
+            exclude=(run.app.kube_workload("drill").kind.kind, VR_KIND.kind, *ROUTING_KINDS, NAMESPACE.kind),
             namespace=scratch_namespace(run.app),
             rewrite=_to_scratch(run),
         )

@@ -22,7 +22,7 @@ class WaitDemotion:
         out: Seen = {}
         roles = roles_of(run, spec.site)
         for volume in run.app.volumes:
-            snaps = parse_snap_ls(b.rbd.snapshots(b.site.pool, volume.image), tz=b.site.timezone)
+            snaps = parse_snap_ls(b.rbd.snapshots(run.app.pool_on(b.site), volume.image), tz=b.site.timezone)
             newest = max(snaps, key=lambda s: s.id, default=None)
             ready = (
                 newest is not None and newest.non_primary and newest.state == "demoted" and newest.complete

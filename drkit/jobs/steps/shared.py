@@ -198,8 +198,8 @@ def newest_primary_copied(run: Run, primary: str, secondary: str) -> Seen:
     out: Seen = {}
     for volume in run.app.volumes:
         pa, pb = run.world.bundle(primary), run.world.bundle(secondary)
-        a = parse_snap_ls(pa.rbd.snapshots(pa.site.pool, volume.image), tz=pa.site.timezone)
-        b = parse_snap_ls(pb.rbd.snapshots(pb.site.pool, volume.image), tz=pb.site.timezone)
+        a = parse_snap_ls(pa.rbd.snapshots(run.app.pool_on(pa.site), volume.image), tz=pa.site.timezone)
+        b = parse_snap_ls(pb.rbd.snapshots(run.app.pool_on(pb.site), volume.image), tz=pb.site.timezone)
         newest = max((s.id for s in a if not s.non_primary), default=None)
         copied = any(s.non_primary and s.complete and s.primary_snap_id == newest for s in b)
         out[volume.image] = {"newest": newest, "copied": newest is not None and copied}
@@ -312,21 +312,21 @@ class RestoreVolumes:
 
     def observe(self, run: Run, spec: StepSpec) -> Seen:
         cluster = run.world.bundle(spec.site).cluster
-        phases = {}
+        ns, phases = run.app.kube_namespace(f"the {spec.name} step"), {}
         for volume in run.app.volumes:
+            claim = run.app.claim(volume, f"the {spec.name} step")
             try:
-                phases[volume.pvc] = (
-                    cluster.get(PVC, volume.pvc, run.app.namespace).get("status") or {}
-                ).get("phase")
+                phases[claim] = (cluster.get(PVC, claim, ns).get("status") or {}).get("phase")
             except NotFound:
-                phases[volume.pvc] = None
+                phases[claim] = None
         return {"pvcs": phases}
 
     def satisfied(self, seen: Seen) -> bool:
         return all(p == "Bound" for p in seen["pvcs"].values())
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
-        run.restore(spec.site, exclude=(run.app.workload.kind.kind, VR_KIND.kind, *ROUTING_KINDS))
+        workload = run.app.kube_workload(f"the {spec.name} step").kind.kind
+        run.restore(spec.site, exclude=(workload, VR_KIND.kind, *ROUTING_KINDS))
 
 
 class TidySource:
@@ -337,13 +337,14 @@ class TidySource:
 
     def observe(self, run: Run, spec: StepSpec) -> Seen:
         cluster = run.world.bundle(spec.site).cluster
-        ns = run.app.namespace
+        ns = run.app.kube_namespace(f"the {spec.name} step")
         left: list[str] = []
         for volume in run.app.volumes:
+            claim = run.app.claim(volume, f"the {spec.name} step")
             for kind in (VR_KIND, PVC):
                 try:
-                    cluster.get(kind, volume.pvc, ns)
-                    left.append(f"{kind.kind}/{volume.pvc}")
+                    cluster.get(kind, claim, ns)
+                    left.append(f"{kind.kind}/{claim}")
                 except NotFound:
                     pass
         left += [f"PersistentVolume/{pv['metadata']['name']}" for pv in app_pvs(run, spec.site)]
@@ -357,7 +358,7 @@ class TidySource:
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
         cluster = run.world.bundle(spec.site).cluster
-        ns = run.app.namespace
+        ns = run.app.kube_namespace(f"the {spec.name} step")
         pvs = app_pvs(run, spec.site)
         for pv in pvs:
             if (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Retain":
@@ -365,8 +366,8 @@ class TidySource:
                     PV, pv["metadata"]["name"], None, {"spec": {"persistentVolumeReclaimPolicy": "Retain"}}
                 )
         for volume in run.app.volumes:
-            cluster.delete(VR_KIND, volume.pvc, ns)
-            cluster.delete(PVC, volume.pvc, ns)
+            cluster.delete(VR_KIND, run.app.claim(volume, f"the {spec.name} step"), ns)
+            cluster.delete(PVC, run.app.claim(volume, f"the {spec.name} step"), ns)
         for pv in pvs:
             cluster.delete(PV, pv["metadata"]["name"])
         if self.routing and run.app.routing.mode == "ingress":
