@@ -1,4 +1,5 @@
-"""The two-site lab: real Ceph for site A and site B, a fake kube-apiserver per site, moto S3.
+"""The two-site lab: real Ceph for site A and site B, a fake kube-apiserver and a fake OpenNebula
+front-end per site, moto S3.
 
 Everything lives in one folder (``$STANDBY_LAB_DIR``, default ``./.lab``)::
 
@@ -9,6 +10,8 @@ Everything lives in one folder (``$STANDBY_LAB_DIR``, default ``./.lab``)::
     s3/state/<daemon>/  the objects an S3 daemon saved when it was stopped
     nexus/<site>.*      the Nexus simulator started by the site's Nexus controller
     web/<site>.*        the plain HTTP app's simulator (the second protected app, config only)
+    opennebula/<site>/  the site's OpenNebula front-end state (oned.json; seeded on its first
+                        start); opennebula/<site>.password (0600), .pid and .log beside it
     run/                PID files and logs of the apiservers and S3; run/<site>.frozen while a
                         site is down (``site_down``: its processes SIGSTOPped, data kept in RAM)
     kubeconfig          contexts site-a and site-b, as the lab's admin (kube/admin-token)
@@ -23,7 +26,7 @@ and bucket for both sites) or ``per-site`` (one each), chosen by ``$STANDBY_LAB_
 is first brought up (default :data:`DEFAULT_S3_LAYOUT`) and recorded. Ports start at
 ``$STANDBY_LAB_PORT_BASE`` (default 16800): Ceph mons at +0/+1 and +10/+11, apiservers at
 +100/+101, S3 at +102 (per site: +102 site-a, +103 site-b), Nexus at +110/+111, the plain HTTP
-app at +112/+113. ``site_down``/``site_up`` lose and regain one site by freezing and continuing
+app at +112/+113, the OpenNebula front-ends at +114/+115. ``site_down``/``site_up`` lose and regain one site by freezing and continuing
 its processes (SIGSTOP/SIGCONT), so no in-memory data is lost.
 """
 
@@ -48,6 +51,7 @@ import httpx
 
 from lab import ceph, rbac, seeds
 from lab.kubeapi.persistence import STATE_FILE as KUBE_STATE_FILE
+from lab.opennebula import control as one_control
 from lab.procs import (
     LabError,
     alive,
@@ -108,6 +112,10 @@ class Ports:
 
     def web(self, site: str) -> int:
         return self.base + 112 + SITES.index(site)
+
+    def opennebula(self, site: str) -> int:
+        """A site's OpenNebula front-end (XML-RPC at ``http://127.0.0.1:PORT/RPC2``)."""
+        return self.base + 114 + SITES.index(site)
 
 
 @dataclass(frozen=True)
@@ -214,12 +222,16 @@ class LabStatus:
     s3_layout: str = DEFAULT_S3_LAYOUT
     s3: dict[str, S3Store] = field(default_factory=dict)
     """Each site's S3 (the same one for both sites when the layout is ``shared``)."""
+    opennebula: dict[str, one_control.FrontendInfo] = field(default_factory=dict)
+    """Each site's OpenNebula front-end whose daemon runs (frozen or not)."""
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON shape of ``standby lab status --json``.
 
         ``s3.layout`` is ``shared`` or ``per-site``; each site's own store is ``sites.<site>.s3``.
         With the shared layout ``s3`` also holds that one store's endpoint, bucket and keys.
+        ``sites.<site>.opennebula`` is the site's front-end (endpoint, user, password file), null
+        when it does not run.
         """
         top: dict[str, Any] = {"layout": self.s3_layout}
         if self.s3_layout == "shared" and self.s3:
@@ -236,10 +248,17 @@ class LabStatus:
                     "mirror": self.mirror.get(s),
                     "down": self.down.get(s, False),
                     "s3": self.s3[s].to_json() if s in self.s3 else None,
+                    "opennebula": _frontend_json(self.opennebula.get(s)),
                 }
                 for s in SITES
             },
         }
+
+
+def _frontend_json(info: one_control.FrontendInfo | None) -> dict[str, str] | None:
+    if info is None:
+        return None
+    return {"endpoint": info.endpoint, "user": info.user, "password_file": str(info.password_file)}
 
 
 def describe(st: LabStatus) -> str:
@@ -266,6 +285,12 @@ def describe(st: LabStatus) -> str:
                 f"    s3: {mine.endpoint} bucket {mine.bucket} (credentials in {mine.credentials_file})"
             )
         lines.append(f"    nexus: {st.nexus_urls.get(s) or '-'}")
+        fe = st.opennebula.get(s)
+        lines.append(
+            f"    opennebula: {fe.endpoint} (user {fe.user}, password in {fe.password_file})"
+            if fe
+            else "    opennebula: -"
+        )
         lines.append(f"    mirror {seeds.POOL}/{seeds.IMAGE_NAME}: {st.mirror.get(s) or '-'}")
     if any(st.nexus_urls.values()):
         lines.append(f"  nexus admin password: Secret {seeds.NAMESPACE}/{seeds.ADMIN_SECRET}, key 'password'")
@@ -322,11 +347,15 @@ def up(root: Path, log: Log = print) -> LabStatus:
         ceph.create_mirrored_image(
             cs["site-a"], cs["site-b"], seeds.POOL, seeds.WEB_IMAGE, size_mb=16, mode="snapshot"
         )
-    log(f"lab: Ceph up ({time.monotonic() - started:.0f}s); starting S3 ({layout}) and apiservers")
+    log(
+        f"lab: Ceph up ({time.monotonic() - started:.0f}s); starting S3 ({layout}), apiservers "
+        "and OpenNebula front-ends"
+    )
     stores = s3_stores(root, ports, layout)
     _start_s3(root, stores)
     for site in SITES:
         _start_apiserver(root, ports, site, cs[site])
+    _start_frontends(root, ports)
     _write_kubeconfig(root, ports)
     _write_config(root, stores)
     if fresh:
@@ -429,7 +458,8 @@ S3_DAEMONS = ("s3", *(f"s3-{s}" for s in SITES))
 
 def _stop_workloads(root: Path, log: Log) -> None:
     """Stop the apiservers (first: their controllers would restart a simulator stopped before them),
-    S3 (which saves its bucket) and the apps' simulators."""
+    S3 (which saves its bucket), the apps' simulators and the OpenNebula front-ends (their state is
+    on disk already)."""
     run = root / "run"
     for name in ("kube-site-a", "kube-site-b"):
         if stop_daemon(run / f"{name}.pid"):
@@ -442,12 +472,16 @@ def _stop_workloads(root: Path, log: Log) -> None:
             log(f"lab: stopped nexus on {site}")
         if stop_daemon(root / "web" / f"{site}.pid"):
             log(f"lab: stopped the web app on {site}")
+        if one_control.stop_frontend(root, site):
+            log(f"lab: stopped the OpenNebula front-end of {site} (its state kept)")
 
 
 def _forget_objects(root: Path) -> None:
-    """Drop what the apiservers and S3 saved (their next start is empty); audit logs and tokens stay."""
+    """Drop what the apiservers, S3 and the OpenNebula front-ends saved (the apiservers and S3 start
+    empty, the front-ends seeded again); audit logs, tokens and passwords stay."""
     for site in SITES:
         (root / "kube" / site / KUBE_STATE_FILE).unlink(missing_ok=True)
+        one_control.forget_state(root, site)
     shutil.rmtree(root / "s3" / "state", ignore_errors=True)
     _write_record(root, seeded=False)
 
@@ -468,6 +502,8 @@ def reset(root: Path, log: Log = print) -> LabStatus:
       their controllers start Nexus and the web app on site-a only.
     * Every S3 bucket is emptied: placement records, operation journals and locks, backups, RPO
       samples. ``$STANDBY_LAB_S3`` may switch the S3 layout here.
+    * Both OpenNebula front-ends are stopped, lose their state and start again from their seeds
+      (their passwords stay).
     * It returns once Nexus runs on site-a and both images report healthy mirroring (site-a
       ``up+stopped``, site-b ``up+replaying``).
     """
@@ -596,6 +632,8 @@ def status(root: Path) -> LabStatus:
             daemons[f"{site}/{daemon}"] = pid is not None
     for name in ("kube-site-a", "kube-site-b", *(st.daemon for st in _daemons_of(stores))):
         daemons[name] = read_pid(root / "run" / f"{name}.pid") is not None
+    for site in SITES:
+        daemons[f"opennebula-{site}"] = one_control.running(root, site)
     st = LabStatus(
         dir=root,
         running=bool(daemons) and all(daemons.values()),
@@ -607,6 +645,11 @@ def status(root: Path) -> LabStatus:
         down={s: site_is_down(root, s) for s in SITES},
         s3_layout=layout,
         s3=stores,
+        opennebula={
+            s: one_control.frontend_info(root, s, ports.opennebula(s))
+            for s in SITES
+            if daemons[f"opennebula-{s}"]
+        },
     )
     if not st.running:
         return st
@@ -644,8 +687,9 @@ def site_down(root: Path, site: str, log: Log = print) -> list[SiteProcess]:
     """Lose ``site``: SIGSTOP every process of it, keeping its in-memory data; idempotent.
 
     Frozen: its apiserver and the processes it started (exec'd ``rbd``, the Nexus simulator), its
-    Nexus simulator and its Ceph daemons (rbd-mirror, mgr, memstore OSD, mon), in that order, so
-    no frozen consumer ever sees its Ceph frozen first; with per-site S3, the site's S3 too. A
+    Nexus simulator, its OpenNebula front-end (and what it started) and its Ceph daemons
+    (rbd-mirror, mgr, memstore OSD, mon), in that order, so no frozen consumer ever sees its Ceph
+    frozen first; with per-site S3, the site's S3 too. A
     shared S3 and the other site run on.
     The frozen processes are recorded in ``run/<site>.frozen`` for :func:`site_up`.
     """
@@ -682,7 +726,8 @@ def site_down(root: Path, site: str, log: Log = print) -> list[SiteProcess]:
 def site_up(root: Path, site: str, log: Log = print, *, fail_over_mgr: bool = True) -> list[SiteProcess]:
     """Regain ``site``: SIGCONT exactly the processes :func:`site_down` froze; harmless when it is up.
 
-    Ceph continues first (mon, OSD, mgr, rbd-mirror), then Nexus, then the apiserver. After a
+    Ceph continues first (mon, OSD, mgr, rbd-mirror), then the OpenNebula front-end, then Nexus,
+    then the apiserver. After a
     freeze long enough for the mgr to forget rbd-mirror's status, the mgr is failed over (see
     :func:`_fail_over_mgr`) unless ``fail_over_mgr`` is false.
     """
@@ -779,10 +824,10 @@ def _check_site(site: str) -> None:
 def _site_processes(root: Path, site: str) -> list[SiteProcess]:
     """Every live process of ``site``, parents before their children, in freezing order.
 
-    Found by PID files (apiserver, Nexus simulator, Ceph daemons, checked against their argv by
-    :func:`lab.ceph.ceph_status`), plus any Ceph daemon of this site's conf whose PID file is
-    missing, plus the descendants of each; the site's own S3 when each site has one. Never a
-    shared S3 nor the other site.
+    Found by PID files (apiserver, Nexus simulator, OpenNebula front-end, Ceph daemons, checked
+    against their argv by :func:`lab.ceph.ceph_status`), plus any Ceph daemon of this site's conf
+    whose PID file is missing, plus the descendants of each; the site's own S3 when each site has
+    one. Never a shared S3 nor the other site.
     """
     cs = ceph.sites(root)[site]
     daemons = ceph.ceph_status(root)[site]
@@ -792,6 +837,7 @@ def _site_processes(root: Path, site: str) -> list[SiteProcess]:
         ("nexus", read_pid(root / "nexus" / f"{site}.sim.pid")),
         ("webapp", read_pid(root / "web" / f"{site}.pid")),
         ("webapp", read_pid(root / "web" / f"{site}.sim.pid")),
+        ("opennebula", read_pid(one_control.pid_file(root, site))),
         *((_DAEMON_NAMES[d], daemons.get(d)) for d in ceph.STOP_ORDER),
     ]
     if s3_layout(root) == "per-site":
@@ -922,6 +968,12 @@ def _start_s3(root: Path, stores: dict[str, S3Store]) -> None:
         start_service(store.daemon, argv, run, port=store.port, ready=ready, cwd=ROOT, timeout=120)
         store.credentials_file.write_text(credentials_file_text(store.access_key, store.secret_key))
         store.credentials_file.chmod(0o600)
+
+
+def _start_frontends(root: Path, ports: Ports) -> dict[str, one_control.FrontendInfo]:
+    """Start each site's OpenNebula front-end (seeded as that site on its first start; a running one
+    is left alone) and wait until it answers with the site's password."""
+    return {site: one_control.start_frontend(root, site, ports.opennebula(site)) for site in SITES}
 
 
 def _start_apiserver(root: Path, ports: Ports, site: str, cs: ceph.CephSite) -> None:

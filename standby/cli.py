@@ -158,7 +158,7 @@ def lab_down(lab_dir: LabDirOption = None) -> None:
 @lab_app.command("reset")
 def lab_reset(lab_dir: LabDirOption = None) -> None:
     """Put the lab back to its seeds without rebuilding Ceph: images primary on site-a, both
-    apiservers re-seeded, S3 emptied, Nexus and the web app on site-a only."""
+    apiservers and OpenNebula front-ends re-seeded, S3 emptied, Nexus and the web app on site-a only."""
     lab_mod = lab_module()
     status = guarded(lambda: lab_mod.reset(lab_mod.lab_dir(lab_dir), log=lambda m: typer.echo(m, err=True)))
     typer.echo(lab_mod.describe(status))
@@ -170,7 +170,7 @@ def lab_status(
     output: OutputOption = None,
     as_json: JsonAlias = False,
 ) -> None:
-    """Show what the lab runs: kubeconfig, config, S3, Nexus URLs and mirror states."""
+    """Show what the lab runs: kubeconfig, config, S3, Nexus URLs, OpenNebula front-ends and mirror states."""
     lab_mod = lab_module()
 
     status = guarded(lambda: lab_mod.status(lab_mod.lab_dir(lab_dir)))
@@ -187,7 +187,7 @@ SiteArgument = Annotated[str, typer.Argument(help="the lab site: site-a or site-
 
 @lab_site_app.command("down")
 def lab_site_down(site: SiteArgument, lab_dir: LabDirOption = None) -> None:
-    """Freeze every process of SITE (Ceph, rbd-mirror, apiserver, Nexus); idempotent."""
+    """Freeze every process of SITE (Ceph, rbd-mirror, apiserver, Nexus, OpenNebula); idempotent."""
     lab_mod = lab_module()
 
     guarded(lambda: lab_mod.site_down(lab_mod.lab_dir(lab_dir), site, log=typer.echo))

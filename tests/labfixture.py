@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 # Under pytest-xdist each worker that runs lab tests gets its own lab: its own folder and ports
-# (``STANDBY_TEST_LAB_PORT_STRIDE`` apart, 1000 by default, 200 at least: a lab uses its first 114
+# (``STANDBY_TEST_LAB_PORT_STRIDE`` apart, 1000 by default, 200 at least: a lab uses its first 116
 # ports, and tests/lab/test_ceph_lab.py's own Ceph 12 ports from CEPH_LAB_OFFSET on).
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 _WORKER_INDEX = int(_WORKER[2:]) if _WORKER.startswith("gw") and _WORKER[2:].isdigit() else 0

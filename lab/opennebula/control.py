@@ -7,8 +7,11 @@ Layout under the lab folder::
     opennebula/<site>.pid|.log    the daemon's PID file and log
 
 :func:`start_frontend` is idempotent (a running front-end is left alone, a port held by a stranger
-is a :class:`lab.procs.LabError`); :func:`stop_frontend` stops it by PID. Freezing a site
-(``lab site down``) should SIGSTOP the PID in :func:`pid_file` with the site's other processes.
+is a :class:`lab.procs.LabError`); :func:`stop_frontend` stops it by PID. :mod:`lab.lab` runs one
+per site on :meth:`lab.lab.Ports.opennebula`: ``lab up`` starts them, ``lab down`` stops them,
+``lab site down`` freezes the PID in :func:`pid_file` (and its children) with the site's other
+processes, ``lab status`` lists them (:func:`frontend_info`) and ``lab reset`` drops their state
+(:func:`forget_state`), so they start again from the seeds.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.opennebula.store import STATE_FILE
 from lab.procs import read_pid, start_service, stop_daemon
 
 USER = "oneadmin"
@@ -44,9 +48,19 @@ def pid_file(root: Path, site: str) -> Path:
     return folder(root) / f"{site}.pid"
 
 
+def state_dir(root: Path, site: str) -> Path:
+    """The folder of the site's front-end state (``oned.json``)."""
+    return folder(root) / site
+
+
+def password_path(root: Path, site: str) -> Path:
+    """Where the site's password file is (nothing is made)."""
+    return folder(root) / f"{site}.password"
+
+
 def password_file(root: Path, site: str) -> Path:
     """The site's password file, made with a random password the first time."""
-    path = folder(root) / f"{site}.password"
+    path = password_path(root, site)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(18) + "\n")
@@ -75,13 +89,13 @@ def start_frontend(root: Path, site: str, port: int, *, timeout: float = 30.0) -
     base = folder(root)
     pwd_file = password_file(root, site)
     session = f"{USER}:{pwd_file.read_text().strip()}"
-    endpoint = f"http://127.0.0.1:{port}/RPC2"
+    endpoint = endpoint_of(port)
     argv = [
         sys.executable,
         "-m",
         "lab.opennebula",
         "--state",
-        str(base / site),
+        str(state_dir(root, site)),
         "--port",
         str(port),
         "--user",
@@ -100,7 +114,17 @@ def start_frontend(root: Path, site: str, port: int, *, timeout: float = 30.0) -
         cwd=ROOT,
         timeout=timeout,
     )
-    return FrontendInfo(site, endpoint, USER, pwd_file, base / site)
+    return frontend_info(root, site, port)
+
+
+def frontend_info(root: Path, site: str, port: int) -> FrontendInfo:
+    """Where ``site``'s front-end answers on ``port`` and its credentials (nothing is started or made)."""
+    return FrontendInfo(site, endpoint_of(port), USER, password_path(root, site), state_dir(root, site))
+
+
+def endpoint_of(port: int) -> str:
+    """The XML-RPC endpoint of a lab front-end on ``port``."""
+    return f"http://127.0.0.1:{port}/RPC2"
 
 
 def stop_frontend(root: Path, site: str) -> bool:
@@ -110,3 +134,12 @@ def stop_frontend(root: Path, site: str) -> bool:
 
 def running(root: Path, site: str) -> bool:
     return read_pid(pid_file(root, site)) is not None
+
+
+def forget_state(root: Path, site: str) -> bool:
+    """Drop ``site``'s front-end state (a stopped front-end's), so that its next start seeds it again;
+    the password file and the log stay. True if there was a state."""
+    path = state_dir(root, site) / STATE_FILE
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    return existed

@@ -23,6 +23,7 @@ from kubernetes.dynamic.exceptions import NotFoundError
 from drkit.adapters.nexus import HttpNexus
 from lab import ceph, seeds
 from lab import lab as lab_mod
+from lab.opennebula import control as one_control
 from tests.lab.conftest import Lab
 from tests.labhelpers import poll
 
@@ -112,6 +113,10 @@ def test_lab_status_shows_image_replaying_on_b(lab: Lab) -> None:
     assert data["sites"]["site-a"]["nexus_url"].startswith("http://127.0.0.1:")
     assert data["sites"]["site-b"]["nexus_url"] is None
     assert data["sites"]["site-a"]["mirror"].startswith("up+stopped")
+    for site in ("site-a", "site-b"):  # each site's OpenNebula front-end answers with its own password
+        one = data["sites"][site]["opennebula"]
+        password = Path(one["password_file"]).read_text().strip()
+        assert one_control.answers(one["endpoint"], f"{one['user']}:{password}"), site
     # The generated config is valid for Standby itself.
     check = subprocess.run(
         [sys.executable, "-m", "standby.cli", "config", "check", data["config"]],

@@ -22,6 +22,7 @@ from drkit.adapters.nexus import HttpNexus
 from lab import ceph, seeds
 from lab import lab as lab_mod
 from lab import rbac as lab_rbac
+from lab.opennebula import control as one_control
 from lab.procs import answers, read_pid, stopped
 from tests.lab.conftest import Lab
 from tests.labhelpers import poll
@@ -84,6 +85,7 @@ def test_site_a_lost_and_regained_with_its_data(lab: Lab) -> None:
             next(p for p in (lab.root / "run" / "s3-site-b.pid", lab.root / "run" / "s3.pid") if p.exists())
         ),
         read_pid(lab.root / "run" / "kube-site-b.pid"),
+        read_pid(one_control.pid_file(lab.root, "site-b")),
         *ceph.ceph_status(lab.root)["site-b"].values(),
     }
     assert None not in others
@@ -94,7 +96,8 @@ def test_site_a_lost_and_regained_with_its_data(lab: Lab) -> None:
     timings: dict[str, float] = {"site_down": time.monotonic() - down_at}
     try:
         whats = {p.what for p in frozen}
-        assert {"apiserver", "nexus", "ceph-mon", "ceph-osd", "ceph-mgr", "rbd-mirror"} <= whats, whats
+        site_a = {"apiserver", "nexus", "opennebula", "ceph-mon", "ceph-osd", "ceph-mgr", "rbd-mirror"}
+        assert site_a <= whats, whats
         assert all(stopped(p.pid) for p in frozen)
         assert not others & {p.pid for p in frozen}, "neither S3 nor site-b is frozen"
         assert all(not stopped(pid) for pid in others if pid is not None)
@@ -115,7 +118,7 @@ def test_site_a_lost_and_regained_with_its_data(lab: Lab) -> None:
         data = json.loads(res.stdout)
         assert set(data) == {"running", "kubeconfig", "config", "s3", "sites"}
         per_site = data["s3"].get("layout") == "per-site"  # then each site names its own store
-        assert set(data["sites"]["site-a"]) == {"ceph_conf", "nexus_url", "mirror", "down"} | (
+        assert set(data["sites"]["site-a"]) == {"ceph_conf", "nexus_url", "mirror", "down", "opennebula"} | (
             {"s3"} if per_site else set()
         )
         assert data["running"] is True
