@@ -18,7 +18,10 @@ from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, model_valid
 
 from drkit.domain.app_checks import Checks
 from drkit.domain.errors import ConfigError
-from drkit.domain.model_base import _NAME, Duration, Model
+from drkit.domain.model_base import _NAME, Duration, Model, home_site_alias
+from drkit.domain.model_base import (
+    DeprecatedField as DeprecatedField,  # re-exported: the warning class users filter on
+)
 from drkit.domain.opennebula_models import (
     OpenNebulaAccess,
     OpenNebulaApp,
@@ -29,11 +32,6 @@ from drkit.domain.opennebula_models import (
 )
 from drkit.domain.restore_spec import RestoreSpec
 from drkit.domain.step_limits import STARTUP_DEFAULT, STEP_LIMITS, Limits
-
-
-class DeprecatedField(FutureWarning):
-    """A configuration field read under an older name (shown to users: a ``FutureWarning``)."""
-
 
 # --------------------------------------------------------------------------------------------- sites
 
@@ -348,22 +346,7 @@ class ProtectedApp(Model):
     @model_validator(mode="before")
     @classmethod
     def _older_home_name(cls, data: Any) -> Any:
-        """``primary_site``, the older name of ``home_site``, is read as it with a warning."""
-        if isinstance(data, dict) and "primary_site" in data:
-            data = dict(data)
-            older = data.pop("primary_site")
-            if "home_site" in data and data["home_site"] != older:
-                raise ValueError(
-                    "primary_site (the older name of home_site) and home_site differ; keep home_site"
-                )
-            data["home_site"] = older
-            warnings.warn(
-                f"app {data.get('name', '?')}: primary_site is the older name of home_site; rename it"
-                " (it is read as home_site)",
-                DeprecatedField,
-                stacklevel=2,
-            )
-        return data
+        return home_site_alias(data)
 
     @model_validator(mode="before")
     @classmethod
