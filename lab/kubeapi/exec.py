@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -121,6 +122,10 @@ def _status(code: int, command: list[str]) -> bytes:
     ).encode()
 
 
+CLIENT_GO_STREAM_GRACE = 0.3
+"""Seconds kubectl is given to register its streams before the first frame (see :func:`serve`)."""
+
+
 def serve(handler: Handler, req: Request, exec_handler: ExecHandler) -> int:
     """Validate the exec request, upgrade to WebSocket, run the command and stream its output."""
     api = handler.api
@@ -165,6 +170,11 @@ def serve(handler: Handler, req: Request, exec_handler: ExecHandler) -> int:
         code, out, err = exec_handler(req.namespace or "", req.name or "", container, command, stdin)
     except Exception as exc:
         code, out, err = 126, b"", f"exec handler failed: {exc!r}\n".encode()
+    if "kubectl" in (handler.headers.get("User-Agent") or ""):
+        # client-go registers its streams in one goroutine while another already reads frames, and
+        # drops a frame for a stream not registered yet ("Unknown stream id 3, discarding message").
+        # A real exec starts a process first; this fake answers at once, so it gives kubectl that time.
+        time.sleep(CLIENT_GO_STREAM_GRACE)
     try:
         for channel, data in ((_STDOUT, out), (_STDERR, err)):
             for i in range(0, len(data), _FRAME):

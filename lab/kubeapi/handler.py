@@ -75,9 +75,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
+        self._code = code
+        self._record()  # before the body: a client that has its answer finds the request counted
         if self.command != "HEAD":
             self.wfile.write(data)
-        self._code = code
 
     def send_error_status(self, err: ApiError) -> None:
         """Send a Status error."""
@@ -125,10 +126,11 @@ class Handler(BaseHTTPRequestHandler):
         path = url.path.rstrip("/") or "/"
         query_lists = parse_qs(url.query, keep_blank_values=True)
         query = {k: v[-1] for k, v in query_lists.items()}
-        verb, resource = "unknown", ""
-        user: User | None = None
-        attrs = Attributes(verb=self.command.lower(), path=path)
+        self._verb, self._resource = "unknown", ""
+        self._user: User | None = None
+        self._attrs = Attributes(verb=self.command.lower(), path=path)
         self._decision: Decision | None = None
+        self._recorded = path.startswith("/_fake/")  # the fake's own admin calls are not counted
         try:
             if path.startswith("/_fake/"):
                 self._admin(path, raw)
@@ -138,12 +140,12 @@ class Handler(BaseHTTPRequestHandler):
             except ApiError:
                 self._authenticate()  # an unauthenticated client gets its 401 first
                 raise
-            verb = req.verb if req else "discovery"
-            resource = req.rt.plural + (f"/{req.sub}" if req.sub else "") if req else ""
-            attrs = request_attributes(req, self.command, path)
-            user = self._authenticate()
-            self._authorize(user, attrs)
-            fault = self.api.faults.take(self.command, path, verb)
+            self._verb = req.verb if req else "discovery"
+            self._resource = req.rt.plural + (f"/{req.sub}" if req.sub else "") if req else ""
+            self._attrs = request_attributes(req, self.command, path)
+            self._user = self._authenticate()
+            self._authorize(self._user, self._attrs)
+            fault = self.api.faults.take(self.command, path, self._verb)
             if fault is not None:
                 if fault.delay_seconds:
                     time.sleep(fault.delay_seconds)
@@ -159,9 +161,9 @@ class Handler(BaseHTTPRequestHandler):
             elif req.sub == "token":
                 self.send_json(201, self._token_request(req))
             elif (req.rt.group, req.rt.plural) in REVIEWS:
-                self.send_json(201, self._access_review(req, user))
+                self.send_json(201, self._access_review(req, self._user))
             else:
-                self._admit(req, user)
+                self._admit(req, self._user)
                 code, body = dispatch(self.api, req)
                 self.send_json(code, body)
         except ApiError as err:
@@ -173,10 +175,16 @@ class Handler(BaseHTTPRequestHandler):
                 traceback.print_exc()
             self.send_error_status(ApiError(500, f"internal error: {exc!r}"))
         finally:
-            if not path.startswith("/_fake/"):
-                self.api.stats.record(verb, resource, self._code)
-                if self.api.tokens.enabled:
-                    self.api.audit.record(user or ANONYMOUS, attrs, self._code, self._decision)
+            self._record()  # exec, watch and a dropped connection: once their outcome is known
+
+    def _record(self) -> None:
+        """Count the request and audit it, once."""
+        if self._recorded:
+            return
+        self._recorded = True
+        self.api.stats.record(self._verb, self._resource, self._code)
+        if self.api.tokens.enabled:
+            self.api.audit.record(self._user or ANONYMOUS, self._attrs, self._code, self._decision)
 
     # -- authentication and authorization --------------------------------------------------------------
     def _authenticate(self) -> User:
