@@ -16,6 +16,7 @@ from drkit.domain.models import KindRef, ProtectedApp, Volume
 from drkit.domain.operations import StepSpec
 from drkit.domain.rbd_status import parse_snap_ls
 from drkit.domain.transforms import normalize
+from drkit.jobs.drivers.base import FromBackup
 from drkit.jobs.steps.run import PV, PVC, ROUTING_KINDS, Run, Seen
 
 # ---------------------------------------------------------------------------------------- the app
@@ -112,7 +113,12 @@ class StartApp:
         app = self.app_of(run)
         driver = run.driver(spec.site, app)
         if not seen["workload"]:
-            driver.start(lambda kinds: run.restore(spec.site, include=kinds, namespace=app.namespace))
+            driver.start(
+                FromBackup(
+                    lambda kinds: run.restore(spec.site, include=kinds, namespace=app.namespace),
+                    lambda kinds: run.saved(spec.site, kinds),
+                )
+            )
         else:
             driver.release()  # a quiesce from the old site came with the data
 
