@@ -13,7 +13,9 @@ from drkit.domain import crypto
 from drkit.domain.blobs import open_blob
 from drkit.domain.errors import ConfigError, Conflict, NotFound, TransientError
 from drkit.domain.opennebula_backup import API_VERSION, saved_vms
+from drkit.domain.retention import RetentionPolicy
 from drkit.jobs.backup import back_up
+from drkit.jobs.backup_retention import apply_retention
 from drkit.jobs.backup_runs import read_index
 from drkit.jobs.requests import BackupRequest, VerifyRequest
 from drkit.jobs.verify import run_verify
@@ -130,3 +132,16 @@ def test_a_vm_named_by_id_that_is_missing_fails_the_backup() -> None:
     with pytest.raises(NotFound, match=r"app vms: VM 7 on site site-a cannot be read for the backup"):
         _backup(dr)
     assert dr.store.objects == {}
+
+
+def test_retention_prunes_a_vm_apps_runs_and_their_unreferenced_blobs() -> None:
+    dr = fake_vm_dr()
+    first = _backup(dr)
+    dr.clock.advance(86400)
+    dr.fronts["site-a"].vms_[0].user.append(("NOTE", "changed"))  # web-0's template changes
+    second = _backup(dr)
+    app, site = dr.world.config.app("vms"), dr.world.config.site("site-a")
+    result = apply_retention(dr.store, site, app, RetentionPolicy(daily=1, weekly=0, monthly=0), key=KEY)
+    assert result.runs_deleted == (first,) and result.blobs_deleted == 1  # web-0's old record
+    kept = run_verify(dr.world, VerifyRequest(app="vms", run_id=second), key=KEY)
+    assert kept.ok, kept.problems()

@@ -97,6 +97,8 @@ def test_start_run_again_after_a_kill_converges_with_one_image_per_disk_and_one_
     with pytest.raises(Killed):
         _driver(dr, "site-b").start(saved)
     assert len(fe.images()) == 2 and len(fe.vms_) == 1  # web-0 created, db-0's image registered
+    driver = _driver(dr, "site-b")
+    assert driver.missing() == ["vms/1"] and not driver.writable()  # the start step starts it again
     fe.allocate_vm = allocate_vm  # type: ignore[method-assign]
     _driver(dr, "site-b").start(saved)
     _driver(dr, "site-b").start(saved)  # and once more: nothing left to do

@@ -34,6 +34,12 @@ Saved = Callable[[tuple[str, ...]], list[dict[str, Any]]]
 """Reads the named kinds' objects from the app's backup, checked, without applying them."""
 
 
+START_CONVERGES = "start_converges"
+"""An optional class attribute of a driver: True when its :meth:`AppDriver.start` may run again
+while the app is present but not writable (it creates only what is missing, e.g. the second of two
+VMs after a kill), so the start step calls it again instead of :meth:`AppDriver.release`."""
+
+
 @dataclass(frozen=True)
 class FromBackup:
     """What the start step hands :meth:`AppDriver.start`: a :data:`Restore` (calling it restores

@@ -32,7 +32,7 @@ from drkit.domain.errors import NotFound, PreconditionFailed, TransientError
 from drkit.domain.models import KindRef, ProtectedApp, Site
 from drkit.domain.opennebula import bind_images, translate_vm
 from drkit.domain.opennebula_backup import KINDS, ORIGIN, SavedVm, saved_vms
-from drkit.domain.opennebula_records import Named, TargetImage, TargetSite
+from drkit.domain.opennebula_records import Named, TargetImage, TargetSite, VmPlan
 from drkit.domain.opennebula_template import render_template
 from drkit.jobs.drivers.base import FromBackup, Restore, SmokeResult
 from drkit.jobs.opennebula_vms import app_vms, origin_of
@@ -52,6 +52,9 @@ class OpenNebulaDriver:
     kind: ClassVar[str] = "opennebula"
     canary: ClassVar[bool] = False
     """A canary goes into a VM's disk, which needs the VM runtime: not available yet."""
+    start_converges: ClassVar[bool] = True
+    """:meth:`start` may be called again while the app is not writable (see
+    :data:`~drkit.jobs.drivers.base.START_CONVERGES`): it creates only what is missing."""
 
     def __init__(
         self, app: ProtectedApp, site: Site, frontend: Callable[[], OneFrontend], *, deploy_host: int = 0
@@ -113,8 +116,21 @@ class OpenNebulaDriver:
                 failed.append(f"VM {vm.id} {vm.name}: GET {url}")
         return tuple(failed) if vms else (f"no VM of app {self.app.name} on {self.site.name}",)
 
+    def missing(self) -> list[str]:
+        """The origins (``<app>/<id>``) a start registered images for here but no VM stands for
+        yet: a start cut short between two VMs (see :meth:`start`)."""
+        prefix = f"{self.app.name}/"
+        wanted = {
+            str(i.template.get(ORIGIN))
+            for i in self.frontend.images()
+            if str(i.template.get(ORIGIN, "")).startswith(prefix)
+        }
+        home = self.site.name == self.app.home_site
+        standing = {_origin_of(vm, self.app.name, home) for vm in self.vms()}
+        return sorted(wanted - standing)
+
     def writable(self) -> bool:
-        return not self._failed(self.vms())
+        return not self._failed(self.vms()) and not self.missing()
 
     def quiesce(self) -> bool:
         return False
@@ -159,12 +175,14 @@ class OpenNebulaDriver:
                 hint=f"run `standby backup run --app {self.app.name}` on the site the VMs run on",
                 context={"app": self.app.name, "site": self.site.name},
             )
+        standing = {one.origin_id: self._existing(one) for one in saved}
+        plans = [(one, self._register(one)) for one in saved if standing[one.origin_id] is None]
         for one in saved:
-            found = self._existing(one)
+            found = standing[one.origin_id]
             if found is not None:
                 self._converge(found)
-            else:
-                self._create(one)
+        for one, (plan, ids) in plans:
+            self._allocate(one, plan, ids)
 
     def _existing(self, saved: SavedVm) -> OneVm | None:
         """The VM already standing for ``saved`` here: marked with its origin, or (on the home
@@ -211,8 +229,10 @@ class OpenNebulaDriver:
             images=tuple(TargetImage(id=i.id, name=i.name, source=i.source) for i in images),
         )
 
-    def _create(self, saved: SavedVm) -> int:
-        """Register the VM's images (or reuse them), create it with its marker, deploy it."""
+    def _register(self, saved: SavedVm) -> tuple[VmPlan, dict[str, int]]:
+        """The VM's way here, and its images registered (or reused): name -> id. Each image
+        registered carries the VM's origin, so a start cut short before the VM was created is
+        seen (:meth:`missing`)."""
         one = self.app.opennebula
         assert one is not None
         plan = translate_vm(
@@ -235,8 +255,9 @@ class OpenNebulaDriver:
         for image in plan.images:
             if image.reuse is not None:
                 continue
+            text = render_template({**image.template, ORIGIN: origin_of(self.app, saved.origin_id)})
             try:
-                new = fe.allocate_image(render_template(image.template), image.datastore_id)
+                new = fe.allocate_image(text, image.datastore_id)
             except OneConflict:
                 same = fe.images(source=image.source)
                 if not same:
@@ -245,8 +266,13 @@ class OpenNebulaDriver:
             if not fe.image(new).persistent:
                 fe.make_persistent(new, True)
             ids[image.name] = new
+        return plan, ids
+
+    def _allocate(self, saved: SavedVm, plan: VmPlan, ids: dict[str, int]) -> int:
+        """Create the VM with its marker, from its images, and deploy it."""
         template = bind_images(plan, ids)
         template[ORIGIN] = origin_of(self.app, saved.origin_id)
+        fe = self.frontend
         vm_id = fe.allocate_vm(render_template(template))
         fe.deploy_vm(vm_id, self.deploy_host)
         return vm_id
@@ -280,6 +306,14 @@ class OpenNebulaDriver:
 
     def backup_kinds(self) -> tuple[KindRef, ...]:
         return KINDS
+
+
+def _origin_of(vm: OneVm, app: str, home: bool) -> str:
+    """The origin a VM here stands for: its marker, or (an original on the home site) itself."""
+    marker = vm.user_template.get(ORIGIN)
+    if isinstance(marker, str) and marker:
+        return marker
+    return f"{app}/{vm.id}" if home else ""
 
 
 def _state(vm: OneVm) -> str:
