@@ -70,6 +70,7 @@ def _refuse_plain_secrets(selection: Selection, app: ProtectedApp, site: str) ->
             f"app {app.name} on site {site} has {len(secrets)} Secret(s) to back up ({shown}) but no backup"
             " encryption key is configured; Secrets are never stored in plaintext",
             hint=f"set {KEY_ENV} to base64 of 32 random bytes (`head -c 32 /dev/urandom | base64`), or give"
-            " the flow a Prefect Secret block holding it, or drop v1/Secret from the app's backup.kinds",
+            " the flow a Prefect Secret block holding it"
+            + ("" if app.opennebula is not None else ", or drop v1/Secret from the app's backup.kinds"),
             context={"app": app.name, "site": site},
         )

@@ -12,7 +12,7 @@ import pytest
 from drkit.domain.operations import Approval
 from drkit.jobs.backup import back_up
 from drkit.jobs.operations import OperationResult, Timeouts, list_journals, resume, run_operation
-from drkit.jobs.requests import BackupRequest, FailoverRequest, RelocateRequest
+from drkit.jobs.requests import BackupRequest, FailbackRequest, FailoverRequest, RelocateRequest
 from drkit.jobs.world import read_placement
 from drkit.testing.vm_dr import FakeVmDr, fake_vm_dr
 from tests.unit.test_opennebula_backup import KEY
@@ -97,3 +97,20 @@ def test_an_operation_killed_inside_the_start_converges_when_resumed(kind: str) 
     assert sorted(i.source for i in fe.images()) == ["one/one-0", "one/one-1"]
     promoted = [image for site, image, _ in dr.mirror.promoted if site == "site-b"]
     assert sorted(promoted) == ["one-0", "one-1"]  # exactly one promote per image
+
+
+def test_a_failback_brings_the_vms_home_resuming_the_originals() -> None:
+    dr = _world()
+    dr.lose("site-a")
+    assert _run(dr, "failover", _approved(data_loss=True, unfenced=True)).journal is not None
+    dr.regain("site-a")
+    request = FailbackRequest(app="vms")
+    result = run_operation(
+        dr.world, request, "failback", None, _approved(data_loss=True, unfenced=True), key=lambda: KEY
+    )
+    assert result.journal is not None and result.journal.status == "completed"
+    home = dr.fronts["site-a"].vms_labelled("STANDBY_APP", "vms")
+    assert [(vm.id, vm.running) for vm in home] == [(0, True), (1, True)]  # no copy made at home
+    assert [vm.state for vm in dr.fronts["site-b"].vms_labelled("STANDBY_APP", "vms")] == ["POWEROFF"] * 2
+    assert len(dr.fronts["site-a"].images()) == 3 and len(dr.fronts["site-b"].images()) == 2
+    assert read_placement(dr.world, dr.world.config.app("vms")).record.primary == "site-a"

@@ -186,17 +186,17 @@ class OpenNebulaDriver:
 
     def _existing(self, saved: SavedVm) -> OneVm | None:
         """The VM already standing for ``saved`` here: marked with its origin, or (on the home
-        site) the original itself."""
+        site) the original itself, whether ``saved`` is it or a copy of it."""
         fe, origin = self.frontend, saved.origin_id
         marked = fe.vms_labelled(ORIGIN, origin_of(self.app, origin))
         if marked:
             return marked[0]
-        if self.site.name == self.app.home_site and ORIGIN not in saved.vm.user_template:
+        if self.site.name == self.app.home_site:
             try:
                 vm = fe.vm(origin)
             except OneNotFound:
                 return None
-            return vm if vm.state != "DONE" else None
+            return vm if vm.state != "DONE" and not vm.user_template.get(ORIGIN) else None
         return None
 
     def _converge(self, vm: OneVm) -> None:
