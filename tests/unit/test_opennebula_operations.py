@@ -5,6 +5,7 @@ VM, and a re-run after a kill converges."""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +16,7 @@ from drkit.jobs.operations import OperationResult, Timeouts, list_journals, resu
 from drkit.jobs.requests import BackupRequest, FailbackRequest, FailoverRequest, RelocateRequest
 from drkit.jobs.world import read_placement
 from drkit.testing.vm_dr import FakeVmDr, fake_vm_dr
-from tests.unit.test_opennebula_backup import KEY
+from tests.unit.test_opennebula_backup import KEY, SECRET
 from tests.unit.test_run_operation import Recorder
 
 
@@ -52,6 +53,8 @@ def test_a_vm_app_relocates_through_the_operation_engine() -> None:
     assert sorted(i.source for i in dr.fronts["site-b"].images()) == ["one/one-0", "one/one-1"]
     assert read_placement(dr.world, dr.world.config.app("vms")).record.primary == "site-b"
     assert sorted(image for site, image, _ in dr.mirror.promoted if site == "site-b") == ["one-0", "one-1"]
+    for data in dr.store.objects.values():  # backups, journal, placement: db-0's password never in clear
+        assert SECRET.encode() not in bytes(data) and base64.b64encode(SECRET.encode()) not in bytes(data)
 
 
 def test_a_vm_app_fails_over_with_site_a_lost() -> None:
