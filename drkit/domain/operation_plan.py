@@ -155,7 +155,8 @@ def _common_checks(facts: Facts, op_kind: str, target: str) -> list[Check]:
 
 
 def _start_steps(app: ProtectedApp, target: str, force: bool) -> list[StepSpec]:
-    workload = app.kube_workload("an operation (relocate, failover, failback)")
+    workload = app.workload
+    what = f"{workload.kind.kind} {workload.name}" if workload is not None else app.name
     return [
         StepSpec(
             name="restore-volumes",
@@ -170,7 +171,7 @@ def _start_steps(app: ProtectedApp, target: str, force: bool) -> list[StepSpec]:
         ),
         StepSpec(
             name="start-target",
-            title=f"restore and start {workload.kind.kind} {workload.name}, wait until writable",
+            title=f"restore and start {what}, wait until writable",
             site=target,
         ),
         StepSpec(

@@ -21,6 +21,7 @@ from typing import Any
 from drkit.adapters.clock import Clock
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.objectstore import ObjectStore
+from drkit.adapters.opennebula import OneFrontend
 from drkit.adapters.runner import hide_from_commands
 from drkit.domain import crypto
 from drkit.domain.backup_index import (
@@ -37,7 +38,7 @@ from drkit.domain.errors import ConfigError, Conflict, IntegrityError, StandbyEr
 from drkit.domain.keyring import parse_ring
 from drkit.domain.layout import RunId, StoreLayout, new_run_id
 from drkit.domain.models import ProtectedApp, Site
-from drkit.jobs.backup_listing import _refuse_plain_secrets, list_objects
+from drkit.jobs.backup_listing import _refuse_plain_secrets, list_app
 from drkit.jobs.backup_runs import LoadedRun, load_run, read_latest, write_latest
 from drkit.jobs.backup_summary import BackupSummary, StoreOutcome
 from drkit.jobs.progress import Progress as Progress  # re-exported for the tasks
@@ -319,11 +320,12 @@ def _write_run(
 def run_backup(
     app: ProtectedApp,
     site: Site,
-    cluster: ClusterApi,
+    cluster: ClusterApi | None,
     store: ObjectStore | Sequence[StoreRef],
     *,
     key: crypto.MasterKey | None,
     clock: Clock,
+    frontend: OneFrontend | None = None,
     progress: Progress = _no_progress,
     random: crypto.RandomBytes = os.urandom,
     workers: int = 8,
@@ -338,11 +340,14 @@ def run_backup(
     complete run ``latest``. A store that does not answer, or fails part-way, is left without the
     run's index and named in :attr:`BackupSummary.stores` with the reason; the run goes on with
     the others. Only when no store took the run is the first store's error raised.
+
+    A VM app (``app.opennebula``) is read from ``frontend`` instead of ``cluster``: its VMs' records
+    (:func:`~drkit.jobs.opennebula_vms.list_vms`) are planned, sealed and indexed the same way.
     """
     targets = backup_targets(site, store)
     started = clock.now()
     run_id: RunId = new_run_id(started, random(3))
-    selection, kinds, calls = list_objects(cluster, app, page_size=page_size)
+    selection, kinds, calls = list_app(app, site, cluster, frontend, page_size)
     if key is None:
         _refuse_plain_secrets(selection, app, site.name)
     notices: list[str] = []
@@ -358,7 +363,7 @@ def run_backup(
         site=site.name,
         app=app.name,
         run_id=run_id,
-        workload=app.kube_workload("backup").kind,
+        workload=app.workload.kind if app.workload is not None else None,
         key=key,
         known=known_blobs([before.index]) if before is not None else {},
         previous_run=before.index.run_id if before is not None else None,
@@ -369,7 +374,7 @@ def run_backup(
         "app": app.name,
         "site": site.name,
         "started": started,
-        "cluster": cluster.site,
+        "cluster": cluster.site if cluster is not None else site.name,
         "standby_version": standby_version(),
         "kinds_listed": kinds,
         "warnings": selection.warnings,
@@ -465,7 +470,14 @@ def back_up(
     """
     app = world.config.app(request.app)
     site = world.config.site(request.site or world.placement(app.name).primary)
-    cluster = world.bundle(site.name).cluster
+    b, vm = world.bundle(site.name), app.opennebula is not None
     return run_backup(
-        app, site, cluster, app_stores(world, app, site.name), key=key, clock=clock, progress=progress
+        app,
+        site,
+        None if vm else b.cluster,
+        app_stores(world, app, site.name),
+        key=key,
+        clock=clock,
+        progress=progress,
+        frontend=b.opennebula if vm else None,
     )

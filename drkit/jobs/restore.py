@@ -366,6 +366,29 @@ def restore_backup(
     )
 
 
+def saved_objects(
+    store: ObjectStore,
+    source: Site,
+    app: ProtectedApp,
+    *,
+    key: crypto.MasterKey | None,
+    run_id: str | None,
+    kinds: Iterable[str],
+    layout: StoreLayout | None = None,
+    store_name: str = "",
+) -> list[dict[str, Any]]:
+    """The objects of ``kinds`` in run ``run_id`` (or ``latest``) of ``app`` from ``source``'s store,
+    each checked against its blob and its entry as a restore checks them (for a driver that starts
+    the app from saved records rather than by applying them: a VM app's)."""
+    layout = layout or StoreLayout(source.s3.prefix)
+    run = resolve_run(store, layout, source.name, app.name, run_id, key=key, label=store_name)
+    index = read_index(store, layout, source.name, app.name, run, key=key, label=store_name)
+    wanted = frozenset(kinds)
+    entries = [e for e in index.objects if e.kind in wanted]
+    where = f"store of {store_name or source.name}"
+    return [manifest for _, manifest in _read_run(store, entries, key, run=run, where=where)]
+
+
 def restore_namespaces(app: ProtectedApp) -> tuple[str, str]:
     """The namespaces a restore of ``app`` may go into: its own, and its drill namespace."""
     return app.kube_namespace("restore"), scratch_namespace(app)

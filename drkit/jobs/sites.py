@@ -1,9 +1,10 @@
 """Building a site's adapters from the configuration.
 
 This is the one place that turns a :class:`~drkit.domain.models.Site` into the real adapters:
-``ClusterApi`` (kubeconfig context or in-cluster), ``ObjectStore`` (S3) and ``RbdMirror`` (local
-``rbd`` or exec into Rook's toolbox). Only the run's World (:mod:`drkit.jobs.world`) calls
-:func:`cluster_for`, :func:`store_for` and :func:`rbd_for`; jobs take the World or the adapters as
+``ClusterApi`` (kubeconfig context or in-cluster), ``ObjectStore`` (S3), ``RbdMirror`` (local
+``rbd`` or exec into Rook's toolbox) and the OpenNebula front-end (``PyoneFrontend``). Only the
+run's World (:mod:`drkit.jobs.world`) calls :func:`cluster_for`, :func:`store_for`, :func:`rbd_for`
+and :func:`frontend_for`; jobs take the World or the adapters as
 arguments, so tests can hand them fakes.
 A site configured from Prefect blocks carries its credentials in memory (:attr:`Site.secrets`);
 they are used instead of the kubeconfig file and S3 keys its settings would name.
@@ -25,7 +26,10 @@ import yaml
 from drkit.adapters.kube import KubeCluster
 from drkit.adapters.kube_exec import KubeExecRunner
 from drkit.adapters.objectstore import S3Credentials, S3ObjectStore
+from drkit.adapters.opennebula import PyoneFrontend
 from drkit.adapters.rbd import RbdCli
+from drkit.adapters.runner import hide_from_commands
+from drkit.domain.errors import ConfigError
 from drkit.domain.models import Site
 from drkit.domain.transport import kubeconfig_warning, s3_endpoint_warning
 
@@ -103,3 +107,48 @@ def rbd_for(site: Site, cluster: KubeCluster | None = None) -> RbdCli:
     kube = cluster or cluster_for(site)
     runner = KubeExecRunner(kube.api_client, site.ceph.toolbox, site=site.name)
     return RbdCli.toolbox(site.ceph, runner, site=site.name)
+
+
+def one_session(site: Site) -> str:
+    """The site's OpenNebula session ``user:password``: from :attr:`Site.secrets` (a Prefect Secret
+    block), else the file or environment variable ``site.opennebula`` names. Never logged; a
+    ``ConfigError`` naming the site and the field (never the value) when it cannot be read."""
+    access = site.opennebula
+    field = f"sites[{site.name}].opennebula"
+    if access is None:
+        raise ConfigError(f"site {site.name} has no OpenNebula front-end", hint=f"set {field}")
+    secrets = site.secrets
+    if secrets is not None and secrets.opennebula_session is not None:
+        text: str | None = secrets.opennebula_session.get_secret_value()
+    elif access.credentials_file is not None:
+        try:
+            text = access.credentials_file.read_text(encoding="utf-8").splitlines()[0]
+        except (OSError, UnicodeDecodeError, IndexError):
+            raise ConfigError(
+                f"site {site.name}: the OpenNebula credentials file {access.credentials_file} cannot be read",
+                hint=f"write user:password on its first line, or fix {field}.credentials_file",
+            ) from None
+    elif access.credentials_env is not None:
+        hide_from_commands(access.credentials_env)
+        text = os.environ.get(access.credentials_env)
+    else:
+        raise ConfigError(
+            f"site {site.name}: the OpenNebula session is in Prefect Secret block {access.credentials_secret},"
+            " which only the flows (and the CLI given --config block:NAME) read",
+            hint=f"give {field}.credentials_file or credentials_env to the CLI",
+        )
+    if not text or ":" not in text.strip():
+        where = access.credentials_env or access.credentials_file or access.credentials_secret
+        raise ConfigError(
+            f"site {site.name}: no OpenNebula session user:password in {where}",
+            hint=f"put user:password there, or fix {field}",
+        )
+    return text.strip()
+
+
+def frontend_for(site: Site, *, timeout: float | None = None) -> PyoneFrontend:
+    """The site's OpenNebula front-end over XML-RPC (its access's timeout unless ``timeout``)."""
+    session = one_session(site)
+    assert site.opennebula is not None
+    seconds = timeout if timeout is not None else site.opennebula.timeout.total_seconds()
+    return PyoneFrontend(site.name, site.opennebula.endpoint, session, timeout=seconds)

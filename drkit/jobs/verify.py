@@ -35,6 +35,7 @@ from drkit.domain.blobs import open_blob
 from drkit.domain.errors import Conflict, IntegrityError, NotFound, StandbyError, TransientError
 from drkit.domain.layout import StoreLayout
 from drkit.domain.models import Site
+from drkit.domain.opennebula_backup import is_vm_record, record_problem
 from drkit.domain.restore_spec import RestoreSpec
 from drkit.domain.transforms import TransformContext, sanitize, storage_class_map
 from drkit.jobs.backup import app_stores, store_label
@@ -126,6 +127,8 @@ def validate_manifest(
     wanted = (entry.api_version, entry.kind, entry.namespace, entry.name)
     if found != wanted:
         return f"manifest is {found[1]} {found[2] or ''}/{found[3]} ({found[0]}), the index says otherwise"
+    if is_vm_record(obj):  # a VM app's record: its fields, not a Kubernetes schema
+        return record_problem(obj)
     kv = _validator()
     try:
         kv.validate(dict(obj), k8s_version, strict=True)
@@ -385,7 +388,8 @@ def run_verify(
     config = world.config
     app = config.app(request.app)
     where = config.site(request.site or world.placement(app.name).primary)
-    target = config.site(request.dry_run_site) if request.dry_run_site else None
+    vm = app.opennebula is not None  # a VM app's records have nothing to dry-run in Kubernetes
+    target = config.site(request.dry_run_site) if request.dry_run_site and not vm else None
     return verify_stores(
         app_stores(world, app, where.name),
         where,

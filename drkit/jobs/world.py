@@ -1,8 +1,8 @@
 """The world a run sees: one adapter bundle per site, the apps' placement, an observation.
 
 * :class:`World` is built once per run (:func:`build_world`) from the resolved configuration, which
-  it keeps (:attr:`World.config`): each site's ``ObjectStore``, and its ``ClusterApi`` and
-  ``RbdMirror`` when first used. Jobs and tasks take it (or the part they need) as an argument,
+  it keeps (:attr:`World.config`): each site's ``ObjectStore``, and its ``ClusterApi``,
+  ``RbdMirror`` and OpenNebula front-end (``OneFrontend``) when first used. Jobs and tasks take it (or the part they need) as an argument,
   never a configuration path, so tests hand them fakes. This module and :mod:`drkit.jobs.sites` are
   the only places that build clients.
 * Where each app runs *now* is its placement record, read once per run (:meth:`World.placement`);
@@ -27,6 +27,7 @@ from typing import cast
 from drkit.adapters.clock import Clock, SystemClock
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.objectstore import ObjectStore
+from drkit.adapters.opennebula import OneFrontend
 from drkit.adapters.probes import Probe, SpareStore, bounded, in_parallel
 from drkit.adapters.rbd import RbdMirror
 from drkit.adapters.volumes import VolumeControl, volumes_for
@@ -79,11 +80,13 @@ class SiteBundle:
         rbd: RbdMirror | None = None,
         *,
         timeout: float | None = None,
+        opennebula: OneFrontend | None = None,
     ) -> None:
         self.site = site
         self.store = store
         self._cluster = cluster
         self._rbd = rbd
+        self._opennebula = opennebula
         self._timeout = timeout
         self._quick_store: ObjectStore | None = None
         self._spare_store: ObjectStore | None = None
@@ -116,6 +119,17 @@ class SiteBundle:
                     rbd.timeout = self._timeout
                 self._rbd = rbd
             return self._rbd
+
+    @property
+    def opennebula(self) -> OneFrontend:
+        """The site's OpenNebula front-end (a ``PyoneFrontend`` with the site's session; a site with no
+        ``opennebula`` section or no session is a ``ConfigError`` here)."""
+        with self._lock:
+            if self._opennebula is None:
+                from drkit.jobs.sites import frontend_for
+
+                self._opennebula = frontend_for(self.site, timeout=self._timeout)
+            return self._opennebula
 
     def probing(self) -> SiteBundle:
         """This site's adapters for one observation, each call bounded by the site's ``probe_timeout``.
@@ -182,6 +196,11 @@ class _ProbingBundle(SiteBundle):
             if self._cluster is None:
                 self._cluster = bounded(self._base.cluster, self._cluster_probe)
             return self._cluster
+
+    @property
+    def opennebula(self) -> OneFrontend:
+        """The base's front-end (each of its calls has the access's own timeout)."""
+        return self._base.opennebula
 
     @property
     def rbd(self) -> RbdMirror:

@@ -27,6 +27,7 @@ from drkit.jobs.drivers import DRIVERS, AppDriver, Restore, SmokeResult, driver_
 from drkit.jobs.operations import Timeouts, approve, execute, prepare
 from drkit.jobs.world import World, read_placement
 from drkit.testing.dr import FakeDr, fake_dr
+from drkit.testing.vm_dr import fake_vm_dr
 
 KEY = crypto.MasterKey(bytes(range(32)))
 PROTOCOL = [
@@ -49,7 +50,19 @@ def _driver(dr: FakeDr, kind: str, site: str = "site-a") -> AppDriver:
 
 
 def test_the_shipped_kinds_are_registered() -> None:
-    assert {"http", "nexus"} <= set(kinds())
+    assert {"http", "nexus", "opennebula"} <= set(kinds())
+
+
+def test_the_vm_driver_implements_the_protocol_on_the_vm_world() -> None:
+    dr = fake_vm_dr()
+    b = dr.world.bundle("site-a")
+    driver = driver_for(dr.world.config.app("vms"), b.site, b.cluster, dr.world)
+    assert isinstance(driver, AppDriver) and driver.kind == "opennebula" and driver.canary is False
+    for name in PROTOCOL:
+        want = list(inspect.signature(getattr(AppDriver, name)).parameters)[1:]
+        assert list(inspect.signature(getattr(driver, name)).parameters) == want, name
+    assert driver.workload_object() is not None and driver.writable()
+    assert driver.stop() is True and driver.workload_object() is None and driver.stop() is False
 
 
 @pytest.mark.parametrize("kind", sorted(DRIVERS))
@@ -62,7 +75,11 @@ def test_every_registered_driver_implements_the_protocol(kind: str) -> None:
         assert list(inspect.signature(getattr(driver, name)).parameters) == want, name
 
 
-@pytest.mark.parametrize("kind", sorted(DRIVERS))
+KUBERNETES_KINDS = sorted(k for k in DRIVERS if k != "opennebula")
+"""The kinds whose app runs as a Kubernetes workload (the VM driver's own checks are below)."""
+
+
+@pytest.mark.parametrize("kind", KUBERNETES_KINDS)
 def test_every_driver_stops_and_starts_the_app_from_what_it_restores(kind: str) -> None:
     dr = fake_dr()
     driver = _driver(dr, kind)

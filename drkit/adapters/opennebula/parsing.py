@@ -126,6 +126,7 @@ def image_from_pyone(raw: Any) -> OneImage:
         vms=_ids(raw.VMS),
         template=template_map(raw.TEMPLATE),
         locked=_locked(raw),
+        owner=str(getattr(raw, "UNAME", "") or ""),
     )
 
 

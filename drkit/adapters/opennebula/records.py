@@ -96,6 +96,8 @@ class OneImage:
     vms: tuple[int, ...]
     template: TemplateMap
     locked: bool
+    owner: str = ""
+    """The owner's user name (``UNAME``)."""
 
 
 @dataclass(frozen=True)

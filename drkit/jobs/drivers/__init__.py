@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 from drkit.adapters.kube import ClusterApi
 from drkit.domain.errors import ConfigError
 from drkit.domain.models import ProtectedApp, Site
-from drkit.jobs.drivers.base import AppDriver, DriverFactory, Restore, SmokeResult
+from drkit.jobs.drivers.base import AppDriver, DriverFactory, FromBackup, Restore, SmokeResult
 from drkit.jobs.drivers.http import HttpDriver
 from drkit.jobs.drivers.nexus import NexusDriver
+from drkit.jobs.drivers.opennebula import OpenNebulaDriver
 
 if TYPE_CHECKING:
     from drkit.jobs.world import World
@@ -24,6 +25,7 @@ __all__ = [
     "DRIVERS",
     "AppDriver",
     "DriverFactory",
+    "FromBackup",
     "Restore",
     "SmokeResult",
     "driver_for",
@@ -34,6 +36,7 @@ __all__ = [
 DRIVERS: dict[str, DriverFactory] = {
     HttpDriver.kind: HttpDriver.build,
     NexusDriver.kind: NexusDriver.build,
+    OpenNebulaDriver.kind: OpenNebulaDriver.build,
 }
 """Each ``checks.kind`` and the factory of its driver."""
 

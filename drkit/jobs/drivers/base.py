@@ -8,7 +8,8 @@ and call this protocol. A driver answers for one app on one site:
 * *fence/stop* (:meth:`AppDriver.stop`), with *quiesce* before it and *release* after a start
   where the app has them (a read-only freeze: a no-op for an app without one);
 * *start from the restored state* (:meth:`AppDriver.start`): the driver names what to restore
-  from the backup to start the app, the step restores it;
+  from the backup to start the app, the step restores it (or, given a :class:`FromBackup`, the
+  driver reads the saved records it starts the app from);
 * *smoke* after a move, and the drill's *canary* written on the primary and read on the replica;
 * *what it needs backed up* (:meth:`AppDriver.backup_kinds`).
 
@@ -29,6 +30,27 @@ if TYPE_CHECKING:
 
 Restore = Callable[[tuple[str, ...]], None]
 """Restores the named kinds of the app's backup into the app's namespace on the driver's site."""
+Saved = Callable[[tuple[str, ...]], list[dict[str, Any]]]
+"""Reads the named kinds' objects from the app's backup, checked, without applying them."""
+
+
+START_CONVERGES = "start_converges"
+"""An optional class attribute of a driver: True when its :meth:`AppDriver.start` may run again
+while the app is present but not writable (it creates only what is missing, e.g. the second of two
+VMs after a kill), so the start step calls it again instead of :meth:`AppDriver.release`."""
+
+
+@dataclass(frozen=True)
+class FromBackup:
+    """What the start step hands :meth:`AppDriver.start`: a :data:`Restore` (calling it restores
+    the named kinds, as a Kubernetes app's driver does), which also reads the backup's saved
+    records (:attr:`saved`) for a driver that starts its app from them (a VM app's)."""
+
+    restore: Restore
+    saved: Saved
+
+    def __call__(self, kinds: tuple[str, ...]) -> None:
+        self.restore(kinds)
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,11 @@ class FinalBackup:
             ref if must & set(ref.sites) else run.world.spare(ref)
             for ref in app_stores(run.world, run.app, spec.site, spare=False)
         ]
-        summary = run_backup(run.app, source.site, source.cluster, stores, key=run.key, clock=run.world.clock)
+        vm = run.app.opennebula is not None
+        cluster, frontend = (None, source.opennebula) if vm else (source.cluster, None)
+        summary = run_backup(
+            run.app, source.site, cluster, stores, key=run.key, clock=run.world.clock, frontend=frontend
+        )
         target = store_label(run.world.stores(first=run.plan.target)[0])
         missed = [o for o in summary.stores if o.store == target and not o.complete]
         if summary.status != "complete" or missed:

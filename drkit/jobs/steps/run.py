@@ -19,7 +19,7 @@ from drkit.domain.errors import NotFound
 from drkit.domain.models import KindRef, ProtectedApp
 from drkit.domain.operations import Plan, StepSpec
 from drkit.jobs.drivers import AppDriver, driver_for
-from drkit.jobs.restore import restore_backup
+from drkit.jobs.restore import restore_backup, saved_objects
 from drkit.jobs.world import World
 
 Seen = dict[str, Any]
@@ -110,6 +110,27 @@ class Run:
             namespace=namespace,
             rewrite=rewrite,
             clock=self.world.clock,
+            layout=ref.layout,
+            store_name="/".join(ref.sites),
+        )
+
+    def saved(self, site: str, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The objects of ``kinds`` in the backup :meth:`restore` would restore, read from ``site``'s
+        own store and checked (a driver starting the app from saved records reads them here)."""
+        run_id = self.restore_run
+        if run_id is None:
+            raise NotFound(
+                f"no backup of app {self.app.name} to start it from on {site}",
+                hint=f"run: standby backup run --app {self.app.name}",
+            )
+        ref = self.world.stores(first=site)[0]
+        return saved_objects(
+            ref.store,
+            self.world.config.site(self.plan.backup_site or self.plan.source),
+            self.app,
+            key=self.key,
+            run_id=run_id,
+            kinds=kinds,
             layout=ref.layout,
             store_name="/".join(ref.sites),
         )

@@ -16,6 +16,7 @@ from drkit.domain.models import KindRef, ProtectedApp, Volume
 from drkit.domain.operations import StepSpec
 from drkit.domain.rbd_status import parse_snap_ls
 from drkit.domain.transforms import normalize
+from drkit.jobs.drivers.base import START_CONVERGES, FromBackup
 from drkit.jobs.steps.run import PV, PVC, ROUTING_KINDS, Run, Seen
 
 # ---------------------------------------------------------------------------------------- the app
@@ -95,7 +96,8 @@ class StopApp:
 
 class StartApp:
     """Start the app from the restored state (its driver names what to restore from the backup),
-    then wait until it is writable."""
+    then wait until it is writable (a driver whose start converges is started again while the app
+    is not writable; others are released)."""
 
     def app_of(self, run: Run) -> ProtectedApp:
         """The app this step starts: the run's."""
@@ -111,8 +113,13 @@ class StartApp:
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
         app = self.app_of(run)
         driver = run.driver(spec.site, app)
-        if not seen["workload"]:
-            driver.start(lambda kinds: run.restore(spec.site, include=kinds, namespace=app.namespace))
+        if not seen["workload"] or (getattr(driver, START_CONVERGES, False) and not seen["writable"]):
+            driver.start(
+                FromBackup(
+                    lambda kinds: run.restore(spec.site, include=kinds, namespace=app.namespace),
+                    lambda kinds: run.saved(spec.site, kinds),
+                )
+            )
         else:
             driver.release()  # a quiesce from the old site came with the data
 
@@ -311,6 +318,8 @@ class RestoreVolumes:
     """Restore from the backup everything the app needs but its workload, VRs and routing."""
 
     def observe(self, run: Run, spec: StepSpec) -> Seen:
+        if run.app.namespace is None:  # no PVC to restore (a VM app: its driver starts from the backup)
+            return {"pvcs": {}}
         cluster = run.world.bundle(spec.site).cluster
         ns, phases = run.app.kube_namespace(f"the {spec.name} step"), {}
         for volume in run.app.volumes:
@@ -336,6 +345,8 @@ class TidySource:
         self.routing = routing
 
     def observe(self, run: Run, spec: StepSpec) -> Seen:
+        if run.app.namespace is None:  # no PVC, PV or routing object (a VM app)
+            return {"left": []}
         cluster = run.world.bundle(spec.site).cluster
         ns = run.app.kube_namespace(f"the {spec.name} step")
         left: list[str] = []
