@@ -2,7 +2,8 @@
 
 Tests in ``tests/flows`` use it automatically; lab tests that run flows ask for it by name.
 
-The flow-run heartbeat is turned off inside the harness (it costs about 1 s per run and cannot be
+Its server starts from a copy of a migrated database (:mod:`tests.prefect_db`). The flow-run
+heartbeat is turned off inside the harness (it costs about 1 s per run and cannot be
 turned off from the environment), analytics are off, and ``PREFECT_HOME`` is a temporary folder.
 """
 
@@ -22,11 +23,18 @@ os.environ["DO_NOT_TRACK"] = "1"
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
+    from unittest import mock
 
+    import prefect.testing.utilities as harness
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from tests.prefect_db import mkdtemp_with_database
+
+    # the harness makes its database folder with mkdtemp: it gets a copy of the migrated template
+    # (tests/prefect_db.py), so its server does not run every migration again
     with (
-        prefect_test_harness(server_startup_timeout=240),
+        mock.patch.object(harness, "mkdtemp", mkdtemp_with_database),
+        harness.prefect_test_harness(server_startup_timeout=240),
         temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         yield

@@ -34,6 +34,7 @@ from drkit.jobs.world import World, build_world, read_placement
 from lab import seeds
 from lab.controllers import SYSTEM_PYTHON
 from lab.procs import answers, start_service, stop_daemon
+from tests import prefect_db
 
 ROOT = Path(__file__).resolve().parents[1]
 NEXUS = KindRef(group="operator.alaudadevops.io", version="v1alpha1", kind="Nexus")
@@ -216,6 +217,7 @@ def prefect_server(*, ui: bool = False, port: int | None = None) -> Iterator[str
     from prefect.settings import PREFECT_API_AUTH_STRING, temporary_settings
 
     home = Path(tempfile.mkdtemp(prefix="standby-prefect-"))
+    prefect_db.seed(home / "prefect.db")  # its default database, already migrated
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     auth = f"standby-test:{secrets.token_urlsafe(18)}"
