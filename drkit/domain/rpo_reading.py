@@ -78,13 +78,22 @@ class AppReading:
     """The app's ``rpo_max_entries_behind``: the breach limit on a journal-mode image's entries."""
 
 
-def choose_sample(samplings: Iterable[SiteSampling], secondary: str, image: str) -> MirrorSample | None:
-    """The sample describing ``image``'s copy on ``secondary``, the app's current secondary site.
+def choose_sample(
+    samplings: Iterable[SiteSampling], secondary: str, image: str, pool: str | None = None
+) -> MirrorSample | None:
+    """The sample describing ``image``'s copy on ``secondary``, the app's current secondary site
+    (``pool``: only samplings of that pool; an image name is unique within a pool only).
 
     Any split-brain or error seen from either side wins (never a healthy lag then). Otherwise the
     secondary's own status is preferred to the primary's ``peer_sites`` view of it.
     """
-    found = [s for sampling in samplings for s in sampling.samples if s.image == image]
+    found = [
+        s
+        for sampling in samplings
+        if pool is None or sampling.pool == pool
+        for s in sampling.samples
+        if s.image == image
+    ]
     bad = [s for s in found if s.health in NO_LAG]
     if bad:
         return bad[0]

@@ -76,6 +76,16 @@ def pool_status_command(pool: str) -> str:
 # --------------------------------------------------------------------------------------- sampling
 
 
+def site_pools(config: StandbyConfig, site: Site) -> tuple[str, ...]:
+    """The pools to sample on ``site``: its own, then every other pool an app on it keeps images in
+    (a VM app's image pool); one ``rbd mirror pool status`` call each."""
+    pools = [site.pool]
+    for app in config.apps:
+        if site.name in (app.home_site, app.secondary_site) and app.pool_on(site) not in pools:
+            pools.append(app.pool_on(site))
+    return tuple(pools)
+
+
 def sample_site(
     rbd: RbdMirror,
     site: Site,
@@ -146,7 +156,10 @@ def sample_sites(
     """
     samplings: list[SiteSampling] = []
     for name, rbd in rbds.items():
-        samplings += sample_site(rbd, config.site(name), clock=clock, stale_after=stale_after)
+        site = config.site(name)
+        samplings += sample_site(
+            rbd, site, clock=clock, pools=site_pools(config, site), stale_after=stale_after
+        )
     if samplings and not any(s.valid for s in samplings):
         detail = "; ".join(f"{s.site}: `{s.command}`: {s.error}" for s in samplings)
         error_type = TransientError if all(s.transient for s in samplings) else StandbyError
@@ -220,8 +233,9 @@ def measure_apps(
         primary_name, secondary_name = roles(app, placements)
         secondary, primary = config.site(secondary_name), config.site(primary_name)
         for volume in app.volumes:
-            sample = choose_sample(samplings, secondary.name, volume.image)
-            probe = status_lag(sample, volume.image, secondary.pool, secondary.name, probe_at)
+            pool = app.pool_on(secondary)
+            sample = choose_sample(samplings, secondary.name, volume.image, pool)
+            probe = status_lag(sample, volume.image, pool, secondary.name, probe_at)
             if rbds is None or not needs_exact(probe, exact, app.rpo_target, suspect_ratio):
                 continue
             a, b = rbds.get(primary.name), rbds.get(secondary.name)
@@ -232,7 +246,7 @@ def measure_apps(
                 points[(app.name, volume.image)] = exact_points(
                     b,
                     a,
-                    secondary.pool,
+                    pool,
                     volume.image,
                     secondary_tz=secondary.timezone,
                     primary_tz=primary.timezone,
@@ -246,13 +260,14 @@ def measure_apps(
     readings: list[AppReading] = []
     for app in chosen:
         secondary = config.site(roles(app, placements)[1])
+        pool = app.pool_on(secondary)
         lags: list[ImageLag] = []
         for volume in app.volumes:
-            sample = choose_sample(samplings, secondary.name, volume.image)
-            lag = status_lag(sample, volume.image, secondary.pool, secondary.name, at)
+            sample = choose_sample(samplings, secondary.name, volume.image, pool)
+            lag = status_lag(sample, volume.image, pool, secondary.name, at)
             pts = points.get((app.name, volume.image))
             if pts is not None:
-                lag = merge_exact(lag, exact_lag(volume.image, pts, at), secondary.pool, secondary.name)
+                lag = merge_exact(lag, exact_lag(volume.image, pts, at), pool, secondary.name)
             lags.append(lag)
         readings.append(
             AppReading(
@@ -260,7 +275,7 @@ def measure_apps(
                 target=app.rpo_target,
                 lag=app_lag(app.name, lags, at),
                 secondary_site=secondary.name,
-                pool=secondary.pool,
+                pool=pool,
                 exact_points={i: p for (a, i), p in points.items() if a == app.name},
                 exact_errors={i: e for (a, i), e in errors.items() if a == app.name},
                 max_entries_behind=app.rpo_max_entries_behind,
