@@ -140,6 +140,15 @@ def _common_checks(facts: Facts, op_kind: str, target: str) -> list[Check]:
             )
         )
     checks.append(key_check(facts.key))
+    if facts.app_refusals is not None:
+        checks.append(
+            _check(
+                "the app's saved definition fits the target",
+                not facts.app_refusals,
+                "; ".join(facts.app_refusals)
+                or "everything the backup holds can be created there (a re-run reuses what stands)",
+            )
+        )
     split = facts.view.split_brain()
     if split and op_kind != "failback":
         checks.append(

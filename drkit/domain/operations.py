@@ -136,6 +136,11 @@ class Facts(Model):
     resuming: str | None = Field(
         None, description="the operation being resumed: its own hold is no other operation"
     )
+    app_refusals: tuple[str, ...] | None = Field(
+        None,
+        description="what the target would refuse of the app's saved definition, read before any change"
+        " (None: not checked: the app's driver has no such check, or there is no backup to read)",
+    )
 
 
 class Approval(Model):

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from drkit.domain.errors import PreconditionFailed
 from drkit.domain.operations import Approval
 from drkit.jobs.backup import back_up
-from drkit.jobs.operations import OperationResult, Timeouts, list_journals, resume, run_operation
+from drkit.jobs.operations import OperationResult, Timeouts, list_journals, prepare, resume, run_operation
 from drkit.jobs.requests import BackupRequest, FailbackRequest, FailoverRequest, RelocateRequest
 from drkit.jobs.world import read_placement
 from drkit.testing.vm_dr import FakeVmDr, fake_vm_dr
@@ -117,3 +118,38 @@ def test_a_failback_brings_the_vms_home_resuming_the_originals() -> None:
     assert [vm.state for vm in dr.fronts["site-b"].vms_labelled("STANDBY_APP", "vms")] == ["POWEROFF"] * 2
     assert len(dr.fronts["site-a"].images()) == 3 and len(dr.fronts["site-b"].images()) == 2
     assert read_placement(dr.world, dr.world.config.app("vms")).record.primary == "site-a"
+
+
+GUARD = "the app's saved definition fits the target"
+
+
+def _guard(dr: FakeVmDr, kind: str = "relocate") -> tuple[bool, str]:
+    plan = prepare(dr.world, "vms", kind, "site-b", key=KEY).plan  # type: ignore[arg-type]
+    (check,) = [c for c in plan.checks if c.name == GUARD]
+    return check.ok, check.detail
+
+
+def test_the_plan_proves_the_vms_can_be_created_on_the_target_before_any_change() -> None:
+    ok, detail = _guard(_world())
+    assert ok, detail
+
+
+def test_a_nic_without_a_mapping_under_refuse_fails_the_plan_and_nothing_changes() -> None:
+    dr = fake_vm_dr(unmapped_nic="refuse")
+    back_up(dr.world, BackupRequest(app="vms"), key=KEY, clock=dr.clock)
+    ok, detail = _guard(dr)
+    assert not ok and "db-0" in detail and "backend-a" in detail, detail
+    with pytest.raises(PreconditionFailed, match=GUARD):
+        _run(dr, "relocate", _approved())
+    assert dr.mirror.promoted == [] and _on_b(dr) == []
+    assert [vm.state for vm in dr.fronts["site-a"].vms_labelled("STANDBY_APP", "vms")] == ["ACTIVE"] * 2
+
+
+def test_an_image_name_taken_on_the_target_by_another_source_fails_the_plan() -> None:
+    dr = _world()
+    taken = dr.fronts["site-a"].image(0).name  # web-0's disk: its name, on B, over another image
+    dr.fronts["site-b"].allocate_image(
+        f'NAME = "{taken}"\nTYPE = "DATABLOCK"\nSOURCE = "one/elsewhere"\nSIZE = "16"\nFORMAT = "raw"', 100
+    )
+    ok, detail = _guard(dr, "failover")
+    assert not ok and taken in detail and "one/elsewhere" in detail, detail

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING
 from drkit.adapters.kube import ClusterApi
 from drkit.domain.errors import ConfigError
 from drkit.domain.models import ProtectedApp, Site
-from drkit.jobs.drivers.base import AppDriver, DriverFactory, FromBackup, Restore, SmokeResult
+from drkit.jobs.drivers.base import (
+    AppDriver,
+    DriverFactory,
+    FromBackup,
+    Preflight,
+    Restore,
+    Saved,
+    SmokeResult,
+)
 from drkit.jobs.drivers.http import HttpDriver
 from drkit.jobs.drivers.nexus import NexusDriver
 from drkit.jobs.drivers.opennebula import OpenNebulaDriver
@@ -26,7 +34,9 @@ __all__ = [
     "AppDriver",
     "DriverFactory",
     "FromBackup",
+    "Preflight",
     "Restore",
+    "Saved",
     "SmokeResult",
     "driver_for",
     "kinds",

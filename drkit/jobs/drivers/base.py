@@ -40,6 +40,18 @@ while the app is present but not writable (it creates only what is missing, e.g.
 VMs after a kill), so the start step calls it again instead of :meth:`AppDriver.release`."""
 
 
+@runtime_checkable
+class Preflight(Protocol):
+    """An optional capability of a driver: what its site would refuse of the app's saved definition,
+    known before any change (a VM whose network has no counterpart, an image name taken by another
+    ``SOURCE``). The plan turns a non-empty answer into a failed guard, so the operation is refused
+    while the app still runs where it is."""
+
+    def refusals(self, saved: Saved) -> tuple[str, ...]:
+        """One line per thing the site would refuse (empty: the app can start there)."""
+        ...
+
+
 @dataclass(frozen=True)
 class FromBackup:
     """What the start step hands :meth:`AppDriver.start`: a :data:`Restore` (calling it restores

@@ -34,7 +34,7 @@ from drkit.domain.opennebula import bind_images, translate_vm
 from drkit.domain.opennebula_backup import KINDS, ORIGIN, SavedVm, saved_vms
 from drkit.domain.opennebula_records import Named, TargetImage, TargetSite, VmPlan
 from drkit.domain.opennebula_template import render_template
-from drkit.jobs.drivers.base import FromBackup, Restore, SmokeResult
+from drkit.jobs.drivers.base import FromBackup, Restore, Saved, SmokeResult
 from drkit.jobs.opennebula_vms import app_vms, origin_of
 
 if TYPE_CHECKING:
@@ -229,20 +229,38 @@ class OpenNebulaDriver:
             images=tuple(TargetImage(id=i.id, name=i.name, source=i.source) for i in images),
         )
 
-    def _register(self, saved: SavedVm) -> tuple[VmPlan, dict[str, int]]:
-        """The VM's way here, and its images registered (or reused): name -> id. Each image
-        registered carries the VM's origin, so a start cut short before the VM was created is
-        seen (:meth:`missing`)."""
+    def _plan(self, saved: SavedVm, target: TargetSite) -> VmPlan:
+        """The way of ``saved`` onto this site with the app's rules (its refusals included)."""
         one = self.app.opennebula
         assert one is not None
-        plan = translate_vm(
+        return translate_vm(
             saved.vm,
             saved.images,
-            self._target(),
+            target,
             one,
             source_is_home=self.site.name != self.app.home_site,
             mirrored={v.image for v in self.app.volumes},
         )
+
+    def refusals(self, saved: Saved) -> tuple[str, ...]:
+        """What this site would refuse of the backup's VMs (see :class:`~drkit.jobs.drivers.base.Preflight`):
+        the translation's refusals of every VM not already standing here, read before any change."""
+        vms = saved_vms(saved(tuple(k.kind for k in KINDS)))
+        if not vms:
+            return (f"the backup holds no VM of app {self.app.name} to start on {self.site.name}",)
+        target = self._target()
+        out: list[str] = []
+        for one in vms:
+            if self._existing(one) is None:
+                plan = self._plan(one, target)
+                out += [str(refusal) for refusal in plan.refusals]
+        return tuple(out)
+
+    def _register(self, saved: SavedVm) -> tuple[VmPlan, dict[str, int]]:
+        """The VM's way here, and its images registered (or reused): name -> id. Each image
+        registered carries the VM's origin, so a start cut short before the VM was created is
+        seen (:meth:`missing`)."""
+        plan = self._plan(saved, self._target())
         if plan.refusals:
             raise PreconditionFailed(
                 f"app {self.app.name}: VM {plan.vm} cannot be created on {self.site.name}: "

@@ -6,6 +6,7 @@ resume; the backup the target can read (:func:`find_backup`) and the trial of th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from drkit.domain import crypto
 from drkit.domain.errors import (
@@ -24,8 +25,10 @@ from drkit.domain.operations import (
     Plan,
 )
 from drkit.jobs.backup_runs import missing_key_id, read_index, resolve_run
+from drkit.jobs.drivers import Preflight, driver_for
 from drkit.jobs.keys import run_keys
 from drkit.jobs.operations.journal import hold_of
+from drkit.jobs.restore import saved_objects
 from drkit.jobs.world import (
     PlacementRead,
     World,
@@ -143,6 +146,45 @@ def _backup_age(
     return (world.clock.now() - index.finished).total_seconds()
 
 
+def _app_refusals(
+    world: World,
+    app: ProtectedApp,
+    source: str,
+    target: str,
+    run_id: str | None,
+    key: crypto.MasterKey | None,
+    trial: KeyTrial | None,
+) -> tuple[str, ...] | None:
+    """What ``target`` would refuse of the app as backup ``run_id`` saved it, asked of the app's
+    driver there (:class:`~drkit.jobs.drivers.base.Preflight`); None when its driver has no such
+    check, or when there is no backup the key opens to read it from."""
+    if run_id is None or (trial is not None and trial.sealed and not trial.opened):
+        return None
+    bundle = world.bundle(target)
+    driver = driver_for(app, bundle.site, bundle.cluster, world)
+    if not isinstance(driver, Preflight):
+        return None
+    ref = world.stores(first=target)[0]
+
+    def saved(kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+        return saved_objects(
+            ref.store,
+            world.config.site(source),
+            app,
+            key=key,
+            run_id=run_id,
+            kinds=kinds,
+            layout=ref.layout,
+            store_name="/".join(ref.sites),
+        )
+
+    try:
+        refusals: tuple[str, ...] = driver.refusals(saved)
+        return refusals
+    except StandbyError as failure:
+        return (f"could not be checked on {target}: {failure.message[:200]}",)
+
+
 def prepare(
     world: World,
     app_name: str,
@@ -182,6 +224,7 @@ def prepare(
             opened=False,
             error=f"the backup could not be read: {failure.message[:200]}",
         )
+    refusals = _app_refusals(probing, app, record.primary, backup_target, run_id, key, trial)
     facts = Facts(
         placement=record,
         view=view,
@@ -192,6 +235,7 @@ def prepare(
         key=trial,
         holder=hold_of(probing, record),
         take_over=take_over,
+        app_refusals=refusals,
     )
     return Prepared(plan=make_plan(app, facts, kind, target), facts=facts, placement=placement)
 
