@@ -213,7 +213,9 @@ def _relocate_steps(app: ProtectedApp, source: str, target: str) -> list[StepSpe
         ),
         *_start_steps(app, target, force=False),
         StepSpec(
-            name="tidy-source", title="remove the app's PVC/PV (Retain; the image is kept)", site=source
+            name="tidy-source",
+            title="remove what the app leaves on the source (its PVC/PV with Retain, or its VM copies; the images are kept)",
+            site=source,
         ),
         StepSpec(name="placement", title=f"record {target} as the primary", site=target),
         StepSpec(name="mirroring-healthy", title=f"wait until {source} replays from {target}", site=source),

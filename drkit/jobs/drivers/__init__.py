@@ -34,6 +34,7 @@ __all__ = [
     "AppDriver",
     "DriverFactory",
     "FromBackup",
+    "Leftovers",
     "Preflight",
     "Restore",
     "Saved",

@@ -52,6 +52,21 @@ class Preflight(Protocol):
         ...
 
 
+@runtime_checkable
+class Leftovers(Protocol):
+    """An optional capability of a driver: what the app leaves on a site it moved away from, and
+    removing it (a VM app's stale copies on the site it failed over to). The tidy step of an
+    operation asks a driver that has it instead of looking for Kubernetes objects."""
+
+    def leftovers(self) -> list[str]:
+        """What is left on the site once the app runs elsewhere (empty: nothing)."""
+        ...
+
+    def tidy(self) -> None:
+        """Remove :meth:`leftovers` (the app's data, its mirrored images, stays)."""
+        ...
+
+
 @dataclass(frozen=True)
 class FromBackup:
     """What the start step hands :meth:`AppDriver.start`: a :data:`Restore` (calling it restores

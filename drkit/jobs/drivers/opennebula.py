@@ -160,6 +160,19 @@ class OpenNebulaDriver:
             self.frontend.vm_action(vm.id, "terminate-hard" if hard else "terminate")
         return bool(vms)
 
+    def leftovers(self) -> list[str]:
+        """The app's copies on this site once it runs elsewhere: every VM made by Standby here
+        (marked with its origin; the originals on the home site are only powered off, as the guide
+        does). See :class:`~drkit.jobs.drivers.base.Leftovers`."""
+        return [f"VM {vm.id} {vm.name} ({vm.state})" for vm in self.vms() if vm.user_template.get(ORIGIN)]
+
+    def tidy(self) -> None:
+        """Terminate the stale copies (their persistent images stay registered, so a later move back
+        reuses them: the guide's failback terminates the VM on B)."""
+        for vm in self.vms():
+            if vm.user_template.get(ORIGIN):
+                self.frontend.vm_action(vm.id, "terminate")
+
     def start(self, restore: Restore) -> None:
         if not isinstance(restore, FromBackup):
             raise PreconditionFailed(

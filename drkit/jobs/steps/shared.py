@@ -16,7 +16,7 @@ from drkit.domain.models import KindRef, ProtectedApp, Volume
 from drkit.domain.operations import StepSpec
 from drkit.domain.rbd_status import parse_snap_ls
 from drkit.domain.transforms import normalize
-from drkit.jobs.drivers.base import START_CONVERGES, FromBackup
+from drkit.jobs.drivers.base import START_CONVERGES, FromBackup, Leftovers
 from drkit.jobs.steps.run import PV, PVC, ROUTING_KINDS, Run, Seen
 
 # ---------------------------------------------------------------------------------------- the app
@@ -345,8 +345,9 @@ class TidySource:
         self.routing = routing
 
     def observe(self, run: Run, spec: StepSpec) -> Seen:
-        if run.app.namespace is None:  # no PVC, PV or routing object (a VM app)
-            return {"left": []}
+        driver = run.driver(spec.site)
+        if isinstance(driver, Leftovers):  # the driver knows what its app leaves behind
+            return {"left": driver.leftovers()}
         cluster = run.world.bundle(spec.site).cluster
         ns = run.app.kube_namespace(f"the {spec.name} step")
         left: list[str] = []
@@ -368,6 +369,10 @@ class TidySource:
         return not seen["left"]
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        driver = run.driver(spec.site)
+        if isinstance(driver, Leftovers):
+            driver.tidy()
+            return
         cluster = run.world.bundle(spec.site).cluster
         ns = run.app.kube_namespace(f"the {spec.name} step")
         pvs = app_pvs(run, spec.site)
