@@ -21,7 +21,6 @@ import typer
 import yaml
 
 from drkit.adapters.clock import SystemClock
-from drkit.config import load_config
 from drkit.domain import crypto
 from drkit.domain.backup_index import BackupIndex
 from drkit.domain.blobs import open_blob
@@ -36,12 +35,13 @@ from drkit.jobs.backup_sync import StoreRuns, holdings
 from drkit.jobs.requests import BackupRequest, RestoreRequest, VerifyRequest, default, describe
 from drkit.jobs.restore import run_restore
 from drkit.jobs.verify import run_verify
-from drkit.jobs.world import StoreRef, World, build_world
+from drkit.jobs.world import StoreRef, World
 from standby.common import (
     KEY_ENV,
     ConfigOption,
     KeyEnvOption,
     OutputOption,
+    command_world,
     duration,
     duration_text,
     emit,
@@ -73,12 +73,8 @@ def _pick(
 ) -> tuple[World, ProtectedApp, Site]:
     """The command's one World, the app, and the site its backups are taken on: ``site``, else the
     app's current primary (its placement, checked with the key when set)."""
-    cfg = load_config(config)  # names are checked before any credentials are read
-    if app is not None:
-        cfg.app(app)
-    if site is not None:
-        cfg.site(site)
-    world = build_world(cfg, key=_key(key_env))
+    world: World = command_world(config, app=app, site=site, key=_key(key_env))
+    cfg = world.config
     if app is None:
         if len(cfg.apps) != 1:
             raise ConfigError(

@@ -185,27 +185,40 @@ def guarded(action: Callable[[], T]) -> T:
         raise fail(f"error: {exc}", 1) from None
 
 
+def command_world(
+    config: Path | None,
+    *,
+    app: str | None = None,
+    site: str | None = None,
+    key: Any = None,
+    timeout: float | None = None,
+) -> Any:
+    """A command's one World for ``--config``: ``app`` and ``site`` are checked against the
+    configuration first, so a misspelt name is named before anything (credentials included) is
+    touched; ``key`` signs and checks the state; ``timeout`` bounds each call (None: each adapter's own)."""
+    from drkit.config import load_config
+    from drkit.jobs.world import build_world
+
+    cfg = load_config(config)
+    if app is not None:
+        cfg.app(app)  # an unknown app is a ConfigError naming the known ones
+    if site is not None:
+        cfg.site(site)
+    return build_world(cfg, timeout=timeout, key=key)
+
+
 def world_of(
     config: Path | None, *, app: str | None = None, site: str | None = None, key_env: str = KEY_ENV
 ) -> Any:
-    """The operations' world for ``--config`` (20 s per call, so a lost site answers quickly).
-
-    ``app`` and ``site`` are checked against the configuration first: a misspelt name is named
-    before anything (credentials included) is touched. The key in ``key_env`` (when set) signs and
-    checks the placement records, journals and drill reports; without one the command says once,
-    on stderr, that they are unauthenticated (as every other warning of the world: ``warning: ...``).
+    """The operations' world for ``--config`` (:func:`command_world`, 20 s per call, so a lost site
+    answers quickly). The key in ``key_env`` (when set) signs and checks the placement records,
+    journals and drill reports; without one the command says once, on stderr, that they are
+    unauthenticated (as every other warning of the world: ``warning: ...``).
     """
-    from drkit.config import load_config
     from drkit.jobs.backup import key_from_env
-    from drkit.jobs.world import build_world
 
-    cfg = guarded(lambda: load_config(config))
-    if app is not None:
-        guarded(lambda: cfg.app(app))
-    if site is not None:
-        guarded(lambda: cfg.site(site))
     key = guarded(lambda: key_from_env(key_env))
-    world = guarded(lambda: build_world(cfg, timeout=20.0, key=key))
+    world = guarded(lambda: command_world(config, app=app, site=site, key=key, timeout=20.0))
     world.on_warning = lambda line: typer.echo(f"warning: {line}", err=True)  # once per command
     return world
 

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from drkit.config import load_config
 from drkit.domain.errors import ConfigError, ParseError
 from drkit.domain.rbd_readers import zone
 from drkit.domain.rbd_status import DEFAULT_STALE_AFTER, parse_status
@@ -33,6 +32,7 @@ from standby.common import (
     ConfigOption,
     JsonAlias,
     OutputOption,
+    command_world,
     duration,
     duration_text,
     emit,
@@ -49,14 +49,9 @@ T = TypeVar("T")
 
 
 def _world(config: Path | None, app: str | None = None) -> World:
-    """The command's one World; an unknown ``app`` is named before any
-    credentials are read. Each app's placement is read once, when first needed."""
-    from drkit.jobs.world import build_world
-
-    cfg = load_config(config)
-    if app:
-        cfg.app(app)  # an unknown app is a ConfigError naming the known ones
-    world = build_world(cfg)
+    """The command's one World (:func:`~standby.common.command_world`); each app's placement is
+    read once, when first needed."""
+    world: World = command_world(config, app=app)
     return world
 
 
