@@ -43,10 +43,10 @@ from standby.common import (
     OutputOption,
     command_world,
     duration,
-    duration_text,
     emit,
     group,
     guarded,
+    option_duration,
 )
 
 backup_app = group("Manifest backups to S3: run, list, show, verify, restore, decrypt.")
@@ -371,7 +371,7 @@ def restore_cmd(
             parser=duration,
             metavar="DURATION",
             help="how long to wait for the restored PVCs to be Bound, e.g. 2m (a bare number is seconds)",
-            show_default=duration_text(default(RestoreRequest, "bound_timeout")),
+            show_default=option_duration(default(RestoreRequest, "bound_timeout")),
         ),
     ] = default(RestoreRequest, "bound_timeout"),
     key_env: KeyEnvOption = KEY_ENV,

@@ -141,8 +141,9 @@ def duration(value: str | float) -> float:
         ) from None
 
 
-def duration_text(seconds: float) -> str:
-    """A default in seconds as a duration option shows it: ``300`` -> ``5m``, ``0.2`` -> ``0.2s``."""
+def option_duration(seconds: float) -> str:
+    """A default in seconds written as a duration option takes it (``300`` -> ``5m``, ``0.2`` -> ``0.2s``),
+    so ``--help`` shows what can be typed back; :func:`drkit.views.status.duration_text` is for reading."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"

@@ -34,11 +34,11 @@ from standby.common import (
     OutputOption,
     command_world,
     duration,
-    duration_text,
     emit,
     fail,
     group,
     guarded,
+    option_duration,
     output_of,
 )
 
@@ -113,7 +113,7 @@ def parse_cmd(
             parser=duration,
             metavar="DURATION",
             help="age after which a status is stale, e.g. 10m (a bare number is seconds)",
-            show_default=duration_text(DEFAULT_STALE_AFTER.total_seconds()),
+            show_default=option_duration(DEFAULT_STALE_AFTER.total_seconds()),
         ),
     ] = DEFAULT_STALE_AFTER.total_seconds(),
 ) -> None:
@@ -207,7 +207,7 @@ def watch_cmd(
             parser=duration,
             metavar="DURATION",
             help="how long this run watches, e.g. 10m",
-            show_default=duration_text(60 * default(RpoWatchRequest, "minutes")),
+            show_default=option_duration(60 * default(RpoWatchRequest, "minutes")),
         ),
     ] = None,
     every: Annotated[
@@ -217,7 +217,7 @@ def watch_cmd(
             parser=duration,
             metavar="DURATION",
             help="time between two listings of an image on its secondary (a bare number is seconds)",
-            show_default=duration_text(default(RpoWatchRequest, "every_seconds")),
+            show_default=option_duration(default(RpoWatchRequest, "every_seconds")),
         ),
     ] = default(RpoWatchRequest, "every_seconds"),
     busy_every: Annotated[
@@ -227,7 +227,7 @@ def watch_cmd(
             parser=duration,
             metavar="DURATION",
             help="time between two listings while a sync is in progress (its first 30 s)",
-            show_default=duration_text(default(RpoWatchRequest, "busy_every_seconds")),
+            show_default=option_duration(default(RpoWatchRequest, "busy_every_seconds")),
         ),
     ] = default(RpoWatchRequest, "busy_every_seconds"),
     record: Annotated[
