@@ -236,6 +236,6 @@ def test_a_bad_output_format_names_the_choices() -> None:
 
 def test_durations_take_their_unit_and_bare_seconds() -> None:
     assert common.duration("90s") == common.duration("90") == 90.0
-    assert common.duration("10m") == 600.0 and common.duration_text(600.0) == "10m"
+    assert common.duration("10m") == 600.0 and common.option_duration(600.0) == "10m"
     with pytest.raises(typer.BadParameter, match="'soon' is not a duration"):
         common.duration("soon")
