@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import cast
+from typing import Any, cast
 
 from drkit.adapters.clock import Clock, SystemClock
 from drkit.adapters.kube import ClusterApi
@@ -39,7 +39,6 @@ from drkit.domain.placement import AppView, Placement, Role, SiteView, home_plac
 from drkit.domain.rbd_status import parse_image_status
 from drkit.domain.rpo import exact_lag, image_lag
 from drkit.domain.signed_state import UNAUTHENTICATED
-from drkit.jobs.drivers.nexus import NexusFactory
 from drkit.jobs.placement import (
     PlacementRead,
     read_placement,
@@ -223,8 +222,9 @@ class World:
     config: StandbyConfig
     sites: dict[str, SiteBundle]
     clock: Clock = field(default_factory=SystemClock)
-    nexus_factory: NexusFactory | None = None
-    """How to reach an app's Nexus from its URL; HTTP when None (tests hand a fake's)."""
+    app_clients: dict[str, Any] = field(default_factory=dict)
+    """Per ``checks.kind``, how that kind's driver reaches its app (e.g. the Nexus client made from
+    its URL); a driver uses its own default (HTTP) when its kind is absent. Tests hand fakes here."""
     unanswered: dict[str, float] = field(default_factory=dict)
     """Stores that did not answer a spare call, and when: left alone for a while (see :meth:`spare`)."""
     key: crypto.MasterKey | None = None
@@ -314,7 +314,7 @@ class World:
             config=self.config,
             sites=sites,
             clock=self.clock,
-            nexus_factory=self.nexus_factory,
+            app_clients=self.app_clients,
             key=self.key,
             notices=self.notices,
             on_warning=self.on_warning,

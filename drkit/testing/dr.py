@@ -342,7 +342,7 @@ def fake_dr(
         clock=clock,
         stores=stores,
     )
-    dr.world.nexus_factory = dr.nexus_factory
+    dr.world.app_clients["nexus"] = dr.nexus_factory
     for site, cluster in clusters.items():
         cluster.controllers = [dr.vr_controller(site), dr.nexus_controller(site)]
         for reconcile in cluster.controllers:

@@ -56,8 +56,9 @@ class NexusDriver(HttpDriver):
     def build(
         cls, app: ProtectedApp, site: Site, cluster: ClusterApi, world: World | None = None
     ) -> NexusDriver:
-        """The driver of ``app`` on ``site``; the run's world may hand the Nexus client (:attr:`World.nexus_factory`)."""
-        factory = world.nexus_factory if world is not None else None
+        """The driver of ``app`` on ``site``; the run's world may hand the Nexus client
+        (:attr:`World.app_clients` under ``nexus``)."""
+        factory: NexusFactory | None = world.app_clients.get(cls.kind) if world is not None else None
         return cls(app=app, site=site, cluster=cluster, nexus_factory=factory or _http_nexus)
 
     def _nexus(self, url: str) -> NexusApi:
