@@ -30,7 +30,7 @@ check: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 test: setup check
-	$(PY) -m pytest -q -n 6 --durations=30
+	$(PY) -m pytest -q -n 5 --durations=30
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit tests/golden

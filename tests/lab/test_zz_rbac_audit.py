@@ -6,7 +6,7 @@ request of Standby's was denied (the manifests are enough), that every verb x re
 shipped rule was used at least once (nothing shipped is unused), and that no ClusterRole grants
 anything namespaced (Secrets, claims, the workload CR) across namespaces. The module's name sorts last in
 ``tests/lab``, so pytest runs it after the others; it skips, saying why, when only part of the lab
-tests ran (a subset). Under pytest-xdist tests/lab runs in three groups, each on one worker with a lab
+tests ran (a subset). Under pytest-xdist tests/lab runs in two groups, each on one worker with a lab
 of its own (tests/conftest.py); this test is handed out last, waits until each group's worker noted
 that it finished (tests/labfixture.py), and reads the audit logs of all those labs together.
 """
