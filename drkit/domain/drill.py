@@ -295,6 +295,14 @@ def make_drill_plan(app: ProtectedApp, facts: Facts, mode: Mode = "promote") -> 
         ns = "" if by_driver else scratch_namespace(app)
         if not by_driver:
             checks.append(drill_namespace_check(ns, secondary, facts.drill_namespace))
+        elif facts.app_refusals is not None:  # what the driver would refuse of the drill's copy
+            checks.append(
+                Check(
+                    name="the drill's copy fits the secondary",
+                    ok=not facts.app_refusals,
+                    detail="; ".join(facts.app_refusals) or f"{by_driver} can be started on {secondary}",
+                )
+            )
         images = ", ".join(scratch_image(i) for i in view.images) or "the scratch images"
         if by_driver:  # the app's driver starts and removes the drill's copy on its own control plane
             restore = "nothing to restore: the app's driver starts the drill from the backup's saved records"

@@ -58,6 +58,7 @@ from drkit.jobs.operations import (
     write_journal,
 )
 from drkit.jobs.requests import DrillRequest, default
+from drkit.jobs.restore import saved_objects
 from drkit.jobs.world import World, observe_placed, update_placement
 
 PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
@@ -125,6 +126,36 @@ def scratch_driver_of(world: World, app: ProtectedApp, site: str) -> ScratchDril
     return driver if isinstance(driver, ScratchDrill) else None
 
 
+def _scratch_refusals(
+    world: World,
+    app: ProtectedApp,
+    scratch: ScratchDrill,
+    source: str,
+    site: str,
+    run_id: str,
+    key: crypto.MasterKey | None,
+) -> tuple[str, ...]:
+    """What ``site`` would refuse of the drill's copy of the app as backup ``run_id`` saved it."""
+    ref = world.stores(first=site)[0]
+
+    def saved(kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+        return saved_objects(
+            ref.store,
+            world.config.site(source),
+            app,
+            key=key,
+            run_id=run_id,
+            kinds=kinds,
+            layout=ref.layout,
+            store_name="/".join(ref.sites),
+        )
+
+    try:
+        return scratch.scratch_refusals(saved, {v.image: scratch_image(v.image) for v in app.volumes})
+    except StandbyError as failure:
+        return (f"could not be checked on {site}: {failure.message[:200]}",)
+
+
 def drill_namespace_present(world: World, app: ProtectedApp, site: str) -> bool:
     """Whether the isolated drill's namespace is installed on ``site`` (read through a Role in it:
     ``get`` of the namespace object is granted by a RoleBinding in that namespace)."""
@@ -177,6 +208,14 @@ def prepare_drill(
             trial = trial_key(probing, app, record.primary, record.secondary, run_id, key)
         except StandbyError as failure:
             error = failure.message
+    refusals = None
+    if (
+        scratch is not None
+        and reachable
+        and run_id is not None
+        and not (trial and trial.sealed and not trial.opened)
+    ):
+        refusals = _scratch_refusals(probing, app, scratch, record.primary, record.secondary, run_id, key)
     facts = Facts(
         placement=record,
         view=view,
@@ -187,6 +226,7 @@ def prepare_drill(
         drill_namespace=installed,
         drill_scratch=scratch.scratch_what if scratch is not None else "",
         drill_no_canary=scratch.no_canary if scratch is not None else "",
+        app_refusals=refusals,
     )
     return Prepared(plan=make_drill_plan(app, facts, mode), facts=facts)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from drkit.domain.drill import canary_check
-from drkit.domain.errors import ConfigError
+from drkit.domain.errors import ConfigError, StandbyError
 from drkit.domain.operations import Journal, StepRecord
 from drkit.jobs.backup import back_up
 from drkit.jobs.drill import DrillOutcome, leftovers, prepare_drill, run_drill, start_drill
@@ -133,12 +133,26 @@ def test_without_a_drill_network_the_drill_vms_have_no_nic_and_the_journal_says_
     assert _clean(dr)
 
 
-def test_a_failed_drill_is_cleaned_up_and_names_the_step() -> None:
+def test_a_drill_network_the_secondary_lacks_refuses_the_drill_before_any_change() -> None:
     dr = _world(drill_network="no-such-network")
-    outcome = _drill(dr)
+    plan = prepare_drill(dr.world, "vms", "isolated", key=KEY).plan
+    refused = [c for c in plan.refusals if c.name == "the drill's copy fits the secondary"]
+    assert refused and "no-such-network" in refused[0].detail and not plan.runnable
+    journal = start_drill(dr.world, prepare_drill(dr.world, "vms", "isolated", key=KEY))
+    assert journal.status == "refused" and _clean(dr)
+
+
+def test_a_drill_failing_midway_names_the_step_and_is_cleaned_up() -> None:
+    dr = _world(drill_network="drill-b")
+
+    def lose_the_network(journal: Journal, record: StepRecord) -> None:
+        if record.name == "scratch-copy" and record.outcome == "done":
+            del dr.fronts["site-b"].vnets_[1]  # drill-b goes away after the plan
+
+    outcome = _drill(dr, on_step=lose_the_network)
     assert not outcome.report.passed and outcome.report.failed_step == "scratch-start"
     failed = next(s for s in outcome.journal.steps if s.name == "scratch-start")
-    assert "no-such-network" in failed.error and "app vms" in failed.error
+    assert "drill-b" in failed.error and "app vms" in failed.error
     assert _clean(dr)
 
 
@@ -181,10 +195,20 @@ def test_a_drill_cleanup_says_what_it_could_not_remove() -> None:
             dr, on_step=lambda j, r: _raise() if r.name == "drill-smoke" and r.outcome == "running" else None
         )
     dr.fronts["site-b"].running = False
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(StandbyError) as caught:
         drill_cleanup(dr.world, "vms", key=KEY, timeouts=FAST)
     assert "scratch-cleanup-app" in str(caught.value) or "site-b" in str(caught.value)
     dr.fronts["site-b"].running = True
+    images = dr.fronts["site-b"].images_
+    for image in images.values():
+        image.locked = True
+    with pytest.raises(StandbyError) as refused:
+        drill_cleanup(dr.world, "vms", key=KEY, timeouts=FAST)
+    message = refused.value.message
+    assert "could not remove from site-b" in message and message.count("locked") >= len(images) == 2
+    assert "web-0-disk-drill" in message and "db-0-disk-drill" in message
+    for image in images.values():
+        image.locked = False
     drill_cleanup(dr.world, "vms", key=KEY, timeouts=FAST)
     assert _clean(dr)
 

@@ -70,6 +70,11 @@ class ScratchDrill(Protocol):
         made on the way (one line each, for the journal)."""
         ...
 
+    def scratch_refusals(self, saved: Saved, copies: Mapping[str, str]) -> tuple[str, ...]:
+        """What the site would refuse of :meth:`start_scratch`, known before any change (one line
+        each; empty: it can start): the drill's plan turns it into a failed guard."""
+        ...
+
     def scratch_missing(self, saved: Saved) -> tuple[str, ...]:
         """What of the saved app is not yet running from the scratch copies (empty: all runs)."""
         ...

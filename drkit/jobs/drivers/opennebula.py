@@ -32,7 +32,7 @@ import httpx
 
 from drkit.adapters.kube import ClusterApi
 from drkit.adapters.opennebula import OneConflict, OneFrontend, OneImage, OneNotFound, OneVm
-from drkit.domain.errors import NotFound, PreconditionFailed, TransientError
+from drkit.domain.errors import NotFound, PreconditionFailed, StandbyError, TransientError
 from drkit.domain.models import KindRef, ProtectedApp, Site
 from drkit.domain.opennebula import bind_images, translate_vm
 from drkit.domain.opennebula_backup import KINDS, ORIGIN, SavedVm, saved_vms
@@ -356,6 +356,15 @@ class OpenNebulaDriver:
             decisions += [str(d) for d in plan.decisions]
         return tuple(decisions)
 
+    def scratch_refusals(self, saved: Saved, copies: Mapping[str, str]) -> tuple[str, ...]:
+        standing = {vm.name for vm in self._drill_vms()}
+        out: list[str] = []
+        for one in saved_vms(saved(tuple(k.kind for k in KINDS))):
+            plan = self._drill_plan(one, "", copies)
+            if str(plan.template["NAME"]) not in standing:
+                out += [str(refusal) for refusal in plan.refusals]
+        return tuple(out)
+
     def scratch_missing(self, saved: Saved) -> tuple[str, ...]:
         names = {f"{one.vm.name}{SUFFIX}" for one in saved_vms(saved(tuple(k.kind for k in KINDS)))}
         vms = self._drill_vms()
@@ -378,15 +387,43 @@ class OpenNebulaDriver:
         return tuple(vms + images)
 
     def stop_scratch(self) -> None:
-        """Terminate (hard: a scratch copy keeps nothing) the drills' VMs."""
-        for vm in self._drill_vms():
-            self.frontend.vm_action(vm.id, "terminate-hard")
+        """Terminate (hard: a scratch copy keeps nothing) the drills' VMs; every one is tried, and
+        those that could not be terminated are named in one error."""
+        self._each(
+            [(f"drill VM {vm.id} {vm.name}", vm.id) for vm in self._drill_vms()],
+            lambda vm_id: self.frontend.vm_action(vm_id, "terminate-hard"),
+        )
 
     def remove_scratch(self) -> None:
-        """Delete the drills' images no VM uses any more."""
-        for image in self._drill_images():
-            if not image.vms:
-                self.frontend.delete_image(image.id)
+        """Delete the drills' images no VM uses any more; every one is tried, and those that could
+        not be deleted (or that a VM still uses) are named in one error."""
+        images = self._drill_images()
+        used = [
+            f"drill image {i.id} {i.name} (used by VMs {', '.join(map(str, i.vms))})" for i in images if i.vms
+        ]
+        self._each(
+            [(f"drill image {i.id} {i.name} ({i.source})", i.id) for i in images if not i.vms],
+            self.frontend.delete_image,
+            used,
+        )
+
+    def _each(
+        self, targets: list[tuple[str, int]], act: Callable[[int], None], failed: list[str] | None = None
+    ) -> None:
+        failed = list(failed or [])
+        for what, ident in targets:
+            try:
+                act(ident)
+            except StandbyError as error:
+                failed.append(f"{what}: {error.message}")
+        if failed:
+            raise PreconditionFailed(
+                f"app {self.app.name}: the drill's cleanup could not remove from {self.site.name}: "
+                + "; ".join(failed),
+                hint=f"fix what is named on {self.site.name}'s front-end, then run the cleanup again:"
+                f" standby drill cleanup --app {self.app.name}",
+                context={"app": self.app.name, "site": self.site.name},
+            )
 
     # ------------------------------------------------------------------------------ smoke, canary
     def smoke(self, tag: str) -> SmokeResult:
