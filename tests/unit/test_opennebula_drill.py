@@ -6,6 +6,7 @@ VM, image or scratch RBD image behind."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 
 import pytest
@@ -23,7 +24,7 @@ from drkit.jobs.requests import BackupRequest
 from drkit.jobs.world import read_placement
 from drkit.testing.vm_dr import VM_IMAGES, FakeVmDr, fake_vm_dr
 from drkit.views.drill_report import report_markdown
-from tests.unit.test_opennebula_backup import KEY
+from tests.unit.test_opennebula_backup import KEY, SECRET
 
 FAST = Timeouts(default=30.0, poll=1.0)
 STEPS = (  # canary and scratch-restore have nothing to do for a VM app: skipped, never running
@@ -111,6 +112,8 @@ def test_an_isolated_vm_drill_passes_and_its_cleanup_leaves_nothing_on_b() -> No
     assert "not checked" in text and "web-0-drill" in text
     assert _clean(dr)
     assert [r.drill_id for r in drill_reports(dr.world, "vms")] == [report.drill_id]  # the same history
+    for data in dr.store.objects.values():  # journals, reports: db-0's context password never in clear
+        assert SECRET.encode() not in bytes(data) and base64.b64encode(SECRET.encode()) not in bytes(data)
     second = _drill(dr)
     assert second.report.passed, [(c.name, c.value) for c in second.report.checks if not c.ok]
     assert _clean(dr)
