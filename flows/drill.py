@@ -13,6 +13,7 @@ from drkit.domain.drill import Mode, canary_check
 from drkit.domain.errors import PreconditionFailed, StandbyError
 from drkit.jobs.drill_cleanup import drill_cleanup
 from drkit.jobs.drill_runbook import run_drill_runbook
+from drkit.jobs.drivers import drill_without_canary
 from drkit.jobs.requests import DrillAppsRequest, DrillCleanupRequest, DrillRequest, default, documented
 from tasks.backup import master_key
 from tasks.drill import FlowDrillHooks
@@ -89,7 +90,7 @@ def _every_app(config: str | None, request: DrillAppsRequest) -> dict[str, Any]:
     skip = {
         a.name: f"drill refused by its gate: {c.name}: {c.detail}"
         for a in cfg.apps
-        if not (c := canary_check(a)).ok
+        if not (c := canary_check(a, drill_without_canary(a))).ok
     }
 
     def run_one(name: str) -> State[Any]:

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from drkit.domain.drill_checks import canary_check as canary_check
+from drkit.domain.drill_checks import drill_namespace_check
 from drkit.domain.model_base import Model
 from drkit.domain.models import KindRef, ProtectedApp
 from drkit.domain.operation_plan import LAG_INTERVALS, key_check
@@ -203,12 +205,13 @@ def build_report(
     rpo = measured.get("rpo_achieved_s")
     healthy = all(str(v).startswith("up+replaying") for v in final_states.values()) and bool(final_states)
     cleaned = all(s.outcome in ("done", "skipped") for s in cleanup) and bool(cleanup)
+    unchecked = canary.get("checked") is False  # the app's driver has no canary: the gate said so
     checks = [
         CheckResult(
             name="canary readable with the same sha256",
-            ok=bool(canary.get("verified")),
+            ok=bool(canary.get("verified")) or unchecked,
             value=str(canary.get("verdict", "not checked")),
-            target="same sha256 as written on the primary",
+            target="not checked for this app" if unchecked else "same sha256 as written on the primary",
         ),
         CheckResult(
             name="upload and download on the secondary",
@@ -288,9 +291,30 @@ def make_drill_plan(app: ProtectedApp, facts: Facts, mode: Mode = "promote") -> 
     primary, secondary = record.primary, record.secondary
     checks = [c for c in _gate(app, facts)]
     if mode == "isolated":
-        ns = scratch_namespace(app)
-        checks.append(drill_namespace_check(app, secondary, facts.drill_namespace))
+        by_driver = facts.drill_scratch
+        ns = "" if by_driver else scratch_namespace(app)
+        if not by_driver:
+            checks.append(drill_namespace_check(ns, secondary, facts.drill_namespace))
+        elif facts.app_refusals is not None:  # what the driver would refuse of the drill's copy
+            checks.append(
+                Check(
+                    name="the drill's copy fits the secondary",
+                    ok=not facts.app_refusals,
+                    detail="; ".join(facts.app_refusals) or f"{by_driver} can be started on {secondary}",
+                )
+            )
         images = ", ".join(scratch_image(i) for i in view.images) or "the scratch images"
+        if by_driver:  # the app's driver starts and removes the drill's copy on its own control plane
+            restore = "nothing to restore: the app's driver starts the drill from the backup's saved records"
+            start = f"start {by_driver} on {secondary}, wait until running"
+            remove, tidy = f"{secondary}: the drill's {by_driver}", f"remove the drill's {by_driver}"
+        else:
+            restore = f"restore the Secret, ConfigMaps, PV (on the scratch image) and PVC into namespace {ns}"
+            start, remove = (
+                f"restore and start {_workload(app)} in {ns}, wait until writable",
+                f"namespace {ns}",
+            )
+            tidy = f"empty namespace {ns} (it stays, with its Role) and remove the PV"
         steps = [
             StepSpec(
                 name="canary", title="write a canary asset with random content on the primary", site=primary
@@ -307,12 +331,12 @@ def make_drill_plan(app: ProtectedApp, facts: Facts, mode: Mode = "promote") -> 
             ),
             StepSpec(
                 name="scratch-restore",
-                title=f"restore the Secret, ConfigMaps, PV (on the scratch image) and PVC into namespace {ns}",
+                title=restore,
                 site=secondary,
             ),
             StepSpec(
                 name="scratch-start",
-                title=f"restore and start {_workload(app)} in {ns}, wait until writable",
+                title=start,
                 site=secondary,
             ),
             StepSpec(
@@ -320,12 +344,8 @@ def make_drill_plan(app: ProtectedApp, facts: Facts, mode: Mode = "promote") -> 
                 title="smoke test and the canary's sha256 on the scratch copy",
                 site=secondary,
             ),
-            StepSpec(name="scratch-cleanup-app", title=f"remove the app from namespace {ns}", site=secondary),
-            StepSpec(
-                name="scratch-cleanup-volumes",
-                title=f"empty namespace {ns} (it stays, with its Role) and remove the PV",
-                site=secondary,
-            ),
+            StepSpec(name="scratch-cleanup-app", title=f"remove the app from {remove}", site=secondary),
+            StepSpec(name="scratch-cleanup-volumes", title=tidy, site=secondary),
             StepSpec(name="scratch-remove-image", title=f"remove {images}", site=secondary),
             StepSpec(
                 name="drill-healthy",
@@ -396,37 +416,6 @@ def make_drill_plan(app: ProtectedApp, facts: Facts, mode: Mode = "promote") -> 
     )
 
 
-def drill_namespace_check(app: ProtectedApp, site: str, present: bool | None) -> Check:
-    """The isolated drill's guard: its namespace is installed on the secondary (with the manifests
-    that bind Standby's Role in it); Standby never creates or deletes it, so no ClusterRole needs to
-    grant Secrets or claims in every namespace. ``present`` None: the site could not be asked."""
-    ns = scratch_namespace(app)
-    return Check(
-        name="drill namespace installed",
-        ok=present is not False,
-        detail=f"{ns} on {site}"
-        if present
-        else "not checked (site unreachable)"
-        if present is None
-        else f"namespace {ns} does not exist on {site}: install it once with Standby's Role in it (as"
-        f" deployments/kubernetes/site-b/standby-rbac.yaml does), or drill with mode promote",
-    )
-
-
-def canary_check(app: ProtectedApp) -> Check:
-    """The gate's ``canary possible`` guard, known from the configuration alone: the drill writes its
-    canary through the Nexus API, so only an app with ``checks.kind: nexus`` can be drilled."""
-    ok = app.checks.kind == "nexus"
-    return Check(
-        name="canary possible",
-        ok=ok,
-        detail="written and read through the Nexus API"
-        if ok
-        else f"checks.kind is {app.checks.kind!r}: the drill writes its canary through the Nexus API, so only"
-        " apps with checks.kind nexus can be drilled; backup, restore, the operations and the RPO work for this app",
-    )
-
-
 def _gate(app: ProtectedApp, facts: Facts) -> list[Check]:
     view, record = facts.view, facts.placement
     primary, secondary = record.primary, record.secondary
@@ -473,7 +462,7 @@ def _gate(app: ProtectedApp, facts: Facts) -> list[Check]:
             detail=f"latest complete backup {facts.backup_run}" if facts.backup_run else facts.backup_error,
         ),
         key_check(facts.key),
-        canary_check(app),
+        canary_check(app, facts.drill_no_canary),
         Check(
             name="nothing of the app on the secondary",
             ok=not facts.secondary_objects,

@@ -123,6 +123,13 @@ class OpenNebulaApp(Model):
         " mirrored, a kernel or context file path, a scheduling requirement naming its hosts or"
         " datastores): 'drop' it, 'rewrite' its value with 'rewrites', or 'refuse' (the plan stops)",
     )
+    drill_network: str | None = Field(
+        None,
+        min_length=1,
+        description="virtual network on the secondary site the VMs of an isolated drill are started on"
+        " (every NIC moves to it, its static addresses dropped); none: the drill's VMs have no NIC"
+        " (each NIC dropped, recorded in the drill's journal)",
+    )
     rewrites: dict[str, str] = Field(
         default_factory=dict,
         description="source_only 'rewrite': the source value -> the value on the target (an image name,"

@@ -129,6 +129,11 @@ class Facts(Model):
     drill_namespace: bool | None = Field(
         None, description="whether the isolated drill's namespace exists on the secondary (None: not looked)"
     )
+    drill_scratch: str = Field(
+        "",
+        description="what the app's driver starts an isolated drill as, when it does so itself ('': in its namespace)",
+    )
+    drill_no_canary: str = Field("", description="why the app's drill runs without a canary ('': it has one)")
     holder: HoldState | None = Field(None, description="the state of the operation holding the app, if any")
     take_over: str | None = Field(
         None, description="the operation whose hold the operator asked to take over"

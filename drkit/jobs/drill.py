@@ -38,13 +38,14 @@ from drkit.domain.drill import (
     scratch_kinds,
     scratch_namespace,
 )
-from drkit.domain.errors import CommandFailed, NotFound, PreconditionFailed, StandbyError
+from drkit.domain.errors import CommandFailed, ConfigError, NotFound, PreconditionFailed, StandbyError
 from drkit.domain.models import KindRef, ProtectedApp
 from drkit.domain.operation_plan import plan_changes
 from drkit.domain.operations import Approval, Facts, Journal, Plan, check_approval, new_journal, new_op_id
 from drkit.domain.placement import begin, released
 from drkit.jobs.backup import standby_version
 from drkit.jobs.drill_report import store_report, store_reports
+from drkit.jobs.drivers import ScratchDrill, driver_for
 from drkit.jobs.operations import (
     REAPPROVALS,
     Changed,
@@ -57,6 +58,7 @@ from drkit.jobs.operations import (
     write_journal,
 )
 from drkit.jobs.requests import DrillRequest, default
+from drkit.jobs.restore import saved_objects
 from drkit.jobs.world import World, observe_placed, update_placement
 
 PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
@@ -74,6 +76,9 @@ def leftovers(world: World, app: ProtectedApp, site: str) -> tuple[str, ...]:
     in its scratch namespace, PVs on scratch images, scratch images): a drill needs a clean secondary.
     The scratch namespace itself is installed once and stays (see :func:`drill_namespace_present`)."""
     b = world.bundle(site)
+    scratch = scratch_driver_of(world, app, site)
+    if scratch is not None:  # the driver's own leftovers, and the scratch images
+        return scratch.scratch_left() + _scratch_images(world, app, site)
     cluster = b.cluster
     found = []
     scratch_ns = scratch_namespace(app)
@@ -98,14 +103,57 @@ def leftovers(world: World, app: ProtectedApp, site: str) -> tuple[str, ...]:
         attrs = ((pv.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {}
         if attrs.get("imageName") in images:
             found.append(f"PersistentVolume/{pv['metadata']['name']}")
+    return tuple(found) + _scratch_images(world, app, site)
+
+
+def _scratch_images(world: World, app: ProtectedApp, site: str) -> tuple[str, ...]:
+    b = world.bundle(site)
+    pool, found = app.pool_on(b.site), []
     for volume in app.volumes:
         try:
-            b.rbd.image_info(b.site.pool, scratch_image(volume.image))
-            found.append(f"image {b.site.pool}/{scratch_image(volume.image)}")
+            b.rbd.image_info(pool, scratch_image(volume.image))
+            found.append(f"image {pool}/{scratch_image(volume.image)}")
         except CommandFailed as error:
             if error.exit_code != 2:
                 raise
     return tuple(found)
+
+
+def scratch_driver_of(world: World, app: ProtectedApp, site: str) -> ScratchDrill | None:
+    """The app's driver on ``site`` when it starts an isolated drill's copy itself (no namespace)."""
+    b = world.bundle(site)
+    driver = driver_for(app, b.site, b.cluster, world)
+    return driver if isinstance(driver, ScratchDrill) else None
+
+
+def _scratch_refusals(
+    world: World,
+    app: ProtectedApp,
+    scratch: ScratchDrill,
+    source: str,
+    site: str,
+    run_id: str,
+    key: crypto.MasterKey | None,
+) -> tuple[str, ...]:
+    """What ``site`` would refuse of the drill's copy of the app as backup ``run_id`` saved it."""
+    ref = world.stores(first=site)[0]
+
+    def saved(kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+        return saved_objects(
+            ref.store,
+            world.config.site(source),
+            app,
+            key=key,
+            run_id=run_id,
+            kinds=kinds,
+            layout=ref.layout,
+            store_name="/".join(ref.sites),
+        )
+
+    try:
+        return scratch.scratch_refusals(saved, {v.image: scratch_image(v.image) for v in app.volumes})
+    except StandbyError as failure:
+        return (f"could not be checked on {site}: {failure.message[:200]}",)
 
 
 def drill_namespace_present(world: World, app: ProtectedApp, site: str) -> bool:
@@ -138,11 +186,21 @@ def prepare_drill(
     probing = world.probing()  # bounded, parallel probes (see drkit.adapters.probes)
     placed, view = observe_placed(probing, app)
     record = placed.record
+    scratch = scratch_driver_of(probing, app, record.secondary)
+    if scratch is not None and mode == "promote":
+        raise ConfigError(
+            f"app {app.name}: drill mode 'promote' is not available for this app (its driver starts only an"
+            " isolated drill's copy); nothing was changed",
+            hint=f"drill it in mode isolated: standby drill run --app {app.name} --mode isolated",
+            context={"app": app.name, "mode": mode},
+        )
     run_id, error = find_backup(probing, app.name, record.primary, record.secondary, key)
     reachable = view.sites[record.secondary].reachable
     left = leftovers(probing, app, record.secondary) if reachable else ()
     installed = (
-        drill_namespace_present(probing, app, record.secondary) if reachable and mode == "isolated" else None
+        drill_namespace_present(probing, app, record.secondary)
+        if reachable and mode == "isolated" and scratch is None
+        else None
     )
     trial = None
     if run_id is not None:
@@ -150,6 +208,14 @@ def prepare_drill(
             trial = trial_key(probing, app, record.primary, record.secondary, run_id, key)
         except StandbyError as failure:
             error = failure.message
+    refusals = None
+    if (
+        scratch is not None
+        and reachable
+        and run_id is not None
+        and not (trial and trial.sealed and not trial.opened)
+    ):
+        refusals = _scratch_refusals(probing, app, scratch, record.primary, record.secondary, run_id, key)
     facts = Facts(
         placement=record,
         view=view,
@@ -158,6 +224,9 @@ def prepare_drill(
         secondary_objects=left,
         key=trial,
         drill_namespace=installed,
+        drill_scratch=scratch.scratch_what if scratch is not None else "",
+        drill_no_canary=scratch.no_canary if scratch is not None else "",
+        app_refusals=refusals,
     )
     return Prepared(plan=make_drill_plan(app, facts, mode), facts=facts)
 

@@ -56,7 +56,11 @@ def drill_cleanup(
                 )
     else:  # a fresh cleanup undoes either mode's drill: every cleanup step observes first
         prepared = prepare_drill(world, app.name, "isolated")
-        both = [*prepared.plan.steps, *make_drill_plan(app, prepared.facts, "promote").steps]
+        both = list(prepared.plan.steps)
+        if (
+            not prepared.facts.drill_scratch
+        ):  # an app whose driver starts the drill's copy has no promote mode
+            both += make_drill_plan(app, prepared.facts, "promote").steps
         named = {s.name: s for s in both if s.name in CLEANUP_STEPS}
         plan = prepared.plan.model_copy(
             update={"steps": tuple(named[n] for n in CLEANUP_STEPS if n in named), "checks": ()}

@@ -20,6 +20,7 @@ from drkit.adapters.opennebula import OneConflict, OneFrontend, OneImage, OneNot
 from drkit.domain.errors import Conflict, OpenNebulaError, StandbyError, TransientError
 from drkit.domain.models import ProtectedApp
 from drkit.domain.opennebula_backup import KINDS, ORIGIN, vm_records
+from drkit.domain.opennebula_drill import DRILL
 from drkit.domain.opennebula_records import SavedImage, SourceVm
 from drkit.domain.selection import Selection
 
@@ -61,7 +62,9 @@ def app_vms(frontend: OneFrontend, app: ProtectedApp, site: str) -> list[OneVm]:
             if vm.state != "DONE":
                 found[vm.id] = vm
         found.update((vm.id, vm) for vm in frontend.vms_labelled(ORIGIN, origin_of(app, vm_id)))
-    return [found[i] for i in sorted(found)]
+    return [
+        found[i] for i in sorted(found) if not found[i].user_template.get(DRILL)
+    ]  # a drill's VM is not the app's
 
 
 def saved_image(image: OneImage) -> SavedImage:

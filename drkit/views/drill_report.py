@@ -25,7 +25,7 @@ _MODES = {
     "isolated": "isolated (a scratch copy of the secondary's images started; mirroring untouched)",
 }
 _CANARY_KEYS = ("verdict", "path", "sha256", "written_at")
-_SMOKE_KEYS = ("status", "writable", "login", "round_trip")
+_SMOKE_KEYS = ("status", "writable", "login", "round_trip", "started")
 TIMELINE_CHART = "timeline"
 """Name of the timeline chart (:mod:`drkit.views.drill_chart`): ``charts/timeline.png`` next to the report."""
 

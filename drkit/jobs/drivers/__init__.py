@@ -17,9 +17,11 @@ from drkit.jobs.drivers.base import (
     AppDriver,
     DriverFactory,
     FromBackup,
+    Leftovers,
     Preflight,
     Restore,
     Saved,
+    ScratchDrill,
     SmokeResult,
 )
 from drkit.jobs.drivers.http import HttpDriver
@@ -38,7 +40,9 @@ __all__ = [
     "Preflight",
     "Restore",
     "Saved",
+    "ScratchDrill",
     "SmokeResult",
+    "drill_without_canary",
     "driver_for",
     "kinds",
     "register",
@@ -73,3 +77,13 @@ def driver_for(app: ProtectedApp, site: Site, cluster: ClusterApi, world: World 
             context={"app": app.name, "kind": app.checks.kind},
         )
     return factory(app, site, cluster, world)
+
+
+def drill_without_canary(app: ProtectedApp) -> str:
+    """Why ``app``'s driver runs its isolated drill without a canary (its
+    :attr:`~drkit.jobs.drivers.base.ScratchDrill.no_canary`), read from the driver's class without
+    building it ('': the driver has a canary, or cannot be drilled without one)."""
+    owner = getattr(DRIVERS.get(app.checks.kind), "__self__", None)
+    if isinstance(owner, type) and callable(getattr(owner, "start_scratch", None)):
+        return str(getattr(owner, "no_canary", ""))
+    return ""

@@ -18,7 +18,7 @@ A driver is cheap to build (no I/O until called), so a step builds one per call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -64,6 +64,54 @@ class Leftovers(Protocol):
 
     def tidy(self) -> None:
         """Remove :meth:`leftovers` (the app's data, its mirrored images, stays)."""
+        ...
+
+
+@runtime_checkable
+class ScratchDrill(Protocol):
+    """An optional capability of a driver: it starts an isolated drill's app itself, from the
+    scratch copies of the app's images (``<image>-drill``, made by the drill), on its own control
+    plane and marked as the drill's, instead of in the drill's Kubernetes namespace; and it finds
+    and removes what drills left there. Only the drill's steps use it."""
+
+    scratch_what: ClassVar[str]
+    """What the drill starts, in a few words for the plan (e.g. its VMs and images)."""
+    no_canary: ClassVar[str]
+    """Why the drill's canary is not checked for this app ('' : the driver has a canary)."""
+
+    def start_scratch(self, saved: Saved, copies: Mapping[str, str], drill: str) -> tuple[str, ...]:
+        """Start what the backup's saved records describe on the scratch copies (``copies``: image ->
+        its scratch copy), marked with ``drill``; creates only what is missing. Returns the decisions
+        made on the way (one line each, for the journal)."""
+        ...
+
+    def scratch_refusals(self, saved: Saved, copies: Mapping[str, str]) -> tuple[str, ...]:
+        """What the site would refuse of :meth:`start_scratch`, known before any change (one line
+        each; empty: it can start): the drill's plan turns it into a failed guard."""
+        ...
+
+    def scratch_missing(self, saved: Saved) -> tuple[str, ...]:
+        """What of the saved app is not yet running from the scratch copies (empty: all runs)."""
+        ...
+
+    def scratch_smoke(self, tag: str) -> SmokeResult:
+        """The smoke test of what the drill started."""
+        ...
+
+    def scratch_started(self) -> tuple[str, ...]:
+        """What drills of the app started that still stands on the site (one line each)."""
+        ...
+
+    def scratch_left(self) -> tuple[str, ...]:
+        """What drills of the app left on the site (one line each; empty: nothing)."""
+        ...
+
+    def stop_scratch(self) -> None:
+        """Stop and remove what drills of the app started (not their images)."""
+        ...
+
+    def remove_scratch(self) -> None:
+        """Remove what drills of the app registered (once nothing uses it)."""
         ...
 
 

@@ -17,21 +17,26 @@
 * *Smoke*: every VM ``RUNNING`` and, when its user template has a ``HEALTH_URL``, answering it.
 * *Canary*: not available (:attr:`canary` is False): writing into a VM's disk needs the VM runtime
   (a guest that reads and writes its disks), which this driver does not reach yet.
+* *Isolated drill* (:class:`~drkit.jobs.drivers.base.ScratchDrill`): per saved VM, the scratch
+  copies of its disks registered as non-persistent images and the VM created on the drill network
+  (:func:`~drkit.domain.opennebula_drill.drill_vm`), both marked ``STANDBY_DRILL="<app>"``; the
+  drill's cleanup terminates the VMs and deletes the images so marked (any drill's of the app).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
 from drkit.adapters.kube import ClusterApi
-from drkit.adapters.opennebula import OneConflict, OneFrontend, OneNotFound, OneVm
-from drkit.domain.errors import NotFound, PreconditionFailed, TransientError
+from drkit.adapters.opennebula import OneConflict, OneFrontend, OneImage, OneNotFound, OneVm
+from drkit.domain.errors import NotFound, PreconditionFailed, StandbyError, TransientError
 from drkit.domain.models import KindRef, ProtectedApp, Site
 from drkit.domain.opennebula import bind_images, translate_vm
 from drkit.domain.opennebula_backup import KINDS, ORIGIN, SavedVm, saved_vms
+from drkit.domain.opennebula_drill import DRILL, SUFFIX, drill_vm
 from drkit.domain.opennebula_records import Named, TargetImage, TargetSite, VmPlan
 from drkit.domain.opennebula_template import render_template
 from drkit.jobs.drivers.base import FromBackup, Restore, Saved, SmokeResult
@@ -308,9 +313,136 @@ class OpenNebulaDriver:
         fe.deploy_vm(vm_id, self.deploy_host)
         return vm_id
 
+    # -------------------------------------------------------------------------- isolated drill
+    scratch_what: ClassVar[str] = "non-persistent images on the scratch copies and VMs marked STANDBY_DRILL"
+    no_canary: ClassVar[str] = (
+        "a canary in a VM's disk needs the VM runtime, which this driver does not reach yet"
+    )
+
+    def _drill_vms(self) -> list[OneVm]:
+        return self.frontend.vms_labelled(DRILL, self.app.name)
+
+    def _drill_images(self) -> list[OneImage]:
+        return [i for i in self.frontend.images() if i.template.get(DRILL) == self.app.name]
+
+    def _drill_plan(self, saved: SavedVm, drill: str, copies: Mapping[str, str]) -> VmPlan:
+        one = self.app.opennebula
+        assert one is not None
+        return drill_vm(
+            saved.vm,
+            saved.images,
+            self._target(),
+            one,
+            app=self.app.name,
+            drill=drill,
+            scratch=lambda rbd: copies.get(rbd, rbd),
+            mirrored=set(copies),
+        )
+
+    def start_scratch(self, saved: Saved, copies: Mapping[str, str], drill: str) -> tuple[str, ...]:
+        """Per saved VM without a drill VM here: register each scratch copy as a non-persistent
+        image and create the VM from its template on the drill network, marked ``STANDBY_DRILL``
+        (see :func:`~drkit.domain.opennebula_drill.drill_vm`); a drill VM left pending is deployed."""
+        fe = self.frontend
+        standing = {vm.name: vm for vm in self._drill_vms()}
+        decisions: list[str] = []
+        for one in saved_vms(saved(tuple(k.kind for k in KINDS))):
+            plan = self._drill_plan(one, drill, copies)
+            found = standing.get(str(plan.template["NAME"]))
+            if found is not None:
+                self._converge(found)
+                continue
+            if plan.refusals:
+                raise PreconditionFailed(
+                    f"app {self.app.name}: the drill cannot start VM {plan.vm} on {self.site.name}: "
+                    + "; ".join(str(r) for r in plan.refusals),
+                    hint=f"fix what is named (e.g. apps[{self.app.name}].opennebula.drill_network), then run"
+                    f" the drill again; its cleanup removes what it made: standby drill cleanup --app {self.app.name}",
+                    context={"app": self.app.name, "site": self.site.name, "vm": plan.vm},
+                )
+            ids: dict[str, int] = {}
+            for image in plan.images:
+                if image.reuse is None:
+                    ids[image.name] = fe.allocate_image(render_template(image.template), image.datastore_id)
+            vm_id = fe.allocate_vm(render_template(bind_images(plan, ids)))
+            fe.deploy_vm(vm_id, self.deploy_host)
+            decisions += [str(d) for d in plan.decisions]
+        return tuple(decisions)
+
+    def scratch_refusals(self, saved: Saved, copies: Mapping[str, str]) -> tuple[str, ...]:
+        standing = {vm.name for vm in self._drill_vms()}
+        out: list[str] = []
+        for one in saved_vms(saved(tuple(k.kind for k in KINDS))):
+            plan = self._drill_plan(one, "", copies)
+            if str(plan.template["NAME"]) not in standing:
+                out += [str(refusal) for refusal in plan.refusals]
+        return tuple(out)
+
+    def scratch_missing(self, saved: Saved) -> tuple[str, ...]:
+        names = {f"{one.vm.name}{SUFFIX}" for one in saved_vms(saved(tuple(k.kind for k in KINDS)))}
+        vms = self._drill_vms()
+        absent = tuple(
+            f"no drill VM {name} on {self.site.name}" for name in sorted(names - {v.name for v in vms})
+        )
+        return absent + (self._failed(vms) if vms else ())
+
+    def scratch_smoke(self, tag: str) -> SmokeResult:
+        return self._smoke_of(self._drill_vms())
+
+    def scratch_started(self) -> tuple[str, ...]:
+        return tuple(f"drill VM {vm.id} {vm.name} on {self.site.name}" for vm in self._drill_vms())
+
+    def scratch_left(self) -> tuple[str, ...]:
+        vms = list(self.scratch_started())
+        images = [
+            f"drill image {i.id} {i.name} ({i.source}) on {self.site.name}" for i in self._drill_images()
+        ]
+        return tuple(vms + images)
+
+    def stop_scratch(self) -> None:
+        """Terminate (hard: a scratch copy keeps nothing) the drills' VMs; every one is tried, and
+        those that could not be terminated are named in one error."""
+        self._each(
+            [(f"drill VM {vm.id} {vm.name}", vm.id) for vm in self._drill_vms()],
+            lambda vm_id: self.frontend.vm_action(vm_id, "terminate-hard"),
+        )
+
+    def remove_scratch(self) -> None:
+        """Delete the drills' images no VM uses any more; every one is tried, and those that could
+        not be deleted (or that a VM still uses) are named in one error."""
+        images = self._drill_images()
+        used = [
+            f"drill image {i.id} {i.name} (used by VMs {', '.join(map(str, i.vms))})" for i in images if i.vms
+        ]
+        self._each(
+            [(f"drill image {i.id} {i.name} ({i.source})", i.id) for i in images if not i.vms],
+            self.frontend.delete_image,
+            used,
+        )
+
+    def _each(
+        self, targets: list[tuple[str, int]], act: Callable[[int], None], failed: list[str] | None = None
+    ) -> None:
+        failed = list(failed or [])
+        for what, ident in targets:
+            try:
+                act(ident)
+            except StandbyError as error:
+                failed.append(f"{what}: {error.message}")
+        if failed:
+            raise PreconditionFailed(
+                f"app {self.app.name}: the drill's cleanup could not remove from {self.site.name}: "
+                + "; ".join(failed),
+                hint=f"fix what is named on {self.site.name}'s front-end, then run the cleanup again:"
+                f" standby drill cleanup --app {self.app.name}",
+                context={"app": self.app.name, "site": self.site.name},
+            )
+
     # ------------------------------------------------------------------------------ smoke, canary
     def smoke(self, tag: str) -> SmokeResult:
-        vms = self.vms()
+        return self._smoke_of(self.vms())
+
+    def _smoke_of(self, vms: list[OneVm]) -> SmokeResult:
         failed = self._failed(vms)
         running = bool(vms) and all(vm.running for vm in vms)
         return SmokeResult(

@@ -19,6 +19,7 @@ from drkit.domain.errors import CommandFailed, NotFound, StandbyError
 from drkit.domain.models import ProtectedApp
 from drkit.domain.operations import StepSpec
 from drkit.domain.rbd_status import parse_snap_ls
+from drkit.jobs.drivers import ScratchDrill, SmokeResult
 from drkit.jobs.steps.run import NAMESPACE, PV, PVC, ROUTING_KINDS, Run, Seen
 from drkit.jobs.steps.shared import Promote, StartApp, StopApp
 from drkit.jobs.world import World, secondary_lag
@@ -27,7 +28,7 @@ from drkit.jobs.world import World, secondary_lag
 def rbd_volumes(world: World, app: ProtectedApp, site: str) -> VolumeControl:
     """A drill's volume path: ``rbd`` on the site, whatever the app's ``mirroring.control``."""
     b = world.bundle(site)
-    return RbdVolumes(b.rbd, b.site.pool)
+    return RbdVolumes(b.rbd, app.pool_on(b.site))
 
 
 def scratch_app(app: ProtectedApp) -> ProtectedApp:
@@ -40,6 +41,21 @@ def drill_app(run: Run) -> ProtectedApp:
     return scratch_app(run.app) if drill_mode(run.plan.steps) == "isolated" else run.app
 
 
+def scratch_driver(run: Run, site: str) -> ScratchDrill | None:
+    """The app's driver on ``site`` when it starts an isolated drill's app itself (see
+    :class:`~drkit.jobs.drivers.base.ScratchDrill`); None: the drill runs it in its namespace."""
+    driver = run.driver(site)
+    return driver if isinstance(driver, ScratchDrill) else None
+
+
+def _scratch_copies(run: Run) -> dict[str, str]:
+    return {v.image: scratch_image(v.image) for v in run.app.volumes}
+
+
+def _saved(run: Run, site: str) -> Callable[[tuple[str, ...]], list[dict[str, Any]]]:
+    return lambda kinds: run.saved(site, kinds)
+
+
 # ------------------------------------------------------------------------------------------ drill
 
 
@@ -48,10 +64,17 @@ class Canary:
     record its sha256 and time."""
 
     def observe(self, run: Run, spec: StepSpec) -> Seen:
-        return dict(run.memo.get("canary") or run.seen.get(spec.name) or {"written": False})
+        seen = dict(run.memo.get("canary") or run.seen.get(spec.name) or {"written": False})
+        if not seen.get("written") and "checked" not in seen:
+            driver = run.driver(spec.site)
+            if not driver.canary:  # the gate let it through: the drill runs without a canary
+                why = str(getattr(driver, "no_canary", "") or "the app's driver has no canary")
+                seen = {"written": False, "checked": False, "verdict": f"not checked: {why}"}
+                run.memo["canary"] = seen
+        return seen
 
     def satisfied(self, seen: Seen) -> bool:
-        return bool(seen.get("written"))
+        return bool(seen.get("written")) or seen.get("checked") is False
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
         data = f"standby drill canary {run.op_id} ".encode() + secrets.token_bytes(4096)
@@ -97,6 +120,14 @@ class DrillSmoke:
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
         canary = run.memo.get("canary") or run.seen.get("canary") or {}
+        scratch = scratch_driver(run, spec.site) if drill_mode(run.plan.steps) == "isolated" else None
+        if canary.get("checked") is False:
+            if scratch is not None:
+                started = ", ".join(scratch.scratch_started())
+                self._unchecked(run, scratch.scratch_smoke(run.op_id), canary, started)
+            else:
+                self._unchecked(run, run.driver(spec.site).smoke(run.op_id), canary, "")
+            return
         driver = run.driver(spec.site, drill_app(run))
         result = driver.smoke(run.op_id)
         got = ""
@@ -128,6 +159,29 @@ class DrillSmoke:
                 hint="the secondary does not hold the primary's data: check mirroring (rbd mirror image status)",
             )
 
+    @staticmethod
+    def _unchecked(run: Run, result: SmokeResult, canary: dict[str, Any], started: str) -> None:
+        """The smoke test of an app the drill runs without a canary (reported as not checked)."""
+        run.memo["drill-smoke"] = {
+            "ok": result.ok,
+            "smoke": {
+                "readable": result.readable,
+                "writable": result.writable,
+                "login": result.login,
+                "round_trip": result.round_trip,
+                "path": result.path,
+                "failed": list(result.failed),
+                **({"started": started} if started else {}),
+            },
+            "canary": dict(canary),
+        }
+        if not result.ok:
+            raise StandbyError(
+                f"drill {run.op_id}: the smoke test failed on the scratch copy: "
+                + ("; ".join(result.failed) or "not readable or writable"),
+                hint="look at what is named on the secondary; the drill's cleanup removes it",
+            )
+
 
 # ------------------------------------------------------------------------- isolated drill
 
@@ -135,7 +189,7 @@ class DrillSmoke:
 def _plain_image_exists(run: Run, site: str, name: str) -> bool:
     b = run.world.bundle(site)
     try:
-        b.rbd.image_info(b.site.pool, name)
+        b.rbd.image_info(run.app.pool_on(b.site), name)
     except CommandFailed as error:
         if error.exit_code == 2:
             return False
@@ -148,7 +202,7 @@ def _snap_time(run: Run, site: str, image: str, snap_id: int | None) -> Any:
         return None
     b = run.world.bundle(site)
     try:
-        snaps = parse_snap_ls(b.rbd.snapshots(b.site.pool, image), tz=b.site.timezone)
+        snaps = parse_snap_ls(b.rbd.snapshots(run.app.pool_on(b.site), image), tz=b.site.timezone)
     except StandbyError:
         return None
     return next((s.created_at for s in snaps if s.id == snap_id), None)
@@ -165,13 +219,49 @@ class ScratchStop(StopApp):
         """The app in its scratch namespace."""
         return scratch_app(run.app)
 
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        scratch = scratch_driver(run, spec.site)
+        if scratch is None:
+            return super().observe(run, spec)
+        left = list(scratch.scratch_started())
+        return {"workload": bool(left), "answering": False, "left": left}
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        scratch = scratch_driver(run, spec.site)
+        if scratch is None:
+            super().act(run, spec, seen)
+        else:
+            scratch.stop_scratch()
+
 
 class ScratchStart(StartApp):
-    """Isolated drill: restore the workload into the scratch namespace, wait until writable."""
+    """Isolated drill: restore the workload into the scratch namespace, wait until writable (or,
+    for a driver that starts the drill's app itself, start it there from the scratch copies)."""
 
     def app_of(self, run: Run) -> ProtectedApp:
         """The app in its scratch namespace."""
         return scratch_app(run.app)
+
+    def observe(self, run: Run, spec: StepSpec) -> Seen:
+        scratch = scratch_driver(run, spec.site)
+        if scratch is None:
+            return super().observe(run, spec)
+        missing = scratch.scratch_missing(_saved(run, spec.site))
+        decisions = run.memo.get("scratch-start") or (run.seen.get(spec.name) or {}).get("decisions") or []
+        return {"by_driver": True, "missing": list(missing), "decisions": list(decisions)}
+
+    def satisfied(self, seen: Seen) -> bool:
+        if seen.get("by_driver"):
+            return not seen["missing"]
+        return super().satisfied(seen)
+
+    def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        scratch = scratch_driver(run, spec.site)
+        if scratch is None:
+            super().act(run, spec, seen)
+            return
+        made = scratch.start_scratch(_saved(run, spec.site), _scratch_copies(run), run.op_id)
+        run.memo["scratch-start"] = [*seen.get("decisions", []), *made]
 
 
 class ScratchCopy:
@@ -198,7 +288,9 @@ class ScratchCopy:
         copies: dict[str, Any] = {}
         points = []
         for volume in run.app.volumes:
-            record = b.rbd.copy_latest_synced(b.site.pool, volume.image, scratch_image(volume.image))
+            record = b.rbd.copy_latest_synced(
+                run.app.pool_on(b.site), volume.image, scratch_image(volume.image)
+            )
             at = _snap_time(
                 run, run.other(spec.site), volume.image, record.get("primary_snap_id")
             ) or _snap_time(run, spec.site, volume.image, record.get("snap_id"))
@@ -263,6 +355,8 @@ class ScratchRestore:
     """Restore all but the workload, VRs and routing into the scratch namespace, PVs on the scratch images."""
 
     def observe(self, run: Run, spec: StepSpec) -> Seen:
+        if scratch_driver(run, spec.site) is not None:  # nothing to restore: the driver starts it
+            return {"by_driver": True, "pvcs": {}}
         cluster = run.world.bundle(spec.site).cluster
         ns = scratch_namespace(run.app)
         phases = {}
@@ -292,6 +386,9 @@ class ScratchTidy:
     namespace itself stays: it is installed once with the Role that lets Standby work in it."""
 
     def observe(self, run: Run, spec: StepSpec) -> Seen:
+        scratch = scratch_driver(run, spec.site)
+        if scratch is not None:
+            return {"left": list(scratch.scratch_left()), "by_driver": True}
         cluster = run.world.bundle(spec.site).cluster
         ns = scratch_namespace(run.app)
         left: list[str] = []
@@ -304,6 +401,11 @@ class ScratchTidy:
         return not seen["left"]
 
     def act(self, run: Run, spec: StepSpec, seen: Seen) -> None:
+        scratch = scratch_driver(run, spec.site)
+        if scratch is not None:
+            scratch.stop_scratch()  # a VM still using an image would keep it
+            scratch.remove_scratch()
+            return
         cluster = run.world.bundle(spec.site).cluster
         ns = scratch_namespace(run.app)
         pvs = _scratch_pvs(run, spec.site)
@@ -335,4 +437,4 @@ class ScratchRemoveImage:
         b = run.world.bundle(spec.site)
         for name, present in seen.items():
             if present:
-                b.rbd.remove_image(b.site.pool, name)
+                b.rbd.remove_image(run.app.pool_on(b.site), name)
