@@ -78,7 +78,13 @@ class Handler(BaseHTTPRequestHandler):
         self._code = code
         self._record()  # before the body: a client that has its answer finds the request counted
         if self.command != "HEAD":
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (
+                BrokenPipeError,
+                ConnectionResetError,
+            ):  # the client left: as a real apiserver, say nothing
+                self.close_connection = True
 
     def send_error_status(self, err: ApiError) -> None:
         """Send a Status error."""
