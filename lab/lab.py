@@ -350,13 +350,7 @@ def up(root: Path, log: Log = print) -> LabStatus:
         cs = _ceph_up(root, ports)
     if fresh:
         _write_record(root, seeded=False)
-        ceph.create_mirrored_image(
-            cs["site-a"], cs["site-b"], seeds.POOL, seeds.IMAGE_NAME, size_mb=64, mode="snapshot"
-        )
-        ceph.create_mirrored_image(
-            cs["site-a"], cs["site-b"], seeds.POOL, seeds.WEB_IMAGE, size_mb=16, mode="snapshot"
-        )
-        _create_vm_images(cs)
+        _create_seeded_images(cs)
     log(
         f"lab: Ceph up ({time.monotonic() - started:.0f}s); starting S3 ({layout}), apiservers "
         "and OpenNebula front-ends"
@@ -397,14 +391,28 @@ def _ceph_up(root: Path, ports: Ports) -> dict[str, ceph.CephSite]:
         raise LabError(str(exc), hint="read the log named, then `standby lab down` and retry") from None
 
 
-def _create_vm_images(cs: dict[str, ceph.CephSite]) -> None:
-    """The RBD images of the OpenNebula seeds' disks (pool ``one``): journal-mode ones are enabled
-    and left to rbd-mirror; snapshot-mode ones get the lab's schedule on both sites (which waits
-    for site-b's copy). Idempotent."""
-    for image, mode in one_seeds.RBD_IMAGES.items():
-        ceph.create_mirrored_image(
-            cs["site-a"], cs["site-b"], one_seeds.POOL, image, size_mb=one_seeds.DISK_MB, mode=mode
-        )
+def _create_seeded_images(cs: dict[str, ceph.CephSite], *, apps: bool = True) -> None:
+    """Create the seeded RBD images (idempotent), all at once: each snapshot-mode image waits for
+    rbd-mirror to create site-b's copy before its schedule is added there, and those waits overlap.
+
+    Nexus's and the web app's images (``apps``) in the lab's pool; the OpenNebula seeds' disks in
+    pool ``one``, journal-mode ones enabled and left to rbd-mirror."""
+    jobs = [(one_seeds.POOL, image, one_seeds.DISK_MB, mode) for image, mode in one_seeds.RBD_IMAGES.items()]
+    if apps:
+        jobs = [
+            (seeds.POOL, seeds.IMAGE_NAME, 64, "snapshot"),
+            (seeds.POOL, seeds.WEB_IMAGE, 16, "snapshot"),
+            *jobs,
+        ]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = [
+            pool.submit(
+                ceph.create_mirrored_image, cs["site-a"], cs["site-b"], p, image, size_mb=mb, mode=mode
+            )
+            for p, image, mb, mode in jobs
+        ]
+        for future in futures:
+            future.result()
 
 
 def _fsids(root: Path) -> dict[str, str]:
@@ -543,7 +551,7 @@ def reset(root: Path, log: Log = print) -> LabStatus:
     before = _fsids(root)
     cs = _ceph_up(root, ports)
     if all(before.get(s) and _fsids(root).get(s) == before[s] for s in SITES):
-        _create_vm_images(cs)  # a lab made before the VM images existed gets them
+        _create_seeded_images(cs, apps=False)  # a lab made before the VM images existed gets them
         for pool, image in _SEEDED_IMAGES:
             _image_home(cs, image, log, pool=pool)
         for site in SITES:
