@@ -722,24 +722,29 @@ def _wait_osd_and_pgs(site: CephSite, timeout: float) -> None:
     )
 
 
-def _ensure_pool(site: CephSite, pool: str) -> None:
+def _ensure_pools(site: CephSite, pools: Sequence[str]) -> None:
+    """Create, initialise and mirror (image mode) each of ``pools`` not ready yet: created together,
+    so their PGs peer in one wait."""
     state = _read_json(site.dir / "site.json")
-    if pool in state.get("pool_ready", []):
+    todo = [p for p in pools if p not in state.get("pool_ready", [])]
+    if not todo:
         return
-    if not _pool_exists(site, pool):
-        run(site.ceph_cli("osd", "pool", "create", pool), 60, site=site.name)
+    for pool in todo:
+        if not _pool_exists(site, pool):
+            run(site.ceph_cli("osd", "pool", "create", pool), 60, site=site.name)
     wait_for(
         lambda: _pgs_active(site),
         60,
         POLL,
-        f"the PGs of pool {pool} to be active",
+        f"the PGs of pool(s) {', '.join(todo)} to be active",
         site=site.name,
         log_file=site.log_file("osd"),
     )
-    run(site.cli("pool", "init", pool), 60, site=site.name)
-    run(site.cli("mirror", "pool", "enable", pool, "image", "--site-name", site.name), 60, site=site.name)
-    state["pool_ready"] = sorted({*state.get("pool_ready", []), pool})
-    _write_json(site.dir / "site.json", state)
+    for pool in todo:
+        run(site.cli("pool", "init", pool), 60, site=site.name)
+        run(site.cli("mirror", "pool", "enable", pool, "image", "--site-name", site.name), 60, site=site.name)
+        state["pool_ready"] = sorted({*state.get("pool_ready", []), pool})
+        _write_json(site.dir / "site.json", state)
 
 
 def _bring_site_up(site: CephSite, home: Path, pools: Sequence[str], port_base: int) -> tuple[str, bool]:
@@ -765,8 +770,7 @@ def _bring_site_up(site: CephSite, home: Path, pools: Sequence[str], port_base: 
             fsid = _create_site(site, home, port_base)
             _wait_osd_and_pgs(site, 60)
             recreated = True
-    for pool in pools:
-        _ensure_pool(site, pool)
+    _ensure_pools(site, pools)
     return fsid, recreated
 
 
