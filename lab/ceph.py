@@ -54,17 +54,19 @@ STANDBY_CLIENT_ID = "standby"
 """The cephx user Standby runs ``rbd`` as in the lab (never ``client.admin``): see :func:`standby_caps`."""
 
 
-def standby_caps(pool: str) -> tuple[tuple[str, str], ...]:
+def standby_caps(pool: str, *more: str) -> tuple[tuple[str, str], ...]:
     """The least cephx capabilities Standby's ``rbd`` calls need on ``pool``, measured in the lab
     (Ceph 16.2): ``profile rbd`` (mon) and ``profile rbd pool=<pool>`` (osd) for image status,
     info, promote, demote, resync, mirror snapshots and the librbd scratch copy; ``profile rbd
     pool=<pool>`` (mgr) for ``rbd mirror snapshot schedule ls``; and the mon commands ``service
     dump`` and ``service status``, without which ``rbd mirror pool status --verbose`` lists no
-    rbd-mirror daemon ("failed to query services: (13) Permission denied")."""
+    rbd-mirror daemon ("failed to query services: (13) Permission denied"). ``more`` pools get
+    the same grants."""
+    grants = ", ".join(f"profile rbd pool={p}" for p in (pool, *more))
     return (
         ("mon", 'profile rbd, allow command "service dump", allow command "service status"'),
-        ("osd", f"profile rbd pool={pool}"),
-        ("mgr", f"profile rbd pool={pool}"),
+        ("osd", grants),
+        ("mgr", grants),
     )
 
 
@@ -720,28 +722,33 @@ def _wait_osd_and_pgs(site: CephSite, timeout: float) -> None:
     )
 
 
-def _ensure_pool(site: CephSite, pool: str) -> None:
+def _ensure_pools(site: CephSite, pools: Sequence[str]) -> None:
+    """Create, initialise and mirror (image mode) each of ``pools`` not ready yet: created together,
+    so their PGs peer in one wait."""
     state = _read_json(site.dir / "site.json")
-    if pool in state.get("pool_ready", []):
+    todo = [p for p in pools if p not in state.get("pool_ready", [])]
+    if not todo:
         return
-    if not _pool_exists(site, pool):
-        run(site.ceph_cli("osd", "pool", "create", pool), 60, site=site.name)
+    for pool in todo:
+        if not _pool_exists(site, pool):
+            run(site.ceph_cli("osd", "pool", "create", pool), 60, site=site.name)
     wait_for(
         lambda: _pgs_active(site),
         60,
         POLL,
-        f"the PGs of pool {pool} to be active",
+        f"the PGs of pool(s) {', '.join(todo)} to be active",
         site=site.name,
         log_file=site.log_file("osd"),
     )
-    run(site.cli("pool", "init", pool), 60, site=site.name)
-    run(site.cli("mirror", "pool", "enable", pool, "image", "--site-name", site.name), 60, site=site.name)
-    state["pool_ready"] = sorted({*state.get("pool_ready", []), pool})
-    _write_json(site.dir / "site.json", state)
+    for pool in todo:
+        run(site.cli("pool", "init", pool), 60, site=site.name)
+        run(site.cli("mirror", "pool", "enable", pool, "image", "--site-name", site.name), 60, site=site.name)
+        state["pool_ready"] = sorted({*state.get("pool_ready", []), pool})
+        _write_json(site.dir / "site.json", state)
 
 
-def _bring_site_up(site: CephSite, home: Path, pool: str, port_base: int) -> tuple[str, bool]:
-    """Make ``site`` serve ``pool`` with image-mode mirroring. Returns (fsid, recreated)."""
+def _bring_site_up(site: CephSite, home: Path, pools: Sequence[str], port_base: int) -> tuple[str, bool]:
+    """Make ``site`` serve ``pools`` with image-mode mirroring. Returns (fsid, recreated)."""
     state = _read_json(site.dir / "site.json")
     fresh = not state.get("fsid") or not site.conf.exists()
     recreated = False
@@ -763,15 +770,15 @@ def _bring_site_up(site: CephSite, home: Path, pool: str, port_base: int) -> tup
             fsid = _create_site(site, home, port_base)
             _wait_osd_and_pgs(site, 60)
             recreated = True
-    _ensure_pool(site, pool)
+    _ensure_pools(site, pools)
     return fsid, recreated
 
 
-def _ensure_standby_user(site: CephSite, pool: str) -> None:
+def _ensure_standby_user(site: CephSite, pools: Sequence[str]) -> None:
     """Create (or set the caps of) ``client.standby`` and write its keyring; idempotent. A site made
     before the user existed gets the ``[client.standby]`` section of its ceph.conf added."""
     entity = f"client.{STANDBY_CLIENT_ID}"
-    caps = [part for service, cap in standby_caps(pool) for part in (service, cap)]
+    caps = [part for service, cap in standby_caps(*pools) for part in (service, cap)]
     keyring = standby_keyring(site)
     run(site.ceph_cli("auth", "caps", entity, *caps), 30, check=False)  # an existing user: caps as now
     run(site.ceph_cli("auth", "get-or-create", entity, *caps, "-o", str(keyring)), 30, site=site.name)
@@ -792,12 +799,33 @@ def _mirror_pool_status(site: CephSite, pool: str, verbose: bool = False) -> dic
     return status if isinstance(status, dict) else {}
 
 
-def _peer(site_a: CephSite, site_b: CephSite, pool: str, lab_root: Path, fsids: Mapping[str, str]) -> bool:
-    """Make two-way peers from a bootstrap token unless these fsids are already peered. True if (re)done."""
+def _peered(marker: Mapping[str, Any], fsids: Mapping[str, str] | None = None) -> set[str]:
+    """The pools ``peers.json`` says are peered (between ``fsids``, when given)."""
+    if fsids is not None and any(marker.get(k) != v for k, v in fsids.items()):
+        return set()
+    return {str(p) for p in marker.get("pools", [])} | (
+        {str(marker["pool"])} if marker.get("pool") else set()
+    )
+
+
+def _peer(
+    site_a: CephSite, site_b: CephSite, pools: Sequence[str], lab_root: Path, fsids: Mapping[str, str]
+) -> bool:
+    """Make two-way peers from a bootstrap token for each of ``pools`` that these fsids do not
+    already peer. True if any was (re)done."""
     marker = lab_root / "peers.json"
-    wanted = {"pool": pool, **fsids}
-    if _read_json(marker) == wanted:
+    done = _peered(_read_json(marker), fsids)
+    todo = [p for p in pools if p not in done]
+    for pool in todo:
+        _peer_pool(site_a, site_b, pool, lab_root)
+    if not todo:
         return False
+    peered = sorted(done | set(todo))
+    _write_json(marker, {"pool": pools[0], **fsids, **({"pools": peered} if len(peered) > 1 else {})})
+    return True
+
+
+def _peer_pool(site_a: CephSite, site_b: CephSite, pool: str, lab_root: Path) -> None:
     for site in (site_a, site_b):
         info = run_json(site.cli("mirror", "pool", "info", pool, "--format", "json"), 30, site=site.name)
         for peer in (info or {}).get("peers", []):
@@ -829,9 +857,7 @@ def _peer(site_a: CephSite, site_b: CephSite, pool: str, lab_root: Path, fsids: 
         site=site_b.name,
     )
     token_file.unlink()
-    _write_json(marker, wanted)
     log.info("peered %s <-> %s on pool %s (rx-tx)", site_a.name, site_b.name, pool)
-    return True
 
 
 def _mirror_healthy(site: CephSite, pool: str) -> bool:
@@ -860,8 +886,11 @@ def missing_packages() -> list[str]:
     return missing
 
 
-def ceph_up(lab_dir: Path, port_base: int = 16800, pool: str = DEFAULT_POOL) -> dict[str, CephSite]:
-    """Bring up site-a and site-b with two-way image-mode mirroring of ``pool``; return the sites.
+def ceph_up(
+    lab_dir: Path, port_base: int = 16800, pool: str = DEFAULT_POOL, extra_pools: Sequence[str] = ()
+) -> dict[str, CephSite]:
+    """Bring up site-a and site-b with two-way image-mode mirroring of ``pool`` (and of each of
+    ``extra_pools``, peered likewise); return the sites.
 
     Idempotent: with everything up it only checks ``rbd mirror pool status`` on both sites. After
     :func:`ceph_down` it restarts on the existing data; a site whose memstore OSD lost its PGs is
@@ -874,10 +903,11 @@ def ceph_up(lab_dir: Path, port_base: int = 16800, pool: str = DEFAULT_POOL) -> 
             "missing Debian packages; run: apt-get install --no-install-recommends " + " ".join(missing)
         )
     with _locked(Path(lab_dir).absolute() / "ceph"):
-        return _ceph_up(lab_dir, port_base, pool)
+        return _ceph_up(lab_dir, port_base, pool, tuple(extra_pools))
 
 
-def _ceph_up(lab_dir: Path, port_base: int, pool: str) -> dict[str, CephSite]:
+def _ceph_up(lab_dir: Path, port_base: int, pool: str, extra_pools: tuple[str, ...]) -> dict[str, CephSite]:
+    pools = (pool, *extra_pools)
     started = time.monotonic()
     lab_sites = sites(lab_dir, port_base)
     site_a, site_b = lab_sites["site-a"], lab_sites["site-b"]
@@ -899,9 +929,11 @@ def _ceph_up(lab_dir: Path, port_base: int, pool: str) -> dict[str, CephSite]:
                 site=site.name,
             )
     alive = all(_daemon_pid(s, d) is not None for s in (site_a, site_b) for d in START_ORDER)
-    ready = all(pool in _read_json(s.dir / "site.json").get("pool_ready", []) for s in (site_a, site_b))
+    ready = all(
+        set(pools) <= set(_read_json(s.dir / "site.json").get("pool_ready", [])) for s in (site_a, site_b)
+    )
     peers = _read_json(root / "peers.json")
-    if alive and ready and peers.get("pool") == pool:
+    if alive and ready and set(pools) <= _peered(peers):
         try:
             _parallel(
                 lambda s: wait_for(
@@ -916,19 +948,19 @@ def _ceph_up(lab_dir: Path, port_base: int, pool: str) -> dict[str, CephSite]:
                 (site_b,),
             )
             for site in (site_a, site_b):
-                _ensure_standby_user(site, pool)
+                _ensure_standby_user(site, _standby_pools(peers, pools))
             log.info("ceph lab already up (%.1fs)", time.monotonic() - started)
             return lab_sites
         except CephLabError as exc:
             log.warning("ceph lab looked up but is not healthy (%s); repairing", exc)
 
-    results = _parallel(lambda s: _bring_site_up(s, home, pool, port_base), (site_a,), (site_b,))
+    results = _parallel(lambda s: _bring_site_up(s, home, pools, port_base), (site_a,), (site_b,))
     fsids = {site_a.name: results[0][0], site_b.name: results[1][0]}
-    if _peer(site_a, site_b, pool, root, fsids):
+    if _peer(site_a, site_b, pools, root, fsids):
         # rbd-mirror only re-reads the peers every 30 s: restart any that run with the old ones.
         _stop_pids([(s, "rbd-mirror") for s in (site_a, site_b)])
     for site in (site_a, site_b):
-        _ensure_standby_user(site, pool)
+        _ensure_standby_user(site, _standby_pools(_read_json(root / "peers.json"), pools))
         _start_daemon(site, "rbd-mirror", home)
     _parallel(
         lambda s: wait_for(
@@ -949,6 +981,12 @@ def _ceph_up(lab_dir: Path, port_base: int, pool: str) -> dict[str, CephSite]:
         ", ".join(f"{k} {v}" for k, v in fsids.items()),
     )
     return lab_sites
+
+
+def _standby_pools(marker: Mapping[str, Any], pools: Sequence[str]) -> list[str]:
+    """The pools Standby's user gets: ``pools`` first, then any other peered pool (a caller that
+    names fewer pools never takes a grant away)."""
+    return [*pools, *sorted(_peered(marker) - set(pools))]
 
 
 def ceph_down(lab_dir: Path) -> None:

@@ -11,7 +11,8 @@ Everything lives in one folder (``$STANDBY_LAB_DIR``, default ``./.lab``)::
     nexus/<site>.*      the Nexus simulator started by the site's Nexus controller
     web/<site>.*        the plain HTTP app's simulator (the second protected app, config only)
     opennebula/<site>/  the site's OpenNebula front-end state (oned.json; seeded on its first
-                        start); opennebula/<site>.password (0600), .pid and .log beside it
+                        start), and vms/vm-<ID>.pid|.log of its running VMs' processes;
+                        opennebula/<site>.password (0600), .pid and .log beside it
     run/                PID files and logs of the apiservers and S3; run/<site>.frozen while a
                         site is down (``site_down``: its processes SIGSTOPped, data kept in RAM)
     kubeconfig          contexts site-a and site-b, as the lab's admin (kube/admin-token)
@@ -26,7 +27,8 @@ and bucket for both sites) or ``per-site`` (one each), chosen by ``$STANDBY_LAB_
 is first brought up (default :data:`DEFAULT_S3_LAYOUT`) and recorded. Ports start at
 ``$STANDBY_LAB_PORT_BASE`` (default 16800): Ceph mons at +0/+1 and +10/+11, apiservers at
 +100/+101, S3 at +102 (per site: +102 site-a, +103 site-b), Nexus at +110/+111, the plain HTTP
-app at +112/+113, the OpenNebula front-ends at +114/+115. ``site_down``/``site_up`` lose and regain one site by freezing and continuing
+app at +112/+113, the OpenNebula front-ends at +114/+115, their VMs' health endpoints at +120-139
+(site-a) and +140-159 (site-b). ``site_down``/``site_up`` lose and regain one site by freezing and continuing
 its processes (SIGSTOP/SIGCONT), so no in-memory data is lost.
 """
 
@@ -52,6 +54,8 @@ import httpx
 from lab import ceph, rbac, seeds
 from lab.kubeapi.persistence import STATE_FILE as KUBE_STATE_FILE
 from lab.opennebula import control as one_control
+from lab.opennebula import seeds as one_seeds
+from lab.opennebula.runtime import CephAccess
 from lab.procs import (
     LabError,
     alive,
@@ -116,6 +120,11 @@ class Ports:
     def opennebula(self, site: str) -> int:
         """A site's OpenNebula front-end (XML-RPC at ``http://127.0.0.1:PORT/RPC2``)."""
         return self.base + 114 + SITES.index(site)
+
+    def vms(self, site: str) -> tuple[int, int]:
+        """The first port and the number of ports of a site's VM health endpoints (site-a +120,
+        site-b +140, 20 each; VM ``ID`` answers on ``first + ID % 20``)."""
+        return self.base + 120 + 20 * SITES.index(site), 20
 
 
 @dataclass(frozen=True)
@@ -341,12 +350,7 @@ def up(root: Path, log: Log = print) -> LabStatus:
         cs = _ceph_up(root, ports)
     if fresh:
         _write_record(root, seeded=False)
-        ceph.create_mirrored_image(
-            cs["site-a"], cs["site-b"], seeds.POOL, seeds.IMAGE_NAME, size_mb=64, mode="snapshot"
-        )
-        ceph.create_mirrored_image(
-            cs["site-a"], cs["site-b"], seeds.POOL, seeds.WEB_IMAGE, size_mb=16, mode="snapshot"
-        )
+        _create_seeded_images(cs)
     log(
         f"lab: Ceph up ({time.monotonic() - started:.0f}s); starting S3 ({layout}), apiservers "
         "and OpenNebula front-ends"
@@ -355,7 +359,7 @@ def up(root: Path, log: Log = print) -> LabStatus:
     _start_s3(root, stores)
     for site in SITES:
         _start_apiserver(root, ports, site, cs[site])
-    _start_frontends(root, ports)
+    _start_frontends(root, ports, cs)
     _write_kubeconfig(root, ports)
     _write_config(root, stores)
     if fresh:
@@ -382,9 +386,33 @@ def up(root: Path, log: Log = print) -> LabStatus:
 
 def _ceph_up(root: Path, ports: Ports) -> dict[str, ceph.CephSite]:
     try:
-        return ceph.ceph_up(root, ports.base, pool=seeds.POOL)
+        return ceph.ceph_up(root, ports.base, pool=seeds.POOL, extra_pools=(one_seeds.POOL,))
     except ceph.CephLabError as exc:
         raise LabError(str(exc), hint="read the log named, then `standby lab down` and retry") from None
+
+
+def _create_seeded_images(cs: dict[str, ceph.CephSite], *, apps: bool = True) -> None:
+    """Create the seeded RBD images (idempotent), all at once: each snapshot-mode image waits for
+    rbd-mirror to create site-b's copy before its schedule is added there, and those waits overlap.
+
+    Nexus's and the web app's images (``apps``) in the lab's pool; the OpenNebula seeds' disks in
+    pool ``one``, journal-mode ones enabled and left to rbd-mirror."""
+    jobs = [(one_seeds.POOL, image, one_seeds.DISK_MB, mode) for image, mode in one_seeds.RBD_IMAGES.items()]
+    if apps:
+        jobs = [
+            (seeds.POOL, seeds.IMAGE_NAME, 64, "snapshot"),
+            (seeds.POOL, seeds.WEB_IMAGE, 16, "snapshot"),
+            *jobs,
+        ]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = [
+            pool.submit(
+                ceph.create_mirrored_image, cs["site-a"], cs["site-b"], p, image, size_mb=mb, mode=mode
+            )
+            for p, image, mb, mode in jobs
+        ]
+        for future in futures:
+            future.result()
 
 
 def _fsids(root: Path) -> dict[str, str]:
@@ -493,7 +521,8 @@ def reset(root: Path, log: Log = print) -> LabStatus:
     """Bring a lab back to its seeded state without rebuilding Ceph.
 
     * Frozen sites are continued; the apiservers, both sites' app simulators and S3 are stopped.
-    * Each seeded image (Nexus's and the web app's) is made primary on site-a and secondary on
+    * Each seeded image (Nexus's, the web app's, the OpenNebula VMs' ``one/one-0`` and
+      ``one/one-1``) is made primary on site-a and secondary on
       site-b (:func:`_image_home`): handed back with a demote and a plain promote when site-b
       holds it, else site-a's copy wins and site-b resyncs from it. Image contents are kept
       (what Nexus stored stays); other images in the pool are left alone. Client blocklists are
@@ -502,8 +531,8 @@ def reset(root: Path, log: Log = print) -> LabStatus:
       their controllers start Nexus and the web app on site-a only.
     * Every S3 bucket is emptied: placement records, operation journals and locks, backups, RPO
       samples. ``$STANDBY_LAB_S3`` may switch the S3 layout here.
-    * Both OpenNebula front-ends are stopped, lose their state and start again from their seeds
-      (their passwords stay).
+    * Both OpenNebula front-ends and their VM processes are stopped, lose their state and start
+      again from their seeds (their passwords stay), site-a's two VMs running.
     * It returns once Nexus runs on site-a and both images report healthy mirroring (site-a
       ``up+stopped``, site-b ``up+replaying``).
     """
@@ -522,33 +551,40 @@ def reset(root: Path, log: Log = print) -> LabStatus:
     before = _fsids(root)
     cs = _ceph_up(root, ports)
     if all(before.get(s) and _fsids(root).get(s) == before[s] for s in SITES):
-        for image in (seeds.IMAGE_NAME, seeds.WEB_IMAGE):
-            _image_home(cs, image, log)
+        _create_seeded_images(cs, apps=False)  # a lab made before the VM images existed gets them
+        for pool, image in _SEEDED_IMAGES:
+            _image_home(cs, image, log, pool=pool)
         for site in SITES:
             ceph.run(cs[site].ceph_cli("osd", "blocklist", "clear"), 30, check=False, site=site)
     _forget_objects(root)
     _write_record(root, s3=layout)
     back = up(root, log)
-    for image in (seeds.IMAGE_NAME, seeds.WEB_IMAGE):
-        _wait_mirroring_home(cs, image)
+    for pool, image in _SEEDED_IMAGES:
+        _wait_mirroring_home(cs, image, pool=pool)
     log(f"lab: reset to its seeds in {time.monotonic() - started:.0f}s")
     return back
 
 
-def _primary(cs: ceph.CephSite, image: str) -> bool | None:
+#: Every seeded image (pool, name): Nexus's, the web app's and the OpenNebula VMs' disks.
+_SEEDED_IMAGES = (
+    (seeds.POOL, seeds.IMAGE_NAME),
+    (seeds.POOL, seeds.WEB_IMAGE),
+    *((one_seeds.POOL, image) for image in one_seeds.RBD_IMAGES),
+)
+
+
+def _primary(cs: ceph.CephSite, image: str, pool: str = seeds.POOL) -> bool | None:
     """Whether ``image`` is primary on ``cs`` (None: the site has no such image)."""
-    proc = ceph.run(
-        cs.cli("info", f"{seeds.POOL}/{image}", "--format", "json"), 30, check=False, site=cs.name
-    )
+    proc = ceph.run(cs.cli("info", f"{pool}/{image}", "--format", "json"), 30, check=False, site=cs.name)
     if proc.returncode != 0:
         return None
     return bool((json.loads(proc.stdout).get("mirroring") or {}).get("primary"))
 
 
-def _peer_demotion_synced(cs: ceph.CephSite, image: str) -> bool:
+def _peer_demotion_synced(cs: ceph.CephSite, image: str, pool: str = seeds.POOL) -> bool:
     """Whether ``cs`` holds, complete, the peer's demotion snapshot of ``image`` (newest mirror snapshot)."""
     try:
-        snaps = ceph.run_json(cs.cli("snap", "ls", "--all", f"{seeds.POOL}/{image}", "--format", "json"), 30)
+        snaps = ceph.run_json(cs.cli("snap", "ls", "--all", f"{pool}/{image}", "--format", "json"), 30)
     except ceph.CephLabError:
         return False
     mirror = [s for s in snaps or [] if (s.get("namespace") or {}).get("type") == "mirror"]
@@ -558,11 +594,13 @@ def _peer_demotion_synced(cs: ceph.CephSite, image: str) -> bool:
     return "primary_snap_id" in newest and newest.get("state") == "demoted" and bool(newest.get("complete"))
 
 
-def _image_home(cs: dict[str, ceph.CephSite], image: str, log: Log) -> None:
-    """Make ``image`` primary on site-a and secondary on site-b (the seeded roles)."""
+def _image_home(cs: dict[str, ceph.CephSite], image: str, log: Log, pool: str = seeds.POOL) -> None:
+    """Make ``image`` primary on site-a and secondary on site-b (the seeded roles). A journal-mode
+    image has no demotion snapshot to wait for: its plain promote is retried until rbd-mirror lets go."""
     a, b = cs["site-a"], cs["site-b"]
-    spec = f"{seeds.POOL}/{image}"
-    on_a, on_b = _primary(a, image), _primary(b, image)
+    spec = f"{pool}/{image}"
+    on_a, on_b = _primary(a, image, pool), _primary(b, image, pool)
+    journal = one_seeds.RBD_IMAGES.get(image) == "journal" and pool == one_seeds.POOL
     if on_a is None or on_b is None:
         raise LabError(
             f"image {spec} is missing on {'site-a' if on_a is None else 'site-b'}: the lab cannot be reset",
@@ -577,11 +615,12 @@ def _image_home(cs: dict[str, ceph.CephSite], image: str, log: Log) -> None:
         ceph.run(b.cli("mirror", "image", "demote", spec), 60, site=b.name)
     if not on_a:
         try:
-            wait_until(
-                lambda: _peer_demotion_synced(a, image),
-                timeout=120,
-                what=f"site-a to copy site-b's demotion of {spec}",
-            )
+            if not journal:
+                wait_until(
+                    lambda: _peer_demotion_synced(a, image, pool),
+                    timeout=120,
+                    what=f"site-a to copy site-b's demotion of {spec}",
+                )
             # rbd-mirror may still hold the image for a moment (EROFS, EBUSY): try again, as a controller would.
             wait_until(
                 lambda: (
@@ -603,15 +642,17 @@ def _image_home(cs: dict[str, ceph.CephSite], image: str, log: Log) -> None:
         log(f"lab: reset: {spec} on site-b resyncs from site-a")
 
 
-def _wait_mirroring_home(cs: dict[str, ceph.CephSite], image: str, timeout: float = 240) -> None:
+def _wait_mirroring_home(
+    cs: dict[str, ceph.CephSite], image: str, timeout: float = 240, pool: str = seeds.POOL
+) -> None:
     """Wait until ``image`` mirrors site-a to site-b (resyncing site-b again if it reports split-brain)."""
     a, b = cs["site-a"], cs["site-b"]
-    spec = f"{seeds.POOL}/{image}"
+    spec = f"{pool}/{image}"
 
     def healthy() -> bool:
         sa, sb = (
-            ceph.mirror_image_status(a, seeds.POOL, image),
-            ceph.mirror_image_status(b, seeds.POOL, image),
+            ceph.mirror_image_status(a, pool, image),
+            ceph.mirror_image_status(b, pool, image),
         )
         if sb.get("state") == "up+error" and "split-brain" in str(sb.get("description", "")):
             ceph.run(b.cli("mirror", "image", "resync", spec), 60, check=False, site=b.name)
@@ -687,7 +728,7 @@ def site_down(root: Path, site: str, log: Log = print) -> list[SiteProcess]:
     """Lose ``site``: SIGSTOP every process of it, keeping its in-memory data; idempotent.
 
     Frozen: its apiserver and the processes it started (exec'd ``rbd``, the Nexus simulator), its
-    Nexus simulator, its OpenNebula front-end (and what it started) and its Ceph daemons
+    Nexus simulator, its OpenNebula front-end and its VM processes and its Ceph daemons
     (rbd-mirror, mgr, memstore OSD, mon), in that order, so no frozen consumer ever sees its Ceph
     frozen first; with per-site S3, the site's S3 too. A
     shared S3 and the other site run on.
@@ -824,7 +865,7 @@ def _check_site(site: str) -> None:
 def _site_processes(root: Path, site: str) -> list[SiteProcess]:
     """Every live process of ``site``, parents before their children, in freezing order.
 
-    Found by PID files (apiserver, Nexus simulator, OpenNebula front-end, Ceph daemons, checked
+    Found by PID files (apiserver, Nexus simulator, OpenNebula front-end and VMs, Ceph daemons, checked
     against their argv by :func:`lab.ceph.ceph_status`), plus any Ceph daemon of this site's conf
     whose PID file is missing, plus the descendants of each; the site's own S3 when each site has
     one. Never a shared S3 nor the other site.
@@ -838,6 +879,7 @@ def _site_processes(root: Path, site: str) -> list[SiteProcess]:
         ("webapp", read_pid(root / "web" / f"{site}.pid")),
         ("webapp", read_pid(root / "web" / f"{site}.sim.pid")),
         ("opennebula", read_pid(one_control.pid_file(root, site))),
+        *(("opennebula vm", read_pid(f)) for f in one_control.vm_pid_files(root, site)),
         *((_DAEMON_NAMES[d], daemons.get(d)) for d in ceph.STOP_ORDER),
     ]
     if s3_layout(root) == "per-site":
@@ -970,10 +1012,27 @@ def _start_s3(root: Path, stores: dict[str, S3Store]) -> None:
         store.credentials_file.chmod(0o600)
 
 
-def _start_frontends(root: Path, ports: Ports) -> dict[str, one_control.FrontendInfo]:
+def _start_frontends(
+    root: Path, ports: Ports, cs: dict[str, ceph.CephSite] | None = None
+) -> dict[str, one_control.FrontendInfo]:
     """Start each site's OpenNebula front-end (seeded as that site on its first start; a running one
-    is left alone) and wait until it answers with the site's password."""
-    return {site: one_control.start_frontend(root, site, ports.opennebula(site)) for site in SITES}
+    is left alone) and wait until it answers with the site's password. With ``cs`` (``lab up``)
+    its VMs are processes on the site's Ceph (:class:`lab.opennebula.runtime.ProcessRuntime`):
+    the seeded ones start with site-a's front-end, and a used lab's front-end starts again those
+    recorded as running; without, VMs are records only."""
+    return {
+        site: one_control.start_frontend(
+            root,
+            site,
+            ports.opennebula(site),
+            ceph=None
+            if cs is None
+            else CephAccess(str(cs[site].conf), cs[site].cluster, str(cs[site].keyring)),
+            vm_ports=ports.vms(site),
+            timeout=90.0,
+        )
+        for site in SITES
+    }
 
 
 def _start_apiserver(root: Path, ports: Ports, site: str, cs: ceph.CephSite) -> None:

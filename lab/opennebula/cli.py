@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from pathlib import Path
 
 from lab.opennebula.oned import Oned
+from lab.opennebula.runtime import CephAccess, ProcessRuntime, VmRuntime
 from lab.opennebula.seeds import SEEDS, describe, seed_for
 from lab.opennebula.server import make_server
 from lab.simserve import serve_until_stopped
@@ -31,6 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help=f"seed a new state as this site ({', '.join(SEEDS)}); empty: start with no objects",
     )
+    parser.add_argument(
+        "--ceph-conf", help="run each VM as a process on this cluster's RBD images (else VMs are records)"
+    )
+    parser.add_argument("--ceph-cluster", default="ceph", help="the cluster's name (default ceph)")
+    parser.add_argument("--keyring", default="", help="the keyring of the VMs' Ceph user (admin)")
+    parser.add_argument(
+        "--vm-ports",
+        default="",
+        help="FIRST:COUNT, the ports of the VMs' health endpoints (with --ceph-conf)",
+    )
+    parser.add_argument("--monitor-interval", type=float, default=2.0, help="seconds between VM polls")
     parser.add_argument("--pid-file", help="write the process id here while running")
     parser.add_argument("--log-file", help="append logs here (default stderr)")
     return parser
@@ -56,7 +69,22 @@ def run(argv: list[str] | None = None) -> int:
     if not password:
         LOG.critical("the password file %s is empty", args.password_file)
         return EXIT_USAGE
-    oned = Oned(args.state, site=args.site or "site", seed=seed_for(args.site))
+    runtime: VmRuntime | None = None
+    if args.ceph_conf:
+        first, _, count = args.vm_ports.partition(":")
+        if not (first.isdigit() and count.isdigit() and int(count) > 0):
+            LOG.critical("--vm-ports must be FIRST:COUNT, not %r", args.vm_ports)
+            return EXIT_USAGE
+        access = CephAccess(args.ceph_conf, args.ceph_cluster, args.keyring)
+        runtime = ProcessRuntime(args.state, access, int(first), int(count))
+    oned = Oned(args.state, site=args.site or "site", seed=seed_for(args.site), runtime=runtime)
+    if runtime is not None:
+        for vm_id in oned.boot_running():
+            LOG.warning("VM %s could not start again: it is POWEROFF", vm_id)
+        stop_monitor = threading.Event()
+        threading.Thread(
+            target=_monitor, args=(oned, stop_monitor, args.monitor_interval), daemon=True
+        ).start()
     try:
         server = make_server(oned, user=args.user, password=password, host=args.host, port=args.port)
     except OSError as exc:
@@ -72,3 +100,16 @@ def run(argv: list[str] | None = None) -> int:
         close=lambda: None,
         stopped="OpenNebula front-end stopped",
     )
+
+
+def _monitor(oned: Oned, stop: threading.Event, interval: float) -> None:
+    """Poll the running VMs every ``interval`` seconds, as oned's monitoring does."""
+    while not stop.wait(interval):
+        try:
+            for vm_id in oned.monitor():
+                vm = oned.snapshot()["vms"][str(vm_id)]
+                LOG.warning(
+                    "VM %s (%s) left RUNNING: state %s/%s", vm_id, vm["name"], vm["state"], vm["lcm_state"]
+                )
+        except Exception:  # the monitor must outlive one bad round
+            LOG.exception("VM monitoring round failed")

@@ -3,11 +3,12 @@
 Layout under the lab folder::
 
     opennebula/<site>/oned.json   the front-end's state (kept across stop and start)
+    opennebula/<site>/vms/vm-<ID>.pid|.log   a running VM's process (lab.opennebula.guest)
     opennebula/<site>.password    the site's oneadmin password (0600, made on first start)
     opennebula/<site>.pid|.log    the daemon's PID file and log
 
 :func:`start_frontend` is idempotent (a running front-end is left alone, a port held by a stranger
-is a :class:`lab.procs.LabError`); :func:`stop_frontend` stops it by PID. :mod:`lab.lab` runs one
+is a :class:`lab.procs.LabError`); :func:`stop_frontend` stops it and its VM processes by PID. :mod:`lab.lab` runs one
 per site on :meth:`lab.lab.Ports.opennebula`: ``lab up`` starts them, ``lab down`` stops them,
 ``lab site down`` freezes the PID in :func:`pid_file` (and its children) with the site's other
 processes, ``lab status`` lists them (:func:`frontend_info`) and ``lab reset`` drops their state
@@ -22,6 +23,7 @@ import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.opennebula.runtime import CephAccess
 from lab.opennebula.store import STATE_FILE
 from lab.procs import read_pid, start_service, stop_daemon
 
@@ -84,8 +86,24 @@ def answers(endpoint: str, session: str, timeout: float = 2.0) -> bool:
     return bool(isinstance(reply, list) and reply and reply[0] is True)
 
 
-def start_frontend(root: Path, site: str, port: int, *, timeout: float = 30.0) -> FrontendInfo:
-    """Start ``site``'s front-end on ``port`` (seeded as ``site`` on first start) and wait until it answers."""
+def vm_pid_files(root: Path, site: str) -> list[Path]:
+    """The PID files of ``site``'s VM processes (``<state dir>/vms/vm-<ID>.pid``)."""
+    return sorted((state_dir(root, site) / "vms").glob("vm-*.pid"))
+
+
+def start_frontend(
+    root: Path,
+    site: str,
+    port: int,
+    *,
+    timeout: float = 30.0,
+    ceph: CephAccess | None = None,
+    vm_ports: tuple[int, int] | None = None,
+) -> FrontendInfo:
+    """Start ``site``'s front-end on ``port`` (seeded as ``site`` on first start) and wait until it answers.
+
+    With ``ceph`` and ``vm_ports`` (first port, count) its VMs are processes on that cluster
+    (:class:`lab.opennebula.runtime.ProcessRuntime`); it starts again those recorded as running."""
     base = folder(root)
     pwd_file = password_file(root, site)
     session = f"{USER}:{pwd_file.read_text().strip()}"
@@ -105,6 +123,9 @@ def start_frontend(root: Path, site: str, port: int, *, timeout: float = 30.0) -
         "--site",
         site,
     ]
+    if ceph is not None and vm_ports is not None:
+        argv += ["--ceph-conf", ceph.conf, "--ceph-cluster", ceph.cluster, "--keyring", ceph.keyring]
+        argv += ["--vm-ports", f"{vm_ports[0]}:{vm_ports[1]}"]
     start_service(
         site,
         argv,
@@ -128,8 +149,12 @@ def endpoint_of(port: int) -> str:
 
 
 def stop_frontend(root: Path, site: str) -> bool:
-    """Stop ``site``'s front-end (state kept); True if one was running."""
-    return stop_daemon(pid_file(root, site))
+    """Stop ``site``'s front-end, then its VM processes (state kept: the next start boots the VMs
+    recorded as running again); True if the front-end was running."""
+    was = stop_daemon(pid_file(root, site))
+    for path in vm_pid_files(root, site):
+        stop_daemon(path, timeout=10.0)
+    return was
 
 
 def running(root: Path, site: str) -> bool:

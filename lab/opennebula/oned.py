@@ -7,7 +7,8 @@ the server) and returns its result or raises :class:`OneError` with oned's error
 message. States are OpenNebula's numbers (``VM_STATE``, ``LCM_STATE``, ``IMAGE_STATES``).
 
 Nothing here touches Ceph or starts a process: a VM is a record, and the :class:`VmRuntime`
-(``lab.opennebula.runtime``) is told when one starts or stops running.
+(``lab.opennebula.runtime``) is told when one starts or stops running and asked how each running
+one is (:meth:`VmCalls.monitor`).
 
 The modules: :mod:`lab.opennebula.codes` (oned's numbers and :class:`OneError`),
 :mod:`lab.opennebula.store` (the state file and shared lookups), :mod:`lab.opennebula.vm_calls`,

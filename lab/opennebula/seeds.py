@@ -4,8 +4,8 @@ Site A (the primary) runs two protected VMs, both labelled ``STANDBY_APP = "vms"
 template, with their disks as persistent images in the Ceph datastore of pool ``one``
 (``SOURCE = one/one-<image id>``, the RBD images that are mirrored to B):
 
-* ``web-0`` (VM 0): disk image 0 (``one/one-0``), one NIC on ``lan-a``;
-* ``db-0`` (VM 1): disk image 1 (``one/one-1``), an ISO (image 2, ``tools.iso``, a CD-ROM in
+* ``web-0`` (VM 0): disk image 0 (``one/one-0``, journal-mode mirroring), one NIC on ``lan-a``;
+* ``db-0`` (VM 1): disk image 1 (``one/one-1``, snapshot-mode mirroring), an ISO (image 2, ``tools.iso``, a CD-ROM in
   A's file datastore, which B does not have), a NIC on ``lan-a`` and a NIC with a static IP on
   ``backend-a`` (a network with no counterpart on B), and a context holding a password.
 
@@ -33,6 +33,13 @@ CEPH_DS_B = 100
 FILES_DS = 2
 NET_ONLY_ON_A = "backend-a"
 SEEDED_VMS = ("web-0", "db-0")
+#: The RBD images behind site A's seeded disks (image IDs 0 and 1, so ``one-<ID>`` as a Ceph
+#: datastore names them) and how the lab mirrors each to B: ``web-0``'s in journal mode, as in the
+#: guide, ``db-0``'s in snapshot mode. :mod:`lab.lab` creates them in pool :data:`POOL` of both
+#: clusters, :data:`DISK_MB` each: small, for the lab's start time (the front-end's ``SIZE`` of
+#: 1024 and 2048 MB is nominal; nothing here compares it with the RBD image's size).
+RBD_IMAGES: dict[str, str] = {"one-0": "journal", "one-1": "snapshot"}
+DISK_MB = 16
 
 
 def _host(oned: Oned, oid: int, name: str) -> None:
@@ -92,12 +99,12 @@ def seed_site_a(oned: Oned) -> None:
     _vnet(oned, 0, "lan-a", "br0", "10.10.0.10", 50, [("GATEWAY", "10.10.0.1"), ("DNS", "10.10.0.2")])
     _vnet(oned, 1, NET_ONLY_ON_A, "br1", "192.168.50.10", 20, [("NETWORK_MASK", "255.255.255.0")])
     web = oned.image_allocate(
-        'NAME = "web-0-disk"\nTYPE = "OS"\nPERSISTENT = "YES"\nSOURCE = "one/one-0"\nSIZE = "1024"\n'
+        f'NAME = "web-0-disk"\nTYPE = "OS"\nPERSISTENT = "YES"\nSOURCE = "{POOL}/one-0"\nSIZE = "1024"\n'
         'FORMAT = "raw"\nDEV_PREFIX = "vd"\n',
         CEPH_DS_A,
     )
     db = oned.image_allocate(
-        'NAME = "db-0-disk"\nTYPE = "OS"\nPERSISTENT = "YES"\nSOURCE = "one/one-1"\nSIZE = "2048"\n'
+        f'NAME = "db-0-disk"\nTYPE = "OS"\nPERSISTENT = "YES"\nSOURCE = "{POOL}/one-1"\nSIZE = "2048"\n'
         'FORMAT = "raw"\nDEV_PREFIX = "vd"\n',
         CEPH_DS_A,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +23,7 @@ from lab.opennebula.codes import (
     INTERNAL,
     LCM_INIT,
     LCM_RUNNING,
+    LCM_UNKNOWN,
     PENDING,
     POWEROFF,
     STOPPED,
@@ -33,7 +35,7 @@ from lab.opennebula.codes import (
     OneError,
     no_exists,
 )
-from lab.opennebula.runtime import RuntimeFailure
+from lab.opennebula.runtime import ERROR, GONE, RuntimeFailure
 from lab.opennebula.store import OnedStore, in_range
 from lab.opennebula.template import (
     Template,
@@ -280,7 +282,9 @@ class VmCalls(OnedStore):
                 raise OneError(ACTION, f"[{method}] Invalid action: {action}", oid)
             self._check_unlocked(vm, method, "virtual machine")
             state, lcm = vm["state"], vm["lcm_state"]
-            running = state == ACTIVE and lcm == LCM_RUNNING
+            # A VM in UNKNOWN (its guest reported an error) still has its process: the actions that
+            # take a running VM down take it down too, and resume boots it again.
+            running = state == ACTIVE and lcm in (LCM_RUNNING, LCM_UNKNOWN)
             base = action.removesuffix("-hard")
             if base == "terminate" and state in (
                 ACTIVE,
@@ -306,15 +310,18 @@ class VmCalls(OnedStore):
             elif base in ("stop", "suspend") and running:
                 self._stop(vm, action, method)
                 self._set(vm, STOPPED if base == "stop" else SUSPENDED, LCM_INIT)
-            elif base == "reboot" and running:
+            elif base == "reboot" and running and lcm == LCM_RUNNING:
                 pass
-            elif action in ("resched", "unresched") and running:
+            elif action in ("resched", "unresched") and running and lcm == LCM_RUNNING:
                 vm["resched"] = 1 if action == "resched" else 0
             elif action == "hold" and state == PENDING:
                 self._set(vm, HOLD, LCM_INIT)
             elif action == "release" and state == HOLD:
                 self._set(vm, PENDING, LCM_INIT)
             elif action == "resume" and state in (POWEROFF, SUSPENDED):
+                self._start(vm, method)
+            elif action == "resume" and running and lcm == LCM_UNKNOWN:
+                self._stop(vm, action, method)
                 self._start(vm, method)
             elif action == "resume" and state in (STOPPED, UNDEPLOYED):
                 self._set(vm, PENDING, LCM_INIT)
@@ -328,6 +335,8 @@ class VmCalls(OnedStore):
     def _state_str(self, vm: dict[str, Any]) -> str:
         if vm["state"] == ACTIVE and vm["lcm_state"] == LCM_RUNNING:
             return "RUNNING"
+        if vm["state"] == ACTIVE and vm["lcm_state"] == LCM_UNKNOWN:
+            return "UNKNOWN"
         return VM_STATE_NAMES[vm["state"]]
 
     def _set(self, vm: dict[str, Any], state: int, lcm: int) -> None:
@@ -336,16 +345,66 @@ class VmCalls(OnedStore):
 
     def _start(self, vm: dict[str, Any], method: str) -> None:
         try:
-            self.runtime.start(copy.deepcopy(vm))
+            attrs = self.runtime.start(_view(vm))
         except RuntimeFailure as exc:
             raise OneError(
                 ACTION, f"[{method}] Error starting virtual machine {vm['id']}: {exc}", vm["id"]
             ) from None
+        self._set_user_attrs(vm, {**(attrs or {}), "ERROR": None})
         self._set(vm, ACTIVE, LCM_RUNNING)
+
+    def _set_user_attrs(self, vm: dict[str, Any], attrs: dict[str, str | None]) -> None:
+        """Set (or, for None, remove) single attributes of the VM's ``USER_TEMPLATE``."""
+        kept = [(k, v) for k, v in from_json(vm["user_template"]) if k not in attrs]
+        vm["user_template"] = to_json([*kept, *((k, v) for k, v in attrs.items() if v is not None)])
+
+    def monitor(self) -> list[int]:
+        """One monitoring round, as oned polls its hosts: a running VM whose guest reports an error
+        (I/O on a disk that is not primary) goes to ``UNKNOWN``, one whose process is gone to
+        ``POWEROFF``, with the reason in ``USER_TEMPLATE/ERROR``. Returns the VMs that changed."""
+        with self._lock:
+            running = [
+                v for v in self.data["vms"].values() if v["state"] == ACTIVE and v["lcm_state"] == LCM_RUNNING
+            ]
+        changed = []
+        for vm in running:
+            status, reason = self.runtime.check(_view(vm))  # outside the lock: it may wait on HTTP
+            if status not in (ERROR, GONE):
+                continue
+            with self._lock:
+                if not (vm["state"] == ACTIVE and vm["lcm_state"] == LCM_RUNNING):
+                    continue  # an action moved it meanwhile
+                if status == ERROR:
+                    self._set(vm, ACTIVE, LCM_UNKNOWN)
+                else:
+                    self._set(vm, POWEROFF, LCM_INIT)
+                self._set_user_attrs(vm, {"ERROR": f"{time.strftime('%a %b %d %H:%M:%S %Y')}: {reason}"})
+                self.save()
+                changed.append(int(vm["id"]))
+        return changed
+
+    def boot_running(self) -> list[int]:
+        """At the front-end's start: start (or adopt) the process of every VM recorded as running;
+        one that cannot start goes to ``POWEROFF`` with its ``ERROR``. Returns those that failed."""
+        failed = []
+        with self._lock:
+            for vm in self.data["vms"].values():
+                if vm["state"] != ACTIVE or vm["lcm_state"] not in (LCM_RUNNING, LCM_UNKNOWN):
+                    continue
+                try:
+                    attrs = self.runtime.start(_view(vm))
+                except RuntimeFailure as exc:
+                    self._set(vm, POWEROFF, LCM_INIT)
+                    self._set_user_attrs(vm, {"ERROR": f"{time.strftime('%a %b %d %H:%M:%S %Y')}: {exc}"})
+                    failed.append(int(vm["id"]))
+                    continue
+                self._set_user_attrs(vm, dict(attrs or {}))
+            self.save()
+        return failed
 
     def _stop(self, vm: dict[str, Any], action: str, method: str) -> None:
         try:
-            self.runtime.stop(copy.deepcopy(vm), action)
+            self.runtime.stop(_view(vm), action)
         except RuntimeFailure as exc:
             raise OneError(
                 ACTION, f"[{method}] Error stopping virtual machine {vm['id']}: {exc}", vm["id"]
@@ -363,6 +422,14 @@ class VmCalls(OnedStore):
             leases = vnet.get("leases", {})
             for ip in [ip for ip, owner in leases.items() if owner == vm_id]:
                 del leases[ip]
+
+
+def _view(vm: dict[str, Any]) -> dict[str, Any]:
+    """What a runtime sees of a VM: a copy, with its templates as lists of ``(key, value)``."""
+    view = copy.deepcopy(vm)
+    view["template"] = from_json(vm["template"])
+    view["user_template"] = from_json(vm["user_template"])
+    return view
 
 
 def _matches(vm: dict[str, Any], body: str, query: str) -> bool:

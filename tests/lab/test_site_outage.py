@@ -222,10 +222,14 @@ def test_lab_down_stops_a_frozen_site_then_up_restores_the_lab(lab: Lab) -> None
         assert ceph.lab_processes(lab.root) == []
         assert not (lab.root / "run" / "site-b.frozen").exists()
         assert not lab_mod.status(lab.root).down["site-b"]
+        assert one_control.vm_pid_files(lab.root, "site-a") == []  # the VM processes stopped too
     finally:
         started = time.monotonic()
         assert lab_mod.up(lab.root, log=lambda m: None).running
         timings["lab up again"] = time.monotonic() - started
+    # `lab up` starts again the VMs its front-ends hold as running: site A's two.
+    pids = [read_pid(f) for f in one_control.vm_pid_files(lab.root, "site-a")]
+    assert len(pids) == 2 and None not in pids
     print("\nlab down with a frozen site: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
 
 
