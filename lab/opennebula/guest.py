@@ -48,7 +48,11 @@ from lab.nexus_sim.device import (
 from lab.simserve import serve_until_stopped
 
 LOG = logging.getLogger("opennebula.guest")
-BEAT = 1.0
+BEAT = 5.0
+"""Seconds between heartbeats: a VM started on a disk that is not primary fails at its first one, at
+start; a disk demoted under a running VM is seen within this. Every lab runs two VMs, each beat
+writes and reads every disk (and journal mode replays each write on the peer), so a 1 s beat was
+constant load for nothing the tests need."""
 HEARTBEAT_MAGIC = b"LABVMHB1"
 CANARY_OFFSET = 1 << 20
 CANARY_AREA = 64 * 1024
