@@ -151,4 +151,6 @@ def frontend_for(site: Site, *, timeout: float | None = None) -> PyoneFrontend:
     session = one_session(site)
     assert site.opennebula is not None
     seconds = timeout if timeout is not None else site.opennebula.timeout.total_seconds()
-    return PyoneFrontend(site.name, site.opennebula.endpoint, session, timeout=seconds)
+    return PyoneFrontend(
+        site.name, site.opennebula.endpoint, session, timeout=seconds, verify_tls=site.opennebula.verify_tls
+    )

@@ -85,3 +85,19 @@ def test_a_site_without_a_front_end_is_a_config_error() -> None:
     site = fake_vm_config().site("site-a").model_copy(update={"opennebula": None})
     with pytest.raises(ConfigError, match="site site-a has no OpenNebula front-end"):
         assert SiteBundle(site, FakeObjectStore(site="site-a")).opennebula is None
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_the_sites_verify_tls_reaches_the_transport(verify: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SESSION_ENV, SESSION)
+    site = _site(credentials_env=SESSION_ENV)
+    assert site.opennebula is not None
+    site = site.model_copy(
+        update={
+            "opennebula": site.opennebula.model_copy(
+                update={"endpoint": "https://one.example:2633/RPC2", "verify_tls": verify}
+            )
+        }
+    )
+    front = frontend_for(site)
+    assert front._server._ServerProxy__transport.https_verify is verify

@@ -50,7 +50,9 @@ class PyoneFrontend:
     default, so this adapter gives pyone's transport a per-request timeout instead.
     """
 
-    def __init__(self, site_name: str, endpoint: str, session: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self, site_name: str, endpoint: str, session: str, timeout: float = 30.0, verify_tls: bool = True
+    ) -> None:
         import pyone
 
         self.site = site_name
@@ -63,7 +65,7 @@ class PyoneFrontend:
                 context={"site": site_name, "endpoint": redact_endpoint(endpoint)},
             )
         self._server: Any = pyone.OneServer(endpoint, session=session, protocol="xmlrpc")
-        self._server._ServerProxy__transport = _timed_transport(endpoint, timeout)
+        self._server._ServerProxy__transport = _timed_transport(endpoint, timeout, verify_tls)
 
     def __repr__(self) -> str:
         return f"PyoneFrontend(site={self.site!r}, endpoint={redact_endpoint(self.endpoint)!r})"
@@ -241,8 +243,9 @@ class PyoneFrontend:
         )
 
 
-def _timed_transport(endpoint: str, timeout: float) -> Any:
-    """pyone's requests-based transport, with a timeout on each request."""
+def _timed_transport(endpoint: str, timeout: float, verify_tls: bool = True) -> Any:
+    """pyone's requests-based transport, with a timeout on each request (``verify_tls``: check an
+    https endpoint's certificate, as the site's ``opennebula.verify_tls`` says)."""
     import requests
     from pyone.server_xrpc import RequestsTransport
 
@@ -258,7 +261,7 @@ def _timed_transport(endpoint: str, timeout: float) -> Any:
 
     transport = TimedTransport()
     transport.set_https(endpoint.startswith("https"))
-    transport.set_https_verify(True)
+    transport.set_https_verify(verify_tls)
     return transport
 
 
