@@ -365,18 +365,7 @@ class LabControllers:
             "127.0.0.1",
             "--port",
             str(self.site.nexus_port),
-            "--rbd-pool",
-            pool,
-            "--rbd-image",
-            image,
-            "--ceph-conf",
-            str(cs.conf),
-            "--ceph-cluster",
-            cs.cluster,
-            "--ceph-id",
-            "admin",
-            "--keyring",
-            str(cs.keyring),
+            *_rbd_args(cs, pool, image),
             "--pid-file",
             str(pid_file.with_suffix(".sim.pid")),
             "--log-file",
@@ -448,18 +437,7 @@ class LabControllers:
             "lab.webapp_sim",
             "--port",
             str(self.site.web_port),
-            "--rbd-pool",
-            pool,
-            "--rbd-image",
-            image,
-            "--ceph-conf",
-            str(cs.conf),
-            "--ceph-cluster",
-            cs.cluster,
-            "--ceph-id",
-            "admin",
-            "--keyring",
-            str(cs.keyring),
+            *_rbd_args(cs, pool, image),
             "--pid-file",
             str(pid_file.with_suffix(".sim.pid")),
         ]
@@ -499,3 +477,22 @@ def install(server: Any) -> LabControllers:
     server.add_controller(ctl.on_event)
     threading.Thread(target=ctl.run_forever, name=f"lab-controllers-{site_name}", daemon=True).start()
     return ctl
+
+
+def _rbd_args(cs: Any, pool: str, image: str) -> list[str]:
+    """The options a simulator (Nexus, the web app) takes to open its volume through librbd as the
+    site's admin: ``cs`` is the site's :class:`lab.ceph.CephSite`."""
+    return [
+        "--rbd-pool",
+        pool,
+        "--rbd-image",
+        image,
+        "--ceph-conf",
+        str(cs.conf),
+        "--ceph-cluster",
+        cs.cluster,
+        "--ceph-id",
+        "admin",
+        "--keyring",
+        str(cs.keyring),
+    ]

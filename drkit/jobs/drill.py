@@ -58,7 +58,7 @@ from drkit.jobs.operations import (
     write_journal,
 )
 from drkit.jobs.requests import DrillRequest, default
-from drkit.jobs.restore import saved_objects
+from drkit.jobs.restore import saved_reader
 from drkit.jobs.world import World, observe_placed, update_placement
 
 PVC = KindRef(version="v1", kind="PersistentVolumeClaim")
@@ -136,20 +136,7 @@ def _scratch_refusals(
     key: crypto.MasterKey | None,
 ) -> tuple[str, ...]:
     """What ``site`` would refuse of the drill's copy of the app as backup ``run_id`` saved it."""
-    ref = world.stores(first=site)[0]
-
-    def saved(kinds: tuple[str, ...]) -> list[dict[str, Any]]:
-        return saved_objects(
-            ref.store,
-            world.config.site(source),
-            app,
-            key=key,
-            run_id=run_id,
-            kinds=kinds,
-            layout=ref.layout,
-            store_name="/".join(ref.sites),
-        )
-
+    saved = saved_reader(world, app, source, site, run_id, key)
     try:
         return scratch.scratch_refusals(saved, {v.image: scratch_image(v.image) for v in app.volumes})
     except StandbyError as failure:

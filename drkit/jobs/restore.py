@@ -389,6 +389,29 @@ def saved_objects(
     return [manifest for _, manifest in _read_run(store, entries, key, run=run, where=where)]
 
 
+def saved_reader(
+    world: World, app: ProtectedApp, source: str, site: str, run_id: str, key: crypto.MasterKey | None
+) -> Callable[[tuple[str, ...]], list[dict[str, Any]]]:
+    """Reads the objects of given kinds in run ``run_id`` of ``app`` (taken on ``source``) from
+    ``site``'s own store, checked (:func:`saved_objects`): what a driver that starts its app from
+    saved records is handed, by the plan, the drill and the start step alike."""
+    ref = world.stores(first=site)[0]
+
+    def saved(kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+        return saved_objects(
+            ref.store,
+            world.config.site(source),
+            app,
+            key=key,
+            run_id=run_id,
+            kinds=kinds,
+            layout=ref.layout,
+            store_name="/".join(ref.sites),
+        )
+
+    return saved
+
+
 def restore_namespaces(app: ProtectedApp) -> tuple[str, str]:
     """The namespaces a restore of ``app`` may go into: its own, and its drill namespace."""
     return app.kube_namespace("restore"), scratch_namespace(app)

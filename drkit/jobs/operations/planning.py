@@ -6,7 +6,6 @@ resume; the backup the target can read (:func:`find_backup`) and the trial of th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from drkit.domain import crypto
 from drkit.domain.errors import (
@@ -28,7 +27,7 @@ from drkit.jobs.backup_runs import missing_key_id, read_index, resolve_run
 from drkit.jobs.drivers import Preflight, driver_for
 from drkit.jobs.keys import run_keys
 from drkit.jobs.operations.journal import hold_of
-from drkit.jobs.restore import saved_objects
+from drkit.jobs.restore import saved_reader
 from drkit.jobs.world import (
     PlacementRead,
     World,
@@ -164,22 +163,8 @@ def _app_refusals(
     driver = driver_for(app, bundle.site, bundle.cluster, world)
     if not isinstance(driver, Preflight):
         return None
-    ref = world.stores(first=target)[0]
-
-    def saved(kinds: tuple[str, ...]) -> list[dict[str, Any]]:
-        return saved_objects(
-            ref.store,
-            world.config.site(source),
-            app,
-            key=key,
-            run_id=run_id,
-            kinds=kinds,
-            layout=ref.layout,
-            store_name="/".join(ref.sites),
-        )
-
     try:
-        refusals: tuple[str, ...] = driver.refusals(saved)
+        refusals: tuple[str, ...] = driver.refusals(saved_reader(world, app, source, target, run_id, key))
         return refusals
     except StandbyError as failure:
         return (f"could not be checked on {target}: {failure.message[:200]}",)

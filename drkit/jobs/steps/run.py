@@ -19,7 +19,7 @@ from drkit.domain.errors import NotFound
 from drkit.domain.models import KindRef, ProtectedApp
 from drkit.domain.operations import Plan, StepSpec
 from drkit.jobs.drivers import AppDriver, driver_for
-from drkit.jobs.restore import restore_backup, saved_objects
+from drkit.jobs.restore import restore_backup, saved_reader
 from drkit.jobs.world import World
 
 Seen = dict[str, Any]
@@ -123,17 +123,8 @@ class Run:
                 f"no backup of app {self.app.name} to start it from on {site}",
                 hint=f"run: standby backup run --app {self.app.name}",
             )
-        ref = self.world.stores(first=site)[0]
-        return saved_objects(
-            ref.store,
-            self.world.config.site(self.plan.backup_site or self.plan.source),
-            self.app,
-            key=self.key,
-            run_id=run_id,
-            kinds=kinds,
-            layout=ref.layout,
-            store_name="/".join(ref.sites),
-        )
+        source = self.plan.backup_site or self.plan.source
+        return saved_reader(self.world, self.app, source, site, run_id, self.key)(kinds)
 
     @property
     def restore_run(self) -> str | None:
